@@ -1,0 +1,159 @@
+"""The `synthgate` command.
+
+Exit codes: 0 released · 2 bad input (contract, config, table breaks its contract) · 3 blocked by a gate.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    help="Differentially private synthetic tables, released only when privacy and fidelity gates pass.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+contract_app = typer.Typer(help="Draft and check data contracts.", no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+
+EXIT_BAD_INPUT = 2
+EXIT_BLOCKED = 3
+
+Epochs = Annotated[Optional[float], typer.Option(help="Passes over the data (default 8).")]
+Epsilon = Annotated[Optional[float], typer.Option(help="ε to spend; at most the contract's budget.")]
+Out = Annotated[Optional[Path], typer.Option(help="Output folder: synthgate.duckdb, releases/, blocked/.")]
+Device = Annotated[Optional[str], typer.Option(help="auto (CUDA if present), cpu or cuda[:N].")]
+Seed = Annotated[Optional[int], typer.Option(help="Seed for the split, training, sampling and checks.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+
+
+def _prefect_defaults() -> None:
+    """Sane defaults for a local run; a user's own PREFECT_* settings win."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _execute(config: "RunConfig") -> None:  # type: ignore[name-defined]  # noqa: F821
+    from rich.console import Console
+
+    from flows.release import release_flow
+    from tasks.ingest import InputError
+    from tasks.steps import ContractViolation
+    from validation.contract import ContractError
+
+    console = Console(stderr=True)
+    try:
+        report = release_flow(config)
+    except (ContractViolation, ContractError, InputError) as err:
+        console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    p = report["privacy"]
+    console.print(f"ε spent {p['epsilon_spent']:.3f} of {p['epsilon_budget']} (δ={p['delta']:g})")
+    for g in report["gates"]:
+        mark = "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"
+        v = g["value"] if g.get("gated_value") is None else g["gated_value"]
+        op = "<=" if g.get("direction") == "max" else ">="
+        console.print(f"  {mark} {g['name']:<22} {v:.4g}  (must be {op} {g['threshold']})", highlight=False)
+    if report["released"]:
+        console.print(
+            f"[bold green]RELEASED[/] table {report['output']['table']!r} in {report['output']['db']}; "
+            f"report: {report['folder']}/report.html"
+        )
+        return
+    console.print(f"[bold red]BLOCKED[/]: nothing published. Report: {report['folder']}/report.html")
+    for r in report["decision"]["reasons"]:
+        console.print(f"  - {r}", highlight=False)
+    raise typer.Exit(EXIT_BLOCKED)
+
+
+def ensure_demo_db(out: Path) -> Path:
+    """Load the embedded parquet into a DuckDB file on first run (one writer; idempotent)."""
+    import duckdb
+
+    from flows.demo import DEMO_TABLE, demo_parquet
+    from tasks.ingest import quote_ident
+
+    db = out / "demo-source.duckdb"
+    if db.exists():
+        return db
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = db.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    with duckdb.connect(str(tmp)) as con:
+        con.execute(f"CREATE TABLE {quote_ident(DEMO_TABLE)} AS SELECT * FROM read_parquet(?)", [str(demo_parquet())])
+    os.replace(tmp, db)
+    return db
+
+
+@app.command()
+def demo(epochs: Epochs = None, epsilon: Epsilon = None, out: Out = None, device: Device = None,
+         seed: Seed = None, quiet: Quiet = False) -> None:
+    """Run the release flow on the embedded UCI Adult table (ε = 3, δ = 1e-6 by default)."""
+    from flows.config import RunConfig, SourceConfig
+    from flows.demo import DEMO_TABLE, demo_contract
+
+    out = out or Path("out/demo")
+    db = ensure_demo_db(out)
+    opts = {k: v for k, v in dict(epochs=epochs, epsilon=epsilon, device=device, seed=seed).items() if v is not None}
+    config = RunConfig(contract=demo_contract(), source=SourceConfig(db=db, table=DEMO_TABLE), out=out,
+                       show_progress=not quiet, **opts)
+    _execute(config)
+
+
+@app.command()
+def run(config: Annotated[Path, typer.Option("--config", help="Run config YAML (contract, source, out, ...).")],
+        epochs: Epochs = None, epsilon: Epsilon = None, out: Out = None, device: Device = None,
+        seed: Seed = None, quiet: Quiet = False) -> None:
+    """Run the release flow described by a run-config YAML (see README)."""
+    from flows.config import load_run_config
+    from validation.contract import ContractError
+
+    try:
+        cfg = load_run_config(config, epochs=epochs, epsilon=epsilon, out=str(out) if out else None,
+                              device=device, seed=seed, show_progress=False if quiet else None)
+    except ContractError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    _execute(cfg)
+
+
+@contract_app.command("infer")
+def contract_infer(
+    db: Annotated[Path, typer.Option(help="DuckDB file holding the table.")],
+    table: Annotated[str, typer.Option(help="Table to describe.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the draft YAML.")],
+    missing: Annotated[list[str], typer.Option(help="A string meaning 'missing' (repeatable), e.g. '?'.")] = [],  # noqa: B006
+) -> None:
+    """Draft a contract from a table. Its bounds and categories come from PRIVATE rows: review them."""
+    from flows.config import SourceConfig
+    from tasks.ingest import InputError, read_source
+    from validation.infer import infer_contract, render_inferred_yaml
+
+    try:
+        df = read_source(SourceConfig(db=db, table=table))
+    except InputError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    contract = infer_contract(df, table=table, missing_values=missing)
+    output.write_text(render_inferred_yaml(contract), encoding="utf-8")
+    typer.secho(
+        f"wrote {output}. WARNING: every bound and category marked from_data was read from the "
+        "private rows. Replace them with public knowledge before a release counts as DP; until "
+        "then the contract_is_public gate blocks every release.",
+        fg="yellow", err=True,
+    )
+
+
+def main() -> None:
+    _prefect_defaults()
+    app()
+
+
+if __name__ == "__main__":
+    main()

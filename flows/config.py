@@ -1,0 +1,79 @@
+"""RunConfig: the one parameter of the release flow (pydantic, frozen, unknown keys are errors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from validation.contract import ContractError
+
+
+class SourceConfig(BaseModel):
+    """Where the private table comes from: exactly one of table (with db), query (with db), path."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    db: Path | None = Field(None, description="DuckDB file holding the table (for table/query).")
+    table: str | None = Field(None, description="Table name in db; quoted, never pasted as SQL.")
+    query: str | None = Field(None, description="A read-only SELECT run against db.")
+    path: Path | None = Field(None, description="A CSV or Parquet file read through DuckDB.")
+
+    @model_validator(mode="after")
+    def _one(self) -> SourceConfig:
+        given = [k for k in ("table", "query", "path") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"source needs exactly one of table, query or path. Got {given or 'none'}."
+            )
+        if (self.table or self.query) and self.db is None:
+            raise ValueError("source.table and source.query need source.db (a DuckDB file).")
+        return self
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    contract: Path
+    source: SourceConfig
+    out: Path = Path("out")
+    output_table: str | None = Field(None, description="Default: <contract table>_synthetic.")
+    epochs: float = Field(8.0, gt=0)
+    epsilon: float | None = Field(
+        None, gt=0, description="ε to spend in this run; at most the contract's budget."
+    )
+    device: str = "auto"
+    seed: int = Field(0, ge=0)
+    holdout_fraction: float = Field(1 / 3, gt=0, lt=1)
+    n_synthetic: int | None = Field(None, ge=1, description="Default: as many rows as train.")
+    batch_size: int = Field(1000, ge=2)
+    show_progress: bool = True
+
+    @property
+    def output_db(self) -> Path:
+        return self.out / "synthgate.duckdb"
+
+
+def load_run_config(path: str | Path, **overrides: object) -> RunConfig:
+    """Read a YAML run config; relative paths in it are relative to the file's folder."""
+    p = Path(path)
+    if not p.is_file():
+        raise ContractError(f"run config {str(p)!r} does not exist. Pass an existing YAML file.")
+    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ContractError(f"{p} must be a YAML mapping (contract, source, out, ...).")
+    base = p.parent
+    for key in ("contract", "out"):
+        if key in data and not Path(data[key]).is_absolute():
+            data[key] = str(base / data[key])
+    src = data.get("source") or {}
+    for key in ("db", "path"):
+        if isinstance(src, dict) and src.get(key) and not Path(src[key]).is_absolute():
+            src[key] = str(base / src[key])
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        lines = "\n".join(f"  - {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ContractError(f"{p} is not a valid run config:\n{lines}") from None

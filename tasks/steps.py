@@ -1,0 +1,119 @@
+"""Thin Prefect tasks for validation, splitting, training, sampling and the checks.
+
+Every task that touches private rows has ``cache_policy=NO_CACHE, persist_result=False``: Prefect
+must never write a private frame to its result store. Logs carry aggregates only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from models.ledger import PrivacyLedger
+from models.synthesizers import CONFIGS, get_synthesizer
+from models.synthesizers.ctgan import DPCTGAN, TrainingProgress
+from validation.contract import Contract
+from validation.expectations import ValidationReport, validate_frame
+from validation.gates import budget_result, contract_public_result
+from validation.fidelity import column_shapes, ml_efficacy, pair_trends
+from validation.privacy import dcr_share, identical_match_share
+from validation.results import GateDecision, MetricResult
+from validation.results import decide_release as _decide
+
+PRIVATE = dict(cache_policy=NO_CACHE, persist_result=False)
+
+
+class ContractViolation(ValueError):
+    """Rows break the contract: nothing is trained or written (exit code 2)."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        super().__init__(
+            f"the table breaks its contract in {len(report.failures)} check(s); nothing was "
+            f"trained or written.\n{report.summary()}\nFix the rows or the contract, then rerun."
+        )
+
+
+@task(name="validate_table", **PRIVATE)
+def validate_table(df: pl.DataFrame, contract: Contract) -> ValidationReport:
+    """Run the suite generated from the contract; raise ContractViolation on any failure."""
+    report = validate_frame(df, contract)
+    if not report.success:
+        raise ContractViolation(report)
+    contract.privacy.check_delta(df.height)
+    return report
+
+
+@task(name="split_holdout", **PRIVATE)
+def split_holdout(df: pl.DataFrame, *, fraction: float, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Seeded random split; the holdout is never shown to the model."""
+    n_hold = int(round(df.height * fraction))
+    if n_hold < 1 or df.height - n_hold < 2:
+        raise ValueError(
+            f"the table has {df.height} rows: too few to keep a holdout of {fraction:.0%} and "
+            "still train. Use a larger table."
+        )
+    perm = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]).permutation(df.height)
+    return df[np.sort(perm[n_hold:])], df[np.sort(perm[:n_hold])]
+
+
+@task(name="train_synthesizer", **PRIVATE)
+def train_synthesizer(
+    train: pl.DataFrame,
+    contract: Contract,
+    *,
+    epsilon: float,
+    epochs: float,
+    batch_size: int,
+    device: str,
+    seed: int,
+    progress: Callable[[TrainingProgress], None] | None = None,
+) -> tuple[DPCTGAN, PrivacyLedger]:
+    """DP training; every data-dependent step is charged to a fresh ledger for this release."""
+    cls = get_synthesizer(contract.model)
+    config = CONFIGS[contract.model](epochs=epochs, batch_size=batch_size)
+    ledger = PrivacyLedger(contract.privacy.delta)
+    model = cls(contract, config, device=device)
+    model.fit(train.select(contract.modelled_columns), ledger=ledger, epsilon=epsilon, seed=seed, progress=progress)
+    return model, ledger
+
+
+@task(name="sample_synthetic", cache_policy=NO_CACHE, persist_result=False)
+def sample_synthetic(model: DPCTGAN, *, n: int, seed: int) -> pl.DataFrame:
+    """Sampling is post-processing of the DP model: it reads no private row."""
+    return model.sample(n, seed=seed)
+
+
+@task(name="evaluate_privacy", **PRIVATE)
+def evaluate_privacy(
+    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
+) -> list[MetricResult]:
+    s1, s2 = (int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(2))
+    return [
+        identical_match_share(synthetic, train, holdout, contract=contract, seed=s1),
+        dcr_share(synthetic, train, holdout, contract, seed=s2),
+    ]
+
+
+@task(name="evaluate_fidelity", **PRIVATE)
+def evaluate_fidelity(
+    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
+) -> list[MetricResult]:
+    results = [column_shapes(train, synthetic, contract), pair_trends(train, synthetic, contract)]
+    ml = ml_efficacy(train, synthetic, holdout, contract, seed=seed)
+    if ml is not None:
+        results.append(ml)
+    return results
+
+
+@task(name="decide_release")
+def decide_release(
+    results: list[MetricResult], contract: Contract, *, epsilon_spent: float
+) -> tuple[GateDecision, list[MetricResult]]:
+    """All gates, budget and contract included; released only if every one passes."""
+    everything = [*results, budget_result(epsilon_spent, contract.privacy.epsilon), contract_public_result(contract)]
+    return _decide(everything), everything

@@ -1,0 +1,71 @@
+"""The release flow end to end on a small Adult sample, under prefect_test_harness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from flows.config import RunConfig, SourceConfig
+from flows.demo import demo_contract, demo_parquet
+from flows.release import release_flow
+from tasks.steps import ContractViolation
+
+
+@pytest.fixture()
+def small_source(tmp_path: Path) -> Path:
+    path = tmp_path / "adult_small.parquet"
+    pl.read_parquet(demo_parquet()).sample(n=1500, seed=3).write_parquet(path)
+    return path
+
+
+def _config(tmp_path: Path, source: Path, **kw: object) -> RunConfig:
+    return RunConfig(
+        contract=demo_contract(), source=SourceConfig(path=source), out=tmp_path / "out",
+        epochs=1.0, batch_size=250, show_progress=False, seed=0, **kw,
+    )
+
+
+def _tables(db: Path) -> set[str]:
+    if not db.exists():
+        return set()
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+
+def test_flow_end_to_end_writes_a_complete_report(prefect_harness: None, tmp_path: Path, small_source: Path) -> None:
+    cfg = _config(tmp_path, small_source)
+    report = release_flow(cfg)
+    folder = Path(report["folder"])
+    on_disk = json.loads((folder / "report.json").read_text())
+    assert on_disk["released"] == report["released"]
+    for key in ("gates", "privacy", "rows", "timings", "versions"):
+        assert key in on_disk
+    assert on_disk["rows"] == {"train": 1000, "holdout": 500, "synthetic": 1000}
+    p = on_disk["privacy"]
+    assert 0 < p["epsilon_spent"] <= p["epsilon_budget"] == 3.0
+    assert [e["mechanism"] for e in p["ledger"]] == ["codec-histograms", "dp-sgd-critic"]
+    assert {g["name"] for g in on_disk["gates"]} >= {"dcr_share", "identical_match_share", "column_shapes", "pair_trends", "ml_efficacy", "privacy_budget"}
+    assert (folder / "report.html").read_text().startswith("<!DOCTYPE html>")
+    if report["released"]:
+        assert folder.parent.name == "releases" and (folder / "model.pt").exists()
+        assert "adult_synthetic" in _tables(cfg.output_db)
+    else:  # blocked: the report names the failed gates and nothing is published
+        assert folder.parent.name == "blocked" and on_disk["decision"]["reasons"]
+        assert not (folder / "model.pt").exists()
+        assert "adult_synthetic" not in _tables(cfg.output_db)
+
+
+def test_contract_violation_trains_nothing_and_writes_nothing(prefect_harness: None, tmp_path: Path, small_source: Path) -> None:
+    bad = pl.read_parquet(small_source)
+    bad = bad.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(-5).otherwise(pl.col("age")).alias("age"))
+    bad_path = tmp_path / "bad.parquet"
+    bad.write_parquet(bad_path)
+    cfg = _config(tmp_path, bad_path)
+    with pytest.raises(ContractViolation) as info:
+        release_flow(cfg)
+    assert "age" in str(info.value) and "-5" not in str(info.value)
+    assert not (tmp_path / "out").exists()

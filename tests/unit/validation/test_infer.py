@@ -1,0 +1,228 @@
+"""Drafting a contract from a table: kinds, from_data marks, pii flags, the YAML round trip."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from validation.contract import (
+    CategoricalColumn,
+    ContinuousColumn,
+    ContractError,
+    DatetimeColumn,
+    IntegerColumn,
+    load_contract,
+    parse_contract,
+)
+from validation.infer import infer_contract, render_inferred_yaml
+
+N = 20
+
+
+@pytest.fixture()
+def frame() -> pl.DataFrame:
+    """20 rows with one column of each kind the drafter distinguishes."""
+    return pl.DataFrame(
+        {
+            "age": [20 + i for i in range(N)],
+            "score": [0.5 * i for i in range(N - 1)] + [None],
+            "colour": ["red", "green", "blue", None] * 5,
+            "smoker": [True, False] * 10,
+            "visited": [dt.datetime(2020, 1, 1) + dt.timedelta(days=i) for i in range(N)],
+            "ticket": [f"T-{i:04d}" for i in range(N)],  # unique per row, innocuous name
+            "contact": [f"user{i % 3}@example.org" for i in range(N)],  # few distinct e-mails
+            "tax_ref": [f"{100 + i % 2:03d}-45-678{i % 2}" for i in range(N)],  # SSN-like
+            "customerID": list(range(N)),  # numeric, but the name says identifier
+            "full_name": ["Ann", "Bob"] * 10,
+        }
+    )
+
+
+def test_kinds_are_drafted(frame: pl.DataFrame) -> None:
+    c = infer_contract(frame, table="visits")
+    kinds = {name: col.kind for name, col in c.columns.items()}
+    assert kinds == {
+        "age": "integer",
+        "score": "continuous",
+        "colour": "categorical",
+        "smoker": "boolean",
+        "visited": "datetime",
+        "ticket": "identifier",
+        "contact": "pii",
+        "tax_ref": "pii",
+        "customerID": "identifier",
+        "full_name": "pii",
+    }
+
+
+def test_bounds_domains_and_nullability(frame: pl.DataFrame) -> None:
+    c = infer_contract(frame, table="visits")
+    age, score, colour, visited = (c.columns[n] for n in ("age", "score", "colour", "visited"))
+    assert isinstance(age, IntegerColumn) and (age.min, age.max) == (20, 39)
+    assert isinstance(score, ContinuousColumn) and (score.min, score.max) == (0.0, 9.0)
+    assert isinstance(colour, CategoricalColumn) and colour.categories == ["blue", "green", "red"]
+    assert isinstance(visited, DatetimeColumn)
+    assert (visited.min, visited.max) == (dt.datetime(2020, 1, 1), dt.datetime(2020, 1, 20))
+    assert [n for n, col in c.columns.items() if col.nullable] == ["score", "colour"]
+
+
+def test_every_data_bound_is_marked_from_data(frame: pl.DataFrame) -> None:
+    c = infer_contract(frame, table="visits")
+    for name, col in c.columns.items():
+        has_data_domain = col.kind in ("integer", "continuous", "datetime", "categorical")
+        assert col.from_data is has_data_domain, name
+    assert c.data_derived_columns == ["age", "score", "colour", "visited"]
+
+
+def test_excluded_columns_say_why_without_values(frame: pl.DataFrame) -> None:
+    c = infer_contract(frame, table="visits")
+    assert "e-mail" in (c.columns["contact"].description or "")
+    assert "social security" in (c.columns["tax_ref"].description or "")
+    assert "unique per row" in (c.columns["ticket"].description or "")
+    text = render_inferred_yaml(c)
+    assert "example.org" not in text and "-45-678" not in text and "T-00" not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("id", "identifier"),
+        ("record_id", "identifier"),
+        ("patientId", "identifier"),
+        ("uuid", "identifier"),
+        ("email", "pii"),
+        ("E-Mail", "pii"),
+        ("phone_number", "pii"),
+        ("ssn", "pii"),
+        ("lastName", "pii"),
+        ("home address", "pii"),
+        ("date_of_birth", "pii"),
+    ],
+)
+def test_name_hints(name: str, kind: str) -> None:
+    df = pl.DataFrame({name: ["a", "b"] * 10, "x": list(range(N))})
+    assert infer_contract(df, table="t").columns[name].kind == kind
+
+
+@pytest.mark.parametrize("name", ["paid", "valid", "width", "hours-per-week", "education-num"])
+def test_name_hints_do_not_fire_on_ordinary_words(name: str) -> None:
+    df = pl.DataFrame({name: [1, 2] * 10})
+    assert infer_contract(df, table="t").columns[name].kind == "integer"
+
+
+def test_phone_like_values_are_pii() -> None:
+    phones = ["+1 (555) 010-0000", "555-010-0001", "+44 20 7946 0958", "0049 30 1234567"] * 5
+    df = pl.DataFrame({"reach": phones, "x": list(range(N))})
+    assert infer_contract(df, table="t").columns["reach"].kind == "pii"
+
+
+def test_high_cardinality_text_is_excluded() -> None:
+    df = pl.DataFrame({"note": [f"n{i % 60}" for i in range(200)], "x": list(range(200))})
+    col = infer_contract(df, table="t").columns["note"]
+    assert col.kind == "identifier" and "60 distinct" in (col.description or "")
+
+
+def test_missing_values_become_null() -> None:
+    df = pl.DataFrame({"c": ["a", "?", "b", "a"] * 5})
+    c = infer_contract(df, table="t", missing_values=["?"])
+    col = c.columns["c"]
+    assert isinstance(col, CategoricalColumn) and col.categories == ["a", "b"] and col.nullable
+    assert c.missing_values == ["?"]
+
+
+def test_edge_columns_still_give_a_valid_contract() -> None:
+    df = pl.DataFrame(
+        {
+            "const": [7] * N,
+            "nan_only": [math.nan] * N,
+            "with_inf": [1.0, math.inf, -math.inf, 2.0] * 5,
+            "empty": pl.Series([None] * N, dtype=pl.String),
+            "day": [dt.date(2021, 1, 1)] * N,
+        }
+    )
+    c = infer_contract(df, table="t")
+    names = ("const", "nan_only", "with_inf", "day")
+    const, nan_only, with_inf, day = (c.columns[n] for n in names)
+    assert isinstance(const, IntegerColumn) and (const.min, const.max) == (7, 8)
+    assert isinstance(nan_only, ContinuousColumn) and (nan_only.min, nan_only.max) == (0.0, 1.0)
+    assert isinstance(with_inf, ContinuousColumn) and (with_inf.min, with_inf.max) == (1.0, 2.0)
+    assert c.columns["empty"].kind == "identifier"
+    assert isinstance(day, DatetimeColumn) and day.min == dt.datetime(2021, 1, 1)
+
+
+def test_delta_default_and_check() -> None:
+    small = pl.DataFrame({"x": list(range(N))})
+    assert infer_contract(small, table="t").privacy.delta == 1e-6
+    big = pl.DataFrame({"x": list(range(1_000_000))})
+    assert infer_contract(big, table="t").privacy.delta == pytest.approx(1e-7)
+    with pytest.raises(ContractError, match="privacy.delta"):
+        infer_contract(small, table="t", delta=0.1)
+
+
+def test_epsilon_is_validated() -> None:
+    with pytest.raises(ContractError, match="privacy.epsilon"):
+        infer_contract(pl.DataFrame({"x": list(range(N))}), table="t", epsilon=0)
+
+
+def test_empty_table_is_refused() -> None:
+    with pytest.raises(ContractError, match="0 rows"):
+        infer_contract(pl.DataFrame({"x": []}, schema={"x": pl.Int64}), table="t")
+
+
+def test_all_excluded_is_refused() -> None:
+    with pytest.raises(ContractError, match="models no column"):
+        infer_contract(pl.DataFrame({"email": ["a@b.org", "c@d.org"]}), table="t")
+
+
+def test_render_round_trip(frame: pl.DataFrame, tmp_path: Path) -> None:
+    c = infer_contract(frame, table="visits", epsilon=2.5)
+    text = render_inferred_yaml(c)
+    assert parse_contract(yaml.safe_load(text)) == c
+    path = tmp_path / "visits.contract.yaml"
+    path.write_text(text, encoding="utf-8")
+    loaded = load_contract(path)
+    assert loaded == c and loaded.fingerprint() == c.fingerprint()
+
+
+def test_render_round_trip_demo_table() -> None:
+    df = pl.read_parquet(Path(__file__).resolve().parents[3] / "flows" / "demo" / "adult.parquet")
+    c = infer_contract(df, table="adult", missing_values=["?"])
+    assert parse_contract(yaml.safe_load(render_inferred_yaml(c))) == c
+    assert len(c.data_derived_columns) == 15
+
+
+def test_inferred_contract_validates_its_table() -> None:
+    from validation.expectations import validate_frame
+
+    df = pl.read_parquet(Path(__file__).resolve().parents[3] / "flows" / "demo" / "adult.parquet")
+    c = infer_contract(df, table="adult", missing_values=["?"])
+    text = [n for n, t in df.schema.items() if t == pl.String]
+    prepared = df.with_columns(
+        pl.when(pl.col(n) == "?").then(None).otherwise(pl.col(n)).alias(n) for n in text
+    )
+    report = validate_frame(prepared, c)
+    assert report.success, report.summary()
+
+
+def test_header_warning(frame: pl.DataFrame) -> None:
+    text = render_inferred_yaml(infer_contract(frame, table="visits"))
+    header = text.split("version:", 1)[0]
+    assert all(line.startswith("#") for line in header.splitlines())
+    lowered = header.lower()
+    assert "read from the" in lowered and "private rows" in lowered
+    assert "leaks information" in lowered
+    assert "public knowledge" in lowered and "privacy budget" in lowered
+    assert "not differentially private" in lowered
+    assert "contract_is_public" in header
+    assert "'age', 'score', 'colour', 'visited'" in header
+
+
+def test_header_survives_hostile_column_names() -> None:
+    df = pl.DataFrame({"a\nversion: 2": list(range(N)), "b": list(range(N))})
+    c = infer_contract(df, table="t")
+    assert parse_contract(yaml.safe_load(render_inferred_yaml(c))) == c

@@ -1,0 +1,288 @@
+"""Privacy metrics: hand-computable cases, then oracles on the Adult demo table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy.stats import binomtest
+
+from validation.contract import Contract, load_contract, parse_contract
+from validation.privacy import dcr_share, encode_for_distance, identical_match_share
+from validation.results import decide_release
+
+ROOT = Path(__file__).resolve().parents[3]
+ADULT = ROOT / "flows" / "demo" / "adult.parquet"
+ADULT_CONTRACT = ROOT / "flows" / "demo" / "adult.contract.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def adult_split(seed: int = 0) -> tuple[Contract, pl.DataFrame, pl.DataFrame]:
+    """(contract, train, holdout): the demo table, '?' read as null, split 2/3 : 1/3 (seeded)."""
+    contract = load_contract(ADULT_CONTRACT)
+    df = pl.read_parquet(ADULT).select(contract.modelled_columns)
+    text = [c for c, t in df.schema.items() if t == pl.Utf8]
+    df = df.with_columns(
+        pl.when(pl.col(c).is_in(contract.missing_values)).then(None).otherwise(pl.col(c)).alias(c)
+        for c in text
+    )
+    perm = np.random.default_rng(seed).permutation(df.height)
+    n_train = df.height * 2 // 3
+    return contract, df[np.sort(perm[:n_train])], df[np.sort(perm[n_train:])]
+
+
+def _contract(columns: dict[str, dict[str, object]], **extra: object) -> Contract:
+    return parse_contract(
+        {"table": "t", "columns": columns, "privacy": {"epsilon": 1.0, "delta": 1e-6}, **extra}
+    )
+
+
+@pytest.fixture
+def mixed() -> Contract:
+    return _contract(
+        {
+            "age": {"kind": "integer", "min": 0, "max": 10},
+            "color": {"kind": "categorical", "categories": ["red", "blue"], "nullable": True},
+            "flag": {"kind": "boolean"},
+            "score": {"kind": "continuous", "min": -1.0, "max": 1.0, "nullable": True},
+        }
+    )
+
+
+def _mixed_frame(rows: list[tuple[object, ...]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema={"age": pl.Int64, "color": pl.Utf8, "flag": pl.Boolean, "score": pl.Float64},
+        orient="row",
+    )
+
+
+def _sqdist(a: np.ndarray, b: np.ndarray) -> float:
+    return float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).sum())
+
+
+# --- encode_for_distance ---------------------------------------------------------------------
+
+
+def test_encoding_layout_is_fixed_by_the_contract(mixed: Contract) -> None:
+    x = encode_for_distance(_mixed_frame([(3, "blue", True, 0.5), (None, None, None, None)]), mixed)
+    s = 1 / math.sqrt(2)
+    # age: value, null flag | color: red, blue, null, other | flag: F, T, null | score, null flag
+    expected = np.array(
+        [
+            [0.3, 0, 0, s, 0, 0, 0, s, 0, 0.75, 0],
+            [0.5, 1, 0, 0, s, 0, 0, 0, s, 0.5, 1],
+        ],
+        dtype=np.float32,
+    )
+    assert x.dtype == np.float32
+    np.testing.assert_allclose(x, expected, rtol=0, atol=1e-7)
+
+
+def test_distance_is_range_scaled_numeric_plus_category_mismatches(mixed: Contract) -> None:
+    x = encode_for_distance(
+        _mixed_frame([(2, "red", True, 0.0), (5, "red", True, 0.0), (2, "blue", False, 0.0)]),
+        mixed,
+    )
+    assert _sqdist(x[0], x[1]) == pytest.approx(0.3**2, abs=1e-6)  # |Δage| / range = 3 / 10
+    assert _sqdist(x[0], x[2]) == pytest.approx(2.0, abs=1e-6)  # two categorical mismatches
+
+
+def test_null_is_its_own_category_and_a_null_number_is_at_least_one_away(mixed: Contract) -> None:
+    x = encode_for_distance(
+        _mixed_frame(
+            [
+                (0, "red", True, None),
+                (0, None, True, None),
+                (0, "red", True, 1.0),
+                (0, "red", True, 0.0),
+            ]
+        ),
+        mixed,
+    )
+    assert _sqdist(x[0], x[1]) == pytest.approx(1.0, abs=1e-6)  # red vs null
+    assert 1.0 - 1e-6 <= _sqdist(x[0], x[2]) <= 1.25 + 1e-6  # null vs the range's end
+    assert _sqdist(x[0], x[3]) == pytest.approx(1.0, abs=1e-6)  # null vs the range's middle
+
+
+def test_datetimes_are_epoch_seconds_scaled_by_the_contract_range() -> None:
+    contract = _contract(
+        {"t": {"kind": "datetime", "min": "2020-01-01T00:00:00", "max": "2020-01-11T00:00:00"}}
+    )
+    df = pl.DataFrame({"t": [dt.datetime(2020, 1, 6), dt.datetime(2020, 1, 1, 12)]})
+    np.testing.assert_allclose(encode_for_distance(df, contract)[:, 0], [0.5, 0.05], atol=1e-6)
+
+
+def test_out_of_domain_category_is_encoded_without_error(mixed: Contract) -> None:
+    x = encode_for_distance(_mixed_frame([(0, "green", True, 0.0), (0, "red", True, 0.0)]), mixed)
+    assert _sqdist(x[0], x[1]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_encoding_rejects_unmodelled_columns_without_quoting_values(mixed: Contract) -> None:
+    df = _mixed_frame([(1, "red", True, 0.0)]).with_columns(
+        pl.lit("alice@example.org").alias("email")
+    )
+    with pytest.raises(ValueError, match="exactly the contract's modelled columns") as err:
+        encode_for_distance(df, mixed)
+    assert "alice" not in str(err.value)
+
+
+# --- identical_match_share -------------------------------------------------------------------
+
+
+def test_identical_match_share_by_hand(mixed: Contract) -> None:
+    train = _mixed_frame([(1, "red", True, 0.0), (2, None, False, None)])
+    holdout = _mixed_frame([(3, "blue", True, 0.5), (4, "red", False, 0.5)])
+    synthetic = _mixed_frame(
+        [
+            (1, "red", True, 0.0),  # copies train row 0
+            (2, None, False, None),  # copies train row 1 (nulls match nulls)
+            (3, "blue", True, 0.5),  # copies holdout row 0
+            (9, "red", True, 0.0),  # new
+        ]
+    )
+    r = identical_match_share(synthetic, train, holdout, contract=mixed, seed=0)
+    assert r.value == pytest.approx(0.5)
+    assert r.details["holdout_share"] == pytest.approx(0.25)
+    assert r.threshold == pytest.approx(0.25 + 0.01)
+    assert not r.passed
+    assert (r.kind, r.direction) == ("privacy", "max")
+
+
+def test_identical_match_share_subsamples_to_equal_sizes(mixed: Contract) -> None:
+    train = _mixed_frame([(i, "red", True, 0.0) for i in range(10)])
+    holdout = _mixed_frame([(i, "blue", True, 0.0) for i in range(4)])
+    synthetic = train
+    r = identical_match_share(synthetic, train, holdout, contract=mixed, seed=3)
+    assert r.details["reference_rows_each"] == 4
+    assert r.value == pytest.approx(0.4)  # 4 of the 10 copies fall in the 4-row subsample
+    assert r.details["train_share_all_rows"] == pytest.approx(1.0)
+    again = identical_match_share(synthetic, train, holdout, contract=mixed, seed=3)
+    assert again == r
+
+
+def test_identical_match_share_works_without_a_contract() -> None:
+    a = pl.DataFrame({"x": [1, 2]})
+    r = identical_match_share(a, a, pl.DataFrame({"x": [3, 4]}), tolerance=0.5)
+    assert (r.value, r.details["holdout_share"], r.passed) == (1.0, 0.0, False)
+
+
+# --- dcr_share -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_number() -> Contract:
+    return _contract({"x": {"kind": "integer", "min": 0, "max": 10}})
+
+
+def _x(values: list[int]) -> pl.DataFrame:
+    return pl.DataFrame({"x": values}, schema={"x": pl.Int64})
+
+
+@pytest.mark.parametrize("balance", ["reweight", "subsample"])
+def test_dcr_share_by_hand(one_number: Contract, balance: str) -> None:
+    # synthetic 1: train 0.1 vs holdout 0.5 -> train; 2: 0.2 vs 0.4 -> train;
+    # 5: 0.1 vs 0.1 -> tie (one each side: half); 9: 0.5 vs 0.1 -> holdout.  (1+1+½+0)/4
+    r = dcr_share(_x([1, 2, 5, 9]), _x([0, 4]), _x([6, 10]), one_number, seed=0, balance=balance)
+    assert r.value == pytest.approx(0.625)
+    assert r.details["chance_share"] == pytest.approx(0.5)
+    counts = (r.details["closer_to_train"], r.details["closer_to_holdout"], r.details["ties"])
+    assert counts == (2, 1, 1)
+    assert r.details["median_dcr_train"] == pytest.approx(0.15, abs=1e-6)
+    assert r.details["median_dcr_holdout"] == pytest.approx(0.25, abs=1e-6)
+    ci = binomtest(3, 4).proportion_ci(confidence_level=0.95, method="wilson")  # 2.5 rounded up
+    assert r.ci == pytest.approx((ci.low, ci.high))
+    assert r.gated_value == r.ci[1]
+    assert not r.passed  # 4 rows cannot show the upper end is below 0.55
+
+
+def test_dcr_share_splits_ties_by_neighbour_counts_and_corrects_for_sizes(
+    one_number: Contract,
+) -> None:
+    # 5 is 0.1 from train rows 4 and 6 and from holdout row 4: 2 of 3 tied neighbours are
+    # train rows (raw share 2/3). With train twice the holdout, chance is 2/3 too: 0.5.
+    r = dcr_share(_x([5]), _x([4, 6]), _x([4]), one_number, seed=0)
+    assert r.details["raw_share"] == pytest.approx(2 / 3)
+    assert r.details["chance_share"] == pytest.approx(2 / 3)
+    assert r.value == pytest.approx(0.5)
+
+
+def test_dcr_share_is_one_half_for_exchangeable_rows_with_heavy_ties() -> None:
+    contract = _contract({"c": {"kind": "categorical", "categories": ["a", "b", "c"]}})
+    rng = np.random.default_rng(7)
+
+    def draw(n: int) -> pl.DataFrame:
+        return pl.DataFrame({"c": rng.choice(["a", "b", "c"], size=n, p=[0.6, 0.3, 0.1])})
+
+    r = dcr_share(draw(300), draw(600), draw(300), contract, seed=0)
+    assert r.details["ties"] == 300  # every synthetic row has exact copies on both sides
+    assert abs(r.value - 0.5) < 0.05  # seeded; size-corrected share of tied neighbours
+
+
+def test_dcr_share_caps_the_synthetic_rows(one_number: Contract) -> None:
+    synthetic = _x(list(range(11)) * 10)
+    r = dcr_share(synthetic, _x([0, 5]), _x([2, 8]), one_number, seed=1, max_synthetic_rows=7)
+    assert r.details["synthetic_rows_used"] == 7
+    assert r.details["synthetic_rows_total"] == 110
+    assert r.details["synthetic_row_cap"] == 7
+    again = dcr_share(synthetic, _x([0, 5]), _x([2, 8]), one_number, seed=1, max_synthetic_rows=7)
+    assert again == r
+
+
+def test_dcr_share_rejects_bad_options(one_number: Contract) -> None:
+    with pytest.raises(ValueError, match="max_synthetic_rows"):
+        dcr_share(_x([1]), _x([1]), _x([1]), one_number, seed=0, max_synthetic_rows=0)
+    with pytest.raises(ValueError, match="balance"):
+        dcr_share(
+            _x([1]), _x([1]), _x([1]), one_number, seed=0, balance="half"  # type: ignore[arg-type]
+        )
+
+
+# --- oracles on Adult ------------------------------------------------------------------------
+
+
+def test_oracle_copy_of_train_is_blocked() -> None:
+    contract, train, holdout = adult_split()
+    dcr = dcr_share(train, train, holdout, contract, seed=0, max_synthetic_rows=4000)
+    identical = identical_match_share(train, train, holdout, contract=contract, seed=0)
+    assert dcr.value > 0.9
+    assert not dcr.passed
+    assert not identical.passed
+    assert identical.value > 0.4  # about half of train lies in the holdout-sized subsample
+    decision = decide_release([dcr, identical])
+    assert not decision.released
+    assert any(r.startswith("dcr_share") for r in decision.reasons)
+    assert any(r.startswith("identical_match_share") for r in decision.reasons)
+
+
+def test_oracle_copy_of_train_is_diluted_but_blocked_with_subsampling() -> None:
+    contract, train, holdout = adult_split()
+    dcr = dcr_share(
+        train, train, holdout, contract, seed=0, max_synthetic_rows=4000, balance="subsample"
+    )
+    assert 0.7 < dcr.value < 0.8  # half the copies fall outside the holdout-sized subsample
+    assert not dcr.passed
+
+
+def test_oracle_fresh_real_sample_passes() -> None:
+    contract, train, holdout = adult_split()
+    half = holdout.height // 2
+    plays_holdout, plays_synthetic = holdout[:half], holdout[half:]
+    rng = np.random.default_rng(1)
+    train_same_size = train[np.sort(rng.choice(train.height, size=half, replace=False))]
+    for reference in (train_same_size, train):  # equal sizes, and 4x larger train
+        dcr = dcr_share(
+            plays_synthetic, reference, plays_holdout, contract, seed=0, max_synthetic_rows=4000
+        )
+        assert dcr.passed, dcr
+        assert abs(dcr.value - 0.5) < 0.03
+    identical = identical_match_share(
+        plays_synthetic, train_same_size, plays_holdout, contract=contract, seed=0
+    )
+    assert identical.passed
+    assert decide_release([dcr, identical]).released

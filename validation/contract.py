@@ -1,0 +1,296 @@
+"""The data contract: what is public about a table, reviewed by a person.
+
+The contract is synthgate's privacy boundary. The codec is built from it (never fitted on
+private rows), the great-expectations suite is generated from it, and it carries the privacy
+budget and the release-gate thresholds. Anything in it that was read off the private rows
+(``from_data: true``, written by ``synthgate contract infer``) makes a release non-DP and
+is blocked by the ``contract_is_public`` gate until a person replaces it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ContractError(ValueError):
+    """The contract file is missing, malformed or inconsistent."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _ColumnBase(_Strict):
+    nullable: bool = False
+    description: str | None = None
+    # True when a bound or domain was drafted from the private rows (contract infer).
+    from_data: bool = False
+
+
+class ContinuousColumn(_ColumnBase):
+    kind: Literal["continuous"]
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ContinuousColumn:
+        _check_bounds(self.min, self.max)
+        return self
+
+
+class IntegerColumn(_ColumnBase):
+    kind: Literal["integer"]
+    min: int
+    max: int
+
+    @model_validator(mode="after")
+    def _bounds(self) -> IntegerColumn:
+        _check_bounds(self.min, self.max)
+        return self
+
+
+class CategoricalColumn(_ColumnBase):
+    kind: Literal["categorical"]
+    categories: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> CategoricalColumn:
+        dupes = sorted(c for c, k in Counter(self.categories).items() if k > 1)
+        if dupes:
+            raise ValueError(f"categories must be unique; repeated: {dupes}. Remove the repeats.")
+        return self
+
+
+class BooleanColumn(_ColumnBase):
+    kind: Literal["boolean"]
+
+
+class DatetimeColumn(_ColumnBase):
+    kind: Literal["datetime"]
+    min: dt.datetime
+    max: dt.datetime
+
+    @model_validator(mode="after")
+    def _bounds(self) -> DatetimeColumn:
+        if not self.min < self.max:
+            raise ValueError(f"min must be before max. Got min={self.min}, max={self.max}.")
+        return self
+
+
+class IdentifierColumn(_ColumnBase):
+    """A key (record id, account number): never modelled, never released."""
+
+    kind: Literal["identifier"]
+
+
+class PiiColumn(_ColumnBase):
+    """Directly identifying data (name, e-mail, phone): never modelled, never released."""
+
+    kind: Literal["pii"]
+
+
+Column = Annotated[
+    Union[
+        ContinuousColumn,
+        IntegerColumn,
+        CategoricalColumn,
+        BooleanColumn,
+        DatetimeColumn,
+        IdentifierColumn,
+        PiiColumn,
+    ],
+    Field(discriminator="kind"),
+]
+
+MODELLED_KINDS = ("continuous", "integer", "categorical", "boolean", "datetime")
+NUMERIC_KINDS = ("continuous", "integer", "datetime")
+DISCRETE_KINDS = ("categorical", "boolean")
+
+
+def _check_bounds(lo: float, hi: float) -> None:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"min and max must be finite numbers. Got min={lo}, max={hi}.")
+    if not lo < hi:
+        raise ValueError(f"min must be < max. Got min={lo}, max={hi}. Fix the bounds.")
+
+
+class PrivacyBudget(_Strict):
+    epsilon: float = Field(gt=0, description="Total ε a release may spend (codec + training).")
+    delta: float = Field(gt=0, lt=1, description="δ; must be < 1/n for the table's n rows.")
+
+    def check_delta(self, n_rows: int) -> None:
+        """δ must be below 1/n, or a mechanism could release a whole record with prob. δ."""
+        if n_rows > 0 and self.delta >= 1.0 / n_rows:
+            raise ContractError(
+                f"privacy.delta must be < 1/n = {1.0 / n_rows:.3g} for a table of {n_rows} rows. "
+                f"Got {self.delta:g}. Set privacy.delta in the contract to at most "
+                f"{0.1 / n_rows:.1g}."
+            )
+
+
+class Gates(_Strict):
+    """Release-gate thresholds; every gate must pass for a release."""
+
+    max_dcr_share: float = Field(
+        0.55,
+        gt=0,
+        le=1,
+        description="Upper 95% bound of the share of synthetic rows closer to train than holdout.",
+    )
+    identical_match_tolerance: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Train identical-match share may exceed the holdout's by at most this.",
+    )
+    min_column_shapes: float = Field(0.80, ge=0, le=1)
+    min_pair_trends: float = Field(0.75, ge=0, le=1)
+    min_tstr_ratio: float = Field(
+        0.85,
+        ge=0,
+        le=2,
+        description="Train-on-synthetic AUC / train-on-real AUC on the target, both on holdout.",
+    )
+
+
+class Contract(_Strict):
+    version: Literal[1] = 1
+    table: str = Field(min_length=1, description="Name of the table the contract describes.")
+    description: str | None = None
+    missing_values: list[str] = Field(
+        default_factory=list,
+        description="Strings that mean 'missing' in text columns (read as null).",
+    )
+    target: str | None = Field(None, description="Column to predict in ML-efficacy checks.")
+    model: str = "ctgan"
+    columns: dict[str, Column] = Field(min_length=1)
+    privacy: PrivacyBudget
+    gates: Gates = Field(default_factory=Gates)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Contract:
+        if not self.modelled_columns:
+            raise ValueError(
+                "the contract models no column: every column is identifier or pii. "
+                "Declare at least one continuous/integer/categorical/boolean/datetime column."
+            )
+        if self.target is not None:
+            if self.target not in self.columns:
+                raise ValueError(
+                    f"target {self.target!r} is not a column of the contract. "
+                    f"Columns: {list(self.columns)}. Set target to one of them, or remove it."
+                )
+            kind = self.columns[self.target].kind
+            if kind not in ("categorical", "boolean"):
+                raise ValueError(
+                    f"target {self.target!r} has kind {kind!r}; v1 supports a categorical or "
+                    "boolean target only. Set target to a categorical column or remove it."
+                )
+        return self
+
+    # --- views -----------------------------------------------------------------------------
+    @property
+    def modelled_columns(self) -> list[str]:
+        return [n for n, c in self.columns.items() if c.kind in MODELLED_KINDS]
+
+    @property
+    def excluded_columns(self) -> list[str]:
+        """identifier and pii columns: dropped before training, never released."""
+        return [n for n, c in self.columns.items() if c.kind not in MODELLED_KINDS]
+
+    @property
+    def data_derived_columns(self) -> list[str]:
+        return [n for n, c in self.columns.items() if c.from_data]
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON form, for the report and the registry."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(
+            self.model_dump(mode="json", exclude_defaults=False), sort_keys=False, allow_unicode=True
+        )
+
+
+_KIND_MODELS: dict[str, type[BaseModel]] = {
+    "continuous": ContinuousColumn,
+    "integer": IntegerColumn,
+    "categorical": CategoricalColumn,
+    "boolean": BooleanColumn,
+    "datetime": DatetimeColumn,
+    "identifier": IdentifierColumn,
+    "pii": PiiColumn,
+}
+
+
+def _allowed_keys(parent: tuple[Any, ...]) -> list[str] | None:
+    """The keys allowed at ``parent`` (a pydantic error location), when it is a known model."""
+    model: type[BaseModel] | None = None
+    if parent == ():
+        model = Contract
+    elif parent == ("privacy",):
+        model = PrivacyBudget
+    elif parent == ("gates",):
+        model = Gates
+    elif len(parent) == 3 and parent[0] == "columns":
+        model = _KIND_MODELS.get(str(parent[2]))
+    return list(model.model_fields) if model is not None else None
+
+
+def _fix_hint(e: Any) -> str:
+    """How to fix one pydantic error, for the error types pydantic leaves without a fix."""
+    kind, loc = e["type"], tuple(e["loc"])
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        where = f" Allowed keys here: {', '.join(allowed)}." if allowed else ""
+        return f" Unknown key {str(loc[-1])!r}: remove it or fix its spelling.{where}"
+    if kind == "missing":
+        return " Add this key to the contract."
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        return f" Set `kind` to one of: {', '.join(_KIND_MODELS)}."
+    if kind == "value_error":
+        return ""  # our validators already say how to fix
+    return " Fix this entry in the contract."
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = str(e["msg"]).rstrip(".")
+        lines.append(f"  - {loc or '(top level)'}: {msg}.{_fix_hint(e)}")
+    return "\n".join(lines)
+
+
+def parse_contract(data: Any, *, source: str = "<contract>") -> Contract:
+    if not isinstance(data, dict):
+        raise ContractError(
+            f"{source}: a contract must be a YAML mapping with keys table, columns, privacy. "
+            f"Got {type(data).__name__}."
+        )
+    try:
+        return Contract.model_validate(data)
+    except ValidationError as err:
+        raise ContractError(f"{source} is not a valid contract:\n{_format_errors(err)}") from None
+
+
+def load_contract(path: str | Path) -> Contract:
+    """Read and validate a contract YAML file. Unknown keys are errors."""
+    p = Path(path)
+    if not p.is_file():
+        raise ContractError(f"contract file {str(p)!r} does not exist. Pass an existing YAML file.")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ContractError(f"{p} is not valid YAML: {err}. Fix the syntax at that line.") from None
+    except UnicodeDecodeError:
+        raise ContractError(f"{p} is not UTF-8 text. Save the contract as UTF-8 YAML.") from None
+    return parse_contract(data, source=str(p))
