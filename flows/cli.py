@@ -6,7 +6,6 @@ Exit codes: 0 released · 2 bad input (contract, config, table breaks its contra
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 

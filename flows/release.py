@@ -7,8 +7,8 @@ import importlib.metadata as md
 import platform
 import time
 import uuid
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow
@@ -28,7 +28,7 @@ from tasks.steps import (
     train_synthesizer,
     validate_table,
 )
-from validation.contract import load_contract
+from validation.contract import ContractError, load_contract
 from validation.report import build_report
 
 PACKAGES = ("synthgate", "torch", "opacus", "prefect", "polars", "duckdb", "great-expectations", "scikit-learn", "numpy")
@@ -85,8 +85,6 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
     contract = load_contract(config.contract)
     epsilon = config.epsilon if config.epsilon is not None else contract.privacy.epsilon
     if epsilon > contract.privacy.epsilon:
-        from validation.contract import ContractError
-
         raise ContractError(
             f"--epsilon {epsilon} exceeds the contract's budget privacy.epsilon = "
             f"{contract.privacy.epsilon}. Ask for at most the budget."

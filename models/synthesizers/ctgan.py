@@ -314,7 +314,6 @@ class DPCTGAN:
         targets = self._marginal_targets()
         bg = max(2, round(q * n_hat))
         report_every = max(1, steps // 50)
-        g_loss_val = fake_score = float("nan")
         for step in range(1, steps + 1):
             # ---- critic: one DP-SGD step over a Poisson batch --------------------------
             idx = poisson_sample(n, q, g_sample).to(dev)
@@ -353,11 +352,11 @@ class DPCTGAN:
             opt_g.step()
 
             if progress is not None and (step % report_every == 0 or step == steps):
-                g_loss_val, fake_score = float(loss_g.detach()), float(score.detach().mean())
                 progress(
                     TrainingProgress(
                         epoch=step * q, epochs=cfg.epochs, step=step, steps=steps,
-                        generator_loss=g_loss_val, critic_fake_score=fake_score,
+                        generator_loss=float(loss_g.detach()),
+                        critic_fake_score=float(score.detach().mean()),
                         epsilon=ledger.epsilon,
                     )
                 )
