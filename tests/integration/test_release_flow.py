@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from prefect.client.orchestration import get_client
 
 from flows.config import RunConfig, SourceConfig
 from flows.demo import demo_contract, demo_parquet
@@ -50,6 +51,9 @@ def test_flow_end_to_end_writes_a_complete_report(prefect_harness: None, tmp_pat
     assert [e["mechanism"] for e in p["ledger"]] == ["codec-histograms", "dp-sgd-critic"]
     assert {g["name"] for g in on_disk["gates"]} >= {"dcr_share", "identical_match_share", "column_shapes", "pair_trends", "ml_efficacy", "privacy_budget"}
     assert (folder / "report.html").read_text().startswith("<!DOCTYPE html>")
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts()}
+    assert {"release-summary", "release-gates"} <= keys
     if report["released"]:
         assert folder.parent.name == "releases" and (folder / "model.pt").exists()
         assert "adult_synthetic" in _tables(cfg.output_db)
