@@ -118,6 +118,7 @@ class Codec:
                     self.blocks.append(Block(name, "softmax", pos, 2, "null"))
                     pos += 2
         self.dim = pos
+        self._block = {(b.column, b.role): b for b in self.blocks}
         # Filled by fit_dp (post-processed DP histograms).
         self.bin_mass: dict[str, np.ndarray] = {}
         self.null_rate: dict[str, float] = {}
@@ -213,9 +214,8 @@ class Codec:
             raise RuntimeError("Codec.encode needs fit_dp first (the CDFs come from DP histograms).")
         n = df.height
         out = np.zeros((n, self.dim), dtype=dtype)
-        blocks = {(b.column, b.role): b for b in self.blocks}
         for spec in self.discrete:
-            b = blocks[(spec.name, "value")]
+            b = self._block[(spec.name, "value")]
             out[np.arange(n), b.start + self._discrete_codes(df, spec)] = 1.0
         for spec in self.numeric:
             values, null = self._numeric_values(df, spec)
@@ -223,10 +223,10 @@ class Codec:
             if spec.kind == "integer":
                 values = values + rng.uniform(-0.5, 0.5, size=n)
             u = self._cdf(spec, values, idx)
-            b = blocks[(spec.name, "value")]
+            b = self._block[(spec.name, "value")]
             out[:, b.start] = np.where(null, 0.0, 2.0 * u - 1.0)
             if spec.nullable:
-                nb = blocks[(spec.name, "null")]
+                nb = self._block[(spec.name, "null")]
                 out[np.arange(n), nb.start + null.astype(np.int64)] = 1.0
         return out
 
@@ -249,10 +249,9 @@ class Codec:
 
     def decode(self, x: np.ndarray) -> pl.DataFrame:
         """Matrix (n, dim) -> rows that obey the contract (domains, bounds, nullability)."""
-        blocks = {(b.column, b.role): b for b in self.blocks}
         cols: dict[str, pl.Series] = {}
         for spec in self.discrete:
-            b = blocks[(spec.name, "value")]
+            b = self._block[(spec.name, "value")]
             codes = x[:, b.start : b.start + b.width].argmax(axis=1)
             if spec.kind == "boolean":
                 vals = np.array(spec.categories, dtype=object)[codes]
@@ -261,12 +260,12 @@ class Codec:
                 vals = np.array(spec.categories, dtype=object)[codes]  # None slot -> null
                 cols[spec.name] = pl.Series(spec.name, vals.tolist(), dtype=pl.Utf8)
         for spec in self.numeric:
-            b = blocks[(spec.name, "value")]
+            b = self._block[(spec.name, "value")]
             u = np.clip((x[:, b.start].astype(np.float64) + 1.0) / 2.0, 0.0, 1.0)
             v = np.clip(self._inverse_cdf(spec, u), spec.lo, spec.hi)
             null = np.zeros(len(v), dtype=bool)
             if spec.nullable:
-                nb = blocks[(spec.name, "null")]
+                nb = self._block[(spec.name, "null")]
                 null = x[:, nb.start + 1] > x[:, nb.start]
             if spec.kind == "integer":
                 s = pl.Series(spec.name, np.rint(v).astype(np.int64))

@@ -26,9 +26,10 @@ def publish_table(db: Path, table: str, synthetic: pl.DataFrame, *, run_id: str)
     """Write to a staging table, then replace ``table`` with it in one transaction."""
     db.parent.mkdir(parents=True, exist_ok=True)
     staging = f"_staging_{table}_{run_id}"
-    arrow = synthetic.to_arrow()  # noqa: F841  (read by DuckDB's replacement scan below)
     with duckdb.connect(str(db)) as con:
-        con.execute(f"CREATE OR REPLACE TABLE {quote_ident(staging)} AS SELECT * FROM arrow")
+        con.register("synthetic_rows", synthetic.to_arrow())
+        con.execute(f"CREATE OR REPLACE TABLE {quote_ident(staging)} AS SELECT * FROM synthetic_rows")
+        con.unregister("synthetic_rows")
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")

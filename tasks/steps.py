@@ -18,9 +18,7 @@ from models.synthesizers import CONFIGS, get_synthesizer
 from models.synthesizers.ctgan import DPCTGAN, TrainingProgress
 from validation.contract import Contract
 from validation.expectations import ValidationReport, validate_frame
-from validation.gates import budget_result, contract_public_result
-from validation.fidelity import column_shapes, ml_efficacy, pair_trends
-from validation.privacy import dcr_share, identical_match_share
+from validation.gates import fidelity_checks, governance_checks, privacy_checks
 from validation.results import GateDecision, MetricResult
 from validation.results import decide_release as _decide
 
@@ -93,21 +91,14 @@ def evaluate_privacy(
     train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
 ) -> list[MetricResult]:
     s1, s2 = (int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(2))
-    return [
-        identical_match_share(synthetic, train, holdout, contract=contract, seed=s1),
-        dcr_share(synthetic, train, holdout, contract, seed=s2),
-    ]
+    return privacy_checks(train, holdout, synthetic, contract, identical_seed=s1, dcr_seed=s2)
 
 
 @task(name="evaluate_fidelity", **PRIVATE)
 def evaluate_fidelity(
     train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
 ) -> list[MetricResult]:
-    results = [column_shapes(train, synthetic, contract), pair_trends(train, synthetic, contract)]
-    ml = ml_efficacy(train, synthetic, holdout, contract, seed=seed)
-    if ml is not None:
-        results.append(ml)
-    return results
+    return fidelity_checks(train, holdout, synthetic, contract, ml_seed=seed)
 
 
 @task(name="decide_release")
@@ -115,5 +106,5 @@ def decide_release(
     results: list[MetricResult], contract: Contract, *, epsilon_spent: float
 ) -> tuple[GateDecision, list[MetricResult]]:
     """All gates, budget and contract included; released only if every one passes."""
-    everything = [*results, budget_result(epsilon_spent, contract.privacy.epsilon), contract_public_result(contract)]
+    everything = [*results, *governance_checks(contract, epsilon_spent=epsilon_spent)]
     return _decide(everything), everything

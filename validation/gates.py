@@ -1,6 +1,7 @@
 """The release gates: every check a release must pass, run in one place.
 
-``run_checks`` returns one ``MetricResult`` per check; ``validation.results.decide_release``
+``run_checks`` returns one ``MetricResult`` per check (the flow's tasks call its three parts,
+``privacy_checks``, ``fidelity_checks`` and ``governance_checks``, as separate steps); ``validation.results.decide_release``
 turns them into the release decision and ``validation.report`` into the report.
 """
 
@@ -16,7 +17,14 @@ from validation.fidelity import column_shapes, ml_efficacy, pair_trends
 from validation.privacy import DEFAULT_MAX_SYNTHETIC_ROWS, dcr_share, identical_match_share
 from validation.results import MetricResult
 
-__all__ = ["budget_result", "contract_public_result", "run_checks"]
+__all__ = [
+    "budget_result",
+    "contract_public_result",
+    "fidelity_checks",
+    "governance_checks",
+    "privacy_checks",
+    "run_checks",
+]
 
 BUDGET_DESCRIPTION = (
     "Privacy loss (epsilon) spent by every step that learned from the private rows, which "
@@ -86,6 +94,54 @@ def contract_public_result(contract: Contract) -> MetricResult:
     )
 
 
+def privacy_checks(
+    train: pl.DataFrame,
+    holdout: pl.DataFrame,
+    synthetic: pl.DataFrame,
+    contract: Contract,
+    *,
+    identical_seed: int,
+    dcr_seed: int,
+    max_synthetic_rows: int = DEFAULT_MAX_SYNTHETIC_ROWS,
+) -> list[MetricResult]:
+    """Identical-match share and DCR share, each with its own seed."""
+    return [
+        identical_match_share(synthetic, train, holdout, contract=contract, seed=identical_seed),
+        dcr_share(
+            synthetic,
+            train,
+            holdout,
+            contract,
+            seed=dcr_seed,
+            max_synthetic_rows=max_synthetic_rows,
+        ),
+    ]
+
+
+def fidelity_checks(
+    train: pl.DataFrame,
+    holdout: pl.DataFrame,
+    synthetic: pl.DataFrame,
+    contract: Contract,
+    *,
+    ml_seed: int,
+) -> list[MetricResult]:
+    """Column shapes and pair trends against train; ML efficacy when the contract has a target."""
+    results = [column_shapes(train, synthetic, contract), pair_trends(train, synthetic, contract)]
+    ml = ml_efficacy(train, synthetic, holdout, contract, seed=ml_seed)
+    if ml is not None:
+        results.append(ml)
+    return results
+
+
+def governance_checks(contract: Contract, *, epsilon_spent: float) -> list[MetricResult]:
+    """The budget gate and the contract-is-public gate."""
+    return [
+        budget_result(epsilon_spent, contract.privacy.epsilon),
+        contract_public_result(contract),
+    ]
+
+
 def run_checks(
     train: pl.DataFrame,
     holdout: pl.DataFrame,
@@ -112,22 +168,11 @@ def run_checks(
     identical_seed, dcr_seed, ml_seed = (
         int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3)
     )
-    results = [
-        identical_match_share(synthetic, train, holdout, contract=contract, seed=identical_seed),
-        dcr_share(
-            synthetic,
-            train,
-            holdout,
-            contract,
-            seed=dcr_seed,
-            max_synthetic_rows=max_synthetic_rows,
+    return [
+        *privacy_checks(
+            train, holdout, synthetic, contract, identical_seed=identical_seed,
+            dcr_seed=dcr_seed, max_synthetic_rows=max_synthetic_rows,
         ),
-        column_shapes(train, synthetic, contract),
-        pair_trends(train, synthetic, contract),
+        *fidelity_checks(train, holdout, synthetic, contract, ml_seed=ml_seed),
+        *governance_checks(contract, epsilon_spent=epsilon_spent),
     ]
-    ml = ml_efficacy(train, synthetic, holdout, contract, seed=ml_seed)
-    if ml is not None:
-        results.append(ml)
-    results.append(budget_result(epsilon_spent, contract.privacy.epsilon))
-    results.append(contract_public_result(contract))
-    return results
