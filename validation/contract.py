@@ -137,13 +137,19 @@ class PrivacyBudget(_Strict):
 
 
 class Gates(_Strict):
-    """Release-gate thresholds; every gate must pass for a release."""
+    """Release-gate thresholds; every gate must pass for a release.
 
+    Privacy gates bound a risk from above and compare the *upper end* of its 95% interval;
+    fidelity gates bound a quality from below. No single figure decides a release.
+    """
+
+    # --- privacy -----------------------------------------------------------------------------
     max_dcr_share: float = Field(
         0.55,
         gt=0,
         le=1,
-        description="Upper 95% bound of the share of synthetic rows closer to train than holdout.",
+        description="Upper 95% bound of the share of synthetic rows closer to train than holdout "
+        "(all columns, and the worst column subset).",
     )
     identical_match_tolerance: float = Field(
         0.01,
@@ -151,13 +157,58 @@ class Gates(_Strict):
         le=1,
         description="Train identical-match share may exceed the holdout's by at most this.",
     )
+    max_mia_auc: float = Field(
+        0.60,
+        gt=0,
+        le=1,
+        description="Upper 95% bound of the ROC AUC of the strongest membership-inference attack.",
+    )
+    max_mia_tpr_at_1pct_fpr: float = Field(
+        0.03,
+        ge=0,
+        le=1,
+        description="True-positive rate at 1% false-positive rate of the strongest attack.",
+    )
+    max_anonymeter_risk: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Upper 95% bound of each singling-out, linkability and inference risk.",
+    )
+    # --- fidelity ----------------------------------------------------------------------------
     min_column_shapes: float = Field(0.80, ge=0, le=1)
     min_pair_trends: float = Field(0.75, ge=0, le=1)
     min_tstr_ratio: float = Field(
         0.85,
         ge=0,
         le=2,
-        description="Train-on-synthetic AUC / train-on-real AUC on the target, both on holdout.",
+        description="Train-on-synthetic score / train-on-real score on the target, both on holdout "
+        "(AUC for a categorical target, R² for a numeric one).",
+    )
+
+
+class Evaluation(_Strict):
+    """How hard the privacy checks attack the synthetic table (cost vs power)."""
+
+    secret_columns: list[str] = Field(
+        default_factory=list,
+        description="Columns an attacker tries to infer (attribute inference); default: the target.",
+    )
+    attack_rows: int = Field(
+        2000, ge=50, description="Train (member) and holdout (non-member) rows scored by the "
+        "distance and density-ratio attacks, each."
+    )
+    mia_targets: int = Field(
+        100, ge=10, description="Most exposed (outlying) records per side attacked by shadow models."
+    )
+    shadow_models: int = Field(
+        8, ge=0, description="Shadow synthesizers trained for the shadow-model attack; 0 skips it."
+    )
+    shadow_rows: int = Field(
+        2000, ge=100, description="Reference rows each shadow synthesizer is trained on."
+    )
+    anonymeter_attacks: int = Field(
+        500, ge=50, description="Targets per anonymeter-style attack (and per control attack)."
     )
 
 
@@ -174,6 +225,7 @@ class Contract(_Strict):
     columns: dict[str, Column] = Field(min_length=1)
     privacy: PrivacyBudget
     gates: Gates = Field(default_factory=Gates)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -189,12 +241,26 @@ class Contract(_Strict):
                     f"Columns: {list(self.columns)}. Set target to one of them, or remove it."
                 )
             kind = self.columns[self.target].kind
-            if kind not in ("categorical", "boolean"):
+            if kind not in MODELLED_KINDS or kind == "datetime":
                 raise ValueError(
-                    f"target {self.target!r} has kind {kind!r}; v1 supports a categorical or "
-                    "boolean target only. Set target to a categorical column or remove it."
+                    f"target {self.target!r} has kind {kind!r}; a target must be categorical, "
+                    "boolean (classification), continuous or integer (regression). Set target "
+                    "to such a column or remove it."
+                )
+        for name in self.evaluation.secret_columns:
+            if name not in self.modelled_columns:
+                raise ValueError(
+                    f"evaluation.secret_columns names {name!r}, which is not a modelled column. "
+                    f"Modelled columns: {self.modelled_columns}. Fix the name or remove it."
                 )
         return self
+
+    @property
+    def secret_columns(self) -> list[str]:
+        """Columns attacked by attribute inference: the declared ones, else the target."""
+        if self.evaluation.secret_columns:
+            return list(self.evaluation.secret_columns)
+        return [self.target] if self.target is not None else []
 
     # --- views -----------------------------------------------------------------------------
     @property
@@ -240,6 +306,8 @@ def _allowed_keys(parent: tuple[Any, ...]) -> list[str] | None:
         model = PrivacyBudget
     elif parent == ("gates",):
         model = Gates
+    elif parent == ("evaluation",):
+        model = Evaluation
     elif len(parent) == 3 and parent[0] == "columns":
         model = _KIND_MODELS.get(str(parent[2]))
     return list(model.model_fields) if model is not None else None

@@ -129,10 +129,24 @@ def test_target_must_be_a_column() -> None:
     assert "'income_class' is not a column" in msg and "Set target to one of them" in msg
 
 
-def test_target_must_not_be_continuous() -> None:
+def test_numeric_target_is_regression() -> None:
     data = _small() | {"target": "income"}
-    msg = _error(data)
-    assert "'continuous'" in msg and "categorical or boolean target" in msg
+    assert parse_contract(data).target == "income"
+
+
+def test_target_must_not_be_an_identifier() -> None:
+    data = _small()
+    data["columns"]["member_id"] = {"kind": "identifier"}
+    msg = _error(data | {"target": "member_id"})
+    assert "'identifier'" in msg and "continuous or integer (regression)" in msg
+
+
+def test_secret_columns_default_to_target_and_must_exist() -> None:
+    data = _small()
+    contract = parse_contract(data)
+    assert contract.secret_columns == ([contract.target] if contract.target else [])
+    data["evaluation"] = {"secret_columns": ["nope"]}
+    assert "evaluation.secret_columns names 'nope'" in _error(data)
 
 
 def test_contract_must_model_a_column() -> None:
