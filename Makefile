@@ -10,7 +10,7 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -q
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 60
 
-.PHONY: demo test test-all install clean
+.PHONY: demo test test-all install clean screenshots
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (CPython 3.11) on PATH"; exit 1; }
@@ -30,6 +30,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"
+
+# make screenshots [REPORT=path/report.json]: PNGs of report.html (a fresh demo run by default) in docs/screenshots/, via headless chromium
+screenshots: $(STAMP)
+	$(PY) scripts/screenshot_report.py $(if $(REPORT),--report "$(REPORT)") --out docs/screenshots
 
 clean:
 	rm -rf out .pytest_cache

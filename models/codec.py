@@ -14,6 +14,9 @@ one Gaussian mechanism: adding or removing a row changes one bin per column, so 
 sensitivity is sqrt(number of columns). It is charged to the ledger. Everything after it
 (clipping, thresholding, the CDF, the category frequencies used by the conditional sampler,
 the row-count estimate) is post-processing.
+
+``fit_non_dp`` is the explicit non-DP path (baselines, attack oracles): the same statistics
+from exact histograms, recorded in the ledger as a non-DP step (ε = ∞).
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ class Codec:
                     pos += 2
         self.dim = pos
         self._block = {(b.column, b.role): b for b in self.blocks}
-        # Filled by fit_dp (post-processed DP histograms).
+        # Filled by fit_dp (post-processed DP histograms) or fit_non_dp (exact ones).
         self.bin_mass: dict[str, np.ndarray] = {}
         self.null_rate: dict[str, float] = {}
         self.frequencies: dict[str, np.ndarray] = {}
@@ -154,6 +157,12 @@ class Codec:
         rng: np.random.Generator,
     ) -> None:
         """Learn bin masses and category frequencies with one charged Gaussian mechanism."""
+        if not (math.isfinite(noise_multiplier) and noise_multiplier > 0):
+            raise ValueError(
+                f"noise_multiplier must be a finite number > 0 for the DP histogram step. Got "
+                f"{noise_multiplier!r}. Raise it (the default is 8.0); for exact, non-DP histograms "
+                "call Codec.fit_non_dp instead."
+            )
         sensitivity = math.sqrt(self.n_histograms)
         sigma = noise_multiplier * sensitivity
         ledger.charge(
@@ -168,6 +177,28 @@ class Codec:
         )
         exact = self.histograms(df)
         noisy = {k: v + rng.normal(0.0, sigma, size=v.shape) for k, v in exact.items()}
+        self._set_statistics(noisy, sigma)
+
+    def fit_non_dp(self, df: pl.DataFrame, *, ledger: PrivacyLedger) -> None:
+        """Learn the same statistics from EXACT histograms: no noise, no DP (ε = ∞).
+
+        For non-DP baselines and attack oracles only. The step is recorded in ``ledger`` as
+        a non-DP entry, which makes the ledger's ε infinite, so such a model can never pass a
+        budget gate. Zero-count bins and categories get no mass (the DP path's noise threshold
+        is 0 here).
+        """
+        ledger.record_non_dp(
+            "codec-histograms-non-dp",
+            description=(
+                f"exact per-column histograms of {self.n_histograms} columns over public bins, "
+                "no noise: NOT differentially private"
+            ),
+        )
+        self._set_statistics(self.histograms(df), 0.0)
+
+    def _set_statistics(self, counts_by_column: dict[str, np.ndarray], sigma: float) -> None:
+        """Post-processing of the released histograms (noise std ``sigma`` rows, 0 if exact)."""
+        noisy = counts_by_column
         # Unclipped noisy totals are unbiased for n; average over columns.
         self.n_estimate = float(max(1.0, np.mean([v.sum() for v in noisy.values()])))
         threshold = 2.0 * sigma  # drop bins indistinguishable from noise (post-processing)
@@ -211,7 +242,9 @@ class Codec:
         such a value can come back a bin away; float64 round-trips exactly.
         """
         if not self.bin_mass and self.numeric:
-            raise RuntimeError("Codec.encode needs fit_dp first (the CDFs come from DP histograms).")
+            raise RuntimeError(
+                "Codec.encode needs fit_dp (or fit_non_dp) first: the CDFs come from the histograms."
+            )
         n = df.height
         out = np.zeros((n, self.dim), dtype=dtype)
         for spec in self.discrete:

@@ -6,10 +6,16 @@ Gaussian mechanism on histograms is ``sample_rate=1, steps=1``; DP-SGD is
 ``sample_rate=q, steps=T``. The entries are composed with Rényi DP (Opacus' RDP analysis), so the
 total is tighter than the sum of the entries' stand-alone ε, and is exactly what Opacus'
 ``RDPAccountant`` reports for the same history.
+
+A non-DP step (a baseline trained at "ε = ∞") is recorded too, with ``record_non_dp``: an entry
+with noise multiplier 0, whose ε is infinite, so the ledger's total is ``math.inf`` and no budget
+gate can pass it. ``to_dict`` writes an infinite ε as the string ``"inf"`` (``float("inf")``
+reads it back; ``json.dumps`` would otherwise write the non-standard token ``Infinity``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,6 +24,7 @@ from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 
 ALPHAS: list[float] = list(RDPAccountant.DEFAULT_ALPHAS)
 ACCOUNTANT = "rdp"
+INFINITE = "inf"  # how to_dict writes an infinite ε (JSON has no infinity)
 
 
 @dataclass
@@ -27,6 +34,11 @@ class Charge:
     sample_rate: float
     steps: int
     description: str = ""
+
+    @property
+    def differentially_private(self) -> bool:
+        """False for a step recorded with ``record_non_dp`` (no noise: ε = ∞ once it ran)."""
+        return self.noise_multiplier > 0
 
 
 def _rdp(noise_multiplier: float, sample_rate: float, steps: int) -> list[float]:
@@ -38,7 +50,12 @@ def _rdp(noise_multiplier: float, sample_rate: float, steps: int) -> list[float]
 
 
 def epsilon_of(charges: list[tuple[float, float, int]], delta: float) -> float:
-    """ε at ``delta`` of the RDP composition of (noise_multiplier, sample_rate, steps) triples."""
+    """ε at ``delta`` of the RDP composition of (noise_multiplier, sample_rate, steps) triples.
+
+    A triple with noise multiplier 0 that ran at least one step is a non-DP step: ε = ∞.
+    """
+    if any(nm == 0 and t > 0 for nm, _, t in charges):
+        return math.inf
     total = [0.0] * len(ALPHAS)
     for nm, q, t in charges:
         total = [a + b for a, b in zip(total, _rdp(nm, q, t), strict=True)]
@@ -77,9 +94,31 @@ class PrivacyLedger:
         self.entries.append(entry)
         return entry
 
+    def record_non_dp(
+        self, mechanism: str, *, sample_rate: float = 1.0, steps: int = 1, description: str = ""
+    ) -> Charge:
+        """Record a step that learned from the rows WITHOUT differential privacy (ε = ∞).
+
+        For baselines and attack oracles only: once such an entry has a step, ``epsilon`` is
+        ``math.inf`` and the release's budget gate fails. The entry keeps the step's sampling
+        rate and step count so the report shows what ran.
+        """
+        if not 0 < sample_rate <= 1:
+            raise ValueError(f"sample_rate must be in (0, 1]. Got {sample_rate} for {mechanism!r}.")
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0. Got {steps} for {mechanism!r}.")
+        entry = Charge(mechanism, 0.0, float(sample_rate), int(steps), description)
+        self.entries.append(entry)
+        return entry
+
     def add_steps(self, entry: Charge, steps: int = 1) -> None:
-        """Extend a running DP-SGD entry by ``steps`` more noisy steps."""
+        """Extend a running DP-SGD (or non-DP) entry by ``steps`` more steps."""
         entry.steps += steps
+
+    @property
+    def differentially_private(self) -> bool:
+        """True while every entry is a DP mechanism (an empty ledger is trivially DP)."""
+        return all(e.differentially_private for e in self.entries)
 
     @property
     def epsilon(self) -> float:
@@ -93,15 +132,18 @@ class PrivacyLedger:
         return epsilon_of(base + extra, self.delta)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form: an infinite ε (a non-DP entry) is written as the string ``"inf"``."""
         return {
             "accountant": ACCOUNTANT,
             "delta": self.delta,
-            "epsilon": self.epsilon,
+            "epsilon": _json_epsilon(self.epsilon),
+            "differential_privacy": self.differentially_private,
             "entries": [
                 {
                     **asdict(e),
-                    "epsilon_alone": epsilon_of(
-                        [(e.noise_multiplier, e.sample_rate, e.steps)], self.delta
+                    "differential_privacy": e.differentially_private,
+                    "epsilon_alone": _json_epsilon(
+                        epsilon_of([(e.noise_multiplier, e.sample_rate, e.steps)], self.delta)
                     ),
                 }
                 for e in self.entries
@@ -111,7 +153,12 @@ class PrivacyLedger:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PrivacyLedger:
         ledger = cls(float(d["delta"]))
-        for e in d["entries"]:
+        for i, e in enumerate(d["entries"]):
+            if float(e["noise_multiplier"]) < 0:
+                raise ValueError(
+                    f"ledger entry {i} ({e.get('mechanism')!r}) has noise_multiplier "
+                    f"{e['noise_multiplier']}; it must be > 0 (DP) or 0 (a non-DP step). Fix the file."
+                )
             ledger.entries.append(
                 Charge(
                     e["mechanism"],
@@ -122,6 +169,10 @@ class PrivacyLedger:
                 )
             )
         return ledger
+
+
+def _json_epsilon(eps: float) -> float | str:
+    return INFINITE if math.isinf(eps) else eps
 
 
 def calibrate_noise(

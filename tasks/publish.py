@@ -66,16 +66,19 @@ def write_folder_atomically(
 
 
 def _artifacts(report: dict[str, Any]) -> None:
-    status = "RELEASED" if report["released"] else "BLOCKED"
+    evaluation = report.get("kind") == "evaluation"
+    status = ("PASSED" if report["released"] else "FAILED") if evaluation else (
+        "RELEASED" if report["released"] else "BLOCKED"
+    )
     p = report["privacy"]
-    lines = [
-        f"# synthgate release `{report.get('run_id', '')}`: **{status}**",
-        "",
-        f"ε spent {p['epsilon_spent']:.3f} of {p['epsilon_budget']} (δ = {p['delta']:g}, {p['accountant']}).",
-        "",
-    ]
+    if p.get("epsilon_spent") is None:
+        spent = "No privacy ledger: the synthetic table was made outside synthgate; no DP claim."
+    else:
+        spent = f"ε spent {float(p['epsilon_spent']):.3f} of {p['epsilon_budget']} (δ = {p['delta']:g}, {p['accountant']})."
+    what = "evaluation" if evaluation else "release"
+    lines = [f"# synthgate {what} `{report.get('run_id', '')}`: **{status}**", "", spent, ""]
     lines += [f"- {r}" for r in report.get("decision", {}).get("reasons", [])]
-    create_markdown_artifact("\n".join(lines), key="release-summary", description="synthgate decision")
+    create_markdown_artifact("\n".join(lines), key=f"{what}-summary", description="synthgate decision")
     create_table_artifact(
         [
             {
@@ -86,7 +89,7 @@ def _artifacts(report: dict[str, Any]) -> None:
             }
             for g in report["gates"]
         ],
-        key="release-gates",
+        key="evaluation-gates" if evaluation else "release-gates",
         description="synthgate gates",
     )
 
@@ -118,3 +121,12 @@ def publish_release(
         write_folder_atomically(folder, files, report, None)
     _artifacts(report)
     return folder
+
+
+@task(name="write_evaluation", cache_policy=NO_CACHE, persist_result=False)
+def write_evaluation(report: dict[str, Any], out: Path) -> Path:
+    """``synthgate evaluate``: report.json and report.html into ``out``; no table is published."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_report(report, out)
+    _artifacts(report)
+    return out

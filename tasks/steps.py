@@ -18,7 +18,7 @@ from models.synthesizers import CONFIGS, get_synthesizer
 from models.synthesizers.ctgan import DPCTGAN, TrainingProgress
 from validation.contract import Contract
 from validation.expectations import ValidationReport, validate_frame
-from validation.gates import fidelity_checks, governance_checks, privacy_checks
+from validation.gates import governance_checks
 from validation.results import GateDecision, MetricResult
 from validation.results import decide_release as _decide
 
@@ -28,21 +28,28 @@ PRIVATE = dict(cache_policy=NO_CACHE, persist_result=False)
 class ContractViolation(ValueError):
     """Rows break the contract: nothing is trained or written (exit code 2)."""
 
-    def __init__(self, report: ValidationReport) -> None:
+    def __init__(self, report: ValidationReport, *, role: str = "the table") -> None:
         self.report = report
         super().__init__(
-            f"the table breaks its contract in {len(report.failures)} check(s); nothing was "
+            f"{role} breaks its contract in {len(report.failures)} check(s); nothing was "
             f"trained or written.\n{report.summary()}\nFix the rows or the contract, then rerun."
         )
 
 
 @task(name="validate_table", **PRIVATE)
-def validate_table(df: pl.DataFrame, contract: Contract) -> ValidationReport:
-    """Run the suite generated from the contract; raise ContractViolation on any failure."""
+def validate_table(
+    df: pl.DataFrame, contract: Contract, *, role: str = "the table", check_delta: bool = True
+) -> ValidationReport:
+    """Run the suite generated from the contract; raise ContractViolation on any failure.
+
+    ``role`` names the table in the error (``synthgate evaluate`` checks three); ``check_delta``
+    also checks δ < 1/n, which matters only for a table that is trained on.
+    """
     report = validate_frame(df, contract)
     if not report.success:
-        raise ContractViolation(report)
-    contract.privacy.check_delta(df.height)
+        raise ContractViolation(report, role=role)
+    if check_delta:
+        contract.privacy.check_delta(df.height)
     return report
 
 
@@ -59,6 +66,26 @@ def split_holdout(df: pl.DataFrame, *, fraction: float, seed: int) -> tuple[pl.D
     return df[np.sort(perm[n_hold:])], df[np.sort(perm[:n_hold])]
 
 
+def fit_synthesizer(
+    train: pl.DataFrame,
+    contract: Contract,
+    *,
+    epsilon: float,
+    epochs: float,
+    batch_size: int,
+    device: str,
+    seed: int,
+    progress: Callable[[TrainingProgress], None] | None = None,
+) -> tuple[DPCTGAN, PrivacyLedger]:
+    """Train ``contract.model`` on ``train`` with a fresh ledger (shared by releases and shadows)."""
+    cls = get_synthesizer(contract.model)
+    config = CONFIGS[contract.model](epochs=epochs, batch_size=batch_size)
+    ledger = PrivacyLedger(contract.privacy.delta)
+    model = cls(contract, config, device=device)
+    model.fit(train.select(contract.modelled_columns), ledger=ledger, epsilon=epsilon, seed=seed, progress=progress)
+    return model, ledger
+
+
 @task(name="train_synthesizer", **PRIVATE)
 def train_synthesizer(
     train: pl.DataFrame,
@@ -72,33 +99,16 @@ def train_synthesizer(
     progress: Callable[[TrainingProgress], None] | None = None,
 ) -> tuple[DPCTGAN, PrivacyLedger]:
     """DP training; every data-dependent step is charged to a fresh ledger for this release."""
-    cls = get_synthesizer(contract.model)
-    config = CONFIGS[contract.model](epochs=epochs, batch_size=batch_size)
-    ledger = PrivacyLedger(contract.privacy.delta)
-    model = cls(contract, config, device=device)
-    model.fit(train.select(contract.modelled_columns), ledger=ledger, epsilon=epsilon, seed=seed, progress=progress)
-    return model, ledger
+    return fit_synthesizer(
+        train, contract, epsilon=epsilon, epochs=epochs, batch_size=batch_size, device=device, seed=seed,
+        progress=progress,
+    )
 
 
 @task(name="sample_synthetic", cache_policy=NO_CACHE, persist_result=False)
 def sample_synthetic(model: DPCTGAN, *, n: int, seed: int) -> pl.DataFrame:
     """Sampling is post-processing of the DP model: it reads no private row."""
     return model.sample(n, seed=seed)
-
-
-@task(name="evaluate_privacy", **PRIVATE)
-def evaluate_privacy(
-    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
-) -> list[MetricResult]:
-    s1, s2 = (int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(2))
-    return privacy_checks(train, holdout, synthetic, contract, identical_seed=s1, dcr_seed=s2)
-
-
-@task(name="evaluate_fidelity", **PRIVATE)
-def evaluate_fidelity(
-    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
-) -> list[MetricResult]:
-    return fidelity_checks(train, holdout, synthetic, contract, ml_seed=seed)
 
 
 @task(name="decide_release")

@@ -178,6 +178,20 @@ class Gates(_Strict):
     # --- fidelity ----------------------------------------------------------------------------
     min_column_shapes: float = Field(0.80, ge=0, le=1)
     min_pair_trends: float = Field(0.75, ge=0, le=1)
+    min_three_way_ratio: float = Field(
+        0.875,
+        ge=0,
+        le=2,
+        description="3-way marginal similarity (train vs synthetic) / the same between train and "
+        "holdout (the real data's own sampling noise).",
+    )
+    max_detection_auc: float = Field(
+        0.975,
+        gt=0,
+        le=1,
+        description="Cross-validated ROC AUC of a classifier telling holdout rows from synthetic "
+        "ones (0.5 = indistinguishable).",
+    )
     min_tstr_ratio: float = Field(
         0.85,
         ge=0,
@@ -199,7 +213,10 @@ class Evaluation(_Strict):
         "distance and density-ratio attacks, each."
     )
     mia_targets: int = Field(
-        100, ge=10, description="Most exposed (outlying) records per side attacked by shadow models."
+        300,
+        ge=10,
+        description="Most exposed (outlying) records per side attacked by shadow models; 300 per side "
+        "keeps the attack's 95% AUC interval within about ±0.05.",
     )
     shadow_models: int = Field(
         8, ge=0, description="Shadow synthesizers trained for the shadow-model attack; 0 skips it."
@@ -207,8 +224,24 @@ class Evaluation(_Strict):
     shadow_rows: int = Field(
         2000, ge=100, description="Reference rows each shadow synthesizer is trained on."
     )
+    @model_validator(mode="after")
+    def _enough_shadows(self) -> Evaluation:
+        if 0 < self.shadow_models < 4:
+            raise ValueError(
+                f"shadow_models must be 0 (no shadow attack) or at least 4 (each target needs two "
+                f"shadows with it and two without). Got {self.shadow_models}."
+            )
+        return self
+
     anonymeter_attacks: int = Field(
-        500, ge=50, description="Targets per anonymeter-style attack (and per control attack)."
+        2000, ge=50, description="Targets per singling-out and linkability attack (and per control attack)."
+    )
+    inference_attacks: int = Field(
+        10000,
+        ge=50,
+        description="Targets per attribute-inference attack (and per control attack), capped by the rows "
+        "available. The risk is divided by 1 - the control success rate, so a secret that is easy to "
+        "guess anyway (income on Adult: ~78%) needs many attacks for a tight interval.",
     )
 
 

@@ -1,8 +1,10 @@
 """The release gates: every check a release must pass, run in one place.
 
-``run_checks`` returns one ``MetricResult`` per check (the flow's tasks call its three parts,
-``privacy_checks``, ``fidelity_checks`` and ``governance_checks``, as separate steps); ``validation.results.decide_release``
-turns them into the release decision and ``validation.report`` into the report.
+``run_checks`` returns one ``MetricResult`` per check. The flow's tasks call its parts as
+separate steps (``privacy_checks``, ``membership_attacks`` + the shadow-model tasks +
+``membership_checks``, ``fidelity_checks``, ``governance_checks``);
+``validation.results.decide_release`` turns them into the release decision and
+``validation.report`` into the report.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import numpy as np
 import polars as pl
 
 from validation.contract import Contract
-from validation.fidelity import column_shapes, ml_efficacy, pair_trends
-from validation.privacy import DEFAULT_MAX_SYNTHETIC_ROWS, dcr_share, identical_match_share
+from validation.anonymeter import anonymeter_checks
+from validation.fidelity import fidelity_suite
+from validation.mia import AttackResult, density_ratio_attack, distance_attack, membership_inference
+from validation.privacy import distance_checks, identical_match_share
 from validation.results import MetricResult
 
 __all__ = [
@@ -22,6 +26,8 @@ __all__ = [
     "contract_public_result",
     "fidelity_checks",
     "governance_checks",
+    "membership_attacks",
+    "membership_checks",
     "privacy_checks",
     "run_checks",
 ]
@@ -44,10 +50,10 @@ def budget_result(epsilon_spent: float, epsilon_budget: float) -> MetricResult:
         epsilon_budget: ε allowed by the contract (``contract.privacy.epsilon``).
     """
     spent, budget = float(epsilon_spent), float(epsilon_budget)
-    if not (math.isfinite(spent) and spent >= 0):
+    if math.isnan(spent) or spent < 0:
         raise ValueError(
-            f"`epsilon_spent` must be a finite number >= 0. Got {epsilon_spent}. "
-            "Pass the total epsilon of the release's privacy ledger."
+            f"`epsilon_spent` must be a number >= 0 (math.inf for a model trained without DP). "
+            f"Got {epsilon_spent}. Pass the total epsilon of the release's privacy ledger."
         )
     if not (math.isfinite(budget) and budget > 0):
         raise ValueError(
@@ -62,7 +68,15 @@ def budget_result(epsilon_spent: float, epsilon_budget: float) -> MetricResult:
         direction="max",
         kind="budget",
         description=BUDGET_DESCRIPTION,
-        details={"epsilon_spent": spent, "epsilon_budget": budget},
+        details={"epsilon_spent": spent, "epsilon_budget": budget}
+        if math.isfinite(spent)
+        else {
+            "epsilon_spent": spent,
+            "epsilon_budget": budget,
+            "differential_privacy": False,
+            "fix": "The model was trained without differential privacy (epsilon = inf); retrain it "
+            "with a finite epsilon within the budget to release it.",
+        },
     )
 
 
@@ -100,22 +114,52 @@ def privacy_checks(
     synthetic: pl.DataFrame,
     contract: Contract,
     *,
-    identical_seed: int,
-    dcr_seed: int,
-    max_synthetic_rows: int = DEFAULT_MAX_SYNTHETIC_ROWS,
+    seed: int,
+    max_synthetic_rows: int | None = None,
 ) -> list[MetricResult]:
-    """Identical-match share and DCR share, each with its own seed."""
+    """Identical matches, distance checks (DCR share, NNDR, worst column subset), anonymeter risks.
+
+    The membership-inference attacks are separate (``membership_attacks`` and, in the flow,
+    the shadow-model tasks) because the shadow attack trains synthesizers.
+    """
+    identical_seed, distance_seed, anonymeter_seed = _seeds(seed, 3)
     return [
         identical_match_share(synthetic, train, holdout, contract=contract, seed=identical_seed),
-        dcr_share(
-            synthetic,
-            train,
-            holdout,
-            contract,
-            seed=dcr_seed,
-            max_synthetic_rows=max_synthetic_rows,
-        ),
+        *distance_checks(synthetic, train, holdout, contract, seed=distance_seed, max_synthetic_rows=max_synthetic_rows),
+        *anonymeter_checks(train, holdout, synthetic, contract, seed=anonymeter_seed),
     ]
+
+
+def membership_attacks(
+    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
+) -> list[AttackResult]:
+    """The distance and density-ratio (DOMIAS) attacks on a sample of members and non-members.
+
+    Members are ``evaluation.attack_rows`` train rows; non-members as many holdout rows; the
+    rest of the holdout is the attacker's reference sample of the population (DOMIAS).
+    """
+    sample_seed, domias_seed = _seeds(seed, 2)
+    rng = np.random.default_rng(sample_seed)
+    n = min(contract.evaluation.attack_rows, train.height, holdout.height // 2)
+    if n < 10:
+        raise ValueError(
+            f"the membership attacks need at least 10 train rows and 20 holdout rows; got "
+            f"{train.height} and {holdout.height}. Use a larger table or a larger holdout fraction."
+        )
+    members = train[np.sort(rng.choice(train.height, n, replace=False))]
+    order = rng.permutation(holdout.height)
+    nonmembers, reference = holdout[np.sort(order[:n])], holdout[np.sort(order[n:])]
+    return [
+        distance_attack(synthetic, members, nonmembers, contract),
+        density_ratio_attack(synthetic, members, nonmembers, reference, contract, seed=domias_seed),
+    ]
+
+
+def membership_checks(attacks: list[AttackResult], contract: Contract) -> list[MetricResult]:
+    """The two membership gates over every attack run: worst AUC (upper bound), worst TPR@1%FPR."""
+    return membership_inference(
+        attacks, max_auc=contract.gates.max_mia_auc, max_tpr=contract.gates.max_mia_tpr_at_1pct_fpr
+    )
 
 
 def fidelity_checks(
@@ -124,14 +168,14 @@ def fidelity_checks(
     synthetic: pl.DataFrame,
     contract: Contract,
     *,
-    ml_seed: int,
+    seed: int,
 ) -> list[MetricResult]:
-    """Column shapes and pair trends against train; ML efficacy when the contract has a target."""
-    results = [column_shapes(train, synthetic, contract), pair_trends(train, synthetic, contract)]
-    ml = ml_efficacy(train, synthetic, holdout, contract, seed=ml_seed)
-    if ml is not None:
-        results.append(ml)
-    return results
+    """Column shapes, pair trends, 3-way marginals, detection and ML efficacy (with a target)."""
+    g = contract.gates
+    return fidelity_suite(
+        train, holdout, synthetic, contract, seed=seed,
+        min_three_way_ratio=g.min_three_way_ratio, max_detection_auc=g.max_detection_auc,
+    )
 
 
 def governance_checks(contract: Contract, *, epsilon_spent: float) -> list[MetricResult]:
@@ -142,37 +186,46 @@ def governance_checks(contract: Contract, *, epsilon_spent: float) -> list[Metri
     ]
 
 
+def _seeds(seed: int, n: int) -> list[int]:
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
 def run_checks(
     train: pl.DataFrame,
     holdout: pl.DataFrame,
     synthetic: pl.DataFrame,
     contract: Contract,
     *,
-    epsilon_spent: float,
+    epsilon_spent: float | None,
     seed: int,
-    max_synthetic_rows: int = DEFAULT_MAX_SYNTHETIC_ROWS,
+    extra_attacks: list[AttackResult] | None = None,
+    max_synthetic_rows: int | None = None,
 ) -> list[MetricResult]:
     """Run every release check and return the results, gates first to last.
 
-    Order: privacy (identical matches, DCR share), fidelity (column shapes and pair trends
-    against train, ML efficacy when the contract has a target), the budget and the contract
-    gates. Each check gets its own seed, split from ``seed`` with ``SeedSequence.spawn``.
+    Order: privacy (identical matches, DCR share and NNDR, anonymeter risks), membership
+    inference (distance and DOMIAS attacks plus ``extra_attacks``, e.g. the shadow-model
+    attack the flow runs as separate tasks), fidelity, then the budget and contract gates
+    (skipped when ``epsilon_spent`` is None: a table made outside synthgate has no ledger).
+    Each part gets its own seed, split from ``seed`` with ``SeedSequence.spawn``.
 
     Args:
         train, holdout, synthetic: frames with exactly ``contract.modelled_columns``.
         contract: the data contract (thresholds, budget, bounds, target).
-        epsilon_spent: total ε of the release's privacy ledger.
+        epsilon_spent: total ε of the release's privacy ledger, or None.
         seed: root seed of the checks' subsamples and classifiers.
-        max_synthetic_rows: cap on the synthetic rows scored by the DCR check.
+        extra_attacks: further membership attacks to include in the worst-attack gates.
+        max_synthetic_rows: cap on the synthetic rows scored by the distance checks.
     """
-    identical_seed, dcr_seed, ml_seed = (
-        int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3)
-    )
-    return [
+    privacy_seed, attack_seed, fidelity_seed = _seeds(seed, 3)
+    attacks = membership_attacks(train, holdout, synthetic, contract, seed=attack_seed)
+    results = [
         *privacy_checks(
-            train, holdout, synthetic, contract, identical_seed=identical_seed,
-            dcr_seed=dcr_seed, max_synthetic_rows=max_synthetic_rows,
+            train, holdout, synthetic, contract, seed=privacy_seed, max_synthetic_rows=max_synthetic_rows
         ),
-        *fidelity_checks(train, holdout, synthetic, contract, ml_seed=ml_seed),
-        *governance_checks(contract, epsilon_spent=epsilon_spent),
+        *membership_checks([*attacks, *(extra_attacks or [])], contract),
+        *fidelity_checks(train, holdout, synthetic, contract, seed=fidelity_seed),
     ]
+    if epsilon_spent is not None:
+        results += governance_checks(contract, epsilon_spent=epsilon_spent)
+    return results

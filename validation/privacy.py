@@ -10,6 +10,12 @@ distances, where a numeric column (continuous, integer, datetime as epoch second
 contributes 0 when the values are equal and 1 when they differ (null is its own category).
 So ``d(a, b) = sqrt(Σ_numeric (|a_j - b_j| / range_j)² + #categorical mismatches)``.
 
+Distance checks: ``dcr_share`` (share of synthetic rows closer to train than to holdout),
+``nndr`` (nearest / second-nearest distance ratio, train vs holdout) and ``dcr_share_subsets``
+(the DCR share on column subsets, worst one gated); ``distance_checks`` runs all three and
+shares their neighbour searches. Searches are exact brute force with scikit-learn, chunked,
+so memory grows with the rows, never with synthetic x reference pairs.
+
 Helpers at the top (``_prepare``, ``_numeric_values``, ``_discrete_codes``) are shared with
 ``validation.fidelity``; they turn a frame into the canonical form described there.
 """
@@ -18,11 +24,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Literal
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 from scipy.stats import binomtest
+from scipy.stats.contingency import association
 from sklearn.metrics import pairwise_distances_chunked
 from sklearn.neighbors import NearestNeighbors
 
@@ -36,7 +45,14 @@ from validation.contract import (
 )
 from validation.results import MetricResult
 
-__all__ = ["dcr_share", "encode_for_distance", "identical_match_share"]
+__all__ = [
+    "dcr_share",
+    "dcr_share_subsets",
+    "distance_checks",
+    "encode_for_distance",
+    "identical_match_share",
+    "nndr",
+]
 
 # One-hot entries are 1/sqrt(2): two rows with different categories differ in two entries,
 # so the mismatch adds (1/sqrt 2)² + (1/sqrt 2)² = 1 to the squared distance.
@@ -48,6 +64,21 @@ _NULL_POSITION = np.float32(0.5)
 # and the BLAS distance expansion are accurate to ~1e-7 for identical rows.
 _TIE_TOLERANCE = 1e-6
 DEFAULT_MAX_SYNTHETIC_ROWS = 20_000
+# Column subsets: each costs a full search, so fewer synthetic rows are scored per subset.
+DEFAULT_SUBSET_SYNTHETIC_ROWS = 5_000
+# Three random and three correlated subsets, as mostlyai-qa checks three of each.
+DEFAULT_N_RANDOM_SUBSETS = 3
+DEFAULT_N_CORRELATED_SUBSETS = 3
+# NNDR is summarised by this percentile of the per-row ratios (the most exposed rows).
+NNDR_PERCENTILE = 5
+# Numeric columns are cut into this many quantile bins to measure association.
+_ASSOCIATION_BINS = 10
+# Largest distance block held at once when counting tied neighbours (scikit-learn's
+# working_memory, MiB); the default of 1 GiB would be a large peak on a large reference.
+_WORKING_MEMORY_MIB = 64
+# Reference rows cast to float64 at a time when counting tied neighbours (~60 MB at 110 wide).
+_REFERENCE_BLOCK = 65_536
+_DISTANCE_NOTE = "Euclidean over columns: numeric |Δ|/contract range, categorical 0/1"
 
 IDENTICAL_MATCH_DESCRIPTION = (
     "Share of synthetic rows that are exact copies of a training record, compared with the "
@@ -57,6 +88,16 @@ IDENTICAL_MATCH_DESCRIPTION = (
 DCR_DESCRIPTION = (
     "Share of synthetic rows that sit closer to a training record than to an unseen real "
     "record; 0.5 means the generator learned the population, not the people."
+)
+NNDR_DESCRIPTION = (
+    "How much nearer each synthetic row is to its closest real record than to the next "
+    "closest; if synthetic rows sit markedly nearer one particular training record than they "
+    "do to unseen real records, individual people were copied."
+)
+SUBSET_DESCRIPTION = (
+    "Among groups of related columns and random groups of columns, the highest share of "
+    "synthetic rows closer to a training record than to an unseen real record; a high share "
+    "means some columns were copied from real people even where whole rows were not."
 )
 
 
@@ -174,12 +215,18 @@ def _discrete_codes(series: pl.Series, contract: Contract, name: str) -> np.ndar
     return codes
 
 
+def _subsample_index(total: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of ``n`` of ``total`` rows drawn without replacement (all when ``n >= total``)."""
+    if n >= total:
+        return np.arange(total)
+    return np.sort(rng.choice(total, size=n, replace=False))
+
+
 def _subsample(df: pl.DataFrame, n: int, rng: np.random.Generator) -> pl.DataFrame:
     """``n`` rows drawn without replacement (all rows, in order, when ``n >= df.height``)."""
     if n >= df.height:
         return df
-    idx = np.sort(rng.choice(df.height, size=n, replace=False))
-    return df[idx]
+    return df[_subsample_index(df.height, n, rng)]
 
 
 def _int_seed(seq: np.random.SeedSequence) -> int:
@@ -187,6 +234,93 @@ def _int_seed(seq: np.random.SeedSequence) -> int:
 
 
 # --- encoding --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Where one column's encoding sits in an encoded matrix.
+
+    ``keep`` masks the column's slots in the contract layout (numeric: value, null flag;
+    discrete: categories, null, other). The public layout keeps every slot; the layout used
+    for the searches drops slots that no row of the three tables uses, which are zero in
+    every row and so change no distance.
+    """
+
+    start: int
+    numeric: bool
+    keep: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return int(self.keep.sum())
+
+    @property
+    def columns(self) -> slice:
+        return slice(self.start, self.start + self.width)
+
+
+def _column_values(frame: pl.DataFrame, contract: Contract) -> dict[str, np.ndarray]:
+    """Per modelled column of a canonical frame: ``(x - min) / (max - min)`` with the contract
+    bounds as float64 (NaN for null) for numeric columns, slot codes (``_discrete_codes``) for
+    discrete ones."""
+    out: dict[str, np.ndarray] = {}
+    for name in contract.modelled_columns:
+        if contract.columns[name].kind in NUMERIC_KINDS:
+            lo, hi = _bounds(contract, name)
+            out[name] = (_numeric_values(frame[name]) - lo) / (hi - lo)
+        else:
+            out[name] = _discrete_codes(frame[name], contract, name)
+    return out
+
+
+def _layout(contract: Contract, used: dict[str, np.ndarray] | None = None) -> dict[str, _Block]:
+    """Column -> block, in contract order; ``used[name]`` masks the slots to keep (None: all)."""
+    blocks: dict[str, _Block] = {}
+    start = 0
+    for name in contract.modelled_columns:
+        numeric = contract.columns[name].kind in NUMERIC_KINDS
+        n_slots = 2 if numeric else _n_discrete_slots(contract, name)
+        keep = np.ones(n_slots, dtype=bool) if used is None else used[name]
+        blocks[name] = _Block(start=start, numeric=numeric, keep=keep)
+        start += blocks[name].width
+    return blocks
+
+
+def _used_slots(contract: Contract, tables: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Slots some row of ``tables`` uses: a numeric value always, its null flag when a value is
+    missing somewhere; a category when some row holds it. Never empty for a column."""
+    used: dict[str, np.ndarray] = {}
+    for name in contract.modelled_columns:
+        if contract.columns[name].kind in NUMERIC_KINDS:
+            has_null = any(bool(np.isnan(t[name]).any()) for t in tables)
+            used[name] = np.array([True, has_null])
+        else:
+            n_slots = _n_discrete_slots(contract, name)
+            counts = sum(np.bincount(t[name], minlength=n_slots) for t in tables)
+            used[name] = np.asarray(counts) > 0
+    return used
+
+
+def _encode(
+    values: dict[str, np.ndarray], layout: dict[str, _Block], rows: np.ndarray | None = None
+) -> np.ndarray:
+    """float32 matrix of ``values`` (all rows, or ``rows`` in that order) on ``layout``."""
+    first = next(iter(values.values()))
+    n = len(first) if rows is None else len(rows)
+    width = sum(b.width for b in layout.values())
+    out = np.zeros((n, width), dtype=np.float32)
+    for name, block in layout.items():
+        v = values[name] if rows is None else values[name][rows]
+        if block.numeric:
+            null = np.isnan(v)
+            out[:, block.start] = np.where(null, _NULL_POSITION, v)
+            if block.keep[1]:
+                out[:, block.start + 1] = null
+        else:
+            # Slot code -> column inside the block; every code present is a kept slot.
+            position = np.cumsum(block.keep) - 1
+            out[np.arange(n), block.start + position[v]] = _ONE_HOT
+    return out
 
 
 def encode_for_distance(df: pl.DataFrame, contract: Contract) -> np.ndarray:
@@ -206,6 +340,10 @@ def encode_for_distance(df: pl.DataFrame, contract: Contract) -> np.ndarray:
     shared 'other' category. The layout depends only on the contract, so train, holdout and
     synthetic encodings always line up.
 
+    Each column is one contiguous block of the encoding (numeric: 2 entries; discrete: its
+    categories + null + other), in the contract's order; a column subset is a selection of
+    blocks. The checks below search on the same layout less the slots no row uses.
+
     Args:
         df: rows holding exactly ``contract.modelled_columns``.
         contract: the table's data contract (bounds and category lists).
@@ -214,27 +352,7 @@ def encode_for_distance(df: pl.DataFrame, contract: Contract) -> np.ndarray:
         A float32 array of shape ``(df.height, width)``.
     """
     frame = _prepare(df, contract, role="df")
-    n = frame.height
-    names = contract.modelled_columns
-    widths = [
-        2 if contract.columns[c].kind in NUMERIC_KINDS else _n_discrete_slots(contract, c)
-        for c in names
-    ]
-    out = np.zeros((n, sum(widths)), dtype=np.float32)
-    rows = np.arange(n)
-    offset = 0
-    for name, width in zip(names, widths, strict=True):
-        if contract.columns[name].kind in NUMERIC_KINDS:
-            lo, hi = _bounds(contract, name)
-            x = (_numeric_values(frame[name]) - lo) / (hi - lo)
-            null = np.isnan(x)
-            out[:, offset] = np.where(null, _NULL_POSITION, x)
-            out[:, offset + 1] = null
-        else:
-            codes = _discrete_codes(frame[name], contract, name)
-            out[rows, offset + codes] = _ONE_HOT
-        offset += width
-    return out
+    return _encode(_column_values(frame, contract), _layout(contract))
 
 
 # --- identical matches -----------------------------------------------------------------------
@@ -333,28 +451,155 @@ def identical_match_share(
 
 
 # --- distance to closest record --------------------------------------------------------------
+#
+# Every distance check runs on one ``_Tables``: the three tables checked and encoded once on
+# a shared layout, with each reference (train, holdout) ordered so that its first ``m`` rows
+# are a seeded subsample of size ``m = min(n_train, n_holdout)`` (the "equal-size part").
+# A nearest-neighbour search over a reference is then one search over the equal-size part
+# (k = 2 when NNDR needs the second neighbour) plus, where the whole reference counts, one
+# k = 1 search over the rest: each synthetic x reference distance is computed once.
+#
+# Seeds: ``SeedSequence(seed).spawn(4)`` gives [synthetic subsample, reference split,
+# subset choice, synthetic subsample for the subsets]; every public check uses the same
+# streams, so ``distance_checks`` reproduces each check called alone with the same seed.
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """The three tables, checked, and encoded on one layout (synthetic rows on demand)."""
+
+    layout: dict[str, _Block]
+    syn_values: dict[str, np.ndarray]
+    syn_total: int
+    train: np.ndarray  # encoded; rows [:m] are the equal-size part
+    holdout: np.ndarray  # encoded; rows [:m] are the equal-size part
+    m: int
+    seeds: tuple[np.random.SeedSequence, ...]
+
+    def synthetic_rows(self, cap: int | None, stream: int) -> np.ndarray:
+        """Indices of the synthetic rows scored: all, or ``cap`` drawn from seed ``stream``."""
+        n = self.syn_total if cap is None else cap
+        return _subsample_index(self.syn_total, n, np.random.default_rng(self.seeds[stream]))
+
+    def references(self, balance: str) -> tuple[np.ndarray, np.ndarray]:
+        """(train, holdout) a synthetic row is compared with: whole, or equal-size parts."""
+        if balance == "subsample":
+            return self.train[: self.m], self.holdout[: self.m]
+        return self.train, self.holdout
+
+
+def _equal_part_first(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
+    """A permutation of ``range(n)``: a seeded subsample of ``m`` rows (sorted), then the rest."""
+    inside = _subsample_index(n, m, rng)
+    if len(inside) == n:
+        return inside
+    return np.concatenate([inside, np.setdiff1d(np.arange(n), inside, assume_unique=True)])
+
+
+def _tables(
+    synthetic: pl.DataFrame,
+    train: pl.DataFrame,
+    holdout: pl.DataFrame,
+    contract: Contract,
+    seed: int,
+) -> _Tables:
+    """Check and encode the tables once for any of the distance checks (see above)."""
+    syn = _prepare(synthetic, contract, role="synthetic")
+    tr = _prepare(train, contract, role="train")
+    ho = _prepare(holdout, contract, role="holdout")
+    seeds = tuple(np.random.SeedSequence(seed).spawn(4))
+    m = min(tr.height, ho.height)
+    ref_rng = np.random.default_rng(seeds[1])
+    tr_order = _equal_part_first(tr.height, m, ref_rng)
+    ho_order = _equal_part_first(ho.height, m, ref_rng)
+    syn_values = _column_values(syn, contract)
+    tr_values = _column_values(tr, contract)
+    ho_values = _column_values(ho, contract)
+    layout = _layout(contract, _used_slots(contract, [syn_values, tr_values, ho_values]))
+    return _Tables(
+        layout=layout,
+        syn_values=syn_values,
+        syn_total=syn.height,
+        train=_encode(tr_values, layout, tr_order),
+        holdout=_encode(ho_values, layout, ho_order),
+        m=m,
+        seeds=seeds,
+    )
+
+
+def _knn(reference: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """Distances from each query row to its ``k`` nearest reference rows, ascending.
+
+    scikit-learn's brute-force search (``ArgKmin``) walks the pairs in tiles of
+    ``pairwise_dist_chunk_size`` (256) x 256 rows and keeps a k-heap per query row, so its
+    memory is O((n_query + n_reference) k) plus a few tiles per thread, never
+    O(n_query x n_reference). float32 tiles are upcast to float64 for the dot products.
+    """
+    nn = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean")
+    return nn.fit(reference).kneighbors(query, return_distance=True)[0]
 
 
 def _nearest_distance(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
-    nn = NearestNeighbors(n_neighbors=1, algorithm="brute", metric="euclidean")
-    dist, _ = nn.fit(reference).kneighbors(query)
-    return dist[:, 0]
+    return _knn(reference, query, 1)[:, 0]
 
 
-def _count_within(reference: np.ndarray, query: np.ndarray, radius: np.ndarray) -> np.ndarray:
-    """For each query row, how many reference rows lie within its own radius (chunked)."""
+def _side(
+    reference: np.ndarray, m: int, query: np.ndarray, *, k: int, whole: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest distance over the reference, (n, k) distances within its equal-size part).
+
+    ``whole=False`` takes the nearest distance within the equal-size part only.
+    """
+    part = _knn(reference[:m], query, k)
+    nearest = part[:, 0]
+    if whole and reference.shape[0] > m:
+        nearest = np.minimum(nearest, _nearest_distance(reference[m:], query))
+    return nearest, part
+
+
+def _count_within(
+    reference: np.ndarray,
+    query: np.ndarray,
+    radius: np.ndarray,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """For each query row, how many reference rows lie within its own radius (chunked).
+
+    ``weights`` gives each reference row's multiplicity (a deduplicated reference); None
+    counts every row once. Identical query rows are counted once (heavy ties on a few
+    discrete columns repeat the same rows many times). The reference is taken in blocks of
+    ``_REFERENCE_BLOCK`` rows cast to float64, where scikit-learn's
+    ``pairwise_distances_chunked`` takes its fast path (its float32 path re-batches in
+    Python), and each distance chunk stays under ``_WORKING_MEMORY_MIB``.
+    """
     counts = np.zeros(query.shape[0], dtype=np.int64)
     if query.shape[0] == 0:
         return counts
+    unique, inverse = np.unique(query, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    # Identical rows have the same nearest distances up to rounding; the largest radius
+    # among them keeps every tied neighbour (the radius carries a 1e-6 margin anyway).
+    r = np.full(len(unique), -np.inf)
+    np.maximum.at(r, inverse, radius)
+    q64 = unique.astype(np.float64)
 
-    def _reduce(chunk: np.ndarray, start: int) -> np.ndarray:
-        return (chunk <= radius[start : start + chunk.shape[0], None]).sum(axis=1)
+    per_unique = np.zeros(len(unique), dtype=np.int64)
+    for lo in range(0, reference.shape[0], _REFERENCE_BLOCK):
+        block = reference[lo : lo + _REFERENCE_BLOCK].astype(np.float64)
+        w = None if weights is None else weights[lo : lo + _REFERENCE_BLOCK]
 
-    pos = 0
-    for part in pairwise_distances_chunked(query, reference, reduce_func=_reduce):
-        counts[pos : pos + part.shape[0]] = part
-        pos += part.shape[0]
-    return counts
+        def _reduce(chunk: np.ndarray, start: int, w: np.ndarray | None = w) -> np.ndarray:
+            within = chunk <= r[start : start + chunk.shape[0], None]
+            return within.sum(axis=1) if w is None else within @ w
+
+        pos = 0
+        chunks = pairwise_distances_chunked(
+            q64, block, reduce_func=_reduce, working_memory=_WORKING_MEMORY_MIB
+        )
+        for part in chunks:
+            per_unique[pos : pos + part.shape[0]] += part
+            pos += part.shape[0]
+    return per_unique[inverse]
 
 
 def _size_adjusted(share: float, chance: float) -> float:
@@ -368,6 +613,145 @@ def _size_adjusted(share: float, chance: float) -> float:
     return num / den if den > 0 else 0.5
 
 
+@dataclass(frozen=True)
+class _Share:
+    """A DCR share: size-adjusted value and interval, and the aggregates behind them."""
+
+    value: float
+    raw: float
+    ci: tuple[float, float]
+    chance: float
+    closer_to_train: int
+    closer_to_holdout: int
+    ties: int
+    n: int
+
+
+def _share(
+    query: np.ndarray,
+    train_ref: np.ndarray,
+    holdout_ref: np.ndarray,
+    d_train: np.ndarray,
+    d_holdout: np.ndarray,
+    confidence: float,
+    train_weights: np.ndarray | None = None,
+    holdout_weights: np.ndarray | None = None,
+) -> _Share:
+    """DCR share of ``query`` from its nearest distances to the two references.
+
+    A tie (distances within ``_TIE_TOLERANCE``) is split by the fraction of the tied nearest
+    reference rows that are train rows; the Wilson interval is for the raw share with the
+    count rounded up, and share and interval are mapped so that chance is 0.5. A reference
+    may be deduplicated, with ``*_weights`` its rows' multiplicities.
+    """
+    q = (d_train < d_holdout).astype(np.float64)
+    tie = np.abs(d_train - d_holdout) <= _TIE_TOLERANCE
+    q[tie] = 0.0
+    if tie.any():
+        radius = np.minimum(d_train, d_holdout)[tie] + _TIE_TOLERANCE
+        n_t = _count_within(train_ref, query[tie], radius, train_weights)
+        n_h = _count_within(holdout_ref, query[tie], radius, holdout_weights)
+        # Both counts are >= 1 up to rounding at the radius; guard the division anyway.
+        q[tie] = np.where(n_t + n_h > 0, n_t / np.maximum(n_t + n_h, 1), 0.5)
+    n = len(q)
+    raw = float(q.mean())
+    n_train = train_ref.shape[0] if train_weights is None else int(train_weights.sum())
+    n_holdout = holdout_ref.shape[0] if holdout_weights is None else int(holdout_weights.sum())
+    chance = n_train / (n_train + n_holdout)
+    k = min(n, math.ceil(float(q.sum()) - 1e-9))  # rounded up: errs towards blocking
+    ci_raw = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return _Share(
+        value=_size_adjusted(raw, chance),
+        raw=raw,
+        ci=(_size_adjusted(float(ci_raw.low), chance), _size_adjusted(float(ci_raw.high), chance)),
+        chance=chance,
+        closer_to_train=int(((q == 1.0) & ~tie).sum()),
+        closer_to_holdout=int(((q == 0.0) & ~tie).sum()),
+        ties=int(tie.sum()),
+        n=n,
+    )
+
+
+def _ratio(knn: np.ndarray) -> np.ndarray:
+    """d1 / d2 per row of a (n, 2) distance array.
+
+    Distances within ``_TIE_TOLERANCE`` count as equal: an exact copy (d1 = 0 < d2) has
+    ratio 0, and d1 = d2 has ratio 1, including 0/0 (two or more reference rows coincide
+    with the synthetic row, so no single record stands out).
+    """
+    d1, d2 = knn[:, 0], knn[:, 1]
+    out = np.ones(len(d1))
+    apart = d2 - d1 > _TIE_TOLERANCE
+    out[apart] = np.where(d1[apart] > _TIE_TOLERANCE, d1[apart], 0.0) / d2[apart]
+    return out
+
+
+def _check_cap(value: int | None, name: str, default: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(
+            f"`{name}` must be an integer >= 1, or None for every synthetic row. Got {value!r}. "
+            f"The default is {default}."
+        )
+
+
+def _check_options(balance: str, confidence: float) -> None:
+    if balance not in ("reweight", "subsample"):
+        raise ValueError(f"`balance` must be 'reweight' or 'subsample'. Got {balance!r}.")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"`confidence` must be in (0, 1). Got {confidence}. Use e.g. 0.95.")
+
+
+def _check_nndr_rows(tables: _Tables) -> None:
+    if tables.m < 2:
+        raise ValueError(
+            f"NNDR needs a second-nearest neighbour, so train and holdout must have at least 2 "
+            f"rows each. The smaller has {tables.m}. Pass larger reference tables."
+        )
+
+
+def _dcr_result(
+    share: _Share,
+    tables: _Tables,
+    d_train: np.ndarray,
+    d_holdout: np.ndarray,
+    *,
+    threshold: float,
+    balance: str,
+    cap: int | None,
+    confidence: float,
+) -> MetricResult:
+    train_ref, holdout_ref = tables.references(balance)
+    return MetricResult(
+        name="dcr_share",
+        value=share.value,
+        threshold=threshold,
+        passed=share.ci[1] <= threshold,
+        direction="max",
+        ci=share.ci,
+        gated_value=share.ci[1],
+        kind="privacy",
+        description=DCR_DESCRIPTION,
+        details={
+            "share": share.value,
+            "raw_share": share.raw,
+            "chance_share": share.chance,
+            "balance": balance,
+            "closer_to_train": share.closer_to_train,
+            "closer_to_holdout": share.closer_to_holdout,
+            "ties": share.ties,
+            "median_dcr_train": float(np.median(d_train)),
+            "median_dcr_holdout": float(np.median(d_holdout)),
+            "synthetic_rows_used": share.n,
+            "synthetic_rows_total": tables.syn_total,
+            "synthetic_row_cap": cap,
+            "train_reference_rows": train_ref.shape[0],
+            "holdout_reference_rows": holdout_ref.shape[0],
+            "ci_method": f"Wilson {confidence:.0%} on the raw share, size-adjusted",
+            "distance": _DISTANCE_NOTE,
+        },
+    )
+
+
 def dcr_share(
     synthetic: pl.DataFrame,
     train: pl.DataFrame,
@@ -375,7 +759,7 @@ def dcr_share(
     contract: Contract,
     *,
     seed: int,
-    max_synthetic_rows: int = DEFAULT_MAX_SYNTHETIC_ROWS,
+    max_synthetic_rows: int | None = DEFAULT_MAX_SYNTHETIC_ROWS,
     balance: Literal["reweight", "subsample"] = "reweight",
     confidence: float = 0.95,
 ) -> MetricResult:
@@ -408,81 +792,483 @@ def dcr_share(
         synthetic, train, holdout: frames with exactly ``contract.modelled_columns``.
         contract: data contract (bounds, categories, gate threshold).
         seed: seed for the subsamples (synthetic cap, and references with ``"subsample"``).
-        max_synthetic_rows: at most this many synthetic rows are scored (seeded subsample);
-            the brute-force search costs synthetic x (train + holdout) distances.
+        max_synthetic_rows: at most this many synthetic rows are scored (seeded subsample;
+            None scores all); the brute-force search costs synthetic x (train + holdout)
+            distances.
         balance: ``"reweight"`` or ``"subsample"``, see above.
         confidence: confidence level of the interval.
     """
-    if max_synthetic_rows < 1:
-        raise ValueError(
-            f"`max_synthetic_rows` must be >= 1. Got {max_synthetic_rows}. "
-            f"The default is {DEFAULT_MAX_SYNTHETIC_ROWS}."
-        )
-    if balance not in ("reweight", "subsample"):
-        raise ValueError(f"`balance` must be 'reweight' or 'subsample'. Got {balance!r}.")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"`confidence` must be in (0, 1). Got {confidence}. Use e.g. 0.95.")
-    syn = _prepare(synthetic, contract, role="synthetic")
-    tr = _prepare(train, contract, role="train")
-    ho = _prepare(holdout, contract, role="holdout")
-    syn_seed, ref_seed = np.random.SeedSequence(seed).spawn(2)
-    syn_used = _subsample(syn, max_synthetic_rows, np.random.default_rng(syn_seed))
-    if balance == "subsample":
-        m = min(tr.height, ho.height)
-        ref_rng = np.random.default_rng(ref_seed)
-        tr, ho = _subsample(tr, m, ref_rng), _subsample(ho, m, ref_rng)
+    _check_cap(max_synthetic_rows, "max_synthetic_rows", DEFAULT_MAX_SYNTHETIC_ROWS)
+    _check_options(balance, confidence)
+    tables = _tables(synthetic, train, holdout, contract, seed)
+    s = _encode(tables.syn_values, tables.layout, tables.synthetic_rows(max_synthetic_rows, 0))
+    whole = balance == "reweight"
+    d_train, _ = _side(tables.train, tables.m, s, k=1, whole=whole)
+    d_holdout, _ = _side(tables.holdout, tables.m, s, k=1, whole=whole)
+    share = _share(s, *tables.references(balance), d_train, d_holdout, confidence)
+    return _dcr_result(
+        share,
+        tables,
+        d_train,
+        d_holdout,
+        threshold=contract.gates.max_dcr_share,
+        balance=balance,
+        cap=max_synthetic_rows,
+        confidence=confidence,
+    )
 
-    s = encode_for_distance(syn_used, contract)
-    t = encode_for_distance(tr, contract)
-    h = encode_for_distance(ho, contract)
-    d_train = _nearest_distance(t, s)
-    d_holdout = _nearest_distance(h, s)
 
-    # Fraction of the nearest (tied) reference rows that are train rows, per synthetic row.
-    q = (d_train < d_holdout).astype(np.float64)
-    tie = np.abs(d_train - d_holdout) <= _TIE_TOLERANCE
-    if tie.any():
-        radius = np.minimum(d_train, d_holdout)[tie] + _TIE_TOLERANCE
-        n_t = _count_within(t, s[tie], radius)
-        n_h = _count_within(h, s[tie], radius)
-        # Both counts are >= 1 up to rounding at the radius; guard the division anyway.
-        q[tie] = np.where(n_t + n_h > 0, n_t / np.maximum(n_t + n_h, 1), 0.5)
+# --- nearest-neighbour distance ratio --------------------------------------------------------
 
-    n = len(q)
-    raw = float(q.mean())
-    chance = tr.height / (tr.height + ho.height)
-    k = min(n, math.ceil(float(q.sum()) - 1e-9))  # rounded up: errs towards blocking
-    ci_raw = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
-    value = _size_adjusted(raw, chance)
-    ci = (_size_adjusted(float(ci_raw.low), chance), _size_adjusted(float(ci_raw.high), chance))
-    threshold = contract.gates.max_dcr_share
+
+def _nndr_result(
+    knn_train: np.ndarray, knn_holdout: np.ndarray, tables: _Tables, cap: int | None
+) -> MetricResult:
+    r_train, r_holdout = _ratio(knn_train), _ratio(knn_holdout)
+    p5_train = float(np.percentile(r_train, NNDR_PERCENTILE))
+    p5_holdout = float(np.percentile(r_holdout, NNDR_PERCENTILE))
     return MetricResult(
-        name="dcr_share",
-        value=value,
-        threshold=threshold,
-        passed=ci[1] <= threshold,
-        direction="max",
-        ci=ci,
-        gated_value=ci[1],
+        name="nndr",
+        value=p5_train,
+        threshold=None,
+        passed=True,
+        direction="min",
         kind="privacy",
-        description=DCR_DESCRIPTION,
+        description=NNDR_DESCRIPTION,
         details={
-            "share": value,
-            "raw_share": raw,
-            "chance_share": chance,
-            "balance": balance,
-            "closer_to_train": int((q == 1.0).sum()),
-            "closer_to_holdout": int((q == 0.0).sum()),
-            "ties": int(tie.sum()),
-            "median_dcr_train": float(np.median(d_train)),
-            "median_dcr_holdout": float(np.median(d_holdout)),
-            "synthetic_rows_used": n,
-            "synthetic_rows_total": syn.height,
-            "synthetic_row_cap": max_synthetic_rows,
-            "train_reference_rows": tr.height,
-            "holdout_reference_rows": ho.height,
-            "ci_method": f"Wilson {confidence:.0%} on the raw share, size-adjusted",
-            "distance": "Euclidean over columns: numeric |Δ|/contract range, categorical 0/1",
+            "train_p5": p5_train,
+            "train_median": float(np.median(r_train)),
+            "holdout_p5": p5_holdout,
+            "holdout_median": float(np.median(r_holdout)),
+            # About 5% when synthetic rows relate to train as they relate to unseen rows.
+            "share_train_below_holdout_p5": float((r_train < p5_holdout).mean()),
+            "exact_copies_train": int((knn_train[:, 0] <= _TIE_TOLERANCE).sum()),
+            "exact_copies_holdout": int((knn_holdout[:, 0] <= _TIE_TOLERANCE).sum()),
+            "synthetic_rows_used": len(r_train),
+            "synthetic_rows_total": tables.syn_total,
+            "synthetic_row_cap": cap,
+            "reference_rows_each": tables.m,
+            "percentile": NNDR_PERCENTILE,
+            "ratio_definition": "d1/d2 to the nearest and second-nearest reference row; "
+            "distances within 1e-6 are equal, so d1 = d2 (also 0/0) gives 1 and an exact copy 0",
+            "distance": _DISTANCE_NOTE,
         },
     )
 
+
+def nndr(
+    synthetic: pl.DataFrame,
+    train: pl.DataFrame,
+    holdout: pl.DataFrame,
+    contract: Contract,
+    *,
+    seed: int,
+    max_synthetic_rows: int | None = DEFAULT_MAX_SYNTHETIC_ROWS,
+) -> MetricResult:
+    """Nearest-neighbour distance ratio of the synthetic rows, against train and holdout.
+
+    For each synthetic row, ``d1 / d2``: the distance to its nearest reference row over the
+    distance to the second nearest (distance as in ``encode_for_distance``). A ratio near 0
+    means the row sits on one particular record and far from all others; near 1, it sits
+    among several records equally. Distances within 1e-6 count as equal, so ``d1 == d2``
+    gives 1, and so does 0/0 (two reference rows coincide with the synthetic row: no single
+    record stands out); an exact copy of a unique record gives 0.
+
+    The ratios are computed against train and, the same way, against the holdout; the larger
+    of the two is subsampled (seeded) to the smaller's size, since ratios depend on how
+    densely the reference covers the space. A generator that learned the population gives
+    the two the same distribution; train ratios lower than the holdout's mean that synthetic
+    rows sit next to specific training records.
+
+    Not a gate (``threshold=None``, ``passed=True``): ``value`` is the 5th percentile of the
+    train ratios; details hold the 5th percentile and median of both, the share of train
+    ratios below the holdout's 5th percentile (about 0.05 by chance) and the rows used.
+
+    Args:
+        synthetic, train, holdout: frames with exactly ``contract.modelled_columns``; train
+            and holdout need at least 2 rows each.
+        contract: data contract (bounds, categories).
+        seed: seed of the synthetic cap and of the reference subsample.
+        max_synthetic_rows: at most this many synthetic rows are scored (seeded subsample;
+            None scores all).
+    """
+    _check_cap(max_synthetic_rows, "max_synthetic_rows", DEFAULT_MAX_SYNTHETIC_ROWS)
+    tables = _tables(synthetic, train, holdout, contract, seed)
+    _check_nndr_rows(tables)
+    s = _encode(tables.syn_values, tables.layout, tables.synthetic_rows(max_synthetic_rows, 0))
+    _, knn_train = _side(tables.train, tables.m, s, k=2, whole=False)
+    _, knn_holdout = _side(tables.holdout, tables.m, s, k=2, whole=False)
+    return _nndr_result(knn_train, knn_holdout, tables, max_synthetic_rows)
+
+
+# --- DCR share on column subsets -------------------------------------------------------------
+
+
+def _association_codes(values: np.ndarray, numeric: bool) -> np.ndarray:
+    """Codes 0..L-1 of one column for a contingency table: numeric values cut at the deciles of
+    the (synthetic) rows given, null its own level; discrete codes as they are."""
+    if numeric:
+        null = np.isnan(values)
+        codes = np.zeros(len(values), dtype=np.int64)
+        if (~null).any():
+            qs = np.linspace(0.0, 1.0, _ASSOCIATION_BINS + 1)[1:-1]
+            edges = np.unique(np.quantile(values[~null], qs))
+            codes = np.searchsorted(edges, values, side="right").astype(np.int64)
+        codes[null] = _ASSOCIATION_BINS
+        values = codes
+    return np.unique(values, return_inverse=True)[1].astype(np.int64).ravel()
+
+
+def _association_matrix(values: dict[str, np.ndarray], tables: _Tables) -> np.ndarray:
+    """Cramér's V (scipy, no bias correction) of every column pair; 0 on the diagonal and
+    where a column holds a single level."""
+    names = list(tables.layout)
+    codes = [_association_codes(values[n], tables.layout[n].numeric) for n in names]
+    levels = [int(c.max()) + 1 for c in codes]
+    p = len(names)
+    out = np.zeros((p, p))
+    for a, b in combinations(range(p), 2):
+        if min(levels[a], levels[b]) < 2:
+            continue
+        table = np.bincount(codes[a] * levels[b] + codes[b], minlength=levels[a] * levels[b])
+        v = association(table.reshape(levels[a], levels[b]), method="cramer")
+        out[a, b] = out[b, a] = float(v)
+    return out
+
+
+def _choose_subsets(
+    values: dict[str, np.ndarray],
+    tables: _Tables,
+    *,
+    n_random: int,
+    n_correlated: int,
+    size: int,
+    rng: np.random.Generator,
+) -> list[tuple[str, tuple[int, ...], float | None]]:
+    """(kind, column indices in contract order, mean association) per distinct subset.
+
+    Correlated: anchors in decreasing order of their strongest association; each gives the
+    anchor and its ``size - 1`` most associated columns (a duplicate subset is skipped).
+    Random: ``size`` columns drawn without replacement, distinct from every subset so far
+    (a bounded number of draws, so a small table may get fewer).
+    """
+    p = len(tables.layout)
+    chosen: list[tuple[str, tuple[int, ...], float | None]] = []
+    seen: set[tuple[int, ...]] = set()
+    if n_correlated > 0:
+        assoc = _association_matrix(values, tables)
+        for anchor in np.argsort(-assoc.max(axis=1), kind="stable"):
+            if len(chosen) == n_correlated:
+                break
+            partners = [int(j) for j in np.argsort(-assoc[anchor], kind="stable") if j != anchor]
+            cols = tuple(sorted([int(anchor), *partners[: size - 1]]))
+            if cols in seen:
+                continue
+            seen.add(cols)
+            pairs = [assoc[a, b] for a, b in combinations(cols, 2)]
+            chosen.append(("correlated", cols, float(np.mean(pairs)) if pairs else None))
+    n_drawn = 0
+    for _ in range(20 * n_random):
+        if n_drawn == n_random:
+            break
+        cols = tuple(sorted(int(j) for j in rng.choice(p, size=size, replace=False)))
+        if cols in seen:
+            continue
+        seen.add(cols)
+        chosen.append(("random", cols, None))
+        n_drawn += 1
+    return chosen
+
+
+def _default_subset_size(p: int) -> int:
+    return min(p - 1, max(2, round(p / 3)))
+
+
+def _subset_result(
+    tables: _Tables,
+    *,
+    n_random: int,
+    n_correlated: int,
+    subset_size: int | None,
+    cap: int | None,
+    balance: str,
+    confidence: float,
+    threshold: float,
+) -> MetricResult:
+    names = list(tables.layout)
+    p = len(names)
+    rows = tables.synthetic_rows(cap, 3)
+    s_all = _encode(tables.syn_values, tables.layout, rows)
+    if p < 2:
+        size = p
+        subsets: list[tuple[str, tuple[int, ...], float | None]] = [("all", (0,), None)]
+    else:
+        size = _default_subset_size(p) if subset_size is None else subset_size
+        values = {n: v[rows] for n, v in tables.syn_values.items()}
+        subsets = _choose_subsets(
+            values,
+            tables,
+            n_random=n_random,
+            n_correlated=n_correlated,
+            size=size,
+            rng=np.random.default_rng(tables.seeds[2]),
+        )
+    train_all, holdout_all = tables.references(balance)
+    rows_out: list[dict[str, Any]] = []
+    shares: list[_Share] = []
+    for kind, cols, assoc in subsets:
+        idx = np.r_[tuple(tables.layout[names[j]].columns for j in cols)]  # a column selection
+        # On a few columns many rows coincide: search and count distinct rows only (the
+        # nearest distance ignores multiplicity; tie counts weight each row by it).
+        s = s_all[:, idx]
+        s_u, s_inv = np.unique(s, axis=0, return_inverse=True)
+        s_inv = s_inv.ravel()
+        t_u, t_w = np.unique(train_all[:, idx], axis=0, return_counts=True)
+        h_u, h_w = np.unique(holdout_all[:, idx], axis=0, return_counts=True)
+        d_t = _nearest_distance(t_u, s_u)[s_inv]
+        d_h = _nearest_distance(h_u, s_u)[s_inv]
+        share = _share(s, t_u, h_u, d_t, d_h, confidence, t_w, h_w)
+        shares.append(share)
+        row: dict[str, Any] = {
+            "kind": kind,
+            "columns": [names[j] for j in cols],
+            "share": share.value,
+            "ci": [share.ci[0], share.ci[1]],
+            "ties": share.ties,
+        }
+        if assoc is not None:
+            row["mean_association"] = assoc
+        rows_out.append(row)
+    worst = max(range(len(shares)), key=lambda i: shares[i].ci[1])  # first of equal bounds
+    w = shares[worst]
+    return MetricResult(
+        name="dcr_share_worst_subset",
+        value=w.value,
+        threshold=threshold,
+        passed=w.ci[1] <= threshold,
+        direction="max",
+        ci=w.ci,
+        gated_value=w.ci[1],
+        kind="privacy",
+        description=SUBSET_DESCRIPTION,
+        details={
+            "worst_columns": rows_out[worst]["columns"],
+            "worst_kind": rows_out[worst]["kind"],
+            "share": w.value,
+            "raw_share": w.raw,
+            "chance_share": w.chance,
+            "subsets": rows_out,
+            "subset_size": size,
+            "balance": balance,
+            "synthetic_rows_used": len(rows),
+            "synthetic_rows_total": tables.syn_total,
+            "synthetic_row_cap": cap,
+            "train_reference_rows": train_all.shape[0],
+            "holdout_reference_rows": holdout_all.shape[0],
+            "association": "Cramér's V on the synthetic rows scored (numeric columns cut at "
+            "their deciles, null its own level); anchors in order of their strongest association",
+            "ci_method": f"Wilson {confidence:.0%} on the raw share, size-adjusted, per subset; "
+            "the worst is the highest upper bound",
+            "distance": _DISTANCE_NOTE + ", over the subset's columns only",
+        },
+    )
+
+
+def _check_subset_options(
+    contract: Contract,
+    n_random: int,
+    n_correlated: int,
+    subset_size: int | None,
+    threshold: float | None,
+    names: tuple[str, str],
+) -> float:
+    """Validate the subset options; return the gate threshold."""
+    for value, name in ((n_random, names[0]), (n_correlated, names[1])):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"`{name}` must be an integer >= 0. Got {value!r}.")
+    p = len(contract.modelled_columns)
+    if n_random + n_correlated < 1 and p >= 2:
+        raise ValueError(
+            f"`{names[0]}` + `{names[1]}` must be at least 1 to have a subset to check. "
+            f"Got {n_random} and {n_correlated}. The defaults are "
+            f"{DEFAULT_N_RANDOM_SUBSETS} and {DEFAULT_N_CORRELATED_SUBSETS}."
+        )
+    if subset_size is not None and p >= 2 and not (
+        isinstance(subset_size, int) and not isinstance(subset_size, bool) and 1 <= subset_size < p
+    ):
+        raise ValueError(
+            f"`subset_size` must be an integer from 1 to {p - 1} (fewer than the {p} modelled "
+            f"columns). Got {subset_size!r}. Leave it None for a third of the columns."
+        )
+    thr = contract.gates.max_dcr_share if threshold is None else float(threshold)
+    if not 0.0 < thr <= 1.0:
+        raise ValueError(
+            f"`threshold` must be in (0, 1]. Got {thr}. Leave it None for "
+            "contract.gates.max_dcr_share."
+        )
+    return thr
+
+
+def dcr_share_subsets(
+    synthetic: pl.DataFrame,
+    train: pl.DataFrame,
+    holdout: pl.DataFrame,
+    contract: Contract,
+    *,
+    seed: int,
+    n_random: int = DEFAULT_N_RANDOM_SUBSETS,
+    n_correlated: int = DEFAULT_N_CORRELATED_SUBSETS,
+    subset_size: int | None = None,
+    max_synthetic_rows: int | None = DEFAULT_SUBSET_SYNTHETIC_ROWS,
+    balance: Literal["reweight", "subsample"] = "reweight",
+    confidence: float = 0.95,
+    threshold: float | None = None,
+) -> MetricResult:
+    """DCR share recomputed on column subsets; reports and gates the worst subset.
+
+    A generator can copy a few columns of a record (say age, occupation and hours together)
+    while the other columns are new; over all columns such rows need not be closer to train
+    than to the holdout, but over the copied columns they are. As mostlyai-qa does, the DCR
+    share (same distance, tie split, Wilson interval and size adjustment as ``dcr_share``,
+    on the subset's columns only) is recomputed on
+
+    - ``n_correlated`` "correlated" subsets: for each anchor column, taken in decreasing
+      order of its strongest association with another column, the anchor and its
+      ``subset_size - 1`` most associated columns. Association is Cramér's V between columns
+      of the *synthetic* table (numeric columns cut at their deciles). The synthetic table
+      is what is released, so reading it costs no privacy and the subsets chosen (their
+      column names are reported) say nothing about the private rows; and a block of columns
+      copied together from training records is associated in the synthetic table as it is
+      in train, which is the structure this looks for.
+    - ``n_random`` random subsets of ``subset_size`` columns (seeded), distinct from the
+      correlated ones.
+
+    ``subset_size`` defaults to a third of the modelled columns (at least 2, at most all but
+    one): small enough that a copied block dominates the distance, as in mostlyai-qa's split
+    into three groups. With a single modelled column the only subset is that column.
+
+    Gate: the worst subset (highest upper confidence bound) must have its upper bound
+    ``<= threshold`` (default ``contract.gates.max_dcr_share``). ``value`` and ``ci`` are
+    the worst subset's; ``details["subsets"]`` lists every subset's kind, column names,
+    share, interval and tie count. The interval is per subset: taking the worst of several
+    makes the gate slightly stricter than one ``dcr_share``.
+
+    Each subset costs a search of synthetic x (train + holdout) rows, so at most
+    ``max_synthetic_rows`` synthetic rows are scored (default 5,000: the interval half-width
+    is then about 0.014 at 0.5; None scores all).
+
+    Args:
+        synthetic, train, holdout: frames with exactly ``contract.modelled_columns``.
+        contract: data contract (bounds, categories, gate threshold).
+        seed: seed of the synthetic subsample, the reference subsample (``"subsample"``) and
+            the random subsets.
+        n_random, n_correlated: numbers of random and correlated subsets (>= 0, not both 0).
+        subset_size: columns per subset, from 1 to (number of columns - 1); None: a third.
+        max_synthetic_rows: synthetic rows scored per subset (seeded subsample).
+        balance, confidence: as in ``dcr_share``.
+        threshold: gate on the worst upper bound; None for ``contract.gates.max_dcr_share``.
+    """
+    _check_cap(max_synthetic_rows, "max_synthetic_rows", DEFAULT_SUBSET_SYNTHETIC_ROWS)
+    _check_options(balance, confidence)
+    thr = _check_subset_options(
+        contract, n_random, n_correlated, subset_size, threshold, ("n_random", "n_correlated")
+    )
+    tables = _tables(synthetic, train, holdout, contract, seed)
+    return _subset_result(
+        tables,
+        n_random=n_random,
+        n_correlated=n_correlated,
+        subset_size=subset_size,
+        cap=max_synthetic_rows,
+        balance=balance,
+        confidence=confidence,
+        threshold=thr,
+    )
+
+
+# --- all distance checks, sharing the searches -----------------------------------------------
+
+
+def distance_checks(
+    synthetic: pl.DataFrame,
+    train: pl.DataFrame,
+    holdout: pl.DataFrame,
+    contract: Contract,
+    *,
+    seed: int,
+    max_synthetic_rows: int | None = None,
+    n_random_subsets: int = DEFAULT_N_RANDOM_SUBSETS,
+    n_correlated_subsets: int = DEFAULT_N_CORRELATED_SUBSETS,
+    subset_size: int | None = None,
+    subset_max_synthetic_rows: int | None = DEFAULT_SUBSET_SYNTHETIC_ROWS,
+    balance: Literal["reweight", "subsample"] = "reweight",
+    confidence: float = 0.95,
+    subset_threshold: float | None = None,
+) -> list[MetricResult]:
+    """``[dcr_share, nndr, dcr_share_worst_subset]``, sharing the work between them.
+
+    The tables are checked and encoded once, and each synthetic row's neighbours are
+    searched once per reference: train's equal-size part with k = 2 (its nearest distance
+    feeds the DCR share, the two nearest the NNDR), train's remaining rows with k = 1 (the
+    DCR share's nearest over all of train), and the same for the holdout. Each result equals
+    the check called alone with the same seed and options (``dcr_share`` and ``nndr`` with
+    ``max_synthetic_rows``, ``dcr_share_subsets`` with ``subset_max_synthetic_rows``).
+
+    Memory stays O((synthetic + train + holdout) rows x encoded width): scikit-learn's
+    searches run over tiles of 256 x 256 rows and tie counts over chunks of at most 64 MiB.
+    Time is about synthetic x (train + holdout) distances for the full-column checks plus
+    that for ``subset_max_synthetic_rows`` per subset.
+
+    Args:
+        synthetic, train, holdout: frames with exactly ``contract.modelled_columns``; train
+            and holdout need at least 2 rows each (NNDR).
+        contract: data contract (bounds, categories, gate thresholds).
+        seed: one seed for all subsamples (streams as in the single checks).
+        max_synthetic_rows: synthetic rows scored by DCR share and NNDR; None (default)
+            scores every row. Cap it for large tables.
+        n_random_subsets, n_correlated_subsets, subset_size: as ``n_random``,
+            ``n_correlated`` and ``subset_size`` of ``dcr_share_subsets``.
+        subset_max_synthetic_rows: synthetic rows scored per subset.
+        balance, confidence: as in ``dcr_share`` (NNDR always uses equal-size references).
+        subset_threshold: gate of the worst subset; None for ``contract.gates.max_dcr_share``.
+    """
+    _check_cap(max_synthetic_rows, "max_synthetic_rows", None)
+    _check_cap(subset_max_synthetic_rows, "subset_max_synthetic_rows", DEFAULT_SUBSET_SYNTHETIC_ROWS)
+    _check_options(balance, confidence)
+    thr = _check_subset_options(
+        contract,
+        n_random_subsets,
+        n_correlated_subsets,
+        subset_size,
+        subset_threshold,
+        ("n_random_subsets", "n_correlated_subsets"),
+    )
+    tables = _tables(synthetic, train, holdout, contract, seed)
+    _check_nndr_rows(tables)
+    s = _encode(tables.syn_values, tables.layout, tables.synthetic_rows(max_synthetic_rows, 0))
+    whole = balance == "reweight"
+    d_train, knn_train = _side(tables.train, tables.m, s, k=2, whole=whole)
+    d_holdout, knn_holdout = _side(tables.holdout, tables.m, s, k=2, whole=whole)
+    share = _share(s, *tables.references(balance), d_train, d_holdout, confidence)
+    dcr = _dcr_result(
+        share,
+        tables,
+        d_train,
+        d_holdout,
+        threshold=contract.gates.max_dcr_share,
+        balance=balance,
+        cap=max_synthetic_rows,
+        confidence=confidence,
+    )
+    ratio = _nndr_result(knn_train, knn_holdout, tables, max_synthetic_rows)
+    subsets = _subset_result(
+        tables,
+        n_random=n_random_subsets,
+        n_correlated=n_correlated_subsets,
+        subset_size=subset_size,
+        cap=subset_max_synthetic_rows,
+        balance=balance,
+        confidence=confidence,
+        threshold=thr,
+    )
+    return [dcr, ratio, subsets]

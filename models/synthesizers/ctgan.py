@@ -14,11 +14,16 @@ What differs from the public CTGAN code, and why (see DESIGN.md, "known leaks"):
 The generator is steered by two post-processing signals besides the critic: the
 conditional vector's cross-entropy (as in CTGAN) and a marginal loss towards the DP
 histograms, so DP-SGD's noisy critic only has to teach the dependencies between columns.
+
+``fit(..., epsilon=math.inf)`` is a non-DP mode for baselines and privacy-attack oracles: exact
+codec histograms and a plain (unclipped, noise-free) Adam critic on the same Poisson batches,
+recorded in the ledger as non-DP entries (ε = ∞), so such a model never passes a budget gate.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import warnings
 from collections.abc import Callable
@@ -43,6 +48,11 @@ from models.ledger import Charge, PrivacyLedger, calibrate_noise
 from validation.contract import Contract
 
 FORMAT_VERSION = 1
+
+# Opacus' per-sample hooks on a critic whose input needs no gradient trigger this torch warning
+# on every step; it is benign. A process-wide filter (not catch_warnings, which is not
+# thread-safe: shadow models train in parallel threads).
+warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
 
 
 class CTGANConfig(BaseModel):
@@ -129,7 +139,10 @@ class Critic(nn.Module):
 
 
 class DPCTGAN:
-    """fit(train, ledger, epsilon) under DP; sample(n) anywhere (post-processing)."""
+    """fit(train, ledger, epsilon) under DP; sample(n) anywhere (post-processing).
+
+    ``epsilon=math.inf`` is the non-DP mode (baselines, attack oracles): see ``fit``.
+    """
 
     name = "ctgan"
 
@@ -265,7 +278,22 @@ class DPCTGAN:
         seed: int,
         progress: Callable[[TrainingProgress], None] | None = None,
     ) -> DPCTGAN:
-        """Train under (epsilon, ledger.delta)-DP, charging every data-dependent step to ``ledger``."""
+        """Train under (epsilon, ledger.delta)-DP, charging every data-dependent step to ``ledger``.
+
+        ``epsilon=math.inf`` trains WITHOUT differential privacy (non-DP baselines, attack
+        oracles): exact codec histograms, and a plain Adam critic on Poisson-sampled batches
+        with no clipping and no noise; architecture, losses, sampling rate and step count are
+        those of the DP path. Both steps are recorded in ``ledger`` as non-DP entries, so
+        ``ledger.epsilon`` is ``math.inf`` and no budget gate can pass the model.
+        """
+        is_number = isinstance(epsilon, numbers.Real) and not isinstance(epsilon, bool)
+        eps = float(epsilon) if is_number else math.nan
+        if math.isnan(eps) or eps <= 0:
+            raise ValueError(
+                f"epsilon must be a number > 0 (the DP budget of this fit), or math.inf for a "
+                f"non-DP baseline. Got {epsilon!r}. Pass the contract's privacy.epsilon."
+            )
+        dp = math.isfinite(eps)
         cfg = self.config
         ss = np.random.SeedSequence(seed).spawn(6)
         np_rng = np.random.default_rng(ss[0])
@@ -276,68 +304,90 @@ class DPCTGAN:
         g_noise = torch.Generator(device=dev).manual_seed(int(ss[4].generate_state(1)[0]))
 
         t0 = time.perf_counter()
-        self.codec.fit_dp(train, ledger=ledger, noise_multiplier=cfg.codec_noise_multiplier, rng=np_rng)
+        if dp:
+            self.codec.fit_dp(train, ledger=ledger, noise_multiplier=cfg.codec_noise_multiplier, rng=np_rng)
+        else:
+            self.codec.fit_non_dp(train, ledger=ledger)
         n_hat = float(self.codec.n_estimate or 1.0)
         X = torch.as_tensor(self.codec.encode(train, rng=np_rng), device=dev)
         n = X.shape[0]
         q = min(1.0, cfg.batch_size / n_hat)
         steps = max(1, math.ceil(cfg.epochs / q))
-        sigma = calibrate_noise(target_epsilon=epsilon, ledger=ledger, sample_rate=q, steps=steps)
+        sigma = calibrate_noise(target_epsilon=eps, ledger=ledger, sample_rate=q, steps=steps) if dp else 0.0
 
         self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim).to(dev)
         base_critic = Critic(self.codec.dim, cfg.critic_dims)
         _init_(self.generator, g_init)
         _init_(base_critic, g_init)
-        critic = GradSampleModule(base_critic.to(dev), loss_reduction="sum")
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
-        opt_d = DPOptimizer(
-            torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, betas=cfg.betas),
-            noise_multiplier=sigma,
-            max_grad_norm=cfg.max_grad_norm,
-            expected_batch_size=max(1, round(q * n_hat)),
-            loss_reduction="mean",
-            generator=g_noise,
-        )
-        # Opacus' own accountant runs beside our ledger as a cross-check (tests compare them).
-        self.accountant = RDPAccountant()
-        opt_d.attach_step_hook(self.accountant.get_optimizer_hook_fn(sample_rate=q))
-        entry: Charge = ledger.charge(
-            "dp-sgd-critic",
-            noise_multiplier=sigma,
-            sample_rate=q,
-            steps=0,
-            description=(
-                f"DP-SGD on the critic: Poisson rate {q:.4g}, clip {cfg.max_grad_norm}, "
-                f"noise multiplier {sigma:.3f}"
-            ),
-        )
+        entry: Charge
+        if dp:
+            critic = GradSampleModule(base_critic.to(dev), loss_reduction="sum")
+            opt_d: torch.optim.Optimizer = DPOptimizer(
+                torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, betas=cfg.betas),
+                noise_multiplier=sigma,
+                max_grad_norm=cfg.max_grad_norm,
+                expected_batch_size=max(1, round(q * n_hat)),
+                loss_reduction="mean",
+                generator=g_noise,
+            )
+            # Opacus' own accountant runs beside our ledger as a cross-check (tests compare them).
+            self.accountant = RDPAccountant()
+            opt_d.attach_step_hook(self.accountant.get_optimizer_hook_fn(sample_rate=q))
+            entry = ledger.charge(
+                "dp-sgd-critic",
+                noise_multiplier=sigma,
+                sample_rate=q,
+                steps=0,
+                description=(
+                    f"DP-SGD on the critic: Poisson rate {q:.4g}, clip {cfg.max_grad_norm}, "
+                    f"noise multiplier {sigma:.3f}"
+                ),
+            )
+        else:
+            base_critic.to(dev)
+            opt_d = torch.optim.Adam(base_critic.parameters(), lr=cfg.critic_lr, betas=cfg.betas)
+            self.accountant = None
+            entry = ledger.record_non_dp(
+                "critic-sgd-non-dp",
+                sample_rate=q,
+                steps=0,
+                description=(
+                    f"plain Adam on the critic: Poisson rate {q:.4g}, no clipping, no noise: "
+                    "NOT differentially private"
+                ),
+            )
         targets = self._marginal_targets()
         bg = max(2, round(q * n_hat))
         report_every = max(1, steps // 50)
         for step in range(1, steps + 1):
-            # ---- critic: one DP-SGD step over a Poisson batch --------------------------
+            # ---- critic: one step over a Poisson batch (DP-SGD unless non-DP) -----------
             idx = poisson_sample(n, q, g_sample).to(dev)
             real = X[idx]
             b = real.shape[0]
             with torch.no_grad():  # BatchNorm needs >= 2 rows; extra fakes are dropped
                 logits, *_ = self._generate(max(b, 2), g_dev)
                 fake = self._activate(logits, g_dev)[:b]
-            if b > 0:
-                with warnings.catch_warnings():  # Opacus' hooks on input-free modules: benign
-                    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            if dp:
+                if b > 0:
                     pair_loss(critic(torch.stack([real, fake], dim=1))).backward()
-            else:  # an empty Poisson batch still takes a noisy step (it is accounted)
-                for p in critic.parameters():
-                    p.grad_sample = torch.zeros((0, *p.shape), device=dev)
-            opt_d.step()
-            opt_d.zero_grad(set_to_none=True)
+                else:  # an empty Poisson batch still takes a noisy step (it is accounted)
+                    for p in critic.parameters():
+                        p.grad_sample = torch.zeros((0, *p.shape), device=dev)
+                opt_d.step()
+                opt_d.zero_grad(set_to_none=True)
+            elif b > 0:  # non-DP: the mean of the same pair loss, no clipping, no noise
+                (pair_loss(base_critic(torch.stack([real, fake], dim=1))) / b).backward()
+                opt_d.step()
+                opt_d.zero_grad(set_to_none=True)
             ledger.add_steps(entry, 1)
 
-            # ---- generator: post-processing of the DP critic ------------------------
+            # ---- generator: post-processing of the (DP) critic ----------------------
             # The critic's per-sample hooks must not record this backward pass: it is not a DP
             # step, and a stray grad_sample would be accumulated into the next one.
             self.generator.train()
-            critic.disable_hooks()
+            if dp:
+                critic.disable_hooks()
             logits, _, which, cats = self._generate(bg, g_dev)
             fake = self._activate(logits, g_dev)
             score = base_critic(fake)
@@ -348,7 +398,8 @@ class DPCTGAN:
                 loss_g = loss_g + cfg.marginal_weight * self._marginal_loss(logits, targets)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward(inputs=list(self.generator.parameters()))
-            critic.enable_hooks()
+            if dp:
+                critic.enable_hooks()
             opt_g.step()
 
             if progress is not None and (step % report_every == 0 or step == steps):
@@ -362,10 +413,11 @@ class DPCTGAN:
                 )
         self.generator.eval()
         self.training_summary = {
+            "differential_privacy": dp,
             "steps": steps,
             "sample_rate": q,
             "noise_multiplier": sigma,
-            "max_grad_norm": cfg.max_grad_norm,
+            "max_grad_norm": cfg.max_grad_norm if dp else None,
             "expected_batch_size": q * n_hat,
             "seconds": time.perf_counter() - t0,
             "device": str(dev),

@@ -81,23 +81,37 @@ def test_run_checks_runs_every_check_with_a_description() -> None:
     contract = small_contract()
     train, holdout, synthetic = small_frame(400, 1), small_frame(200, 2), small_frame(300, 3)
     results = run_checks(train, holdout, synthetic, contract, epsilon_spent=1.5, seed=0)
-    assert [r.name for r in results] == [
+    names = [r.name for r in results]
+    assert names == [
         "identical_match_share",
         "dcr_share",
+        "nndr",
+        "dcr_share_worst_subset",
+        "singling_out_risk_univariate",
+        "singling_out_risk_multivariate",
+        "linkability_risk",
+        "inference_risk[income]",
+        "mia_auc",
+        "mia_tpr_at_1pct_fpr",
         "column_shapes",
         "pair_trends",
+        "three_way_marginals",
+        "detection_auc",
         "ml_efficacy",
         "privacy_budget",
         "contract_is_public",
     ]
-    assert all(r.is_gate and r.description.endswith(".") for r in results)
-    assert [r.kind for r in results] == [
-        "privacy", "privacy", "fidelity", "fidelity", "fidelity", "budget", "contract"
-    ]
+    assert all(r.description.endswith(".") for r in results)
+    # Every check is a gate except NNDR (reported) and, with fewer than 500 non-members, TPR@1%FPR.
+    assert {r.name for r in results if not r.is_gate} == {"nndr", "mia_tpr_at_1pct_fpr"}
+    kinds = [r.kind for r in results]
+    assert kinds == ["privacy"] * 10 + ["fidelity"] * 5 + ["budget", "contract"]
     # A fresh sample from the same process: no copies beyond chance, DCR share near 0.5
     # (300 rows are too few for the interval's upper end to clear 0.55).
-    assert results[0].passed
-    assert abs(results[1].value - 0.5) < 0.1
+    by_name = dict(zip(names, results, strict=True))
+    assert by_name["identical_match_share"].passed
+    assert abs(by_name["dcr_share"].value - 0.5) < 0.1
+    assert abs(by_name["mia_auc"].value - 0.5) < 0.1
     again = run_checks(train, holdout, synthetic, contract, epsilon_spent=1.5, seed=0)
     assert [r.to_dict() for r in again] == [r.to_dict() for r in results]
 
@@ -109,7 +123,7 @@ def test_run_checks_blocks_a_copy_of_train() -> None:
     decision = decide_release(results)
     assert not decision.released
     failed = {r.name for r in results if not r.passed}
-    assert {"identical_match_share", "dcr_share"} <= failed
+    assert {"identical_match_share", "dcr_share", "mia_auc", "linkability_risk"} <= failed
 
 
 def test_run_checks_without_target_skips_ml_efficacy() -> None:

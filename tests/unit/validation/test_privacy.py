@@ -13,7 +13,14 @@ import pytest
 from scipy.stats import binomtest
 
 from validation.contract import Contract, load_contract, parse_contract
-from validation.privacy import dcr_share, encode_for_distance, identical_match_share
+from validation.privacy import (
+    dcr_share,
+    dcr_share_subsets,
+    distance_checks,
+    encode_for_distance,
+    identical_match_share,
+    nndr,
+)
 from validation.results import decide_release
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -241,6 +248,202 @@ def test_dcr_share_rejects_bad_options(one_number: Contract) -> None:
         dcr_share(
             _x([1]), _x([1]), _x([1]), one_number, seed=0, balance="half"  # type: ignore[arg-type]
         )
+
+
+# --- nndr ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def percent() -> Contract:
+    return _contract({"x": {"kind": "integer", "min": 0, "max": 100}})
+
+
+def test_nndr_by_hand(percent: Contract) -> None:
+    # Train ratios d1/d2: 2 -> 2/8 = 0.25; 20 -> 10/10 = 1; 55 -> 25/45 = 5/9.
+    # Holdout ratios: 2 -> 48/58 = 24/29; 20 -> 30/40 = 0.75; 55 -> 5/5 = 1.
+    r = nndr(_x([2, 20, 55]), _x([0, 10, 30]), _x([50, 60, 100]), percent, seed=0)
+    train_sorted = [0.25, 5 / 9, 1.0]
+    p5 = 0.25 + 0.1 * (5 / 9 - 0.25)  # linear interpolation at rank 0.05 * (3 - 1)
+    assert r.value == pytest.approx(p5, abs=1e-5)
+    assert r.value == pytest.approx(np.percentile(train_sorted, 5), abs=1e-5)
+    assert r.details["train_p5"] == r.value
+    assert r.details["train_median"] == pytest.approx(5 / 9, abs=1e-5)
+    assert r.details["holdout_median"] == pytest.approx(24 / 29, abs=1e-5)
+    holdout_p5 = 0.75 + 0.1 * (24 / 29 - 0.75)
+    assert r.details["holdout_p5"] == pytest.approx(holdout_p5, abs=1e-5)
+    assert r.details["share_train_below_holdout_p5"] == pytest.approx(2 / 3)  # 0.25 and 5/9
+    assert (r.details["synthetic_rows_used"], r.details["reference_rows_each"]) == (3, 3)
+    assert (r.threshold, r.passed, r.kind, r.is_gate) == (None, True, "privacy", False)
+    assert r.description
+
+
+def test_nndr_exact_copy_is_zero_and_zero_over_zero_is_one(percent: Contract) -> None:
+    # 0 sits on two identical train rows (0/0 -> 1); 40 copies a unique train row (0/10 -> 0).
+    # Against the holdout: 0 -> 10/20 = 0.5; 40 -> 20/30 = 2/3.
+    r = nndr(_x([0, 40]), _x([0, 0, 40, 50]), _x([10, 20, 70, 90]), percent, seed=0)
+    assert r.details["train_median"] == pytest.approx(0.5, abs=1e-6)  # mean of 0 and 1
+    assert r.value == pytest.approx(0.05, abs=1e-6)  # 5th percentile of {0, 1}
+    assert r.details["holdout_median"] == pytest.approx((0.5 + 2 / 3) / 2, abs=1e-5)
+    assert (r.details["exact_copies_train"], r.details["exact_copies_holdout"]) == (2, 0)
+
+
+def test_nndr_subsamples_the_larger_reference(percent: Contract) -> None:
+    train = _x(list(range(0, 100, 10)))
+    r = nndr(_x([5, 33, 71]), train, _x([1, 2, 3, 4]), percent, seed=2)
+    assert r.details["reference_rows_each"] == 4
+    assert nndr(_x([5, 33, 71]), train, _x([1, 2, 3, 4]), percent, seed=2) == r
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        nndr(_x([5]), train, _x([1]), percent, seed=0)
+
+
+# --- dcr_share_subsets -----------------------------------------------------------------------
+
+
+def test_worst_subset_by_hand() -> None:
+    contract = _contract(
+        {"x": {"kind": "integer", "min": 0, "max": 10}, "y": {"kind": "integer", "min": 0, "max": 10}}
+    )
+
+    def xy(rows: list[tuple[int, int]]) -> pl.DataFrame:
+        return pl.DataFrame(rows, schema={"x": pl.Int64, "y": pl.Int64}, orient="row")
+
+    synthetic, train, holdout = xy([(0, 10)]), xy([(0, 0), (4, 4)]), xy([(6, 6), (10, 10)])
+    # All columns: train (4, 4) and holdout (6, 6) are both sqrt(0.4² + 0.6²) away: a tie, ½.
+    full = dcr_share(synthetic, train, holdout, contract, seed=0)
+    assert full.value == pytest.approx(0.5)
+    # x alone copies train (0 vs 0.6: closer to train); y alone copies holdout (0.6 vs 0).
+    r = dcr_share_subsets(synthetic, train, holdout, contract, seed=0, n_random=2, n_correlated=0)
+    assert r.details["subset_size"] == 1
+    by_columns = {tuple(s["columns"]): s["share"] for s in r.details["subsets"]}
+    assert by_columns == {("x",): 1.0, ("y",): 0.0}
+    assert r.details["worst_columns"] == ["x"]
+    ci = binomtest(1, 1).proportion_ci(confidence_level=0.95, method="wilson")
+    assert r.value == 1.0
+    assert r.ci == pytest.approx((ci.low, ci.high))
+    assert r.gated_value == r.ci[1]
+    assert r.threshold == contract.gates.max_dcr_share
+    assert not r.passed
+    assert (r.name, r.kind, r.direction) == ("dcr_share_worst_subset", "privacy", "max")
+
+
+def test_subsets_find_columns_copied_from_train() -> None:
+    # a and b (b follows a) are copied together from training rows; c..f are fresh draws.
+    cats = ["p", "q", "r", "s"]
+    contract = _contract(
+        {
+            **{c: {"kind": "continuous", "min": 0.0, "max": 1.0} for c in "abcd"},
+            **{c: {"kind": "categorical", "categories": cats} for c in "ef"},
+        }
+    )
+    rng = np.random.default_rng(11)
+
+    def draw(n: int) -> pl.DataFrame:
+        a = rng.random(n)
+        return pl.DataFrame(
+            {
+                "a": a,
+                "b": np.clip(a + rng.normal(0, 0.05, n), 0, 1),
+                "c": rng.random(n),
+                "d": rng.random(n),
+                "e": rng.choice(cats, n),
+                "f": rng.choice(cats, n),
+            }
+        )
+
+    train, holdout, fresh = draw(300), draw(300), draw(300)
+    synthetic = fresh.with_columns(train.select("a", "b")[rng.permutation(300)])
+    full = dcr_share(synthetic, train, holdout, contract, seed=0)
+    r = dcr_share_subsets(synthetic, train, holdout, contract, seed=0)
+    assert r.details["subset_size"] == 2  # a third of 6 columns
+    assert r.details["worst_columns"] == ["a", "b"]
+    assert r.details["worst_kind"] == "correlated"  # b follows a in the synthetic table too
+    assert r.value > 0.95 and not r.passed
+    assert 0.4 < full.value < 0.65  # over all columns the copies hardly show
+    kinds = [s["kind"] for s in r.details["subsets"]]
+    assert kinds.count("correlated") == 3 and kinds.count("random") == 3
+    subsets = {tuple(s["columns"]) for s in r.details["subsets"]}
+    assert len(subsets) == 6  # all distinct
+    for s in r.details["subsets"]:  # names and aggregates only
+        assert set(s["columns"]) <= set(contract.modelled_columns)
+        assert s["ci"][0] <= s["share"] <= s["ci"][1]
+    assert max(s["ci"][1] for s in r.details["subsets"]) == r.gated_value
+
+
+def test_correlated_subsets_follow_the_synthetic_table() -> None:
+    # c and d go together in the real tables, a and b in the synthetic one: the correlated
+    # subset is read off the synthetic table, never off the private rows.
+    contract = _contract({c: {"kind": "continuous", "min": 0.0, "max": 1.0} for c in "abcd"})
+    rng = np.random.default_rng(3)
+
+    def draw(n: int, together: str) -> pl.DataFrame:
+        cols = {c: rng.random(n) for c in "abcd"}
+        cols[together[1]] = cols[together[0]]
+        return pl.DataFrame(cols)
+
+    real, holdout, synthetic = draw(200, "cd"), draw(200, "cd"), draw(200, "ab")
+    r = dcr_share_subsets(
+        synthetic, real, holdout, contract, seed=0, n_random=0, n_correlated=1, subset_size=2
+    )
+    [subset] = r.details["subsets"]
+    assert (subset["kind"], subset["columns"]) == ("correlated", ["a", "b"])
+    assert subset["mean_association"] == pytest.approx(1.0)  # b equals a: V = 1 on decile bins
+
+
+def test_subsets_of_a_single_column_table_are_the_column(one_number: Contract) -> None:
+    args = (_x([1, 2, 5, 9]), _x([0, 4]), _x([6, 10]), one_number)
+    r = dcr_share_subsets(*args, seed=0)
+    assert [s["kind"] for s in r.details["subsets"]] == ["all"]
+    assert r.value == pytest.approx(dcr_share(*args, seed=0).value)  # 0.625, as by hand
+
+
+def test_subset_options_are_checked(mixed: Contract) -> None:
+    df = _mixed_frame([(1, "red", True, 0.0), (2, "blue", False, 0.5)])
+    with pytest.raises(ValueError, match=r"subset_size.*from 1 to 3"):
+        dcr_share_subsets(df, df, df, mixed, seed=0, subset_size=4)
+    with pytest.raises(ValueError, match="at least 1"):
+        dcr_share_subsets(df, df, df, mixed, seed=0, n_random=0, n_correlated=0)
+    with pytest.raises(ValueError, match="n_random"):
+        dcr_share_subsets(df, df, df, mixed, seed=0, n_random=-1)
+    with pytest.raises(ValueError, match="threshold"):
+        dcr_share_subsets(df, df, df, mixed, seed=0, threshold=1.5)
+    with pytest.raises(ValueError, match="max_synthetic_rows"):
+        dcr_share_subsets(df, df, df, mixed, seed=0, max_synthetic_rows=0)
+
+
+# --- distance_checks -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("balance", ["reweight", "subsample"])
+def test_distance_checks_match_the_single_checks(balance: str) -> None:
+    contract, train, holdout = adult_split()
+    tr, ho, syn = train[:900], holdout[:400], holdout[400:1000]
+    kw = {"seed": 5, "balance": balance}
+    dcr, ratio, worst = distance_checks(
+        syn, tr, ho, contract, max_synthetic_rows=500, subset_max_synthetic_rows=300, **kw
+    )
+    assert [r.name for r in (dcr, ratio, worst)] == ["dcr_share", "nndr", "dcr_share_worst_subset"]
+    assert dcr == dcr_share(syn, tr, ho, contract, max_synthetic_rows=500, **kw)
+    assert ratio == nndr(syn, tr, ho, contract, seed=5, max_synthetic_rows=500)
+    assert worst == dcr_share_subsets(syn, tr, ho, contract, max_synthetic_rows=300, **kw)
+    assert dcr.details["synthetic_rows_used"] == ratio.details["synthetic_rows_used"] == 500
+    assert worst.details["synthetic_rows_used"] == 300
+    assert ratio.details["reference_rows_each"] == 400
+    expected_refs = (900, 400) if balance == "reweight" else (400, 400)
+    assert (dcr.details["train_reference_rows"], dcr.details["holdout_reference_rows"]) == expected_refs
+    # Fresh real rows: nothing stands out, whatever the columns (too few rows to pass a gate).
+    assert abs(dcr.value - 0.5) < 0.05
+    assert dcr.ci[0] < 0.5 < dcr.ci[1]
+    assert worst.ci[0] < 0.5
+    assert abs(ratio.details["share_train_below_holdout_p5"] - 0.05) < 0.04
+
+
+def test_distance_checks_score_every_synthetic_row_by_default(one_number: Contract) -> None:
+    synthetic = _x(list(range(11)) * 3)
+    dcr, ratio, _ = distance_checks(synthetic, _x([0, 5, 9]), _x([2, 8]), one_number, seed=0)
+    assert dcr.details["synthetic_rows_used"] == ratio.details["synthetic_rows_used"] == 33
+    assert dcr.details["synthetic_row_cap"] is None
+    alone = dcr_share(synthetic, _x([0, 5, 9]), _x([2, 8]), one_number, seed=0, max_synthetic_rows=None)
+    assert dcr == alone
 
 
 # --- oracles on Adult ------------------------------------------------------------------------

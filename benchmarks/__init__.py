@@ -1,0 +1,1 @@
+"""Runnable benchmarks: ``python -m benchmarks.<name>`` from the repository root."""

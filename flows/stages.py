@@ -1,0 +1,98 @@
+"""Pieces the release and evaluate flows share: stage compositions, progress bars, versions."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import polars as pl
+from prefect.futures import as_completed
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from models.synthesizers.ctgan import TrainingProgress
+from tasks.evaluate import (
+    attack_membership,
+    child_seed,
+    judge_membership,
+    plan_shadow_attack,
+    score_shadow_attack,
+    train_shadow,
+)
+from validation.contract import Contract
+from validation.results import MetricResult
+
+PACKAGES = ("synthgate", "torch", "opacus", "prefect", "polars", "duckdb", "great-expectations", "scikit-learn", "numpy")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = md.version(p)
+        except md.PackageNotFoundError:
+            out[p] = "not installed"
+    return out
+
+
+@contextmanager
+def training_progress(show: bool) -> Iterator[Any]:
+    if not show:
+        yield None
+        return
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]training[/]"), BarColumn(), TextColumn("{task.description}"),
+        TimeElapsedColumn(), console=console, transient=False,
+    ) as bar:
+        task_id = bar.add_task("", total=1.0)
+
+        def update(p: TrainingProgress) -> None:
+            # Generator loss and the critic's score on fakes: post-processing of DP outputs only.
+            bar.update(
+                task_id, completed=p.step / p.steps,
+                description=(
+                    f"epoch {p.epoch:4.1f}/{p.epochs:g}  step {p.step}/{p.steps}  "
+                    f"G loss {p.generator_loss:.3f}  D(fake) {p.critic_fake_score:+.3f}  ε {p.epsilon:.3f}"
+                ),
+            )
+
+        yield update
+
+
+@contextmanager
+def count_progress(show: bool, label: str, total: int) -> Iterator[Any]:
+    """A progress bar over ``total`` units of work; yields ``advance()`` (a no-op when hidden)."""
+    if not show or total == 0:
+        yield lambda: None
+        return
+    with Progress(
+        TextColumn(f"[bold]{label}[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+    ) as bar:
+        task_id = bar.add_task("", total=total)
+        yield lambda: bar.advance(task_id)
+
+
+def run_membership_attacks(
+    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *,
+    epsilon: float, epochs: float, batch_size: int, device: str, seed: int, show_progress: bool,
+) -> list[MetricResult]:
+    """Distance and DOMIAS attacks, then the shadow-model attack with one task per shadow."""
+    attacks = attack_membership(train, holdout, synthetic, contract, seed=child_seed(seed, 0))
+    plan = plan_shadow_attack(
+        train, holdout, contract, n_synthetic=synthetic.height, batch_size=batch_size, seed=child_seed(seed, 1)
+    )
+    if plan is not None:
+        futures = [
+            train_shadow.submit(plan, i, contract, epsilon=epsilon, epochs=epochs, device=device)
+            for i in range(len(plan))
+        ]
+        with count_progress(show_progress, "shadow models", len(futures)) as advance:
+            for _ in as_completed(futures):
+                advance()
+        attacks.append(score_shadow_attack(plan, [f.result() for f in futures], synthetic, contract))
+    return judge_membership(attacks, contract)

@@ -1,0 +1,163 @@
+"""Render a release report to HTML and take full-page PNG screenshots of it with headless chromium.
+
+    python scripts/screenshot_report.py                       # run the demo flow, then shoot
+    python scripts/screenshot_report.py --report out/demo/releases/RUN/report.json
+
+The demo runs into a temporary folder (a few minutes on a laptop CPU); ``--report``
+re-renders an existing ``report.json`` with the current renderer instead. Output, in
+``--out`` (default ``docs/screenshots``): ``report-top.png`` (the first screen: decision,
+key figures, gates) and ``report-full.png`` (the whole page), plus ``report.html`` when
+``--keep-html`` is given. Chromium runs offline, headless, with a throw-away profile.
+
+Exit codes: 0 done · 1 the demo or chromium failed · 2 chromium is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WIDTH = 1280
+TOP_HEIGHT = 1000
+MAX_HEIGHT = 32000  # pixels; a taller page is cut there
+END_BAND = 800  # blank pixels at the bottom that mean the page ended
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+OFFLINE_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars", "--force-device-scale-factor=1", "--default-background-color=ffffffff",
+)
+
+
+def find_chromium(explicit: str | None) -> str:
+    """The chromium binary to use, or exit 2 with how to install one."""
+    candidates = [explicit] if explicit else [os.environ.get("CHROMIUM"), *CHROMIUM_NAMES]
+    for name in candidates:
+        if name and (path := shutil.which(name)):
+            return path
+    where = f"--chromium {explicit!r} is not an executable" if explicit else "no chromium on PATH"
+    print(
+        f"error: {where}. Install it with `sudo apt-get install chromium` (Debian/Ubuntu), or pass "
+        "--chromium /path/to/chromium (or set CHROMIUM).",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+
+
+def run_demo(folder: Path) -> Path:
+    """Run `synthgate demo` into ``folder`` and return the report.json it wrote."""
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(folder / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    cmd = [sys.executable, "-m", "flows.cli", "demo", "--out", str(folder / "demo"), "--quiet"]
+    print(f"running the demo flow into {folder / 'demo'} (a few minutes on a laptop CPU) ...", flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
+    # 0 released, 3 blocked by a gate: both write a report.
+    if done.returncode not in (0, 3):
+        sys.exit(f"error: the demo flow exited with {done.returncode}; see its output above.")
+    reports = sorted((folder / "demo").glob("*/*/report.json"), key=lambda p: p.stat().st_mtime)
+    if not reports:
+        sys.exit(f"error: the demo finished but wrote no report.json under {folder / 'demo'}.")
+    print(f"demo done in {time.perf_counter() - started:.0f} s: {reports[-1]}", flush=True)
+    return reports[-1]
+
+
+def shoot(chromium: str, page: Path, png: Path, height: int, profile: Path) -> None:
+    cmd = [
+        chromium, *OFFLINE_FLAGS, f"--user-data-dir={profile}", f"--screenshot={png}",
+        f"--window-size={WIDTH},{height}", page.resolve().as_uri(),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    if done.returncode != 0 or not png.exists():
+        sys.exit(f"error: chromium failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+
+
+def content_height(png: Path) -> int:
+    """Rows down to the last one that is not plain background."""
+    from PIL import Image, ImageChops
+
+    with Image.open(png) as im:
+        rgb = im.convert("RGB")
+        bbox = ImageChops.difference(rgb, Image.new("RGB", rgb.size, (255, 255, 255))).getbbox()
+    return 0 if bbox is None else bbox[3]
+
+
+def full_page(chromium: str, page: Path, out: Path, work: Path) -> tuple[int, int]:
+    """Screenshot the whole page: grow the window until a tall blank band ends the shot.
+
+    The page has no script to ask for its height, so the window is made taller than the
+    page: a blank band of ``END_BAND`` pixels at the bottom, more than any gap inside the
+    page, shows the page ended above it.
+    """
+    from PIL import Image
+
+    height = 8000
+    while True:
+        raw = work / f"raw-{height}.png"
+        shoot(chromium, page, raw, height, work / "profile")
+        used = content_height(raw)
+        if used < height - END_BAND or height >= MAX_HEIGHT:
+            break
+        height = min(MAX_HEIGHT, height * 2)
+    with Image.open(raw) as im:
+        rgb = im.convert("RGB")
+        for name, bottom in (("report-full.png", used + 32), ("report-top.png", TOP_HEIGHT)):
+            shot = rgb.crop((0, 0, WIDTH, min(height, bottom)))
+            # 256 colours are plenty for a page of text and flat figures: a third of the bytes.
+            shot.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+                out / name, optimize=True
+            )
+    return used, height
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--report", type=Path, help="an existing report.json (default: run the demo flow)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="folder for the PNGs")
+    parser.add_argument("--chromium", help="chromium binary (default: $CHROMIUM or chromium on PATH)")
+    parser.add_argument("--keep-html", action="store_true", help="also copy report.html into --out")
+    args = parser.parse_args(argv)
+
+    chromium = find_chromium(args.chromium)  # fail before a two-minute demo run
+    from validation.report import render_html
+
+    with tempfile.TemporaryDirectory(prefix="synthgate-shots-") as tmp:
+        work = Path(tmp)
+        source = args.report if args.report else run_demo(work)
+        if not source.is_file():
+            sys.exit(f"error: --report {source} is not a file. Pass the report.json of a run.")
+        report = json.loads(source.read_text(encoding="utf-8"))
+        started, cpu = time.perf_counter(), time.process_time()
+        page_html = render_html(report)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        page = work / "report.html"
+        page.write_text(page_html, encoding="utf-8")
+        size = len(page_html.encode("utf-8"))
+        print(f"rendered {source} -> report.html: {size / 1024:.0f} KiB in {seconds:.2f} s "
+              f"({cpu:.2f} s CPU, {page_html.count('<svg')} figures)")
+        args.out.mkdir(parents=True, exist_ok=True)
+        used, _ = full_page(chromium, page, args.out, work)
+        if args.keep_html:
+            shutil.copyfile(page, args.out / "report.html")
+    print(f"wrote {args.out / 'report-top.png'} and {args.out / 'report-full.png'} "
+          f"({WIDTH} x {used} px page)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

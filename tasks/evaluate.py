@@ -1,0 +1,152 @@
+"""Evaluation tasks: the privacy checks, the membership-inference attacks and the fidelity suite.
+
+Every task here reads private rows (train, holdout) to *evaluate* a synthetic table. That is
+outside the DP guarantee (the report lists it under ``outside_guarantee``): results carry
+aggregates only, and no task persists or caches its inputs or outputs.
+
+The shadow-model attack is split so that a Prefect task runner can spread it: one task plans
+the shadow runs, ``train_shadow`` trains one shadow synthesizer per run (independent tasks,
+submitted concurrently by the flow), and ``score_shadow_attack`` turns their samples into an
+attack result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from prefect import task
+
+from tasks.steps import PRIVATE, fit_synthesizer
+from validation.contract import Contract
+from validation.gates import fidelity_checks, membership_attacks, membership_checks, privacy_checks
+from validation.mia import (
+    AttackResult,
+    ShadowRun,
+    plan_shadow_runs,
+    select_exposed,
+    shadow_attack,
+    shadow_training_frame,
+)
+from validation.results import MetricResult
+
+__all__ = [
+    "ShadowPlan",
+    "attack_membership",
+    "evaluate_fidelity",
+    "evaluate_privacy",
+    "judge_membership",
+    "plan_shadow_attack",
+    "score_shadow_attack",
+    "train_shadow",
+]
+
+
+def child_seed(seed: int, *key: int) -> int:
+    """A seed for one consumer of ``seed``, independent of every other key's."""
+    return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1)[0])
+
+
+@task(name="evaluate_privacy", **PRIVATE)
+def evaluate_privacy(
+    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
+) -> list[MetricResult]:
+    """Identical matches, DCR share (all columns and column subsets), NNDR, anonymeter risks."""
+    return privacy_checks(train, holdout, synthetic, contract, seed=seed)
+
+
+@task(name="evaluate_fidelity", **PRIVATE)
+def evaluate_fidelity(
+    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
+) -> list[MetricResult]:
+    """Column shapes, pair trends, 3-way marginals, detection and ML efficacy."""
+    return fidelity_checks(train, holdout, synthetic, contract, seed=seed)
+
+
+@task(name="attack_membership", **PRIVATE)
+def attack_membership(
+    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
+) -> list[AttackResult]:
+    """The distance and density-ratio (DOMIAS) attacks; the shadow attack runs as its own tasks."""
+    return membership_attacks(train, holdout, synthetic, contract, seed=seed)
+
+
+@dataclass(frozen=True)
+class ShadowPlan:
+    """What every shadow run trains on: exposed targets, a reference pool, and the runs."""
+
+    runs: list[ShadowRun]
+    targets: pl.DataFrame
+    target_is_member: np.ndarray
+    reference_pool: pl.DataFrame
+    n_synthetic: int
+    batch_size: int
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+
+@task(name="plan_shadow_attack", **PRIVATE)
+def plan_shadow_attack(
+    train: pl.DataFrame,
+    holdout: pl.DataFrame,
+    contract: Contract,
+    *,
+    n_synthetic: int,
+    batch_size: int,
+    seed: int,
+) -> ShadowPlan | None:
+    """Pick the most exposed records and lay out the shadow runs; None when shadows are off.
+
+    Targets: the ``evaluation.mia_targets`` most outlying train rows (members) and holdout
+    rows (non-members). Each shadow trains on ``evaluation.shadow_rows`` holdout rows (never a
+    target) plus about half of the targets, with the release's expected Poisson sampling rate
+    (``batch_size / train rows``), so its noise per step matches the release's.
+    """
+    ev = contract.evaluation
+    if ev.shadow_models == 0:
+        return None
+    per_side = min(ev.mia_targets, train.height // 4, holdout.height // 4)
+    if per_side < 5:
+        raise ValueError(
+            f"the shadow-model attack needs at least 20 train and 20 holdout rows; got {train.height} "
+            f"and {holdout.height}. Set evaluation.shadow_models: 0 for a table this small."
+        )
+    members, nonmembers = select_exposed(train, holdout, contract, n_per_side=per_side, seed=child_seed(seed, 0))
+    targets = pl.concat([train[members], holdout[nonmembers]], how="vertical")
+    is_member = np.r_[np.ones(len(members), dtype=bool), np.zeros(len(nonmembers), dtype=bool)]
+    pool = holdout[np.setdiff1d(np.arange(holdout.height), nonmembers)]
+    shadow_rows = min(ev.shadow_rows, pool.height)
+    runs = plan_shadow_runs(
+        len(targets), pool.height, n_shadows=ev.shadow_models, shadow_rows=shadow_rows, seed=child_seed(seed, 1)
+    )
+    rate = min(1.0, batch_size / train.height)
+    shadow_batch = max(2, round(rate * (shadow_rows + per_side)))
+    return ShadowPlan(runs, targets, is_member, pool, n_synthetic, shadow_batch)
+
+
+@task(name="train_shadow", **PRIVATE)
+def train_shadow(
+    plan: ShadowPlan, index: int, contract: Contract, *, epsilon: float, epochs: float, device: str
+) -> pl.DataFrame:
+    """Train one shadow synthesizer exactly as the release was trained, and sample from it."""
+    run = plan.runs[index]
+    frame = shadow_training_frame(run, plan.targets, plan.reference_pool)
+    model, _ = fit_synthesizer(
+        frame, contract, epsilon=epsilon, epochs=epochs, batch_size=plan.batch_size, device=device, seed=run.seed
+    )
+    return model.sample(plan.n_synthetic, seed=child_seed(run.seed, 0))
+
+
+@task(name="score_shadow_attack", **PRIVATE)
+def score_shadow_attack(
+    plan: ShadowPlan, shadow_synthetics: list[pl.DataFrame], synthetic: pl.DataFrame, contract: Contract
+) -> AttackResult:
+    return shadow_attack(plan.runs, shadow_synthetics, plan.targets, plan.target_is_member, synthetic, contract)
+
+
+@task(name="judge_membership")
+def judge_membership(attacks: list[AttackResult], contract: Contract) -> list[MetricResult]:
+    """The two membership gates: the strongest attack's AUC (upper bound) and TPR at 1% FPR."""
+    return membership_checks(attacks, contract)
