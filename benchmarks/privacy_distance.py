@@ -22,11 +22,12 @@ repeated (seeds 0, 1, 2) and the median reported.
 
 Memory (skip with ``--no-memory``): random mixed tables (4 numeric columns, one with nulls;
 3 categorical; 1 boolean), each run in a fresh process recording seconds and peak RSS
-(``getrusage``): n synthetic x n train + n/2 holdout rows for n = 25k, 50k, 100k, and 2k
-synthetic rows against 1M train + 500k holdout rows. A dense synthetic x reference distance
-matrix would need 4 * n * 1.5 n bytes (56 GB at n = 100k, beyond this machine's memory), so a
-run that finishes shows the searches are chunked; the peak grows linearly with the rows, and
-a linear fit extrapolates it to 1M synthetic x 1M train + 500k holdout.
+(``getrusage``): n synthetic x n train + n/2 holdout rows for n = 25k, 50k, 100k, 200k, and
+2k synthetic rows against 1M train + 500k holdout rows. A dense synthetic x reference
+distance matrix would need 4 * n * 1.5 n bytes (224 GB at n = 200k, far beyond this
+machine's memory), so a run that finishes shows the searches are chunked; the peak grows
+linearly with the rows, and a linear fit extrapolates it to 1M synthetic x 1M train + 500k
+holdout.
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "privacy_distance.json"
 N_TRAIN, N_HOLDOUT, N_SYNTHETIC = 32_000, 16_000, 32_000
-# (synthetic, train, holdout) rows of the memory runs: three n x n + n/2, then a 1M-row train
-# (+ 500k holdout) against a few synthetic rows, to see the reference side at full scale.
+# (synthetic, train, holdout) rows of the memory runs: n x n + n/2 for four n, then a 1M-row
+# train (+ 500k holdout) against a few synthetic rows, to see the reference side at full scale.
 MEMORY_RUNS = (
     (25_000, 25_000, 12_500),
     (50_000, 50_000, 25_000),
     (100_000, 100_000, 50_000),
+    (200_000, 200_000, 100_000),
     (2_000, 1_000_000, 500_000),
 )
 

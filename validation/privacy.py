@@ -473,6 +473,8 @@ class _Tables:
     syn_total: int
     train: np.ndarray  # encoded; rows [:m] are the equal-size part
     holdout: np.ndarray  # encoded; rows [:m] are the equal-size part
+    train_codes: dict[str, np.ndarray]  # per column, codes of distinct values; rows as train
+    holdout_codes: dict[str, np.ndarray]
     m: int
     seeds: tuple[np.random.SeedSequence, ...]
 
@@ -486,6 +488,41 @@ class _Tables:
         if balance == "subsample":
             return self.train[: self.m], self.holdout[: self.m]
         return self.train, self.holdout
+
+    def reference_codes(self, balance: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The value codes of the rows ``references(balance)`` returns."""
+        if balance == "subsample":
+            return (
+                {k: v[: self.m] for k, v in self.train_codes.items()},
+                {k: v[: self.m] for k, v in self.holdout_codes.items()},
+            )
+        return self.train_codes, self.holdout_codes
+
+
+def _value_codes(
+    values: dict[str, np.ndarray], rows: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Per column, an int code per distinct value (all nulls one value), to group equal rows."""
+    return {
+        name: np.unique(v if rows is None else v[rows], return_inverse=True)[1].ravel().astype(np.int32)
+        for name, v in values.items()
+    }
+
+
+def _distinct(
+    codes: dict[str, np.ndarray], names: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows equal on the columns ``names``: (one row index per distinct combination, row ->
+    combination, rows per combination). Columns are combined one at a time and re-coded, so
+    the key stays below rows² and never overflows."""
+    key = np.zeros(len(codes[names[0]]), dtype=np.int64)
+    for name in names:
+        c = codes[name].astype(np.int64)
+        key = np.unique(key * (int(c.max()) + 1) + c, return_inverse=True)[1].ravel()
+    _, first, inverse, counts = np.unique(
+        key, return_index=True, return_inverse=True, return_counts=True
+    )
+    return first, inverse.ravel(), counts
 
 
 def _equal_part_first(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
@@ -522,6 +559,8 @@ def _tables(
         syn_total=syn.height,
         train=_encode(tr_values, layout, tr_order),
         holdout=_encode(ho_values, layout, ho_order),
+        train_codes=_value_codes(tr_values, tr_order),
+        holdout_codes=_value_codes(ho_values, ho_order),
         m=m,
         seeds=seeds,
     )
@@ -586,11 +625,13 @@ def _count_within(
     per_unique = np.zeros(len(unique), dtype=np.int64)
     for lo in range(0, reference.shape[0], _REFERENCE_BLOCK):
         block = reference[lo : lo + _REFERENCE_BLOCK].astype(np.float64)
-        w = None if weights is None else weights[lo : lo + _REFERENCE_BLOCK]
+        w = None if weights is None else weights[lo : lo + _REFERENCE_BLOCK].astype(np.float64)
 
         def _reduce(chunk: np.ndarray, start: int, w: np.ndarray | None = w) -> np.ndarray:
             within = chunk <= r[start : start + chunk.shape[0], None]
-            return within.sum(axis=1) if w is None else within @ w
+            if w is None:
+                return within.sum(axis=1)
+            return np.rint(within.astype(np.float64) @ w).astype(np.int64)  # BLAS, exact
 
         pos = 0
         chunks = pairwise_distances_chunked(
@@ -636,13 +677,15 @@ def _share(
     confidence: float,
     train_weights: np.ndarray | None = None,
     holdout_weights: np.ndarray | None = None,
+    query_inverse: np.ndarray | None = None,
 ) -> _Share:
     """DCR share of ``query`` from its nearest distances to the two references.
 
     A tie (distances within ``_TIE_TOLERANCE``) is split by the fraction of the tied nearest
     reference rows that are train rows; the Wilson interval is for the raw share with the
-    count rounded up, and share and interval are mapped so that chance is 0.5. A reference
-    may be deduplicated, with ``*_weights`` its rows' multiplicities.
+    count rounded up, and share and interval are mapped so that chance is 0.5. Any of the
+    three may be deduplicated: ``*_weights`` give a reference row's multiplicity, and
+    ``query_inverse`` maps each scored synthetic row to its row of ``query``.
     """
     q = (d_train < d_holdout).astype(np.float64)
     tie = np.abs(d_train - d_holdout) <= _TIE_TOLERANCE
@@ -653,6 +696,8 @@ def _share(
         n_h = _count_within(holdout_ref, query[tie], radius, holdout_weights)
         # Both counts are >= 1 up to rounding at the radius; guard the division anyway.
         q[tie] = np.where(n_t + n_h > 0, n_t / np.maximum(n_t + n_h, 1), 0.5)
+    if query_inverse is not None:
+        q, tie = q[query_inverse], tie[query_inverse]
     n = len(q)
     raw = float(q.mean())
     n_train = train_ref.shape[0] if train_weights is None else int(train_weights.sum())
@@ -1014,20 +1059,22 @@ def _subset_result(
             rng=np.random.default_rng(tables.seeds[2]),
         )
     train_all, holdout_all = tables.references(balance)
+    train_codes, holdout_codes = tables.reference_codes(balance)
+    syn_codes = _value_codes(tables.syn_values, rows)
     rows_out: list[dict[str, Any]] = []
     shares: list[_Share] = []
     for kind, cols, assoc in subsets:
         idx = np.r_[tuple(tables.layout[names[j]].columns for j in cols)]  # a column selection
         # On a few columns many rows coincide: search and count distinct rows only (the
         # nearest distance ignores multiplicity; tie counts weight each row by it).
-        s = s_all[:, idx]
-        s_u, s_inv = np.unique(s, axis=0, return_inverse=True)
-        s_inv = s_inv.ravel()
-        t_u, t_w = np.unique(train_all[:, idx], axis=0, return_counts=True)
-        h_u, h_w = np.unique(holdout_all[:, idx], axis=0, return_counts=True)
-        d_t = _nearest_distance(t_u, s_u)[s_inv]
-        d_h = _nearest_distance(h_u, s_u)[s_inv]
-        share = _share(s, t_u, h_u, d_t, d_h, confidence, t_w, h_w)
+        sel = [names[j] for j in cols]
+        s_first, s_inv, _ = _distinct(syn_codes, sel)
+        t_first, _, t_w = _distinct(train_codes, sel)
+        h_first, _, h_w = _distinct(holdout_codes, sel)
+        s_u = s_all[np.ix_(s_first, idx)]
+        t_u, h_u = train_all[np.ix_(t_first, idx)], holdout_all[np.ix_(h_first, idx)]
+        d_t, d_h = _nearest_distance(t_u, s_u), _nearest_distance(h_u, s_u)
+        share = _share(s_u, t_u, h_u, d_t, d_h, confidence, t_w, h_w, query_inverse=s_inv)
         shares.append(share)
         row: dict[str, Any] = {
             "kind": kind,

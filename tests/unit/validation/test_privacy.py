@@ -389,6 +389,33 @@ def test_correlated_subsets_follow_the_synthetic_table() -> None:
     assert subset["mean_association"] == pytest.approx(1.0)  # b equals a: V = 1 on decile bins
 
 
+def test_a_subset_scores_like_the_table_cut_to_its_columns() -> None:
+    # Subsets search distinct rows with multiplicities; with heavy ties that must give the
+    # same share as dcr_share on a table holding only the subset's columns.
+    c_cats, d_cats = ["a", "b", "c"], ["x", "y"]
+    both = _contract(
+        {
+            "c": {"kind": "categorical", "categories": c_cats},
+            "d": {"kind": "categorical", "categories": d_cats},
+        }
+    )
+    rng = np.random.default_rng(5)
+
+    def draw(n: int) -> pl.DataFrame:
+        return pl.DataFrame({"c": rng.choice(c_cats, n, p=[0.6, 0.3, 0.1]), "d": rng.choice(d_cats, n)})
+
+    synthetic, train, holdout = draw(200), draw(400), draw(200)
+    r = dcr_share_subsets(synthetic, train, holdout, both, seed=0, n_random=2, n_correlated=0)
+    for subset in r.details["subsets"]:
+        [name] = subset["columns"]
+        alone = _contract({name: both.columns[name].model_dump()})
+        cut = [t.select(name) for t in (synthetic, train, holdout)]
+        expected = dcr_share(*cut, alone, seed=0)
+        assert subset["share"] == pytest.approx(expected.value, abs=1e-12)
+        assert subset["ci"] == pytest.approx(list(expected.ci), abs=1e-12)
+        assert subset["ties"] == expected.details["ties"] == 200
+
+
 def test_subsets_of_a_single_column_table_are_the_column(one_number: Contract) -> None:
     args = (_x([1, 2, 5, 9]), _x([0, 4]), _x([6, 10]), one_number)
     r = dcr_share_subsets(*args, seed=0)
