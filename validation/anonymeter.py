@@ -62,7 +62,7 @@ from validation.privacy import (
     _subsample,
     encode_for_distance,
 )
-from validation.results import MetricResult
+from validation.results import MetricResult, upper_bound_gate
 
 __all__ = [
     "AttackRisk",
@@ -256,18 +256,7 @@ def _result(
             "data and the risk cannot be bounded; choose a less predictable column or more attacks"
         )
     base.update(details)
-    return MetricResult(
-        name=name,
-        value=_clip01(est.risk),
-        threshold=max_risk,
-        passed=hi <= max_risk,
-        direction="max",
-        ci=(lo, hi),
-        gated_value=hi,
-        kind="privacy",
-        description=description,
-        details=base,
-    )
+    return upper_bound_gate(name, _clip01(est.risk), (lo, hi), max_risk, description=description, details=base)
 
 
 # --- argument checks -------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from validation.contract import Contract, Gates
 from validation.privacy import _prepare, _subsample, encode_for_distance
-from validation.results import MetricResult
+from validation.results import MetricResult, upper_bound_gate
 
 __all__ = [
     "AttackResult",
@@ -755,16 +755,8 @@ def membership_inference(
     table = [a.to_dict() for a in attacks]
     attack_details = {a.name: dict(a.details) for a in attacks}
     worst = max(attacks, key=lambda a: (a.ci[1], a.auc))
-    auc_result = MetricResult(
-        name="mia_auc",
-        value=worst.auc,
-        threshold=max_auc,
-        passed=worst.ci[1] <= max_auc,
-        direction="max",
-        ci=worst.ci,
-        gated_value=worst.ci[1],
-        kind="privacy",
-        description=MIA_AUC_DESCRIPTION,
+    auc_result = upper_bound_gate(
+        "mia_auc", worst.auc, worst.ci, max_auc, description=MIA_AUC_DESCRIPTION,
         details={"attacks": table, "attack_details": attack_details, "worst_attack": worst.name},
     )
     gated = [a for a in attacks if a.tpr_gated]

@@ -43,7 +43,7 @@ from validation.contract import (
     DatetimeColumn,
     Gates,
 )
-from validation.results import MetricResult
+from validation.results import MetricResult, upper_bound_gate
 
 __all__ = [
     "dcr_share",
@@ -766,15 +766,11 @@ def _dcr_result(
     confidence: float,
 ) -> MetricResult:
     train_ref, holdout_ref = tables.references(balance)
-    return MetricResult(
-        name="dcr_share",
-        value=share.value,
-        threshold=threshold,
-        passed=share.ci[1] <= threshold,
-        direction="max",
-        ci=share.ci,
-        gated_value=share.ci[1],
-        kind="privacy",
+    return upper_bound_gate(
+        "dcr_share",
+        share.value,
+        share.ci,
+        threshold,
         description=DCR_DESCRIPTION,
         details={
             "share": share.value,
@@ -1088,15 +1084,11 @@ def _subset_result(
         rows_out.append(row)
     worst = max(range(len(shares)), key=lambda i: shares[i].ci[1])  # first of equal bounds
     w = shares[worst]
-    return MetricResult(
-        name="dcr_share_worst_subset",
-        value=w.value,
-        threshold=threshold,
-        passed=w.ci[1] <= threshold,
-        direction="max",
-        ci=w.ci,
-        gated_value=w.ci[1],
-        kind="privacy",
+    return upper_bound_gate(
+        "dcr_share_worst_subset",
+        w.value,
+        w.ci,
+        threshold,
         description=SUBSET_DESCRIPTION,
         details={
             "worst_columns": rows_out[worst]["columns"],

@@ -45,6 +45,30 @@ class MetricResult:
         return d
 
 
+def upper_bound_gate(
+    name: str,
+    value: float,
+    ci: tuple[float, float],
+    threshold: float,
+    *,
+    description: str,
+    details: dict[str, Any],
+) -> MetricResult:
+    """A privacy risk gated on the upper end of its interval: passes when ``ci[1] <= threshold``."""
+    return MetricResult(
+        name=name,
+        value=value,
+        threshold=threshold,
+        passed=ci[1] <= threshold,
+        direction="max",
+        ci=ci,
+        gated_value=ci[1],
+        kind="privacy",
+        description=description,
+        details=details,
+    )
+
+
 @dataclass(frozen=True)
 class GateDecision:
     released: bool
