@@ -9,9 +9,6 @@ contract gates do not apply; the report says so.
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.config import SourceConfig
-from flows.stages import package_versions, run_membership_attacks
+from flows.stages import Stopwatch, new_run_id, package_versions, run_membership_attacks
 from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy
 from tasks.ingest import InputError, load_table
 from tasks.publish import write_evaluation
@@ -69,15 +66,9 @@ class EvaluateConfig(BaseModel):
 @flow(name="synthgate-evaluate", validate_parameters=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     """load x3 → validate x3 → privacy checks → membership attacks → fidelity → gates → report."""
-    run_id = "eval-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 3)
-        clock = now
+    run_id = new_run_id("eval-")
+    watch = Stopwatch()
+    lap = watch.lap
 
     contract = load_contract(config.contract)
     frames = {}
@@ -118,7 +109,7 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
         run_id=run_id, table=contract.table, decision=decision, results=results, ledger=None,
         epsilon_budget=contract.privacy.epsilon, delta=contract.privacy.delta,
         rows={"train": train.height, "holdout": holdout.height, "synthetic": synthetic.height},
-        timings=timings, versions=package_versions(), contract_fingerprint=contract.fingerprint(),
+        timings=watch.timings, versions=package_versions(), contract_fingerprint=contract.fingerprint(),
         config=config.model_dump(mode="json"), notes=notes,
     )
     report["kind"] = "evaluation"

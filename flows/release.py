@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-import uuid
 from typing import Any
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import RunConfig
-from flows.stages import package_versions, run_membership_attacks, training_progress
+from flows.stages import Stopwatch, new_run_id, package_versions, run_membership_attacks, training_progress
 from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy
 from tasks.ingest import load_table
 from tasks.publish import publish_release
@@ -22,15 +19,9 @@ from validation.report import build_report
 @flow(name="synthgate-release", validate_parameters=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def release_flow(config: RunConfig) -> dict[str, Any]:
     """ingest → validate → split → DP train → sample → privacy + fidelity checks → gate → publish."""
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 3)
-        clock = now
+    run_id = new_run_id()
+    watch = Stopwatch()
+    lap = watch.lap
 
     contract = load_contract(config.contract)
     epsilon = config.epsilon if config.epsilon is not None else contract.privacy.epsilon
@@ -73,7 +64,7 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
         run_id=run_id, table=contract.table, decision=decision, results=results, ledger=ledger_dict,
         epsilon_budget=contract.privacy.epsilon, delta=contract.privacy.delta,
         rows={"train": train.height, "holdout": holdout.height, "synthetic": synthetic.height},
-        timings=timings, versions=package_versions(), contract_fingerprint=contract.fingerprint(),
+        timings=watch.timings, versions=package_versions(), contract_fingerprint=contract.fingerprint(),
         config=config.model_dump(mode="json"), notes=notes,
     )
     report["output"] = {"db": str(config.output_db), "table": output_table}

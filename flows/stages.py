@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.metadata as md
 import platform
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +29,24 @@ from validation.contract import Contract
 from validation.results import MetricResult
 
 PACKAGES = ("synthgate", "torch", "opacus", "prefect", "polars", "duckdb", "great-expectations", "scikit-learn", "numpy")
+
+
+def new_run_id(prefix: str = "") -> str:
+    """A sortable, unique run id: UTC time to the second plus six random hex digits."""
+    return prefix + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+class Stopwatch:
+    """Seconds per stage: ``lap(name)`` records the time since the previous lap (or start)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._clock, 3)
+        self._clock = now
 
 
 def package_versions() -> dict[str, str]:

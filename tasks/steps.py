@@ -86,23 +86,8 @@ def fit_synthesizer(
     return model, ledger
 
 
-@task(name="train_synthesizer", **PRIVATE)
-def train_synthesizer(
-    train: pl.DataFrame,
-    contract: Contract,
-    *,
-    epsilon: float,
-    epochs: float,
-    batch_size: int,
-    device: str,
-    seed: int,
-    progress: Callable[[TrainingProgress], None] | None = None,
-) -> tuple[DPCTGAN, PrivacyLedger]:
-    """DP training; every data-dependent step is charged to a fresh ledger for this release."""
-    return fit_synthesizer(
-        train, contract, epsilon=epsilon, epochs=epochs, batch_size=batch_size, device=device, seed=seed,
-        progress=progress,
-    )
+# DP training as a task; every data-dependent step is charged to a fresh ledger for this release.
+train_synthesizer = task(fit_synthesizer, name="train_synthesizer", **PRIVATE)
 
 
 @task(name="sample_synthetic", cache_policy=NO_CACHE, persist_result=False)
