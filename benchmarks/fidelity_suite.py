@@ -40,8 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
 import sys
 import time
@@ -53,34 +51,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from benchmarks.common import independent_marginals, load_adult, machine, peak_rss_mib
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "fidelity_suite.json"
 N_TRAIN, N_HOLDOUT, N_SYNTHETIC = 32_000, 16_000, 32_000
 CHECKS = ("column_shapes", "pair_trends", "three_way_marginals", "detection", "ml_efficacy")
-
-
-def _peak_rss_mib() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "logical_cpus": os.cpu_count(),
-        "cpus_available": len(os.sched_getaffinity(0)),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
 
 
 def _versions() -> dict[str, str]:
@@ -88,27 +64,6 @@ def _versions() -> dict[str, str]:
         name: version(name)
         for name in ("numpy", "scipy", "scikit-learn", "polars", "pandas", "threadpoolctl")
     }
-
-
-def _load_adult() -> tuple[Any, pl.DataFrame]:
-    """The demo contract and table with its modelled columns, missing markers read as null."""
-    from flows.demo import demo_contract, demo_parquet
-    from validation.contract import load_contract
-
-    contract = load_contract(demo_contract())
-    df = pl.read_parquet(demo_parquet()).select(contract.modelled_columns)
-    text = [c for c, t in df.schema.items() if t == pl.Utf8]
-    df = df.with_columns(
-        pl.when(pl.col(c).is_in(contract.missing_values)).then(None).otherwise(pl.col(c)).alias(c)
-        for c in text
-    )
-    return contract, df
-
-
-def independent_marginals(train: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
-    """Each column drawn with replacement from train's values on its own."""
-    rng = np.random.default_rng(seed)
-    return pl.DataFrame([train[c].gather(rng.integers(0, train.height, n)) for c in train.columns])
 
 
 def perturbed_copy(train: pl.DataFrame, p: float, seed: int) -> pl.DataFrame:
@@ -139,7 +94,7 @@ def _timed(fn: Callable[..., Any], sink: list[float]) -> Callable[..., Any]:
 def time_suite(repeats: int) -> dict[str, Any]:
     from validation import fidelity
 
-    contract, adult = _load_adult()
+    contract, adult = load_adult()
     perm = np.random.default_rng(0).permutation(adult.height)
     train = adult[np.sort(perm[:N_TRAIN])]
     holdout = adult[np.sort(perm[N_TRAIN : N_TRAIN + N_HOLDOUT])]
@@ -196,7 +151,7 @@ def time_suite(repeats: int) -> dict[str, Any]:
             k: round(statistics.median(vs), 3) for k, vs in per_check.items() if vs
         },
         "load_average_1_5_15_before_each_repeat": load,
-        "peak_rss_mib": round(_peak_rss_mib(), 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
         "results_seed_0": summary,
     }
 
@@ -253,7 +208,7 @@ def oracles(dp_ctgan_seeds: list[int]) -> dict[str, Any]:
     )
     from validation.results import decide_release
 
-    contract, adult = _load_adult()
+    contract, adult = load_adult()
     perm = np.random.default_rng(0).permutation(adult.height)
     n_train = adult.height * 2 // 3
     n_holdout = (adult.height - n_train) // 2
@@ -321,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--repeats must be >= 1; got {args.repeats}.")
     report: dict[str, Any] = {
         "benchmark": "fidelity_suite",
-        "machine": _machine(),
+        "machine": machine(),
         "versions": _versions(),
         "timing": time_suite(args.repeats),
     }

@@ -35,8 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -48,6 +46,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+
+from benchmarks.common import independent_marginals, load_adult, machine, peak_rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "privacy_distance.json"
@@ -63,45 +63,12 @@ MEMORY_RUNS = (
 )
 
 
-def _peak_rss_mib() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _rss_mib() -> float:
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem_gib = float("nan")
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    mem_gib = int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "logical_cpus": os.cpu_count(),
-        "cpus_available": len(os.sched_getaffinity(0)),
-        "memory_gib": round(mem_gib, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
 
 
 def _versions() -> dict[str, Any]:
@@ -121,19 +88,11 @@ def _versions() -> dict[str, Any]:
 
 def _adult() -> tuple[Any, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="synthgate-bench-prefect-"))
-    from flows.demo import demo_contract, demo_parquet
-    from tasks.ingest import prepare_frame
-    from validation.contract import load_contract
-
-    contract = load_contract(demo_contract())
-    adult = prepare_frame(pl.read_parquet(demo_parquet()), contract).select(contract.modelled_columns)
+    contract, adult = load_adult()
     perm = np.random.default_rng(0).permutation(adult.height)
     train = adult[np.sort(perm[:N_TRAIN])]
     holdout = adult[np.sort(perm[N_TRAIN : N_TRAIN + N_HOLDOUT])]
-    rng = np.random.default_rng(1)
-    synthetic = pl.DataFrame(
-        [train[c][rng.integers(0, train.height, N_SYNTHETIC)] for c in train.columns]
-    )
+    synthetic = independent_marginals(train, N_SYNTHETIC, seed=1)
     return contract, train, holdout, synthetic
 
 
@@ -206,7 +165,7 @@ def time_adult(repeats: int) -> dict[str, Any]:
         "cpu_seconds": {k: [round(v, 3) for v in vs] for k, vs in cpu.items()},
         "cpu_seconds_one_thread_seed_0": single,
         "rss_after_loading_mib": round(rss_loaded, 1),
-        "peak_rss_mib": round(_peak_rss_mib(), 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
         "results_seed_0": summary,
     }
 
@@ -267,7 +226,7 @@ def _memory_child(sizes: list[int]) -> dict[str, Any]:
         "holdout_rows": holdout.height,
         "seconds": round(seconds, 2),
         "rss_after_loading_mib": round(rss_loaded, 1),
-        "peak_rss_mib": round(_peak_rss_mib(), 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
         "dense_float32_matrix_would_need_gib": round(
             4 * synthetic.height * (train.height + holdout.height) / 2**30, 1
         ),
@@ -323,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out.is_file():
         report = json.loads(args.out.read_text(encoding="utf-8"))
     report["benchmark"] = "validation.privacy.distance_checks"
-    report["machine"] = _machine()
+    report["machine"] = machine()
     report["versions"] = _versions()
     sections = [("adult", lambda: time_adult(args.repeats), args.no_adult)]
     sections.append(("memory", lambda: memory_scaling(MEMORY_RUNS), args.no_memory))
