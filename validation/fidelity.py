@@ -903,6 +903,35 @@ def _ml_failure(
     )
 
 
+def _tstr_trtr(
+    results: dict[str, dict[str, float]], fitted: dict[str, bool], rows: dict[str, int]
+) -> dict[str, Any]:
+    """The details both ML-efficacy tasks report about their two models."""
+    return {
+        "tstr": results["tstr"],
+        "trtr": results["trtr"],
+        "tstr_model_fitted": fitted["tstr"],
+        "trtr_model_fitted": fitted["trtr"],
+        "synthetic_rows_used": rows["tstr"],
+        "train_rows_used": rows["trtr"],
+    }
+
+
+def _ml_result(value: float, ratio: float, threshold: float, details: dict[str, Any]) -> MetricResult:
+    """ML efficacy gated on the TSTR / TRTR ratio."""
+    return MetricResult(
+        name="ml_efficacy",
+        value=value,
+        threshold=threshold,
+        passed=ratio >= threshold,
+        direction="min",
+        gated_value=ratio,
+        kind="fidelity",
+        description=ML_EFFICACY_DESCRIPTION,
+        details=details,
+    )
+
+
 def _ml_regression(
     tr: pl.DataFrame,
     sy: pl.DataFrame,
@@ -947,14 +976,7 @@ def _ml_regression(
         }
         rows[label] = int(keep.sum())
     tstr, trtr = results["tstr"]["r2"], results["trtr"]["r2"]
-    extra = {
-        "tstr": results["tstr"],
-        "trtr": results["trtr"],
-        "tstr_model_fitted": fitted["tstr"],
-        "trtr_model_fitted": fitted["trtr"],
-        "synthetic_rows_used": rows["tstr"],
-        "train_rows_used": rows["trtr"],
-    }
+    extra = _tstr_trtr(results, fitted, rows)
     if trtr <= 0.0:
         return _ml_failure(
             threshold,
@@ -967,17 +989,7 @@ def _ml_regression(
             **extra,
         )
     ratio = tstr / trtr
-    return MetricResult(
-        name="ml_efficacy",
-        value=tstr,
-        threshold=threshold,
-        passed=ratio >= threshold,
-        direction="min",
-        gated_value=ratio,
-        kind="fidelity",
-        description=ML_EFFICACY_DESCRIPTION,
-        details={**common, **extra, "ratio": ratio},
-    )
+    return _ml_result(tstr, ratio, threshold, {**common, **extra, "ratio": ratio})
 
 
 def ml_efficacy(
@@ -1064,31 +1076,9 @@ def ml_efficacy(
 
     tstr_auc, trtr_auc = results["tstr"]["auc"], results["trtr"]["auc"]
     ratio = tstr_auc / trtr_auc if trtr_auc > 0 else 0.0
-    return MetricResult(
-        name="ml_efficacy",
-        value=tstr_auc,
-        threshold=threshold,
-        passed=ratio >= threshold,
-        direction="min",
-        gated_value=ratio,
-        kind="fidelity",
-        description=ML_EFFICACY_DESCRIPTION,
-        details={
-            **common,
-            "tstr": results["tstr"],
-            "trtr": results["trtr"],
-            "ratio": ratio,
-            "tstr_model_fitted": fitted["tstr"],
-            "trtr_model_fitted": fitted["trtr"],
-            "synthetic_rows_used": rows["tstr"],
-            "train_rows_used": rows["trtr"],
-            "positive_class": (
-                str(col.categories[-1]) if isinstance(col, CategoricalColumn) else "True"
-            )
-            if n_classes == 2
-            else None,
-        },
-    )
+    positive = (str(col.categories[-1]) if isinstance(col, CategoricalColumn) else "True") if n_classes == 2 else None
+    details = {**common, **_tstr_trtr(results, fitted, rows), "ratio": ratio, "positive_class": positive}
+    return _ml_result(tstr_auc, ratio, threshold, details)
 
 
 # --- the suite -------------------------------------------------------------------------------
