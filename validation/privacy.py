@@ -793,6 +793,33 @@ def _dcr_result(
     )
 
 
+def _dcr_with_neighbours(
+    tables: _Tables,
+    contract: Contract,
+    k: int,
+    cap: int | None,
+    balance: str,
+    confidence: float,
+) -> tuple[MetricResult, np.ndarray, np.ndarray]:
+    """DCR share from one k-nearest search per reference; also returns the k-NN distances."""
+    s = _encode(tables.syn_values, tables.layout, tables.synthetic_rows(cap, 0))
+    whole = balance == "reweight"
+    d_train, knn_train = _side(tables.train, tables.m, s, k=k, whole=whole)
+    d_holdout, knn_holdout = _side(tables.holdout, tables.m, s, k=k, whole=whole)
+    share = _share(s, *tables.references(balance), d_train, d_holdout, confidence)
+    dcr = _dcr_result(
+        share,
+        tables,
+        d_train,
+        d_holdout,
+        threshold=contract.gates.max_dcr_share,
+        balance=balance,
+        cap=cap,
+        confidence=confidence,
+    )
+    return dcr, knn_train, knn_holdout
+
+
 def dcr_share(
     synthetic: pl.DataFrame,
     train: pl.DataFrame,
@@ -842,21 +869,8 @@ def dcr_share(
     _check_cap(max_synthetic_rows, "max_synthetic_rows", DEFAULT_MAX_SYNTHETIC_ROWS)
     _check_options(balance, confidence)
     tables = _tables(synthetic, train, holdout, contract, seed)
-    s = _encode(tables.syn_values, tables.layout, tables.synthetic_rows(max_synthetic_rows, 0))
-    whole = balance == "reweight"
-    d_train, _ = _side(tables.train, tables.m, s, k=1, whole=whole)
-    d_holdout, _ = _side(tables.holdout, tables.m, s, k=1, whole=whole)
-    share = _share(s, *tables.references(balance), d_train, d_holdout, confidence)
-    return _dcr_result(
-        share,
-        tables,
-        d_train,
-        d_holdout,
-        threshold=contract.gates.max_dcr_share,
-        balance=balance,
-        cap=max_synthetic_rows,
-        confidence=confidence,
-    )
+    dcr, _, _ = _dcr_with_neighbours(tables, contract, 1, max_synthetic_rows, balance, confidence)
+    return dcr
 
 
 # --- nearest-neighbour distance ratio --------------------------------------------------------
@@ -1284,21 +1298,7 @@ def distance_checks(
     )
     tables = _tables(synthetic, train, holdout, contract, seed)
     _check_nndr_rows(tables)
-    s = _encode(tables.syn_values, tables.layout, tables.synthetic_rows(max_synthetic_rows, 0))
-    whole = balance == "reweight"
-    d_train, knn_train = _side(tables.train, tables.m, s, k=2, whole=whole)
-    d_holdout, knn_holdout = _side(tables.holdout, tables.m, s, k=2, whole=whole)
-    share = _share(s, *tables.references(balance), d_train, d_holdout, confidence)
-    dcr = _dcr_result(
-        share,
-        tables,
-        d_train,
-        d_holdout,
-        threshold=contract.gates.max_dcr_share,
-        balance=balance,
-        cap=max_synthetic_rows,
-        confidence=confidence,
-    )
+    dcr, knn_train, knn_holdout = _dcr_with_neighbours(tables, contract, 2, max_synthetic_rows, balance, confidence)
     ratio = _nndr_result(knn_train, knn_holdout, tables, max_synthetic_rows)
     subsets = _subset_result(
         tables,
