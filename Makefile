@@ -10,7 +10,7 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -q
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 60
 
-.PHONY: demo test test-all install clean screenshots
+.PHONY: demo test test-all install clean screenshots bench-models
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (CPython 3.11) on PATH"; exit 1; }
@@ -34,6 +34,11 @@ test-all: $(STAMP)
 # make screenshots [REPORT=path/report.json]: PNGs of report.html (a fresh demo run by default) in docs/screenshots/, via headless chromium
 screenshots: $(STAMP)
 	$(PY) scripts/screenshot_report.py $(if $(REPORT),--report "$(REPORT)") --out docs/screenshots
+
+# every registered model on Adult at ε = 3 and non-DP, one at a time (about an hour on 2 cores)
+bench-models: $(STAMP)
+	$(PY) -m benchmarks.models
+	$(PY) -m benchmarks.models --table
 
 clean:
 	rm -rf out .pytest_cache

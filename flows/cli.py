@@ -23,7 +23,7 @@ app.add_typer(contract_app, name="contract")
 EXIT_BAD_INPUT = 2
 EXIT_BLOCKED = 3
 
-Epochs = Annotated[Optional[float], typer.Option(help="Passes over the data (default 8).")]
+Epochs = Annotated[Optional[float], typer.Option(help="Passes over the data (default: the model's, e.g. 8 for ctgan).")]
 Epsilon = Annotated[Optional[float], typer.Option(help="ε to spend; at most the contract's budget.")]
 Out = Annotated[Optional[Path], typer.Option(help="Output folder: synthgate.duckdb, releases/, blocked/.")]
 Device = Annotated[Optional[str], typer.Option(help="auto (CUDA if present), cpu or cuda[:N].")]
@@ -182,6 +182,95 @@ def evaluate(
     for r in report["decision"]["reasons"]:
         console.print(f"  - {r}", highlight=False)
     raise typer.Exit(EXIT_BLOCKED)
+
+
+@app.command()
+def models(
+    name: Annotated[Optional[str], typer.Argument(help="Show one model's options in full.")] = None,
+) -> None:
+    """List the registered synthesizers (set one with `model:` in the contract)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from models.synthesizers import MODEL_NAMES, get_synthesizer
+
+    console = Console()
+    if name is not None:
+        try:
+            cls = get_synthesizer(name)
+        except ValueError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        console.print(f"[bold]{name}[/] — {cls.info.family}", highlight=False)
+        console.print(f"paper: {cls.info.paper}", highlight=False)
+        console.print(f"good for: {cls.info.good_for}", highlight=False)
+        console.print(f"caveats: {cls.info.caveats}", highlight=False)
+        console.print(f"conditional sampling: {'yes' if cls.conditional else 'no (rejection)'}")
+        options = Table("option (contract model_options)", "default", "description")
+        for field, spec in cls.config_class.model_fields.items():
+            options.add_row(field, repr(spec.default), spec.description or "")
+        console.print(options)
+        return
+    table = Table("model", "family", "good for", "conditional")
+    for model_name in MODEL_NAMES:
+        cls = get_synthesizer(model_name)
+        table.add_row(model_name, cls.info.family, cls.info.good_for, "yes" if cls.conditional else "no")
+    console.print(table)
+    console.print("Details and options: synthgate models NAME")
+
+
+@app.command()
+def sample(
+    release: Annotated[Path, typer.Option(help="A release folder (out/releases/RUN_ID) holding model.pt.")],
+    n: Annotated[int, typer.Option("--n", help="Rows to return.", min=1)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write: .parquet or .csv.")],
+    where: Annotated[Optional[str], typer.Option(
+        help="SQL condition the rows must meet, e.g. \"income = '>50K' AND age < 30\"."
+    )] = None,
+    seed: Seed = None,
+    device: Device = None,
+) -> None:
+    """Draw more rows from a released model (post-processing: no private row is read, no ε spent)."""
+    import tempfile
+
+    from models.sampling import WhereError, sample_where
+    from models.synthesizers import load_synthesizer
+    from validation.contract import ContractError, load_contract
+
+    if output.suffix not in (".parquet", ".csv"):
+        typer.echo(f"error: --output must end in .parquet or .csv. Got {str(output)!r}.", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    model_path, contract_path = release / "model.pt", release / "contract.yaml"
+    if not model_path.is_file() or not contract_path.is_file():
+        typer.echo(
+            f"error: {release} is not a release folder (it needs model.pt and contract.yaml; blocked "
+            "runs have no model). Pass out/releases/RUN_ID of a RELEASED run.", err=True,
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        contract = load_contract(contract_path)
+        model = load_synthesizer(model_path, contract, device=device or "auto")
+        if where:
+            result = sample_where(model, n, where=where, seed=seed or 0)
+            rows = result.rows
+            how = (f"{result.method}; fixed {result.fixed}; " if result.fixed else f"{result.method}; ") + (
+                f"{result.drawn} rows generated, acceptance {result.acceptance:.3f}"
+            )
+        else:
+            rows, how = model.sample(n, seed=seed or 0), "unconditional"
+    except (WhereError, ContractError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        rows.write_parquet(tmp) if output.suffix == ".parquet" else rows.write_csv(tmp)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    typer.echo(f"wrote {rows.height} rows to {output} ({model.name}; {how})", err=True)
 
 
 @contract_app.command("infer")

@@ -39,7 +39,7 @@ class RunConfig(BaseModel):
     source: SourceConfig
     out: Path = Path("out")
     output_table: str | None = Field(None, description="Default: <contract table>_synthetic.")
-    epochs: float = Field(8.0, gt=0)
+    epochs: float | None = Field(None, gt=0, description="Default: the contract's model_options, else the model's.")
     epsilon: float | None = Field(
         None, gt=0, description="ε to spend in this run; at most the contract's budget."
     )
@@ -47,7 +47,7 @@ class RunConfig(BaseModel):
     seed: int = Field(0, ge=0)
     holdout_fraction: float = Field(1 / 3, gt=0, lt=1)
     n_synthetic: int | None = Field(None, ge=1, description="Default: as many rows as train.")
-    batch_size: int = Field(1000, ge=2)
+    batch_size: int | None = Field(None, ge=2, description="Default: the contract's model_options, else the model's.")
     show_progress: bool = True
 
     @property

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.config import SourceConfig
 from flows.stages import Stopwatch, new_run_id, package_versions, run_membership_attacks
+from models.synthesizers import resolve_model_config
 from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy
 from tasks.ingest import InputError, load_table
 from tasks.publish import write_evaluation
@@ -57,8 +58,12 @@ class EvaluateConfig(BaseModel):
         description="Also run the shadow-model attack, training the contract's model as a stand-in "
         "for the unknown synthesizer (costly; an approximation for tables made elsewhere).",
     )
-    epochs: float = Field(8.0, gt=0, description="Epochs of each shadow synthesizer.")
-    batch_size: int = Field(1000, ge=2, description="Batch size the shadows' sampling rate is derived from.")
+    epochs: float | None = Field(
+        None, gt=0, description="Epochs of each shadow synthesizer (default: the contract's model's)."
+    )
+    batch_size: int | None = Field(
+        None, ge=2, description="Batch size the shadows' sampling rate is derived from (default: the model's)."
+    )
     device: str = "auto"
     show_progress: bool = True
 
@@ -71,6 +76,7 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     lap = watch.lap
 
     contract = load_contract(config.contract)
+    model_conf = resolve_model_config(contract, epochs=config.epochs, batch_size=config.batch_size)
     frames = {}
     for role in ("train", "holdout", "synthetic"):
         df = load_table(getattr(config, role), contract)
@@ -86,8 +92,8 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     results = evaluate_privacy(train, holdout, synthetic, contract, seed=child_seed(config.seed, 1))
     lap("privacy_checks")
     results += run_membership_attacks(
-        train, holdout, synthetic, shadow_contract, epsilon=contract.privacy.epsilon, epochs=config.epochs,
-        batch_size=config.batch_size, device=config.device, seed=child_seed(config.seed, 2),
+        train, holdout, synthetic, shadow_contract, epsilon=contract.privacy.epsilon, epochs=model_conf.epochs,
+        batch_size=model_conf.batch_size, device=config.device, seed=child_seed(config.seed, 2),
         show_progress=config.show_progress,
     )
     lap("membership_attacks")

@@ -9,12 +9,14 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import RunConfig
 from flows.stages import Stopwatch, new_run_id, package_versions, run_membership_attacks, training_progress
+from models.synthesizers import resolve_model_config
 from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy
 from tasks.ingest import load_table
 from tasks.publish import publish_release
 from tasks.steps import decide_release, sample_synthetic, split_holdout, train_synthesizer, validate_table
 from validation.contract import ContractError, load_contract
 from validation.report import build_report
+
 
 @flow(name="synthgate-release", validate_parameters=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def release_flow(config: RunConfig) -> dict[str, Any]:
@@ -30,6 +32,8 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
             f"--epsilon {epsilon} exceeds the contract's budget privacy.epsilon = "
             f"{contract.privacy.epsilon}. Ask for at most the budget."
         )
+    # Resolved before any row is read: a bad model option is a contract error, not a half-run.
+    model_conf = resolve_model_config(contract, epochs=config.epochs, batch_size=config.batch_size)
     df = load_table(config.source, contract)
     lap("load")
     validate_table(df, contract)
@@ -39,7 +43,7 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
     lap("split")
     with training_progress(config.show_progress) as progress:
         model, ledger = train_synthesizer(
-            train, contract, epsilon=epsilon, epochs=config.epochs, batch_size=config.batch_size,
+            train, contract, epsilon=epsilon, epochs=model_conf.epochs, batch_size=model_conf.batch_size,
             device=config.device, seed=config.seed, progress=progress,
         )
     lap("train")
@@ -48,7 +52,7 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
     results = evaluate_privacy(train, holdout, synthetic, contract, seed=child_seed(config.seed, 1))
     lap("privacy_checks")
     results += run_membership_attacks(
-        train, holdout, synthetic, contract, epsilon=epsilon, epochs=config.epochs, batch_size=config.batch_size,
+        train, holdout, synthetic, contract, epsilon=epsilon, epochs=model_conf.epochs, batch_size=model_conf.batch_size,
         device=config.device, seed=child_seed(config.seed, 2), show_progress=config.show_progress,
     )
     lap("membership_attacks")

@@ -16,7 +16,7 @@ from prefect.futures import as_completed
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from models.synthesizers.ctgan import TrainingProgress
+from models.synthesizers.base import TrainingProgress
 from tasks.evaluate import (
     attack_membership,
     child_seed,

@@ -17,13 +17,23 @@ the row-count estimate) is post-processing.
 
 ``fit_non_dp`` is the explicit non-DP path (baselines, attack oracles): the same statistics
 from exact histograms, recorded in the ledger as a non-DP step (ε = ∞).
+
+``numeric_encoding="modes"`` (opt-in; the default stays "quantile") is CTGAN's mode-specific
+normalisation: a numeric value becomes a scalar α = (x − μ_k)/(4σ_k) in a tanh slot plus a
+one-hot "mode" block over the column's K Gaussian modes, the mode k of each row SAMPLED from its
+posterior under the mixture (from the caller's seeded rng). The modes come from the contract
+(``modes:``, public knowledge, used verbatim) or are fitted to the already-charged DP histogram
+by a weighted EM over the public bins (``fit_histogram_mixture``): pure post-processing, no extra
+charge. The layout still comes from the contract alone: K is the number of declared modes, else
+``max_modes``; learned modes that EM prunes keep their slot with weight 0 and are never encoded
+or decoded.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -39,17 +49,47 @@ from validation.contract import (
 )
 
 MAX_BINS = 128
+#: Learned mixture modes lighter than this are dropped (CTGAN's threshold).
+MIN_MODE_WEIGHT = 0.005
+NumericEncoding = Literal["quantile", "modes"]
 
 
 @dataclass(frozen=True)
 class Block:
-    """A slice of the encoded vector: ``softmax`` (one-hot, width >= 2) or ``tanh`` (width 1)."""
+    """A slice of the encoded vector: ``softmax`` (one-hot, width >= 2) or ``tanh`` (width 1).
+
+    A ``mode`` block (``numeric_encoding="modes"`` only) is a softmax over a numeric column's
+    mixture modes; it may have width 1 when the contract declares a single mode.
+    """
 
     column: str
     kind: str  # "softmax" | "tanh"
     start: int
     width: int
-    role: str  # "value" | "null"
+    role: str  # "value" | "null" | "mode"
+
+
+@dataclass(frozen=True)
+class ModeMixture:
+    """A numeric column's Gaussian mixture; one entry per slot of its mode block.
+
+    A slot with ``weight == 0`` is unused (pruned by the fit): never encoded, never decoded.
+    """
+
+    weight: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.weight > 0
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {"weight": self.weight.tolist(), "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, list[float]]) -> ModeMixture:
+        return cls(*(np.asarray(d[k], dtype=np.float64) for k in ("weight", "mean", "std")))
 
 
 def _epoch_seconds(v: Any) -> float:
@@ -91,9 +131,27 @@ def _numeric_bins(kind: str, lo: float, hi: float) -> tuple[np.ndarray, np.ndarr
 
 
 class Codec:
-    """Row <-> vector mapping whose layout comes from the contract and CDFs from DP histograms."""
+    """Row <-> vector mapping whose layout comes from the contract and CDFs from DP histograms.
 
-    def __init__(self, contract: Contract) -> None:
+    ``numeric_encoding``: "quantile" (default: one tanh slot per numeric, through the DP CDF) or
+    "modes" (CTGAN's mode-specific normalisation, see the module docstring); ``max_modes`` is the
+    width of a learned mode block.
+    """
+
+    def __init__(
+        self, contract: Contract, *, numeric_encoding: NumericEncoding = "quantile", max_modes: int = 10
+    ) -> None:
+        if numeric_encoding not in ("quantile", "modes"):
+            raise ValueError(
+                f"numeric_encoding must be 'quantile' or 'modes'. Got {numeric_encoding!r}."
+            )
+        if isinstance(max_modes, bool) or not isinstance(max_modes, int) or max_modes < 1:
+            raise ValueError(f"max_modes must be an integer >= 1. Got {max_modes!r}.")
+        self.numeric_encoding = numeric_encoding
+        self.max_modes = max_modes
+        # Declared (public) mixtures, used verbatim; learned ones are filled by the fit.
+        self._given_modes: dict[str, ModeMixture] = {}
+        self.modes: dict[str, ModeMixture] = {}
         self.contract = contract
         self.numeric: list[_NumericSpec] = []
         self.discrete: list[_DiscreteSpec] = []
@@ -117,6 +175,17 @@ class Codec:
                 self.numeric.append(_NumericSpec(name, col.kind, lo, hi, col.nullable, e_lo, e_hi))
                 self.blocks.append(Block(name, "tanh", pos, 1, "value"))
                 pos += 1
+                if numeric_encoding == "modes":
+                    declared = getattr(col, "modes", None)
+                    if declared:
+                        self._given_modes[name] = ModeMixture(
+                            np.array([m.weight for m in declared], dtype=np.float64),
+                            np.array([m.mean for m in declared], dtype=np.float64),
+                            np.array([m.std for m in declared], dtype=np.float64),
+                        )
+                    k = len(declared) if declared else max_modes
+                    self.blocks.append(Block(name, "softmax", pos, k, "mode"))
+                    pos += k
                 if col.nullable:
                     self.blocks.append(Block(name, "softmax", pos, 2, "null"))
                     pos += 2
@@ -211,6 +280,23 @@ class Codec:
                 total = max(counts.clip(min=0).sum() + max(null_count, 0.0), 1.0)
                 self.null_rate[spec.name] = float(np.clip(null_count / total, 0.0, 1.0))
             self.bin_mass[spec.name] = _normalise(counts, threshold)
+        if self.numeric_encoding == "modes":
+            self._fit_modes()
+
+    def _fit_modes(self) -> None:
+        """Each numeric column's mixture: declared in the contract, else fitted to ``bin_mass``.
+
+        Post-processing only: the fit reads nothing but the (already released) bin masses and
+        the public bin edges, and is deterministic, so equal histograms give equal modes.
+        """
+        for spec in self.numeric:
+            if spec.name in self._given_modes:
+                self.modes[spec.name] = self._given_modes[spec.name]
+            else:
+                k = self._block[(spec.name, "mode")].width
+                self.modes[spec.name] = fit_histogram_mixture(
+                    self.bin_mass[spec.name], spec.edges_lo, spec.edges_hi, k
+                )
 
     # ------------------------------------------------------------------ encode / decode
     def _discrete_codes(self, df: pl.DataFrame, spec: _DiscreteSpec) -> np.ndarray:
@@ -245,6 +331,8 @@ class Codec:
             raise RuntimeError(
                 "Codec.encode needs fit_dp (or fit_non_dp) first: the CDFs come from the histograms."
             )
+        if self.numeric_encoding == "modes":
+            return self._encode_modes(df, rng=rng, dtype=dtype)
         n = df.height
         out = np.zeros((n, self.dim), dtype=dtype)
         for spec in self.discrete:
@@ -262,6 +350,80 @@ class Codec:
                 nb = self._block[(spec.name, "null")]
                 out[np.arange(n), nb.start + null.astype(np.int64)] = 1.0
         return out
+
+    def _encode_modes(self, df: pl.DataFrame, *, rng: np.random.Generator, dtype: type) -> np.ndarray:
+        """encode() under "modes": α in the tanh slot, the posterior-sampled mode one-hot beside it."""
+        n = df.height
+        out = np.zeros((n, self.dim), dtype=dtype)
+        rows = np.arange(n)
+        for spec in self.discrete:
+            b = self._block[(spec.name, "value")]
+            out[rows, b.start + self._discrete_codes(df, spec)] = 1.0
+        for spec in self.numeric:
+            values, null = self._numeric_values(df, spec)
+            if spec.kind == "integer":  # dequantise as the histogram's bins assume
+                values = values + rng.uniform(-0.5, 0.5, size=n)
+            mix = self.modes[spec.name]
+            with np.errstate(divide="ignore"):
+                log_w = np.log(mix.weight)
+            z = (values[:, None] - mix.mean) / mix.std
+            logp = log_w - np.log(mix.std) - 0.5 * z * z
+            # A null row has no value: its mode slot is drawn from the prior (the mode weights).
+            logp = np.where(null[:, None], log_w, logp)
+            post = np.exp(logp - logp.max(axis=1, keepdims=True))
+            post /= post.sum(axis=1, keepdims=True)
+            u = rng.uniform(size=n)
+            k = (np.cumsum(post, axis=1) < u[:, None]).sum(axis=1)
+            last_valid = int(np.flatnonzero(mix.valid)[-1])
+            k = np.minimum(k, last_valid)  # rounding of the cumulative sum at its top
+            alpha = np.clip((values - mix.mean[k]) / (4.0 * mix.std[k]), -1.0, 1.0)
+            b = self._block[(spec.name, "value")]
+            out[:, b.start] = np.where(null, 0.0, alpha)
+            mb = self._block[(spec.name, "mode")]
+            out[rows, mb.start + k] = 1.0
+            if spec.nullable:
+                nb = self._block[(spec.name, "null")]
+                out[rows, nb.start + null.astype(np.int64)] = 1.0
+        return out
+
+    def _decode_value(self, spec: _NumericSpec, x: np.ndarray) -> np.ndarray:
+        """A numeric column's value (float, within bounds) from its encoded slots."""
+        b = self._block[(spec.name, "value")]
+        if self.numeric_encoding == "modes":
+            mix = self.modes[spec.name]
+            mb = self._block[(spec.name, "mode")]
+            scores = np.where(mix.valid, x[:, mb.start : mb.start + mb.width].astype(np.float64), -np.inf)
+            k = scores.argmax(axis=1)
+            alpha = np.clip(x[:, b.start].astype(np.float64), -1.0, 1.0)
+            return np.clip(4.0 * mix.std[k] * alpha + mix.mean[k], spec.lo, spec.hi)
+        u = np.clip((x[:, b.start].astype(np.float64) + 1.0) / 2.0, 0.0, 1.0)
+        return np.clip(self._inverse_cdf(spec, u), spec.lo, spec.hi)
+
+    def value_quantiles(self, column: str, m: int = 1024) -> np.ndarray:
+        """``m`` sorted quantiles of a numeric column's encoded tanh value implied by the DP
+        statistics alone (post-processing): a target for a generator's marginal loss.
+
+        "quantile": the uniform grid on [-1, 1]. "modes": the distribution of α when values
+        follow ``bin_mass`` and each value's mode is drawn from its posterior.
+        """
+        spec = next((s for s in self.numeric if s.name == column), None)
+        if spec is None:
+            raise ValueError(f"{column!r} is not a numeric column of the codec: {[s.name for s in self.numeric]}.")
+        grid = (np.arange(m) + 0.5) / m
+        if self.numeric_encoding == "quantile":
+            return 2.0 * grid - 1.0
+        values = self._inverse_cdf(spec, grid)
+        mix = self.modes[column]
+        with np.errstate(divide="ignore"):
+            log_w = np.log(mix.weight)
+        z = (values[:, None] - mix.mean) / mix.std
+        logp = log_w - np.log(mix.std) - 0.5 * z * z
+        post = np.exp(logp - logp.max(axis=1, keepdims=True))
+        post /= post.sum(axis=1, keepdims=True)
+        alpha = np.clip((values[:, None] - mix.mean) / (4.0 * mix.std), -1.0, 1.0).ravel()
+        order = np.argsort(alpha, kind="stable")
+        cum = np.cumsum(post.ravel()[order]) / m
+        return alpha[order][np.clip(np.searchsorted(cum, grid), 0, len(order) - 1)]
 
     def _cdf(self, spec: _NumericSpec, values: np.ndarray, idx: np.ndarray) -> np.ndarray:
         mass = self.bin_mass[spec.name]
@@ -293,9 +455,7 @@ class Codec:
                 vals = np.array(spec.categories, dtype=object)[codes]  # None slot -> null
                 cols[spec.name] = pl.Series(spec.name, vals.tolist(), dtype=pl.Utf8)
         for spec in self.numeric:
-            b = self._block[(spec.name, "value")]
-            u = np.clip((x[:, b.start].astype(np.float64) + 1.0) / 2.0, 0.0, 1.0)
-            v = np.clip(self._inverse_cdf(spec, u), spec.lo, spec.hi)
+            v = self._decode_value(spec, x)
             null = np.zeros(len(v), dtype=bool)
             if spec.nullable:
                 nb = self._block[(spec.name, "null")]
@@ -313,18 +473,44 @@ class Codec:
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> dict[str, Any]:
-        return {
+        """JSON-able statistics (DP outputs only). "modes" codecs add their mixtures."""
+        out: dict[str, Any] = {
             "bin_mass": {k: v.tolist() for k, v in self.bin_mass.items()},
             "null_rate": dict(self.null_rate),
             "frequencies": {k: v.tolist() for k, v in self.frequencies.items()},
             "n_estimate": self.n_estimate,
         }
+        if self.numeric_encoding == "modes":
+            out["numeric_encoding"] = "modes"
+            out["modes"] = {k: m.to_json() for k, m in self.modes.items()}
+        return out
 
     def load_state(self, state: dict[str, Any]) -> None:
+        """Restore ``state()``. A "modes" codec given a state without modes (saved before modes
+        were persisted) refits them from the bin masses: deterministic, so the same mixtures."""
+        saved = state.get("numeric_encoding", "quantile")
+        if saved != self.numeric_encoding:
+            raise ValueError(
+                f"the codec state was saved with numeric_encoding={saved!r} but this codec uses "
+                f"{self.numeric_encoding!r}. Build the codec with numeric_encoding={saved!r}."
+            )
         self.bin_mass = {k: np.asarray(v) for k, v in state["bin_mass"].items()}
         self.null_rate = dict(state["null_rate"])
         self.frequencies = {k: np.asarray(v) for k, v in state["frequencies"].items()}
         self.n_estimate = state["n_estimate"]
+        if self.numeric_encoding == "modes":
+            if "modes" in state:
+                self.modes = {k: ModeMixture.from_json(v) for k, v in state["modes"].items()}
+                for name, mix in self.modes.items():
+                    width = self._block[(name, "mode")].width
+                    if len(mix.weight) != width:
+                        raise ValueError(
+                            f"the saved mixture of {name!r} has {len(mix.weight)} modes but the "
+                            f"codec's mode block has {width} slots: the state comes from another "
+                            "contract or max_modes. Load it with the settings it was saved with."
+                        )
+            else:
+                self._fit_modes()
 
 
 def _normalise(counts: np.ndarray, threshold: float) -> np.ndarray:
@@ -332,3 +518,85 @@ def _normalise(counts: np.ndarray, threshold: float) -> np.ndarray:
     if c.sum() <= 0:  # all noise: fall back to the public, data-free uniform
         return np.full(len(counts), 1.0 / len(counts))
     return c / c.sum()
+
+
+def fit_histogram_mixture(
+    mass: np.ndarray, edges_lo: np.ndarray, edges_hi: np.ndarray, k: int, *, iterations: int = 200
+) -> ModeMixture:
+    """A Gaussian mixture of at most ``k`` modes fitted to a histogram by weighted EM.
+
+    Each bin is a block of mass spread uniformly over [edges_lo, edges_hi]: in the E-step a bin's
+    probability under mode j is approximated by width · N(centre; μ_j, σ_j² + width²/12) (the
+    Gaussian convolved with the bin's uniform, moment-matched), and the M-step's variance adds
+    each bin's own width²/12, so a one-value-per-bin integer column gets σ >= ~0.29, never 0.
+    Deterministic (no random init): means start at the histogram's (j + ½)/k quantiles, then at
+    the heaviest remaining bins. Modes lighter than ``MIN_MODE_WEIGHT`` are pruned (their slots
+    keep weight 0) and EM continues with the rest. Returns ``k`` slots sorted by mean, unused last.
+    """
+    mass = np.asarray(mass, dtype=np.float64)
+    centre = (edges_lo + edges_hi) / 2.0
+    width = np.maximum(edges_hi - edges_lo, 0.0)
+    keep = mass > 0
+    if not keep.any():  # no information: one broad mode over the public range
+        keep = np.ones_like(mass, dtype=bool)
+        mass = np.ones_like(mass)
+    m, c, w2 = mass[keep] / mass[keep].sum(), centre[keep], width[keep] ** 2 / 12.0
+    span = float(edges_hi.max() - edges_lo.min())
+    floor = max(1e-6 * span, 1e-12)
+
+    # ---- deterministic initialisation
+    cum = np.cumsum(m)
+    first = np.searchsorted(cum, (np.arange(k) + 0.5) / k)
+    start: list[int] = []
+    for i in list(np.clip(first, 0, len(m) - 1)) + list(np.argsort(-m, kind="stable")):
+        if int(i) not in start:
+            start.append(int(i))
+        if len(start) == k:
+            break
+    mu = c[start].copy()
+    overall = float(np.sqrt(np.sum(m * ((c - np.sum(m * c)) ** 2 + w2))))
+    sd = np.full(len(start), max(overall / len(start), floor))
+    wt = np.full(len(start), 1.0 / len(start))
+
+    for _ in range(3):  # EM, then prune light modes and refine the rest, until none is pruned
+        for _ in range(iterations):
+            var = sd[None, :] ** 2 + w2[:, None]
+            logp = np.log(wt)[None, :] - 0.5 * np.log(var) - 0.5 * (c[:, None] - mu[None, :]) ** 2 / var
+            r = np.exp(logp - logp.max(axis=1, keepdims=True))
+            r /= r.sum(axis=1, keepdims=True)
+            rm = r * m[:, None]
+            nk = rm.sum(axis=0)
+            alive = nk > 1e-12
+            safe = np.where(alive, nk, 1.0)
+            new_mu = np.where(alive, (rm * c[:, None]).sum(axis=0) / safe, mu)
+            new_var = (rm * ((c[:, None] - new_mu[None, :]) ** 2 + w2[:, None])).sum(axis=0) / safe
+            new_sd = np.where(alive, np.sqrt(np.maximum(new_var, floor**2)), sd)
+            new_wt = np.where(alive, nk, 0.0) / nk[alive].sum()
+            done = np.allclose(new_mu, mu, rtol=0, atol=1e-9 * span) and np.allclose(new_wt, wt, atol=1e-10)
+            mu, sd, wt = new_mu, new_sd, new_wt
+            if done:
+                break
+        # Modes that converged onto each other (started in neighbouring bins) become one.
+        light = wt < MIN_MODE_WEIGHT
+        for i in range(len(mu)):
+            for j in range(i):
+                same = abs(mu[i] - mu[j]) <= 0.01 * min(sd[i], sd[j]) and abs(sd[i] - sd[j]) <= 0.01 * sd[j]
+                if same and not light[j]:
+                    wt[j] += wt[i]
+                    light[i] = True
+                    break
+        if not light.any():
+            break
+        mu, sd, wt = mu[~light], sd[~light], wt[~light] / wt[~light].sum()
+    light = wt < MIN_MODE_WEIGHT
+    if light.any():  # pruned in the last round: drop without refitting
+        mu, sd, wt = mu[~light], sd[~light], wt[~light] / wt[~light].sum()
+
+    order = np.argsort(mu, kind="stable")
+    mu, sd, wt = mu[order], sd[order], wt[order]
+    pad = k - len(mu)
+    return ModeMixture(
+        np.concatenate([wt, np.zeros(pad)]),
+        np.concatenate([mu, np.full(pad, mu[0])]),
+        np.concatenate([sd, np.full(pad, sd[0])]),
+    )

@@ -15,6 +15,7 @@ reads it back; ``json.dumps`` would otherwise write the non-standard token ``Inf
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -41,12 +42,21 @@ class Charge:
         return self.noise_multiplier > 0
 
 
+@functools.lru_cache(maxsize=4096)
+def _rdp_one_step(noise_multiplier: float, sample_rate: float) -> tuple[float, ...]:
+    """RDP of one step at every order: the costly part (fractional orders), computed once per (σ, q).
+
+    Calibrating noise re-evaluates the ledger's own entries at every bisection step; RDP is
+    linear in the step count, so the cached one-step curve times ``steps`` is exactly what
+    ``compute_rdp(..., steps=steps)`` returns.
+    """
+    return tuple(compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=ALPHAS))
+
+
 def _rdp(noise_multiplier: float, sample_rate: float, steps: int) -> list[float]:
     if steps == 0:
         return [0.0] * len(ALPHAS)
-    return list(
-        compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=steps, orders=ALPHAS)
-    )
+    return [r * steps for r in _rdp_one_step(float(noise_multiplier), float(sample_rate))]
 
 
 def epsilon_of(charges: list[tuple[float, float, int]], delta: float) -> float:
@@ -179,29 +189,46 @@ def calibrate_noise(
     *,
     target_epsilon: float,
     ledger: PrivacyLedger,
-    sample_rate: float,
-    steps: int,
+    sample_rate: float | None = None,
+    steps: int | None = None,
+    phases: list[tuple[float, int]] | None = None,
     tol: float = 1e-3,
 ) -> float:
-    """Smallest DP-SGD noise multiplier such that ledger + (σ, q, T) stays within target ε."""
+    """Smallest DP-SGD noise multiplier σ such that ledger + the planned steps stay within target ε.
+
+    Either one DP-SGD run (``sample_rate``, ``steps``) or several ``phases`` [(q, T), ...] that
+    share one σ (medGAN's autoencoder pre-training then its critic; table-GAN's critic and
+    classifier): all of them are composed with what the ledger already holds.
+    """
+    if phases is None:
+        if sample_rate is None or steps is None:
+            raise ValueError("calibrate_noise needs sample_rate and steps, or phases=[(q, T), ...].")
+        phases = [(sample_rate, steps)]
+    elif sample_rate is not None or steps is not None:
+        raise ValueError("pass either sample_rate/steps or phases, not both.")
+    if not phases:
+        raise ValueError("phases must list at least one (sample_rate, steps) pair.")
     already = ledger.epsilon
     if already >= target_epsilon:
         raise ValueError(
             f"the ledger has already spent ε = {already:.3f} of the target ε = {target_epsilon}; "
             "nothing is left for training. Raise privacy.epsilon or raise the codec's noise."
         )
+
+    def eps(sigma: float) -> float:
+        return ledger.epsilon_with([(sigma, q, t) for q, t in phases])
+
     lo, hi = 0.1, 1.0
-    while ledger.epsilon_with([(hi, sample_rate, steps)]) > target_epsilon:
+    while eps(hi) > target_epsilon:
         hi *= 2
         if hi > 1e4:
             raise ValueError(
-                f"no noise multiplier below 1e4 reaches ε = {target_epsilon} with "
-                f"sample rate {sample_rate:.3g} over {steps} steps. Use fewer epochs or a "
-                "smaller batch."
+                f"no noise multiplier below 1e4 reaches ε = {target_epsilon} with (sample rate, "
+                f"steps) = {[(round(q, 4), t) for q, t in phases]}. Use fewer epochs or a smaller batch."
             )
     while hi - lo > tol:
         mid = (lo + hi) / 2
-        if ledger.epsilon_with([(mid, sample_rate, steps)]) > target_epsilon:
+        if eps(mid) > target_epsilon:
             lo = mid
         else:
             hi = mid

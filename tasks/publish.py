@@ -16,7 +16,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from models.synthesizers.ctgan import DPCTGAN
+from models.synthesizers.base import Synthesizer
 from tasks.ingest import quote_ident
 from validation.contract import Contract
 from validation.report import write_report
@@ -45,7 +45,7 @@ def write_folder_atomically(
     folder: Path,
     files: dict[str, Any],
     report: dict[str, Any],
-    model: DPCTGAN | None,
+    model: Synthesizer | None,
     commit: Callable[[], None] | None = None,
 ) -> None:
     """Build the folder under a temporary name beside it, run ``commit``, then rename it in."""
@@ -99,7 +99,7 @@ def publish_release(
     *,
     report: dict[str, Any],
     synthetic: pl.DataFrame,
-    model: DPCTGAN,
+    model: Synthesizer,
     contract: Contract,
     ledger: dict[str, Any],
     out: Path,

@@ -14,8 +14,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models.ledger import PrivacyLedger
-from models.synthesizers import CONFIGS, get_synthesizer
-from models.synthesizers.ctgan import DPCTGAN, TrainingProgress
+from models.synthesizers import get_synthesizer, resolve_model_config
+from models.synthesizers.base import Synthesizer, TrainingProgress
 from validation.contract import Contract
 from validation.expectations import ValidationReport, validate_frame
 from validation.gates import governance_checks
@@ -71,15 +71,18 @@ def fit_synthesizer(
     contract: Contract,
     *,
     epsilon: float,
-    epochs: float,
-    batch_size: int,
+    epochs: float | None,
+    batch_size: int | None,
     device: str,
     seed: int,
     progress: Callable[[TrainingProgress], None] | None = None,
-) -> tuple[DPCTGAN, PrivacyLedger]:
-    """Train ``contract.model`` on ``train`` with a fresh ledger (shared by releases and shadows)."""
+) -> tuple[Synthesizer, PrivacyLedger]:
+    """Train ``contract.model`` on ``train`` with a fresh ledger (shared by releases and shadows).
+
+    ``epochs`` / ``batch_size`` override the contract's ``model_options``; None keeps them.
+    """
     cls = get_synthesizer(contract.model)
-    config = CONFIGS[contract.model](epochs=epochs, batch_size=batch_size)
+    config = resolve_model_config(contract, epochs=epochs, batch_size=batch_size)
     ledger = PrivacyLedger(contract.privacy.delta)
     model = cls(contract, config, device=device)
     model.fit(train.select(contract.modelled_columns), ledger=ledger, epsilon=epsilon, seed=seed, progress=progress)
@@ -91,7 +94,7 @@ train_synthesizer = task(fit_synthesizer, name="train_synthesizer", **PRIVATE)
 
 
 @task(name="sample_synthetic", cache_policy=NO_CACHE, persist_result=False)
-def sample_synthetic(model: DPCTGAN, *, n: int, seed: int) -> pl.DataFrame:
+def sample_synthetic(model: Synthesizer, *, n: int, seed: int) -> pl.DataFrame:
     """Sampling is post-processing of the DP model: it reads no private row."""
     return model.sample(n, seed=seed)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 
 class ContractError(ValueError):
@@ -35,7 +35,33 @@ class _ColumnBase(_Strict):
     from_data: bool = False
 
 
-class ContinuousColumn(_ColumnBase):
+class Mode(_Strict):
+    """One component of a numeric column's Gaussian mixture (public knowledge, e.g. a codebook)."""
+
+    mean: float
+    std: float
+    weight: float
+
+
+class _NumericModes(_ColumnBase):
+    """A numeric column that may declare its mixture modes (used by the codec's "modes" encoding).
+
+    ``modes`` is optional public knowledge given by the data steward; when absent the codec learns
+    modes from its DP histogram. It is left out of the serialised form when unset, so contracts
+    without it keep their fingerprint.
+    """
+
+    modes: list[Mode] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_modes(self, handler: Any) -> Any:
+        data = handler(self)
+        if self.modes is None and isinstance(data, dict):
+            data.pop("modes", None)
+        return data
+
+
+class ContinuousColumn(_NumericModes):
     kind: Literal["continuous"]
     min: float
     max: float
@@ -43,10 +69,11 @@ class ContinuousColumn(_ColumnBase):
     @model_validator(mode="after")
     def _bounds(self) -> ContinuousColumn:
         _check_bounds(self.min, self.max)
+        _check_modes(self.modes, self.min, self.max)
         return self
 
 
-class IntegerColumn(_ColumnBase):
+class IntegerColumn(_NumericModes):
     kind: Literal["integer"]
     min: int
     max: int
@@ -54,6 +81,7 @@ class IntegerColumn(_ColumnBase):
     @model_validator(mode="after")
     def _bounds(self) -> IntegerColumn:
         _check_bounds(self.min, self.max)
+        _check_modes(self.modes, self.min, self.max)
         return self
 
 
@@ -120,6 +148,36 @@ def _check_bounds(lo: float, hi: float) -> None:
         raise ValueError(f"min and max must be finite numbers. Got min={lo}, max={hi}.")
     if not lo < hi:
         raise ValueError(f"min must be < max. Got min={lo}, max={hi}. Fix the bounds.")
+
+
+def _check_modes(modes: list[Mode] | None, lo: float, hi: float) -> None:
+    """Declared mixture modes: positive stds, means within the bounds, weights > 0 summing to 1."""
+    if modes is None:
+        return
+    if not modes:
+        raise ValueError("modes is empty. Declare at least one {mean, std, weight}, or remove modes.")
+    for i, m in enumerate(modes):
+        if not all(math.isfinite(v) for v in (m.mean, m.std, m.weight)):
+            raise ValueError(
+                f"modes[{i}] must have finite mean, std and weight. Got mean={m.mean}, std={m.std}, "
+                f"weight={m.weight}. Fix that mode."
+            )
+        if not m.std > 0:
+            raise ValueError(f"modes[{i}].std must be > 0. Got {m.std}. Give each mode a positive std.")
+        if not lo <= m.mean <= hi:
+            raise ValueError(
+                f"modes[{i}].mean must lie within the column's bounds [{lo}, {hi}]. Got {m.mean}. "
+                "Move the mean inside the bounds (or widen min/max)."
+            )
+        if not m.weight > 0:
+            raise ValueError(
+                f"modes[{i}].weight must be > 0. Got {m.weight}. Remove the mode or give it a weight."
+            )
+    total = math.fsum(m.weight for m in modes)
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(
+            f"modes' weights must sum to 1 (within 1e-6). Got {total:.9g}. Rescale the weights."
+        )
 
 
 class PrivacyBudget(_Strict):
@@ -254,7 +312,11 @@ class Contract(_Strict):
         description="Strings that mean 'missing' in text columns (read as null).",
     )
     target: str | None = Field(None, description="Column to predict in ML-efficacy checks.")
-    model: str = "ctgan"
+    model: str = Field("ctgan", description="Synthesizer family (`synthgate models` lists them).")
+    model_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options of the model's config (e.g. {epochs: 10}); a run's --epochs overrides.",
+    )
     columns: dict[str, Column] = Field(min_length=1)
     privacy: PrivacyBudget
     gates: Gates = Field(default_factory=Gates)
@@ -262,6 +324,13 @@ class Contract(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
+        from models.synthesizers import MODEL_NAMES  # names only: no model module is imported
+
+        if self.model not in MODEL_NAMES:
+            raise ValueError(
+                f"model {self.model!r} is not a registered synthesizer. Choose one of "
+                f"{list(MODEL_NAMES)} (`synthgate models` describes each)."
+            )
         if not self.modelled_columns:
             raise ValueError(
                 "the contract models no column: every column is identifier or pii. "

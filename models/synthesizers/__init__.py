@@ -1,18 +1,88 @@
-"""Synthesizer registry: models are chosen by name (``model: ctgan`` in the contract)."""
+"""Synthesizer registry: models are chosen by name (``model: ctgan`` in the contract).
+
+Modules are imported on first use, so listing names costs nothing and one broken optional model
+cannot stop the others from loading.
+"""
 
 from __future__ import annotations
 
-from models.synthesizers.ctgan import CTGANConfig, DPCTGAN
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-REGISTRY: dict[str, type[DPCTGAN]] = {"ctgan": DPCTGAN}
-CONFIGS = {"ctgan": CTGANConfig}
+if TYPE_CHECKING:
+    from models.synthesizers.base import Synthesizer
+    from validation.contract import Contract
+
+# name -> "module:Class"; the order is the order `synthgate models` lists them in.
+_ENTRIES: dict[str, str] = {
+    "ctgan": "models.synthesizers.ctgan:DPCTGAN",
+    "tvae": "models.synthesizers.tvae:DPTVAE",
+    "gumbel-gan": "models.synthesizers.gumbel_gan:GumbelGAN",
+    "wgan-gp": "models.synthesizers.wgan_gp:WGANGP",
+    "cwgan-gp": "models.synthesizers.wgan_gp:CWGANGP",
+    "medgan": "models.synthesizers.medgan:MedGAN",
+    "corgan": "models.synthesizers.corgan:CorGAN",
+    "tablegan": "models.synthesizers.tablegan:TableGAN",
+    "tgan": "models.synthesizers.tgan:TGAN",
+}
+
+MODEL_NAMES: tuple[str, ...] = tuple(_ENTRIES)
 
 
-def get_synthesizer(name: str) -> type[DPCTGAN]:
+def get_synthesizer(name: str) -> type[Synthesizer]:
+    """The model class registered under ``name`` (the contract's ``model:``)."""
     try:
-        return REGISTRY[name]
+        target = _ENTRIES[name]
     except KeyError:
         raise ValueError(
-            f"unknown model {name!r}. Registered models: {sorted(REGISTRY)}. Set `model:` in the "
-            "contract to one of them."
+            f"unknown model {name!r}. Registered models: {list(MODEL_NAMES)}. Set `model:` in the "
+            "contract to one of them (`synthgate models` describes each)."
+        ) from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def registered() -> dict[str, type[Synthesizer]]:
+    """Every registered model class, by name."""
+    return {name: get_synthesizer(name) for name in MODEL_NAMES}
+
+
+def load_synthesizer(path: str | Path, contract: Contract, *, device: str = "auto") -> Synthesizer:
+    """Load a saved model of any registered family (the name is read from the file)."""
+    import torch
+
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    name = blob.get("model")
+    if not isinstance(name, str):
+        raise ValueError(f"{path} is not a synthgate model file (it names no model).")
+    from models.synthesizers.base import FORMAT_VERSION
+
+    if blob.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has model format {blob.get('format_version')!r}; this synthgate reads format "
+            f"{FORMAT_VERSION}. Re-run the release with this version to get a loadable model."
+        )
+    return get_synthesizer(name).load(path, contract, device=device)
+
+
+def resolve_model_config(contract: Contract, *, epochs: float | None = None, batch_size: int | None = None) -> Any:
+    """The contract's model config: its defaults, then ``model_options``, then a run's overrides.
+
+    A bad option is a contract error (exit code 2) that names the option and the valid ones.
+    """
+    from pydantic import ValidationError
+
+    from validation.contract import ContractError
+
+    cls = get_synthesizer(contract.model)
+    options = dict(contract.model_options)
+    options.update({k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None})
+    try:
+        return cls.config_class.model_validate(options)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        valid = sorted(cls.config_class.model_fields)
+        raise ContractError(
+            f"model_options for {contract.model!r} are invalid ({problems}). Valid options: {valid}."
         ) from None

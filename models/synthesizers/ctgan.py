@@ -3,8 +3,11 @@
 What differs from the public CTGAN code, and why (see DESIGN.md, "known leaks"):
 - the codec comes from the contract; its CDFs and the conditional sampler's category
   frequencies come from one charged Gaussian-mechanism histogram step (models/codec.py);
-- the critic sees rows only (no conditional vector): real rows are Poisson-sampled, which
-  the privacy accounting assumes, instead of being drawn to match a sampled condition;
+- CTGAN's training-by-sampling (draw a condition, then a real row matching it) is replaced:
+  real rows are Poisson-sampled, which the privacy accounting assumes. By default the critic
+  sees rows only; with ``critic_conditioning=True`` each sampled real row is conditioned on
+  its OWN category in a randomly chosen discrete column (see ``CTGANConfig``), so the critic
+  judges [row, condition] pairs as in CTGAN without breaking Poisson sampling;
 - pac = 1, no BatchNorm and no dropout in the critic; a penalty-free logistic critic (see
   models/dp.py for why not WGAN-GP under DP-SGD);
 - per-sample gradients of the whole step's loss (real row and its fake partner) are clipped
@@ -15,6 +18,10 @@ The generator is steered by two post-processing signals besides the critic: the
 conditional vector's cross-entropy (as in CTGAN) and a marginal loss towards the DP
 histograms, so DP-SGD's noisy critic only has to teach the dependencies between columns.
 
+Numerics are quantile-normalised by default; ``numeric_encoding="modes"`` uses CTGAN's
+mode-specific normalisation with modes from the contract or fitted to the DP histogram
+(models/codec.py), the mode one-hot's marginal target being the mixture's weights.
+
 ``fit(..., epsilon=math.inf)`` is a non-DP mode for baselines and privacy-attack oracles: exact
 codec histograms and a plain (unclipped, noise-free) Adam critic on the same Poisson batches,
 recorded in the ledger as non-DP entries (ε = ∞), so such a model never passes a budget gate.
@@ -22,32 +29,33 @@ recorded in the ledger as non-DP entries (ε = ∞), so such a model never passe
 
 from __future__ import annotations
 
-import math
-import numbers
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
 import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
-from opacus import GradSampleModule
-from opacus.accountants import RDPAccountant
-from opacus.optimizers import DPOptimizer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
 from models.codec import Codec
-from models.device import resolve_device
-from models.dp import pair_loss, poisson_sample
-from models.ledger import Charge, PrivacyLedger, calibrate_noise
+from models.dp import PrivateTrainer, init_uniform_, pair_loss, poisson_sample
+from models.ledger import PrivacyLedger, calibrate_noise
+from models.synthesizers.base import (
+    ModelInfo,
+    SynthConfig,
+    Synthesizer,
+    TrainingProgress,
+    activate,
+    check_epsilon,
+    make_generators,
+)
 from validation.contract import Contract
 
-FORMAT_VERSION = 1
+__all__ = ["CTGANConfig", "Critic", "DPCTGAN", "Generator", "TrainingProgress"]
 
 # Opacus' per-sample hooks on a critic whose input needs no gradient trigger this torch warning
 # on every step; it is benign. A process-wide filter (not catch_warnings, which is not
@@ -55,45 +63,41 @@ FORMAT_VERSION = 1
 warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
 
 
-class CTGANConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class CTGANConfig(SynthConfig):
+    """DP-CTGAN's options (the inherited ones: epochs, batch_size, max_grad_norm, codec noise).
 
-    epochs: float = Field(8.0, gt=0, description="Passes over the data (1/q Poisson steps each).")
-    batch_size: int = Field(1000, ge=2, description="Expected Poisson batch size of the critic.")
+    ``numeric_encoding``: "quantile" (one tanh slot per numeric through the DP CDF) or "modes"
+    (CTGAN's mode-specific normalisation, at most ``max_modes`` modes per learned mixture).
+
+    ``critic_conditioning``: the critic scores [row, condition] instead of rows alone. Real rows
+    stay Poisson-sampled; for each real row a discrete column is drawn at random (seeded, from
+    no data) and the condition is the row's OWN category in it, a function of the row itself.
+    Its fake partner is generated with the same condition vector, and the critic sees
+    [real_i, cond_i] and [fake_i, cond_i] as the two halves of ONE sample, clipped together by
+    DP-SGD (``pair_loss``). Why this is DP-correct: the pair's loss ℓ_i depends on no other real
+    row (cond_i comes from real_i, fake_i from cond_i and the generator's noise), so adding or
+    removing a row changes at most one clipped per-sample gradient, exactly the setting the
+    Poisson-subsampled Gaussian accounting assumes. CTGAN's training-by-sampling (draw a
+    condition, then a matching real row) would make batch membership depend on the other rows'
+    categories and break that. The price: during critic steps the conditions follow the
+    empirical category frequencies, not a chosen (e.g. log-) frequency; the generator's own
+    steps draw conditions from the DP frequencies (``codec.frequencies``), or from their
+    logarithm (``log_frequency``, CTGAN's choice, which shows rare categories more often).
+    """
+
     z_dim: int = Field(64, ge=1)
     generator_dims: tuple[int, ...] = (256, 256)
     critic_dims: tuple[int, ...] = (128, 128)
     generator_lr: float = Field(1e-3, gt=0)
     critic_lr: float = Field(1e-3, gt=0)
     betas: tuple[float, float] = (0.5, 0.9)
-    max_grad_norm: float = Field(1.0, gt=0, description="Per-sample clipping norm C.")
-    codec_noise_multiplier: float = Field(
-        8.0, gt=0, description="σ/Δ of the histogram step; larger spends less ε there."
-    )
     cond_weight: float = Field(1.0, ge=0)
     marginal_weight: float = Field(1.0, ge=0)
     gumbel_tau: float = Field(0.2, gt=0)
-
-
-@dataclass
-class TrainingProgress:
-    epoch: float
-    epochs: float
-    step: int
-    steps: int
-    generator_loss: float
-    critic_fake_score: float
-    epsilon: float
-
-
-def _init_(module: nn.Module, generator: torch.Generator) -> None:
-    """Re-initialise every Linear from an explicit generator (the global RNG stays untouched)."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            bound = 1.0 / math.sqrt(m.in_features)
-            with torch.no_grad():
-                m.weight.uniform_(-bound, bound, generator=generator)
-                m.bias.uniform_(-bound, bound, generator=generator)
+    numeric_encoding: Literal["quantile", "modes"] = "quantile"
+    max_modes: int = Field(10, ge=1)
+    critic_conditioning: bool = False
+    log_frequency: bool = False
 
 
 class _Residual(nn.Module):
@@ -138,47 +142,66 @@ class Critic(nn.Module):
         return self.net(x).squeeze(-1)
 
 
-class DPCTGAN:
+class DPCTGAN(Synthesizer):
     """fit(train, ledger, epsilon) under DP; sample(n) anywhere (post-processing).
 
     ``epsilon=math.inf`` is the non-DP mode (baselines, attack oracles): see ``fit``.
     """
 
     name = "ctgan"
+    config_class = CTGANConfig
+    conditional = True
+    info = ModelInfo(
+        family="conditional GAN (CTGAN, Xu et al. 2019)",
+        paper="Xu, Skoularidou, Cuesta-Infante, Veeramachaneni: Modeling Tabular Data using "
+        "Conditional GAN, NeurIPS 2019",
+        good_for="mixed-type tables (numeric + categorical), imbalanced categories; conditional "
+        "sampling on any categorical or boolean column",
+        caveats="the flagship and the default; the critic is penalty-free (logistic loss) under "
+        "DP-SGD instead of WGAN-GP",
+    )
+    config: CTGANConfig
 
     def __init__(self, contract: Contract, config: CTGANConfig | None = None, *, device: str = "auto") -> None:
-        self.contract = contract
-        self.config = config or CTGANConfig()
-        self.device = resolve_device(device)
-        self.codec = Codec(contract)
+        super().__init__(contract, config, device=device)
+        self.codec = Codec(
+            contract, numeric_encoding=self.config.numeric_encoding, max_modes=self.config.max_modes
+        )
         # Conditional vector: one-hot over the discrete columns' value blocks.
         self._cond_blocks = [b for b in self.codec.blocks if b.kind == "softmax" and b.role == "value"]
         self.cond_dim = sum(b.width for b in self._cond_blocks)
         self.generator: Generator | None = None
-        self.accountant: RDPAccountant | None = None
-        self.training_summary: dict[str, Any] = {}
+        self.accountant = None
+        # "modes": a large negative bias on unused (pruned) mode slots, set once the codec is fitted.
+        self._logit_bias: torch.Tensor | None = None
+
+    def _set_logit_bias(self) -> None:
+        """Unused mode slots (weight 0) can never be generated: -1e4 on their logits."""
+        if self.codec.numeric_encoding != "modes":
+            self._logit_bias = None
+            return
+        bias = torch.zeros(self.codec.dim)
+        for b in self.codec.blocks:
+            if b.role == "mode":
+                unused = torch.as_tensor(~self.codec.modes[b.column].valid)
+                bias[b.start : b.start + b.width][unused] = -1e4
+        self._logit_bias = bias.to(self.device)
+
+    def conditionable_columns(self) -> list[str]:
+        return [b.column for b in self._cond_blocks]
 
     # ------------------------------------------------------------------ helpers
     def _activate(self, logits: torch.Tensor, g: torch.Generator | None, *, hard: bool = False) -> torch.Tensor:
-        """tanh on numeric slots; Gumbel-softmax on each one-hot block (explicit RNG)."""
-        parts = []
-        tau = self.config.gumbel_tau
-        for b in self.codec.blocks:
-            x = logits[:, b.start : b.start + b.width]
-            if b.kind == "tanh":
-                parts.append(torch.tanh(x))
-                continue
-            u = torch.rand(x.shape, generator=g, device=x.device).clamp_(1e-10, 1.0 - 1e-10)
-            y = F.softmax((x - torch.log(-torch.log(u))) / tau, dim=1)
-            if hard:
-                y = F.one_hot(y.argmax(1), b.width).to(x.dtype)
-            parts.append(y)
-        return torch.cat(parts, dim=1)
+        return activate(self.codec, logits, g, tau=self.config.gumbel_tau, hard=hard)
 
     def _sample_cond(
-        self, n: int, g: torch.Generator, conditions: dict[str, Any] | None = None
+        self, n: int, g: torch.Generator, conditions: dict[str, Any] | None = None, *, log_frequency: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Condition vectors from the DP frequencies: (cond, chosen block index, category)."""
+        """Condition vectors from the DP frequencies: (cond, chosen block index, category).
+
+        ``log_frequency`` (generator training steps only): categories drawn ∝ log(1 + count) with
+        counts = DP frequency × DP row count, as CTGAN does; sampling uses the frequencies.
+        """
         dev = self.device
         cond = torch.zeros(n, self.cond_dim, device=dev)
         if not self._cond_blocks:
@@ -191,7 +214,11 @@ class DPCTGAN:
         offsets = []
         for j, b in enumerate(self._cond_blocks):
             rows = (which == j).nonzero(as_tuple=True)[0]
-            freq = torch.as_tensor(self.codec.frequencies[b.column], dtype=torch.float32, device=dev)
+            f = self.codec.frequencies[b.column]
+            if log_frequency:
+                f = np.log1p(f * float(self.codec.n_estimate or 1.0))
+                f = f / f.sum() if f.sum() > 0 else np.full(len(f), 1.0 / len(f))
+            freq = torch.as_tensor(f, dtype=torch.float32, device=dev)
             if len(rows):
                 cats[rows] = torch.multinomial(freq, len(rows), replacement=True, generator=g)
             offsets.append(offset)
@@ -223,12 +250,34 @@ class DPCTGAN:
         full = lambda v: torch.full((n,), v, dtype=torch.long, device=self.device)  # noqa: E731
         return cond, full(j), full(k)
 
-    def _generate(self, n: int, g: torch.Generator, conditions: dict[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _generate(
+        self, n: int, g: torch.Generator, conditions: dict[str, Any] | None = None, *, log_frequency: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         assert self.generator is not None
         z = torch.randn(n, self.config.z_dim, generator=g, device=self.device)
-        cond, which, cats = self._sample_cond(n, g, conditions)
+        cond, which, cats = self._sample_cond(n, g, conditions, log_frequency=log_frequency)
         logits = self.generator(torch.cat([z, cond], dim=1))
+        if self._logit_bias is not None:
+            logits = logits + self._logit_bias
         return logits, cond, which, cats
+
+    def _generate_given(self, cond: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Generator logits for given condition vectors (the critic step's fake partners)."""
+        assert self.generator is not None
+        z = torch.randn(cond.shape[0], self.config.z_dim, generator=g, device=self.device)
+        logits = self.generator(torch.cat([z, cond], dim=1))
+        return logits + self._logit_bias if self._logit_bias is not None else logits
+
+    def _own_cond(self, real: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Per real row: a discrete column drawn at random (no data read), conditioned on the row's
+        own category in it. Row i's condition is a function of row i alone."""
+        b = real.shape[0]
+        block_of = torch.cat(
+            [torch.full((blk.width,), j, dtype=torch.long) for j, blk in enumerate(self._cond_blocks)]
+        ).to(real.device)
+        cols = torch.cat([torch.arange(blk.start, blk.start + blk.width) for blk in self._cond_blocks]).to(real.device)
+        which = torch.randint(len(self._cond_blocks), (b,), generator=g, device=real.device)
+        return real[:, cols] * (block_of[None, :] == which[:, None]).to(real.dtype)
 
     def _cond_loss(self, logits: torch.Tensor, which: torch.Tensor, cats: torch.Tensor) -> torch.Tensor:
         total = logits.new_zeros(())
@@ -241,14 +290,17 @@ class DPCTGAN:
         return total / max(1, logits.shape[0])
 
     def _marginal_loss(self, logits: torch.Tensor, targets: dict[tuple[str, str], torch.Tensor]) -> torch.Tensor:
-        """KL(DP histogram ‖ generated marginal) per one-hot block; W2 to uniform per numeric."""
+        """KL(DP histogram ‖ generated marginal) per one-hot block (mode blocks: the mixture's
+        weights); W2 per numeric slot to uniform ("quantile") or to α's DP-implied quantiles ("modes")."""
         total = logits.new_zeros(())
         n = logits.shape[0]
         grid = (torch.arange(n, device=logits.device, dtype=logits.dtype) + 0.5) / n * 2 - 1
         for b in self.codec.blocks:
             x = logits[:, b.start : b.start + b.width]
             if b.kind == "tanh":
-                total = total + ((torch.sort(torch.tanh(x[:, 0])).values - grid) ** 2).mean()
+                t_alpha = targets.get((b.column, "alpha"))
+                target = grid if t_alpha is None else _interp_quantiles(t_alpha, n)
+                total = total + ((torch.sort(torch.tanh(x[:, 0])).values - target) ** 2).mean()
             else:
                 t = targets[(b.column, b.role)]
                 p = F.softmax(x, dim=1).mean(0).clamp_min(1e-8)
@@ -259,8 +311,13 @@ class DPCTGAN:
         out = {}
         for b in self.codec.blocks:
             if b.kind != "softmax":
+                if self.codec.numeric_encoding == "modes":
+                    t = self.codec.value_quantiles(b.column)
+                    out[(b.column, "alpha")] = torch.as_tensor(t, dtype=torch.float32, device=self.device)
                 continue
-            if b.role == "value":
+            if b.role == "mode":
+                t = self.codec.modes[b.column].weight
+            elif b.role == "value":
                 t = self.codec.frequencies[b.column]
             else:
                 r = self.codec.null_rate.get(b.column, 0.0)
@@ -277,7 +334,7 @@ class DPCTGAN:
         epsilon: float,
         seed: int,
         progress: Callable[[TrainingProgress], None] | None = None,
-    ) -> DPCTGAN:
+    ) -> Self:
         """Train under (epsilon, ledger.delta)-DP, charging every data-dependent step to ``ledger``.
 
         ``epsilon=math.inf`` trains WITHOUT differential privacy (non-DP baselines, attack
@@ -286,120 +343,81 @@ class DPCTGAN:
         those of the DP path. Both steps are recorded in ``ledger`` as non-DP entries, so
         ``ledger.epsilon`` is ``math.inf`` and no budget gate can pass the model.
         """
-        is_number = isinstance(epsilon, numbers.Real) and not isinstance(epsilon, bool)
-        eps = float(epsilon) if is_number else math.nan
-        if math.isnan(eps) or eps <= 0:
-            raise ValueError(
-                f"epsilon must be a number > 0 (the DP budget of this fit), or math.inf for a "
-                f"non-DP baseline. Got {epsilon!r}. Pass the contract's privacy.epsilon."
-            )
-        dp = math.isfinite(eps)
+        eps, dp = check_epsilon(epsilon)
         cfg = self.config
-        ss = np.random.SeedSequence(seed).spawn(6)
-        np_rng = np.random.default_rng(ss[0])
         dev = self.device
-        g_init = torch.Generator().manual_seed(int(ss[1].generate_state(1)[0]))
-        g_sample = torch.Generator().manual_seed(int(ss[2].generate_state(1)[0]))
-        g_dev = torch.Generator(device=dev).manual_seed(int(ss[3].generate_state(1)[0]))
-        g_noise = torch.Generator(device=dev).manual_seed(int(ss[4].generate_state(1)[0]))
+        gens = make_generators(seed, dev)
+        g_dev = gens.device
 
         t0 = time.perf_counter()
-        if dp:
-            self.codec.fit_dp(train, ledger=ledger, noise_multiplier=cfg.codec_noise_multiplier, rng=np_rng)
-        else:
-            self.codec.fit_non_dp(train, ledger=ledger)
-        n_hat = float(self.codec.n_estimate or 1.0)
-        X = torch.as_tensor(self.codec.encode(train, rng=np_rng), device=dev)
+        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy), device=dev)
+        self._set_logit_bias()
+        conditioned = cfg.critic_conditioning and bool(self._cond_blocks)
         n = X.shape[0]
-        q = min(1.0, cfg.batch_size / n_hat)
-        steps = max(1, math.ceil(cfg.epochs / q))
+        n_hat = float(self.codec.n_estimate or 1.0)
+        q, steps = self._plan(n)
         sigma = calibrate_noise(target_epsilon=eps, ledger=ledger, sample_rate=q, steps=steps) if dp else 0.0
 
         self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim).to(dev)
-        base_critic = Critic(self.codec.dim, cfg.critic_dims)
-        _init_(self.generator, g_init)
-        _init_(base_critic, g_init)
+        base_critic = Critic(self.codec.dim + (self.cond_dim if conditioned else 0), cfg.critic_dims)
+        init_uniform_(self.generator, gens.init)
+        init_uniform_(base_critic, gens.init)
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
-        entry: Charge
-        if dp:
-            critic = GradSampleModule(base_critic.to(dev), loss_reduction="sum")
-            opt_d: torch.optim.Optimizer = DPOptimizer(
-                torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, betas=cfg.betas),
-                noise_multiplier=sigma,
-                max_grad_norm=cfg.max_grad_norm,
-                expected_batch_size=max(1, round(q * n_hat)),
-                loss_reduction="mean",
-                generator=g_noise,
-            )
-            # Opacus' own accountant runs beside our ledger as a cross-check (tests compare them).
-            self.accountant = RDPAccountant()
-            opt_d.attach_step_hook(self.accountant.get_optimizer_hook_fn(sample_rate=q))
-            entry = ledger.charge(
-                "dp-sgd-critic",
-                noise_multiplier=sigma,
-                sample_rate=q,
-                steps=0,
-                description=(
-                    f"DP-SGD on the critic: Poisson rate {q:.4g}, clip {cfg.max_grad_norm}, "
-                    f"noise multiplier {sigma:.3f}"
-                ),
-            )
-        else:
-            base_critic.to(dev)
-            opt_d = torch.optim.Adam(base_critic.parameters(), lr=cfg.critic_lr, betas=cfg.betas)
-            self.accountant = None
-            entry = ledger.record_non_dp(
-                "critic-sgd-non-dp",
-                sample_rate=q,
-                steps=0,
-                description=(
-                    f"plain Adam on the critic: Poisson rate {q:.4g}, no clipping, no noise: "
-                    "NOT differentially private"
-                ),
-            )
+        trainer = PrivateTrainer(
+            base_critic.to(dev),
+            ledger=ledger,
+            mechanism="dp-sgd-critic",
+            dp=dp,
+            noise_multiplier=sigma,
+            sample_rate=q,
+            expected_batch_size=max(1, round(q * n_hat)),
+            max_grad_norm=cfg.max_grad_norm,
+            lr=cfg.critic_lr,
+            betas=cfg.betas,
+            noise_generator=gens.noise,
+            what="critic",
+        )
+        # Opacus' own accountant runs beside our ledger as a cross-check (tests compare them).
+        self.accountant = trainer.accountant
         targets = self._marginal_targets()
         bg = max(2, round(q * n_hat))
         report_every = max(1, steps // 50)
         for step in range(1, steps + 1):
             # ---- critic: one step over a Poisson batch (DP-SGD unless non-DP) -----------
-            idx = poisson_sample(n, q, g_sample).to(dev)
+            idx = poisson_sample(n, q, gens.batches).to(dev)
             real = X[idx]
             b = real.shape[0]
-            with torch.no_grad():  # BatchNorm needs >= 2 rows; extra fakes are dropped
-                logits, *_ = self._generate(max(b, 2), g_dev)
-                fake = self._activate(logits, g_dev)[:b]
-            if dp:
+            if conditioned:
+                # [row, its own condition] vs [fake | same condition]: one clipped sample per pair.
+                loss_d = None
                 if b > 0:
-                    pair_loss(critic(torch.stack([real, fake], dim=1))).backward()
-                else:  # an empty Poisson batch still takes a noisy step (it is accounted)
-                    for p in critic.parameters():
-                        p.grad_sample = torch.zeros((0, *p.shape), device=dev)
-                opt_d.step()
-                opt_d.zero_grad(set_to_none=True)
-            elif b > 0:  # non-DP: the mean of the same pair loss, no clipping, no noise
-                (pair_loss(base_critic(torch.stack([real, fake], dim=1))) / b).backward()
-                opt_d.step()
-                opt_d.zero_grad(set_to_none=True)
-            ledger.add_steps(entry, 1)
+                    cond_r = self._own_cond(real, gens.extra)
+                    with torch.no_grad():  # BatchNorm needs >= 2 rows: a lone condition is repeated
+                        logits = self._generate_given(cond_r.repeat(2, 1) if b == 1 else cond_r, g_dev)
+                        fake = self._activate(logits, g_dev)[:b]
+                    pair = torch.stack([torch.cat([real, cond_r], 1), torch.cat([fake, cond_r], 1)], dim=1)
+                    loss_d = pair_loss(trainer.module(pair))
+                trainer.step(loss_d, b)
+            else:
+                with torch.no_grad():  # BatchNorm needs >= 2 rows; extra fakes are dropped
+                    logits, *_ = self._generate(max(b, 2), g_dev)
+                    fake = self._activate(logits, g_dev)[:b]
+                loss_d = pair_loss(trainer.module(torch.stack([real, fake], dim=1))) if b > 0 else None
+                trainer.step(loss_d, b)
 
             # ---- generator: post-processing of the (DP) critic ----------------------
-            # The critic's per-sample hooks must not record this backward pass: it is not a DP
-            # step, and a stray grad_sample would be accumulated into the next one.
             self.generator.train()
-            if dp:
-                critic.disable_hooks()
-            logits, _, which, cats = self._generate(bg, g_dev)
-            fake = self._activate(logits, g_dev)
-            score = base_critic(fake)
-            loss_g = F.softplus(-score).mean()
-            if cfg.cond_weight:
-                loss_g = loss_g + cfg.cond_weight * self._cond_loss(logits, which, cats)
-            if cfg.marginal_weight:
-                loss_g = loss_g + cfg.marginal_weight * self._marginal_loss(logits, targets)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward(inputs=list(self.generator.parameters()))
-            if dp:
-                critic.enable_hooks()
+            with trainer.hooks_off():
+                logits, cond, which, cats = self._generate(bg, g_dev, log_frequency=cfg.log_frequency)
+                fake = self._activate(logits, g_dev)
+                score = base_critic(torch.cat([fake, cond], 1) if conditioned else fake)
+                loss_g = F.softplus(-score).mean()
+                if cfg.cond_weight:
+                    loss_g = loss_g + cfg.cond_weight * self._cond_loss(logits, which, cats)
+                if cfg.marginal_weight:
+                    loss_g = loss_g + cfg.marginal_weight * self._marginal_loss(logits, targets)
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward(inputs=list(self.generator.parameters()))
             opt_g.step()
 
             if progress is not None and (step % report_every == 0 or step == steps):
@@ -421,55 +439,33 @@ class DPCTGAN:
             "expected_batch_size": q * n_hat,
             "seconds": time.perf_counter() - t0,
             "device": str(dev),
+            "numeric_encoding": cfg.numeric_encoding,
+            "critic_conditioning": conditioned,
         }
+        self._fitted = True
         return self
 
-    # ------------------------------------------------------------------ sampling
-    @torch.no_grad()
-    def sample(self, n: int, *, seed: int, conditions: dict[str, Any] | None = None, batch: int = 50_000) -> pl.DataFrame:
-        if self.generator is None:
-            raise RuntimeError("sample() needs a fitted or loaded model: call fit() or load() first.")
-        if n < 0:
-            raise ValueError(f"n must be >= 0. Got {n}.")
-        g = torch.Generator(device=self.device).manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
-        self.generator.eval()
-        parts = []
-        for start in range(0, n, batch):
-            m = min(batch, n - start)
-            logits, *_ = self._generate(m, g, conditions)
-            parts.append(self._activate(logits, g, hard=True).cpu().numpy())
-        x = np.concatenate(parts) if parts else np.zeros((0, self.codec.dim), dtype=np.float32)
-        return self.codec.decode(x)
+    # ------------------------------------------------------------------ sampling / persistence
+    def _sample_block(self, n: int, g: torch.Generator, conditions: dict[str, Any] | None) -> torch.Tensor:
+        logits, *_ = self._generate(n, g, conditions)
+        return self._activate(logits, g, hard=True)
 
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> None:
-        """Generator weights + codec state (DP outputs only); loadable with weights_only=True."""
+    def _networks(self) -> dict[str, nn.Module]:
         if self.generator is None:
-            raise RuntimeError("nothing to save: the model is not fitted.")
-        torch.save(
-            {
-                "format_version": FORMAT_VERSION,
-                "model": self.name,
-                "config": self.config.model_dump(mode="json"),
-                "contract_fingerprint": self.contract.fingerprint(),
-                "codec": self.codec.state(),
-                "generator": {k: v.detach().cpu() for k, v in self.generator.state_dict().items()},
-            },
-            path,
-        )
+            raise RuntimeError("the model has no generator yet: fit() or load() it first.")
+        return {"generator": self.generator}
 
-    @classmethod
-    def load(cls, path: str | Path, contract: Contract, *, device: str = "auto") -> DPCTGAN:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("contract_fingerprint") != contract.fingerprint():
-            raise ValueError(
-                f"{path} was trained under a different contract (fingerprint mismatch). Load it "
-                "with the contract saved beside it in the release folder."
-            )
-        model = cls(contract, CTGANConfig.model_validate(blob["config"]), device=device)
-        model.codec.load_state(blob["codec"])
-        cfg = model.config
-        model.generator = Generator(cfg.z_dim + model.cond_dim, cfg.generator_dims, model.codec.dim)
-        model.generator.load_state_dict(blob["generator"])
-        model.generator.to(model.device).eval()
-        return model
+    def _build(self) -> None:
+        cfg = self.config
+        self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim)
+        self._set_logit_bias()
+
+
+def _interp_quantiles(q: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` evenly spaced quantiles ((i + ½)/n) read off ``m`` sorted quantiles by linear interpolation."""
+    m = q.shape[0]
+    pos = ((torch.arange(n, device=q.device, dtype=q.dtype) + 0.5) / n * m - 0.5).clamp(0, m - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=m - 1)
+    frac = pos - lo.to(q.dtype)
+    return q[lo] * (1 - frac) + q[hi] * frac

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal, assert_series_equal
 
-from models.codec import MAX_BINS, Codec
+import models.codec as codec_module
+from models.codec import MAX_BINS, MIN_MODE_WEIGHT, Codec, fit_histogram_mixture
 from models.ledger import PrivacyLedger
-from validation.contract import Contract
+from validation.contract import Contract, ContractError, parse_contract
 
 
 def _fitted(contract: Contract, df: pl.DataFrame, noise: float = 1e-3) -> tuple[Codec, PrivacyLedger]:
@@ -68,3 +72,220 @@ def test_decode_of_any_matrix_obeys_the_contract(adult_contract: Contract, adult
             assert set(s.drop_nulls().to_list()) <= set(col.categories)
             if not col.nullable:
                 assert s.null_count() == 0
+
+
+# ---------------------------------------------------------------------------- "modes" encoding
+NUMERICS = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
+
+
+def _small_contract(**x_extra: Any) -> Contract:
+    return parse_contract(
+        {
+            "table": "t",
+            "columns": {
+                "x": {"kind": "continuous", "min": -10.0, "max": 10.0, **x_extra},
+                "k": {"kind": "integer", "min": 0, "max": 5},
+                "c": {"kind": "categorical", "categories": ["a", "b"]},
+            },
+            "privacy": {"epsilon": 3.0, "delta": 1e-6},
+        }
+    )
+
+
+def _bimodal(n: int, seed: int, *, null_share: float = 0.0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = np.where(rng.uniform(size=n) < 0.3, rng.normal(-5, 0.5, n), rng.normal(4, 1.0, n)).clip(-10, 10)
+    xs = pl.Series("x", x)
+    if null_share:
+        xs = pl.select(pl.when(pl.Series(rng.uniform(size=n) < null_share)).then(None).otherwise(xs).alias("x")).to_series()
+    return pl.DataFrame([xs, pl.Series("k", rng.integers(0, 6, n)), pl.Series("c", rng.choice(["a", "b"], n))])
+
+
+def test_default_codec_stays_quantile(adult_contract: Contract, adult_small: pl.DataFrame) -> None:
+    df = adult_small.select(adult_contract.modelled_columns)
+    default, _ = _fitted(adult_contract, df, noise=8.0)
+    explicit = Codec(adult_contract, numeric_encoding="quantile")
+    explicit.fit_dp(df, ledger=PrivacyLedger(1e-6), noise_multiplier=8.0, rng=np.random.default_rng(0))
+    assert default.numeric_encoding == "quantile" and default.modes == {}
+    assert {b.role for b in default.blocks} <= {"value", "null"}
+    assert default.blocks == explicit.blocks and default.dim == explicit.dim
+    state = default.state()
+    assert set(state) == {"bin_mass", "null_rate", "frequencies", "n_estimate"}  # old format, unchanged
+    a = default.encode(df, rng=np.random.default_rng(4))
+    b = explicit.encode(df, rng=np.random.default_rng(4))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_modes_layout_comes_from_the_contract_and_max_modes(adult_contract: Contract) -> None:
+    codec = Codec(adult_contract, numeric_encoding="modes", max_modes=7)
+    for name in NUMERICS:
+        value = next(b for b in codec.blocks if b.column == name and b.role == "value")
+        mode = next(b for b in codec.blocks if b.column == name and b.role == "mode")
+        assert value.kind == "tanh" and mode.kind == "softmax" and mode.width == 7
+        assert mode.start == value.start + 1
+    assert codec.dim == Codec(adult_contract).dim + 7 * len(NUMERICS)
+    with pytest.raises(ValueError, match="numeric_encoding must be 'quantile' or 'modes'"):
+        Codec(adult_contract, numeric_encoding="gmm")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_modes must be an integer >= 1"):
+        Codec(adult_contract, numeric_encoding="modes", max_modes=0)
+
+
+def test_modes_round_trip_on_adult_numerics(adult_contract: Contract, adult: pl.DataFrame) -> None:
+    df = adult.select(adult_contract.modelled_columns)
+    codec = Codec(adult_contract, numeric_encoding="modes")
+    codec.fit_dp(df, ledger=PrivacyLedger(1e-6), noise_multiplier=8.0, rng=np.random.default_rng(0))
+    for name in NUMERICS:  # a tidy mixture per column
+        mix = codec.modes[name]
+        w = mix.weight[mix.valid]
+        assert abs(w.sum() - 1.0) < 1e-9 and np.all(w >= MIN_MODE_WEIGHT)
+        assert np.all(mix.std > 0) and np.all(np.diff(mix.mean[mix.valid]) >= 0)
+    cg = codec.modes["capital-gain"]  # most people have no capital gain: a mode on the point bin at 0
+    assert cg.weight[0] > 0.85 and abs(cg.mean[0]) < 1.0
+
+    x = codec.encode(df, rng=np.random.default_rng(1))
+    assert x.shape == (df.height, codec.dim) and np.all(np.abs(x) <= 1.0)
+    for b in codec.blocks:
+        if b.role == "mode":  # exact one-hots, only on modes the mixture keeps
+            block = x[:, b.start : b.start + b.width]
+            assert np.all(block.sum(axis=1) == 1.0)
+            assert np.all(block[:, ~codec.modes[b.column].valid] == 0.0)
+    back = codec.decode(x)
+    for name in adult_contract.modelled_columns:
+        if name not in NUMERICS:
+            assert_series_equal(back[name], df[name])
+            continue
+        a, r = df[name].to_numpy().astype(float), back[name].to_numpy().astype(float)
+        # measured: >= 0.998 exact (fnlwgt 0.9982, capital-loss 0.9991; the rest >= 0.9999); the
+        # misses are values clipped at α = ±1 (> 4σ from their sampled mode) or float32 rounding.
+        assert np.mean(a == r) > 0.995, (name, np.mean(a == r))
+        assert np.mean(np.abs(a - r)) < 0.01 * a.std(), name
+
+
+def test_mixture_fit_handles_few_integer_values() -> None:
+    centres = np.arange(0.0, 3.0)  # an integer column with three values, one bin each
+    mix = fit_histogram_mixture(np.array([0.5, 0.0, 0.5]), centres - 0.5, centres + 0.5, 10)
+    valid = mix.valid
+    assert valid.sum() == 2 and len(mix.weight) == 10
+    np.testing.assert_allclose(mix.mean[valid], [0.0, 2.0], atol=1e-3)
+    np.testing.assert_allclose(mix.weight[valid], [0.5, 0.5], atol=1e-6)
+    assert np.all(mix.std[valid] >= np.sqrt(1 / 12) - 1e-9)  # a bin's own width keeps σ > 0
+    one = fit_histogram_mixture(np.array([0.0, 1.0, 0.0]), centres - 0.5, centres + 0.5, 4)
+    assert one.valid.sum() == 1 and one.mean[0] == pytest.approx(1.0)
+
+
+def test_contract_modes_are_used_verbatim_without_a_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    declared = [{"mean": -5.0, "std": 0.5, "weight": 0.3}, {"mean": 4.0, "std": 1.0, "weight": 0.7}]
+    contract = _small_contract(modes=declared)
+    fitted_columns: list[int] = []
+    real_fit = codec_module.fit_histogram_mixture
+
+    def spy(mass: np.ndarray, lo: np.ndarray, hi: np.ndarray, k: int, **kw: Any) -> Any:
+        fitted_columns.append(len(mass))
+        return real_fit(mass, lo, hi, k, **kw)
+
+    monkeypatch.setattr(codec_module, "fit_histogram_mixture", spy)
+    codec = Codec(contract, numeric_encoding="modes", max_modes=10)
+    assert next(b for b in codec.blocks if b.column == "x" and b.role == "mode").width == 2
+    codec.fit_dp(_bimodal(2000, 0), ledger=PrivacyLedger(1e-6), noise_multiplier=8.0, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(codec.modes["x"].mean, [-5.0, 4.0])
+    np.testing.assert_array_equal(codec.modes["x"].std, [0.5, 1.0])
+    np.testing.assert_array_equal(codec.modes["x"].weight, [0.3, 0.7])
+    assert fitted_columns == [6]  # only the integer column "k" (6 values) was fitted, not "x"
+
+
+def test_learned_modes_depend_only_on_the_dp_histogram(adult_contract: Contract, adult_small: pl.DataFrame) -> None:
+    """Taint test: two different tables with identical histograms get identical modes."""
+    df = adult_small.select(adult_contract.modelled_columns)
+    # fnlwgt's bins are ~15,700 wide: moving each value to its bin's centre changes the rows
+    # but no bin count; shuffling the rows changes nothing a histogram sees either.
+    probe = Codec(adult_contract, numeric_encoding="modes")
+    spec = next(s for s in probe.numeric if s.name == "fnlwgt")
+    idx = probe._bin_index(spec, df["fnlwgt"].to_numpy().astype(float))
+    moved = np.rint((spec.edges_lo[idx] + spec.edges_hi[idx]) / 2).astype(np.int64)
+    other = df.with_columns(pl.Series("fnlwgt", moved)).sample(fraction=1.0, shuffle=True, seed=3)
+    assert not other.equals(df)
+
+    codecs = []
+    for table in (df, other):
+        c = Codec(adult_contract, numeric_encoding="modes")
+        c.fit_dp(table, ledger=PrivacyLedger(1e-6), noise_multiplier=8.0, rng=np.random.default_rng(11))
+        codecs.append(c)
+    a, b = codecs
+    for name in NUMERICS:
+        np.testing.assert_array_equal(a.bin_mass[name], b.bin_mass[name])
+        for field in ("weight", "mean", "std"):
+            np.testing.assert_array_equal(getattr(a.modes[name], field), getattr(b.modes[name], field))
+        # and they are exactly the mixture fitted to the released bin masses
+        s = next(sp for sp in a.numeric if sp.name == name)
+        again = fit_histogram_mixture(a.bin_mass[name], s.edges_lo, s.edges_hi, 10)
+        np.testing.assert_array_equal(again.mean, a.modes[name].mean)
+
+
+def test_modes_keep_the_null_block_and_decode_any_matrix_within_bounds() -> None:
+    contract = _small_contract(nullable=True)
+    codec = Codec(contract, numeric_encoding="modes", max_modes=5)
+    roles = [(b.column, b.role) for b in codec.blocks]
+    assert roles[:3] == [("x", "value"), ("x", "mode"), ("x", "null")]
+    df = _bimodal(3000, 1, null_share=0.1)
+    codec.fit_non_dp(df, ledger=PrivacyLedger(1e-6))
+    valid_means = np.sort(codec.modes["x"].mean[codec.modes["x"].valid])
+    assert np.abs(valid_means[0] + 5) < 0.5 and np.abs(valid_means[-1] - 4) < 0.5
+    back = codec.decode(codec.encode(df, rng=np.random.default_rng(2), dtype=np.float64))
+    assert back["x"].is_null().to_list() == df["x"].is_null().to_list()
+    np.testing.assert_allclose(back["x"].drop_nulls().to_numpy(), df["x"].drop_nulls().to_numpy(), atol=1e-9)
+    assert back["k"].to_list() == df["k"].to_list()
+
+    x = np.random.default_rng(3).uniform(-3, 3, size=(4000, codec.dim))
+    out = codec.decode(x)
+    assert out["x"].drop_nulls().min() >= -10 and out["x"].drop_nulls().max() <= 10
+    assert out["k"].min() >= 0 and out["k"].max() <= 5
+
+
+def test_modes_state_round_trips_and_old_states_still_load(adult_contract: Contract, adult_small: pl.DataFrame) -> None:
+    df = adult_small.select(adult_contract.modelled_columns)
+    codec = Codec(adult_contract, numeric_encoding="modes")
+    codec.fit_dp(df, ledger=PrivacyLedger(1e-6), noise_multiplier=8.0, rng=np.random.default_rng(0))
+    state = codec.state()
+    assert state["numeric_encoding"] == "modes" and set(state["modes"]) == set(NUMERICS)
+    x = codec.encode(df, rng=np.random.default_rng(5))
+
+    loaded = Codec(adult_contract, numeric_encoding="modes")
+    loaded.load_state(state)
+    assert loaded.decode(x).equals(codec.decode(x))
+    # a state saved without modes: they are refitted from the bin masses, identically
+    old = {k: v for k, v in state.items() if k != "modes"}
+    refit = Codec(adult_contract, numeric_encoding="modes")
+    refit.load_state(old)
+    assert refit.decode(x).equals(codec.decode(x))
+    # the default codec still reads an old (quantile) state; mismatches are refused clearly
+    plain, _ = _fitted(adult_contract, df, noise=8.0)
+    fresh = Codec(adult_contract)
+    fresh.load_state(plain.state())
+    with pytest.raises(ValueError, match="numeric_encoding='modes'"):
+        Codec(adult_contract).load_state(state)
+    with pytest.raises(ValueError, match="numeric_encoding='quantile'"):
+        Codec(adult_contract, numeric_encoding="modes").load_state(plain.state())
+
+
+@pytest.mark.parametrize(
+    ("modes", "message"),
+    [
+        ([{"mean": 0.0, "std": 0.0, "weight": 1.0}], r"modes\[0\].std must be > 0"),
+        ([{"mean": 11.0, "std": 1.0, "weight": 1.0}], r"modes\[0\].mean must lie within the column's bounds"),
+        ([{"mean": 0.0, "std": 1.0, "weight": 0.5}, {"mean": 1.0, "std": 1.0, "weight": 0.4}], "must sum to 1"),
+        ([{"mean": 0.0, "std": 1.0, "weight": 1.1}, {"mean": 1.0, "std": 1.0, "weight": -0.1}], r"modes\[1\].weight must be > 0"),
+        ([], "modes is empty"),
+        ([{"mean": 0.0, "std": 1.0}], "modes.0.weight"),
+    ],
+)
+def test_contract_rejects_bad_modes(modes: list[dict[str, float]], message: str) -> None:
+    with pytest.raises(ContractError, match=message):
+        _small_contract(modes=modes)
+
+
+def test_contract_modes_are_optional_and_do_not_change_old_fingerprints(adult_contract: Contract) -> None:
+    assert all(getattr(c, "modes", None) is None for c in adult_contract.columns.values())
+    assert "modes" not in adult_contract.model_dump_json() and "modes" not in adult_contract.to_yaml()
+    with_modes = _small_contract(modes=[{"mean": 0.0, "std": 1.0, "weight": 1.0}])
+    assert "modes" in with_modes.to_yaml()
+    assert with_modes.fingerprint() != _small_contract().fingerprint()

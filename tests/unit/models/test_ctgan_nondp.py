@@ -134,7 +134,7 @@ def test_non_dp_fit_is_recorded_honestly_obeys_the_contract_and_reproduces(
     model, ledger = _fit(adult_contract, df, TINY, epsilon=math.inf, seed=5)
 
     assert ledger.epsilon == math.inf and not ledger.differentially_private
-    assert [e.mechanism for e in ledger.entries] == ["codec-histograms-non-dp", "critic-sgd-non-dp"]
+    assert [e.mechanism for e in ledger.entries] == ["codec-histograms-non-dp", "dp-sgd-critic-non-dp"]
     summary = model.training_summary
     assert summary["differential_privacy"] is False
     assert summary["noise_multiplier"] == 0.0 and summary["max_grad_norm"] is None

@@ -1,0 +1,307 @@
+"""What every synthesizer shares: the interface, the config base, seeding, output activation, save/load.
+
+A synthesizer is built from the contract (``Model(contract, config, device=...)``), learns under a
+ledger (``fit(train, ledger=..., epsilon=..., seed=...)``) and samples anywhere
+(``sample(n, seed=..., conditions=None)``). Subclasses implement ``fit``, ``_networks`` (what is
+saved: only what sampling needs), ``_build`` (empty networks for ``load``) and ``_sample_block``
+(a batch of generated codec-space rows).
+
+Rules every subclass follows (DESIGN.md, "Differential privacy, end to end"):
+- the codec comes from the contract; its statistics from the charged DP histogram step
+  (``_fit_codec``), or exact ones recorded as non-DP when ``epsilon = math.inf``;
+- every network that reads a real row trains through ``models.dp.PrivateTrainer`` on
+  Poisson-sampled batches; no BatchNorm, dropout or minibatch statistics over real rows in it;
+- networks that never read a real row (generators) are post-processing;
+- no early stopping or model selection on real data;
+- randomness from ``seed`` only, through explicit generators (``_generators``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from models.codec import Codec
+from models.device import resolve_device
+from models.ledger import PrivacyLedger
+from validation.contract import Contract
+
+FORMAT_VERSION = 2
+
+
+class SynthConfig(BaseModel):
+    """Options every model has; each model's config subclasses it (frozen, unknown keys rejected)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: float = Field(8.0, gt=0, description="Passes over the data (1/q Poisson steps each).")
+    batch_size: int = Field(1000, ge=2, description="Expected Poisson batch size of the private network(s).")
+    max_grad_norm: float = Field(1.0, gt=0, description="Per-sample clipping norm C.")
+    codec_noise_multiplier: float = Field(
+        8.0, gt=0, description="σ/Δ of the codec's histogram step; larger spends less ε there."
+    )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `synthgate models` shows: where a model comes from and where it is (not) good."""
+
+    family: str
+    paper: str
+    good_for: str
+    caveats: str
+
+
+@dataclass
+class TrainingProgress:
+    epoch: float
+    epochs: float
+    step: int
+    steps: int
+    generator_loss: float
+    critic_fake_score: float
+    epsilon: float
+
+
+def check_epsilon(epsilon: Any) -> tuple[float, bool]:
+    """(ε, dp?) for a fit's budget: a number > 0, or math.inf for a non-DP baseline."""
+    is_number = isinstance(epsilon, numbers.Real) and not isinstance(epsilon, bool)
+    eps = float(epsilon) if is_number else math.nan
+    if math.isnan(eps) or eps <= 0:
+        raise ValueError(
+            f"epsilon must be a number > 0 (the DP budget of this fit), or math.inf for a "
+            f"non-DP baseline. Got {epsilon!r}. Pass the contract's privacy.epsilon."
+        )
+    return eps, math.isfinite(eps)
+
+
+@dataclass
+class Generators:
+    """Independent seeded streams for one fit (the global RNGs are never touched)."""
+
+    numpy: np.random.Generator  # codec noise, integer dequantisation
+    init: torch.Generator  # weight initialisation (CPU)
+    batches: torch.Generator  # Poisson sampling (CPU)
+    device: torch.Generator  # latent noise, Gumbel noise (on the model's device)
+    noise: torch.Generator  # DP-SGD noise (on the model's device)
+    extra: torch.Generator  # anything else a model needs (on the model's device)
+
+
+def make_generators(seed: int, device: torch.device) -> Generators:
+    ss = np.random.SeedSequence(seed).spawn(6)
+    t = [int(s.generate_state(1)[0]) for s in ss[1:]]
+    return Generators(
+        numpy=np.random.default_rng(ss[0]),
+        init=torch.Generator().manual_seed(t[0]),
+        batches=torch.Generator().manual_seed(t[1]),
+        device=torch.Generator(device=device).manual_seed(t[2]),
+        noise=torch.Generator(device=device).manual_seed(t[3]),
+        extra=torch.Generator(device=device).manual_seed(t[4]),
+    )
+
+
+def activate(
+    codec: Codec, logits: torch.Tensor, g: torch.Generator | None, *, tau: float = 0.2, hard: bool = False
+) -> torch.Tensor:
+    """Raw generator output -> codec space: tanh on numeric slots, Gumbel-softmax per one-hot block.
+
+    ``hard=True`` (sampling) returns exact one-hots (the argmax of the Gumbel-perturbed logits,
+    i.e. a draw from the block's softmax).
+    """
+    parts = []
+    for b in codec.blocks:
+        x = logits[:, b.start : b.start + b.width]
+        if b.kind == "tanh":
+            parts.append(torch.tanh(x))
+            continue
+        u = torch.rand(x.shape, generator=g, device=x.device).clamp_(1e-10, 1.0 - 1e-10)
+        y = F.softmax((x - torch.log(-torch.log(u))) / tau, dim=1)
+        if hard:
+            y = F.one_hot(y.argmax(1), b.width).to(x.dtype)
+        parts.append(y)
+    return torch.cat(parts, dim=1)
+
+
+class Synthesizer(ABC):
+    """Base of every registered model. See the module docstring for the contract subclasses keep."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[SynthConfig]]
+    info: ClassVar[ModelInfo]
+    #: True when ``sample(conditions=...)`` generates matching rows directly (no rejection).
+    conditional: ClassVar[bool] = False
+
+    def __init__(self, contract: Contract, config: SynthConfig | None = None, *, device: str = "auto") -> None:
+        cfg = config if config is not None else self.config_class()
+        if not isinstance(cfg, self.config_class):
+            raise TypeError(
+                f"{self.name} needs a {self.config_class.__name__}; got {type(cfg).__name__}."
+            )
+        self.contract = contract
+        self.config = cfg
+        self.device = resolve_device(device)
+        self.codec = Codec(contract)
+        self.training_summary: dict[str, Any] = {}
+        self._fitted = False
+
+    # ------------------------------------------------------------------ subclass API
+    @abstractmethod
+    def fit(
+        self,
+        train: pl.DataFrame,
+        *,
+        ledger: PrivacyLedger,
+        epsilon: float,
+        seed: int,
+        progress: Callable[[TrainingProgress], None] | None = None,
+    ) -> Self:
+        """Learn from ``train`` under (epsilon, ledger.delta)-DP (or non-DP at ``math.inf``)."""
+
+    @abstractmethod
+    def _networks(self) -> dict[str, nn.Module]:
+        """The networks sampling needs (saved by ``save``); none of them may hold a private value."""
+
+    @abstractmethod
+    def _build(self) -> None:
+        """Construct the (untrained) networks of ``_networks`` from config + codec, for ``load``."""
+
+    @abstractmethod
+    def _sample_block(self, n: int, g: torch.Generator, conditions: dict[str, Any] | None) -> torch.Tensor:
+        """``n`` generated rows in codec space (one-hot blocks exact), shape (n, codec.dim)."""
+
+    def _extra_state(self) -> dict[str, Any]:
+        """JSON-able state beyond the networks and the codec (override when sampling needs it)."""
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        return None
+
+    # ------------------------------------------------------------------ shared helpers
+    def _fit_codec(self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator) -> np.ndarray:
+        """Charged (or, non-DP, recorded) codec statistics, then the encoded training matrix."""
+        if dp:
+            self.codec.fit_dp(train, ledger=ledger, noise_multiplier=self.config.codec_noise_multiplier, rng=rng)
+        else:
+            self.codec.fit_non_dp(train, ledger=ledger)
+        return self.codec.encode(train, rng=rng)
+
+    def _plan(self, n_rows: int) -> tuple[float, int]:
+        """(Poisson rate q, steps) for ``config.epochs`` over the DP row-count estimate."""
+        n_hat = float(self.codec.n_estimate or n_rows or 1.0)
+        q = min(1.0, self.config.batch_size / n_hat)
+        return q, max(1, math.ceil(self.config.epochs / q))
+
+    def conditionable_columns(self) -> list[str]:
+        """Columns ``sample(conditions=...)`` can fix without rejection (override when conditional)."""
+        return []
+
+    def _check_conditions(self, conditions: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not conditions:
+            return None
+        allowed = self.conditionable_columns()
+        bad = [c for c in conditions if c not in allowed]
+        if bad:
+            raise ValueError(
+                f"model {self.name!r} cannot generate conditionally on {bad}; it can condition on "
+                f"{allowed or 'no column'}. Use models.synthesizers.sample_where (rejection "
+                "sampling) for other conditions, or a conditional model (`synthgate models`)."
+            )
+        return conditions
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(
+        self, n: int, *, seed: int, conditions: dict[str, Any] | None = None, batch: int = 50_000
+    ) -> pl.DataFrame:
+        """``n`` synthetic rows (post-processing of the DP model: reads no private row)."""
+        if not self._fitted:
+            raise RuntimeError("sample() needs a fitted or loaded model: call fit() or load() first.")
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            raise ValueError(f"n must be an integer >= 0. Got {n!r}.")
+        conditions = self._check_conditions(conditions)
+        g = torch.Generator(device=self.device).manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+        for net in self._networks().values():
+            net.eval()
+        parts = []
+        for start in range(0, int(n), batch):
+            m = min(batch, int(n) - start)
+            parts.append(self._sample_block(m, g, conditions).float().cpu().numpy())
+        x = np.concatenate(parts) if parts else np.zeros((0, self.codec.dim), dtype=np.float32)
+        if conditions:
+            self._impose(x, conditions)
+        return self.codec.decode(x)
+
+    def _impose(self, x: np.ndarray, conditions: dict[str, Any]) -> None:
+        """Set each conditioned column's one-hot block to the condition (in place).
+
+        The model generated the other columns given the condition; its own output for the
+        conditioned column usually agrees but is a Gumbel draw, and a sample that asked for
+        ``income = '>50K'`` must contain nothing else.
+        """
+        for column, value in conditions.items():
+            spec = next((s for s in self.codec.discrete if s.name == column), None)
+            if spec is None or value not in spec.categories:
+                domain = spec.categories if spec is not None else "(not a categorical or boolean column)"
+                raise ValueError(f"{value!r} is not in the contract's domain of {column!r}: {domain}.")
+            block = next(b for b in self.codec.blocks if b.column == column and b.role == "value")
+            x[:, block.start : block.start + block.width] = 0.0
+            x[:, block.start + spec.categories.index(value)] = 1.0
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Networks + codec state (DP outputs only); loadable with ``torch.load(weights_only=True)``."""
+        if not self._fitted:
+            raise RuntimeError("nothing to save: the model is not fitted.")
+        torch.save(
+            {
+                "format_version": FORMAT_VERSION,
+                "model": self.name,
+                "config": self.config.model_dump(mode="json"),
+                "contract_fingerprint": self.contract.fingerprint(),
+                "codec": self.codec.state(),
+                "extra": self._extra_state(),
+                "networks": {
+                    name: {k: v.detach().cpu() for k, v in net.state_dict().items()}
+                    for name, net in self._networks().items()
+                },
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, contract: Contract, *, device: str = "auto") -> Self:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("model") != cls.name:
+            raise ValueError(
+                f"{path} holds a {blob.get('model')!r} model, not {cls.name!r}. Load it with "
+                "models.synthesizers.load_synthesizer, which reads the name from the file."
+            )
+        if blob.get("contract_fingerprint") != contract.fingerprint():
+            raise ValueError(
+                f"{path} was trained under a different contract (fingerprint mismatch). Load it "
+                "with the contract saved beside it in the release folder."
+            )
+        model = cls(contract, cls.config_class.model_validate(blob["config"]), device=device)
+        model.codec.load_state(blob["codec"])
+        model._load_extra_state(blob.get("extra", {}))
+        model._build()
+        nets = model._networks()
+        if set(nets) != set(blob["networks"]):
+            raise ValueError(f"{path}: networks {sorted(blob['networks'])} do not match {sorted(nets)}.")
+        for name, net in nets.items():
+            net.load_state_dict(blob["networks"][name])
+            net.to(model.device).eval()
+        model._fitted = True
+        return model

@@ -1,0 +1,290 @@
+"""Gumbel-GAN: a multi-categorical GAN with one dense + Gumbel-softmax output head per variable.
+
+Camino, Hammerschmidt & State (2018), "Generating Multi-Categorical Samples with Generative
+Adversarial Networks" (ICML workshop on theoretical foundations of deep generative models): an
+MLP generator whose last hidden layer feeds one dense head per categorical variable, each
+followed by a Gumbel-softmax, so every variable gets its own properly normalised, differentiable
+one-hot sample instead of one sigmoid/softmax over the concatenation of all variables. The
+discriminator is an MLP on the concatenated (relaxed) one-hot vectors.
+
+Here the heads follow the codec's blocks (models/codec.py): a Gumbel-softmax head per categorical
+or boolean column and per nullable numeric's 2-slot null indicator, and a tanh head (one unit) per
+quantile-normalised numeric slot, so the model also runs on mixed tables. Concatenating the
+heads' outputs is the same function class as one dense layer whose outputs are partitioned into
+blocks; what matters (and what the paper argues) is that each block is normalised and sampled on
+its own. At sampling time each head returns an exact one-hot (the argmax of the Gumbel-perturbed
+logits, i.e. a draw from the head's softmax).
+
+Losses (``config.loss``):
+- ``"bce"`` (the paper's MC-Gumbel): logistic discriminator, non-saturating generator loss;
+- ``"wasserstein"``: the original WGAN critic, D(fake) − D(real), with its weights clipped to
+  ``[-clip_value, clip_value]`` after every critic step.
+
+What differs from the paper under DP, and why (DESIGN.md, "Differential privacy, end to end"):
+- only the discriminator reads real rows; it trains through ``PrivateTrainer`` (DP-SGD, Opacus
+  hooks) on Poisson-sampled batches; each real row is stacked with its fake partner as one
+  (2, d) sample so the real and fake halves of a step are clipped and charged together
+  (``pair_loss`` for "bce", the same stacked pair for "wasserstein");
+- no BatchNorm, dropout or minibatch statistics in the discriminator; the generator (which
+  keeps the paper's BatchNorm) never reads a real row, so its updates are post-processing;
+- the codec (numeric CDFs, row count) comes from the contract plus one charged DP histogram step;
+- no early stopping or model selection on real data.
+
+``fit(..., epsilon=math.inf)`` is the non-DP baseline: exact codec histograms and a plain Adam
+discriminator on the same Poisson batches, recorded in the ledger as non-DP (ε = ∞).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any, Literal, Self
+
+import polars as pl
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from models.codec import Block
+from models.dp import PrivateTrainer, init_uniform_, pair_loss, poisson_sample
+from models.ledger import PrivacyLedger, calibrate_noise
+from models.synthesizers.base import (
+    ModelInfo,
+    SynthConfig,
+    Synthesizer,
+    TrainingProgress,
+    activate,
+    check_epsilon,
+    make_generators,
+)
+from validation.contract import Contract
+
+__all__ = ["Discriminator", "GumbelGAN", "GumbelGANConfig", "MultiHeadGenerator"]
+
+# Opacus' per-sample hooks on a network whose input needs no gradient trigger this benign torch
+# warning on every step (process-wide filter: catch_warnings is not thread-safe).
+warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+
+
+class GumbelGANConfig(SynthConfig):
+    """Options of :class:`GumbelGAN` (the inherited ones: epochs, batch_size, max_grad_norm, codec noise)."""
+
+    loss: Literal["bce", "wasserstein"] = Field(
+        "bce", description="'bce': logistic discriminator (the paper); 'wasserstein': weight-clipped WGAN critic."
+    )
+    z_dim: int = Field(64, ge=1)
+    generator_dims: tuple[int, ...] = (256, 256)
+    discriminator_dims: tuple[int, ...] = (128, 128)
+    generator_lr: float = Field(1e-3, gt=0)
+    discriminator_lr: float = Field(1e-3, gt=0)
+    betas: tuple[float, float] = (0.5, 0.9)
+    gumbel_tau: float = Field(0.2, gt=0, description="Gumbel-softmax temperature of the categorical heads.")
+    n_critic: int = Field(1, ge=1, description="Discriminator (DP-SGD) steps per generator step.")
+    clip_value: float = Field(0.01, gt=0, description="Weight clipping bound of the 'wasserstein' critic.")
+
+
+class MultiHeadGenerator(nn.Module):
+    """MLP body (Linear → BatchNorm → ReLU) and one dense output head per codec block.
+
+    ``forward`` returns the heads' raw outputs concatenated in codec order; ``activate`` turns
+    them into codec space (tanh per numeric head, Gumbel-softmax per categorical/null head).
+    BatchNorm is fine here: the generator never sees a real row.
+    """
+
+    def __init__(self, z_dim: int, dims: tuple[int, ...], blocks: list[Block]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = z_dim
+        for h in dims:
+            layers += [nn.Linear(d, h), nn.BatchNorm1d(h), nn.ReLU()]
+            d = h
+        self.body = nn.Sequential(*layers)
+        self.heads = nn.ModuleList([nn.Linear(d, b.width) for b in blocks])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.body(z)
+        return torch.cat([head(h) for head in self.heads], dim=1)
+
+
+class Discriminator(nn.Module):
+    """MLP on codec-space rows; works on (..., d) inputs. No BatchNorm, no dropout (DP-SGD)."""
+
+    def __init__(self, in_dim: int, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = in_dim
+        for h in dims:
+            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
+            d = h
+        layers.append(nn.Linear(d, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
+class GumbelGAN(Synthesizer):
+    """MC-Gumbel GAN (Camino et al. 2018) with a DP-SGD discriminator; see the module docstring."""
+
+    name = "gumbel-gan"
+    config_class = GumbelGANConfig
+    conditional = False
+    info = ModelInfo(
+        family="multi-categorical GAN with per-variable Gumbel-softmax heads",
+        paper="Camino, Hammerschmidt, State: Generating Multi-Categorical Samples with Generative "
+        "Adversarial Networks, ICML 2018 workshop (arXiv:1807.01202)",
+        good_for="all-categorical or mostly categorical tables (e.g. cancer-registry extracts, "
+        "survey codes): each variable is sampled from its own softmax head",
+        caveats="numeric columns get a plain tanh head on the quantile scale (no mode-specific "
+        "handling), there is no conditional vector or marginal loss, so rare categories and "
+        "numeric shapes are learned less well than by ctgan; no conditional sampling",
+    )
+    config: GumbelGANConfig
+
+    def __init__(self, contract: Contract, config: GumbelGANConfig | None = None, *, device: str = "auto") -> None:
+        super().__init__(contract, config, device=device)
+        self.generator: MultiHeadGenerator | None = None
+        # Kept after fit for inspection only (DP weights); not saved: sampling does not need it.
+        self.discriminator: Discriminator | None = None
+        self.accountant = None
+
+    # ------------------------------------------------------------------ helpers
+    def _generate(self, n: int, g: torch.Generator, *, hard: bool = False) -> torch.Tensor:
+        """``n`` generated rows in codec space (relaxed one-hots unless ``hard``)."""
+        assert self.generator is not None
+        z = torch.randn(n, self.config.z_dim, generator=g, device=self.device)
+        return activate(self.codec, self.generator(z), g, tau=self.config.gumbel_tau, hard=hard)
+
+    def _critic_loss(self, scores: torch.Tensor) -> torch.Tensor:
+        """Σ_i ℓ_i for scores (b, 2) = [D(real_i), D(fake_i)]: one clipped sample per real row."""
+        if self.config.loss == "bce":
+            return pair_loss(scores)
+        return (scores[:, 1] - scores[:, 0]).sum()
+
+    def _generator_loss(self, scores: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "bce":
+            return F.softplus(-scores).mean()  # non-saturating: -log sigmoid(D(fake))
+        return -scores.mean()
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        train: pl.DataFrame,
+        *,
+        ledger: PrivacyLedger,
+        epsilon: float,
+        seed: int,
+        progress: Callable[[TrainingProgress], None] | None = None,
+    ) -> Self:
+        """Train under (epsilon, ledger.delta)-DP, charging the codec and every discriminator step.
+
+        ``epsilon=math.inf`` trains WITHOUT differential privacy (baselines, attack oracles):
+        exact codec histograms and a plain Adam discriminator on the same Poisson batches and
+        step count, recorded as non-DP ledger entries (``ledger.epsilon`` is then ``math.inf``).
+        """
+        eps, dp = check_epsilon(epsilon)
+        cfg = self.config
+        dev = self.device
+        gens = make_generators(seed, dev)
+        g_dev = gens.device
+
+        t0 = time.perf_counter()
+        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy), device=dev)
+        n = X.shape[0]
+        n_hat = float(self.codec.n_estimate or 1.0)
+        q, steps = self._plan(n)  # steps = discriminator (accounted DP-SGD) steps
+        sigma = calibrate_noise(target_epsilon=eps, ledger=ledger, sample_rate=q, steps=steps) if dp else 0.0
+
+        self.generator = MultiHeadGenerator(cfg.z_dim, cfg.generator_dims, self.codec.blocks).to(dev)
+        disc = Discriminator(self.codec.dim, cfg.discriminator_dims)
+        init_uniform_(self.generator, gens.init)
+        init_uniform_(disc, gens.init)
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
+        trainer = PrivateTrainer(
+            disc.to(dev),
+            ledger=ledger,
+            mechanism="dp-sgd-discriminator",
+            dp=dp,
+            noise_multiplier=sigma,
+            sample_rate=q,
+            expected_batch_size=max(1, round(q * n_hat)),
+            max_grad_norm=cfg.max_grad_norm,
+            lr=cfg.discriminator_lr,
+            betas=cfg.betas,
+            noise_generator=gens.noise,
+            what="discriminator",
+        )
+        self.accountant = trainer.accountant
+        self.discriminator = disc
+        bg = max(2, round(q * n_hat))  # generator batch: the expected Poisson batch size (public)
+        report_every = max(1, steps // 50)
+        loss_g = torch.zeros(())
+        score = torch.zeros(1)
+        g_steps = 0
+        for step in range(1, steps + 1):
+            # ---- discriminator: one accounted step over a Poisson batch ---------------
+            idx = poisson_sample(n, q, gens.batches).to(dev)
+            real = X[idx]
+            b = real.shape[0]
+            with torch.no_grad():  # BatchNorm needs >= 2 rows in train mode; extra fakes dropped
+                fake = self._generate(max(b, 2), g_dev)[:b]
+            loss_d = self._critic_loss(trainer.module(torch.stack([real, fake], dim=1))) if b > 0 else None
+            trainer.step(loss_d, b)
+            if cfg.loss == "wasserstein":
+                # Original WGAN's Lipschitz constraint. Clipping the weights after the DP-SGD step
+                # is post-processing of DP weights: it costs no privacy.
+                with torch.no_grad():
+                    for p in disc.parameters():
+                        p.clamp_(-cfg.clip_value, cfg.clip_value)
+
+            # ---- generator: post-processing of the DP discriminator ------------------
+            if step % cfg.n_critic == 0:
+                self.generator.train()
+                with trainer.hooks_off():
+                    fake = self._generate(bg, g_dev)
+                    score = disc(fake)
+                    loss_g = self._generator_loss(score)
+                    opt_g.zero_grad(set_to_none=True)
+                    loss_g.backward(inputs=list(self.generator.parameters()))
+                opt_g.step()
+                g_steps += 1
+
+            if progress is not None and (step % report_every == 0 or step == steps):
+                progress(
+                    TrainingProgress(
+                        epoch=step * q, epochs=cfg.epochs, step=step, steps=steps,
+                        generator_loss=float(loss_g.detach()),
+                        critic_fake_score=float(score.detach().mean()),
+                        epsilon=ledger.epsilon,
+                    )
+                )
+        self.generator.eval()
+        self.training_summary = {
+            "differential_privacy": dp,
+            "loss": cfg.loss,
+            "steps": steps,
+            "generator_steps": g_steps,
+            "sample_rate": q,
+            "noise_multiplier": sigma,
+            "max_grad_norm": cfg.max_grad_norm if dp else None,
+            "expected_batch_size": q * n_hat,
+            "seconds": time.perf_counter() - t0,
+            "device": str(dev),
+        }
+        self._fitted = True
+        return self
+
+    # ------------------------------------------------------------------ sampling / persistence
+    def _sample_block(self, n: int, g: torch.Generator, conditions: dict[str, Any] | None) -> torch.Tensor:
+        return self._generate(n, g, hard=True)
+
+    def _networks(self) -> dict[str, nn.Module]:
+        if self.generator is None:
+            raise RuntimeError("the model has no generator yet: fit() or load() it first.")
+        return {"generator": self.generator}
+
+    def _build(self) -> None:
+        cfg = self.config
+        self.generator = MultiHeadGenerator(cfg.z_dim, cfg.generator_dims, self.codec.blocks)
