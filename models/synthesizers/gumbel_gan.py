@@ -74,11 +74,14 @@ class GumbelGANConfig(SynthConfig):
     loss: Literal["bce", "wasserstein"] = Field(
         "bce", description="'bce': logistic discriminator (the paper); 'wasserstein': weight-clipped WGAN critic."
     )
+    # Smaller batches (more, cheaper DP-SGD steps) and a higher learning rate than ctgan's: on
+    # Adult at ε=3 this gave pair trends 0.73 vs 0.71 with batch 1000 / lr 1e-3 (one seed).
+    batch_size: int = Field(500, ge=2, description="Expected Poisson batch size of the discriminator.")
     z_dim: int = Field(64, ge=1)
     generator_dims: tuple[int, ...] = (256, 256)
     discriminator_dims: tuple[int, ...] = (128, 128)
-    generator_lr: float = Field(1e-3, gt=0)
-    discriminator_lr: float = Field(1e-3, gt=0)
+    generator_lr: float = Field(2e-3, gt=0)
+    discriminator_lr: float = Field(2e-3, gt=0)
     betas: tuple[float, float] = (0.5, 0.9)
     gumbel_tau: float = Field(0.2, gt=0, description="Gumbel-softmax temperature of the categorical heads.")
     n_critic: int = Field(1, ge=1, description="Discriminator (DP-SGD) steps per generator step.")
@@ -138,8 +141,9 @@ class GumbelGAN(Synthesizer):
         good_for="all-categorical or mostly categorical tables (e.g. cancer-registry extracts, "
         "survey codes): each variable is sampled from its own softmax head",
         caveats="numeric columns get a plain tanh head on the quantile scale (no mode-specific "
-        "handling), there is no conditional vector or marginal loss, so rare categories and "
-        "numeric shapes are learned less well than by ctgan; no conditional sampling",
+        "handling) and there is no conditional vector or marginal loss, so on mixed tables it "
+        "trails ctgan (Adult, ε=3: pair trends ≈0.73, TSTR AUC ≈0.84 vs 0.93 / 0.86); no "
+        "conditional sampling",
     )
     config: GumbelGANConfig
 

@@ -30,6 +30,10 @@ What differs from the paper's code under DP, and why (DESIGN.md, "Differential p
 - the reparameterisation noise ε ~ N(0, I) is drawn from the fit's seeded device generator and
   passed INTO ``forward`` as an input (no global RNG inside the network);
 - no BatchNorm and no dropout (per-sample DP); TVAE has neither anyway;
+- numeric slots are sampled as TVAE does, N(μ̂_j, σ_j²) clipped to [-1, 1], not at the mean:
+  on Adult the draw gave better column shapes (KS/TV 0.968 vs 0.873 at ε = 3, 0.967 vs 0.960
+  non-DP) and pair trends (0.89 vs 0.76 at ε = 3); the mean shrinks every quantile-normalised
+  column towards its median. ``numeric_sampling="mean"`` keeps the other choice available;
 - a numeric slot whose value is null (nullable numeric columns) carries no information, so its
   Gaussian term is masked out for that row (TVAE has no nulls);
 - the number of epochs and the batch size are chosen for a DP budget and a CPU, not the
@@ -250,8 +254,9 @@ class DPTVAE(Synthesizer):
         "Conditional GAN, NeurIPS 2019 (the TVAE baseline)",
         good_for="mixed-type tables where a stable, fast, single-network DP fit is wanted; "
         "the decoder's likelihood training is less fragile under DP noise than a GAN",
-        caveats="no conditional sampling; encoder and decoder both see real rows, so the whole "
-        "VAE shares the DP-SGD noise and rare categories tend to be under-produced",
+        caveats="no conditional sampling; encoder and decoder both see real rows, so the whole VAE "
+        "shares the DP-SGD noise: at ε = 3 on Adult its posterior collapses and it keeps the "
+        "marginals but loses most column dependencies (TSTR AUC ≈ 0.5); close to TVAE when non-DP",
     )
     config: TVAEConfig
 
