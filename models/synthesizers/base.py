@@ -189,6 +189,33 @@ class Synthesizer(ABC):
         return None
 
     # ------------------------------------------------------------------ shared helpers
+    def _report(
+        self,
+        progress: Callable[[TrainingProgress], None] | None,
+        *,
+        step: int,
+        steps: int,
+        sample_rate: float,
+        generator_loss: torch.Tensor | float,
+        critic_fake_score: torch.Tensor | float,
+        ledger: PrivacyLedger,
+    ) -> None:
+        """Tell ``progress`` where training is, about 50 times per fit and at the last step.
+
+        Only model-side figures (losses, the critic's mean score on fakes) and ε: never a figure
+        computed on real rows.
+        """
+        if progress is None or (step % max(1, steps // 50) and step != steps):
+            return
+        as_float = lambda v: float(v.detach().mean()) if isinstance(v, torch.Tensor) else float(v)  # noqa: E731
+        progress(
+            TrainingProgress(
+                epoch=step * sample_rate, epochs=self.config.epochs, step=step, steps=steps,
+                generator_loss=as_float(generator_loss), critic_fake_score=as_float(critic_fake_score),
+                epsilon=ledger.epsilon,
+            )
+        )
+
     def _fit_codec(self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator) -> np.ndarray:
         """Charged (or, non-DP, recorded) codec statistics, then the encoded training matrix."""
         if dp:

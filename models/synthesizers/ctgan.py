@@ -44,6 +44,7 @@ from torch import nn
 from models.codec import Codec
 from models.dp import PrivateTrainer, init_uniform_, pair_loss, poisson_sample
 from models.ledger import PrivacyLedger, calibrate_noise
+from models.nets import MLPCritic as Critic
 from models.synthesizers.base import (
     ModelInfo,
     SynthConfig,
@@ -124,22 +125,6 @@ class Generator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.body(x))
 
-
-class Critic(nn.Module):
-    """MLP critic: no BatchNorm (it would mix samples), no dropout (vmap-friendly)."""
-
-    def __init__(self, in_dim: int, dims: tuple[int, ...]) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        d = in_dim
-        for h in dims:
-            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
-            d = h
-        layers.append(nn.Linear(d, 1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
 
 
 class DPCTGAN(Synthesizer):
@@ -381,7 +366,6 @@ class DPCTGAN(Synthesizer):
         self.accountant = trainer.accountant
         targets = self._marginal_targets()
         bg = max(2, round(q * n_hat))
-        report_every = max(1, steps // 50)
         for step in range(1, steps + 1):
             # ---- critic: one step over a Poisson batch (DP-SGD unless non-DP) -----------
             idx = poisson_sample(n, q, gens.batches).to(dev)
@@ -420,15 +404,10 @@ class DPCTGAN(Synthesizer):
                 loss_g.backward(inputs=list(self.generator.parameters()))
             opt_g.step()
 
-            if progress is not None and (step % report_every == 0 or step == steps):
-                progress(
-                    TrainingProgress(
-                        epoch=step * q, epochs=cfg.epochs, step=step, steps=steps,
-                        generator_loss=float(loss_g.detach()),
-                        critic_fake_score=float(score.detach().mean()),
-                        epsilon=ledger.epsilon,
-                    )
-                )
+            self._report(
+                progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_g,
+                critic_fake_score=score, ledger=ledger,
+            )
         self.generator.eval()
         self.training_summary = {
             "differential_privacy": dp,

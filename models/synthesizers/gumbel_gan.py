@@ -50,6 +50,7 @@ from torch import nn
 from models.codec import Block
 from models.dp import PrivateTrainer, init_uniform_, pair_loss, poisson_sample
 from models.ledger import PrivacyLedger, calibrate_noise
+from models.nets import MLPCritic as Discriminator
 from models.synthesizers.base import (
     ModelInfo,
     SynthConfig,
@@ -110,22 +111,6 @@ class MultiHeadGenerator(nn.Module):
         h = self.body(z)
         return torch.cat([head(h) for head in self.heads], dim=1)
 
-
-class Discriminator(nn.Module):
-    """MLP on codec-space rows; works on (..., d) inputs. No BatchNorm, no dropout (DP-SGD)."""
-
-    def __init__(self, in_dim: int, dims: tuple[int, ...]) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        d = in_dim
-        for h in dims:
-            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
-            d = h
-        layers.append(nn.Linear(d, 1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
 
 
 class GumbelGAN(Synthesizer):
@@ -223,7 +208,6 @@ class GumbelGAN(Synthesizer):
         self.accountant = trainer.accountant
         self.discriminator = disc
         bg = max(2, round(q * n_hat))  # generator batch: the expected Poisson batch size (public)
-        report_every = max(1, steps // 50)
         loss_g = torch.zeros(())
         score = torch.zeros(1)
         g_steps = 0
@@ -255,15 +239,10 @@ class GumbelGAN(Synthesizer):
                 opt_g.step()
                 g_steps += 1
 
-            if progress is not None and (step % report_every == 0 or step == steps):
-                progress(
-                    TrainingProgress(
-                        epoch=step * q, epochs=cfg.epochs, step=step, steps=steps,
-                        generator_loss=float(loss_g.detach()),
-                        critic_fake_score=float(score.detach().mean()),
-                        epsilon=ledger.epsilon,
-                    )
-                )
+            self._report(
+                progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_g,
+                critic_fake_score=score, ledger=ledger,
+            )
         self.generator.eval()
         self.training_summary = {
             "differential_privacy": dp,

@@ -61,7 +61,7 @@ from torch import nn
 
 from models.codec import Block, Codec
 from models.dp import PrivateTrainer, init_uniform_, pair_loss, poisson_sample
-from models.ledger import PrivacyLedger, calibrate_noise, epsilon_of
+from models.ledger import PrivacyLedger, calibrate_noise
 from models.synthesizers.base import (
     ModelInfo,
     SynthConfig,
@@ -83,7 +83,6 @@ __all__ = [
     "from_square",
     "release_feature_moments",
     "side_for",
-    "spent_epsilon",
     "to_square",
 ]
 
@@ -489,7 +488,6 @@ class TableGAN(Synthesizer):
 
         targets = self._marginal_targets()
         bg = max(2, expected)
-        report_every = max(1, steps // 50)
         for step in range(1, steps + 1):
             disc.train()
             # ---- D: one DP-SGD step on a Poisson batch, real_i and fake_i as one sample ----------
@@ -565,15 +563,10 @@ class TableGAN(Synthesizer):
                 loss_g.backward(inputs=list(self.generator.parameters()))
             opt_g.step()
 
-            if progress is not None and (step % report_every == 0 or step == steps):
-                progress(
-                    TrainingProgress(
-                        epoch=step * q, epochs=cfg.epochs, step=step, steps=steps,
-                        generator_loss=float(loss_g.detach()),
-                        critic_fake_score=float(score.detach().mean()),
-                        epsilon=spent_epsilon(ledger),
-                    )
-                )
+            self._report(
+                progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_g,
+                critic_fake_score=score, ledger=ledger,
+            )
         self.generator.eval()
         self.training_summary = {
             "differential_privacy": dp,
@@ -607,18 +600,6 @@ class TableGAN(Synthesizer):
     def _build(self) -> None:
         cfg = self.config
         self.generator = Generator(cfg.z_dim, self.codec.dim, cfg.generator_channels)
-
-
-def spent_epsilon(ledger: PrivacyLedger) -> float:
-    """``ledger.epsilon``, with entries that share (noise multiplier, sample rate) merged first.
-
-    RDP is linear in the number of steps, so merging is exact; it computes each distinct RDP curve
-    once instead of once per phase (progress reports ask for ε up to 50 times per fit).
-    """
-    merged: dict[tuple[float, float], int] = {}
-    for e in ledger.entries:
-        merged[(e.noise_multiplier, e.sample_rate)] = merged.get((e.noise_multiplier, e.sample_rate), 0) + e.steps
-    return epsilon_of([(nm, q, t) for (nm, q), t in merged.items()], ledger.delta)
 
 
 def _label_block(codec: Codec, target: str | None) -> Block | None:

@@ -65,6 +65,7 @@ from torch import nn
 from models.codec import Block
 from models.dp import PrivateTrainer, init_uniform_, pair_loss, poisson_sample
 from models.ledger import PrivacyLedger, calibrate_noise
+from models.nets import MLPCritic as Discriminator
 from models.synthesizers.base import (
     ModelInfo,
     SynthConfig,
@@ -202,22 +203,6 @@ class TGANGenerator(nn.Module):
         return torch.cat(logits, dim=1), torch.cat(outs, dim=1)
 
 
-class Discriminator(nn.Module):
-    """MLP on the codec vector: no BatchNorm, no dropout, no minibatch discrimination (see module doc)."""
-
-    def __init__(self, in_dim: int, dims: tuple[int, ...]) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        d = in_dim
-        for h in dims:
-            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
-            d = h
-        layers.append(nn.Linear(d, 1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
-
 
 class TGAN(Synthesizer):
     """fit(train, ledger, epsilon) under DP; sample(n) anywhere (post-processing).
@@ -354,7 +339,6 @@ class TGAN(Synthesizer):
         # The generator's batch is fixed (from the DP row estimate), never the realised Poisson
         # batch size, so nothing the generator does depends on it.
         bg = max(2, round(q * n_hat))
-        report_every = max(1, steps // 50)
         for step in range(1, steps + 1):
             # ---- one generated batch: the discriminator's fake partners and the generator's loss
             self.generator.train()
@@ -381,15 +365,10 @@ class TGAN(Synthesizer):
                 loss_g.backward(inputs=list(self.generator.parameters()))
             opt_g.step()
 
-            if progress is not None and (step % report_every == 0 or step == steps):
-                progress(
-                    TrainingProgress(
-                        epoch=step * q, epochs=cfg.epochs, step=step, steps=steps,
-                        generator_loss=float(loss_g.detach()),
-                        critic_fake_score=float(score.detach().mean()),
-                        epsilon=ledger.epsilon,
-                    )
-                )
+            self._report(
+                progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_g,
+                critic_fake_score=score, ledger=ledger,
+            )
         self.generator.eval()
         self.training_summary = {
             "differential_privacy": dp,

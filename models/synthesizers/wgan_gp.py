@@ -51,6 +51,7 @@ from torch.func import functional_call
 from models.codec import Block
 from models.dp import PrivateTrainer, init_uniform_, poisson_sample
 from models.ledger import PrivacyLedger, calibrate_noise
+from models.nets import MLPCritic
 from models.synthesizers.base import (
     ModelInfo,
     SynthConfig,
@@ -109,22 +110,6 @@ class MLPGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
 
-
-class MLPCritic(nn.Module):
-    """Dense LeakyReLU layers to one score. No BatchNorm, no dropout: per-sample clean (vmap, DP)."""
-
-    def __init__(self, in_dim: int, dims: tuple[int, ...]) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        d = in_dim
-        for h in dims:
-            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
-            d = h
-        layers.append(nn.Linear(d, 1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
 
 
 def gradient_penalty_loss(
@@ -271,7 +256,6 @@ class WGANGP(Synthesizer):
         self.critic = critic
         loss_fn = gradient_penalty_loss(critic, cfg.gp_weight)
         bg = max(1, round(q * n_hat))  # generator batch: the expected Poisson batch size (public)
-        report_every = max(1, steps // 50)
         loss_g = torch.zeros(())
         score = torch.zeros(1)
         g_steps = 0
@@ -294,15 +278,10 @@ class WGANGP(Synthesizer):
                 opt_g.step()
                 g_steps += 1
 
-            if progress is not None and (step % report_every == 0 or step == steps):
-                progress(
-                    TrainingProgress(
-                        epoch=step * q, epochs=cfg.epochs, step=step, steps=steps,
-                        generator_loss=float(loss_g.detach()),
-                        critic_fake_score=float(score.detach().mean()),
-                        epsilon=ledger.epsilon,
-                    )
-                )
+            self._report(
+                progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_g,
+                critic_fake_score=score, ledger=ledger,
+            )
         self.generator.eval()
         self.training_summary = {
             "differential_privacy": dp,
