@@ -216,6 +216,20 @@ class Synthesizer(ABC):
             )
         )
 
+    @staticmethod
+    def _fake_partners(b: int, chunk: int, make: Callable[[int], torch.Tensor]) -> torch.Tensor | None:
+        """``b`` fake partners for a Poisson batch of ``b`` real rows, made in chunks of ``chunk`` rows.
+
+        A generator with BatchNorm in train mode normalises over the rows it generates together.
+        Generating exactly ``b`` rows would make every partner's distribution depend on ``b``, i.e.
+        on whether one more person was sampled, which breaks the per-sample sensitivity argument of
+        DP-SGD. ``chunk`` is public (the expected batch size from the DP row count), so fixed-size
+        chunks keep each partner independent of ``b`` and of every real row. None for ``b = 0``.
+        """
+        if b == 0:
+            return None
+        return torch.cat([make(chunk) for _ in range(math.ceil(b / chunk))])[:b]
+
     def _fit_codec(self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator) -> np.ndarray:
         """Charged (or, non-DP, recorded) codec statistics, then the encoded training matrix."""
         if dp:

@@ -376,17 +376,19 @@ class DPCTGAN(Synthesizer):
                 loss_d = None
                 if b > 0:
                     cond_r = self._own_cond(real, gens.extra)
-                    with torch.no_grad():  # BatchNorm needs >= 2 rows: a lone condition is repeated
-                        logits = self._generate_given(cond_r.repeat(2, 1) if b == 1 else cond_r, g_dev)
-                        fake = self._activate(logits, g_dev)[:b]
+                    # Eval mode: BatchNorm uses its running statistics (made by generator steps on
+                    # fakes only), so partner i depends on its own condition and on no other real row.
+                    self.generator.eval()
+                    with torch.no_grad():
+                        fake = self._activate(self._generate_given(cond_r, g_dev), g_dev)
+                    self.generator.train()
                     pair = torch.stack([torch.cat([real, cond_r], 1), torch.cat([fake, cond_r], 1)], dim=1)
                     loss_d = pair_loss(trainer.module(pair))
                 trainer.step(loss_d, b)
             else:
-                with torch.no_grad():  # BatchNorm needs >= 2 rows; extra fakes are dropped
-                    logits, *_ = self._generate(max(b, 2), g_dev)
-                    fake = self._activate(logits, g_dev)[:b]
-                loss_d = pair_loss(trainer.module(torch.stack([real, fake], dim=1))) if b > 0 else None
+                with torch.no_grad():
+                    fake = self._fake_partners(b, bg, lambda m: self._activate(self._generate(m, g_dev)[0], g_dev))
+                loss_d = pair_loss(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
                 trainer.step(loss_d, b)
 
             # ---- generator: post-processing of the (DP) critic ----------------------

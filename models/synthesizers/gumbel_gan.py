@@ -216,9 +216,9 @@ class GumbelGAN(Synthesizer):
             idx = poisson_sample(n, q, gens.batches).to(dev)
             real = X[idx]
             b = real.shape[0]
-            with torch.no_grad():  # BatchNorm needs >= 2 rows in train mode; extra fakes dropped
-                fake = self._generate(max(b, 2), g_dev)[:b]
-            loss_d = self._critic_loss(trainer.module(torch.stack([real, fake], dim=1))) if b > 0 else None
+            with torch.no_grad():
+                fake = self._fake_partners(b, bg, lambda m: self._generate(m, g_dev))
+            loss_d = self._critic_loss(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
             trainer.step(loss_d, b)
             if cfg.loss == "wasserstein":
                 # Original WGAN's Lipschitz constraint. Clipping the weights after the DP-SGD step

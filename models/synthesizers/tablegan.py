@@ -494,9 +494,9 @@ class TableGAN(Synthesizer):
             idx = poisson_sample(n, q, gens.batches).to(dev)
             real = X[idx]
             b = real.shape[0]
-            with torch.no_grad():  # G's BatchNorm needs >= 2 rows; extra fakes are dropped
-                fake = self._activate(self._generate(max(b, 2), g_dev), g_dev)[:b]
-            loss_d = pair_loss(trainer_d.module(torch.stack([real, fake], dim=1))) if b > 0 else None
+            with torch.no_grad():
+                fake = self._fake_partners(b, bg, lambda m: self._activate(self._generate(m, g_dev), g_dev))
+            loss_d = pair_loss(trainer_d.module(torch.stack([real, fake], dim=1))) if fake is not None else None
             trainer_d.step(loss_d, b)
 
             # ---- real feature moments: a Gaussian mechanism on its own Poisson batch --------------

@@ -187,3 +187,26 @@ def test_cli_sample_writes_only_matching_rows(ctgan_small: Synthesizer, tmp_path
     assert bad.exit_code == 2 and "not a release folder" in bad.output
     listing = CliRunner().invoke(app, ["models"])
     assert listing.exit_code == 0 and "cwgan-gp" in listing.output
+
+
+def test_fake_partners_do_not_depend_on_the_poisson_batch_size() -> None:
+    """A BatchNorm generator in train mode: partner i must not change when one more row is sampled."""
+    import torch
+    from torch import nn
+
+    gen = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)).train()
+
+    def partners(b: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            out = Synthesizer._fake_partners(b, 16, lambda m: gen(torch.randn(m, 4, generator=g)))
+        assert out is not None and out.shape == (b, 3)
+        return out
+
+    assert torch.equal(partners(5), partners(6)[:5])  # fixed-size chunks: same rows either way
+    assert torch.equal(partners(20)[:16], partners(16))
+    assert Synthesizer._fake_partners(0, 16, lambda m: torch.zeros(m, 3)) is None
+    # the failure this guards against: generating exactly b rows makes row 0 depend on b
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        assert not torch.equal(gen(torch.randn(5, 4, generator=g1))[:1], gen(torch.randn(6, 4, generator=g2))[:1])
