@@ -17,7 +17,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PIP_INSTALL) "torch==2.13.0" -e ".[dev]"
+	$(PIP_INSTALL) "torch==2.13.0" -e ".[dev,cluster]"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -37,6 +38,8 @@ def run_one(name: str, epsilon: float, seed: int) -> dict[str, Any]:
     import torch
 
     from benchmarks.common import load_adult, machine, peak_rss_mib
+    from governance.registry import code_version
+    from models.synthesizers.base import NOISE_SEED_ENV
     from models.ledger import PrivacyLedger
     from models.synthesizers import get_synthesizer
     from tasks.steps import split_holdout
@@ -79,6 +82,8 @@ def run_one(name: str, epsilon: float, seed: int) -> dict[str, Any]:
         "worst_mia_auc": round(mia_auc.value, 4),
         "worst_mia_attack": mia_auc.details.get("worst_attack"),
         "torch_threads": torch.get_num_threads(),
+        "dp_noise": "SYNTHGATE_NOISE_SEED (repeatable)" if os.environ.get(NOISE_SEED_ENV) else "OS entropy",
+        "commit": code_version(),
         "machine": machine(),
     }
 

@@ -1,6 +1,8 @@
 """The `synthgate` command.
 
-Exit codes: 0 released · 2 bad input (contract, config, table breaks its contract) · 3 blocked by a gate.
+Exit codes: 0 released · 2 bad input (contract, config, table breaks its contract) · 3 blocked by a gate ·
+4 refused: the table's lifetime privacy budget would be exceeded (nothing was read) · 5 another run
+held the output or registry database longer than the lock timeout (nothing was changed).
 """
 
 from __future__ import annotations
@@ -19,9 +21,16 @@ app = typer.Typer(
 )
 contract_app = typer.Typer(help="Draft and check data contracts.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
+budget_app = typer.Typer(help="Privacy budget spent per source table, across releases.", no_args_is_help=True)
+app.add_typer(budget_app, name="budget")
+releases_app = typer.Typer(help="The release registry: every run, released, blocked, failed or refused.",
+                           no_args_is_help=True)
+app.add_typer(releases_app, name="releases")
 
 EXIT_BAD_INPUT = 2
 EXIT_BLOCKED = 3
+EXIT_REFUSED = 4
+EXIT_LOCKED = 5
 
 Epochs = Annotated[Optional[float], typer.Option(help="Passes over the data (default: the model's, e.g. 8 for ctgan).")]
 Epsilon = Annotated[Optional[float], typer.Option(help="ε to spend; at most the contract's budget.")]
@@ -41,16 +50,26 @@ def _prefect_defaults() -> None:
 def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
     """Run a flow; bad input (contract, config, rows) ends in exit code 2 with the message."""
     from rich.console import Console
+    from rich.markup import escape
 
+    from governance.locks import DatabaseLocked
+    from governance.registry import BudgetExceeded, RegistryError
     from tasks.ingest import InputError
     from tasks.steps import ContractViolation
     from validation.contract import ContractError
 
+    console = Console(stderr=True)
     try:
         return flow_fn(config)  # type: ignore[no-any-return]
-    except (ContractViolation, ContractError, InputError) as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
+    except (ContractViolation, ContractError, InputError, RegistryError) as err:
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    except BudgetExceeded as err:
+        console.print(f"[bold red]REFUSED:[/] {escape(str(err))}", highlight=False)
+        raise typer.Exit(EXIT_REFUSED) from None
+    except DatabaseLocked as err:
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
+        raise typer.Exit(EXIT_LOCKED) from None
 
 
 def _print_gates(console: Any, report: dict[str, Any]) -> None:
@@ -70,10 +89,10 @@ def _print_gates(console: Any, report: dict[str, Any]) -> None:
 def _execute(config: "RunConfig") -> None:  # type: ignore[name-defined]  # noqa: F821
     from rich.console import Console
 
-    from flows.release import release_flow
+    from flows.release import run_release
 
     console = Console(stderr=True)
-    report = _run_guarded(release_flow, config)
+    report = _run_guarded(run_release, config)
     _print_gates(console, report)
     if report["released"]:
         console.print(
@@ -136,6 +155,160 @@ def run(config: Annotated[Path, typer.Option("--config", help="Run config YAML (
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     _execute(cfg)
+
+
+@app.command()
+def deploy(
+    run_config: Annotated[Path, typer.Option("--run-config", help="Run-config YAML of the table to release.")],
+    name: Annotated[str, typer.Option(help="Deployment name, e.g. adult-nightly.")],
+    pool: Annotated[str, typer.Option(help="Process work pool a worker polls (`prefect work-pool create NAME --type process`).")] = "synthgate",
+    cron: Annotated[Optional[str], typer.Option(help="Cron schedule in UTC, e.g. '0 2 * * *' (nightly at 02:00).")] = None,
+    interval: Annotated[Optional[float], typer.Option(help="Or: run every this many seconds.")] = None,
+    paused: Annotated[bool, typer.Option("--paused", help="Register with the schedule paused.")] = False,
+) -> None:
+    """Register a scheduled deployment of the release flow with the Prefect API (PREFECT_API_URL).
+
+    Needs a running `prefect server start` (or Prefect Cloud); `prefect worker start --pool POOL`
+    then runs it. The same deployments can be declared in prefect.yaml (`prefect deploy --all`).
+    """
+    from flows.deployments import deploy as register
+
+    if (cron is None) == (interval is None):
+        typer.echo("error: give exactly one of --cron '0 2 * * *' or --interval SECONDS.", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        deployment_id = register(name=name, run_config=run_config, work_pool=pool, cron=cron, interval_s=interval,
+                                 paused=paused)
+    except (FileNotFoundError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    typer.echo(f"deployment synthgate-scheduled-release/{name} registered ({deployment_id}); start a worker: "
+               f"prefect worker start --pool {pool}")
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="Id of the killed or failed run (`synthgate releases list`).")],
+    out: Out = None,
+    registry: Annotated[Optional[Path], typer.Option(help="Registry file (default: OUT/registry.duckdb).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Continue a killed or failed run from its last training checkpoint, with its ledger and reservation.
+
+    The run's config comes from the registry; its ε is accounted as if it had never stopped.
+    """
+    from flows.config import RunConfig
+    from governance.registry import Registry, RegistryError
+
+    reg = Registry(_registry_path(out, registry))
+    try:
+        record = reg.get(run_id)
+    except RegistryError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    cfg = RunConfig.model_validate({**record.config, "resume": run_id, "show_progress": not quiet})
+    _execute(cfg)
+
+
+def _registry_path(out: Path | None, registry: Path | None) -> Path:
+    if registry is not None:
+        return registry
+    return (out or Path("out/demo")) / "registry.duckdb"
+
+
+RegistryOpt = Annotated[Optional[Path], typer.Option(help="Registry file (default: OUT/registry.duckdb).")]
+OutOpt = Annotated[Optional[Path], typer.Option(help="The runs' output folder (default: out/demo).")]
+
+
+@budget_app.command("show")
+def budget_show(
+    table: Annotated[Optional[str], typer.Option(help="Source table (the contract's `table`); default: all.")] = None,
+    out: OutOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """ε and δ spent on a table over all its runs (basic composition), against its lifetime budget."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from governance.registry import Registry, RegistryError
+
+    reg = Registry(_registry_path(out, registry))
+    try:
+        tables = [table] if table else reg.tables()
+        records = reg.runs()
+    except RegistryError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if table and not any(r.source_table == table for r in records):
+        typer.echo(f"error: no run on table {table!r} in {reg.path}. Tables there: {reg.tables()}.", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    out_table = Table("table", "ε spent", "lifetime ε", "ε left", "δ spent", "lifetime δ", "runs charged",
+                      "contents (keyed fingerprints)")
+    for name in tables:
+        spend = reg.spend(name)
+        last = next(r for r in records if r.source_table == name)  # newest first
+        life_e, life_d = last.lifetime_epsilon, last.lifetime_delta
+        left = "unlimited" if life_e is None else f"{max(0.0, life_e - spend.epsilon):.4g}"
+        out_table.add_row(
+            name, f"{spend.epsilon:.4g}", "none" if life_e is None else f"{life_e:g}", left, f"{spend.delta:.3g}",
+            "none" if life_d is None else f"{life_d:g}", str(spend.runs), str(len(spend.by_fingerprint)),
+        )
+    Console().print(out_table)
+    typer.echo("Lifetime budgets as the newest run's contract states them. Running runs count their full "
+               "reservation; blocked runs count what they spent.")
+
+
+@releases_app.command("list")
+def releases_list(
+    table: Annotated[Optional[str], typer.Option(help="Only runs on this source table.")] = None,
+    limit: Annotated[int, typer.Option(help="Newest N runs.", min=1)] = 50,
+    out: OutOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Every recorded run, newest first: status, ε charged, user, output."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from governance.registry import Registry, RegistryError
+
+    try:
+        records = Registry(_registry_path(out, registry)).runs(table=table, limit=limit)
+    except RegistryError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    view = Table()
+    view.add_column("run id", no_wrap=True)
+    view.add_column("table")
+    view.add_column("status", no_wrap=True)
+    view.add_column("started (UTC)")
+    view.add_column("user")
+    view.add_column("ε charged", no_wrap=True)
+    view.add_column("failed gates / error")
+    for r in records:
+        failed = [g["name"] for g in r.gates if not g.get("passed", True)]
+        why = ", ".join(failed) if failed else (r.error or "")
+        view.add_row(r.run_id, r.source_table, r.status, r.started_at, r.user_name or "", f"{r.epsilon_charged:.4g}",
+                     why[:80])
+    Console().print(view)
+
+
+@releases_app.command("show")
+def releases_show(
+    run_id: Annotated[str, typer.Argument(help="Run id from `synthgate releases list`.")],
+    out: OutOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Everything the registry holds about one run (JSON): config, hashes, gates, ε, output."""
+    import json
+
+    from governance.registry import Registry, RegistryError
+
+    try:
+        record = Registry(_registry_path(out, registry)).get(run_id)
+    except RegistryError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    typer.echo(json.dumps(record.to_dict(), indent=2))
 
 
 TableRef = typer.Option(help="A .parquet or .csv file, or FILE.duckdb:TABLE.")

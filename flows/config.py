@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -49,10 +50,34 @@ class RunConfig(BaseModel):
     n_synthetic: int | None = Field(None, ge=1, description="Default: as many rows as train.")
     batch_size: int | None = Field(None, ge=2, description="Default: the contract's model_options, else the model's.")
     show_progress: bool = True
+    registry: Path | None = Field(
+        None, description="Release registry (DuckDB) keeping every run and each table's spent budget. "
+        "Default: <out>/registry.duckdb. Point every run on a table at the same file."
+    )
+    checkpoint_every: float | None = Field(
+        1.0, gt=0, description="Save the training state every this many epochs (resume after a kill); None: never."
+    )
+    lock_timeout_s: float = Field(
+        120.0, ge=0, description="How long to wait for another run holding the output or registry DuckDB file."
+    )
+    resume: str | None = Field(
+        None, description="Run id of a killed or failed run to continue (`synthgate resume RUN_ID`)."
+    )
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="Where the checks and shadow models run: a thread pool, or Dask (synthgate[cluster])."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler of an existing Dask cluster (tcp://host:8786); None starts a local one."
+    )
+    workers: int = Field(2, ge=1, description="Threads, or local Dask worker processes, for concurrent tasks.")
 
     @property
     def output_db(self) -> Path:
         return self.out / "synthgate.duckdb"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.registry if self.registry is not None else self.out / "registry.duckdb"
 
 
 def load_run_config(path: str | Path, **overrides: object) -> RunConfig:
@@ -64,7 +89,7 @@ def load_run_config(path: str | Path, **overrides: object) -> RunConfig:
     if not isinstance(data, dict):
         raise ContractError(f"{p} must be a YAML mapping (contract, source, out, ...).")
     base = p.parent
-    for key in ("contract", "out"):
+    for key in ("contract", "out", "registry"):
         if key in data and not Path(data[key]).is_absolute():
             data[key] = str(base / data[key])
     src = data.get("source") or {}

@@ -2,29 +2,36 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import RunConfig
-from flows.stages import Stopwatch, new_run_id, package_versions, run_membership_attacks, training_progress
+from flows.stages import Stopwatch, make_task_runner, new_run_id, package_versions, run_membership_attacks, training_progress
+from governance.registry import Registry, code_version
 from models.synthesizers import resolve_model_config
+from models.synthesizers.base import Checkpoint, SynthConfig, private_randomness_source
 from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy
+from tasks.governance import abandon_run, close_run, open_run, record_training_start
 from tasks.ingest import load_table
 from tasks.publish import publish_release
 from tasks.steps import decide_release, sample_synthetic, split_holdout, train_synthesizer, validate_table
-from validation.contract import ContractError, load_contract
+from validation.contract import Contract, ContractError, load_contract
 from validation.report import build_report
+
+
+def run_release(config: RunConfig) -> dict[str, Any]:
+    """The release flow on the task runner ``config`` asks for (threads by default, or Dask)."""
+    runner = make_task_runner(config.task_runner, workers=config.workers, address=config.dask_address)
+    return release_flow.with_options(task_runner=runner)(config)  # type: ignore[no-any-return]
 
 
 @flow(name="synthgate-release", validate_parameters=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def release_flow(config: RunConfig) -> dict[str, Any]:
-    """ingest → validate → split → DP train → sample → privacy + fidelity checks → gate → publish."""
-    run_id = new_run_id()
-    watch = Stopwatch()
-    lap = watch.lap
-
+    """registry → ingest → validate → split → DP train → sample → checks → gate → publish → registry."""
+    run_id = config.resume or new_run_id()
     contract = load_contract(config.contract)
     epsilon = config.epsilon if config.epsilon is not None else contract.privacy.epsilon
     if epsilon > contract.privacy.epsilon:
@@ -34,34 +41,70 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
         )
     # Resolved before any row is read: a bad model option is a contract error, not a half-run.
     model_conf = resolve_model_config(contract, epochs=config.epochs, batch_size=config.batch_size)
+    output_table = config.output_table or f"{contract.table}_synthetic"
+    registry = Registry(config.registry_path, lock_timeout_s=config.lock_timeout_s)
+    # Before any row is read: the run is on record and its ε reserved, or it is refused here.
+    open_run(
+        registry, run_id=run_id, contract=contract, epsilon=epsilon,
+        config=config.model_dump(mode="json", exclude={"resume"}), output_db=config.output_db,
+        output_table=output_table, resume=config.resume is not None,
+    )
+    checkpoint = (
+        Checkpoint(config.out / "checkpoints" / run_id / "train.pt", every_epochs=config.checkpoint_every)
+        if config.checkpoint_every is not None else None
+    )
+    spent = None  # known once the report exists; until then a failure is charged its whole plan
+    try:
+        report = _release(config, contract, run_id, epsilon, model_conf, output_table, registry, checkpoint)
+        spent = float(report["privacy"]["epsilon_spent"])
+        close_run(registry, run_id, report)
+    except BaseException as err:
+        abandon_run(registry, run_id, err, epsilon_spent=spent)
+        raise
+    if checkpoint is not None:
+        checkpoint.discard()  # it held the private random streams; the release does not need it
+        shutil.rmtree(checkpoint.path.parent, ignore_errors=True)
+    return report
+
+
+def _release(
+    config: RunConfig, contract: Contract, run_id: str, epsilon: float, model_conf: SynthConfig,
+    output_table: str, registry: Registry, checkpoint: Checkpoint | None,
+) -> dict[str, Any]:
+    watch = Stopwatch()
+    lap = watch.lap
     df = load_table(config.source, contract)
     lap("load")
     validate_table(df, contract)
     lap("validate")
+    record_training_start(registry, run_id, df)
     train, holdout = split_holdout(df.select(contract.modelled_columns), fraction=config.holdout_fraction, seed=config.seed)
     del df
     lap("split")
     with training_progress(config.show_progress) as progress:
         model, ledger = train_synthesizer(
             train, contract, epsilon=epsilon, epochs=model_conf.epochs, batch_size=model_conf.batch_size,
-            device=config.device, seed=config.seed, progress=progress,
+            device=config.device, seed=config.seed, progress=progress, checkpoint=checkpoint,
         )
     lap("train")
     synthetic = sample_synthetic(model, n=config.n_synthetic or train.height, seed=config.seed + 1)
     lap("sample")
-    results = evaluate_privacy(train, holdout, synthetic, contract, seed=child_seed(config.seed, 1))
-    lap("privacy_checks")
-    results += run_membership_attacks(
+    # The checks run concurrently on the flow's task runner (threads, or a Dask cluster).
+    privacy = evaluate_privacy.submit(train, holdout, synthetic, contract, seed=child_seed(config.seed, 1))
+    fidelity = evaluate_fidelity.submit(train, holdout, synthetic, contract, seed=child_seed(config.seed, 3))
+    membership = run_membership_attacks(
         train, holdout, synthetic, contract, epsilon=epsilon, epochs=model_conf.epochs, batch_size=model_conf.batch_size,
         device=config.device, seed=child_seed(config.seed, 2), show_progress=config.show_progress,
     )
-    lap("membership_attacks")
-    results += evaluate_fidelity(train, holdout, synthetic, contract, seed=child_seed(config.seed, 3))
-    lap("fidelity_checks")
+    results = privacy.result() + membership + fidelity.result()
+    lap("checks")
     ledger_dict = ledger.to_dict()
     decision, results = decide_release(results, contract, epsilon_spent=ledger.epsilon)
-    output_table = config.output_table or f"{contract.table}_synthetic"
-    notes = [f"model {contract.model}: " + ", ".join(f"{k}={v}" for k, v in model.training_summary.items())]
+    notes = [
+        f"model {contract.model}: " + ", ".join(f"{k}={v}" for k, v in model.training_summary.items()),
+        f"DP noise and Poisson sampling drawn from {private_randomness_source()}; the seed in this "
+        "report does not determine them.",
+    ]
     if contract.excluded_columns:
         notes.append(f"identifier/pii columns dropped, never modelled: {contract.excluded_columns}")
     report = build_report(
@@ -69,12 +112,14 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
         epsilon_budget=contract.privacy.epsilon, delta=contract.privacy.delta,
         rows={"train": train.height, "holdout": holdout.height, "synthetic": synthetic.height},
         timings=watch.timings, versions=package_versions(), contract_fingerprint=contract.fingerprint(),
-        config=config.model_dump(mode="json"), notes=notes,
+        config=config.model_dump(mode="json"), notes=notes, dp_randomness=private_randomness_source(),
     )
     report["output"] = {"db": str(config.output_db), "table": output_table}
+    report["registry"] = {"path": str(registry.path), "code_version": code_version()}
     folder = publish_release(
         report=report, synthetic=synthetic, model=model, contract=contract, ledger=ledger_dict,
         out=config.out, output_db=config.output_db, output_table=output_table, run_id=run_id,
+        lock_timeout_s=config.lock_timeout_s,
     )
     lap("publish")
     report["folder"] = str(folder)

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -25,10 +26,35 @@ from tasks.evaluate import (
     score_shadow_attack,
     train_shadow,
 )
-from validation.contract import Contract
+from validation.contract import Contract, ContractError
 from validation.results import MetricResult
 
 PACKAGES = ("synthgate", "torch", "opacus", "prefect", "polars", "duckdb", "great-expectations", "scikit-learn", "numpy")
+
+
+def make_task_runner(kind: str, *, workers: int, address: str | None = None) -> Any:
+    """The Prefect task runner for the concurrent tasks (checks and shadow models).
+
+    ``threads``: a thread pool in this process. ``dask``: prefect-dask's DaskTaskRunner on the
+    cluster at ``address``, or on a local cluster of ``workers`` single-threaded processes. Tasks
+    carry private frames to the workers: the cluster must sit inside the data's trust boundary
+    (see README, "Running in production").
+    """
+    if kind == "threads":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    if kind == "dask":
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError:
+            raise ContractError(
+                "task_runner: dask needs prefect-dask. Install it with `pip install -e '.[cluster]'`, "
+                "or use task_runner: threads."
+            ) from None
+        if address:
+            return DaskTaskRunner(address=address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                              "dashboard_address": None})
+    raise ContractError(f"task_runner must be 'threads' or 'dask'. Got {kind!r}.")
 
 
 def new_run_id(prefix: str = "") -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -205,6 +206,26 @@ class PrivateTrainer:
             for _, p in named:
                 p.grad_sample = None
         self.ledger.add_steps(self.entry, 1)
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue this trainer: weights, optimizer, steps taken."""
+        return {
+            "network": {k: v.detach().cpu().clone() for k, v in self.raw.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "steps": int(self.entry.steps),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from ``state()``: the ledger entry and Opacus' accountant resume the count of
+        steps already taken, so a resumed fit is accounted exactly like an uninterrupted one."""
+        self.raw.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        steps = int(state["steps"])
+        self.entry.steps = steps
+        if self.accountant is not None:
+            self.accountant.history = (
+                [(self.entry.noise_multiplier, self.entry.sample_rate, steps)] if steps else []
+            )
 
     def _empty_grad_samples(self) -> None:
         for p in self.raw.parameters():

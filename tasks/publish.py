@@ -10,35 +10,75 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from governance.locks import DEFAULT_LOCK_TIMEOUT_S, connect
 from models.synthesizers.base import Synthesizer
 from tasks.ingest import quote_ident
 from validation.contract import Contract
 from validation.report import write_report
 
 
-def publish_table(db: Path, table: str, synthetic: pl.DataFrame, *, run_id: str) -> None:
-    """Write to a staging table, then replace ``table`` with it in one transaction."""
+PROVENANCE = "_synthgate_published"
+
+
+def publish_table(
+    db: Path, table: str, synthetic: pl.DataFrame, *, run_id: str, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+) -> None:
+    """Write to a staging table, then replace ``table`` with it in one transaction.
+
+    The same transaction records in ``_synthgate_published`` which run the table now holds, so
+    the database itself says which release folder describes it. A crash anywhere before COMMIT
+    leaves the previous table (and its provenance row) as they were; a leftover staging table is
+    dropped by the next publish. Another process holding the file makes this wait up to
+    ``lock_timeout_s``, then fail with DatabaseLocked having changed nothing.
+    """
     db.parent.mkdir(parents=True, exist_ok=True)
     staging = f"_staging_{table}_{run_id}"
-    with duckdb.connect(str(db)) as con:
+    with connect(db, timeout_s=lock_timeout_s) as con:
+        for (old,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, ?)", [f"_staging_{table}_"]
+        ).fetchall():
+            con.execute(f"DROP TABLE IF EXISTS {quote_ident(old)}")
         con.register("synthetic_rows", synthetic.to_arrow())
         con.execute(f"CREATE OR REPLACE TABLE {quote_ident(staging)} AS SELECT * FROM synthetic_rows")
         con.unregister("synthetic_rows")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {PROVENANCE} (table_name VARCHAR PRIMARY KEY, run_id VARCHAR NOT NULL, "
+            "published_at TIMESTAMP NOT NULL, n_rows BIGINT NOT NULL)"
+        )
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
             con.execute(f"ALTER TABLE {quote_ident(staging)} RENAME TO {quote_ident(table)}")
+            con.execute(
+                f"INSERT OR REPLACE INTO {PROVENANCE} VALUES (?, ?, now()::TIMESTAMP, ?)",
+                [table, run_id, synthetic.height],
+            )
+            _before_commit()
             con.execute("COMMIT")
-        except Exception:
+        except BaseException:
             con.execute("ROLLBACK")
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(staging)}")
             raise
+
+
+def _before_commit() -> None:
+    """Fault-injection point for tests (a crash between staging and publish); does nothing."""
+
+
+def published_run(db: Path, table: str) -> str | None:
+    """The run whose synthetic rows ``table`` holds, from the provenance row (None if never published)."""
+    if not db.exists():
+        return None
+    with connect(db, read_only=True) as con:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [PROVENANCE]).fetchone()[0]:
+            return None
+        row = con.execute(f"SELECT run_id FROM {PROVENANCE} WHERE table_name = ?", [table]).fetchone()
+    return row[0] if row else None
 
 
 def write_folder_atomically(
@@ -106,6 +146,7 @@ def publish_release(
     output_db: Path,
     output_table: str,
     run_id: str,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
 ) -> Path:
     """Released: table + release folder. Blocked: only the report, under blocked/; nothing published."""
     files = {"contract.yaml": contract.to_yaml()}
@@ -114,7 +155,8 @@ def publish_release(
         folder = out / "releases" / run_id
         write_folder_atomically(
             folder, files, report, model,
-            commit=lambda: publish_table(output_db, output_table, synthetic, run_id=run_id),
+            commit=lambda: publish_table(output_db, output_table, synthetic, run_id=run_id,
+                                         lock_timeout_s=lock_timeout_s),
         )
     else:
         folder = out / "blocked" / run_id

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from models.ledger import PrivacyLedger
 from models.synthesizers import get_synthesizer, resolve_model_config
-from models.synthesizers.base import Synthesizer, TrainingProgress
+from models.synthesizers.base import Checkpoint, Synthesizer, TrainingProgress
 from validation.contract import Contract
 from validation.expectations import ValidationReport, validate_frame
 from validation.gates import governance_checks
@@ -76,16 +76,26 @@ def fit_synthesizer(
     device: str,
     seed: int,
     progress: Callable[[TrainingProgress], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> tuple[Synthesizer, PrivacyLedger]:
     """Train ``contract.model`` on ``train`` with a fresh ledger (shared by releases and shadows).
 
     ``epochs`` / ``batch_size`` override the contract's ``model_options``; None keeps them.
+    ``checkpoint`` is used by models that support it (``supports_checkpoints``); the others
+    train without one and ``training_summary["checkpoints"]`` says so.
     """
     cls = get_synthesizer(contract.model)
     config = resolve_model_config(contract, epochs=epochs, batch_size=batch_size)
     ledger = PrivacyLedger(contract.privacy.delta)
     model = cls(contract, config, device=device)
-    model.fit(train.select(contract.modelled_columns), ledger=ledger, epsilon=epsilon, seed=seed, progress=progress)
+    extra = {"checkpoint": checkpoint} if checkpoint is not None and cls.supports_checkpoints else {}
+    model.fit(
+        train.select(contract.modelled_columns), ledger=ledger, epsilon=epsilon, seed=seed, progress=progress, **extra
+    )
+    if checkpoint is not None:
+        model.training_summary["checkpoints"] = (
+            f"every {checkpoint.every_epochs:g} epochs" if extra else f"not supported by {cls.name}"
+        )
     return model, ledger
 
 

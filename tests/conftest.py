@@ -9,6 +9,9 @@ import tempfile
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="synthgate-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
+# DP noise is drawn from OS entropy unless this secret key is set; tests set it so that every
+# fit repeats (tests/unit/models/test_private_randomness.py unsets it on purpose).
+os.environ.setdefault("SYNTHGATE_NOISE_SEED", "20261123")
 
 import polars as pl  # noqa: E402
 import pytest  # noqa: E402

@@ -183,6 +183,28 @@ def _check_modes(modes: list[Mode] | None, lo: float, hi: float) -> None:
 class PrivacyBudget(_Strict):
     epsilon: float = Field(gt=0, description="Total ε a release may spend (codec + training).")
     delta: float = Field(gt=0, lt=1, description="δ; must be < 1/n for the table's n rows.")
+    lifetime_epsilon: float | None = Field(
+        None,
+        gt=0,
+        description="Total ε every run on this table may spend together (basic composition over the "
+        "release registry). None: no limit; the registry still adds up what was spent.",
+    )
+    lifetime_delta: float | None = Field(
+        None, gt=0, lt=1, description="Total δ over every run on this table. None: no limit."
+    )
+
+    @model_validator(mode="after")
+    def _lifetime_covers_one_run(self) -> PrivacyBudget:
+        if self.lifetime_epsilon is not None and self.lifetime_epsilon < self.epsilon:
+            raise ValueError(
+                f"privacy.lifetime_epsilon = {self.lifetime_epsilon:g} is below privacy.epsilon = "
+                f"{self.epsilon:g}, so no run could ever start. Raise it or lower privacy.epsilon."
+            )
+        if self.lifetime_delta is not None and self.lifetime_delta < self.delta:
+            raise ValueError(
+                f"privacy.lifetime_delta = {self.lifetime_delta:g} is below privacy.delta = {self.delta:g}."
+            )
+        return self
 
     def check_delta(self, n_rows: int) -> None:
         """δ must be below 1/n, or a mechanism could release a whole record with prob. δ."""

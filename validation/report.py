@@ -159,6 +159,7 @@ def build_report(
     contract_fingerprint: str,
     config: dict[str, Any],
     notes: list[str],
+    dp_randomness: str | None = None,
 ) -> dict[str, Any]:
     """Assemble the JSON-serialisable release report.
 
@@ -179,6 +180,8 @@ def build_report(
         contract_fingerprint: ``Contract.fingerprint()``.
         config: the run configuration (plain values).
         notes: free-text remarks to carry into the report.
+        dp_randomness: where the DP noise came from (``private_randomness_source()``), never
+            the value.
 
     Returns:
         A dict of plain JSON types (NaN and infinities become null).
@@ -212,6 +215,7 @@ def build_report(
             "delta": delta,
             "ledger_delta": ledger["delta"] if ledger is not None else None,
             "accountant": ledger["accountant"] if ledger is not None else None,
+            "dp_randomness": dp_randomness,
             "ledger": entries,
         },
         "rows": {k: int(v) for k, v in rows.items()},

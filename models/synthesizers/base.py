@@ -13,13 +13,17 @@ Rules every subclass follows (DESIGN.md, "Differential privacy, end to end"):
   Poisson-sampled batches; no BatchNorm, dropout or minibatch statistics over real rows in it;
 - networks that never read a real row (generators) are post-processing;
 - no early stopping or model selection on real data;
-- randomness from ``seed`` only, through explicit generators (``_generators``).
+- randomness through explicit generators (``make_generators``): the public ones from ``seed``,
+  the DP mechanisms' own (noise, Poisson sampling, codec noise) from secret entropy
+  (``private_entropy``), never from the seed a report shows.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import os
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,29 +91,146 @@ def check_epsilon(epsilon: Any) -> tuple[float, bool]:
     return eps, math.isfinite(eps)
 
 
+NOISE_SEED_ENV = "SYNTHGATE_NOISE_SEED"
+
+
+def private_entropy() -> int:
+    """Entropy for the DP mechanisms' own randomness: Gaussian noise, Poisson sampling, codec noise.
+
+    A DP guarantee holds only while the noise is unknown to the adversary. Noise derived from the
+    run's seed, which every report shows, could be regenerated and subtracted, and a fully seeded
+    pipeline is a deterministic function of the data: no privacy at all. So by default these
+    streams come from the operating system's CSPRNG (``secrets``), 128 bits, never written
+    anywhere, and a DP fit does not repeat. Setting ``SYNTHGATE_NOISE_SEED`` (tests, benchmarks,
+    an operator who must reproduce a run) makes them repeatable; that value is then a secret key:
+    whoever holds it together with the seed can remove the noise, so it never goes into a report,
+    log or artifact (see ``private_randomness_source``).
+    """
+    raw = os.environ.get(NOISE_SEED_ENV)
+    if raw is None or raw == "":
+        return secrets.randbits(128)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(
+            f"{NOISE_SEED_ENV} must be a non-negative integer (a secret key for the DP noise); its "
+            "value is not shown here. Unset it to draw the noise from the OS."
+        ) from None
+    if value < 0:
+        raise ValueError(f"{NOISE_SEED_ENV} must be a non-negative integer; unset it to draw the noise from the OS.")
+    return value
+
+
+def private_randomness_source() -> str:
+    """Where the DP noise came from, for the report (never the value)."""
+    if os.environ.get(NOISE_SEED_ENV):
+        return (
+            f"secret key from ${NOISE_SEED_ENV} (repeatable: whoever holds it and the seed can "
+            "regenerate the noise; keep it as secret as the data)"
+        )
+    return "operating-system entropy (secrets module, 128 bits; never recorded, not repeatable)"
+
+
 @dataclass
 class Generators:
-    """Independent seeded streams for one fit (the global RNGs are never touched)."""
+    """Independent streams for one fit (the global RNGs are never touched).
 
-    numpy: np.random.Generator  # codec noise, integer dequantisation
+    Public streams come from the fit's ``seed``; the three private ones (marked) from
+    ``private_entropy()`` mixed with the seed, so they never follow from a value a report shows.
+    """
+
+    numpy: np.random.Generator  # PRIVATE: codec noise, integer dequantisation
     init: torch.Generator  # weight initialisation (CPU)
-    batches: torch.Generator  # Poisson sampling (CPU)
+    batches: torch.Generator  # PRIVATE: Poisson sampling (CPU); amplification needs it secret
     device: torch.Generator  # latent noise, Gumbel noise (on the model's device)
-    noise: torch.Generator  # DP-SGD noise (on the model's device)
+    noise: torch.Generator  # PRIVATE: DP-SGD noise (on the model's device)
     extra: torch.Generator  # anything else a model needs (on the model's device)
 
 
 def make_generators(seed: int, device: torch.device) -> Generators:
-    ss = np.random.SeedSequence(seed).spawn(6)
-    t = [int(s.generate_state(1)[0]) for s in ss[1:]]
+    public = np.random.SeedSequence(seed).spawn(3)
+    private = np.random.SeedSequence([private_entropy(), seed]).spawn(3)
+    t = lambda s: int(s.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))  # noqa: E731  (63-bit seed)
     return Generators(
-        numpy=np.random.default_rng(ss[0]),
-        init=torch.Generator().manual_seed(t[0]),
-        batches=torch.Generator().manual_seed(t[1]),
-        device=torch.Generator(device=device).manual_seed(t[2]),
-        noise=torch.Generator(device=device).manual_seed(t[3]),
-        extra=torch.Generator(device=device).manual_seed(t[4]),
+        numpy=np.random.default_rng(private[0]),
+        init=torch.Generator().manual_seed(t(public[0])),
+        batches=torch.Generator().manual_seed(t(private[1])),
+        device=torch.Generator(device=device).manual_seed(t(public[1])),
+        noise=torch.Generator(device=device).manual_seed(t(private[2])),
+        extra=torch.Generator(device=device).manual_seed(t(public[2])),
     )
+
+
+def generators_state(g: Generators) -> dict[str, Any]:
+    """Every stream's position, for a checkpoint (it then holds the private streams: keep it secret)."""
+    return {
+        "numpy": g.numpy.bit_generator.state,
+        **{name: getattr(g, name).get_state() for name in ("init", "batches", "device", "noise", "extra")},
+    }
+
+
+def restore_generators(g: Generators, state: dict[str, Any]) -> None:
+    g.numpy.bit_generator.state = state["numpy"]
+    for name in ("init", "batches", "device", "noise", "extra"):
+        getattr(g, name).set_state(state[name])
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a fit saves its whole training state every ``every_epochs``, and resumes from.
+
+    A fit given a checkpoint whose file exists continues from it: same weights, optimizer
+    moments, random streams and ledger step counts, so the resumed fit ends exactly where an
+    uninterrupted one would, with the same ε. The file holds the private random streams' state
+    (with it the remaining DP noise is predictable) and a critic that saw real rows: it is written
+    mode 0600, is never part of a release, and the release flow deletes it when the run ends.
+    """
+
+    path: Path
+    every_epochs: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.every_epochs > 0:
+            raise ValueError(f"checkpoint every_epochs must be > 0. Got {self.every_epochs!r}.")
+
+    def every_steps(self, sample_rate: float) -> int:
+        return max(1, round(self.every_epochs / sample_rate))
+
+    @staticmethod
+    def key(model: Synthesizer, n_rows: int, seed: int) -> str:
+        """What a checkpoint must match to be resumed: model, options, contract, seed, row count."""
+        import hashlib
+        import json
+
+        blob = json.dumps(
+            [model.name, model.config.model_dump(mode="json"), model.contract.fingerprint(), seed, n_rows],
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        if state.get("key") != key:
+            raise ValueError(
+                f"checkpoint {self.path} belongs to a different fit (model, options, contract, seed or "
+                "row count differ). Delete it to start over, or resume with the run that wrote it."
+            )
+        return state
+
+    def save(self, key: str, state: dict[str, Any]) -> None:
+        """Atomic: a kill while saving leaves the previous checkpoint intact."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            torch.save({**state, "key": key}, fh)
+        os.replace(tmp, self.path)
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.path.with_name(f".{self.path.name}.tmp").unlink(missing_ok=True)
 
 
 def activate(
@@ -142,6 +263,8 @@ class Synthesizer(ABC):
     info: ClassVar[ModelInfo]
     #: True when ``sample(conditions=...)`` generates matching rows directly (no rejection).
     conditional: ClassVar[bool] = False
+    #: True when ``fit`` takes ``checkpoint=Checkpoint(...)`` (saves and resumes training state).
+    supports_checkpoints: ClassVar[bool] = False
 
     def __init__(self, contract: Contract, config: SynthConfig | None = None, *, device: str = "auto") -> None:
         cfg = config if config is not None else self.config_class()
@@ -232,11 +355,27 @@ class Synthesizer(ABC):
 
     def _fit_codec(self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator) -> np.ndarray:
         """Charged (or, non-DP, recorded) codec statistics, then the encoded training matrix."""
+        self._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=rng)
+        return self.codec.encode(train, rng=rng)
+
+    def _fit_codec_statistics(
+        self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator
+    ) -> None:
         if dp:
             self.codec.fit_dp(train, ledger=ledger, noise_multiplier=self.config.codec_noise_multiplier, rng=rng)
         else:
             self.codec.fit_non_dp(train, ledger=ledger)
-        return self.codec.encode(train, rng=rng)
+
+    def _resume_codec(
+        self, train: pl.DataFrame, state: dict[str, Any], *, ledger: PrivacyLedger, gens: Generators
+    ) -> np.ndarray:
+        """From a checkpoint: the codec's (already charged) statistics and their ledger entries come
+        back instead of being drawn again, and the encoding repeats the original draw."""
+        self.codec.load_state(state["codec"])
+        restored = PrivacyLedger.from_dict(state["ledger_before_training"])
+        ledger.entries.extend(restored.entries)
+        gens.numpy.bit_generator.state = state["encode_rng"]
+        return self.codec.encode(train, rng=gens.numpy)
 
     def _plan(self, n_rows: int) -> tuple[float, int]:
         """(Poisson rate q, steps) for ``config.epochs`` over the DP row-count estimate."""

@@ -29,6 +29,8 @@ recorded in the ledger as non-DP entries (ε = ∞), so such a model never passe
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable
@@ -46,13 +48,16 @@ from models.dp import PrivateTrainer, init_uniform_, pair_loss, poisson_sample
 from models.ledger import PrivacyLedger, calibrate_noise
 from models.nets import MLPCritic as Critic
 from models.synthesizers.base import (
+    Checkpoint,
     ModelInfo,
     SynthConfig,
     Synthesizer,
     TrainingProgress,
     activate,
     check_epsilon,
+    generators_state,
     make_generators,
+    restore_generators,
 )
 from validation.contract import Contract
 
@@ -136,6 +141,7 @@ class DPCTGAN(Synthesizer):
     name = "ctgan"
     config_class = CTGANConfig
     conditional = True
+    supports_checkpoints = True
     info = ModelInfo(
         family="conditional GAN (CTGAN, Xu et al. 2019)",
         paper="Xu, Skoularidou, Cuesta-Infante, Veeramachaneni: Modeling Tabular Data using "
@@ -319,8 +325,13 @@ class DPCTGAN(Synthesizer):
         epsilon: float,
         seed: int,
         progress: Callable[[TrainingProgress], None] | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> Self:
         """Train under (epsilon, ledger.delta)-DP, charging every data-dependent step to ``ledger``.
+
+        ``checkpoint``: save the whole training state every ``checkpoint.every_epochs``; when its
+        file exists, continue from it (same ε and, on the same device, the same model as a fit
+        that was never interrupted).
 
         ``epsilon=math.inf`` trains WITHOUT differential privacy (non-DP baselines, attack
         oracles): exact codec histograms, and a plain Adam critic on Poisson-sampled batches
@@ -335,13 +346,27 @@ class DPCTGAN(Synthesizer):
         g_dev = gens.device
 
         t0 = time.perf_counter()
-        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy), device=dev)
+        key = Checkpoint.key(self, train.height, seed) if checkpoint is not None else ""
+        resume = checkpoint.load(key) if checkpoint is not None else None
+        if resume is None:
+            first = len(ledger.entries)
+            self._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=gens.numpy)
+            before = PrivacyLedger(ledger.delta)
+            before.entries = [dataclasses.replace(e) for e in ledger.entries[first:]]
+            ledger_before, encode_rng = before.to_dict(), copy.deepcopy(gens.numpy.bit_generator.state)
+            X = torch.as_tensor(self.codec.encode(train, rng=gens.numpy), device=dev)
+        else:
+            ledger_before, encode_rng = resume["ledger_before_training"], resume["encode_rng"]
+            X = torch.as_tensor(self._resume_codec(train, resume, ledger=ledger, gens=gens), device=dev)
         self._set_logit_bias()
         conditioned = cfg.critic_conditioning and bool(self._cond_blocks)
         n = X.shape[0]
         n_hat = float(self.codec.n_estimate or 1.0)
         q, steps = self._plan(n)
-        sigma = calibrate_noise(target_epsilon=eps, ledger=ledger, sample_rate=q, steps=steps) if dp else 0.0
+        if resume is not None:
+            sigma = float(resume["sigma"])
+        else:
+            sigma = calibrate_noise(target_epsilon=eps, ledger=ledger, sample_rate=q, steps=steps) if dp else 0.0
 
         self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim).to(dev)
         base_critic = Critic(self.codec.dim + (self.cond_dim if conditioned else 0), cfg.critic_dims)
@@ -366,7 +391,15 @@ class DPCTGAN(Synthesizer):
         self.accountant = trainer.accountant
         targets = self._marginal_targets()
         bg = max(2, round(q * n_hat))
-        for step in range(1, steps + 1):
+        start = 1
+        if resume is not None:
+            self.generator.load_state_dict(resume["generator"])
+            opt_g.load_state_dict(resume["opt_g"])
+            trainer.load_state(resume["critic"])
+            restore_generators(gens, resume["rng"])
+            start = int(resume["step"]) + 1
+        every = checkpoint.every_steps(q) if checkpoint is not None else 0
+        for step in range(start, steps + 1):
             # ---- critic: one step over a Poisson batch (DP-SGD unless non-DP) -----------
             idx = poisson_sample(n, q, gens.batches).to(dev)
             real = X[idx]
@@ -406,6 +439,13 @@ class DPCTGAN(Synthesizer):
                 loss_g.backward(inputs=list(self.generator.parameters()))
             opt_g.step()
 
+            if checkpoint is not None and step % every == 0 and step < steps:
+                checkpoint.save(key, {
+                    "step": step, "sigma": sigma, "codec": self.codec.state(),
+                    "ledger_before_training": ledger_before, "encode_rng": encode_rng,
+                    "generator": {k: v.detach().cpu().clone() for k, v in self.generator.state_dict().items()},
+                    "opt_g": opt_g.state_dict(), "critic": trainer.state(), "rng": generators_state(gens),
+                })
             self._report(
                 progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_g,
                 critic_fake_score=score, ledger=ledger,
@@ -422,6 +462,7 @@ class DPCTGAN(Synthesizer):
             "device": str(dev),
             "numeric_encoding": cfg.numeric_encoding,
             "critic_conditioning": conditioned,
+            "resumed_at_step": start if resume is not None else None,
         }
         self._fitted = True
         return self

@@ -13,6 +13,7 @@ from prefect.client.orchestration import get_client
 from flows.config import RunConfig, SourceConfig
 from flows.demo import demo_contract, demo_parquet
 from flows.release import release_flow
+from governance.registry import Registry
 from tasks.steps import ContractViolation
 
 
@@ -72,4 +73,9 @@ def test_contract_violation_trains_nothing_and_writes_nothing(prefect_harness: N
     with pytest.raises(ContractViolation) as info:
         release_flow(cfg)
     assert "age" in str(info.value) and "-5" not in str(info.value)
-    assert not (tmp_path / "out").exists()
+    # Nothing published or trained; only the audit trail records the invalid run (no ε charged).
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} == {"registry.duckdb"}
+    (record,) = Registry(cfg.registry_path).runs()
+    assert (record.status, record.epsilon_charged, record.training_started) == ("invalid", 0.0, False)
+    assert "age" in record.error and "-5" not in record.error

@@ -1,0 +1,409 @@
+"""The release registry: every run on record, and the privacy budget each source table has left.
+
+One DuckDB file (``<out>/registry.duckdb`` unless the run config names another; point every
+deployment of a table at the same file). Table ``runs`` holds one row per run, whatever its end:
+
+    running → released | blocked | failed | invalid          refused (never started)
+
+A row is written *before* the run reads a private row (``begin_run``), and the same transaction
+checks the table's lifetime budget: the run's planned ε is reserved, so two runs cannot both
+pass the check and together overspend. When the run ends its charge becomes what its ledger
+actually spent. What counts against a table:
+
+- released and blocked runs: the ε of their ledger (a blocked run trained on the rows too, and its
+  report exists; blocking does not give the budget back);
+- failed runs: what the ledger had spent when it failed; if that is unknown but training had
+  started, the whole planned ε (conservative);
+- a running run: its reservation, the whole planned ε;
+- refused runs and invalid ones (the table broke its contract before training): nothing.
+
+Budgets add up by basic composition (Σε, Σδ): simple, conservative and what auditors expect.
+Transitions are one-way: a finished run can never change status, so a blocked run cannot be
+turned into a release; only a new run can release.
+
+Nothing here holds a private value. The data fingerprint is a keyed hash (HMAC-SHA256, key in
+``<registry>.key``, created mode 0600): a plain hash of the rows would let anyone holding all
+but one row test guesses for the last; a keyed one only lets the key holder tell whether two
+runs read the same contents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import hmac
+import io
+import json
+import math
+import os
+import platform
+import secrets
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from governance.locks import DEFAULT_LOCK_TIMEOUT_S, connect
+
+SCHEMA_VERSION = 1
+STATUSES = ("running", "released", "blocked", "failed", "invalid", "refused")
+FINAL = ("released", "blocked", "failed", "invalid", "refused")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    source_table VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    started_at VARCHAR NOT NULL,
+    finished_at VARCHAR,
+    user_name VARCHAR,
+    host VARCHAR,
+    contract_hash VARCHAR,
+    config VARCHAR,
+    code_version VARCHAR,
+    data_fingerprint VARCHAR,
+    training_started BOOLEAN NOT NULL DEFAULT FALSE,
+    epsilon_planned DOUBLE NOT NULL,
+    epsilon_charged DOUBLE NOT NULL,
+    delta DOUBLE NOT NULL,
+    gates VARCHAR,
+    reasons VARCHAR,
+    output_db VARCHAR,
+    output_table VARCHAR,
+    folder VARCHAR,
+    error VARCHAR,
+    resumes INTEGER NOT NULL DEFAULT 0,
+    lifetime_epsilon DOUBLE,
+    lifetime_delta DOUBLE
+);
+"""
+
+_COLUMNS = (
+    "run_id", "source_table", "status", "started_at", "finished_at", "user_name", "host", "contract_hash",
+    "config", "code_version", "data_fingerprint", "training_started", "epsilon_planned", "epsilon_charged",
+    "delta", "gates", "reasons", "output_db", "output_table", "folder", "error", "resumes", "lifetime_epsilon",
+    "lifetime_delta",
+)
+
+
+class BudgetExceeded(RuntimeError):
+    """The run would take the table past its lifetime budget; it was refused before reading a row."""
+
+
+class RegistryError(RuntimeError):
+    """An unknown run, or a change the registry does not allow (e.g. re-publishing a blocked run)."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    source_table: str
+    status: str
+    started_at: str
+    finished_at: str | None
+    user_name: str | None
+    host: str | None
+    contract_hash: str | None
+    config: dict[str, Any]
+    code_version: str | None
+    data_fingerprint: str | None
+    training_started: bool
+    epsilon_planned: float
+    epsilon_charged: float
+    delta: float
+    gates: list[dict[str, Any]]
+    reasons: list[str]
+    output_db: str | None
+    output_table: str | None
+    folder: str | None
+    error: str | None
+    resumes: int
+    lifetime_epsilon: float | None
+    lifetime_delta: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _COLUMNS}
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What a table has spent over its runs (basic composition) and what its contract allows."""
+
+    table: str
+    epsilon: float
+    delta: float
+    runs: int
+    by_fingerprint: dict[str, float] = field(default_factory=dict)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def code_version() -> str:
+    """synthgate's version, plus the git commit when running from a checkout (``+dirty`` if edited)."""
+    import importlib.metadata as md
+
+    try:
+        version = md.version("synthgate")
+    except md.PackageNotFoundError:
+        version = "unknown"
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return version
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}+g{sha}" + (".dirty" if dirty else "")
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "unknown")
+
+
+class Registry:
+    """The registry file at ``path``; every call opens it briefly (one writer at a time, see locks)."""
+
+    def __init__(self, path: Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _con(self, *, write: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not write and not self.path.exists():
+            raise RegistryError(
+                f"no release registry at {self.path}: no run has used it yet. Pass the --out (or "
+                "--registry) the runs used."
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = connect(self.path, timeout_s=self.lock_timeout_s, read_only=not write)
+        try:
+            if write:
+                con.execute(_SCHEMA)
+                con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            yield con
+        finally:
+            con.close()
+
+    def _row(self, con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:
+        row = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        if row is None:
+            raise RegistryError(f"no run {run_id!r} in {self.path}. `synthgate releases list` shows the runs.")
+        return _record(row)
+
+    # ------------------------------------------------------------------ the key for fingerprints
+    def fingerprint_key(self) -> bytes:
+        """The HMAC key beside the registry (created once, mode 0600)."""
+        key_path = self.path.with_suffix(".key")
+        if not key_path.exists():
+            key_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        return bytes.fromhex(key_path.read_text().strip())
+
+    def fingerprint(self, df: pl.DataFrame) -> str:
+        """Keyed hash of the table's contents, independent of row order."""
+        canonical = df.sort(df.columns, nulls_last=True) if df.height else df
+        buf = io.BytesIO()
+        canonical.write_ipc(buf, compression="uncompressed")
+        return "hmac-sha256:" + hmac.new(self.fingerprint_key(), buf.getvalue(), hashlib.sha256).hexdigest()[:32]
+
+    # ------------------------------------------------------------------ budget
+    def spend(self, table: str) -> Spend:
+        if not self.path.exists():
+            return Spend(table, 0.0, 0.0, 0)
+        with self._con() as con:
+            return _spend(con, table)
+
+    # ------------------------------------------------------------------ lifecycle
+    def begin_run(
+        self, *, run_id: str, table: str, epsilon: float, delta: float, lifetime_epsilon: float | None,
+        lifetime_delta: float | None, contract_hash: str, config: dict[str, Any], output_db: str,
+        output_table: str,
+    ) -> Spend:
+        """Record a new run and reserve its ε, or record it refused and raise BudgetExceeded."""
+        if not math.isfinite(epsilon) or epsilon <= 0:
+            raise ValueError(f"a release's planned ε must be a finite number > 0. Got {epsilon!r}.")
+        with self._con() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                spent = _spend(con, table)
+                over = []
+                if lifetime_epsilon is not None and spent.epsilon + epsilon > lifetime_epsilon + 1e-9:
+                    over.append(
+                        f"ε: {spent.epsilon:.4g} already spent over {spent.runs} run(s) + {epsilon:g} planned "
+                        f"> lifetime_epsilon {lifetime_epsilon:g}"
+                    )
+                if lifetime_delta is not None and spent.delta + delta > lifetime_delta * (1 + 1e-9):
+                    over.append(
+                        f"δ: {spent.delta:.3g} spent + {delta:g} planned > lifetime_delta {lifetime_delta:g}"
+                    )
+                status = "refused" if over else "running"
+                _insert(con, run_id=run_id, table=table, status=status, epsilon_planned=epsilon,
+                        epsilon_charged=0.0 if over else epsilon, delta=delta, contract_hash=contract_hash,
+                        config=config, output_db=output_db, output_table=output_table,
+                        error="; ".join(over) if over else None, lifetime=(lifetime_epsilon, lifetime_delta))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        if over:
+            raise BudgetExceeded(
+                f"run refused before reading a row: table {table!r} would exceed its lifetime privacy "
+                f"budget ({'; '.join(over)}). Raise privacy.lifetime_epsilon/lifetime_delta in the "
+                f"contract after review, or ask for a smaller --epsilon. Spent so far: "
+                f"`synthgate budget show --table {table}`."
+            )
+        return spent
+
+    def resume_run(self, run_id: str) -> RunRecord:
+        """Reopen a run that was killed (still 'running') or failed, keeping its reservation."""
+        with self._con() as con:
+            rec = self._row(con, run_id)
+            if rec.status not in ("running", "failed"):
+                raise RegistryError(
+                    f"run {run_id} is {rec.status}; only a killed or failed run can resume. A "
+                    f"{rec.status} run is final: start a new run instead."
+                )
+            if not rec.training_started:
+                raise RegistryError(
+                    f"run {run_id} stopped before training started, so there is nothing to resume and "
+                    "nothing was spent. Start a new run."
+                )
+            # The reservation comes back in full: the resumed run may spend up to its plan.
+            con.execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, resumes = resumes + 1, "
+                "epsilon_charged = epsilon_planned WHERE run_id = ?", [run_id],
+            )
+            return self._row(con, run_id)
+
+    def mark_training(self, run_id: str, *, data_fingerprint: str) -> None:
+        with self._con() as con:
+            rec = self._row(con, run_id)
+            if rec.status != "running":
+                raise RegistryError(f"run {run_id} is {rec.status}, not running.")
+            if rec.data_fingerprint not in (None, data_fingerprint):
+                raise RegistryError(
+                    f"run {run_id} is resuming on different data than it started with (fingerprint "
+                    "mismatch); its checkpoint would mix two tables. Start a new run instead."
+                )
+            con.execute("UPDATE runs SET training_started = TRUE, data_fingerprint = ? WHERE run_id = ?",
+                        [data_fingerprint, run_id])
+
+    def finish(
+        self, run_id: str, *, status: str, epsilon_spent: float, gates: list[dict[str, Any]],
+        reasons: list[str], folder: str | None,
+    ) -> RunRecord:
+        """A running run becomes released or blocked; its charge becomes the ledger's ε."""
+        if status not in ("released", "blocked"):
+            raise ValueError(f"finish() takes 'released' or 'blocked'. Got {status!r}.")
+        with self._con() as con:
+            rec = self._row(con, run_id)
+            if rec.status != "running":
+                raise RegistryError(
+                    f"run {run_id} is already {rec.status}; a finished run never changes status (a "
+                    "blocked run cannot be published later). Start a new run."
+                )
+            con.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, epsilon_charged = ?, gates = ?, reasons = ?, "
+                "folder = ? WHERE run_id = ?",
+                [status, now(), float(epsilon_spent), json.dumps(gates), json.dumps(reasons), folder, run_id],
+            )
+            return self._row(con, run_id)
+
+    def fail(self, run_id: str, *, error: str, epsilon_spent: float | None = None, invalid: bool = False) -> None:
+        """Record a run that stopped on an error (never with a private value in ``error``)."""
+        with self._con() as con:
+            rec = self._row(con, run_id)
+            if rec.status != "running":
+                return
+            if invalid and not rec.training_started:
+                charged = 0.0
+            elif epsilon_spent is not None and math.isfinite(epsilon_spent):
+                charged = float(epsilon_spent)
+            else:
+                charged = rec.epsilon_planned if rec.training_started else 0.0
+            con.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, error = ?, epsilon_charged = ? WHERE run_id = ?",
+                ["invalid" if invalid and not rec.training_started else "failed", now(), error[:2000],
+                 charged, run_id],
+            )
+
+    # ------------------------------------------------------------------ reading
+    def get(self, run_id: str) -> RunRecord:
+        with self._con(write=False) as con:
+            return self._row(con, run_id)
+
+    def runs(self, *, table: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        if not self.path.exists():
+            return []
+        with self._con(write=False) as con:
+            sql = f"SELECT {', '.join(_COLUMNS)} FROM runs"
+            params: list[Any] = []
+            if table is not None:
+                sql += " WHERE source_table = ?"
+                params.append(table)
+            sql += " ORDER BY started_at DESC, run_id DESC"
+            if limit is not None:
+                sql += f" LIMIT {int(limit)}"
+            return [_record(r) for r in con.execute(sql, params).fetchall()]
+
+    def tables(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        with self._con(write=False) as con:
+            return [r[0] for r in con.execute("SELECT DISTINCT source_table FROM runs ORDER BY 1").fetchall()]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, *, run_id: str, table: str, status: str, epsilon_planned: float,
+            epsilon_charged: float, delta: float, contract_hash: str, config: dict[str, Any], output_db: str,
+            output_table: str, error: str | None, lifetime: tuple[float | None, float | None]) -> None:
+    con.execute(
+        "INSERT INTO runs (run_id, source_table, status, started_at, finished_at, user_name, host, contract_hash, "
+        "config, code_version, epsilon_planned, epsilon_charged, delta, output_db, output_table, error, "
+        "lifetime_epsilon, lifetime_delta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, table, status, now(), now() if status == "refused" else None, current_user(), platform.node(),
+         contract_hash, json.dumps(config), code_version(), epsilon_planned, epsilon_charged, delta, output_db,
+         output_table, error, lifetime[0], lifetime[1]],
+    )
+
+
+def _spend(con: duckdb.DuckDBPyConnection, table: str) -> Spend:
+    rows = con.execute(
+        "SELECT coalesce(data_fingerprint, '(not read yet)'), sum(epsilon_charged), "
+        "sum(CASE WHEN epsilon_charged > 0 THEN delta ELSE 0 END), count(*) FILTER (WHERE epsilon_charged > 0) "
+        "FROM runs WHERE source_table = ? GROUP BY 1",
+        [table],
+    ).fetchall()
+    return Spend(
+        table=table,
+        epsilon=float(sum(r[1] for r in rows)),
+        delta=float(sum(r[2] for r in rows)),
+        runs=int(sum(r[3] for r in rows)),
+        by_fingerprint={r[0]: float(r[1]) for r in rows if r[1] > 0},
+    )
+
+
+def _record(row: tuple[Any, ...]) -> RunRecord:
+    d = dict(zip(_COLUMNS, row, strict=True))
+    d["config"] = json.loads(d["config"]) if d["config"] else {}
+    d["gates"] = json.loads(d["gates"]) if d["gates"] else []
+    d["reasons"] = json.loads(d["reasons"]) if d["reasons"] else []
+    d["training_started"] = bool(d["training_started"])
+    return RunRecord(**d)

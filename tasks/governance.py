@@ -1,0 +1,82 @@
+"""Thin tasks over the release registry (governance/registry.py): open, mark, close a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from governance.locks import DatabaseLocked
+from governance.registry import Registry, RegistryError
+from validation.contract import Contract
+
+# Exceptions whose message is ours and names no private value; anything else is recorded by type.
+_OWN_MESSAGES = ("ContractViolation", "ContractError", "InputError", "DatabaseLocked", "RegistryError", "BudgetExceeded")
+
+
+def is_transient(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry I/O hiccups and lock waits, never a bad input."""
+    err = getattr(state, "data", None)
+    return isinstance(err, (OSError, duckdb.IOException, DatabaseLocked)) and not isinstance(err, FileNotFoundError)
+
+
+@task(name="open_run", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=5,
+      retry_condition_fn=is_transient)
+def open_run(
+    registry: Registry, *, run_id: str, contract: Contract, epsilon: float, config: dict[str, Any],
+    output_db: Path, output_table: str, resume: bool,
+) -> None:
+    """Record the run and reserve its ε against the table's lifetime budget, BEFORE any row is read.
+
+    Raises BudgetExceeded (the run is recorded as refused) when the table has too little left.
+    ``resume``: reopen a killed or failed run with its reservation instead.
+    """
+    if resume:
+        record = registry.resume_run(run_id)
+        if record.contract_hash != contract.fingerprint():
+            registry.fail(run_id, error="resume refused: the contract changed since the run started")
+            raise RegistryError(
+                f"run {run_id} started under another contract (fingerprint mismatch); it cannot resume. "
+                "Start a new run."
+            )
+        return
+    registry.begin_run(
+        run_id=run_id, table=contract.table, epsilon=epsilon, delta=contract.privacy.delta,
+        lifetime_epsilon=contract.privacy.lifetime_epsilon, lifetime_delta=contract.privacy.lifetime_delta,
+        contract_hash=contract.fingerprint(), config=config, output_db=str(output_db), output_table=output_table,
+    )
+
+
+@task(name="record_training_start", cache_policy=NO_CACHE, persist_result=False)
+def record_training_start(registry: Registry, run_id: str, df: pl.DataFrame) -> str:
+    """The keyed fingerprint of the rows, and the mark that training (spending) begins."""
+    fingerprint = registry.fingerprint(df)
+    registry.mark_training(run_id, data_fingerprint=fingerprint)
+    return fingerprint
+
+
+@task(name="close_run", cache_policy=NO_CACHE, persist_result=False)
+def close_run(registry: Registry, run_id: str, report: dict[str, Any]) -> None:
+    registry.finish(
+        run_id,
+        status="released" if report["released"] else "blocked",
+        epsilon_spent=float(report["privacy"]["epsilon_spent"]),
+        gates=report["gates"],
+        reasons=report["decision"]["reasons"],
+        folder=report.get("folder"),
+    )
+
+
+def abandon_run(registry: Registry, run_id: str, err: BaseException, *, epsilon_spent: float | None) -> None:
+    """Record a run that stopped on ``err``. Bad input before training is 'invalid' (nothing spent)."""
+    name = type(err).__name__
+    message = f"{name}: {err}" if name in _OWN_MESSAGES else f"{name} (details in the flow run's log)"
+    invalid = name in ("ContractViolation", "ContractError", "InputError")
+    try:
+        registry.fail(run_id, error=message, epsilon_spent=epsilon_spent, invalid=invalid)
+    except (RegistryError, DatabaseLocked, duckdb.Error):
+        pass  # the original error matters more; the run stays 'running' and counts its reservation

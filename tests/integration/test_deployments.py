@@ -1,0 +1,146 @@
+"""A real `prefect server` on loopback, a process work pool and worker, and a scheduled release run.
+
+The ephemeral API that flows use by default has no scheduler, so this starts `prefect server
+start` (scheduler loop shortened to 2 s), registers a deployment of the release flow with
+`synthgate deploy --interval`, starts `prefect worker start`, and waits for the scheduler's run
+to finish the whole pipeline. Everything is stopped at the end. Also checks that prefect.yaml
+registers with `prefect deploy`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+import yaml
+
+from flows.demo import demo_contract, demo_parquet
+from governance.registry import Registry
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    log = (home / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "prefect server did not answer within 120 s"
+            time.sleep(0.5)
+        yield env
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def _run(args: list[str], env: dict[str, str], *, cwd: Path = REPO) -> str:
+    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout + done.stderr
+
+
+def test_prefect_yaml_registers_its_deployments(server: dict[str, str]) -> None:
+    _run([str(BIN / "prefect"), "work-pool", "create", "synthgate", "--type", "process"], server)
+    _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], server)
+    api = server["PREFECT_API_URL"]
+    found = httpx.get(f"{api}/deployments/name/synthgate-scheduled-release/adult-nightly", timeout=10).json()
+    assert found["parameters"] == {"run_config": "deploy/adult.run.yaml"}
+    assert [s["schedule"]["cron"] for s in found["schedules"]] == ["0 2 * * *"]
+
+
+def test_a_scheduled_release_runs_on_a_process_worker(server: dict[str, str], tmp_path: Path) -> None:
+    source = tmp_path / "adult.parquet"
+    pl.read_parquet(demo_parquet()).sample(n=1500, seed=3).write_parquet(source)
+    run_config = tmp_path / "adult.run.yaml"
+    run_config.write_text(yaml.safe_dump({
+        "contract": str(demo_contract()), "source": {"path": str(source)}, "out": str(tmp_path / "out"),
+        "epochs": 1.0, "batch_size": 250,
+    }))
+    _run([str(BIN / "prefect"), "work-pool", "create", "synthgate-test", "--type", "process"], server)
+    out = _run([sys.executable, "-m", "flows.cli", "deploy", "--run-config", str(run_config), "--name", "scheduled-test",
+                "--pool", "synthgate-test", "--interval", "10"], server)
+    assert "registered" in out
+    api = server["PREFECT_API_URL"]
+    deployment = httpx.get(f"{api}/deployments/name/synthgate-scheduled-release/scheduled-test", timeout=10).json()
+
+    # Interval runs are anchored at registration, so the first falls due within 10 s.
+    worker_log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", "synthgate-test", "--limit", "1"],
+        env=server, cwd=REPO, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            runs = httpx.post(f"{api}/flow_runs/filter", timeout=10,
+                              json={"deployments": {"id": {"any_": [deployment["id"]]}}}).json()
+            final = [r for r in runs if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")]
+            if final:
+                break
+            assert worker.poll() is None, worker_log.read_text()[-3000:]
+            assert time.monotonic() < deadline, (
+                f"no scheduled run finished: {[r['state_type'] for r in runs]}\n{worker_log.read_text()[-3000:]}"
+            )
+            time.sleep(2)
+    finally:
+        # No more runs after the first: pause the schedule, then stop the worker (and its run).
+        httpx.patch(f"{api}/deployments/{deployment['id']}", json={"paused": True}, timeout=10)
+        _stop(worker)
+    run = final[0]
+    assert run["auto_scheduled"], "the run must come from the scheduler, not a manual trigger"
+    # The whole pipeline ran to its gate: released (COMPLETED) or blocked (FAILED, saying so).
+    (record,) = Registry(tmp_path / "out" / "registry.duckdb").runs()
+    if run["state_type"] == "COMPLETED":
+        assert record.status == "released"
+    else:
+        assert run["state_type"] == "FAILED" and "BLOCKED" in (run["state"]["message"] or ""), run["state"]
+        assert record.status == "blocked"
+    assert (Path(record.folder) / "report.json").exists()

@@ -1,0 +1,84 @@
+"""A fit killed mid-training resumes from its checkpoint and ends where an uninterrupted fit ends."""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+
+from models.ledger import PrivacyLedger
+from models.synthesizers import get_synthesizer
+from models.synthesizers.base import Checkpoint, TrainingProgress
+from validation.contract import Contract
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL at a given step (after the checkpoint before it was written)."""
+
+
+def _fit(contract: Contract, train: pl.DataFrame, *, epsilon: float = 3.0, checkpoint: Checkpoint | None = None,
+         kill_at: int | None = None, epochs: float = 1.0):
+    cls = get_synthesizer("ctgan")
+    model = cls(contract, cls.config_class(epochs=epochs, batch_size=100), device="cpu")
+    ledger = PrivacyLedger(contract.privacy.delta)
+
+    def progress(p: TrainingProgress) -> None:
+        if kill_at is not None and p.step >= kill_at:
+            raise Killed(p.step)
+
+    model.fit(train, ledger=ledger, epsilon=epsilon, seed=3, progress=progress, checkpoint=checkpoint)
+    return model, ledger
+
+
+@pytest.fixture()
+def train(adult_contract: Contract, adult_small: pl.DataFrame) -> pl.DataFrame:
+    return adult_small.select(adult_contract.modelled_columns)
+
+
+@pytest.mark.parametrize("epsilon", [3.0, math.inf], ids=["dp", "non-dp"])
+def test_a_killed_fit_resumes_to_the_uninterrupted_result(
+    adult_contract: Contract, train: pl.DataFrame, tmp_path: Path, epsilon: float
+) -> None:
+    whole, whole_ledger = _fit(adult_contract, train, epsilon=epsilon)
+    steps = whole.training_summary["steps"]  # 12 steps at q = 100/~1200
+    ckpt = Checkpoint(tmp_path / "train.pt", every_epochs=0.25)
+    every = ckpt.every_steps(whole.training_summary["sample_rate"])
+    assert 1 <= every < steps // 2
+    with pytest.raises(Killed):
+        _fit(adult_contract, train, epsilon=epsilon, checkpoint=ckpt, kill_at=2 * every + 1)
+    assert ckpt.path.exists()
+    assert stat.S_IMODE(os.stat(ckpt.path).st_mode) == 0o600  # it holds the private streams' state
+
+    resumed, resumed_ledger = _fit(adult_contract, train, epsilon=epsilon, checkpoint=ckpt)
+    assert resumed.training_summary["resumed_at_step"] == 2 * every + 1
+    # The accounting continued: same entries, same step counts, same ε as the uninterrupted fit.
+    assert [(e.mechanism, e.steps, e.noise_multiplier) for e in resumed_ledger.entries] == [
+        (e.mechanism, e.steps, e.noise_multiplier) for e in whole_ledger.entries
+    ]
+    assert resumed_ledger.epsilon == whole_ledger.epsilon
+    if math.isfinite(epsilon):
+        assert resumed.accountant.get_epsilon(adult_contract.privacy.delta) == pytest.approx(
+            whole.accountant.get_epsilon(adult_contract.privacy.delta), rel=1e-9
+        )
+    # And the same model: every random stream, moment and weight came back.
+    for k, v in whole.generator.state_dict().items():
+        assert torch.equal(v, resumed.generator.state_dict()[k]), k
+    assert whole.sample(200, seed=1).equals(resumed.sample(200, seed=1))
+
+
+def test_a_checkpoint_of_another_fit_is_refused(adult_contract: Contract, train: pl.DataFrame, tmp_path: Path) -> None:
+    ckpt = Checkpoint(tmp_path / "train.pt", every_epochs=0.25)
+    with pytest.raises(Killed):
+        _fit(adult_contract, train, checkpoint=ckpt, kill_at=4)
+    with pytest.raises(ValueError, match="different fit"):
+        _fit(adult_contract, train, checkpoint=ckpt, epochs=2.0)
+
+
+def test_checkpoint_rejects_a_bad_interval(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="every_epochs"):
+        Checkpoint(tmp_path / "x.pt", every_epochs=0)
