@@ -197,16 +197,18 @@ def resume(
 
     The run's config comes from the registry; its ε is accounted as if it had never stopped.
     """
+    from pydantic import ValidationError
+
     from flows.config import RunConfig
-    from governance.registry import Registry, RegistryError
+    from governance.registry import Registry, RegistryError, check_resumable
 
     reg = Registry(_registry_path(out, registry))
     try:
-        record = reg.get(run_id)
-    except RegistryError as err:
+        record = check_resumable(reg.get(run_id))
+        cfg = RunConfig.model_validate({**record.config, "resume": run_id, "show_progress": not quiet})
+    except (RegistryError, ValidationError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    cfg = RunConfig.model_validate({**record.config, "resume": run_id, "show_progress": not quiet})
     _execute(cfg)
 
 
@@ -234,6 +236,11 @@ def budget_show(
 
     reg = Registry(_registry_path(out, registry))
     try:
+        if not reg.path.exists():
+            raise RegistryError(
+                f"no release registry at {reg.path}: no run has used it yet. Pass the --out (or "
+                "--registry) the runs used."
+            )
         tables = [table] if table else reg.tables()
         records = reg.runs()
     except RegistryError as err:

@@ -89,14 +89,23 @@ def _release(
     lap("train")
     synthetic = sample_synthetic(model, n=config.n_synthetic or train.height, seed=config.seed + 1)
     lap("sample")
-    # The checks run concurrently on the flow's task runner (threads, or a Dask cluster).
-    privacy = evaluate_privacy.submit(train, holdout, synthetic, contract, seed=child_seed(config.seed, 1))
-    fidelity = evaluate_fidelity.submit(train, holdout, synthetic, contract, seed=child_seed(config.seed, 3))
+    # The shadow models always run as concurrent tasks. On a Dask cluster (separate processes)
+    # the privacy and fidelity checks run beside them too; in the thread pool they run one after
+    # another: as threads of one process their numpy/scikit-learn BLAS calls met torch's OpenMP
+    # pool (OpenBLAS warned "Detect OpenMP Loop and this application may hang"; measured).
+    beside = config.task_runner == "dask"
+    args = (train, holdout, synthetic, contract)
+    privacy = evaluate_privacy.submit(*args, seed=child_seed(config.seed, 1)) if beside else None
+    fidelity = evaluate_fidelity.submit(*args, seed=child_seed(config.seed, 3)) if beside else None
+    # Sequential in the thread pool: privacy, then membership (shadows concurrent), then fidelity.
+    own_privacy = None if privacy else evaluate_privacy(*args, seed=child_seed(config.seed, 1))
     membership = run_membership_attacks(
-        train, holdout, synthetic, contract, epsilon=epsilon, epochs=model_conf.epochs, batch_size=model_conf.batch_size,
+        *args, epsilon=epsilon, epochs=model_conf.epochs, batch_size=model_conf.batch_size,
         device=config.device, seed=child_seed(config.seed, 2), show_progress=config.show_progress,
     )
-    results = privacy.result() + membership + fidelity.result()
+    results = privacy.result() if privacy else own_privacy
+    results += membership
+    results += fidelity.result() if fidelity else evaluate_fidelity(*args, seed=child_seed(config.seed, 3))
     lap("checks")
     ledger_dict = ledger.to_dict()
     decision, results = decide_release(results, contract, epsilon_spent=ledger.epsilon)

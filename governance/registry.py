@@ -211,10 +211,19 @@ class Registry:
         """The HMAC key beside the registry (created once, mode 0600)."""
         key_path = self.path.with_suffix(".key")
         if not key_path.exists():
+            # Written whole under a private name, then linked into place: two first runs racing
+            # here agree on one key, and nobody ever reads a half-written one.
             key_path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            tmp = key_path.with_name(f".{key_path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, key_path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
         return bytes.fromhex(key_path.read_text().strip())
 
     def fingerprint(self, df: pl.DataFrame) -> str:
@@ -275,17 +284,7 @@ class Registry:
     def resume_run(self, run_id: str) -> RunRecord:
         """Reopen a run that was killed (still 'running') or failed, keeping its reservation."""
         with self._con() as con:
-            rec = self._row(con, run_id)
-            if rec.status not in ("running", "failed"):
-                raise RegistryError(
-                    f"run {run_id} is {rec.status}; only a killed or failed run can resume. A "
-                    f"{rec.status} run is final: start a new run instead."
-                )
-            if not rec.training_started:
-                raise RegistryError(
-                    f"run {run_id} stopped before training started, so there is nothing to resume and "
-                    "nothing was spent. Start a new run."
-                )
+            check_resumable(self._row(con, run_id))
             # The reservation comes back in full: the resumed run may spend up to its plan.
             con.execute(
                 "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, resumes = resumes + 1, "
@@ -369,6 +368,21 @@ class Registry:
             return []
         with self._con(write=False) as con:
             return [r[0] for r in con.execute("SELECT DISTINCT source_table FROM runs ORDER BY 1").fetchall()]
+
+
+def check_resumable(rec: RunRecord) -> RunRecord:
+    """A run can resume if it was killed (still 'running') or failed, after training started."""
+    if rec.status not in ("running", "failed"):
+        raise RegistryError(
+            f"run {rec.run_id} is {rec.status}; only a killed or failed run can resume. A "
+            f"{rec.status} run is final: start a new run instead."
+        )
+    if not rec.training_started:
+        raise RegistryError(
+            f"run {rec.run_id} stopped before training started, so there is nothing to resume and "
+            "nothing was spent. Start a new run."
+        )
+    return rec
 
 
 def _insert(con: duckdb.DuckDBPyConnection, *, run_id: str, table: str, status: str, epsilon_planned: float,

@@ -10,6 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.config import SourceConfig
+from tasks.governance import is_transient
 from validation.contract import Contract
 
 
@@ -22,7 +23,12 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def read_source(source: SourceConfig) -> pl.DataFrame:
+def read_source(source: SourceConfig, columns: list[str] | None = None) -> pl.DataFrame:
+    """The source as a polars frame; with ``columns``, only those of them that exist.
+
+    Projection happens in DuckDB (``SELECT "a", "b" FROM ...``), so columns the contract does not
+    name are never read: on Parquet and DuckDB tables they are not even decoded.
+    """
     if source.path is not None:
         p = Path(source.path)
         if not p.is_file():
@@ -32,7 +38,8 @@ def read_source(source: SourceConfig) -> pl.DataFrame:
             raise InputError(f"input file {p.name!r} must end in .csv or .parquet. Got {suffix!r}.")
         with duckdb.connect() as con:
             fn = "read_parquet" if suffix in (".parquet", ".pq") else "read_csv"
-            return con.sql(f"SELECT * FROM {fn}($path)", params={"path": str(p)}).pl()
+            relation = con.sql(f"SELECT * FROM {fn}($path)", params={"path": str(p)})
+            return _project(relation, columns).pl()
     db = Path(source.db)  # type: ignore[arg-type]
     if not db.is_file():
         raise InputError(f"DuckDB file {str(db)!r} does not exist. Check source.db.")
@@ -44,11 +51,18 @@ def read_source(source: SourceConfig) -> pl.DataFrame:
                 raise InputError(
                     f"table {source.table!r} is not in {db}. Tables there: {sorted(tables)}."
                 )
-            return con.sql(f"SELECT * FROM {quote_ident(source.table)}").pl()
+            return _project(con.sql(f"SELECT * FROM {quote_ident(source.table)}"), columns).pl()
         try:
-            return con.sql(str(source.query)).pl()
+            return _project(con.sql(str(source.query)), columns).pl()
         except duckdb.Error as err:
             raise InputError(f"source.query failed in {db}: {type(err).__name__}") from None
+
+
+def _project(relation: duckdb.DuckDBPyRelation, columns: list[str] | None) -> duckdb.DuckDBPyRelation:
+    if columns is None:
+        return relation
+    present = [c for c in columns if c in relation.columns]
+    return relation.select(*[duckdb.ColumnExpression(c) for c in present]) if present else relation
 
 
 def prepare_frame(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
@@ -66,7 +80,12 @@ def prepare_frame(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     return out
 
 
-@task(name="load_table", cache_policy=NO_CACHE, persist_result=False)
+@task(name="load_table", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=10,
+      retry_condition_fn=is_transient)
 def load_table(source: SourceConfig, contract: Contract) -> pl.DataFrame:
-    """Read the private table and keep only the contract's columns (extra columns are ignored)."""
-    return prepare_frame(read_source(source), contract)
+    """Read the private table and keep only the contract's columns (extra columns are ignored).
+
+    Retried twice on transient I/O errors (a source database locked by its writer, a network
+    file system hiccup); never on bad input such as a missing file or table.
+    """
+    return prepare_frame(read_source(source, columns=list(contract.columns)), contract)

@@ -181,3 +181,20 @@ def test_a_killed_run_resumes_and_spends_what_an_uninterrupted_run_spends(tmp_pa
     assert [(e["mechanism"], e["steps"]) for e in report["privacy"]["ledger"]] == [
         (e.mechanism, e.steps) for e in ledger.entries
     ]
+
+
+def test_governance_commands_refuse_bad_input_with_exit_2(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["resume", "20260101T000000Z-abcdef", "--out", str(tmp_path)])
+    assert missing.exit_code == 2 and "no release registry at" in missing.output
+    assert runner.invoke(app, ["budget", "show", "--out", str(tmp_path)]).exit_code == 2
+    reg = Registry(tmp_path / "registry.duckdb")
+    reg.begin_run(run_id="r1", table="adult", epsilon=1.0, delta=1e-6, lifetime_epsilon=None, lifetime_delta=None,
+                  contract_hash="x", config={}, output_db="", output_table="")
+    unknown = runner.invoke(app, ["budget", "show", "--table", "nope", "--out", str(tmp_path)])
+    assert unknown.exit_code == 2 and "Tables there: ['adult']" in unknown.output
+    not_started = runner.invoke(app, ["resume", "r1", "--out", str(tmp_path)])
+    assert not_started.exit_code == 2 and "before training started" in not_started.output
+    no_schedule = runner.invoke(app, ["deploy", "--run-config", str(tmp_path / "x.yaml"), "--name", "n"])
+    assert no_schedule.exit_code == 2 and "--cron" in no_schedule.output
+    no_file = runner.invoke(app, ["deploy", "--run-config", str(tmp_path / "x.yaml"), "--name", "n", "--interval", "60"])
+    assert no_file.exit_code == 2 and "does not exist" in no_file.output

@@ -131,3 +131,21 @@ def test_a_locked_file_is_waited_for_then_refused_clearly(tmp_path: Path) -> Non
         assert con.execute("SELECT count(*) FROM held").fetchone() == (0,)
     assert time.monotonic() - started > 0.5
     holder.join(30)
+
+
+def test_only_transient_errors_are_retried() -> None:
+    from types import SimpleNamespace
+
+    import duckdb
+
+    from tasks.governance import is_transient
+    from tasks.ingest import InputError
+
+    def failed(err: BaseException) -> SimpleNamespace:
+        return SimpleNamespace(data=err)
+
+    assert is_transient(None, None, failed(duckdb.IOException("Could not set lock on file")))
+    assert is_transient(None, None, failed(DatabaseLocked("busy")))
+    assert is_transient(None, None, failed(TimeoutError("nfs")))
+    for permanent in (InputError("no such table"), FileNotFoundError("gone"), BudgetExceeded("over"), ValueError("x")):
+        assert not is_transient(None, None, failed(permanent)), permanent

@@ -1,0 +1,126 @@
+"""How far the release pipeline scales in memory on this machine: seconds and peak RSS per stage.
+
+    python -m benchmarks.scale                         # rows 32,561 · 100k · 300k (about 22 minutes on 2 cores)
+    python -m benchmarks.scale --rows 1000000          # hours: the privacy checks grow about quadratically
+    python -m benchmarks.scale --table                 # markdown from benchmarks/results/scale.json
+
+The table is Adult's 15 columns, rows drawn with replacement from the embedded table to the size
+asked for (the bootstrapped copy is written to Parquet outside the timings). Each size runs in its
+own subprocess, one after another: load (DuckDB → polars) → validate (great-expectations) →
+split → DP training (ctgan, ε = 3, ONE epoch at batch 1000: the per-epoch cost; the default is 8)
+→ sample as many rows as train → privacy checks (identical matches, DCR, NNDR, anonymeter) →
+membership attacks (distance + DOMIAS; the shadow attack is off: its cost does not grow with the
+table) → fidelity checks. Peak RSS is the process's high-water mark after each stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results" / "scale.json"
+DEFAULT_ROWS = "32561,100000,300000"
+
+
+def run_one(rows: int, seed: int = 0) -> dict[str, Any]:
+    from benchmarks.common import load_adult, machine, peak_rss_mib
+    from flows.config import SourceConfig
+    from governance.registry import code_version
+    from tasks.evaluate import evaluate_fidelity, evaluate_privacy
+    from tasks.ingest import load_table
+    from tasks.steps import fit_synthesizer, split_holdout, validate_table
+    from validation.gates import membership_attacks
+
+    contract, df = load_adult()
+    contract = contract.model_copy(update={
+        "evaluation": contract.evaluation.model_copy(update={"shadow_models": 0}),
+        "privacy": contract.privacy.model_copy(update={"delta": min(contract.privacy.delta, 0.1 / rows)}),
+    })
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "table.parquet"
+        df.sample(n=rows, with_replacement=True, seed=seed).write_parquet(path)
+        stages: dict[str, dict[str, float]] = {}
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            stages[name] = {"seconds": round(now - clock, 1), "peak_rss_mib": round(peak_rss_mib())}
+            clock = now
+
+        frame = load_table.fn(SourceConfig(path=path), contract)
+        lap("load")
+        validate_table.fn(frame, contract)
+        lap("validate")
+        train, holdout = split_holdout.fn(frame.select(contract.modelled_columns), fraction=1 / 3, seed=seed)
+        del frame
+        lap("split")
+        model, ledger = fit_synthesizer(train, contract, epsilon=3.0, epochs=1.0, batch_size=1000, device="cpu", seed=seed)
+        lap("train_1_epoch")
+        synthetic = model.sample(train.height, seed=seed + 1)
+        lap("sample")
+        evaluate_privacy.fn(train, holdout, synthetic, contract, seed=seed)
+        lap("privacy_checks")
+        membership_attacks(train, holdout, synthetic, contract, seed=seed)
+        lap("membership_attacks")
+        evaluate_fidelity.fn(train, holdout, synthetic, contract, seed=seed)
+        lap("fidelity_checks")
+    return {
+        "rows": rows, "columns": len(contract.modelled_columns), "train_rows": train.height,
+        "epsilon_spent": round(ledger.epsilon, 4), "stages": stages,
+        "total_seconds": round(sum(s["seconds"] for s in stages.values()), 1),
+        "peak_rss_mib": max(s["peak_rss_mib"] for s in stages.values()),
+        "commit": code_version(), "machine": machine(),
+    }
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    names = list(runs[0]["stages"]) if runs else []
+    head = "| rows | " + " | ".join(names) + " | total (s) | peak RSS (MiB) |"
+    sep = "|---" * (len(names) + 3) + "|"
+    lines = [head, sep]
+    for r in sorted(runs, key=lambda r: r["rows"]):
+        cells = [f"{r['stages'][n]['seconds']:g}" for n in names]
+        lines.append(f"| {r['rows']:,} | " + " | ".join(cells) + f" | {r['total_seconds']:g} | {r['peak_rss_mib']:,} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", default=DEFAULT_ROWS, help="Comma-separated table sizes.")
+    ap.add_argument("--table", action="store_true", help="Print the markdown table and exit.")
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one)))
+        return
+    runs = json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
+    if args.table:
+        print(table(runs))
+        return
+    for rows in (int(r) for r in args.rows.split(",")):
+        started = time.perf_counter()
+        print(f"[{rows:,} rows] ...", file=sys.stderr, flush=True)
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--one", str(rows)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            print(f"[{rows:,} rows] FAILED (exit {proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr)
+            continue
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        runs = [r for r in runs if r["rows"] != rows] + [result]
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        tmp = RESULTS.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"runs": sorted(runs, key=lambda r: r["rows"])}, indent=2) + "\n")
+        tmp.replace(RESULTS)
+        print(f"[{rows:,} rows] {result['total_seconds']} s, peak RSS {result['peak_rss_mib']} MiB "
+              f"({time.perf_counter() - started:.0f} s in all)", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
