@@ -39,6 +39,7 @@ from torch import nn
 
 from models.codec import Codec
 from models.device import resolve_device
+from models.dp import PrivateTrainer
 from models.ledger import PrivacyLedger
 from validation.contract import Contract
 
@@ -337,6 +338,23 @@ class Synthesizer(ABC):
                 generator_loss=as_float(generator_loss), critic_fake_score=as_float(critic_fake_score),
                 epsilon=ledger.epsilon,
             )
+        )
+
+    def _private_trainer(
+        self, net: nn.Module, *, ledger: PrivacyLedger, dp: bool, sigma: float, sample_rate: float,
+        gens: Generators, mechanism: str, lr: float, what: str, **options: Any,
+    ) -> PrivateTrainer:
+        """The trainer of one network that reads real rows, with what every fit shares: the fit's
+        noise multiplier and Poisson rate, the expected batch size from the DP row count, the
+        config's clipping norm and Adam betas, and the private noise stream. ``options``:
+        PrivateTrainer's own (``per_sample``, ``weight_decay``)."""
+        n_hat = float(self.codec.n_estimate or 1.0)
+        return PrivateTrainer(
+            net.to(self.device), ledger=ledger, mechanism=mechanism, dp=dp, noise_multiplier=sigma,
+            sample_rate=sample_rate, expected_batch_size=max(1, round(sample_rate * n_hat)),
+            max_grad_norm=self.config.max_grad_norm, lr=lr,
+            betas=self.config.betas,  # type: ignore[attr-defined]  # every model's config sets its Adam betas
+            noise_generator=gens.noise, what=what, **options,
         )
 
     @staticmethod

@@ -44,7 +44,7 @@ from pydantic import Field
 from torch import nn
 
 from models.codec import Codec
-from models.dp import PrivateTrainer, init_uniform_, pair_loss, poisson_sample
+from models.dp import init_uniform_, pair_loss, poisson_sample
 from models.ledger import PrivacyLedger, calibrate_noise
 from models.nets import MLPCritic as Critic
 from models.synthesizers.base import (
@@ -373,19 +373,9 @@ class DPCTGAN(Synthesizer):
         init_uniform_(self.generator, gens.init)
         init_uniform_(base_critic, gens.init)
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
-        trainer = PrivateTrainer(
-            base_critic.to(dev),
-            ledger=ledger,
-            mechanism="dp-sgd-critic",
-            dp=dp,
-            noise_multiplier=sigma,
-            sample_rate=q,
-            expected_batch_size=max(1, round(q * n_hat)),
-            max_grad_norm=cfg.max_grad_norm,
-            lr=cfg.critic_lr,
-            betas=cfg.betas,
-            noise_generator=gens.noise,
-            what="critic",
+        trainer = self._private_trainer(
+            base_critic, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens,
+            mechanism="dp-sgd-critic", lr=cfg.critic_lr, what="critic",
         )
         # Opacus' own accountant runs beside our ledger as a cross-check (tests compare them).
         self.accountant = trainer.accountant

@@ -432,10 +432,9 @@ class MedGAN(Synthesizer):
                 )
 
         def private_trainer(net: nn.Module, mechanism: str, lr: float, per_sample: str, what: str) -> PrivateTrainer:
-            return PrivateTrainer(
-                net, ledger=ledger, mechanism=mechanism, dp=dp, noise_multiplier=sigma, sample_rate=q,
-                expected_batch_size=expected_b, max_grad_norm=cfg.max_grad_norm, lr=lr, betas=cfg.betas,
-                noise_generator=gens.noise, per_sample=per_sample, what=what,
+            return self._private_trainer(
+                net, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens, mechanism=mechanism, lr=lr,
+                what=what, per_sample=per_sample,
             )
 
         # ---- phase 1: the autoencoder reads real rows -> DP-SGD ---------------------------

@@ -451,10 +451,8 @@ class TableGAN(Synthesizer):
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
 
         def private(net: nn.Module, mechanism: str, lr: float, what: str) -> PrivateTrainer:
-            return PrivateTrainer(
-                net.to(dev), ledger=ledger, mechanism=mechanism, dp=dp, noise_multiplier=sigma,
-                sample_rate=q, expected_batch_size=expected, max_grad_norm=cfg.max_grad_norm, lr=lr,
-                betas=cfg.betas, noise_generator=gens.noise, what=what,
+            return self._private_trainer(
+                net, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens, mechanism=mechanism, lr=lr, what=what,
             )
 
         trainer_d = private(disc, "dp-sgd-discriminator", cfg.discriminator_lr, "discriminator")

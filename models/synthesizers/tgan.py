@@ -63,7 +63,7 @@ from pydantic import Field
 from torch import nn
 
 from models.codec import Block
-from models.dp import PrivateTrainer, init_uniform_, pair_loss, poisson_sample
+from models.dp import init_uniform_, pair_loss, poisson_sample
 from models.ledger import PrivacyLedger, calibrate_noise
 from models.nets import MLPCritic as Discriminator
 from models.synthesizers.base import (
@@ -320,19 +320,9 @@ class TGAN(Synthesizer):
         opt_g = torch.optim.Adam(
             self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas, weight_decay=cfg.generator_weight_decay
         )
-        trainer = PrivateTrainer(
-            base_disc.to(dev),
-            ledger=ledger,
-            mechanism="dp-sgd-critic",
-            dp=dp,
-            noise_multiplier=sigma,
-            sample_rate=q,
-            expected_batch_size=max(1, round(q * n_hat)),
-            max_grad_norm=cfg.max_grad_norm,
-            lr=cfg.discriminator_lr,
-            betas=cfg.betas,
-            noise_generator=gens.noise,
-            what="discriminator",
+        trainer = self._private_trainer(
+            base_disc, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens,
+            mechanism="dp-sgd-critic", lr=cfg.discriminator_lr, what="discriminator",
         )
         self.accountant = trainer.accountant
         targets = self._kl_targets()

@@ -58,7 +58,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from models.codec import Codec
-from models.dp import PrivateTrainer, init_uniform_, poisson_sample
+from models.dp import init_uniform_, poisson_sample
 from models.ledger import PrivacyLedger, calibrate_noise
 from models.synthesizers.base import (
     ModelInfo,
@@ -334,20 +334,9 @@ class DPTVAE(Synthesizer):
         init_uniform_(vae, gens.init)
         vae.decoder.reset_sigma()
         vae.to(dev).train()
-        trainer = PrivateTrainer(
-            vae,
-            ledger=ledger,
-            mechanism="dp-sgd-vae",
-            dp=dp,
-            noise_multiplier=sigma,
-            sample_rate=q,
-            expected_batch_size=max(1, round(q * n_hat)),
-            max_grad_norm=cfg.max_grad_norm,
-            lr=cfg.lr,
-            betas=cfg.betas,
-            weight_decay=cfg.weight_decay,
-            noise_generator=gens.noise,
-            what="VAE (encoder, decoder and per-slot scales)",
+        trainer = self._private_trainer(
+            vae, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens, mechanism="dp-sgd-vae",
+            lr=cfg.lr, what="VAE (encoder, decoder and per-slot scales)", weight_decay=cfg.weight_decay,
         )
         self.accountant = trainer.accountant
         loss_mean, kl_mean = math.nan, math.nan

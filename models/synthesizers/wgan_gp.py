@@ -49,7 +49,7 @@ from torch import nn
 from torch.func import functional_call
 
 from models.codec import Block
-from models.dp import PrivateTrainer, init_uniform_, poisson_sample
+from models.dp import init_uniform_, poisson_sample
 from models.ledger import PrivacyLedger, calibrate_noise
 from models.nets import MLPCritic
 from models.synthesizers.base import (
@@ -237,20 +237,9 @@ class WGANGP(Synthesizer):
         init_uniform_(self.generator, gens.init)
         init_uniform_(critic, gens.init)
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
-        trainer = PrivateTrainer(
-            critic.to(dev),
-            ledger=ledger,
-            mechanism="dp-sgd-critic",
-            dp=dp,
-            noise_multiplier=sigma,
-            sample_rate=q,
-            expected_batch_size=max(1, round(q * n_hat)),
-            max_grad_norm=cfg.max_grad_norm,
-            lr=cfg.critic_lr,
-            betas=cfg.betas,
-            noise_generator=gens.noise,
-            per_sample="functorch",
-            what="critic",
+        trainer = self._private_trainer(
+            critic, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens,
+            mechanism="dp-sgd-critic", lr=cfg.critic_lr, what="critic", per_sample="functorch",
         )
         self.accountant = trainer.accountant
         self.critic = critic
