@@ -19,11 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import polars as pl
 import pytest
 import yaml
 
-from flows.demo import demo_contract, demo_parquet
+from flows.demo import demo_contract
 from governance.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,9 +95,8 @@ def test_prefect_yaml_registers_its_deployments(server: dict[str, str]) -> None:
     assert [s["schedule"]["cron"] for s in found["schedules"]] == ["0 2 * * *"]
 
 
-def test_a_scheduled_release_runs_on_a_process_worker(server: dict[str, str], tmp_path: Path) -> None:
-    source = tmp_path / "adult.parquet"
-    pl.read_parquet(demo_parquet()).sample(n=1500, seed=3).write_parquet(source)
+def test_a_scheduled_release_runs_on_a_process_worker(server: dict[str, str], tmp_path: Path, small_source: Path) -> None:
+    source = small_source
     run_config = tmp_path / "adult.run.yaml"
     run_config.write_text(yaml.safe_dump({
         "contract": str(demo_contract()), "source": {"path": str(source)}, "out": str(tmp_path / "out"),

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.config import RunConfig, SourceConfig
-from flows.demo import demo_contract, demo_parquet
+from flows.demo import demo_contract
 from flows.release import release_flow
 from governance.locks import DatabaseLocked
 from governance.registry import BudgetExceeded, Registry
@@ -27,13 +27,6 @@ from tasks.publish import published_run, publish_table
 from tests.lockholder import hold
 
 runner = CliRunner()
-
-
-@pytest.fixture()
-def small_source(tmp_path: Path) -> Path:
-    path = tmp_path / "adult_small.parquet"
-    pl.read_parquet(demo_parquet()).sample(n=1500, seed=3).write_parquet(path)
-    return path
 
 
 def _contract_with(tmp_path: Path, evaluation: dict[str, int] | None = None, **privacy: float) -> Path:

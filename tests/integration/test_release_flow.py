@@ -11,17 +11,10 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from flows.config import RunConfig, SourceConfig
-from flows.demo import demo_contract, demo_parquet
+from flows.demo import demo_contract
 from flows.release import release_flow
 from governance.registry import Registry
 from tasks.steps import ContractViolation
-
-
-@pytest.fixture()
-def small_source(tmp_path: Path) -> Path:
-    path = tmp_path / "adult_small.parquet"
-    pl.read_parquet(demo_parquet()).sample(n=1500, seed=3).write_parquet(path)
-    return path
 
 
 def _config(tmp_path: Path, source: Path, **kw: object) -> RunConfig:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
 import pytest
 import yaml
 
 from flows.config import RunConfig, SourceConfig
-from flows.demo import demo_contract, demo_parquet
+from flows.demo import demo_contract
 from flows.release import run_release
 from flows.stages import make_task_runner
 from validation.contract import ContractError
@@ -17,9 +16,10 @@ from validation.contract import ContractError
 pytest.importorskip("prefect_dask", reason="task_runner: dask needs synthgate[cluster] (installed by `make test`)")
 
 
-def test_a_release_on_a_local_dask_cluster_matches_the_thread_pool(prefect_harness: None, tmp_path: Path) -> None:
-    source = tmp_path / "adult.parquet"
-    pl.read_parquet(demo_parquet()).sample(n=1500, seed=3).write_parquet(source)
+def test_a_release_on_a_local_dask_cluster_matches_the_thread_pool(
+    prefect_harness: None, tmp_path: Path, small_source: Path
+) -> None:
+    source = small_source
     contract = yaml.safe_load(demo_contract().read_text(encoding="utf-8"))
     contract["evaluation"] = {**contract.get("evaluation", {}), "shadow_models": 4, "shadow_rows": 200, "mia_targets": 40}
     contract_path = tmp_path / "adult.contract.yaml"
