@@ -70,6 +70,16 @@ class RunConfig(BaseModel):
         None, description="Scheduler of an existing Dask cluster (tcp://host:8786); None starts a local one."
     )
     workers: int = Field(2, ge=1, description="Threads, or local Dask worker processes, for concurrent tasks.")
+    max_rows: int = Field(
+        1_000_000, ge=10, description="Largest source loaded whole. A larger one is streamed in batches: every "
+        "row validated and fingerprinted, an independent random sample of about max_rows rows kept for training "
+        "and the checks (README, \"Large tables\")."
+    )
+    batch_rows: int = Field(500_000, ge=1, description="Rows per batch when a large source is streamed.")
+    evaluation_rows: int = Field(
+        50_000, ge=100, description="The privacy and fidelity checks score at most this many train, holdout and "
+        "synthetic rows each (seeded uniform subsamples; the nearest-neighbour checks cost rows x rows)."
+    )
 
     @property
     def output_db(self) -> Path:

@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import RunConfig
-from flows.stages import Stopwatch, make_task_runner, new_run_id, package_versions, run_membership_attacks, training_progress
+from flows.stages import (
+    Stopwatch,
+    count_progress,
+    make_task_runner,
+    new_run_id,
+    package_versions,
+    run_membership_attacks,
+    training_progress,
+)
 from governance.registry import Registry, code_version
 from models.synthesizers import resolve_model_config
-from models.synthesizers.base import Checkpoint, SynthConfig, private_randomness_source
+from models.synthesizers.base import Checkpoint, SynthConfig, private_entropy, private_randomness_source
 from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy
 from tasks.governance import abandon_run, close_run, open_run, record_training_start
-from tasks.ingest import load_table
+from tasks.ingest import SampledTable, count_source_rows, load_table, sample_large_table
 from tasks.publish import publish_release
-from tasks.steps import decide_release, sample_synthetic, split_holdout, train_synthesizer, validate_table
+from tasks.steps import (
+    decide_release,
+    evaluation_subsample,
+    sample_synthetic,
+    split_holdout,
+    train_synthesizer,
+    validate_table,
+)
 from validation.contract import Contract, ContractError, load_contract
 from validation.report import build_report
 
@@ -63,7 +80,8 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
         raise
     if checkpoint is not None:
         checkpoint.discard()  # it held the private random streams; the release does not need it
-        shutil.rmtree(checkpoint.path.parent, ignore_errors=True)
+    # The run's private working folder (checkpoint, a large source's sampling key) is not needed now.
+    shutil.rmtree(config.out / "checkpoints" / run_id, ignore_errors=True)
     return report
 
 
@@ -73,11 +91,26 @@ def _release(
 ) -> dict[str, Any]:
     watch = Stopwatch()
     lap = watch.lap
-    df = load_table(config.source, contract)
-    lap("load")
-    validate_table(df, contract)
-    lap("validate")
-    record_training_start(registry, run_id, df)
+    n_source = count_source_rows(config.source)
+    sampled: SampledTable | None = None
+    if n_source <= config.max_rows:
+        df = load_table(config.source, contract)
+        lap("load")
+        validate_table(df, contract)
+        lap("validate")
+        record_training_start(registry, run_id, df)
+    else:
+        # Too large to load: one streamed pass validates and fingerprints every row and keeps an
+        # independent Bernoulli sample of about max_rows rows (secret coins, see sample_large_table).
+        entropy = _sampling_entropy(config.out / "checkpoints" / run_id, resume=config.resume is not None)
+        with count_progress(config.show_progress, "reading (streamed)", n_source) as advance_to:
+            sampled = sample_large_table(
+                config.source, contract, registry, fraction=config.max_rows / n_source, entropy=entropy,
+                batch_rows=config.batch_rows, progress=advance_to,
+            )
+        df = sampled.sample
+        lap("load_validate_sample")
+        record_training_start(registry, run_id, df, fingerprint=sampled.fingerprint)
     train, holdout = split_holdout(df.select(contract.modelled_columns), fraction=config.holdout_fraction, seed=config.seed)
     del df
     lap("split")
@@ -94,7 +127,9 @@ def _release(
     # another: as threads of one process their numpy/scikit-learn BLAS calls met torch's OpenMP
     # pool (OpenBLAS warned "Detect OpenMP Loop and this application may hang"; measured).
     beside = config.task_runner == "dask"
-    args = (train, holdout, synthetic, contract)
+    checked = evaluation_subsample(train, holdout, synthetic, max_rows=config.evaluation_rows,
+                                   seed=child_seed(config.seed, 4))
+    args = (*checked, contract)
     privacy = evaluate_privacy.submit(*args, seed=child_seed(config.seed, 1)) if beside else None
     fidelity = evaluate_fidelity.submit(*args, seed=child_seed(config.seed, 3)) if beside else None
     # Sequential in the thread pool: privacy, then membership (shadows concurrent), then fidelity.
@@ -116,10 +151,26 @@ def _release(
     ]
     if contract.excluded_columns:
         notes.append(f"identifier/pii columns dropped, never modelled: {contract.excluded_columns}")
+    rows = {"train": train.height, "holdout": holdout.height, "synthetic": synthetic.height}
+    if sampled is not None:
+        rows = {"source": sampled.n_rows, "sampled": sampled.sample.height, **rows}
+        notes.append(
+            f"the source's {sampled.n_rows} rows exceed max_rows = {config.max_rows}: all were validated in "
+            f"streamed batches; training and the checks used an independent random sample of "
+            f"{sampled.sample.height} rows (each row kept with probability {sampled.fraction:.4g}, secret coins). "
+            "The DP guarantee covers the whole table; the amplification by this sampling is not claimed."
+        )
+    if any(c.height < full for c, full in zip(checked, (train.height, holdout.height, synthetic.height), strict=True)):
+        rows |= {f"checked_{k}": c.height for k, c in zip(("train", "holdout", "synthetic"), checked, strict=True)}
+        notes.append(
+            f"the privacy and fidelity checks scored seeded uniform subsamples of at most evaluation_rows = "
+            f"{config.evaluation_rows} rows per set (train {checked[0].height}, holdout {checked[1].height}, "
+            f"synthetic {checked[2].height}); their figures are estimates for the whole sets."
+        )
     report = build_report(
         run_id=run_id, table=contract.table, decision=decision, results=results, ledger=ledger_dict,
         epsilon_budget=contract.privacy.epsilon, delta=contract.privacy.delta,
-        rows={"train": train.height, "holdout": holdout.height, "synthetic": synthetic.height},
+        rows=rows,
         timings=watch.timings, versions=package_versions(), contract_fingerprint=contract.fingerprint(),
         config=config.model_dump(mode="json"), notes=notes, dp_randomness=private_randomness_source(),
     )
@@ -133,3 +184,19 @@ def _release(
     lap("publish")
     report["folder"] = str(folder)
     return report
+
+
+def _sampling_entropy(folder: Path, *, resume: bool) -> int:
+    """The private entropy of a large source's sampling coins, kept (mode 0600) beside the run's
+    checkpoint so that a resumed run trains on the same sample; deleted with the checkpoint."""
+    path = folder / "sample.key"
+    if resume and path.exists():
+        return int(path.read_text().strip())
+    value = private_entropy()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(str(value))
+    os.replace(tmp, path)
+    return value

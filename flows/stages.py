@@ -112,16 +112,16 @@ def training_progress(show: bool) -> Iterator[Any]:
 
 @contextmanager
 def count_progress(show: bool, label: str, total: int) -> Iterator[Any]:
-    """A progress bar over ``total`` units of work; yields ``advance()`` (a no-op when hidden)."""
+    """A progress bar over ``total`` units of work; yields ``advance(units=1)`` (a no-op when hidden)."""
     if not show or total == 0:
-        yield lambda: None
+        yield lambda units=1: None
         return
     with Progress(
         TextColumn(f"[bold]{label}[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), console=Console(stderr=True), transient=False,
     ) as bar:
         task_id = bar.add_task("", total=total)
-        yield lambda: bar.advance(task_id)
+        yield lambda units=1: bar.advance(task_id, units)
 
 
 def run_membership_attacks(

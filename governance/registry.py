@@ -233,6 +233,10 @@ class Registry:
         canonical.write_ipc(buf, compression="uncompressed")
         return "hmac-sha256:" + hmac.new(self.fingerprint_key(), buf.getvalue(), hashlib.sha256).hexdigest()[:32]
 
+    def stream_fingerprint(self) -> StreamFingerprint:
+        """A keyed fingerprint fed batch by batch, for sources too large to sort in memory."""
+        return StreamFingerprint(self.fingerprint_key())
+
     # ------------------------------------------------------------------ budget
     def spend(self, table: str) -> Spend:
         if not self.path.exists():
@@ -421,3 +425,24 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
     d["reasons"] = json.loads(d["reasons"]) if d["reasons"] else []
     d["training_started"] = bool(d["training_started"])
     return RunRecord(**d)
+
+
+class StreamFingerprint:
+    """Keyed hash (HMAC-SHA256) of a table read in batches: its rows as header-less CSV in the
+    source's order, so the value does not depend on where batches split. Unlike
+    ``Registry.fingerprint`` (which sorts the whole table first) it depends on row order, so it
+    carries its own prefix and the two kinds are never compared.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        self._columns: list[str] | None = None
+
+    def update(self, batch: pl.DataFrame) -> None:
+        if self._columns is None:
+            self._columns = batch.columns
+            self._mac.update(json.dumps(batch.columns).encode())
+        self._mac.update(batch.select(self._columns).write_csv(include_header=False).encode())
+
+    def hexdigest(self) -> str:
+        return "hmac-sha256/stream:" + self._mac.hexdigest()[:32]

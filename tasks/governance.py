@@ -52,9 +52,10 @@ def open_run(
 
 
 @task(name="record_training_start", cache_policy=NO_CACHE, persist_result=False)
-def record_training_start(registry: Registry, run_id: str, df: pl.DataFrame) -> str:
-    """The keyed fingerprint of the rows, and the mark that training (spending) begins."""
-    fingerprint = registry.fingerprint(df)
+def record_training_start(registry: Registry, run_id: str, df: pl.DataFrame, *, fingerprint: str | None = None) -> str:
+    """The keyed fingerprint of the rows (``fingerprint`` when already computed on a streamed
+    source), and the mark that training (spending) begins."""
+    fingerprint = fingerprint or registry.fingerprint(df)
     registry.mark_training(run_id, data_fingerprint=fingerprint)
     return fingerprint
 

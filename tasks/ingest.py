@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.config import SourceConfig
+from governance.registry import Registry
 from tasks.governance import is_transient
+from tasks.steps import ContractViolation
 from validation.contract import Contract
+from validation.expectations import ValidationReport, merge_reports, validate_frame
+
+
+# Rows per streamed batch: a few hundred MB of Arrow for a wide table; great-expectations runs per batch.
+DEFAULT_BATCH_ROWS = 500_000
+# Domain separation: the sampling coins' stream differs from every model stream drawn from the same key.
+_SAMPLING_STREAM = 0x53414D50
 
 
 class InputError(ValueError):
@@ -23,12 +36,9 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def read_source(source: SourceConfig, columns: list[str] | None = None) -> pl.DataFrame:
-    """The source as a polars frame; with ``columns``, only those of them that exist.
-
-    Projection happens in DuckDB (``SELECT "a", "b" FROM ...``), so columns the contract does not
-    name are never read: on Parquet and DuckDB tables they are not even decoded.
-    """
+@contextmanager
+def _source_relation(source: SourceConfig, columns: list[str] | None) -> Iterator[duckdb.DuckDBPyRelation]:
+    """The source as a DuckDB relation (projected to ``columns`` that exist), open for the block."""
     if source.path is not None:
         p = Path(source.path)
         if not p.is_file():
@@ -38,8 +48,8 @@ def read_source(source: SourceConfig, columns: list[str] | None = None) -> pl.Da
             raise InputError(f"input file {p.name!r} must end in .csv or .parquet. Got {suffix!r}.")
         with duckdb.connect() as con:
             fn = "read_parquet" if suffix in (".parquet", ".pq") else "read_csv"
-            relation = con.sql(f"SELECT * FROM {fn}($path)", params={"path": str(p)})
-            return _project(relation, columns).pl()
+            yield _project(con.sql(f"SELECT * FROM {fn}($path)", params={"path": str(p)}), columns)
+        return
     db = Path(source.db)  # type: ignore[arg-type]
     if not db.is_file():
         raise InputError(f"DuckDB file {str(db)!r} does not exist. Check source.db.")
@@ -51,11 +61,55 @@ def read_source(source: SourceConfig, columns: list[str] | None = None) -> pl.Da
                 raise InputError(
                     f"table {source.table!r} is not in {db}. Tables there: {sorted(tables)}."
                 )
-            return _project(con.sql(f"SELECT * FROM {quote_ident(source.table)}"), columns).pl()
+            yield _project(con.sql(f"SELECT * FROM {quote_ident(source.table)}"), columns)
+            return
         try:
-            return _project(con.sql(str(source.query)), columns).pl()
+            relation = con.sql(str(source.query))
         except duckdb.Error as err:
             raise InputError(f"source.query failed in {db}: {type(err).__name__}") from None
+        yield _project(relation, columns)
+
+
+def read_source(source: SourceConfig, columns: list[str] | None = None) -> pl.DataFrame:
+    """The source as a polars frame; with ``columns``, only those of them that exist.
+
+    Projection happens in DuckDB (``SELECT "a", "b" FROM ...``), so columns the contract does not
+    name are never read: on Parquet and DuckDB tables they are not even decoded.
+    """
+    with _source_relation(source, columns) as relation:
+        try:
+            return relation.pl()
+        except duckdb.Error as err:
+            raise InputError(f"reading the source failed: {type(err).__name__}") from None
+
+
+def count_source_rows(source: SourceConfig) -> int:
+    """How many rows the source has (DuckDB counts them; Parquet from its metadata)."""
+    with _source_relation(source, None) as relation:
+        try:
+            return int(relation.aggregate("count(*)").fetchall()[0][0])
+        except duckdb.Error as err:
+            raise InputError(f"counting the source's rows failed: {type(err).__name__}") from None
+
+
+def stream_source(
+    source: SourceConfig, contract: Contract, *, batch_rows: int = DEFAULT_BATCH_ROWS
+) -> Iterator[pl.DataFrame]:
+    """The source in prepared batches of at most ``batch_rows`` rows, in the source's order.
+
+    DuckDB streams the scan (``to_arrow_reader``), so memory holds one batch at a time whatever the
+    table's size. Each batch is ``prepare_frame``d like a whole-table read.
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be >= 1. Got {batch_rows}.")
+    with _source_relation(source, list(contract.columns)) as relation:
+        try:
+            reader = relation.to_arrow_reader(batch_rows)
+            for batch in reader:
+                if batch.num_rows:
+                    yield prepare_frame(pl.from_arrow(batch), contract)  # type: ignore[arg-type]
+        except duckdb.Error as err:
+            raise InputError(f"reading the source failed: {type(err).__name__}") from None
 
 
 def _project(relation: duckdb.DuckDBPyRelation, columns: list[str] | None) -> duckdb.DuckDBPyRelation:
@@ -89,3 +143,53 @@ def load_table(source: SourceConfig, contract: Contract) -> pl.DataFrame:
     file system hiccup); never on bad input such as a missing file or table.
     """
     return prepare_frame(read_source(source, columns=list(contract.columns)), contract)
+
+
+@dataclass(frozen=True)
+class SampledTable:
+    """A source too large to load, read once in batches: every row validated and fingerprinted,
+    a Bernoulli sample kept in memory for training and the checks."""
+
+    sample: pl.DataFrame
+    n_rows: int
+    fraction: float
+    validation: ValidationReport
+    fingerprint: str
+
+
+@task(name="sample_large_table", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=10,
+      retry_condition_fn=is_transient)
+def sample_large_table(
+    source: SourceConfig, contract: Contract, registry: Registry, *, fraction: float, entropy: int,
+    batch_rows: int = DEFAULT_BATCH_ROWS, progress: Callable[[int], None] | None = None,
+) -> SampledTable:
+    """One streamed pass over a source larger than ``max_rows``: validate, fingerprint, sample.
+
+    Each batch is validated with the contract's great-expectations suite (a bad row anywhere in the
+    table refuses the run, sampled or not), fed to the keyed fingerprint, and thinned by independent
+    Bernoulli(``fraction``) coins. The coins come from ``entropy``, a private value (never a report's
+    seed): with secret coins drawn per row, adding or removing one row changes the sample by at most
+    that row, so a DP guarantee of the training on the sample holds for the whole table. Memory holds
+    one batch and the sample, whatever the table's size. ``progress`` gets each batch's row count.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1]. Got {fraction!r}.")
+    rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(_SAMPLING_STREAM,)))
+    reports: list[ValidationReport] = []
+    kept: list[pl.DataFrame] = []
+    fingerprint = registry.stream_fingerprint()
+    n_rows = 0
+    for batch in stream_source(source, contract, batch_rows=batch_rows):
+        reports.append(validate_frame(batch, contract))
+        fingerprint.update(batch)
+        kept.append(batch.filter(pl.Series(rng.random(batch.height) < fraction)))
+        n_rows += batch.height
+        if progress is not None:
+            progress(batch.height)
+    validation = merge_reports(reports)
+    if not validation.success:
+        raise ContractViolation(validation)
+    contract.privacy.check_delta(n_rows)
+    sample = pl.concat(kept, how="vertical") if kept else pl.DataFrame()
+    return SampledTable(sample=sample, n_rows=n_rows, fraction=fraction, validation=validation,
+                        fingerprint=fingerprint.hexdigest())

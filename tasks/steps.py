@@ -66,6 +66,25 @@ def split_holdout(df: pl.DataFrame, *, fraction: float, seed: int) -> tuple[pl.D
     return df[np.sort(perm[n_hold:])], df[np.sort(perm[:n_hold])]
 
 
+@task(name="evaluation_subsample", **PRIVATE)
+def evaluation_subsample(
+    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, *, max_rows: int, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The three sets the checks score, each cut to at most ``max_rows`` rows by a seeded uniform
+    subsample (row order kept); sets already small enough are returned as they are."""
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1. Got {max_rows}.")
+    streams = np.random.SeedSequence(seed).spawn(3)
+    out = []
+    for frame, stream in zip((train, holdout, synthetic), streams, strict=True):
+        if frame.height <= max_rows:
+            out.append(frame)
+        else:
+            keep = np.sort(np.random.default_rng(stream).choice(frame.height, size=max_rows, replace=False))
+            out.append(frame[keep])
+    return out[0], out[1], out[2]
+
+
 def fit_synthesizer(
     train: pl.DataFrame,
     contract: Contract,

@@ -20,6 +20,7 @@ numeric column therefore fails the range expectation instead of passing as "miss
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -364,6 +365,8 @@ def _run_suite(pdf: Any, suite: ExpectationSuite) -> list[Any]:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # GE announces each ephemeral context's docs folder at INFO: once per streamed batch is noise.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     # GE draws tqdm "Calculating Metrics" bars unless the context's progress_bars config says
     # otherwise (Validator._determine_progress_bars reads `globally` / `metric_calculations`).
@@ -489,4 +492,33 @@ def validate_frame(df: pl.DataFrame, contract: Contract) -> ValidationReport:
         return col_order.get(f.column, len(col_order)), order.get((f.column, f.expectation), -1)
 
     failures.sort(key=sort_key)
+    return ValidationReport(success=not failures, n_rows=n_rows, failures=failures)
+
+
+def merge_reports(reports: Iterable[ValidationReport]) -> ValidationReport:
+    """One report for a table validated batch by batch (``synthgate`` streams large sources).
+
+    Every expectation but the row count is row-wise, so a table passes exactly when each batch
+    does, and a failure's bad-row count is the sum over batches. The row-count expectation
+    (at least one row) is judged on the total. Failures keep the first batch's order and detail.
+    """
+    n_rows = 0
+    merged: dict[tuple[str, str], ValidationFailure] = {}
+    for report in reports:
+        n_rows += report.n_rows
+        for f in report.failures:
+            key = (f.column, f.expectation)
+            if f.expectation == _ROW_COUNT:
+                continue
+            seen = merged.get(key)
+            merged[key] = f if seen is None else ValidationFailure(
+                column=f.column, expectation=f.expectation,
+                unexpected_count=seen.unexpected_count + f.unexpected_count, detail=seen.detail,
+            )
+    failures = list(merged.values())
+    if n_rows == 0:
+        failures.insert(0, ValidationFailure(
+            column=TABLE, expectation=_ROW_COUNT, unexpected_count=0,
+            detail="table has no rows. Check the source query/file and the ingestion step.",
+        ))
     return ValidationReport(success=not failures, n_rows=n_rows, failures=failures)
