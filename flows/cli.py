@@ -409,9 +409,20 @@ def sample(
     )] = None,
     seed: Seed = None,
     device: Device = None,
+    registry: Annotated[Optional[Path], typer.Option(
+        help="Release registry that recorded the run (default: registry.duckdb two levels above the folder, "
+        "i.e. OUT/registry.duckdb). The folder's files must match the hashes it recorded."
+    )] = None,
 ) -> None:
-    """Draw more rows from a released model (post-processing: no private row is read, no ε spent)."""
+    """Draw more rows from a released model (post-processing: no private row is read, no ε spent).
+
+    The folder is checked first against the SHA-256 of each file recorded in the registry when the run
+    was published: a changed, missing or added file refuses it (exit 2).
+    """
     import tempfile
+
+    from governance.locks import DatabaseLocked
+    from governance.registry import Registry, RegistryError
 
     from models.sampling import WhereError, sample_where
     from models.synthesizers import load_synthesizer
@@ -427,6 +438,12 @@ def sample(
             "runs have no model). Pass out/releases/RUN_ID of a RELEASED run.", err=True,
         )
         raise typer.Exit(EXIT_BAD_INPUT)
+    registry_path = registry or release.resolve().parent.parent / "registry.duckdb"
+    try:
+        Registry(registry_path).verify_folder(release.resolve().name, release)
+    except (RegistryError, DatabaseLocked) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     try:
         contract = load_contract(contract_path)
         model = load_synthesizer(model_path, contract, device=device or "auto")

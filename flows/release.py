@@ -176,13 +176,14 @@ def _release(
     )
     report["output"] = {"db": str(config.output_db), "table": output_table}
     report["registry"] = {"path": str(registry.path), "code_version": code_version()}
-    folder = publish_release(
+    folder, artifacts = publish_release(
         report=report, synthetic=synthetic, model=model, contract=contract, ledger=ledger_dict,
         out=config.out, output_db=config.output_db, output_table=output_table, run_id=run_id,
         lock_timeout_s=config.lock_timeout_s,
     )
     lap("publish")
     report["folder"] = str(folder)
+    report["artifacts"] = artifacts  # for the registry; the folder's own report.json cannot hold its hash
     return report
 
 

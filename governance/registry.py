@@ -83,13 +83,14 @@ CREATE TABLE IF NOT EXISTS runs (
     lifetime_epsilon DOUBLE,
     lifetime_delta DOUBLE
 );
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS artifacts VARCHAR;
 """
 
 _COLUMNS = (
     "run_id", "source_table", "status", "started_at", "finished_at", "user_name", "host", "contract_hash",
     "config", "code_version", "data_fingerprint", "training_started", "epsilon_planned", "epsilon_charged",
     "delta", "gates", "reasons", "output_db", "output_table", "folder", "error", "resumes", "lifetime_epsilon",
-    "lifetime_delta",
+    "lifetime_delta", "artifacts",
 )
 
 
@@ -127,6 +128,7 @@ class RunRecord:
     resumes: int
     lifetime_epsilon: float | None
     lifetime_delta: float | None
+    artifacts: dict[str, str]  # SHA-256 of each file of the release (or blocked-report) folder
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _COLUMNS}
@@ -311,9 +313,12 @@ class Registry:
 
     def finish(
         self, run_id: str, *, status: str, epsilon_spent: float, gates: list[dict[str, Any]],
-        reasons: list[str], folder: str | None,
+        reasons: list[str], folder: str | None, artifacts: dict[str, str] | None = None,
     ) -> RunRecord:
-        """A running run becomes released or blocked; its charge becomes the ledger's ε."""
+        """A running run becomes released or blocked; its charge becomes the ledger's ε.
+
+        ``artifacts``: SHA-256 per file of its folder, checked by ``verify_folder`` before use.
+        """
         if status not in ("released", "blocked"):
             raise ValueError(f"finish() takes 'released' or 'blocked'. Got {status!r}.")
         with self._con() as con:
@@ -325,8 +330,9 @@ class Registry:
                 )
             con.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, epsilon_charged = ?, gates = ?, reasons = ?, "
-                "folder = ? WHERE run_id = ?",
-                [status, now(), float(epsilon_spent), json.dumps(gates), json.dumps(reasons), folder, run_id],
+                "folder = ?, artifacts = ? WHERE run_id = ?",
+                [status, now(), float(epsilon_spent), json.dumps(gates), json.dumps(reasons), folder,
+                 json.dumps(artifacts or {}), run_id],
             )
             return self._row(con, run_id)
 
@@ -347,6 +353,30 @@ class Registry:
                 ["invalid" if invalid and not rec.training_started else "failed", now(), error[:2000],
                  charged, run_id],
             )
+
+    def verify_folder(self, run_id: str, folder: Path) -> RunRecord:
+        """Refuse a release folder whose files differ from the hashes recorded when it was published.
+
+        Raises RegistryError naming each changed, missing or added file (never their contents).
+        """
+        rec = self.get(run_id)
+        if rec.status != "released":
+            raise RegistryError(f"run {run_id} is {rec.status}, not released: its folder holds no usable model.")
+        if not rec.artifacts:
+            raise RegistryError(
+                f"run {run_id} has no recorded file hashes (published by an older synthgate); its folder cannot "
+                "be verified. Release it again with this version."
+            )
+        found = file_hashes(folder)
+        problems = [f"{name} changed" for name, h in sorted(rec.artifacts.items()) if found.get(name, h) != h]
+        problems += [f"{name} missing" for name in sorted(rec.artifacts) if name not in found]
+        problems += [f"{name} added" for name in sorted(found) if name not in rec.artifacts]
+        if problems:
+            raise RegistryError(
+                f"release folder {folder} does not match what run {run_id} published ({'; '.join(problems)}): it "
+                "was tampered with or damaged, and is refused. Use an untouched copy, or release again."
+            )
+        return rec
 
     # ------------------------------------------------------------------ reading
     def get(self, run_id: str) -> RunRecord:
@@ -424,7 +454,20 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
     d["gates"] = json.loads(d["gates"]) if d["gates"] else []
     d["reasons"] = json.loads(d["reasons"]) if d["reasons"] else []
     d["training_started"] = bool(d["training_started"])
+    d["artifacts"] = json.loads(d["artifacts"]) if d["artifacts"] else {}
     return RunRecord(**d)
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder``, by path relative to it (POSIX separators)."""
+    out = {}
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        out[path.relative_to(folder).as_posix()] = digest.hexdigest()
+    return out
 
 
 class StreamFingerprint:

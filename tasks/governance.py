@@ -69,6 +69,7 @@ def close_run(registry: Registry, run_id: str, report: dict[str, Any]) -> None:
         gates=report["gates"],
         reasons=report["decision"]["reasons"],
         folder=report.get("folder"),
+        artifacts=report.get("artifacts"),
     )
 
 

@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from governance.locks import DEFAULT_LOCK_TIMEOUT_S, connect
+from governance.registry import file_hashes
 from models.synthesizers.base import Synthesizer
 from tasks.ingest import quote_ident
 from validation.contract import Contract
@@ -87,8 +88,12 @@ def write_folder_atomically(
     report: dict[str, Any],
     model: Synthesizer | None,
     commit: Callable[[], None] | None = None,
-) -> None:
-    """Build the folder under a temporary name beside it, run ``commit``, then rename it in."""
+) -> dict[str, str]:
+    """Build the folder under a temporary name beside it, run ``commit``, then rename it in.
+
+    Returns the SHA-256 of each file, taken before the rename: the registry records them, and a
+    folder changed afterwards is refused when used (``Registry.verify_folder``).
+    """
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
@@ -97,9 +102,11 @@ def write_folder_atomically(
         if model is not None:
             model.save(tmp / "model.pt")
         write_report(report, tmp)
+        hashes = file_hashes(tmp)
         if commit is not None:
             commit()
         os.replace(tmp, folder)
+        return hashes
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -147,22 +154,24 @@ def publish_release(
     output_table: str,
     run_id: str,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
-) -> Path:
-    """Released: table + release folder. Blocked: only the report, under blocked/; nothing published."""
+) -> tuple[Path, dict[str, str]]:
+    """Released: table + release folder. Blocked: only the report, under blocked/; nothing published.
+
+    Returns the folder and the SHA-256 of each of its files."""
     files = {"contract.yaml": contract.to_yaml()}
     if report["released"]:
         files["ledger.json"] = json.dumps(ledger, indent=2)
         folder = out / "releases" / run_id
-        write_folder_atomically(
+        hashes = write_folder_atomically(
             folder, files, report, model,
             commit=lambda: publish_table(output_db, output_table, synthetic, run_id=run_id,
                                          lock_timeout_s=lock_timeout_s),
         )
     else:
         folder = out / "blocked" / run_id
-        write_folder_atomically(folder, files, report, None)
+        hashes = write_folder_atomically(folder, files, report, None)
     _artifacts(report)
-    return folder
+    return folder, hashes
 
 
 @task(name="write_evaluation", cache_policy=NO_CACHE, persist_result=False)

@@ -25,6 +25,10 @@ from validation.results import decide_release as _decide
 PRIVATE = dict(cache_policy=NO_CACHE, persist_result=False)
 
 
+class InputError(ValueError):
+    """The input table cannot be read or used as the contract describes it (exit code 2)."""
+
+
 class ContractViolation(ValueError):
     """Rows break the contract: nothing is trained or written (exit code 2)."""
 
@@ -58,7 +62,7 @@ def split_holdout(df: pl.DataFrame, *, fraction: float, seed: int) -> tuple[pl.D
     """Seeded random split; the holdout is never shown to the model."""
     n_hold = int(round(df.height * fraction))
     if n_hold < 1 or df.height - n_hold < 2:
-        raise ValueError(
+        raise InputError(
             f"the table has {df.height} rows: too few to keep a holdout of {fraction:.0%} and "
             "still train. Use a larger table."
         )

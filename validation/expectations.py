@@ -73,6 +73,12 @@ _INTEGER_TYPES: list[str] = [
 # synthgate's own check (polars side, before great-expectations): the column's dtype can hold
 # the contract kind at all. When it cannot, its value expectations are skipped.
 DTYPE_CHECK = "expect_column_dtype_to_match_contract_kind"
+# synthgate's own check (not a GE expectation): a categorical column that is an identifier in disguise.
+IDENTIFIER_CHECK = "expect_categorical_column_not_identifier_like"
+# Flagged when at least this share of its non-null rows hold a value no other row holds, and at
+# least IDENTIFIER_MIN_SINGLETONS rows do: a real category is shared by many rows, an ID by one.
+IDENTIFIER_SINGLETON_SHARE = 0.5
+IDENTIFIER_MIN_SINGLETONS = 20
 
 _EXIST = "expect_column_to_exist"
 _NOT_NULL = "expect_column_values_to_not_be_null"
@@ -111,7 +117,8 @@ class ValidationReport:
         w1 = max(len(r[1]) for r in rows)
         lines = [f"{a:<{w0}} | {b:<{w1}} | {c}" for a, b, c in rows]
         lines.insert(1, f"{'-' * w0}-+-{'-' * w1}-+-{'-' * len('bad rows')}")
-        return "\n".join([head, *lines])
+        details = [f"- {f.column}: {f.detail}" for f in self.failures if f.detail]
+        return "\n".join([head, *lines, *details])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the release report."""
@@ -424,7 +431,33 @@ def _describe(exp_type: str, column: str, contract: Contract, prepared: _Prepare
     return f"{exp_type} failed on column {column!r}."
 
 
-def validate_frame(df: pl.DataFrame, contract: Contract) -> ValidationReport:
+def identifier_like_columns(df: pl.DataFrame, contract: Contract) -> list[ValidationFailure]:
+    """Categorical columns whose values are (nearly) one per row: identifiers declared as categories.
+
+    A model can only memorise such a column, and a declared category list of patient codes is a
+    list of patients. The failure gives counts, never a value.
+    """
+    out = []
+    for name, col in contract.columns.items():
+        if col.kind != "categorical" or name not in df.columns or not _is_text(df.schema[name]):
+            continue
+        s = df.get_column(name).drop_nulls()
+        if s.len() == 0:
+            continue
+        singletons = int((s.value_counts().get_column("count") == 1).sum())
+        if singletons >= IDENTIFIER_MIN_SINGLETONS and singletons >= IDENTIFIER_SINGLETON_SHARE * s.len():
+            out.append(ValidationFailure(
+                column=name, expectation=IDENTIFIER_CHECK, unexpected_count=singletons,
+                detail=(
+                    f"column {name!r}: {singletons} of its {s.len()} non-null values occur in one row only; it "
+                    "looks like an identifier disguised as a category. Declare it `kind: identifier` (dropped "
+                    "before training) or coarsen it into real categories."
+                ),
+            ))
+    return out
+
+
+def validate_frame(df: pl.DataFrame, contract: Contract, *, identifiers: bool = True) -> ValidationReport:
     """Validate a prepared table against its contract with great-expectations.
 
     ``df`` is expected already prepared: text columns as String with missing markers
@@ -432,7 +465,8 @@ def validate_frame(df: pl.DataFrame, contract: Contract) -> ValidationReport:
     column, a dtype that cannot hold the column's kind, strings or NaN/±inf in numeric
     columns, floats in an integer column each become a failure row. The report carries
     counts, column names and contract values only, never a cell value. Columns the contract
-    does not declare are ignored.
+    does not declare are ignored. ``identifiers`` also runs ``identifier_like_columns`` (a
+    whole-table check: a streamed source runs it once, on its sample, not per batch).
     """
     if not isinstance(df, pl.DataFrame):
         raise TypeError(
@@ -450,6 +484,8 @@ def validate_frame(df: pl.DataFrame, contract: Contract) -> ValidationReport:
 
     results = _run_suite(_to_pandas(prepared.frame), suite)
     failures = list(prepared.dtype_failures)
+    if identifiers:
+        failures += identifier_like_columns(prepared.frame, contract)
     for res in results:
         if res.success:
             continue

@@ -170,10 +170,17 @@ def test_bad_where_clauses_are_refused_with_the_columns(ctgan_small: Synthesizer
 def test_cli_sample_writes_only_matching_rows(ctgan_small: Synthesizer, tmp_path) -> None:
     from flows.cli import app
 
-    release = tmp_path / "release"
-    release.mkdir()
+    from governance.registry import Registry, file_hashes
+
+    release = tmp_path / "out" / "releases" / "run-1"
+    release.mkdir(parents=True)
     ctgan_small.save(release / "model.pt")
     (release / "contract.yaml").write_text(ctgan_small.contract.to_yaml(), encoding="utf-8")
+    registry = Registry(tmp_path / "out" / "registry.duckdb")
+    registry.begin_run(run_id="run-1", table="adult", epsilon=3.0, delta=1e-6, lifetime_epsilon=None,
+                       lifetime_delta=None, contract_hash="x", config={}, output_db="", output_table="")
+    registry.finish("run-1", status="released", epsilon_spent=3.0, gates=[], reasons=[], folder=str(release),
+                    artifacts=file_hashes(release))
     out = tmp_path / "rows.parquet"
     res = CliRunner().invoke(
         app, ["sample", "--release", str(release), "--n", "1000", "--where", "income='>50K'", "-o", str(out), "--device", "cpu"]
@@ -182,6 +189,19 @@ def test_cli_sample_writes_only_matching_rows(ctgan_small: Synthesizer, tmp_path
     rows = pl.read_parquet(out)
     assert rows.height == 1000 and (rows["income"] == ">50K").all()
     assert "conditional" in res.output
+
+    # A tampered folder is refused, naming the file: a changed contract, then an added file.
+    original = (release / "contract.yaml").read_text(encoding="utf-8")
+    (release / "contract.yaml").write_text(original + "\n# edited\n", encoding="utf-8")
+    tampered = CliRunner().invoke(app, ["sample", "--release", str(release), "--n", "5", "-o", str(out)])
+    assert tampered.exit_code == 2 and "contract.yaml changed" in tampered.output and "refused" in tampered.output
+    (release / "contract.yaml").write_text(original, encoding="utf-8")
+    (release / "extra.pt").write_bytes(b"\x00")
+    added = CliRunner().invoke(app, ["sample", "--release", str(release), "--n", "5", "-o", str(out)])
+    assert added.exit_code == 2 and "extra.pt added" in added.output
+    elsewhere = CliRunner().invoke(app, ["sample", "--release", str(release), "--n", "5", "-o", str(out),
+                                         "--registry", str(tmp_path / "none.duckdb")])
+    assert elsewhere.exit_code == 2 and "no release registry" in elsewhere.output
 
     bad = CliRunner().invoke(app, ["sample", "--release", str(tmp_path), "--n", "5", "-o", str(out)])
     assert bad.exit_code == 2 and "not a release folder" in bad.output
