@@ -212,8 +212,15 @@ class Checkpoint:
     def load(self, key: str) -> dict[str, Any] | None:
         if not self.path.exists():
             return None
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
-        if state.get("key") != key:
+        try:
+            # weights_only: tensors and plain containers only; a planted pickle payload is never run.
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001  (torch raises UnpicklingError, RuntimeError, EOFError...)
+            raise ValueError(
+                f"checkpoint {self.path} is not a synthgate checkpoint (it holds objects other than tensors, or "
+                f"is damaged: {type(err).__name__}); refused. Delete it to start the run over."
+            ) from None
+        if not isinstance(state, dict) or state.get("key") != key:
             raise ValueError(
                 f"checkpoint {self.path} belongs to a different fit (model, options, contract, seed or "
                 "row count differ). Delete it to start over, or resume with the run that wrote it."

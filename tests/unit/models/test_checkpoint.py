@@ -82,3 +82,23 @@ def test_a_checkpoint_of_another_fit_is_refused(adult_contract: Contract, train:
 def test_checkpoint_rejects_a_bad_interval(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="every_epochs"):
         Checkpoint(tmp_path / "x.pt", every_epochs=0)
+
+
+class _Payload:
+    """Stands for a planted object: unpickling it would run code (``__reduce__``)."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (print, ("code ran",))
+
+
+def test_a_tampered_checkpoint_is_refused_without_running_its_payload(tmp_path: Path, capsys) -> None:
+    import torch
+
+    path = tmp_path / "train.pt"
+    torch.save({"key": "k", "payload": _Payload()}, path)
+    with pytest.raises(ValueError, match="not a synthgate checkpoint .* refused"):
+        Checkpoint(path).load("k")
+    assert "code ran" not in capsys.readouterr().out
+    path.write_bytes(b"\x80\x04garbage")
+    with pytest.raises(ValueError, match="damaged"):
+        Checkpoint(path).load("k")
