@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,3 +61,41 @@ def independent_marginals(train: pl.DataFrame, n: int, seed: int) -> pl.DataFram
     """Each column drawn with replacement from train's values on its own."""
     rng = np.random.default_rng(seed)
     return pl.DataFrame([train[c].gather(rng.integers(0, train.height, n)) for c in train.columns])
+
+
+def sizes_main(doc: str, module: str, results: Path, default_rows: str,
+               run_one: Callable[[int], dict[str, Any]], table: Callable[[list[dict[str, Any]]], str]) -> None:
+    """The command line that benchmarks/scale.py and benchmarks/large.py share.
+
+    ``--rows A,B,...`` runs each size in its own subprocess (``--one N``: a clean peak RSS per size),
+    one after another, and merges each result into ``results`` (written atomically); ``--table``
+    prints the markdown table of what is there.
+    """
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", default=default_rows, help="Comma-separated table sizes.")
+    ap.add_argument("--table", action="store_true", help="Print the markdown table and exit.")
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one)))
+        return
+    runs = json.loads(results.read_text())["runs"] if results.exists() else []
+    if args.table:
+        print(table(runs))
+        return
+    for rows in (int(r) for r in args.rows.split(",")):
+        started = time.perf_counter()
+        print(f"[{rows:,} rows] ...", file=sys.stderr, flush=True)
+        proc = subprocess.run([sys.executable, "-m", module, "--one", str(rows)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            print(f"[{rows:,} rows] FAILED (exit {proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr)
+            continue
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        runs = [r for r in runs if r["rows"] != result["rows"]] + [result]
+        results.parent.mkdir(parents=True, exist_ok=True)
+        tmp = results.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"runs": sorted(runs, key=lambda r: r["rows"])}, indent=2) + "\n")
+        tmp.replace(results)
+        print(f"[{rows:,} rows] {result['total_seconds']} s, peak RSS {result['peak_rss_mib']} MiB "
+              f"({time.perf_counter() - started:.0f} s in all)", file=sys.stderr, flush=True)

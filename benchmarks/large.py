@@ -15,10 +15,6 @@ Bernoulli sample. Peak RSS is the subprocess's high-water mark.
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -91,33 +87,9 @@ def table(runs: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", default=DEFAULT_ROWS, help="Comma-separated source sizes.")
-    ap.add_argument("--table", action="store_true", help="Print the markdown table and exit.")
-    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.one:
-        print(json.dumps(run_one(args.one)))
-        return
-    runs = json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
-    if args.table:
-        print(table(runs))
-        return
-    for rows in (int(r) for r in args.rows.split(",")):
-        print(f"[{rows:,} rows] ...", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.large", "--one", str(rows)],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            print(f"[{rows:,} rows] FAILED (exit {proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr)
-            continue
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        runs = [r for r in runs if r["rows"] != result["rows"]] + [result]
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        tmp = RESULTS.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"runs": sorted(runs, key=lambda r: r["rows"])}, indent=2) + "\n")
-        tmp.replace(RESULTS)
-        print(f"[{rows:,} rows] {result['total_seconds']} s, peak RSS {result['peak_rss_mib']} MiB",
-              file=sys.stderr, flush=True)
+    from benchmarks.common import sizes_main
+
+    sizes_main(__doc__ or "", "benchmarks.large", RESULTS, DEFAULT_ROWS, run_one, table)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,6 @@ table) → fidelity checks. Peak RSS is the process's high-water mark after each
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -92,34 +88,9 @@ def table(runs: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", default=DEFAULT_ROWS, help="Comma-separated table sizes.")
-    ap.add_argument("--table", action="store_true", help="Print the markdown table and exit.")
-    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.one:
-        print(json.dumps(run_one(args.one)))
-        return
-    runs = json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
-    if args.table:
-        print(table(runs))
-        return
-    for rows in (int(r) for r in args.rows.split(",")):
-        started = time.perf_counter()
-        print(f"[{rows:,} rows] ...", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--one", str(rows)],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            print(f"[{rows:,} rows] FAILED (exit {proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr)
-            continue
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        runs = [r for r in runs if r["rows"] != rows] + [result]
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        tmp = RESULTS.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"runs": sorted(runs, key=lambda r: r["rows"])}, indent=2) + "\n")
-        tmp.replace(RESULTS)
-        print(f"[{rows:,} rows] {result['total_seconds']} s, peak RSS {result['peak_rss_mib']} MiB "
-              f"({time.perf_counter() - started:.0f} s in all)", file=sys.stderr, flush=True)
+    from benchmarks.common import sizes_main
+
+    sizes_main(__doc__ or "", "benchmarks.scale", RESULTS, DEFAULT_ROWS, run_one, table)
 
 
 if __name__ == "__main__":
