@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,13 @@ from flows.stages import (
 )
 from governance.registry import Registry, code_version
 from models.synthesizers import resolve_model_config
-from models.synthesizers.base import Checkpoint, SynthConfig, private_entropy, private_randomness_source
+from models.synthesizers.base import (
+    Checkpoint,
+    SynthConfig,
+    private_entropy,
+    private_file,
+    private_randomness_source,
+)
 from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy
 from tasks.governance import abandon_run, close_run, open_run, record_training_start
 from tasks.ingest import SampledTable, count_source_rows, load_table, sample_large_table
@@ -66,13 +71,14 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
         config=config.model_dump(mode="json", exclude={"resume"}), output_db=config.output_db,
         output_table=output_table, resume=config.resume is not None,
     )
+    work = config.out / "checkpoints" / run_id  # the run's private working folder, deleted at its end
     checkpoint = (
-        Checkpoint(config.out / "checkpoints" / run_id / "train.pt", every_epochs=config.checkpoint_every)
+        Checkpoint(work / "train.pt", every_epochs=config.checkpoint_every)
         if config.checkpoint_every is not None else None
     )
     spent = None  # known once the report exists; until then a failure is charged its whole plan
     try:
-        report = _release(config, contract, run_id, epsilon, model_conf, output_table, registry, checkpoint)
+        report = _release(config, contract, run_id, epsilon, model_conf, output_table, registry, checkpoint, work)
         spent = float(report["privacy"]["epsilon_spent"])
         close_run(registry, run_id, report)
     except BaseException as err:
@@ -81,13 +87,13 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
     if checkpoint is not None:
         checkpoint.discard()  # it held the private random streams; the release does not need it
     # The run's private working folder (checkpoint, a large source's sampling key) is not needed now.
-    shutil.rmtree(config.out / "checkpoints" / run_id, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
     return report
 
 
 def _release(
     config: RunConfig, contract: Contract, run_id: str, epsilon: float, model_conf: SynthConfig,
-    output_table: str, registry: Registry, checkpoint: Checkpoint | None,
+    output_table: str, registry: Registry, checkpoint: Checkpoint | None, work: Path,
 ) -> dict[str, Any]:
     watch = Stopwatch()
     lap = watch.lap
@@ -102,7 +108,7 @@ def _release(
     else:
         # Too large to load: one streamed pass validates and fingerprints every row and keeps an
         # independent Bernoulli sample of about max_rows rows (secret coins, see sample_large_table).
-        entropy = _sampling_entropy(config.out / "checkpoints" / run_id, resume=config.resume is not None)
+        entropy = _sampling_entropy(work, resume=config.resume is not None)
         with count_progress(config.show_progress, "reading (streamed)", n_source) as advance_to:
             sampled = sample_large_table(
                 config.source, contract, registry, fraction=config.max_rows / n_source, entropy=entropy,
@@ -194,10 +200,6 @@ def _sampling_entropy(folder: Path, *, resume: bool) -> int:
     if resume and path.exists():
         return int(path.read_text().strip())
     value = private_entropy()
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(str(value))
-    os.replace(tmp, path)
+    with private_file(path) as fh:
+        fh.write(str(value).encode())
     return value

@@ -80,6 +80,9 @@ IDENTIFIER_CHECK = "expect_categorical_column_not_identifier_like"
 IDENTIFIER_SINGLETON_SHARE = 0.5
 IDENTIFIER_MIN_SINGLETONS = 20
 
+# GE announces each ephemeral context's docs folder at INFO: once per streamed batch is noise.
+logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+
 _EXIST = "expect_column_to_exist"
 _NOT_NULL = "expect_column_values_to_not_be_null"
 _BETWEEN = "expect_column_values_to_be_between"
@@ -372,8 +375,6 @@ def _run_suite(pdf: Any, suite: ExpectationSuite) -> list[Any]:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    # GE announces each ephemeral context's docs folder at INFO: once per streamed batch is noise.
-    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     # GE draws tqdm "Calculating Metrics" bars unless the context's progress_bars config says
     # otherwise (Validator._determine_progress_bars reads `globally` / `metric_calculations`).

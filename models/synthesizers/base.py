@@ -25,10 +25,11 @@ import numbers
 import os
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, BinaryIO, ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -176,6 +177,19 @@ def restore_generators(g: Generators, state: dict[str, Any]) -> None:
         getattr(g, name).set_state(state[name])
 
 
+@contextmanager
+def private_file(path: Path) -> Iterator[BinaryIO]:
+    """Write ``path`` atomically, readable by its owner only (mode 0600): for files that hold private
+    random streams or keys. The bytes go to a temporary name beside it, renamed in when the block ends;
+    a kill meanwhile leaves any previous file intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        yield fh
+    os.replace(tmp, path)
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """Where a fit saves its whole training state every ``every_epochs``, and resumes from.
@@ -229,12 +243,8 @@ class Checkpoint:
 
     def save(self, key: str, state: dict[str, Any]) -> None:
         """Atomic: a kill while saving leaves the previous checkpoint intact."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
+        with private_file(self.path) as fh:
             torch.save({**state, "key": key}, fh)
-        os.replace(tmp, self.path)
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
