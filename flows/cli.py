@@ -1,6 +1,7 @@
 """The `synthgate` command.
 
-Exit codes: 0 released · 2 bad input (contract, config, table breaks its contract) · 3 blocked by a gate ·
+Exit codes: 0 released · 1 a library failed on private rows (its message withheld) · 2 bad input
+(contract, config, table breaks its contract) · 3 blocked by a gate (audit: a bound above its claim) ·
 4 refused: the table's lifetime privacy budget would be exceeded (nothing was read) · 5 another run
 held the output or registry database longer than the lock timeout (nothing was changed).
 """
@@ -27,6 +28,7 @@ releases_app = typer.Typer(help="The release registry: every run, released, bloc
                            no_args_is_help=True)
 app.add_typer(releases_app, name="releases")
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_BLOCKED = 3
 EXIT_REFUSED = 4
@@ -55,12 +57,16 @@ def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
     from governance.locks import DatabaseLocked
     from governance.registry import BudgetExceeded, RegistryError
     from tasks.ingest import InputError
+    from tasks.redaction import WithheldError
     from tasks.steps import ContractViolation
     from validation.contract import ContractError
 
     console = Console(stderr=True)
     try:
         return flow_fn(config)  # type: ignore[no-any-return]
+    except WithheldError as err:
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
     except (ContractViolation, ContractError, InputError, RegistryError) as err:
         console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -362,6 +368,74 @@ def evaluate(
     for r in report["decision"]["reasons"]:
         console.print(f"  - {r}", highlight=False)
     raise typer.Exit(EXIT_BLOCKED)
+
+
+@app.command()
+def audit(
+    epsilon: Annotated[list[float], typer.Option(
+        "--epsilon", help="ε to audit (repeatable); default 1, 3 and 10.")] = [],  # noqa: B006
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="Run-config YAML naming the contract and source (default: the embedded Adult demo).")] = None,
+    canaries: Annotated[int, typer.Option(help="Gradient canaries per run (each included with probability 1/2).", min=2)] = 1000,
+    no_reserve: Annotated[bool, typer.Option(
+        "--no-reserve", help="Leave the rows' own gradients at the canaries' coordinates (a weaker audit).")] = False,
+    epochs: Epochs = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="JSON file for the results.")] = None,
+    device: Device = None,
+    seed: Seed = None,
+    quiet: Quiet = False,
+) -> None:
+    """Audit the DP critic: a one-run lower bound on ε (Steinke, Nasr & Jagielski 2023) per ε.
+
+    Trains the contract's model as a release would, with gradient canaries planted in its DP
+    network, and bounds ε from how well the canaries' secret inclusion can be guessed (95%
+    confidence). Exit 3 when a bound exceeds the ε the ledger claims for that network. Each audited
+    run spends its ε on the source, outside the registry's budget: audit public or stand-in data
+    (the default: the embedded Adult demo).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from flows.audit import AuditConfig, audit_flow
+    from flows.config import SourceConfig, load_run_config
+    from flows.demo import DEMO_TABLE, demo_contract
+    from validation.contract import ContractError
+
+    console = Console(stderr=True)
+    if config is not None:
+        try:
+            run_cfg = load_run_config(config)
+        except ContractError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        contract_path, source, out_dir = run_cfg.contract, run_cfg.source, run_cfg.out
+    else:
+        out_dir = Path("out/demo")
+        contract_path, source = demo_contract(), SourceConfig(db=ensure_demo_db(out_dir), table=DEMO_TABLE)
+    opts = {k: v for k, v in dict(epochs=epochs, device=device, seed=seed).items() if v is not None}
+    if epsilon:
+        opts["epsilons"] = epsilon
+    try:
+        cfg = AuditConfig(contract=contract_path, source=source, canaries=canaries, reserve=not no_reserve,
+                          output=output or out_dir / "audit.json", show_progress=not quiet, **opts)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    result = _run_guarded(audit_flow, cfg)
+    table = Table(title=f"one-run privacy audit, {result['canaries']} canaries, {result['confidence']:.0%} confidence")
+    for col in ("ε target", "ε of the DP network", "lower bound", "guesses", "right", "verdict"):
+        table.add_column(col, justify="right")
+    for r in result["runs"]:
+        b = r["bound"]
+        table.add_row(f"{r['epsilon_target']:g}", f"{r['epsilon_audited_network']:.3f}", f"{b['epsilon_lower_bound']:.3f}",
+                      str(b["guesses"]), str(b["correct"]),
+                      "[green]below the claim[/]" if r["below_claim"] else "[bold red]ABOVE THE CLAIM[/]")
+    console.print(table)
+    console.print(result["privacy_note"], highlight=False)
+    console.print(f"results: {cfg.output}")
+    if not result["all_below_claim"]:
+        console.print("[bold red]AUDIT FAILED[/]: the implementation leaks more than its ledger claims.")
+        raise typer.Exit(EXIT_BLOCKED)
 
 
 @app.command()

@@ -19,11 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from flows.config import SourceConfig
 from flows.stages import Stopwatch, new_run_id, package_versions, run_membership_attacks
 from models.synthesizers import resolve_model_config
-from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy
+from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
 from tasks.ingest import InputError, load_table
 from tasks.publish import write_evaluation
+from tasks.redaction import withhold_library_errors
 from tasks.steps import validate_table
 from validation.contract import load_contract
+from validation.pii import PiiScan
 from validation.report import build_report
 from validation.results import decide_release
 
@@ -69,6 +71,7 @@ class EvaluateConfig(BaseModel):
 
 
 @flow(name="synthgate-evaluate", validate_parameters=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
+@withhold_library_errors
 def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     """load x3 → validate x3 → privacy checks → membership attacks → fidelity → gates → report."""
     run_id = new_run_id("eval-")
@@ -78,9 +81,12 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     contract = load_contract(config.contract)
     model_conf = resolve_model_config(contract, epochs=config.epochs, batch_size=config.batch_size)
     frames = {}
+    pii = PiiScan(contract)  # the real tables' identifier/pii values, for the PII gate
     for role in ("train", "holdout", "synthetic"):
         df = load_table(getattr(config, role), contract)
         validate_table(df, contract, role=f"the {role} table", check_delta=False)
+        if role != "synthetic":
+            pii.update(df)
         frames[role] = df.select(contract.modelled_columns)
     train, holdout, synthetic = frames["train"], frames["holdout"], frames["synthetic"]
     lap("load_and_validate")
@@ -98,6 +104,7 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     )
     lap("membership_attacks")
     results += evaluate_fidelity(train, holdout, synthetic, contract, seed=child_seed(config.seed, 3))
+    results.append(gate_pii_values(pii, synthetic))
     lap("fidelity_checks")
     decision = decide_release(results)
     notes = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,11 @@ from models.synthesizers.base import (
     private_file,
     private_randomness_source,
 )
-from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy
+from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
 from tasks.governance import abandon_run, close_run, open_run, record_training_start
 from tasks.ingest import SampledTable, count_source_rows, load_table, sample_large_table
 from tasks.publish import publish_release
+from tasks.redaction import withhold_library_errors
 from tasks.steps import (
     decide_release,
     evaluation_subsample,
@@ -41,6 +43,7 @@ from tasks.steps import (
     validate_table,
 )
 from validation.contract import Contract, ContractError, load_contract
+from validation.pii import PiiScan
 from validation.report import build_report
 
 
@@ -51,6 +54,7 @@ def run_release(config: RunConfig) -> dict[str, Any]:
 
 
 @flow(name="synthgate-release", validate_parameters=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
+@withhold_library_errors
 def release_flow(config: RunConfig) -> dict[str, Any]:
     """registry → ingest → validate → split → DP train → sample → checks → gate → publish → registry."""
     run_id = config.resume or new_run_id()
@@ -72,8 +76,11 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
         output_table=output_table, resume=config.resume is not None,
     )
     work = config.out / "checkpoints" / run_id  # the run's private working folder, deleted at its end
+    # The registry holds each checkpoint's SHA-256; a resumed run loads only a file it recorded.
     checkpoint = (
-        Checkpoint(work / "train.pt", every_epochs=config.checkpoint_every)
+        Checkpoint(work / "train.pt", every_epochs=config.checkpoint_every,
+                   trusted=tuple(registry.get(run_id).checkpoint_hashes),
+                   on_save=functools.partial(registry.record_checkpoint, run_id))
         if config.checkpoint_every is not None else None
     )
     spent = None  # known once the report exists; until then a failure is charged its whole plan
@@ -99,10 +106,12 @@ def _release(
     lap = watch.lap
     n_source = count_source_rows(config.source)
     sampled: SampledTable | None = None
+    pii = PiiScan(contract)  # every row's identifier/pii values, for the PII gate
     if n_source <= config.max_rows:
         df = load_table(config.source, contract)
         lap("load")
         validate_table(df, contract)
+        pii.update(df)
         lap("validate")
         record_training_start(registry, run_id, df)
     else:
@@ -112,7 +121,7 @@ def _release(
         with count_progress(config.show_progress, "reading (streamed)", n_source) as advance_to:
             sampled = sample_large_table(
                 config.source, contract, registry, fraction=config.max_rows / n_source, entropy=entropy,
-                batch_rows=config.batch_rows, progress=advance_to,
+                batch_rows=config.batch_rows, progress=advance_to, pii=pii,
             )
         df = sampled.sample
         lap("load_validate_sample")
@@ -147,6 +156,7 @@ def _release(
     results = privacy.result() if privacy else own_privacy
     results += membership
     results += fidelity.result() if fidelity else evaluate_fidelity(*args, seed=child_seed(config.seed, 3))
+    results.append(gate_pii_values(pii, synthetic))
     lap("checks")
     ledger_dict = ledger.to_dict()
     decision, results = decide_release(results, contract, epsilon_spent=ledger.epsilon)

@@ -84,13 +84,14 @@ CREATE TABLE IF NOT EXISTS runs (
     lifetime_delta DOUBLE
 );
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS artifacts VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS checkpoint_hashes VARCHAR;
 """
 
 _COLUMNS = (
     "run_id", "source_table", "status", "started_at", "finished_at", "user_name", "host", "contract_hash",
     "config", "code_version", "data_fingerprint", "training_started", "epsilon_planned", "epsilon_charged",
     "delta", "gates", "reasons", "output_db", "output_table", "folder", "error", "resumes", "lifetime_epsilon",
-    "lifetime_delta", "artifacts",
+    "lifetime_delta", "artifacts", "checkpoint_hashes",
 )
 
 
@@ -129,6 +130,7 @@ class RunRecord:
     lifetime_epsilon: float | None
     lifetime_delta: float | None
     artifacts: dict[str, str]  # SHA-256 of each file of the release (or blocked-report) folder
+    checkpoint_hashes: list[str]  # SHA-256 of the run's last two checkpoint files (resume checks them)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _COLUMNS}
@@ -311,6 +313,19 @@ class Registry:
             con.execute("UPDATE runs SET training_started = TRUE, data_fingerprint = ? WHERE run_id = ?",
                         [data_fingerprint, run_id])
 
+    def record_checkpoint(self, run_id: str, sha256: str) -> None:
+        """Note the SHA-256 of the checkpoint a running run is about to write.
+
+        The last two are kept: the hash is recorded before the file is renamed in, so a kill between
+        the two leaves the previous file, whose hash is still on record.
+        """
+        with self._con() as con:
+            rec = self._row(con, run_id)
+            if rec.status != "running":
+                raise RegistryError(f"run {run_id} is {rec.status}, not running; it writes no checkpoint.")
+            kept = [*rec.checkpoint_hashes[-1:], sha256]
+            con.execute("UPDATE runs SET checkpoint_hashes = ? WHERE run_id = ?", [json.dumps(kept), run_id])
+
     def finish(
         self, run_id: str, *, status: str, epsilon_spent: float, gates: list[dict[str, Any]],
         reasons: list[str], folder: str | None, artifacts: dict[str, str] | None = None,
@@ -455,6 +470,7 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
     d["reasons"] = json.loads(d["reasons"]) if d["reasons"] else []
     d["training_started"] = bool(d["training_started"])
     d["artifacts"] = json.loads(d["artifacts"]) if d["artifacts"] else {}
+    d["checkpoint_hashes"] = json.loads(d["checkpoint_hashes"]) if d["checkpoint_hashes"] else []
     return RunRecord(**d)
 
 

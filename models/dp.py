@@ -33,6 +33,7 @@ from opacus.accountants import RDPAccountant
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
+from models import canaries as audit_canaries
 from models.ledger import Charge, PrivacyLedger
 
 
@@ -106,6 +107,7 @@ class PrivateTrainer:
             raise ValueError(f"per_sample must be 'hooks' or 'functorch'. Got {per_sample!r}.")
         self.raw = module
         self.dp = dp
+        self.max_grad_norm = float(max_grad_norm)
         self.ledger = ledger
         self.per_sample = per_sample
         self.module: nn.Module = (
@@ -114,6 +116,7 @@ class PrivateTrainer:
         adam = torch.optim.Adam(module.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
         self.accountant: RDPAccountant | None = None
         self.entry: Charge
+        self.canaries: audit_canaries.GradientCanaries | None = None
         if dp:
             self.optimizer: torch.optim.Optimizer = DPOptimizer(
                 adam,
@@ -135,6 +138,9 @@ class PrivateTrainer:
                     f"noise multiplier {noise_multiplier:.3f}"
                 ),
             )
+            # An audit run (``synthgate audit``) plants gradient canaries in the first DP network.
+            planted = audit_canaries.active()
+            self.canaries = planted if planted is not None and planted.claim(self, what) else None
         else:
             self.optimizer = adam
             self.entry = ledger.record_non_dp(
@@ -160,6 +166,8 @@ class PrivateTrainer:
                 loss_sum.backward()
             else:
                 self._empty_grad_samples()
+            if self.canaries is not None:
+                self.canaries.inject()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         elif batch_size > 0:
@@ -200,6 +208,8 @@ class PrivateTrainer:
                     p.grad = grads[k].mean(0)
         elif self.dp:
             self._empty_grad_samples()
+        if self.canaries is not None:
+            self.canaries.inject()
         if self.dp or b > 0:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 from prefect import task
 
-from tasks.steps import PRIVATE, fit_synthesizer
+from tasks.steps import fit_synthesizer, private_task
 from validation.contract import Contract
 from validation.gates import fidelity_checks, membership_attacks, membership_checks, privacy_checks
 from validation.mia import (
@@ -29,6 +29,7 @@ from validation.mia import (
     shadow_attack,
     shadow_training_frame,
 )
+from validation.pii import PiiScan
 from validation.results import MetricResult
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "attack_membership",
     "evaluate_fidelity",
     "evaluate_privacy",
+    "gate_pii_values",
     "judge_membership",
     "plan_shadow_attack",
     "score_shadow_attack",
@@ -48,7 +50,7 @@ def child_seed(seed: int, *key: int) -> int:
     return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1)[0])
 
 
-@task(name="evaluate_privacy", **PRIVATE)
+@private_task(name="evaluate_privacy")
 def evaluate_privacy(
     train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
 ) -> list[MetricResult]:
@@ -56,7 +58,13 @@ def evaluate_privacy(
     return privacy_checks(train, holdout, synthetic, contract, seed=seed)
 
 
-@task(name="evaluate_fidelity", **PRIVATE)
+@private_task(name="gate_pii_values")
+def gate_pii_values(scan: PiiScan, synthetic: pl.DataFrame) -> MetricResult:
+    """The PII gate over what the scan of the private rows found (see ``validation.pii``)."""
+    return scan.result(synthetic)
+
+
+@private_task(name="evaluate_fidelity")
 def evaluate_fidelity(
     train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
 ) -> list[MetricResult]:
@@ -64,7 +72,7 @@ def evaluate_fidelity(
     return fidelity_checks(train, holdout, synthetic, contract, seed=seed)
 
 
-@task(name="attack_membership", **PRIVATE)
+@private_task(name="attack_membership")
 def attack_membership(
     train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
 ) -> list[AttackResult]:
@@ -87,7 +95,7 @@ class ShadowPlan:
         return len(self.runs)
 
 
-@task(name="plan_shadow_attack", **PRIVATE)
+@private_task(name="plan_shadow_attack")
 def plan_shadow_attack(
     train: pl.DataFrame,
     holdout: pl.DataFrame,
@@ -126,7 +134,7 @@ def plan_shadow_attack(
     return ShadowPlan(runs, targets, is_member, pool, n_synthetic, shadow_batch)
 
 
-@task(name="train_shadow", **PRIVATE)
+@private_task(name="train_shadow")
 def train_shadow(
     plan: ShadowPlan, index: int, contract: Contract, *, epsilon: float, epochs: float, device: str
 ) -> pl.DataFrame:
@@ -139,7 +147,7 @@ def train_shadow(
     return model.sample(plan.n_synthetic, seed=child_seed(run.seed, 0))
 
 
-@task(name="score_shadow_attack", **PRIVATE)
+@private_task(name="score_shadow_attack")
 def score_shadow_attack(
     plan: ShadowPlan, shadow_synthetics: list[pl.DataFrame], synthetic: pl.DataFrame, contract: Contract
 ) -> AttackResult:

@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from governance.locks import DatabaseLocked
 from governance.registry import Registry, RegistryError
+from tasks.steps import private_task
 from validation.contract import Contract
 
 # Exceptions whose message is ours and names no private value; anything else is recorded by type.
@@ -51,7 +52,7 @@ def open_run(
     )
 
 
-@task(name="record_training_start", cache_policy=NO_CACHE, persist_result=False)
+@private_task(name="record_training_start")
 def record_training_start(registry: Registry, run_id: str, df: pl.DataFrame, *, fingerprint: str | None = None) -> str:
     """The keyed fingerprint of the rows (``fingerprint`` when already computed on a streamed
     source), and the mark that training (spending) begins."""

@@ -10,15 +10,14 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from flows.config import SourceConfig
 from governance.registry import Registry
 from tasks.governance import is_transient
-from tasks.steps import ContractViolation, InputError
+from tasks.steps import ContractViolation, InputError, private_task
 from validation.contract import Contract
 from validation.expectations import ValidationReport, identifier_like_columns, merge_reports, validate_frame
+from validation.pii import PiiScan
 
 
 # Rows per streamed batch: a few hundred MB of Arrow for a wide table; great-expectations runs per batch.
@@ -130,7 +129,7 @@ def prepare_frame(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     return out
 
 
-@task(name="load_table", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=10,
+@private_task(name="load_table", retries=2, retry_delay_seconds=10,
       retry_condition_fn=is_transient)
 def load_table(source: SourceConfig, contract: Contract) -> pl.DataFrame:
     """Read the private table and keep only the contract's columns (extra columns are ignored).
@@ -163,11 +162,12 @@ class SampledTable:
     fingerprint: str
 
 
-@task(name="sample_large_table", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=10,
+@private_task(name="sample_large_table", retries=2, retry_delay_seconds=10,
       retry_condition_fn=is_transient)
 def sample_large_table(
     source: SourceConfig, contract: Contract, registry: Registry, *, fraction: float, entropy: int,
     batch_rows: int = DEFAULT_BATCH_ROWS, progress: Callable[[int], None] | None = None,
+    pii: PiiScan | None = None,
 ) -> SampledTable:
     """One streamed pass over a source larger than ``max_rows``: validate, fingerprint, sample.
 
@@ -176,7 +176,8 @@ def sample_large_table(
     Bernoulli(``fraction``) coins. The coins come from ``entropy``, a private value (never a report's
     seed): with secret coins drawn per row, adding or removing one row changes the sample by at most
     that row, so a DP guarantee of the training on the sample holds for the whole table. Memory holds
-    one batch and the sample, whatever the table's size. ``progress`` gets each batch's row count.
+    one batch and the sample, whatever the table's size. ``progress`` gets each batch's row count;
+    ``pii``, when given, scans every row's identifier/pii values (the PII gate covers the whole table).
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1]. Got {fraction!r}.")
@@ -188,6 +189,8 @@ def sample_large_table(
     for batch in stream_source(source, contract, batch_rows=batch_rows):
         reports.append(validate_frame(batch, contract, identifiers=False))
         fingerprint.update(batch)
+        if pii is not None:
+            pii.update(batch)
         kept.append(_compact(batch.filter(pl.Series(rng.random(batch.height) < fraction))))
         n_rows += batch.height
         if progress is not None:

@@ -7,11 +7,14 @@ must never write a private frame to its result store. Logs carry aggregates only
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+
+from tasks.redaction import withhold_library_errors
 
 from models.ledger import PrivacyLedger
 from models.synthesizers import get_synthesizer, resolve_model_config
@@ -23,6 +26,12 @@ from validation.results import GateDecision, MetricResult
 from validation.results import decide_release as _decide
 
 PRIVATE = dict(cache_policy=NO_CACHE, persist_result=False)
+
+
+def private_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``@task`` for a step that reads private rows: never cached or persisted, and no library
+    exception message escapes it (``tasks.redaction``)."""
+    return lambda fn: task(withhold_library_errors(fn), **PRIVATE, **options)
 
 
 class InputError(ValueError):
@@ -40,7 +49,7 @@ class ContractViolation(ValueError):
         )
 
 
-@task(name="validate_table", **PRIVATE)
+@private_task(name="validate_table")
 def validate_table(
     df: pl.DataFrame, contract: Contract, *, role: str = "the table", check_delta: bool = True
 ) -> ValidationReport:
@@ -57,7 +66,7 @@ def validate_table(
     return report
 
 
-@task(name="split_holdout", **PRIVATE)
+@private_task(name="split_holdout")
 def split_holdout(df: pl.DataFrame, *, fraction: float, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Seeded random split; the holdout is never shown to the model."""
     n_hold = int(round(df.height * fraction))
@@ -70,7 +79,7 @@ def split_holdout(df: pl.DataFrame, *, fraction: float, seed: int) -> tuple[pl.D
     return df[np.sort(perm[n_hold:])], df[np.sort(perm[:n_hold])]
 
 
-@task(name="evaluation_subsample", **PRIVATE)
+@private_task(name="evaluation_subsample")
 def evaluation_subsample(
     train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, *, max_rows: int, seed: int
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -123,7 +132,7 @@ def fit_synthesizer(
 
 
 # DP training as a task; every data-dependent step is charged to a fresh ledger for this release.
-train_synthesizer = task(fit_synthesizer, name="train_synthesizer", **PRIVATE)
+train_synthesizer = private_task(name="train_synthesizer")(fit_synthesizer)
 
 
 @task(name="sample_synthetic", cache_policy=NO_CACHE, persist_result=False)

@@ -20,6 +20,8 @@ Rules every subclass follows (DESIGN.md, "Differential privacy, end to end"):
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 import numbers
 import os
@@ -27,7 +29,7 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Self
 
@@ -190,6 +192,19 @@ def private_file(path: Path) -> Iterator[BinaryIO]:
     os.replace(tmp, path)
 
 
+@contextmanager
+def buffers_kept(*modules: nn.Module | None) -> Iterator[None]:
+    """Restore the modules' buffers (BatchNorm running statistics) when the block ends."""
+    saved = [[b.detach().clone() for b in m.buffers()] for m in modules if m is not None]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, kept in zip([m for m in modules if m is not None], saved, strict=True):
+                for b, old in zip(m.buffers(), kept, strict=True):
+                    b.copy_(old)
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """Where a fit saves its whole training state every ``every_epochs``, and resumes from.
@@ -199,10 +214,16 @@ class Checkpoint:
     uninterrupted one would, with the same ε. The file holds the private random streams' state
     (with it the remaining DP noise is predictable) and a critic that saw real rows: it is written
     mode 0600, is never part of a release, and the release flow deletes it when the run ends.
+
+    Tamper evidence: ``on_save`` gets each new file's SHA-256 *before* the file is renamed in (the
+    release flow records it in the registry), and a checkpoint given ``trusted`` hashes loads only a
+    file whose SHA-256 is one of them; ``trusted=None`` (standalone fits) skips that check.
     """
 
     path: Path
     every_epochs: float = 1.0
+    trusted: tuple[str, ...] | None = None
+    on_save: Callable[[str], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.every_epochs > 0:
@@ -214,7 +235,6 @@ class Checkpoint:
     @staticmethod
     def key(model: Synthesizer, n_rows: int, seed: int) -> str:
         """What a checkpoint must match to be resumed: model, options, contract, seed, row count."""
-        import hashlib
         import json
 
         blob = json.dumps(
@@ -226,6 +246,13 @@ class Checkpoint:
     def load(self, key: str) -> dict[str, Any] | None:
         if not self.path.exists():
             return None
+        if self.trusted is not None:
+            digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+            if digest not in self.trusted:
+                raise ValueError(
+                    f"checkpoint {self.path} is not the file this run wrote: its SHA-256 is not among those the "
+                    f"registry recorded ({len(self.trusted)} on record); refused. Delete it to start the run over."
+                )
         try:
             # weights_only: tensors and plain containers only; a planted pickle payload is never run.
             state = torch.load(self.path, map_location="cpu", weights_only=True)
@@ -243,8 +270,13 @@ class Checkpoint:
 
     def save(self, key: str, state: dict[str, Any]) -> None:
         """Atomic: a kill while saving leaves the previous checkpoint intact."""
+        buffer = io.BytesIO()
+        torch.save({**state, "key": key}, buffer)
+        data = buffer.getvalue()
+        if self.on_save is not None:  # recorded first: a kill before the rename leaves a recorded file
+            self.on_save(hashlib.sha256(data).hexdigest())
         with private_file(self.path) as fh:
-            torch.save({**state, "key": key}, fh)
+            fh.write(data)
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -375,7 +407,9 @@ class Synthesizer(ABC):
         )
 
     @staticmethod
-    def _fake_partners(b: int, chunk: int, make: Callable[[int], torch.Tensor]) -> torch.Tensor | None:
+    def _fake_partners(
+        b: int, chunk: int, make: Callable[[int], torch.Tensor], *, keep: nn.Module | None = None
+    ) -> torch.Tensor | None:
         """``b`` fake partners for a Poisson batch of ``b`` real rows, made in chunks of ``chunk`` rows.
 
         A generator with BatchNorm in train mode normalises over the rows it generates together.
@@ -383,10 +417,16 @@ class Synthesizer(ABC):
         on whether one more person was sampled, which breaks the per-sample sensitivity argument of
         DP-SGD. ``chunk`` is public (the expected batch size from the DP row count), so fixed-size
         chunks keep each partner independent of ``b`` and of every real row. None for ``b = 0``.
+
+        ``b`` itself is private, so nothing that shapes the released generator may depend on it:
+        ``make`` must draw from a stream the generator's own steps never use (``gens.extra``), and
+        ``keep`` (the generator) gets its BatchNorm running statistics back afterwards, since the
+        number of chunks would otherwise leave its mark on them (found by the taint test).
         """
         if b == 0:
             return None
-        return torch.cat([make(chunk) for _ in range(math.ceil(b / chunk))])[:b]
+        with torch.no_grad(), buffers_kept(keep):  # partners carry no gradient to the generator
+            return torch.cat([make(chunk) for _ in range(math.ceil(b / chunk))])[:b]
 
     def _fit_codec(self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator) -> np.ndarray:
         """Charged (or, non-DP, recorded) codec statistics, then the encoded training matrix."""

@@ -403,14 +403,16 @@ class DPCTGAN(Synthesizer):
                     # fakes only), so partner i depends on its own condition and on no other real row.
                     self.generator.eval()
                     with torch.no_grad():
-                        fake = self._activate(self._generate_given(cond_r, g_dev), g_dev)
+                        fake = self._activate(self._generate_given(cond_r, gens.extra), gens.extra)
                     self.generator.train()
                     pair = torch.stack([torch.cat([real, cond_r], 1), torch.cat([fake, cond_r], 1)], dim=1)
                     loss_d = pair_loss(trainer.module(pair))
                 trainer.step(loss_d, b)
             else:
                 with torch.no_grad():
-                    fake = self._fake_partners(b, bg, lambda m: self._activate(self._generate(m, g_dev)[0], g_dev))
+                    fake = self._fake_partners(
+                        b, bg, lambda m: self._activate(self._generate(m, gens.extra)[0], gens.extra), keep=self.generator
+                    )
                 loss_d = pair_loss(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
                 trainer.step(loss_d, b)
 

@@ -71,6 +71,7 @@ from models.dp import PrivateTrainer, init_uniform_, pair_loss, poisson_sample
 from models.ledger import PrivacyLedger, calibrate_noise
 from models.synthesizers.base import (
     ModelInfo,
+    buffers_kept,
     SynthConfig,
     Synthesizer,
     TrainingProgress,
@@ -337,10 +338,13 @@ class MedGAN(Synthesizer):
         batch statistic inside the generator).
         """
         rows, means = [], []
-        for _ in range(math.ceil(b / chunk)):
-            x = self._generate(chunk, g)
-            rows.append(x)
-            means.append(x.mean(0, keepdim=True).expand(chunk, -1))
+        # ``g`` is a stream the generator's own steps never use, and BatchNorm's running statistics
+        # come back afterwards: the private b must leave no mark on the released networks.
+        with torch.no_grad(), buffers_kept(self.generator, self.decoder):  # partners carry no gradient
+            for _ in range(math.ceil(b / chunk)):
+                x = self._generate(chunk, g)
+                rows.append(x)
+                means.append(x.mean(0, keepdim=True).expand(chunk, -1))
         return torch.cat(rows)[:b], torch.cat(means)[:b]
 
     @staticmethod
@@ -483,7 +487,7 @@ class MedGAN(Synthesizer):
             idx = poisson_sample(n, q, gens.batches).to(dev)
             real = X[idx]
             with torch.no_grad():
-                fake, fake_mean = self._fake_partners(real.shape[0], chunk, g_dev)
+                fake, fake_mean = self._fake_partners(real.shape[0], chunk, gens.extra)
             self._private_step(d_trainer, d_loss, self._pairs(real, fake, fake_mean))
 
             # generator (+ decoder): post-processing of the DP discriminator

@@ -493,7 +493,9 @@ class TableGAN(Synthesizer):
             real = X[idx]
             b = real.shape[0]
             with torch.no_grad():
-                fake = self._fake_partners(b, bg, lambda m: self._activate(self._generate(m, g_dev), g_dev))
+                fake = self._fake_partners(
+                    b, bg, lambda m: self._activate(self._generate(m, gens.extra), gens.extra), keep=self.generator
+                )
             loss_d = pair_loss(trainer_d.module(torch.stack([real, fake], dim=1))) if fake is not None else None
             trainer_d.step(loss_d, b)
 

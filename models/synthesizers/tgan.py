@@ -341,7 +341,8 @@ class TGAN(Synthesizer):
             partners = fake.detach()[:b]
             if b > bg:  # a large Poisson draw: more fake partners from the same distribution
                 with torch.no_grad():
-                    partners = torch.cat([partners, self._generate(b - bg, gens.extra)[1]])
+                    more = self._fake_partners(b - bg, bg, lambda m: self._generate(m, gens.extra)[1], keep=self.generator)
+                    partners = torch.cat([partners, more])
             loss_d = pair_loss(trainer.module(torch.stack([real, partners], dim=1))) if b > 0 else None
             trainer.step(loss_d, b)
 

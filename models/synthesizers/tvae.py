@@ -339,7 +339,8 @@ class DPTVAE(Synthesizer):
             lr=cfg.lr, what="VAE (encoder, decoder and per-slot scales)", weight_decay=cfg.weight_decay,
         )
         self.accountant = trainer.accountant
-        loss_mean, kl_mean = math.nan, math.nan
+        # The VAE's loss on a batch of real rows is an exact statistic of those rows, not a DP output:
+        # it is never shown or reported (progress gets NaN, as medgan's autoencoder phase does).
         for step in range(1, steps + 1):
             idx = poisson_sample(n, q, gens.batches).to(dev)
             real = X[idx]
@@ -350,13 +351,12 @@ class DPTVAE(Synthesizer):
                 out, log_sigma, mu, logvar = trainer.module(real, noise)
                 per_row, kl = row_loss(self.codec, real, out, log_sigma, mu, logvar, loss_factor=cfg.loss_factor)
                 loss_sum = per_row.sum()
-                loss_mean, kl_mean = float(per_row.detach().mean()), float(kl.detach().mean())
             trainer.step(loss_sum, b)
             vae.decoder.clamp_sigma_(cfg.sigma_min, cfg.sigma_max)
 
             self._report(
-                progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_mean,
-                critic_fake_score=kl_mean, ledger=ledger,
+                progress, step=step, steps=steps, sample_rate=q, generator_loss=math.nan,
+                critic_fake_score=math.nan, ledger=ledger,
             )
         self.decoder = vae.decoder.eval()
         self.training_summary = {
@@ -366,8 +366,6 @@ class DPTVAE(Synthesizer):
             "noise_multiplier": sigma,
             "max_grad_norm": cfg.max_grad_norm if dp else None,
             "expected_batch_size": q * n_hat,
-            "final_loss_per_row": loss_mean,
-            "final_kl_per_row": kl_mean,
             "numeric_sigma": [round(float(s), 4) for s in self.decoder.sigma()],
             "seconds": time.perf_counter() - t0,
             "device": str(dev),

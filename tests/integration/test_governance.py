@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -155,6 +156,10 @@ def test_a_killed_run_resumes_and_spends_what_an_uninterrupted_run_spends(tmp_pa
     proc.wait(30)
     (killed,) = Registry(out / "registry.duckdb").runs()
     assert killed.status == "running" and killed.training_started
+    # The checkpoint left by the kill is one the registry recorded (a resume loads nothing else).
+    (left,) = out.glob("checkpoints/*/train.pt")
+    assert hashlib.sha256(left.read_bytes()).hexdigest() in killed.checkpoint_hashes
+    assert 1 <= len(killed.checkpoint_hashes) <= 2
 
     resumed = _cli("resume", killed.run_id, "--out", str(out), "--quiet", env=env)
     output, _ = resumed.communicate(timeout=600)

@@ -25,6 +25,8 @@ def test_a_source_over_max_rows_is_streamed_and_sampled(prefect_harness: None, t
     assert rows["checked_train"] == 300 and rows["checked_synthetic"] == 300 and rows["checked_holdout"] <= 300
     notes = " ".join(report["notes"])
     assert "exceed max_rows = 600" in notes and "evaluation_rows = 300" in notes
+    (pii_gate,) = [m for m in report["metrics"] if m["name"] == "pii_values_in_output"]
+    assert pii_gate["details"]["rows_scanned"] == 1500  # every streamed row, not just the sample
     (run,) = Registry(cfg.registry_path).runs()
     assert run.data_fingerprint.startswith("hmac-sha256/stream:") and run.status in ("released", "blocked")
     assert not (cfg.out / "checkpoints" / report["run_id"]).exists()  # sampling key and checkpoint gone

@@ -177,3 +177,62 @@ def test_awkward_but_valid_tables_run_to_a_decision(prefect_harness: None, tmp_p
         assert synthetic["visit_time"].is_between(dt.datetime(2024, 1, 1), dt.datetime(2025, 1, 1)).all()
         assert set(synthetic["sex"].unique()) <= set(unicode_sex.values())
         assert synthetic["occupation"].null_count() == synthetic.height
+
+
+def test_a_pii_value_among_declared_categories_blocks_the_release(
+    prefect_harness: None, tmp_path: Path, base: pl.DataFrame
+) -> None:
+    """A pii column is dropped before training, but a contract whose category list holds one of its
+    values would let the published model emit it: the PII gate blocks, naming columns, not values."""
+    person = f"Ada Lovelace {SENTINEL}"
+    frame = base.with_columns(pl.format("person-{}", pl.int_range(pl.len())).alias("patient_name"))
+    frame = _set_row(frame, "patient_name", 7, person)
+
+    def edit(data: dict[str, Any]) -> None:
+        data["columns"]["patient_name"] = {"kind": "pii"}
+        data["columns"]["native-country"]["categories"].append(person.lower())
+
+    out = tmp_path / "out"
+    result = _run(tmp_path, _parquet(tmp_path, frame), _contract(tmp_path, edit))
+    assert result.exit_code == 3, result.output  # blocked by a gate
+    (folder,) = [p for p in out.glob("*/*") if (p / "report.json").exists()]
+    text = (folder / "report.json").read_text()
+    report = json.loads(text)
+    assert not report["released"]
+    (gate,) = [m for m in report["metrics"] if m["name"] == "pii_values_in_output"]
+    assert not gate["passed"] and gate["details"]["declared_categories_matched"] == 1
+    assert gate["details"]["columns"]["native-country"]["equal_to_values_of"] == ["patient_name"]
+    assert gate["details"]["rows_scanned"] == base.height
+    # The category is public (the contract, which the report embeds, declares it and fidelity
+    # metrics may name it); what must stay private is which value matched a person: neither the
+    # gate, nor the decision, nor any printed line holds it.
+    judged = json.dumps([gate, report["decision"]]).lower()
+    assert SENTINEL not in result.output and SENTINEL.lower() not in judged and "lovelace" not in judged
+    assert not (out / "releases").exists()  # nothing published
+
+
+def test_a_library_error_inside_a_task_never_logs_its_private_values(
+    prefect_harness: None, tmp_path: Path, base: pl.DataFrame, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A library exception raised while reading private rows (here polars, quoting the values it could
+    not convert) reaches neither the console, nor Prefect's logs, nor the registry: only its type."""
+    secret = 987_654  # every fnlwgt; inside the contract's bounds, so validation passes
+
+    def failing_privacy_checks(train: pl.DataFrame, *args: Any, **kwargs: Any) -> list[Any]:
+        train.select(pl.col("fnlwgt").cast(pl.Utf8).cast(pl.Enum(["x"])))  # polars: "... failed ... values: [...]"
+        return []
+
+    monkeypatch.setattr("tasks.evaluate.privacy_checks", failing_privacy_checks)
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "INFO")
+    frame = base.with_columns(pl.lit(secret, dtype=base.schema["fnlwgt"]).alias("fnlwgt"))
+    result = _run(tmp_path, _parquet(tmp_path, frame), _contract(tmp_path))
+    logs = capfd.readouterr()
+    assert result.exit_code == 1, result.output
+    everything = result.output + logs.out + logs.err + repr(result.exception)
+    assert "withheld" in everything and "raised by polars" in everything
+    assert str(secret) not in everything
+    from governance.registry import Registry
+
+    (record,) = Registry(tmp_path / "out" / "registry.duckdb").runs()
+    assert record.status == "failed" and str(secret) not in (record.error or "")

@@ -34,8 +34,19 @@ def test_a_release_on_a_local_dask_cluster_matches_the_thread_pool(
     threads, dask = release("threads"), release("dask")
     figures = lambda report: [(m["name"], m["value"]) for m in report["metrics"]]  # noqa: E731
     assert any(name == "mia_auc" for name, _ in figures(threads))  # the shadow attack ran
-    # Seeded checks and shadows, the test noise key inherited by the worker processes: same figures.
-    assert figures(dask) == figures(threads)
+    # Seeded checks and shadows, the test noise key inherited by the worker processes: the release's
+    # own figures are identical. The shadow fits run in Dask's worker processes, whose torch uses one
+    # thread (distributed's nanny sets OMP_NUM_THREADS=1); float reductions then add up in another
+    # order, so shadow models differ in their last bits (measured: the same ctgan fit on 1 and on 2
+    # threads samples different rows, before and after the partner-stream change of 2026-12-05) and
+    # the membership figures they feed agree to within a few thousandths, not exactly.
+    shadow_fed = {"mia_auc", "mia_tpr_at_1pct_fpr"}
+    exact = lambda report: [f for f in figures(report) if f[0] not in shadow_fed]  # noqa: E731
+    assert exact(dask) == exact(threads)
+    close = {n: v for n, v in figures(threads) if n in shadow_fed}
+    for name, value in figures(dask):
+        if name in shadow_fed:
+            assert abs(value - close[name]) <= 0.01, (name, value, close[name])
     assert dask["released"] == threads["released"]
 
 

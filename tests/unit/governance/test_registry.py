@@ -102,6 +102,19 @@ def test_resume_keeps_the_reservation_and_refuses_other_data(tmp_path: Path) -> 
     assert reg.spend("patients").epsilon == pytest.approx(0.99)
 
 
+def test_checkpoint_hashes_keep_the_last_two_of_a_running_run(tmp_path: Path) -> None:
+    reg = Registry(tmp_path / "registry.duckdb")
+    _begin(reg, "c1")
+    assert reg.get("c1").checkpoint_hashes == []
+    for digest in ("aa", "bb", "cc"):
+        reg.record_checkpoint("c1", digest)
+    assert reg.get("c1").checkpoint_hashes == ["bb", "cc"]
+    _finish(reg, "c1", spent=1.0)
+    with pytest.raises(RegistryError, match="not running"):
+        reg.record_checkpoint("c1", "dd")
+    assert reg.get("c1").to_dict()["checkpoint_hashes"] == ["bb", "cc"]
+
+
 def test_fingerprint_is_keyed_order_free_and_content_sensitive(tmp_path: Path) -> None:
     reg = Registry(tmp_path / "registry.duckdb")
     df = pl.DataFrame({"age": [30, 41, None], "sex": ["F", "M", "F"]})

@@ -102,3 +102,21 @@ def test_a_tampered_checkpoint_is_refused_without_running_its_payload(tmp_path: 
     path.write_bytes(b"\x80\x04garbage")
     with pytest.raises(ValueError, match="damaged"):
         Checkpoint(path).load("k")
+
+
+def test_a_checkpoint_loads_only_with_a_recorded_hash(adult_contract: Contract, train: pl.DataFrame, tmp_path: Path) -> None:
+    """The hash is handed out before the file is renamed in; a file that is not on record is refused,
+    even a well-formed checkpoint of the same fit (e.g. one copied in from another run)."""
+    import hashlib
+
+    recorded: list[str] = []
+    ckpt = Checkpoint(tmp_path / "train.pt", every_epochs=0.25, on_save=recorded.append)
+    with pytest.raises(Killed):
+        _fit(adult_contract, train, checkpoint=ckpt, kill_at=4)
+    assert recorded and hashlib.sha256(ckpt.path.read_bytes()).hexdigest() == recorded[-1]
+    key = torch.load(ckpt.path, weights_only=True)["key"]
+    assert Checkpoint(ckpt.path, trusted=tuple(recorded[-2:])).load(key) is not None
+    with pytest.raises(ValueError, match="not the file this run wrote"):
+        Checkpoint(ckpt.path, trusted=tuple(recorded[:-1])).load(key)
+    with pytest.raises(ValueError, match="not the file this run wrote"):
+        Checkpoint(ckpt.path, trusted=()).load(key)  # a new run: no checkpoint on record

@@ -1,0 +1,102 @@
+"""Library exception messages never leave a task that reads private rows.
+
+A library's error message may quote the data it choked on: polars, for one, lists the offending
+values ("conversion from `str` to `enum` failed in column 'workclass' for 181 out of 3000 values:
+["?", "?", …]"). Prefect logs a failed task's exception with its traceback, stores it in the run's
+state message and shows it in the UI, so such a message would put private values into logs and
+into Prefect's database.
+
+Every task (and flow) that reads private rows is wrapped by :func:`withhold_library_errors`. An
+exception leaving it is judged by where it comes from:
+
+- synthgate's own exception classes, and built-in ones (``ValueError``...) raised by synthgate's own
+  code (the innermost frame is in this project, not in site-packages), pass unchanged: their
+  messages are written to name columns and problems, never values;
+- I/O errors (``OSError``, DuckDB's ``IOException``) pass too: they name files, and the transient
+  ones are retried by type;
+- anything else raised inside a library becomes :class:`WithheldError`, which names the type and
+  the library, not the message.
+
+Either way the chain (``raise ... from err``) is cut, since a traceback prints its causes.
+``SYNTHGATE_SHOW_LIBRARY_ERRORS=1`` turns the filter off, for a data owner debugging on a trusted
+machine (the messages then reach the logs).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import duckdb
+
+__all__ = ["WithheldError", "withhold_library_errors"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_PROJECT = Path(__file__).resolve().parents[1]
+_OUR_PACKAGES = {"flows", "tasks", "models", "validation", "governance", "benchmarks"}
+SHOW_ENV = "SYNTHGATE_SHOW_LIBRARY_ERRORS"
+
+
+class WithheldError(RuntimeError):
+    """A library raised an error while reading private rows; its message was withheld."""
+
+    def __init__(self, kind: str, origin: str, where: str) -> None:
+        self.kind, self.origin, self.where = kind, origin, where
+        super().__init__(
+            f"{kind} raised by {origin} in {where}; its message was withheld because it may quote private "
+            f"values. On a trusted machine, rerun with {SHOW_ENV}=1 to see it."
+        )
+
+
+def _innermost(tb: TracebackType | None) -> TracebackType | None:
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb
+
+
+def _raised_here(err: BaseException) -> tuple[bool, str]:
+    """(raised by this project's code, the module that raised it)."""
+    tb = _innermost(err.__traceback__)
+    if tb is None:
+        return False, "unknown code"
+    path = Path(tb.tb_frame.f_code.co_filename)
+    module = str(tb.tb_frame.f_globals.get("__name__", path.name))
+    try:
+        inside = path.resolve().is_relative_to(_PROJECT) and "site-packages" not in path.parts
+    except OSError:
+        inside = False
+    return inside, module
+
+
+def _passes(err: Exception) -> tuple[bool, str]:
+    if type(err).__module__.split(".")[0] in _OUR_PACKAGES or isinstance(err, WithheldError):
+        return True, ""
+    if isinstance(err, (OSError, duckdb.IOException)):
+        return True, ""
+    ours, module = _raised_here(err)
+    return ours, module.split(".")[0]
+
+
+def withhold_library_errors(fn: F) -> F:
+    """Wrap ``fn`` so that no library exception message escapes it (see the module docstring)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            if os.environ.get(SHOW_ENV) == "1":
+                raise
+            passes, origin = _passes(err)
+            if passes:
+                err.__cause__ = None
+                err.__suppress_context__ = True
+                raise
+            raise WithheldError(type(err).__name__, origin, getattr(fn, "__name__", "a task")) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,542 @@
+"""Taint test: a fit depends on the private table only through its DP mechanisms.
+
+DESIGN.md ("The data contract is the privacy boundary", "Differential privacy, end to end"): the
+codec's layout comes from the contract and its statistics (CDFs, the category frequencies the
+conditional vector is drawn from, the row count) from one charged Gaussian histogram step. Every
+network that reads a real row trains through ``models.dp.PrivateTrainer`` (DP-SGD). The generator
+never touches a real row. If that holds, then once every DP mechanism ignores its input the fit is
+a function of the contract, the seeds and the DP noise alone: two tables under the same contract
+must give bit-identical codecs, conditional samplers and generators.
+
+The data-entry points are the three places that charge the ledger. Each is neutralised as follows:
+
+- ``models.codec.Codec.fit_dp`` (``codec-histograms``): called with a PUBLIC table built from the
+  contract alone (``public_table``) instead of the private one. Charging, noise and
+  post-processing run unchanged.
+- ``models.dp.PrivateTrainer`` (``dp-sgd-*``: every critic/discriminator, tvae's VAE, medgan's and
+  corgan's autoencoders, tablegan's classifier): ``clip_and_accumulate`` of the DPOptimizer each
+  trainer builds is wrapped so that every per-sample gradient is zeroed just before clipping. Real
+  rows still go through the forward and backward passes and Opacus' machinery, but each step adds
+  noise only. The hooks path (``step``) and the ``torch.func`` path (``step_per_sample``) both end
+  in that call.
+- ``models.synthesizers.tablegan.release_feature_moments`` (``gaussian-feature-moments``): called
+  with an empty feature batch, so it releases noise only.
+
+Both runs use the same seed and the same SYNTHGATE_NOISE_SEED (tests/conftest.py), so the DP noise
+and the Poisson batches repeat. Any other read of the private rows makes the runs differ: an exact
+statistic, a BatchNorm over real rows, a loss on real rows feeding the generator, and so on. The
+positive controls leave one mechanism at a time live and check that the difference shows, so the
+test has power. A ledger entry that is not one of the neutralised mechanisms fails the test until
+this file learns to neutralise it.
+
+Besides the model (codec, conditional sampler, networks, samples), two more things are checked:
+- the figures a release reports about the fit (training summary, progress reports);
+- the row count. It is private too, and the models see it only through the DP estimate. A table
+  with more rows must give the same model once the mechanisms are neutralised. A diagnostic test
+  shows that the only route is the realised Poisson batch size.
+The two leaks this test found (tvae reporting exact statistics of real rows, and the realised Poisson
+batch size steering the generator) are fixed; the comments above their tests say how.
+
+The fits are tiny (300 rows, Poisson rate ~0.1, 5 DP steps per network, small networks, ε = 1
+because Opacus' RDP analysis is quickest there). The module runs on one torch thread, so that the
+comparisons are exact and other processes on the machine slow it down less.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+import models.dp as dp_module
+import models.synthesizers.tablegan as tablegan_module
+from models.codec import Codec
+from models.dp import PrivateTrainer
+from models.ledger import PrivacyLedger
+from models.sampling import sample_where
+from models.synthesizers import MODEL_NAMES, get_synthesizer
+from models.synthesizers.base import Synthesizer, TrainingProgress
+from validation.contract import (
+    BooleanColumn,
+    CategoricalColumn,
+    ContinuousColumn,
+    Contract,
+    DatetimeColumn,
+    IntegerColumn,
+    parse_contract,
+)
+
+N_ROWS = 300
+EXTRA_ROWS = 150  # the "larger" table: the real one plus this many more rows
+SEED = 13
+BATCH = 20  # expected Poisson batch: rate ~0.1 over the DP row-count estimate
+EPOCHS = 0.5  # so ~5 DP steps per network
+EPSILON = 1.0
+CODEC = "codec-histograms"
+MOMENTS = "gaussian-feature-moments"
+
+# Small networks: the test is about where data flows, not about quality.
+TINY: dict[str, dict[str, Any]] = {
+    "ctgan": {"generator_dims": (32, 32), "critic_dims": (32, 32), "z_dim": 16},
+    "tvae": {"encoder_dims": (32,), "decoder_dims": (32,), "latent_dim": 8},
+    "gumbel-gan": {"generator_dims": (32, 32), "discriminator_dims": (32, 32), "z_dim": 16},
+    "wgan-gp": {"generator_dims": (32, 32), "critic_dims": (32, 32), "z_dim": 16},
+    "cwgan-gp": {"generator_dims": (32, 32), "critic_dims": (32, 32), "z_dim": 16},
+    "medgan": {
+        "autoencoder_epochs": EPOCHS, "latent_dim": 16, "z_dim": 16, "generator_dims": (16, 16),
+        "discriminator_dims": (32, 32),
+    },
+    "corgan": {
+        "autoencoder_epochs": EPOCHS, "latent_dim": 16, "z_dim": 16, "channels": (4, 4), "generator_channels": 4,
+        "generator_length": 8,
+    },
+    "tablegan": {
+        "z_dim": 16, "generator_channels": 8, "discriminator_channels": 4, "norm_groups": 2, "feature_dim": 8,
+    },
+    "tgan": {"z_dim": 8, "hidden_dim": 16, "feature_dim": 16, "embed_dim": 8, "discriminator_dims": (32, 32)},
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A registered model with tiny settings, plus any options that change how it reads data."""
+
+    name: str
+    options: tuple[tuple[str, Any], ...] = ()
+    label: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.label or self.name
+
+
+# Every registered model, plus the ctgan options with their own data paths: the critic conditioned
+# on each real row's own category (with log-frequency conditions for the generator), and CTGAN's
+# mode-specific normalisation (EM on the DP histogram).
+CASES: list[Case] = [Case(name) for name in MODEL_NAMES] + [
+    Case("ctgan", (("critic_conditioning", True), ("log_frequency", True)), "ctgan-conditioned"),
+    Case("ctgan", (("numeric_encoding", "modes"),), "ctgan-modes"),
+]
+
+# What each case's DP-SGD trainers are charged as (the positive controls make each one live).
+DP_SGD: dict[str, list[str]] = {
+    "ctgan": ["dp-sgd-critic"], "tvae": ["dp-sgd-vae"], "gumbel-gan": ["dp-sgd-discriminator"],
+    "wgan-gp": ["dp-sgd-critic"], "cwgan-gp": ["dp-sgd-critic"],
+    "medgan": ["dp-sgd-autoencoder", "dp-sgd-discriminator"], "corgan": ["dp-sgd-autoencoder", "dp-sgd-discriminator"],
+    "tablegan": ["dp-sgd-discriminator", "dp-sgd-classifier"], "tgan": ["dp-sgd-critic"],
+}
+
+
+def test_every_registered_model_is_covered() -> None:
+    assert set(MODEL_NAMES) == {c.name for c in CASES} == set(TINY) == set(DP_SGD)
+
+
+# ---------------------------------------------------------------------------- contract and tables
+@pytest.fixture(scope="module")
+def contract() -> Contract:
+    """Every modelled kind (nullable ones too), a categorical target, and two excluded columns."""
+    return parse_contract(
+        {
+            "table": "taint",
+            "target": "plan",
+            "columns": {
+                "member_id": {"kind": "identifier"},
+                "email": {"kind": "pii"},
+                "age": {"kind": "integer", "min": 18, "max": 90},
+                "income": {"kind": "continuous", "min": 0.0, "max": 500.0, "nullable": True},
+                "weight": {"kind": "integer", "min": 0, "max": 1_000_000},  # > 128 values: wide bins
+                "joined": {"kind": "datetime", "min": "2000-01-01T00:00:00", "max": "2025-12-31T00:00:00"},
+                "smoker": {"kind": "boolean"},
+                "region": {"kind": "categorical", "categories": ["north", "south", "east", "west"], "nullable": True},
+                "plan": {"kind": "categorical", "categories": ["basic", "plus", "premium"]},
+            },
+            "privacy": {"epsilon": EPSILON, "delta": 1e-6},
+        },
+        source="taint",
+    )
+
+
+_DTYPES: dict[type, pl.DataType] = {
+    BooleanColumn: pl.Boolean(), CategoricalColumn: pl.Utf8(), ContinuousColumn: pl.Float64(),
+    DatetimeColumn: pl.Datetime("us"), IntegerColumn: pl.Int64(),
+}
+
+
+def _frame(contract: Contract, n: int, value: Callable[[Any, int], Any]) -> pl.DataFrame:
+    """Every contract column, ``value(column, i)`` in row i, in the column's dtype."""
+    data = []
+    for name, col in contract.columns.items():
+        dtype = next((t for cls, t in _DTYPES.items() if isinstance(col, cls)), pl.Utf8())
+        data.append(pl.Series(name, [value(col, i) for i in range(n)], dtype=dtype))
+    return pl.DataFrame(data)
+
+
+def public_table(contract: Contract, n: int) -> pl.DataFrame:
+    """Rows made from the contract alone, cycling through domains and bounds. The neutralised codec
+    step reads this instead of the private table, so it is the same for every fit under the contract."""
+
+    def value(col: Any, i: int) -> Any:
+        frac = (i * 0.618034) % 1.0
+        if isinstance(col, CategoricalColumn):
+            return col.categories[i % len(col.categories)]
+        if isinstance(col, BooleanColumn):
+            return i % 2 == 0
+        if isinstance(col, IntegerColumn):
+            return col.min + (i * 7919) % (col.max - col.min + 1)
+        if isinstance(col, ContinuousColumn | DatetimeColumn):
+            return col.min + (col.max - col.min) * frac
+        return f"public-{i}"
+
+    return _frame(contract, n, value)
+
+
+def real_table(n: int, seed: int) -> pl.DataFrame:
+    """The "private" table: seeded, columns depend on each other, some nulls, all within the contract."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 91, n)
+    income = np.clip(rng.gamma(2.0, 15.0, n) + 0.8 * (age - 18), 0, 500)
+    plan = np.clip((income / 60).astype(int) + rng.integers(0, 2, n) - 1, 0, 2)
+    start = dt.datetime(2000, 1, 1)
+    span = (dt.datetime(2025, 12, 31) - start).total_seconds()
+    regions = ["north", "south", "east", "west", None]
+    return pl.DataFrame(
+        {
+            "member_id": [f"M{seed}-{i:06d}" for i in range(n)],
+            "email": [f"person{seed}-{i}@example.org" for i in range(n)],
+            "age": age,
+            "income": [None if rng.uniform() < 0.1 else float(v) for v in income],
+            "weight": rng.integers(500, 900_000, n),
+            "joined": [start + dt.timedelta(seconds=float(s)) for s in rng.uniform(0, span, n)],
+            "smoker": (rng.uniform(size=n) < 0.2 + 0.3 * (age < 30)).tolist(),
+            "region": [regions[r] for r in rng.integers(0, 5, n)],
+            "plan": [["basic", "plus", "premium"][k] for k in plan],
+        },
+        schema_overrides={"joined": pl.Datetime("us"), "income": pl.Float64},
+    )
+
+
+def sentinel_table(contract: Contract, n: int) -> pl.DataFrame:
+    """Every row the same sentinel: null where nullable, else the top of the domain. Within the contract."""
+
+    def value(col: Any, i: int) -> Any:
+        if col.nullable:
+            return None
+        if isinstance(col, CategoricalColumn):
+            return col.categories[-1]
+        if isinstance(col, BooleanColumn):
+            return True
+        if isinstance(col, IntegerColumn | ContinuousColumn | DatetimeColumn):
+            return col.max
+        return f"SENTINEL-{i}"
+
+    return _frame(contract, n, value)
+
+
+@pytest.fixture(scope="module")
+def tables(contract: Contract) -> dict[str, pl.DataFrame]:
+    real = real_table(N_ROWS, seed=0)
+    return {
+        "real": real,
+        "sentinel": sentinel_table(contract, N_ROWS),
+        "larger": pl.concat([real, real_table(EXTRA_ROWS, seed=1)], how="vertical"),
+    }
+
+
+def test_the_tables_satisfy_the_contract_and_differ(contract: Contract, tables: dict[str, pl.DataFrame]) -> None:
+    from validation.expectations import validate_frame
+
+    for name, df in [*tables.items(), ("public", public_table(contract, N_ROWS))]:
+        report = validate_frame(df, contract)
+        assert report.success, (name, [f.__dict__ for f in report.failures])
+    real, sentinel = (tables[k].select(contract.modelled_columns) for k in ("real", "sentinel"))
+    assert real.height == sentinel.height == N_ROWS
+    # No row in common and every column different: nothing a fit reads can agree by chance.
+    assert real.join(sentinel, on=contract.modelled_columns, how="semi", nulls_equal=True).height == 0
+    for c in contract.modelled_columns:
+        assert not real[c].equals(sentinel[c]), c
+
+
+# ---------------------------------------------------------------------------- neutralisation
+@dataclass
+class Taint:
+    """``live``: the mechanisms that read the table given to ``fit``; the others get data-independent
+    input. ``calls`` counts how often each mechanism was reached."""
+
+    live: frozenset[str] = frozenset()
+    calls: dict[str, int] = field(default_factory=dict)
+
+    def reads_table(self, mechanism: str) -> bool:
+        self.calls[mechanism] = self.calls.get(mechanism, 0) + 1
+        return mechanism in self.live
+
+
+@contextmanager
+def neutralised(taint: Taint) -> Iterator[Taint]:
+    """Patch every data-entry point (see the module docstring); restored on exit."""
+    mp = pytest.MonkeyPatch()
+    fit_dp = Codec.fit_dp
+    trainer_init = PrivateTrainer.__init__
+    release = tablegan_module.release_feature_moments
+
+    @functools.wraps(fit_dp)
+    def fit_dp_on_public_rows(self: Codec, df: pl.DataFrame, **kwargs: Any) -> None:
+        if not taint.reads_table(CODEC):
+            df = public_table(self.contract, N_ROWS).select(self.columns)
+        fit_dp(self, df, **kwargs)
+
+    @functools.wraps(trainer_init)
+    def init_with_noise_only_steps(self: PrivateTrainer, module: torch.nn.Module, **kwargs: Any) -> None:
+        trainer_init(self, module, **kwargs)
+        assert self.dp, "the taint test fits under DP only"
+        mechanism = kwargs["mechanism"]
+        clip_and_accumulate = self.optimizer.clip_and_accumulate
+
+        def zero_then_clip() -> None:
+            if not taint.reads_table(mechanism):
+                for p in self.optimizer.params:
+                    grad_sample = p.grad_sample
+                    for g in grad_sample if isinstance(grad_sample, list) else [grad_sample]:
+                        g.zero_()
+            clip_and_accumulate()
+
+        self.optimizer.clip_and_accumulate = zero_then_clip  # type: ignore[method-assign]
+
+    @functools.wraps(release)
+    def release_noise_only(features: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        if not taint.reads_table(MOMENTS):
+            features = features[:0]  # an empty Poisson batch: the mechanism releases its noise only
+        return release(features, **kwargs)
+
+    mp.setattr(Codec, "fit_dp", fit_dp_on_public_rows)
+    mp.setattr(PrivateTrainer, "__init__", init_with_noise_only_steps)
+    mp.setattr(tablegan_module, "release_feature_moments", release_noise_only)
+    try:
+        yield taint
+    finally:
+        mp.undo()
+
+
+@contextmanager
+def batches_from_first_rows(n: int) -> Iterator[None]:
+    """Poisson-sample as if the table had only its first ``n`` rows: the same batches on a larger table."""
+    mp = pytest.MonkeyPatch()
+    original = dp_module.poisson_sample
+    for module in ("ctgan", "tvae", "gumbel_gan", "wgan_gp", "medgan", "tablegan", "tgan"):
+        mp.setattr(f"models.synthesizers.{module}.poisson_sample", lambda rows, rate, g: original(min(rows, n), rate, g))
+    try:
+        yield
+    finally:
+        mp.undo()
+
+
+# ---------------------------------------------------------------------------- fits and fingerprints
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny networks run fastest on one thread, and other processes on the machine then cannot make
+    torch's thread pool spin. Restored after the module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@dataclass
+class Fit:
+    model: Synthesizer
+    ledger: PrivacyLedger
+    calls: dict[str, int]
+    progress: list[TrainingProgress]
+
+
+_FITS: dict[tuple[str, str, frozenset[str], bool], Fit] = {}
+
+
+def fit(
+    case: Case, contract: Contract, tables: dict[str, pl.DataFrame], table: str,
+    live: frozenset[str] = frozenset(), *, same_batches: bool = False,
+) -> Fit:
+    """One DP fit of ``case`` on ``tables[table]`` in which only the ``live`` mechanisms read the table
+    (cached: every test compares against the same fits). ``same_batches``: Poisson batches drawn from
+    the first N_ROWS rows only."""
+    key = (case.id, table, live, same_batches)
+    if key not in _FITS:
+        cls = get_synthesizer(case.name)
+        config = cls.config_class(epochs=EPOCHS, batch_size=BATCH, **TINY[case.name], **dict(case.options))
+        ledger = PrivacyLedger(contract.privacy.delta)
+        seen: list[TrainingProgress] = []
+        pinned = batches_from_first_rows(N_ROWS) if same_batches else nullcontext()
+        with neutralised(Taint(live)) as taint, pinned:
+            model = cls(contract, config, device="cpu").fit(
+                tables[table].select(contract.modelled_columns), ledger=ledger, epsilon=EPSILON, seed=SEED,
+                progress=seen.append,
+            )
+        _FITS[key] = Fit(model, ledger, dict(taint.calls), seen)
+    return _FITS[key]
+
+
+def codec_fingerprint(model: Synthesizer) -> str:
+    """The codec's layout and its learned statistics (CDF masses, null rates, category frequencies, row
+    count estimate, and under "modes" the mixtures)."""
+    return json.dumps({"layout": [b.__dict__ for b in model.codec.blocks], "state": model.codec.state()}, sort_keys=True)
+
+
+def conditional_draws(model: Synthesizer) -> dict[str, torch.Tensor]:
+    """What the model's conditional sampler draws from a fixed generator (nothing for unconditional models)."""
+    out: dict[str, torch.Tensor] = {}
+    if model.name == "ctgan":
+        for log in (False, True):
+            g = torch.Generator().manual_seed(0)
+            cond, which, cats = model._sample_cond(4000, g, log_frequency=log)  # type: ignore[attr-defined]
+            out[f"_sample_cond(log_frequency={log})"] = torch.cat([cond, which[:, None].float(), cats[:, None].float()], 1)
+    elif model.name == "cwgan-gp":
+        out["_draw_cond"] = model._draw_cond(4000, torch.Generator().manual_seed(0), None)  # type: ignore[attr-defined]
+    else:
+        assert not model.conditional, f"{model.name} is conditional: add its conditional sampler here"
+    return out
+
+
+def differences(a: Fit, b: Fit) -> list[str]:
+    """What differs between two fits, by name; [] when everything they release is bit-identical."""
+    diff: list[str] = []
+    if codec_fingerprint(a.model) != codec_fingerprint(b.model):
+        diff.append("codec")
+    draws_b = conditional_draws(b.model)
+    diff += [f"conditional sampler {k}" for k, t in conditional_draws(a.model).items() if not torch.equal(t, draws_b[k])]
+    nets_a, nets_b = a.model._networks(), b.model._networks()
+    assert set(nets_a) == set(nets_b)
+    for net in nets_a:
+        sa, sb = nets_a[net].state_dict(), nets_b[net].state_dict()
+        diff += [f"{net}.{k}" for k in sa if not torch.equal(sa[k], sb[k])]
+    if not a.model.sample(200, seed=5).equals(b.model.sample(200, seed=5)):
+        diff.append("sample")
+    if a.model.conditional:  # conditional generation (no rejection) through models.sampling
+        column = a.model.conditionable_columns()[-1]
+        value = next(s for s in a.model.codec.discrete if s.name == column).categories[0]
+        where = f"{column} = '{value}'"
+        rows_a = sample_where(a.model, 100, where=where, seed=5, max_draws=100_000).rows
+        rows_b = sample_where(b.model, 100, where=where, seed=5, max_draws=100_000).rows
+        if not rows_a.equals(rows_b):
+            diff.append(f"sample_where({where!r})")
+    return diff
+
+
+def released_figures(f: Fit) -> dict[str, Any]:
+    """What a release says about the fit besides the model: the training summary (the release
+    report's notes, flows/release.py) without its wall-clock time, and the progress reports."""
+    def plain(v: Any) -> Any:  # NaN (a loss not reported) compares equal to NaN here
+        return "nan" if isinstance(v, float) and math.isnan(v) else v
+
+    summary = {k: plain(v) for k, v in f.model.training_summary.items() if k != "seconds"}
+    progress = [tuple(map(plain, (p.step, p.generator_loss, p.critic_fake_score, p.epsilon))) for p in f.progress]
+    return {"training_summary": summary, "progress": progress}
+
+
+def check_mechanisms(f: Fit) -> None:
+    """Every ledger entry is a mechanism this test neutralises, and each one was intercepted."""
+    for e in f.ledger.entries:
+        assert e.mechanism in (CODEC, MOMENTS) or e.mechanism.startswith("dp-sgd-"), (
+            f"{f.model.name} charges an unknown mechanism {e.mechanism!r}: it reads private rows, so the "
+            "taint test must learn to neutralise it"
+        )
+        assert f.calls.get(e.mechanism, 0) > 0, f"{e.mechanism!r} was charged but never intercepted"
+        if e.mechanism != CODEC:  # one interception per accounted step
+            assert f.calls[e.mechanism] == e.steps > 1, (e.mechanism, f.calls[e.mechanism], e.steps)
+    assert f.calls.get(CODEC) == 1
+    assert f.ledger.differentially_private and 0.9 * EPSILON < f.ledger.epsilon <= EPSILON + 1e-6
+
+
+def _ids(cases: list[Any]) -> list[str]:
+    return [c.id if isinstance(c, Case) else f"{c[0].id}-{c[1]}" for c in cases]
+
+
+# ---------------------------------------------------------------------------- the taint tests
+@pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
+def test_swapping_the_table_for_sentinels_changes_nothing_the_fit_releases(
+    case: Case, contract: Contract, tables: dict[str, pl.DataFrame]
+) -> None:
+    real, sentinel = fit(case, contract, tables, "real"), fit(case, contract, tables, "sentinel")
+    check_mechanisms(real)
+    assert [(e.mechanism, e.steps) for e in real.ledger.entries] == [(e.mechanism, e.steps) for e in sentinel.ledger.entries]
+    assert real.calls == sentinel.calls
+    diff = differences(real, sentinel)
+    assert not diff, (
+        f"{case.id}: with every DP mechanism neutralised, the real and the sentinel table still give "
+        f"different {diff}: private rows reach them by a route that is not a DP mechanism"
+    )
+
+
+# Fixed leak (found by this test): tvae reported the exact mean loss and KL of the last Poisson
+# batch of real rows in its progress and training summary (hence in the release report's notes).
+@pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
+def test_swapping_the_table_for_sentinels_changes_no_reported_figure(
+    case: Case, contract: Contract, tables: dict[str, pl.DataFrame]
+) -> None:
+    a = released_figures(fit(case, contract, tables, "real"))
+    b = released_figures(fit(case, contract, tables, "sentinel"))
+    assert a == b, f"{case.id}: the training summary or progress reports differ between the real and the sentinel table"
+
+
+# Fixed leak (found by this test): the realised Poisson batch size b (a private count: it grows with
+# the table) steered the generator. Fake partners for a critic step came from the same device stream
+# as the generator's own training noise, in ceil(b / chunk) chunks (or b rows), and chunks made in
+# train mode updated BatchNorm's running statistics. Partners now come from ``gens.extra``, which the
+# generator's steps never use, and ``buffers_kept`` restores the running statistics (base.py
+# ``_fake_partners``; medgan's own ``_fake_partners``; wgan_gp's partners and alphas).
+@pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
+def test_the_row_count_reaches_the_model_only_through_the_dp_estimate(
+    case: Case, contract: Contract, tables: dict[str, pl.DataFrame]
+) -> None:
+    """The row count is private too (DESIGN.md: learned with a DP mechanism). With the mechanisms
+    neutralised, a table with 50% more rows must give the same model: the DP estimate of n is the
+    same, so the Poisson rate, the step count and all public randomness are the same."""
+    real, larger = fit(case, contract, tables, "real"), fit(case, contract, tables, "larger")
+    assert real.model.codec.n_estimate == larger.model.codec.n_estimate
+    diff = differences(real, larger)
+    assert not diff, f"{case.id}: {EXTRA_ROWS} more rows change {diff} although every DP mechanism is neutralised"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
+def test_with_the_same_poisson_batches_the_row_count_changes_nothing(
+    case: Case, contract: Contract, tables: dict[str, pl.DataFrame]
+) -> None:
+    """Diagnosis for the test above: once the larger table's Poisson batches are drawn from its first
+    N_ROWS rows (the real table's rows, so the batch sizes are the same), the fits are identical. The
+    realised batch size is the only route by which the row count reaches the model."""
+    real = fit(case, contract, tables, "real")
+    pinned = fit(case, contract, tables, "larger", same_batches=True)
+    assert differences(real, pinned) == []
+
+
+# ---------------------------------------------------------------------------- positive controls
+CONTROLS: list[tuple[Case, str]] = [(c, m) for c in CASES if not c.options for m in [CODEC, *DP_SGD[c.name]]] + [
+    (next(c for c in CASES if c.name == "tablegan"), MOMENTS)
+]
+
+
+@pytest.mark.parametrize(("case", "mechanism"), CONTROLS, ids=_ids(CONTROLS))
+def test_positive_control_one_live_mechanism_shows_the_swap(
+    case: Case, mechanism: str, contract: Contract, tables: dict[str, pl.DataFrame]
+) -> None:
+    """The test has power: with ``mechanism`` reading the table (all others still neutralised), the
+    real and the sentinel table give different releases, through the part that mechanism feeds."""
+    live = frozenset({mechanism})
+    real, sentinel = fit(case, contract, tables, "real", live), fit(case, contract, tables, "sentinel", live)
+    assert real.calls.get(mechanism, 0) > 0, f"{mechanism} never ran in {case.id}"
+    diff = differences(real, sentinel)
+    assert "sample" in diff, f"{case.id}: with {mechanism} live, real and sentinel fits sample the same rows"
+    if mechanism == CODEC:
+        assert "codec" in diff
+    else:
+        assert "codec" not in diff, diff
+        networks = [d for d in diff if "." in d]
+        assert networks, f"{case.id}: {mechanism} reads the table, yet the released networks are identical"

@@ -1,0 +1,68 @@
+"""Library exception messages are withheld at the task boundary; synthgate's own pass unchanged."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from tasks.redaction import SHOW_ENV, WithheldError, withhold_library_errors
+from tasks.steps import InputError
+
+SECRET = "ZQX-PRIVATE-7731"
+
+
+def _library_error(df: pl.DataFrame) -> None:
+    df.select(pl.col("name").cast(pl.Int64))  # polars quotes the values it could not convert
+
+
+def test_a_library_message_is_withheld_naming_type_and_library() -> None:
+    wrapped = withhold_library_errors(_library_error)
+    with pytest.raises(WithheldError) as caught:
+        wrapped(pl.DataFrame({"name": [SECRET]}))
+    text = str(caught.value)
+    assert SECRET not in text and "InvalidOperationError raised by polars in _library_error" in text
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    with pytest.raises(pl.exceptions.InvalidOperationError, match=SECRET):  # what it would have said
+        _library_error(pl.DataFrame({"name": [SECRET]}))
+
+
+def test_own_errors_pass_with_their_message_and_without_their_cause() -> None:
+    def ours() -> None:
+        try:
+            _library_error(pl.DataFrame({"name": [SECRET]}))
+        except pl.exceptions.InvalidOperationError as err:
+            raise ValueError("column 'name' is not numeric; declare it categorical") from err
+
+    def own_class() -> None:
+        raise InputError("input file 'x.parquet' does not exist")
+
+    with pytest.raises(ValueError, match="declare it categorical") as caught:
+        withhold_library_errors(ours)()
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    with pytest.raises(InputError, match="does not exist"):
+        withhold_library_errors(own_class)()
+
+
+def test_io_errors_pass_for_retries_and_the_switch_shows_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    def io() -> None:
+        open("/nonexistent/synthgate/file")  # noqa: SIM115
+
+    with pytest.raises(FileNotFoundError):
+        withhold_library_errors(io)()
+    monkeypatch.setenv(SHOW_ENV, "1")
+    with pytest.raises(pl.exceptions.InvalidOperationError, match=SECRET):
+        withhold_library_errors(_library_error)(pl.DataFrame({"name": [SECRET]}))
+
+
+def test_private_tasks_are_wrapped() -> None:
+    """Every Prefect task that reads private rows carries the filter (its fn is the wrapper)."""
+    from flows.audit import audit_one
+    from tasks import evaluate, ingest, steps
+    from tasks.governance import record_training_start
+
+    tasks = [ingest.load_table, ingest.sample_large_table, steps.validate_table, steps.split_holdout,
+             steps.evaluation_subsample, steps.train_synthesizer, evaluate.evaluate_privacy, evaluate.evaluate_fidelity,
+             evaluate.gate_pii_values, evaluate.attack_membership, evaluate.plan_shadow_attack, evaluate.train_shadow,
+             evaluate.score_shadow_attack, record_training_start, audit_one]
+    for t in tasks:
+        assert getattr(t.fn, "__wrapped__", None) is not None, t.name
