@@ -10,7 +10,7 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -q
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 60
 
-.PHONY: demo test test-all install clean screenshots bench-models bench-scale bench-large
+.PHONY: demo test test-all install clean screenshots bench-models bench-scale bench-large bench-audit
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (CPython 3.11) on PATH"; exit 1; }
@@ -52,3 +52,7 @@ bench-scale: $(STAMP)
 bench-large: $(STAMP)
 	$(PY) -m benchmarks.large
 	$(PY) -m benchmarks.large --table
+
+# synthgate audit on Adult at ε = 1, 3, 10 plus two sabotaged controls (about 6 minutes on 2 cores)
+bench-audit: $(STAMP)
+	$(PY) -m benchmarks.audit

@@ -1,6 +1,6 @@
 """The committed privacy audit: `synthgate audit` on Adult at ε = 1, 3 and 10, plus sabotaged controls.
 
-    python -m benchmarks.audit            # about 15 minutes on 2 cores; writes benchmarks/results/audit.json
+    python -m benchmarks.audit            # about 6 minutes on 2 cores; writes benchmarks/results/audit.json
     python -m benchmarks.audit --table    # markdown from the results
 
 Each run trains the demo contract's model (ctgan, its default 8 epochs and batch size) on the

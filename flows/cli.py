@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 
@@ -40,6 +40,12 @@ Out = Annotated[Optional[Path], typer.Option(help="Output folder: synthgate.duck
 Device = Annotated[Optional[str], typer.Option(help="auto (CUDA if present), cpu or cuda[:N].")]
 Seed = Annotated[Optional[int], typer.Option(help="Seed for the split, training, sampling and checks.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+
+
+def _bad_input(err: Exception) -> NoReturn:
+    """Say what is wrong with the input and exit 2."""
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 def _prefect_defaults() -> None:
@@ -158,8 +164,7 @@ def run(config: Annotated[Path, typer.Option("--config", help="Run config YAML (
         cfg = load_run_config(config, epochs=epochs, epsilon=epsilon, out=str(out) if out else None,
                               device=device, seed=seed, show_progress=False if quiet else None)
     except ContractError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _bad_input(err)
     _execute(cfg)
 
 
@@ -186,8 +191,7 @@ def deploy(
         deployment_id = register(name=name, run_config=run_config, work_pool=pool, cron=cron, interval_s=interval,
                                  paused=paused)
     except (FileNotFoundError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _bad_input(err)
     typer.echo(f"deployment synthgate-scheduled-release/{name} registered ({deployment_id}); start a worker: "
                f"prefect worker start --pool {pool}")
 
@@ -213,8 +217,7 @@ def resume(
         record = check_resumable(reg.get(run_id))
         cfg = RunConfig.model_validate({**record.config, "resume": run_id, "show_progress": not quiet})
     except (RegistryError, ValidationError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _bad_input(err)
     _execute(cfg)
 
 
@@ -250,8 +253,7 @@ def budget_show(
         tables = [table] if table else reg.tables()
         records = reg.runs()
     except RegistryError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _bad_input(err)
     if table and not any(r.source_table == table for r in records):
         typer.echo(f"error: no run on table {table!r} in {reg.path}. Tables there: {reg.tables()}.", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -287,8 +289,7 @@ def releases_list(
     try:
         records = Registry(_registry_path(out, registry)).runs(table=table, limit=limit)
     except RegistryError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _bad_input(err)
     view = Table()
     view.add_column("run id", no_wrap=True)
     view.add_column("table")
@@ -319,8 +320,7 @@ def releases_show(
     try:
         record = Registry(_registry_path(out, registry)).get(run_id)
     except RegistryError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _bad_input(err)
     typer.echo(json.dumps(record.to_dict(), indent=2))
 
 
@@ -406,8 +406,7 @@ def audit(
         try:
             run_cfg = load_run_config(config)
         except ContractError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
+            _bad_input(err)
         contract_path, source, out_dir = run_cfg.contract, run_cfg.source, run_cfg.out
     else:
         out_dir = Path("out/demo")
@@ -419,8 +418,7 @@ def audit(
         cfg = AuditConfig(contract=contract_path, source=source, canaries=canaries, reserve=not no_reserve,
                           output=output or out_dir / "audit.json", show_progress=not quiet, **opts)
     except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _bad_input(err)
     result = _run_guarded(audit_flow, cfg)
     table = Table(title=f"one-run privacy audit, {result['canaries']} canaries, {result['confidence']:.0%} confidence")
     for col in ("ε target", "ε of the DP network", "lower bound", "guesses", "right", "verdict"):
@@ -453,8 +451,7 @@ def models(
         try:
             cls = get_synthesizer(name)
         except ValueError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
+            _bad_input(err)
         console.print(f"[bold]{name}[/] — {cls.info.family}", highlight=False)
         console.print(f"paper: {cls.info.paper}", highlight=False)
         console.print(f"good for: {cls.info.good_for}", highlight=False)
@@ -516,8 +513,7 @@ def sample(
     try:
         Registry(registry_path).verify_folder(release.resolve().name, release)
     except (RegistryError, DatabaseLocked) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _bad_input(err)
     try:
         contract = load_contract(contract_path)
         model = load_synthesizer(model_path, contract, device=device or "auto")
@@ -530,8 +526,7 @@ def sample(
         else:
             rows, how = model.sample(n, seed=seed or 0), "unconditional"
     except (WhereError, ContractError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _bad_input(err)
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
     os.close(fd)
@@ -559,8 +554,7 @@ def contract_infer(
     try:
         df = read_source(SourceConfig(db=db, table=table))
     except InputError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _bad_input(err)
     contract = infer_contract(df, table=table, missing_values=missing)
     output.write_text(render_inferred_yaml(contract), encoding="utf-8")
     typer.secho(
