@@ -45,6 +45,7 @@ from tasks.redaction import withhold_library_errors
 from tasks.steps import fit_synthesizer, private_task, split_holdout, validate_table
 from validation.audit import score_audit
 from validation.contract import Contract, load_contract
+from validation.report import write_text_atomically
 
 __all__ = ["AuditConfig", "audit_flow", "audit_one"]
 
@@ -159,13 +160,6 @@ def audit_flow(config: AuditConfig) -> dict[str, Any]:
         "config": config.model_dump(mode="json"),
     }
     if config.output is not None:
-        write_json_atomically(config.output, result)
+        config.output.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(config.output, json.dumps(result, indent=2, default=str) + "\n")
     return result
-
-
-def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    """Write to a temporary file beside ``path``, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

@@ -16,7 +16,10 @@ from tasks.steps import private_task
 from validation.contract import Contract
 
 # Exceptions whose message is ours and names no private value; anything else is recorded by type.
-_OWN_MESSAGES = ("ContractViolation", "ContractError", "InputError", "DatabaseLocked", "RegistryError", "BudgetExceeded")
+_OWN_MESSAGES = (
+    "ContractViolation", "ContractError", "InputError", "DatabaseLocked", "RegistryError", "BudgetExceeded",
+    "WithheldError",  # names a library error's type, never its message (tasks/redaction.py)
+)
 
 
 def is_transient(_task: Any, _task_run: Any, state: Any) -> bool:

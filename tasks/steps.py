@@ -14,11 +14,10 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.redaction import withhold_library_errors
-
 from models.ledger import PrivacyLedger
 from models.synthesizers import get_synthesizer, resolve_model_config
 from models.synthesizers.base import Checkpoint, Synthesizer, TrainingProgress
+from tasks.redaction import withhold_library_errors
 from validation.contract import Contract
 from validation.expectations import ValidationReport, validate_frame
 from validation.gates import governance_checks

@@ -39,11 +39,8 @@ DESCRIPTION = (
 
 
 def _normalised(expr: pl.Expr) -> pl.Expr:
+    """The one definition of "the same text": trimmed and case-folded, for private and public values alike."""
     return expr.cast(pl.Utf8, strict=False).str.strip_chars().str.to_lowercase()
-
-
-def _norm(value: str) -> str:
-    return value.strip().lower()
 
 
 class PiiScan:
@@ -53,13 +50,13 @@ class PiiScan:
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
         self.excluded = list(contract.excluded_columns)
-        # normalised category text -> the categorical columns that declare it (public data)
-        self._domain: dict[str, set[str]] = defaultdict(set)
-        for name, col in contract.columns.items():
-            if isinstance(col, CategoricalColumn):
-                for category in col.categories:
-                    self._domain[_norm(category)].add(name)
-        self._candidates = pl.Series("domain", sorted(self._domain), dtype=pl.Utf8)
+        # categorical column -> its declared categories, normalised (public data)
+        self._categories: dict[str, set[str]] = {
+            name: set(pl.Series(col.categories, dtype=pl.Utf8).to_frame("v").select(_normalised(pl.col("v"))).to_series())
+            for name, col in contract.columns.items()
+            if isinstance(col, CategoricalColumn)
+        }
+        self._candidates = pl.Series("domain", sorted(set().union(*self._categories.values())), dtype=pl.Utf8)
         # normalised category text -> the pii/identifier columns one of whose values equals it
         self._matched: dict[str, set[str]] = defaultdict(set)
         self.rows_scanned = 0
@@ -88,10 +85,8 @@ class PiiScan:
         per_column: dict[str, dict[str, object]] = {}
         cells_total = 0
         entries_total = 0
-        for name, col in self.contract.columns.items():
-            if not isinstance(col, CategoricalColumn):
-                continue
-            matched = {_norm(c) for c in col.categories} & set(self._matched)
+        for name, categories in self._categories.items():
+            matched = categories & self._matched.keys()
             if not matched:
                 continue
             cells = 0

@@ -1045,7 +1045,7 @@ def render_html(report: dict[str, Any], *, figures: bool = True) -> str:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_text_atomically(path: Path, text: str) -> None:
     """Write ``text`` to a temp file beside ``path``, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -1068,7 +1068,7 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     clean = _jsonable(report)
-    _write_atomic(
+    write_text_atomically(
         folder / "report.json", json.dumps(clean, indent=2, ensure_ascii=False, allow_nan=False)
     )
-    _write_atomic(folder / "report.html", render_html(clean))
+    write_text_atomically(folder / "report.html", render_html(clean))

@@ -35,7 +35,7 @@ def test_audit_writes_results_and_passes_an_honest_fit(prefect_harness: None, tm
         assert run["bound"]["epsilon_lower_bound"] <= run["epsilon_audited_network"] <= run["epsilon_ledger_total"]
         assert run["bound"]["canaries"] == 300 and run["steps"] > 0
     assert data["train_rows"] == 1000  # the release's split: two thirds of 1,500
-    assert not list(tmp_path.glob(".audit.json.tmp"))
+    assert not list(tmp_path.glob(".audit.json.*"))  # no temporary file left beside it
 
 
 def test_audit_refuses_a_bad_epsilon(tmp_path: Path, small_source: Path) -> None:
