@@ -10,7 +10,7 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -q
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 60
 
-.PHONY: demo test test-all install clean screenshots bench-models bench-scale bench-large bench-audit
+.PHONY: demo test test-all install clean screenshots bench-models bench-scale bench-large bench-audit peers bench bench-quick
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (CPython 3.11) on PATH"; exit 1; }
@@ -56,3 +56,24 @@ bench-large: $(STAMP)
 # synthgate audit on Adult at ε = 1, 3, 10 plus two sabotaged controls (about 6 minutes on 2 cores)
 bench-audit: $(STAMP)
 	$(PY) -m benchmarks.audit
+
+# the peers (ctgan package, smartnoise-synth) live in their own venv, never in synthgate's
+PEERS := .peers
+$(PEERS)/.installed:
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --disable-pip-version-check -q "torch==2.13.0" "ctgan==0.12.1" "smartnoise-synth==1.0.8" "pyarrow==26.0.1"
+	@touch $@
+
+peers: $(PEERS)/.installed
+
+# synthgate beside its peers on Adult, a short run (under 10 minutes on 2 cores)
+bench-quick: $(STAMP) $(PEERS)/.installed
+	$(PY) -m benchmarks.peers --suite quick --peer-python $(PEERS)/bin/python
+	$(PY) -m benchmarks.peers --table quick
+
+# the full comparison and the privacy-utility frontier, 3 seeds per ε (about 90 minutes on 2 cores)
+bench: $(STAMP) $(PEERS)/.installed
+	$(PY) -m benchmarks.peers --suite full --peer-python $(PEERS)/bin/python
+	$(PY) -m benchmarks.peers --table full
+	$(PY) -m benchmarks.peers --table frontier
+	$(PY) -m benchmarks.peers --plot

@@ -289,8 +289,10 @@ def activate(
     """Raw generator output -> codec space: tanh on numeric slots, Gumbel-softmax per one-hot block.
 
     ``hard=True`` (sampling) returns exact one-hots (the argmax of the Gumbel-perturbed logits,
-    i.e. a draw from the block's softmax).
+    i.e. a draw from the block's softmax; ``tau`` does not change an argmax).
     """
+    if hard:
+        return _hard_draw(codec, logits, g)
     parts = []
     for b in codec.blocks:
         x = logits[:, b.start : b.start + b.width]
@@ -303,6 +305,32 @@ def activate(
             y = F.one_hot(y.argmax(1), b.width).to(x.dtype)
         parts.append(y)
     return torch.cat(parts, dim=1)
+
+
+def _hard_draw(codec: Codec, logits: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+    """``activate(hard=True)``, the sampling hot path: each one-hot block drawn by inverting its CDF.
+
+    One uniform per block and row (the Gumbel-max trick needs one per slot, and two logarithms
+    each), ``softmax`` and a running sum per block, and the one-hot written in place with
+    ``scatter_`` instead of built and concatenated. The same distribution as Gumbel-max: category
+    k is drawn with probability softmax(logits)_k. About 1.6x faster than the per-block Gumbel-max
+    version it replaced (BENCHMARKS.md, "Speed").
+    """
+    out = torch.zeros_like(logits)
+    soft = [b for b in codec.blocks if b.kind != "tanh"]
+    u = torch.rand((logits.shape[0], len(soft)), generator=g, device=logits.device)
+    j = 0
+    for b in codec.blocks:
+        cols = slice(b.start, b.start + b.width)
+        if b.kind == "tanh":
+            out[:, cols] = torch.tanh(logits[:, cols])
+            continue
+        cdf = torch.softmax(logits[:, cols], dim=1).cumsum_(1)
+        # count of CDF steps below u·total: the drawn index (clamped against rounding at the top)
+        idx = (cdf < u[:, j : j + 1] * cdf[:, -1:]).sum(1, keepdim=True).clamp_(max=b.width - 1)
+        out[:, cols].scatter_(1, idx, 1.0)
+        j += 1
+    return out
 
 
 class Synthesizer(ABC):
