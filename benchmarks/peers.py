@@ -68,7 +68,6 @@ def suite(which: str, seeds: int) -> list[dict[str, Any]]:
     theirs: list[dict[str, Any]] = []
     if which == "quick":
         ours += [_job("synthgate", "synthgate", eps) for eps in (INF, 3.0, 1.0)]
-        ours += [_job("synthgate tvae, 150 epochs", "synthgate", INF, **TVAE_LONG)]
         ours += [_job("synthgate, ctgan-package architecture", "synthgate", eps, epochs=2, config=EQUAL_ARCHITECTURE)
                  for eps in (INF, 3.0)]
         theirs += [

@@ -30,7 +30,9 @@ import torch
 import torch.nn.functional as F
 from opacus import GradSampleModule
 from opacus.accountants import RDPAccountant
-from opacus.optimizers import DPOptimizer
+from opacus.grad_sample import GradSampleModuleFastGradientClipping
+from opacus.grad_sample.gsm_base import AbstractGradSampleModule
+from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 from torch import nn
 
 from models import canaries as audit_canaries
@@ -43,9 +45,14 @@ def poisson_sample(n: int, rate: float, generator: torch.Generator) -> torch.Ten
     return mask.nonzero(as_tuple=True)[0]
 
 
+def pair_losses(scores: torch.Tensor) -> torch.Tensor:
+    """ℓ_i per sample for critic scores of shape (batch, 2) = [real_i, fake_i]: shape (batch,)."""
+    return F.softplus(-scores[:, 0]) + F.softplus(scores[:, 1])
+
+
 def pair_loss(scores: torch.Tensor) -> torch.Tensor:
     """Sum over samples of ℓ_i for critic scores of shape (batch, 2) = [real_i, fake_i]."""
-    return (F.softplus(-scores[:, 0]) + F.softplus(scores[:, 1])).sum()
+    return pair_losses(scores).sum()
 
 
 def init_uniform_(module: nn.Module, generator: torch.Generator) -> None:
@@ -83,6 +90,15 @@ class PrivateTrainer:
 
     ``dp=False`` (``epsilon = math.inf`` baselines): plain Adam on the batch mean, no clipping,
     no noise, recorded with ``ledger.record_non_dp`` so the ledger's ε is infinite.
+
+    ``clipping="ghost"`` (hooks path only): the same mechanism without materialising per-sample
+    gradients. Opacus' ghost clipping computes each sample's gradient norm from the layer inputs
+    and output gradients (for a sample of T rows, from the T×T Gram matrices), then a second
+    backward of Σ_i min(1, C/‖g_i‖)·ℓ_i gives the sum of clipped gradients, to which the
+    optimizer adds N(0, σ²C²) as before. Equal to the per-sample path up to float rounding
+    (tests/unit/models/test_dp.py); needs ``step`` to get the per-sample losses, and networks of
+    Linear layers and parameter-free activations. An audit run (``synthgate audit``) keeps the
+    per-sample path: its canaries are per-sample gradient rows.
     """
 
     def __init__(
@@ -101,24 +117,34 @@ class PrivateTrainer:
         weight_decay: float = 0.0,
         noise_generator: torch.Generator | None = None,
         per_sample: str = "hooks",
+        clipping: str = "per-sample",
         what: str = "network",
     ) -> None:
         if per_sample not in ("hooks", "functorch"):
             raise ValueError(f"per_sample must be 'hooks' or 'functorch'. Got {per_sample!r}.")
+        if clipping not in ("per-sample", "ghost"):
+            raise ValueError(f"clipping must be 'per-sample' or 'ghost'. Got {clipping!r}.")
         self.raw = module
         self.dp = dp
         self.max_grad_norm = float(max_grad_norm)
         self.ledger = ledger
         self.per_sample = per_sample
-        self.module: nn.Module = (
-            GradSampleModule(module, loss_reduction="sum") if dp and per_sample == "hooks" else module
-        )
+        self.ghost = dp and per_sample == "hooks" and clipping == "ghost" and audit_canaries.active() is None
+        if self.ghost:
+            self.module: nn.Module = GradSampleModuleFastGradientClipping(
+                module, max_grad_norm=max_grad_norm, use_ghost_clipping=True, loss_reduction="sum"
+            )
+        elif dp and per_sample == "hooks":
+            self.module = GradSampleModule(module, loss_reduction="sum")
+        else:
+            self.module = module
         adam = torch.optim.Adam(module.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
         self.accountant: RDPAccountant | None = None
         self.entry: Charge
         self.canaries: audit_canaries.GradientCanaries | None = None
         if dp:
-            self.optimizer: torch.optim.Optimizer = DPOptimizer(
+            optimizer_class = DPOptimizerFastGradientClipping if self.ghost else DPOptimizer
+            self.optimizer: torch.optim.Optimizer = optimizer_class(
                 adam,
                 noise_multiplier=noise_multiplier,
                 max_grad_norm=max_grad_norm,
@@ -154,26 +180,28 @@ class PrivateTrainer:
             )
 
     def step(self, loss_sum: torch.Tensor | None, batch_size: int) -> None:
-        """One accounted step. ``loss_sum`` is Σ_i ℓ_i over the batch, computed through ``self.module``.
+        """One accounted step. ``loss_sum`` is Σ_i ℓ_i over the batch, computed through ``self.module``,
+        or the vector of the ℓ_i (shape (batch_size,)), which ghost clipping needs.
 
         An empty Poisson batch (``batch_size == 0``, ``loss_sum`` None) still takes a noisy DP
         step: it is part of the accounting.
         """
-        if self.dp:
-            if batch_size > 0:
-                if loss_sum is None:
-                    raise ValueError("a non-empty batch needs its summed loss.")
-                loss_sum.backward()
+        if batch_size > 0 and loss_sum is None:
+            raise ValueError("a non-empty batch needs its summed loss.")
+        if self.ghost:
+            self._ghost_backward(loss_sum, batch_size)
+        elif self.dp:
+            if loss_sum is not None and batch_size > 0:
+                loss_sum.sum().backward()
             else:
                 self._empty_grad_samples()
+        if self.dp:
             if self.canaries is not None:
                 self.canaries.inject()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-        elif batch_size > 0:
-            if loss_sum is None:
-                raise ValueError("a non-empty batch needs its summed loss.")
-            (loss_sum / batch_size).backward()
+        elif loss_sum is not None and batch_size > 0:
+            (loss_sum.sum() / batch_size).backward()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         self.ledger.add_steps(self.entry, 1)
@@ -237,6 +265,27 @@ class PrivateTrainer:
                 [(self.entry.noise_multiplier, self.entry.sample_rate, steps)] if steps else []
             )
 
+    def _ghost_backward(self, losses: torch.Tensor | None, batch_size: int) -> None:
+        """Leave Σ_i min(1, C/‖∇ℓ_i‖)·∇ℓ_i in ``p.grad`` (zeros for an empty batch)."""
+        if losses is None or batch_size == 0:
+            for p in self.raw.parameters():
+                if p.requires_grad:
+                    p.grad = torch.zeros_like(p)
+            return
+        if losses.dim() != 1 or losses.shape[0] != batch_size:
+            raise ValueError(
+                f"ghost clipping needs the per-sample losses, shape ({batch_size},); got {tuple(losses.shape)}. "
+                "Pass the vector of ℓ_i (e.g. pair_losses), not their sum."
+            )
+        losses.sum().backward(retain_graph=True)  # the hooks record each sample's gradient norm
+        self.optimizer.zero_grad(set_to_none=True)  # that pass's (unclipped) sum is discarded
+        coefficients = self.module.get_clipping_coef()
+        self.module.disable_hooks()
+        try:
+            (coefficients.detach() * losses).sum().backward()
+        finally:
+            self.module.enable_hooks()
+
     def _empty_grad_samples(self) -> None:
         for p in self.raw.parameters():
             if p.requires_grad:
@@ -249,7 +298,7 @@ class PrivateTrainer:
         Opacus' per-sample hooks must not record that pass: it is not a DP step, and a stray
         ``grad_sample`` would be accumulated into the next one.
         """
-        if isinstance(self.module, GradSampleModule):
+        if isinstance(self.module, AbstractGradSampleModule):
             self.module.disable_hooks()
             try:
                 yield

@@ -23,7 +23,11 @@ from typing import Any
 from opacus.accountants import RDPAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 
-ALPHAS: list[float] = list(RDPAccountant.DEFAULT_ALPHAS)
+# Opacus' default Rényi orders (1.1 .. 63) plus larger ones, as TF Privacy's accountant uses: RDP
+# holds at every order, so the ledger may convert at whichever is tightest. Small budgets need the
+# large orders: a single Gaussian release cannot be accounted below ε ≈ 0.14 at δ = 1e-6 with
+# orders up to 63, whatever its noise, while ε = 0.5 leaves a fifth of that to the codec.
+ALPHAS: list[float] = [*RDPAccountant.DEFAULT_ALPHAS, 80, 96, 128, 192, 256, 384, 512]
 ACCOUNTANT = "rdp"
 INFINITE = "inf"  # how to_dict writes an infinite ε (JSON has no infinity)
 

@@ -57,8 +57,12 @@ class SynthConfig(BaseModel):
     epochs: float = Field(8.0, gt=0, description="Passes over the data (1/q Poisson steps each).")
     batch_size: int = Field(1000, ge=2, description="Expected Poisson batch size of the private network(s).")
     max_grad_norm: float = Field(1.0, gt=0, description="Per-sample clipping norm C.")
-    codec_noise_multiplier: float = Field(
-        8.0, gt=0, description="σ/Δ of the codec's histogram step; larger spends less ε there."
+    codec_noise_multiplier: float | None = Field(
+        None, gt=0,
+        description=(
+            "σ/Δ of the codec's histogram step; larger spends less ε there. None: 8, or more when "
+            "8 would take over a fifth of ε (ε below about 2.7 at δ = 1e-6)."
+        ),
     )
 
 
@@ -93,6 +97,23 @@ def check_epsilon(epsilon: Any) -> tuple[float, bool]:
             f"non-DP baseline. Got {epsilon!r}. Pass the contract's privacy.epsilon."
         )
     return eps, math.isfinite(eps)
+
+
+#: the codec's default noise multiplier, and the largest share of ε its histogram step may take
+CODEC_NOISE = 8.0
+CODEC_SHARE = 0.2
+
+
+def codec_noise_for(epsilon: float, delta: float) -> float:
+    """The codec's default σ/Δ: 8, or the noise at which its one Gaussian release costs CODEC_SHARE·ε.
+
+    At δ = 1e-6, 8 costs ε ≈ 0.55: a fifth of ε = 2.7, but more than half of ε = 1, and all of
+    ε = 0.5, which left the critic little or nothing. Depends on ε and δ only (public).
+    """
+    from models.ledger import calibrate_noise
+
+    share = calibrate_noise(target_epsilon=CODEC_SHARE * epsilon, ledger=PrivacyLedger(delta), sample_rate=1.0, steps=1)
+    return max(CODEC_NOISE, share)
 
 
 NOISE_SEED_ENV = "SYNTHGATE_NOISE_SEED"
@@ -293,17 +314,14 @@ def activate(
     """
     if hard:
         return _hard_draw(codec, logits, g)
+    # one uniform draw and one Gumbel transform for the whole matrix (the tanh slots' share is
+    # unused), not one per block: fewer, larger kernels in the training loop's hottest helper
+    u = torch.rand(logits.shape, generator=g, device=logits.device).clamp_(1e-10, 1.0 - 1e-10)
+    noisy = (logits - torch.log(-torch.log(u))) / tau
     parts = []
     for b in codec.blocks:
-        x = logits[:, b.start : b.start + b.width]
-        if b.kind == "tanh":
-            parts.append(torch.tanh(x))
-            continue
-        u = torch.rand(x.shape, generator=g, device=x.device).clamp_(1e-10, 1.0 - 1e-10)
-        y = F.softmax((x - torch.log(-torch.log(u))) / tau, dim=1)
-        if hard:
-            y = F.one_hot(y.argmax(1), b.width).to(x.dtype)
-        parts.append(y)
+        cols = slice(b.start, b.start + b.width)
+        parts.append(torch.tanh(logits[:, cols]) if b.kind == "tanh" else F.softmax(noisy[:, cols], dim=1))
     return torch.cat(parts, dim=1)
 
 
@@ -456,16 +474,19 @@ class Synthesizer(ABC):
         with torch.no_grad(), buffers_kept(keep):  # partners carry no gradient to the generator
             return torch.cat([make(chunk) for _ in range(math.ceil(b / chunk))])[:b]
 
-    def _fit_codec(self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator) -> np.ndarray:
+    def _fit_codec(
+        self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator, epsilon: float
+    ) -> np.ndarray:
         """Charged (or, non-DP, recorded) codec statistics, then the encoded training matrix."""
-        self._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=rng)
+        self._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=rng, epsilon=epsilon)
         return self.codec.encode(train, rng=rng)
 
     def _fit_codec_statistics(
-        self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator
+        self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator, epsilon: float
     ) -> None:
         if dp:
-            self.codec.fit_dp(train, ledger=ledger, noise_multiplier=self.config.codec_noise_multiplier, rng=rng)
+            noise = self.config.codec_noise_multiplier or codec_noise_for(epsilon, ledger.delta)
+            self.codec.fit_dp(train, ledger=ledger, noise_multiplier=noise, rng=rng)
         else:
             self.codec.fit_non_dp(train, ledger=ledger)
 

@@ -44,7 +44,7 @@ from pydantic import Field
 from torch import nn
 
 from models.codec import Codec
-from models.dp import init_uniform_, pair_loss, poisson_sample
+from models.dp import init_uniform_, pair_losses, poisson_sample
 from models.ledger import PrivacyLedger, calibrate_noise
 from models.nets import MLPCritic as Critic
 from models.synthesizers.base import (
@@ -80,7 +80,7 @@ class CTGANConfig(SynthConfig):
     no data) and the condition is the row's OWN category in it, a function of the row itself.
     Its fake partner is generated with the same condition vector, and the critic sees
     [real_i, cond_i] and [fake_i, cond_i] as the two halves of ONE sample, clipped together by
-    DP-SGD (``pair_loss``). Why this is DP-correct: the pair's loss ℓ_i depends on no other real
+    DP-SGD (``pair_losses``). Why this is DP-correct: the pair's loss ℓ_i depends on no other real
     row (cond_i comes from real_i, fake_i from cond_i and the generator's noise), so adding or
     removing a row changes at most one clipped per-sample gradient, exactly the setting the
     Poisson-subsampled Gaussian accounting assumes. CTGAN's training-by-sampling (draw a
@@ -89,6 +89,11 @@ class CTGANConfig(SynthConfig):
     empirical category frequencies, not a chosen (e.g. log-) frequency; the generator's own
     steps draw conditions from the DP frequencies (``codec.frequencies``), or from their
     logarithm (``log_frequency``, CTGAN's choice, which shows rare categories more often).
+
+    ``clipping``: how DP-SGD clips the critic's per-sample gradients. "ghost" (default) computes
+    each sample's gradient norm without materialising the gradient (Opacus' ghost clipping; see
+    ``models.dp.PrivateTrainer``); "per-sample" materialises them. Same mechanism, same ε; ghost
+    is faster (BENCHMARKS.md, "Speed").
     """
 
     z_dim: int = Field(64, ge=1)
@@ -104,6 +109,7 @@ class CTGANConfig(SynthConfig):
     max_modes: int = Field(10, ge=1)
     critic_conditioning: bool = False
     log_frequency: bool = False
+    clipping: Literal["ghost", "per-sample"] = "ghost"
 
 
 class _Residual(nn.Module):
@@ -190,9 +196,14 @@ class DPCTGAN(Synthesizer):
         self.accountant = None
         # "modes": a large negative bias on unused (pruned) mode slots, set once the codec is fitted.
         self._logit_bias: torch.Tensor | None = None
+        self._cond_tables: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _set_logit_bias(self) -> None:
-        """Unused mode slots (weight 0) can never be generated: -1e4 on their logits."""
+        """Unused mode slots (weight 0) can never be generated: -1e4 on their logits.
+
+        Called whenever the codec's statistics are (re)set, so the condition tables are dropped too.
+        """
+        self._cond_tables = {}
         if self.codec.numeric_encoding != "modes":
             self._logit_bias = None
             return
@@ -224,24 +235,34 @@ class DPCTGAN(Synthesizer):
             return cond, torch.zeros(n, dtype=torch.long, device=dev), torch.zeros(n, dtype=torch.long, device=dev)
         if conditions:
             return self._fixed_cond(n, conditions)
+        cdf, offsets = self._cond_table(log_frequency)
         which = torch.randint(len(self._cond_blocks), (n,), generator=g, device=dev)
-        cats = torch.zeros(n, dtype=torch.long, device=dev)
-        offset = 0
-        offsets = []
+        # one draw per row by inverting its block's CDF (rows padded with 1.0 past the block's width)
+        u = torch.rand((n, 1), generator=g, device=dev)
+        cats = (cdf[which] < u).sum(1)
+        cond[torch.arange(n, device=dev), offsets[which] + cats] = 1.0
+        return cond, which, cats
+
+    def _cond_table(self, log_frequency: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-block category CDFs, padded with 1.0 to the widest block; block offsets), cached per
+        fit: the DP frequencies do not change after the codec is fitted."""
+        cached = self._cond_tables.get(log_frequency)
+        if cached is not None:
+            return cached
+        cdf = torch.ones(len(self._cond_blocks), max(b.width for b in self._cond_blocks), dtype=torch.float32)
+        offsets, offset = [], 0
         for j, b in enumerate(self._cond_blocks):
-            rows = (which == j).nonzero(as_tuple=True)[0]
-            f = self.codec.frequencies[b.column]
+            f = np.asarray(self.codec.frequencies[b.column], dtype=np.float64)
             if log_frequency:
                 f = np.log1p(f * float(self.codec.n_estimate or 1.0))
-                f = f / f.sum() if f.sum() > 0 else np.full(len(f), 1.0 / len(f))
-            freq = torch.as_tensor(f, dtype=torch.float32, device=dev)
-            if len(rows):
-                cats[rows] = torch.multinomial(freq, len(rows), replacement=True, generator=g)
+            f = f / f.sum() if f.sum() > 0 else np.full(len(f), 1.0 / len(f))
+            cdf[j, : len(f) - 1] = torch.as_tensor(np.cumsum(f)[:-1], dtype=torch.float32)  # the top stays
+            # exactly 1.0: u < 1 then never runs past the block's last category through rounding
             offsets.append(offset)
             offset += b.width
-        pos = torch.as_tensor(offsets, device=dev)[which] + cats
-        cond[torch.arange(n, device=dev), pos] = 1.0
-        return cond, which, cats
+        table = (cdf.to(self.device), torch.as_tensor(offsets, device=self.device))
+        self._cond_tables[log_frequency] = table
+        return table
 
     def _fixed_cond(self, n: int, conditions: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if len(conditions) != 1:
@@ -375,7 +396,7 @@ class DPCTGAN(Synthesizer):
         resume = checkpoint.load(key) if checkpoint is not None else None
         if resume is None:
             first = len(ledger.entries)
-            self._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=gens.numpy)
+            self._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps)
             before = PrivacyLedger(ledger.delta)
             before.entries = [dataclasses.replace(e) for e in ledger.entries[first:]]
             ledger_before, encode_rng = before.to_dict(), copy.deepcopy(gens.numpy.bit_generator.state)
@@ -400,7 +421,7 @@ class DPCTGAN(Synthesizer):
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
         trainer = self._private_trainer(
             base_critic, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens,
-            mechanism="dp-sgd-critic", lr=cfg.critic_lr, what="critic",
+            mechanism="dp-sgd-critic", lr=cfg.critic_lr, what="critic", clipping=cfg.clipping,
         )
         # Opacus' own accountant runs beside our ledger as a cross-check (tests compare them).
         self.accountant = trainer.accountant
@@ -431,14 +452,14 @@ class DPCTGAN(Synthesizer):
                         fake = self._activate(self._generate_given(cond_r, gens.extra), gens.extra)
                     self.generator.train()
                     pair = torch.stack([torch.cat([real, cond_r], 1), torch.cat([fake, cond_r], 1)], dim=1)
-                    loss_d = pair_loss(trainer.module(pair))
+                    loss_d = pair_losses(trainer.module(pair))
                 trainer.step(loss_d, b)
             else:
                 with torch.no_grad():
                     fake = self._fake_partners(
                         b, bg, lambda m: self._activate(self._generate(m, gens.extra)[0], gens.extra), keep=self.generator
                     )
-                loss_d = pair_loss(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
+                loss_d = pair_losses(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
                 trainer.step(loss_d, b)
 
             # ---- generator: post-processing of the (DP) critic ----------------------

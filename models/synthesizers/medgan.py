@@ -411,7 +411,7 @@ class MedGAN(Synthesizer):
         g_dev = gens.device
 
         t0 = time.perf_counter()
-        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy), device=dev)
+        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps), device=dev)
         n = X.shape[0]
         n_hat = float(self.codec.n_estimate or 1.0)
         q = min(1.0, cfg.batch_size / n_hat)

@@ -427,7 +427,7 @@ class TableGAN(Synthesizer):
         g_dev = gens.device
 
         t0 = time.perf_counter()
-        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy), device=dev)
+        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps), device=dev)
         n, d = X.shape
         n_hat = float(self.codec.n_estimate or 1.0)
         q, steps = self._plan(n)

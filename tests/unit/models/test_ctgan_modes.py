@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from models.ledger import PrivacyLedger
+from models.synthesizers.base import codec_noise_for
 from models.synthesizers.ctgan import CTGANConfig, DPCTGAN
 from validation.contract import Contract
 
@@ -65,7 +66,7 @@ def test_dp_fit_with_both_options_is_accounted_as_before(fitted: tuple[DPCTGAN, 
     # once at the codec's noise, and the critic's steps exactly the planned ones
     assert [e.mechanism for e in ledger.entries] == ["codec-histograms", "dp-sgd-critic"]
     hist, critic = ledger.entries
-    assert (hist.noise_multiplier, hist.sample_rate, hist.steps) == (BOTH.codec_noise_multiplier, 1.0, 1)
+    assert (hist.noise_multiplier, hist.sample_rate, hist.steps) == (codec_noise_for(3.0, ledger.delta), 1.0, 1) == (8.0, 1.0, 1)
     assert critic.steps == summary["steps"] == math.ceil(BOTH.epochs / summary["sample_rate"])
     assert critic.sample_rate == summary["sample_rate"] and critic.noise_multiplier == summary["noise_multiplier"]
     assert 2.9 < ledger.epsilon <= 3.0 + 1e-6

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import polars as pl
 import pytest
@@ -9,7 +11,7 @@ import torch
 from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 
-from models.dp import pair_loss, poisson_sample
+from models.dp import PrivateTrainer, pair_loss, pair_losses, poisson_sample
 from models.ledger import PrivacyLedger
 from models.synthesizers.ctgan import Critic, CTGANConfig, DPCTGAN
 from validation.contract import Contract
@@ -63,6 +65,60 @@ def test_noise_std_is_sigma_times_C_on_an_empty_batch() -> None:
     # 20*64+64+64+1 = 1409 draws: the sample std is within ~4% of sigma*C with overwhelming odds
     assert noise.std().item() == pytest.approx(sigma * C, rel=0.08)
     assert abs(noise.mean().item()) < 0.1
+
+
+def _trainer(net: torch.nn.Module, clipping: str, C: float, expected: int) -> PrivateTrainer:
+    return PrivateTrainer(
+        net, ledger=PrivacyLedger(1e-6), mechanism="dp-sgd-critic", dp=True, noise_multiplier=1.0,
+        sample_rate=0.1, expected_batch_size=expected, max_grad_norm=C, lr=1e-3, clipping=clipping,
+        noise_generator=torch.Generator().manual_seed(2),
+    )
+
+
+def test_ghost_clipping_sums_the_same_clipped_gradients_as_per_sample_clipping() -> None:
+    torch.manual_seed(0)
+    base = Critic(6, (16, 8))
+    # samples of 2 rows (the pair loss) at scales from 0.01 to 100: some clipped, some not
+    x = torch.randn(40, 2, 6) * torch.logspace(-2, 2, 40)[:, None, None]
+    C = 0.5
+    per_sample = _trainer(copy.deepcopy(base), "per-sample", C, 40)
+    pair_loss(per_sample.module(x)).backward()
+    raw = torch.stack([p.grad_sample.reshape(40, -1).norm(dim=1) for p in per_sample.raw.parameters()], 1).norm(dim=1)
+    assert (raw > C).sum() >= 10 and (raw < C).sum() >= 10  # both sides of the clip exercised
+    per_sample.optimizer.clip_and_accumulate()
+    expected = [p.summed_grad for p in per_sample.optimizer.params]
+
+    ghost = _trainer(copy.deepcopy(base), "ghost", C, 40)
+    assert ghost.ghost
+    ghost._ghost_backward(pair_losses(ghost.module(x)), 40)
+    got = [p.grad for p in ghost.raw.parameters()]
+    for want, have in zip(expected, got, strict=True):
+        assert torch.allclose(want, have, rtol=1e-4, atol=1e-6)
+
+
+def test_ghost_clipping_steps_count_and_empty_batches_take_pure_noise() -> None:
+    torch.manual_seed(0)
+    trainer = _trainer(Critic(20, (64,)), "ghost", 0.7, 1)
+    before = [p.detach().clone() for p in trainer.raw.parameters()]
+    trainer.step(None, 0)  # an empty Poisson batch: a noisy step all the same
+    assert trainer.entry.steps == 1
+    assert any(not torch.equal(a, p) for a, p in zip(before, trainer.raw.parameters(), strict=True))
+    x = torch.randn(8, 2, 20)
+    trainer.step(pair_losses(trainer.module(x)), 8)
+    assert trainer.entry.steps == 2
+    with pytest.raises(ValueError, match="per-sample losses"):
+        trainer.step(pair_loss(trainer.module(x)), 8)  # a sum cannot be clipped per sample
+
+
+def test_ghost_and_per_sample_ctgan_fits_spend_the_same_epsilon(adult_contract: Contract, adult_small: pl.DataFrame) -> None:
+    spent = {}
+    for clipping in ("ghost", "per-sample"):
+        cfg = CTGANConfig(epochs=1.0, batch_size=200, generator_dims=(32,), critic_dims=(32,), z_dim=8, clipping=clipping)
+        ledger = PrivacyLedger(adult_contract.privacy.delta)
+        model = DPCTGAN(adult_contract, cfg, device="cpu").fit(adult_small, ledger=ledger, epsilon=3.0, seed=0)
+        spent[clipping] = ledger.epsilon
+        assert model.sample(50, seed=1).height == 50
+    assert spent["ghost"] == pytest.approx(spent["per-sample"]) and spent["ghost"] <= 3.0
 
 
 def _tiny_fit(contract: Contract, df: pl.DataFrame, seed: int) -> tuple[DPCTGAN, PrivacyLedger]:

@@ -55,3 +55,15 @@ def test_round_trip_through_dict() -> None:
     again = PrivacyLedger.from_dict(ledger.to_dict())
     assert again.epsilon == ledger.epsilon
     assert again.to_dict()["entries"][0]["epsilon_alone"] == pytest.approx(ledger.epsilon)
+
+
+def test_codec_noise_keeps_the_codec_within_a_fifth_of_small_budgets() -> None:
+    from models.synthesizers.base import CODEC_NOISE, CODEC_SHARE, codec_noise_for
+
+    for eps in (0.5, 1.0, 2.0):
+        noise = codec_noise_for(eps, 1e-6)
+        ledger = PrivacyLedger(1e-6)
+        ledger.charge("codec-histograms", noise_multiplier=noise, sample_rate=1.0, steps=1, description="")
+        assert ledger.epsilon == pytest.approx(CODEC_SHARE * eps, rel=0.01)
+    # large budgets keep the default noise (its ε ≈ 0.545 is under a fifth of them)
+    assert codec_noise_for(3.0, 1e-6) == codec_noise_for(10.0, 1e-6) == CODEC_NOISE

@@ -65,3 +65,37 @@ def test_ctgan_generator_inference_path_equals_the_plain_forward() -> None:
         graded = gen(x)  # gradients on: the plain path, unchanged
     assert torch.allclose(fused, plain, atol=1e-5, rtol=1e-5)
     assert torch.equal(graded.detach(), plain)
+
+
+def test_ctgan_condition_vectors_follow_the_dp_frequencies(adult_contract: Contract, adult_small) -> None:
+    from models.ledger import PrivacyLedger
+    from models.synthesizers.ctgan import DPCTGAN
+
+    model = DPCTGAN(adult_contract, device="cpu")
+    model.codec.fit_non_dp(adult_small.select(adult_contract.modelled_columns), ledger=PrivacyLedger(1e-6))
+    model._set_logit_bias()
+    n = 60_000
+    for log_frequency in (False, True):
+        cond, which, cats = model._sample_cond(n, torch.Generator().manual_seed(5), log_frequency=log_frequency)
+        assert torch.all(cond.sum(1) == 1.0)
+        blocks = model._cond_blocks
+        # the block is uniform over the discrete columns
+        counts = torch.bincount(which, minlength=len(blocks)).double().numpy()
+        assert stats.chisquare(counts).pvalue > 1e-4
+        offset = 0
+        for j, b in enumerate(blocks):
+            rows = which == j
+            assert torch.all(cats[rows] < b.width)
+            assert torch.all(cond[rows, offset : offset + b.width].argmax(1) == cats[rows]), b.column
+            f = np.asarray(model.codec.frequencies[b.column], dtype=np.float64)
+            if log_frequency:
+                f = np.log1p(f * float(model.codec.n_estimate))
+            expected = f / f.sum() * int(rows.sum())
+            observed = torch.bincount(cats[rows], minlength=b.width).double().numpy()
+            keep = expected >= 5
+            assert observed[expected == 0].sum() == 0, b.column  # a category of frequency 0 never drawn
+            obs = np.append(observed[keep], observed[~keep].sum())
+            exp = np.append(expected[keep], expected[~keep].sum())
+            obs, exp = obs[exp > 0], exp[exp > 0]
+            assert stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue > 1e-4, (b.column, log_frequency)
+            offset += b.width

@@ -18,7 +18,9 @@ The data-entry points are the three places that charge the ledger. Each is neutr
   trainer builds is wrapped so that every per-sample gradient is zeroed just before clipping. Real
   rows still go through the forward and backward passes and Opacus' machinery, but each step adds
   noise only. The hooks path (``step``) and the ``torch.func`` path (``step_per_sample``) both end
-  in that call.
+  in that call. Under ghost clipping (ctgan's default) there are no per-sample gradients: the
+  clipped sum the second backward leaves in ``p.grad`` is zeroed instead, in the optimizer's
+  ``accumulate`` just before the noise.
 - ``models.synthesizers.tablegan.release_feature_moments`` (``gaussian-feature-moments``): called
   with an empty feature batch, so it releases noise only.
 
@@ -299,6 +301,20 @@ def neutralised(taint: Taint) -> Iterator[Taint]:
         trainer_init(self, module, **kwargs)
         assert self.dp, "the taint test fits under DP only"
         mechanism = kwargs["mechanism"]
+        if self.ghost:
+            # ghost clipping: the second backward leaves the clipped per-sample sum in p.grad, which
+            # the optimizer's accumulate() copies before adding noise
+            accumulate = self.optimizer.accumulate
+
+            def zero_then_accumulate() -> None:
+                if not taint.reads_table(mechanism):
+                    for p in self.optimizer.params:
+                        if p.grad is not None:
+                            p.grad.zero_()
+                accumulate()
+
+            self.optimizer.accumulate = zero_then_accumulate  # type: ignore[method-assign]
+            return
         clip_and_accumulate = self.optimizer.clip_and_accumulate
 
         def zero_then_clip() -> None:
@@ -371,7 +387,11 @@ def fit(
     key = (case.id, table, live, same_batches)
     if key not in _FITS:
         cls = get_synthesizer(case.name)
-        config = cls.config_class(epochs=EPOCHS, batch_size=BATCH, **TINY[case.name], **dict(case.options))
+        # the codec noise of ε = 3 (8): ε = 1's default would leave a 300-row table's DP row count so
+        # noisy that a fit could take a single step, too few for the step-count checks below
+        config = cls.config_class(
+            epochs=EPOCHS, batch_size=BATCH, codec_noise_multiplier=8.0, **TINY[case.name], **dict(case.options)
+        )
         ledger = PrivacyLedger(contract.privacy.delta)
         seen: list[TrainingProgress] = []
         pinned = batches_from_first_rows(N_ROWS) if same_batches else nullcontext()
