@@ -61,7 +61,7 @@ bench-audit: $(STAMP)
 PEERS := .peers
 $(PEERS)/.installed:
 	$(PYTHON) -m venv $(PEERS)
-	$(PEERS)/bin/python -m pip install --disable-pip-version-check -q "torch==2.13.0" "ctgan==0.12.1" "smartnoise-synth==1.0.8" "pyarrow==26.0.1"
+	$(PEERS)/bin/python -m pip install --disable-pip-version-check -q "torch==2.13.0" "ctgan==0.12.1" "smartnoise-synth==1.0.8" "pyarrow==26.0.1" "packaging==25.0"
 	@touch $@
 
 peers: $(PEERS)/.installed

@@ -57,6 +57,15 @@ def load_adult() -> tuple[Any, pl.DataFrame]:
     return contract, prepare_frame(pl.read_parquet(demo_parquet()), contract).select(contract.modelled_columns)
 
 
+def report_run(label: str, result: dict[str, Any], started: float, timing: str) -> None:
+    """One finished benchmark run on stderr: its timing, then the utility and privacy figures."""
+    print(
+        f"{label} {timing}, pairs {result['pair_trends']}, TSTR AUC {result['tstr_auc']}, "
+        f"DCR {result['dcr_share']}, MIA {result['worst_mia_auc']} ({time.perf_counter() - started:.0f} s in all)",
+        file=sys.stderr, flush=True,
+    )
+
+
 def independent_marginals(train: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
     """Each column drawn with replacement from train's values on its own."""
     rng = np.random.default_rng(seed)

@@ -140,6 +140,8 @@ def main() -> None:
     if args.table:
         print(table(_load()))
         return
+    from benchmarks.common import report_run
+
     names = _model_names() if args.models == "all" else tuple(args.models.split(","))
     epsilons = [float(e) for e in args.epsilons.split(",")]
     for name in names:
@@ -156,12 +158,7 @@ def main() -> None:
             result = json.loads(proc.stdout.strip().splitlines()[-1])
             runs = [r for r in _load() if (r["model"], r["epsilon"], r["seed"]) != (name, result["epsilon"], args.seed)]
             _save([*runs, result])
-            print(
-                f"[{name} ε={_eps_label(eps)}] fit {result['fit_seconds']} s, pairs {result['pair_trends']}, "
-                f"TSTR {result['tstr_auc']}, DCR {result['dcr_share']}, MIA {result['worst_mia_auc']} "
-                f"({time.perf_counter() - started:.0f} s in all)",
-                file=sys.stderr, flush=True,
-            )
+            report_run(f"[{name} ε={_eps_label(eps)}]", result, started, f"fit {result['fit_seconds']} s")
 
 
 if __name__ == "__main__":

@@ -82,26 +82,21 @@ def _from_bins(codes: np.ndarray, lo: int, hi: int, rng: np.random.Generator) ->
 # --- the peers ----------------------------------------------------------------------------
 
 
-def _ctgan(spec: dict[str, Any], train: pd.DataFrame, clock: _Clock) -> Any:
-    import ctgan.synthesizers.ctgan as module
-    from ctgan import CTGAN
+def _sdv_model(kind: str) -> Any:
+    """The ctgan package's CTGAN or TVAE: the same fit/sample surface, a tqdm loop over epochs."""
 
-    module.tqdm = clock.tqdm
-    model = CTGAN(epochs=int(spec["epochs"]), **spec.get("options", {}))
-    model.set_random_state(spec["seed"])
-    model.fit(train, discrete_columns=_categorical(spec))
-    return model.sample
+    def fit(spec: dict[str, Any], train: pd.DataFrame, clock: _Clock) -> Any:
+        import importlib
 
+        module = importlib.import_module(f"ctgan.synthesizers.{kind}")
+        module.tqdm = clock.tqdm  # stamps each epoch of the training loop
+        cls = getattr(module, kind.upper())
+        model = cls(epochs=int(spec["epochs"]), cuda=spec.get("device") == "cuda", **spec.get("options", {}))
+        model.set_random_state(spec["seed"])
+        model.fit(train, discrete_columns=_categorical(spec))
+        return model.sample
 
-def _tvae(spec: dict[str, Any], train: pd.DataFrame, clock: _Clock) -> Any:
-    import ctgan.synthesizers.tvae as module
-    from ctgan import TVAE
-
-    module.tqdm = clock.tqdm
-    model = TVAE(epochs=int(spec["epochs"]), **spec.get("options", {}))
-    model.set_random_state(spec["seed"])
-    model.fit(train, discrete_columns=_categorical(spec))
-    return model.sample
+    return fit
 
 
 def _mst(spec: dict[str, Any], train: pd.DataFrame, clock: _Clock) -> Any:
@@ -143,7 +138,7 @@ def _dpctgan(spec: dict[str, Any], train: pd.DataFrame, clock: _Clock) -> Any:
     ])
     synth = Synthesizer.create(
         "dpctgan", epsilon=float(spec["epsilon"]), epochs=int(spec["epochs"]), delta=float(spec["delta"]),
-        verbose=False, **spec.get("options", {}),
+        verbose=False, cuda=False, **spec.get("options", {}),
     )
     np.random.seed(spec["seed"])
     import torch
@@ -157,7 +152,7 @@ def _dpctgan(spec: dict[str, Any], train: pd.DataFrame, clock: _Clock) -> Any:
     return synth.sample
 
 
-PEERS = {"ctgan": _ctgan, "tvae": _tvae, "mst": _mst, "dpctgan": _dpctgan}
+PEERS = {"ctgan": _sdv_model("ctgan"), "tvae": _sdv_model("tvae"), "mst": _mst, "dpctgan": _dpctgan}
 PACKAGES = ("ctgan", "smartnoise-synth", "mbi", "opacus", "torch", "numpy", "pandas", "rdt")
 
 

@@ -21,7 +21,8 @@ writes parquet. Each fit runs in its own subprocess, one after another, alternat
 peer runs so that drift of the machine hits both; per run the fit records seconds per epoch (the
 training loop alone), total fit seconds, sampling rows/s (``SPEED_ROWS`` rows, timed apart from the
 evaluation sample) and the fitting process's peak RSS. Results merge into
-benchmarks/results/peers.json keyed by (suite, name, ε, seed).
+benchmarks/results/peers.json keyed by (suite, name, ε, seed, device). ``--device cuda`` trains
+synthgate and the ctgan package's models on the GPU (MST has no GPU path; DP-CTGAN stays on CPU).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ TVAE_LONG = {"model": "tvae", "epochs": 150}
 # the ctgan package's default architecture and batch (generator 256-256 residual, critic 256-256,
 # 128-wide noise, batch 500): synthgate's ctgan set to it, for the per-epoch speed comparison
 EQUAL_ARCHITECTURE = {"generator_dims": [256, 256], "critic_dims": [256, 256], "z_dim": 128, "batch_size": 500}
+ARCH_NAME = "synthgate (ctgan-package architecture)"
 
 
 def _job(name: str, system: str, epsilon: float, seed: int = 0, **spec: Any) -> dict[str, Any]:
@@ -68,7 +70,7 @@ def suite(which: str, seeds: int) -> list[dict[str, Any]]:
     theirs: list[dict[str, Any]] = []
     if which == "quick":
         ours += [_job("synthgate", "synthgate", eps) for eps in (INF, 3.0, 1.0)]
-        ours += [_job("synthgate, ctgan-package architecture", "synthgate", eps, epochs=2, config=EQUAL_ARCHITECTURE)
+        ours += [_job(ARCH_NAME, "synthgate", eps, epochs=2, config=EQUAL_ARCHITECTURE)
                  for eps in (INF, 3.0)]
         theirs += [
             _job("ctgan 0.12.1 CTGAN", "ctgan", INF, epochs=2),
@@ -80,7 +82,7 @@ def suite(which: str, seeds: int) -> list[dict[str, Any]]:
             ours += [_job("synthgate", "synthgate", eps, seed) for eps in (INF, 10.0, 3.0, 1.0, 0.5)]
             ours += [_job("synthgate tvae, 150 epochs", "synthgate", INF, seed, **TVAE_LONG)]
             theirs += [_job("smartnoise MST", "mst", eps, seed) for eps in (10.0, 3.0, 1.0, 0.5)]
-        ours += [_job("synthgate, ctgan-package architecture", "synthgate", eps, epochs=2, config=EQUAL_ARCHITECTURE)
+        ours += [_job(ARCH_NAME, "synthgate", eps, epochs=10, config=EQUAL_ARCHITECTURE)
                  for eps in (INF, 3.0)]
         theirs += [
             _job("ctgan 0.12.1 CTGAN", "ctgan", INF, epochs=50),
@@ -150,7 +152,7 @@ def fit_synthgate(job: dict[str, Any], out: Path) -> None:
     stamps: list[tuple[float, float]] = []
     ledger = PrivacyLedger(DELTA)
     started = time.perf_counter()
-    model = cls(contract, config, device="cpu").fit(
+    model = cls(contract, config, device=job.get("device", "cpu")).fit(
         train, ledger=ledger, epsilon=job["epsilon"], seed=job["seed"],
         progress=lambda p: stamps.append((time.perf_counter(), p.epoch)),
     )
@@ -171,6 +173,7 @@ def fit_synthgate(job: dict[str, Any], out: Path) -> None:
         "epsilon_spent": ledger.epsilon,
         "ledger": [e.mechanism for e in ledger.entries],
         "model": cls.name,
+        "device": str(model.device),
         "config": config.model_dump(mode="json"),
         "torch_threads": torch.get_num_threads(),
     }
@@ -217,7 +220,7 @@ def run_job(job: dict[str, Any], peer_python: Path, folder: Path) -> dict[str, A
                "--out", str(out)]
     else:
         spec = {**_peer_inputs(folder), "peer": job["system"], "epsilon": job["epsilon"], "seed": job["seed"],
-                "epochs": job.get("epochs"), "options": job.get("options", {})}
+                "epochs": job.get("epochs"), "options": job.get("options", {}), "device": job.get("device", "cpu")}
         spec_path = folder / "spec.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         cmd = [str(peer_python), str(PEER_FIT), "--spec", str(spec_path), "--out", str(out)]
@@ -227,7 +230,7 @@ def run_job(job: dict[str, Any], peer_python: Path, folder: Path) -> dict[str, A
     fitted = json.loads((out / "result.json").read_text(encoding="utf-8"))
     scores = evaluate(out / "synthetic.parquet", job["seed"])
     return {
-        **{k: job[k] for k in ("suite", "name", "system", "seed")},
+        **{k: job[k] for k in ("suite", "name", "system", "seed", "device")},
         "epsilon": _label(job["epsilon"]),
         **fitted,
         "epsilon_spent": _label(fitted["epsilon_spent"]) if fitted.get("epsilon_spent") is not None else None,
@@ -246,8 +249,8 @@ def _label(eps: float | str) -> str:
 # --- results ----------------------------------------------------------------------------------
 
 
-def _key(r: dict[str, Any]) -> tuple[str, str, str, int]:
-    return (r["suite"], r["name"], r["epsilon"], r["seed"])
+def _key(r: dict[str, Any]) -> tuple[str, str, str, int, str]:
+    return (r["suite"], r["name"], r["epsilon"], r["seed"], r.get("device", "cpu"))
 
 
 def _load() -> list[dict[str, Any]]:
@@ -281,7 +284,8 @@ def table(runs: list[dict[str, Any]], which: str) -> str:
         return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
     rows = [
-        f"| {r['name']} | {_eps(r)} | {spent(r)} | {r['seed']} | {num(r['seconds_per_epoch'], '.2f')} | "
+        f"| {r['name']}{'' if r.get('device', 'cpu') == 'cpu' else ' (' + r['device'] + ')'} | {_eps(r)} | {spent(r)} | {r['seed']} | "
+        f"{num(r['seconds_per_epoch'] if r.get('epochs') else None, '.2f')} | "
         f"{num(r.get('epochs'), 'g')} | {r['fit_seconds']:.0f} | {r['sample_rows_per_second']:,} | {r['peak_rss_mib']:,} | "
         f"{r['column_shapes']:.3f} | {r['pair_trends']:.3f} | {r['tstr_accuracy']:.3f} | {r['tstr_f1']:.3f} | "
         f"{r['tstr_auc']:.3f} | {r['dcr_share']:.3f} | {r['worst_mia_auc']:.3f} |"
@@ -294,7 +298,7 @@ def frontier(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, list[f
     """{system name: {ε: {"tstr_auc": [...], "pair_trends": [...]}}} over the full suite's seeds."""
     out: dict[str, dict[str, dict[str, list[float]]]] = {}
     for r in runs:
-        if r["suite"] != "full" or r["name"] not in ("synthgate", "smartnoise MST"):
+        if r["suite"] != "full" or r["name"] not in ("synthgate", "smartnoise MST") or r.get("device", "cpu") != "cpu":
             continue
         cell = out.setdefault(r["name"], {}).setdefault(r["epsilon"], {"tstr_auc": [], "pair_trends": []})
         cell["tstr_auc"].append(r["tstr_auc"])
@@ -334,7 +338,7 @@ def plot(runs: list[dict[str, Any]], path: Path = PLOT) -> None:
     import numpy as np
 
     data = frontier(runs)
-    trtr = next((r["trtr_auc"] for r in runs if r["suite"] == "full"), None)
+    trtr = next((r["trtr_auc"] for r in runs if r["suite"] == "full"), None)  # the same for every run
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     x_of = {"0.5": 0.5, "1": 1.0, "3": 3.0, "10": 10.0, "inf": 40.0}
     for ax, metric, title in ((axes[0], "tstr_auc", "TSTR AUC (adult.test)"), (axes[1], "pair_trends", "pair trends")):
@@ -367,9 +371,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", choices=("quick", "full"), help="Run a suite and merge its results.")
     ap.add_argument("--seeds", type=int, default=3, help="Seeds per ε in the full suite (default 3).")
-    ap.add_argument("--only", default="", help="Comma-separated systems to run (synthgate, ctgan, tvae, mst, dpctgan).")
+    ap.add_argument("--only", default="",
+                    help="Comma-separated systems (synthgate, ctgan, tvae, mst, dpctgan) or run names to run.")
     ap.add_argument("--peer-python", type=Path, default=Path(os.environ.get("PEER_PYTHON", DEFAULT_PEER_PYTHON)),
                     help="Python of the peer environment (make peers; env PEER_PYTHON).")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                    help="Where synthgate and the GPU-capable peers train (default cpu; results record it).")
     ap.add_argument("--table", choices=("quick", "full", "frontier"), help="Print a markdown table and exit.")
     ap.add_argument("--plot", action="store_true", help="Write the frontier PNG and exit.")
     ap.add_argument("--fit-synthgate", help=argparse.SUPPRESS)
@@ -387,9 +394,12 @@ def main() -> None:
         return
     if not args.suite:
         ap.error("give --suite quick|full, --table or --plot")
-    jobs = suite(args.suite, args.seeds)
+    from benchmarks.common import report_run
+
+    jobs = [{**j, "device": args.device} for j in suite(args.suite, args.seeds)]
     if args.only:
-        jobs = [j for j in jobs if j["system"] in args.only.split(",")]
+        wanted = set(args.only.split(","))
+        jobs = [j for j in jobs if j["system"] in wanted or j["name"] in wanted]
     if any(j["system"] != "synthgate" for j in jobs) and not args.peer_python.exists():
         raise SystemExit(
             f"no peer environment at {args.peer_python}: run `make peers` (a separate venv with ctgan and "
@@ -406,13 +416,8 @@ def main() -> None:
                 print(f"{label} FAILED: {exc}", file=sys.stderr, flush=True)
                 continue
             _save([r for r in _load() if _key(r) != _key(result)] + [result])
-            print(
-                f"{label} fit {result['fit_seconds']} s ({result['seconds_per_epoch']} s/epoch), "
-                f"{result['sample_rows_per_second']:,} rows/s, pairs {result['pair_trends']}, "
-                f"TSTR AUC {result['tstr_auc']}, DCR {result['dcr_share']}, MIA {result['worst_mia_auc']} "
-                f"({time.perf_counter() - started:.0f} s in all)",
-                file=sys.stderr, flush=True,
-            )
+            report_run(label, result, started, f"fit {result['fit_seconds']} s ({result['seconds_per_epoch']} s/epoch), "
+                       f"{result['sample_rows_per_second']:,} rows/s")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from torch import nn
 from models.codec import Codec
 from models.device import resolve_device
 from models.dp import PrivateTrainer
-from models.ledger import PrivacyLedger
+from models.ledger import PrivacyLedger, calibrate_noise
 from validation.contract import Contract
 
 FORMAT_VERSION = 2
@@ -110,8 +110,6 @@ def codec_noise_for(epsilon: float, delta: float) -> float:
     At δ = 1e-6, 8 costs ε ≈ 0.55: a fifth of ε = 2.7, but more than half of ε = 1, and all of
     ε = 0.5, which left the critic little or nothing. Depends on ε and δ only (public).
     """
-    from models.ledger import calibrate_noise
-
     share = calibrate_noise(target_epsilon=CODEC_SHARE * epsilon, ledger=PrivacyLedger(delta), sample_rate=1.0, steps=1)
     return max(CODEC_NOISE, share)
 
