@@ -19,7 +19,16 @@ import polars as pl
 
 
 def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
+    """Peak resident set size of this process so far, in MiB: VmHWM, the high-water mark of its
+    own memory map, which starts afresh at exec.
+
+    Not ``getrusage(RUSAGE_SELF).ru_maxrss``: Linux carries the parent's RSS at fork into the
+    child's ru_maxrss, so a subprocess started by a 1 GiB runner reports at least 1 GiB (found in
+    the peer benchmark, whose runner scores in-process). That call remains the fallback off Linux.
+    """
+    hwm = _proc_field("/proc/self/status", "VmHWM:")
+    if hwm is not None:
+        return int(hwm.split()[0]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

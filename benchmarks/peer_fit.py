@@ -57,6 +57,18 @@ class _Clock:
         return (self.stamps[-1] - self.stamps[0]) / (len(self.stamps) - 1)
 
 
+def _peak_rss_mib() -> float:
+    """VmHWM of this process (benchmarks/common.py::peak_rss_mib says why not ru_maxrss)."""
+    try:
+        with open("/proc/self/status", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 # --- MST's public binning -------------------------------------------------------------------
 
 
@@ -129,11 +141,19 @@ def _mst(spec: dict[str, Any], train: pd.DataFrame, clock: _Clock) -> Any:
 
 def _dpctgan(spec: dict[str, Any], train: pd.DataFrame, clock: _Clock) -> Any:
     from snsynth import Synthesizer
-    from snsynth.transform import MinMaxTransformer, OneHotEncoder, TableTransformer
+    from snsynth.transform import (
+        ChainTransformer,
+        LabelTransformer,
+        MinMaxTransformer,
+        OneHotEncoder,
+        TableTransformer,
+    )
 
-    # the contract's public bounds for the integers, so no ε goes to learning them
+    # the contract's public bounds for the integers, so no ε goes to learning them; categories are
+    # label-coded (read off the rows, uncharged, as smartnoise does) and then one-hot encoded
     transformer = TableTransformer([
-        MinMaxTransformer(lower=c["min"], upper=c["max"], negative=True) if c["kind"] == "integer" else OneHotEncoder()
+        MinMaxTransformer(lower=c["min"], upper=c["max"], negative=True) if c["kind"] == "integer"
+        else ChainTransformer([LabelTransformer(), OneHotEncoder()])
         for c in spec["columns"]
     ])
     synth = Synthesizer.create(
@@ -187,6 +207,9 @@ def main() -> None:
     sample = PEERS[spec["peer"]](spec, train, clock)
     fit_s = time.perf_counter() - started
     synthetic = sample(int(spec["rows"]))
+    for col in spec["columns"]:  # DP-CTGAN's min-max decoding returns floats for integer columns
+        if col["kind"] == "integer":
+            synthetic[col["name"]] = np.round(pd.to_numeric(synthetic[col["name"]])).astype("Int64")
     t0 = time.perf_counter()
     sample(int(spec["speed_rows"]))
     sample_s = time.perf_counter() - t0
@@ -197,7 +220,8 @@ def main() -> None:
         "seconds_per_epoch": round(clock.per_epoch(), 3),
         "epochs": spec.get("epochs"),
         "sample_rows_per_second": round(int(spec["speed_rows"]) / sample_s),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mib": round(_peak_rss_mib()),
+        "peak_rss_source": "VmHWM",
         "epsilon_spent": spec.get("_spent"),
         "torch_threads": torch.get_num_threads(),
         "versions": _versions(),

@@ -170,6 +170,7 @@ def fit_synthgate(job: dict[str, Any], out: Path) -> None:
         "epochs": config.epochs,
         "sample_rows_per_second": round(SPEED_ROWS / sample_s),
         "peak_rss_mib": round(peak_rss_mib()),
+        "peak_rss_source": "VmHWM",
         "epsilon_spent": ledger.epsilon,
         "ledger": [e.mechanism for e in ledger.entries],
         "model": cls.name,
@@ -280,13 +281,17 @@ def table(runs: list[dict[str, Any]], which: str) -> str:
         s = r.get("epsilon_spent")
         return "—" if s is None or s == "nan" else ("∞" if s == "inf" else f"{float(s):.3f}")
 
+    def rss(r: dict[str, Any]) -> str:
+        # runs before the VmHWM fix recorded ru_maxrss, which includes the runner's RSS at fork
+        return f"{r['peak_rss_mib']:,}" if r.get("peak_rss_source") == "VmHWM" else "—"
+
     def num(v: Any, fmt: str) -> str:
         return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
     rows = [
         f"| {r['name']}{'' if r.get('device', 'cpu') == 'cpu' else ' (' + r['device'] + ')'} | {_eps(r)} | {spent(r)} | {r['seed']} | "
         f"{num(r['seconds_per_epoch'] if r.get('epochs') else None, '.2f')} | "
-        f"{num(r.get('epochs'), 'g')} | {r['fit_seconds']:.0f} | {r['sample_rows_per_second']:,} | {r['peak_rss_mib']:,} | "
+        f"{num(r.get('epochs'), 'g')} | {r['fit_seconds']:.0f} | {r['sample_rows_per_second']:,} | {rss(r)} | "
         f"{r['column_shapes']:.3f} | {r['pair_trends']:.3f} | {r['tstr_accuracy']:.3f} | {r['tstr_f1']:.3f} | "
         f"{r['tstr_auc']:.3f} | {r['dcr_share']:.3f} | {r['worst_mia_auc']:.3f} |"
         for r in runs if r["suite"] == which
