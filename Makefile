@@ -71,7 +71,7 @@ bench-quick: $(STAMP) $(PEERS)/.installed
 	$(PY) -m benchmarks.peers --suite quick --peer-python $(PEERS)/bin/python
 	$(PY) -m benchmarks.peers --table quick
 
-# the full comparison and the privacy-utility frontier, 3 seeds per ε (about 90 minutes on 2 cores)
+# the full comparison and the privacy-utility frontier, 3 seeds per ε (about 45 minutes on 2 cores)
 bench: $(STAMP) $(PEERS)/.installed
 	$(PY) -m benchmarks.peers --suite full --peer-python $(PEERS)/bin/python
 	$(PY) -m benchmarks.peers --table full
