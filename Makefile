@@ -10,7 +10,7 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -q
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 60
 
-.PHONY: demo test test-all install clean screenshots bench-models bench-scale bench-large bench-audit peers bench bench-quick
+.PHONY: demo test test-fast install clean screenshots bench-models bench-scale bench-large bench-audit peers bench bench-quick
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (CPython 3.11) on PATH"; exit 1; }
@@ -25,11 +25,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/synthgate demo
 
+# every test (what CI runs)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-test-all: $(STAMP)
-	$(PY) -m pytest -q -m "slow or not slow"
+# the fast lane for iteration: unit and property tests (no flow runs, no Prefect server)
+test-fast: $(STAMP)
+	$(PY) -m pytest -q tests/unit
 
 # make screenshots [REPORT=path/report.json]: PNGs of report.html (a fresh demo run by default) in docs/screenshots/, via headless chromium
 screenshots: $(STAMP)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import polars as pl
 import pytest
@@ -136,16 +134,23 @@ def test_run_checks_without_target_skips_ml_efficacy() -> None:
     assert "ml_efficacy" not in names
 
 
-@pytest.mark.slow
-def test_run_checks_fits_the_demo_budget_on_adult() -> None:
-    """32k train / 16k holdout / 16k synthetic: well inside the demo's 10 minutes."""
+def test_run_checks_on_adult_at_demo_size() -> None:
+    """32k train / 16k holdout / 16k synthetic (the demo's sizes): every check runs and returns
+    one result each. How long it takes is measured by `make bench-scale`, not asserted here."""
     contract, train, holdout = adult_split()
     rng = np.random.default_rng(5)
     synthetic = pl.DataFrame(
         {c: train[c].gather(rng.integers(0, train.height, size=16_000)) for c in train.columns}
     )
-    start = time.perf_counter()
     results = run_checks(train, holdout, synthetic, contract, epsilon_spent=2.0, seed=0)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 60.0, f"run_checks took {elapsed:.1f} s"
-    assert len(results) == 7
+    names = [r.name for r in results]
+    assert len(names) == len(set(names)), names  # one result per check
+    for group in ("identical_match_share", "dcr_share", "mia_auc", "column_shapes", "pair_trends",
+                  "ml_efficacy", "privacy_budget"):
+        assert group in names, (group, names)
+    assert all(isinstance(r.passed, bool) for r in results)
+    # each "synthetic" column is resampled on its own (independent marginals): the label's
+    # relationships are gone, so train-on-synthetic must fail its gate while the shapes pass
+    by_name = {r.name: r for r in results}
+    assert not by_name["ml_efficacy"].passed
+    assert by_name["column_shapes"].passed
