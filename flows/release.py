@@ -34,6 +34,7 @@ from tasks.governance import abandon_run, close_run, open_run, record_training_s
 from tasks.ingest import SampledTable, count_source_rows, load_table, sample_large_table
 from tasks.publish import publish_release
 from tasks.redaction import withhold_library_errors
+from tasks.units import bound_contributions
 from tasks.steps import (
     decide_release,
     evaluation_subsample,
@@ -117,7 +118,7 @@ def _release(
     else:
         # Too large to load: one streamed pass validates and fingerprints every row and keeps an
         # independent Bernoulli sample of about max_rows rows (secret coins, see sample_large_table).
-        entropy = _sampling_entropy(work, resume=config.resume is not None)
+        entropy = _run_key(work, "sample.key", resume=config.resume is not None)
         with count_progress(config.show_progress, "reading (streamed)", n_source) as advance_to:
             sampled = sample_large_table(
                 config.source, contract, registry, fraction=config.max_rows / n_source, entropy=entropy,
@@ -126,6 +127,10 @@ def _release(
         df = sampled.sample
         lap("load_validate_sample")
         record_training_start(registry, run_id, df, fingerprint=sampled.fingerprint)
+    # The unit of privacy: with a contract `unit:` column, each person's rows become one (secret
+    # keyed hash) before the split, so the row-level mechanisms below protect people.
+    if contract.unit is not None:
+        df = bound_contributions(df, contract.unit, key=_run_key(work, "unit.key", resume=config.resume is not None))
     train, holdout = split_holdout(df.select(contract.modelled_columns), fraction=config.holdout_fraction, seed=config.seed)
     del df
     lap("split")
@@ -164,6 +169,7 @@ def _release(
         f"model {contract.model}: " + ", ".join(f"{k}={v}" for k, v in model.training_summary.items()),
         f"DP noise and Poisson sampling drawn from {private_randomness_source()}; the seed in this "
         "report does not determine them.",
+        f"unit of privacy: {contract.privacy_unit}.",
     ]
     if contract.excluded_columns:
         notes.append(f"identifier/pii columns dropped, never modelled: {contract.excluded_columns}")
@@ -203,10 +209,11 @@ def _release(
     return report
 
 
-def _sampling_entropy(folder: Path, *, resume: bool) -> int:
-    """The private entropy of a large source's sampling coins, kept (mode 0600) beside the run's
-    checkpoint so that a resumed run trains on the same sample; deleted with the checkpoint."""
-    path = folder / "sample.key"
+def _run_key(folder: Path, name: str, *, resume: bool) -> int:
+    """A private key of the run (a large source's sampling coins, the unit reduction's hash key),
+    kept (mode 0600) in the run's private working folder so that a resumed run makes the same
+    choices; deleted with the checkpoint at the run's end."""
+    path = folder / name
     if resume and path.exists():
         return int(path.read_text().strip())
     value = private_entropy()

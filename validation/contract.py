@@ -340,6 +340,14 @@ class Contract(_Strict):
         description="Options of the model's config (e.g. {epochs: 10}); a run's --epochs overrides.",
     )
     columns: dict[str, Column] = Field(min_length=1)
+    unit: str | None = Field(
+        None,
+        description=(
+            "The entity column (e.g. patient_id, kind identifier) when a person may have several "
+            "rows: the unit of privacy becomes one person, whose rows are reduced to one before "
+            "anything reads them. None: the unit is one row of the source table."
+        ),
+    )
     privacy: PrivacyBudget
     gates: Gates = Field(default_factory=Gates)
     evaluation: Evaluation = Field(default_factory=Evaluation)
@@ -371,6 +379,19 @@ class Contract(_Strict):
                     "boolean (classification), continuous or integer (regression). Set target "
                     "to such a column or remove it."
                 )
+        if self.unit is not None:
+            spec = self.columns.get(self.unit)
+            if spec is None or spec.kind not in ("identifier", "pii"):
+                raise ValueError(
+                    f"unit {self.unit!r} must name an identifier or pii column of the contract (the "
+                    f"person key, never modelled). Got {'no such column' if spec is None else 'kind ' + repr(spec.kind)}. "
+                    "Declare it as `{kind: identifier}` or remove `unit`."
+                )
+            if spec.nullable:
+                raise ValueError(
+                    f"unit {self.unit!r} is declared nullable: a row without a person cannot be bounded to "
+                    "one person. Set nullable: false (and drop such rows in the source query)."
+                )
         for name in self.evaluation.secret_columns:
             if name not in self.modelled_columns:
                 raise ValueError(
@@ -395,6 +416,19 @@ class Contract(_Strict):
     def excluded_columns(self) -> list[str]:
         """identifier and pii columns: dropped before training, never released."""
         return [n for n, c in self.columns.items() if c.kind not in MODELLED_KINDS]
+
+    @property
+    def privacy_unit(self) -> str:
+        """The neighbouring relation the DP guarantee is stated for, in words (report, README)."""
+        if self.unit is None:
+            return (
+                "add/remove one row of the source table (no unit column declared: a person with k rows "
+                "is protected as k rows, about k times weaker; declare `unit:` to protect people)"
+            )
+        return (
+            f"add/remove one person (unit column {self.unit!r}): each person's rows are reduced to one, "
+            "chosen by a secret keyed hash, before anything reads them"
+        )
 
     @property
     def data_derived_columns(self) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 
 from flows.config import RunConfig, SourceConfig
 from flows.demo import demo_contract
-from flows.release import _sampling_entropy, release_flow
+from flows.release import _run_key, release_flow
 from governance.registry import Registry
 
 
@@ -39,7 +39,7 @@ def test_a_source_over_max_rows_is_streamed_and_sampled(prefect_harness: None, t
 def test_a_resumed_run_reuses_its_sampling_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SYNTHGATE_NOISE_SEED")  # OS entropy: every fresh draw differs
     folder = tmp_path / "checkpoints" / "run-1"
-    first = _sampling_entropy(folder, resume=False)
+    first = _run_key(folder, "sample.key", resume=False)
     assert (folder / "sample.key").stat().st_mode & 0o777 == 0o600
-    assert _sampling_entropy(folder, resume=True) == first
-    assert _sampling_entropy(folder, resume=False) != first  # not resuming: a new key replaces it
+    assert _run_key(folder, "sample.key", resume=True) == first
+    assert _run_key(folder, "sample.key", resume=False) != first  # not resuming: a new key replaces it

@@ -72,3 +72,40 @@ def test_contract_violation_trains_nothing_and_writes_nothing(prefect_harness: N
     (record,) = Registry(cfg.registry_path).runs()
     assert (record.status, record.epsilon_charged, record.training_started) == ("invalid", 0.0, False)
     assert "age" in record.error and "-5" not in record.error
+
+
+def test_a_contract_unit_reduces_people_to_one_row_each_through_the_cli(
+    prefect_harness: None, tmp_path: Path, small_source: Path
+) -> None:
+    """A longitudinal table (Adult rows grouped into people of 1 to 5 rows, generated): with
+    `unit: person_id` the run trains and holds out one row per person and says so in its report."""
+    import numpy as np
+    import yaml
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    rows = pl.read_parquet(small_source)
+    sizes = np.random.default_rng(11).integers(1, 6, size=rows.height)
+    person = np.repeat(np.arange(rows.height), sizes)[: rows.height]
+    source = tmp_path / "visits.parquet"
+    rows.with_columns(pl.Series("person_id", [f"p{i}" for i in person])).write_parquet(source)
+    n_people = len(set(person.tolist()))
+    assert n_people < rows.height  # several rows per person
+
+    contract = yaml.safe_load(demo_contract().read_text(encoding="utf-8"))
+    contract["columns"]["person_id"] = {"kind": "identifier"}
+    contract["unit"] = "person_id"
+    contract["evaluation"] = {"shadow_models": 0}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(contract, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({
+        "contract": str(tmp_path / "c.yaml"), "source": {"path": str(source)}, "out": str(out),
+        "epochs": 1.0, "batch_size": 100,
+    }))
+    result = CliRunner().invoke(app, ["run", "--config", str(tmp_path / "run.yaml"), "--quiet"])
+    assert result.exit_code in (0, 3), result.output
+    (report_path,) = out.rglob("report.json")
+    report = json.loads(report_path.read_text())
+    assert any("unit of privacy: add/remove one person (unit column 'person_id')" in n for n in report["notes"])
+    assert report["rows"]["train"] + report["rows"]["holdout"] == n_people
