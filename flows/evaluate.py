@@ -106,7 +106,7 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     results += evaluate_fidelity(train, holdout, synthetic, contract, seed=child_seed(config.seed, 3))
     results.append(gate_pii_values(pii, synthetic))
     lap("fidelity_checks")
-    decision = decide_release(results)
+    decision = decide_release(results, block_inconclusive=contract.gates.block_inconclusive)
     notes = [
         "evaluation of tables made outside this run: no privacy ledger, so the budget and "
         "contract-is-public gates do not apply and no differential-privacy claim is made.",

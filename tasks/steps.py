@@ -146,4 +146,4 @@ def decide_release(
 ) -> tuple[GateDecision, list[MetricResult]]:
     """All gates, budget and contract included; released only if every one passes."""
     everything = [*results, *governance_checks(contract, epsilon_spent=epsilon_spent)]
-    return _decide(everything), everything
+    return _decide(everything, block_inconclusive=contract.gates.block_inconclusive), everything

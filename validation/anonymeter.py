@@ -62,7 +62,7 @@ from validation.privacy import (
     _subsample,
     encode_for_distance,
 )
-from validation.results import MetricResult, upper_bound_gate
+from validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
 
 __all__ = [
     "AttackRisk",
@@ -256,7 +256,31 @@ def _result(
             "data and the risk cannot be bounded; choose a less predictable column or more attacks"
         )
     base.update(details)
-    return upper_bound_gate(name, _clip01(est.risk), (lo, hi), max_risk, description=description, details=base)
+    floor, need = _power_floor(est, max_risk=max_risk, confidence=confidence)
+    return upper_bound_gate(
+        name, _clip01(est.risk), (lo, hi), max_risk, description=description, details=base,
+        power_floor=floor, min_rows=need,
+    )
+
+
+def _power_floor(est: AttackRisk, *, max_risk: float, confidence: float) -> tuple[float, int | None]:
+    """The risk's upper bound if the main attack did exactly as well as the control (no leak) at
+    these attack counts, and the attacks per side at which that bound would clear ``max_risk``.
+
+    A predictable secret (control rate near 1) leaves little room ``1 - c`` and a wide interval:
+    then the gate cannot pass at these sizes whatever the synthetic table is.
+    """
+    z = _z(confidence)
+    c = est.control_rate
+
+    def floor_at(n: int) -> float:
+        k = c * n
+        return _clip01(float(_risk_arrays(np.array(k), np.array(n), np.array(k), np.array(n), z)[2]))
+
+    now = float(_risk_arrays(np.array(c * est.n_main), np.array(est.n_main), np.array(est.control_successes),
+                             np.array(est.n_control), z)[2])
+    return _clip01(now), (min_rows_to_pass(floor_at, max_risk, start=max(est.n_main, est.n_control))
+                          if _clip01(now) > max_risk and c < 1.0 else None)
 
 
 # --- argument checks -------------------------------------------------------------------------

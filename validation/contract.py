@@ -224,6 +224,11 @@ class Gates(_Strict):
     """
 
     # --- privacy -----------------------------------------------------------------------------
+    block_inconclusive: bool = Field(
+        True,
+        description="An inconclusive privacy check (too few rows for even a no-leak table to pass "
+        "it) blocks the release. false: it is reported, and the release rests on the DP guarantee.",
+    )
     max_dcr_share: float = Field(
         0.55,
         gt=0,

@@ -46,7 +46,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from validation.contract import Contract, Gates
 from validation.privacy import _prepare, _subsample, encode_for_distance
-from validation.results import MetricResult, upper_bound_gate
+from validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
 
 __all__ = [
     "AttackResult",
@@ -186,6 +186,21 @@ def _delong_variance(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
     auc = float(v_pos.mean())
     var = float(v_pos.var(ddof=1) / m + v_neg.var(ddof=1) / n)
     return auc, var
+
+
+def _auc_power_floor(n_members: int, n_nonmembers: int, max_auc: float, confidence: float = 0.95) -> tuple[float, int | None]:
+    """The upper bound of an attack with no signal (AUC 0.5) at these set sizes, by Hanley and
+    McNeil's variance at AUC 0.5, ``(n1 + n0 + 1) / (12 n1 n0)``; and the members (= non-members)
+    at which it would clear ``max_auc``. An estimate of the power floor (the gate itself uses DeLong)."""
+    z = float(norm.ppf(0.5 + confidence / 2.0))
+
+    def floor_at_sizes(n1: int, n0: int) -> float:
+        return 0.5 + z * math.sqrt((n1 + n0 + 1) / (12.0 * max(n1, 1) * max(n0, 1)))
+
+    now = floor_at_sizes(n_members, n_nonmembers)
+    if now <= max_auc:
+        return now, None
+    return now, min_rows_to_pass(lambda m: floor_at_sizes(m, m), max_auc, start=max(2, min(n_members, n_nonmembers)))
 
 
 def roc_summary(
@@ -755,8 +770,9 @@ def membership_inference(
     table = [a.to_dict() for a in attacks]
     attack_details = {a.name: dict(a.details) for a in attacks}
     worst = max(attacks, key=lambda a: (a.ci[1], a.auc))
+    floor, need = _auc_power_floor(worst.n_members, worst.n_nonmembers, max_auc)
     auc_result = upper_bound_gate(
-        "mia_auc", worst.auc, worst.ci, max_auc, description=MIA_AUC_DESCRIPTION,
+        "mia_auc", worst.auc, worst.ci, max_auc, description=MIA_AUC_DESCRIPTION, power_floor=floor, min_rows=need,
         details={"attacks": table, "attack_details": attack_details, "worst_attack": worst.name},
     )
     gated = [a for a in attacks if a.tpr_gated]

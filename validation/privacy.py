@@ -43,7 +43,7 @@ from validation.contract import (
     DatetimeColumn,
     Gates,
 )
-from validation.results import MetricResult, upper_bound_gate
+from validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
 
 __all__ = [
     "dcr_share",
@@ -654,6 +654,18 @@ def _size_adjusted(share: float, chance: float) -> float:
     return num / den if den > 0 else 0.5
 
 
+def _dcr_power_floor(n: int, chance: float, confidence: float, threshold: float) -> tuple[float, int | None]:
+    """The size-adjusted upper bound a synthetic table at chance level (no row closer to train
+    than chance says) would get with ``n`` scored rows, and the rows at which it clears ``threshold``."""
+
+    def floor_at(m: int) -> float:
+        k = min(m, math.ceil(m * chance - 1e-9))
+        return _size_adjusted(float(binomtest(k, m).proportion_ci(confidence_level=confidence, method="wilson").high), chance)
+
+    now = floor_at(max(n, 1))
+    return now, (min_rows_to_pass(floor_at, threshold, start=max(n, 1)) if now > threshold else None)
+
+
 @dataclass(frozen=True)
 class _Share:
     """A DCR share: size-adjusted value and interval, and the aggregates behind them."""
@@ -766,11 +778,14 @@ def _dcr_result(
     confidence: float,
 ) -> MetricResult:
     train_ref, holdout_ref = tables.references(balance)
+    floor, need = _dcr_power_floor(share.n, share.chance, confidence, threshold)
     return upper_bound_gate(
         "dcr_share",
         share.value,
         share.ci,
         threshold,
+        power_floor=floor,
+        min_rows=need,
         description=DCR_DESCRIPTION,
         details={
             "share": share.value,
@@ -1098,11 +1113,14 @@ def _subset_result(
         rows_out.append(row)
     worst = max(range(len(shares)), key=lambda i: shares[i].ci[1])  # first of equal bounds
     w = shares[worst]
+    floor, need = _dcr_power_floor(w.n, w.chance, confidence, threshold)
     return upper_bound_gate(
         "dcr_share_worst_subset",
         w.value,
         w.ci,
         threshold,
+        power_floor=floor,
+        min_rows=need,
         description=SUBSET_DESCRIPTION,
         details={
             "worst_columns": rows_out[worst]["columns"],

@@ -13,6 +13,11 @@ class MetricResult:
     ``direction`` says how the threshold reads: ``"max"`` means value must be <= threshold
     (a risk), ``"min"`` means value must be >= threshold (a quality). ``gated_value`` is the
     figure actually compared (e.g. the upper end of a confidence interval for a risk).
+
+    ``power_floor`` (risks with an interval): the gated figure an ideal outcome would get at the
+    same numbers of rows (the risk at its no-leak value, only the interval's width left). When it
+    is already past the threshold, the check has too few rows to pass anything: the outcome is
+    ``"inconclusive"`` (it still blocks), and ``details["min_rows_to_pass"]`` says how many would do.
     """
 
     name: str
@@ -25,10 +30,25 @@ class MetricResult:
     kind: Literal["privacy", "fidelity", "budget", "contract"] = "fidelity"
     description: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    power_floor: float | None = None
 
     @property
     def is_gate(self) -> bool:
         return self.threshold is not None
+
+    @property
+    def outcome(self) -> Literal["pass", "fail", "inconclusive", "info"]:
+        """pass / fail, or inconclusive: failed, but an ideal outcome would have failed too at
+        these row counts (limited by rows, not by risk); info for a figure without a gate."""
+        if self.threshold is None:
+            return "info"
+        if self.passed:
+            return "pass"
+        if self.power_floor is not None and (
+            self.power_floor > self.threshold if self.direction == "max" else self.power_floor < self.threshold
+        ):
+            return "inconclusive"
+        return "fail"
 
     @property
     def margin(self) -> float | None:
@@ -42,6 +62,7 @@ class MetricResult:
         d = asdict(self)
         d["ci"] = list(self.ci) if self.ci is not None else None
         d["margin"] = self.margin
+        d["outcome"] = self.outcome
         return d
 
 
@@ -53,8 +74,18 @@ def upper_bound_gate(
     *,
     description: str,
     details: dict[str, Any],
+    power_floor: float | None = None,
+    min_rows: int | None = None,
 ) -> MetricResult:
-    """A privacy risk gated on the upper end of its interval: passes when ``ci[1] <= threshold``."""
+    """A privacy risk gated on the upper end of its interval: passes when ``ci[1] <= threshold``.
+
+    ``power_floor``: the upper end an ideal (no-leak) outcome would have at these sizes;
+    ``min_rows``: the rows per side at which that floor would clear the threshold (details).
+    """
+    if power_floor is not None:
+        details = {**details, "power_floor": power_floor}
+        if min_rows is not None:
+            details["min_rows_to_pass"] = min_rows
     return MetricResult(
         name=name,
         value=value,
@@ -66,7 +97,24 @@ def upper_bound_gate(
         kind="privacy",
         description=description,
         details=details,
+        power_floor=power_floor,
     )
+
+
+def min_rows_to_pass(floor_at: Any, threshold: float, *, start: int, limit: int = 10_000_000) -> int | None:
+    """The smallest n >= start with ``floor_at(n) <= threshold`` (floor_at decreasing in n), by
+    doubling then bisection; None when even ``limit`` rows would not do."""
+    if floor_at(start) <= threshold:
+        return start
+    lo, hi = start, start * 2
+    while floor_at(hi) > threshold:
+        if hi >= limit:
+            return None
+        lo, hi = hi, min(hi * 2, limit)
+    while hi - lo > max(1, lo // 100):  # 1% resolution is enough for advice
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if floor_at(mid) <= threshold else (mid, hi)
+    return hi
 
 
 @dataclass(frozen=True)
@@ -78,17 +126,27 @@ class GateDecision:
         return {"released": self.released, "reasons": list(self.reasons)}
 
 
-def decide_release(results: list[MetricResult]) -> GateDecision:
-    """Release only if every gated result passed; otherwise say which failed and by how much."""
+def decide_release(results: list[MetricResult], *, block_inconclusive: bool = True) -> GateDecision:
+    """Release only if every gated result passed; otherwise say which failed and by how much.
+
+    An inconclusive gate (``MetricResult.outcome``) blocks unless ``block_inconclusive`` is False
+    (the contract's ``gates.block_inconclusive``).
+    """
     gates = [r for r in results if r.is_gate]
     if not gates:
         return GateDecision(False, ["no gate was evaluated: refusing to release unchecked data"])
     reasons = []
     for r in gates:
-        if not r.passed:
+        if not r.passed and (block_inconclusive or r.outcome != "inconclusive"):
             v = r.value if r.gated_value is None else r.gated_value
             op = "<=" if r.direction == "max" else ">="
-            reasons.append(
-                f"{r.name}: {v:.4g} must be {op} {r.threshold:.4g} (off by {abs(r.margin or 0):.3g})"
-            )
+            reason = f"{r.name}: {v:.4g} must be {op} {r.threshold:.4g} (off by {abs(r.margin or 0):.3g})"
+            if r.outcome == "inconclusive":
+                need = r.details.get("min_rows_to_pass")
+                reason += (
+                    f"; inconclusive: too few rows for this check to pass anything (even a no-leak table "
+                    f"would score {r.power_floor:.4g} here)"
+                    + (f"; it needs about {need} rows per side" if need else "")
+                )
+            reasons.append(reason)
     return GateDecision(not reasons, reasons)
