@@ -59,8 +59,8 @@ def one_repetition(contract: Contract, frame: pl.DataFrame, *, seed: int, max_ro
     for r in results:
         if not r.is_gate:
             continue
-        outcome = getattr(r, "outcome", None) or ("pass" if r.passed else "fail")
-        out[r.name] = {"outcome": outcome, "gated_value": r.gated_value, "threshold": r.threshold}
+        out[r.name] = {"outcome": r.outcome, "gated_value": r.gated_value, "threshold": r.threshold,
+                       "ci": list(r.ci) if r.ci else None, "power_floor": r.power_floor}
     return {"rows": {"train": train.height, "holdout": holdout.height, "fresh": fresh.height}, "gates": out}
 
 

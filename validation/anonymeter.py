@@ -259,7 +259,7 @@ def _result(
     floor, need = _power_floor(est, max_risk=max_risk, confidence=confidence)
     return upper_bound_gate(
         name, _clip01(est.risk), (lo, hi), max_risk, description=description, details=base,
-        power_floor=floor, min_rows=need,
+        power_floor=floor, min_rows=need, ideal=0.0,
     )
 
 

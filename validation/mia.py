@@ -772,7 +772,7 @@ def membership_inference(
     worst = max(attacks, key=lambda a: (a.ci[1], a.auc))
     floor, need = _auc_power_floor(worst.n_members, worst.n_nonmembers, max_auc)
     auc_result = upper_bound_gate(
-        "mia_auc", worst.auc, worst.ci, max_auc, description=MIA_AUC_DESCRIPTION, power_floor=floor, min_rows=need,
+        "mia_auc", worst.auc, worst.ci, max_auc, description=MIA_AUC_DESCRIPTION, power_floor=floor, min_rows=need, ideal=0.5,
         details={"attacks": table, "attack_details": attack_details, "worst_attack": worst.name},
     )
     gated = [a for a in attacks if a.tpr_gated]

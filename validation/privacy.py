@@ -786,6 +786,7 @@ def _dcr_result(
         threshold,
         power_floor=floor,
         min_rows=need,
+        ideal=0.5,
         description=DCR_DESCRIPTION,
         details={
             "share": share.value,
@@ -1121,6 +1122,7 @@ def _subset_result(
         threshold,
         power_floor=floor,
         min_rows=need,
+        ideal=0.5,
         description=SUBSET_DESCRIPTION,
         details={
             "worst_columns": rows_out[worst]["columns"],

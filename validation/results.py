@@ -15,9 +15,10 @@ class MetricResult:
     figure actually compared (e.g. the upper end of a confidence interval for a risk).
 
     ``power_floor`` (risks with an interval): the gated figure an ideal outcome would get at the
-    same numbers of rows (the risk at its no-leak value, only the interval's width left). When it
-    is already past the threshold, the check has too few rows to pass anything: the outcome is
-    ``"inconclusive"`` (it still blocks), and ``details["min_rows_to_pass"]`` says how many would do.
+    same numbers of rows (the risk at its no-leak value ``ideal``, only the interval's width left).
+    A failed gate is ``"inconclusive"`` (it still blocks by default) when the rows are too few to
+    tell: the floor itself is past the threshold, or the interval holds both the no-leak value and
+    the threshold; ``details["min_rows_to_pass"]`` says how many rows would do.
     """
 
     name: str
@@ -31,6 +32,7 @@ class MetricResult:
     description: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     power_floor: float | None = None
+    ideal: float | None = None
 
     @property
     def is_gate(self) -> bool:
@@ -48,6 +50,8 @@ class MetricResult:
             self.power_floor > self.threshold if self.direction == "max" else self.power_floor < self.threshold
         ):
             return "inconclusive"
+        if self.ideal is not None and self.ci is not None and self.ci[0] <= self.ideal <= self.ci[1]:
+            return "inconclusive"  # the interval cannot tell a no-leak table from one past the gate
         return "fail"
 
     @property
@@ -76,11 +80,13 @@ def upper_bound_gate(
     details: dict[str, Any],
     power_floor: float | None = None,
     min_rows: int | None = None,
+    ideal: float | None = None,
 ) -> MetricResult:
     """A privacy risk gated on the upper end of its interval: passes when ``ci[1] <= threshold``.
 
     ``power_floor``: the upper end an ideal (no-leak) outcome would have at these sizes;
-    ``min_rows``: the rows per side at which that floor would clear the threshold (details).
+    ``min_rows``: the rows per side at which that floor would clear the threshold (details);
+    ``ideal``: the no-leak value (0 for a risk, 0.5 for a share or an AUC at chance).
     """
     if power_floor is not None:
         details = {**details, "power_floor": power_floor}
@@ -98,6 +104,7 @@ def upper_bound_gate(
         description=description,
         details=details,
         power_floor=power_floor,
+        ideal=ideal,
     )
 
 
@@ -144,8 +151,8 @@ def decide_release(results: list[MetricResult], *, block_inconclusive: bool = Tr
             if r.outcome == "inconclusive":
                 need = r.details.get("min_rows_to_pass")
                 reason += (
-                    f"; inconclusive: too few rows for this check to pass anything (even a no-leak table "
-                    f"would score {r.power_floor:.4g} here)"
+                    f"; inconclusive: too few rows to tell a no-leak table (which would score about "
+                    f"{r.power_floor:.4g} here) from one past the gate"
                     + (f"; it needs about {need} rows per side" if need else "")
                 )
             reasons.append(reason)

@@ -29,6 +29,15 @@ def test_outcomes_and_decision() -> None:
     assert not decide_release([ok, fail, inconclusive], block_inconclusive=False).released  # a real fail still blocks
 
 
+def test_an_interval_holding_both_no_leak_and_the_gate_is_inconclusive() -> None:
+    def gate(lo: float, hi: float) -> MetricResult:
+        return upper_bound_gate("r", (lo + hi) / 2, (lo, hi), 0.1, description="", details={}, power_floor=0.05, ideal=0.0)
+
+    assert gate(0.0, 0.14).outcome == "inconclusive"  # consistent with no leak and with a leak past 0.1
+    assert gate(0.02, 0.14).outcome == "fail"  # the interval excludes no leak: evidence of a leak
+    assert gate(0.0, 0.08).outcome == "pass"
+
+
 def test_min_rows_to_pass_finds_the_smallest_size() -> None:
     floor = lambda n: 1.0 / np.sqrt(n)  # noqa: E731
     n = min_rows_to_pass(floor, 0.01, start=10)
