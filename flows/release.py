@@ -118,7 +118,7 @@ def _release(
     else:
         # Too large to load: one streamed pass validates and fingerprints every row and keeps an
         # independent Bernoulli sample of about max_rows rows (secret coins, see sample_large_table).
-        entropy = _run_key(work, "sample.key", resume=config.resume is not None)
+        entropy = _sampling_entropy(work, resume=config.resume is not None)
         with count_progress(config.show_progress, "reading (streamed)", n_source) as advance_to:
             sampled = sample_large_table(
                 config.source, contract, registry, fraction=config.max_rows / n_source, entropy=entropy,
@@ -130,8 +130,10 @@ def _release(
     # The unit of privacy: with a contract `unit:` column, each person's rows become one (secret
     # keyed hash) before the split, so the row-level mechanisms below protect people.
     if contract.unit is not None:
-        df = bound_contributions(df, contract.unit, key=_run_key(work, "unit.key", resume=config.resume is not None))
-    train, holdout = split_holdout(df.select(contract.modelled_columns), fraction=config.holdout_fraction, seed=config.seed)
+        df = bound_contributions(df, contract.unit, key=_unit_key(work, resume=config.resume is not None))
+    # The holdout split: secret keyed coins per row (kept for a resume), never a function of the public seed.
+    split_key = _split_key(work, resume=config.resume is not None)
+    train, holdout = split_holdout(df.select(contract.modelled_columns), fraction=config.holdout_fraction, key=split_key)
     del df
     lap("split")
     with training_progress(config.show_progress) as progress:
@@ -140,7 +142,9 @@ def _release(
             device=config.device, seed=config.seed, progress=progress, checkpoint=checkpoint,
         )
     lap("train")
-    synthetic = sample_synthetic(model, n=config.n_synthetic or train.height, seed=config.seed + 1)
+    # The synthetic table's length is published: a number from the run config, else the model's DP
+    # estimate of the training row count, never the exact (private) count.
+    synthetic = sample_synthetic(model, n=config.n_synthetic or model.default_sample_size(), seed=config.seed + 1)
     lap("sample")
     # The shadow models always run as concurrent tasks. On a Dask cluster (separate processes)
     # the privacy and fidelity checks run beside them too; in the thread pool they run one after
@@ -209,11 +213,25 @@ def _release(
     return report
 
 
-def _run_key(folder: Path, name: str, *, resume: bool) -> int:
-    """A private key of the run (a large source's sampling coins, the unit reduction's hash key),
-    kept (mode 0600) in the run's private working folder so that a resumed run makes the same
-    choices; deleted with the checkpoint at the run's end."""
-    path = folder / name
+def _sampling_entropy(folder: Path, *, resume: bool) -> int:
+    """The private entropy of a large source's sampling coins, kept (mode 0600) beside the run's
+    checkpoint so that a resumed run trains on the same sample; deleted with the checkpoint."""
+    return _kept_entropy(folder / "sample.key", resume=resume)
+
+
+def _split_key(folder: Path, *, resume: bool) -> int:
+    """The secret key of the holdout split's per-row coins (``tasks.steps.holdout_coins``), kept like the
+    sampling key so that a resumed run trains on the same rows; deleted with the checkpoint."""
+    return _kept_entropy(folder / "split.key", resume=resume)
+
+
+def _unit_key(folder: Path, *, resume: bool) -> int:
+    """The secret key of the one-row-per-person choice (``tasks.units``), kept like the split key."""
+    return _kept_entropy(folder / "unit.key", resume=resume)
+
+
+def _kept_entropy(path: Path, *, resume: bool) -> int:
+    """``private_entropy()``, written to ``path`` (mode 0600); a resumed run reads it back."""
     if resume and path.exists():
         return int(path.read_text().strip())
     value = private_entropy()
