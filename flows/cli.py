@@ -3,7 +3,9 @@
 Exit codes: 0 released · 1 a library failed on private rows (its message withheld) · 2 bad input
 (contract, config, table breaks its contract) · 3 blocked by a gate (audit: a bound above its claim) ·
 4 refused: the table's lifetime privacy budget would be exceeded (nothing was read) · 5 another run
-held the output or registry database longer than the lock timeout (nothing was changed).
+held the output or registry database longer than the lock timeout (nothing was changed) · 130 / 143
+stopped by SIGINT / SIGTERM (the run is recorded as failed with what it spent, its checkpoint kept:
+`synthgate resume RUN_ID`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ Seed = Annotated[Optional[int], typer.Option(help="Seed for the split, training,
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 
 
-EXIT_INTERRUPTED = 130  # SIGINT or SIGTERM: the run was recorded as failed, its checkpoint kept
+EXIT_INTERRUPTED = 130  # SIGINT (128 + 2): the run was recorded as failed, its checkpoint kept
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15): the same
 
 
 def printable(text: object) -> str:
@@ -158,7 +161,7 @@ def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
             "checkpoint kept; `synthgate resume RUN_ID` continues it (`synthgate releases list` shows the id).",
             highlight=False,
         )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(EXIT_TERMINATED if "SIGTERM" in str(err) else EXIT_INTERRUPTED) from None
     except Exception as err:  # noqa: BLE001  (a bug: one line, the traceback on request)
         if os.environ.get("SYNTHGATE_TRACEBACK"):
             raise

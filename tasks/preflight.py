@@ -52,6 +52,10 @@ SPLIT_SLACK_SD = 4.0
 MAX_ENCODED_CELLS = 500_000_000
 # The membership and anonymeter attacks compare rows x rows over the encoded width.
 MAX_PAIRWISE_CELLS = 50_000_000_000
+# Encoded width: every stage's networks, distances and density models grow with it. The embedded
+# Adult contract is 182 wide; the issue's 10,000-category table (10 minutes, 3.7 GB in the
+# membership attack on 2,000 rows) is refused. A wider table must group rare categories.
+MAX_ENCODED_WIDTH = 4096
 
 
 def encoded_width(contract: Contract) -> int:
@@ -164,6 +168,13 @@ def check_plan(model_conf: Any) -> None:
 def check_work(contract: Contract, config: RunConfig, n_rows: int) -> None:
     """Refuse a plan whose largest encoded matrix exceeds the stated bound (before any row is read)."""
     width = encoded_width(contract)
+    if width > MAX_ENCODED_WIDTH:
+        widest = max(contract.modelled_columns, key=lambda c: len(getattr(contract.columns[c], "categories", []) or []))
+        raise InputError(
+            f"the contract encodes to {width} encoded columns (one per declared category), above the bound of "
+            f"{MAX_ENCODED_WIDTH}; column {widest!r} declares the most categories. Group rare categories "
+            "(e.g. into 'other') or declare the column as identifier if it is a key."
+        )
     stages = {
         "training": min(n_rows, config.max_rows),
         "the privacy and fidelity checks": min(n_rows, config.evaluation_rows),
