@@ -79,12 +79,14 @@ def minimum_rows(contract: Contract, config: RunConfig) -> int:
                      DETECTION_FOLDS if config.n_synthetic is None else 0)
     need_hold = max(MIN_HOLDOUT_ROWS, MIN_SHADOW_ROWS if contract.evaluation.shadow_models else 0, DETECTION_FOLDS)
     f = config.holdout_fraction
-    n = need_train + need_hold
-    while True:
-        sd = math.sqrt(n * f * (1 - f))
-        if n * f - SPLIT_SLACK_SD * sd >= need_hold and n * (1 - f) - SPLIT_SLACK_SD * sd >= need_train:
-            return n
-        n += 1
+    k, b = SPLIT_SLACK_SD, math.sqrt(f * (1 - f))
+
+    def smallest(share: float, need: int) -> int:
+        # share * n - k * b * sqrt(n) >= need, solved for sqrt(n)
+        root = (k * b + math.sqrt(k * k * b * b + 4 * share * need)) / (2 * share)
+        return min(math.ceil(root * root), 10**15)
+
+    return max(need_train + need_hold, smallest(f, need_hold), smallest(1 - f, need_train))
 
 
 def _same_file(a: Path, b: Path) -> bool:
