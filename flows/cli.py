@@ -3,7 +3,9 @@
 Exit codes: 0 released · 1 a library failed on private rows (its message withheld) · 2 bad input
 (contract, config, table breaks its contract) · 3 blocked by a gate (audit: a bound above its claim) ·
 4 refused: the table's lifetime privacy budget would be exceeded (nothing was read) · 5 another run
-held the output or registry database longer than the lock timeout (nothing was changed).
+held the output or registry database longer than the lock timeout (nothing was changed) · 130 / 143
+stopped by SIGINT / SIGTERM (the run is recorded as failed with what it spent, its checkpoint kept:
+`synthgate resume RUN_ID`).
 """
 
 from __future__ import annotations
@@ -42,10 +44,73 @@ Seed = Annotated[Optional[int], typer.Option(help="Seed for the split, training,
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 
 
+EXIT_INTERRUPTED = 130  # SIGINT (128 + 2): the run was recorded as failed, its checkpoint kept
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15): the same
+
+
+def printable(text: object) -> str:
+    """``text`` safe for a terminal: control and format characters (newlines excepted) shown as
+    escapes, so a name from a contract, config or registry cannot forge lines or colours."""
+    import unicodedata
+
+    out = []
+    for ch in str(text):
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii") if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+def safe(text: object) -> str:
+    """``printable`` and escaped for rich markup: for every untrusted string printed through rich."""
+    from rich.markup import escape
+
+    return escape(printable(text))
+
+
 def _bad_input(err: Exception) -> NoReturn:
     """Say what is wrong with the input and exit 2."""
-    typer.echo(f"error: {err}", err=True)
+    typer.echo(f"error: {printable(err)}", err=True)
     raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+class _RunFailureLogs:
+    """Drop Prefect's own console report of a failed flow or task run (the exception, its
+    traceback, "Finished in state Failed"): the command prints one message for every ending.
+    Prefect's API log handler (the UI) still gets them."""
+
+    def filter(self, record: Any) -> bool:
+        return not (record.levelno >= 40 and record.name.startswith(("prefect.flow_runs", "prefect.task_runs")))
+
+
+def _one_message_per_error() -> None:
+    import logging
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not any(
+            isinstance(f, _RunFailureLogs) for f in handler.filters
+        ):
+            handler.addFilter(_RunFailureLogs())
+
+
+class Interrupted(BaseException):
+    """SIGTERM (or SIGINT) arrived during a run; raised in the main thread so the run is recorded."""
+
+
+def _stop_on_signals() -> Any:
+    """SIGTERM and SIGINT raise Interrupted in the main thread; returns a function restoring the old handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    return lambda: [signal.signal(sig, h) for sig, h in old.items()]
 
 
 def _prefect_defaults() -> None:
@@ -67,21 +132,44 @@ def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
     from tasks.steps import ContractViolation
     from validation.contract import ContractError
 
-    console = Console(stderr=True)
+    from models.synthesizers.base import CheckpointRefused
+    from tasks.publish import OutputViolation
+
+    console = Console(stderr=True, soft_wrap=True)
+    _one_message_per_error()
+    restore = _stop_on_signals()
+
+    def say(label: str, err: BaseException, code: int) -> NoReturn:
+        console.print(f"[bold red]{label}:[/] {escape(printable(err))}", highlight=False)
+        raise typer.Exit(code) from None
+
     try:
         return flow_fn(config)  # type: ignore[no-any-return]
     except WithheldError as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
-        raise typer.Exit(EXIT_FAILED) from None
-    except (ContractViolation, ContractError, InputError, RegistryError) as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        say("error", err, EXIT_FAILED)
+    except (ContractViolation, ContractError, InputError, RegistryError, CheckpointRefused) as err:
+        say("error", err, EXIT_BAD_INPUT)
     except BudgetExceeded as err:
-        console.print(f"[bold red]REFUSED:[/] {escape(str(err))}", highlight=False)
-        raise typer.Exit(EXIT_REFUSED) from None
+        say("REFUSED", err, EXIT_REFUSED)
+    except OutputViolation as err:
+        say("BLOCKED", err, EXIT_BLOCKED)
     except DatabaseLocked as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
-        raise typer.Exit(EXIT_LOCKED) from None
+        say("error", err, EXIT_LOCKED)
+    except (Interrupted, KeyboardInterrupt) as err:
+        console.print(
+            f"[bold red]stopped[/] by {escape(str(err) or 'SIGINT')}: the run is recorded as failed and its "
+            "checkpoint kept; `synthgate resume RUN_ID` continues it (`synthgate releases list` shows the id).",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_TERMINATED if "SIGTERM" in str(err) else EXIT_INTERRUPTED) from None
+    except Exception as err:  # noqa: BLE001  (a bug: one line, the traceback on request)
+        if os.environ.get("SYNTHGATE_TRACEBACK"):
+            raise
+        say("error", RuntimeError(
+            f"unexpected {type(err).__name__}: {err}. This is a bug in synthgate, not in your input; rerun "
+            "with SYNTHGATE_TRACEBACK=1 to see where it happened, and report it."), EXIT_FAILED)
+    finally:
+        restore()
 
 
 def _print_gates(console: Any, report: dict[str, Any]) -> None:
@@ -94,7 +182,7 @@ def _print_gates(console: Any, report: dict[str, Any]) -> None:
         mark = "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"
         v = g["value"] if g.get("gated_value") is None else g["gated_value"]
         op = "<=" if g.get("direction") == "max" else ">="
-        name = escape(f"{g['name']:<34}")  # names such as inference_risk[income] are not markup
+        name = safe(f"{g['name']:<34}")  # names such as inference_risk[income] are not markup
         console.print(f"  {mark} {name} {v:.4g}  (must be {op} {g['threshold']:.4g})", highlight=False)
 
 
@@ -108,13 +196,14 @@ def _execute(config: "RunConfig") -> None:  # type: ignore[name-defined]  # noqa
     _print_gates(console, report)
     if report["released"]:
         console.print(
-            f"[bold green]RELEASED[/] table {report['output']['table']!r} in {report['output']['db']}; "
-            f"report: {report['folder']}/report.html"
+            f"[bold green]RELEASED[/] table {safe(repr(report['output']['table']))} in {safe(report['output']['db'])}; "
+            f"report: {safe(report['folder'])}/report.html", highlight=False,
         )
         return
-    console.print(f"[bold red]BLOCKED[/]: nothing published. Report: {report['folder']}/report.html")
+    console.print(f"[bold red]BLOCKED[/]: nothing published. Report: {safe(report['folder'])}/report.html",
+                  highlight=False)
     for r in report["decision"]["reasons"]:
-        console.print(f"  - {r}", highlight=False)
+        console.print(f"  - {safe(r)}", highlight=False)
     raise typer.Exit(EXIT_BLOCKED)
 
 
@@ -255,7 +344,7 @@ def budget_show(
     except RegistryError as err:
         _bad_input(err)
     if table and not any(r.source_table == table for r in records):
-        typer.echo(f"error: no run on table {table!r} in {reg.path}. Tables there: {reg.tables()}.", err=True)
+        typer.echo(printable(f"error: no run on table {table!r} in {reg.path}. Tables there: {reg.tables()}."), err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
     out_table = Table("table", "ε spent", "lifetime ε", "ε left", "δ spent", "lifetime δ", "runs charged",
                       "contents (keyed fingerprints)")
@@ -265,7 +354,7 @@ def budget_show(
         life_e, life_d = last.lifetime_epsilon, last.lifetime_delta
         left = "unlimited" if life_e is None else f"{max(0.0, life_e - spend.epsilon):.4g}"
         out_table.add_row(
-            name, f"{spend.epsilon:.4g}", "none" if life_e is None else f"{life_e:g}", left, f"{spend.delta:.3g}",
+            safe(name), f"{spend.epsilon:.4g}", "none" if life_e is None else f"{life_e:g}", left, f"{spend.delta:.3g}",
             "none" if life_d is None else f"{life_d:g}", str(spend.runs), str(len(spend.by_fingerprint)),
         )
     Console().print(out_table)
@@ -301,8 +390,8 @@ def releases_list(
     for r in records:
         failed = [g["name"] for g in r.gates if not g.get("passed", True)]
         why = ", ".join(failed) if failed else (r.error or "")
-        view.add_row(r.run_id, r.source_table, r.status, r.started_at, r.user_name or "", f"{r.epsilon_charged:.4g}",
-                     why[:80])
+        view.add_row(safe(r.run_id), safe(r.source_table), safe(r.status), safe(r.started_at), safe(r.user_name or ""),
+                     f"{r.epsilon_charged:.4g}", safe(why[:80]))
     Console().print(view)
 
 
@@ -357,7 +446,7 @@ def evaluate(
             contract=contract, out=out, seed=seed or 0, shadow=shadow, show_progress=not quiet,
         )
     except InputError as err:
-        console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
+        console.print(f"[bold red]error:[/] {safe(err)}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     report = _run_guarded(evaluate_flow, config)
     _print_gates(console, report)

@@ -5,10 +5,43 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from validation.contract import ContractError
+from validation.contract import MAX_EPSILON, ContractError, check_table_name, read_yaml_file
+
+MAX_EPOCHS = 10_000.0  # passes over the data; a finite plan is what the ledger and the budget need
+MAX_QUERY_CHARS = 100_000
+
+
+def check_source_query(query: str) -> str:
+    """``source.query`` must be exactly one read-only SELECT, judged by DuckDB's own parser.
+
+    COPY, ATTACH, INSTALL/LOAD, PRAGMA, SET, CALL, CREATE, INSERT, EXPORT, EXPLAIN and every other
+    statement type are refused, as are several statements. What a SELECT could still reach (table
+    functions reading files or URLs, extensions) is shut off on the connection that runs it
+    (``tasks.ingest``: external access off, no extension loading, configuration locked, read-only).
+    """
+    import duckdb
+
+    if len(query) > MAX_QUERY_CHARS:
+        raise ValueError(f"source.query is {len(query)} characters long; at most {MAX_QUERY_CHARS}.")
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"source.query does not parse ({first}). Give one SELECT statement.") from None
+    if len(statements) != 1:
+        raise ValueError(
+            f"source.query must be exactly one SELECT statement; it holds {len(statements)}. "
+            "Remove the others (no `;`-separated statements)."
+        )
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise ValueError(
+            f"source.query must be a read-only SELECT; it is a {kind.name} statement. Only SELECT (or "
+            "WITH ... SELECT / FROM ...) queries are run on the private table."
+        )
+    return query
 
 
 class SourceConfig(BaseModel):
@@ -20,6 +53,16 @@ class SourceConfig(BaseModel):
     table: str | None = Field(None, description="Table name in db; quoted, never pasted as SQL.")
     query: str | None = Field(None, description="A read-only SELECT run against db.")
     path: Path | None = Field(None, description="A CSV or Parquet file read through DuckDB.")
+
+    @field_validator("query")
+    @classmethod
+    def _select_only(cls, v: str | None) -> str | None:
+        return None if v is None else check_source_query(v)
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, v: str | None) -> str | None:
+        return None if v is None else check_table_name(v, what="source.table")
 
     @model_validator(mode="after")
     def _one(self) -> SourceConfig:
@@ -40,29 +83,32 @@ class RunConfig(BaseModel):
     source: SourceConfig
     out: Path = Path("out")
     output_table: str | None = Field(None, description="Default: <contract table>_synthetic.")
-    epochs: float | None = Field(None, gt=0, description="Default: the contract's model_options, else the model's.")
+    epochs: float | None = Field(None, gt=0, le=MAX_EPOCHS, allow_inf_nan=False,
+                                 description="Default: the contract's model_options, else the model's.")
     epsilon: float | None = Field(
-        None, gt=0, description="ε to spend in this run; at most the contract's budget."
+        None, gt=0, le=MAX_EPSILON, allow_inf_nan=False,
+        description="ε to spend in this run; at most the contract's budget.",
     )
-    device: str = "auto"
-    seed: int = Field(0, ge=0)
+    device: str = Field("auto", max_length=64)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     holdout_fraction: float = Field(1 / 3, gt=0, lt=1)
     n_synthetic: int | None = Field(
-        None, ge=1,
+        None, ge=1, le=1_000_000_000,
         description="Rows to sample (published, so a public number). Default: the codec's DP estimate of the "
         "training row count, never the exact count.",
     )
-    batch_size: int | None = Field(None, ge=2, description="Default: the contract's model_options, else the model's.")
+    batch_size: int | None = Field(None, ge=2, le=10_000_000,
+                                   description="Default: the contract's model_options, else the model's.")
     show_progress: bool = True
     registry: Path | None = Field(
         None, description="Release registry (DuckDB) keeping every run and each table's spent budget. "
         "Default: <out>/registry.duckdb. Point every run on a table at the same file."
     )
     checkpoint_every: float | None = Field(
-        1.0, gt=0, description="Save the training state every this many epochs (resume after a kill); None: never."
+        1.0, gt=0, le=MAX_EPOCHS, allow_inf_nan=False, description="Save the training state every this many epochs (resume after a kill); None: never."
     )
     lock_timeout_s: float = Field(
-        120.0, ge=0, description="How long to wait for another run holding the output or registry DuckDB file."
+        120.0, ge=0, le=86_400, allow_inf_nan=False, description="How long to wait for another run holding the output or registry DuckDB file."
     )
     resume: str | None = Field(
         None, description="Run id of a killed or failed run to continue (`synthgate resume RUN_ID`)."
@@ -73,17 +119,22 @@ class RunConfig(BaseModel):
     dask_address: str | None = Field(
         None, description="Scheduler of an existing Dask cluster (tcp://host:8786); None starts a local one."
     )
-    workers: int = Field(2, ge=1, description="Threads, or local Dask worker processes, for concurrent tasks.")
+    workers: int = Field(2, ge=1, le=256, description="Threads, or local Dask worker processes, for concurrent tasks.")
     max_rows: int = Field(
-        1_000_000, ge=10, description="Largest source loaded whole. A larger one is streamed in batches: every "
+        1_000_000, ge=10, le=1_000_000_000, description="Largest source loaded whole. A larger one is streamed in batches: every "
         "row validated and fingerprinted, an independent random sample of about max_rows rows kept for training "
         "and the checks (README, \"Large tables\")."
     )
-    batch_rows: int = Field(500_000, ge=1, description="Rows per batch when a large source is streamed.")
+    batch_rows: int = Field(500_000, ge=1, le=100_000_000, description="Rows per batch when a large source is streamed.")
     evaluation_rows: int = Field(
-        50_000, ge=100, description="The privacy and fidelity checks score at most this many train, holdout and "
+        50_000, ge=100, le=10_000_000, description="The privacy and fidelity checks score at most this many train, holdout and "
         "synthetic rows each (seeded uniform subsamples; the nearest-neighbour checks cost rows x rows)."
     )
+
+    @field_validator("output_table")
+    @classmethod
+    def _output_name(cls, v: str | None) -> str | None:
+        return None if v is None else check_table_name(v, what="output_table")
 
     @property
     def output_db(self) -> Path:
@@ -99,16 +150,16 @@ def load_run_config(path: str | Path, **overrides: object) -> RunConfig:
     p = Path(path)
     if not p.is_file():
         raise ContractError(f"run config {str(p)!r} does not exist. Pass an existing YAML file.")
-    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    data = read_yaml_file(p, what="run config") or {}
     if not isinstance(data, dict):
         raise ContractError(f"{p} must be a YAML mapping (contract, source, out, ...).")
     base = p.parent
     for key in ("contract", "out", "registry"):
-        if key in data and not Path(data[key]).is_absolute():
+        if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str(base / data[key])
     src = data.get("source") or {}
     for key in ("db", "path"):
-        if isinstance(src, dict) and src.get(key) and not Path(src[key]).is_absolute():
+        if isinstance(src, dict) and isinstance(src.get(key), str) and src[key] and not Path(src[key]).is_absolute():
             src[key] = str(base / src[key])
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:

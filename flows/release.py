@@ -31,6 +31,7 @@ from models.synthesizers.base import (
 )
 from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
 from tasks.governance import abandon_run, close_run, open_run, record_training_start
+from tasks.preflight import preflight_release
 from tasks.ingest import SampledTable, count_source_rows, load_table, sample_large_table
 from tasks.publish import publish_release
 from tasks.redaction import withhold_library_errors
@@ -69,6 +70,8 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
     # Resolved before any row is read: a bad model option is a contract error, not a half-run.
     model_conf = resolve_model_config(contract, epochs=config.epochs, batch_size=config.batch_size)
     output_table = config.output_table or f"{contract.table}_synthetic"
+    # Before the run is recorded or any value read: output target, plan, row count, work bound.
+    preflight_release(config, contract, output_table=output_table, model_conf=model_conf)
     registry = Registry(config.registry_path, lock_timeout_s=config.lock_timeout_s)
     # Before any row is read: the run is on record and its ε reserved, or it is refused here.
     open_run(

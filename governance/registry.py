@@ -194,15 +194,40 @@ class Registry:
                 f"no release registry at {self.path}: no run has used it yet. Pass the --out (or "
                 "--registry) the runs used."
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = connect(self.path, timeout_s=self.lock_timeout_s, read_only=not write)
+        if self.path.exists() and not self.path.is_file():
+            raise RegistryError(f"the release registry {self.path} is a folder, not a file. Point registry: at a file.")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise RegistryError(
+                f"the release registry {self.path} cannot be created: a file is in the way of its folder "
+                f"{self.path.parent}. Pass another --out or registry."
+            ) from None
+        try:
+            con = connect(self.path, timeout_s=self.lock_timeout_s, read_only=not write)
+        except duckdb.Error as err:
+            raise self._damaged(err) from None
         try:
             if write:
-                con.execute(_SCHEMA)
-                con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+                try:
+                    con.execute(_SCHEMA)
+                    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+                except duckdb.Error as err:
+                    raise self._damaged(err) from None
             yield con
+        except (duckdb.CatalogException, duckdb.BinderException, duckdb.InternalException,
+                duckdb.SerializationException, duckdb.ConversionException) as err:
+            raise self._damaged(err) from None
         finally:
             con.close()
+
+    def _damaged(self, err: BaseException) -> RegistryError:
+        first = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        return RegistryError(
+            f"the release registry {self.path} cannot be read: it is damaged or not a synthgate registry "
+            f"({type(err).__name__}: {first}). Nothing was changed. Restore it from a backup, or move it aside "
+            "(a new, empty registry forgets every table's spent budget: carry the spend over by hand)."
+        )
 
     def _row(self, con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:
         row = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchone()

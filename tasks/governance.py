@@ -19,6 +19,7 @@ from validation.contract import Contract
 _OWN_MESSAGES = (
     "ContractViolation", "ContractError", "InputError", "DatabaseLocked", "RegistryError", "BudgetExceeded",
     "WithheldError",  # names a library error's type, never its message (tasks/redaction.py)
+    "CheckpointRefused", "OutputViolation", "Interrupted", "KeyboardInterrupt", "TerminationSignal",
 )
 
 

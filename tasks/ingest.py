@@ -11,7 +11,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from flows.config import SourceConfig
+from flows.config import SourceConfig, check_source_query
 from governance.registry import Registry
 from tasks.governance import is_transient
 from tasks.steps import ContractViolation, InputError, private_task
@@ -31,6 +31,38 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# The connection that reads private rows reaches nothing but its source: no file, URL or database
+# other than the one named (COPY ... TO, read_csv('...'), ATTACH, httpfs), no extension installed or
+# loaded, no Python object scanned by name, and no SET/PRAGMA can undo any of it.
+_LOCKED_DOWN = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "python_enable_replacements": False,
+}
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, allowed_paths: list[str] | None = None) -> None:
+    """Turn external access off on ``con`` (``allowed_paths``: the only files it may still read)."""
+    if allowed_paths:
+        con.execute("SET allowed_paths = " + "[" + ", ".join("'" + a.replace("'", "''") + "'" for a in allowed_paths) + "]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def private_connection(db: Path | None = None, *, allowed_paths: list[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for reading private rows: ``db`` read-only (or in-memory), locked down."""
+    if db is None:
+        con = duckdb.connect(config=dict(_LOCKED_DOWN))
+    else:
+        con = duckdb.connect(str(db), read_only=True, config=dict(_LOCKED_DOWN))
+    try:
+        _lock_down(con, allowed_paths)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 @contextmanager
 def _source_relation(source: SourceConfig, columns: list[str] | None) -> Iterator[duckdb.DuckDBPyRelation]:
     """The source as a DuckDB relation (projected to ``columns`` that exist), open for the block."""
@@ -41,14 +73,26 @@ def _source_relation(source: SourceConfig, columns: list[str] | None) -> Iterato
         suffix = p.suffix.lower()
         if suffix not in (".csv", ".parquet", ".pq"):
             raise InputError(f"input file {p.name!r} must end in .csv or .parquet. Got {suffix!r}.")
-        with duckdb.connect() as con:
+        with private_connection(allowed_paths=[str(p.resolve())]) as con:
             fn = "read_parquet" if suffix in (".parquet", ".pq") else "read_csv"
-            yield _project(con.sql(f"SELECT * FROM {fn}($path)", params={"path": str(p)}), columns)
+            yield _project(con.sql(f"SELECT * FROM {fn}($path)", params={"path": str(p.resolve())}), columns)
         return
     db = Path(source.db)  # type: ignore[arg-type]
     if not db.is_file():
         raise InputError(f"DuckDB file {str(db)!r} does not exist. Check source.db.")
-    with duckdb.connect(str(db), read_only=True) as con:
+    try:
+        con = private_connection(db)
+    except duckdb.IOException as err:
+        if "lock" in str(err).lower():
+            raise  # another process writes the file: transient, retried by type (is_transient)
+        raise InputError(
+            f"{db} could not be opened as a DuckDB database ({type(err).__name__}). Check source.db."
+        ) from None
+    except duckdb.Error as err:
+        raise InputError(
+            f"{db} could not be opened as a DuckDB database ({type(err).__name__}). Check source.db."
+        ) from None
+    with con:
         if source.table is not None:
             tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
             tables |= {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
@@ -56,10 +100,23 @@ def _source_relation(source: SourceConfig, columns: list[str] | None) -> Iterato
                 raise InputError(
                     f"table {source.table!r} is not in {db}. Tables there: {sorted(tables)}."
                 )
-            yield _project(con.sql(f"SELECT * FROM {quote_ident(source.table)}"), columns)
+            try:
+                relation = con.sql(f"SELECT * FROM {quote_ident(source.table)}")
+            except duckdb.PermissionException:
+                raise InputError(
+                    f"{source.table!r} in {db} is a view that reaches a file, URL or extension outside the "
+                    "database; external access is off for private reads. Materialise it as a table."
+                ) from None
+            yield _project(relation, columns)
             return
+        check_source_query(str(source.query))  # again here: a SourceConfig can be built without validation
         try:
             relation = con.sql(str(source.query))
+        except duckdb.PermissionException:
+            raise InputError(
+                f"source.query in {db} tried to reach a file, URL, database or extension outside the source "
+                "(external access is off for private reads). Query only the tables in source.db."
+            ) from None
         except duckdb.Error as err:
             raise InputError(f"source.query failed in {db}: {type(err).__name__}") from None
         yield _project(relation, columns)

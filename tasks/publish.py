@@ -26,6 +26,25 @@ from validation.report import write_report
 PROVENANCE = "_synthgate_published"
 
 
+class OutputViolation(RuntimeError):
+    """The synthetic table breaks the contract (a bound, a category, a type): it is not published."""
+
+
+def check_output_rows(synthetic: pl.DataFrame, contract: Contract) -> None:
+    """Re-validate the synthetic rows against the contract's modelled columns, just before the
+    publish transaction: whatever a model or a sampler did, nothing outside the contract is published.
+    The rows are the model's (DP) output, so the failure lines may describe them."""
+    from validation.expectations import validate_frame
+
+    modelled = contract.model_copy(update={"columns": {c: contract.columns[c] for c in contract.modelled_columns}})
+    report = validate_frame(synthetic, modelled, identifiers=False)
+    if not report.success:
+        raise OutputViolation(
+            f"the synthetic table breaks its contract in {len(report.failures)} check(s), so nothing was "
+            f"published:\n{report.summary()}\nThis is a synthesizer fault; report it with the run id."
+        )
+
+
 def publish_table(
     db: Path, table: str, synthetic: pl.DataFrame, *, run_id: str, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
 ) -> None:
@@ -164,8 +183,9 @@ def publish_release(
         folder = out / "releases" / run_id
         hashes = write_folder_atomically(
             folder, files, report, model,
-            commit=lambda: publish_table(output_db, output_table, synthetic, run_id=run_id,
-                                         lock_timeout_s=lock_timeout_s),
+            commit=lambda: (check_output_rows(synthetic, contract),
+                            publish_table(output_db, output_table, synthetic, run_id=run_id,
+                                          lock_timeout_s=lock_timeout_s)),
         )
     else:
         folder = out / "blocked" / run_id

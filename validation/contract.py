@@ -24,6 +24,95 @@ class ContractError(ValueError):
     """The contract file is missing, malformed or inconsistent."""
 
 
+# --- YAML: duplicate keys are errors -----------------------------------------------------------
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping holding the same key twice.
+
+    PyYAML keeps the last of two equal keys silently, so a reviewed ``epsilon: 3.0`` could be
+    overruled by a second ``epsilon: 1000.0`` further down; here the second one is an error that
+    names both lines.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)  # merge keys (<<) first, as SafeLoader does
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: SafeLoader reports it below
+                    continue
+                line = key_node.start_mark.line + 1
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None,
+                        f"duplicate key {str(key)[:80]!r} on line {line} (first on line {first}); a YAML "
+                        "mapping must not repeat a key, keep one of them",
+                        key_node.start_mark,
+                    )
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML safely (no tags that build objects) and refuse duplicate keys."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader subclass)
+
+
+def read_yaml_file(path: Path, *, what: str) -> Any:
+    """Read a YAML file (``what``: "contract", "run config") as UTF-8; errors are ContractErrors."""
+    try:
+        return load_yaml_text(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what_went_wrong = " ".join(str(err.problem or err.context or type(err).__name__).split())
+        raise ContractError(f"{path} is not valid YAML ({what}): {what_went_wrong}{where}. Fix it there.") from None
+    except yaml.YAMLError as err:
+        raise ContractError(f"{path} is not valid YAML ({what}): {type(err).__name__}. Fix the file.") from None
+    except UnicodeDecodeError:
+        raise ContractError(f"{path} is not UTF-8 text. Save the {what} as UTF-8 YAML.") from None
+    except RecursionError:
+        raise ContractError(f"{path} nests too deeply to be a {what}. Flatten it.") from None
+
+
+# --- bounds every number of a contract or run config must keep ---------------------------------
+MAX_EPSILON = 100.0  # ε per release; above it DP is meaningless (e^100) and a typo more likely
+MAX_LIFETIME_EPSILON = 10_000.0
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_TABLE_NAME = 128
+RESERVED_PREFIXES = ("_synthgate", "_staging_")
+
+
+def check_table_name(name: str, *, what: str) -> str:
+    """A table name we store and print: 1-128 printable characters, no reserved prefix.
+
+    Names are always quoted in SQL (``quote_ident``), so quotes and semicolons are harmless;
+    control and format characters (newlines, ANSI escapes, bidi overrides) would forge lines in
+    the audit views, and the reserved prefixes are synthgate's own tables.
+    """
+    import unicodedata
+
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{what} must be a non-empty table name.")
+    if len(name) > MAX_TABLE_NAME:
+        raise ValueError(f"{what} is {len(name)} characters long; at most {MAX_TABLE_NAME}. Use a shorter name.")
+    bad = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp")})
+    if bad:
+        raise ValueError(
+            f"{what} holds control or format characters ({', '.join(bad[:5])}). Use printable characters only."
+        )
+    if name != name.strip():
+        raise ValueError(f"{what} {name!r} starts or ends with white space. Remove it.")
+    if name.lower().startswith(RESERVED_PREFIXES):
+        raise ValueError(
+            f"{what} {name!r} starts with a prefix reserved for synthgate's own tables "
+            f"({', '.join(RESERVED_PREFIXES)}). Choose another name."
+        )
+    return name
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -75,8 +164,8 @@ class ContinuousColumn(_NumericModes):
 
 class IntegerColumn(_NumericModes):
     kind: Literal["integer"]
-    min: int
-    max: int
+    min: int = Field(ge=INT64_MIN, le=INT64_MAX, description="Within int64, like the column.")
+    max: int = Field(ge=INT64_MIN, le=INT64_MAX, description="Within int64, like the column.")
 
     @model_validator(mode="after")
     def _bounds(self) -> IntegerColumn:
@@ -148,6 +237,8 @@ def _check_bounds(lo: float, hi: float) -> None:
         raise ValueError(f"min and max must be finite numbers. Got min={lo}, max={hi}.")
     if not lo < hi:
         raise ValueError(f"min must be < max. Got min={lo}, max={hi}. Fix the bounds.")
+    if not math.isfinite(float(hi) - float(lo)):
+        raise ValueError(f"max - min must be a finite number. Got min={lo}, max={hi}. Narrow the bounds.")
 
 
 def _check_modes(modes: list[Mode] | None, lo: float, hi: float) -> None:
@@ -181,16 +272,21 @@ def _check_modes(modes: list[Mode] | None, lo: float, hi: float) -> None:
 
 
 class PrivacyBudget(_Strict):
-    epsilon: float = Field(gt=0, description="Total ε a release may spend (codec + training).")
-    delta: float = Field(gt=0, lt=1, description="δ; must be < 1/n for the table's n rows.")
+    epsilon: float = Field(
+        gt=0, le=MAX_EPSILON, allow_inf_nan=False,
+        description=f"Total ε a release may spend (codec + training); at most {MAX_EPSILON:g}.",
+    )
+    delta: float = Field(gt=0, lt=1, allow_inf_nan=False, description="δ; must be < 1/n for the table's n rows.")
     lifetime_epsilon: float | None = Field(
         None,
         gt=0,
+        le=MAX_LIFETIME_EPSILON,
+        allow_inf_nan=False,
         description="Total ε every run on this table may spend together (basic composition over the "
         "release registry). None: no limit; the registry still adds up what was spent.",
     )
     lifetime_delta: float | None = Field(
-        None, gt=0, lt=1, description="Total δ over every run on this table. None: no limit."
+        None, gt=0, lt=1, allow_inf_nan=False, description="Total δ over every run on this table. None: no limit."
     )
 
     @model_validator(mode="after")
@@ -294,20 +390,21 @@ class Evaluation(_Strict):
         description="Columns an attacker tries to infer (attribute inference); default: the target.",
     )
     attack_rows: int = Field(
-        2000, ge=50, description="Train (member) and holdout (non-member) rows scored by the "
+        2000, ge=50, le=1_000_000, description="Train (member) and holdout (non-member) rows scored by the "
         "distance and density-ratio attacks, each."
     )
     mia_targets: int = Field(
         300,
         ge=10,
+        le=100_000,
         description="Most exposed (outlying) records per side attacked by shadow models; 300 per side "
         "keeps the attack's 95% AUC interval within about ±0.05.",
     )
     shadow_models: int = Field(
-        8, ge=0, description="Shadow synthesizers trained for the shadow-model attack; 0 skips it."
+        8, ge=0, le=64, description="Shadow synthesizers trained for the shadow-model attack; 0 skips it."
     )
     shadow_rows: int = Field(
-        2000, ge=100, description="Reference rows each shadow synthesizer is trained on."
+        2000, ge=100, le=1_000_000, description="Reference rows each shadow synthesizer is trained on."
     )
     @model_validator(mode="after")
     def _enough_shadows(self) -> Evaluation:
@@ -319,11 +416,12 @@ class Evaluation(_Strict):
         return self
 
     anonymeter_attacks: int = Field(
-        2000, ge=50, description="Targets per singling-out and linkability attack (and per control attack)."
+        2000, ge=50, le=1_000_000, description="Targets per singling-out and linkability attack (and per control attack)."
     )
     inference_attacks: int = Field(
         10000,
         ge=50,
+        le=10_000_000,
         description="Targets per attribute-inference attack (and per control attack), capped by the rows "
         "available. The risk is divided by 1 - the control success rate, so a secret that is easy to "
         "guess anyway (income on Adult: ~78%) needs many attacks for a tight interval.",
@@ -360,6 +458,8 @@ class Contract(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
         from models.synthesizers import MODEL_NAMES  # names only: no model module is imported
+
+        check_table_name(self.table, what="table")
 
         if self.model not in MODEL_NAMES:
             raise ValueError(
@@ -518,10 +618,4 @@ def load_contract(path: str | Path) -> Contract:
     p = Path(path)
     if not p.is_file():
         raise ContractError(f"contract file {str(p)!r} does not exist. Pass an existing YAML file.")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ContractError(f"{p} is not valid YAML: {err}. Fix the syntax at that line.") from None
-    except UnicodeDecodeError:
-        raise ContractError(f"{p} is not UTF-8 text. Save the contract as UTF-8 YAML.") from None
-    return parse_contract(data, source=str(p))
+    return parse_contract(read_yaml_file(p, what="contract"), source=str(p))

@@ -251,6 +251,10 @@ def buffers_kept(*modules: nn.Module | None) -> Iterator[None]:
                     b.copy_(old)
 
 
+class CheckpointRefused(ValueError):
+    """A checkpoint file was changed, replaced, damaged or belongs to another fit (exit code 2)."""
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """Where a fit saves its whole training state every ``every_epochs``, and resumes from.
@@ -295,7 +299,7 @@ class Checkpoint:
         if self.trusted is not None:
             digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
             if digest not in self.trusted:
-                raise ValueError(
+                raise CheckpointRefused(
                     f"checkpoint {self.path} is not the file this run wrote: its SHA-256 is not among those the "
                     f"registry recorded ({len(self.trusted)} on record); refused. Delete it to start the run over."
                 )
@@ -303,12 +307,12 @@ class Checkpoint:
             # weights_only: tensors and plain containers only; a planted pickle payload is never run.
             state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001  (torch raises UnpicklingError, RuntimeError, EOFError...)
-            raise ValueError(
+            raise CheckpointRefused(
                 f"checkpoint {self.path} is not a synthgate checkpoint (it holds objects other than tensors, or "
                 f"is damaged: {type(err).__name__}); refused. Delete it to start the run over."
             ) from None
         if not isinstance(state, dict) or state.get("key") != key:
-            raise ValueError(
+            raise CheckpointRefused(
                 f"checkpoint {self.path} belongs to a different fit (model, options, contract, seed or "
                 "row count differ). Delete it to start over, or resume with the run that wrote it."
             )
