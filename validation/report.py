@@ -1,11 +1,17 @@
-"""The release report: one JSON document and one self-contained HTML page.
+"""The reports: one JSON document and one self-contained HTML page each.
 
-The report holds aggregates only: gate figures, metric details (shares, scores, counts),
-the privacy ledger, row counts, timings and versions. It never holds a row or a value read
-from one (no observed minimum or maximum, no category seen in the data but not in the
-contract): the metric modules guarantee this for their ``details``, and the report adds
-nothing read from private rows. It also says plainly which steps read private rows without
-being charged to the DP ledger (``outside_guarantee``).
+``build_report`` makes the owner's evaluation report (and ``synthgate evaluate``'s): gate
+figures, metric details (shares, scores, counts), the privacy ledger, row counts, timings and
+versions. Those figures are computed on private rows and are not covered by ε: the release flow
+writes this report owner-only, outside the release folder (``validation.public_report``). The
+public report in the release folder (``build_public_report``) holds only DP or public figures
+and is rendered here too (``kind: "public"``).
+
+Either report holds aggregates only. It never holds a row or a value read from one (no observed
+minimum or maximum, no category seen in the data but not in the contract): the metric modules
+guarantee this for their ``details``, and the report adds nothing read from private rows. It
+also says plainly which steps read private rows without being charged to the DP ledger
+(``outside_guarantee``).
 """
 
 from __future__ import annotations
@@ -1213,7 +1219,9 @@ def render_html(report: dict[str, Any], *, figures: bool = True) -> str:
     if report.get("kind") == "public":
         return _render_public_html(report, figures)
     evaluation = report.get("kind") == "evaluation"
-    kind = "evaluation" if evaluation else "release"
+    kind = "evaluation" if evaluation else (
+        "owner's evaluation (private: never publish)" if report.get("kind") == "owner" else "release"
+    )
     title = f"synthgate {kind} report — {report.get('table', '')} — {report.get('run_id', '')}"
     parts: list[str] = [
         "<!DOCTYPE html>",

@@ -35,11 +35,16 @@ def test_flow_end_to_end_writes_a_complete_report(prefect_harness: None, tmp_pat
     cfg = _config(tmp_path, small_source)
     report = release_flow(cfg)
     folder = Path(report["folder"])
-    on_disk = json.loads((folder / "report.json").read_text())
-    assert on_disk["released"] == report["released"]
-    for key in ("gates", "privacy", "rows", "timings", "versions"):
+    on_disk = json.loads((folder / "report.json").read_text())  # the public report
+    owner = json.loads((Path(report["owner_report"]["folder"]) / "report.json").read_text())
+    assert on_disk["released"] == owner["released"] == report["released"]
+    assert on_disk["kind"] == "public" and owner["kind"] == "owner"
+    for key in ("gates", "privacy", "rows", "versions"):
         assert key in on_disk
-    assert on_disk["rows"] == {"train": 1000, "holdout": 500, "synthetic": 1000}
+    for key in ("gates", "metrics", "privacy", "rows", "timings", "versions"):
+        assert key in owner
+    assert owner["rows"] == {"train": 1000, "holdout": 500, "synthetic": 1000}
+    assert "train" not in on_disk["rows"] and "holdout" not in on_disk["rows"]
     p = on_disk["privacy"]
     assert 0 < p["epsilon_spent"] <= p["epsilon_budget"] == 3.0
     assert [e["mechanism"] for e in p["ledger"]] == ["codec-histograms", "dp-sgd-critic"]
@@ -52,7 +57,7 @@ def test_flow_end_to_end_writes_a_complete_report(prefect_harness: None, tmp_pat
         assert folder.parent.name == "releases" and (folder / "model.pt").exists()
         assert "adult_synthetic" in _tables(cfg.output_db)
     else:  # blocked: the report names the failed gates and nothing is published
-        assert folder.parent.name == "blocked" and on_disk["decision"]["reasons"]
+        assert folder.parent.name == "blocked" and on_disk["decision"]["reasons"] and owner["decision"]["reasons"]
         assert not (folder / "model.pt").exists()
         assert "adult_synthetic" not in _tables(cfg.output_db)
 
