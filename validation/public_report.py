@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from validation.contract import Contract, load_contract
+from validation.report import _check_ledger, _jsonable, render_html, write_report, write_text_atomically
 from validation.results import GateDecision, MetricResult
 
 __all__ = [
@@ -105,7 +106,9 @@ def decision_record(
     model: str,
     training_summary: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """What ``decision.json`` in the release folder holds: the public part of the run's outcome."""
+    """What ``decision.json`` in the release folder holds: the public part of the run's outcome.
+
+    JSON rules as the reports' (numpy scalars to Python, NaN to null)."""
     failed = [r for r in results if r.is_gate and not r.passed]
     if decision.released and failed:
         raise ValueError(
@@ -113,8 +116,6 @@ def decision_record(
             "Build the decision with validation.results.decide_release(results)."
         )
     summary = {k: v for k, v in (training_summary or {}).items() if k not in _SUMMARY_LEFT_OUT}
-    from validation.report import _jsonable  # the report's JSON rules (NaN -> null, numpy -> Python)
-
     record = {
         "run_id": run_id,
         "table": table,
@@ -288,8 +289,6 @@ def build_public_report(folder: str | Path, decision: Mapping[str, Any] | None =
         FileNotFoundError: a file the report needs is missing from the folder.
         ValueError: a file is damaged or belongs to another contract.
     """
-    from validation.report import _check_ledger, _jsonable
-
     folder = Path(folder)
     record = dict(decision) if decision is not None else _read_json(folder / DECISION_FILE, "decision.json")
     contract = load_contract(folder / "contract.yaml")
@@ -347,8 +346,6 @@ def build_public_report(folder: str | Path, decision: Mapping[str, Any] | None =
 
 def write_public_report(report: dict[str, Any], folder: Path) -> None:
     """``report.json`` and ``report.html`` of the public report into ``folder``."""
-    from validation.report import write_report
-
     if report.get("kind") != "public":
         raise ValueError(
             "write_public_report takes a report from build_public_report (kind 'public'). The owner's "
@@ -384,7 +381,6 @@ def write_owner_report(report: dict[str, Any], root: Path, run_id: str, *, relea
     folder and the SHA-256 of each file (for the registry).
     """
     from governance.registry import file_hashes
-    from validation.report import _jsonable, render_html, write_text_atomically
 
     root = Path(root).absolute()
     if release_folder is not None:
