@@ -173,6 +173,10 @@ def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
 
 
 def _print_gates(console: Any, report: dict[str, Any]) -> None:
+    """ε spent (from the ledger) and each gate's pass/fail against its threshold; never a measured value.
+
+    The values are computed on private rows: they go to the owner's report only, not to a terminal or
+    a log that an operator sees."""
     from rich.markup import escape
 
     p = report["privacy"]
@@ -180,10 +184,18 @@ def _print_gates(console: Any, report: dict[str, Any]) -> None:
         console.print(f"ε spent {float(p['epsilon_spent']):.3f} of {p['epsilon_budget']} (δ={p['delta']:g})")
     for g in report["gates"]:
         mark = "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"
-        v = g["value"] if g.get("gated_value") is None else g["gated_value"]
         op = "<=" if g.get("direction") == "max" else ">="
         name = safe(f"{g['name']:<34}")  # names such as inference_risk[income] are not markup
-        console.print(f"  {mark} {name} {v:.4g}  (must be {op} {g['threshold']:.4g})", highlight=False)
+        console.print(f"  {mark} {name} must be {op} {g['threshold']:.4g}", highlight=False)
+
+
+def _print_failed(console: Any, report: dict[str, Any]) -> None:
+    failed = [g for g in report["gates"] if not g["passed"]]
+    for g in failed:
+        op = "<=" if g.get("direction") == "max" else ">="
+        console.print(f"  - {safe(g['name'])}: failed (must be {op} {g['threshold']:.4g})", highlight=False)
+    if not report["gates"]:
+        console.print("  - no gate was evaluated: refusing to release unchecked data", highlight=False)
 
 
 def _execute(config: "RunConfig") -> None:  # type: ignore[name-defined]  # noqa: F821
@@ -193,17 +205,22 @@ def _execute(config: "RunConfig") -> None:  # type: ignore[name-defined]  # noqa
 
     console = Console(stderr=True)
     report = _run_guarded(run_release, config)
-    _print_gates(console, report)
-    if report["released"]:
+    public = report["public"]  # what the CLI may print: the public report (gate outcomes, no values)
+    owner = report["owner_report"]["folder"]
+    _print_gates(console, public)
+    if public["released"]:
         console.print(
-            f"[bold green]RELEASED[/] table {safe(repr(report['output']['table']))} in {safe(report['output']['db'])}; "
-            f"report: {safe(report['folder'])}/report.html", highlight=False,
+            f"[bold green]RELEASED[/] table {safe(repr(public['output']['table']))} in {safe(public['output']['db'])}; "
+            f"public report: {safe(report['folder'])}/report.html; owner's evaluation report (private): "
+            f"{safe(owner)}/report.html", highlight=False,
         )
         return
-    console.print(f"[bold red]BLOCKED[/]: nothing published. Report: {safe(report['folder'])}/report.html",
-                  highlight=False)
-    for r in report["decision"]["reasons"]:
-        console.print(f"  - {safe(r)}", highlight=False)
+    console.print(
+        f"[bold red]BLOCKED[/]: nothing published. Public report: {safe(report['folder'])}/report.html; "
+        f"owner's evaluation report (private, says by how much each gate missed): {safe(owner)}/report.html",
+        highlight=False,
+    )
+    _print_failed(console, public)
     raise typer.Exit(EXIT_BLOCKED)
 
 
@@ -454,8 +471,7 @@ def evaluate(
         console.print(f"[bold green]PASSED[/] every gate. Report: {out}/report.html")
         return
     console.print(f"[bold red]FAILED[/] {len(report['failed_gates'])} gate(s). Report: {out}/report.html")
-    for r in report["decision"]["reasons"]:
-        console.print(f"  - {r}", highlight=False)
+    _print_failed(console, report)
     raise typer.Exit(EXIT_BLOCKED)
 
 

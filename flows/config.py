@@ -104,6 +104,10 @@ class RunConfig(BaseModel):
         None, description="Release registry (DuckDB) keeping every run and each table's spent budget. "
         "Default: <out>/registry.duckdb. Point every run on a table at the same file."
     )
+    owner_reports: Path | None = Field(
+        None, description="Owner-only folder (mode 0700, files 0600) for the data owner's evaluation reports, "
+        "which hold every figure computed on private rows; never inside a release folder. Default: <out>/owner."
+    )
     checkpoint_every: float | None = Field(
         1.0, gt=0, le=MAX_EPOCHS, allow_inf_nan=False, description="Save the training state every this many epochs (resume after a kill); None: never."
     )
@@ -144,6 +148,10 @@ class RunConfig(BaseModel):
     def registry_path(self) -> Path:
         return self.registry if self.registry is not None else self.out / "registry.duckdb"
 
+    @property
+    def owner_reports_path(self) -> Path:
+        return self.owner_reports if self.owner_reports is not None else self.out / "owner"
+
 
 def load_run_config(path: str | Path, **overrides: object) -> RunConfig:
     """Read a YAML run config; relative paths in it are relative to the file's folder."""
@@ -154,7 +162,7 @@ def load_run_config(path: str | Path, **overrides: object) -> RunConfig:
     if not isinstance(data, dict):
         raise ContractError(f"{p} must be a YAML mapping (contract, source, out, ...).")
     base = p.parent
-    for key in ("contract", "out", "registry"):
+    for key in ("contract", "out", "registry", "owner_reports"):
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str(base / data[key])
     src = data.get("source") or {}

@@ -5,6 +5,10 @@ three tables (CSV, Parquet or a DuckDB table), checks each against the contract,
 privacy and fidelity check and the gates, and writes report.json / report.html to DIR. It
 publishes nothing. A table made outside synthgate has no privacy ledger, so the budget and
 contract gates do not apply; the report says so.
+
+The data owner runs this on tables they hold, so DIR gets the full report (every figure computed on
+the real rows, like a release's owner report): keep it with the data, do not publish it. Its Prefect
+artifacts and CLI lines carry only each gate's pass/fail (tasks/publish.py, flows/cli.py).
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ from tasks.steps import (
 )
 from validation.contract import Contract, ContractError, load_contract
 from validation.pii import PiiScan
+from validation.public_report import decision_record
 from validation.report import build_report
 
 
@@ -55,7 +56,9 @@ def run_release(config: RunConfig) -> dict[str, Any]:
     return release_flow.with_options(task_runner=runner)(config)  # type: ignore[no-any-return]
 
 
-@flow(name="synthgate-release", validate_parameters=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
+# persist_result=False: the flow returns the owner's report, which must never reach Prefect's result storage.
+@flow(name="synthgate-release", validate_parameters=False, task_runner=ThreadPoolTaskRunner(max_workers=2),
+      persist_result=False)
 @withhold_library_errors
 def release_flow(config: RunConfig) -> dict[str, Any]:
     """registry → ingest → validate → split → DP train → sample → checks → gate → publish → registry."""
@@ -205,14 +208,23 @@ def _release(
     )
     report["output"] = {"db": str(config.output_db), "table": output_table}
     report["registry"] = {"path": str(registry.path), "code_version": code_version()}
-    folder, artifacts = publish_release(
-        report=report, synthetic=synthetic, model=model, contract=contract, ledger=ledger_dict,
-        out=config.out, output_db=config.output_db, output_table=output_table, run_id=run_id,
-        lock_timeout_s=config.lock_timeout_s,
+    # The public part of the outcome: which gates passed, never a measured value (decision.json).
+    public_decision = decision_record(
+        run_id=run_id, table=contract.table, decision=decision, results=results,
+        dp_randomness=private_randomness_source(), versions=report["versions"], output=report["output"],
+        model=contract.model, training_summary=model.training_summary,
+    )
+    published = publish_release(
+        report=report, decision=public_decision, synthetic=synthetic, model=model, contract=contract,
+        ledger=ledger_dict, out=config.out, owner_reports=config.owner_reports_path, output_db=config.output_db,
+        output_table=output_table, run_id=run_id, lock_timeout_s=config.lock_timeout_s,
     )
     lap("publish")
-    report["folder"] = str(folder)
-    report["artifacts"] = artifacts  # for the registry; the folder's own report.json cannot hold its hash
+    # The returned dict is the owner's report (in this process only); the CLI prints only "public".
+    report["folder"] = str(published.folder)
+    report["artifacts"] = published.hashes  # for the registry; the folder's own report.json cannot hold its hash
+    report["public"] = published.public_report
+    report["owner_report"] = {"folder": str(published.owner_folder), "artifacts": published.owner_hashes}
     return report
 
 

@@ -85,13 +85,15 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS artifacts VARCHAR;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS checkpoint_hashes VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS owner_folder VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS owner_artifacts VARCHAR;
 """
 
 _COLUMNS = (
     "run_id", "source_table", "status", "started_at", "finished_at", "user_name", "host", "contract_hash",
     "config", "code_version", "data_fingerprint", "training_started", "epsilon_planned", "epsilon_charged",
     "delta", "gates", "reasons", "output_db", "output_table", "folder", "error", "resumes", "lifetime_epsilon",
-    "lifetime_delta", "artifacts", "checkpoint_hashes",
+    "lifetime_delta", "artifacts", "checkpoint_hashes", "owner_folder", "owner_artifacts",
 )
 
 
@@ -131,6 +133,8 @@ class RunRecord:
     lifetime_delta: float | None
     artifacts: dict[str, str]  # SHA-256 of each file of the release (or blocked-report) folder
     checkpoint_hashes: list[str]  # SHA-256 of the run's last two checkpoint files (resume checks them)
+    owner_folder: str | None = None  # the owner's evaluation report (owner-only, outside the release folder)
+    owner_artifacts: dict[str, str] = field(default_factory=dict)  # SHA-256 of each of its files
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _COLUMNS}
@@ -354,10 +358,14 @@ class Registry:
     def finish(
         self, run_id: str, *, status: str, epsilon_spent: float, gates: list[dict[str, Any]],
         reasons: list[str], folder: str | None, artifacts: dict[str, str] | None = None,
+        owner_folder: str | None = None, owner_artifacts: dict[str, str] | None = None,
     ) -> RunRecord:
         """A running run becomes released or blocked; its charge becomes the ledger's ε.
 
-        ``artifacts``: SHA-256 per file of its folder, checked by ``verify_folder`` before use.
+        ``artifacts``: SHA-256 per file of its (public) folder, checked by ``verify_folder`` before use.
+        ``owner_folder`` / ``owner_artifacts``: the owner's evaluation report and its files' SHA-256
+        (``verify_owner_report``). ``gates`` and ``reasons`` should be the public ones (pass/fail, no
+        measured value): ``synthgate releases show`` prints them.
         """
         if status not in ("released", "blocked"):
             raise ValueError(f"finish() takes 'released' or 'blocked'. Got {status!r}.")
@@ -370,9 +378,9 @@ class Registry:
                 )
             con.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, epsilon_charged = ?, gates = ?, reasons = ?, "
-                "folder = ?, artifacts = ? WHERE run_id = ?",
+                "folder = ?, artifacts = ?, owner_folder = ?, owner_artifacts = ? WHERE run_id = ?",
                 [status, now(), float(epsilon_spent), json.dumps(gates), json.dumps(reasons), folder,
-                 json.dumps(artifacts or {}), run_id],
+                 json.dumps(artifacts or {}), owner_folder, json.dumps(owner_artifacts or {}), run_id],
             )
             return self._row(con, run_id)
 
@@ -415,6 +423,25 @@ class Registry:
             raise RegistryError(
                 f"release folder {folder} does not match what run {run_id} published ({'; '.join(problems)}): it "
                 "was tampered with or damaged, and is refused. Use an untouched copy, or release again."
+            )
+        return rec
+
+    def verify_owner_report(self, run_id: str, folder: Path | None = None) -> RunRecord:
+        """Refuse an owner's report whose files differ from the hashes recorded at the run's end."""
+        rec = self.get(run_id)
+        if not rec.owner_folder or not rec.owner_artifacts:
+            raise RegistryError(
+                f"run {run_id} has no owner's report on record (it did not finish, or an older synthgate ran it)."
+            )
+        where = Path(folder) if folder is not None else Path(rec.owner_folder)
+        found = file_hashes(where)
+        problems = [f"{n} changed" for n, h in sorted(rec.owner_artifacts.items()) if found.get(n, h) != h]
+        problems += [f"{n} missing" for n in sorted(rec.owner_artifacts) if n not in found]
+        problems += [f"{n} added" for n in sorted(found) if n not in rec.owner_artifacts]
+        if problems:
+            raise RegistryError(
+                f"owner's report {where} does not match what run {run_id} wrote ({'; '.join(problems)}): it was "
+                "changed or damaged."
             )
         return rec
 
@@ -496,6 +523,7 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
     d["training_started"] = bool(d["training_started"])
     d["artifacts"] = json.loads(d["artifacts"]) if d["artifacts"] else {}
     d["checkpoint_hashes"] = json.loads(d["checkpoint_hashes"]) if d["checkpoint_hashes"] else []
+    d["owner_artifacts"] = json.loads(d["owner_artifacts"]) if d["owner_artifacts"] else {}
     return RunRecord(**d)
 
 

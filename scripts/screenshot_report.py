@@ -55,7 +55,8 @@ def find_chromium(explicit: str | None) -> str:
 
 
 def run_demo(folder: Path) -> Path:
-    """Run `synthgate demo` into ``folder`` and return the report.json it wrote."""
+    """Run `synthgate demo` into ``folder`` and return the owner's report.json it wrote (the full page;
+    the public one sits in releases/RUN or blocked/RUN)."""
     env = {
         **os.environ,
         "PREFECT_HOME": str(folder / "prefect-home"),
@@ -70,7 +71,7 @@ def run_demo(folder: Path) -> Path:
     # 0 released, 3 blocked by a gate: both write a report.
     if done.returncode not in (0, 3):
         sys.exit(f"error: the demo flow exited with {done.returncode}; see its output above.")
-    reports = sorted((folder / "demo").glob("*/*/report.json"), key=lambda p: p.stat().st_mtime)
+    reports = sorted((folder / "demo").glob("owner/*/report.json"), key=lambda p: p.stat().st_mtime)
     if not reports:
         sys.exit(f"error: the demo finished but wrote no report.json under {folder / 'demo'}.")
     print(f"demo done in {time.perf_counter() - started:.0f} s: {reports[-1]}", flush=True)

@@ -67,14 +67,19 @@ def record_training_start(registry: Registry, run_id: str, df: pl.DataFrame, *, 
 
 @task(name="close_run", cache_policy=NO_CACHE, persist_result=False)
 def close_run(registry: Registry, run_id: str, report: dict[str, Any]) -> None:
+    """Record the run's end: the public gates (pass/fail, no measured value), both folders' hashes."""
+    public = report.get("public") or {}
+    owner = report.get("owner_report") or {}
     registry.finish(
         run_id,
         status="released" if report["released"] else "blocked",
         epsilon_spent=float(report["privacy"]["epsilon_spent"]),
-        gates=report["gates"],
-        reasons=report["decision"]["reasons"],
+        gates=public.get("gates", report["gates"]),
+        reasons=public.get("decision", report["decision"])["reasons"],
         folder=report.get("folder"),
         artifacts=report.get("artifacts"),
+        owner_folder=owner.get("folder"),
+        owner_artifacts=owner.get("artifacts"),
     )
 
 

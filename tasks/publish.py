@@ -1,4 +1,9 @@
-"""Atomic publish: staging table + rename in one transaction; release folder renamed into place."""
+"""Atomic publish: staging table + rename in one transaction; release folder renamed into place.
+
+A run writes two things: the public release folder (synthetic table, model, contract, ledger,
+decision and a public report whose every figure is DP) and, owner-only and elsewhere, the owner's
+evaluation report (every figure computed on private rows). See validation/public_report.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,13 @@ from governance.registry import file_hashes
 from models.synthesizers.base import Synthesizer
 from tasks.ingest import quote_ident
 from validation.contract import Contract
+from validation.public_report import (
+    DECISION_FILE,
+    SYNTHETIC_FILE,
+    build_public_report,
+    write_owner_report,
+    write_public_report,
+)
 from validation.report import write_report
 
 
@@ -104,14 +117,17 @@ def published_run(db: Path, table: str) -> str | None:
 def write_folder_atomically(
     folder: Path,
     files: dict[str, Any],
-    report: dict[str, Any],
     model: Synthesizer | None,
     commit: Callable[[], None] | None = None,
-) -> dict[str, str]:
-    """Build the folder under a temporary name beside it, run ``commit``, then rename it in.
+    synthetic: pl.DataFrame | None = None,
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Build the release folder under a temporary name beside it, run ``commit``, then rename it in.
 
-    Returns the SHA-256 of each file, taken before the rename: the registry records them, and a
-    folder changed afterwards is refused when used (``Registry.verify_folder``).
+    ``files``: name -> text. The folder's public report is then built from the folder's own files
+    (``build_public_report``), so it holds nothing they do not, and anyone can rebuild it from the
+    folder byte for byte. Returns the SHA-256 of each file, taken before the rename (the registry
+    records them, and a folder changed afterwards is refused when used: ``Registry.verify_folder``),
+    and the public report.
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -120,18 +136,26 @@ def write_folder_atomically(
             (tmp / name).write_text(text, encoding="utf-8")
         if model is not None:
             model.save(tmp / "model.pt")
-        write_report(report, tmp)
+        if synthetic is not None:
+            synthetic.write_parquet(tmp / SYNTHETIC_FILE)
+        public = build_public_report(tmp)
+        write_public_report(public, tmp)
         hashes = file_hashes(tmp)
         if commit is not None:
             commit()
         os.replace(tmp, folder)
-        return hashes
+        return hashes, public
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
 def _artifacts(report: dict[str, Any]) -> None:
+    """Prefect artifacts: the decision, ε from the ledger, and each gate's pass/fail and threshold.
+
+    Never a measured value: Prefect's database and UI are outside the data owner's control, so they
+    get what the public report holds (gate outcomes and the decision), nothing computed on rows.
+    """
     evaluation = report.get("kind") == "evaluation"
     status = ("PASSED" if report["released"] else "FAILED") if evaluation else (
         "RELEASED" if report["released"] else "BLOCKED"
@@ -142,61 +166,87 @@ def _artifacts(report: dict[str, Any]) -> None:
     else:
         spent = f"ε spent {float(p['epsilon_spent']):.3f} of {p['epsilon_budget']} (δ = {p['delta']:g}, {p['accountant']})."
     what = "evaluation" if evaluation else "release"
+    failed = [g for g in report["gates"] if not g["passed"]]
     lines = [f"# synthgate {what} `{report.get('run_id', '')}`: **{status}**", "", spent, ""]
-    lines += [f"- {r}" for r in report.get("decision", {}).get("reasons", [])]
+    lines += [f"- {g['name']}: failed (must be {'<=' if g.get('direction') == 'max' else '>='} {g['threshold']:.4g})"
+              for g in failed]
+    if not report["gates"]:
+        lines.append("- no gate was evaluated: refusing to release unchecked data")
     create_markdown_artifact("\n".join(lines), key=f"{what}-summary", description="synthgate decision")
     create_table_artifact(
-        [
-            {
-                "gate": g["name"],
-                "value": round(g["value"], 4) if g["value"] is not None else None,
-                "threshold": g["threshold"],
-                "passed": g["passed"],
-            }
-            for g in report["gates"]
-        ],
+        [{"gate": g["name"], "threshold": g["threshold"], "passed": g["passed"]} for g in report["gates"]],
         key="evaluation-gates" if evaluation else "release-gates",
-        description="synthgate gates",
+        description="synthgate gates (pass/fail; the values are in the owner's report)",
     )
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where a run's two reports went, and the SHA-256 of each file (for the registry)."""
+
+    folder: Path  # the public release folder (releases/RUN or blocked/RUN)
+    hashes: dict[str, str]
+    public_report: dict[str, Any]
+    owner_folder: Path  # the owner's evaluation report, owner-only, outside the release folder
+    owner_hashes: dict[str, str]
 
 
 @task(name="publish_release", cache_policy=NO_CACHE, persist_result=False)
 def publish_release(
     *,
     report: dict[str, Any],
+    decision: dict[str, Any],
     synthetic: pl.DataFrame,
     model: Synthesizer,
     contract: Contract,
     ledger: dict[str, Any],
     out: Path,
+    owner_reports: Path,
     output_db: Path,
     output_table: str,
     run_id: str,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
-) -> tuple[Path, dict[str, str]]:
-    """Released: table + release folder. Blocked: only the report, under blocked/; nothing published.
+) -> Published:
+    """The owner's report first (owner-only, ``owner_reports/RUN``), then the public release folder.
 
-    Returns the folder and the SHA-256 of each of its files."""
-    files = {"contract.yaml": contract.to_yaml()}
-    if report["released"]:
-        files["ledger.json"] = json.dumps(ledger, indent=2)
-        folder = out / "releases" / run_id
-        hashes = write_folder_atomically(
-            folder, files, report, model,
+    Released: table + ``releases/RUN`` (contract, ledger, decision, model, synthetic table, public
+    report). Blocked: ``blocked/RUN`` (contract, ledger, decision, public report); nothing published.
+    ``report`` is the owner's evaluation report (every figure computed on private rows); ``decision``
+    the public ``decision.json`` record (``validation.public_report.decision_record``).
+    """
+    released = bool(report["released"])
+    if released != bool(decision["released"]):
+        raise ValueError("the owner's report and the public decision disagree on the release; build both "
+                         "from the same GateDecision.")
+    folder = out / ("releases" if released else "blocked") / run_id
+    owner_folder, owner_hashes = write_owner_report(
+        {**report, "kind": "owner", "folder": str(folder)}, owner_reports, run_id, release_folder=folder
+    )
+    files = {
+        "contract.yaml": contract.to_yaml(),
+        "ledger.json": json.dumps(ledger, indent=2),
+        DECISION_FILE: json.dumps(decision, indent=2, ensure_ascii=False, allow_nan=False),
+    }
+    if released:
+        hashes, public = write_folder_atomically(
+            folder, files, model,
             commit=lambda: (check_output_rows(synthetic, contract),
                             publish_table(output_db, output_table, synthetic, run_id=run_id,
                                           lock_timeout_s=lock_timeout_s)),
+            synthetic=synthetic,
         )
     else:
-        folder = out / "blocked" / run_id
-        hashes = write_folder_atomically(folder, files, report, None)
-    _artifacts(report)
-    return folder, hashes
+        hashes, public = write_folder_atomically(folder, files, None)
+    _artifacts(public)
+    return Published(folder, hashes, public, owner_folder, owner_hashes)
 
 
 @task(name="write_evaluation", cache_policy=NO_CACHE, persist_result=False)
 def write_evaluation(report: dict[str, Any], out: Path) -> Path:
-    """``synthgate evaluate``: report.json and report.html into ``out``; no table is published."""
+    """``synthgate evaluate``: report.json and report.html into ``out``; no table is published.
+
+    The owner runs an evaluation on tables they hold, so its report is a full one (every figure);
+    the Prefect artifacts still carry only the gates' pass/fail."""
     out.mkdir(parents=True, exist_ok=True)
     write_report(report, out)
     _artifacts(report)

@@ -1,11 +1,17 @@
-"""The release report: one JSON document and one self-contained HTML page.
+"""The reports: one JSON document and one self-contained HTML page each.
 
-The report holds aggregates only: gate figures, metric details (shares, scores, counts),
-the privacy ledger, row counts, timings and versions. It never holds a row or a value read
-from one (no observed minimum or maximum, no category seen in the data but not in the
-contract): the metric modules guarantee this for their ``details``, and the report adds
-nothing read from private rows. It also says plainly which steps read private rows without
-being charged to the DP ledger (``outside_guarantee``).
+``build_report`` makes the owner's evaluation report (and ``synthgate evaluate``'s): gate
+figures, metric details (shares, scores, counts), the privacy ledger, row counts, timings and
+versions. Those figures are computed on private rows and are not covered by ε: the release flow
+writes this report owner-only, outside the release folder (``validation.public_report``). The
+public report in the release folder (``build_public_report``) holds only DP or public figures
+and is rendered here too (``kind: "public"``).
+
+Either report holds aggregates only. It never holds a row or a value read from one (no observed
+minimum or maximum, no category seen in the data but not in the contract): the metric modules
+guarantee this for their ``details``, and the report adds nothing read from private rows. It
+also says plainly which steps read private rows without being charged to the DP ledger
+(``outside_guarantee``).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from validation.plots import (
 )
 from validation.results import GateDecision, MetricResult
 
-__all__ = ["build_report", "render_html", "write_report"]
+__all__ = ["build_public_report", "build_report", "render_html", "write_report"]
 
 REPORT_VERSION = 1
 _LEDGER_ENTRY_KEYS = ("mechanism", "noise_multiplier", "sample_rate", "steps", "epsilon_alone")
@@ -995,6 +1001,208 @@ _TOC = (
 )
 
 
+# --- the public report's page ---------------------------------------------------------------
+#
+# A public report (``kind: "public"``, validation.public_report) holds no measured value: gates
+# are pass/fail against their contract thresholds, the "real" distributions are the codec's DP
+# histograms, the row count is the DP estimate. Its page reuses the ledger and
+# outside-the-guarantee sections and draws the rest from those fields only.
+
+_PUBLIC_TOC = (
+    ("unit", "Unit of privacy"), ("gates", "Gates"), ("distributions", "Distributions"),
+    ("ledger", "Privacy ledger"), ("outside", "Outside the guarantee"), ("withheld", "Not published"),
+    ("run", "Release"),
+)
+
+
+def _public_decision_html(report: Mapping[str, Any]) -> str:
+    released = bool(report.get("released"))
+    if released:
+        output = report.get("output")
+        lead = "Every gate passed: the synthetic table was published."
+        if isinstance(output, Mapping) and output.get("table"):
+            lead += f" Table <code>{_e(output.get('table'))}</code>."
+        return f'<div class="decision released"><div class="verdict">RELEASED</div><p>{lead}</p></div>'
+    failed = [g for g in _gates(report) if not g.get("passed")]
+    parts = ['<div class="decision blocked"><div class="verdict">BLOCKED</div>'
+             "<p>The synthetic table is not released: nothing was published.</p>"]
+    if failed:
+        parts.append(f"<p><strong>{len(failed)} failed gate{'s' if len(failed) != 1 else ''}:</strong></p>")
+        parts.append(_table(
+            ["gate", "kind", "must be", "what it means"],
+            [[f"<strong>{_e(g.get('name'))}</strong>", _e(g.get("kind", "")), _e(_threshold(g)),
+              _e(g.get("description", ""))] for g in failed],
+            full=True,
+        ))
+        parts.append('<p class="muted">By how much each gate missed is a figure computed on private rows: '
+                     "it is in the data owner's evaluation report, not here.</p>")
+    decision = report.get("decision")
+    reasons = decision.get("reasons", []) if isinstance(decision, Mapping) else []
+    names = tuple(f"{g.get('name')}:" for g in failed)
+    others = [r for r in reasons if not (names and str(r).startswith(names))]
+    if others:
+        parts.append("<p>Reasons:</p><ul>" + "".join(f"<li>{_e(r)}</li>" for r in others) + "</ul>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _public_facts_html(report: Mapping[str, Any]) -> str:
+    gates = _gates(report)
+    privacy = report.get("privacy") if isinstance(report.get("privacy"), Mapping) else {}
+    rows = report.get("rows") if isinstance(report.get("rows"), Mapping) else {}
+    spent = privacy.get("epsilon_spent")
+    facts = [
+        ("gates passed", f"{sum(1 for g in gates if g.get('passed'))} of {len(gates)}" if gates else "—"),
+        ("ε spent", f"{_num(spent)} of {_num(privacy.get('epsilon_budget'))}" if spent is not None else "—"),
+        ("δ", _num(privacy.get("delta"))),
+        ("training rows (DP estimate)", _num(rows.get("train_dp_estimate"))),
+        ("synthetic rows", _num(rows.get("synthetic"))),
+    ]
+    return '<div class="facts">' + "".join(
+        f'<div class="fact"><div class="k">{_e(k)}</div><div class="v">{v}</div></div>' for k, v in facts
+    ) + "</div>"
+
+
+def _unit_html(report: Mapping[str, Any]) -> str:
+    privacy = report.get("privacy") if isinstance(report.get("privacy"), Mapping) else {}
+    adjacency = privacy.get("adjacency") or "not stated in this report"
+    return _section("unit", "Unit of privacy", [
+        f"<p><strong>Neighbouring tables:</strong> {_e(adjacency)}</p>",
+        "<p>Every figure on this page is differentially private or public: the contract, the privacy "
+        "ledger, the synthetic table (post-processing of the DP model), and the codec's noisy "
+        "histograms, charged to the ledger below. Who sees what (the public, the data owner, the "
+        "operator) is set out in the “Threat model” section of synthgate's README.</p>",
+    ])
+
+
+def _public_gates_html(report: Mapping[str, Any]) -> str:
+    gates = _gates(report)
+    if not gates:
+        return _section("gates", "Gates", [_not_run("no gate was evaluated in this run")])
+    body = ['<p class="muted">Each gate\'s outcome against the threshold in the data contract. The measured '
+            "values are computed on private rows and are not published (they are in the data owner's "
+            "evaluation report); the outcomes are, and fall outside the privacy guarantee.</p>"]
+    rows, classes = [], []
+    for g in gates:
+        rows.append([f"<strong>{_e(g.get('name'))}</strong>", _e(g.get("kind", "")), _e(_threshold(g)),
+                     _result_cell(g.get("passed")), f'<span class="muted">{_e(g.get("description", ""))}</span>'])
+        classes.append("" if g.get("passed") else "failed")
+    body.append(_table(["gate", "kind", "must be", "result", "what it means"], rows, row_classes=classes, full=True))
+    return _section("gates", "Gates", body)
+
+
+def _public_distributions_html(report: Mapping[str, Any], figures: bool) -> str:
+    title = "Column distributions: DP estimate of the real table vs synthetic"
+    dists = report.get("distributions")
+    items = [(str(c), v) for c, v in dists.items() if isinstance(v, Mapping)] if isinstance(dists, Mapping) else []
+    if not items:
+        why = ("the release was blocked: no model and no synthetic table were published"
+               if not report.get("released") else "this report holds no distributions")
+        return _section("distributions", title, [_not_run(why)])
+    items.sort(key=lambda cv: cv[1].get("score") if _is_number(cv[1].get("score")) else -1.0)
+    body = [
+        "<p>The “real” shares are not counts of real rows: they are the per-column histograms the model's "
+        "codec learned under differential privacy (Gaussian noise, charged to the ledger), moved onto the "
+        "plot's bins over the contract's public range. The synthetic shares are counted in the published "
+        "table. Score: 1 − total variation between the two (1 = identical), least similar column first.</p>"
+    ]
+    cards = []
+    if figures:
+        for k, (col, v) in enumerate(items):
+            plot = {**v, "suppressed": 0}
+            notes = []
+            nr, ns = v.get("null_real"), v.get("null_synthetic")
+            if (_is_number(nr) and nr > 0) or (_is_number(ns) and ns > 0):
+                notes.append(f"missing values: DP estimate {_pct(nr)} · synthetic {_pct(ns)}")
+            labels = v.get("labels")
+            if v.get("type") == "categorical" and isinstance(labels, list) and len(labels) > MAX_CATEGORIES + 1:
+                notes.append(f"{len(labels)} categories: the {MAX_CATEGORIES} largest (DP estimate) shown, "
+                             "the rest as “other”")
+            heading = f"{col} — similarity {_num(v.get('score'))}"
+            svg = _figure(distribution_svg, col, plot, title=heading, salt=f"pub-dist-{k}")
+            caption = "<br>".join(_e(n) for n in notes)
+            cards.append(f"<figure>{svg}" + (f"<figcaption>{caption}</figcaption>" if caption else "") + "</figure>")
+    else:
+        body.append(_not_run("distribution plots: figures were turned off for this rendering"))
+    if cards:
+        body.append('<p class="legend"><span class="sw real"></span>real (DP estimate)'
+                    '<span class="sw syn"></span>synthetic (published)</p>')
+        body.append('<div class="grid">' + "".join(cards) + "</div>")
+    body.append("<h3>Similarity per column</h3>")
+    body.append(_table(["column", "type", "similarity"],
+                       [[_e(c), _e(v.get("type", "")), _num(v.get("score"))] for c, v in items], {2}))
+    return _section("distributions", title, body)
+
+
+def _withheld_html() -> str:
+    return _section("withheld", "Not published: the data owner's evaluation report", [
+        "<p>The checks behind the gates (distance to closest record, membership-inference attacks, "
+        "re-identification risks, column shapes and pair trends against the real rows, detection, ML "
+        "efficacy) read the private training and holdout rows. Their values, intervals, real-row "
+        "histograms and association matrices, and the exact row counts, are not differentially "
+        "private: they are written only to the data owner's evaluation report, kept owner-only outside "
+        "this release and registered with its hash.</p>",
+    ])
+
+
+def _public_run_html(report: Mapping[str, Any]) -> str:
+    body = []
+    model = report.get("model")
+    if isinstance(model, Mapping):
+        body.append(f"<h3>Model <code>{_e(model.get('name', ''))}</code></h3>")
+        summary = model.get("training_summary")
+        if isinstance(summary, Mapping) and summary:
+            body.append(_kv_table(_flatten(summary), ("training", "value")))
+    excluded = report.get("excluded_columns")
+    if isinstance(excluded, list) and excluded:
+        body.append(f"<p>Identifier and pii columns dropped, never modelled: {_e(', '.join(map(str, excluded)))}.</p>")
+    files = report.get("files")
+    if isinstance(files, list) and files:
+        body.append("<h3>Files of this release</h3><ul>" + "".join(f"<li><code>{_e(f)}</code></li>" for f in files)
+                    + "</ul>")
+    versions = report.get("versions")
+    if isinstance(versions, Mapping) and versions:
+        body.append("<h3>Versions</h3>" + _kv_table(versions, ("package", "version")))
+    return _section("run", "Release: model, files, versions", body or [_not_run("nothing recorded")])
+
+
+def _render_public_html(report: Mapping[str, Any], figures: bool) -> str:
+    title = f"synthgate public release report — {report.get('table', '')} — {report.get('run_id', '')}"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        '<header><div class="eyebrow">synthgate public release report</div>'
+        f"<h1>Table <code>{_e(report.get('table', ''))}</code> · run <code>{_e(report.get('run_id', ''))}</code></h1>",
+        _public_decision_html(report),
+        _public_facts_html(report),
+        '<nav class="toc">' + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in _PUBLIC_TOC) + "</nav></header>",
+        "<main>",
+        _unit_html(report),
+        _public_gates_html(report),
+        _public_distributions_html(report, figures),
+        _ledger_html(report),
+        _outside_html(report),
+        _withheld_html(),
+        _public_run_html(report),
+        "</main>",
+        f'<footer><p class="muted">Contract fingerprint <code>{_num(report.get("contract_fingerprint"))}'
+        f"</code> · public report version {_num(report.get('report_version'))} · every figure on this page is "
+        "differentially private or public; gate outcomes and the decision are listed as outside the "
+        "guarantee.</p></footer>",
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def build_public_report(folder: Path | str, decision: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The public report of a release folder, from its files alone (see validation.public_report)."""
+    from validation.public_report import build_public_report as build
+
+    return build(folder, decision)
+
+
 def render_html(report: dict[str, Any], *, figures: bool = True) -> str:
     """One self-contained HTML page for a report dict.
 
@@ -1008,8 +1216,12 @@ def render_html(report: dict[str, Any], *, figures: bool = True) -> str:
         report: a dict from ``build_report`` (or a ``report.json`` read back).
         figures: draw the figures (default); ``False`` gives the tables only, faster.
     """
+    if report.get("kind") == "public":
+        return _render_public_html(report, figures)
     evaluation = report.get("kind") == "evaluation"
-    kind = "evaluation" if evaluation else "release"
+    kind = "evaluation" if evaluation else (
+        "owner's evaluation (private: never publish)" if report.get("kind") == "owner" else "release"
+    )
     title = f"synthgate {kind} report — {report.get('table', '')} — {report.get('run_id', '')}"
     parts: list[str] = [
         "<!DOCTYPE html>",

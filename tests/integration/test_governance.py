@@ -54,7 +54,7 @@ def test_a_release_over_the_lifetime_budget_is_refused_before_reading_a_row(
     newest, oldest = Registry(cfg.registry_path).runs()
     assert oldest.run_id == first["run_id"] and oldest.status == ("released" if first["released"] else "blocked")
     assert oldest.epsilon_charged == pytest.approx(spent) and oldest.data_fingerprint.startswith("hmac-sha256:")
-    assert oldest.contract_hash == first["contract_fingerprint"] and oldest.gates == first["gates"]
+    assert oldest.contract_hash == first["contract_fingerprint"] and oldest.gates == first["public"]["gates"]
     assert oldest.code_version and oldest.user_name and oldest.config["epochs"] == 1.0
     assert (newest.status, newest.epsilon_charged, newest.training_started) == ("refused", 0.0, False)
 
@@ -167,7 +167,7 @@ def test_a_killed_run_resumes_and_spends_what_an_uninterrupted_run_spends(tmp_pa
     assert resumed.returncode in (0, 3), output
     (record,) = Registry(out / "registry.duckdb").runs()
     assert record.status in ("released", "blocked") and record.resumes == 1
-    report = json.loads((Path(record.folder) / "report.json").read_text())
+    report = json.loads((Path(record.owner_folder) / "report.json").read_text())  # the owner's report
     assert "resumed_at_step=" in report["notes"][0] and "resumed_at_step=None" not in report["notes"][0]
     assert not (out / "checkpoints" / killed.run_id).exists()  # deleted once the run ended
 

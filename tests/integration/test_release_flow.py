@@ -36,11 +36,16 @@ def test_flow_end_to_end_writes_a_complete_report(prefect_harness: None, tmp_pat
     cfg = _config(tmp_path, small_source)
     report = release_flow(cfg)
     folder = Path(report["folder"])
-    on_disk = json.loads((folder / "report.json").read_text())
-    assert on_disk["released"] == report["released"]
-    for key in ("gates", "privacy", "rows", "timings", "versions"):
+    on_disk = json.loads((folder / "report.json").read_text())  # the public report
+    owner = json.loads((Path(report["owner_report"]["folder"]) / "report.json").read_text())
+    assert on_disk["released"] == owner["released"] == report["released"]
+    assert on_disk["kind"] == "public" and owner["kind"] == "owner"
+    for key in ("gates", "privacy", "rows", "versions"):
         assert key in on_disk
-    rows = on_disk["rows"]
+    for key in ("gates", "metrics", "privacy", "rows", "timings", "versions"):
+        assert key in owner
+    assert "train" not in on_disk["rows"] and "holdout" not in on_disk["rows"]
+    rows = owner["rows"]
     # secret per-row coins: 1,500 rows, each to the holdout with probability 1/3 (500 ± 18 sd; ±5 sd)
     assert rows["train"] + rows["holdout"] == 1500 and abs(rows["holdout"] - 500) < 5 * 18.3
     if report["released"]:  # the default length: the model's DP row estimate (issue 18 item 2)
@@ -58,7 +63,7 @@ def test_flow_end_to_end_writes_a_complete_report(prefect_harness: None, tmp_pat
         assert folder.parent.name == "releases" and (folder / "model.pt").exists()
         assert "adult_synthetic" in _tables(cfg.output_db)
     else:  # blocked: the report names the failed gates and nothing is published
-        assert folder.parent.name == "blocked" and on_disk["decision"]["reasons"]
+        assert folder.parent.name == "blocked" and on_disk["decision"]["reasons"] and owner["decision"]["reasons"]
         assert not (folder / "model.pt").exists()
         assert "adult_synthetic" not in _tables(cfg.output_db)
 

@@ -1,0 +1,156 @@
+"""The public report's parts: DP distributions from codec statistics, gates without values,
+its page, and the owner's report's owner-only writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.codec import Codec
+from models.ledger import PrivacyLedger
+from validation.fidelity import _plot
+from validation.privacy import _prepare
+from validation.public_report import (
+    OwnerReportError,
+    dp_distributions,
+    public_gates,
+    public_reasons,
+    write_owner_report,
+)
+from validation.report import render_html
+from validation.results import GateDecision, MetricResult, decide_release
+
+from .test_gates import small_contract, small_frame
+
+
+def _exact_state(n: int = 4000) -> tuple[dict, object, object]:
+    """A codec fitted on EXACT histograms: its "DP" shares must then equal the rows' own."""
+    contract = small_contract()
+    frame = small_frame(n, seed=3).select(contract.modelled_columns)
+    codec = Codec(contract)
+    codec.fit_non_dp(frame, ledger=PrivacyLedger(1e-6))
+    return codec.state(), contract, frame
+
+
+def test_dp_distributions_equal_the_exact_shares_when_the_codec_is_exact() -> None:
+    state, contract, frame = _exact_state()
+    synthetic = small_frame(500, seed=9).select(contract.modelled_columns)
+    dists = dp_distributions(contract, state, synthetic)
+    assert list(dists) == contract.modelled_columns
+    real = _prepare(frame, contract, role="real")
+    syn = _prepare(synthetic, contract, role="synthetic")
+    for name, d in dists.items():
+        exact = _plot(real[name], syn[name], contract, name)
+        assert d["labels"] == exact["labels"] and d["synthetic"] == exact["synthetic"], name
+        assert d["null_real"] == pytest.approx(exact["null_real"], abs=1e-12), name
+        assert d["null_synthetic"] == exact["null_synthetic"], name
+        assert exact["suppressed"] == 0  # every bin holds >= 10 rows: the exact shares are all shown
+        # One codec bin per integer value and per category: equal to float precision. The continuous
+        # column's 128 codec bins straddle the 20 plot bins: mass is spread uniformly within a bin.
+        tol = 0.01 if name == "hours" else 1e-12
+        np.testing.assert_allclose(d["real"], exact["real"], atol=tol, err_msg=name)
+        p = np.append(np.asarray(d["real"]) * (1 - d["null_real"]), d["null_real"])
+        q = np.append(np.asarray(d["synthetic"]) * (1 - d["null_synthetic"]), d["null_synthetic"])
+        assert d["score"] == pytest.approx(1 - 0.5 * np.abs(p - q).sum())
+
+
+def test_dp_distributions_read_the_noisy_statistics_not_the_rows() -> None:
+    state, contract, _ = _exact_state()
+    # Hand-made "DP" statistics: all of age at 17 and 90, job evenly over a/b/c and null.
+    state = json.loads(json.dumps(state))
+    age = np.zeros(len(state["bin_mass"]["age"]))
+    age[0], age[-1] = 0.25, 0.75
+    state["bin_mass"]["age"] = age.tolist()
+    state["frequencies"]["job"] = [0.25, 0.25, 0.25, 0.25]
+    dists = dp_distributions(contract, state, None)
+    assert dists["age"]["real"][0] == 0.25 and dists["age"]["real"][-1] == 0.75 and sum(dists["age"]["real"]) == 1
+    assert dists["job"]["real"] == pytest.approx([1 / 3] * 3) and dists["job"]["null_real"] == 0.25
+    assert "synthetic" not in dists["age"] and "score" not in dists["age"]
+
+
+def _results() -> list[MetricResult]:
+    return [
+        MetricResult("dcr_share", 0.61234, 0.55, False, direction="max", ci=(0.58765, 0.63321),
+                     gated_value=0.63321, kind="privacy", description="closer to train than holdout"),
+        MetricResult("column_shapes", 0.91234, 0.8, True, kind="fidelity", description="shapes"),
+        MetricResult("nndr", 0.77777, None, True, kind="privacy"),
+    ]
+
+
+def test_public_gates_and_reasons_hold_no_measured_value() -> None:
+    results = _results()
+    decision = decide_release(results)
+    assert "0.6332" in decision.reasons[0]  # the owner's decision says by how much
+    gates = public_gates(results)
+    assert gates == [
+        {"name": "dcr_share", "kind": "privacy", "direction": "max", "threshold": 0.55, "passed": False,
+         "description": "closer to train than holdout"},
+        {"name": "column_shapes", "kind": "fidelity", "direction": "min", "threshold": 0.8, "passed": True,
+         "description": "shapes"},
+    ]
+    assert public_reasons(decision, results) == ["dcr_share: failed (must be <= 0.55)"]
+    assert public_reasons(GateDecision(False, ["x"]), [results[2]]) == [
+        "no gate was evaluated: refusing to release unchecked data"
+    ]
+
+
+def test_public_page_shows_outcomes_and_dp_figures_only() -> None:
+    state, contract, _ = _exact_state(1000)
+    synthetic = small_frame(300, seed=9).select(contract.modelled_columns)
+    results = _results()
+    report = {
+        "report_version": 1, "kind": "public", "run_id": "run-7", "table": "people", "released": False,
+        "decision": {"released": False, "reasons": public_reasons(decide_release(results), results)},
+        "failed_gates": ["dcr_share"], "gates": public_gates(results),
+        "privacy": {"adjacency": "add/remove one row of the source table", "epsilon_spent": 1.5,
+                    "epsilon_budget": 2.0, "delta": 1e-6, "accountant": "rdp", "ledger": []},
+        "rows": {"train_dp_estimate": 1003, "synthetic": 300},
+        "distributions": dp_distributions(contract, state, synthetic),
+        "outside_guarantee": ["The gate outcomes ..."],
+    }
+    page = render_html(report)
+    assert page == render_html(report)  # the same report, the same bytes
+    assert "synthgate public release report" in page and "BLOCKED" in page and "add/remove one row" in page
+    assert "real (DP estimate)" in page and page.count("<svg") == len(contract.modelled_columns)
+    for private in ("0.6123", "0.5877", "0.6332", "0.9123", "0.7778", "off by"):
+        assert private not in page, private
+    assert "must be" in page and "≤ 0.55" in page
+
+
+def test_owner_report_is_written_owner_only(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        folder, hashes = write_owner_report({"run_id": "r1", "rows": {"train": 401}}, tmp_path / "owner", "r1",
+                                            release_folder=tmp_path / "releases" / "r1")
+    finally:
+        os.umask(old)
+    assert folder == (tmp_path / "owner" / "r1").absolute()
+    assert set(hashes) == {"report.json", "report.html"}
+    for d in (folder.parent, folder):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    for f in folder.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600
+    assert json.loads((folder / "report.json").read_text())["rows"] == {"train": 401}
+    # Written again (a resumed run): replaced whole.
+    write_owner_report({"run_id": "r1", "rows": {"train": 402}}, tmp_path / "owner", "r1")
+    assert json.loads((folder / "report.json").read_text())["rows"] == {"train": 402}
+    assert sorted(p.name for p in (tmp_path / "owner").iterdir()) == ["r1"]
+
+
+def test_owner_report_refuses_a_shared_or_published_location(tmp_path: Path) -> None:
+    release = tmp_path / "releases" / "r1"
+    with pytest.raises(OwnerReportError, match="overlaps the release folder"):
+        write_owner_report({}, release / "owner", "r1", release_folder=release)
+    with pytest.raises(OwnerReportError, match="overlaps the release folder"):
+        write_owner_report({}, tmp_path / "releases", "r1", release_folder=release)
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
+    with pytest.raises(OwnerReportError, match=r"open to other users \(mode 755\).*chmod 700"):
+        write_owner_report({}, shared, "r1", release_folder=release)
+    assert not release.exists() and list(shared.iterdir()) == []
