@@ -36,12 +36,24 @@ def sabotaged(kind: str | None) -> Iterator[None]:
     if kind is None:
         yield
         return
+    import torch
+
     from models import dp
 
-    def no_noise(opt: Any) -> None:
-        opt.noise_multiplier = 0.0
+    def no_noise(trainer: Any) -> None:
+        trainer.optimizer.noise_multiplier = 0.0
 
-    def no_clipping(opt: Any) -> None:
+    def no_clipping(trainer: Any) -> None:
+        if trainer.ghost:  # ghost clipping clips in the module: every coefficient becomes 1
+            module = trainer.module
+
+            def unclipped() -> Any:
+                return torch.ones_like(module.get_norm_sample())
+
+            module.get_clipping_coef = unclipped
+            return
+        opt = trainer.optimizer
+
         def clip_and_accumulate() -> None:
             for p in opt.params:
                 summed = opt._get_flat_grad_sample(p).to(p.dtype).sum(0)
@@ -56,7 +68,7 @@ def sabotaged(kind: str | None) -> Iterator[None]:
     def broken_init(self: Any, *args: Any, **kwargs: Any) -> None:
         build(self, *args, **kwargs)
         if self.dp:
-            breaking(self.optimizer)
+            breaking(self)
 
     dp.PrivateTrainer.__init__ = broken_init  # type: ignore[method-assign]
     try:
