@@ -5,6 +5,12 @@ on both clipping paths (per-sample, and ghost: the path ctgan releases use).
     python -m benchmarks.audit --clipping ghost   # one path only (about 6 minutes)
     python -m benchmarks.audit --table    # markdown from the results
 
+On a busy machine the two paths can run side by side and be combined (same file as one run):
+
+    python -m benchmarks.audit --clipping per-sample -o /tmp/a.json &
+    python -m benchmarks.audit --clipping ghost -o /tmp/b.json; wait
+    python -m benchmarks.audit --combine /tmp/a.json /tmp/b.json
+
 Each run trains the demo contract's model (ctgan, its default 8 epochs and batch size) on the
 release's training split (two thirds) of the embedded Adult table, with 1,000 gradient canaries in
 its DP critic, and bounds ε at 95% confidence (``flows/audit.py``). DP noise comes from OS entropy
@@ -104,12 +110,32 @@ def run(seed: int, paths: tuple[str, ...] = PATHS) -> dict[str, Any]:
     return {
         "what": "one-run privacy audit of the DP critic (flows/audit.py) on Adult, ctgan defaults, "
                 f"clipping path(s): {', '.join(paths)}",
-        "command": "python -m benchmarks.audit",
+        "command": "python -m benchmarks.audit" + ("" if clipping == "both" else f" --clipping {clipping}"),
         "code_version": code_version(),
         "machine": machine(),
         "seconds": round(time.perf_counter() - started, 1),
         "honest": honest,
         "controls": controls,
+    }
+
+
+def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One results file from runs of single paths (each part's own command, commit and time kept)."""
+    paths = [p["honest"]["config"]["clipping"] for p in parts]
+    if sorted(paths) != sorted(PATHS):
+        raise SystemExit(f"--combine needs one result per clipping path {PATHS}; got {paths}.")
+    honest = {**parts[0]["honest"], "clipping": "both", "runs": [r for p in parts for r in p["honest"]["runs"]]}
+    honest["all_below_claim"] = all(p["honest"]["all_below_claim"] for p in parts)
+    honest["config"] = {path: p["honest"]["config"] for path, p in zip(paths, parts, strict=True)}
+    return {
+        **{k: v for k, v in parts[0].items() if k not in ("honest", "controls", "seconds", "command", "code_version")},
+        "what": "one-run privacy audit of the DP critic (flows/audit.py) on Adult, ctgan defaults, "
+                f"clipping paths: {', '.join(paths)} (run side by side, combined)",
+        "command": [p["command"] for p in parts],
+        "code_version": sorted({p["code_version"] for p in parts}),
+        "seconds": {path: p["seconds"] for path, p in zip(paths, parts, strict=True)},
+        "honest": honest,
+        "controls": [c for p in parts for c in p["controls"]],
     }
 
 
@@ -136,14 +162,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clipping", choices=("both", *PATHS), default="both", help="clipping path(s) to audit")
+    parser.add_argument("-o", "--output", type=Path, default=RESULTS, help="results file")
+    parser.add_argument("--combine", type=Path, nargs="+", metavar="PART",
+                        help="combine single-path result files into --output instead of running")
     parser.add_argument("--table", action="store_true", help="print the markdown table of the saved results")
     args = parser.parse_args()
     if args.table:
-        print(table(json.loads(RESULTS.read_text(encoding="utf-8"))))
+        print(table(json.loads(args.output.read_text(encoding="utf-8"))))
         return
-    data = run(args.seed, PATHS if args.clipping == "both" else (args.clipping,))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    if args.combine:
+        data = combine([json.loads(p.read_text(encoding="utf-8")) for p in args.combine])
+    else:
+        data = run(args.seed, PATHS if args.clipping == "both" else (args.clipping,))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     print(table(data))
 
 
