@@ -121,21 +121,26 @@ def run(seed: int, paths: tuple[str, ...] = PATHS) -> dict[str, Any]:
 
 def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """One results file from runs of single paths (each part's own command, commit and time kept)."""
-    paths = [p["honest"]["config"]["clipping"] for p in parts]
+    # results written before the audit had a ghost path audited per-sample only
+    paths = [p["honest"]["config"].get("clipping", "per-sample") for p in parts]
     if sorted(paths) != sorted(PATHS):
         raise SystemExit(f"--combine needs one result per clipping path {PATHS}; got {paths}.")
-    honest = {**parts[0]["honest"], "clipping": "both", "runs": [r for p in parts for r in p["honest"]["runs"]]}
+    runs = [{"clipping": path, **r} for path, p in zip(paths, parts, strict=True) for r in p["honest"]["runs"]]
+    controls = [{"clipping": path, **c} for path, p in zip(paths, parts, strict=True) for c in p["controls"]]
+    honest = {**parts[0]["honest"], "clipping": "both", "runs": runs}
     honest["all_below_claim"] = all(p["honest"]["all_below_claim"] for p in parts)
     honest["config"] = {path: p["honest"]["config"] for path, p in zip(paths, parts, strict=True)}
     return {
-        **{k: v for k, v in parts[0].items() if k not in ("honest", "controls", "seconds", "command", "code_version")},
+        **{k: v for k, v in parts[0].items()
+           if k not in ("honest", "controls", "seconds", "command", "code_version", "machine")},
+        "machine": {path: p["machine"] for path, p in zip(paths, parts, strict=True)},
         "what": "one-run privacy audit of the DP critic (flows/audit.py) on Adult, ctgan defaults, "
                 f"clipping paths: {', '.join(paths)} (run side by side, combined)",
         "command": [p["command"] for p in parts],
         "code_version": sorted({p["code_version"] for p in parts}),
         "seconds": {path: p["seconds"] for path, p in zip(paths, parts, strict=True)},
         "honest": honest,
-        "controls": [c for p in parts for c in p["controls"]],
+        "controls": controls,
     }
 
 

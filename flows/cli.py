@@ -392,7 +392,8 @@ def audit(
 
     Trains the contract's model as a release would, with gradient canaries planted in its DP
     network, and bounds ε from how well the canaries' secret inclusion can be guessed (95%
-    confidence). Exit 3 when a bound exceeds the ε the ledger claims for that network. Each audited
+    confidence), on the clipping path a release uses (--clipping release, ghost for ctgan), ghost,
+    per-sample, or both. Exit 3 when a bound exceeds the ε the ledger claims for that network. Each audited
     run spends its ε on the source, outside the registry's budget: audit public or stand-in data
     (the default: the embedded Adult demo).
     """
