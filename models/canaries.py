@@ -129,7 +129,8 @@ class GradientCanaries:
     def _draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """This step's participants (each included canary by its own coin at the trainer's Poisson rate):
         the sampled mask, their ids, and each canary's row among them (-1 when not sampled)."""
-        assert self.trainer is not None
+        if self.trainer is None:
+            raise RuntimeError("the canaries are not attached to a DP trainer yet; nothing to draw.")
         sampled = self.included & (self._rng.random(self.m) < self.trainer.entry.sample_rate)
         ids = np.flatnonzero(sampled)
         self.participations[ids] += 1
