@@ -9,7 +9,12 @@ leaks more than it accounts for (a clipping, noise, sampling or accounting bug),
 exits 3.
 
 What it audits: the DP-SGD mechanism of the network that reads real rows, as implemented
-(per-sample gradients, Opacus' clipping and noise, the step count, the accountant's ε). By default
+(Opacus' clipping and noise, the step count, the accountant's ε), on either clipping path
+(``clipping``): "release" (default) audits the path a release of this contract uses (ghost clipping
+for ctgan's default), "ghost" insists on it, "per-sample" switches a ghost trainer to materialised
+per-sample gradients, "both" runs every ε on each of the two paths. On the ghost path the canaries
+are clipped by the module's own clipping coefficients together with the rows and added before the
+noise; Opacus' computation of the rows' norms is checked by unit tests, not by the audit. By default
 the canaries' coordinates are reserved (the rows' gradients are zeroed there, ``--no-reserve``
 keeps them) so that the score sees the canaries and the noise, not the data's own gradient. It does
 not audit the other routes by which rows could reach the output; the taint test
@@ -29,7 +34,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from prefect import flow
@@ -39,13 +44,14 @@ from flows.config import SourceConfig
 from flows.stages import package_versions, training_progress
 from models.canaries import GradientCanaries, install
 from models.ledger import epsilon_of
+from models.synthesizers import resolve_model_config
 from models.synthesizers.base import private_entropy
 from tasks.evaluate import child_seed
 from tasks.ingest import load_table
 from tasks.redaction import withhold_library_errors
 from tasks.steps import fit_synthesizer, private_task, split_holdout, validate_table
 from validation.audit import score_audit
-from validation.contract import Contract, load_contract
+from validation.contract import Contract, ContractError, load_contract
 from validation.report import write_text_atomically
 
 __all__ = ["AuditConfig", "audit_flow", "audit_one"]
@@ -68,6 +74,10 @@ class AuditConfig(BaseModel):
     epsilons: list[float] = Field(default_factory=lambda: [1.0, 3.0, 10.0], min_length=1)
     canaries: int = Field(1000, ge=2, description="Gradient canaries per run, each included with probability 1/2.")
     reserve: bool = Field(True, description="Zero the rows' gradients at the canaries' coordinates.")
+    clipping: Literal["release", "ghost", "per-sample", "both"] = Field(
+        "release",
+        description="Clipping path audited: the release's own (ghost for ctgan), ghost, per-sample, or both in turn.",
+    )
     confidence: float = Field(0.95, gt=0, lt=1)
     epochs: float | None = Field(None, gt=0)
     batch_size: int | None = Field(None, ge=2)
@@ -89,9 +99,11 @@ class AuditConfig(BaseModel):
 @private_task(name="audit_one")
 def audit_one(
     train: Any, contract: Contract, *, epsilon: float, config: AuditConfig, seed: int, show_progress: bool,
+    clipping: str = "release",
 ) -> dict[str, Any]:
-    """Train the contract's model at ``epsilon`` with canaries planted in its DP network; bound its ε."""
-    canaries = GradientCanaries(config.canaries, seed=child_seed(seed, 1), reserve=config.reserve)
+    """Train the contract's model at ``epsilon`` with canaries planted in its DP network on the ``clipping``
+    path (per-sample, ghost, or the release's own); bound its ε."""
+    canaries = GradientCanaries(config.canaries, seed=child_seed(seed, 1), reserve=config.reserve, clipping=clipping)
     started = time.perf_counter()
     with install(canaries), training_progress(show_progress) as progress:
         model, ledger = fit_synthesizer(
@@ -114,6 +126,7 @@ def audit_one(
         "epsilon_audited_network": network_epsilon,
         "delta": ledger.delta,
         "audited_network": canaries.what,
+        "clipping": "ghost" if trainer.ghost else "per-sample",
         "mechanism": entry.mechanism,
         "noise_multiplier": entry.noise_multiplier,
         "sample_rate": entry.sample_rate,
@@ -135,6 +148,13 @@ def audit_one(
 def audit_flow(config: AuditConfig) -> dict[str, Any]:
     """load → validate → split (as a release) → per ε: train with canaries, bound ε → results JSON."""
     contract = load_contract(config.contract)
+    paths = ["per-sample", "ghost"] if config.clipping == "both" else [config.clipping]
+    if "ghost" in paths and getattr(resolve_model_config(contract), "clipping", None) != "ghost":
+        raise ContractError(  # refused before a row is read
+            f"--clipping {config.clipping} audits the ghost-clipping path, but model {contract.model!r} as configured "
+            "by the contract does not clip by ghost clipping (only ctgan with model_options clipping: ghost, its "
+            "default, does); audit it with --clipping release or per-sample."
+        )
     df = load_table(config.source, contract)
     validate_table(df, contract)
     # Split as a release does: per-row coins under a fresh secret key (the audit never resumes).
@@ -142,13 +162,17 @@ def audit_flow(config: AuditConfig) -> dict[str, Any]:
     del df
     runs = [
         audit_one(train, contract, epsilon=eps, config=config, seed=child_seed(config.seed, 10 + i),
-                  show_progress=config.show_progress)
+                  show_progress=config.show_progress, clipping=path)
+        for path in paths
         for i, eps in enumerate(config.epsilons)
     ]
     result = {
         "kind": "privacy-audit",
         "method": "one-run audit, Steinke, Nasr & Jagielski (NeurIPS 2023), Dirac gradient canaries in the "
-                  "DP network; top/bottom-k guesses on a fixed grid, Bonferroni-corrected",
+                  "DP network (per-sample gradient rows, or on the ghost path extra rows clipped by the same "
+                  "clipping coefficients and added before the noise); top/bottom-k guesses on a fixed grid, "
+                  "Bonferroni-corrected",
+        "clipping": config.clipping,
         "table": contract.table,
         "model": contract.model,
         "train_rows": train.height,

@@ -484,6 +484,9 @@ def audit(
     canaries: Annotated[int, typer.Option(help="Gradient canaries per run (each included with probability 1/2).", min=2)] = 1000,
     no_reserve: Annotated[bool, typer.Option(
         "--no-reserve", help="Leave the rows' own gradients at the canaries' coordinates (a weaker audit).")] = False,
+    clipping: Annotated[str, typer.Option(
+        "--clipping", help="Clipping path to audit: release (the path a release uses: ghost for ctgan), ghost, "
+        "per-sample, or both (each ε on each path).")] = "release",
     epochs: Epochs = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="JSON file for the results.")] = None,
     device: Device = None,
@@ -494,7 +497,8 @@ def audit(
 
     Trains the contract's model as a release would, with gradient canaries planted in its DP
     network, and bounds ε from how well the canaries' secret inclusion can be guessed (95%
-    confidence). Exit 3 when a bound exceeds the ε the ledger claims for that network. Each audited
+    confidence), on the clipping path a release uses (--clipping release, ghost for ctgan), ghost,
+    per-sample, or both. Exit 3 when a bound exceeds the ε the ledger claims for that network. Each audited
     run spends its ε on the source, outside the registry's budget: audit public or stand-in data
     (the default: the embedded Adult demo).
     """
@@ -521,16 +525,16 @@ def audit(
         opts["epsilons"] = epsilon
     try:
         cfg = AuditConfig(contract=contract_path, source=source, canaries=canaries, reserve=not no_reserve,
-                          output=output or out_dir / "audit.json", show_progress=not quiet, **opts)
+                          clipping=clipping, output=output or out_dir / "audit.json", show_progress=not quiet, **opts)
     except ValueError as err:
         _bad_input(err)
     result = _run_guarded(audit_flow, cfg)
     table = Table(title=f"one-run privacy audit, {result['canaries']} canaries, {result['confidence']:.0%} confidence")
-    for col in ("ε target", "ε of the DP network", "lower bound", "guesses", "right", "verdict"):
-        table.add_column(col, justify="right")
+    for col in ("ε target", "clipping", "ε of the DP network", "lower bound", "guesses", "right", "verdict"):
+        table.add_column(col, justify="right", no_wrap=col in ("clipping", "verdict"))
     for r in result["runs"]:
         b = r["bound"]
-        table.add_row(f"{r['epsilon_target']:g}", f"{r['epsilon_audited_network']:.3f}", f"{b['epsilon_lower_bound']:.3f}",
+        table.add_row(f"{r['epsilon_target']:g}", r["clipping"], f"{r['epsilon_audited_network']:.3f}", f"{b['epsilon_lower_bound']:.3f}",
                       str(b["guesses"]), str(b["correct"]),
                       "[green]below the claim[/]" if r["below_claim"] else "[bold red]ABOVE THE CLAIM[/]")
     console.print(table)

@@ -15,6 +15,24 @@ its coordinate. Included canaries push their coordinate up by C / expected batch
 they are sampled; excluded ones never do. ``validation.audit`` turns scores and coins into a lower
 bound on ε.
 
+Two clipping paths, both audited (``clipping``):
+- "per-sample": the trainer materialises per-sample gradients (``p.grad_sample``) and Opacus'
+  ``DPOptimizer`` clips them; the canaries are extra rows of ``grad_sample`` (:meth:`inject`). A
+  trainer configured for ghost clipping is switched to this path for the audit.
+- "ghost": the path releases use by default (ctgan's ``clipping: ghost``). Opacus' ghost clipping
+  never materialises per-sample gradients: the hooks record each row's per-parameter gradient norm
+  (``p._norm_sample``), ``get_clipping_coef`` turns them into min(1, C/‖g_i‖), and a second
+  backward leaves Σ_i coef_i·g_i in ``p.grad``, to which ``DPOptimizerFastGradientClipping`` adds
+  N(0, σ²C²) and which it scales by 1/B. The canaries are extra rows of that step
+  (:meth:`inject_ghost`): their per-parameter norms are appended to the rows' ``_norm_sample``, the
+  module's own ``get_clipping_coef`` clips rows and canaries in one call, and each sampled canary
+  adds coef·(its Dirac gradient) to ``p.grad`` before the optimizer's noise, scaling and step hook:
+  the canary is subject to the same clip-to-C, the same noise and the same accounting as a row.
+  What this path does not audit is Opacus' computation of the rows' norms from layer activations
+  and backprops (a canary's norm is the auditor's); ``tests/unit/models/test_dp.py`` checks those
+  norms against the per-sample path.
+- "release": keep whichever path the trainer is configured for.
+
 A canary run is an audit, never a release: ``install`` is a context manager, and only the first DP
 trainer built inside it (the critic of every GAN here) carries the canaries.
 """
@@ -32,7 +50,9 @@ import torch
 if TYPE_CHECKING:
     from models.dp import PrivateTrainer
 
-__all__ = ["GradientCanaries", "active", "install"]
+__all__ = ["CLIPPING_PATHS", "GradientCanaries", "active", "install"]
+
+CLIPPING_PATHS = ("per-sample", "ghost", "release")
 
 _ACTIVE: ContextVar[GradientCanaries | None] = ContextVar("synthgate_gradient_canaries", default=None)
 
@@ -40,12 +60,17 @@ _ACTIVE: ContextVar[GradientCanaries | None] = ContextVar("synthgate_gradient_ca
 class GradientCanaries:
     """``m`` Dirac gradient canaries, their secret inclusion coins and their accumulated scores."""
 
-    def __init__(self, m: int, *, seed: int, overshoot: float = 10.0, reserve: bool = True) -> None:
+    def __init__(
+        self, m: int, *, seed: int, overshoot: float = 10.0, reserve: bool = True, clipping: str = "per-sample"
+    ) -> None:
         if m < 2:
             raise ValueError(f"an audit needs at least 2 canaries. Got m={m}.")
         if not overshoot >= 1.0:
             raise ValueError(f"overshoot must be >= 1 (the canary gradient is overshoot·C long). Got {overshoot}.")
+        if clipping not in CLIPPING_PATHS:
+            raise ValueError(f"clipping must be one of {', '.join(CLIPPING_PATHS)}. Got {clipping!r}.")
         self.m = m
+        self.clipping = clipping
         self.overshoot = float(overshoot)
         self.reserve = reserve
         self._rng = np.random.default_rng(seed)
@@ -62,6 +87,12 @@ class GradientCanaries:
         """Attach to ``trainer`` if no trainer holds the canaries yet (the first DP network built)."""
         if self.trainer is not None:
             return False
+        if self.clipping == "ghost" and not trainer.ghost:
+            raise ValueError(
+                f"the audit asked for the ghost-clipping path, but the {what} clips per sample (a torch.func "
+                "trainer, or the model's clipping option is per-sample); audit it with clipping 'per-sample' "
+                "or 'release'."
+            )
         params = self._params(trainer)
         sizes = np.array([p.numel() for p in params])
         total = int(sizes.sum())
@@ -95,15 +126,23 @@ class GradientCanaries:
         return [p for p in trainer.raw.parameters() if p.requires_grad]
 
     # -- per step ----------------------------------------------------------------------------
-    def inject(self) -> None:
-        """Append this step's participating canaries to every parameter's ``grad_sample``."""
+    def _draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This step's participants (each included canary by its own coin at the trainer's Poisson rate):
+        the sampled mask, their ids, and each canary's row among them (-1 when not sampled)."""
         if self.trainer is None:
-            return
+            raise RuntimeError("the canaries are not attached to a DP trainer yet; nothing to draw.")
         sampled = self.included & (self._rng.random(self.m) < self.trainer.entry.sample_rate)
         ids = np.flatnonzero(sampled)
         self.participations[ids] += 1
         row_of = np.full(self.m, -1)
         row_of[ids] = np.arange(len(ids))
+        return sampled, ids, row_of
+
+    def inject(self) -> None:
+        """Append this step's participating canaries to every parameter's ``grad_sample``."""
+        if self.trainer is None:
+            return
+        sampled, ids, row_of = self._draw()
         length = self.overshoot * self.trainer.max_grad_norm
         params = self._params(self.trainer)
         slots = {k: (canary_ids, offsets) for k, canary_ids, offsets in self._slots}
@@ -122,10 +161,62 @@ class GradientCanaries:
             if self.reserve and k in slots:
                 # The canaries' coordinates are the auditor's: the rows' gradients there are zeroed
                 # before clipping (each row's norm can only shrink), so the score sees canaries + noise.
-                flat = grad_sample.reshape(grad_sample.shape[0], -1)  # a view when contiguous
+                flat = grad_sample.reshape(grad_sample.shape[0], p.numel())  # a view when contiguous (-1 fails on 0 rows)
                 flat[:, torch.as_tensor(slots[k][1])] = 0
                 grad_sample = flat.view_as(grad_sample)
             p.grad_sample = torch.cat([grad_sample, rows.view(len(ids), *p.shape)], dim=0)
+
+    def inject_ghost(self, batch_size: int) -> None:
+        """Ghost path: add this step's participating canaries, clipped like rows, to the clipped sum.
+
+        Called after the trainer's ghost backward left Σ_i min(1, C/‖g_i‖)·g_i of its ``batch_size``
+        rows in ``p.grad`` and their per-parameter norms in ``p._norm_sample``, before the optimizer
+        noises and scales. The canaries' norms are appended to the rows' and the module's own
+        ``get_clipping_coef`` clips all of them in one call (the rows' coefficients are recomputed
+        unchanged; a sabotaged or broken clipping function shows in the canaries). With ``reserve``
+        the clipped sum is zeroed at the canaries' coordinates first: each row's contribution there
+        is dropped after clipping, so its norm can only shrink and the score sees canaries + noise.
+        """
+        if self.trainer is None:
+            return
+        module = self.trainer.module
+        params = self._params(self.trainer)
+        _, ids, row_of = self._draw()
+        length = self.overshoot * self.trainer.max_grad_norm
+        slots = {k: (canary_ids, offsets) for k, canary_ids, offsets in self._slots}
+        saved: list[torch.Tensor | None] = []
+        for k, p in enumerate(params):
+            rows = getattr(p, "_norm_sample", None) if batch_size > 0 else None
+            if batch_size > 0 and not (isinstance(rows, torch.Tensor) and rows.shape == (batch_size,)):
+                raise RuntimeError(
+                    f"parameter {k} of the {self.what} has no per-sample gradient norms for the {batch_size} rows "
+                    f"of this step ({type(rows).__name__}); ghost canaries need the ghost backward first."
+                )
+            norms = torch.zeros(len(ids), device=p.device, dtype=p.dtype)
+            if k in slots:
+                canary_ids, _ = slots[k]
+                here = row_of[canary_ids] >= 0
+                norms[torch.as_tensor(row_of[canary_ids[here]], dtype=torch.long)] = length
+            saved.append(getattr(p, "_norm_sample", None))
+            p._norm_sample = norms if rows is None else torch.cat([rows, norms])
+        try:
+            coefficients = module.get_clipping_coef()[batch_size:]
+        finally:
+            for p, before in zip(params, saved, strict=True):
+                p._norm_sample = before
+        if coefficients.shape != (len(ids),):
+            raise RuntimeError(f"the clipping function gave {tuple(coefficients.shape)} coefficients for {len(ids)} canaries.")
+        for k, canary_ids, offsets in self._slots:
+            p = params[k]
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            flat = p.grad.view(-1)
+            if self.reserve:
+                flat[torch.as_tensor(offsets)] = 0
+            here = row_of[canary_ids] >= 0
+            if here.any():
+                rows_here = torch.as_tensor(row_of[canary_ids[here]], dtype=torch.long, device=coefficients.device)
+                flat[torch.as_tensor(offsets[here])] += (coefficients[rows_here] * length).to(flat.dtype)
 
     def _observe(self) -> None:
         if self.trainer is None:

@@ -97,8 +97,10 @@ class PrivateTrainer:
     backward of Σ_i min(1, C/‖g_i‖)·ℓ_i gives the sum of clipped gradients, to which the
     optimizer adds N(0, σ²C²) as before. Equal to the per-sample path up to float rounding
     (tests/unit/models/test_dp.py); needs ``step`` to get the per-sample losses, and networks of
-    Linear layers and parameter-free activations. An audit run (``synthgate audit``) keeps the
-    per-sample path: its canaries are per-sample gradient rows.
+    Linear layers and parameter-free activations. An audit run (``synthgate audit``) plants its
+    canaries on either path (``models/canaries.py``): as per-sample gradient rows (a ghost trainer
+    is then switched to per-sample clipping) or, on the ghost path, as extra rows clipped by the
+    same ``get_clipping_coef`` call and added to the clipped sum before the noise.
     """
 
     def __init__(
@@ -129,7 +131,9 @@ class PrivateTrainer:
         self.max_grad_norm = float(max_grad_norm)
         self.ledger = ledger
         self.per_sample = per_sample
-        self.ghost = dp and per_sample == "hooks" and clipping == "ghost" and audit_canaries.active() is None
+        planted = audit_canaries.active()
+        audit_path = "release" if planted is None else planted.clipping
+        self.ghost = dp and per_sample == "hooks" and clipping == "ghost" and audit_path != "per-sample"
         if self.ghost:
             self.module: nn.Module = GradSampleModuleFastGradientClipping(
                 module, max_grad_norm=max_grad_norm, use_ghost_clipping=True, loss_reduction="sum"
@@ -165,7 +169,6 @@ class PrivateTrainer:
                 ),
             )
             # An audit run (``synthgate audit``) plants gradient canaries in the first DP network.
-            planted = audit_canaries.active()
             self.canaries = planted if planted is not None and planted.claim(self, what) else None
         else:
             self.optimizer = adam
@@ -197,7 +200,10 @@ class PrivateTrainer:
                 self._empty_grad_samples()
         if self.dp:
             if self.canaries is not None:
-                self.canaries.inject()
+                if self.ghost:
+                    self.canaries.inject_ghost(batch_size if loss_sum is not None else 0)
+                else:
+                    self.canaries.inject()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         elif loss_sum is not None and batch_size > 0:
