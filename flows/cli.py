@@ -498,6 +498,7 @@ def sample(
     from models.sampling import WhereError, sample_where
     from models.synthesizers import load_synthesizer
     from validation.contract import ContractError, load_contract
+    from validation.derived import add_derived_columns
 
     if output.suffix not in (".parquet", ".csv"):
         typer.echo(f"error: --output must end in .parquet or .csv. Got {str(output)!r}.", err=True)
@@ -525,6 +526,7 @@ def sample(
             )
         else:
             rows, how = model.sample(n, seed=seed or 0), "unconditional"
+        rows = add_derived_columns(rows, contract)  # generated from their sources (post-processing)
     except (WhereError, ContractError, ValueError) as err:
         _bad_input(err)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ from tasks.steps import (
     validate_table,
 )
 from validation.contract import Contract, ContractError, load_contract
+from validation.derived import add_derived_columns
 from validation.pii import PiiScan
 from validation.report import build_report
 
@@ -193,7 +194,7 @@ def _release(
     report["output"] = {"db": str(config.output_db), "table": output_table}
     report["registry"] = {"path": str(registry.path), "code_version": code_version()}
     folder, artifacts = publish_release(
-        report=report, synthetic=synthetic, model=model, contract=contract, ledger=ledger_dict,
+        report=report, synthetic=add_derived_columns(synthetic, contract), model=model, contract=contract, ledger=ledger_dict,
         out=config.out, output_db=config.output_db, output_table=output_table, run_id=run_id,
         lock_timeout_s=config.lock_timeout_s,
     )
