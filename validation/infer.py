@@ -128,7 +128,7 @@ def _integer_key_reason(s: pl.Series) -> str | None:
     n_distinct = values.n_unique()
     lo, hi = int(values.min()), int(values.max())  # type: ignore[arg-type]
     if n_distinct == n and lo in (0, 1) and hi - lo + 1 == n:
-        return f"its values are the unique sequence {lo}..{lo}+n-1 (a row index)"
+        return f"its values are the unique sequence {'1..n' if lo == 1 else '0..n-1'} (a row index)"
     if n >= KEY_MIN_ROWS and n_distinct >= KEY_DISTINCT_SHARE * n and hi - lo + 1 <= 2 * n:
         return (
             f"its values are (nearly) unique ({n_distinct} distinct of {n}) and packed in a range no "
