@@ -79,18 +79,19 @@ class Derivation:
         return f"{self.column!r} equals {self.source!r} + {self.offset:g} in every row"
 
 
-def _comparable(s: pl.Series) -> pl.Series | None:
-    """A column as something equality and differences work on: numbers (datetimes in days), text."""
+def _comparable(s: pl.Series) -> tuple[str, pl.Series] | None:
+    """A column as (family, values) that equality and differences work on: datetimes in days,
+    numbers, booleans, text. Only columns of one family are compared."""
     if s.dtype == pl.Date:
         s = s.cast(pl.Datetime("us"))
     if isinstance(s.dtype, pl.Datetime):
-        return s.dt.epoch("us").cast(pl.Float64) / (_SECONDS_PER_DAY * 1e6)
-    if s.dtype.is_numeric():
-        return s.cast(pl.Float64)
+        return "datetime", s.dt.epoch("us").cast(pl.Float64) / (_SECONDS_PER_DAY * 1e6)
     if s.dtype == pl.Boolean:
-        return s.cast(pl.Float64)
+        return "boolean", s.cast(pl.Float64)
+    if s.dtype.is_numeric():
+        return "number", s.cast(pl.Float64)
     if s.dtype in (pl.String, pl.Categorical) or isinstance(s.dtype, pl.Enum):
-        return s.cast(pl.String)
+        return "text", s.cast(pl.String)
     return None
 
 
@@ -109,13 +110,17 @@ def find_derivations(df: pl.DataFrame, columns: list[str] | None = None, *, min_
     found: list[Derivation] = []
     taken: set[str] = set()
     for j, b in enumerate(names):
-        sb = series.get(b)
-        if sb is None or sb.null_count() == sb.len():
+        fb = series.get(b)
+        if fb is None or fb[1].null_count() == fb[1].len():
             continue
+        family, sb = fb
         for a in names[:j]:
-            sa = series.get(a)
-            if a in taken or sa is None or sa.dtype != sb.dtype or sa.n_unique() < 2:
+            fa = series.get(a)
+            if a in taken or fa is None or fa[0] != family or fa[1].n_unique() < 2:
                 continue
+            sa = fa[1]
+            if family == "boolean" and not (sa == sb).drop_nulls().all():
+                continue  # booleans: copies only, never an offset
             if not (sa.is_null() == sb.is_null()).all():
                 continue
             if sa.dtype == pl.String:

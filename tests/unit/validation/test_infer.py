@@ -6,6 +6,7 @@ import datetime as dt
 import math
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import yaml
@@ -228,3 +229,62 @@ def test_header_survives_hostile_column_names() -> None:
     df = pl.DataFrame({"a\nversion: 2": _FILLER, "b": _FILLER})
     c = infer_contract(df, table="t")
     assert parse_contract(yaml.safe_load(render_inferred_yaml(c))) == c
+
+
+# ---------------------------------------------------------------- issue 21: what a steward's table holds
+
+
+def test_a_row_index_and_a_dense_key_are_identifiers_but_a_measurement_is_not() -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    keys = rng.permutation(np.arange(1000, 1000 + 2 * n))[:n]  # unique, packed in a range of 2n
+    df = pl.DataFrame({
+        "rownames": np.arange(1, n + 1),
+        "case_number": keys,
+        "income": rng.integers(0, 100_000, n),  # nearly unique too, but spread over a wide range
+        "x": [i % 7 for i in range(n)],
+    })
+    c = infer_contract(df, table="t")
+    assert c.columns["rownames"].kind == "identifier" and "row index" in (c.columns["rownames"].description or "")
+    assert c.columns["case_number"].kind == "identifier" and "a key" in (c.columns["case_number"].description or "")
+    assert c.columns["income"].kind == "integer"
+
+
+def test_short_free_text_is_pii_not_categorical() -> None:
+    """Answers typed by people: few distinct values, short, but most held by one row only."""
+    answers = ["ok", "fine", "no", "n/a", "late", "good", "bad", "meh"] + ["yes"] * 52
+    df = pl.DataFrame({"answer": answers, "x": [i % 7 for i in range(60)]})
+    col = infer_contract(df, table="t").columns["answer"]
+    assert col.kind == "pii" and "free text" in (col.description or "")
+
+
+def test_zero_one_integers_are_drafted_boolean() -> None:
+    df = pl.DataFrame({"flag": [0, 1, 1, 0] * 5, "count": [0, 1, 2, 3] * 5})
+    c = infer_contract(df, table="t")
+    assert c.columns["flag"].kind == "boolean" and c.columns["count"].kind == "integer"
+
+
+def test_duplicated_and_offset_columns_are_drafted_derived() -> None:
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=3 * i) for i in range(N)]
+    df = pl.DataFrame({
+        "arrest": days, "filed": days,
+        "released": [d + dt.timedelta(days=30) for d in days],
+        "age": _FILLER, "age_next_year": [a + 1 for a in _FILLER],
+        "other": [(7 * i) % 11 for i in range(N)],
+    })
+    c = infer_contract(df, table="t")
+    derived = {n: (col.derived.source, col.derived.as_, col.derived.offset)
+               for n, col in c.columns.items() if col.derived is not None}
+    assert derived == {"filed": ("arrest", "copy", None), "released": ("arrest", "offset", 30.0),
+                       "age_next_year": ("age", "offset", 1.0)}
+    assert c.modelled_columns == ["arrest", "age", "other"]
+    assert all(c.columns[n].from_data for n in derived)  # read off the rows: a person confirms it
+
+
+def test_the_draft_has_the_readme_default_and_a_finite_lifetime_budget(frame: pl.DataFrame) -> None:
+    c = infer_contract(frame, table="visits")
+    assert c.privacy.epsilon == 3.0 and c.privacy.lifetime_epsilon == 9.0
+    header = render_inferred_yaml(c).split("version:", 1)[0]
+    assert "lifetime_epsilon" in header and "3x the per-release" in header
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    assert "privacy: {epsilon: 3.0," in readme  # the README's stated default is the draft's
