@@ -552,6 +552,19 @@ class Codec:
                 f"{self.numeric_encoding!r}. Build the codec with numeric_encoding={saved!r}."
             )
         self.bin_mass = {k: np.asarray(v) for k, v in state["bin_mass"].items()}
+        for i, spec in enumerate(self.numeric):
+            saved_bins = len(self.bin_mass.get(spec.name, spec.edges_lo))
+            if saved_bins == len(spec.edges_lo):
+                continue
+            # A model saved before spikes had their own bins: its histogram used the plain bins.
+            e_lo, e_hi = _numeric_bins(spec.kind, spec.lo, spec.hi)
+            if saved_bins != len(e_lo):
+                raise ValueError(
+                    f"the saved histogram of {spec.name!r} has {saved_bins} bins but this contract gives "
+                    f"{len(spec.edges_lo)}: the state comes from another contract. Load it with the "
+                    "contract it was released with."
+                )
+            self.numeric[i] = _NumericSpec(spec.name, spec.kind, spec.lo, spec.hi, spec.nullable, e_lo, e_hi)
         self.null_rate = dict(state["null_rate"])
         self.frequencies = {k: np.asarray(v) for k, v in state["frequencies"].items()}
         self.n_estimate = state["n_estimate"]

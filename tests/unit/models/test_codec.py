@@ -353,3 +353,21 @@ def test_without_spikes_the_bins_are_as_before() -> None:
     assert points.tolist() == [0.0, 0.5, 1.0] and len(e_lo) == MAX_BINS + 3
     i_lo, i_hi = codec_module._numeric_bins("integer", 0, 10_000, np.array([0.0, 77.0, 10_000.0]))
     assert [lo + 0.5 for lo, hi in zip(i_lo, i_hi, strict=True) if hi - lo == 1.0][:2] == [0.0, 77.0]
+
+
+def test_a_state_saved_before_spike_bins_still_loads_and_decodes() -> None:
+    contract, df = _spiky()
+    codec, _ = _fitted(contract, df)
+    state = codec.state()
+    # the state an older codec saved: plain bins for the continuous columns (128, no point bins)
+    for name in ("amount", "rate"):
+        col = contract.columns[name]
+        lo, hi = codec_module._numeric_bins("continuous", float(col.min), float(col.max))
+        state["bin_mass"][name] = [1.0 / len(lo)] * len(lo)
+    fresh = Codec(contract)
+    fresh.load_state(state)
+    out = fresh.decode(2.0 * np.random.default_rng(0).random((500, fresh.dim)) - 1.0)
+    assert out["amount"].is_between(0, 20000).all() and out["rate"].is_between(0, 10).all()
+    state["bin_mass"]["amount"] = [1.0] * 7
+    with pytest.raises(ValueError, match="another contract"):
+        Codec(contract).load_state(state)
