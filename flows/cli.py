@@ -198,13 +198,38 @@ def _print_failed(console: Any, report: dict[str, Any]) -> None:
         console.print("  - no gate was evaluated: refusing to release unchecked data", highlight=False)
 
 
+def _print_spend(console: Any, config: Any) -> None:
+    """The table's cumulative ε (every run recorded in the registry) and what its lifetime budget leaves."""
+    from governance.locks import DatabaseLocked
+    from governance.registry import Registry, RegistryError
+    from validation.contract import ContractError, load_contract
+
+    try:
+        contract = load_contract(config.contract)
+        spend = Registry(config.registry_path, lock_timeout_s=config.lock_timeout_s).spend(contract.table)
+    except (ContractError, RegistryError, DatabaseLocked, OSError):
+        return  # the error that ended the run was already printed
+    life = contract.privacy.lifetime_epsilon
+    left = (
+        "no lifetime budget set (privacy.lifetime_epsilon): runs on it are never refused"
+        if life is None else f"lifetime budget {life:g}, {max(0.0, life - spend.epsilon):.4g} left"
+    )
+    console.print(
+        f"table {safe(repr(contract.table))}: ε {spend.epsilon:.4g} spent over {spend.runs} run(s) charged; {left}",
+        highlight=False,
+    )
+
+
 def _execute(config: "RunConfig") -> None:  # type: ignore[name-defined]  # noqa: F821
     from rich.console import Console
 
     from flows.release import run_release
 
     console = Console(stderr=True)
-    report = _run_guarded(run_release, config)
+    try:
+        report = _run_guarded(run_release, config)
+    finally:
+        _print_spend(console, config)
     public = report["public"]  # what the CLI may print: the public report (gate outcomes, no values)
     owner = report["owner_report"]["folder"]
     _print_gates(console, public)
@@ -607,6 +632,7 @@ def sample(
     from models.sampling import WhereError, sample_where
     from models.synthesizers import load_synthesizer
     from validation.contract import ContractError, load_contract
+    from validation.derived import add_derived_columns
 
     if output.suffix not in (".parquet", ".csv"):
         typer.echo(f"error: --output must end in .parquet or .csv. Got {str(output)!r}.", err=True)
@@ -634,6 +660,7 @@ def sample(
             )
         else:
             rows, how = model.sample(n, seed=seed or 0), "unconditional"
+        rows = add_derived_columns(rows, contract)  # generated from their sources (post-processing)
     except (WhereError, ContractError, ValueError) as err:
         _bad_input(err)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -646,6 +673,64 @@ def sample(
     finally:
         tmp.unlink(missing_ok=True)
     typer.echo(f"wrote {rows.height} rows to {output} ({model.name}; {how})", err=True)
+
+
+@contract_app.command("check")
+def contract_check(
+    file: Annotated[Path, typer.Argument(help="The contract YAML to check.")],
+    db: Annotated[Optional[Path], typer.Option(help="DuckDB file: also look at the table's rows "
+                                                    "for duplicated or deterministic columns.")] = None,
+    table: Annotated[Optional[str], typer.Option(help="Table in --db (default: the contract's `table`).")] = None,
+) -> None:
+    """Validate a contract and list what is still data-derived (exit 2 when invalid).
+
+    With --db, also point out columns that equal another column (or it plus a constant) in every
+    row and are not declared `derived`: the synthesizer would break the identity apart. That scan
+    reads private rows and prints column names only.
+    """
+    from validation.contract import ContractError, load_contract
+
+    try:
+        contract = load_contract(file)
+    except ContractError as err:
+        _bad_input(err)
+    typer.echo(f"{file}: valid contract for table {contract.table!r} "
+               f"({len(contract.modelled_columns)} learned, {len(contract.derived_columns)} derived, "
+               f"{len(contract.excluded_columns)} identifier/pii columns).")
+    derived = contract.data_derived_columns
+    if derived:
+        typer.echo(f"still data-derived (from_data: true), so the contract_is_public gate blocks every "
+                   f"release: {', '.join(repr(n) for n in derived)}. Replace each bound/category list with "
+                   "public knowledge (or confirm a drafted `derived`) and set from_data: false.")
+    else:
+        typer.echo("nothing marked from_data: the contract_is_public gate passes.")
+    for name in contract.derived_columns:
+        d = contract.columns[name].derived
+        assert d is not None
+        rule = "(a copy)" if d.as_ == "copy" else f"+ {d.offset:g}" + (" days" if contract.columns[name].kind == "datetime" else "")
+        typer.echo(f"derived: {name!r} = {d.source!r} {rule} (generated, not learned)")
+    if contract.privacy.lifetime_epsilon is None:
+        typer.echo("privacy.lifetime_epsilon is not set: retries on this table can spend ε without limit. "
+                   f"Set it (e.g. {3 * contract.privacy.epsilon:g}, 3x the per-release ε).")
+    if db is not None:
+        from flows.config import SourceConfig
+        from tasks.ingest import InputError, prepare_frame, read_source
+        from validation.derived import find_derivations
+
+        try:
+            df = prepare_frame(read_source(SourceConfig(db=db, table=table or contract.table),
+                                           columns=list(contract.columns)), contract)
+        except InputError as err:
+            _bad_input(err)
+        learned = [n for n in contract.modelled_columns if n in df.columns]
+        found = [f for f in find_derivations(df, learned)]
+        for f in found:
+            how = ("`derived: {from: " + f.source + ", as: copy}`" if f.offset is None else
+                   "`derived: {from: " + f.source + f", as: offset, offset: {f.offset:g}}}`")
+            typer.echo(f"deterministic: {f.describe()}; the synthesizer would break it apart. Declare "
+                       f"{f.column!r} {how} if that holds by definition.")
+        if not found:
+            typer.echo("no learned column duplicates another or differs from one by a constant.")
 
 
 @contract_app.command("infer")

@@ -45,6 +45,7 @@ from tasks.steps import (
     validate_table,
 )
 from validation.contract import Contract, ContractError, load_contract
+from validation.derived import add_derived_columns
 from validation.pii import PiiScan
 from validation.public_report import decision_record
 from validation.report import build_report
@@ -215,7 +216,7 @@ def _release(
         model=contract.model, training_summary=model.training_summary,
     )
     published = publish_release(
-        report=report, decision=public_decision, synthetic=synthetic, model=model, contract=contract,
+        report=report, decision=public_decision, synthetic=add_derived_columns(synthetic, contract), model=model, contract=contract,
         ledger=ledger_dict, out=config.out, owner_reports=config.owner_reports_path, output_db=config.output_db,
         output_table=output_table, run_id=run_id, lock_timeout_s=config.lock_timeout_s,
     )

@@ -32,7 +32,7 @@ or decoded.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -105,6 +105,9 @@ class _NumericSpec:
     nullable: bool
     edges_lo: np.ndarray  # per-bin interval [edges_lo, edges_hi] in value space
     edges_hi: np.ndarray
+    # zero-width (point-mass) bins of a continuous/datetime column: their values and bin indices
+    point_values: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.float64))
+    point_bins: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
 
 
 @dataclass
@@ -115,19 +118,52 @@ class _DiscreteSpec:
     nullable: bool
 
 
-def _numeric_bins(kind: str, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
-    """Public bin intervals for a numeric column, from its contract bounds only."""
+def spike_points(col: Any) -> np.ndarray:
+    """A numeric column's public point masses: its bounds, 0 when within them, and its declared
+    ``special_values`` (sorted, unique; datetimes in epoch seconds, bounds only)."""
+    lo, hi = _epoch_seconds(col.min), _epoch_seconds(col.max)
+    points = {lo, hi}
+    if col.kind != "datetime":
+        if lo <= 0.0 <= hi:
+            points.add(0.0)
+        points.update(float(v) for v in (getattr(col, "special_values", None) or []))
+    return np.array(sorted(points), dtype=np.float64)
+
+
+def _numeric_bins(
+    kind: str, lo: float, hi: float, spikes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Public bin intervals for a numeric column, from its contract only.
+
+    ``spikes`` (public point masses, see :func:`spike_points`) each get a bin of their own: for an
+    integer column the unit bin [s - ½, s + ½], for a continuous or datetime one a zero-width bin
+    [s, s] that holds exactly the rows equal to s. Its share of the DP histogram is then the share
+    of rows at s, and decoding maps that whole share of the CDF back to s exactly, so a
+    zero-inflated or top-coded column keeps its spike instead of smearing it over a bin's width.
+    """
+    spikes = np.array([], dtype=np.float64) if spikes is None else np.asarray(spikes, dtype=np.float64)
     if kind == "integer":
         n_values = int(hi - lo) + 1
         if n_values <= MAX_BINS:
             centres = np.arange(lo, hi + 1, dtype=np.float64)
             return centres - 0.5, centres + 0.5
         inner = np.linspace(lo + 0.5, hi - 0.5, MAX_BINS - 1)
-        e_lo = np.concatenate([[lo - 0.5], inner[:-1], [hi - 0.5]])
-        e_hi = np.concatenate([[lo + 0.5], inner[1:], [hi + 0.5]])
-        return e_lo, e_hi
-    edges = np.linspace(lo, hi, MAX_BINS + 1)
-    return edges[:-1], edges[1:]
+        cuts = np.concatenate([[lo - 0.5], inner, [hi + 0.5], [lo + 0.5, hi - 0.5]])
+        cuts = np.concatenate([cuts, spikes - 0.5, spikes + 0.5])
+        edges = np.unique(cuts[(cuts >= lo - 0.5) & (cuts <= hi + 0.5)])
+        return edges[:-1], edges[1:]
+    edges = np.unique(np.concatenate([np.linspace(lo, hi, MAX_BINS + 1), spikes]))
+    e_lo: list[float] = []
+    e_hi: list[float] = []
+    is_spike = set(spikes.tolist())
+    for i, e in enumerate(edges):
+        if e in is_spike:
+            e_lo.append(e)
+            e_hi.append(e)
+        if i + 1 < len(edges):
+            e_lo.append(e)
+            e_hi.append(edges[i + 1])
+    return np.array(e_lo), np.array(e_hi)
 
 
 class Codec:
@@ -171,8 +207,10 @@ class Codec:
                 pos += len(cats)
             elif isinstance(col, IntegerColumn | ContinuousColumn | DatetimeColumn):
                 lo, hi = _epoch_seconds(col.min), _epoch_seconds(col.max)
-                e_lo, e_hi = _numeric_bins(col.kind, lo, hi)
-                self.numeric.append(_NumericSpec(name, col.kind, lo, hi, col.nullable, e_lo, e_hi))
+                e_lo, e_hi = _numeric_bins(col.kind, lo, hi, spike_points(col))
+                points = np.flatnonzero(e_lo == e_hi)  # zero-width bins (continuous/datetime spikes)
+                self.numeric.append(_NumericSpec(name, col.kind, lo, hi, col.nullable, e_lo, e_hi,
+                                                 e_lo[points].copy(), points))
                 self.blocks.append(Block(name, "tanh", pos, 1, "value"))
                 pos += 1
                 if numeric_encoding == "modes":
@@ -318,8 +356,22 @@ class Codec:
 
     @staticmethod
     def _bin_index(spec: _NumericSpec, values: np.ndarray) -> np.ndarray:
-        idx = np.searchsorted(spec.edges_hi, values, side="right")
-        return np.clip(idx, 0, len(spec.edges_hi) - 1)
+        idx = np.clip(np.searchsorted(spec.edges_hi, values, side="right"), 0, len(spec.edges_hi) - 1)
+        for v, b in zip(spec.point_values, spec.point_bins, strict=True):
+            idx[values == v] = b  # exactly at a spike: its point bin
+        return idx
+
+    def spike_shares(self, column: str) -> dict[float, float]:
+        """A numeric column's point masses and their shares of the rows, from the DP histogram
+        (post-processing): continuous/datetime zero-width bins, integer unit bins at a spike."""
+        spec = next(s for s in self.numeric if s.name == column)
+        col = self.contract.columns[column]
+        mass = self.bin_mass[column]
+        out = {}
+        for v in spike_points(col):
+            b = int(self._bin_index(spec, np.array([v]))[0])
+            out[float(v)] = float(mass[b])
+        return out
 
     def encode(self, df: pl.DataFrame, *, rng: np.random.Generator, dtype: type = np.float32) -> np.ndarray:
         """Rows -> matrix (n, dim). Integers are dequantised with uniform jitter within their bin.
@@ -344,6 +396,11 @@ class Codec:
             if spec.kind == "integer":
                 values = values + rng.uniform(-0.5, 0.5, size=n)
             u = self._cdf(spec, values, idx)
+            if len(spec.point_bins):  # a spike's rows spread uniformly over its share of the CDF
+                at = np.isin(idx, spec.point_bins)
+                mass = self.bin_mass[spec.name]
+                jitter = rng.uniform(size=n)
+                u = np.where(at, np.clip(u + mass[idx] * jitter, 0.0, 1.0), u)
             b = self._block[(spec.name, "value")]
             out[:, b.start] = np.where(null, 0.0, 2.0 * u - 1.0)
             if spec.nullable:
@@ -495,6 +552,19 @@ class Codec:
                 f"{self.numeric_encoding!r}. Build the codec with numeric_encoding={saved!r}."
             )
         self.bin_mass = {k: np.asarray(v) for k, v in state["bin_mass"].items()}
+        for i, spec in enumerate(self.numeric):
+            saved_bins = len(self.bin_mass.get(spec.name, spec.edges_lo))
+            if saved_bins == len(spec.edges_lo):
+                continue
+            # A model saved before spikes had their own bins: its histogram used the plain bins.
+            e_lo, e_hi = _numeric_bins(spec.kind, spec.lo, spec.hi)
+            if saved_bins != len(e_lo):
+                raise ValueError(
+                    f"the saved histogram of {spec.name!r} has {saved_bins} bins but this contract gives "
+                    f"{len(spec.edges_lo)}: the state comes from another contract. Load it with the "
+                    "contract it was released with."
+                )
+            self.numeric[i] = _NumericSpec(spec.name, spec.kind, spec.lo, spec.hi, spec.nullable, e_lo, e_hi)
         self.null_rate = dict(state["null_rate"])
         self.frequencies = {k: np.asarray(v) for k, v in state["frequencies"].items()}
         self.n_estimate = state["n_estimate"]

@@ -16,7 +16,13 @@ from governance.registry import Registry
 from tasks.governance import is_transient
 from tasks.steps import ContractViolation, InputError, private_task
 from validation.contract import Contract
-from validation.expectations import ValidationReport, identifier_like_columns, merge_reports, validate_frame
+from validation.expectations import (
+    ValidationReport,
+    conform_types,
+    identifier_like_columns,
+    merge_reports,
+    validate_frame,
+)
 from validation.pii import PiiScan
 
 
@@ -172,7 +178,9 @@ def _project(relation: duckdb.DuckDBPyRelation, columns: list[str] | None) -> du
 
 
 def prepare_frame(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
-    """Keep the contract's columns; contract.missing_values in text columns become null."""
+    """Keep the contract's columns; contract.missing_values in text columns become null; each column
+    in its kind's physical type where that is lossless (Date → Datetime, 0/1 → Boolean,
+    ``validation.expectations.conform_types``); validation reports what still does not fit."""
     present = [c for c in contract.columns if c in df.columns]
     out = df.select(present)
     if contract.missing_values:
@@ -183,7 +191,7 @@ def prepare_frame(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
                 if out.schema[c] == pl.Utf8
             ]
         )
-    return out
+    return conform_types(out, contract)
 
 
 @private_task(name="load_table", retries=2, retry_delay_seconds=10, retry_condition_fn=is_transient)

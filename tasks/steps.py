@@ -19,8 +19,8 @@ from models.ledger import PrivacyLedger
 from models.synthesizers import get_synthesizer, resolve_model_config
 from models.synthesizers.base import Checkpoint, Synthesizer, TrainingProgress
 from tasks.redaction import withhold_library_errors
-from validation.contract import Contract
-from validation.expectations import ValidationReport, validate_frame
+from validation.contract import Contract, ContractError
+from validation.expectations import ValidationReport, physical_type_errors, validate_frame
 from validation.gates import governance_checks
 from validation.results import GateDecision, MetricResult
 from validation.results import decide_release as _decide
@@ -61,6 +61,14 @@ def validate_table(
     report = validate_frame(df, contract)
     if not report.success:
         raise ContractViolation(report, role=role)
+    # Every modelled column in the physical type its kind needs, before any row is trained on or
+    # checked (validation reports most mismatches with counts; this is the guarantee).
+    wrong = physical_type_errors(df.schema, contract)
+    if wrong:
+        raise ContractError(
+            f"{role}: " + "; ".join(wrong) + ". Cast the column at ingestion (e.g. in the source query) "
+            "or fix its kind in the contract; nothing was trained."
+        )
     if check_delta:
         contract.privacy.check_delta(df.height)
     return report

@@ -117,11 +117,55 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Derived(_Strict):
+    """A column generated from another one, not learned: ``copy`` (the same value in every row) or
+    ``offset`` (the source's value plus a constant ``offset``; for datetime columns, in days)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: str = Field(alias="from", min_length=1, description="The column this one is derived from.")
+    as_: Literal["copy", "offset"] = Field(alias="as", description="copy, or offset (source + offset).")
+    offset: float | None = Field(None, description="The constant added to the source (as: offset only).")
+
+    @model_validator(mode="after")
+    def _offset_given(self) -> Derived:
+        if self.as_ == "offset" and (self.offset is None or not math.isfinite(self.offset)):
+            raise ValueError(
+                "derived `as: offset` needs a finite `offset` (the constant added to the source column). "
+                "Add e.g. `offset: 30`, or use `as: copy`."
+            )
+        if self.as_ == "copy" and self.offset is not None:
+            raise ValueError("derived `as: copy` takes no `offset`. Remove it, or use `as: offset`.")
+        return self
+
+
+#: Optional column keys left out of the serialised form when unset, so contracts without them keep
+#: their fingerprint.
+_OPTIONAL_KEYS = ("modes", "special_values", "true_values", "false_values", "derived")
+
+
 class _ColumnBase(_Strict):
     nullable: bool = False
     description: str | None = None
     # True when a bound or domain was drafted from the private rows (contract infer).
     from_data: bool = False
+    derived: Derived | None = Field(
+        None, description="Generated from another column (copy or constant offset), never learned."
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_optional(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in _OPTIONAL_KEYS:
+                if key in data and getattr(self, key, None) is None:
+                    data.pop(key)
+            if self.derived is not None and isinstance(data.get("derived"), dict):
+                # the YAML spelling: from / as, and no null offset
+                data["derived"] = {"from": self.derived.source, "as": self.derived.as_}
+                if self.derived.offset is not None:
+                    data["derived"]["offset"] = self.derived.offset
+        return data
 
 
 class Mode(_Strict):
@@ -141,13 +185,11 @@ class _NumericModes(_ColumnBase):
     """
 
     modes: list[Mode] | None = None
-
-    @model_serializer(mode="wrap")
-    def _drop_unset_modes(self, handler: Any) -> Any:
-        data = handler(self)
-        if self.modes is None and isinstance(data, dict):
-            data.pop("modes", None)
-        return data
+    special_values: list[float] | None = Field(
+        None,
+        description="Values the column takes often and exactly (e.g. [0] for a zero-inflated amount): "
+        "the codec gives each a point mass, as it does the bounds and 0 when within them.",
+    )
 
 
 class ContinuousColumn(_NumericModes):
@@ -159,6 +201,7 @@ class ContinuousColumn(_NumericModes):
     def _bounds(self) -> ContinuousColumn:
         _check_bounds(self.min, self.max)
         _check_modes(self.modes, self.min, self.max)
+        _check_special(self.special_values, self.min, self.max, integer=False)
         return self
 
 
@@ -171,6 +214,7 @@ class IntegerColumn(_NumericModes):
     def _bounds(self) -> IntegerColumn:
         _check_bounds(self.min, self.max)
         _check_modes(self.modes, self.min, self.max)
+        _check_special(self.special_values, self.min, self.max, integer=True)
         return self
 
 
@@ -187,7 +231,27 @@ class CategoricalColumn(_ColumnBase):
 
 
 class BooleanColumn(_ColumnBase):
+    """True/False. Read from a Boolean column, from integers 0/1, or from the declared text values
+    (``true_values: [Y]``, ``false_values: [N]``)."""
+
     kind: Literal["boolean"]
+    true_values: list[str] | None = Field(None, description="Text values read as True (e.g. [Y, yes]).")
+    false_values: list[str] | None = Field(None, description="Text values read as False (e.g. [N, no]).")
+
+    @model_validator(mode="after")
+    def _text_values(self) -> BooleanColumn:
+        if (self.true_values is None) != (self.false_values is None):
+            raise ValueError(
+                "declare both true_values and false_values (the text read as True and as False), "
+                "or neither."
+            )
+        if self.true_values is not None and self.false_values is not None:
+            if not self.true_values or not self.false_values:
+                raise ValueError("true_values and false_values must each list at least one text value.")
+            both = sorted(set(self.true_values) & set(self.false_values))
+            if both:
+                raise ValueError(f"{both} are listed in both true_values and false_values. Keep each in one.")
+        return self
 
 
 class DatetimeColumn(_ColumnBase):
@@ -239,6 +303,22 @@ def _check_bounds(lo: float, hi: float) -> None:
         raise ValueError(f"min must be < max. Got min={lo}, max={hi}. Fix the bounds.")
     if not math.isfinite(float(hi) - float(lo)):
         raise ValueError(f"max - min must be a finite number. Got min={lo}, max={hi}. Narrow the bounds.")
+
+
+def _check_special(values: list[float] | None, lo: float, hi: float, *, integer: bool) -> None:
+    """Declared special values: finite, within the bounds, whole numbers for an integer column."""
+    if values is None:
+        return
+    for i, v in enumerate(values):
+        if not math.isfinite(v) or not lo <= v <= hi:
+            raise ValueError(
+                f"special_values[{i}] = {v} must be a finite number within the column's bounds "
+                f"[{lo}, {hi}]. Fix it or remove it."
+            )
+        if integer and v != int(v):
+            raise ValueError(f"special_values[{i}] = {v} must be a whole number in an integer column.")
+    if len(set(values)) != len(values):
+        raise ValueError(f"special_values repeats a value: {values}. List each once.")
 
 
 def _check_modes(modes: list[Mode] | None, lo: float, hi: float) -> None:
@@ -497,6 +577,9 @@ class Contract(_Strict):
                     f"unit {self.unit!r} is declared nullable: a row without a person cannot be bounded to "
                     "one person. Set nullable: false (and drop such rows in the source query)."
                 )
+        for name, col in self.columns.items():
+            if col.derived is not None:
+                _check_derived(name, col, self.columns)
         for name in self.evaluation.secret_columns:
             if name not in self.modelled_columns:
                 raise ValueError(
@@ -515,6 +598,17 @@ class Contract(_Strict):
     # --- views -----------------------------------------------------------------------------
     @property
     def modelled_columns(self) -> list[str]:
+        """The columns the synthesizer learns: modelled kinds, less the ``derived`` ones."""
+        return [n for n, c in self.columns.items() if c.kind in MODELLED_KINDS and c.derived is None]
+
+    @property
+    def derived_columns(self) -> list[str]:
+        """Columns generated from another column (``derived:``): released, never learned."""
+        return [n for n, c in self.columns.items() if c.derived is not None]
+
+    @property
+    def released_columns(self) -> list[str]:
+        """The synthetic table's columns: modelled and derived ones, in the contract's order."""
         return [n for n, c in self.columns.items() if c.kind in MODELLED_KINDS]
 
     @property
@@ -546,6 +640,45 @@ class Contract(_Strict):
     def to_yaml(self) -> str:
         return yaml.safe_dump(
             self.model_dump(mode="json", exclude_defaults=False), sort_keys=False, allow_unicode=True
+        )
+
+
+def _check_derived(name: str, col: Any, columns: dict[str, Any]) -> None:
+    """``derived`` names a learned column of the same kind; an offset needs a numeric/datetime kind."""
+    d = col.derived
+    if col.kind not in MODELLED_KINDS:
+        raise ValueError(
+            f"column {name!r} is {col.kind} and declares `derived`; identifier and pii columns are "
+            "never released. Remove `derived` or give the column a modelled kind."
+        )
+    src = columns.get(d.source)
+    if src is None:
+        raise ValueError(
+            f"column {name!r} is derived from {d.source!r}, which is not a column of the contract. "
+            f"Columns: {list(columns)}. Fix `derived.from`."
+        )
+    if src.kind not in MODELLED_KINDS or src.derived is not None:
+        why = "itself derived" if src.derived is not None else f"{src.kind} (never modelled)"
+        raise ValueError(
+            f"column {name!r} is derived from {d.source!r}, which is {why}. Derive it from a "
+            "learned column (continuous, integer, categorical, boolean or datetime, without `derived`)."
+        )
+    if src.kind != col.kind:
+        raise ValueError(
+            f"column {name!r} ({col.kind}) is derived from {d.source!r} ({src.kind}); a derived "
+            "column must have its source's kind. Fix the kind or `derived.from`."
+        )
+    if d.as_ == "offset" and col.kind not in NUMERIC_KINDS:
+        raise ValueError(
+            f"column {name!r} is {col.kind}: `as: offset` needs a continuous, integer or datetime "
+            "column. Use `as: copy`."
+        )
+    if d.as_ == "offset" and col.kind == "integer" and d.offset != int(d.offset):  # type: ignore[arg-type]
+        raise ValueError(f"column {name!r} is integer: its derived offset must be a whole number. Got {d.offset}.")
+    if src.nullable and not col.nullable:
+        raise ValueError(
+            f"column {name!r} is derived from nullable {d.source!r}, so it can be null too. Set "
+            f"`nullable: true` on {name!r}."
         )
 
 

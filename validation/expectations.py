@@ -51,6 +51,8 @@ __all__ = [
     "validate_frame",
 ]
 
+#: The expectation name of a row that breaks a declared ``derived`` column.
+DERIVED_CHECK = "derived_column_matches"
 #: ``ValidationFailure.column`` for table-level failures (row count).
 TABLE = "(table)"
 
@@ -317,8 +319,17 @@ def _prepare(df: pl.DataFrame, contract: Contract) -> _Prepared:
         elif kind == "boolean":
             if dtype == pl.Boolean:
                 cols.append(s)
+            elif dtype.is_integer():  # conform_types maps an all-0/1 column; this one is not
+                bad = int((~s.is_in([0, 1]) & s.is_not_null()).sum())
+                incompatible(s, "Boolean, or integers 0/1", kind, f" ({bad} non-null values are not 0 or 1)")
+            elif _is_text(dtype) and isinstance(col, BooleanColumn) and col.true_values is not None:
+                known = [*col.true_values, *(col.false_values or [])]
+                bad = int((~s.cast(pl.String).is_in(known) & s.is_not_null()).sum())
+                incompatible(s, f"Boolean, or the declared true_values/false_values {known}", kind,
+                             f" ({bad} non-null values are none of them)")
             else:
-                incompatible(s, "the Boolean dtype", kind)
+                incompatible(s, "the Boolean dtype (or integers 0/1, or text with declared "
+                             "true_values/false_values)", kind)
         elif kind == "datetime":
             if isinstance(dtype, pl.Datetime):
                 if dtype.time_zone is not None:
@@ -432,6 +443,89 @@ def _describe(exp_type: str, column: str, contract: Contract, prepared: _Prepare
     return f"{exp_type} failed on column {column!r}."
 
 
+def conform_types(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """Each contract column in the one physical type every later stage expects for its kind.
+
+    Lossless conversions only: a Date column of kind datetime becomes Datetime (µs, midnight); an
+    aware datetime becomes naive UTC; a boolean column held as integers whose every value is 0 or 1
+    (or as text whose every value is a declared true_value/false_value) becomes Boolean. Anything
+    else is left as it is, so that validation reports it (dtype check, with counts) before any row
+    is trained on. Columns the contract does not name are left alone.
+    """
+    exprs: list[pl.Expr] = []
+    for name, col in contract.columns.items():
+        if name not in df.columns:
+            continue
+        s = df.get_column(name)
+        dtype = s.dtype
+        if col.kind == "datetime":
+            if dtype == pl.Date:
+                exprs.append(pl.col(name).cast(pl.Datetime("us")))
+            elif isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+                exprs.append(pl.col(name).dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+        elif isinstance(col, BooleanColumn) and dtype != pl.Boolean:
+            if dtype.is_integer() and bool(s.drop_nulls().is_in([0, 1]).all()):
+                exprs.append(pl.col(name).cast(pl.Boolean))
+            elif _is_text(dtype) and col.true_values is not None and col.false_values is not None:
+                text = s.cast(pl.String)
+                if bool(text.drop_nulls().is_in([*col.true_values, *col.false_values]).all()):
+                    t = pl.col(name).cast(pl.String)
+                    exprs.append(
+                        pl.when(t.is_in(col.true_values)).then(True)
+                        .when(t.is_in(col.false_values)).then(False)
+                        .otherwise(None).cast(pl.Boolean).alias(name)
+                    )
+    return df.with_columns(exprs) if exprs else df
+
+
+def physical_type_errors(schema: pl.Schema | dict[str, pl.DataType], contract: Contract) -> list[str]:
+    """One line per modelled column whose physical type cannot hold its kind (schema only: no row
+    is read). Empty when every present column fits; absent columns are validation's to report."""
+    out = []
+    for name, col in contract.columns.items():
+        if name not in schema or col.kind in ("identifier", "pii"):
+            continue
+        dtype = schema[name]
+        if dtype == pl.Null:
+            continue
+        ok = {
+            "integer": dtype.is_numeric(),
+            "continuous": dtype.is_numeric(),
+            "datetime": isinstance(dtype, pl.Datetime),
+            "boolean": dtype == pl.Boolean,
+            "categorical": _is_text(dtype),
+        }[col.kind]
+        if not ok:
+            need = {
+                "integer": "an integer dtype", "continuous": "a numeric dtype",
+                "datetime": "a Datetime or Date dtype",
+                "boolean": "Boolean (or integers that are all 0/1, or text with declared true_values/false_values)",
+                "categorical": "a text dtype (String)",
+            }[col.kind]
+            out.append(f"column {name!r} is {dtype}, but kind {col.kind!r} needs {need}")
+    return out
+
+
+def derivation_failures(df: pl.DataFrame, contract: Contract) -> list[ValidationFailure]:
+    """Rows that break a declared ``derived`` column (counts only)."""
+    from validation.derived import derivation_violations
+
+    out = []
+    for name, bad in derivation_violations(df, contract).items():
+        if bad:
+            d = contract.columns[name].derived
+            assert d is not None
+            rule = f"{d.source!r}" if d.as_ == "copy" else f"{d.source!r} + {d.offset:g}"
+            out.append(ValidationFailure(
+                column=name, expectation=DERIVED_CHECK, unexpected_count=bad,
+                detail=(
+                    f"column {name!r} is declared derived (= {rule}) but {bad} rows differ. Fix the rows, "
+                    f"or remove `derived` from {name!r} in the contract so that it is learned."
+                ),
+            ))
+    return out
+
+
 def identifier_like_columns(df: pl.DataFrame, contract: Contract) -> list[ValidationFailure]:
     """Categorical columns whose values are (nearly) one per row: identifiers declared as categories.
 
@@ -485,6 +579,7 @@ def validate_frame(df: pl.DataFrame, contract: Contract, *, identifiers: bool = 
 
     results = _run_suite(_to_pandas(prepared.frame), suite)
     failures = list(prepared.dtype_failures)
+    failures += derivation_failures(df, contract)
     if identifiers:
         failures += identifier_like_columns(prepared.frame, contract)
     for res in results:

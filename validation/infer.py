@@ -33,6 +33,13 @@ __all__ = ["MAX_CATEGORIES", "infer_contract", "render_inferred_yaml"]
 
 #: A text column with more distinct values than this is not drafted as categorical.
 MAX_CATEGORIES = 50
+#: Text with at least this many distinct values, half of them held by one row only, is free text
+#: (answers typed by people, short or long): drafted pii, never categorical.
+FREE_TEXT_MIN_DISTINCT = 5
+#: The drafted lifetime budget, as a multiple of the per-release ε (a few retries, not unlimited).
+LIFETIME_RELEASES = 3
+#: The per-release ε a draft gets, the README's default.
+DEFAULT_EPSILON = 3.0
 
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 _SSN = r"^\d{3}-\d{2}-\d{4}$"
@@ -101,6 +108,35 @@ def _excluded(kind: str, nullable: bool, reason: str) -> dict[str, Any]:
     }
 
 
+#: A unique integer column of at least this many rows that is dense (range <= 2 n) is a key.
+KEY_MIN_ROWS = 50
+#: ... and so is one whose distinct values are at least this share of its non-null values.
+KEY_DISTINCT_SHARE = 0.95
+
+
+def _integer_key_reason(s: pl.Series) -> str | None:
+    """Why an integer column looks like a row index or a key, else None.
+
+    A row index: unique values forming the sequence start..start+n-1 with start 0 or 1 (R's
+    ``rownames``, a pandas index). A key: (nearly) unique values packed into a range no wider than
+    2n, in a table of at least ``KEY_MIN_ROWS`` rows (a measurement rarely has both).
+    """
+    values = s.drop_nulls()
+    n = values.len()
+    if n < 2:
+        return None
+    n_distinct = values.n_unique()
+    lo, hi = int(values.min()), int(values.max())  # type: ignore[arg-type]
+    if n_distinct == n and lo in (0, 1) and hi - lo + 1 == n:
+        return f"its values are the unique sequence {'1..n' if lo == 1 else '0..n-1'} (a row index)"
+    if n >= KEY_MIN_ROWS and n_distinct >= KEY_DISTINCT_SHARE * n and hi - lo + 1 <= 2 * n:
+        return (
+            f"its values are (nearly) unique ({n_distinct} distinct of {n}) and packed in a range no "
+            "wider than twice the row count (a key)"
+        )
+    return None
+
+
 def _numeric_spec(s: pl.Series, *, integer: bool, nullable: bool) -> dict[str, Any]:
     values = s.cast(pl.Float64) if not integer else s
     if not integer:
@@ -155,6 +191,15 @@ def _text_spec(s: pl.Series, *, n_rows: int, nullable: bool) -> dict[str, Any]:
         return _excluded("identifier", nullable, "every value is null (declare its kind)")
     if n_distinct == non_null and non_null > 1 and n_distinct * 2 >= n_rows:
         return _excluded("identifier", nullable, "its values are unique per row")
+    counts = text.drop_nulls().value_counts().get_column("count")
+    singletons = int((counts == 1).sum())
+    if n_distinct >= FREE_TEXT_MIN_DISTINCT and singletons * 2 >= n_distinct:
+        return _excluded(
+            "pii",
+            nullable,
+            f"it looks like free text: {singletons} of its {n_distinct} distinct values occur in one row "
+            "only; declare it categorical with a public category list if it is one",
+        )
     if n_distinct <= MAX_CATEGORIES and n_distinct * 2 < n_rows:
         return {
             "kind": "categorical",
@@ -179,6 +224,16 @@ def _column_spec(s: pl.Series, *, n_rows: int) -> dict[str, Any]:
     if dtype == pl.Boolean:
         return {"kind": "boolean", "nullable": nullable}
     if dtype.is_integer():
+        key = _integer_key_reason(s)
+        if key is not None:
+            return _excluded("identifier", nullable, key)
+        distinct = s.drop_nulls().unique()
+        if distinct.len() > 0 and bool(distinct.is_in([0, 1]).all()):
+            return {
+                "kind": "boolean",
+                "nullable": nullable,
+                "description": "drafted as boolean: its values are 0/1 (read as False/True)",
+            }
         return _numeric_spec(s, integer=True, nullable=nullable)
     if dtype.is_numeric():  # floats and decimals
         return _numeric_spec(s, integer=False, nullable=nullable)
@@ -191,11 +246,37 @@ def _column_spec(s: pl.Series, *, n_rows: int) -> dict[str, Any]:
     return _excluded("identifier", nullable, f"its dtype {dtype} is not supported")
 
 
+def _mark_derivations(df: pl.DataFrame, columns: dict[str, dict[str, Any]]) -> None:
+    """Draft ``derived`` on a modelled column equal to an earlier one (or to it plus a constant) in
+    every row: such columns are generated from their source, not learned."""
+    from validation.derived import find_derivations
+
+    modelled = [n for n, spec in columns.items() if spec["kind"] not in ("identifier", "pii")]
+    for d in find_derivations(df, modelled):
+        spec, src = columns[d.column], columns[d.source]
+        if spec["kind"] != src["kind"] or (d.offset is not None and spec["kind"] not in ("integer", "continuous", "datetime")):
+            continue
+        if d.offset is not None and spec["kind"] == "integer" and d.offset != int(d.offset):
+            continue
+        if src.get("nullable") and not spec.get("nullable"):
+            continue
+        offset = None if d.offset is None else (int(d.offset) if spec["kind"] == "integer" else d.offset)
+        spec["derived"] = {"from": d.source, "as": "copy"} if offset is None else {
+            "from": d.source, "as": "offset", "offset": offset}
+        spec["from_data"] = True  # read off the rows: a person confirms it
+        what = f"a copy of {d.source!r}" if offset is None else f"{d.source!r} + {offset:g}" + (
+            " days" if spec["kind"] == "datetime" else "")
+        spec["description"] = (
+            f"drafted as derived: {what} in every row, so it is generated from it, not learned. "
+            "Confirm, or remove `derived`."
+        )
+
+
 def infer_contract(
     df: pl.DataFrame,
     *,
     table: str,
-    epsilon: float = 1.0,
+    epsilon: float = DEFAULT_EPSILON,
     delta: float | None = None,
     missing_values: Sequence[str] = (),
 ) -> Contract:
@@ -222,14 +303,21 @@ def infer_contract(
         )
     if delta is None:
         delta = min(1e-6, 0.1 / n)
+    columns = {name: _column_spec(df.get_column(name), n_rows=n) for name in df.columns}
+    _mark_derivations(df, columns)
     data = {
         "version": 1,
         "table": table,
         # No row count here: n is private too (synthgate learns it with a DP mechanism).
         "description": "DRAFT written by `synthgate contract infer`; review before use.",
         "missing_values": list(missing_values),
-        "columns": {name: _column_spec(df.get_column(name), n_rows=n) for name in df.columns},
-        "privacy": {"epsilon": epsilon, "delta": delta},
+        "columns": columns,
+        "privacy": {
+            "epsilon": epsilon,
+            "delta": delta,
+            "lifetime_epsilon": LIFETIME_RELEASES * epsilon,
+            "lifetime_delta": LIFETIME_RELEASES * delta if LIFETIME_RELEASES * delta < 1 else None,
+        },
     }
     contract = parse_contract(data, source=f"inferred contract for table {table!r}")
     contract.privacy.check_delta(n)
@@ -259,6 +347,11 @@ _HEADER = """\
 # Also review: the kinds, the `nullable` flags (read from the rows too), the
 # identifier/pii flags (name and value heuristics: they may miss personal data), and
 # privacy.delta (its default, min(1e-6, 0.1/n), depends on the row count).
+# Budget: privacy.epsilon is the README's default per release; privacy.lifetime_epsilon
+# caps what every run on this table may spend together ({lifetime}x the per-release ε: a few
+# retries, then runs are refused). Raise it deliberately, never to "unlimited" by accident.
+# Columns marked `derived` equal another column (or it plus a constant) in every row:
+# they are generated from it, not learned; confirm each.
 # This file quotes values from the private table: treat it as private until reviewed.
 # =====================================================================================
 """
@@ -277,6 +370,7 @@ def render_inferred_yaml(contract: Contract) -> str:
     header = _HEADER.format(
         table=contract.table,
         n_derived=len(derived),
+        lifetime=LIFETIME_RELEASES,
         derived="\n".join(f"#   {line}" for line in lines),
     )
     return header + contract.to_yaml()

@@ -13,8 +13,14 @@ are compared as text, trimmed and case-folded. Numeric, boolean and datetime cel
 compared: their values are generated inside the contract's bounds, and a generated age equal to a
 row id by chance discloses nothing.
 
-The scan keeps, in memory, only the public category entries that matched, never a private value,
-and the result shows counts and column names only. Like every check against private rows, the
+Only *identifying* matches count: a category that equals a value held by fewer than
+``COMMON_ROWS`` rows of its own categorical column AND by few rows of the identifier/pii column
+(fewer than ``COMMON_ROWS``, or than ``COMMON_SHARE`` of the rows scanned). A state code or a grade
+that also occurs as a word of a free-text pii column is a common token, shared by many rows, and
+singles nobody out; a name or record number typed into a category list is held by one person.
+
+The scan keeps, in memory, only the public category entries that matched (with row counts), never
+a private value, and the result shows counts and column names only. Like every check against private rows, the
 gate's outcome is not charged to the privacy budget (the report lists it as outside the
 guarantee).
 """
@@ -31,10 +37,16 @@ from validation.results import MetricResult
 __all__ = ["PII_CHECK", "PiiScan"]
 
 PII_CHECK = "pii_values_in_output"
+#: A value held by at least this many rows (of its categorical column, or of the pii column) is a
+#: common token, not a person's identifying value.
+COMMON_ROWS = 10
+#: ... as is a value held by at least this share of the rows scanned in the pii/identifier column.
+COMMON_SHARE = 0.01
 DESCRIPTION = (
-    "Values of identifier or pii columns that the release could emit: declared categories, and "
-    "cells of the synthetic table, equal (trimmed, case-folded) to such a value of a private row. "
-    "Any match blocks the release."
+    "Identifying values of identifier or pii columns that the release could emit: declared categories, "
+    "and cells of the synthetic table, equal (trimmed, case-folded) to such a value of a private row "
+    f"that is rare (held by fewer than {COMMON_ROWS} rows of its category column and of the pii column). "
+    "Any such match blocks the release."
 )
 
 
@@ -59,6 +71,10 @@ class PiiScan:
         self._candidates = pl.Series("domain", sorted(set().union(*self._categories.values())), dtype=pl.Utf8)
         # normalised category text -> the pii/identifier columns one of whose values equals it
         self._matched: dict[str, set[str]] = defaultdict(set)
+        # (pii column, matched category text) -> rows of the pii column holding it
+        self._pii_rows: dict[tuple[str, str], int] = defaultdict(int)
+        # (categorical column, category text) -> rows of that column holding it
+        self._category_rows: dict[tuple[str, str], int] = defaultdict(int)
         self.rows_scanned = 0
 
     def update(self, frame: pl.DataFrame) -> None:
@@ -73,20 +89,69 @@ class PiiScan:
                 frame.lazy()
                 .select(_normalised(pl.col(name)).alias("v"))
                 .filter(pl.col("v").is_in(self._candidates.implode()))
-                .unique()
+                .group_by("v")
+                .len()
                 .collect()
-                .get_column("v")
             )
-            for value in hits:  # each one is a declared (public) category
+            for value, rows in hits.iter_rows():  # each value is a declared (public) category
                 self._matched[value].add(name)
+                self._pii_rows[(name, value)] += int(rows)
+        for name in self._categories:
+            if name not in frame.columns:
+                continue
+            counts = (
+                frame.lazy()
+                .select(_normalised(pl.col(name)).alias("v"))
+                .filter(pl.col("v").is_in(self._candidates.implode()))
+                .group_by("v")
+                .len()
+                .collect()
+            )
+            for value, rows in counts.iter_rows():
+                self._category_rows[(name, value)] += int(rows)
+
+    def _identifying(self, column: str, value: str) -> bool:
+        """A matched category of ``column`` is identifying unless it is a common token: held by
+        many rows of its own column, or by many rows of every pii column it matched."""
+        if self._category_rows.get((column, value), 0) >= COMMON_ROWS:
+            return False
+        common = max(COMMON_ROWS, COMMON_SHARE * self.rows_scanned)
+        return any(self._pii_rows.get((p, value), 0) < common for p in self._matched[value])
+
+    def _fix(self, column: str, n: int, sources: list[str]) -> str:
+        """What to do about ``n`` identifying categories of ``column``, for the case at hand."""
+        col = self.contract.columns[column]
+        of = ", ".join(repr(s) for s in sources)
+        what = (
+            f"{n} of {column!r}'s declared categories equal values of {of} that fewer than {COMMON_ROWS} rows "
+            f"of {column!r} hold (a person's name or number, not a category)."
+        )
+        if col.from_data:
+            return (
+                f"{what} Its category list was drafted from the rows (from_data: true): replace it with a "
+                "public code list (a codebook or standard), set from_data: false, and rerun."
+            )
+        if len(col.categories) >= 3 and n * 2 > len(col.categories):
+            return (
+                f"{what} Most of its categories are such values, so {column!r} itself holds identifying "
+                f"text: declare {column!r} `kind: pii` (dropped, never released) and rerun."
+            )
+        return (
+            f"{what} Delete those entries from {column!r}'s `categories` (compare the list with "
+            f"{of} at the source; rows holding them then fail validation, so map them at ingestion) "
+            "and rerun."
+        )
 
     def result(self, synthetic: pl.DataFrame) -> MetricResult:
         """The gate: blocks when a declared category, or a synthetic cell, equals a pii/identifier value."""
         per_column: dict[str, dict[str, object]] = {}
         cells_total = 0
         entries_total = 0
+        common_tokens = 0
         for name, categories in self._categories.items():
-            matched = categories & self._matched.keys()
+            equal = categories & self._matched.keys()
+            matched = {m for m in equal if self._identifying(name, m)}
+            common_tokens += len(equal) - len(matched)
             if not matched:
                 continue
             cells = 0
@@ -98,7 +163,7 @@ class PiiScan:
                 )
             sources = sorted(set().union(*(self._matched[m] for m in matched)))
             per_column[name] = {"declared_categories": len(matched), "synthetic_cells": cells,
-                                "equal_to_values_of": sources}
+                                "equal_to_values_of": sources, "fix": self._fix(name, len(matched), sources)}
             entries_total += len(matched)
             cells_total += cells
         details: dict[str, object] = {
@@ -106,13 +171,12 @@ class PiiScan:
             "rows_scanned": self.rows_scanned,
             "declared_categories_matched": entries_total,
             "synthetic_cells_matched": cells_total,
+            "common_tokens_ignored": common_tokens,
             "columns": per_column,
         }
         if per_column:
-            details["fix"] = (
-                "Remove these categories from the contract (a person's identifying value must not be "
-                "a public category), or declare the column itself pii; then rerun. Matching values "
-                "are not shown, here or anywhere."
+            details["fix"] = " ".join(f"{name}: {c['fix']}" for name, c in per_column.items()) + (
+                " Matching values are not shown, here or anywhere."
             )
         return MetricResult(
             name=PII_CHECK,

@@ -12,7 +12,8 @@ runner = CliRunner()
 
 
 def test_every_command_has_help() -> None:
-    for args in (["--help"], ["demo", "--help"], ["run", "--help"], ["evaluate", "--help"], ["contract", "infer", "--help"]):
+    for args in (["--help"], ["demo", "--help"], ["run", "--help"], ["evaluate", "--help"], ["contract", "infer", "--help"],
+                 ["contract", "check", "--help"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, args
         assert "Usage" in result.output

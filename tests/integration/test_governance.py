@@ -78,6 +78,8 @@ def test_the_cli_exits_4_on_a_refused_run(prefect_harness: None, tmp_path: Path,
     result = runner.invoke(app, ["run", "--config", str(cfg), "--quiet"])
     assert result.exit_code == 4, result.output
     assert "REFUSED" in result.output and "lifetime" in result.output
+    # every run states the table's cumulative spend and what its lifetime budget leaves
+    assert "table 'adult': ε 3 spent over 1 run(s) charged; lifetime budget 5, 2 left" in result.output
 
 
 # ------------------------------------------------------------------ publishing

@@ -289,3 +289,85 @@ def test_contract_modes_are_optional_and_do_not_change_old_fingerprints(adult_co
     with_modes = _small_contract(modes=[{"mean": 0.0, "std": 1.0, "weight": 1.0}])
     assert "modes" in with_modes.to_yaml()
     assert with_modes.fingerprint() != _small_contract().fingerprint()
+
+
+# ---------------------------------------------------------------- point masses (issue 21)
+
+
+def _spiky() -> tuple[Contract, pl.DataFrame]:
+    rng = np.random.default_rng(7)
+    n = 4000
+    amount = np.where(rng.random(n) < 0.7, 0.0, np.round(rng.gamma(2.0, 800.0, n), 2)).clip(0, 20000)
+    rate = np.where(rng.random(n) < 0.95, 5.0, rng.uniform(0, 10, n))  # near-constant at a declared value
+    big = np.where(rng.random(n) < 0.5, 1234, rng.integers(20_000, 30_000, n))  # integer spike in a wide range
+    contract = parse_contract({"table": "t", "columns": {
+        "amount": {"kind": "continuous", "min": 0, "max": 20000},
+        "rate": {"kind": "continuous", "min": 0, "max": 10, "special_values": [5.0]},
+        "big": {"kind": "integer", "min": 0, "max": 100_000, "special_values": [1234]},
+    }, "privacy": {"epsilon": 3.0, "delta": 1e-6}})
+    return contract, pl.DataFrame({"amount": amount, "rate": rate, "big": big})
+
+
+def test_spikes_get_their_own_bins_and_decode_exactly() -> None:
+    contract, df = _spiky()
+    codec, ledger = _fitted(contract, df, noise=8.0)
+    assert len(ledger.entries) == 1  # the same single charged histogram release: no extra ε
+    assert codec.dim == 3  # the layout is unchanged: one tanh slot per numeric column
+    # With DP noise (σ ≈ 14 rows per bin here) the 2σ threshold drops thin tail bins, which raises a
+    # spike's share by a few points at n = 4000: tolerance 0.05. Exact histograms: 0.005.
+    exact, _ = _fitted(contract, df)
+    for c, noisy, tol in ((codec, True, 0.05), (exact, False, 0.005)):
+        shares = c.spike_shares("amount")
+        assert set(shares) == {0.0, 20000.0}
+        assert shares[0.0] == pytest.approx(float((df["amount"] == 0).mean()), abs=tol), noisy
+        assert c.spike_shares("rate")[5.0] == pytest.approx(float((df["rate"] == 5).mean()), abs=tol), noisy
+        assert c.spike_shares("big")[1234.0] == pytest.approx(float((df["big"] == 1234).mean()), abs=tol), noisy
+    # an ideal generator (uniform u in every slot) decodes to the spikes in their DP shares
+    u = 2.0 * np.random.default_rng(2).random((df.height, codec.dim)) - 1.0
+    syn = codec.decode(u)
+    for col, value, real in (("amount", 0.0, 0.699), ("rate", 5.0, 0.952), ("big", 1234, 0.5)):
+        got = float((syn[col] == value).mean())
+        assert got == pytest.approx(float((df[col] == value).mean()), abs=0.06), (col, got, real)
+
+
+def test_spike_rows_encode_spread_over_their_cdf_share_and_round_trip() -> None:
+    contract, df = _spiky()
+    codec, _ = _fitted(contract, df)
+    x = codec.encode(df, rng=np.random.default_rng(0), dtype=np.float64)
+    zero = (df["amount"] == 0).to_numpy()
+    slot = x[zero, 0]
+    # the zero rows fill their share of [-1, 1] instead of sitting on one point
+    assert slot.max() - slot.min() == pytest.approx(2 * 0.699, abs=0.02)
+    back = codec.decode(x)
+    for col, value in (("amount", 0.0), ("rate", 5.0), ("big", 1234)):
+        assert ((back[col] == value) == (df[col] == value)).all(), col  # exactly the spike rows come back on it
+    np.testing.assert_allclose(back["rate"].to_numpy(), df["rate"].to_numpy(), atol=1e-6)
+    assert (back["big"] == df["big"]).all()
+
+
+def test_without_spikes_the_bins_are_as_before() -> None:
+    e_lo, e_hi = codec_module._numeric_bins("continuous", 0.0, 1.0)
+    assert len(e_lo) == MAX_BINS and (e_hi > e_lo).all()
+    e_lo, e_hi = codec_module._numeric_bins("continuous", 0.0, 1.0, np.array([0.0, 0.5, 1.0]))
+    points = e_lo[e_lo == e_hi]
+    assert points.tolist() == [0.0, 0.5, 1.0] and len(e_lo) == MAX_BINS + 3
+    i_lo, i_hi = codec_module._numeric_bins("integer", 0, 10_000, np.array([0.0, 77.0, 10_000.0]))
+    assert [lo + 0.5 for lo, hi in zip(i_lo, i_hi, strict=True) if hi - lo == 1.0][:2] == [0.0, 77.0]
+
+
+def test_a_state_saved_before_spike_bins_still_loads_and_decodes() -> None:
+    contract, df = _spiky()
+    codec, _ = _fitted(contract, df)
+    state = codec.state()
+    # the state an older codec saved: plain bins for the continuous columns (128, no point bins)
+    for name in ("amount", "rate"):
+        col = contract.columns[name]
+        lo, hi = codec_module._numeric_bins("continuous", float(col.min), float(col.max))
+        state["bin_mass"][name] = [1.0 / len(lo)] * len(lo)
+    fresh = Codec(contract)
+    fresh.load_state(state)
+    out = fresh.decode(2.0 * np.random.default_rng(0).random((500, fresh.dim)) - 1.0)
+    assert out["amount"].is_between(0, 20000).all() and out["rate"].is_between(0, 10).all()
+    state["bin_mass"]["amount"] = [1.0] * 7
+    with pytest.raises(ValueError, match="another contract"):
+        Codec(contract).load_state(state)

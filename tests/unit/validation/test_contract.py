@@ -251,3 +251,31 @@ def test_contract_is_frozen() -> None:
     c = parse_contract(_small())
     with pytest.raises(ValueError):
         c.table = "other"  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- issue 21: new column keys
+
+
+@pytest.mark.parametrize(
+    ("column", "match"),
+    [
+        ({"kind": "boolean", "true_values": ["Y"]}, "both true_values and false_values"),
+        ({"kind": "boolean", "true_values": ["Y"], "false_values": ["Y", "N"]}, "listed in both"),
+        ({"kind": "boolean", "true_values": [], "false_values": ["N"]}, "at least one"),
+        ({"kind": "continuous", "min": 0, "max": 10, "special_values": [11]}, "within the column's bounds"),
+        ({"kind": "integer", "min": 0, "max": 10, "special_values": [0.5]}, "whole number"),
+        ({"kind": "integer", "min": 0, "max": 10, "special_values": [3, 3]}, "repeats"),
+    ],
+)
+def test_new_column_keys_are_checked(column: dict, match: str) -> None:
+    with pytest.raises(ContractError, match=match):
+        parse_contract({"table": "t", "columns": {"c": column, "x": {"kind": "integer", "min": 0, "max": 9}},
+                        "privacy": {"epsilon": 1.0, "delta": 1e-6}})
+
+
+def test_new_column_keys_round_trip() -> None:
+    c = parse_contract({"table": "t", "columns": {
+        "yn": {"kind": "boolean", "true_values": ["Y", "yes"], "false_values": ["N"]},
+        "amount": {"kind": "continuous", "min": 0, "max": 10, "special_values": [0, 9.99]},
+    }, "privacy": {"epsilon": 1.0, "delta": 1e-6}})
+    assert parse_contract(yaml.safe_load(c.to_yaml())) == c

@@ -359,3 +359,59 @@ def test_report_is_frozen(contract: Contract, frame: pl.DataFrame) -> None:
     report = validate_frame(frame, contract)
     with pytest.raises(AttributeError):
         report.success = False  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- issue 21: physical types per kind
+
+
+def _typed_contract() -> Contract:
+    from validation.contract import parse_contract
+
+    return parse_contract({
+        "table": "t",
+        "columns": {
+            "day": {"kind": "datetime", "min": "2000-01-01", "max": "2030-01-01"},
+            "flag": {"kind": "boolean"},
+            "yn": {"kind": "boolean", "true_values": ["Y"], "false_values": ["N"], "nullable": True},
+            "n": {"kind": "integer", "min": 0, "max": 9},
+        },
+        "privacy": {"epsilon": 1.0, "delta": 1e-6},
+    })
+
+
+def test_conform_types_makes_dates_and_flags_canonical_and_every_stage_accepts_them() -> None:
+    from validation.expectations import conform_types, physical_type_errors
+    from validation.privacy import _prepare
+
+    c = _typed_contract()
+    raw = pl.DataFrame({
+        "day": [dt.date(2020, 1, d) for d in range(1, 7)],
+        "flag": [0, 1, 1, 0, 1, 0],
+        "yn": ["Y", "N", None, "Y", "Y", "N"],
+        "n": [1, 2, 3, 4, 5, 6],
+    })
+    assert len(physical_type_errors(raw.schema, c)) == 3  # before: Date, Int64, String
+    out = conform_types(raw, c)
+    assert out.schema == pl.Schema({"day": pl.Datetime("us"), "flag": pl.Boolean, "yn": pl.Boolean, "n": pl.Int64})
+    assert out["flag"].to_list() == [False, True, True, False, True, False]
+    assert out["yn"].to_list() == [True, False, None, True, True, False]
+    assert physical_type_errors(out.schema, c) == []
+    assert validate_frame(out, c).success
+    _prepare(out, c, role="train")  # the privacy checks take it as it is (the DATE crash of issue 21)
+
+
+def test_flags_that_are_not_zero_one_stay_and_fail_validation_with_a_count() -> None:
+    from validation.expectations import conform_types, physical_type_errors
+
+    c = _typed_contract()
+    raw = pl.DataFrame({"day": [dt.datetime(2020, 1, 1)] * 3, "flag": [0, 1, 2],
+                        "yn": ["Y", "maybe", "N"], "n": [1, 2, 3]})
+    out = conform_types(raw, c)
+    assert out.schema["flag"] == pl.Int64 and out.schema["yn"] == pl.String
+    errors = physical_type_errors(out.schema, c)
+    assert len(errors) == 2 and "'flag' is Int64" in errors[0]
+    report = validate_frame(out, c)
+    by_column = {f.column: f for f in report.failures}
+    assert by_column["flag"].expectation == DTYPE_CHECK and "1 non-null values are not 0 or 1" in by_column["flag"].detail
+    assert "1 non-null values are none of them" in by_column["yn"].detail
+    assert "maybe" not in report.summary()

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import yaml
@@ -22,6 +23,8 @@ from validation.contract import (
 from validation.infer import infer_contract, render_inferred_yaml
 
 N = 20
+#: A modelled integer filler column: unique but no row index (0..N-1 is one, and is excluded).
+_FILLER = [3 * i for i in range(N)]
 
 
 @pytest.fixture()
@@ -105,7 +108,7 @@ def test_excluded_columns_say_why_without_values(frame: pl.DataFrame) -> None:
     ],
 )
 def test_name_hints(name: str, kind: str) -> None:
-    df = pl.DataFrame({name: ["a", "b"] * 10, "x": list(range(N))})
+    df = pl.DataFrame({name: ["a", "b"] * 10, "x": _FILLER})
     assert infer_contract(df, table="t").columns[name].kind == kind
 
 
@@ -117,12 +120,12 @@ def test_name_hints_do_not_fire_on_ordinary_words(name: str) -> None:
 
 def test_phone_like_values_are_pii() -> None:
     phones = ["+1 (555) 010-0000", "555-010-0001", "+44 20 7946 0958", "0049 30 1234567"] * 5
-    df = pl.DataFrame({"reach": phones, "x": list(range(N))})
+    df = pl.DataFrame({"reach": phones, "x": _FILLER})
     assert infer_contract(df, table="t").columns["reach"].kind == "pii"
 
 
 def test_high_cardinality_text_is_excluded() -> None:
-    df = pl.DataFrame({"note": [f"n{i % 60}" for i in range(200)], "x": list(range(200))})
+    df = pl.DataFrame({"note": [f"n{i % 60}" for i in range(200)], "x": [3 * i for i in range(200)]})
     col = infer_contract(df, table="t").columns["note"]
     assert col.kind == "identifier" and "60 distinct" in (col.description or "")
 
@@ -156,9 +159,9 @@ def test_edge_columns_still_give_a_valid_contract() -> None:
 
 
 def test_delta_default_and_check() -> None:
-    small = pl.DataFrame({"x": list(range(N))})
+    small = pl.DataFrame({"x": _FILLER})
     assert infer_contract(small, table="t").privacy.delta == 1e-6
-    big = pl.DataFrame({"x": list(range(1_000_000))})
+    big = pl.DataFrame({"x": [3 * i for i in range(1_000_000)]})
     assert infer_contract(big, table="t").privacy.delta == pytest.approx(1e-7)
     with pytest.raises(ContractError, match="privacy.delta"):
         infer_contract(small, table="t", delta=0.1)
@@ -166,7 +169,7 @@ def test_delta_default_and_check() -> None:
 
 def test_epsilon_is_validated() -> None:
     with pytest.raises(ContractError, match="privacy.epsilon"):
-        infer_contract(pl.DataFrame({"x": list(range(N))}), table="t", epsilon=0)
+        infer_contract(pl.DataFrame({"x": _FILLER}), table="t", epsilon=0)
 
 
 def test_empty_table_is_refused() -> None:
@@ -223,6 +226,65 @@ def test_header_warning(frame: pl.DataFrame) -> None:
 
 
 def test_header_survives_hostile_column_names() -> None:
-    df = pl.DataFrame({"a\nversion: 2": list(range(N)), "b": list(range(N))})
+    df = pl.DataFrame({"a\nversion: 2": _FILLER, "b": _FILLER})
     c = infer_contract(df, table="t")
     assert parse_contract(yaml.safe_load(render_inferred_yaml(c))) == c
+
+
+# ---------------------------------------------------------------- issue 21: what a steward's table holds
+
+
+def test_a_row_index_and_a_dense_key_are_identifiers_but_a_measurement_is_not() -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    keys = rng.permutation(np.arange(1000, 1000 + 2 * n))[:n]  # unique, packed in a range of 2n
+    df = pl.DataFrame({
+        "rownames": np.arange(1, n + 1),
+        "case_number": keys,
+        "income": rng.integers(0, 100_000, n),  # nearly unique too, but spread over a wide range
+        "x": [i % 7 for i in range(n)],
+    })
+    c = infer_contract(df, table="t")
+    assert c.columns["rownames"].kind == "identifier" and "row index" in (c.columns["rownames"].description or "")
+    assert c.columns["case_number"].kind == "identifier" and "a key" in (c.columns["case_number"].description or "")
+    assert c.columns["income"].kind == "integer"
+
+
+def test_short_free_text_is_pii_not_categorical() -> None:
+    """Answers typed by people: few distinct values, short, but most held by one row only."""
+    answers = ["ok", "fine", "no", "n/a", "late", "good", "bad", "meh"] + ["yes"] * 52
+    df = pl.DataFrame({"answer": answers, "x": [i % 7 for i in range(60)]})
+    col = infer_contract(df, table="t").columns["answer"]
+    assert col.kind == "pii" and "free text" in (col.description or "")
+
+
+def test_zero_one_integers_are_drafted_boolean() -> None:
+    df = pl.DataFrame({"flag": [0, 1, 1, 0] * 5, "count": [0, 1, 2, 3] * 5})
+    c = infer_contract(df, table="t")
+    assert c.columns["flag"].kind == "boolean" and c.columns["count"].kind == "integer"
+
+
+def test_duplicated_and_offset_columns_are_drafted_derived() -> None:
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=3 * i) for i in range(N)]
+    df = pl.DataFrame({
+        "arrest": days, "filed": days,
+        "released": [d + dt.timedelta(days=30) for d in days],
+        "age": _FILLER, "age_next_year": [a + 1 for a in _FILLER],
+        "other": [(7 * i) % 11 for i in range(N)],
+    })
+    c = infer_contract(df, table="t")
+    derived = {n: (col.derived.source, col.derived.as_, col.derived.offset)
+               for n, col in c.columns.items() if col.derived is not None}
+    assert derived == {"filed": ("arrest", "copy", None), "released": ("arrest", "offset", 30.0),
+                       "age_next_year": ("age", "offset", 1.0)}
+    assert c.modelled_columns == ["arrest", "age", "other"]
+    assert all(c.columns[n].from_data for n in derived)  # read off the rows: a person confirms it
+
+
+def test_the_draft_has_the_readme_default_and_a_finite_lifetime_budget(frame: pl.DataFrame) -> None:
+    c = infer_contract(frame, table="visits")
+    assert c.privacy.epsilon == 3.0 and c.privacy.lifetime_epsilon == 9.0
+    header = render_inferred_yaml(c).split("version:", 1)[0]
+    assert "lifetime_epsilon" in header and "3x the per-release" in header
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    assert "privacy: {epsilon: 3.0," in readme  # the README's stated default is the draft's

@@ -47,9 +47,12 @@ def test_declared_category_equal_to_a_name_blocks_even_when_unsampled() -> None:
     scan.update(_rows([SECRET], [2]))  # the matching row arrives in a later batch
     result = scan.result(pl.DataFrame({"age": [3], "referrer": ["GP"], "ward": ["A"]}))
     assert not result.passed and result.value == 1
+    fix = result.details["columns"]["referrer"].pop("fix")
     assert result.details["columns"] == {
         "referrer": {"declared_categories": 1, "synthetic_cells": 0, "equal_to_values_of": ["name"]}
     }
+    # the fix names the column and the action that applies: delete the entry from its categories
+    assert "'referrer'" in fix and "Delete those entries" in fix and "kind: pii" not in fix
     assert "fix" in result.details
     text = json.dumps(result.to_dict()).lower()
     assert SECRET.lower() not in text and "lovelace" not in text
@@ -80,3 +83,50 @@ def test_no_pii_columns_means_nothing_to_match() -> None:
     scan.update(pl.DataFrame({"x": ["a"]}))
     result = scan.result(pl.DataFrame({"x": ["a"]}))
     assert result.passed and result.details["pii_columns"] == []
+
+
+def _free_text_contract(grades_from_data: bool = False) -> Contract:
+    return parse_contract({
+        "table": "cases",
+        "columns": {
+            "state": {"kind": "categorical", "categories": ["CA", "NY", "TX"]},
+            "grade": {"kind": "categorical", "categories": ["A", "B", "C"], "from_data": grades_from_data},
+            "notes": {"kind": "pii"},
+        },
+        "privacy": {"epsilon": 1.0, "delta": 1e-6},
+    })
+
+
+def test_common_tokens_in_free_text_do_not_block() -> None:
+    """A free-text pii column holding a state code or a grade (common tokens, also real categories)
+    singles nobody out: the gate passes and says how many such tokens it ignored."""
+    n = 300
+    rows = pl.DataFrame({
+        "state": (["CA", "NY", "TX"] * n)[:n],
+        "grade": (["A", "B", "C"] * n)[:n],
+        # the free text is often just a state code or a grade; the rest is unique per row
+        "notes": [("CA" if i % 3 == 0 else "a" if i % 3 == 1 else f"seen at desk {i}") for i in range(n)],
+    })
+    scan = PiiScan(_free_text_contract())
+    scan.update(rows)
+    result = scan.result(rows.select("state", "grade"))
+    assert result.passed and result.value == 0
+    assert result.details["common_tokens_ignored"] == 2  # 'CA' (state) and 'A' (grade, case-folded)
+
+
+def test_a_rare_value_equal_to_a_rarely_used_category_still_blocks() -> None:
+    """One row's note equal to a category that (almost) no row of its own column holds is identifying."""
+    n = 300
+    rows = pl.DataFrame({
+        "state": ["CA"] * n,
+        "grade": ["A"] * (n - 1) + ["C"],
+        "notes": [f"seen at desk {i}" for i in range(n - 1)] + ["C"],
+    })
+    scan = PiiScan(_free_text_contract(grades_from_data=True))
+    scan.update(rows)
+    result = scan.result(rows.select("state", "grade"))
+    assert not result.passed
+    col = result.details["columns"]["grade"]
+    assert col["declared_categories"] == 1 and col["synthetic_cells"] == 1
+    # drafted from the rows: the fix says to replace the drafted list with a public one
+    assert "from_data: true" in col["fix"] and "public code list" in col["fix"]
