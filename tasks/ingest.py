@@ -18,6 +18,7 @@ from tasks.steps import ContractViolation, InputError, private_task
 from validation.contract import Contract
 from validation.expectations import ValidationReport, identifier_like_columns, merge_reports, validate_frame
 from validation.pii import PiiScan
+from validation.dp_infer import apply_dp_domains
 
 
 # Rows per streamed batch: a few hundred MB of Arrow for a wide table; great-expectations runs per batch.
@@ -117,7 +118,7 @@ def _project(relation: duckdb.DuckDBPyRelation, columns: list[str] | None) -> du
 def prepare_frame(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     """Keep the contract's columns; contract.missing_values in text columns become null."""
     present = [c for c in contract.columns if c in df.columns]
-    out = df.select(present)
+    out = apply_dp_domains(df.select(present), contract)  # no-op unless the contract has dp_learned columns
     if contract.missing_values:
         out = out.with_columns(
             [
