@@ -11,11 +11,13 @@ The mechanism: one Gaussian mechanism on every learned column's histogram at onc
 - Numeric columns (continuous, integer) are counted over a PUBLIC grid fixed before any row is
   read: bin edges at 0 and ±{1, 2, 5}·10^k (``GRID_DECADES``: 10^-4 .. 5·10^15 for continuous,
   1 .. 5·10^18 for integer columns; values beyond the outermost edge fall in the outermost bin).
-  A bin is *occupied* when its noisy count exceeds ``bin_threshold``; the bounds are the outer
-  edges of the lowest and the highest occupied bins (round numbers, a 1-2-5 step wide). The bulk
-  of the rows lies inside; tails too thin to rise above the noise are cut, so no single row sets
-  a bound. Since the grid is public, this threshold affects utility only (it is set so that an
-  empty bin of a column is taken as occupied with probability ≤ ``EMPTY_BIN_RATE``).
+  A bin is *occupied* when its noisy count exceeds ``bin_threshold``; the range from the lowest
+  to the highest occupied bin then extends over each next bin outward whose noisy count exceeds
+  ``edge_threshold`` (a thinner tail beside the bulk); the bounds are that range's outer edges
+  (round numbers). The bulk of the rows lies inside; tails too thin to rise above the noise are
+  cut (and clamped at ingestion), so no single row sets a bound. Since the grid is public, both
+  thresholds affect utility only: an empty bin of a column is taken as occupied with
+  probability ≤ ``EMPTY_BIN_RATE``, an empty bin beside the range with ``EDGE_BIN_RATE``.
 - Categorical columns are counted over the values present in the rows (the domain is not public).
   A value is released when its noisy count exceeds ``category_threshold`` = 1 + σ·Φ⁻¹(1 − p), set
   so that a value held by a single row is released with probability p = δ_T / (number of
@@ -69,6 +71,7 @@ __all__ = [
     "Learned",
     "apply_dp_domains",
     "count_columns",
+    "noisy_counts",
     "dp_infer_contract",
     "numeric_grid",
     "plan_mechanism",
@@ -84,6 +87,8 @@ MECHANISM = "gaussian histograms (public grid for numbers, thresholded for categ
 GRID_DECADES = {"continuous": (-4, 15), "integer": (0, 18)}
 #: Chance that an empty grid bin of one column is taken as occupied (widening a bound).
 EMPTY_BIN_RATE = 1e-3
+#: Chance that an empty bin next to the occupied range is taken in (widening a bound one step).
+EDGE_BIN_RATE = 0.05
 #: The lifetime budget drafted for a new table: the inference, then this many releases.
 LIFETIME_RELEASES = 3
 #: δ of the inference unless the caller gives one (must be below 1/n; checked once n is known).
@@ -117,6 +122,11 @@ class DpPlan:
     noise_std: float  # σ = z·√m, on every count
     category_threshold: float
     bin_threshold: float
+
+    @property
+    def edge_threshold(self) -> float:
+        """A bin next to the occupied range joins it above this noisy count (an empty one: 5% chance)."""
+        return self.noise_std * float(norm.isf(EDGE_BIN_RATE))
 
     @property
     def singleton_release_probability(self) -> float:
@@ -188,21 +198,38 @@ class Learned:
     categories: dict[str, list[str] | None]
 
 
+def noisy_counts(counts: Counts, plan: DpPlan, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Every count (grid bins, present values) plus N(0, σ²), σ = ``plan.noise_std``; never published
+    as such (only what ``release_domains`` thresholds out of them)."""
+    out = {}
+    for name, kind in counts.kinds.items():
+        exact = counts.values[name][1] if kind == "categorical" else counts.bins[name]
+        out[name] = exact + rng.normal(0.0, plan.noise_std, size=exact.shape)
+    return out
+
+
 def release_domains(counts: Counts, plan: DpPlan, rng: np.random.Generator) -> Learned:
     """Add N(0, σ²) to every count (grid bins and present values) and threshold."""
     bounds: dict[str, tuple[float, float] | None] = {}
     cats: dict[str, list[str] | None] = {}
-    for name, kind in counts.kinds.items():
+    for name, noisy in noisy_counts(counts, plan, rng).items():
+        kind = counts.kinds[name]
         if kind == "categorical":
-            keys, c = counts.values[name]
-            noisy = c + rng.normal(0.0, plan.noise_std, size=c.shape)
+            keys = counts.values[name][0]
             kept = sorted(k for k, x in zip(keys, noisy, strict=True) if x > plan.category_threshold)
             cats[name] = kept or None
             continue
         edges = numeric_grid(kind)
-        noisy = counts.bins[name] + rng.normal(0.0, plan.noise_std, size=counts.bins[name].shape)
         occupied = np.flatnonzero(noisy > plan.bin_threshold)
-        bounds[name] = (float(edges[occupied[0]]), float(edges[occupied[-1] + 1])) if occupied.size else None
+        if not occupied.size:
+            bounds[name] = None
+            continue
+        lo, hi = int(occupied[0]), int(occupied[-1])
+        while lo > 0 and noisy[lo - 1] > plan.edge_threshold:  # a thinner tail next to the bulk
+            lo -= 1
+        while hi < noisy.size - 1 and noisy[hi + 1] > plan.edge_threshold:
+            hi += 1
+        bounds[name] = (float(edges[lo]), float(edges[hi + 1]))
     return Learned(bounds=bounds, categories=cats)
 
 
@@ -256,6 +283,13 @@ def dp_infer_contract(
         "noise_std": plan.noise_std, "category_threshold": plan.category_threshold,
         "bin_threshold": plan.bin_threshold, "columns": plan.columns,
     }
+    if not any(c["kind"] not in ("identifier", "pii") for c in data["columns"].values()):
+        raise ContractError(
+            f"no column of table {draft.table!r} rose above the DP noise (std {plan.noise_std:.1f} rows on each "
+            f"count at ε {plan.epsilon:.3g} over {plan.columns} columns), so the draft would model nothing; the ε "
+            "was spent. The table has too few rows for this ε and width: infer again with a larger --dp, or "
+            "declare public bounds and categories by hand."
+        )
     return parse_contract(data, source=f"DP-inferred contract for table {draft.table!r}")
 
 
