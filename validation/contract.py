@@ -221,7 +221,7 @@ class PrivacyBudget(_Strict):
 
 
 #: Kinds whose bounds or categories ``contract infer --dp`` learns.
-DP_LEARNABLE_KINDS = ("continuous", "integer", "categorical")
+DP_LEARNABLE_KINDS = ("continuous", "integer", "categorical", "datetime")
 
 
 class DpInference(_Strict):

@@ -18,6 +18,8 @@ The mechanism: one Gaussian mechanism on every learned column's histogram at onc
   cut (and clamped at ingestion), so no single row sets a bound. Since the grid is public, both
   thresholds affect utility only: an empty bin of a column is taken as occupied with
   probability ≤ ``EMPTY_BIN_RATE``, an empty bin beside the range with ``EDGE_BIN_RATE``.
+  Datetime columns are counted by calendar year (``DATETIME_YEARS``), their bounds the first
+  instants of the lowest occupied year and of the year after the highest.
 - Categorical columns are counted over the values present in the rows (the domain is not public).
   A value is released when its noisy count exceeds ``category_threshold`` = 1 + σ·Φ⁻¹(1 − p), set
   so that a value held by a single row is released with probability p = δ_T / (number of
@@ -47,6 +49,7 @@ the secret ``SYNTHGATE_NOISE_SEED``), never the run's public seed.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import uuid
 from collections.abc import Callable
@@ -85,19 +88,26 @@ INFERENCE_KIND = "contract inference"
 MECHANISM = "gaussian histograms (public grid for numbers, thresholded for categories)"
 #: Decades of the public grid: ±{1, 2, 5}·10^k for k in this range (inclusive).
 GRID_DECADES = {"continuous": (-4, 15), "integer": (0, 18)}
+#: Datetime columns are counted by calendar year, from the first to the last year here (inclusive).
+DATETIME_YEARS = (1800, 2199)
 #: Chance that an empty grid bin of one column is taken as occupied (widening a bound).
 EMPTY_BIN_RATE = 1e-3
 #: Chance that an empty bin next to the occupied range is taken in (widening a bound one step).
 EDGE_BIN_RATE = 0.05
 #: The lifetime budget drafted for a new table: the inference, then this many releases.
 LIFETIME_RELEASES = 3
+#: The largest ε ``--dp`` takes (beyond it DP means little, and a typo is likelier).
+MAX_DP_EPSILON = 100.0
 #: δ of the inference unless the caller gives one (must be below 1/n; checked once n is known).
 DEFAULT_DELTA = 1e-7
 _INT64_TOP = 9_000_000_000_000_000_000  # a round edge below 2^63 - 1
 
 
 def numeric_grid(kind: str) -> np.ndarray:
-    """The public bin edges of a numeric kind: 0, ±{1, 2, 5}·10^k, and the outermost edges."""
+    """The public bin edges of a numeric kind: 0, ±{1, 2, 5}·10^k, and the outermost edges; for
+    datetime, calendar years ``DATETIME_YEARS`` (edges are the years' first instants)."""
+    if kind == "datetime":
+        return np.arange(DATETIME_YEARS[0], DATETIME_YEARS[1] + 2, dtype=float)
     lo_k, hi_k = GRID_DECADES[kind]
     mags = sorted({c * 10.0**k for k in range(lo_k, hi_k + 1) for c in (1, 2, 5)})
     if kind == "integer":
@@ -182,6 +192,11 @@ def count_columns(df: pl.DataFrame, kinds: dict[str, str]) -> Counts:
             out.values[name] = (vc.get_column(name).to_list(), vc.get_column("count").to_numpy().astype(float))
             continue
         edges = numeric_grid(kind)
+        if kind == "datetime":  # one count per row in its calendar year's bin
+            years = s.dt.year().drop_nulls().to_numpy().astype(float)
+            idx = np.clip(years - edges[0], 0, len(edges) - 2).astype(np.int64)
+            out.bins[name] = np.bincount(idx, minlength=len(edges) - 1).astype(float)
+            continue
         v = s.cast(pl.Float64).drop_nulls().to_numpy()
         v = np.clip(v[np.isfinite(v)], edges[0], edges[-1])
         idx = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, len(edges) - 2)
@@ -251,6 +266,10 @@ def _learned_spec(col: dict[str, Any], kind: str, learned: Learned, name: str, p
         return {"kind": "identifier", "nullable": True, "description": (
             f"drafted as {kind}, but no bin of the public grid rose above the DP threshold "
             f"{plan.bin_threshold:.1f}: excluded. Declare public bounds, or infer again with a larger --dp.")}
+    if kind == "datetime":
+        lo, hi = dt.datetime(int(b[0]), 1, 1), dt.datetime(int(b[1]), 1, 1)
+        return {"kind": kind, "nullable": True, "min": lo, "max": hi, "dp_learned": True, "description": (
+            f"bounds learned with DP ({cost}) on calendar years; values outside are clamped to them.")}
     lo, hi = (int(b[0]), int(b[1])) if kind == "integer" else b
     return {"kind": kind, "nullable": True, "min": lo, "max": hi, "dp_learned": True, "description": (
         f"bounds learned with DP ({cost}) on a public 1-2-5 grid; values outside are clamped to them.")}
@@ -320,8 +339,13 @@ def infer_with_budget(
     the inference plus ``LIFETIME_RELEASES`` releases at the draft's per-release ε. The drafted
     contract states the same lifetime (δ: likewise, with the draft's per-release δ).
     """
-    if not (math.isfinite(epsilon) and epsilon > 0):
-        raise ContractError(f"--dp must be a finite ε > 0. Got {epsilon}. Pass e.g. --dp 1.0.")
+    if not (math.isfinite(epsilon) and 0 < epsilon <= MAX_DP_EPSILON):
+        raise ContractError(
+            f"--dp must be a finite ε in (0, {MAX_DP_EPSILON:g}]. Got {epsilon}. Pass e.g. --dp 1.0 (nothing was "
+            "read or charged)."
+        )
+    if not (math.isfinite(delta) and 0 < delta < 1):
+        raise ContractError(f"--dp-delta must be in (0, 1), far below 1/n. Got {delta}. Pass e.g. --dp-delta 1e-7.")
     previous = registry.runs(table=table, limit=1)
     if previous:
         life_e, life_d = previous[0].lifetime_epsilon, previous[0].lifetime_delta
@@ -350,7 +374,7 @@ def infer_with_budget(
         kinds = _learnable(base)
         if not kinds:
             raise ContractError(
-                f"table {table!r} has no continuous, integer or categorical column whose bounds or categories "
+                f"table {table!r} has no continuous, integer, datetime or categorical column whose bounds or categories "
                 "could be learned; nothing to spend --dp on. Run `contract infer` without --dp."
             )
         plan = plan_mechanism(epsilon=epsilon, delta=delta, kinds=list(kinds.values()))
@@ -399,6 +423,14 @@ def apply_dp_domains(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
             exprs.append(
                 pl.when(text.is_null() | text.is_in(keep)).then(text).otherwise(pl.lit(OTHER_CATEGORY)).alias(name)
             )
+        elif col.kind == "datetime":
+            if dtype == pl.Date:
+                exprs.append(pl.col(name).clip(col.min.date(), col.max.date()).alias(name))  # type: ignore[union-attr]
+            elif isinstance(dtype, pl.Datetime):
+                lo_l, hi_l = (pl.lit(v).cast(pl.Datetime(dtype.time_unit)) for v in (col.min, col.max))  # type: ignore[union-attr]
+                if dtype.time_zone is not None:  # contract datetimes are naive UTC
+                    lo_l, hi_l = (x.dt.replace_time_zone("UTC").dt.convert_time_zone(dtype.time_zone) for x in (lo_l, hi_l))
+                exprs.append(pl.col(name).clip(lo_l, hi_l).alias(name))
         elif dtype.is_integer():
             info = np.iinfo(pl.Series([], dtype=dtype).to_numpy().dtype)
             lo, hi = max(int(col.min), int(info.min)), min(int(col.max), int(info.max))  # type: ignore[union-attr]

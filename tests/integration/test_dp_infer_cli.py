@@ -93,3 +93,13 @@ def test_infer_dp_charges_the_budget_and_its_contract_passes_the_public_gate(
                                 str(tmp_path / "again.yaml"), "--dp", f"{left + 0.5:.3f}", "--out", str(out)])
     assert again.exit_code == 4, again.output
     assert "REFUSED" in again.output and "--dp" in again.output and not (tmp_path / "again.yaml").exists()
+
+
+def test_a_bad_dp_budget_is_refused_before_anything_is_read_or_charged(tmp_path: Path) -> None:
+    db, out = _source(tmp_path), tmp_path / "out"
+    for args in (["--dp", "0"], ["--dp", "-1"], ["--dp", "nan"], ["--dp", "1e6"], ["--dp", "1", "--dp-delta", "2"]):
+        result = runner.invoke(app, ["contract", "infer", "--db", str(db), "--table", "people", "-o",
+                                     str(tmp_path / "c.yaml"), "--out", str(out), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert "--dp" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "c.yaml").exists() and Registry(out / "registry.duckdb").runs() == []

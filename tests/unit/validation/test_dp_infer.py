@@ -313,3 +313,31 @@ def test_render_round_trips_and_says_what_was_learned(tmp_path: Path) -> None:
     assert "dp_learned: true  # learned with DP" in body and "from_data: true" not in body
     assert "held-by-one-row" not in text and "1000000000" not in text
     assert parse_contract(yaml.safe_load(text)) == c
+
+
+def test_datetime_bounds_are_learned_on_calendar_years_and_clamped() -> None:
+    import datetime as dt
+
+    rng = np.random.default_rng(3)
+    days = rng.integers(0, 3 * 365, 3000)
+    when = [dt.datetime(2015, 3, 1) + dt.timedelta(days=int(d)) for d in days]
+    when[-1] = dt.datetime(1850, 6, 1)  # one row far back
+    df = pl.DataFrame({"when": when, "day": [w.date() for w in when], "x": rng.normal(5, 1, 3000)})
+    draft = infer_contract(df, table="t")
+    kinds = {n: draft.columns[n].kind for n in ("when", "day", "x")}
+    assert kinds["when"] == "datetime"
+    plan = plan_mechanism(epsilon=EPS, delta=DELTA, kinds=list(kinds.values()))
+    c = dp_infer_contract(draft, df, plan=plan, rng=np.random.default_rng(0), run_id="r",
+                          lifetime_epsilon=None, lifetime_delta=None)
+    col = c.columns["when"]
+    # rows span 2015-03-01 .. 2018-02-28: years 2015-2018, so [2015-01-01, 2019-01-01]; an empty year beside
+    # the range joins it with probability EDGE_BIN_RATE (5%) per side, hence the one-year allowance
+    assert col.dp_learned and col.min.month == col.max.month == 1 and col.min.day == col.max.day == 1
+    assert col.min.year in (2014, 2015) and col.max.year in (2019, 2020)
+    lo = col.min
+    prepared = apply_dp_domains(df, c)
+    assert prepared.get_column("when").min() == lo  # the 1850 row clamped
+    if c.columns["day"].kind == "datetime":  # a DATE column, drafted datetime
+        assert prepared.get_column("day").min() == c.columns["day"].min.date()
+    aware = df.select(pl.col("when").dt.replace_time_zone("UTC"))
+    assert apply_dp_domains(aware, c).get_column("when").min() == lo.replace(tzinfo=dt.UTC)
