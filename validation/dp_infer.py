@@ -291,8 +291,7 @@ def dp_infer_contract(
     data = draft.model_dump(mode="json")
     for name, col in data["columns"].items():
         if name in kinds:
-            keep = {k: col[k] for k in ("derived",) if k in col}
-            data["columns"][name] = {**_learned_spec(col, kinds[name], learned, name, plan), **keep}
+            data["columns"][name] = _learned_spec(col, kinds[name], learned, name, plan)
         elif draft.columns[name].kind in ("continuous", "integer", "categorical", "boolean", "datetime"):
             col["nullable"] = True
     data["privacy"]["lifetime_epsilon"] = lifetime_epsilon

@@ -103,3 +103,32 @@ def test_a_bad_dp_budget_is_refused_before_anything_is_read_or_charged(tmp_path:
         assert result.exit_code == 2, (args, result.output)
         assert "--dp" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "c.yaml").exists() and Registry(out / "registry.duckdb").runs() == []
+
+
+def test_the_noise_comes_from_the_private_entropy(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The CLI draws its noise from private_entropy() (OS entropy or the secret key), never a seed."""
+    import models.synthesizers.base as base
+
+    calls: list[int] = []
+    real = base.private_entropy
+
+    def counted() -> int:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(base, "private_entropy", counted)
+    db = _source(tmp_path)
+    outputs = []
+    for key in ("1", "2"):
+        monkeypatch.setenv("SYNTHGATE_NOISE_SEED", key)
+        drafted = tmp_path / f"c{key}.yaml"
+        result = runner.invoke(app, ["contract", "infer", "--db", str(db), "--table", "people", "-o", str(drafted),
+                                     "--dp", "1.0", "--out", str(tmp_path / f"out{key}")])
+        assert result.exit_code == 0, result.output
+        outputs.append(yaml.safe_load(drafted.read_text(encoding="utf-8"))["columns"])
+    assert len(calls) == 2
+    monkeypatch.setenv("SYNTHGATE_NOISE_SEED", "1")
+    again = tmp_path / "again.yaml"
+    assert runner.invoke(app, ["contract", "infer", "--db", str(db), "--table", "people", "-o", str(again),
+                               "--dp", "1.0", "--out", str(tmp_path / "out3")]).exit_code == 0
+    assert yaml.safe_load(again.read_text(encoding="utf-8"))["columns"] == outputs[0]  # the key repeats it
