@@ -301,8 +301,7 @@ def releases_list(
     for r in records:
         failed = [g["name"] for g in r.gates if not g.get("passed", True)]
         why = ", ".join(failed) if failed else (r.error or "")
-        status = r.status if r.kind == "release" else f"{r.status} (inference)"
-        view.add_row(r.run_id, r.source_table, status, r.started_at, r.user_name or "", f"{r.epsilon_charged:.4g}",
+        view.add_row(r.run_id, r.source_table, r.status, r.started_at, r.user_name or "", f"{r.epsilon_charged:.4g}",
                      why[:80])
     Console().print(view)
 
