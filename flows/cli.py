@@ -739,12 +739,28 @@ def contract_infer(
     table: Annotated[str, typer.Option(help="Table to describe.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the draft YAML.")],
     missing: Annotated[list[str], typer.Option(help="A string meaning 'missing' (repeatable), e.g. '?'.")] = [],  # noqa: B006
+    dp: Annotated[Optional[float], typer.Option(
+        "--dp", help="Learn bounds and categories with DP at this ε, charged to the table's lifetime budget in "
+        "the registry (--out/--registry), instead of copying them from the rows.")] = None,
+    dp_delta: Annotated[float, typer.Option(help="δ of --dp (below 1/n).")] = 1e-7,
+    lifetime_epsilon: Annotated[Optional[float], typer.Option(
+        help="With --dp on a table the registry does not know yet: its lifetime ε (default: the inference "
+        "plus 3 releases).")] = None,
+    out: OutOpt = None,
+    registry: RegistryOpt = None,
 ) -> None:
-    """Draft a contract from a table. Its bounds and categories come from PRIVATE rows: review them."""
+    """Draft a contract from a table. Its bounds and categories come from PRIVATE rows: review them.
+
+    With --dp EPS they are learned with differential privacy instead (DP quantile bins on a public
+    grid, a thresholded DP histogram of categories), charged to the table's lifetime budget.
+    """
     from flows.config import SourceConfig
     from tasks.ingest import InputError, read_source
     from validation.infer import infer_contract, render_inferred_yaml
 
+    if dp is not None:
+        return _contract_infer_dp(db, table, output, missing, dp, dp_delta, lifetime_epsilon,
+                                  _registry_path(out, registry))
     try:
         df = read_source(SourceConfig(db=db, table=table))
     except InputError as err:
@@ -756,6 +772,48 @@ def contract_infer(
         "private rows. Replace them with public knowledge before a release counts as DP; until "
         "then the contract_is_public gate blocks every release.",
         fg="yellow", err=True,
+    )
+
+
+def _contract_infer_dp(db: Path, table: str, output: Path, missing: list[str], epsilon: float, delta: float,
+                       lifetime_epsilon: float | None, registry_path: Path) -> None:
+    """`contract infer --dp`: charge the registry before reading a row, then learn with DP."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from flows.config import SourceConfig
+    from governance.locks import DatabaseLocked
+    from governance.registry import BudgetExceeded, Registry, RegistryError
+    from models.synthesizers.base import private_entropy
+    from tasks.ingest import InputError, read_source
+    from validation.contract import ContractError
+    from validation.dp_infer import infer_with_budget, render_dp_yaml
+    from validation.infer import infer_contract
+
+    console = Console(stderr=True)
+    try:
+        contract = infer_with_budget(
+            table=table, read=lambda: read_source(SourceConfig(db=db, table=table)),
+            draft=lambda df: infer_contract(df, table=table, missing_values=missing),
+            registry=Registry(registry_path), epsilon=epsilon, delta=delta, entropy=private_entropy(),
+            lifetime_epsilon=lifetime_epsilon, output=str(output),
+        )
+    except BudgetExceeded as err:
+        console.print(f"[bold red]REFUSED:[/] {escape(str(err))} (Here: a smaller --dp.)", highlight=False)
+        raise typer.Exit(EXIT_REFUSED) from None
+    except DatabaseLocked as err:
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
+        raise typer.Exit(EXIT_LOCKED) from None
+    except (InputError, ContractError, RegistryError) as err:
+        _bad_input(err)
+    output.write_text(render_dp_yaml(contract), encoding="utf-8")
+    paid = contract.dp_inference
+    assert paid is not None  # set by infer_with_budget
+    console.print(
+        f"wrote {escape(str(output))}: {len(contract.dp_learned_columns)} column(s) learned with DP, ε "
+        f"{paid.epsilon:.3g} (δ {paid.delta:.2g}) charged to table {table!r} in {escape(str(registry_path))} "
+        f"(run {paid.run_id}). Run releases with this registry. Still from the rows: the kinds and the columns "
+        f"listed under from_data ({len(contract.data_derived_columns)}).", highlight=False,
     )
 
 

@@ -139,6 +139,12 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _COLUMNS}
 
+    @property
+    def kind(self) -> str:
+        """'release', or 'contract inference' (``contract infer --dp`` learned bounds and categories
+        with DP; it is charged like a release). Kept in ``config["kind"]``."""
+        return str(self.config.get("kind", "release"))
+
 
 @dataclass(frozen=True)
 class Spend:
@@ -341,6 +347,16 @@ class Registry:
                 )
             con.execute("UPDATE runs SET training_started = TRUE, data_fingerprint = ? WHERE run_id = ?",
                         [data_fingerprint, run_id])
+
+    def set_lifetime(self, run_id: str, *, lifetime_epsilon: float | None, lifetime_delta: float | None) -> None:
+        """Record the lifetime budget a running run's output states (``contract infer --dp`` drafts the
+        contract, and so the table's lifetime budget, only once it has read the rows)."""
+        with self._con() as con:
+            rec = self._row(con, run_id)
+            if rec.status != "running":
+                raise RegistryError(f"run {run_id} is {rec.status}, not running.")
+            con.execute("UPDATE runs SET lifetime_epsilon = ?, lifetime_delta = ? WHERE run_id = ?",
+                        [lifetime_epsilon, lifetime_delta, run_id])
 
     def record_checkpoint(self, run_id: str, sha256: str) -> None:
         """Note the SHA-256 of the checkpoint a running run is about to write.

@@ -40,6 +40,7 @@ def open_run(
     Raises BudgetExceeded (the run is recorded as refused) when the table has too little left.
     ``resume``: reopen a killed or failed run with its reservation instead.
     """
+    check_dp_inference(registry, contract)
     if resume:
         record = registry.resume_run(run_id)
         if record.contract_hash != contract.fingerprint():
@@ -54,6 +55,31 @@ def open_run(
         lifetime_epsilon=contract.privacy.lifetime_epsilon, lifetime_delta=contract.privacy.lifetime_delta,
         contract_hash=contract.fingerprint(), config=config, output_db=str(output_db), output_table=output_table,
     )
+
+
+def check_dp_inference(registry: Registry, contract: Contract) -> None:
+    """A contract with ``dp_learned`` columns must name a charged ``contract inference`` run on this
+    table in THIS registry: otherwise its ε would not count against the table's lifetime budget (or
+    the marks were written by hand). Raises RegistryError before any row is read."""
+    from validation.dp_infer import INFERENCE_KIND
+
+    paid = contract.dp_inference
+    if paid is None:
+        return
+    try:
+        rec = registry.get(paid.run_id) if registry.path.exists() else None
+    except RegistryError:
+        rec = None
+    if (rec is None or rec.kind != INFERENCE_KIND or rec.source_table != contract.table
+            or rec.status != "released" or rec.epsilon_charged < paid.epsilon - 1e-9):
+        raise RegistryError(
+            f"the contract's dp_learned columns name the DP inference run {paid.run_id!r} "
+            f"(dp_inference.run_id), but the registry {registry.path} holds no such charged run of kind "
+            f"{INFERENCE_KIND!r} on table {contract.table!r}, so its ε {paid.epsilon:.3g} would not count "
+            "against the table's lifetime budget. Point the run config's `registry:` (or `out:`) at the registry "
+            "`synthgate contract infer --dp` used, or replace the dp_learned bounds and categories with public "
+            "knowledge and remove dp_learned and dp_inference."
+        )
 
 
 @private_task(name="record_training_start")

@@ -24,6 +24,7 @@ from validation.expectations import (
     validate_frame,
 )
 from validation.pii import PiiScan
+from validation.dp_infer import apply_dp_domains
 
 
 # Rows per streamed batch: a few hundred MB of Arrow for a wide table; great-expectations runs per batch.
@@ -182,7 +183,7 @@ def prepare_frame(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     in its kind's physical type where that is lossless (Date → Datetime, 0/1 → Boolean,
     ``validation.expectations.conform_types``); validation reports what still does not fit."""
     present = [c for c in contract.columns if c in df.columns]
-    out = df.select(present)
+    out = apply_dp_domains(df.select(present), contract)  # no-op unless the contract has dp_learned columns
     if contract.missing_values:
         out = out.with_columns(
             [

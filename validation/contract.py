@@ -147,6 +147,10 @@ _OPTIONAL_KEYS = ("modes", "special_values", "true_values", "false_values", "der
 class _ColumnBase(_Strict):
     nullable: bool = False
     description: str | None = None
+    # True when the bounds or categories were learned with a DP mechanism (``contract infer --dp``)
+    # whose ε is charged in the release registry (``Contract.dp_inference`` names the run).
+    # Left out of the serialised form when false, so other contracts keep their fingerprint.
+    dp_learned: bool = Field(False, exclude_if=lambda v: not v)
     # True when a bound or domain was drafted from the private rows (contract infer).
     from_data: bool = False
     derived: Derived | None = Field(
@@ -392,6 +396,23 @@ class PrivacyBudget(_Strict):
             )
 
 
+#: Kinds whose bounds or categories ``contract infer --dp`` learns.
+DP_LEARNABLE_KINDS = ("continuous", "integer", "categorical", "datetime")
+
+
+class DpInference(_Strict):
+    """What paid for a contract's ``dp_learned`` entries: one charged run in the release registry."""
+
+    run_id: str = Field(min_length=1, description="The registry run of kind 'contract inference'.")
+    epsilon: float = Field(gt=0, allow_inf_nan=False, description="ε it charged (RDP of the Gaussian mechanism).")
+    delta: float = Field(gt=0, lt=1, description="δ it charged (Gaussian part + the thresholding's part).")
+    mechanism: str = Field(min_length=1)
+    noise_std: float = Field(gt=0, allow_inf_nan=False, description="Std of the Gaussian noise on each count.")
+    category_threshold: float = Field(description="A value is released when its noisy count exceeds this.")
+    bin_threshold: float = Field(description="A numeric grid bin counts as occupied above this noisy count.")
+    columns: int = Field(ge=1, description="Columns learned together (the L2 sensitivity is sqrt of this).")
+
+
 class Gates(_Strict):
     """Release-gate thresholds; every gate must pass for a release.
 
@@ -534,6 +555,36 @@ class Contract(_Strict):
     privacy: PrivacyBudget
     gates: Gates = Field(default_factory=Gates)
     evaluation: Evaluation = Field(default_factory=Evaluation)
+    dp_inference: DpInference | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="The registry run that learned the `dp_learned` columns' bounds and categories with "
+        "DP (`synthgate contract infer --dp`) and the (ε, δ) it charged to the table's lifetime budget.",
+    )
+
+    @model_validator(mode="after")
+    def _dp_learned_paid(self) -> Contract:
+        learned = self.dp_learned_columns
+        both = [n for n in learned if self.columns[n].from_data]
+        if both:
+            raise ValueError(
+                f"columns {both} are marked both dp_learned and from_data; an entry is either learned "
+                "with DP or read off the rows. Remove one of the two marks."
+            )
+        wrong = [n for n in learned if self.columns[n].kind not in DP_LEARNABLE_KINDS]
+        if wrong:
+            raise ValueError(
+                f"columns {wrong} are marked dp_learned, but only {list(DP_LEARNABLE_KINDS)} columns have "
+                "bounds or categories to learn. Remove dp_learned from them."
+            )
+        if learned and self.dp_inference is None:
+            raise ValueError(
+                f"columns {learned[:5]}{' ...' if len(learned) > 5 else ''} are marked dp_learned but the "
+                "contract has no dp_inference record naming the registry run that paid for them. Draft it "
+                "again with `synthgate contract infer --dp EPS`, or replace their bounds/categories with "
+                "public knowledge and remove dp_learned."
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -632,6 +683,11 @@ class Contract(_Strict):
     @property
     def data_derived_columns(self) -> list[str]:
         return [n for n, c in self.columns.items() if c.from_data]
+
+    @property
+    def dp_learned_columns(self) -> list[str]:
+        """Columns whose bounds/categories were learned with DP and charged (``contract infer --dp``)."""
+        return [n for n, c in self.columns.items() if c.dp_learned]
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON form, for the report and the registry."""

@@ -84,10 +84,19 @@ def contract_public_result(contract: Contract) -> MetricResult:
     """Gate: no contract entry may be data-derived (``from_data: true``).
 
     Bounds or categories drafted from the private rows (``synthgate contract infer``) leak
-    them outside the DP guarantee; a person must replace them with public knowledge.
+    them outside the DP guarantee; a person must replace them with public knowledge. Columns
+    marked ``dp_learned`` (``contract infer --dp``: learned with DP, charged to the table's
+    lifetime budget) count as public.
     """
     derived = list(contract.data_derived_columns)
     details: dict[str, object] = {"data_derived_columns": derived}
+    learned = contract.dp_learned_columns
+    if learned and contract.dp_inference is not None:
+        # Public: learned with DP and charged to the table's lifetime budget (the flow checked the
+        # registry holds the run before reading a row: tasks.governance.check_dp_inference).
+        paid = contract.dp_inference
+        details["dp_learned_columns"] = learned
+        details["dp_inference"] = {"run_id": paid.run_id, "epsilon": paid.epsilon, "delta": paid.delta}
     if derived:
         details["fix"] = (
             "Replace the bounds/categories of these columns with public knowledge and remove "
@@ -96,6 +105,11 @@ def contract_public_result(contract: Contract) -> MetricResult:
     description = CONTRACT_DESCRIPTION
     if derived:
         description += f" Read off the data here: {', '.join(derived)}."
+    if learned and contract.dp_inference is not None:
+        description += (
+            f" {len(learned)} column(s) were learned with DP (ε {contract.dp_inference.epsilon:.3g}, charged to "
+            f"the table's lifetime budget by run {contract.dp_inference.run_id}) and count as public."
+        )
     return MetricResult(
         name="contract_is_public",
         value=float(len(derived)),
