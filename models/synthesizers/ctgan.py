@@ -14,9 +14,12 @@ What differs from the public CTGAN code, and why (see DESIGN.md, "known leaks"):
   together and noised by Opacus' DPOptimizer;
 - no early stopping or model selection on real data; the generator (and its BatchNorm)
   never touches a real row, so its updates are post-processing of the DP critic.
-The generator is steered by two post-processing signals besides the critic: the
-conditional vector's cross-entropy (as in CTGAN) and a marginal loss towards the DP
-histograms, so DP-SGD's noisy critic only has to teach the dependencies between columns.
+The generator is steered by three post-processing signals besides the critic: the
+conditional vector's cross-entropy (as in CTGAN), a marginal loss towards the DP
+histograms, and (``marginals="auto"``, the default) a loss towards DP-measured 2-way marginals
+(models/marginals.py), so DP-SGD's noisy critic is left with the dependencies no measured pair holds.
+The training schedule (steps, batch, σ, learning rate) comes from public quantities only
+(models/schedule.py) unless ``epochs`` or ``batch_size`` is set.
 
 Numerics are quantile-normalised by default; ``numeric_encoding="modes"`` uses CTGAN's
 mode-specific normalisation with modes from the contract or fitted to the DP histogram
@@ -92,6 +95,16 @@ class CTGANConfig(SynthConfig):
     steps draw conditions from the DP frequencies (``codec.frequencies``), or from their
     logarithm (``log_frequency``, CTGAN's choice, which shows rare categories more often).
 
+    ``epochs`` / ``batch_size``: None (the default) lets ``models/schedule.py`` choose the Poisson
+    rate, the step count, σ and the critic's learning rate together from ε, δ, the codec's DP row
+    estimate and the encoded width; setting either one trains for those epochs at that batch instead.
+
+    ``marginals="auto"`` (default): after the codec, ``marginal_share`` of the remaining ε measures
+    2-way marginals of the discretised table (every pair with the contract's target, plus pairs chosen
+    by the exponential mechanism; ``models/marginals.py``), and the generator's loss gains
+    ``pair_weight`` × Σ KL(measured pair ‖ the batch's soft joint): post-processing of charged
+    measurements, beside the critic's signal. ``"off"``: the critic gets that share back.
+
     ``clipping``: how DP-SGD clips the critic's per-sample gradients. "ghost" (default) computes
     each sample's gradient norm without materialising the gradient (Opacus' ghost clipping; see
     ``models.dp.PrivateTrainer``); "per-sample" materialises them. Same mechanism, same ε; ghost
@@ -119,9 +132,16 @@ class CTGANConfig(SynthConfig):
     batch_size: int | None = Field(
         None, ge=2, description="Expected Poisson batch; None: models/schedule.py (5·√n̂ within [64, 4096])."
     )
-    marginals: Literal["auto", "off"] = "auto"
-    marginal_share: float = Field(0.5, gt=0, lt=1)
-    pair_weight: float = Field(1.0, ge=0)
+    marginals: Literal["auto", "off"] = Field(
+        "auto", description="auto: measure 2-way marginals under DP (models/marginals.py) for the generator to match."
+    )
+    marginal_share: float = Field(
+        0.5, gt=0, lt=1, description="Share of the ε left after the codec that the pair marginals spend."
+    )
+    pair_weight: float = Field(1.0, ge=0, description="Weight of the generator's loss on the measured pair marginals.")
+    extra_pairs: int | None = Field(
+        None, ge=0, description="Pairs chosen beyond the target's; None: one per variable less one (a tree's worth)."
+    )
 
 
 class _Residual(nn.Module):
@@ -539,7 +559,9 @@ class DPCTGAN(Synthesizer):
         if dp:
             spent = ledger.epsilon
             target = spent + self.config.marginal_share * (epsilon - spent)
-        return measure_marginals(encoded, self.codec, ledger=ledger, target_epsilon=target, rng=rng)
+        return measure_marginals(
+            encoded, self.codec, ledger=ledger, target_epsilon=target, rng=rng, extra=self.config.extra_pairs
+        )
 
     def _schedule(self, *, ledger: PrivacyLedger, dp: bool, epsilon: float, n_hat: float) -> training_schedule.Schedule:
         """models/schedule.py's plan, or the user's epochs / batch size when either is set."""
