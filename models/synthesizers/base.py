@@ -14,8 +14,9 @@ Rules every subclass follows (DESIGN.md, "Differential privacy, end to end"):
 - networks that never read a real row (generators) are post-processing;
 - no early stopping or model selection on real data;
 - randomness through explicit generators (``make_generators``): the public ones from ``seed``,
-  the DP mechanisms' own (noise, Poisson sampling, codec noise) from secret entropy
-  (``private_entropy``), never from the seed a report shows.
+  the DP mechanisms' own (noise, Poisson sampling, codec noise) and every draw that touches a
+  private sample (``Generators.per_sample``: fake partners, condition choices, interpolation
+  weights, VAE noise) from secret entropy (``private_entropy``), never from the seed a report shows.
 """
 
 from __future__ import annotations
@@ -158,21 +159,40 @@ def private_randomness_source() -> str:
 class Generators:
     """Independent streams for one fit (the global RNGs are never touched).
 
-    Public streams come from the fit's ``seed``; the three private ones (marked) from
+    Public streams come from the fit's ``seed``; the private ones (marked) from
     ``private_entropy()`` mixed with the seed, so they never follow from a value a report shows.
+    Each stream is its own child of a ``SeedSequence`` (domain separation): no stream's draws
+    say anything about another's.
+
+    ``per_sample`` is for every draw that is paired with a real row inside a private step: the
+    critic's fake partners (their latent noise, conditions and Gumbel noise), the condition column
+    chosen for a real row, WGAN-GP's interpolation weight α, the VAE's reparameterisation noise.
+    DP-SGD's per-sample sensitivity argument treats the partner of row i as part of sample i: a
+    draw independent of every other row and unknown to the adversary. Assigned by batch position
+    from a public stream, adding one row would shift every later row's (known) partner.
+    The generator's own steps never use it, so the realised (private) batch size, which decides
+    how much of it a step consumes, leaves no mark on the released networks.
     """
 
     numpy: np.random.Generator  # PRIVATE: codec noise, integer dequantisation
     init: torch.Generator  # weight initialisation (CPU)
     batches: torch.Generator  # PRIVATE: Poisson sampling (CPU); amplification needs it secret
-    device: torch.Generator  # latent noise, Gumbel noise (on the model's device)
+    device: torch.Generator  # latent noise, Gumbel noise of the generator's own steps (model's device)
     noise: torch.Generator  # PRIVATE: DP-SGD noise (on the model's device)
-    extra: torch.Generator  # anything else a model needs (on the model's device)
+    extra: torch.Generator  # anything else a model needs that touches no real row (model's device)
+    per_sample: torch.Generator  # PRIVATE: draws paired with real rows (see above; model's device)
+
+
+#: the torch streams of ``Generators``, in checkpoint order (``numpy`` is saved apart)
+TORCH_STREAMS = ("init", "batches", "device", "noise", "extra", "per_sample")
+#: the streams drawn from ``private_entropy()``
+PRIVATE_STREAMS = frozenset({"numpy", "batches", "noise", "per_sample"})
 
 
 def make_generators(seed: int, device: torch.device) -> Generators:
     public = np.random.SeedSequence(seed).spawn(3)
-    private = np.random.SeedSequence([private_entropy(), seed]).spawn(3)
+    # spawn(4): children 0-2 are those of the former spawn(3), so the existing streams are unchanged
+    private = np.random.SeedSequence([private_entropy(), seed]).spawn(4)
     t = lambda s: int(s.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))  # noqa: E731  (63-bit seed)
     return Generators(
         numpy=np.random.default_rng(private[0]),
@@ -181,6 +201,7 @@ def make_generators(seed: int, device: torch.device) -> Generators:
         device=torch.Generator(device=device).manual_seed(t(public[1])),
         noise=torch.Generator(device=device).manual_seed(t(private[2])),
         extra=torch.Generator(device=device).manual_seed(t(public[2])),
+        per_sample=torch.Generator(device=device).manual_seed(t(private[3])),
     )
 
 
@@ -188,13 +209,19 @@ def generators_state(g: Generators) -> dict[str, Any]:
     """Every stream's position, for a checkpoint (it then holds the private streams: keep it secret)."""
     return {
         "numpy": g.numpy.bit_generator.state,
-        **{name: getattr(g, name).get_state() for name in ("init", "batches", "device", "noise", "extra")},
+        **{name: getattr(g, name).get_state() for name in TORCH_STREAMS},
     }
 
 
 def restore_generators(g: Generators, state: dict[str, Any]) -> None:
+    missing = [name for name in ("numpy", *TORCH_STREAMS) if name not in state]
+    if missing:
+        raise ValueError(
+            f"checkpoint lacks the random streams {missing} (written by an older synthgate); it cannot be "
+            "resumed exactly. Delete it to start the run over."
+        )
     g.numpy.bit_generator.state = state["numpy"]
-    for name in ("init", "batches", "device", "noise", "extra"):
+    for name in TORCH_STREAMS:
         getattr(g, name).set_state(state[name])
 
 
@@ -464,7 +491,8 @@ class Synthesizer(ABC):
         chunks keep each partner independent of ``b`` and of every real row. None for ``b = 0``.
 
         ``b`` itself is private, so nothing that shapes the released generator may depend on it:
-        ``make`` must draw from a stream the generator's own steps never use (``gens.extra``), and
+        ``make`` must draw from a stream the generator's own steps never use (``gens.per_sample``,
+        private: a partner is paired with a real row), and
         ``keep`` (the generator) gets its BatchNorm running statistics back afterwards, since the
         number of chunks would otherwise leave its mark on them (found by the taint test).
         """

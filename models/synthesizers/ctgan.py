@@ -81,8 +81,8 @@ class CTGANConfig(SynthConfig):
     (CTGAN's mode-specific normalisation, at most ``max_modes`` modes per learned mixture).
 
     ``critic_conditioning``: the critic scores [row, condition] instead of rows alone. Real rows
-    stay Poisson-sampled; for each real row a discrete column is drawn at random (seeded, from
-    no data) and the condition is the row's OWN category in it, a function of the row itself.
+    stay Poisson-sampled; for each real row a discrete column is drawn at random (from the
+    private per-sample stream, reading no data) and the condition is the row's OWN category in it, a function of the row itself.
     Its fake partner is generated with the same condition vector, and the critic sees
     [real_i, cond_i] and [fake_i, cond_i] as the two halves of ONE sample, clipped together by
     DP-SGD (``pair_losses``). Why this is DP-correct: the pair's loss ℓ_i depends on no other real
@@ -339,7 +339,8 @@ class DPCTGAN(Synthesizer):
 
     def _own_cond(self, real: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Per real row: a discrete column drawn at random (no data read), conditioned on the row's
-        own category in it. Row i's condition is a function of row i alone."""
+        own category in it. Row i's condition is a function of row i alone and of a draw from ``g``,
+        which must be the private per-sample stream (``gens.per_sample``)."""
         b = real.shape[0]
         block_of = torch.cat(
             [torch.full((blk.width,), j, dtype=torch.long) for j, blk in enumerate(self._cond_blocks)]
@@ -481,12 +482,12 @@ class DPCTGAN(Synthesizer):
                 # [row, its own condition] vs [fake | same condition]: one clipped sample per pair.
                 loss_d = None
                 if b > 0:
-                    cond_r = self._own_cond(real, gens.extra)
+                    cond_r = self._own_cond(real, gens.per_sample)
                     # Eval mode: BatchNorm uses its running statistics (made by generator steps on
                     # fakes only), so partner i depends on its own condition and on no other real row.
                     self.generator.eval()
                     with torch.no_grad():
-                        fake = self._activate(self._generate_given(cond_r, gens.extra), gens.extra)
+                        fake = self._activate(self._generate_given(cond_r, gens.per_sample), gens.per_sample)
                     self.generator.train()
                     pair = torch.stack([torch.cat([real, cond_r], 1), torch.cat([fake, cond_r], 1)], dim=1)
                     loss_d = pair_losses(trainer.module(pair))
@@ -494,7 +495,8 @@ class DPCTGAN(Synthesizer):
             else:
                 with torch.no_grad():
                     fake = self._fake_partners(
-                        b, bg, lambda m: self._activate(self._generate(m, gens.extra)[0], gens.extra), keep=self.generator
+                        b, bg, lambda m: self._activate(self._generate(m, gens.per_sample)[0], gens.per_sample),
+                        keep=self.generator,
                     )
                 loss_d = pair_losses(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
                 trainer.step(loss_d, b)

@@ -207,7 +207,7 @@ class GumbelGAN(Synthesizer):
             real = X[idx]
             b = real.shape[0]
             with torch.no_grad():
-                fake = self._fake_partners(b, bg, lambda m: self._generate(m, gens.extra), keep=self.generator)
+                fake = self._fake_partners(b, bg, lambda m: self._generate(m, gens.per_sample), keep=self.generator)
             loss_d = self._critic_loss(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
             trainer.step(loss_d, b)
             if cfg.loss == "wasserstein":

@@ -338,7 +338,8 @@ class MedGAN(Synthesizer):
         batch statistic inside the generator).
         """
         rows, means = [], []
-        # ``g`` is a stream the generator's own steps never use, and BatchNorm's running statistics
+        # ``g`` is the private per-sample stream (partners are paired with real rows), which the
+        # generator's own steps never use, and BatchNorm's running statistics
         # come back afterwards: the private b must leave no mark on the released networks.
         with torch.no_grad(), buffers_kept(self.generator, self.decoder):  # partners carry no gradient
             for _ in range(math.ceil(b / chunk)):
@@ -487,7 +488,7 @@ class MedGAN(Synthesizer):
             idx = poisson_sample(n, q, gens.batches).to(dev)
             real = X[idx]
             with torch.no_grad():
-                fake, fake_mean = self._fake_partners(real.shape[0], chunk, gens.extra)
+                fake, fake_mean = self._fake_partners(real.shape[0], chunk, gens.per_sample)
             self._private_step(d_trainer, d_loss, self._pairs(real, fake, fake_mean))
 
             # generator (+ decoder): post-processing of the DP discriminator

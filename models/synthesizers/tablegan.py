@@ -494,7 +494,7 @@ class TableGAN(Synthesizer):
             b = real.shape[0]
             with torch.no_grad():
                 fake = self._fake_partners(
-                    b, bg, lambda m: self._activate(self._generate(m, gens.extra), gens.extra), keep=self.generator
+                    b, bg, lambda m: self._activate(self._generate(m, gens.per_sample), gens.per_sample), keep=self.generator
                 )
             loss_d = pair_loss(trainer_d.module(torch.stack([real, fake], dim=1))) if fake is not None else None
             trainer_d.step(loss_d, b)

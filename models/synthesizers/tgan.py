@@ -21,7 +21,7 @@ paper, for every one-hot block KL(target ‖ mean softmax of the generated batch
 What differs from the paper, and why:
 - the discriminator trains under DP-SGD (Opacus hooks path, one ``PrivateTrainer``
   ``dp-sgd-critic``) with the penalty-free pair loss (models/dp.py): each Poisson-sampled
-  real row is clipped together with its fake partner;
+  real row is clipped together with its fake partner, drawn from the private per-sample stream;
 - NO minibatch discrimination: TGAN's discriminator appends a statistic computed across the
   batch, i.e. across *real rows*, so one row's gradient would depend on the others and
   per-sample clipping would no longer bound a row's influence: a leak under per-sample DP.
@@ -330,7 +330,7 @@ class TGAN(Synthesizer):
         # batch size, so nothing the generator does depends on it.
         bg = max(2, round(q * n_hat))
         for step in range(1, steps + 1):
-            # ---- one generated batch: the discriminator's fake partners and the generator's loss
+            # ---- the generator's batch (public stream): its loss after the discriminator step
             self.generator.train()
             logits, fake = self._generate(bg, g_dev)
 
@@ -338,12 +338,11 @@ class TGAN(Synthesizer):
             idx = poisson_sample(n, q, gens.batches).to(dev)
             real = X[idx]
             b = real.shape[0]
-            partners = fake.detach()[:b]
-            if b > bg:  # a large Poisson draw: more fake partners from the same distribution
-                with torch.no_grad():
-                    more = self._fake_partners(b - bg, bg, lambda m: self._generate(m, gens.extra)[1], keep=self.generator)
-                    partners = torch.cat([partners, more])
-            loss_d = pair_loss(trainer.module(torch.stack([real, partners], dim=1))) if b > 0 else None
+            # Fake partners are paired with real rows: fresh draws from the private per-sample
+            # stream, never the generator's own batch (whose draws are public and whose rows the
+            # generator's update reveals: a row's partner must be unknown to the adversary).
+            partners = self._fake_partners(b, bg, lambda m: self._generate(m, gens.per_sample)[1], keep=self.generator)
+            loss_d = pair_loss(trainer.module(torch.stack([real, partners], dim=1))) if partners is not None else None
             trainer.step(loss_d, b)
 
             # ---- generator: post-processing of the (DP) discriminator ---------------------

@@ -347,7 +347,8 @@ class DPTVAE(Synthesizer):
             b = real.shape[0]
             loss_sum = None
             if b > 0:
-                noise = torch.randn(b, cfg.latent_dim, generator=gens.device, device=dev)
+                # reparameterisation noise of real rows: the private per-sample stream
+                noise = torch.randn(b, cfg.latent_dim, generator=gens.per_sample, device=dev)
                 out, log_sigma, mu, logvar = trainer.module(real, noise)
                 per_row, kl = row_loss(self.codec, real, out, log_sigma, mu, logvar, loss_factor=cfg.loss_factor)
                 loss_sum = per_row.sum()

@@ -253,9 +253,11 @@ class WGANGP(Synthesizer):
             idx = poisson_sample(n, q, gens.batches).to(dev)
             real = self._critic_input(X[idx])
             b = real.shape[0]
-            with torch.no_grad():  # partners and α from a stream the generator's steps never use
-                fake = self._critic_input(self._generate(b, gens.extra))
-            alpha = torch.rand(b, 1, generator=gens.extra, device=dev)
+            # partners and α: paired with real rows, so from the private per-sample stream, which the
+            # generator's steps never use
+            with torch.no_grad():
+                fake = self._critic_input(self._generate(b, gens.per_sample))
+            alpha = torch.rand(b, 1, generator=gens.per_sample, device=dev)
             trainer.step_per_sample(loss_fn, real, fake, alpha)
 
             # ---- generator: post-processing of the DP critic -------------------------

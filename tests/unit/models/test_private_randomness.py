@@ -56,13 +56,14 @@ def test_private_streams_change_with_the_key_public_streams_do_not(monkeypatch: 
             "extra": torch.rand(4, generator=g.extra),
             "noise": torch.rand(4, generator=g.noise),
             "batches": torch.rand(4, generator=g.batches),
+            "per_sample": torch.rand(4, generator=g.per_sample),
             "numpy": torch.as_tensor(g.numpy.random(4)),
         }
 
     a, b = draws("1"), draws("2")
     for public in ("init", "device", "extra"):
         assert torch.equal(a[public], b[public]), public
-    for private in ("noise", "batches", "numpy"):
+    for private in ("noise", "batches", "numpy", "per_sample"):
         assert not torch.equal(a[private], b[private]), private
 
 

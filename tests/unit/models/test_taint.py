@@ -43,6 +43,10 @@ Besides the model (codec, conditional sampler, networks, samples), two more thin
 The two leaks this test found (tvae reporting exact statistics of real rows, and the realised Poisson
 batch size steering the generator) are fixed; the comments above their tests say how.
 
+Third, the per-sample streams (``test_every_draw_in_a_private_step_comes_from_a_private_stream``): every
+random torch call between a Poisson sample and the end of its mechanism is traced, and must draw from a
+stream that follows the secret key (fake partners, conditions, α, VAE noise: ``Generators.per_sample``).
+
 The fits are tiny (300 rows, Poisson rate ~0.1, 5 DP steps per network, small networks, ε = 1
 because Opacus' RDP analysis is quickest there). The module runs on one torch thread, so that the
 comparisons are exact and other processes on the machine slow it down less.
@@ -52,8 +56,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import importlib
 import json
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -63,8 +69,10 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 import models.dp as dp_module
+import models.synthesizers.base as base_module
 import models.synthesizers.ctgan as ctgan_module
 import models.synthesizers.tablegan as tablegan_module
 from models.codec import Codec
@@ -72,7 +80,7 @@ from models.dp import PrivateTrainer
 from models.ledger import PrivacyLedger
 from models.sampling import sample_where
 from models.synthesizers import MODEL_NAMES, get_synthesizer
-from models.synthesizers.base import Synthesizer, TrainingProgress
+from models.synthesizers.base import NOISE_SEED_ENV, PRIVATE_STREAMS, Generators, Synthesizer, TrainingProgress
 from validation.contract import (
     BooleanColumn,
     CategoricalColumn,
@@ -362,11 +370,156 @@ def neutralised(taint: Taint) -> Iterator[Taint]:
 def batches_from_first_rows(n: int) -> Iterator[None]:
     """Poisson-sample as if the table had only its first ``n`` rows: the same batches on a larger table."""
     mp = pytest.MonkeyPatch()
-    original = dp_module.poisson_sample
     for module in ("ctgan", "tvae", "gumbel_gan", "wgan_gp", "medgan", "tablegan", "tgan"):
-        mp.setattr(f"models.synthesizers.{module}.poisson_sample", lambda rows, rate, g: original(min(rows, n), rate, g))
+        original = getattr(importlib.import_module(f"models.synthesizers.{module}"), "poisson_sample")  # the tracer's, if on
+        mp.setattr(
+            f"models.synthesizers.{module}.poisson_sample",
+            lambda rows, rate, g, original=original: original(min(rows, n), rate, g),
+        )
     try:
         yield
+    finally:
+        mp.undo()
+
+
+# ---------------------------------------------------------------------------- which stream each private draw uses
+# Torch functions that draw random numbers (a ``generator=`` argument, or the global RNG without one).
+RANDOM_OPS = frozenset({
+    "rand", "randn", "randint", "rand_like", "randn_like", "randint_like", "randperm", "normal", "poisson",
+    "bernoulli", "multinomial", "uniform_", "normal_", "bernoulli_", "exponential_", "geometric_", "cauchy_",
+    "log_normal_", "random_", "dropout", "alpha_dropout", "feature_alpha_dropout", "gumbel_softmax", "rrelu",
+})
+# Mechanisms whose samples pair a real row with random draws (fake partners, conditions, α, VAE noise);
+# the others (autoencoders, tablegan's classifier and feature moments) read real rows alone.
+PAIRED = frozenset({"dp-sgd-critic", "dp-sgd-discriminator", "dp-sgd-vae"})
+GLOBAL_RNG = "the global RNG"
+UNKNOWN = "a generator not made by make_generators"
+OTHER_KEY = "424242"  # a second SYNTHGATE_NOISE_SEED, to tell which streams follow the secret key
+
+
+@dataclass
+class PrivateStep:
+    """One private step: from its Poisson draw to the end of its mechanism; the stream of every draw."""
+
+    mechanism: str = ""
+    batch: int = 0
+    draws: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Draws:
+    """What the tracer saw in one fit. ``streams``: id of each generator make_generators returned -> its
+    field name; ``private``: the fields whose seed changes with the secret key (found by making the
+    streams again under another key, so a stream derived from the public seed alone shows as public)."""
+
+    streams: dict[int, str] = field(default_factory=dict)
+    private: set[str] = field(default_factory=set)
+    fields: set[str] = field(default_factory=set)
+    steps: list[PrivateStep] = field(default_factory=list)
+    open: PrivateStep | None = None
+    unopened: list[str] = field(default_factory=list)  # steps that ended without a Poisson draw
+
+    def name(self, g: Any) -> str:
+        if g is None:
+            return GLOBAL_RNG
+        return self.streams.get(id(g), UNKNOWN)
+
+    def stray(self) -> list[str]:
+        """Draws in a private step from anything but a private stream of the fit."""
+        return [
+            f"{s.mechanism} step {i}: a draw from {d}"
+            for i, s in enumerate(self.steps) for d in s.draws if d not in self.private
+        ]
+
+
+def _stream_seeds(g: Generators) -> dict[str, Any]:
+    return {
+        name: (json.dumps(str(v.bit_generator.state)) if isinstance(v, np.random.Generator) else v.initial_seed())
+        for name, v in vars(g).items()
+    }
+
+
+class _DrawTracer(TorchFunctionMode):
+    """Records, while a private step is open, the stream every random torch call draws from."""
+
+    def __init__(self, draws: Draws) -> None:
+        super().__init__()
+        self.draws = draws
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        step = self.draws.open
+        if step is not None and getattr(func, "__name__", "") in RANDOM_OPS:
+            g = kwargs.get("generator", next((a for a in args if isinstance(a, torch.Generator)), None))
+            step.draws.append(self.draws.name(g))
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def traced(draws: Draws) -> Iterator[Draws]:
+    """Trace a fit: a private step opens at each Poisson sample and closes when its mechanism has run
+    (``PrivateTrainer.step`` / ``step_per_sample``, tablegan's ``release_feature_moments``)."""
+    mp = pytest.MonkeyPatch()
+    make = base_module.make_generators
+
+    def capturing_make_generators(seed: int, device: torch.device) -> Generators:
+        gens = make(seed, device)
+        key = os.environ.get(NOISE_SEED_ENV)
+        os.environ[NOISE_SEED_ENV] = OTHER_KEY if key != OTHER_KEY else OTHER_KEY + "1"
+        try:
+            other = make(seed, device)
+        finally:
+            if key is None:
+                del os.environ[NOISE_SEED_ENV]
+            else:
+                os.environ[NOISE_SEED_ENV] = key
+        a, b = _stream_seeds(gens), _stream_seeds(other)
+        draws.fields |= set(a)
+        draws.private |= {name for name in a if a[name] != b[name]}
+        draws.streams.update({id(v): name for name, v in vars(gens).items()})
+        return gens
+
+    def open_step(poisson: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        def poisson_sample(n: int, rate: float, g: torch.Generator) -> torch.Tensor:
+            draws.open = PrivateStep()
+            draws.steps.append(draws.open)
+            return poisson(n, rate, g)
+
+        return poisson_sample
+
+    def close_step(mechanism: str, batch: int) -> None:
+        if draws.open is None:
+            draws.unopened.append(mechanism)
+        else:
+            draws.open.mechanism, draws.open.batch = mechanism, batch
+        draws.open = None
+
+    step, step_per_sample = PrivateTrainer.step, PrivateTrainer.step_per_sample
+    release = tablegan_module.release_feature_moments
+
+    def traced_step(self: PrivateTrainer, loss_sum: Any, batch_size: int) -> None:
+        step(self, loss_sum, batch_size)
+        close_step(self.entry.mechanism, batch_size)
+
+    def traced_step_per_sample(self: PrivateTrainer, loss_fn: Any, *samples: torch.Tensor) -> None:
+        step_per_sample(self, loss_fn, *samples)
+        close_step(self.entry.mechanism, samples[0].shape[0] if samples else 0)
+
+    def traced_release(features: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        out = release(features, **kwargs)
+        close_step(MOMENTS, features.shape[0])
+        return out
+
+    for module in ("ctgan", "tvae", "gumbel_gan", "wgan_gp", "medgan", "tablegan", "tgan"):
+        mod = importlib.import_module(f"models.synthesizers.{module}")
+        mp.setattr(mod, "make_generators", capturing_make_generators)
+        mp.setattr(mod, "poisson_sample", open_step(mod.poisson_sample))
+    mp.setattr(PrivateTrainer, "step", traced_step)
+    mp.setattr(PrivateTrainer, "step_per_sample", traced_step_per_sample)
+    mp.setattr(tablegan_module, "release_feature_moments", traced_release)
+    try:
+        with _DrawTracer(draws):
+            yield draws
     finally:
         mp.undo()
 
@@ -388,6 +541,7 @@ class Fit:
     ledger: PrivacyLedger
     calls: dict[str, int]
     progress: list[TrainingProgress]
+    draws: Draws
 
 
 _FITS: dict[tuple[str, str, frozenset[str], bool], Fit] = {}
@@ -402,22 +556,30 @@ def fit(
     the first N_ROWS rows only."""
     key = (case.id, table, live, same_batches)
     if key not in _FITS:
-        cls = get_synthesizer(case.name)
-        # the codec noise of ε = 3 (8): ε = 1's default would leave a 300-row table's DP row count so
-        # noisy that a fit could take a single step, too few for the step-count checks below
-        config = cls.config_class(
-            epochs=EPOCHS, batch_size=BATCH, codec_noise_multiplier=8.0, **TINY[case.name], **dict(case.options)
-        )
-        ledger = PrivacyLedger(contract.privacy.delta)
-        seen: list[TrainingProgress] = []
-        pinned = batches_from_first_rows(N_ROWS) if same_batches else nullcontext()
-        with neutralised(Taint(live)) as taint, pinned:
-            model = cls(contract, config, device="cpu").fit(
-                tables[table].select(contract.modelled_columns), ledger=ledger, epsilon=EPSILON, seed=SEED,
-                progress=seen.append,
-            )
-        _FITS[key] = Fit(model, ledger, dict(taint.calls), seen)
+        _FITS[key] = fit_now(case, contract, tables, table, live, same_batches=same_batches)
     return _FITS[key]
+
+
+def fit_now(
+    case: Case, contract: Contract, tables: dict[str, pl.DataFrame], table: str,
+    live: frozenset[str] = frozenset(), *, same_batches: bool = False,
+) -> Fit:
+    """``fit`` without the cache."""
+    cls = get_synthesizer(case.name)
+    # the codec noise of ε = 3 (8): ε = 1's default would leave a 300-row table's DP row count so
+    # noisy that a fit could take a single step, too few for the step-count checks below
+    config = cls.config_class(
+        epochs=EPOCHS, batch_size=BATCH, codec_noise_multiplier=8.0, **TINY[case.name], **dict(case.options)
+    )
+    ledger = PrivacyLedger(contract.privacy.delta)
+    seen: list[TrainingProgress] = []
+    pinned = batches_from_first_rows(N_ROWS) if same_batches else nullcontext()
+    with neutralised(Taint(live)) as taint, traced(Draws()) as draws, pinned:
+        model = cls(contract, config, device="cpu").fit(
+            tables[table].select(contract.modelled_columns), ledger=ledger, epsilon=EPSILON, seed=SEED,
+            progress=seen.append,
+        )
+    return Fit(model, ledger, dict(taint.calls), seen, draws)
 
 
 def codec_fingerprint(model: Synthesizer) -> str:
@@ -530,8 +692,8 @@ def test_swapping_the_table_for_sentinels_changes_no_reported_figure(
 # Fixed leak (found by this test): the realised Poisson batch size b (a private count: it grows with
 # the table) steered the generator. Fake partners for a critic step came from the same device stream
 # as the generator's own training noise, in ceil(b / chunk) chunks (or b rows), and chunks made in
-# train mode updated BatchNorm's running statistics. Partners now come from ``gens.extra``, which the
-# generator's steps never use, and ``buffers_kept`` restores the running statistics (base.py
+# train mode updated BatchNorm's running statistics. Partners now come from ``gens.per_sample``, which
+# the generator's steps never use, and ``buffers_kept`` restores the running statistics (base.py
 # ``_fake_partners``; medgan's own ``_fake_partners``; wgan_gp's partners and alphas).
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_the_row_count_reaches_the_model_only_through_the_dp_estimate(
@@ -583,3 +745,56 @@ def test_positive_control_one_live_mechanism_shows_the_swap(
         assert "codec" not in diff, diff
         networks = [d for d in diff if "." in d]
         assert networks, f"{case.id}: {mechanism} reads the table, yet the released networks are identical"
+
+
+# ---------------------------------------------------------------------------- private per-sample streams
+# Issue 18, item 3. Under DP-SGD's threat model every iterate is visible, and the per-sample sensitivity
+# argument treats everything paired with real row i (its fake partner, that partner's condition and
+# Gumbel noise, the condition column chosen for it, WGAN-GP's α_i, the VAE's noise) as part of sample i:
+# independent of the other rows and unknown to the adversary. Drawn by batch position from a stream
+# the public seed determines, adding one row would shift every later row's known partner. So every
+# random draw between a Poisson sample and the end of its mechanism must come from a stream that
+# follows the secret key. ``traced`` tells which streams those are by making the fit's streams again
+# under another key: a stream derived from the public seed alone shows as public and fails this test.
+@pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
+def test_every_draw_in_a_private_step_comes_from_a_private_stream(
+    case: Case, contract: Contract, tables: dict[str, pl.DataFrame]
+) -> None:
+    f = fit(case, contract, tables, "real")
+    d = f.draws
+    assert d.private == set(PRIVATE_STREAMS), (
+        f"the streams that follow the secret key are {sorted(d.private)}, not {sorted(PRIVATE_STREAMS)}: "
+        "a private stream is derived from the public seed"
+    )
+    assert d.fields - d.private, "no public stream at all: the tracer cannot tell public from private"
+    assert not d.unopened, f"{case.id}: private steps without a Poisson sample before them: {d.unopened}"
+    accounted = {e.mechanism: e.steps for e in f.ledger.entries if e.mechanism != CODEC}
+    assert {m: sum(s.mechanism == m for s in d.steps) for m in accounted} == accounted
+    assert not d.stray(), f"{case.id}: {d.stray()[:5]}"
+    for s in d.steps:
+        assert s.draws[0] == "batches", s  # the Poisson sample
+        assert "noise" in s.draws, s  # the tracer sees the mechanism's noise (it has power)
+    paired = [s for s in d.steps if s.mechanism in PAIRED and s.batch > 0]
+    assert paired, f"{case.id}: no non-empty step of a network that pairs real rows with random draws"
+    missing = [i for i, s in enumerate(paired) if "per_sample" not in s.draws]
+    assert not missing, (
+        f"{case.id}: steps {missing[:5]} pair real rows with nothing drawn from the per-sample stream: their "
+        "fake partners (or noise) were drawn before the Poisson sample, or reused from a public batch"
+    )
+
+
+def test_positive_control_a_per_sample_stream_from_the_public_seed_is_caught(
+    contract: Contract, tables: dict[str, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mutation the test above exists for: ``per_sample`` seeded by the public seed."""
+    make = base_module.make_generators
+
+    def public_per_sample(seed: int, device: torch.device) -> Generators:
+        gens = make(seed, device)
+        gens.per_sample = torch.Generator(device=device).manual_seed(seed)
+        return gens
+
+    monkeypatch.setattr(base_module, "make_generators", public_per_sample)  # traced() wraps this one
+    d = fit_now(Case("ctgan"), contract, tables, "real").draws
+    assert "per_sample" not in d.private
+    assert any("a draw from per_sample" in s for s in d.stray())
