@@ -430,9 +430,12 @@ class DPCTGAN(Synthesizer):
         if resume is None:
             first = len(ledger.entries)
             self._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps)
+            # the marginals' noise gets its own private stream, split off before the encoding draws one
+            # jitter per row: after it, the shared stream's position would depend on the row count
+            marginal_rng = np.random.default_rng(gens.numpy.integers(0, 2**63))
             encode_rng = copy.deepcopy(gens.numpy.bit_generator.state)
             encoded = self.codec.encode(train, rng=gens.numpy)
-            measured = self._measure_marginals(encoded, ledger=ledger, dp=dp, epsilon=eps, rng=gens.numpy)
+            measured = self._measure_marginals(encoded, ledger=ledger, dp=dp, epsilon=eps, rng=marginal_rng)
             before = PrivacyLedger(ledger.delta)
             before.entries = [dataclasses.replace(e) for e in ledger.entries[first:]]
             ledger_before = before.to_dict()
