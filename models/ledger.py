@@ -108,6 +108,25 @@ class PrivacyLedger:
         self.entries.append(entry)
         return entry
 
+    def charge_exponential(self, mechanism: str, *, epsilon: float, steps: int = 1, description: str = "") -> Charge:
+        """Charge ``steps`` rounds of an ε-DP exponential mechanism (sensitivity-normalised scores).
+
+        Such a mechanism is ε-bounded range, hence ε²/8-zCDP (Cesar & Rogers 2021; AIM's accounting):
+        its Rényi divergence at order α is at most α·ε²/8, exactly the Rényi curve of a Gaussian
+        mechanism with noise multiplier 2/ε (α / (2σ²)). The entry is recorded as that Gaussian, so
+        it composes with every other entry under the same RDP analysis.
+        """
+        if not (math.isfinite(epsilon) and epsilon > 0):
+            raise ValueError(
+                f"an exponential mechanism's epsilon must be a finite number > 0. Got {epsilon!r} for {mechanism!r}."
+            )
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1. Got {steps} for {mechanism!r}.")
+        return self.charge(
+            mechanism, noise_multiplier=2.0 / epsilon, sample_rate=1.0, steps=steps,
+            description=description or f"{steps} rounds of an ε = {epsilon:.4g} exponential mechanism (ε²/8-zCDP)",
+        )
+
     def record_non_dp(
         self, mechanism: str, *, sample_rate: float = 1.0, steps: int = 1, description: str = ""
     ) -> Charge:

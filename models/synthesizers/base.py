@@ -458,7 +458,8 @@ class Synthesizer(ABC):
         as_float = lambda v: float(v.detach().mean()) if isinstance(v, torch.Tensor) else float(v)  # noqa: E731
         progress(
             TrainingProgress(
-                epoch=step * sample_rate, epochs=self.config.epochs, step=step, steps=steps,
+                epoch=step * sample_rate, step=step, steps=steps,
+                epochs=self.config.epochs if self.config.epochs is not None else steps * sample_rate,
                 generator_loss=as_float(generator_loss), critic_fake_score=as_float(critic_fake_score),
                 epsilon=ledger.epsilon,
             )

@@ -14,9 +14,12 @@ What differs from the public CTGAN code, and why (see DESIGN.md, "known leaks"):
   together and noised by Opacus' DPOptimizer;
 - no early stopping or model selection on real data; the generator (and its BatchNorm)
   never touches a real row, so its updates are post-processing of the DP critic.
-The generator is steered by two post-processing signals besides the critic: the
-conditional vector's cross-entropy (as in CTGAN) and a marginal loss towards the DP
-histograms, so DP-SGD's noisy critic only has to teach the dependencies between columns.
+The generator is steered by three post-processing signals besides the critic: the
+conditional vector's cross-entropy (as in CTGAN), a marginal loss towards the DP
+histograms, and (``marginals="auto"``, the default) a loss towards DP-measured 2-way marginals
+(models/marginals.py), so DP-SGD's noisy critic is left with the dependencies no measured pair holds.
+The training schedule (steps, batch, σ, learning rate) comes from public quantities only
+(models/schedule.py) unless ``epochs`` or ``batch_size`` is set.
 
 Numerics are quantile-normalised by default; ``numeric_encoding="modes"`` uses CTGAN's
 mode-specific normalisation with modes from the contract or fitted to the DP histogram
@@ -45,7 +48,9 @@ from torch import nn
 
 from models.codec import Codec
 from models.dp import init_uniform_, pair_losses, poisson_sample
-from models.ledger import PrivacyLedger, calibrate_noise
+from models import schedule as training_schedule
+from models.ledger import PrivacyLedger
+from models.marginals import Measured, PairLoss, measure_marginals, variables
 from models.nets import MLPCritic as Critic
 from models.synthesizers.base import (
     Checkpoint,
@@ -90,6 +95,16 @@ class CTGANConfig(SynthConfig):
     steps draw conditions from the DP frequencies (``codec.frequencies``), or from their
     logarithm (``log_frequency``, CTGAN's choice, which shows rare categories more often).
 
+    ``epochs`` / ``batch_size``: None (the default) lets ``models/schedule.py`` choose the Poisson
+    rate, the step count, σ and the critic's learning rate together from ε, δ, the codec's DP row
+    estimate and the encoded width; setting either one trains for those epochs at that batch instead.
+
+    ``marginals="auto"`` (default): after the codec, ``marginal_share`` of the remaining ε measures
+    2-way marginals of the discretised table (every pair with the contract's target, plus pairs chosen
+    by the exponential mechanism; ``models/marginals.py``), and the generator's loss gains
+    ``pair_weight`` × Σ KL(measured pair ‖ the batch's soft joint): post-processing of charged
+    measurements, beside the critic's signal. ``"off"``: the critic gets that share back.
+
     ``clipping``: how DP-SGD clips the critic's per-sample gradients. "ghost" (default) computes
     each sample's gradient norm without materialising the gradient (Opacus' ghost clipping; see
     ``models.dp.PrivateTrainer``); "per-sample" materialises them. Same mechanism, same ε; ghost
@@ -110,6 +125,23 @@ class CTGANConfig(SynthConfig):
     critic_conditioning: bool = False
     log_frequency: bool = False
     clipping: Literal["ghost", "per-sample"] = "ghost"
+    # --- schedule and measured marginals (models/schedule.py, models/marginals.py) ---------------
+    epochs: float | None = Field(
+        None, gt=0, description="Passes over the data; None: models/schedule.py sets steps and batch from ε and n̂."
+    )
+    batch_size: int | None = Field(
+        None, ge=2, description="Expected Poisson batch; None: models/schedule.py (5·√n̂ within [64, 4096])."
+    )
+    marginals: Literal["auto", "off"] = Field(
+        "auto", description="auto: measure 2-way marginals under DP (models/marginals.py) for the generator to match."
+    )
+    marginal_share: float = Field(
+        0.5, gt=0, lt=1, description="Share of the ε left after the codec that the pair marginals spend."
+    )
+    pair_weight: float = Field(1.0, ge=0, description="Weight of the generator's loss on the measured pair marginals.")
+    extra_pairs: int | None = Field(
+        None, ge=0, description="Pairs chosen beyond the target's; None: one per variable less one (a tree's worth)."
+    )
 
 
 class _Residual(nn.Module):
@@ -398,22 +430,29 @@ class DPCTGAN(Synthesizer):
         if resume is None:
             first = len(ledger.entries)
             self._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps)
+            # the marginals' noise gets its own private stream, split off before the encoding draws one
+            # jitter per row: after it, the shared stream's position would depend on the row count
+            marginal_rng = np.random.default_rng(gens.numpy.integers(0, 2**63))
+            encode_rng = copy.deepcopy(gens.numpy.bit_generator.state)
+            encoded = self.codec.encode(train, rng=gens.numpy)
+            measured = self._measure_marginals(encoded, ledger=ledger, dp=dp, epsilon=eps, rng=marginal_rng)
             before = PrivacyLedger(ledger.delta)
             before.entries = [dataclasses.replace(e) for e in ledger.entries[first:]]
-            ledger_before, encode_rng = before.to_dict(), copy.deepcopy(gens.numpy.bit_generator.state)
-            X = torch.as_tensor(self.codec.encode(train, rng=gens.numpy), device=dev)
+            ledger_before = before.to_dict()
+            X = torch.as_tensor(encoded, device=dev)
         else:
             ledger_before, encode_rng = resume["ledger_before_training"], resume["encode_rng"]
             X = torch.as_tensor(self._resume_codec(train, resume, ledger=ledger, gens=gens), device=dev)
+            saved = resume.get("marginals")
+            measured = Measured.from_state(variables(self.codec), saved) if saved is not None else None
         self._set_logit_bias()
         conditioned = cfg.critic_conditioning and bool(self._cond_blocks)
         n = X.shape[0]
         n_hat = float(self.codec.n_estimate or 1.0)
-        q, steps = self._plan(n)
-        if resume is not None:
-            sigma = float(resume["sigma"])
-        else:
-            sigma = calibrate_noise(target_epsilon=eps, ledger=ledger, sample_rate=q, steps=steps) if dp else 0.0
+        plan = self._schedule(ledger=ledger, dp=dp, epsilon=eps, n_hat=n_hat)
+        q, steps = plan.sample_rate, plan.steps
+        sigma = float(resume["sigma"]) if resume is not None else plan.noise_multiplier
+        critic_lr = cfg.critic_lr if "critic_lr" in cfg.model_fields_set or plan.source == "options" else plan.learning_rate
 
         self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim).to(dev)
         base_critic = Critic(self.codec.dim + (self.cond_dim if conditioned else 0), cfg.critic_dims)
@@ -422,11 +461,12 @@ class DPCTGAN(Synthesizer):
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
         trainer = self._private_trainer(
             base_critic, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens,
-            mechanism="dp-sgd-critic", lr=cfg.critic_lr, what="critic", clipping=cfg.clipping,
+            mechanism="dp-sgd-critic", lr=critic_lr, what="critic", clipping=cfg.clipping,
         )
         # Opacus' own accountant runs beside our ledger as a cross-check (tests compare them).
         self.accountant = trainer.accountant
         targets = self._marginal_targets()
+        pair_loss = PairLoss(measured, dev) if measured is not None and measured.pairs and cfg.pair_weight else None
         bg = max(2, round(q * n_hat))
         start = 1
         if resume is not None:
@@ -475,6 +515,8 @@ class DPCTGAN(Synthesizer):
                     loss_g = loss_g + cfg.cond_weight * self._cond_loss(logits, which, cats)
                 if cfg.marginal_weight:
                     loss_g = loss_g + cfg.marginal_weight * self._marginal_loss(logits, targets)
+                if pair_loss is not None:  # the measured pair marginals (post-processing)
+                    loss_g = loss_g + cfg.pair_weight * pair_loss(logits)
                 opt_g.zero_grad(set_to_none=True)
                 loss_g.backward(inputs=list(self.generator.parameters()))
             opt_g.step()
@@ -485,6 +527,7 @@ class DPCTGAN(Synthesizer):
                     "ledger_before_training": ledger_before, "encode_rng": encode_rng,
                     "generator": {k: v.detach().cpu().clone() for k, v in self.generator.state_dict().items()},
                     "opt_g": opt_g.state_dict(), "critic": trainer.state(), "rng": generators_state(gens),
+                    "marginals": measured.state() if measured is not None else None,
                 })
             self._report(
                 progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_g,
@@ -503,9 +546,38 @@ class DPCTGAN(Synthesizer):
             "numeric_encoding": cfg.numeric_encoding,
             "critic_conditioning": conditioned,
             "resumed_at_step": start if resume is not None else None,
+            "schedule": plan.source,
+            "critic_lr": critic_lr,
+            "measured_pairs": measured.labels() if measured is not None else [],
         }
         self._fitted = True
         return self
+
+    def _measure_marginals(
+        self, encoded: np.ndarray, *, ledger: PrivacyLedger, dp: bool, epsilon: float, rng: np.random.Generator
+    ) -> Measured | None:
+        """The DP pair marginals (models/marginals.py), charged so that the ledger has spent the codec's
+        share plus ``marginal_share`` of what is left; None when ``marginals="off"``."""
+        if self.config.marginals == "off":
+            return None
+        target = None
+        if dp:
+            spent = ledger.epsilon
+            target = spent + self.config.marginal_share * (epsilon - spent)
+        return measure_marginals(
+            encoded, self.codec, ledger=ledger, target_epsilon=target, rng=rng, extra=self.config.extra_pairs
+        )
+
+    def _schedule(self, *, ledger: PrivacyLedger, dp: bool, epsilon: float, n_hat: float) -> training_schedule.Schedule:
+        """models/schedule.py's plan, or the user's epochs / batch size when either is set."""
+        cfg = self.config
+        if cfg.epochs is None and cfg.batch_size is None:
+            return training_schedule.schedule(epsilon=epsilon, ledger=ledger, n_hat=n_hat, width=self.codec.dim, dp=dp)
+        return training_schedule.from_options(
+            epsilon=epsilon, ledger=ledger, n_hat=n_hat, dp=dp, lr=cfg.critic_lr,
+            epochs=cfg.epochs if cfg.epochs is not None else training_schedule.EPOCHS,
+            batch_size=cfg.batch_size if cfg.batch_size is not None else round(training_schedule.expected_batch(n_hat)),
+        )
 
     # ------------------------------------------------------------------ sampling / persistence
     def _sample_block(self, n: int, g: torch.Generator, conditions: dict[str, Any] | None) -> torch.Tensor:

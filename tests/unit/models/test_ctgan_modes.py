@@ -64,8 +64,13 @@ def test_dp_fit_with_both_options_is_accounted_as_before(fitted: tuple[DPCTGAN, 
     assert summary["numeric_encoding"] == "modes" and summary["critic_conditioning"] is True
     # modes add no charge: the same two mechanisms as the default, the histogram step charged
     # once at the codec's noise, and the critic's steps exactly the planned ones
-    assert [e.mechanism for e in ledger.entries] == ["codec-histograms", "dp-sgd-critic"]
-    hist, critic = ledger.entries
+    # (the measured pair marginals, on by default, charge their own two entries: models/marginals.py)
+    assert [e.mechanism for e in ledger.entries] == [
+        "codec-histograms", "marginal-selection", "marginal-measurements", "dp-sgd-critic",
+    ]
+    hist, selection, measurements, critic = ledger.entries
+    assert selection.sample_rate == measurements.sample_rate == 1.0
+    assert measurements.steps == len(summary["measured_pairs"]) > selection.steps > 0
     assert (hist.noise_multiplier, hist.sample_rate, hist.steps) == (codec_noise_for(3.0, ledger.delta), 1.0, 1) == (8.0, 1.0, 1)
     assert critic.steps == summary["steps"] == math.ceil(BOTH.epochs / summary["sample_rate"])
     assert critic.sample_rate == summary["sample_rate"] and critic.noise_multiplier == summary["noise_multiplier"]

@@ -143,7 +143,18 @@ def test_seeded_fit_is_reproducible_and_ledger_matches_opacus(adult_contract: Co
     assert m1.accountant is not None
     assert m1.accountant.history == [(sgd.noise_multiplier, sgd.sample_rate, sgd.steps)]
     assert alone.epsilon == pytest.approx(m1.accountant.get_epsilon(l1.delta), rel=1e-9)
-    assert [e.mechanism for e in l1.entries] == ["codec-histograms", "dp-sgd-critic"]
+    assert [e.mechanism for e in l1.entries] == [
+        "codec-histograms", "marginal-selection", "marginal-measurements", "dp-sgd-critic",
+    ]
+    # the whole ledger (codec, exponential-mechanism rounds as their RDP-equivalent Gaussian, pair
+    # measurements, DP-SGD) composes exactly as Opacus' RDP accountant given the same history
+    from opacus.accountants import RDPAccountant
+
+    from models.ledger import ALPHAS
+
+    whole = RDPAccountant()
+    whole.history = [(e.noise_multiplier, e.sample_rate, e.steps) for e in l1.entries]
+    assert l1.epsilon == pytest.approx(whole.get_epsilon(l1.delta, alphas=ALPHAS), rel=1e-9)
 
 
 def test_samples_obey_the_contract_and_checkpoint_round_trips(tmp_path, adult_contract: Contract, adult_small: pl.DataFrame) -> None:

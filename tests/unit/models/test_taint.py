@@ -8,7 +8,7 @@ never touches a real row. If that holds, then once every DP mechanism ignores it
 a function of the contract, the seeds and the DP noise alone: two tables under the same contract
 must give bit-identical codecs, conditional samplers and generators.
 
-The data-entry points are the three places that charge the ledger. Each is neutralised as follows:
+The data-entry points are the four places that charge the ledger. Each is neutralised as follows:
 
 - ``models.codec.Codec.fit_dp`` (``codec-histograms``): called with a PUBLIC table built from the
   contract alone (``public_table``) instead of the private one. Charging, noise and
@@ -23,6 +23,10 @@ The data-entry points are the three places that charge the ledger. Each is neutr
   ``accumulate`` just before the noise.
 - ``models.synthesizers.tablegan.release_feature_moments`` (``gaussian-feature-moments``): called
   with an empty feature batch, so it releases noise only.
+- ``models.marginals.measure_marginals`` (``marginal-selection`` and ``marginal-measurements``:
+  ctgan's exponential-mechanism choice of pairs and their Gaussian count tables): called with the
+  codec's encoding of the PUBLIC table instead of the private rows. Charging, selection draws, noise
+  and the projection run unchanged.
 
 Both runs use the same seed and the same SYNTHGATE_NOISE_SEED (tests/conftest.py), so the DP noise
 and the Poisson batches repeat. Any other read of the private rows makes the runs differ: an exact
@@ -69,6 +73,7 @@ from torch.overrides import TorchFunctionMode
 
 import models.dp as dp_module
 import models.synthesizers.base as base_module
+import models.synthesizers.ctgan as ctgan_module
 import models.synthesizers.tablegan as tablegan_module
 from models.codec import Codec
 from models.dp import PrivateTrainer
@@ -94,6 +99,8 @@ EPOCHS = 0.5  # so ~5 DP steps per network
 EPSILON = 1.0
 CODEC = "codec-histograms"
 MOMENTS = "gaussian-feature-moments"
+MARGINALS = "marginals"  # one interception charges both entries below
+MARGINAL_ENTRIES = ("marginal-selection", "marginal-measurements")
 
 # Small networks: the test is about where data flows, not about quality.
 TINY: dict[str, dict[str, Any]] = {
@@ -297,6 +304,7 @@ def neutralised(taint: Taint) -> Iterator[Taint]:
     fit_dp = Codec.fit_dp
     trainer_init = PrivateTrainer.__init__
     release = tablegan_module.release_feature_moments
+    measure = ctgan_module.measure_marginals
 
     @functools.wraps(fit_dp)
     def fit_dp_on_public_rows(self: Codec, df: pl.DataFrame, **kwargs: Any) -> None:
@@ -341,7 +349,15 @@ def neutralised(taint: Taint) -> Iterator[Taint]:
             features = features[:0]  # an empty Poisson batch: the mechanism releases its noise only
         return release(features, **kwargs)
 
+    @functools.wraps(measure)
+    def measure_public_rows(x: np.ndarray, codec: Codec, **kwargs: Any) -> Any:
+        if not taint.reads_table(MARGINALS):
+            public = public_table(codec.contract, N_ROWS).select(codec.columns)
+            x = codec.encode(public, rng=np.random.default_rng(0))
+        return measure(x, codec, **kwargs)
+
     mp.setattr(Codec, "fit_dp", fit_dp_on_public_rows)
+    mp.setattr(ctgan_module, "measure_marginals", measure_public_rows)
     mp.setattr(PrivateTrainer, "__init__", init_with_noise_only_steps)
     mp.setattr(tablegan_module, "release_feature_moments", release_noise_only)
     try:
@@ -626,14 +642,19 @@ def released_figures(f: Fit) -> dict[str, Any]:
 def check_mechanisms(f: Fit) -> None:
     """Every ledger entry is a mechanism this test neutralises, and each one was intercepted."""
     for e in f.ledger.entries:
-        assert e.mechanism in (CODEC, MOMENTS) or e.mechanism.startswith("dp-sgd-"), (
+        key = MARGINALS if e.mechanism in MARGINAL_ENTRIES else e.mechanism
+        assert key in (CODEC, MOMENTS, MARGINALS) or e.mechanism.startswith("dp-sgd-"), (
             f"{f.model.name} charges an unknown mechanism {e.mechanism!r}: it reads private rows, so the "
             "taint test must learn to neutralise it"
         )
-        assert f.calls.get(e.mechanism, 0) > 0, f"{e.mechanism!r} was charged but never intercepted"
-        if e.mechanism != CODEC:  # one interception per accounted step
-            assert f.calls[e.mechanism] == e.steps > 1, (e.mechanism, f.calls[e.mechanism], e.steps)
+        assert f.calls.get(key, 0) > 0, f"{e.mechanism!r} was charged but never intercepted"
+        if key not in (CODEC, MARGINALS):  # one interception per accounted step
+            assert f.calls[key] == e.steps > 1, (e.mechanism, f.calls[key], e.steps)
     assert f.calls.get(CODEC) == 1
+    if f.model.name == "ctgan" and getattr(f.model.config, "marginals", "off") != "off":
+        # one interception, both its entries charged (ctgan measures pair marginals by default)
+        assert f.calls.get(MARGINALS) == 1
+        assert [e.mechanism for e in f.ledger.entries if e.mechanism in MARGINAL_ENTRIES] == list(MARGINAL_ENTRIES)
     assert f.ledger.differentially_private and 0.9 * EPSILON < f.ledger.epsilon <= EPSILON + 1e-6
 
 
@@ -700,7 +721,9 @@ def test_with_the_same_poisson_batches_the_row_count_changes_nothing(
 
 
 # ---------------------------------------------------------------------------- positive controls
-CONTROLS: list[tuple[Case, str]] = [(c, m) for c in CASES if not c.options for m in [CODEC, *DP_SGD[c.name]]] + [
+CONTROLS: list[tuple[Case, str]] = [
+    (c, m) for c in CASES if not c.options for m in [CODEC, *DP_SGD[c.name], *([MARGINALS] if c.name == "ctgan" else [])]
+] + [
     (next(c for c in CASES if c.name == "tablegan"), MOMENTS)
 ]
 
@@ -745,7 +768,9 @@ def test_every_draw_in_a_private_step_comes_from_a_private_stream(
     )
     assert d.fields - d.private, "no public stream at all: the tracer cannot tell public from private"
     assert not d.unopened, f"{case.id}: private steps without a Poisson sample before them: {d.unopened}"
-    accounted = {e.mechanism: e.steps for e in f.ledger.entries if e.mechanism != CODEC}
+    # full-data mechanisms (the codec's histograms, ctgan's pair marginals) have no Poisson steps; their
+    # noise comes from the private numpy stream (gens.numpy, and a stream split off it for the marginals)
+    accounted = {e.mechanism: e.steps for e in f.ledger.entries if e.mechanism not in (CODEC, *MARGINAL_ENTRIES)}
     assert {m: sum(s.mechanism == m for s in d.steps) for m in accounted} == accounted
     assert not d.stray(), f"{case.id}: {d.stray()[:5]}"
     for s in d.steps:

@@ -1,0 +1,338 @@
+"""DP 2-way marginals of the codec-discretised table, chosen under DP, for a generator to match.
+
+A GAN critic trained by DP-SGD teaches the dependencies between columns slowly and noisily; MST and
+AIM (McKenna et al. 2021, 2022) measure them directly. This module does the measuring half of that
+for a neural generator, as MargNet (Chen, Gong, Wang 2025) does; the generator then fits the
+released marginals (post-processing), beside the DP critic's signal (models/synthesizers/ctgan.py).
+
+Variables. Every codec block is one discrete variable: a one-hot block (a categorical or boolean
+column, a mode block) with its own categories, and a numeric tanh slot cut into ``NUMERIC_BINS``
+equal bins of the encoded value, plus one more category "null" when the column is nullable (read from
+its null block, which is then no variable of its own). Under the default quantile encoding the
+encoded value is the DP CDF (2u − 1), so equal bins there are DP quantile bins of the column; the
+bins read no row beyond the codec's already-charged histograms.
+
+Selection and measurement (one data-entry point, ``measure_marginals``):
+- every pair (target, other variable) is measured: a public choice, the contract names the target;
+- ``extra`` more pairs are chosen in rounds by the exponential mechanism, without replacement. A
+  candidate's score is its L1 distance from independence, ‖C_ab − n̂·f_a ⊗ f_b‖₁ (C_ab the exact
+  counts; f_a, f_b the codec's DP 1-way frequencies, n̂ its DP row count), minus the expected L1 error
+  its measurement would add, √(2/π)·σ·cells (AIM's penalty, a public number). Adding or removing a row
+  changes one cell of C_ab by 1, so the score's sensitivity is 1. Each round is ε₀-DP and ε₀-bounded
+  range, hence ε₀²/8-zCDP (Cesar & Rogers 2021), which the ledger accounts as a Gaussian mechanism of
+  noise multiplier 2/ε₀ (the same Rényi curve, ``PrivacyLedger.charge_exponential``);
+- every chosen pair's count table gets Gaussian noise of std σ (L2 sensitivity 1 per table, one
+  ledger step per table), then is projected onto the simplex scaled to n̂ (post-processing).
+The share of ρ is AIM's: 10% selection, 90% measurement, calibrated so that the ledger after this
+step has spent ``target_epsilon``.
+
+The selection is adaptive in the sense of MST's selection (rounds of the exponential mechanism over
+pair scores), not AIM's full loop: scores are computed once against independence, not re-estimated
+from a graphical model after each measurement.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.codec import Codec
+from models.ledger import PrivacyLedger
+
+NUMERIC_BINS = 8
+MAX_CELLS = 4096  # larger pair tables are not candidates (their noise would swamp them)
+SELECTION_SHARE = 0.1  # of the marginals' zCDP budget, as AIM
+SELECTION = "marginal-selection"
+MEASUREMENT = "marginal-measurements"
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One codec block as a discrete variable: ``width`` categories (bins for a tanh slot)."""
+
+    column: str
+    role: str
+    kind: str  # "softmax" | "tanh"
+    start: int
+    width: int  # categories; a nullable numeric's last one is "null"
+    null_start: int | None = None  # a nullable numeric's null block (slot +1 = null)
+
+    @property
+    def label(self) -> str:
+        return self.column if self.role == "value" else f"{self.column}:{self.role}"
+
+    @property
+    def bins(self) -> int:
+        return self.width - (self.null_start is not None)
+
+
+def variables(codec: Codec, numeric_bins: int = NUMERIC_BINS) -> list[Variable]:
+    """The codec's blocks as discrete variables (layout from the contract alone)."""
+    if numeric_bins < 2:
+        raise ValueError(f"numeric_bins must be >= 2. Got {numeric_bins!r}.")
+    nulls = {b.column: b.start for b in codec.blocks if b.role == "null"}
+    out = []
+    for b in codec.blocks:
+        if b.role == "null":
+            continue
+        if b.kind == "tanh":
+            null = nulls.get(b.column)
+            out.append(Variable(b.column, b.role, b.kind, b.start, numeric_bins + (null is not None), null))
+        else:
+            out.append(Variable(b.column, b.role, b.kind, b.start, b.width))
+    return out
+
+
+def _inner_edges(width: int) -> np.ndarray:
+    return np.linspace(-1.0, 1.0, width + 1)[1:-1]
+
+
+def discretise(x: np.ndarray, variables_: list[Variable]) -> np.ndarray:
+    """Encoded rows (n, dim) -> integer codes (n, V): argmax of a one-hot block, bin of a tanh slot."""
+    out = np.empty((x.shape[0], len(variables_)), dtype=np.int64)
+    for j, v in enumerate(variables_):
+        if v.kind == "tanh":
+            out[:, j] = np.searchsorted(_inner_edges(v.bins), x[:, v.start], side="right")
+            if v.null_start is not None:
+                out[:, j] = np.where(x[:, v.null_start + 1] > x[:, v.null_start], v.bins, out[:, j])
+        else:
+            out[:, j] = x[:, v.start : v.start + v.width].argmax(axis=1)
+    return out
+
+
+def one_way(codec: Codec, v: Variable) -> np.ndarray:
+    """The variable's DP 1-way frequencies from the codec's charged statistics (uniform for bins)."""
+    if v.kind == "tanh":
+        f = np.full(v.bins, 1.0 / v.bins)
+        if v.null_start is None:
+            return f
+        r = codec.null_rate.get(v.column, 0.0)
+        return np.append(f * (1.0 - r), r)
+    if v.role == "value":
+        f = np.asarray(codec.frequencies[v.column], dtype=np.float64)
+    else:
+        f = np.asarray(codec.modes[v.column].weight, dtype=np.float64)
+    return f / f.sum() if f.sum() > 0 else np.full(v.width, 1.0 / v.width)
+
+
+def project_to_simplex(y: np.ndarray, total: float = 1.0) -> np.ndarray:
+    """Euclidean projection of ``y`` onto {x ≥ 0, Σx = total} (sort-based; Held et al. 1974)."""
+    flat = np.asarray(y, dtype=np.float64).ravel()
+    u = np.sort(flat)[::-1]
+    css = np.cumsum(u) - total
+    k = np.arange(1, len(u) + 1)
+    rho = np.nonzero(u - css / k > 0)[0][-1]
+    theta = css[rho] / (rho + 1)
+    return np.maximum(flat - theta, 0.0).reshape(np.shape(y))
+
+
+@dataclass
+class Measured:
+    """The released pair marginals: variable indices and normalised tables (DP outputs only)."""
+
+    variables: list[Variable]
+    pairs: list[tuple[int, int]]
+    tables: list[np.ndarray]  # each (width_a, width_b), non-negative, summing to 1
+
+    def state(self) -> dict[str, Any]:
+        return {"pairs": [list(p) for p in self.pairs], "tables": [t.tolist() for t in self.tables]}
+
+    @classmethod
+    def from_state(cls, variables_: list[Variable], state: dict[str, Any]) -> Measured:
+        return cls(
+            variables_, [tuple(p) for p in state["pairs"]],  # type: ignore[misc]
+            [np.asarray(t, dtype=np.float64) for t in state["tables"]],
+        )
+
+    def labels(self) -> list[str]:
+        return [f"{self.variables[a].label} × {self.variables[b].label}" for a, b in self.pairs]
+
+
+def candidate_pairs(variables_: list[Variable], target: str | None) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(pairs with the target, the other candidates): never two blocks of one column, at most
+    ``MAX_CELLS`` cells. Public: layout and contract only."""
+    with_target, others = [], []
+    for a, b in itertools.combinations(range(len(variables_)), 2):
+        va, vb = variables_[a], variables_[b]
+        if va.column == vb.column or va.width * vb.width > MAX_CELLS:
+            continue
+        if (target, "value") in ((va.column, va.role), (vb.column, vb.role)):
+            with_target.append((a, b))
+        else:
+            others.append((a, b))
+    return with_target, others
+
+
+def plan_noise(*, ledger: PrivacyLedger, target_epsilon: float, measurements: int, rounds: int) -> tuple[float, float]:
+    """(σ of each measurement, ε₀ of each selection round) such that the ledger plus ``measurements``
+    Gaussian tables and ``rounds`` exponential-mechanism rounds spends ``target_epsilon``; ρ split
+    90 / 10 between them. Bisection on the total zCDP ρ."""
+    if ledger.epsilon >= target_epsilon:
+        raise ValueError(
+            f"the ledger has already spent ε = {ledger.epsilon:.3f}, nothing is left of ε = {target_epsilon} "
+            "for the marginals. Lower marginal_share or raise privacy.epsilon."
+        )
+
+    def split(rho: float) -> tuple[float, float]:
+        sel = SELECTION_SHARE * rho if rounds else 0.0
+        sigma = math.sqrt(measurements / (2.0 * (rho - sel)))
+        eps0 = math.sqrt(8.0 * sel / rounds) if rounds else math.inf
+        return sigma, eps0
+
+    def spent(rho: float) -> float:
+        sigma, eps0 = split(rho)
+        extra = [(sigma, 1.0, measurements)] + ([(2.0 / eps0, 1.0, rounds)] if rounds else [])
+        return ledger.epsilon_with(extra)
+
+    lo, hi = 1e-9, 1.0
+    while spent(hi) < target_epsilon and hi < 1e6:
+        hi *= 2.0
+    for _ in range(80):
+        mid = math.sqrt(lo * hi)
+        if spent(mid) > target_epsilon:
+            hi = mid
+        else:
+            lo = mid
+    return split(lo)
+
+
+def measure_marginals(
+    x: np.ndarray,
+    codec: Codec,
+    *,
+    ledger: PrivacyLedger,
+    target_epsilon: float | None,
+    rng: np.random.Generator,
+    extra: int | None = None,
+    numeric_bins: int = NUMERIC_BINS,
+) -> Measured:
+    """Select and measure pair marginals of the encoded PRIVATE rows ``x`` (see the module docstring).
+
+    ``target_epsilon``: the ledger's total once this step is charged; None is the non-DP baseline
+    (exact tables, top-scoring pairs, recorded as non-DP entries). ``rng``: a PRIVATE stream (the
+    Gaussian noise and the exponential mechanism's draws). ``extra``: pairs chosen beyond the
+    target's (default: one per variable, as many as a spanning tree).
+    """
+    vs = variables(codec, numeric_bins)
+    target = codec.contract.target if codec.contract.target in codec.columns else None
+    with_target, others = candidate_pairs(vs, target)
+    k = min(len(others), len(vs) - 1 if extra is None else extra)
+    n_hat = float(codec.n_estimate or x.shape[0] or 1)
+    measurements = len(with_target) + k
+    if measurements == 0:
+        return Measured(vs, [], [])
+    codes = discretise(x, vs)
+    dp = target_epsilon is not None
+    sigma, eps0 = (
+        plan_noise(ledger=ledger, target_epsilon=target_epsilon, measurements=measurements, rounds=k)
+        if dp else (0.0, math.inf)
+    )
+
+    def counts(a: int, b: int) -> np.ndarray:
+        wa, wb = vs[a].width, vs[b].width
+        return np.bincount(codes[:, a] * wb + codes[:, b], minlength=wa * wb).astype(np.float64).reshape(wa, wb)
+
+    chosen: list[tuple[int, int]] = []
+    if k:
+        if dp:
+            ledger.charge_exponential(
+                SELECTION, epsilon=eps0, steps=k,
+                description=(
+                    f"{k} rounds of the exponential mechanism (ε₀ = {eps0:.4f} each, score sensitivity 1) "
+                    f"choosing pairs of {len(others)} candidates"
+                ),
+            )
+        else:
+            ledger.record_non_dp(f"{SELECTION}-non-dp", steps=k, description="pairs chosen by exact scores: NOT DP")
+        oneway = [one_way(codec, v) for v in vs]
+        penalty = math.sqrt(2.0 / math.pi) * sigma
+        scores = np.array([
+            np.abs(counts(a, b) - n_hat * np.outer(oneway[a], oneway[b])).sum() - penalty * vs[a].width * vs[b].width
+            for a, b in others
+        ])
+        left = list(range(len(others)))
+        for _ in range(k):
+            s = scores[left]
+            if dp:
+                logits = eps0 / 2.0 * (s - s.max())
+                p = np.exp(logits)
+                pick = int(rng.choice(len(left), p=p / p.sum()))
+            else:
+                pick = int(np.argmax(s))
+            chosen.append(others[left.pop(pick)])
+    pairs = with_target + chosen
+    if dp:
+        ledger.charge(
+            MEASUREMENT, noise_multiplier=sigma, sample_rate=1.0, steps=len(pairs),
+            description=f"Gaussian mechanism on {len(pairs)} pair count tables (L2 sensitivity 1 each, noise std {sigma:.1f} rows)",
+        )
+    else:
+        ledger.record_non_dp(f"{MEASUREMENT}-non-dp", steps=len(pairs), description="exact pair count tables: NOT DP")
+    tables = []
+    for a, b in pairs:
+        c = counts(a, b)
+        if dp:
+            c = c + rng.normal(0.0, sigma, size=c.shape)
+        tables.append(project_to_simplex(c, max(n_hat, 1.0)) / max(n_hat, 1.0))
+    return Measured(vs, pairs, tables)
+
+
+# ---------------------------------------------------------------------------- the generator's loss
+def soft_membership(logits: torch.Tensor, v: Variable, tau: float | None = None) -> torch.Tensor:
+    """(batch, width) probabilities of each category / bin for generated logits of one block.
+
+    One-hot blocks: the softmax (the distribution the hard draw samples from). Tanh slots: the
+    value tanh(logit) put into bins by differences of sigmoids at the bin edges (temperature ``tau``,
+    default an eighth of a bin), which sum to 1 and tend to the hard bin as tau → 0; a nullable
+    column's bins are scaled by P(not null) from its null block's softmax, P(null) appended.
+    """
+    x = logits[:, v.start : v.start + (1 if v.kind == "tanh" else v.width)]
+    if v.kind != "tanh":
+        return torch.softmax(x, dim=1)
+    t = tau if tau is not None else 2.0 / v.bins / 8.0
+    edges = torch.as_tensor(_inner_edges(v.bins), dtype=x.dtype, device=x.device)
+    above = torch.sigmoid((torch.tanh(x) - edges[None, :]) / t)  # P(value > edge_k)
+    ones = torch.ones_like(above[:, :1])
+    zeros = torch.zeros_like(above[:, :1])
+    upper = torch.cat([ones, above], dim=1)
+    lower = torch.cat([above, zeros], dim=1)
+    bins = upper - lower
+    if v.null_start is None:
+        return bins
+    null = torch.softmax(logits[:, v.null_start : v.null_start + 2], dim=1)
+    return torch.cat([bins * null[:, :1], null[:, 1:]], dim=1)
+
+
+class PairLoss:
+    """Σ over measured pairs of KL(measured ‖ the batch's soft joint), the joint being the mean over
+    generated rows of the outer product of the two blocks' memberships (post-processing: reads only
+    the released tables)."""
+
+    def __init__(self, measured: Measured, device: torch.device) -> None:
+        self.measured = measured
+        self.targets = [torch.as_tensor(t, dtype=torch.float32, device=device) for t in measured.tables]
+        self.log_targets = [torch.log(t.clamp_min(1e-8)) for t in self.targets]
+        used = sorted({i for p in measured.pairs for i in p})
+        self.used = used
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        total = logits.new_zeros(())
+        if not self.measured.pairs:
+            return total
+        member = {i: soft_membership(logits, self.measured.variables[i]) for i in self.used}
+        n = logits.shape[0]
+        for (a, b), t, log_t in zip(self.measured.pairs, self.targets, self.log_targets, strict=True):
+            q = (member[a].t() @ member[b]) / n
+            total = total + (t * (log_t - torch.log(q.clamp_min(1e-8)))).sum()
+        return total
+
+
+__all__ = [
+    "MEASUREMENT", "SELECTION", "Measured", "PairLoss", "Variable", "candidate_pairs", "discretise",
+    "measure_marginals", "one_way", "plan_noise", "project_to_simplex", "soft_membership", "variables",
+]

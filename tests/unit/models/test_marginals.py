@@ -1,0 +1,172 @@
+"""models/marginals.py: pair marginals chosen and measured under DP, and the generator's loss on them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from models.codec import Codec
+from models.ledger import PrivacyLedger
+from models.marginals import (
+    MEASUREMENT,
+    SELECTION,
+    PairLoss,
+    candidate_pairs,
+    discretise,
+    measure_marginals,
+    project_to_simplex,
+    soft_membership,
+    variables,
+)
+from validation.contract import Contract, parse_contract
+
+N = 4000
+
+
+@pytest.fixture(scope="module")
+def contract() -> Contract:
+    return parse_contract(
+        {
+            "table": "m",
+            "target": "y",
+            "columns": {
+                "a": {"kind": "categorical", "categories": ["p", "q", "r"]},
+                "b": {"kind": "categorical", "categories": ["p", "q", "r"]},  # a copy of a: dependent
+                "c": {"kind": "boolean"},  # independent noise
+                "x": {"kind": "continuous", "min": 0.0, "max": 1.0, "nullable": True},
+                "y": {"kind": "categorical", "categories": ["no", "yes"]},
+            },
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        },
+        source="m",
+    )
+
+
+@pytest.fixture(scope="module")
+def table() -> pl.DataFrame:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 3, N)
+    x = rng.uniform(size=N)
+    y = (x + 0.3 * rng.normal(size=N) > 0.5).astype(int)
+    cats = np.array(["p", "q", "r"])
+    return pl.DataFrame(
+        {
+            "a": cats[a], "b": cats[a], "c": rng.uniform(size=N) < 0.5,
+            "x": [None if rng.uniform() < 0.1 else float(v) for v in x], "y": np.array(["no", "yes"])[y],
+        },
+        schema_overrides={"x": pl.Float64},
+    )
+
+
+def _codec(contract: Contract, table: pl.DataFrame) -> tuple[Codec, np.ndarray]:
+    codec = Codec(contract)
+    codec.fit_non_dp(table, ledger=PrivacyLedger(1e-6))
+    return codec, codec.encode(table, rng=np.random.default_rng(1))
+
+
+def test_simplex_projection() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = rng.normal(size=(4, 5)) * 3
+        p = project_to_simplex(y, 2.0)
+        assert p.shape == y.shape and (p >= 0).all() and p.sum() == pytest.approx(2.0)
+        # no point of the simplex is closer (checked against random simplex points)
+        for _ in range(20):
+            z = rng.dirichlet(np.ones(20)).reshape(4, 5) * 2.0
+            assert np.sum((p - y) ** 2) <= np.sum((z - y) ** 2) + 1e-9
+    on = np.array([0.2, 0.3, 0.5])
+    np.testing.assert_allclose(project_to_simplex(on), on)
+
+
+def test_variables_candidates_and_target_pairs(contract: Contract, table: pl.DataFrame) -> None:
+    codec, x = _codec(contract, table)
+    vs = variables(codec)
+    assert [v.label for v in vs] == ["a", "b", "c", "x", "y"]
+    assert [v.width for v in vs] == [3, 3, 2, 8 + 1, 2]  # x: 8 bins and "null"
+    with_target, others = candidate_pairs(vs, "y")
+    labels = lambda ps: {(vs[i].label, vs[j].label) for i, j in ps}  # noqa: E731
+    assert labels(with_target) == {("a", "y"), ("b", "y"), ("c", "y"), ("x", "y")}
+    assert len(others) == 6
+    codes = discretise(x, vs)
+    assert codes[:, 0].tolist() == codes[:, 1].tolist()  # b is a copy of a
+    null = table["x"].is_null().to_numpy()
+    assert (codes[null, 3] == 8).all() and codes[~null, 3].max() <= 7 and codes[~null, 3].min() >= 0
+
+
+def test_soft_membership_sums_to_one_and_tends_to_the_hard_bin(contract: Contract, table: pl.DataFrame) -> None:
+    codec, x = _codec(contract, table)
+    vs = variables(codec)
+    v = next(v for v in vs if v.kind == "tanh")
+    logits = torch.as_tensor(np.arctanh(np.clip(x, -0.999, 0.999)), dtype=torch.float64)
+    m = soft_membership(logits, v, tau=1e-4)
+    assert torch.allclose(m.sum(1), torch.ones(len(x), dtype=torch.float64))
+    logits[:, v.null_start : v.null_start + 2] = torch.as_tensor(x[:, v.null_start : v.null_start + 2] * 60.0 - 30.0)
+    m = soft_membership(logits, v, tau=1e-4)
+    assert torch.allclose(m.sum(1), torch.ones(len(x), dtype=torch.float64))
+    hard = discretise(x, vs)[:, vs.index(v)]
+    assert (m.argmax(1).numpy() == hard).mean() > 0.99
+
+
+def test_exact_measurements_are_the_empirical_pair_tables(contract: Contract, table: pl.DataFrame) -> None:
+    codec, x = _codec(contract, table)
+    ledger = PrivacyLedger(1e-6)
+    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=None, rng=np.random.default_rng(0))
+    assert [e.mechanism for e in ledger.entries] == [f"{SELECTION}-non-dp", f"{MEASUREMENT}-non-dp"]
+    assert not ledger.differentially_private
+    codes = discretise(x, measured.variables)
+    for (a, b), t in zip(measured.pairs, measured.tables, strict=True):
+        wa, wb = measured.variables[a].width, measured.variables[b].width
+        exact = np.bincount(codes[:, a] * wb + codes[:, b], minlength=wa * wb).reshape(wa, wb) / len(x)
+        np.testing.assert_allclose(t, exact, atol=1e-12)
+    # exact scores pick the strongest dependence first: a with its copy b
+    first_chosen = measured.pairs[4]
+    assert {measured.variables[i].label for i in first_chosen} == {"a", "b"}
+
+
+def test_dp_measurements_spend_the_target_noise_the_tables_and_choose_well(contract: Contract, table: pl.DataFrame) -> None:
+    codec, x = _codec(contract, table)
+    ledger = PrivacyLedger(1e-6)
+    ledger.charge("codec-histograms", noise_multiplier=10.0)
+    before = ledger.epsilon
+    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=before + 1.0, rng=np.random.default_rng(3))
+    assert [e.mechanism for e in ledger.entries] == ["codec-histograms", SELECTION, MEASUREMENT]
+    assert before + 0.99 <= ledger.epsilon <= before + 1.0 + 1e-6
+    sel, meas = ledger.entries[1:]
+    assert meas.steps == len(measured.pairs) == 4 + sel.steps
+    exact = measure_marginals(x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(0))
+    exact_tables = dict(zip(exact.pairs, exact.tables, strict=True))
+    errors = [np.abs(t - exact_tables[p]).sum() for p, t in zip(measured.pairs, measured.tables, strict=True) if p in exact_tables]
+    # noise was added (a mutant without it would give 0), yet 4,000 rows keep the tables close
+    assert all(e > 0 for e in errors) and max(errors) < 0.25, errors
+    for t in measured.tables:
+        assert (t >= 0).all() and t.sum() == pytest.approx(1.0)
+    # the exponential mechanism finds the copy (a, b) in most draws: score 5,300 rows vs ~0 for others
+    hits = 0
+    for seed in range(10):
+        m = measure_marginals(x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=1.0, rng=np.random.default_rng(seed))
+        hits += any({m.variables[i].label for i in p} == {"a", "b"} for p in m.pairs[4:])
+    assert hits >= 8, hits
+
+
+def test_the_pair_loss_is_smallest_at_the_measured_tables(contract: Contract, table: pl.DataFrame) -> None:
+    codec, x = _codec(contract, table)
+    measured = measure_marginals(x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(0))
+    loss = PairLoss(measured, torch.device("cpu"))
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    # logits that reproduce the rows: large one-hot logits, arctanh of the numeric slot
+    data_logits = torch.where(xt > 0.5, 30.0, -30.0)
+    for v in measured.variables:
+        if v.kind == "tanh":
+            data_logits[:, v.start] = torch.atanh(xt[:, v.start].clamp(-0.999, 0.999))
+    at_data = float(loss(data_logits))
+    shuffled = data_logits.clone()
+    shuffled[:, : 3] = shuffled[torch.randperm(len(x), generator=torch.Generator().manual_seed(0)), : 3]  # breaks a-b
+    assert at_data < 0.02 and float(loss(shuffled)) > at_data + 0.5
+    noise = torch.randn(500, codec.dim, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    value = loss(noise)
+    value.backward()
+    assert math.isfinite(value.item()) and noise.grad is not None and noise.grad.abs().sum() > 0
