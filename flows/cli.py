@@ -128,9 +128,11 @@ def _execute(config: "RunConfig") -> None:  # type: ignore[name-defined]  # noqa
     console = Console(stderr=True)
     try:
         report = _run_guarded(run_release, config)
-    finally:
-        _print_spend(console, config)
+    except BaseException:
+        _print_spend(console, config)  # refused, bad input or failed: what the table has spent so far
+        raise
     _print_gates(console, report)
+    _print_spend(console, config)
     if report["released"]:
         console.print(
             f"[bold green]RELEASED[/] table {report['output']['table']!r} in {report['output']['db']}; "
