@@ -1,5 +1,9 @@
 """Column shapes of a zero-inflated and a near-constant column (generated, seeded): the codec with uniform u decoded, and a short DP ctgan fit (`python -m benchmarks.spikes [EPOCHS]`)."""
-import sys, numpy as np, polars as pl
+import sys
+
+import numpy as np
+import polars as pl
+
 from validation.contract import parse_contract
 from validation.fidelity import column_shapes
 from models.codec import Codec
@@ -26,8 +30,6 @@ print("codec round trip (uniform u, decoded): overall", round(r.value, 3), {k: v
 print("share exactly 0 in amount: real %.3f synthetic %.3f" % ((amount == 0).mean(), (syn["amount"] == 0).mean()))
 print("share exactly 5 in rate: real %.3f synthetic %.3f" % ((rate == 5).mean(), (syn["rate"] == 5).mean()))
 if len(sys.argv) > 1:
-    from models.synthesizers import get_synthesizer, resolve_model_config
-    import torch; torch.manual_seed(0)
     from tasks.steps import train_synthesizer
     model, ledger = train_synthesizer.fn(df, contract, epsilon=3.0, epochs=float(sys.argv[1]), batch_size=None,
                                          device="cpu", seed=0, progress=None, checkpoint=None)

@@ -228,11 +228,13 @@ def _execute(config: "RunConfig") -> None:  # type: ignore[name-defined]  # noqa
     console = Console(stderr=True)
     try:
         report = _run_guarded(run_release, config)
-    finally:
-        _print_spend(console, config)
+    except BaseException:
+        _print_spend(console, config)  # refused, bad input or failed: what the table has spent so far
+        raise
     public = report["public"]  # what the CLI may print: the public report (gate outcomes, no values)
     owner = report["owner_report"]["folder"]
     _print_gates(console, public)
+    _print_spend(console, config)
     if public["released"]:
         console.print(
             f"[bold green]RELEASED[/] table {safe(repr(public['output']['table']))} in {safe(public['output']['db'])}; "

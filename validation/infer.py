@@ -11,10 +11,15 @@ Heuristics, all conservative (a doubtful column is excluded rather than modelled
   ``address``, ... → pii) apply to every dtype;
 - text values that look like e-mail addresses or SSNs (any value) or phone numbers (at least
   half the distinct values) → pii;
-- text unique per row → identifier; text with ≤ 50 distinct values and fewer distinct values
-  than half the rows → categorical; other text (free text, high cardinality) → identifier;
-- integer dtypes → integer, float/decimal → continuous, Boolean → boolean, Date/Datetime →
-  datetime; anything else → identifier (excluded, with a note).
+- text unique per row → identifier; free text (at least 5 distinct values, half of them held by
+  one row only, or more than 50 distinct values mostly of several words) → pii, however short;
+  text with ≤ 50 distinct values and fewer distinct values than half the rows → categorical;
+  other high-cardinality text (codes) → identifier;
+- integers: a row index (unique 1..n or 0..n-1) or a dense near-unique key → identifier; only
+  0/1 → boolean; else integer. Float/decimal → continuous, Boolean → boolean, Date/Datetime →
+  datetime; anything else → identifier (excluded, with a note);
+- a modelled column equal to an earlier one (or to it plus a constant) in every row → ``derived``.
+The draft's budget is the README's default ε (3.0) with a lifetime budget of 3 releases' worth.
 """
 
 from __future__ import annotations
@@ -207,6 +212,13 @@ def _text_spec(s: pl.Series, *, n_rows: int, nullable: bool) -> dict[str, Any]:
             "categories": sorted(distinct.to_list()),
             "from_data": True,
         }
+    if n_distinct > MAX_CATEGORIES and distinct.str.strip_chars().str.contains(r"\s").mean() >= 0.5:  # type: ignore[operator]
+        return _excluded(
+            "pii",
+            nullable,
+            f"it looks like free text: {n_distinct} distinct values, most of several words; declare it "
+            "categorical with a public category list if it is one",
+        )
     return _excluded(
         "identifier",
         nullable,

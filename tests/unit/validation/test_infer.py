@@ -288,3 +288,13 @@ def test_the_draft_has_the_readme_default_and_a_finite_lifetime_budget(frame: pl
     assert "lifetime_epsilon" in header and "3x the per-release" in header
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
     assert "privacy: {epsilon: 3.0," in readme  # the README's stated default is the draft's
+
+
+def test_many_valued_free_text_is_pii_and_codes_stay_identifiers() -> None:
+    rng = np.random.default_rng(1)
+    n = 600
+    text = [f"seen near {w} {int(k)}" for w, k in zip(rng.choice(["gate", "dock"], n), rng.integers(0, 200, n), strict=True)]
+    df = pl.DataFrame({"remarks": text, "code": [f"C{i % 80}" for i in range(n)], "x": [i % 7 for i in range(n)]})
+    c = infer_contract(df, table="t")
+    assert c.columns["remarks"].kind == "pii" and "free text" in (c.columns["remarks"].description or "")
+    assert c.columns["code"].kind == "identifier"
