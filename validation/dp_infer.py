@@ -109,7 +109,7 @@ def numeric_grid(kind: str) -> np.ndarray:
     if kind == "datetime":
         return np.arange(DATETIME_YEARS[0], DATETIME_YEARS[1] + 2, dtype=float)
     lo_k, hi_k = GRID_DECADES[kind]
-    mags = sorted({c * 10.0**k for k in range(lo_k, hi_k + 1) for c in (1, 2, 5)})
+    mags = sorted({float(f"{c}e{k}") for k in range(lo_k, hi_k + 1) for c in (1, 2, 5)})  # exact decimals
     if kind == "integer":
         mags = [float(int(round(m))) for m in mags] + [float(_INT64_TOP)]
     else:
