@@ -109,7 +109,7 @@ def numeric_grid(kind: str) -> np.ndarray:
     if kind == "datetime":
         return np.arange(DATETIME_YEARS[0], DATETIME_YEARS[1] + 2, dtype=float)
     lo_k, hi_k = GRID_DECADES[kind]
-    mags = sorted({c * 10.0**k for k in range(lo_k, hi_k + 1) for c in (1, 2, 5)})
+    mags = sorted({float(f"{c}e{k}") for k in range(lo_k, hi_k + 1) for c in (1, 2, 5)})  # exact decimals
     if kind == "integer":
         mags = [float(int(round(m))) for m in mags] + [float(_INT64_TOP)]
     else:
@@ -345,7 +345,9 @@ def infer_with_budget(
         )
     if not (math.isfinite(delta) and 0 < delta < 1):
         raise ContractError(f"--dp-delta must be in (0, 1), far below 1/n. Got {delta}. Pass e.g. --dp-delta 1e-7.")
-    previous = registry.runs(table=table, limit=1)
+    # The lifetime in force: the newest release run's (its contract's), or a completed inference's
+    # (the one its draft states); an inference that failed or was refused never set one.
+    previous = [r for r in registry.runs(table=table) if r.kind != INFERENCE_KIND or r.status == "released"][:1]
     if previous:
         life_e, life_d = previous[0].lifetime_epsilon, previous[0].lifetime_delta
         stated = "its newest registry run's"

@@ -289,6 +289,9 @@ def test_a_failure_before_the_noise_charges_nothing(tmp_path: Path) -> None:
         _infer(reg, _table(1500), delta=1e-3)
     (rec,) = reg.runs()
     assert rec.status == "invalid" and rec.epsilon_charged == 0.0 and "1500" not in (rec.error or "")
+    # the next draft still gets a finite lifetime (the failed run never stated one)
+    c = _infer(reg, _table(1500))
+    assert c.privacy.lifetime_epsilon == pytest.approx(EPS + 3 * c.privacy.epsilon)
 
 
 def test_a_release_needs_the_charged_inference_in_its_registry(tmp_path: Path) -> None:
