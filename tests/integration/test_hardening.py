@@ -57,11 +57,6 @@ def _source_db(path: Path, frame: pl.DataFrame, table: str = "adult") -> Path:
     return path
 
 
-def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def _run(tmp: Path, config: dict[str, Any] | str, *extra: str) -> Any:
     cfg = _write(tmp / "run.yaml", config)
     return runner.invoke(app, ["run", "--config", str(cfg), "--quiet", *extra])
