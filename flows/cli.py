@@ -94,6 +94,14 @@ def _one_message_per_error() -> None:
             handler.addFilter(_RunFailureLogs())
 
 
+_SIGNALS_SEEN: list[str] = []  # SIGINT/SIGTERM received by our handler (Prefect's own takes SIGTERM in a flow)
+
+
+def _query_interrupted(err: BaseException) -> bool:
+    """DuckDB turns an exception raised by a signal handler during a query into this RuntimeError."""
+    return isinstance(err, RuntimeError) and str(err).strip().lower() == "query interrupted"
+
+
 class Interrupted(BaseException):
     """SIGTERM (or SIGINT) arrived during a run; raised in the main thread so the run is recorded."""
 
@@ -107,6 +115,7 @@ def _stop_on_signals() -> Any:
         return lambda: None
 
     def handler(signum: int, _frame: Any) -> None:
+        _SIGNALS_SEEN.append(signal.Signals(signum).name)
         raise Interrupted(signal.Signals(signum).name)
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -155,6 +164,20 @@ def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
         say("BLOCKED", err, EXIT_BLOCKED)
     except DatabaseLocked as err:
         say("error", err, EXIT_LOCKED)
+    except Exception as err:  # noqa: BLE001  (a bug: one line, the traceback on request)
+        if not _query_interrupted(err):
+            if os.environ.get("SYNTHGATE_TRACEBACK"):
+                raise
+            say("error", RuntimeError(
+                f"unexpected {type(err).__name__}: {err}. This is a bug in synthgate, not in your input; rerun "
+                "with SYNTHGATE_TRACEBACK=1 to see where it happened, and report it."), EXIT_FAILED)
+        # a signal arrived while DuckDB ran a query: SIGINT through our handler, else Prefect's SIGTERM bridge
+        name = _SIGNALS_SEEN[-1] if _SIGNALS_SEEN else "SIGTERM"
+        console.print(
+            f"[bold red]stopped[/] by {name}: the run is recorded as failed and its checkpoint kept; "
+            "`synthgate resume RUN_ID` continues it (`synthgate releases list` shows the id).", highlight=False,
+        )
+        raise typer.Exit(EXIT_TERMINATED if name == "SIGTERM" else EXIT_INTERRUPTED) from None
     except (Interrupted, KeyboardInterrupt) as err:
         console.print(
             f"[bold red]stopped[/] by {escape(str(err) or 'SIGINT')}: the run is recorded as failed and its "
@@ -162,12 +185,6 @@ def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
             highlight=False,
         )
         raise typer.Exit(EXIT_TERMINATED if "SIGTERM" in str(err) else EXIT_INTERRUPTED) from None
-    except Exception as err:  # noqa: BLE001  (a bug: one line, the traceback on request)
-        if os.environ.get("SYNTHGATE_TRACEBACK"):
-            raise
-        say("error", RuntimeError(
-            f"unexpected {type(err).__name__}: {err}. This is a bug in synthgate, not in your input; rerun "
-            "with SYNTHGATE_TRACEBACK=1 to see where it happened, and report it."), EXIT_FAILED)
     finally:
         restore()
 

@@ -31,8 +31,8 @@ from models.synthesizers.base import (
 )
 from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
 from tasks.governance import abandon_run, close_run, open_run, record_training_start
-from tasks.preflight import preflight_release
 from tasks.ingest import SampledTable, count_source_rows, load_table, sample_large_table
+from tasks.preflight import preflight_release
 from tasks.publish import publish_release
 from tasks.redaction import withhold_library_errors
 from tasks.units import bound_contributions

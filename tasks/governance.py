@@ -113,6 +113,10 @@ def abandon_run(registry: Registry, run_id: str, err: BaseException, *, epsilon_
     """Record a run that stopped on ``err``. Bad input before training is 'invalid' (nothing spent)."""
     name = type(err).__name__
     message = f"{name}: {err}" if name in _OWN_MESSAGES else f"{name} (details in the flow run's log)"
+    if name in ("TerminationSignal", "Interrupted", "KeyboardInterrupt") or (
+        name == "RuntimeError" and str(err).strip().lower() == "query interrupted"  # DuckDB, on a signal
+    ):
+        message = f"{name}: stopped by a signal; the checkpoint is kept, `synthgate resume {run_id}` continues"
     invalid = name in ("ContractViolation", "ContractError", "InputError")
     try:
         registry.fail(run_id, error=message, epsilon_spent=epsilon_spent, invalid=invalid)

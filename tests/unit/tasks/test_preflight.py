@@ -1,0 +1,77 @@
+"""The pure parts of the pre-flight checks (tasks/preflight.py) and the input parsers they rely on."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.cli import printable, safe
+from flows.config import RunConfig, SourceConfig, check_source_query
+from flows.demo import demo_contract
+from tasks.preflight import MAX_ENCODED_WIDTH, encoded_width, minimum_rows
+from validation.contract import ContractError, check_table_name, load_contract, load_yaml_text
+
+
+def _config(**kw: object) -> RunConfig:
+    return RunConfig(contract=demo_contract(), source=SourceConfig(path="a.parquet"), **kw)  # type: ignore[arg-type]
+
+
+def test_minimum_rows_leave_every_check_its_rows_after_the_split() -> None:
+    contract = load_contract(demo_contract())
+    n = minimum_rows(contract, _config())
+    assert n == 123  # 20 holdout rows and 20 per side for the shadow attack, + 4 sd of the coin split
+    f = 1 / 3
+    sd = (n * f * (1 - f)) ** 0.5
+    assert n * f - 4 * sd >= 20 and n * (1 - f) - 4 * sd >= 20
+    assert (n - 1) * f - 4 * ((n - 1) * f * (1 - f)) ** 0.5 < 20  # the smallest such n
+    # a tiny holdout fraction gives a huge (capped) minimum at once, never a long loop
+    assert minimum_rows(contract, _config(holdout_fraction=1e-300)) == 10**15
+
+
+def test_the_encoded_width_bound_covers_adult_many_times() -> None:
+    assert encoded_width(load_contract(demo_contract())) == 182
+    assert MAX_ENCODED_WIDTH >= 20 * 182
+
+
+@pytest.mark.parametrize("query", ["SELECT 1", "WITH a AS (SELECT 1 AS x) SELECT x FROM a", "FROM t", "SELECT 1;"])
+def test_select_queries_pass(query: str) -> None:
+    assert check_source_query(query) == query
+
+
+@pytest.mark.parametrize("query, said", [
+    ("COPY t TO 'x.csv'", "COPY"), ("SELECT 1; SELECT 2", "holds 2"), ("", "holds 0"), ("EXPLAIN SELECT 1", "EXPLAIN"),
+    ("INSERT INTO t VALUES (1)", "INSERT"), ("DETACH x", "DETACH"), ("SELEC 1", "does not parse"),
+])
+def test_other_statements_are_refused(query: str, said: str) -> None:
+    with pytest.raises(ValueError, match=said):
+        check_source_query(query)
+
+
+def test_duplicate_keys_are_found_at_any_depth_with_their_lines() -> None:
+    with pytest.raises(Exception, match=r"duplicate key 'b' on line 4 \(first on line 3\)"):
+        load_yaml_text("a:\n  - x: 1\n    b: 2\n    b: 3\n")
+    assert load_yaml_text("a: 1\nb: {a: 2}\n") == {"a": 1, "b": {"a": 2}}  # same key in two mappings is fine
+    with pytest.raises(Exception, match="could not determine a constructor"):
+        load_yaml_text("a: !!python/object:os.system x\n")  # still a SafeLoader
+
+
+@pytest.mark.parametrize("name", ["", "a\nb", "x\x1b[2J", "\u202eevil", " pad", "_synthgate_x", "_STAGING_x", "x" * 129])
+def test_bad_table_names(name: str) -> None:
+    with pytest.raises(ValueError):
+        check_table_name(name, what="table")
+
+
+def test_printable_and_safe_neutralise_terminal_controls() -> None:
+    assert printable("a\x1b[31mb\u202ec") == "a\\x1b[31mb\\u202ec"
+    assert safe("[bold]x[/]") == "\\[bold]x\\[/]"
+    assert printable("line one\nline two") == "line one\nline two"
+
+
+def test_a_contract_over_the_epsilon_bound_is_refused(tmp_path: object) -> None:
+    import yaml
+
+    data = yaml.safe_load(demo_contract().read_text(encoding="utf-8"))
+    data["privacy"]["epsilon"] = 101.0
+    path = tmp_path / "c.yaml"  # type: ignore[operator]
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ContractError, match="privacy.epsilon"):
+        load_contract(path)
