@@ -432,8 +432,9 @@ def release_check(dataset: str, epsilon: float, limit_s: float, folder: Path) ->
     cmd = [sys.executable, "-m", "flows.cli", "run", "--config", str(config), "--epsilon", f"{epsilon:g}"]
     started = time.perf_counter()
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # unbuffered: a run killed at the time limit still leaves the stage it had reached in the output
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, cwd=ROOT)
+                            start_new_session=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         output, _ = proc.communicate(timeout=limit_s)
         code: int | None = proc.returncode
