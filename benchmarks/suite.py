@@ -429,10 +429,12 @@ def release_check(dataset: str, epsilon: float, limit_s: float, folder: Path) ->
     config.write_text(yaml.safe_dump({"contract": str(contract_path), "source": {"path": str(source)},
                                       "out": str(folder / f"{dataset}-release-out"), "seed": 0,
                                       "show_progress": False}), encoding="utf-8")
-    cmd = [sys.executable, "-m", "flows.cli", "run", "--config", str(config), "--epsilon", f"{epsilon:g}", "--quiet"]
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--config", str(config), "--epsilon", f"{epsilon:g}"]
     started = time.perf_counter()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # unbuffered: a run killed at the time limit still leaves the stage it had reached in the output
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, cwd=ROOT)
+                            start_new_session=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         output, _ = proc.communicate(timeout=limit_s)
         code: int | None = proc.returncode
@@ -440,11 +442,14 @@ def release_check(dataset: str, epsilon: float, limit_s: float, folder: Path) ->
         os.killpg(proc.pid, signal.SIGKILL)
         output, code = proc.communicate()[0] or "", None
     wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     status = {0: "released", 3: "blocked", 4: "refused", 2: "bad input"}.get(code, "failed") if code is not None \
         else "timeout"
     lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
     return {"dataset": dataset, "epsilon": label(epsilon), "status": status, "exit_code": code,
-            "wall_seconds": round(wall, 1), "time_limit_s": limit_s, "output_tail": lines[-25:],
+            "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "load_average": round(os.getloadavg()[0], 1),
+            "time_limit_s": limit_s, "output_tail": lines[-40:],
             "commit": code_version(), "machine": machine(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
@@ -487,8 +492,8 @@ def dataset_table(runs: list[dict[str, Any]], dataset: str) -> str:
     lines = [
         f"**{dataset}**" + (f" ({'; '.join(facts)})" if facts else ""),
         "",
-        f"| method | ε | ok / timeout / failed | fit (s) | column shapes | pair trends | {name} | note |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| method | ε | ok / timeout / failed | fit (s) | process CPU (s) | column shapes | pair trends | {name} | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     cells = sorted({(r["method"], r["epsilon"]) for r in mine},
                    key=lambda k: (list(METHODS).index(k[0]) if k[0] in METHODS else 99, _eps_order(k[1])))
@@ -496,11 +501,15 @@ def dataset_table(runs: list[dict[str, Any]], dataset: str) -> str:
         rs = [r for r in mine if r["method"] == method and r["epsilon"] == eps]
         ok = [r for r in rs if r["status"] == "ok"]
         counts = [sum(r["status"] == s for r in rs) for s in ("ok", "timeout", "failed")]
-        notes = sorted({(r.get("error") or "").splitlines()[-1][:120] for r in rs if r["status"] != "ok"})
+        notes = sorted({(r.get("error") or "").splitlines()[-1][:120]
+                        + (f" (CPU {r['cpu_seconds']:.0f} s, load {r['load_average'][-1]:g})"
+                           if r["status"] == "timeout" and "cpu_seconds" in r else "")
+                        for r in rs if r["status"] != "ok"})
         notes += sorted({r["ml_error"][:120] for r in ok if r.get("ml_error")})
         lines.append(
             f"| {METHODS.get(method, (method,))[0]} | {'∞' if eps == 'inf' else eps} | {' / '.join(map(str, counts))} | "
-            f"{_cell([r['fit_seconds'] for r in ok], 0)} | {_cell([r['column_shapes'] for r in ok])} | "
+            f"{_cell([r['fit_seconds'] for r in ok], 0)} | {_cell([r['cpu_seconds'] for r in ok if 'cpu_seconds' in r], 0)} | "
+            f"{_cell([r['column_shapes'] for r in ok])} | "
             f"{_cell([r['pair_trends'] for r in ok])} | {_cell([r['tstr'] for r in ok if r.get('tstr') is not None])} | "
             f"{'; '.join(n.replace('|', '/') for n in notes if n)} |"
         )

@@ -186,7 +186,7 @@ def test_jobs_skip_epsilons_a_method_cannot_run_and_resume_skips_finished_ones()
 
 def _run(method: str, eps: str, seed: int, **extra: object) -> dict[str, object]:
     return {"dataset": "colon", "method": method, "epsilon": eps, "seed": seed, "status": "ok",
-            "fit_seconds": 10.0 + seed, "column_shapes": 0.9, "pair_trends": 0.8, "tstr": 0.6,
+            "fit_seconds": 10.0 + seed, "cpu_seconds": 20.0, "column_shapes": 0.9, "pair_trends": 0.8, "tstr": 0.6,
             "tstr_metric": "auc", "trtr": 0.75, **extra}
 
 
@@ -196,11 +196,11 @@ def test_results_table_reports_means_ranges_and_timeouts() -> None:
         _run("synthgate", "1", 1, tstr=0.70, pair_trends=0.90),
         _run("mst", "1", 0, tstr=0.60, pair_trends=0.95),
         {"dataset": "colon", "method": "aim", "epsilon": "1", "seed": 0, "status": "timeout",
-         "error": "killed after the time limit of 300 s"},
+         "error": "killed after the time limit of 300 s", "cpu_seconds": 41.2, "load_average": [20.5, 22.0]},
     ]
     table = suite.dataset_table(runs, "colon")
     assert "(train on real: AUC 0.750)" in table  # no row counts in these records
-    assert "| synthgate | 1 | 2 / 0 / 0 | 10 [10, 11] | 0.900 [0.900, 0.900] | 0.850 [0.800, 0.900] | 0.650 [0.600, 0.700] |  |" in table
-    assert "| smartnoise AIM | 1 | 0 / 1 / 0 | — | — | — | — | killed after the time limit of 300 s |" in table
+    assert "| synthgate | 1 | 2 / 0 / 0 | 10 [10, 11] | 20 [20, 20] | 0.900 [0.900, 0.900] | 0.850 [0.800, 0.900] | 0.650 [0.600, 0.700] |  |" in table
+    assert "| smartnoise AIM | 1 | 0 / 1 / 0 | — | — | — | — | — | killed after the time limit of 300 s (CPU 41 s, load 22) |" in table
     summary = suite.summary_table(runs)
     assert "| colon | 1 | 0.650 / 0.600 / — / — | 0.850 / 0.950 / — / — | +0.050, -0.100 |" in summary
