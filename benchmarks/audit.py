@@ -1,8 +1,11 @@
 """The committed privacy audit: `synthgate audit` on Adult at ε = 1, 3 and 10, plus sabotaged controls,
 on both clipping paths (per-sample, and ghost: the path ctgan releases use).
 
-    python -m benchmarks.audit            # about 12 minutes on 2 idle cores; writes benchmarks/results/audit.json
-    python -m benchmarks.audit --clipping ghost   # one path only (about 6 minutes)
+    python -m benchmarks.audit            # both paths; writes benchmarks/results/audit.json
+    python -m benchmarks.audit --clipping ghost   # one path only
+
+(Per-sample took 341 s on 2 idle cores; on a loaded machine the ghost path took 0.31x the
+per-sample path's time, so both together should take about 7-8 minutes idle.)
     python -m benchmarks.audit --table    # markdown from the results
 
 On a busy machine the two paths can run side by side and be combined (same file as one run):
