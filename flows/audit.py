@@ -39,6 +39,7 @@ from flows.config import SourceConfig
 from flows.stages import package_versions, training_progress
 from models.canaries import GradientCanaries, install
 from models.ledger import epsilon_of
+from models.synthesizers.base import private_entropy
 from tasks.evaluate import child_seed
 from tasks.ingest import load_table
 from tasks.redaction import withhold_library_errors
@@ -136,7 +137,8 @@ def audit_flow(config: AuditConfig) -> dict[str, Any]:
     contract = load_contract(config.contract)
     df = load_table(config.source, contract)
     validate_table(df, contract)
-    train, _ = split_holdout(df.select(contract.modelled_columns), fraction=config.holdout_fraction, seed=config.seed)
+    # Split as a release does: per-row coins under a fresh secret key (the audit never resumes).
+    train, _ = split_holdout(df.select(contract.modelled_columns), fraction=config.holdout_fraction, key=private_entropy())
     del df
     runs = [
         audit_one(train, contract, epsilon=eps, config=config, seed=child_seed(config.seed, 10 + i),

@@ -47,7 +47,11 @@ class RunConfig(BaseModel):
     device: str = "auto"
     seed: int = Field(0, ge=0)
     holdout_fraction: float = Field(1 / 3, gt=0, lt=1)
-    n_synthetic: int | None = Field(None, ge=1, description="Default: as many rows as train.")
+    n_synthetic: int | None = Field(
+        None, ge=1,
+        description="Rows to sample (published, so a public number). Default: the codec's DP estimate of the "
+        "training row count, never the exact count.",
+    )
     batch_size: int | None = Field(None, ge=2, description="Default: the contract's model_options, else the model's.")
     show_progress: bool = True
     registry: Path | None = Field(

@@ -126,7 +126,9 @@ def _release(
         df = sampled.sample
         lap("load_validate_sample")
         record_training_start(registry, run_id, df, fingerprint=sampled.fingerprint)
-    train, holdout = split_holdout(df.select(contract.modelled_columns), fraction=config.holdout_fraction, seed=config.seed)
+    # The holdout split: secret keyed coins per row (kept for a resume), never a function of the public seed.
+    split_key = _split_key(work, resume=config.resume is not None)
+    train, holdout = split_holdout(df.select(contract.modelled_columns), fraction=config.holdout_fraction, key=split_key)
     del df
     lap("split")
     with training_progress(config.show_progress) as progress:
@@ -135,7 +137,9 @@ def _release(
             device=config.device, seed=config.seed, progress=progress, checkpoint=checkpoint,
         )
     lap("train")
-    synthetic = sample_synthetic(model, n=config.n_synthetic or train.height, seed=config.seed + 1)
+    # The synthetic table's length is published: a number from the run config, else the model's DP
+    # estimate of the training row count, never the exact (private) count.
+    synthetic = sample_synthetic(model, n=config.n_synthetic or model.default_sample_size(), seed=config.seed + 1)
     lap("sample")
     # The shadow models always run as concurrent tasks. On a Dask cluster (separate processes)
     # the privacy and fidelity checks run beside them too; in the thread pool they run one after
@@ -206,7 +210,17 @@ def _release(
 def _sampling_entropy(folder: Path, *, resume: bool) -> int:
     """The private entropy of a large source's sampling coins, kept (mode 0600) beside the run's
     checkpoint so that a resumed run trains on the same sample; deleted with the checkpoint."""
-    path = folder / "sample.key"
+    return _kept_entropy(folder / "sample.key", resume=resume)
+
+
+def _split_key(folder: Path, *, resume: bool) -> int:
+    """The secret key of the holdout split's per-row coins (``tasks.steps.holdout_coins``), kept like the
+    sampling key so that a resumed run trains on the same rows; deleted with the checkpoint."""
+    return _kept_entropy(folder / "split.key", resume=resume)
+
+
+def _kept_entropy(path: Path, *, resume: bool) -> int:
+    """``private_entropy()``, written to ``path`` (mode 0600); a resumed run reads it back."""
     if resume and path.exists():
         return int(path.read_text().strip())
     value = private_entropy()

@@ -534,6 +534,19 @@ class Synthesizer(ABC):
         q = min(1.0, self.config.batch_size / n_hat)
         return q, max(1, math.ceil(self.config.epochs / q))
 
+    def default_sample_size(self) -> int:
+        """How many rows a release samples when nobody asked for a number: the codec's DP estimate of
+        the training row count, rounded (at least 1).
+
+        Never the exact count: the synthetic table's length is published, and the exact number of
+        training rows is a private count (one more person, one more row). The estimate is
+        post-processing of the charged histogram step (for a non-DP fit, ``epsilon = math.inf``, it is
+        the exact count, but such a model never passes a budget gate).
+        """
+        if not self._fitted or self.codec.n_estimate is None:
+            raise RuntimeError("default_sample_size() needs a fitted or loaded model: call fit() or load() first.")
+        return max(1, round(float(self.codec.n_estimate)))
+
     def conditionable_columns(self) -> list[str]:
         """Columns ``sample(conditions=...)`` can fix without rejection (override when conditional)."""
         return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -9,7 +10,7 @@ import pytest
 
 from flows.config import RunConfig, SourceConfig
 from flows.demo import demo_contract
-from flows.release import _sampling_entropy, release_flow
+from flows.release import _sampling_entropy, _split_key, release_flow
 from governance.registry import Registry
 
 
@@ -33,13 +34,16 @@ def test_a_source_over_max_rows_is_streamed_and_sampled(prefect_harness: None, t
     if report["released"]:
         with duckdb.connect(str(cfg.output_db), read_only=True) as con:
             n = con.execute("SELECT count(*) FROM adult_synthetic").fetchall()[0][0]
-        assert n == rows["train"]
+        assert n == rows["synthetic"]  # the model's DP row estimate, not the exact training count
 
 
-def test_a_resumed_run_reuses_its_sampling_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("key", "file"), [(_sampling_entropy, "sample.key"), (_split_key, "split.key")])
+def test_a_resumed_run_reuses_its_sampling_and_split_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: Callable[..., int], file: str
+) -> None:
     monkeypatch.delenv("SYNTHGATE_NOISE_SEED")  # OS entropy: every fresh draw differs
     folder = tmp_path / "checkpoints" / "run-1"
-    first = _sampling_entropy(folder, resume=False)
-    assert (folder / "sample.key").stat().st_mode & 0o777 == 0o600
-    assert _sampling_entropy(folder, resume=True) == first
-    assert _sampling_entropy(folder, resume=False) != first  # not resuming: a new key replaces it
+    first = key(folder, resume=False)
+    assert (folder / file).stat().st_mode & 0o777 == 0o600
+    assert key(folder, resume=True) == first
+    assert key(folder, resume=False) != first  # not resuming: a new key replaces it
