@@ -93,19 +93,34 @@ def _save(rows: list[dict[str, Any]]) -> None:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
+    """Means over seeds per (dataset, ε, variant). TSTR is ROC AUC for a categorical target, R² for a
+    numeric one; TRTR is the same learner trained on the real training rows. CPU s: the fit's process
+    time on one torch thread (wall-clock time on the shared machine is not comparable between runs)."""
     from collections import defaultdict
 
     cells: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         cells[(r["dataset"], str(r["epsilon"]), r["variant"])].append(r)
-    out = ["| dataset | ε | variant | seeds | TSTR AUC | pair trends | column shapes | fit s | steps |", "|---|---|---|---|---|---|---|---|---|"]
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    out = [
+        "| dataset | ε | variant | seeds | TSTR (TRTR) | pair trends | column shapes | fit CPU s | steps | σ |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs)
+
+    def tstr(r: dict[str, Any], side: str) -> float:
+        d = r[side]
+        return d["auc"] if "auc" in d else d.get("r2", math.nan)
+
     for (d, e, v), rs in sorted(cells.items()):
-        auc = [r["tstr_auc"] for r in rs if r["tstr_auc"] is not None]
+        cpu = [r["fit_cpu_seconds"] for r in rs if "fit_cpu_seconds" in r]
+        metric = "AUC" if "auc" in rs[0]["tstr"] else "R²"
         out.append(
-            f"| {d} | {e} | {v} | {len(rs)} | {mean(auc):.4f} | {mean([r['pair_trends'] for r in rs]):.4f} | "
-            f"{mean([r['column_shapes'] for r in rs]):.4f} | {mean([r['fit_seconds'] for r in rs]):.1f} | {rs[0]['steps']} |"
-            if auc else f"| {d} | {e} | {v} | {len(rs)} | – | {mean([r['pair_trends'] for r in rs]):.4f} | – | – | – |"
+            f"| {d} | {e} | {v} | {len(rs)} | {metric} {mean([tstr(r, 'tstr') for r in rs]):.4f} "
+            f"({mean([tstr(r, 'trtr') for r in rs]):.4f}) | {mean([r['pair_trends'] for r in rs]):.4f} | "
+            f"{mean([r['column_shapes'] for r in rs]):.4f} | {f'{mean(cpu):.0f}' if cpu else '–'} | {rs[0]['steps']} | "
+            f"{rs[0]['noise_multiplier']:.2f} |"
         )
     return "\n".join(out)
 

@@ -126,7 +126,7 @@ def count_progress(show: bool, label: str, total: int) -> Iterator[Any]:
 
 def run_membership_attacks(
     train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *,
-    epsilon: float, epochs: float, batch_size: int, device: str, seed: int, show_progress: bool,
+    epsilon: float, epochs: float | None, batch_size: int | None, device: str, seed: int, show_progress: bool,
 ) -> list[MetricResult]:
     """Distance and DOMIAS attacks, then the shadow-model attack with one task per shadow."""
     attacks = attack_membership(train, holdout, synthetic, contract, seed=child_seed(seed, 0))

@@ -89,7 +89,7 @@ class ShadowPlan:
     target_is_member: np.ndarray
     reference_pool: pl.DataFrame
     n_synthetic: int
-    batch_size: int
+    batch_size: int | None  # None: the model's default schedule (models/schedule.py), as the release
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -102,7 +102,7 @@ def plan_shadow_attack(
     contract: Contract,
     *,
     n_synthetic: int,
-    batch_size: int,
+    batch_size: int | None,
     seed: int,
 ) -> ShadowPlan | None:
     """Pick the most exposed records and lay out the shadow runs; None when shadows are off.
@@ -110,7 +110,9 @@ def plan_shadow_attack(
     Targets: the ``evaluation.mia_targets`` most outlying train rows (members) and holdout
     rows (non-members). Each shadow trains on ``evaluation.shadow_rows`` holdout rows (never a
     target) plus about half of the targets, with the release's expected Poisson sampling rate
-    (``batch_size / train rows``), so its noise per step matches the release's.
+    (``batch_size / train rows``), so its noise per step matches the release's. ``batch_size=None``
+    (the release trained on ctgan's default schedule): each shadow uses that schedule too, which
+    sets its batch from its own DP row estimate by the same rule.
     """
     ev = contract.evaluation
     if ev.shadow_models == 0:
@@ -129,14 +131,16 @@ def plan_shadow_attack(
     runs = plan_shadow_runs(
         len(targets), pool.height, n_shadows=ev.shadow_models, shadow_rows=shadow_rows, seed=child_seed(seed, 1)
     )
-    rate = min(1.0, batch_size / train.height)
-    shadow_batch = max(2, round(rate * (shadow_rows + per_side)))
+    shadow_batch = None
+    if batch_size is not None:
+        rate = min(1.0, batch_size / train.height)
+        shadow_batch = max(2, round(rate * (shadow_rows + per_side)))
     return ShadowPlan(runs, targets, is_member, pool, n_synthetic, shadow_batch)
 
 
 @private_task(name="train_shadow")
 def train_shadow(
-    plan: ShadowPlan, index: int, contract: Contract, *, epsilon: float, epochs: float, device: str
+    plan: ShadowPlan, index: int, contract: Contract, *, epsilon: float, epochs: float | None, device: str
 ) -> pl.DataFrame:
     """Train one shadow synthesizer exactly as the release was trained, and sample from it."""
     run = plan.runs[index]

@@ -53,7 +53,9 @@ def test_flow_end_to_end_writes_a_complete_report(prefect_harness: None, tmp_pat
         assert rows["synthetic"] == round(model["codec"]["n_estimate"]) != rows["train"]
     p = on_disk["privacy"]
     assert 0 < p["epsilon_spent"] <= p["epsilon_budget"] == 3.0
-    assert [e["mechanism"] for e in p["ledger"]] == ["codec-histograms", "dp-sgd-critic"]
+    assert [e["mechanism"] for e in p["ledger"]] == [
+        "codec-histograms", "marginal-selection", "marginal-measurements", "dp-sgd-critic",
+    ]
     assert {g["name"] for g in on_disk["gates"]} >= {"dcr_share", "identical_match_share", "column_shapes", "pair_trends", "ml_efficacy", "privacy_budget"}
     assert (folder / "report.html").read_text().startswith("<!DOCTYPE html>")
     with get_client(sync_client=True) as client:
