@@ -120,8 +120,8 @@ def plan_shadow_attack(
     per_side = min(ev.mia_targets, train.height // 4, holdout.height // 4)
     if per_side < 5:
         raise ValueError(
-            f"the shadow-model attack needs at least 20 train and 20 holdout rows; got {train.height} "
-            f"and {holdout.height}. Set evaluation.shadow_models: 0 for a table this small."
+            "the shadow-model attack needs at least 20 train and 20 holdout rows, and this split has fewer "
+            "(exact counts are not shown: they are private). Set evaluation.shadow_models: 0 for a table this small."
         )
     members, nonmembers = select_exposed(train, holdout, contract, n_per_side=per_side, seed=child_seed(seed, 0))
     targets = pl.concat([train[members], holdout[nonmembers]], how="vertical")

@@ -42,21 +42,15 @@ LENIENT = {  # every gate passes, so the run releases and publishes everything a
 }
 
 
-# The release report still holds figures computed on private rows (the rows table and notes, gate
-# details such as the PII gate's rows_scanned): issue 18 item 4 (branch privacy-report) replaces it with
-# a public report whose every figure is DP and moves the rest to the owner's report. Verified: with
-# this exclusion removed, the test finds the source, train and holdout counts in report.json and
-# report.html. Remove it when that change is merged, so that the public report is checked too.
-AWAITING_PUBLIC_REPORT = frozenset({"report.json", "report.html"})
 
 
 def published(run: dict[str, Any]) -> dict[str, str]:
-    """Everything the release published, as text by where it is: each text file of the release folder,
+    """Everything the release published, as text by where it is: each text file of the release folder (the public report included),
     the CLI's output, and the Prefect artifacts that mention the run. (The synthetic table's length is
     checked by the test above; the model file is binary, its only count the DP estimate.)"""
     out: dict[str, str] = {"CLI output": run["cli"].output}
     for path in sorted(Path(run["record"].folder).rglob("*")):
-        if path.is_file() and path.name not in AWAITING_PUBLIC_REPORT:
+        if path.is_file():
             try:
                 out[str(path)] = path.read_text(encoding="utf-8")
             except UnicodeDecodeError:
