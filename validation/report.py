@@ -115,6 +115,14 @@ def _gate_row(r: MetricResult) -> dict[str, Any]:
     }
 
 
+#: The unit of privacy every ε in a report is stated for (README, "Threat model").
+ADJACENCY = (
+    "add or remove one row of the source table: ε and δ bound what the release reveals about whether "
+    "any one row was in the source (the holdout split and the large-source sample are per-row secret "
+    "coins, so one row changes the training set by at most that row)"
+)
+
+
 def _outside_guarantee(
     results: list[MetricResult], rows: Mapping[str, int], *, has_ledger: bool = True
 ) -> list[str]:
@@ -216,6 +224,7 @@ def build_report(
             "ledger_delta": ledger["delta"] if ledger is not None else None,
             "accountant": ledger["accountant"] if ledger is not None else None,
             "dp_randomness": dp_randomness,
+            "adjacency": ADJACENCY,
             "ledger": entries,
         },
         "rows": {k: int(v) for k, v in rows.items()},
@@ -891,7 +900,9 @@ def _ledger_html(report: Mapping[str, Any]) -> str:
     body = [
         f"<p>Every step that learned from the private rows is charged here. Total ε spent "
         f"<strong>{_num(spent)}</strong> of a budget of <strong>{_num(budget)}</strong>, "
-        f"δ = {_num(privacy.get('delta'))}, accountant: {_e(privacy.get('accountant') or '—')}.</p>"
+        f"δ = {_num(privacy.get('delta'))}, accountant: {_e(privacy.get('accountant') or '—')}.</p>",
+        f"<p>Unit of privacy: {_e(privacy.get('adjacency') or ADJACENCY)}. Outside the guarantee: the "
+        "validation outcome and the release decision (README, “Threat model”).</p>",
     ]
     if _is_number(spent) and _is_number(budget) and budget > 0:
         share = spent / budget

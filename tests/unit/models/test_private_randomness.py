@@ -73,3 +73,15 @@ def test_a_bad_key_is_refused_without_echoing_it(bad: str, monkeypatch: pytest.M
     with pytest.raises(ValueError, match=NOISE_SEED_ENV) as err:
         make_generators(0, torch.device("cpu"))
     assert bad not in str(err.value)
+
+
+def test_the_private_streams_are_domain_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each private stream is its own SeedSequence child: under one key no two start alike."""
+    monkeypatch.setenv(NOISE_SEED_ENV, "1")
+    g = make_generators(7, torch.device("cpu"))
+    draws = {name: torch.rand(8, generator=getattr(g, name)) for name in ("batches", "noise", "per_sample")}
+    draws["numpy"] = torch.as_tensor(g.numpy.random(8), dtype=torch.float32)
+    names = sorted(draws)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not torch.equal(draws[a], draws[b]), (a, b)

@@ -460,3 +460,13 @@ def test_no_private_value_reaches_the_report(tmp_path: Path) -> None:
         text = (tmp_path / name).read_text(encoding="utf-8")
         assert not re.search(r"(?<![0-9.])98765(?![0-9])", text), name
         assert sentinel_category.lower() not in text.lower(), name
+
+
+def test_the_unit_of_privacy_is_stated_in_the_json_and_the_page(released_page: tuple[dict[str, Any], str]) -> None:
+    """Issue 18 item 7: report.json's privacy.adjacency and the page's ledger section say that ε is for
+    adding or removing one row of the source table, and what stays outside the guarantee."""
+    report, page = released_page
+    assert "one row of the source table" in report["privacy"]["adjacency"]
+    ledger = _section(page, "ledger")
+    assert "Unit of privacy: add or remove one row of the source table" in ledger
+    assert "validation outcome and the release decision" in ledger and "Threat model" in ledger
