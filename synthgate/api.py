@@ -24,10 +24,26 @@ ConfigLike = Union["RunConfig", Mapping[str, Any], str, os.PathLike[str]]
 
 
 def _prefect_defaults() -> None:
-    """The CLI's defaults for a local run (analytics off, quiet logs); a user's PREFECT_* settings win."""
+    """The CLI's defaults for a local run (analytics off, quiet logs); a user's PREFECT_* settings win.
+
+    Called before Prefect is first imported (its settings are read then). great-expectations' "ephemeral
+    docs site" line (one per validated table) says nothing a user can act on: it is filtered out.
+    """
+    import logging
+
     from flows.cli import _prefect_defaults as defaults
 
     defaults()
+    ge = logging.getLogger("great_expectations.data_context.types.base")
+    if not any(isinstance(f, _NoEphemeralDocs) for f in ge.filters):
+        ge.addFilter(_NoEphemeralDocs())
+
+
+class _NoEphemeralDocs:
+    """Drops great-expectations' "Created temporary directory ... for ephemeral docs site" record."""
+
+    def filter(self, record: Any) -> bool:
+        return "ephemeral docs site" not in record.getMessage()
 
 
 def _to_polars(data: Any, *, what: str) -> pl.DataFrame:
@@ -212,9 +228,9 @@ def release(config: ConfigLike) -> ReleaseResult:
     A blocked run returns ``released=False`` (its blocked report is published, no rows); bad input,
     a refused budget or a failure raise the same exceptions the CLI reports.
     """
+    _prefect_defaults()
     from flows.release import run_release
 
-    _prefect_defaults()
     cfg = _run_config(config)
     report = run_release(cfg)
     public = report["public"]
@@ -280,10 +296,10 @@ def evaluate(
     against ``contract`` like a source. The report (report.json / report.html, every figure) goes to
     ``out`` (default: a new private temporary folder). No ε is spent and nothing is published.
     """
+    _prefect_defaults()
     from flows.config import SourceConfig
     from flows.evaluate import EvaluateConfig, evaluate_flow
 
-    _prefect_defaults()
     c = _contract(contract)
     frames = {role: _to_polars(t, what=role) for role, t in
               (("train", train), ("holdout", holdout), ("synthetic", synthetic))}
