@@ -149,3 +149,47 @@ def test_great_expectations_ephemeral_docs_line_is_silenced() -> None:
                               "Created temporary directory '/tmp/x' for ephemeral docs site", None, None)
     other = logging.LogRecord(ge.name, logging.WARNING, __file__, 1, "something else", None, None)
     assert not ge.filter(noise) and ge.filter(other)
+
+
+def test_registry_commands_json_and_registry_lookup(prefect_harness: None, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`releases list` / `budget show` --json; the registry found from --config or $SYNTHGATE_REGISTRY."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import synthgate
+    from flows.cli import app
+
+    cfg = _config(tmp_path, BLOCKING)
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text(yaml.safe_dump(cfg))
+    blocked = synthgate.release(run_yaml)
+    registry = tmp_path / "out" / "registry.duckdb"
+    cli = CliRunner()
+    monkeypatch.chdir(tmp_path)  # no out/demo here: the default would find nothing
+
+    listed = cli.invoke(app, ["releases", "list", "--json", "--config", str(run_yaml)])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.stdout)
+    assert row["run_id"] == blocked.run_id and row["status"] == "blocked"
+    assert row["failed_gates"] == ["column_shapes"] and row["table"] == "adult"
+
+    monkeypatch.setenv("SYNTHGATE_REGISTRY", str(registry))
+    budget = cli.invoke(app, ["budget", "show", "--json"])
+    assert budget.exit_code == 0, budget.output
+    (spend,) = json.loads(budget.stdout)
+    assert spend["table"] == "adult" and spend["runs_charged"] == 1
+    assert spend["epsilon_spent"] == pytest.approx(blocked.epsilon_spent)
+    shown = cli.invoke(app, ["releases", "show", blocked.run_id])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["run_id"] == blocked.run_id
+
+    # Not a terminal: the table is not cut to 80 columns (the run id and every column in full).
+    table = cli.invoke(app, ["releases", "list"])
+    assert table.exit_code == 0
+    (line,) = [ln for ln in table.stdout.splitlines() if blocked.run_id in ln]
+    assert "blocked" in line and "column_shapes" in line and len(line) > 80
+
+    monkeypatch.delenv("SYNTHGATE_REGISTRY")
+    missing = cli.invoke(app, ["budget", "show"])
+    assert missing.exit_code == 2 and "no release registry" in missing.output
