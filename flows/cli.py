@@ -728,6 +728,11 @@ def sample(
     finally:
         tmp.unlink(missing_ok=True)
     typer.echo(f"wrote {rows.height} rows to {output} ({model.name}; {how})", err=True)
+    typer.echo(
+        "UNCHECKED rows: drawn from the released model after its gates ran; no privacy or fidelity gate has "
+        "checked them (the checked release is the published table and synthetic.parquet in the release folder).",
+        err=True,
+    )
 
 
 @contract_app.command("check")
