@@ -65,6 +65,21 @@ def test_release_from_dict_and_yaml_and_sample(prefect_harness: None, tmp_path: 
     page = result._repr_html_()
     assert "RELEASED" in page and "dcr_share" in page and "measured" not in page
 
+    # The released (checked) rows: synthetic.parquet beside the DuckDB table, the same rows, hashed in the registry.
+    import hashlib
+
+    import duckdb
+
+    from governance.registry import Registry
+
+    checked = pl.read_parquet(result.folder / "synthetic.parquet")
+    with duckdb.connect(str(result.output_db), read_only=True) as con:
+        table = pl.from_arrow(con.execute(f'SELECT * FROM "{result.output_table}"').to_arrow_table())
+    assert checked.height == 400 and checked.sort(checked.columns).equals(table.sort(checked.columns))
+    record = Registry(Path(cfg["out"]) / "registry.duckdb").get(result.run_id)
+    digest = hashlib.sha256((result.folder / "synthetic.parquet").read_bytes()).hexdigest()
+    assert digest in str(record.artifacts["synthetic.parquet"])
+
     release = synthgate.load_release(result.folder)
     rows = release.sample(50, seed=1)
     assert rows.height == 50 and set(release.contract.columns) <= set(rows.columns)
