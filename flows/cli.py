@@ -374,14 +374,40 @@ def resume(
     _execute(cfg)
 
 
-def _registry_path(out: Path | None, registry: Path | None) -> Path:
+def _registry_path(out: Path | None, registry: Path | None, config: Path | None = None) -> Path:
+    """--registry, else the run config's registry (--config), else $SYNTHGATE_REGISTRY, else OUT/registry.duckdb
+    (--out, default out/demo)."""
     if registry is not None:
         return registry
+    if config is not None:
+        from flows.config import load_run_config
+        from validation.contract import ContractError
+
+        try:
+            return load_run_config(config).registry_path
+        except ContractError as err:
+            _bad_input(err)
+    env = os.environ.get("SYNTHGATE_REGISTRY")
+    if env and out is None:
+        return Path(env)
     return (out or Path("out/demo")) / "registry.duckdb"
 
 
-RegistryOpt = Annotated[Optional[Path], typer.Option(help="Registry file (default: OUT/registry.duckdb).")]
+def _plain_console() -> Any:
+    """A console for tables: on a terminal its width; piped or redirected, wide enough that nothing is cut."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=100_000, soft_wrap=True)
+
+
+RegistryOpt = Annotated[Optional[Path], typer.Option(
+    help="Registry file (default: the --config run's registry, else $SYNTHGATE_REGISTRY, else OUT/registry.duckdb).")]
 OutOpt = Annotated[Optional[Path], typer.Option(help="The runs' output folder (default: out/demo).")]
+RunConfigOpt = Annotated[Optional[Path], typer.Option(
+    "--config", help="A run config YAML: use the registry its runs use.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
 
 
 @budget_app.command("show")
@@ -389,14 +415,17 @@ def budget_show(
     table: Annotated[Optional[str], typer.Option(help="Source table (the contract's `table`); default: all.")] = None,
     out: OutOpt = None,
     registry: RegistryOpt = None,
+    config: RunConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """ε and δ spent on a table over all its runs (basic composition), against its lifetime budget."""
-    from rich.console import Console
+    import json
+
     from rich.table import Table
 
     from governance.registry import Registry, RegistryError
 
-    reg = Registry(_registry_path(out, registry))
+    reg = Registry(_registry_path(out, registry, config))
     try:
         if not reg.path.exists():
             raise RegistryError(
@@ -412,16 +441,27 @@ def budget_show(
         raise typer.Exit(EXIT_BAD_INPUT)
     out_table = Table("table", "ε spent", "lifetime ε", "ε left", "δ spent", "lifetime δ", "runs charged",
                       "contents (keyed fingerprints)")
+    rows = []
     for name in tables:
         spend = reg.spend(name)
         last = next(r for r in records if r.source_table == name)  # newest first
         life_e, life_d = last.lifetime_epsilon, last.lifetime_delta
+        rows.append({
+            "table": name, "epsilon_spent": spend.epsilon, "lifetime_epsilon": life_e,
+            "epsilon_left": None if life_e is None else max(0.0, life_e - spend.epsilon), "delta_spent": spend.delta,
+            "lifetime_delta": life_d, "runs_charged": spend.runs, "contents": len(spend.by_fingerprint),
+        })
+        if as_json:
+            continue
         left = "unlimited" if life_e is None else f"{max(0.0, life_e - spend.epsilon):.4g}"
         out_table.add_row(
             safe(name), f"{spend.epsilon:.4g}", "none" if life_e is None else f"{life_e:g}", left, f"{spend.delta:.3g}",
             "none" if life_d is None else f"{life_d:g}", str(spend.runs), str(len(spend.by_fingerprint)),
         )
-    Console().print(out_table)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    _plain_console().print(out_table)
     typer.echo("Lifetime budgets as the newest run's contract states them. Running runs count their full "
                "reservation; blocked runs count what they spent.")
 
@@ -432,17 +472,29 @@ def releases_list(
     limit: Annotated[int, typer.Option(help="Newest N runs.", min=1)] = 50,
     out: OutOpt = None,
     registry: RegistryOpt = None,
+    config: RunConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Every recorded run, newest first: status, ε charged, user, output."""
-    from rich.console import Console
+    import json
+    import sys
+
     from rich.table import Table
 
     from governance.registry import Registry, RegistryError
 
     try:
-        records = Registry(_registry_path(out, registry)).runs(table=table, limit=limit)
+        records = Registry(_registry_path(out, registry, config)).runs(table=table, limit=limit)
     except RegistryError as err:
         _bad_input(err)
+    if as_json:
+        typer.echo(json.dumps([{
+            "run_id": r.run_id, "table": r.source_table, "status": r.status, "started_at": r.started_at,
+            "user": r.user_name, "epsilon_charged": r.epsilon_charged,
+            "failed_gates": [g["name"] for g in r.gates if not g.get("passed", True)], "error": r.error,
+        } for r in records], indent=2, default=str))
+        return
+    cut = 80 if sys.stdout.isatty() else None  # untruncated when piped or redirected
     view = Table()
     view.add_column("run id", no_wrap=True)
     view.add_column("table")
@@ -455,8 +507,8 @@ def releases_list(
         failed = [g["name"] for g in r.gates if not g.get("passed", True)]
         why = ", ".join(failed) if failed else (r.error or "")
         view.add_row(safe(r.run_id), safe(r.source_table), safe(r.status), safe(r.started_at), safe(r.user_name or ""),
-                     f"{r.epsilon_charged:.4g}", safe(why[:80]))
-    Console().print(view)
+                     f"{r.epsilon_charged:.4g}", safe(why[:cut]))
+    _plain_console().print(view)
 
 
 @releases_app.command("show")
@@ -464,6 +516,7 @@ def releases_show(
     run_id: Annotated[str, typer.Argument(help="Run id from `synthgate releases list`.")],
     out: OutOpt = None,
     registry: RegistryOpt = None,
+    config: RunConfigOpt = None,
 ) -> None:
     """Everything the registry holds about one run (JSON): config, hashes, gates, ε, output."""
     import json
@@ -471,7 +524,7 @@ def releases_show(
     from governance.registry import Registry, RegistryError
 
     try:
-        record = Registry(_registry_path(out, registry)).get(run_id)
+        record = Registry(_registry_path(out, registry, config)).get(run_id)
     except RegistryError as err:
         _bad_input(err)
     typer.echo(json.dumps(record.to_dict(), indent=2))
@@ -695,6 +748,11 @@ def sample(
     finally:
         tmp.unlink(missing_ok=True)
     typer.echo(f"wrote {rows.height} rows to {output} ({model.name}; {how})", err=True)
+    typer.echo(
+        "UNCHECKED rows: drawn from the released model after its gates ran; no privacy or fidelity gate has "
+        "checked them (the checked release is the published table and synthetic.parquet in the release folder).",
+        err=True,
+    )
 
 
 @contract_app.command("check")

@@ -189,6 +189,7 @@ def test_cli_sample_writes_only_matching_rows(ctgan_small: Synthesizer, tmp_path
     rows = pl.read_parquet(out)
     assert rows.height == 1000 and (rows["income"] == ">50K").all()
     assert "conditional" in res.output
+    assert "UNCHECKED rows" in res.output and "no privacy or fidelity gate has checked them" in res.output
 
     # A tampered folder is refused, naming the file: a changed contract, then an added file.
     original = (release / "contract.yaml").read_text(encoding="utf-8")
