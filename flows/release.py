@@ -32,7 +32,7 @@ from models.synthesizers.base import (
 from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
 from tasks.governance import abandon_run, close_run, open_run, record_training_start
 from tasks.ingest import SampledTable, count_source_rows, load_table, sample_large_table
-from tasks.preflight import preflight_release
+from tasks.preflight import preflight_rows, preflight_target
 from tasks.publish import publish_release
 from tasks.redaction import withhold_library_errors
 from tasks.units import bound_contributions
@@ -74,8 +74,8 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
     # Resolved before any row is read: a bad model option is a contract error, not a half-run.
     model_conf = resolve_model_config(contract, epochs=config.epochs, batch_size=config.batch_size)
     output_table = config.output_table or f"{contract.table}_synthetic"
-    # Before the run is recorded or any value read: output target, plan, row count, work bound.
-    preflight_release(config, contract, output_table=output_table, model_conf=model_conf)
+    # Before the run is recorded or the source opened: the training plan and the output target.
+    preflight_target(config, output_table=output_table, model_conf=model_conf)
     registry = Registry(config.registry_path, lock_timeout_s=config.lock_timeout_s)
     # Before any row is read: the run is on record and its ε reserved, or it is refused here.
     open_run(
@@ -93,6 +93,9 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
     )
     spent = None  # known once the report exists; until then a failure is charged its whole plan
     try:
+        # Once the budget allowed the run, before any value is read: the row count (COUNT(*)) against the
+        # minimum the checks need, δ < 1/n and the work bound. A refusal here is recorded as invalid, nothing spent.
+        preflight_rows(config, contract)
         report = _release(config, contract, run_id, epsilon, model_conf, output_table, registry, checkpoint, work)
         spent = float(report["privacy"]["epsilon_spent"])
         close_run(registry, run_id, report)

@@ -201,15 +201,27 @@ def check_work(contract: Contract, config: RunConfig, n_rows: int) -> None:
 
 def preflight_release(config: RunConfig, contract: Contract, *, output_table: str, model_conf: Any) -> int:
     """Every check that needs no private value, in order; returns the source's row count."""
+    preflight_target(config, output_table=output_table, model_conf=model_conf)
+    return preflight_rows(config, contract)
+
+
+def preflight_target(config: RunConfig, *, output_table: str, model_conf: Any) -> None:
+    """The checks that open neither the source nor the registry: the training plan and the output target."""
     check_plan(model_conf)
     check_output_target(config, output_table)
+
+
+def preflight_rows(config: RunConfig, contract: Contract) -> int:
+    """The checks on the source's row count (COUNT(*), no value read): minimum rows, δ < 1/n, the work
+    bound. The release flow runs them after the run is on record and its budget checked, so a run the
+    lifetime budget refuses never opens the source."""
     n_rows = count_source_rows(config.source)
     if n_rows == 0:
         return n_rows  # validation says "the table has no rows" with its own message
     need = minimum_rows(contract, config)
     if n_rows < need:
         raise InputError(
-            f"the table has {n_rows} rows: too few for the checks this contract enables (at least {need} rows "
+            f"the table has fewer rows than the checks this contract enables need (at least {need} rows "
             f"with holdout_fraction {config.holdout_fraction:.2g}: {MIN_HOLDOUT_ROWS} holdout rows for the "
             f"membership attacks, {MIN_SHADOW_ROWS} per side for the shadow attack when evaluation.shadow_models > 0, "
             "with room for the random split). Nothing was read or spent. Use a larger table."
