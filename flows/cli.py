@@ -183,7 +183,8 @@ def _print_gates(console: Any, report: dict[str, Any]) -> None:
     if p.get("epsilon_spent") is not None:
         console.print(f"ε spent {float(p['epsilon_spent']):.3f} of {p['epsilon_budget']} (δ={p['delta']:g})")
     for g in report["gates"]:
-        mark = "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"
+        mark = ("[green]pass[/]" if g["passed"] else
+                "[red]inconclusive[/]" if g.get("outcome") == "inconclusive" else "[red]FAIL[/]")
         op = "<=" if g.get("direction") == "max" else ">="
         name = safe(f"{g['name']:<34}")  # names such as inference_risk[income] are not markup
         console.print(f"  {mark} {name} must be {op} {g['threshold']:.4g}", highlight=False)
@@ -193,7 +194,9 @@ def _print_failed(console: Any, report: dict[str, Any]) -> None:
     failed = [g for g in report["gates"] if not g["passed"]]
     for g in failed:
         op = "<=" if g.get("direction") == "max" else ">="
-        console.print(f"  - {safe(g['name'])}: failed (must be {op} {g['threshold']:.4g})", highlight=False)
+        why = ("inconclusive: too few rows to tell a no-leak table from a leak (gates.block_inconclusive)"
+               if g.get("outcome") == "inconclusive" else "failed")
+        console.print(f"  - {safe(g['name'])}: {why} (must be {op} {g['threshold']:.4g})", highlight=False)
     if not report["gates"]:
         console.print("  - no gate was evaluated: refusing to release unchecked data", highlight=False)
 

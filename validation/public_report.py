@@ -71,7 +71,8 @@ def _op(direction: str) -> str:
 
 
 def public_gates(results: list[MetricResult]) -> list[dict[str, Any]]:
-    """Each gate's name, kind, threshold (from the contract) and pass/fail; no measured value."""
+    """Each gate's name, kind, threshold (from the contract) and outcome (pass, fail or inconclusive: failed,
+    limited by rows); no measured value."""
     return [
         {
             "name": r.name,
@@ -79,6 +80,7 @@ def public_gates(results: list[MetricResult]) -> list[dict[str, Any]]:
             "direction": r.direction,
             "threshold": float(r.threshold) if r.threshold is not None else None,
             "passed": bool(r.passed),
+            "outcome": r.outcome,
             "description": r.description,
         }
         for r in results
@@ -91,7 +93,11 @@ def public_reasons(decision: GateDecision, results: list[MetricResult]) -> list[
     failed = [r for r in results if r.is_gate and not r.passed]
     if not decision.released and not [r for r in results if r.is_gate]:
         return ["no gate was evaluated: refusing to release unchecked data"]
-    return [f"{r.name}: failed (must be {_op(r.direction)} {float(r.threshold or 0):.4g})" for r in failed]
+    return [
+        f"{r.name}: {'inconclusive, too few rows to tell' if r.outcome == 'inconclusive' else 'failed'} "
+        f"(must be {_op(r.direction)} {float(r.threshold or 0):.4g})"
+        for r in failed
+    ]
 
 
 def decision_record(
@@ -109,7 +115,8 @@ def decision_record(
     """What ``decision.json`` in the release folder holds: the public part of the run's outcome.
 
     JSON rules as the reports' (numpy scalars to Python, NaN to null)."""
-    failed = [r for r in results if r.is_gate and not r.passed]
+    # an inconclusive gate may be let through (gates.block_inconclusive: false); a failed one never
+    failed = [r for r in results if r.is_gate and r.outcome == "fail"]
     if decision.released and failed:
         raise ValueError(
             f"the decision says released but gates failed: {[r.name for r in failed]}. "

@@ -112,6 +112,8 @@ def _gate_row(r: MetricResult) -> dict[str, Any]:
         "value": r.value,
         "threshold": r.threshold,
         "passed": r.passed,
+        "outcome": r.outcome,
+        "min_rows_to_pass": r.details.get("min_rows_to_pass"),
         "ci": list(r.ci) if r.ci is not None else None,
         "gated_value": r.gated_value,
         "direction": r.direction,
@@ -275,7 +277,7 @@ tr.total td{font-weight:600;background:var(--soft)}tr.failed td{background:#fff5
 .fact .v{font-size:1.15rem;font-weight:600;font-variant-numeric:tabular-nums}
 nav.toc{font-size:.88rem;margin:.5rem 0 0;color:var(--muted)}
 nav.toc a{color:#0b57d0;text-decoration:none;margin-right:.9rem;white-space:nowrap}
-.pass{color:var(--ok);font-weight:700}.fail{color:var(--bad);font-weight:700}
+.pass{color:var(--ok);font-weight:700}.fail{color:var(--bad);font-weight:700}.inconclusive{color:var(--bad);font-weight:700;font-style:italic}
 .notrun{color:var(--muted);font-style:italic;background:var(--soft);border:1px dashed var(--line);
 border-radius:6px;padding:.5rem .75rem;margin:.4rem 0}
 .muted{color:var(--muted);font-size:.85rem}
@@ -458,8 +460,15 @@ def _shortfall(gate: Mapping[str, Any]) -> str:
     return text
 
 
-def _result_cell(passed: Any) -> str:
-    return '<span class="pass">pass</span>' if passed else '<span class="fail">FAIL</span>'
+def _result_cell(passed: Any, outcome: Any = None) -> str:
+    """pass, FAIL, or (a failed gate limited by rows, validation.results.MetricResult.outcome)
+    inconclusive: failed, but a no-leak table would have failed too at these row counts."""
+    if passed:
+        return '<span class="pass">pass</span>'
+    if outcome == "inconclusive":
+        return ('<span class="inconclusive" title="too few rows to tell: a no-leak table would not pass '
+                'either at these row counts">inconclusive</span>')
+    return '<span class="fail">FAIL</span>'
 
 
 def _figure(draw: Any, *args: Any, **kwargs: Any) -> str:
@@ -587,7 +596,7 @@ def _gates_html(report: Mapping[str, Any]) -> str:
                 _num(_gated(g)),
                 _e(_threshold(g)),
                 _num(_margin(g)),
-                _result_cell(g.get("passed")),
+                _result_cell(g.get("passed"), g.get("outcome")),
                 _e(g.get("description", "")),
             ]
             rows_html.append(
@@ -742,7 +751,7 @@ def _ml_html(report: Mapping[str, Any]) -> str:
 def _metric_heading(m: Mapping[str, Any]) -> str:
     text = f"<strong>{_e(m.get('name'))}</strong>: {_num(m.get('value'))}"
     if m.get("threshold") is not None:
-        text += f" · gate {_e(_threshold(m))} · {_result_cell(m.get('passed'))}"
+        text += f" · gate {_e(_threshold(m))} · {_result_cell(m.get('passed'), m.get('outcome'))}"
     return f"<h3>{text}</h3>"
 
 
@@ -834,7 +843,7 @@ def _anonymeter_html(report: Mapping[str, Any], figures: bool) -> str:
             f"<strong>{_e(m.get('name'))}</strong>", _num(m.get("value")), _interval(m.get("ci")),
             _pct(main), _interval(main_ci), _pct(control), _interval(control_ci),
             _e(_threshold(m)) if m.get("threshold") is not None else "—",
-            _result_cell(m.get("passed")) if m.get("threshold") is not None else "—",
+            _result_cell(m.get("passed"), m.get("outcome")) if m.get("threshold") is not None else "—",
         ])
         fig_rows.append((str(m.get("name")), main, main_ci, control, control_ci))
     body.append(_table(
@@ -1085,7 +1094,7 @@ def _public_gates_html(report: Mapping[str, Any]) -> str:
     rows, classes = [], []
     for g in gates:
         rows.append([f"<strong>{_e(g.get('name'))}</strong>", _e(g.get("kind", "")), _e(_threshold(g)),
-                     _result_cell(g.get("passed")), f'<span class="muted">{_e(g.get("description", ""))}</span>'])
+                     _result_cell(g.get("passed"), g.get("outcome")), f'<span class="muted">{_e(g.get("description", ""))}</span>'])
         classes.append("" if g.get("passed") else "failed")
     body.append(_table(["gate", "kind", "must be", "result", "what it means"], rows, row_classes=classes, full=True))
     return _section("gates", "Gates", body)

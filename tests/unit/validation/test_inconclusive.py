@@ -87,3 +87,25 @@ def test_fresh_real_rows_on_a_predictable_secret_are_inconclusive_not_failed(
     assert not r.passed
     assert r.outcome == "inconclusive", (r.gated_value, r.power_floor)
     assert r.details["min_rows_to_pass"] > 2000
+
+
+def test_worst_of_several_estimates_is_inconclusive_unless_a_simultaneous_interval_excludes_no_leak() -> None:
+    # the per-estimate interval (0.51, 0.57) excludes 0.5, but as the worst of K shares a
+    # Bonferroni interval over K may not: then the block is limited by rows, not evidence of a leak
+    def gate(ideal_ci: tuple[float, float] | None) -> MetricResult:
+        return upper_bound_gate("dcr_share_worst_subset", 0.54, (0.51, 0.57), 0.55, description="", details={},
+                                power_floor=0.54, ideal=0.5, ideal_ci=ideal_ci)
+
+    assert gate(None).outcome == "fail"
+    assert gate((0.495, 0.58)).outcome == "inconclusive"
+    assert gate((0.505, 0.58)).outcome == "fail"
+    assert gate((0.495, 0.58)).to_dict()["ideal_ci"] == [0.495, 0.58]
+
+
+def test_dcr_floor_of_the_worst_of_k_shares_is_higher_and_needs_more_rows() -> None:
+    one, need_one = _dcr_power_floor(464, 2 / 3, 0.95, 0.55)
+    seven, need_seven = _dcr_power_floor(464, 2 / 3, 0.95, 0.55, estimates=7)
+    assert one < 0.55 < seven and need_one is None  # one share at chance clears at 464 rows, the worst of 7 does not
+    assert need_seven is not None and need_seven > 464
+    assert _dcr_power_floor(need_seven, 2 / 3, 0.95, 0.55, estimates=7)[0] <= 0.55
+    assert _dcr_power_floor(464, 2 / 3, 0.95, 0.55, estimates=1) == (one, need_one)

@@ -89,9 +89,9 @@ def test_public_gates_and_reasons_hold_no_measured_value() -> None:
     gates = public_gates(results)
     assert gates == [
         {"name": "dcr_share", "kind": "privacy", "direction": "max", "threshold": 0.55, "passed": False,
-         "description": "closer to train than holdout"},
+         "outcome": "fail", "description": "closer to train than holdout"},
         {"name": "column_shapes", "kind": "fidelity", "direction": "min", "threshold": 0.8, "passed": True,
-         "description": "shapes"},
+         "outcome": "pass", "description": "shapes"},
     ]
     assert public_reasons(decision, results) == ["dcr_share: failed (must be <= 0.55)"]
     assert public_reasons(GateDecision(False, ["x"]), [results[2]]) == [
