@@ -794,7 +794,10 @@ def _ml_html(report: Mapping[str, Any]) -> str:
     body = [
         f"<p>Target <code>{_e(d.get('target'))}</code>: a classifier trained on the synthetic rows "
         f"(TSTR) and one trained on the real training rows (TRTR) are both scored on the holdout. "
-        f"AUC ratio TSTR / TRTR: <strong>{_num(d.get('ratio'))}</strong>.</p>"
+        f"The gate is on the AUC ratio TSTR / TRTR: <strong>{_num(_gated(ml))}</strong>"
+        + (f" (gate {_e(_threshold(ml))} · {_result_cell(ml.get('passed'), ml.get('outcome'))})"
+           if ml.get("threshold") is not None else "")
+        + f"; the TSTR AUC alone ({_num(ml.get('value'))}) is detail, not gated.</p>"
     ]
     if "error" in d:
         body.append(f'<p class="fail">{_e(d["error"])}</p>')
