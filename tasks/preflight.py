@@ -199,8 +199,24 @@ def check_work(contract: Contract, config: RunConfig, n_rows: int) -> None:
         )
 
 
+def check_contract_is_public(contract: Contract) -> None:
+    """Refuse a contract that still holds bounds or categories read off the data (``from_data: true``):
+    the contract_is_public gate would block the release after training had spent ε, so the run is
+    refused here, before it is recorded, any ε is reserved or any row is read."""
+    derived = contract.data_derived_columns
+    if derived:
+        raise ContractError(
+            f"the contract still holds bounds/categories read off the data (from_data: true) for "
+            f"{len(derived)} column(s): {', '.join(repr(n) for n in derived)}. A release with them is always "
+            "blocked by the contract_is_public gate, so nothing was read or spent. Replace each with public "
+            "knowledge and set from_data: false (`synthgate contract check FILE` lists them), or learn them "
+            "with DP (`synthgate contract infer --dp`)."
+        )
+
+
 def preflight_release(config: RunConfig, contract: Contract, *, output_table: str, model_conf: Any) -> int:
     """Every check that needs no private value, in order; returns the source's row count."""
+    check_contract_is_public(contract)
     check_plan(model_conf)
     check_output_target(config, output_table)
     n_rows = count_source_rows(config.source)

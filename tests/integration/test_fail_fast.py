@@ -1,0 +1,38 @@
+"""A contract that still holds bounds read off the data is refused before any row is read (issue 22
+item 4): through the CLI, `run` exits with bad input, names the columns, and the registry holds no
+run and no ε for the table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from flows.cli import app
+from governance.registry import Registry
+
+from .test_steward import _db
+
+runner = CliRunner()
+
+
+def test_a_from_data_contract_is_refused_before_any_epsilon_is_spent(prefect_harness: None, tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    draft = tmp_path / "cases.yaml"
+    inferred = runner.invoke(app, ["contract", "infer", "--db", str(db), "--table", "cases", "-o", str(draft)])
+    assert inferred.exit_code == 0, inferred.output
+    marked = [n for n, c in yaml.safe_load(draft.read_text())["columns"].items() if c.get("from_data")]
+    assert marked  # the draft reads bounds off the rows: the case under test
+    out = tmp_path / "out"
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump({"contract": str(draft), "source": {"db": str(db), "table": "cases"},
+                                   "out": str(out), "epochs": 1, "batch_size": 300, "seed": 0}))
+    result = runner.invoke(app, ["run", "--config", str(cfg), "--quiet"])
+    assert result.exit_code == 2, result.output  # bad input, not a blocked release (3)
+    assert "from_data: true" in result.output and "nothing was read or spent" in result.output
+    assert all(repr(n) in result.output for n in marked)
+    spend = Registry(out / "registry.duckdb").spend("cases")
+    assert spend.epsilon == 0.0 and spend.runs == 0
+    assert not (out / "releases").exists() and not (out / "blocked").exists()
+    assert not (out / "checkpoints").exists()  # no working folder: nothing was trained
