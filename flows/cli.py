@@ -172,6 +172,42 @@ def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
         restore()
 
 
+def _plan_lines(contract: Any) -> list[str]:
+    """What a run of this contract would spend and need, from the contract alone (public): the ε split
+    between the codec's one Gaussian release and the model, and the fewest source rows each check needs
+    after the train/holdout split (with the run config's default holdout_fraction)."""
+    from types import SimpleNamespace
+
+    from flows.config import RunConfig
+    from models.ledger import PrivacyLedger
+    from models.synthesizers.base import codec_noise_for
+    from tasks.preflight import DETECTION_FOLDS, MIN_HOLDOUT_ROWS, MIN_SHADOW_ROWS, MIN_TRAIN_ROWS, minimum_rows
+
+    eps, delta = contract.privacy.epsilon, contract.privacy.delta
+    sigma = contract.model_options.get("codec_noise_multiplier") or codec_noise_for(eps, delta)
+    codec_eps = PrivacyLedger(delta).epsilon_with([(float(sigma), 1.0, 1)])
+    lines = [
+        f"ε split at privacy.epsilon = {eps:g}, δ = {delta:g} (RDP composition, so the parts do not add up exactly):",
+        f"  codec (category counts, numeric histograms, row-count estimate; one Gaussian release, σ/Δ = "
+        f"{float(sigma):.3g}): ε {codec_eps:.3g} alone",
+        f"  model {contract.model!r} (critic DP-SGD steps, or the marginal measurements of a marginal model): "
+        f"its noise is calibrated so the composed total comes to ε {eps:g}",
+    ]
+    hold = RunConfig.model_fields["holdout_fraction"].default
+    shadow = contract.evaluation.shadow_models > 0
+    need = minimum_rows(contract, SimpleNamespace(holdout_fraction=hold, n_synthetic=None))  # type: ignore[arg-type]
+    lines += [
+        f"rows needed: at least {need} source rows (holdout_fraction {hold:.2g}, with room for the random split):",
+        f"  training: {max(MIN_TRAIN_ROWS, MIN_SHADOW_ROWS if shadow else 0, DETECTION_FOLDS)} rows"
+        + (" (the shadow-model attack trains on them)" if shadow else ""),
+        f"  holdout: {max(MIN_HOLDOUT_ROWS, MIN_SHADOW_ROWS if shadow else 0, DETECTION_FOLDS)} rows for the "
+        f"membership attacks and the {DETECTION_FOLDS}-fold detection check",
+        "  a risk gate with an interval may still come out inconclusive above this floor: the report then "
+        "states the rows that check needs (min_rows_to_pass)",
+    ]
+    return lines
+
+
 def _print_gates(console: Any, report: dict[str, Any]) -> None:
     """ε spent (from the ledger) and each gate's pass/fail against its threshold; never a measured value.
 
@@ -714,6 +750,8 @@ def contract_check(
         assert d is not None
         rule = "(a copy)" if d.as_ == "copy" else f"+ {d.offset:g}" + (" days" if contract.columns[name].kind == "datetime" else "")
         typer.echo(f"derived: {name!r} = {d.source!r} {rule} (generated, not learned)")
+    for line in _plan_lines(contract):
+        typer.echo(line)
     if contract.privacy.lifetime_epsilon is None:
         typer.echo("privacy.lifetime_epsilon is not set: retries on this table can spend ε without limit. "
                    f"Set it (e.g. {3 * contract.privacy.epsilon:g}, 3x the per-release ε).")

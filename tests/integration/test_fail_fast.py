@@ -36,3 +36,24 @@ def test_a_from_data_contract_is_refused_before_any_epsilon_is_spent(prefect_har
     assert spend.epsilon == 0.0 and spend.runs == 0
     assert not (out / "releases").exists() and not (out / "blocked").exists()
     assert not (out / "checkpoints").exists()  # no working folder: nothing was trained
+
+
+def test_contract_check_shows_the_epsilon_split_and_the_rows_needed(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    draft = tmp_path / "cases.yaml"
+    assert runner.invoke(app, ["contract", "infer", "--db", str(db), "--table", "cases", "-o", str(draft)]).exit_code == 0
+    data = yaml.safe_load(draft.read_text())
+    for eps, codec in ((3.0, "σ/Δ = 8): ε 0.545 alone"), (1.0, "ε 0.2 alone")):
+        # ε 3: the codec's floor σ/Δ = 8 costs ≈ 0.55 at δ 1e-6; ε 1: its noise rises to hold it to 20% of ε
+        data["privacy"]["epsilon"], data["privacy"]["delta"] = eps, 1e-6
+        data["evaluation"] = {"shadow_models": 0}
+        path = tmp_path / f"eps{eps:g}.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        result = runner.invoke(app, ["contract", "check", str(path)])
+        assert result.exit_code == 0, result.output
+        assert f"ε split at privacy.epsilon = {eps:g}, δ = 1e-06" in result.output
+        assert codec in result.output, result.output
+        assert f"composed total comes to ε {eps:g}" in result.output
+        # holdout 1/3 with 4 sd of split slack: 20 holdout rows need 123 source rows
+        assert "at least 123 source rows" in result.output
+        assert "holdout: 20 rows for the membership attacks" in result.output
