@@ -776,6 +776,60 @@ def contract_check(
             typer.echo("no learned column duplicates another or differs from one by a constant.")
 
 
+@contract_app.command("export")
+def contract_export(
+    file: Annotated[Path, typer.Argument(help="The contract YAML.")],
+    format: Annotated[str, typer.Option("--format", help="frictionless (Table Schema) or sdv (SINGLE_TABLE_V1).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the JSON.")],
+) -> None:
+    """Write a contract as a Frictionless Table Schema or SDV metadata (JSON); `contract import` reads it back."""
+    import json
+
+    from validation.contract import ContractError, load_contract
+    from validation.interop import to_frictionless, to_sdv
+
+    writers = {"frictionless": to_frictionless, "sdv": to_sdv}
+    if format not in writers:
+        _bad_input(ValueError(f"--format must be one of {sorted(writers)}. Got {format!r}."))
+    try:
+        contract = load_contract(file)
+    except ContractError as err:
+        _bad_input(err)
+    output.write_text(json.dumps(writers[format](contract), indent=2, ensure_ascii=False) + "\n")
+    typer.echo(f"wrote {output} ({format}) for table {contract.table!r}.")
+
+
+@contract_app.command("import")
+def contract_import(
+    file: Annotated[Path, typer.Argument(help="A Table Schema or SDV metadata JSON file.")],
+    format: Annotated[str, typer.Option("--format", help="frictionless or sdv.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the contract YAML.")],
+    table: Annotated[Optional[str], typer.Option(help="Table name, when the schema has none.")] = None,
+    epsilon: Annotated[Optional[float], typer.Option(help="Privacy ε, when the schema states no budget.")] = None,
+    delta: Annotated[float, typer.Option(help="Privacy δ, with --epsilon.")] = 1e-6,
+) -> None:
+    """Read a contract from a Frictionless Table Schema or SDV metadata (as `contract export` writes)."""
+    import json
+
+    from validation.contract import ContractError
+    from validation.interop import from_frictionless, from_sdv
+
+    if format not in ("frictionless", "sdv"):
+        _bad_input(ValueError(f"--format must be frictionless or sdv. Got {format!r}."))
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError) as err:
+        _bad_input(ValueError(f"cannot read {file} as JSON: {err}. Pass a schema or metadata JSON file."))
+    try:
+        privacy = {"epsilon": epsilon, "delta": delta} if epsilon is not None else None
+        contract = from_frictionless(data, table=table, privacy=privacy) if format == "frictionless" else from_sdv(data)
+    except ContractError as err:
+        _bad_input(err)
+    output.write_text(contract.to_yaml())
+    typer.echo(f"wrote {output}: contract for table {contract.table!r} ({len(contract.columns)} columns); "
+               "check it with `synthgate contract check`.")
+
+
 @contract_app.command("infer")
 def contract_infer(
     db: Annotated[Path, typer.Option(help="DuckDB file holding the table.")],

@@ -1,16 +1,18 @@
-"""A contract that still holds bounds read off the data is refused before any row is read (issue 22
-item 4): through the CLI, `run` exits with bad input, names the columns, and the registry holds no
-run and no ε for the table."""
+"""The contract workflow (issue 22 item 4): a contract that still holds bounds read off the data is
+refused before any row is read (no run and no ε in the registry); `contract check` shows the ε split
+and the rows needed; `contract export/import` round-trips through Frictionless and SDV."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from flows.cli import app
 from governance.registry import Registry
+from validation.contract import load_contract
 
 from .test_steward import _db
 
@@ -57,3 +59,16 @@ def test_contract_check_shows_the_epsilon_split_and_the_rows_needed(tmp_path: Pa
         # holdout 1/3 with 4 sd of split slack: 20 holdout rows need 123 source rows
         assert "at least 123 source rows" in result.output
         assert "holdout: 20 rows for the membership attacks" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["frictionless", "sdv"])
+def test_contract_export_and_import_round_trip_through_the_cli(tmp_path: Path, fmt: str) -> None:
+    contract = Path("benchmarks/suite/contracts/colon.contract.yaml")
+    exported, back = tmp_path / f"colon.{fmt}.json", tmp_path / "back.yaml"
+    result = runner.invoke(app, ["contract", "export", str(contract), "--format", fmt, "-o", str(exported)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["contract", "import", str(exported), "--format", fmt, "-o", str(back)])
+    assert result.exit_code == 0, result.output
+    assert load_contract(back).fingerprint() == load_contract(contract).fingerprint()
+    bad = runner.invoke(app, ["contract", "export", str(contract), "--format", "csv", "-o", str(exported)])
+    assert bad.exit_code == 2 and "--format must be one of" in bad.output
