@@ -832,9 +832,13 @@ def contract_import(
 
 @contract_app.command("infer")
 def contract_infer(
-    db: Annotated[Path, typer.Option(help="DuckDB file holding the table.")],
-    table: Annotated[str, typer.Option(help="Table to describe.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the draft YAML.")],
+    db: Annotated[Optional[Path], typer.Option(help="DuckDB file holding the table (with --table or --query).")] = None,
+    table: Annotated[Optional[str], typer.Option(
+        help="Table to describe in --db; with --path or --query, the contract's table name "
+        "(default for --path: the file's stem).")] = None,
+    path: Annotated[Optional[Path], typer.Option(help="A Parquet or CSV file to describe instead of a table.")] = None,
+    query: Annotated[Optional[str], typer.Option(help="A read-only SELECT against --db to describe.")] = None,
     missing: Annotated[list[str], typer.Option(help="A string meaning 'missing' (repeatable), e.g. '?'.")] = [],  # noqa: B006
     dp: Annotated[Optional[float], typer.Option(
         "--dp", help="Learn bounds and categories with DP at this ε, charged to the table's lifetime budget in "
@@ -851,19 +855,37 @@ def contract_infer(
     With --dp EPS they are learned with differential privacy instead (DP quantile bins on a public
     grid, a thresholded DP histogram of categories), charged to the table's lifetime budget.
     """
+    from pydantic import ValidationError
+
     from flows.config import SourceConfig
     from tasks.ingest import InputError, read_source
-    from validation.infer import infer_contract, render_inferred_yaml
+    from validation.infer import infer_contract, propose_target, render_inferred_yaml
 
+    try:  # the source rules of a run: one of table / query (read-only SELECT) / path, checked before a read
+        source = SourceConfig(db=db, table=None if (path or query) else table, query=query, path=path)
+    except ValidationError as err:
+        _bad_input(ValueError("; ".join(str(e["msg"]) for e in err.errors())
+                              + ". Pass --db with --table or --query, or --path."))
+    name = table or (path.stem if path is not None else None)
+    if not name:
+        _bad_input(ValueError("--query needs --table NAME: the table name the contract describes."))
     if dp is not None:
-        return _contract_infer_dp(db, table, output, missing, dp, dp_delta, lifetime_epsilon,
+        return _contract_infer_dp(source, name, output, missing, dp, dp_delta, lifetime_epsilon,
                                   _registry_path(out, registry))
     try:
-        df = read_source(SourceConfig(db=db, table=table))
+        df = read_source(source)
     except InputError as err:
         _bad_input(err)
-    contract = infer_contract(df, table=table, missing_values=missing)
-    output.write_text(render_inferred_yaml(contract), encoding="utf-8")
+    contract = infer_contract(df, table=name, missing_values=missing)
+    proposed = propose_target(contract)
+    text = render_inferred_yaml(contract)
+    if proposed is not None:
+        contract = contract.model_copy(update={"target": proposed})
+        text = (f"# target: {proposed!r} is a PROPOSAL, guessed from the column names and kinds alone (no value\n"
+                "# read): confirm it, change it, or set target: null before a release.\n"
+                + render_inferred_yaml(contract))
+        typer.echo(f"proposed target: {proposed!r} (from its name and kind only; review it in the draft)", err=True)
+    output.write_text(text, encoding="utf-8")
     typer.secho(
         f"wrote {output}. WARNING: every bound and category marked from_data was read from the "
         "private rows. Replace them with public knowledge before a release counts as DP; until "
@@ -872,13 +894,12 @@ def contract_infer(
     )
 
 
-def _contract_infer_dp(db: Path, table: str, output: Path, missing: list[str], epsilon: float, delta: float,
+def _contract_infer_dp(source: Any, table: str, output: Path, missing: list[str], epsilon: float, delta: float,
                        lifetime_epsilon: float | None, registry_path: Path) -> None:
     """`contract infer --dp`: charge the registry before reading a row, then learn with DP."""
     from rich.console import Console
     from rich.markup import escape
 
-    from flows.config import SourceConfig
     from governance.locks import DatabaseLocked
     from governance.registry import BudgetExceeded, Registry, RegistryError
     from models.synthesizers.base import private_entropy
@@ -890,7 +911,7 @@ def _contract_infer_dp(db: Path, table: str, output: Path, missing: list[str], e
     console = Console(stderr=True)
     try:
         contract = infer_with_budget(
-            table=table, read=lambda: read_source(SourceConfig(db=db, table=table)),
+            table=table, read=lambda: read_source(source),
             draft=lambda df: infer_contract(df, table=table, missing_values=missing),
             registry=Registry(registry_path), epsilon=epsilon, delta=delta, entropy=private_entropy(),
             lifetime_epsilon=lifetime_epsilon, output=str(output),

@@ -72,3 +72,38 @@ def test_contract_export_and_import_round_trip_through_the_cli(tmp_path: Path, f
     assert load_contract(back).fingerprint() == load_contract(contract).fingerprint()
     bad = runner.invoke(app, ["contract", "export", str(contract), "--format", "csv", "-o", str(exported)])
     assert bad.exit_code == 2 and "--format must be one of" in bad.output
+
+
+def test_contract_infer_reads_parquet_csv_and_queries_and_proposes_a_target(tmp_path: Path) -> None:
+    from .test_steward import steward_table
+
+    frame = steward_table().drop("remarks")
+    frame.write_parquet(tmp_path / "cases.parquet")
+    frame.write_csv(tmp_path / "cases.csv")
+    db = _db(tmp_path)
+    sources = {
+        "parquet": ["--path", str(tmp_path / "cases.parquet")],
+        "csv": ["--path", str(tmp_path / "cases.csv")],
+        "query": ["--db", str(db), "--query", "SELECT * EXCLUDE (remarks) FROM cases WHERE severity >= 1",
+                  "--table", "cases"],
+    }
+    drafts = {}
+    for what, args in sources.items():
+        draft = tmp_path / f"{what}.yaml"
+        result = runner.invoke(app, ["contract", "infer", *args, "-o", str(draft)])
+        assert result.exit_code == 0, (what, result.output)
+        assert "proposed target: 'reoffended'" in result.output
+        text = draft.read_text()
+        assert text.startswith("# target: 'reoffended' is a PROPOSAL")
+        contract = load_contract(draft)
+        assert contract.table == "cases" and contract.target == "reoffended"
+        drafts[what] = {n: c.kind for n, c in contract.columns.items()}
+    assert drafts["parquet"] == drafts["query"]  # same rows, same kinds
+    assert set(drafts["csv"]) == set(drafts["parquet"])
+    # the run's read-only rules hold for infer too: a writing query is refused before anything runs
+    bad = runner.invoke(app, ["contract", "infer", "--db", str(db), "--query", "DELETE FROM cases",
+                              "--table", "cases", "-o", str(tmp_path / "x.yaml")])
+    assert bad.exit_code == 2 and not (tmp_path / "x.yaml").exists()
+    both = runner.invoke(app, ["contract", "infer", "--path", str(tmp_path / "cases.csv"), "--db", str(db),
+                               "--query", "SELECT 1", "-o", str(tmp_path / "y.yaml")])
+    assert both.exit_code == 2
