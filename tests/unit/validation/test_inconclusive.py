@@ -109,3 +109,15 @@ def test_dcr_floor_of_the_worst_of_k_shares_is_higher_and_needs_more_rows() -> N
     assert need_seven is not None and need_seven > 464
     assert _dcr_power_floor(need_seven, 2 / 3, 0.95, 0.55, estimates=7)[0] <= 0.55
     assert _dcr_power_floor(464, 2 / 3, 0.95, 0.55, estimates=1) == (one, need_one)
+
+
+def test_reports_and_decision_record_say_inconclusive_apart_from_fail() -> None:
+    from validation.public_report import public_gates, public_reasons
+    from validation.report import _result_cell
+
+    fail, inconclusive = _gate(0.15, 0.05), _gate(0.15, 0.12)
+    assert "inconclusive" in _result_cell(False, "inconclusive") and "FAIL" not in _result_cell(False, "inconclusive")
+    assert "FAIL" in _result_cell(False, "fail") and "pass" in _result_cell(True, "pass")
+    assert [g["outcome"] for g in public_gates([fail, inconclusive])] == ["fail", "inconclusive"]
+    reasons = public_reasons(decide_release([fail, inconclusive]), [fail, inconclusive])
+    assert reasons == ["risk: failed (must be <= 0.1)", "risk: inconclusive, too few rows to tell (must be <= 0.1)"]
