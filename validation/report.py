@@ -530,7 +530,9 @@ def _decision_html(report: Mapping[str, Any]) -> str:
     )
     parts = [f'<div class="decision blocked"><div class="verdict">{verdict}</div><p>{lead}</p>']
     if failed:
-        parts.append(f"<p><strong>{len(failed)} failed gate{'s' if len(failed) != 1 else ''}:</strong></p>")
+        unsure = sum(1 for g in failed if g.get("outcome") == "inconclusive")
+        note = f" ({unsure} inconclusive: too few rows to tell; blocks by default)" if unsure else ""
+        parts.append(f"<p><strong>{len(failed)} failed gate{'s' if len(failed) != 1 else ''}{note}:</strong></p>")
         parts.append(
             _table(
                 ["gate", "kind", "value checked", "must be", "off by", "what it means"],
@@ -1104,7 +1106,9 @@ def _public_decision_html(report: Mapping[str, Any]) -> str:
     parts = ['<div class="decision blocked"><div class="verdict">BLOCKED</div>'
              "<p>The synthetic table is not released: nothing was published.</p>"]
     if failed:
-        parts.append(f"<p><strong>{len(failed)} failed gate{'s' if len(failed) != 1 else ''}:</strong></p>")
+        unsure = sum(1 for g in failed if g.get("outcome") == "inconclusive")
+        note = f" ({unsure} inconclusive: too few rows to tell; blocks by default)" if unsure else ""
+        parts.append(f"<p><strong>{len(failed)} failed gate{'s' if len(failed) != 1 else ''}{note}:</strong></p>")
         parts.append(_table(
             ["gate", "kind", "must be", "what it means"],
             [[f"<strong>{_e(g.get('name'))}</strong>", _e(g.get("kind", "")), _e(_threshold(g)),

@@ -107,6 +107,8 @@ def test_blocked_owner_page_says_what_to_try_next(surfaces: dict[str, Any]) -> N
     html = surfaces["owner_html"]
     assert "What to try next" in html
     tips = html.split("What to try next", 1)[1].split("</ul>", 1)[0]
+    assert "1 failed gate (1 inconclusive: too few rows to tell; blocks by default)" in html
+    assert "1 failed gate (1 inconclusive" in surfaces["public_html"]
     assert "More rows" in tips and "4,312" in tips and "mia_auc" in tips
     assert "epochs" not in tips  # no fidelity gate failed: no advice about utility
 
