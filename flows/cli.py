@@ -189,6 +189,42 @@ def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
         restore()
 
 
+def _plan_lines(contract: Any) -> list[str]:
+    """What a run of this contract would spend and need, from the contract alone (public): the ε split
+    between the codec's one Gaussian release and the model, and the fewest source rows each check needs
+    after the train/holdout split (with the run config's default holdout_fraction)."""
+    from types import SimpleNamespace
+
+    from flows.config import RunConfig
+    from models.ledger import PrivacyLedger
+    from models.synthesizers.base import codec_noise_for
+    from tasks.preflight import DETECTION_FOLDS, MIN_HOLDOUT_ROWS, MIN_SHADOW_ROWS, MIN_TRAIN_ROWS, minimum_rows
+
+    eps, delta = contract.privacy.epsilon, contract.privacy.delta
+    sigma = contract.model_options.get("codec_noise_multiplier") or codec_noise_for(eps, delta)
+    codec_eps = PrivacyLedger(delta).epsilon_with([(float(sigma), 1.0, 1)])
+    lines = [
+        f"ε split at privacy.epsilon = {eps:g}, δ = {delta:g} (RDP composition, so the parts do not add up exactly):",
+        f"  codec (category counts, numeric histograms, row-count estimate; one Gaussian release, σ/Δ = "
+        f"{float(sigma):.3g}): ε {codec_eps:.3g} alone",
+        f"  model {contract.model!r} (critic DP-SGD steps, or the marginal measurements of a marginal model): "
+        f"its noise is calibrated so the composed total comes to ε {eps:g}",
+    ]
+    hold = RunConfig.model_fields["holdout_fraction"].default
+    shadow = contract.evaluation.shadow_models > 0
+    need = minimum_rows(contract, SimpleNamespace(holdout_fraction=hold, n_synthetic=None))  # type: ignore[arg-type]
+    lines += [
+        f"rows needed: at least {need} source rows (holdout_fraction {hold:.2g}, with room for the random split):",
+        f"  training: {max(MIN_TRAIN_ROWS, MIN_SHADOW_ROWS if shadow else 0, DETECTION_FOLDS)} rows"
+        + (" (the shadow-model attack trains on them)" if shadow else ""),
+        f"  holdout: {max(MIN_HOLDOUT_ROWS, MIN_SHADOW_ROWS if shadow else 0, DETECTION_FOLDS)} rows for the "
+        f"membership attacks and the {DETECTION_FOLDS}-fold detection check",
+        "  a risk gate with an interval may still come out inconclusive above this floor: the report then "
+        "states the rows that check needs (min_rows_to_pass)",
+    ]
+    return lines
+
+
 def _print_gates(console: Any, report: dict[str, Any]) -> None:
     """ε spent (from the ledger) and each gate's pass/fail against its threshold; never a measured value.
 
@@ -789,6 +825,8 @@ def contract_check(
         assert d is not None
         rule = "(a copy)" if d.as_ == "copy" else f"+ {d.offset:g}" + (" days" if contract.columns[name].kind == "datetime" else "")
         typer.echo(f"derived: {name!r} = {d.source!r} {rule} (generated, not learned)")
+    for line in _plan_lines(contract):
+        typer.echo(line)
     if contract.privacy.lifetime_epsilon is None:
         typer.echo("privacy.lifetime_epsilon is not set: retries on this table can spend ε without limit. "
                    f"Set it (e.g. {3 * contract.privacy.epsilon:g}, 3x the per-release ε).")
@@ -813,11 +851,69 @@ def contract_check(
             typer.echo("no learned column duplicates another or differs from one by a constant.")
 
 
+@contract_app.command("export")
+def contract_export(
+    file: Annotated[Path, typer.Argument(help="The contract YAML.")],
+    format: Annotated[str, typer.Option("--format", help="frictionless (Table Schema) or sdv (SINGLE_TABLE_V1).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the JSON.")],
+) -> None:
+    """Write a contract as a Frictionless Table Schema or SDV metadata (JSON); `contract import` reads it back."""
+    import json
+
+    from validation.contract import ContractError, load_contract
+    from validation.interop import to_frictionless, to_sdv
+
+    writers = {"frictionless": to_frictionless, "sdv": to_sdv}
+    if format not in writers:
+        _bad_input(ValueError(f"--format must be one of {sorted(writers)}. Got {format!r}."))
+    try:
+        contract = load_contract(file)
+    except ContractError as err:
+        _bad_input(err)
+    output.write_text(json.dumps(writers[format](contract), indent=2, ensure_ascii=False) + "\n")
+    typer.echo(f"wrote {output} ({format}) for table {contract.table!r}.")
+
+
+@contract_app.command("import")
+def contract_import(
+    file: Annotated[Path, typer.Argument(help="A Table Schema or SDV metadata JSON file.")],
+    format: Annotated[str, typer.Option("--format", help="frictionless or sdv.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the contract YAML.")],
+    table: Annotated[Optional[str], typer.Option(help="Table name, when the schema has none.")] = None,
+    epsilon: Annotated[Optional[float], typer.Option(help="Privacy ε, when the schema states no budget.")] = None,
+    delta: Annotated[float, typer.Option(help="Privacy δ, with --epsilon.")] = 1e-6,
+) -> None:
+    """Read a contract from a Frictionless Table Schema or SDV metadata (as `contract export` writes)."""
+    import json
+
+    from validation.contract import ContractError
+    from validation.interop import from_frictionless, from_sdv
+
+    if format not in ("frictionless", "sdv"):
+        _bad_input(ValueError(f"--format must be frictionless or sdv. Got {format!r}."))
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError) as err:
+        _bad_input(ValueError(f"cannot read {file} as JSON: {err}. Pass a schema or metadata JSON file."))
+    try:
+        privacy = {"epsilon": epsilon, "delta": delta} if epsilon is not None else None
+        contract = from_frictionless(data, table=table, privacy=privacy) if format == "frictionless" else from_sdv(data)
+    except ContractError as err:
+        _bad_input(err)
+    output.write_text(contract.to_yaml())
+    typer.echo(f"wrote {output}: contract for table {contract.table!r} ({len(contract.columns)} columns); "
+               "check it with `synthgate contract check`.")
+
+
 @contract_app.command("infer")
 def contract_infer(
-    db: Annotated[Path, typer.Option(help="DuckDB file holding the table.")],
-    table: Annotated[str, typer.Option(help="Table to describe.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the draft YAML.")],
+    db: Annotated[Optional[Path], typer.Option(help="DuckDB file holding the table (with --table or --query).")] = None,
+    table: Annotated[Optional[str], typer.Option(
+        help="Table to describe in --db; with --path or --query, the contract's table name "
+        "(default for --path: the file's stem).")] = None,
+    path: Annotated[Optional[Path], typer.Option(help="A Parquet or CSV file to describe instead of a table.")] = None,
+    query: Annotated[Optional[str], typer.Option(help="A read-only SELECT against --db to describe.")] = None,
     missing: Annotated[list[str], typer.Option(help="A string meaning 'missing' (repeatable), e.g. '?'.")] = [],  # noqa: B006
     dp: Annotated[Optional[float], typer.Option(
         "--dp", help="Learn bounds and categories with DP at this ε, charged to the table's lifetime budget in "
@@ -834,19 +930,37 @@ def contract_infer(
     With --dp EPS they are learned with differential privacy instead (DP quantile bins on a public
     grid, a thresholded DP histogram of categories), charged to the table's lifetime budget.
     """
+    from pydantic import ValidationError
+
     from flows.config import SourceConfig
     from tasks.ingest import InputError, read_source
-    from validation.infer import infer_contract, render_inferred_yaml
+    from validation.infer import infer_contract, propose_target, render_inferred_yaml
 
+    try:  # the source rules of a run: one of table / query (read-only SELECT) / path, checked before a read
+        source = SourceConfig(db=db, table=None if (path or query) else table, query=query, path=path)
+    except ValidationError as err:
+        _bad_input(ValueError("; ".join(str(e["msg"]) for e in err.errors())
+                              + ". Pass --db with --table or --query, or --path."))
+    name = table or (path.stem if path is not None else None)
+    if not name:
+        _bad_input(ValueError("--query needs --table NAME: the table name the contract describes."))
     if dp is not None:
-        return _contract_infer_dp(db, table, output, missing, dp, dp_delta, lifetime_epsilon,
+        return _contract_infer_dp(source, name, output, missing, dp, dp_delta, lifetime_epsilon,
                                   _registry_path(out, registry))
     try:
-        df = read_source(SourceConfig(db=db, table=table))
+        df = read_source(source)
     except InputError as err:
         _bad_input(err)
-    contract = infer_contract(df, table=table, missing_values=missing)
-    output.write_text(render_inferred_yaml(contract), encoding="utf-8")
+    contract = infer_contract(df, table=name, missing_values=missing)
+    proposed = propose_target(contract)
+    text = render_inferred_yaml(contract)
+    if proposed is not None:
+        contract = contract.model_copy(update={"target": proposed})
+        text = (f"# target: {proposed!r} is a PROPOSAL, guessed from the column names and kinds alone (no value\n"
+                "# read): confirm it, change it, or set target: null before a release.\n"
+                + render_inferred_yaml(contract))
+        typer.echo(f"proposed target: {proposed!r} (from its name and kind only; review it in the draft)", err=True)
+    output.write_text(text, encoding="utf-8")
     typer.secho(
         f"wrote {output}. WARNING: every bound and category marked from_data was read from the "
         "private rows. Replace them with public knowledge before a release counts as DP; until "
@@ -855,13 +969,12 @@ def contract_infer(
     )
 
 
-def _contract_infer_dp(db: Path, table: str, output: Path, missing: list[str], epsilon: float, delta: float,
+def _contract_infer_dp(source: Any, table: str, output: Path, missing: list[str], epsilon: float, delta: float,
                        lifetime_epsilon: float | None, registry_path: Path) -> None:
     """`contract infer --dp`: charge the registry before reading a row, then learn with DP."""
     from rich.console import Console
     from rich.markup import escape
 
-    from flows.config import SourceConfig
     from governance.locks import DatabaseLocked
     from governance.registry import BudgetExceeded, Registry, RegistryError
     from models.synthesizers.base import private_entropy
@@ -873,7 +986,7 @@ def _contract_infer_dp(db: Path, table: str, output: Path, missing: list[str], e
     console = Console(stderr=True)
     try:
         contract = infer_with_budget(
-            table=table, read=lambda: read_source(SourceConfig(db=db, table=table)),
+            table=table, read=lambda: read_source(source),
             draft=lambda df: infer_contract(df, table=table, missing_values=missing),
             registry=Registry(registry_path), epsilon=epsilon, delta=delta, entropy=private_entropy(),
             lifetime_epsilon=lifetime_epsilon, output=str(output),

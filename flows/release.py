@@ -75,7 +75,7 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
     model_conf = resolve_model_config(contract, epochs=config.epochs, batch_size=config.batch_size)
     output_table = config.output_table or f"{contract.table}_synthetic"
     # Before the run is recorded or the source opened: the training plan and the output target.
-    preflight_target(config, output_table=output_table, model_conf=model_conf)
+    preflight_target(config, contract, output_table=output_table, model_conf=model_conf)
     registry = Registry(config.registry_path, lock_timeout_s=config.lock_timeout_s)
     # Before any row is read: the run is on record and its ε reserved, or it is refused here.
     open_run(

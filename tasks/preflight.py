@@ -199,14 +199,31 @@ def check_work(contract: Contract, config: RunConfig, n_rows: int) -> None:
         )
 
 
+def check_contract_is_public(contract: Contract) -> None:
+    """Refuse a contract that still holds bounds or categories read off the data (``from_data: true``):
+    the contract_is_public gate would block the release after training had spent ε, so the run is
+    refused here, before it is recorded, any ε is reserved or any row is read."""
+    derived = contract.data_derived_columns
+    if derived:
+        raise ContractError(
+            f"the contract still holds bounds/categories read off the data (from_data: true) for "
+            f"{len(derived)} column(s): {', '.join(repr(n) for n in derived)}. A release with them is always "
+            "blocked by the contract_is_public gate, so nothing was read or spent. Replace each with public "
+            "knowledge and set from_data: false (`synthgate contract check FILE` lists them), or learn them "
+            "with DP (`synthgate contract infer --dp`)."
+        )
+
+
 def preflight_release(config: RunConfig, contract: Contract, *, output_table: str, model_conf: Any) -> int:
     """Every check that needs no private value, in order; returns the source's row count."""
-    preflight_target(config, output_table=output_table, model_conf=model_conf)
+    preflight_target(config, contract, output_table=output_table, model_conf=model_conf)
     return preflight_rows(config, contract)
 
 
-def preflight_target(config: RunConfig, *, output_table: str, model_conf: Any) -> None:
-    """The checks that open neither the source nor the registry: the training plan and the output target."""
+def preflight_target(config: RunConfig, contract: Contract, *, output_table: str, model_conf: Any) -> None:
+    """The checks that open neither the source nor the registry: a contract still holding data-derived
+    marks, the training plan and the output target."""
+    check_contract_is_public(contract)
     check_plan(model_conf)
     check_output_target(config, output_table)
 

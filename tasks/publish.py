@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,27 @@ def write_folder_atomically(
         raise
 
 
+def _outcome(gate: Mapping[str, Any]) -> str:
+    outcome = gate.get("outcome")
+    if outcome in ("pass", "fail", "inconclusive"):
+        return "failed" if outcome == "fail" else str(outcome)
+    return "pass" if gate.get("passed") else "failed"
+
+
+def gate_artifact_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Prefect table artifact's rows: each gate's rule and outcome (pass, failed, inconclusive),
+    the same as the public report and the CLI; never a figure computed on rows."""
+    return [
+        {
+            "gate": g["name"],
+            "must be": f"{'<=' if g.get('direction') == 'max' else '>='} {float(g['threshold']):.4g}",
+            "outcome": _outcome(g),
+            "passed": g["passed"],
+        }
+        for g in report["gates"]
+    ]
+
+
 def _artifacts(report: dict[str, Any]) -> None:
     """Prefect artifacts: the decision, ε from the ledger, and each gate's pass/fail and threshold.
 
@@ -168,13 +189,13 @@ def _artifacts(report: dict[str, Any]) -> None:
     what = "evaluation" if evaluation else "release"
     failed = [g for g in report["gates"] if not g["passed"]]
     lines = [f"# synthgate {what} `{report.get('run_id', '')}`: **{status}**", "", spent, ""]
-    lines += [f"- {g['name']}: failed (must be {'<=' if g.get('direction') == 'max' else '>='} {g['threshold']:.4g})"
+    lines += [f"- {g['name']}: {_outcome(g)} (must be {'<=' if g.get('direction') == 'max' else '>='} {g['threshold']:.4g})"
               for g in failed]
     if not report["gates"]:
         lines.append("- no gate was evaluated: refusing to release unchecked data")
     create_markdown_artifact("\n".join(lines), key=f"{what}-summary", description="synthgate decision")
     create_table_artifact(
-        [{"gate": g["name"], "threshold": g["threshold"], "passed": g["passed"]} for g in report["gates"]],
+        gate_artifact_rows(report),
         key="evaluation-gates" if evaluation else "release-gates",
         description="synthgate gates (pass/fail; the values are in the owner's report)",
     )

@@ -386,3 +386,27 @@ def render_inferred_yaml(contract: Contract) -> str:
         derived="\n".join(f"#   {line}" for line in lines),
     )
     return header + contract.to_yaml()
+
+
+# Column names that usually hold the outcome a table is analysed for (whole words, any case).
+_TARGET_WORDS = ("target", "label", "class", "outcome", "y", "response", "income", "churn", "churned",
+                 "default", "survived", "status", "diagnosis", "result", "fraud", "readmitted", "approved")
+
+
+def propose_target(contract: Contract) -> str | None:
+    """A proposed ML-efficacy target, from the column names and kinds alone (no value is read, so the
+    proposal is public): a boolean or categorical column whose name is, or ends in, a word that usually
+    names an outcome (target, label, class, outcome, income, churn, ...); else the only boolean column;
+    else None. A proposal only:
+    the person reviewing the draft confirms or changes it."""
+    import re
+
+    candidates = [n for n in contract.modelled_columns if contract.columns[n].kind in ("boolean", "categorical")
+                  and contract.columns[n].derived is None]
+    for word in _TARGET_WORDS:
+        for name in candidates:
+            words = [w for w in re.split(r"[^a-z0-9]+|(?<=[a-z])(?=[A-Z])", name) if w]
+            if words and (name.lower() == word or words[-1].lower() == word):
+                return name
+    flags = [n for n in candidates if contract.columns[n].kind == "boolean"]
+    return flags[0] if len(flags) == 1 else None  # the only yes/no column: a binary outcome

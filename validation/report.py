@@ -469,6 +469,26 @@ def _shortfall(gate: Mapping[str, Any]) -> str:
     return text
 
 
+def _raw_figure(gate: Mapping[str, Any]) -> str:
+    """The raw figure behind a gate, as secondary detail, where it differs from the gated one
+    (ML efficacy: the TSTR AUC behind the gated ratio; a risk: the point estimate behind the
+    interval's upper end)."""
+    raw, gated = gate.get("value"), _gated(gate)
+    if not _is_number(raw) or (_is_number(gated) and float(raw) == float(gated)):
+        return "—"
+    return f'<span class="muted">{_num(raw)}</span>'
+
+
+def _min_rows_note(gate: Mapping[str, Any]) -> str:
+    """For an inconclusive gate: the rows the check would need to be able to pass."""
+    if gate.get("outcome") != "inconclusive":
+        return ""
+    need = gate.get("min_rows_to_pass")
+    if _is_number(need):
+        return f'<br><span class="muted">needs ≥ {_num(need)} rows</span>'
+    return '<br><span class="muted">more rows needed</span>'
+
+
 def _result_cell(passed: Any, outcome: Any = None) -> str:
     """pass, FAIL, or (a failed gate limited by rows, validation.results.MetricResult.outcome)
     inconclusive: failed, but a no-leak table would have failed too at these row counts."""
@@ -519,7 +539,9 @@ def _decision_html(report: Mapping[str, Any]) -> str:
     )
     parts = [f'<div class="decision blocked"><div class="verdict">{verdict}</div><p>{lead}</p>']
     if failed:
-        parts.append(f"<p><strong>{len(failed)} failed gate{'s' if len(failed) != 1 else ''}:</strong></p>")
+        unsure = sum(1 for g in failed if g.get("outcome") == "inconclusive")
+        note = f" ({unsure} inconclusive: too few rows to tell; blocks by default)" if unsure else ""
+        parts.append(f"<p><strong>{len(failed)} failed gate{'s' if len(failed) != 1 else ''}{note}:</strong></p>")
         parts.append(
             _table(
                 ["gate", "kind", "value checked", "must be", "off by", "what it means"],
@@ -547,8 +569,50 @@ def _decision_html(report: Mapping[str, Any]) -> str:
         parts.append("<p>Reasons:</p><ul>" + "".join(f"<li>{_e(r)}</li>" for r in others) + "</ul>")
     if not failed and not others:
         parts.append("<p>No failed gate and no reason is recorded in this report.</p>")
+    advice = what_to_try_next(failed)
+    if advice:
+        parts.append("<p><strong>What to try next</strong> (derived from which gates failed):</p><ul>"
+                     + "".join(f"<li>{_e(a)}</li>" for a in advice) + "</ul>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def what_to_try_next(failed: list[Mapping[str, Any]]) -> list[str]:
+    """Suggestions for a blocked run, derived only from which gates failed and how (their kind,
+    name and outcome), so the same list can be given wherever the outcomes may be shown."""
+    inconclusive = [g for g in failed if g.get("outcome") == "inconclusive"]
+    fidelity = [g for g in failed if g.get("kind") == "fidelity" and g.get("outcome") != "inconclusive"]
+    privacy = [g for g in failed if g.get("kind") == "privacy" and g.get("outcome") != "inconclusive"]
+    other = [g for g in failed if g.get("kind") in ("budget", "contract")]
+    tips: list[str] = []
+    if inconclusive:
+        need = [int(g["min_rows_to_pass"]) for g in inconclusive if _is_number(g.get("min_rows_to_pass"))]
+        names = ", ".join(str(g.get("name")) for g in inconclusive)
+        tips.append(
+            f"More rows: {names} could not tell a leak-free table from a leaking one at these row counts"
+            + (f" (the check needs at least {max(need):,} rows)" if need else "")
+            + "; a larger source table, or a larger holdout share, gives the check its power."
+        )
+    if fidelity:
+        names = ", ".join(str(g.get("name")) for g in fidelity)
+        tips.append(
+            f"More utility ({names}): train longer (more epochs), spend a larger ε (privacy.epsilon in the "
+            "contract; the noise per step falls), or try another model (model.name) — a marginal-based "
+            "generator often keeps the distributions better at small ε."
+        )
+        if any("ml_efficacy" in str(g.get("name")) for g in fidelity):
+            tips.append("ML efficacy: check that the target column and its predictors are in the "
+                        "contract as categorical/numeric (not free text or identifiers), so the model learns them.")
+    if privacy:
+        names = ", ".join(str(g.get("name")) for g in privacy)
+        tips.append(
+            f"Less exposure ({names}): spend a smaller ε or train fewer epochs, drop or coarsen rare "
+            "quasi-identifiers in the contract (bucket ages, dates, postcodes), and keep identifiers out of the model."
+        )
+    if other:
+        names = ", ".join(str(g.get("name")) for g in other)
+        tips.append(f"Fix the contract or budget ({names}): see the reasons above; no model change helps here.")
+    return tips
 
 
 def _facts_html(report: Mapping[str, Any]) -> str:
@@ -582,12 +646,15 @@ def _gates_html(report: Mapping[str, Any]) -> str:
     kinds = [k for k in _KIND_ORDER if any(g.get("kind") == k for g in gates)]
     kinds += sorted({str(g.get("kind") or "other") for g in gates} - set(_KIND_ORDER))
     body = [
-        '<p class="muted">Each gate compares the <em>gated value</em> (for a risk with an interval: '
-        "its upper end) with the threshold set in the data contract. The margin is the distance to "
-        "the threshold, negative when the gate fails.</p>"
+        '<p class="muted">Each gate compares the <em>gated figure</em> (for a risk with an interval: '
+        "its upper end; for ML efficacy: the TSTR / TRTR AUC ratio) with the threshold set in the "
+        "data contract. The margin is the distance to the threshold, negative when the gate fails. "
+        "The raw figure, where it differs from the gated one, is secondary detail. "
+        "<em>Inconclusive</em>: the gate failed, but a table that leaks nothing would have failed "
+        "too at these row counts; it blocks, and says how many rows the check needs.</p>"
     ]
-    headers = ["gate", "value", "interval", "gated value", "threshold", "margin", "result", "what it means"]
-    numeric = {1, 2, 3, 4, 5}
+    headers = ["gate", "gated figure", "threshold", "margin", "interval", "result", "raw figure", "what it means"]
+    numeric = {1, 2, 3, 4, 6}
     rows_html = []
     for kind in kinds:
         group = [g for g in gates if str(g.get("kind") or "other") == kind]
@@ -600,12 +667,12 @@ def _gates_html(report: Mapping[str, Any]) -> str:
         for g in group:
             cells = [
                 f"<strong>{_e(g.get('name'))}</strong>",
-                _num(g.get("value")),
-                _interval(g.get("ci")),
-                _num(_gated(g)),
+                f'<strong class="gated">{_num(_gated(g))}</strong>',
                 _e(_threshold(g)),
                 _num(_margin(g)),
-                _result_cell(g.get("passed"), g.get("outcome")),
+                _interval(g.get("ci")),
+                _result_cell(g.get("passed"), g.get("outcome")) + _min_rows_note(g),
+                _raw_figure(g),
                 _e(g.get("description", "")),
             ]
             rows_html.append(
@@ -738,7 +805,10 @@ def _ml_html(report: Mapping[str, Any]) -> str:
     body = [
         f"<p>Target <code>{_e(d.get('target'))}</code>: a classifier trained on the synthetic rows "
         f"(TSTR) and one trained on the real training rows (TRTR) are both scored on the holdout. "
-        f"AUC ratio TSTR / TRTR: <strong>{_num(d.get('ratio'))}</strong>.</p>"
+        f"The gate is on the AUC ratio TSTR / TRTR: <strong>{_num(_gated(ml))}</strong>"
+        + (f" (gate {_e(_threshold(ml))} · {_result_cell(ml.get('passed'), ml.get('outcome'))})"
+           if ml.get("threshold") is not None else "")
+        + f"; the TSTR AUC alone ({_num(ml.get('value'))}) is detail, not gated.</p>"
     ]
     if "error" in d:
         body.append(f'<p class="fail">{_e(d["error"])}</p>')
@@ -758,7 +828,7 @@ def _ml_html(report: Mapping[str, Any]) -> str:
 
 
 def _metric_heading(m: Mapping[str, Any]) -> str:
-    text = f"<strong>{_e(m.get('name'))}</strong>: {_num(m.get('value'))}"
+    text = f"<strong>{_e(m.get('name'))}</strong>: {_num(_gated(m))}"
     if m.get("threshold") is not None:
         text += f" · gate {_e(_threshold(m))} · {_result_cell(m.get('passed'), m.get('outcome'))}"
     return f"<h3>{text}</h3>"
@@ -1047,7 +1117,9 @@ def _public_decision_html(report: Mapping[str, Any]) -> str:
     parts = ['<div class="decision blocked"><div class="verdict">BLOCKED</div>'
              "<p>The synthetic table is not released: nothing was published.</p>"]
     if failed:
-        parts.append(f"<p><strong>{len(failed)} failed gate{'s' if len(failed) != 1 else ''}:</strong></p>")
+        unsure = sum(1 for g in failed if g.get("outcome") == "inconclusive")
+        note = f" ({unsure} inconclusive: too few rows to tell; blocks by default)" if unsure else ""
+        parts.append(f"<p><strong>{len(failed)} failed gate{'s' if len(failed) != 1 else ''}{note}:</strong></p>")
         parts.append(_table(
             ["gate", "kind", "must be", "what it means"],
             [[f"<strong>{_e(g.get('name'))}</strong>", _e(g.get("kind", "")), _e(_threshold(g)),

@@ -152,7 +152,9 @@ def test_public_report_rebuilds_from_the_release_folder_alone(run: dict[str, Any
     assert public["privacy"]["epsilon_spent"] == owner["privacy"]["epsilon_spent"]
     # Gate outcomes are public (and listed outside the guarantee); their measured values are not.
     assert [(g["name"], g["passed"]) for g in public["gates"]] == [(g["name"], g["passed"]) for g in owner["gates"]]
-    assert all(set(g) == {"name", "kind", "direction", "threshold", "passed", "description"} for g in public["gates"])
+    assert all(set(g) == {"name", "kind", "direction", "threshold", "passed", "outcome", "description"}
+               for g in public["gates"])
+    assert all(g["outcome"] in ("pass", "fail", "inconclusive") for g in public["gates"])
     assert any("gate outcomes" in s for s in public["outside_guarantee"])
 
     counts, values = _private_figures(owner)

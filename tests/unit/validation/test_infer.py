@@ -298,3 +298,20 @@ def test_many_valued_free_text_is_pii_and_codes_stay_identifiers() -> None:
     c = infer_contract(df, table="t")
     assert c.columns["remarks"].kind == "pii" and "free text" in (c.columns["remarks"].description or "")
     assert c.columns["code"].kind == "identifier"
+
+
+def test_propose_target_reads_names_and_kinds_only() -> None:
+    from validation.contract import parse_contract
+    from validation.infer import propose_target
+
+    def contract(columns: dict) -> object:
+        return parse_contract({"table": "t", "columns": columns, "privacy": {"epsilon": 1.0, "delta": 1e-6}})
+
+    cat = {"kind": "categorical", "categories": ["a", "b"]}
+    flag = {"kind": "boolean"}
+    # a name that usually holds the outcome wins over the only boolean column
+    assert propose_target(contract({"smoker": flag, "annual_income": cat, "city": cat})) == "annual_income"
+    assert propose_target(contract({"smoker": flag, "city": cat})) == "smoker"  # the only yes/no column
+    assert propose_target(contract({"smoker": flag, "insured": flag, "city": cat})) is None
+    # an excluded or numeric column is never proposed
+    assert propose_target(contract({"label": {"kind": "pii"}, "x": {"kind": "integer", "min": 0, "max": 9}})) is None
