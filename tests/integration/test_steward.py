@@ -107,7 +107,8 @@ def test_a_steward_table_runs_end_to_end_through_the_cli(prefect_harness: None, 
     # released (0) or blocked by a gate (3); never bad input after load or a crash after ε was spent
     assert result.exit_code in (0, 3), result.output
     assert "table 'cases': ε " in result.output and "lifetime budget 9, " in result.output
-    report_dir = next((out / ("releases" if result.exit_code == 0 else "blocked")).iterdir())
+    # the figures are in the owner's evaluation report (owner-only), not in the public release folder
+    report_dir = next((out / "owner").iterdir())
     report = yaml.safe_load((report_dir / "report.json").read_text())
     pii = next(m for m in report["metrics"] if m["name"] == "pii_values_in_output")
     assert pii["passed"] and pii["details"]["common_tokens_ignored"] == 1  # 'CA' in remarks and state
