@@ -77,12 +77,21 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
     # Before the run is recorded or the source opened: the training plan and the output target.
     preflight_target(config, contract, output_table=output_table, model_conf=model_conf)
     registry = Registry(config.registry_path, lock_timeout_s=config.lock_timeout_s)
-    # Before any row is read: the run is on record and its ε reserved, or it is refused here.
-    open_run(
-        registry, run_id=run_id, contract=contract, epsilon=epsilon,
+    record = functools.partial(
+        open_run, registry, run_id=run_id, contract=contract, epsilon=epsilon,
         config=config.model_dump(mode="json", exclude={"resume"}), output_db=config.output_db,
         output_table=output_table, resume=config.resume is not None,
     )
+    if config.resume is None and registry.exceeds_lifetime(
+        contract.table, epsilon=epsilon, delta=contract.privacy.delta,
+        lifetime_epsilon=contract.privacy.lifetime_epsilon, lifetime_delta=contract.privacy.lifetime_delta,
+    ):
+        record()  # a run the lifetime budget refuses is recorded as refused (BudgetExceeded) before the source is opened
+    # Before the run is recorded or a value read: the row count (COUNT(*)) against the minimum the checks
+    # need, δ < 1/n and the work bound; a refusal here leaves the output folder and the registry untouched.
+    preflight_rows(config, contract)
+    # Before any row is read: the run is on record and its ε reserved, or it is refused here.
+    record()
     work = config.out / "checkpoints" / run_id  # the run's private working folder, deleted at its end
     # The registry holds each checkpoint's SHA-256; a resumed run loads only a file it recorded.
     checkpoint = (
@@ -93,9 +102,6 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
     )
     spent = None  # known once the report exists; until then a failure is charged its whole plan
     try:
-        # Once the budget allowed the run, before any value is read: the row count (COUNT(*)) against the
-        # minimum the checks need, δ < 1/n and the work bound. A refusal here is recorded as invalid, nothing spent.
-        preflight_rows(config, contract)
         report = _release(config, contract, run_id, epsilon, model_conf, output_table, registry, checkpoint, work)
         spent = float(report["privacy"]["epsilon_spent"])
         close_run(registry, run_id, report)

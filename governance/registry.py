@@ -283,6 +283,22 @@ class Registry:
         with self._con() as con:
             return _spend(con, table)
 
+    def exceeds_lifetime(
+        self, table: str, *, epsilon: float, delta: float, lifetime_epsilon: float | None, lifetime_delta: float | None,
+    ) -> bool:
+        """Read-only: would a run of (epsilon, delta) take ``table`` past its lifetime budget? (``begin_run``
+        makes the binding decision and records it; this lets a flow refuse before it opens the source.)"""
+        if lifetime_epsilon is None and lifetime_delta is None:
+            return False
+        if self.path.exists():
+            with self._con(write=False) as con:
+                spent = _spend(con, table)
+        else:
+            spent = Spend(table, 0.0, 0.0, 0)
+        return (lifetime_epsilon is not None and spent.epsilon + epsilon > lifetime_epsilon + 1e-9) or (
+            lifetime_delta is not None and spent.delta + delta > lifetime_delta * (1 + 1e-9)
+        )
+
     # ------------------------------------------------------------------ lifecycle
     def begin_run(
         self, *, run_id: str, table: str, epsilon: float, delta: float, lifetime_epsilon: float | None,

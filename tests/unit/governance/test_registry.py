@@ -162,3 +162,21 @@ def test_only_transient_errors_are_retried() -> None:
     assert is_transient(None, None, failed(TimeoutError("nfs")))
     for permanent in (InputError("no such table"), FileNotFoundError("gone"), BudgetExceeded("over"), ValueError("x")):
         assert not is_transient(None, None, failed(permanent)), permanent
+
+
+def test_exceeds_lifetime_agrees_with_begin_run_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "registry.duckdb"
+    reg = Registry(path)
+    kw = {"delta": 1e-6, "lifetime_epsilon": 2.5, "lifetime_delta": None}
+    assert not reg.exceeds_lifetime("patients", epsilon=1.0, **kw) and not path.exists()  # no registry yet
+    _begin(reg, "r1")
+    _finish(reg, "r1", spent=0.99)
+    _begin(reg, "r2")
+    _finish(reg, "r2", spent=0.98)
+    before = path.read_bytes()
+    assert reg.exceeds_lifetime("patients", epsilon=1.0, **kw)  # 1.97 + 1 > 2.5: begin_run refuses it too
+    assert not reg.exceeds_lifetime("patients", epsilon=0.5, **kw)
+    assert not reg.exceeds_lifetime("patients", epsilon=100.0, delta=1e-6, lifetime_epsilon=None, lifetime_delta=None)
+    assert path.read_bytes() == before  # read-only
+    with pytest.raises(BudgetExceeded):
+        _begin(reg, "r3")
