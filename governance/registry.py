@@ -278,9 +278,11 @@ class Registry:
 
     # ------------------------------------------------------------------ budget
     def spend(self, table: str) -> Spend:
+        """What ``table`` has spent over its runs. Read-only: it never creates or changes the file (the
+        CLI prints it after a refusal, when the configured registry may be a file that is no registry)."""
         if not self.path.exists():
             return Spend(table, 0.0, 0.0, 0)
-        with self._con() as con:
+        with self._con(write=False) as con:
             return _spend(con, table)
 
     def exceeds_lifetime(
