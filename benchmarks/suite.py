@@ -49,6 +49,9 @@ ROOT = Path(__file__).parent.parent
 CONTRACTS = Path(__file__).parent / "suite" / "contracts"
 RESULTS = Path(__file__).parent / "results" / "suite.json"
 RELEASES = Path(__file__).parent / "results" / "suite-releases.json"
+# synthgate's fits under its old default (fixed 8 epochs at batch 1,000, no measured marginals), kept
+# apart so that suite.json compares the current default against the peers
+OLD_DEFAULT = Path(__file__).parent / "results" / "suite-synthgate-old-default.json"
 PLOTS = Path(__file__).parent / "results"
 PEER_FIT = Path(__file__).parent / "peer_fit.py"
 EXPORT = Path(__file__).parent / "suite_export.py"
@@ -395,6 +398,10 @@ def run_job(job: dict[str, Any], folder: Path, peer_python: Path, limit_s: float
     if status == "ok":
         fitted = json.loads((out / "result.json").read_text(encoding="utf-8"))
         spent = fitted.get("epsilon_spent")
+        if job["method"] == "synthgate":  # which synthgate: the model and the options it ran with
+            cfg = fitted.get("config", {})
+            record["variant"] = {"model": fitted.get("model"), "epochs": cfg.get("epochs"),
+                                 "batch_size": cfg.get("batch_size"), "marginals": cfg.get("marginals", "n/a")}
         record.update({"fit_seconds": fitted["fit_seconds"],
                        "epsilon_spent": None if spent is None else label(spent) if math.isinf(float(spent))
                        else round(float(spent), 4)})
