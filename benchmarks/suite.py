@@ -565,11 +565,11 @@ def targets_table(runs: list[dict[str, Any]]) -> str:
     def mean(v: list[float]) -> float:
         return sum(v) / len(v)
 
-    def versus(a: list[float], b: list[float], slack: float = 0.0) -> str:
+    def versus(a: list[float], b: list[float], slack: float = 0.0, digits: int = 3) -> str:
         if not a or not b:
             return "—"
         gap = mean(a) - mean(b)
-        return f"{'met' if gap >= -slack else '**missed**'} {gap:+.3f} ({len(a)}/{len(b)})"
+        return f"{'met' if gap >= -slack else '**missed**'} {gap:+.{digits}f} ({len(a)}/{len(b)})"
 
     lines = ["| dataset | ε | TSTR ≥ MST | pairs ≥ MST − 0.01 | > marginals: shapes | > marginals: pairs | "
              "> marginals: TSTR | ε 1 → 3 not falling (TSTR, pairs) | process CPU ≤ 1/3 MST's |",
@@ -597,7 +597,7 @@ def targets_table(runs: list[dict[str, Any]]) -> str:
                 cpu = (f"{'met' if ratio <= 1 / 3 else '**missed**'} {ratio:.2f} "
                        f"({mean(sg['cpu_seconds']):.0f} / {mean(mst['cpu_seconds']):.0f} s)")
             lines.append(f"| {ds} | {eps} | {versus(sg['tstr'], mst['tstr'])} | "
-                         f"{versus(sg['pair_trends'], mst['pair_trends'], 0.01)} | {strict['column_shapes']} | "
+                         f"{versus(sg['pair_trends'], mst['pair_trends'], 0.01, 4)} | {strict['column_shapes']} | "
                          f"{strict['pair_trends']} | {strict['tstr']} | {rising} | {cpu} |")
     return "\n".join(lines)
 

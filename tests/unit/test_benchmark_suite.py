@@ -218,8 +218,8 @@ def test_targets_table_marks_each_issue_target_met_or_missed_with_gap_and_seeds(
     table = suite.targets_table(runs)
     # ε = 1: TSTR +0.05 over MST met, pairs 0.10 under MST missed, CPU ratio 20/20 missed; against
     # marginals shapes missed (−0.05), pairs and TSTR met; no ε-trend cell at the lowest ε
-    assert ("| colon | 1 | met +0.050 (2/1) | **missed** -0.100 (2/1) | **missed** -0.050 (2/1) | met +0.150 (2/1) | "
+    assert ("| colon | 1 | met +0.050 (2/1) | **missed** -0.1000 (2/1) | **missed** -0.050 (2/1) | met +0.150 (2/1) | "
             "met +0.150 (2/1) | — | **missed** 1.00 (20 / 20 s) |") in table
     # ε = 3: pairs 0.005 under MST is within the 0.01 allowed; TSTR fell from 0.65 (2 seeds) to 0.62 (1 seed)
-    assert ("| colon | 3 | met +0.020 (1/1) | met -0.005 (1/1) | — | — | — | **missed** -0.030, +0.050 (2→1) | "
+    assert ("| colon | 3 | met +0.020 (1/1) | met -0.0050 (1/1) | — | — | — | **missed** -0.030, +0.050 (2→1) | "
             "met 0.17 (5 / 30 s) |") in table
