@@ -49,6 +49,9 @@ ROOT = Path(__file__).parent.parent
 CONTRACTS = Path(__file__).parent / "suite" / "contracts"
 RESULTS = Path(__file__).parent / "results" / "suite.json"
 RELEASES = Path(__file__).parent / "results" / "suite-releases.json"
+# synthgate's fits under its old default (fixed 8 epochs at batch 1,000, no measured marginals), kept
+# apart so that suite.json compares the current default against the peers
+OLD_DEFAULT = Path(__file__).parent / "results" / "suite-synthgate-old-default.json"
 PLOTS = Path(__file__).parent / "results"
 PEER_FIT = Path(__file__).parent / "peer_fit.py"
 EXPORT = Path(__file__).parent / "suite_export.py"
@@ -395,6 +398,10 @@ def run_job(job: dict[str, Any], folder: Path, peer_python: Path, limit_s: float
     if status == "ok":
         fitted = json.loads((out / "result.json").read_text(encoding="utf-8"))
         spent = fitted.get("epsilon_spent")
+        if job["method"] == "synthgate":  # which synthgate: the model and the options it ran with
+            cfg = fitted.get("config", {})
+            record["variant"] = {"model": fitted.get("model"), "epochs": cfg.get("epochs"),
+                                 "batch_size": cfg.get("batch_size"), "marginals": cfg.get("marginals", "n/a")}
         record.update({"fit_seconds": fitted["fit_seconds"],
                        "epsilon_spent": None if spent is None else label(spent) if math.isinf(float(spent))
                        else round(float(spent), 4)})
@@ -528,24 +535,79 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
                   and r["status"] == "ok" and r.get(metric) is not None]
         return sum(values) / len(values) if values else None
 
-    def fmt(v: float | None) -> str:
-        return "—" if v is None else f"{v:.3f}"
+    def seeds(ds: str, m: str, eps: str) -> int:
+        return sum(r["dataset"] == ds and r["method"] == m and r["epsilon"] == eps and r["status"] == "ok"
+                   for r in runs)
+
+    def fmt(v: float | None, n: int) -> str:
+        return "—" if v is None else f"{v:.3f} ({n})"
 
     for ds in [d for d in TABLES if any(r["dataset"] == d for r in runs)]:
         for eps in sorted({r["epsilon"] for r in runs if r["dataset"] == ds and r["epsilon"] != "inf"}, key=float):
             t = {m: mean(ds, m, eps, "tstr") for m in peers}
             p = {m: mean(ds, m, eps, "pair_trends") for m in peers}
+            n = {m: seeds(ds, m, eps) for m in peers}
             gap = ("—" if None in (t["synthgate"], t["mst"], p["synthgate"], p["mst"]) else
                    f"{t['synthgate'] - t['mst']:+.3f}, {p['synthgate'] - p['mst']:+.3f}")
-            lines.append(f"| {ds} | {eps} | {' / '.join(fmt(t[m]) for m in peers)} | "
-                         f"{' / '.join(fmt(p[m]) for m in peers)} | {gap} |")
+            lines.append(f"| {ds} | {eps} | {' / '.join(fmt(t[m], n[m]) for m in peers)} | "
+                         f"{' / '.join(fmt(p[m], n[m]) for m in peers)} | {gap} |")
+    return "\n".join(lines)
+
+
+def targets_table(runs: list[dict[str, Any]]) -> str:
+    """Issue 20's targets per dataset and finite ε, each met / missed with the measured gap and the
+    seeds behind each mean (synthgate's, then the peer's)."""
+
+    def ok(ds: str, m: str, eps: str, metric: str) -> list[float]:
+        return [r[metric] for r in runs if r["dataset"] == ds and r["method"] == m and r["epsilon"] == eps
+                and r["status"] == "ok" and r.get(metric) is not None]
+
+    def mean(v: list[float]) -> float:
+        return sum(v) / len(v)
+
+    def versus(a: list[float], b: list[float], slack: float = 0.0, digits: int = 3) -> str:
+        if not a or not b:
+            return "—"
+        gap = mean(a) - mean(b)
+        return f"{'met' if gap >= -slack else '**missed**'} {gap:+.{digits}f} ({len(a)}/{len(b)})"
+
+    lines = ["| dataset | ε | TSTR ≥ MST | pairs ≥ MST − 0.01 | > marginals: shapes | > marginals: pairs | "
+             "> marginals: TSTR | ε 1 → 3 not falling (TSTR, pairs) | process CPU ≤ 1/3 MST's |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for ds in [d for d in TABLES if any(r["dataset"] == d and r["method"] == "synthgate" for r in runs)]:
+        for eps in sorted({r["epsilon"] for r in runs if r["dataset"] == ds and r["method"] == "synthgate"
+                           and r["epsilon"] != "inf"}, key=float):
+            sg = {m: ok(ds, "synthgate", eps, m) for m in ("tstr", "pair_trends", "column_shapes", "cpu_seconds")}
+            mst = {m: ok(ds, "mst", eps, m) for m in ("tstr", "pair_trends", "cpu_seconds")}
+            marg = {m: ok(ds, "marginals", eps, m) for m in ("tstr", "pair_trends", "column_shapes")}
+            strict = {m: ("—" if not sg[m] or not marg[m] else
+                          f"{'met' if mean(sg[m]) > mean(marg[m]) else '**missed**'} "
+                          f"{mean(sg[m]) - mean(marg[m]):+.3f} ({len(sg[m])}/{len(marg[m])})")
+                      for m in ("column_shapes", "pair_trends", "tstr")}
+            rising = "—"
+            if eps != "1":
+                lo = {m: ok(ds, "synthgate", "1", m) for m in ("tstr", "pair_trends")}
+                if all(lo.values()) and sg["tstr"] and sg["pair_trends"]:
+                    d = [mean(sg[m]) - mean(lo[m]) for m in ("tstr", "pair_trends")]
+                    rising = (f"{'met' if min(d) >= 0 else '**missed**'} {d[0]:+.3f}, {d[1]:+.3f} "
+                              f"({len(lo['tstr'])}→{len(sg['tstr'])})")
+            cpu = "—"
+            if sg["cpu_seconds"] and mst["cpu_seconds"]:
+                ratio = mean(sg["cpu_seconds"]) / mean(mst["cpu_seconds"])
+                cpu = (f"{'met' if ratio <= 1 / 3 else '**missed**'} {ratio:.2f} "
+                       f"({mean(sg['cpu_seconds']):.0f} / {mean(mst['cpu_seconds']):.0f} s)")
+            lines.append(f"| {ds} | {eps} | {versus(sg['tstr'], mst['tstr'])} | "
+                         f"{versus(sg['pair_trends'], mst['pair_trends'], 0.01, 4)} | {strict['column_shapes']} | "
+                         f"{strict['pair_trends']} | {strict['tstr']} | {rising} | {cpu} |")
     return "\n".join(lines)
 
 
 def tables(runs: list[dict[str, Any]]) -> str:
     parts = [dataset_table(runs, ds) for ds in TABLES if any(r["dataset"] == ds for r in runs)]
-    return "\n\n".join([*parts, "**Summary** (means over the ok seeds; TSTR is AUC, or R² for a numeric target)",
-                        summary_table(runs)])
+    return "\n\n".join([*parts, "**Summary** (means over the ok seeds, their number in brackets; TSTR is AUC, "
+                        "or R² for a numeric target)", summary_table(runs),
+                        "**Issue 20's targets** (gap = synthgate − peer, means; (a/b) = seeds behind synthgate's / "
+                        "the peer's mean)", targets_table(runs)])
 
 
 def plot(runs: list[dict[str, Any]], folder: Path = PLOTS) -> list[Path]:

@@ -203,4 +203,23 @@ def test_results_table_reports_means_ranges_and_timeouts() -> None:
     assert "| synthgate | 1 | 2 / 0 / 0 | 10 [10, 11] | 20 [20, 20] | 0.900 [0.900, 0.900] | 0.850 [0.800, 0.900] | 0.650 [0.600, 0.700] |  |" in table
     assert "| smartnoise AIM | 1 | 0 / 1 / 0 | — | — | — | — | — | killed after the time limit of 300 s (CPU 41 s, load 22) |" in table
     summary = suite.summary_table(runs)
-    assert "| colon | 1 | 0.650 / 0.600 / — / — | 0.850 / 0.950 / — / — | +0.050, -0.100 |" in summary
+    assert "| colon | 1 | 0.650 (2) / 0.600 (1) / — / — | 0.850 (2) / 0.950 (1) / — / — | +0.050, -0.100 |" in summary
+
+
+def test_targets_table_marks_each_issue_target_met_or_missed_with_gap_and_seeds() -> None:
+    runs = [
+        _run("synthgate", "1", 0, tstr=0.60, pair_trends=0.80),
+        _run("synthgate", "1", 1, tstr=0.70, pair_trends=0.90),
+        _run("synthgate", "3", 0, tstr=0.62, pair_trends=0.90, cpu_seconds=5.0),
+        _run("mst", "1", 0, tstr=0.60, pair_trends=0.95),
+        _run("mst", "3", 0, tstr=0.60, pair_trends=0.905, cpu_seconds=30.0),
+        _run("marginals", "1", 0, column_shapes=0.95, pair_trends=0.70, tstr=0.50),
+    ]
+    table = suite.targets_table(runs)
+    # ε = 1: TSTR +0.05 over MST met, pairs 0.10 under MST missed, CPU ratio 20/20 missed; against
+    # marginals shapes missed (−0.05), pairs and TSTR met; no ε-trend cell at the lowest ε
+    assert ("| colon | 1 | met +0.050 (2/1) | **missed** -0.1000 (2/1) | **missed** -0.050 (2/1) | met +0.150 (2/1) | "
+            "met +0.150 (2/1) | — | **missed** 1.00 (20 / 20 s) |") in table
+    # ε = 3: pairs 0.005 under MST is within the 0.01 allowed; TSTR fell from 0.65 (2 seeds) to 0.62 (1 seed)
+    assert ("| colon | 3 | met +0.020 (1/1) | met -0.0050 (1/1) | — | — | — | **missed** -0.030, +0.050 (2→1) | "
+            "met 0.17 (5 / 30 s) |") in table
