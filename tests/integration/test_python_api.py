@@ -61,7 +61,7 @@ def test_release_from_dict_and_yaml_and_sample(prefect_harness: None, tmp_path: 
     assert result.folder.resolve().parent.name == "releases"
     names = {g["name"] for g in result.gates}
     assert {"dcr_share", "column_shapes"} <= names
-    assert all(set(g) == {"name", "kind", "direction", "threshold", "passed", "description"} for g in result.gates)
+    assert all(set(g) == {"name", "kind", "direction", "threshold", "passed", "outcome", "description"} for g in result.gates)
     page = result._repr_html_()
     assert "RELEASED" in page and "dcr_share" in page and "measured" not in page
 

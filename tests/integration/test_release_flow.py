@@ -118,7 +118,7 @@ def test_a_contract_unit_reduces_people_to_one_row_each_through_the_cli(
     }))
     result = CliRunner().invoke(app, ["run", "--config", str(tmp_path / "run.yaml"), "--quiet"])
     assert result.exit_code in (0, 3), result.output
-    (report_path,) = out.rglob("report.json")
+    (report_path,) = (out / "owner").rglob("report.json")  # the owner's report holds the row counts
     report = json.loads(report_path.read_text())
     assert any("unit of privacy: add/remove one person (unit column 'person_id')" in n for n in report["notes"])
     assert report["rows"]["train"] + report["rows"]["holdout"] == n_people

@@ -125,7 +125,7 @@ BAD = [
     Bad("identifier disguised as a category", lambda t, b: _parquet(t, b.with_columns(
         pl.format("V{}", pl.int_range(pl.len()).cast(pl.String).str.zfill(5)).alias("visit_code"))),
         "visit_code", "identifier", _disguised_id),
-    Bad("one-row table", lambda t, b: _parquet(t, b.head(1)), "holdout split", "too few"),  # no count: private
+    Bad("one-row table", lambda t, b: _parquet(t, b.head(1)), "fewer rows than the checks", "Nothing was read"),  # no count: private
 ]
 
 
