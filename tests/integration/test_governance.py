@@ -146,7 +146,7 @@ def test_a_killed_run_resumes_and_spends_what_an_uninterrupted_run_spends(tmp_pa
     contract_path = _contract_with(tmp_path, evaluation={"shadow_models": 0})  # resume is the point here
     cfg.write_text(yaml.safe_dump({
         "contract": str(contract_path), "source": {"path": str(small_source)}, "out": str(out),
-        "epochs": 30.0, "batch_size": 250, "checkpoint_every": 0.5, "seed": 4,
+        "epochs": 4.0, "batch_size": 250, "checkpoint_every": 0.5, "seed": 4,
     }))
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_LOGGING_LEVEL": "WARNING"}
     proc = _cli("run", "--config", str(cfg), "--quiet", env=env)
@@ -177,7 +177,7 @@ def test_a_killed_run_resumes_and_spends_what_an_uninterrupted_run_spends(tmp_pa
     contract = load_contract(contract_path)
     df = prepare_frame(pl.read_parquet(small_source), contract).select(contract.modelled_columns)
     train, _ = split_holdout.fn(df, fraction=1 / 3, key=private_entropy())  # the run's split key (test noise key)
-    _, ledger = fit_synthesizer(train, contract, epsilon=3.0, epochs=30.0, batch_size=250, device="cpu", seed=4)
+    _, ledger = fit_synthesizer(train, contract, epsilon=3.0, epochs=4.0, batch_size=250, device="cpu", seed=4)
     assert record.epsilon_charged == ledger.epsilon
     assert [(e["mechanism"], e["steps"]) for e in report["privacy"]["ledger"]] == [
         (e.mechanism, e.steps) for e in ledger.entries
