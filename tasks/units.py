@@ -23,10 +23,6 @@ import polars as pl
 
 from tasks.steps import InputError, private_task
 
-#: the largest contribution bound implemented: the row-level mechanisms need one row per unit
-SUPPORTED_MAX_ROWS_PER_UNIT = 1
-
-
 def one_row_per_unit(df: pl.DataFrame, unit: str, *, key: int) -> pl.DataFrame:
     """Keep one row per distinct value of ``unit``: the row with the smallest keyed hash.
 
