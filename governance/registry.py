@@ -87,7 +87,12 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS artifacts VARCHAR;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS checkpoint_hashes VARCHAR;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS owner_folder VARCHAR;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS owner_artifacts VARCHAR;
+CREATE SEQUENCE IF NOT EXISTS runs_seq;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS seq BIGINT DEFAULT nextval('runs_seq');
 """
+# ``seq``: the order runs were recorded in (a sequence; rows older than the column are numbered in
+# the file's insertion order when it is added). ``started_at`` is to the second, so two runs begun in
+# the same second would otherwise come back in an arbitrary order.
 
 _COLUMNS = (
     "run_id", "source_table", "status", "started_at", "finished_at", "user_name", "host", "contract_hash",
@@ -493,7 +498,7 @@ class Registry:
             if table is not None:
                 sql += " WHERE source_table = ?"
                 params.append(table)
-            sql += " ORDER BY started_at DESC, run_id DESC"
+            sql += f" ORDER BY {_order(con)} DESC"
             if limit is not None:
                 sql += f" LIMIT {int(limit)}"
             return [_record(r) for r in con.execute(sql, params).fetchall()]
@@ -503,6 +508,15 @@ class Registry:
             return []
         with self._con(write=False) as con:
             return [r[0] for r in con.execute("SELECT DISTINCT source_table FROM runs ORDER BY 1").fetchall()]
+
+
+def _order(con: duckdb.DuckDBPyConnection) -> str:
+    """Newest first: by ``seq``; a file no writer of this version has opened yet (read-only connections do
+    not migrate it) has no ``seq``, and its rowid is its insertion order (the registry never deletes a row)."""
+    has_seq = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'runs' AND column_name = 'seq'"
+    ).fetchone()[0]
+    return "seq" if has_seq else "rowid"
 
 
 def check_resumable(rec: RunRecord) -> RunRecord:

@@ -180,3 +180,40 @@ def test_exceeds_lifetime_agrees_with_begin_run_and_writes_nothing(tmp_path: Pat
     assert path.read_bytes() == before  # read-only
     with pytest.raises(BudgetExceeded):
         _begin(reg, "r3")
+
+
+def test_runs_come_back_newest_first_even_when_they_start_in_the_same_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import governance.registry as registry_module
+
+    monkeypatch.setattr(registry_module, "now", lambda: "2026-12-06T07:00:00+00:00")  # one second for every run
+    reg = Registry(tmp_path / "registry.duckdb")
+    # Ids chosen so that their alphabetical order is the reverse of the order they were recorded in.
+    for run_id in ("c-first", "b-second", "a-third"):
+        _begin(reg, run_id, lifetime=None)
+    assert {r.started_at for r in reg.runs()} == {"2026-12-06T07:00:00+00:00"}
+    assert [r.run_id for r in reg.runs()] == ["a-third", "b-second", "c-first"]
+    assert [r.run_id for r in reg.runs(limit=1)] == ["a-third"]
+    _finish(reg, "c-first", spent=0.5)  # finishing (an UPDATE) does not move a run
+    assert [r.run_id for r in reg.runs(table="patients")] == ["a-third", "b-second", "c-first"]
+
+
+def test_a_registry_written_before_the_sequence_column_keeps_its_order(tmp_path: Path) -> None:
+    import duckdb
+
+    from governance.registry import _SCHEMA
+
+    path = tmp_path / "registry.duckdb"
+    old_schema = "\n".join(line for line in _SCHEMA.splitlines() if "seq" not in line)
+    with duckdb.connect(str(path)) as con:  # an older synthgate's file: no seq column, same started_at
+        con.execute(old_schema)
+        for run_id in ("c-first", "b-second", "a-third"):
+            con.execute(
+                "INSERT INTO runs (run_id, source_table, status, started_at, epsilon_planned, epsilon_charged, delta) "
+                "VALUES (?, 'patients', 'blocked', '2026-12-06T07:00:00+00:00', 1.0, 1.0, 1e-6)", [run_id]
+            )
+    reg = Registry(path)
+    assert [r.run_id for r in reg.runs()] == ["a-third", "b-second", "c-first"]  # read-only: rowid order
+    _begin(reg, "z-fourth", lifetime=None)  # the first write adds seq, numbering the old rows in their order
+    assert [r.run_id for r in reg.runs()] == ["z-fourth", "a-third", "b-second", "c-first"]
