@@ -122,11 +122,24 @@ def _stop_on_signals() -> Any:
     return lambda: [signal.signal(sig, h) for sig, h in old.items()]
 
 
+#: Unless the user set PREFECT_LOGGING_LEVEL: Prefect's own loggers warn only, the flow and task run
+#: loggers pass INFO to the Prefect API (the UI's Logs tab: the stage lines of ``flows.stages.stage_log``),
+#: and the terminal shows warnings only (the CLI prints its own summary).
+QUIET_TERMINAL = {
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
+    "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "INFO",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
+}
+
+
 def _prefect_defaults() -> None:
     """Sane defaults for a local run; a user's own PREFECT_* settings win."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if "PREFECT_LOGGING_LEVEL" not in os.environ:
+        for key, value in QUIET_TERMINAL.items():
+            os.environ.setdefault(key, value)
 
 
 def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:

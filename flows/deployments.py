@@ -2,8 +2,9 @@
 
 A deployment runs ``scheduled_release`` with one run-config YAML per table (plain-string
 parameters, so schedules and the Prefect UI can hold them). It calls the release flow as a
-subflow; a blocked or refused release ends the flow run in a Failed state with the reasons, so
-a nightly schedule shows it red and any Prefect automation can alert on it.
+subflow (itself ending in the Failed state "Blocked" when its gates block it); a blocked or refused
+release ends this flow run in a Failed state with the reasons, so a nightly schedule shows it red
+and any Prefect automation can alert on it.
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ from typing import Any
 from prefect import flow
 
 from flows.config import load_run_config
-from flows.release import run_release
+from flows.release import ReleaseBlocked, blocked_message, run_release
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = "flows/deployments.py:scheduled_release"
-
-
-class ReleaseBlocked(RuntimeError):
-    """A scheduled release was blocked by its gates: nothing was published."""
+__all__ = ["ENTRYPOINT", "ReleaseBlocked", "deploy", "scheduled_release"]
 
 
 @flow(name="synthgate-scheduled-release", validate_parameters=True)
@@ -30,10 +28,8 @@ def scheduled_release(run_config: str, epsilon: float | None = None, seed: int |
     config = load_run_config(run_config, epsilon=epsilon, seed=seed, show_progress=False)
     report = run_release(config)
     if not report["released"]:
-        raise ReleaseBlocked(
-            f"release {report['run_id']} of table {report['table']!r} was BLOCKED; nothing published. "
-            f"Failed gates: {report['failed_gates']}. Report: {report['folder']}/report.html"
-        )
+        # The release subflow already ended "Blocked"; this run fails too, without the report (it could be persisted).
+        raise ReleaseBlocked(blocked_message(report))
     return {k: report[k] for k in ("run_id", "table", "released", "folder", "output")}
 
 

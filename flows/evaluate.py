@@ -21,7 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.config import SourceConfig
-from flows.stages import Stopwatch, new_run_id, package_versions, run_membership_attacks
+from flows.stages import Stopwatch, label_flow_run, new_run_id, package_versions, run_membership_attacks
 from models.synthesizers import resolve_model_config
 from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
 from tasks.ingest import InputError, load_table
@@ -83,6 +83,8 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     lap = watch.lap
 
     contract = load_contract(config.contract)
+    name = f"{contract.table}-{run_id}"
+    label_flow_run(name, [f"table:{contract.table}", "kind:evaluation"])
     model_conf = resolve_model_config(contract, epochs=config.epochs, batch_size=config.batch_size)
     frames = {}
     pii = PiiScan(contract)  # the real tables' identifier/pii values, for the PII gate
@@ -132,4 +134,6 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     report["kind"] = "evaluation"
     write_evaluation(report, config.out)
     report["folder"] = str(config.out)
+    # An evaluation's flow run completes either way (it publishes nothing); the tag says how the gates went.
+    label_flow_run(name, ["outcome:passed" if decision.released else "outcome:failed"])
     return report

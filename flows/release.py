@@ -7,20 +7,24 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, tags
+from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import RunConfig
 from flows.stages import (
     Stopwatch,
     count_progress,
+    label_flow_run,
     make_task_runner,
     new_run_id,
     package_versions,
     run_membership_attacks,
+    run_tags,
+    stage_log,
     training_progress,
 )
-from governance.registry import Registry, code_version
+from governance.registry import BudgetExceeded, Registry, code_version
 from models.synthesizers import resolve_model_config
 from models.synthesizers.base import (
     Checkpoint,
@@ -33,7 +37,7 @@ from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate
 from tasks.governance import abandon_run, close_run, open_run, record_training_start
 from tasks.ingest import SampledTable, count_source_rows, load_table, sample_large_table
 from tasks.preflight import preflight_rows, preflight_target
-from tasks.publish import publish_release
+from tasks.publish import gate_artifact_rows, publish_release
 from tasks.redaction import withhold_library_errors
 from tasks.units import bound_contributions
 from tasks.steps import (
@@ -51,18 +55,70 @@ from validation.public_report import decision_record
 from validation.report import build_report
 
 
+class ReleaseBlocked(RuntimeError):
+    """A release blocked by its gates: nothing was published (both reports were written).
+
+    The release flow ends in a Failed state named "Blocked" that holds this error, so the Prefect UI
+    shows the run red and automations can alert on it. ``report`` is the run's report: the owner's,
+    with figures computed on private rows, for this process only; it is dropped when the error is
+    pickled (Prefect never persists the release flow's result, and this keeps it so).
+    """
+
+    def __init__(self, message: str, report: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self.args)
+
+
+def blocked_message(report: dict[str, Any]) -> str:
+    """One line for a blocked run: which gates failed (names only) and where its public report is."""
+    return (
+        f"release {report['run_id']} of table {report['table']!r} was BLOCKED; nothing published. "
+        f"Failed gates: {report['failed_gates']}. Report: {report['folder']}/report.html"
+    )
+
+
 def run_release(config: RunConfig) -> dict[str, Any]:
-    """The release flow on the task runner ``config`` asks for (threads by default, or Dask)."""
+    """The release flow on the task runner ``config`` asks for (threads by default, or Dask).
+
+    Returns the run's report, released or blocked (``report["released"]``); a blocked run's flow run
+    still ends in the Failed state "Blocked". Any other ending raises, as the flow did.
+    """
     runner = make_task_runner(config.task_runner, workers=config.workers, address=config.dask_address)
-    return release_flow.with_options(task_runner=runner)(config)  # type: ignore[no-any-return]
+    state = release_flow.with_options(task_runner=runner)(config, return_state=True)
+    try:
+        return state.result()  # type: ignore[no-any-return]
+    except ReleaseBlocked as blocked:
+        if blocked.report is None:
+            raise
+        return blocked.report
+
+
+def _outcome(err: BaseException) -> str:
+    """The ``outcome:`` tag of a run that ended on ``err`` (the registry's words where it has them)."""
+    name = type(err).__name__
+    if isinstance(err, BudgetExceeded):
+        return "refused"
+    if name in ("ContractViolation", "ContractError", "InputError", "RegistryError", "CheckpointRefused"):
+        return "invalid"
+    if name in ("Interrupted", "KeyboardInterrupt", "TerminationSignal"):
+        return "stopped"
+    return "failed"
 
 
 # persist_result=False: the flow returns the owner's report, which must never reach Prefect's result storage.
 @flow(name="synthgate-release", validate_parameters=False, task_runner=ThreadPoolTaskRunner(max_workers=2),
       persist_result=False)
 @withhold_library_errors
-def release_flow(config: RunConfig) -> dict[str, Any]:
-    """registry → ingest → validate → split → DP train → sample → checks → gate → publish → registry."""
+def release_flow(config: RunConfig) -> dict[str, Any] | State:
+    """registry → ingest → validate → split → DP train → sample → checks → gate → publish → registry.
+
+    Returns the report when the run is released. A blocked run returns the Failed state "Blocked"
+    (calling the flow then raises ReleaseBlocked, which carries the report; ``run_release`` returns
+    it). The flow run is named ``<table>-<run_id>`` and tagged table:, model:, epsilon: and outcome:.
+    """
     run_id = config.resume or new_run_id()
     contract = load_contract(config.contract)
     epsilon = config.epsilon if config.epsilon is not None else contract.privacy.epsilon
@@ -71,6 +127,29 @@ def release_flow(config: RunConfig) -> dict[str, Any]:
             f"--epsilon {epsilon} exceeds the contract's budget privacy.epsilon = "
             f"{contract.privacy.epsilon}. Ask for at most the budget."
         )
+    name = f"{contract.table}-{run_id}"
+    labels = run_tags(contract.table, contract.model, epsilon)
+    label_flow_run(name, labels)
+    stage_log(
+        f"run {run_id}{' (resumed)' if config.resume else ''}: table {contract.table!r}, model {contract.model}, "
+        f"ε {epsilon:g} of the contract's {contract.privacy.epsilon:g}, δ {contract.privacy.delta:g}"
+    )
+    try:
+        with tags(*labels):  # the task runs carry the run's tags too
+            report = _run(config, contract, run_id, epsilon)
+    except BaseException as err:
+        label_flow_run(name, [f"outcome:{_outcome(err)}"])
+        raise
+    if report["released"]:
+        label_flow_run(name, ["outcome:released"])
+        return report
+    label_flow_run(name, ["outcome:blocked"])
+    message = blocked_message(report)
+    return Failed(name="Blocked", message=message, data=ReleaseBlocked(message, report))
+
+
+def _run(config: RunConfig, contract: Contract, run_id: str, epsilon: float) -> dict[str, Any]:
+    """The release from the run's record to its end (``release_flow`` names and tags it)."""
     # Resolved before any row is read: a bad model option is a contract error, not a half-run.
     model_conf = resolve_model_config(contract, epochs=config.epochs, batch_size=config.batch_size)
     output_table = config.output_table or f"{contract.table}_synthetic"
@@ -130,6 +209,7 @@ def _release(
         validate_table(df, contract)
         pii.update(df)
         lap("validate")
+        stage_log("loaded and validated: every contract expectation met (the row count is private: not logged)")
         record_training_start(registry, run_id, df)
     else:
         # Too large to load: one streamed pass validates and fingerprints every row and keeps an
@@ -142,6 +222,10 @@ def _release(
             )
         df = sampled.sample
         lap("load_validate_sample")
+        stage_log(
+            f"streamed in batches of {config.batch_rows} rows: every row validated against the contract; training "
+            f"uses an independent secret-coin sample of about max_rows = {config.max_rows} rows (sizes private)"
+        )
         record_training_start(registry, run_id, df, fingerprint=sampled.fingerprint)
     # The unit of privacy: with a contract `unit:` column, each person's rows become one (secret
     # keyed hash) before the split, so the row-level mechanisms below protect people.
@@ -152,16 +236,34 @@ def _release(
     train, holdout = split_holdout(df.select(contract.modelled_columns), fraction=config.holdout_fraction, key=split_key)
     del df
     lap("split")
+    stage_log(
+        (f"one row per person (unit column {contract.unit!r}); " if contract.unit is not None else "")
+        + f"holdout split: each row to the holdout with probability {config.holdout_fraction:g} by a secret coin "
+        "(the sizes are private: not logged)"
+    )
     with training_progress(config.show_progress) as progress:
         model, ledger = train_synthesizer(
             train, contract, epsilon=epsilon, epochs=model_conf.epochs, batch_size=model_conf.batch_size,
             device=config.device, seed=config.seed, progress=progress, checkpoint=checkpoint,
         )
     lap("train")
+    stage_log(
+        f"trained {contract.model} with DP: ε spent {ledger.epsilon:.4g} of {epsilon:g} (δ {contract.privacy.delta:g}); "
+        # DP facts of the training that decision.json publishes too (never its duration: it grows with the rows)
+        + ", ".join(f"{k}={model.training_summary[k]:.4g}" if isinstance(model.training_summary[k], float)
+                    else f"{k}={model.training_summary[k]}"
+                    for k in ("steps", "sample_rate", "noise_multiplier", "max_grad_norm")
+                    if k in model.training_summary)
+    )
     # The synthetic table's length is published: a number from the run config, else the model's DP
     # estimate of the training row count, never the exact (private) count.
     synthetic = sample_synthetic(model, n=config.n_synthetic or model.default_sample_size(), seed=config.seed + 1)
     lap("sample")
+    stage_log(
+        f"sampled {synthetic.height} synthetic rows (the length "
+        + ("asked for by n_synthetic" if config.n_synthetic else "is the model's DP estimate of the training rows")
+        + "; sampling reads no private row)"
+    )
     # The shadow models always run as concurrent tasks. On a Dask cluster (separate processes)
     # the privacy and fidelity checks run beside them too; in the thread pool they run one after
     # another: as threads of one process their numpy/scikit-learn BLAS calls met torch's OpenMP
@@ -183,6 +285,7 @@ def _release(
     results += fidelity.result() if fidelity else evaluate_fidelity(*args, seed=child_seed(config.seed, 3))
     results.append(gate_pii_values(pii, synthetic))
     lap("checks")
+    stage_log("privacy, membership and fidelity checks done (their values stay in the owner's report)")
     ledger_dict = ledger.to_dict()
     decision, results = decide_release(results, contract, epsilon_spent=ledger.epsilon)
     notes = [
@@ -230,6 +333,15 @@ def _release(
         output_table=output_table, run_id=run_id, lock_timeout_s=config.lock_timeout_s,
     )
     lap("publish")
+    for row in gate_artifact_rows(published.public_report):
+        stage_log(f"gate {row['gate']}: {row['outcome']} (must be {row['must be']})")
+    if decision.released:
+        stage_log(f"RELEASED: table {output_table!r} in {config.output_db}; public report "
+                  f"{published.folder}/report.html")
+    else:
+        stage_log(f"BLOCKED: nothing published; failed gates {published.public_report['failed_gates']}; public "
+                  f"report {published.folder}/report.html",
+                  warning=True)
     # The returned dict is the owner's report (in this process only); the CLI prints only "public".
     report["folder"] = str(published.folder)
     report["artifacts"] = published.hashes  # for the registry; the folder's own report.json cannot hold its hash

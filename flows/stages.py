@@ -7,11 +7,14 @@ import importlib.metadata as md
 import platform
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import polars as pl
+from prefect import get_run_logger
+from prefect.context import FlowRunContext
+from prefect.exceptions import MissingContextError
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from rich.console import Console
@@ -60,6 +63,48 @@ def make_task_runner(kind: str, *, workers: int, address: str | None = None) -> 
 def new_run_id(prefix: str = "") -> str:
     """A sortable, unique run id: UTC time to the second plus six random hex digits."""
     return prefix + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def run_tags(table: str, model: str, epsilon: float) -> list[str]:
+    """The tags of a run's flow run and task runs (all from the contract and run config: public)."""
+    return [f"table:{table}", f"model:{model}", f"epsilon:{epsilon:g}"]
+
+
+def label_flow_run(name: str, tags: Iterable[str] = ()) -> None:
+    """Rename the current flow run and add ``tags`` to it (a no-op outside a flow run).
+
+    Prefect names a run before its body starts, but the table and run id are known only once the
+    contract is read; the flow renames its run to ``<table>-<run_id>`` then. A failure to reach the
+    API is a warning in the run's log, never the end of a release.
+    """
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return
+    merged = sorted(set(ctx.flow_run.tags) | set(tags))
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(ctx.flow_run.id, name=name, tags=merged)
+    except Exception as err:  # noqa: BLE001  (the API is down: the run goes on under its old name)
+        stage_log(f"could not rename the flow run to {name!r} ({type(err).__name__}); it keeps its name",
+                  warning=True)
+        return
+    ctx.flow_run.name = name
+    ctx.flow_run.tags = merged
+
+
+def stage_log(message: str, *, warning: bool = False) -> None:
+    """One line in the run's Prefect log (the UI's Logs tab); nothing outside a flow or task run.
+
+    Only aggregates a public report could hold go here: settings, gate outcomes, ε, and counts that
+    are DP estimates or published lengths. Never a row, a value or an exact count of private rows.
+    """
+    try:
+        logger = get_run_logger()
+    except MissingContextError:
+        return
+    (logger.warning if warning else logger.info)("%s", message)
 
 
 class Stopwatch:

@@ -50,7 +50,7 @@ def child_seed(seed: int, *key: int) -> int:
     return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1)[0])
 
 
-@private_task(name="evaluate_privacy")
+@private_task(name="evaluate_privacy", task_run_name="privacy checks")
 def evaluate_privacy(
     train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
 ) -> list[MetricResult]:
@@ -58,13 +58,13 @@ def evaluate_privacy(
     return privacy_checks(train, holdout, synthetic, contract, seed=seed)
 
 
-@private_task(name="gate_pii_values")
+@private_task(name="gate_pii_values", task_run_name="PII gate")
 def gate_pii_values(scan: PiiScan, synthetic: pl.DataFrame) -> MetricResult:
     """The PII gate over what the scan of the private rows found (see ``validation.pii``)."""
     return scan.result(synthetic)
 
 
-@private_task(name="evaluate_fidelity")
+@private_task(name="evaluate_fidelity", task_run_name="fidelity checks")
 def evaluate_fidelity(
     train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
 ) -> list[MetricResult]:
@@ -72,7 +72,7 @@ def evaluate_fidelity(
     return fidelity_checks(train, holdout, synthetic, contract, seed=seed)
 
 
-@private_task(name="attack_membership")
+@private_task(name="attack_membership", task_run_name="membership attacks")
 def attack_membership(
     train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
 ) -> list[AttackResult]:
@@ -95,7 +95,7 @@ class ShadowPlan:
         return len(self.runs)
 
 
-@private_task(name="plan_shadow_attack")
+@private_task(name="plan_shadow_attack", task_run_name="plan the shadow-model attack")
 def plan_shadow_attack(
     train: pl.DataFrame,
     holdout: pl.DataFrame,
@@ -138,7 +138,7 @@ def plan_shadow_attack(
     return ShadowPlan(runs, targets, is_member, pool, n_synthetic, shadow_batch)
 
 
-@private_task(name="train_shadow")
+@private_task(name="train_shadow", task_run_name="shadow model {index}")
 def train_shadow(
     plan: ShadowPlan, index: int, contract: Contract, *, epsilon: float, epochs: float | None, device: str
 ) -> pl.DataFrame:
@@ -151,14 +151,14 @@ def train_shadow(
     return model.sample(plan.n_synthetic, seed=child_seed(run.seed, 0))
 
 
-@private_task(name="score_shadow_attack")
+@private_task(name="score_shadow_attack", task_run_name="score the shadow-model attack")
 def score_shadow_attack(
     plan: ShadowPlan, shadow_synthetics: list[pl.DataFrame], synthetic: pl.DataFrame, contract: Contract
 ) -> AttackResult:
     return shadow_attack(plan.runs, shadow_synthetics, plan.targets, plan.target_is_member, synthetic, contract)
 
 
-@task(name="judge_membership")
+@task(name="judge_membership", task_run_name="membership gates")
 def judge_membership(attacks: list[AttackResult], contract: Contract) -> list[MetricResult]:
     """The two membership gates: the strongest attack's AUC (upper bound) and TPR at 1% FPR."""
     return membership_checks(attacks, contract)

@@ -29,7 +29,7 @@ def is_transient(_task: Any, _task_run: Any, state: Any) -> bool:
     return isinstance(err, (OSError, duckdb.IOException, DatabaseLocked)) and not isinstance(err, FileNotFoundError)
 
 
-@task(name="open_run", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=5,
+@task(name="open_run", task_run_name="record the run in the registry", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=5,
       retry_condition_fn=is_transient)
 def open_run(
     registry: Registry, *, run_id: str, contract: Contract, epsilon: float, config: dict[str, Any],
@@ -82,7 +82,7 @@ def check_dp_inference(registry: Registry, contract: Contract) -> None:
         )
 
 
-@private_task(name="record_training_start")
+@private_task(name="record_training_start", task_run_name="mark the start of training")
 def record_training_start(registry: Registry, run_id: str, df: pl.DataFrame, *, fingerprint: str | None = None) -> str:
     """The keyed fingerprint of the rows (``fingerprint`` when already computed on a streamed
     source), and the mark that training (spending) begins."""
@@ -91,7 +91,7 @@ def record_training_start(registry: Registry, run_id: str, df: pl.DataFrame, *, 
     return fingerprint
 
 
-@task(name="close_run", cache_policy=NO_CACHE, persist_result=False)
+@task(name="close_run", task_run_name="close the run in the registry", cache_policy=NO_CACHE, persist_result=False)
 def close_run(registry: Registry, run_id: str, report: dict[str, Any]) -> None:
     """Record the run's end: the public gates (pass/fail, no measured value), both folders' hashes."""
     public = report.get("public") or {}

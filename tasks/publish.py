@@ -7,8 +7,10 @@ evaluation report (every figure computed on private rows). See validation/public
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -18,7 +20,7 @@ from typing import Any
 
 import polars as pl
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from governance.locks import DEFAULT_LOCK_TIMEOUT_S, connect
@@ -171,8 +173,22 @@ def gate_artifact_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _artifacts(report: dict[str, Any]) -> None:
-    """Prefect artifacts: the decision, ε from the ledger, and each gate's pass/fail and threshold.
+def artifact_key(table: str, what: str) -> str:
+    """The Prefect artifact key of ``what`` (e.g. ``release-gates``) for ``table``: stable per table, and
+    valid (Prefect allows lowercase letters, digits and dashes only).
+
+    The table's name lowercased, every other run of characters a dash, at most 40 characters; when that
+    changed the name, six hex digits of its SHA-256 follow, so "Sales_EU" and "sales-eu" never share a key.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", table.lower()).strip("-")[:40].strip("-")
+    if slug != table:
+        slug = "-".join(filter(None, (slug, hashlib.sha256(table.encode("utf-8")).hexdigest()[:6])))
+    return f"{slug}-{what}"
+
+
+def _artifacts(report: dict[str, Any], report_html: Path) -> None:
+    """Prefect artifacts, keyed per table: the decision, ε from the ledger, each gate's pass/fail and
+    threshold, and a link to ``report_html`` (the report this run wrote).
 
     Never a measured value: Prefect's database and UI are outside the data owner's control, so they
     get what the public report holds (gate outcomes and the decision), nothing computed on rows.
@@ -193,12 +209,19 @@ def _artifacts(report: dict[str, Any]) -> None:
               for g in failed]
     if not report["gates"]:
         lines.append("- no gate was evaluated: refusing to release unchecked data")
-    create_markdown_artifact("\n".join(lines), key=f"{what}-summary", description="synthgate decision")
+    link = Path(report_html).resolve().as_uri()
+    lines += ["", f"Report: [{report_html}]({link})"]
+    table = str(report.get("table") or "table")
+    create_markdown_artifact("\n".join(lines), key=artifact_key(table, f"{what}-summary"),
+                             description=f"synthgate decision on table {table!r}")
     create_table_artifact(
         gate_artifact_rows(report),
-        key="evaluation-gates" if evaluation else "release-gates",
-        description="synthgate gates (pass/fail; the values are in the owner's report)",
+        key=artifact_key(table, f"{what}-gates"),
+        description=f"synthgate gates on table {table!r} (pass/fail; the values are in the owner's report)",
     )
+    create_link_artifact(link, link_text=f"{what} report of run {report.get('run_id', '')}",
+                         key=artifact_key(table, f"{what}-report"),
+                         description=f"the {'evaluation' if evaluation else 'public'} report (HTML) of this run")
 
 
 @dataclass(frozen=True)
@@ -212,7 +235,7 @@ class Published:
     owner_hashes: dict[str, str]
 
 
-@task(name="publish_release", cache_policy=NO_CACHE, persist_result=False)
+@task(name="publish_release", task_run_name="publish (or write the blocked report)", cache_policy=NO_CACHE, persist_result=False)
 def publish_release(
     *,
     report: dict[str, Any],
@@ -258,11 +281,11 @@ def publish_release(
         )
     else:
         hashes, public = write_folder_atomically(folder, files, None)
-    _artifacts(public)
+    _artifacts(public, folder / "report.html")
     return Published(folder, hashes, public, owner_folder, owner_hashes)
 
 
-@task(name="write_evaluation", cache_policy=NO_CACHE, persist_result=False)
+@task(name="write_evaluation", task_run_name="write the evaluation report", cache_policy=NO_CACHE, persist_result=False)
 def write_evaluation(report: dict[str, Any], out: Path) -> Path:
     """``synthgate evaluate``: report.json and report.html into ``out``; no table is published.
 
@@ -270,5 +293,5 @@ def write_evaluation(report: dict[str, Any], out: Path) -> Path:
     the Prefect artifacts still carry only the gates' pass/fail."""
     out.mkdir(parents=True, exist_ok=True)
     write_report(report, out)
-    _artifacts(report)
+    _artifacts(report, out / "report.html")
     return out

@@ -49,7 +49,7 @@ class ContractViolation(ValueError):
         )
 
 
-@private_task(name="validate_table")
+@private_task(name="validate_table", task_run_name="validate {role} against the contract")
 def validate_table(
     df: pl.DataFrame, contract: Contract, *, role: str = "the table", check_delta: bool = True
 ) -> ValidationReport:
@@ -103,7 +103,7 @@ def holdout_coins(df: pl.DataFrame, *, fraction: float, key: int) -> np.ndarray:
     return u < fraction
 
 
-@private_task(name="split_holdout")
+@private_task(name="split_holdout", task_run_name="split off the holdout (secret coins)")
 def split_holdout(df: pl.DataFrame, *, fraction: float, key: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(train, holdout): each row goes to the holdout independently with probability ``fraction``, by a
     secret keyed coin of the row itself (``holdout_coins``); row order is kept. The holdout is never
@@ -131,7 +131,7 @@ def split_holdout(df: pl.DataFrame, *, fraction: float, key: int) -> tuple[pl.Da
     return train, holdout
 
 
-@private_task(name="evaluation_subsample")
+@private_task(name="evaluation_subsample", task_run_name="subsample the sets for the checks")
 def evaluation_subsample(
     train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, *, max_rows: int, seed: int
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -184,16 +184,16 @@ def fit_synthesizer(
 
 
 # DP training as a task; every data-dependent step is charged to a fresh ledger for this release.
-train_synthesizer = private_task(name="train_synthesizer")(fit_synthesizer)
+train_synthesizer = private_task(name="train_synthesizer", task_run_name="train the DP synthesizer")(fit_synthesizer)
 
 
-@task(name="sample_synthetic", cache_policy=NO_CACHE, persist_result=False)
+@task(name="sample_synthetic", task_run_name="sample synthetic rows", cache_policy=NO_CACHE, persist_result=False)
 def sample_synthetic(model: Synthesizer, *, n: int, seed: int) -> pl.DataFrame:
     """Sampling is post-processing of the DP model: it reads no private row."""
     return model.sample(n, seed=seed)
 
 
-@task(name="decide_release")
+@task(name="decide_release", task_run_name="gate decision")
 def decide_release(
     results: list[MetricResult], contract: Contract, *, epsilon_spent: float
 ) -> tuple[GateDecision, list[MetricResult]]:

@@ -44,7 +44,7 @@ def one_row_per_unit(df: pl.DataFrame, unit: str, *, key: int) -> pl.DataFrame:
     return kept.drop("__unit_hash")
 
 
-@private_task(name="bound_contributions")
+@private_task(name="bound_contributions", task_run_name="bound each person to one row")
 def bound_contributions(df: pl.DataFrame, unit: str | None, *, key: int) -> pl.DataFrame:
     """The rows the run may use: all of them when the unit is a row, one per person otherwise."""
     if unit is None:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from flows.config import RunConfig, SourceConfig
 from flows.demo import demo_contract
-from flows.release import release_flow
+from flows.release import release_flow, run_release
 from governance.locks import DatabaseLocked
 from governance.registry import BudgetExceeded, Registry
 from tasks import publish
@@ -45,7 +45,7 @@ def test_a_release_over_the_lifetime_budget_is_refused_before_reading_a_row(
     contract = _contract_with(tmp_path, lifetime_epsilon=4.0)  # ε = 3 per run: one run fits, two do not
     cfg = RunConfig(contract=contract, source=SourceConfig(path=small_source), out=tmp_path / "out",
                     epochs=1.0, batch_size=250, show_progress=False)
-    first = release_flow(cfg)
+    first = run_release(cfg)  # released or blocked: the report either way
     spent = float(first["privacy"]["epsilon_spent"])
     small_source.unlink()  # a second run that read anything would now fail with "does not exist"
     with pytest.raises(BudgetExceeded, match=rf"table 'adult' would exceed .*{spent:.4g} already spent over 1 run"):
