@@ -275,17 +275,30 @@ def _release(
     privacy = evaluate_privacy.submit(*args, seed=child_seed(config.seed, 1)) if beside else None
     fidelity = evaluate_fidelity.submit(*args, seed=child_seed(config.seed, 3)) if beside else None
     # Sequential in the thread pool: privacy, then membership (shadows concurrent), then fidelity.
-    own_privacy = None if privacy else evaluate_privacy(*args, seed=child_seed(config.seed, 1))
-    membership = run_membership_attacks(
-        *args, epsilon=epsilon, epochs=model_conf.epochs, batch_size=model_conf.batch_size,
-        device=config.device, seed=child_seed(config.seed, 2), show_progress=config.show_progress,
-    )
-    results = privacy.result() if privacy else own_privacy
-    results += membership
-    results += fidelity.result() if fidelity else evaluate_fidelity(*args, seed=child_seed(config.seed, 3))
-    results.append(gate_pii_values(pii, synthetic))
+    # Progress: a bar over the four groups (the shadow models' own bar opens below it) and a log line each.
+    with count_progress(config.show_progress, "checks", 4) as advance:
+        own_privacy = None if privacy else evaluate_privacy(*args, seed=child_seed(config.seed, 1))
+        if own_privacy is not None:
+            advance()
+            stage_log("checks 1/4: privacy checks done (distances, re-identification risks)")
+        membership = run_membership_attacks(
+            *args, epsilon=epsilon, epochs=model_conf.epochs, batch_size=model_conf.batch_size,
+            device=config.device, seed=child_seed(config.seed, 2), show_progress=config.show_progress,
+        )
+        advance()
+        stage_log("checks 2/4: membership attacks done")
+        results = privacy.result() if privacy else own_privacy
+        if privacy is not None:
+            advance()
+            stage_log("checks 1/4: privacy checks done (distances, re-identification risks)")
+        results += membership
+        results += fidelity.result() if fidelity else evaluate_fidelity(*args, seed=child_seed(config.seed, 3))
+        advance()
+        stage_log("checks 3/4: fidelity checks done")
+        results.append(gate_pii_values(pii, synthetic))
+        advance()
+        stage_log("checks 4/4: PII gate done (the values stay in the owner's report)")
     lap("checks")
-    stage_log("privacy, membership and fidelity checks done (their values stay in the owner's report)")
     ledger_dict = ledger.to_dict()
     decision, results = decide_release(results, contract, epsilon_spent=ledger.epsilon)
     notes = [
@@ -340,8 +353,7 @@ def _release(
                   f"{published.folder}/report.html")
     else:
         stage_log(f"BLOCKED: nothing published; failed gates {published.public_report['failed_gates']}; public "
-                  f"report {published.folder}/report.html",
-                  warning=True)
+                  f"report {published.folder}/report.html")  # INFO: the run's state "Blocked" is the alarm
     # The returned dict is the owner's report (in this process only); the CLI prints only "public".
     report["folder"] = str(published.folder)
     report["artifacts"] = published.hashes  # for the registry; the folder's own report.json cannot hold its hash

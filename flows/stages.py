@@ -130,27 +130,38 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+#: One stderr console for every bar, so that a bar opened inside another (the shadow models inside the
+#: checks) stacks below it (rich >= 14 nests live displays of one console) instead of overwriting it.
+_STDERR = Console(stderr=True)
+
+
+def training_bar(console: Console) -> Progress:
+    """The training bar: at most 80 columns wide (a fixed 16-column bar, a compact description)."""
+    return Progress(
+        TextColumn("[bold]training[/]"), BarColumn(bar_width=16), TextColumn("{task.description}"),
+        TimeElapsedColumn(), console=console, transient=False,
+    )
+
+
+def training_description(p: TrainingProgress) -> str:
+    """``ep 4.0/8  G 1.234  D(fake) -0.123  ε 1.234``: the epoch, the generator's loss and the critic's
+    score on fakes (post-processing of DP outputs only) and the ε spent so far."""
+    return (
+        f"ep {p.epoch:.1f}/{p.epochs:g}  G {p.generator_loss:.3f}  D(fake) {p.critic_fake_score:+.3f}  "
+        f"ε {p.epsilon:.3f}"
+    )
+
+
 @contextmanager
 def training_progress(show: bool) -> Iterator[Any]:
     if not show:
         yield None
         return
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("[bold]training[/]"), BarColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=console, transient=False,
-    ) as bar:
+    with training_bar(_STDERR) as bar:
         task_id = bar.add_task("", total=1.0)
 
         def update(p: TrainingProgress) -> None:
-            # Generator loss and the critic's score on fakes: post-processing of DP outputs only.
-            bar.update(
-                task_id, completed=p.step / p.steps,
-                description=(
-                    f"epoch {p.epoch:4.1f}/{p.epochs:g}  step {p.step}/{p.steps}  "
-                    f"G loss {p.generator_loss:.3f}  D(fake) {p.critic_fake_score:+.3f}  ε {p.epsilon:.3f}"
-                ),
-            )
+            bar.update(task_id, completed=p.step / p.steps, description=training_description(p))
 
         yield update
 
@@ -163,7 +174,7 @@ def count_progress(show: bool, label: str, total: int) -> Iterator[Any]:
         return
     with Progress(
         TextColumn(f"[bold]{label}[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+        TimeElapsedColumn(), console=_STDERR, transient=False,
     ) as bar:
         task_id = bar.add_task("", total=total)
         yield lambda units=1: bar.advance(task_id, units)

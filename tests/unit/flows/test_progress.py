@@ -1,0 +1,46 @@
+"""The terminal progress bars: the training bar fits an 80-column terminal; the checks' bar nests the shadows'."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+import flows.stages as stages
+from flows.stages import count_progress, training_bar, training_description
+from models.synthesizers.base import TrainingProgress
+
+
+@pytest.mark.parametrize("p", [
+    TrainingProgress(epoch=4.0, epochs=8, step=123, steps=246, generator_loss=1.234, critic_fake_score=-0.123,
+                     epsilon=1.234),
+    # wide values: three-digit epochs, a large negative loss, ε of 10
+    TrainingProgress(epoch=120.5, epochs=300, step=123456, steps=300000, generator_loss=-12.345,
+                     critic_fake_score=-1.234, epsilon=10.0),
+])
+def test_the_training_bar_fits_80_columns_whole(p: TrainingProgress) -> None:
+    console = Console(file=io.StringIO(), width=80, color_system=None, force_terminal=False)
+    bar = training_bar(console)
+    task = bar.add_task("", total=1.0)
+    bar.update(task, completed=p.step / p.steps, description=training_description(p))
+    console.print(bar.make_tasks_table(bar.tasks))
+    (line,) = console.file.getvalue().splitlines()
+    assert len(line) <= 80, line
+    assert training_description(p) in line and "…" not in line  # nothing cut
+    assert line.startswith("training ") and line.rstrip().endswith("0:00:00")  # the elapsed time shown too
+
+
+def test_a_bar_opened_inside_another_stacks_below_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(stages, "_STDERR", Console(file=out, width=80, force_terminal=True, color_system=None))
+    with count_progress(True, "checks", 4) as checks:
+        checks()
+        with count_progress(True, "shadow models", 2) as shadows:
+            shadows()
+            shadows()
+        checks(3)
+    text = out.getvalue()
+    assert "checks" in text and "4/4" in text and "shadow models" in text and "2/2" in text
+    with count_progress(False, "checks", 4) as hidden:
+        hidden()  # a no-op when the bars are off
