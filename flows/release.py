@@ -128,7 +128,7 @@ def release_flow(config: RunConfig) -> dict[str, Any] | State:
             f"{contract.privacy.epsilon}. Ask for at most the budget."
         )
     name = f"{contract.table}-{run_id}"
-    labels = run_tags(contract.table, contract.model, epsilon)
+    labels = run_tags(contract.table, contract.model, epsilon) + (["resumed"] if config.resume else [])
     label_flow_run(name, labels)
     stage_log(
         f"run {run_id}{' (resumed)' if config.resume else ''}: table {contract.table!r}, model {contract.model}, "

@@ -62,6 +62,23 @@ def test_copy_of_train_is_blocked_by_privacy_gates(prefect_harness: None, tables
     assert {"dcr_share", "identical_match_share", "mia_auc"} <= failed
     html = (tmp_path / "copy" / "report.html").read_text()
     assert "dcr_share" in html and "mia_auc" in html
+    # In Prefect: the flow run named <table>-<run_id> and tagged; the artifacts keyed per table.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterName,
+    )
+
+    assert report["run_id"].startswith("eval-")
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(
+            any_=[f"adult-{report['run_id']}"])))
+        keys = {a.key for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))}
+    assert {"table:adult", "kind:evaluation", "outcome:failed"} <= set(run.tags)
+    assert keys == {"adult-evaluation-summary", "adult-evaluation-gates", "adult-evaluation-report"}
 
 
 def test_fresh_real_rows_pass_the_privacy_gates(prefect_harness: None, tables: dict[str, str], tmp_path: Path) -> None:
