@@ -21,7 +21,15 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.config import SourceConfig
-from flows.stages import Stopwatch, label_flow_run, new_run_id, package_versions, run_membership_attacks
+from flows.stages import (
+    Stopwatch,
+    count_progress,
+    label_flow_run,
+    new_run_id,
+    package_versions,
+    run_membership_attacks,
+    stage_log,
+)
 from models.synthesizers import resolve_model_config
 from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
 from tasks.ingest import InputError, load_table
@@ -101,16 +109,25 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
         shadow_contract = contract.model_copy(
             update={"evaluation": contract.evaluation.model_copy(update={"shadow_models": 0})}
         )
-    results = evaluate_privacy(train, holdout, synthetic, contract, seed=child_seed(config.seed, 1))
-    lap("privacy_checks")
-    results += run_membership_attacks(
-        train, holdout, synthetic, shadow_contract, epsilon=contract.privacy.epsilon, epochs=model_conf.epochs,
-        batch_size=model_conf.batch_size, device=config.device, seed=child_seed(config.seed, 2),
-        show_progress=config.show_progress,
-    )
-    lap("membership_attacks")
-    results += evaluate_fidelity(train, holdout, synthetic, contract, seed=child_seed(config.seed, 3))
-    results.append(gate_pii_values(pii, synthetic))
+    with count_progress(config.show_progress, "checks", 4) as advance:  # the shadows' bar nests below it
+        results = evaluate_privacy(train, holdout, synthetic, contract, seed=child_seed(config.seed, 1))
+        advance()
+        stage_log("checks 1/4: privacy checks done (distances, re-identification risks)")
+        lap("privacy_checks")
+        results += run_membership_attacks(
+            train, holdout, synthetic, shadow_contract, epsilon=contract.privacy.epsilon, epochs=model_conf.epochs,
+            batch_size=model_conf.batch_size, device=config.device, seed=child_seed(config.seed, 2),
+            show_progress=config.show_progress,
+        )
+        advance()
+        stage_log("checks 2/4: membership attacks done")
+        lap("membership_attacks")
+        results += evaluate_fidelity(train, holdout, synthetic, contract, seed=child_seed(config.seed, 3))
+        advance()
+        stage_log("checks 3/4: fidelity checks done")
+        results.append(gate_pii_values(pii, synthetic))
+        advance()
+        stage_log("checks 4/4: PII gate done (the values stay in the report)")
     lap("fidelity_checks")
     decision = decide_release(results, block_inconclusive=contract.gates.block_inconclusive)
     notes = [
