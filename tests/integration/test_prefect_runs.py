@@ -4,6 +4,8 @@ the Failed state "Blocked" (exit code 3, nothing published)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from pathlib import Path
@@ -13,6 +15,7 @@ from uuid import UUID
 import polars as pl
 import pytest
 import yaml
+from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -51,11 +54,31 @@ def _config(tmp_path: Path) -> RunConfig:
                      out=tmp_path / "out", show_progress=False)
 
 
+SECRET = "owner-only-figure-8675309"  # stands for the owner's figures in the report a run returns
+
+
 def _fake_run(released: bool) -> Any:
     def run(config: RunConfig, contract: Any, run_id: str, epsilon: float) -> dict[str, Any]:
         return {"run_id": run_id, "table": contract.table, "released": released,
-                "failed_gates": [] if released else ["column_shapes"], "folder": str(config.out / "x")}
+                "failed_gates": [] if released else ["column_shapes"], "folder": str(config.out / "x"),
+                "rows": {"train": SECRET}}
     return run
+
+
+def _stored_results() -> bytes:
+    """Every file in Prefect's local result storage (where it pickles results and raised errors)."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+
+    root = Path(PREFECT_LOCAL_STORAGE_PATH.value())
+    out = b""
+    for path in (p for p in root.rglob("*") if p.is_file()) if root.exists() else ():
+        raw = path.read_bytes()
+        try:
+            out += base64.b64decode(raw, validate=False)  # Prefect's pickle serializer writes base64
+        except binascii.Error:
+            pass
+        out += raw
+    return out
 
 
 def test_a_released_run_is_named_by_table_and_run_id_tagged_and_completed(
@@ -85,6 +108,17 @@ def test_a_blocked_run_ends_in_the_failed_state_blocked_and_run_release_still_re
     assert "Failed gates: ['column_shapes']" in run.state.message
     assert {"table:adult", "model:ctgan", "epsilon:3", "outcome:blocked"} <= set(run.tags)
     assert not any(t.startswith("outcome:released") for t in run.tags)
+    # The Blocked state is returned, not raised: Prefect pickles a raised error into its result storage
+    # (write_result=True whatever persist_result says), and the report must never land there.
+    assert SECRET.encode() not in _stored_results()
+    assert SECRET not in run.state.message
+
+    @flow(persist_result=False)
+    def raises() -> None:  # the control: what the same storage holds when a flow raises
+        raise ValueError(f"{SECRET}-control")
+
+    raises(return_state=True)
+    assert f"{SECRET}-control".encode() in _stored_results()
 
 
 def test_a_refused_run_is_tagged_refused_and_raises_as_before(
