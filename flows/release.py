@@ -248,7 +248,8 @@ def _release(
         )
     lap("train")
     stage_log(
-        f"trained {contract.model} with DP: ε spent {ledger.epsilon:.4g} of {epsilon:g} (δ {contract.privacy.delta:g}); "
+        f"trained {contract.model} with DP: ε spent {ledger.epsilon:.4g} of {epsilon:g} "
+        f"(δ {contract.privacy.delta:g}); "
         # DP facts of the training that decision.json publishes too (never its duration: it grows with the rows)
         + ", ".join(f"{k}={model.training_summary[k]:.4g}" if isinstance(model.training_summary[k], float)
                     else f"{k}={model.training_summary[k]}"

@@ -29,7 +29,8 @@ def is_transient(_task: Any, _task_run: Any, state: Any) -> bool:
     return isinstance(err, (OSError, duckdb.IOException, DatabaseLocked)) and not isinstance(err, FileNotFoundError)
 
 
-@task(name="open_run", task_run_name="record the run in the registry", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=5,
+@task(name="open_run", task_run_name="record the run in the registry", cache_policy=NO_CACHE,
+      persist_result=False, retries=2, retry_delay_seconds=5,
       retry_condition_fn=is_transient)
 def open_run(
     registry: Registry, *, run_id: str, contract: Contract, epsilon: float, config: dict[str, Any],

@@ -195,7 +195,8 @@ def prepare_frame(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     return conform_types(out, contract)
 
 
-@private_task(name="load_table", task_run_name="load the table", retries=2, retry_delay_seconds=10, retry_condition_fn=is_transient)
+@private_task(name="load_table", task_run_name="load the table", retries=2, retry_delay_seconds=10,
+              retry_condition_fn=is_transient)
 def load_table(source: SourceConfig, contract: Contract) -> pl.DataFrame:
     """Read the private table and keep only the contract's columns (extra columns are ignored).
 
@@ -227,7 +228,8 @@ class SampledTable:
     fingerprint: str
 
 
-@private_task(name="sample_large_table", task_run_name="stream, validate and sample the source", retries=2, retry_delay_seconds=10, retry_condition_fn=is_transient)
+@private_task(name="sample_large_table", task_run_name="stream, validate and sample the source", retries=2,
+              retry_delay_seconds=10, retry_condition_fn=is_transient)
 def sample_large_table(
     source: SourceConfig, contract: Contract, registry: Registry, *, fraction: float, entropy: int,
     batch_rows: int = DEFAULT_BATCH_ROWS, progress: Callable[[int], None] | None = None,

@@ -235,7 +235,8 @@ class Published:
     owner_hashes: dict[str, str]
 
 
-@task(name="publish_release", task_run_name="publish (or write the blocked report)", cache_policy=NO_CACHE, persist_result=False)
+@task(name="publish_release", task_run_name="publish (or write the blocked report)", cache_policy=NO_CACHE,
+      persist_result=False)
 def publish_release(
     *,
     report: dict[str, Any],

@@ -95,7 +95,8 @@ def test_a_blocked_run_ends_in_the_failed_state_blocked_and_run_release_still_re
     prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(release_module, "_run", _fake_run(False))
-    with pytest.raises(ReleaseBlocked, match=r"was BLOCKED; nothing published. Failed gates: \['column_shapes'\]") as info:
+    blocked = r"was BLOCKED; nothing published. Failed gates: \['column_shapes'\]"
+    with pytest.raises(ReleaseBlocked, match=blocked) as info:
         release_flow(_config(tmp_path))  # the flow itself: its state's error, carrying the report
     assert info.value.report is not None and info.value.report["released"] is False
     state = release_flow(_config(tmp_path), return_state=True)
@@ -203,7 +204,8 @@ def test_a_blocked_synthgate_run_exits_3_writes_no_release_and_its_flow_run_show
             flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
     text = "\n".join(logs)
     for expected in ("table 'adult', model ctgan", "every contract expectation met", "trained ctgan with DP: ε spent",
-                     "sampled 250 synthetic rows", "gate column_shapes: failed (must be >= 1)", "BLOCKED: nothing published"):
+                     "sampled 250 synthetic rows", "checks 2/4: membership attacks done",
+                     "gate column_shapes: failed (must be >= 1)", "BLOCKED: nothing published"):
         assert expected in text, (expected, text)
     # No exact private size: the source rows, and the train and holdout counts from the owner's report.
     owner = json.loads((Path(record.owner_folder) / "report.json").read_text())
