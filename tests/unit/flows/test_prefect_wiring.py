@@ -72,3 +72,17 @@ def test_cli_defaults_send_run_logs_to_the_api_and_keep_the_terminal_quiet(monke
     _prefect_defaults()
     assert os.environ["PREFECT_LOGGING_LEVEL"] == "DEBUG"
     assert not any(k in os.environ for k in QUIET_TERMINAL if k != "PREFECT_LOGGING_LEVEL")
+
+
+def test_the_outcome_tag_of_a_run_that_raised_uses_the_registrys_words() -> None:
+    from flows.release import _outcome
+    from governance.registry import BudgetExceeded, RegistryError
+    from tasks.steps import InputError
+    from tasks.redaction import WithheldError
+    from validation.contract import ContractError
+
+    assert _outcome(BudgetExceeded("over")) == "refused"
+    assert {_outcome(e) for e in (ContractError("c"), InputError("i"), RegistryError("r"))} == {"invalid"}
+    assert _outcome(KeyboardInterrupt()) == "stopped"
+    assert _outcome(WithheldError("ValueError", "polars", "load_table")) == "failed"
+    assert _outcome(RuntimeError("bug")) == "failed"
