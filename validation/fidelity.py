@@ -538,6 +538,23 @@ def _lumped_codes(
     return tr, rest, sizes
 
 
+def _combination_at(rank: int, n: int, k: int) -> tuple[int, ...]:
+    """The ``rank``-th (from 0) ``k``-combination of ``range(n)`` in lexicographic order, as
+    ``list(itertools.combinations(range(n), k))[rank]`` without listing them."""
+    out: list[int] = []
+    first = 0
+    for left in range(k, 0, -1):
+        while True:
+            count = math.comb(n - 1 - first, left - 1)  # combinations that start with ``first``
+            if rank < count:
+                break
+            rank -= count
+            first += 1
+        out.append(first)
+        first += 1
+    return tuple(out)
+
+
 def _joint_codes(codes: np.ndarray, sizes: np.ndarray, triple: tuple[int, int, int]) -> np.ndarray:
     """One code per row for the cell of a column triple's joint table."""
     a, b, c = triple
@@ -610,11 +627,14 @@ def three_way_marginals(
     sy_used = _sample_rows(sy, m, rng)
     codes_t, (codes_h, codes_s), sizes = _lumped_codes(tr, [ho_used, sy_used], contract, bins)
 
-    triples = list(combinations(range(len(names)), 3))
-    total_triples = len(triples)
+    # The triples are ranked in lexicographic order and only the ones drawn are built: listing all
+    # C(p, 3) would hold 70 million tuples (gigabytes) for a 750-column table.
+    total_triples = math.comb(len(names), 3)
     if total_triples > n_triples:
         pick = np.random.default_rng(triple_seq).choice(total_triples, n_triples, replace=False)
-        triples = [triples[i] for i in np.sort(pick)]
+        triples = [_combination_at(int(i), len(names), 3) for i in np.sort(pick)]
+    else:
+        triples = list(combinations(range(len(names)), 3))
 
     common: dict[str, Any] = {
         "triples_compared": len(triples),

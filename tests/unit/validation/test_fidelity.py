@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -228,7 +229,7 @@ def test_pair_trends_reads_an_undefined_correlation_as_zero() -> None:
 # --- three_way_marginals ---------------------------------------------------------------------
 
 
-def _bool_contract(names: str) -> Contract:
+def _bool_contract(names: str | list[str]) -> Contract:
     return _contract({n: {"kind": "boolean"} for n in names})
 
 
@@ -262,6 +263,24 @@ def test_three_way_marginals_ratio_to_a_noisy_ceiling_and_triple_sample() -> Non
     assert r.details["triples_total"] == 4
     sampled = three_way_marginals(train, holdout, holdout, contract, seed=0, n_triples=2)
     assert (sampled.details["triples_compared"], sampled.details["triples_total"]) == (2, 4)
+
+
+def test_three_way_triples_are_drawn_without_listing_them() -> None:
+    # A drawn triple is found by its rank; listing C(p, 3) triples would hold gigabytes at 750
+    # columns. The ranks give exactly itertools' lexicographic order.
+    from itertools import combinations
+
+    from validation.fidelity import _combination_at
+
+    for n, k in ((7, 3), (12, 3), (5, 2), (4, 1), (3, 3)):
+        assert [_combination_at(i, n, k) for i in range(math.comb(n, k))] == list(combinations(range(n), k))
+    assert _combination_at(math.comb(750, 3) - 1, 750, 3) == (747, 748, 749)
+    contract = _bool_contract([f"c{i}" for i in range(400)])  # 10.6 million triples
+    rng = np.random.default_rng(0)
+    frame = pl.DataFrame({f"c{i}": rng.random(30) < 0.5 for i in range(400)})
+    r = three_way_marginals(frame, frame, frame, contract, seed=0, n_triples=50)
+    assert (r.details["triples_compared"], r.details["triples_total"]) == (50, math.comb(400, 3))
+    assert r.details["ratio"] == pytest.approx(1.0)
 
 
 def test_three_way_marginals_rejects_bad_arguments() -> None:
