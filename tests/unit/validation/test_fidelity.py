@@ -557,3 +557,25 @@ def test_oracle_independent_marginals_full_adult(adult: pl.DataFrame, adult_cont
     assert abs(ml.value - 0.5) < 0.06  # TSTR AUC: no signal left
     assert ml.details["trtr"]["auc"] > 0.9
     assert not ml.passed
+
+
+def test_pair_trends_heat_map_of_a_wide_table_shows_its_least_preserved_pairs() -> None:
+    # 80 columns: 3,160 pairs scored, the heat maps hold 60 columns, the worst pair's among them.
+    from validation.fidelity import MAX_HEAT_MAP_COLUMNS
+
+    names = [f"x{i:02d}" for i in range(80)]
+    contract = _contract({n: {"kind": "continuous", "min": -4.0, "max": 4.0} for n in names})
+    rng = np.random.default_rng(2)
+    real = pl.DataFrame({n: rng.normal(0, 1, 300) for n in names})
+    real = real.with_columns(pl.col("x00").alias("x79"))  # x79 follows x00 in the real rows only
+    synthetic = pl.DataFrame({n: rng.normal(0, 1, 300) for n in names})
+    r = pair_trends(real, synthetic, contract)
+    assoc = r.details["association"]
+    assert r.details["pairs"] == 80 * 79 // 2
+    assert MAX_HEAT_MAP_COLUMNS == 60 and len(assoc["columns"]) == 60 and assoc["columns_total"] == 80
+    assert r.details["lowest_pairs"][0]["columns"] == ["x00", "x79"]
+    assert {"x00", "x79"} <= set(assoc["columns"]) and assoc["columns"] == sorted(assoc["columns"])
+    real_v = np.array(assoc["real"])
+    i, j = assoc["columns"].index("x00"), assoc["columns"].index("x79")
+    assert real_v.shape == (60, 60) and real_v[i, j] == pytest.approx(1.0)
+    assert "least preserved" in assoc["selection"]
