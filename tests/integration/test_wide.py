@@ -94,3 +94,48 @@ def test_the_schedule_of_a_250_row_700_column_table_takes_several_steps_per_epoc
         short = sch.from_options(epsilon=3.0, ledger=ledger, n_hat=n_hat, epochs=2,
                                  batch_size=round(sch.expected_batch(n_hat)))
         assert short.sample_rate <= 0.26 and short.steps >= 8
+
+
+def _write_source(tmp_path: Path, frame: pl.DataFrame) -> Path:
+    db = tmp_path / "wide.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.register("frame", frame.to_arrow())
+        con.execute("CREATE TABLE wide AS SELECT * FROM frame")
+    return db
+
+
+def test_a_wide_few_row_table_is_released_or_blocked_with_its_reasons(prefect_harness: None, tmp_path: Path) -> None:
+    # 250 rows x 300 columns (+ target): more columns than rows, 45,150 column pairs, 4.5 million
+    # triples. Two epochs at the schedule's batch (no batch_size: clamped to n̂/4).
+    frame = wide_table(250, 300)
+    db = _write_source(tmp_path, frame)
+    contract = tmp_path / "wide.yaml"
+    contract.write_text(yaml.safe_dump(wide_contract_data(frame), sort_keys=False))
+    out = tmp_path / "out"
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump({"contract": str(contract), "source": {"db": str(db), "table": "wide"},
+                                   "out": str(out), "epochs": 2, "seed": 0}))
+    result = runner.invoke(app, ["run", "--config", str(cfg), "--quiet"])
+    # released (0) or blocked by gates (3) with each reason named; never bad input or a crash
+    assert result.exit_code in (0, 3), result.output
+    assert "table 'wide': ε " in result.output
+    report_dir = next((out / "owner").iterdir())
+    report = yaml.safe_load((report_dir / "report.json").read_text())
+    metrics = {m["name"]: m for m in report["metrics"]}
+    if result.exit_code == 3:
+        assert "BLOCKED: nothing published" in result.output
+        failed = [n for n, m in metrics.items() if m.get("threshold") is not None and not m["passed"]]
+        assert failed and all(f"- {n}: " in result.output for n in failed)
+    # the training plan took several DP steps per epoch (the batch below n̂, not one full-batch step)
+    [critic] = [e for e in report["privacy"]["ledger"] if e["mechanism"] == "dp-sgd-critic"]
+    assert critic["sample_rate"] <= 0.26 and critic["steps"] >= 8
+    # the wide-table bounds held: association pairs capped, heat maps and triples bounded
+    subsets = metrics["dcr_share_worst_subset"]["details"]
+    scope = subsets["association_scope"]
+    assert scope["capped"] and scope["candidate_columns"] == 256 and scope["columns"] == 301
+    assert scope["pairs_measured"] <= 256 * 255 // 2 + 3 * 300
+    assert len(metrics["pair_trends"]["details"]["association"]["columns"]) == 60
+    assert metrics["pair_trends"]["details"]["pairs"] == 301 * 300 // 2
+    assert metrics["three_way_marginals"]["details"]["triples_compared"] == 1000
+    page = (report_dir / "report.html").read_text()
+    assert page.count("<figure>") <= 48 + 10  # distribution figures capped (+ the other sections' few)
