@@ -2,6 +2,7 @@
 
     python -m benchmarks.wide --label after                       # pd_speech (SYNTHGATE_SUITE_DATA)
     python -m benchmarks.wide --label after --generated 250x600   # a generated table of that shape
+    python -m benchmarks.wide --label release-600 --release 250x600   # the whole release flow (CLI)
     python -m benchmarks.wide --table                             # markdown from results/wide.json
 
 The table is modeldata::pd_speech (252 rows x 752 modelled columns: 750 continuous, a boolean and
@@ -105,10 +106,62 @@ def run(generated: str | None, seed: int = 1000) -> dict[str, Any]:
     }
 
 
+def release(generated: str) -> dict[str, Any]:
+    """The whole release flow through the CLI on a generated table (2 epochs, the schedule's batch),
+    in a child process: wall seconds, the child's peak RSS (getrusage RUSAGE_CHILDREN), the exit
+    code, the stage timings and failed gates from the owner's report."""
+    import sys
+    import tempfile
+
+    import duckdb
+    import yaml
+
+    from benchmarks.common import machine
+    from tests.integration.test_wide import wide_contract_data, wide_table
+
+    rows, cols = (int(x) for x in generated.lower().split("x"))
+    frame = wide_table(rows, cols)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        with duckdb.connect(str(base / "src.duckdb")) as con:
+            con.register("frame", frame.to_arrow())
+            con.execute("CREATE TABLE wide AS SELECT * FROM frame")
+        (base / "wide.yaml").write_text(yaml.safe_dump(wide_contract_data(frame), sort_keys=False))
+        (base / "run.yaml").write_text(yaml.safe_dump({
+            "contract": str(base / "wide.yaml"), "source": {"db": str(base / "src.duckdb"), "table": "wide"},
+            "out": str(base / "out"), "epochs": 2, "seed": 0}))
+        env = {**os.environ, "PREFECT_HOME": str(base / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+               "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
+        load = os.getloadavg()
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--config", str(base / "run.yaml"), "--quiet"],
+                              capture_output=True, text=True, env=env, check=False)
+        wall = time.perf_counter() - t0
+        child = resource.getrusage(resource.RUSAGE_CHILDREN)
+        owner = next((base / "out" / "owner").iterdir(), None) if (base / "out" / "owner").exists() else None
+        report = json.loads((owner / "report.json").read_text()) if owner else {}
+        sizes = {p.name: p.stat().st_size for p in owner.iterdir()} if owner else {}
+    return {
+        "table": f"generated {rows} x {cols} (+ target), release flow through the CLI, 2 epochs",
+        "exit_code": proc.returncode,
+        "wall_seconds": round(wall, 1),
+        "cpu_seconds": round(child.ru_utime + child.ru_stime, 1),
+        "peak_rss_mib": round(child.ru_maxrss / 1024),
+        "stage_seconds": report.get("timings"),
+        "failed_gates": report.get("failed_gates"),
+        "owner_report_bytes": sizes,
+        "load_average_at_start": load,
+        "machine": machine(),
+        "note": "shared 2-core machine, loaded by other agents' jobs: timings are indicative",
+    }
+
+
 def table(done: dict[str, Any]) -> str:
     lines = ["| label | table | rows (train/holdout/synthetic) | stage | seconds | peak RSS after (MiB) |",
              "|---|---|---|---|---|---|"]
     for label, entry in done.items():
+        if "rows" not in entry:
+            continue
         r = entry["rows"]
         size = "/".join(str(v) for v in r.values())
         for stage, s in entry["stages"].items():
@@ -124,13 +177,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--label", help="key of this measurement in the results file (e.g. before, after)")
     parser.add_argument("--generated", help="ROWSxCOLUMNS: a generated table instead of pd_speech")
+    parser.add_argument("--release", help="ROWSxCOLUMNS: time the whole release flow (CLI) on a generated table")
     parser.add_argument("--table", action="store_true", help="print the table from the results file and exit")
     args = parser.parse_args()
     done: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if not args.table:
         if not args.label:
             parser.error("--label is required to run")
-        done[args.label] = run(args.generated)
+        done[args.label] = release(args.release) if args.release else run(args.generated)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(done, indent=1) + "\n")
     print(table(done))
