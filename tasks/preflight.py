@@ -53,24 +53,45 @@ MAX_ENCODED_CELLS = 500_000_000
 # The membership and anonymeter attacks compare rows x rows over the encoded width.
 MAX_PAIRWISE_CELLS = 50_000_000_000
 # Encoded width: every stage's networks, distances and density models grow with it. The embedded
-# Adult contract is 182 wide; the issue's 10,000-category table (10 minutes, 3.7 GB in the
-# membership attack on 2,000 rows) is refused. A wider table must group rare categories.
+# Adult contract is 131 wide (column_widths); the issue's 10,000-category table (10 minutes, 3.7 GB
+# in the membership attack on 2,000 rows) is refused; modeldata::pd_speech's 752 columns encode to
+# 1,507 and run (benchmarks/wide.py). A wider table must group rare categories or model fewer columns.
 MAX_ENCODED_WIDTH = 4096
 
 
-def encoded_width(contract: Contract) -> int:
-    """Columns of the codec's matrix, an upper bound from the contract alone: one per category
-    (plus one for null) of each discrete column, a few per numeric or datetime column."""
-    width = 0
+def column_widths(contract: Contract, model_conf: Any = None) -> dict[str, int]:
+    """Encoded columns per modelled column, an upper bound from the contract alone: the wider of
+    the model's codec (models/codec.py: a slot per declared category, plus null when nullable; a
+    numeric value slot, ``max_modes`` mode slots under ``numeric_encoding: modes`` (declared modes:
+    their number), 2 null slots when nullable) and the checks' distance encoding
+    (validation/privacy.py: categories + null + other; a numeric value and its null flag)."""
+    modes = getattr(model_conf, "numeric_encoding", "quantile") == "modes"
+    max_modes = int(getattr(model_conf, "max_modes", 10) or 10)
+    widths: dict[str, int] = {}
     for name in contract.modelled_columns:
         col = contract.columns[name]
         if col.kind == "categorical":
-            width += len(col.categories) + 1  # type: ignore[union-attr]
+            widths[name] = len(col.categories) + 2  # type: ignore[union-attr]
         elif col.kind == "boolean":
-            width += 3
+            widths[name] = 3
         else:
-            width += 12  # value slot(s), mode one-hot (at most 10 modes), null flag
-    return width
+            declared = getattr(col, "modes", None)
+            codec = 1 + (len(declared) if declared else max_modes if modes else 0) + (2 if col.nullable else 0)
+            widths[name] = max(2, codec)
+    return widths
+
+
+def encoded_width(contract: Contract, model_conf: Any = None) -> int:
+    """Columns of the widest encoded matrix a stage holds (``column_widths`` summed)."""
+    return sum(column_widths(contract, model_conf).values())
+
+
+def _widest(widths: dict[str, int], k: int = 5) -> str:
+    """The ``k`` widest columns and what the rest add, for an error message (names and widths only)."""
+    top = sorted(widths.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+    shown = ", ".join(f"{name!r} {w}" for name, w in top)
+    rest = len(widths) - len(top)
+    return shown + (f", and {rest} more column(s) adding {sum(widths.values()) - sum(w for _, w in top)}" if rest else "")
 
 
 def minimum_rows(contract: Contract, config: RunConfig) -> int:
@@ -167,15 +188,23 @@ def check_plan(model_conf: Any) -> None:
         raise ContractError(f"batch_size must be in [1, 10000000]. Got {batch!r}.")
 
 
-def check_work(contract: Contract, config: RunConfig, n_rows: int) -> None:
+def check_work(contract: Contract, config: RunConfig, n_rows: int, model_conf: Any = None) -> None:
     """Refuse a plan whose largest encoded matrix exceeds the stated bound (before any row is read)."""
-    width = encoded_width(contract)
+    widths = column_widths(contract, model_conf)
+    width = sum(widths.values())
     if width > MAX_ENCODED_WIDTH:
-        widest = max(contract.modelled_columns, key=lambda c: len(getattr(contract.columns[c], "categories", []) or []))
+        numeric = sum(w for n, w in widths.items() if contract.columns[n].kind not in ("categorical", "boolean"))
+        discrete = width - numeric
+        if numeric >= discrete:
+            fix = ("Model fewer numeric columns (declare the others identifier to leave them out)"
+                   + (", or use numeric_encoding: quantile (1 slot per numeric column instead of 1 + max_modes)"
+                      if getattr(model_conf, "numeric_encoding", None) == "modes" else "") + ".")
+        else:
+            fix = "Group rare categories (e.g. into 'other'), or declare a key column as identifier."
         raise InputError(
-            f"the contract encodes to {width} encoded columns (one per declared category), above the bound of "
-            f"{MAX_ENCODED_WIDTH}; column {widest!r} declares the most categories. Group rare categories "
-            "(e.g. into 'other') or declare the column as identifier if it is a key."
+            f"the contract encodes to {width} encoded columns ({len(widths)} modelled columns: {numeric} from "
+            f"numeric columns, {discrete} from categorical/boolean ones), above the bound of {MAX_ENCODED_WIDTH} "
+            f"(docs/robustness.md, wide tables). Widest: {_widest(widths)}. {fix}"
         )
     stages = {
         "training": min(n_rows, config.max_rows),
@@ -217,7 +246,7 @@ def check_contract_is_public(contract: Contract) -> None:
 def preflight_release(config: RunConfig, contract: Contract, *, output_table: str, model_conf: Any) -> int:
     """Every check that needs no private value, in order; returns the source's row count."""
     preflight_target(config, contract, output_table=output_table, model_conf=model_conf)
-    return preflight_rows(config, contract)
+    return preflight_rows(config, contract, model_conf)
 
 
 def preflight_target(config: RunConfig, contract: Contract, *, output_table: str, model_conf: Any) -> None:
@@ -228,10 +257,14 @@ def preflight_target(config: RunConfig, contract: Contract, *, output_table: str
     check_output_target(config, output_table)
 
 
-def preflight_rows(config: RunConfig, contract: Contract) -> int:
+def preflight_rows(config: RunConfig, contract: Contract, model_conf: Any = None) -> int:
     """The checks on the source's row count (COUNT(*), no value read): minimum rows, δ < 1/n, the work
     bound. The release flow runs them after the run is on record and its budget checked, so a run the
     lifetime budget refuses never opens the source."""
+    if model_conf is None:
+        from models.synthesizers import resolve_model_config
+
+        model_conf = resolve_model_config(contract, epochs=config.epochs, batch_size=config.batch_size)
     n_rows = count_source_rows(config.source)
     if n_rows == 0:
         return n_rows  # validation says "the table has no rows" with its own message
@@ -244,5 +277,5 @@ def preflight_rows(config: RunConfig, contract: Contract) -> int:
             "with room for the random split). Nothing was read or spent. Use a larger table."
         )
     contract.privacy.check_delta(n_rows)
-    check_work(contract, config, n_rows)
+    check_work(contract, config, n_rows, model_conf)
     return n_rows

@@ -97,6 +97,9 @@ DEFAULT_MIN_THREE_WAY_RATIO = 0.875
 DEFAULT_MAX_DETECTION_AUC = 0.975
 # 3-way marginals: at most this many column triples (a seeded sample beyond it).
 DEFAULT_N_TRIPLES = 1000
+# Columns of the pair-trends heat maps (details["association"]); a wider table shows the columns of
+# its least preserved pairs.
+MAX_HEAT_MAP_COLUMNS = 60
 # Detection: at most this many rows per side (holdout and synthetic, each).
 DEFAULT_DETECTION_MAX_ROWS = 10_000
 # Detection classifier: boosting iterations (with early stopping on a 10% validation split).
@@ -417,6 +420,45 @@ def _association(
     return out.tolist()
 
 
+def _heat_map_columns(names: list[str], pairs: list[tuple[str, str]], scores: list[float]) -> list[str]:
+    """Every column, or on a wider table the ``MAX_HEAT_MAP_COLUMNS`` met first going through the
+    pairs from the least preserved, in contract order."""
+    if len(names) <= MAX_HEAT_MAP_COLUMNS:
+        return list(names)
+    keep: set[str] = set()
+    for i in np.argsort(scores, kind="stable"):
+        for c in pairs[i]:
+            if len(keep) < MAX_HEAT_MAP_COLUMNS:
+                keep.add(c)
+        if len(keep) == MAX_HEAT_MAP_COLUMNS:
+            break
+    return [n for n in names if n in keep]
+
+
+def _association_details(
+    codes_r: np.ndarray, codes_s: np.ndarray, sizes: np.ndarray, rho_r: np.ndarray, rho_s: np.ndarray,
+    names: list[str], num_index: dict[str, int], pairs: list[tuple[str, str]], scores: list[float],
+) -> dict[str, Any]:
+    """The heat maps' matrices, on at most ``MAX_HEAT_MAP_COLUMNS`` columns: a p x p matrix of a wide
+    table is unreadable, costs p² Cramér's V and is carried through every task that takes the results."""
+    shown = _heat_map_columns(list(names), pairs, scores)
+    idx = [names.index(n) for n in shown]
+    sub_num = {n: num_index[n] for n in shown if n in num_index}
+    out: dict[str, Any] = {
+        "columns": shown,
+        "real": _association(codes_r[:, idx], sizes[idx], rho_r, shown, sub_num),
+        "synthetic": _association(codes_s[:, idx], sizes[idx], rho_s, shown, sub_num),
+        "measure": "Pearson correlation for numeric-numeric pairs; Cramér's V "
+        f"(bias-uncorrected, numerics in {N_BINS} equal-width contract bins, null its own "
+        "category) for the others; diagonal 1",
+    }
+    if len(shown) < len(names):
+        out["columns_total"] = len(names)
+        out["selection"] = (f"the {len(shown)} columns met first going through the pairs from the least "
+                            f"preserved (of {len(names)}), in contract order")
+    return out
+
+
 def pair_trends(real: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract) -> MetricResult:
     """Mean similarity of the relationships between every pair of columns.
 
@@ -430,7 +472,9 @@ def pair_trends(real: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract)
     ``details["association"]`` is ``{"columns", "real", "synthetic", "measure"}`` for the
     report's heat maps: entry (i, j) is Pearson's ρ for two numeric columns and Cramér's V
     (bias-uncorrected; numerics in the same 10 contract bins, null its own category)
-    otherwise; the diagonal is 1.
+    otherwise; the diagonal is 1. A table of more than ``MAX_HEAT_MAP_COLUMNS`` (60) columns
+    shows the 60 met first going through the pairs from the least preserved
+    (``details["association"]["selection"]``); the score is over every pair.
 
     Args:
         real: real rows (usually train), exactly ``contract.modelled_columns``.
@@ -483,14 +527,8 @@ def pair_trends(real: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract)
             {"columns": list(pairs[i]), "score": scores[i]}
             for i in np.argsort(scores, kind="stable")[:5]
         ],
-        "association": {
-            "columns": list(names),
-            "real": _association(codes_r, sizes, rho_r, names, num_index),
-            "synthetic": _association(codes_s, sizes, rho_s, names, num_index),
-            "measure": "Pearson correlation for numeric-numeric pairs; Cramér's V "
-            f"(bias-uncorrected, numerics in {N_BINS} equal-width contract bins, null its own "
-            "category) for the others; diagonal 1",
-        },
+        "association": _association_details(codes_r, codes_s, sizes, rho_r, rho_s, names, num_index,
+                                            pairs, scores),
     }
     if not scores:
         details["note"] = "fewer than two modelled columns: no pair to compare"
@@ -536,6 +574,23 @@ def _lumped_codes(
             c[:, j] = remap[c[:, j]]
         sizes[j] = bins + 2
     return tr, rest, sizes
+
+
+def _combination_at(rank: int, n: int, k: int) -> tuple[int, ...]:
+    """The ``rank``-th (from 0) ``k``-combination of ``range(n)`` in lexicographic order, as
+    ``list(itertools.combinations(range(n), k))[rank]`` without listing them."""
+    out: list[int] = []
+    first = 0
+    for left in range(k, 0, -1):
+        while True:
+            count = math.comb(n - 1 - first, left - 1)  # combinations that start with ``first``
+            if rank < count:
+                break
+            rank -= count
+            first += 1
+        out.append(first)
+        first += 1
+    return tuple(out)
 
 
 def _joint_codes(codes: np.ndarray, sizes: np.ndarray, triple: tuple[int, int, int]) -> np.ndarray:
@@ -610,11 +665,14 @@ def three_way_marginals(
     sy_used = _sample_rows(sy, m, rng)
     codes_t, (codes_h, codes_s), sizes = _lumped_codes(tr, [ho_used, sy_used], contract, bins)
 
-    triples = list(combinations(range(len(names)), 3))
-    total_triples = len(triples)
+    # The triples are ranked in lexicographic order and only the ones drawn are built: listing all
+    # C(p, 3) would hold 70 million tuples (gigabytes) for a 750-column table.
+    total_triples = math.comb(len(names), 3)
     if total_triples > n_triples:
         pick = np.random.default_rng(triple_seq).choice(total_triples, n_triples, replace=False)
-        triples = [triples[i] for i in np.sort(pick)]
+        triples = [_combination_at(int(i), len(names), 3) for i in np.sort(pick)]
+    else:
+        triples = list(combinations(range(len(names)), 3))
 
     common: dict[str, Any] = {
         "triples_compared": len(triples),

@@ -31,7 +31,6 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 from scipy.stats import binomtest, norm
-from scipy.stats.contingency import association
 from sklearn.metrics import pairwise_distances_chunked
 from sklearn.neighbors import NearestNeighbors
 
@@ -73,6 +72,12 @@ DEFAULT_N_CORRELATED_SUBSETS = 3
 NNDR_PERCENTILE = 5
 # Numeric columns are cut into this many quantile bins to measure association.
 _ASSOCIATION_BINS = 10
+# The correlated subsets measure the association of every pair of at most this many columns
+# (a seeded draw on a wider table), then each anchor's with every column: pairs measured stay
+# under 256²/2 + 3 x columns, so a 750-column table costs seconds, not minutes of 280k pairs.
+_ASSOCIATION_CANDIDATES = 256
+# One-hot levels per block of the association's matrix products (memory: rows x this x 4 bytes).
+_ASSOCIATION_BLOCK_LEVELS = 1024
 # Largest distance block held at once when counting tied neighbours (scikit-learn's
 # working_memory, MiB); the default of 1 GiB would be a large peak on a large reference.
 _WORKING_MEMORY_MIB = 64
@@ -132,8 +137,12 @@ def _prepare(df: pl.DataFrame, contract: Contract, *, role: str) -> pl.DataFrame
             "Convert it with polars.from_pandas(...) or polars.DataFrame(...)."
         )
     wanted = contract.modelled_columns
-    missing = [c for c in wanted if c not in df.columns]
-    extra = [c for c in df.columns if c not in wanted]
+    # df.columns and df.schema are rebuilt on every access: read them once (quadratic in the
+    # columns otherwise: 20 s per check on a 750-column table)
+    have, schema, wanted_set = df.columns, df.schema, set(wanted)
+    have_set = set(have)
+    missing = [c for c in wanted if c not in have_set]
+    extra = [c for c in have if c not in wanted_set]
     if missing or extra:
         raise ValueError(
             f"`{role}` must hold exactly the contract's modelled columns. Missing: {missing}; "
@@ -145,7 +154,7 @@ def _prepare(df: pl.DataFrame, contract: Contract, *, role: str) -> pl.DataFrame
     exprs: list[pl.Expr] = []
     for name in wanted:
         kind = contract.columns[name].kind
-        dtype = df.schema[name]
+        dtype = schema[name]
         if kind == "datetime":
             if not isinstance(dtype, pl.Datetime):
                 raise ValueError(
@@ -459,8 +468,9 @@ def identical_match_share(
 # (k = 2 when NNDR needs the second neighbour) plus, where the whole reference counts, one
 # k = 1 search over the rest: each synthetic x reference distance is computed once.
 #
-# Seeds: ``SeedSequence(seed).spawn(4)`` gives [synthetic subsample, reference split,
-# subset choice, synthetic subsample for the subsets]; every public check uses the same
+# Seeds: ``SeedSequence(seed).spawn(5)`` gives [synthetic subsample, reference split,
+# subset choice, synthetic subsample for the subsets, association candidates on a wide table]
+# (spawn's first children do not depend on how many are spawned); every public check uses the same
 # streams, so ``distance_checks`` reproduces each check called alone with the same seed.
 
 
@@ -544,7 +554,7 @@ def _tables(
     syn = _prepare(synthetic, contract, role="synthetic")
     tr = _prepare(train, contract, role="train")
     ho = _prepare(holdout, contract, role="holdout")
-    seeds = tuple(np.random.SeedSequence(seed).spawn(4))
+    seeds = tuple(np.random.SeedSequence(seed).spawn(5))
     m = min(tr.height, ho.height)
     ref_rng = np.random.default_rng(seeds[1])
     tr_order = _equal_part_first(tr.height, m, ref_rng)
@@ -998,21 +1008,71 @@ def _association_codes(values: np.ndarray, numeric: bool) -> np.ndarray:
     return np.unique(values, return_inverse=True)[1].astype(np.int64).ravel()
 
 
-def _association_matrix(values: dict[str, np.ndarray], tables: _Tables) -> np.ndarray:
-    """Cramér's V (scipy, no bias correction) of every column pair; 0 on the diagonal and
-    where a column holds a single level."""
-    names = list(tables.layout)
-    codes = [_association_codes(values[n], tables.layout[n].numeric) for n in names]
-    levels = [int(c.max()) + 1 for c in codes]
-    p = len(names)
-    out = np.zeros((p, p))
-    for a, b in combinations(range(p), 2):
-        if min(levels[a], levels[b]) < 2:
-            continue
-        table = np.bincount(codes[a] * levels[b] + codes[b], minlength=levels[a] * levels[b])
-        v = association(table.reshape(levels[a], levels[b]), method="cramer")
-        out[a, b] = out[b, a] = float(v)
+def _one_hot_counts(codes: list[np.ndarray], levels: list[int]) -> np.ndarray:
+    """float32 0/1 matrix (rows x sum(levels)): each column's codes one-hot, side by side."""
+    n = len(codes[0])
+    out = np.zeros((n, sum(levels)), dtype=np.float32)
+    start = 0
+    for c, k in zip(codes, levels, strict=True):
+        out[np.arange(n), start + c] = 1.0
+        start += k
     return out
+
+
+def _level_blocks(levels: list[int], indices: list[int]) -> list[list[int]]:
+    """``indices`` cut into consecutive blocks of at most ``_ASSOCIATION_BLOCK_LEVELS`` levels
+    (a column with more levels is a block of its own)."""
+    blocks: list[list[int]] = [[]]
+    total = 0
+    for j in indices:
+        if blocks[-1] and total + levels[j] > _ASSOCIATION_BLOCK_LEVELS:
+            blocks.append([])
+            total = 0
+        blocks[-1].append(j)
+        total += levels[j]
+    return [b for b in blocks if b]
+
+
+def _cramers_v(codes: list[np.ndarray], levels: list[int], rows: list[int], cols: list[int]) -> np.ndarray:
+    """Cramér's V (no bias correction, as scipy's ``association(method="cramer")``) of every
+    column in ``rows`` with every column in ``cols``: a ``(len(rows), len(cols))`` array, 0 where
+    a column holds a single level. Every level of a column occurs (codes 0..L-1 are dense).
+
+    All contingency tables of two blocks of columns come from one product of their one-hot
+    matrices (counts, exact in float32 below 2^24 rows); with row sums ``r`` and column sums
+    ``c``, ``V² = (Σ O² / (r c) - 1) / (min(R, C) - 1)`` (χ² without continuity correction over
+    ``n (min(R, C) - 1)``). Memory: two one-hot blocks of rows x at most
+    ``_ASSOCIATION_BLOCK_LEVELS`` levels and their product; work: rows x (levels of ``rows``) x
+    (levels of ``cols``).
+    """
+    out = np.zeros((len(rows), len(cols)))
+    pos_r = {j: i for i, j in enumerate(rows)}
+    pos_c = {j: i for i, j in enumerate(cols)}
+    for block_a in _level_blocks(levels, rows):
+        xa = _one_hot_counts([codes[j] for j in block_a], [levels[j] for j in block_a])
+        ra = xa.sum(axis=0, dtype=np.float64)
+        starts_a = np.cumsum([0] + [levels[j] for j in block_a[:-1]])
+        for block_b in _level_blocks(levels, cols):
+            xb = _one_hot_counts([codes[j] for j in block_b], [levels[j] for j in block_b])
+            cb = xb.sum(axis=0, dtype=np.float64)
+            starts_b = np.cumsum([0] + [levels[j] for j in block_b[:-1]])
+            observed = (xa.T @ xb).astype(np.float64)
+            terms = observed * observed / np.outer(ra, cb)
+            sums = np.add.reduceat(np.add.reduceat(terms, starts_a, axis=0), starts_b, axis=1)
+            k = np.minimum.outer([levels[j] for j in block_a], [levels[j] for j in block_b])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                v = np.sqrt(np.clip((sums - 1.0) / (k - 1), 0.0, 1.0))
+            v[k < 2] = 0.0
+            out[np.ix_([pos_r[j] for j in block_a], [pos_c[j] for j in block_b])] = v
+    return out
+
+
+def _association_candidates(p: int, rng: np.random.Generator) -> np.ndarray:
+    """Columns whose pairs are all measured: every column, or a seeded draw of
+    ``_ASSOCIATION_CANDIDATES`` of them (sorted) when there are more."""
+    if p <= _ASSOCIATION_CANDIDATES:
+        return np.arange(p)
+    return np.sort(rng.choice(p, size=_ASSOCIATION_CANDIDATES, replace=False))
 
 
 def _choose_subsets(
@@ -1023,29 +1083,63 @@ def _choose_subsets(
     n_correlated: int,
     size: int,
     rng: np.random.Generator,
-) -> list[tuple[str, tuple[int, ...], float | None]]:
-    """(kind, column indices in contract order, mean association) per distinct subset.
+    candidate_rng: np.random.Generator,
+) -> tuple[list[tuple[str, tuple[int, ...], float | None]], dict[str, Any]]:
+    """(kind, column indices in contract order, mean association) per distinct subset, and how
+    the association was measured.
 
-    Correlated: anchors in decreasing order of their strongest association; each gives the
-    anchor and its ``size - 1`` most associated columns (a duplicate subset is skipped).
+    Correlated: anchors in decreasing order of their strongest association with another
+    candidate column (every column, or a seeded draw of ``_ASSOCIATION_CANDIDATES`` on a wider
+    table); each gives the anchor and its ``size - 1`` most associated columns among all
+    columns (a duplicate subset is skipped; on a wider table an anchor already inside a chosen
+    subset is skipped, so only ``n_correlated`` anchors' associations with every column are
+    measured). The mean association is over the subset's pairs, or, on a wider table, over the
+    anchor's pairs with its partners.
     Random: ``size`` columns drawn without replacement, distinct from every subset so far
     (a bounded number of draws, so a small table may get fewer).
     """
-    p = len(tables.layout)
+    names = list(tables.layout)
+    p = len(names)
     chosen: list[tuple[str, tuple[int, ...], float | None]] = []
     seen: set[tuple[int, ...]] = set()
+    scope: dict[str, Any] = {"columns": p}
     if n_correlated > 0:
-        assoc = _association_matrix(values, tables)
-        for anchor in np.argsort(-assoc.max(axis=1), kind="stable"):
+        codes = [_association_codes(values[n], tables.layout[n].numeric) for n in names]
+        levels = [int(c.max()) + 1 for c in codes]
+        candidates = _association_candidates(p, candidate_rng)
+        capped = len(candidates) < p
+        cand = candidates.tolist()
+        assoc = _cramers_v(codes, levels, cand, cand)
+        np.fill_diagonal(assoc, 0.0)
+        pairs_measured = len(cand) * (len(cand) - 1) // 2
+        for a in np.argsort(-assoc.max(axis=1), kind="stable"):
             if len(chosen) == n_correlated:
                 break
-            partners = [int(j) for j in np.argsort(-assoc[anchor], kind="stable") if j != anchor]
-            cols = tuple(sorted([int(anchor), *partners[: size - 1]]))
+            anchor = cand[int(a)]
+            if capped:
+                # An anchor inside a chosen subset would mostly give that subset again (and an
+                # anchor's subset holds the anchor, so skipping these leaves no duplicate):
+                # at most n_correlated rows of the association are measured.
+                if any(anchor in c for _, c, _ in chosen):
+                    continue
+                row = _cramers_v(codes, levels, [anchor], list(range(p)))[0]
+                pairs_measured += p - 1
+            else:
+                row = assoc[int(a)]
+            row[anchor] = 0.0
+            partners = [int(j) for j in np.argsort(-row, kind="stable") if j != anchor]
+            cols = tuple(sorted([anchor, *partners[: size - 1]]))
             if cols in seen:
                 continue
             seen.add(cols)
-            pairs = [assoc[a, b] for a, b in combinations(cols, 2)]
-            chosen.append(("correlated", cols, float(np.mean(pairs)) if pairs else None))
+            if capped:
+                mean = float(np.mean(row[partners[: size - 1]])) if size > 1 else None
+            else:
+                pairs = [assoc[a_, b_] for a_, b_ in combinations(cols, 2)]
+                mean = float(np.mean(pairs)) if pairs else None
+            chosen.append(("correlated", cols, mean))
+        scope |= {"candidate_columns": len(cand), "capped": capped, "pairs_measured": pairs_measured,
+                  "pairs_total": p * (p - 1) // 2, "rows": len(codes[0])}
     n_drawn = 0
     for _ in range(20 * n_random):
         if n_drawn == n_random:
@@ -1056,7 +1150,7 @@ def _choose_subsets(
         seen.add(cols)
         chosen.append(("random", cols, None))
         n_drawn += 1
-    return chosen
+    return chosen, scope
 
 
 def _default_subset_size(p: int) -> int:
@@ -1078,19 +1172,21 @@ def _subset_result(
     p = len(names)
     rows = tables.synthetic_rows(cap, 3)
     s_all = _encode(tables.syn_values, tables.layout, rows)
+    scope: dict[str, Any] = {"columns": p}
     if p < 2:
         size = p
         subsets: list[tuple[str, tuple[int, ...], float | None]] = [("all", (0,), None)]
     else:
         size = _default_subset_size(p) if subset_size is None else subset_size
         values = {n: v[rows] for n, v in tables.syn_values.items()}
-        subsets = _choose_subsets(
+        subsets, scope = _choose_subsets(
             values,
             tables,
             n_random=n_random,
             n_correlated=n_correlated,
             size=size,
             rng=np.random.default_rng(tables.seeds[2]),
+            candidate_rng=np.random.default_rng(tables.seeds[4]),
         )
     train_all, holdout_all = tables.references(balance)
     train_codes, holdout_codes = tables.reference_codes(balance)
@@ -1156,7 +1252,10 @@ def _subset_result(
             "train_reference_rows": train_all.shape[0],
             "holdout_reference_rows": holdout_all.shape[0],
             "association": "Cramér's V on the synthetic rows scored (numeric columns cut at "
-            "their deciles, null its own level); anchors in order of their strongest association",
+            "their deciles, null its own level); anchors in order of their strongest association"
+            + (f" with another of {_ASSOCIATION_CANDIDATES} seeded candidate columns (of {p}), partners "
+               "among all columns, mean association over the anchor's pairs" if scope.get("capped") else ""),
+            "association_scope": scope,
             "ci_method": f"Wilson {confidence:.0%} on the raw share, size-adjusted, per subset; "
             "the worst is the highest upper bound",
             "distance": _DISTANCE_NOTE + ", over the subset's columns only",
@@ -1236,7 +1335,13 @@ def dcr_share_subsets(
       is what is released, so reading it costs no privacy and the subsets chosen (their
       column names are reported) say nothing about the private rows; and a block of columns
       copied together from training records is associated in the synthetic table as it is
-      in train, which is the structure this looks for.
+      in train, which is the structure this looks for. On a table of more than 256 columns
+      the anchors are taken among a seeded draw of 256 candidate columns (every pair of
+      them measured; a candidate already inside a chosen subset is not an anchor) and each
+      anchor's partners among all columns, so the pairs measured
+      stay under 256²/2 + ``n_correlated`` x columns instead of growing with columns²
+      (``details["association_scope"]`` says which); a strongly associated pair outside
+      the candidates is then found only through an anchor it belongs to.
     - ``n_random`` random subsets of ``subset_size`` columns (seeded), distinct from the
       correlated ones.
 

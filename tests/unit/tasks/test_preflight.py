@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from flows.cli import printable, safe
 from flows.config import RunConfig, SourceConfig, check_source_query
 from flows.demo import demo_contract
-from tasks.preflight import MAX_ENCODED_WIDTH, encoded_width, minimum_rows
-from validation.contract import ContractError, check_table_name, load_contract, load_yaml_text
+from tasks.preflight import MAX_ENCODED_WIDTH, check_work, column_widths, encoded_width, minimum_rows
+from tasks.steps import InputError
+from validation.contract import ContractError, check_table_name, load_contract, load_yaml_text, parse_contract
 
 
 def _config(**kw: object) -> RunConfig:
@@ -28,8 +31,47 @@ def test_minimum_rows_leave_every_check_its_rows_after_the_split() -> None:
 
 
 def test_the_encoded_width_bound_covers_adult_many_times() -> None:
-    assert encoded_width(load_contract(demo_contract())) == 182
-    assert MAX_ENCODED_WIDTH >= 20 * 182
+    # 6 numeric columns x 2 (value, null flag) + 9 discrete ones x (categories + null + other)
+    contract = load_contract(demo_contract())
+    widths = column_widths(contract)
+    assert encoded_width(contract) == sum(widths.values()) == 131
+    assert widths["age"] == 2 and widths["workclass"] == len(contract.columns["workclass"].categories) + 2
+    assert MAX_ENCODED_WIDTH >= 20 * 131
+
+
+def test_the_encoded_width_follows_the_models_numeric_encoding() -> None:
+    # a numeric column is 2 wide (the checks' value + null flag; the default quantile codec uses
+    # 1 slot), 1 + max_modes under CTGAN's mode-specific normalisation, + 2 null slots if nullable
+    contract = parse_contract({"table": "t", "privacy": {"epsilon": 1.0, "delta": 1e-6}, "columns": {
+        "x": {"kind": "continuous", "min": 0, "max": 1},
+        "y": {"kind": "continuous", "min": 0, "max": 1, "nullable": True},
+        "b": {"kind": "boolean"},
+    }})
+    assert column_widths(contract) == {"x": 2, "y": 3, "b": 3}
+    modes = SimpleNamespace(numeric_encoding="modes", max_modes=10)
+    assert column_widths(contract, modes) == {"x": 11, "y": 13, "b": 3}
+
+
+def test_a_wide_numeric_table_is_refused_naming_its_width_and_widest_columns() -> None:
+    # 400 numeric columns under mode-specific normalisation: 4,400 wide. The message names the
+    # width, where it comes from (numeric columns) and the widest columns, not a categorical one.
+    columns = {f"f{i:03d}": {"kind": "continuous", "min": 0, "max": 1} for i in range(400)}
+    columns["class"] = {"kind": "categorical", "categories": ["a", "b"]}
+    contract = parse_contract({"table": "t", "privacy": {"epsilon": 1.0, "delta": 1e-6}, "columns": columns})
+    modes = SimpleNamespace(numeric_encoding="modes", max_modes=10)
+    with pytest.raises(InputError) as err:
+        check_work(contract, _config(), 1000, modes)
+    msg = str(err.value)
+    assert "encodes to 4404 encoded columns (401 modelled columns: 4400 from numeric columns, 4 from " in msg
+    assert f"above the bound of {MAX_ENCODED_WIDTH}" in msg
+    assert "Widest: 'f000' 11, 'f001' 11, 'f002' 11, 'f003' 11, 'f004' 11, and 396 more column(s) adding 4349" in msg
+    assert "numeric_encoding: quantile" in msg and "'class'" not in msg
+    check_work(contract, _config(), 1000)  # the default quantile encoding: 802 wide, accepted
+    # a table wide by its categories is told to group them
+    columns["code"] = {"kind": "categorical", "categories": [f"c{i}" for i in range(5000)]}
+    wide = parse_contract({"table": "t", "privacy": {"epsilon": 1.0, "delta": 1e-6}, "columns": columns})
+    with pytest.raises(InputError, match=r"Widest: 'code' 5002, .*Group rare categories"):
+        check_work(wide, _config(), 1000)
 
 
 @pytest.mark.parametrize("query", ["SELECT 1", "WITH a AS (SELECT 1 AS x) SELECT x FROM a", "FROM t", "SELECT 1;"])

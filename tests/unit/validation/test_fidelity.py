@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -228,7 +229,7 @@ def test_pair_trends_reads_an_undefined_correlation_as_zero() -> None:
 # --- three_way_marginals ---------------------------------------------------------------------
 
 
-def _bool_contract(names: str) -> Contract:
+def _bool_contract(names: str | list[str]) -> Contract:
     return _contract({n: {"kind": "boolean"} for n in names})
 
 
@@ -262,6 +263,24 @@ def test_three_way_marginals_ratio_to_a_noisy_ceiling_and_triple_sample() -> Non
     assert r.details["triples_total"] == 4
     sampled = three_way_marginals(train, holdout, holdout, contract, seed=0, n_triples=2)
     assert (sampled.details["triples_compared"], sampled.details["triples_total"]) == (2, 4)
+
+
+def test_three_way_triples_are_drawn_without_listing_them() -> None:
+    # A drawn triple is found by its rank; listing C(p, 3) triples would hold gigabytes at 750
+    # columns. The ranks give exactly itertools' lexicographic order.
+    from itertools import combinations
+
+    from validation.fidelity import _combination_at
+
+    for n, k in ((7, 3), (12, 3), (5, 2), (4, 1), (3, 3)):
+        assert [_combination_at(i, n, k) for i in range(math.comb(n, k))] == list(combinations(range(n), k))
+    assert _combination_at(math.comb(750, 3) - 1, 750, 3) == (747, 748, 749)
+    contract = _bool_contract([f"c{i}" for i in range(400)])  # 10.6 million triples
+    rng = np.random.default_rng(0)
+    frame = pl.DataFrame({f"c{i}": rng.random(30) < 0.5 for i in range(400)})
+    r = three_way_marginals(frame, frame, frame, contract, seed=0, n_triples=50)
+    assert (r.details["triples_compared"], r.details["triples_total"]) == (50, math.comb(400, 3))
+    assert r.details["ratio"] == pytest.approx(1.0)
 
 
 def test_three_way_marginals_rejects_bad_arguments() -> None:
@@ -538,3 +557,25 @@ def test_oracle_independent_marginals_full_adult(adult: pl.DataFrame, adult_cont
     assert abs(ml.value - 0.5) < 0.06  # TSTR AUC: no signal left
     assert ml.details["trtr"]["auc"] > 0.9
     assert not ml.passed
+
+
+def test_pair_trends_heat_map_of_a_wide_table_shows_its_least_preserved_pairs() -> None:
+    # 80 columns: 3,160 pairs scored, the heat maps hold 60 columns, the worst pair's among them.
+    from validation.fidelity import MAX_HEAT_MAP_COLUMNS
+
+    names = [f"x{i:02d}" for i in range(80)]
+    contract = _contract({n: {"kind": "continuous", "min": -4.0, "max": 4.0} for n in names})
+    rng = np.random.default_rng(2)
+    real = pl.DataFrame({n: rng.normal(0, 1, 300) for n in names})
+    real = real.with_columns(pl.col("x00").alias("x79"))  # x79 follows x00 in the real rows only
+    synthetic = pl.DataFrame({n: rng.normal(0, 1, 300) for n in names})
+    r = pair_trends(real, synthetic, contract)
+    assoc = r.details["association"]
+    assert r.details["pairs"] == 80 * 79 // 2
+    assert MAX_HEAT_MAP_COLUMNS == 60 and len(assoc["columns"]) == 60 and assoc["columns_total"] == 80
+    assert r.details["lowest_pairs"][0]["columns"] == ["x00", "x79"]
+    assert {"x00", "x79"} <= set(assoc["columns"]) and assoc["columns"] == sorted(assoc["columns"])
+    real_v = np.array(assoc["real"])
+    i, j = assoc["columns"].index("x00"), assoc["columns"].index("x79")
+    assert real_v.shape == (60, 60) and real_v[i, j] == pytest.approx(1.0)
+    assert "least preserved" in assoc["selection"]

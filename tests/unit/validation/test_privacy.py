@@ -389,6 +389,75 @@ def test_correlated_subsets_follow_the_synthetic_table() -> None:
     assert subset["mean_association"] == pytest.approx(1.0)  # b equals a: V = 1 on decile bins
 
 
+def test_cramers_v_of_all_pairs_equals_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The association of the correlated subsets is computed for blocks of columns at once (one
+    # matrix product of one-hot counts); it must equal scipy's Cramér's V pair by pair, also
+    # when the blocks are cut small and a column alone overflows one.
+    from itertools import combinations
+
+    from scipy.stats.contingency import association
+
+    import validation.privacy as privacy
+
+    rng = np.random.default_rng(4)
+    n, base = 400, rng.integers(0, 12, 400)
+    codes = []
+    for k in (1, 2, 3, 10, 40, 2, 7, 1):  # 1: a constant column (V = 0 with every other)
+        c = (base * 5 + rng.integers(0, 3, n)) % k
+        codes.append(np.unique(c, return_inverse=True)[1].ravel())
+    levels = [int(c.max()) + 1 for c in codes]
+    p = len(codes)
+    want = np.zeros((p, p))
+    for a, b in combinations(range(p), 2):
+        if min(levels[a], levels[b]) > 1:
+            table = np.bincount(codes[a] * levels[b] + codes[b], minlength=levels[a] * levels[b])
+            want[a, b] = want[b, a] = association(table.reshape(levels[a], levels[b]), method="cramer")
+    for block_levels in (1024, 7):  # 7: blocks of a few columns; the 36-level column alone
+        monkeypatch.setattr(privacy, "_ASSOCIATION_BLOCK_LEVELS", block_levels)
+        got = privacy._cramers_v(codes, levels, list(range(p)), list(range(p)))
+        np.fill_diagonal(got, 0.0)
+        np.testing.assert_allclose(got, want, atol=1e-12)
+        rows = privacy._cramers_v(codes, levels, [4, 1], list(range(p)))  # rows x columns
+        np.testing.assert_allclose(rows[:, [0, 2, 3]], want[[4, 1]][:, [0, 2, 3]], atol=1e-12)
+
+
+def test_correlated_subsets_on_a_wide_table_measure_a_capped_number_of_pairs() -> None:
+    # 300 columns: 44,850 pairs. The anchors come from every pair of 256 seeded candidates, each
+    # anchor's partners from all columns; a block of 30 columns copied together from training
+    # rows (each a noisy copy of one hidden column) is still the worst subset.
+    p, block = 300, 30
+    contract = _contract({f"x{i}": {"kind": "continuous", "min": -4.0, "max": 4.0} for i in range(p)})
+    rng = np.random.default_rng(21)
+
+    def draw(n: int, hidden: np.ndarray | None = None) -> pl.DataFrame:
+        x = np.clip(rng.normal(0, 1, (n, p)), -4, 4)
+        if hidden is not None:
+            x[:, :block] = np.clip(hidden[:, None] + rng.normal(0, 0.1, (n, block)), -4, 4)
+        return pl.DataFrame({f"x{i}": x[:, i] for i in range(p)})
+
+    train, holdout = draw(120, rng.normal(0, 1, 120)), draw(120, rng.normal(0, 1, 120))
+    synthetic = draw(120)
+    synthetic = synthetic.with_columns(train.select(f"x{i}" for i in range(block)))  # copied block
+    r = dcr_share_subsets(synthetic, train, holdout, contract, seed=0, n_random=1, n_correlated=3,
+                          subset_size=block)
+    scope = r.details["association_scope"]
+    assert scope["capped"] and scope["candidate_columns"] == 256 and scope["columns"] == p
+    assert scope["pairs_total"] == p * (p - 1) // 2
+    assert scope["pairs_measured"] <= 256 * 255 // 2 + 3 * (p - 1) < scope["pairs_total"]
+    assert "256 seeded candidate columns (of 300)" in r.details["association"]
+    correlated = [s for s in r.details["subsets"] if s["kind"] == "correlated"]
+    assert len(correlated) == 3 and len({tuple(s["columns"]) for s in correlated}) == 3
+    # the strongest anchor is in the block and takes the block as its partners
+    assert set(correlated[0]["columns"]) == {f"x{i}" for i in range(block)}
+    assert correlated[0]["mean_association"] > 0.5 > correlated[1]["mean_association"]
+    assert r.details["worst_kind"] == "correlated" and r.details["worst_columns"] == correlated[0]["columns"]
+    assert r.value > 0.9 and not r.passed
+    # the same call again: the candidates are a seeded draw
+    again = dcr_share_subsets(synthetic, train, holdout, contract, seed=0, n_random=1, n_correlated=3,
+                              subset_size=block)
+    assert again.details["subsets"] == r.details["subsets"]
+
+
 def test_a_subset_scores_like_the_table_cut_to_its_columns() -> None:
     # Subsets search distinct rows with multiplicities; with heavy ties that must give the
     # same share as dcr_share on a table holding only the subset's columns.

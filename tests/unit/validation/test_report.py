@@ -471,3 +471,20 @@ def test_the_unit_of_privacy_is_stated_in_the_json_and_the_page(released_page: t
     ledger = _section(page, "ledger")
     assert "Unit of privacy: add or remove one row of the source table" in ledger
     assert "validation outcome and the release decision" in ledger and "Threat model" in ledger
+
+
+def test_a_wide_table_draws_the_least_similar_columns_and_scores_them_all() -> None:
+    # 70 columns with plot data: 48 figures (the least similar first), every column in the table.
+    from validation.report import MAX_DISTRIBUTION_FIGURES
+
+    rng = np.random.default_rng(0)
+    per_column = {}
+    for i in range(70):
+        plot = _numeric_plot(rng.normal(0, 1, 200), rng.normal(0, 1, 200), -4, 4, 8)
+        per_column[f"c{i:02d}"] = {"metric": "KS", "score": round(0.5 + i / 200, 3), "plot": plot}
+    shapes = MetricResult("column_shapes", 0.7, 0.8, False, details={"per_column": per_column})
+    section = _section(render_html(_report([shapes], decide_release([shapes]))), "distributions")
+    assert MAX_DISTRIBUTION_FIGURES == 48 and section.count("<figure>") == 48
+    assert "48 of 70 columns drawn, the least similar first" in section
+    assert "c00 — KS" in section and "c47 — KS" in section and "c48 — KS" not in section
+    assert all(f"<td>c{i:02d}</td>" in section for i in range(70))
