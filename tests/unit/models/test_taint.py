@@ -384,7 +384,7 @@ def batches_from_first_rows(n: int) -> Iterator[None]:
 
 # The modules that draw Poisson batches and make a fit's streams: the shared training loop (base.py)
 # and the families still on a loop of their own.
-LOOP_MODULES = ("base", "ctgan", "medgan")
+LOOP_MODULES = ("base", "ctgan")
 
 
 # ---------------------------------------------------------------------------- which stream each private draw uses
