@@ -13,7 +13,7 @@ family written this way.
 
 Rules every subclass follows (DESIGN.md, "Differential privacy, end to end"):
 - the codec comes from the contract; its statistics from the charged DP histogram step
-  (``_fit_codec``), or exact ones recorded as non-DP when ``epsilon = math.inf``;
+  (``_fit_codec_statistics``), or exact ones recorded as non-DP when ``epsilon = math.inf``;
 - every network that reads a real row trains through ``models.dp.PrivateTrainer`` on
   Poisson-sampled batches; no BatchNorm, dropout or minibatch statistics over real rows in it;
 - networks that never read a real row (generators) are post-processing;
@@ -818,13 +818,6 @@ class Synthesizer(ABC):
             return None
         with torch.no_grad(), buffers_kept(keep):  # partners carry no gradient to the generator
             return torch.cat([make(chunk) for _ in range(math.ceil(b / chunk))])[:b]
-
-    def _fit_codec(
-        self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator, epsilon: float
-    ) -> np.ndarray:
-        """Charged (or, non-DP, recorded) codec statistics, then the encoded training matrix."""
-        self._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=rng, epsilon=epsilon)
-        return self.codec.encode(train, rng=rng)
 
     def _fit_codec_statistics(
         self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator, epsilon: float

@@ -382,9 +382,9 @@ def batches_from_first_rows(n: int) -> Iterator[None]:
         mp.undo()
 
 
-# The modules that draw Poisson batches and make a fit's streams: the shared training loop (base.py)
-# and the families still on a loop of their own.
-LOOP_MODULES = ("base", "ctgan")
+# The modules that draw Poisson batches and make a fit's streams: the one training loop every family
+# runs (models/synthesizers/base.py, ``Synthesizer.fit``).
+LOOP_MODULES = ("base",)
 
 
 # ---------------------------------------------------------------------------- which stream each private draw uses
