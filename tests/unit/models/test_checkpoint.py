@@ -192,3 +192,54 @@ def test_every_family_resumes_bit_identically(
         for k, v in nets[net].state_dict().items():
             assert torch.equal(v, again[net].state_dict()[k]), f"{name}: {net}.{k} differs after the resume"
     assert whole.sample(200, seed=1).equals(resumed.sample(200, seed=1))
+
+
+_KILLED_FIT = """
+import os, signal, sys
+import polars as pl, torch
+torch.set_num_threads(1)
+from flows.demo import demo_contract, demo_parquet
+from models.ledger import PrivacyLedger
+from models.synthesizers import get_synthesizer
+from models.synthesizers.base import Checkpoint
+from tasks.ingest import prepare_frame
+from validation.contract import load_contract
+
+name, path, kill_at, options = sys.argv[1], sys.argv[2], int(sys.argv[3]), eval(sys.argv[4])
+contract = load_contract(demo_contract())
+train = prepare_frame(pl.read_parquet(demo_parquet()), contract).sample(n=1200, seed=7).select(contract.modelled_columns)
+cls = get_synthesizer(name)
+model = cls(contract, cls.config_class(epochs=1.0, batch_size=100, **options), device="cpu")
+
+def progress(p):
+    if p.step >= kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+model.fit(train, ledger=PrivacyLedger(contract.privacy.delta), epsilon=3.0, seed=3, progress=progress,
+          checkpoint=Checkpoint(__import__("pathlib").Path(path), every_epochs=0.25))
+"""
+
+
+def test_a_sigkilled_fit_resumes_bit_identically(
+    adult_contract: Contract, train: pl.DataFrame, tmp_path: Path, one_thread: None
+) -> None:
+    """A real SIGKILL (no exception handler, no cleanup) in medgan's GAN phase, its second phase."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "train.pt"
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_FIT, "medgan", str(path), "8", repr(TINY["medgan"])],
+        env=env, cwd=root, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == -9, done.stderr[-2000:]  # killed by SIGKILL
+    assert path.exists()
+    resumed, resumed_ledger = _fit_family("medgan", adult_contract, train, checkpoint=Checkpoint(path, every_epochs=0.25))
+    whole, whole_ledger = _fit_family("medgan", adult_contract, train)
+    assert resumed.training_summary["resumed_at_step"] == 7  # the checkpoint of step 6 (every 3 steps)
+    assert [(e.mechanism, e.steps) for e in resumed_ledger.entries] == [(e.mechanism, e.steps) for e in whole_ledger.entries]
+    for net, module in whole._networks().items():
+        for k, v in module.state_dict().items():
+            assert torch.equal(v, resumed._networks()[net].state_dict()[k]), f"{net}.{k}"
