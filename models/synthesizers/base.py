@@ -388,6 +388,63 @@ def _hard_draw(codec: Codec, logits: torch.Tensor, g: torch.Generator | None) ->
     return out
 
 
+# ---------------------------------------------------------------------------- generator losses towards DP marginals
+def marginal_targets(codec: Codec, device: torch.device | str) -> dict[tuple[str, str], torch.Tensor]:
+    """Per one-hot block, keyed (column, role), its DP target marginal: the codec's DP category
+    frequencies (value blocks), (1 − r, r) with r the DP null rate (null blocks), the mixture's DP
+    weights (mode blocks). Post-processing of the charged histogram step."""
+    out = {}
+    for b in codec.blocks:
+        if b.kind != "softmax":
+            continue
+        if b.role == "mode":
+            t = codec.modes[b.column].weight
+        elif b.role == "value":
+            t = codec.frequencies[b.column]
+        else:
+            r = codec.null_rate.get(b.column, 0.0)
+            t = np.array([1.0 - r, r])
+        out[(b.column, b.role)] = torch.as_tensor(t, dtype=torch.float32, device=device)
+    return out
+
+
+def marginal_loss(
+    codec: Codec, logits: torch.Tensor, targets: dict[tuple[str, str], torch.Tensor], *, numeric: bool = True
+) -> torch.Tensor:
+    """A generator's pull towards DP marginals (post-processing: generated input, DP targets).
+
+    Per one-hot block KL(target ‖ the batch's mean softmax), ``targets`` from ``marginal_targets``;
+    per tanh slot (``numeric``) the squared distance of its sorted values to the target quantiles:
+    ``targets[(column, "alpha")]`` when given (mode-specific normalisation: α's DP-implied quantiles),
+    else an even grid on (-1, 1) (a quantile-normalised column is uniform there).
+    """
+    total = logits.new_zeros(())
+    n = logits.shape[0]
+    grid = (torch.arange(n, device=logits.device, dtype=logits.dtype) + 0.5) / n * 2 - 1
+    for b in codec.blocks:
+        x = logits[:, b.start : b.start + b.width]
+        if b.kind == "tanh":
+            if numeric:
+                t_alpha = targets.get((b.column, "alpha"))
+                target = grid if t_alpha is None else interp_quantiles(t_alpha, n)
+                total = total + ((torch.sort(torch.tanh(x[:, 0])).values - target) ** 2).mean()
+        else:
+            t = targets[(b.column, b.role)]
+            p = F.softmax(x, dim=1).mean(0).clamp_min(1e-8)
+            total = total + (t * (torch.log(t.clamp_min(1e-8)) - torch.log(p))).sum()
+    return total
+
+
+def interp_quantiles(q: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` evenly spaced quantiles ((i + ½)/n) read off ``m`` sorted quantiles by linear interpolation."""
+    m = q.shape[0]
+    pos = ((torch.arange(n, device=q.device, dtype=q.dtype) + 0.5) / n * m - 0.5).clamp(0, m - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=m - 1)
+    frac = pos - lo.to(q.dtype)
+    return q[lo] * (1 - frac) + q[hi] * frac
+
+
 # ---------------------------------------------------------------------------- the training loop's pieces
 @dataclass
 class Phase:
@@ -716,10 +773,10 @@ class Synthesizer(ABC):
             phases=[(p.sample_rate, p.steps * p.accounted) for p in phases],
         )
 
+    @abstractmethod
     def _build_training(self, run: Run) -> None:
         """Build and initialise (from ``run.gens.init``) the networks, their optimizers and private
         trainers (``run.private``), and register with ``run.keep`` what a resumed fit needs."""
-        raise NotImplementedError(f"{self.name} has no _build_training.")
 
     def _train_step(self, run: Run, i: int) -> tuple[Any, Any] | None:
         """One iteration of the default phase (see ``Phase.step``)."""
@@ -733,6 +790,15 @@ class Synthesizer(ABC):
     def _summary(self, run: Run) -> dict[str, Any]:
         """The family's own entries of ``training_summary`` (public or DP figures only)."""
         return {}
+
+    @staticmethod
+    def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter]) -> None:
+        """One post-processing update (a generator's; medGAN's decoder's): gradients into ``params``
+        only. Inside ``trainer.hooks_off()`` when ``loss`` went through a private network, so that its
+        per-sample hooks record nothing."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=params)
+        optimizer.step()
 
     def _require_modelled_columns(self, train: pl.DataFrame) -> None:
         """``_check_train`` of families that read the table by position: exactly the modelled columns."""

@@ -55,6 +55,8 @@ from models.synthesizers.base import (
     Synthesizer,
     TrainingProgress,
     activate,
+    marginal_loss,
+    marginal_targets,
 )
 from validation.contract import Contract
 
@@ -355,37 +357,15 @@ class DPCTGAN(Synthesizer):
     def _marginal_loss(self, logits: torch.Tensor, targets: dict[tuple[str, str], torch.Tensor]) -> torch.Tensor:
         """KL(DP histogram ‖ generated marginal) per one-hot block (mode blocks: the mixture's
         weights); W2 per numeric slot to uniform ("quantile") or to α's DP-implied quantiles ("modes")."""
-        total = logits.new_zeros(())
-        n = logits.shape[0]
-        grid = (torch.arange(n, device=logits.device, dtype=logits.dtype) + 0.5) / n * 2 - 1
-        for b in self.codec.blocks:
-            x = logits[:, b.start : b.start + b.width]
-            if b.kind == "tanh":
-                t_alpha = targets.get((b.column, "alpha"))
-                target = grid if t_alpha is None else _interp_quantiles(t_alpha, n)
-                total = total + ((torch.sort(torch.tanh(x[:, 0])).values - target) ** 2).mean()
-            else:
-                t = targets[(b.column, b.role)]
-                p = F.softmax(x, dim=1).mean(0).clamp_min(1e-8)
-                total = total + (t * (torch.log(t.clamp_min(1e-8)) - torch.log(p))).sum()
-        return total
+        return marginal_loss(self.codec, logits, targets)
 
     def _marginal_targets(self) -> dict[tuple[str, str], torch.Tensor]:
-        out = {}
-        for b in self.codec.blocks:
-            if b.kind != "softmax":
-                if self.codec.numeric_encoding == "modes":
+        out = marginal_targets(self.codec, self.device)
+        if self.codec.numeric_encoding == "modes":
+            for b in self.codec.blocks:
+                if b.kind != "softmax":
                     t = self.codec.value_quantiles(b.column)
                     out[(b.column, "alpha")] = torch.as_tensor(t, dtype=torch.float32, device=self.device)
-                continue
-            if b.role == "mode":
-                t = self.codec.modes[b.column].weight
-            elif b.role == "value":
-                t = self.codec.frequencies[b.column]
-            else:
-                r = self.codec.null_rate.get(b.column, 0.0)
-                t = np.array([1.0 - r, r])
-            out[(b.column, b.role)] = torch.as_tensor(t, dtype=torch.float32, device=self.device)
         return out
 
     # ------------------------------------------------------------------ training (hooks of Synthesizer.fit)
@@ -486,9 +466,7 @@ class DPCTGAN(Synthesizer):
                 loss_g = loss_g + cfg.marginal_weight * self._marginal_loss(logits, self._targets)
             if self._pair_loss is not None:  # the measured pair marginals (post-processing)
                 loss_g = loss_g + cfg.pair_weight * self._pair_loss(logits)
-            self._opt_g.zero_grad(set_to_none=True)
-            loss_g.backward(inputs=list(gen.parameters()))
-        self._opt_g.step()
+            self._update(self._opt_g, loss_g, list(gen.parameters()))
         return loss_g, score
 
     def _summary(self, run: Run) -> dict[str, Any]:
@@ -541,12 +519,3 @@ class DPCTGAN(Synthesizer):
         self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim)
         self._set_logit_bias()
 
-
-def _interp_quantiles(q: torch.Tensor, n: int) -> torch.Tensor:
-    """``n`` evenly spaced quantiles ((i + ½)/n) read off ``m`` sorted quantiles by linear interpolation."""
-    m = q.shape[0]
-    pos = ((torch.arange(n, device=q.device, dtype=q.dtype) + 0.5) / n * m - 0.5).clamp(0, m - 1)
-    lo = pos.floor().long()
-    hi = (lo + 1).clamp(max=m - 1)
-    frac = pos - lo.to(q.dtype)
-    return q[lo] * (1 - frac) + q[hi] * frac

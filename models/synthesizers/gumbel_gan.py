@@ -189,9 +189,7 @@ class GumbelGAN(Synthesizer):
         with trainer.hooks_off():
             score = disc(self._generate(self._bg, run.gens.device))
             loss_g = self._generator_loss(score)
-            self._opt_g.zero_grad(set_to_none=True)
-            loss_g.backward(inputs=list(gen.parameters()))
-        self._opt_g.step()
+            self._update(self._opt_g, loss_g, list(gen.parameters()))
         return loss_g, score
 
     def _summary(self, run: Run) -> dict[str, Any]:

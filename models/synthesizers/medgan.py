@@ -67,7 +67,18 @@ from pydantic import Field
 from torch import nn
 
 from models.dp import PrivateTrainer, init_uniform_, pair_loss
-from models.synthesizers.base import ModelInfo, Phase, Run, SynthConfig, Synthesizer, activate, buffers_kept
+from models.nets import dense_layers
+from models.synthesizers.base import (
+    ModelInfo,
+    Phase,
+    Run,
+    SynthConfig,
+    Synthesizer,
+    activate,
+    buffers_kept,
+    marginal_loss,
+    marginal_targets,
+)
 from validation.contract import Contract
 
 __all__ = [
@@ -111,13 +122,8 @@ class MedGANConfig(SynthConfig):
 
 # ---------------------------------------------------------------------------- networks (medGAN)
 def _mlp(in_dim: int, dims: tuple[int, ...], out_dim: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    d = in_dim
-    for h in dims:
-        layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
-        d = h
-    layers.append(nn.Linear(d, out_dim))
-    return nn.Sequential(*layers)
+    layers, d = dense_layers(in_dim, dims, lambda: nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers, nn.Linear(d, out_dim))
 
 
 class MLPEncoder(nn.Module):
@@ -291,26 +297,6 @@ class MedGAN(Synthesizer):
         pub = self._public_mean_t.expand(b, -1)
         return torch.stack([torch.cat([real, pub], 1), torch.cat([fake, fake_mean], 1)], dim=1)
 
-    def _marginal_loss(self, logits: torch.Tensor) -> torch.Tensor:
-        """KL(DP marginal ‖ generated marginal) per softmax block + W2 to Uniform(-1, 1) per tanh slot.
-
-        Post-processing: the targets are the codec's DP statistics (``_public_mean``), the input
-        is generated. A tanh slot of real data is ~uniform on [-1, 1] by the quantile
-        normalisation, so its sorted generated values are pulled towards an even grid.
-        """
-        total = logits.new_zeros(())
-        n = logits.shape[0]
-        grid = (torch.arange(n, device=logits.device, dtype=logits.dtype) + 0.5) / n * 2 - 1
-        for b in self.codec.blocks:
-            x = logits[:, b.start : b.start + b.width]
-            if b.kind == "tanh":
-                total = total + ((torch.sort(torch.tanh(x[:, 0])).values - grid) ** 2).mean()
-            else:
-                t = self._public_mean_t[b.start : b.start + b.width]
-                p = F.softmax(x, dim=1).mean(0).clamp_min(1e-8)
-                total = total + (t * (torch.log(t.clamp_min(1e-8)) - torch.log(p))).sum()
-        return total
-
     def _activate(self, logits: torch.Tensor, g: torch.Generator | None, *, hard: bool = False) -> torch.Tensor:
         return activate(self.codec, logits, g, tau=self.config.gumbel_tau, hard=hard)
 
@@ -382,6 +368,8 @@ class MedGAN(Synthesizer):
         cfg = self.config
         self._chunk = max(2, max(1, run.expected_batch))  # fake chunk size (public); >= 2 for BatchNorm
         self._public_mean_t = self._public_mean()
+        # the generator's pull towards the codec's DP marginals (post-processing; see marginal_loss)
+        self._targets = marginal_targets(self.codec, run.device)
         # ---- phase 1's network: the autoencoder reads real rows -> DP-SGD
         ae = Autoencoder(self._make_encoder(), self._make_decoder())
         init_uniform_(ae, run.gens.init)
@@ -449,10 +437,8 @@ class MedGAN(Synthesizer):
                 score = d_trainer.raw(torch.cat([fake, fake.mean(0, keepdim=True).expand_as(fake)], 1))
                 loss = F.softplus(-score).mean()
                 if cfg.marginal_weight:
-                    loss = loss + cfg.marginal_weight * self._marginal_loss(logits)
-                self._opt_g.zero_grad(set_to_none=True)
-                loss.backward(inputs=self._post)
-            self._opt_g.step()
+                    loss = loss + cfg.marginal_weight * marginal_loss(self.codec, logits, self._targets)
+                self._update(self._opt_g, loss, self._post)
         self._g_loss = float(loss.detach())
         return self._g_loss, float(score.detach().mean())
 

@@ -50,7 +50,6 @@ import warnings
 from contextlib import ExitStack
 from typing import Any
 
-import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
@@ -60,7 +59,16 @@ from torch import nn
 from models.codec import Block, Codec
 from models.dp import PrivateTrainer, init_uniform_, pair_loss
 from models.ledger import Charge
-from models.synthesizers.base import ModelInfo, Phase, Run, SynthConfig, Synthesizer, activate
+from models.synthesizers.base import (
+    ModelInfo,
+    Phase,
+    Run,
+    SynthConfig,
+    Synthesizer,
+    activate,
+    marginal_loss,
+    marginal_targets,
+)
 from validation.contract import Contract
 
 __all__ = [
@@ -364,35 +372,6 @@ class TableGAN(Synthesizer):
     def _uses_classifier(self) -> bool:
         return self.label_block is not None and self.config.class_weight > 0
 
-    def _marginal_loss(self, logits: torch.Tensor, targets: dict[int, torch.Tensor]) -> torch.Tensor:
-        """KL(DP histogram ‖ batch marginal) per one-hot block; W2 to uniform per quantile-normalised slot."""
-        total = logits.new_zeros(())
-        n = logits.shape[0]
-        grid = (torch.arange(n, device=logits.device, dtype=logits.dtype) + 0.5) / n * 2 - 1
-        for b in self.codec.blocks:
-            x = logits[:, b.start : b.start + b.width]
-            if b.kind == "tanh":
-                total = total + (torch.sort(torch.tanh(x[:, 0])).values - grid).square().mean()
-            else:
-                t = targets[b.start]
-                p = F.softmax(x, dim=1).mean(0).clamp_min(1e-8)
-                total = total + (t * (t.clamp_min(1e-8).log() - p.log())).sum()
-        return total
-
-    def _marginal_targets(self) -> dict[int, torch.Tensor]:
-        """Per softmax block: the codec's DP frequencies (post-processing of the charged histograms)."""
-        out = {}
-        for b in self.codec.blocks:
-            if b.kind != "softmax":
-                continue
-            if b.role == "value":
-                t = self.codec.frequencies[b.column]
-            else:
-                r = self.codec.null_rate.get(b.column, 0.0)
-                t = np.array([1.0 - r, r])
-            out[b.start] = torch.as_tensor(t, dtype=torch.float32, device=self.device)
-        return out
-
     # ------------------------------------------------------------------ training (hooks of Synthesizer.fit)
     # Private mechanisms, each with its own Poisson batch per step, all at the same rate q for T steps,
     # sharing one σ calibrated so that they and the codec compose to ε: ``dp-sgd-discriminator``,
@@ -454,7 +433,7 @@ class TableGAN(Synthesizer):
             init_uniform_(clf, run.gens.init)
             self._trainer_c = run.private(clf, mechanism="dp-sgd-classifier", lr=cfg.classifier_lr, what="classifier")
         self.discriminator, self.classifier = disc, clf
-        self._targets = self._marginal_targets()
+        self._targets = marginal_targets(self.codec, run.device)  # the codec's DP frequencies (post-processing)
         self._expected = max(1, run.expected_batch)
         run.keep(generator=self.generator, opt_g=self._opt_g, moments=self._moments)
 
@@ -534,10 +513,8 @@ class TableGAN(Synthesizer):
                 pred = F.log_softmax(clf(self.without_label(fake)), dim=1)
                 loss_g = loss_g + cfg.class_weight * -(own * pred).sum(1).mean()
             if cfg.marginal_weight:
-                loss_g = loss_g + cfg.marginal_weight * self._marginal_loss(logits, self._targets)
-            self._opt_g.zero_grad(set_to_none=True)
-            loss_g.backward(inputs=list(gen.parameters()))
-        self._opt_g.step()
+                loss_g = loss_g + cfg.marginal_weight * marginal_loss(self.codec, logits, self._targets)
+            self._update(self._opt_g, loss_g, list(gen.parameters()))
         return loss_g, score
 
     def _summary(self, run: Run) -> dict[str, Any]:

@@ -53,7 +53,6 @@ import math
 import warnings
 from typing import Any
 
-import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
@@ -63,7 +62,7 @@ from torch import nn
 from models.codec import Block
 from models.dp import init_uniform_, pair_loss
 from models.nets import MLPCritic as Discriminator
-from models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer
+from models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, marginal_loss, marginal_targets
 from validation.contract import Contract
 
 __all__ = ["Discriminator", "TGAN", "TGANConfig", "TGANGenerator", "categorical_kl"]
@@ -242,26 +241,11 @@ class TGAN(Synthesizer):
 
     def _kl_targets(self) -> dict[tuple[str, str], torch.Tensor]:
         """Per one-hot block, its DP target marginal (post-processing of the codec step)."""
-        out = {}
-        for b in self.codec.blocks:
-            if b.kind != "softmax":
-                continue
-            if b.role == "value":
-                t = np.asarray(self.codec.frequencies[b.column], dtype=np.float64)
-            else:
-                r = float(self.codec.null_rate.get(b.column, 0.0))
-                t = np.array([1.0 - r, r])
-            out[(b.column, b.role)] = torch.as_tensor(t, dtype=torch.float32, device=self.device)
-        return out
+        return marginal_targets(self.codec, self.device)
 
     def _kl_loss(self, logits: torch.Tensor, targets: dict[tuple[str, str], torch.Tensor]) -> torch.Tensor:
         """Σ over one-hot blocks of KL(target ‖ mean softmax of the generated batch) (the paper's term)."""
-        total = logits.new_zeros(())
-        for b in self.codec.blocks:
-            if b.kind == "softmax":
-                p = F.softmax(logits[:, b.start : b.start + b.width], dim=1).mean(0)
-                total = total + categorical_kl(p, targets[(b.column, b.role)])
-        return total
+        return marginal_loss(self.codec, logits, targets, numeric=False)
 
     # ------------------------------------------------------------------ training (hooks of Synthesizer.fit)
     # Charged: the codec's histogram step, then one DP-SGD run on the discriminator (``dp-sgd-critic``)
@@ -320,9 +304,7 @@ class TGAN(Synthesizer):
             loss_g = F.softplus(-score).mean()
             if cfg.kl_weight:
                 loss_g = loss_g + cfg.kl_weight * self._kl_loss(logits, self._targets)
-            self._opt_g.zero_grad(set_to_none=True)
-            loss_g.backward(inputs=list(gen.parameters()))
-        self._opt_g.step()
+            self._update(self._opt_g, loss_g, list(gen.parameters()))
         return loss_g, score
 
     def _summary(self, run: Run) -> dict[str, Any]:

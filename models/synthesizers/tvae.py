@@ -57,6 +57,7 @@ from torch import nn
 
 from models.codec import Codec
 from models.dp import init_uniform_
+from models.nets import dense_layers
 from models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, activate
 from validation.contract import Contract
 
@@ -103,11 +104,7 @@ class TVAEConfig(SynthConfig):
 
 
 def _mlp(in_dim: int, dims: tuple[int, ...]) -> tuple[nn.Sequential, int]:
-    layers: list[nn.Module] = []
-    d = in_dim
-    for h in dims:
-        layers += [nn.Linear(d, h), nn.ReLU()]
-        d = h
+    layers, d = dense_layers(in_dim, dims, nn.ReLU)
     return nn.Sequential(*layers), d
 
 

@@ -48,7 +48,7 @@ from torch.func import functional_call
 
 from models.codec import Block
 from models.dp import init_uniform_
-from models.nets import MLPCritic
+from models.nets import MLPCritic, dense_layers
 from models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, activate
 from validation.contract import Contract
 
@@ -88,13 +88,8 @@ class MLPGenerator(nn.Module):
 
     def __init__(self, in_dim: int, dims: tuple[int, ...], out_dim: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        d = in_dim
-        for h in dims:
-            layers += [nn.Linear(d, h), nn.ReLU()]
-            d = h
-        layers.append(nn.Linear(d, out_dim))
-        self.net = nn.Sequential(*layers)
+        layers, d = dense_layers(in_dim, dims, nn.ReLU)
+        self.net = nn.Sequential(*layers, nn.Linear(d, out_dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -229,9 +224,7 @@ class WGANGP(Synthesizer):
             return None
         score = self.critic(self._critic_input(self._generate(self._bg, run.gens.device)))
         loss_g = -score.mean()
-        self._opt_g.zero_grad(set_to_none=True)
-        loss_g.backward(inputs=list(self.generator.parameters()))
-        self._opt_g.step()
+        self._update(self._opt_g, loss_g, list(self.generator.parameters()))
         return loss_g, score
 
     def _summary(self, run: Run) -> dict[str, Any]:
