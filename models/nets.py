@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
+
+
+def dense_layers(in_dim: int, dims: tuple[int, ...], activation: Callable[[], nn.Module]) -> tuple[list[nn.Module], int]:
+    """[Linear, activation] per width in ``dims``, and the width they end with."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in dims:
+        layers += [nn.Linear(d, h), activation()]
+        d = h
+    return layers, d
 
 
 class MLPCritic(nn.Module):
@@ -15,13 +27,8 @@ class MLPCritic(nn.Module):
 
     def __init__(self, in_dim: int, dims: tuple[int, ...]) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        d = in_dim
-        for h in dims:
-            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
-            d = h
-        layers.append(nn.Linear(d, 1))
-        self.net = nn.Sequential(*layers)
+        layers, d = dense_layers(in_dim, dims, lambda: nn.LeakyReLU(0.2))
+        self.net = nn.Sequential(*layers, nn.Linear(d, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)

@@ -2,13 +2,18 @@
 
 A synthesizer is built from the contract (``Model(contract, config, device=...)``), learns under a
 ledger (``fit(train, ledger=..., epsilon=..., seed=...)``) and samples anywhere
-(``sample(n, seed=..., conditions=None)``). Subclasses implement ``fit``, ``_networks`` (what is
-saved: only what sampling needs), ``_build`` (empty networks for ``load``) and ``_sample_block``
-(a batch of generated codec-space rows).
+(``sample(n, seed=..., conditions=None)``). ``fit`` is ONE loop for every family
+(``Synthesizer.fit``): the codec and its ledger entry, σ calibrated over the family's phases,
+Poisson batches, the private trainers, progress, checkpoints and resume, the training summary.
+A family supplies hooks: ``_build_training`` (networks, optimizers, ``run.private`` trainers),
+``_train_step`` or ``_phases`` (its steps), optionally ``_measure`` / ``_summary``; and for
+sampling ``_networks`` (what is saved: only what sampling needs), ``_build`` (empty networks for
+``load``) and ``_sample_block`` (a batch of generated codec-space rows). docs/models.md shows a
+family written this way.
 
 Rules every subclass follows (DESIGN.md, "Differential privacy, end to end"):
 - the codec comes from the contract; its statistics from the charged DP histogram step
-  (``_fit_codec``), or exact ones recorded as non-DP when ``epsilon = math.inf``;
+  (``_fit_codec_statistics``), or exact ones recorded as non-DP when ``epsilon = math.inf``;
 - every network that reads a real row trains through ``models.dp.PrivateTrainer`` on
   Poisson-sampled batches; no BatchNorm, dropout or minibatch statistics over real rows in it;
 - networks that never read a real row (generators) are post-processing;
@@ -21,12 +26,15 @@ Rules every subclass follows (DESIGN.md, "Differential privacy, end to end"):
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import io
 import math
 import numbers
 import os
 import secrets
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,7 +51,7 @@ from torch import nn
 
 from models.codec import Codec
 from models.device import resolve_device
-from models.dp import PrivateTrainer
+from models.dp import PrivateTrainer, poisson_sample
 from models.ledger import PrivacyLedger, calibrate_noise
 from validation.contract import Contract
 
@@ -380,6 +388,186 @@ def _hard_draw(codec: Codec, logits: torch.Tensor, g: torch.Generator | None) ->
     return out
 
 
+# ---------------------------------------------------------------------------- generator losses towards DP marginals
+def marginal_targets(codec: Codec, device: torch.device | str) -> dict[tuple[str, str], torch.Tensor]:
+    """Per one-hot block, keyed (column, role), its DP target marginal: the codec's DP category
+    frequencies (value blocks), (1 − r, r) with r the DP null rate (null blocks), the mixture's DP
+    weights (mode blocks). Post-processing of the charged histogram step."""
+    out = {}
+    for b in codec.blocks:
+        if b.kind != "softmax":
+            continue
+        if b.role == "mode":
+            t = codec.modes[b.column].weight
+        elif b.role == "value":
+            t = codec.frequencies[b.column]
+        else:
+            r = codec.null_rate.get(b.column, 0.0)
+            t = np.array([1.0 - r, r])
+        out[(b.column, b.role)] = torch.as_tensor(t, dtype=torch.float32, device=device)
+    return out
+
+
+def marginal_loss(
+    codec: Codec, logits: torch.Tensor, targets: dict[tuple[str, str], torch.Tensor], *, numeric: bool = True
+) -> torch.Tensor:
+    """A generator's pull towards DP marginals (post-processing: generated input, DP targets).
+
+    Per one-hot block KL(target ‖ the batch's mean softmax), ``targets`` from ``marginal_targets``;
+    per tanh slot (``numeric``) the squared distance of its sorted values to the target quantiles:
+    ``targets[(column, "alpha")]`` when given (mode-specific normalisation: α's DP-implied quantiles),
+    else an even grid on (-1, 1) (a quantile-normalised column is uniform there).
+    """
+    total = logits.new_zeros(())
+    n = logits.shape[0]
+    grid = (torch.arange(n, device=logits.device, dtype=logits.dtype) + 0.5) / n * 2 - 1
+    for b in codec.blocks:
+        x = logits[:, b.start : b.start + b.width]
+        if b.kind == "tanh":
+            if numeric:
+                t_alpha = targets.get((b.column, "alpha"))
+                target = grid if t_alpha is None else interp_quantiles(t_alpha, n)
+                total = total + ((torch.sort(torch.tanh(x[:, 0])).values - target) ** 2).mean()
+        else:
+            t = targets[(b.column, b.role)]
+            p = F.softmax(x, dim=1).mean(0).clamp_min(1e-8)
+            total = total + (t * (torch.log(t.clamp_min(1e-8)) - torch.log(p))).sum()
+    return total
+
+
+def interp_quantiles(q: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` evenly spaced quantiles ((i + ½)/n) read off ``m`` sorted quantiles by linear interpolation."""
+    m = q.shape[0]
+    pos = ((torch.arange(n, device=q.device, dtype=q.dtype) + 0.5) / n * m - 0.5).clamp(0, m - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=m - 1)
+    frac = pos - lo.to(q.dtype)
+    return q[lo] * (1 - frac) + q[hi] * frac
+
+
+# ---------------------------------------------------------------------------- the training loop's pieces
+@dataclass
+class Phase:
+    """One stage of a fit: ``steps`` iterations of ``step`` on Poisson batches at ``sample_rate``.
+
+    ``accounted``: the subsampled mechanisms one iteration runs, each one accounted step at this rate
+    (table-GAN's discriminator, feature moments and classifier: 3); σ is calibrated over every
+    phase's ``steps × accounted`` before the first one starts. ``epochs``: what progress reports
+    call this phase's length. ``start(run)``: called when the phase begins, also when a fit resumes
+    inside it (medGAN's GAN phase takes over the autoencoder's decoder there). ``step(run, i)``:
+    iteration ``i`` (from 1 within the phase); returns (generator loss, critic's mean score of
+    fakes) for progress, or None to repeat the last ones. Only model-side figures: never a figure
+    computed on real rows.
+    """
+
+    name: str
+    steps: int
+    sample_rate: float
+    epochs: float
+    step: Callable[[Run, int], tuple[Any, Any] | None]
+    accounted: int = 1
+    start: Callable[[Run], None] | None = None
+
+
+@dataclass
+class Run:
+    """One fit in progress, as the loop hands it to a family's hooks.
+
+    ``X``: the encoded training rows (on the model's device; private). ``n_hat``: the codec's DP
+    row count. ``sigma``: the noise multiplier every private phase shares (0 when non-DP).
+    Private networks are made with :meth:`private` and anything else a resumed fit needs
+    (generators, their optimizers, moving averages: objects with ``state_dict`` /
+    ``load_state_dict``) is registered with :meth:`keep`; the loop checkpoints both. ``phases``:
+    the fit's phases (set before ``_build_training``).
+    """
+
+    model: Synthesizer
+    X: torch.Tensor
+    ledger: PrivacyLedger
+    dp: bool
+    epsilon: float
+    gens: Generators
+    n_hat: float
+    sample_rate: float = 1.0
+    sigma: float = 0.0
+    phases: list[Phase] = field(default_factory=list)
+    trainers: dict[str, PrivateTrainer] = field(default_factory=dict)
+    kept: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """The exact row count: private. Only ``real_batch`` may use it (Poisson sampling)."""
+        return int(self.X.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def expected_batch(self) -> int:
+        """The expected Poisson batch size from the DP row count (public), rounded."""
+        return round(self.sample_rate * self.n_hat)
+
+    def real_batch(self) -> torch.Tensor:
+        """A Poisson-sampled batch of real rows (each row in it independently, at ``sample_rate``),
+        drawn from the private ``gens.batches`` stream."""
+        idx = poisson_sample(self.n, self.sample_rate, self.gens.batches)
+        return self.X[idx.to(self.X.device)]
+
+    def private(self, net: nn.Module, *, mechanism: str, lr: float, what: str, **options: Any) -> PrivateTrainer:
+        """The DP-SGD trainer of a network that reads real rows (``Synthesizer._private_trainer``),
+        charged to this fit's ledger as ``mechanism`` and checkpointed by the loop."""
+        if mechanism in self.trainers:
+            raise ValueError(f"a fit has one trainer per mechanism; {mechanism!r} exists already.")
+        trainer = self.model._private_trainer(
+            net, ledger=self.ledger, dp=self.dp, sigma=self.sigma, sample_rate=self.sample_rate, gens=self.gens,
+            mechanism=mechanism, lr=lr, what=what, **options,
+        )
+        self.trainers[mechanism] = trainer
+        return trainer
+
+    def keep(self, **objects: Any) -> None:
+        """Checkpoint these objects (``state_dict`` / ``load_state_dict``) with the fit."""
+        self.kept.update(objects)
+
+    def state(self) -> dict[str, Any]:
+        def plain(obj: Any) -> Any:
+            if isinstance(obj, nn.Module):
+                return {k: v.detach().cpu().clone() for k, v in obj.state_dict().items()}
+            return obj.state_dict()
+
+        return {
+            "trainers": {name: t.state() for name, t in self.trainers.items()},
+            "kept": {name: plain(obj) for name, obj in self.kept.items()},
+        }
+
+    def load_trainers(self, state: dict[str, Any]) -> None:
+        saved = state["trainers"]
+        if set(saved) != set(self.trainers):
+            raise CheckpointRefused(
+                f"checkpoint holds trainers {sorted(saved)}, this fit has {sorted(self.trainers)}; it was written "
+                "by another synthgate. Delete it to start the run over."
+            )
+        for name, trainer in self.trainers.items():
+            trainer.load_state(saved[name])
+
+    def load_kept(self, state: dict[str, Any]) -> None:
+        """Objects saved under their name come back; one kept only after the checkpoint (a phase that
+        had not started yet) keeps its fresh state."""
+        for name, obj in self.kept.items():
+            if name in state["kept"]:
+                obj.load_state_dict(state["kept"][name])
+
+
+def _as_float(v: Any) -> float:
+    """A progress figure as a number (a tensor's mean)."""
+    return float(v.detach().mean()) if isinstance(v, torch.Tensor) else float(v)
+
+
+#: version of the loop's checkpoint layout (a file without it was written by a per-model loop)
+CHECKPOINT_LAYOUT = 1
+
+
 class Synthesizer(ABC):
     """Base of every registered model. See the module docstring for the contract subclasses keep."""
 
@@ -389,7 +577,7 @@ class Synthesizer(ABC):
     #: True when ``sample(conditions=...)`` generates matching rows directly (no rejection).
     conditional: ClassVar[bool] = False
     #: True when ``fit`` takes ``checkpoint=Checkpoint(...)`` (saves and resumes training state).
-    supports_checkpoints: ClassVar[bool] = False
+    supports_checkpoints: ClassVar[bool] = True
 
     def __init__(self, contract: Contract, config: SynthConfig | None = None, *, device: str = "auto") -> None:
         cfg = config if config is not None else self.config_class()
@@ -405,18 +593,6 @@ class Synthesizer(ABC):
         self._fitted = False
 
     # ------------------------------------------------------------------ subclass API
-    @abstractmethod
-    def fit(
-        self,
-        train: pl.DataFrame,
-        *,
-        ledger: PrivacyLedger,
-        epsilon: float,
-        seed: int,
-        progress: Callable[[TrainingProgress], None] | None = None,
-    ) -> Self:
-        """Learn from ``train`` under (epsilon, ledger.delta)-DP (or non-DP at ``math.inf``)."""
-
     @abstractmethod
     def _networks(self) -> dict[str, nn.Module]:
         """The networks sampling needs (saved by ``save``); none of them may hold a private value."""
@@ -436,6 +612,209 @@ class Synthesizer(ABC):
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         return None
 
+    # ------------------------------------------------------------------ training: the one loop
+    def fit(
+        self,
+        train: pl.DataFrame,
+        *,
+        ledger: PrivacyLedger,
+        epsilon: float,
+        seed: int,
+        progress: Callable[[TrainingProgress], None] | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> Self:
+        """Learn from ``train`` under (epsilon, ledger.delta)-DP, charging every data-dependent step to ``ledger``.
+
+        The loop every family shares, in order: the codec's charged histogram step (and a family's
+        own charged measurements, ``_measure``), the phases (``_phases``) and one noise multiplier
+        calibrated over all of them before any network reads a row (``_noise_multiplier``), the
+        networks and their private trainers (``_build_training``), then each phase's steps with
+        progress about 50 times per fit and a checkpoint every ``checkpoint.every_epochs``, and the
+        training summary. A family supplies those hooks and its step; the loop owns the rest.
+
+        ``checkpoint``: save the whole training state every ``checkpoint.every_epochs``; when its
+        file exists, continue from it (same ε and, on the same device, the same model as a fit that
+        was never interrupted).
+
+        ``epsilon=math.inf`` trains WITHOUT differential privacy (non-DP baselines, attack
+        oracles): exact codec histograms, plain Adam with no clipping and no noise, on the same
+        Poisson batches and step counts, recorded in ``ledger`` as non-DP entries, so
+        ``ledger.epsilon`` is ``math.inf`` and no budget gate can pass the model.
+        """
+        eps, dp = check_epsilon(epsilon)
+        self._check_train(train)
+        t0 = time.perf_counter()
+        gens = make_generators(seed, self.device)
+        key = Checkpoint.key(self, train.height, seed) if checkpoint is not None else ""
+        resume = checkpoint.load(key) if checkpoint is not None else None
+        if resume is not None and resume.get("layout") != CHECKPOINT_LAYOUT:
+            raise CheckpointRefused(
+                f"checkpoint {checkpoint.path} was written by an older synthgate (checkpoint layout "  # type: ignore[union-attr]
+                f"{resume.get('layout')!r}, this one reads {CHECKPOINT_LAYOUT}); it cannot be resumed. Delete it to "
+                "start the run over."
+            )
+        if resume is None:
+            first = len(ledger.entries)
+            self._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps)
+            # a measurement's noise gets its own private stream, split off before the encoding draws one
+            # jitter per row: after it, the shared stream's position would depend on the row count
+            measure_rng = np.random.default_rng(gens.numpy.integers(0, 2**63)) if self.measures else None
+            encode_rng = copy.deepcopy(gens.numpy.bit_generator.state)
+            encoded = self.codec.encode(train, rng=gens.numpy)
+            if measure_rng is not None:
+                self._measure(encoded, ledger=ledger, dp=dp, epsilon=eps, rng=measure_rng)
+            before = PrivacyLedger(ledger.delta)
+            before.entries = [dataclasses.replace(e) for e in ledger.entries[first:]]
+            ledger_before = before.to_dict()
+        else:
+            ledger_before, encode_rng = resume["ledger_before_training"], resume["encode_rng"]
+            encoded = self._resume_codec(train, resume, ledger=ledger, gens=gens)
+            self._load_measured_state(resume["measured"])
+        run = Run(
+            self, torch.as_tensor(encoded, device=self.device), ledger, dp, eps, gens,
+            n_hat=float(self.codec.n_estimate or 1.0),
+        )
+        del encoded
+        phases = self._phases(run)
+        rates = {p.sample_rate for p in phases}
+        if len(rates) != 1:
+            raise ValueError(f"{self.name}: every phase of a fit shares one Poisson rate; got {sorted(rates)}.")
+        run.sample_rate, run.phases = phases[0].sample_rate, phases
+        run.sigma = float(resume["sigma"]) if resume is not None else self._noise_multiplier(run, phases)
+        training_from = len(ledger.entries)
+        self._build_training(run)
+        total = sum(p.steps for p in phases)
+        epochs = sum(p.epochs for p in phases)
+        done = 0
+        last: tuple[Any, Any] = (math.nan, math.nan)
+        if resume is not None:
+            done = int(resume["step"])
+            run.load_trainers(resume["run"])
+            for entry, steps in zip(ledger.entries[training_from:], resume["ledger_steps"], strict=True):
+                entry.steps = int(steps)
+        every = checkpoint.every_steps(run.sample_rate) if checkpoint is not None else 0
+        offset = 0
+        for phase in phases:
+            if offset + phase.steps <= done:  # finished before the checkpoint was written
+                offset += phase.steps
+                continue
+            if phase.start is not None:
+                phase.start(run)
+            if resume is not None and offset <= done:  # the checkpoint was written inside this phase
+                run.load_kept(resume["run"])
+                restore_generators(gens, resume["rng"])
+                last = (float(resume["last"][0]), float(resume["last"][1]))
+            for i in range(max(1, done - offset + 1), phase.steps + 1):
+                out = phase.step(run, i)
+                if out is not None:
+                    last = out
+                step = offset + i
+                if checkpoint is not None and step % every == 0 and step < total:
+                    checkpoint.save(key, {
+                        "layout": CHECKPOINT_LAYOUT, "step": step, "sigma": run.sigma, "codec": self.codec.state(),
+                        "ledger_before_training": ledger_before, "encode_rng": encode_rng,
+                        "measured": self._measured_state(),
+                        "ledger_steps": [int(e.steps) for e in ledger.entries[training_from:]],
+                        "run": run.state(), "rng": generators_state(gens), "last": [_as_float(v) for v in last],
+                    })
+                self._report(
+                    progress, step=step, steps=total, sample_rate=run.sample_rate, epochs=epochs,
+                    generator_loss=last[0], critic_fake_score=last[1], ledger=ledger,
+                )
+            offset += phase.steps
+        self._finish_training(run)
+        self.training_summary = {
+            "differential_privacy": dp,
+            "steps": phases[-1].steps,
+            "sample_rate": run.sample_rate,
+            "noise_multiplier": run.sigma,
+            "max_grad_norm": self.config.max_grad_norm if dp else None,
+            "expected_batch_size": run.sample_rate * run.n_hat,
+            **self._summary(run),
+            "seconds": time.perf_counter() - t0,
+            "device": str(self.device),
+            "resumed_at_step": done + 1 if resume is not None else None,
+        }
+        self._fitted = True
+        return self
+
+    # ------------------------------------------------------------------ training hooks (a family's part)
+    #: True when the family charges measurements of its own after the codec's (``_measure``)
+    measures: ClassVar[bool] = False
+
+    def _check_train(self, train: pl.DataFrame) -> None:
+        """Refuse a training table this family cannot read (before anything is charged)."""
+        return None
+
+    def _measure(
+        self, encoded: np.ndarray, *, ledger: PrivacyLedger, dp: bool, epsilon: float, rng: np.random.Generator
+    ) -> None:
+        """Charged measurements beyond the codec's (``measures = True``): ``rng`` is their private stream."""
+        raise NotImplementedError(f"{self.name} sets measures = True but has no _measure.")
+
+    def _measured_state(self) -> Any:
+        """What ``_measure`` learned, for a checkpoint (tensors, numbers, lists, dicts; or None)."""
+        return None
+
+    def _load_measured_state(self, state: Any) -> None:
+        return None
+
+    def _phases(self, run: Run) -> list[Phase]:
+        """The fit's phases. Default: one, ``config.epochs`` passes of ``_train_step``."""
+        q, steps = self._plan(run.n)
+        return [Phase("train", steps, q, epochs=self.config.epochs, step=self._train_step)]
+
+    def _noise_multiplier(self, run: Run, phases: list[Phase]) -> float:
+        """σ shared by every private phase: the smallest that keeps the ledger within ε (0 when non-DP)."""
+        if not run.dp:
+            return 0.0
+        return calibrate_noise(
+            target_epsilon=run.epsilon, ledger=run.ledger,
+            phases=[(p.sample_rate, p.steps * p.accounted) for p in phases],
+        )
+
+    @abstractmethod
+    def _build_training(self, run: Run) -> None:
+        """Build and initialise (from ``run.gens.init``) the networks, their optimizers and private
+        trainers (``run.private``), and register with ``run.keep`` what a resumed fit needs."""
+
+    def _train_step(self, run: Run, i: int) -> tuple[Any, Any] | None:
+        """One iteration of the default phase (see ``Phase.step``)."""
+        raise NotImplementedError(f"{self.name} has no _train_step.")
+
+    def _finish_training(self, run: Run) -> None:
+        """After the last step. Default: the released networks go to eval mode."""
+        for net in self._networks().values():
+            net.eval()
+
+    def _summary(self, run: Run) -> dict[str, Any]:
+        """The family's own entries of ``training_summary`` (public or DP figures only)."""
+        return {}
+
+    @staticmethod
+    def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter]) -> None:
+        """One post-processing update (a generator's; medGAN's decoder's): gradients into ``params``
+        only. Inside ``trainer.hooks_off()`` when ``loss`` went through a private network, so that its
+        per-sample hooks record nothing."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=params)
+        optimizer.step()
+
+    def _require_modelled_columns(self, train: pl.DataFrame) -> None:
+        """``_check_train`` of families that read the table by position: exactly the modelled columns."""
+        if not isinstance(train, pl.DataFrame):
+            raise TypeError(f"train must be a polars DataFrame; got {type(train).__name__}.")
+        expected = list(self.contract.modelled_columns)
+        if list(train.columns) != expected:
+            missing = [c for c in expected if c not in train.columns]
+            extra = [c for c in train.columns if c not in expected]
+            raise ValueError(
+                f"train must hold exactly the contract's modelled columns {expected}, in that order; "
+                f"missing {missing}, unexpected {extra}. Select them with train.select(contract.modelled_columns)."
+            )
+        if train.height < 1:
+            raise ValueError("train has no rows: a model needs at least one row to fit.")
+
     # ------------------------------------------------------------------ shared helpers
     def _report(
         self,
@@ -447,6 +826,7 @@ class Synthesizer(ABC):
         generator_loss: torch.Tensor | float,
         critic_fake_score: torch.Tensor | float,
         ledger: PrivacyLedger,
+        epochs: float | None = None,
     ) -> None:
         """Tell ``progress`` where training is, about 50 times per fit and at the last step.
 
@@ -455,12 +835,12 @@ class Synthesizer(ABC):
         """
         if progress is None or (step % max(1, steps // 50) and step != steps):
             return
-        as_float = lambda v: float(v.detach().mean()) if isinstance(v, torch.Tensor) else float(v)  # noqa: E731
+        if epochs is None:
+            epochs = self.config.epochs if self.config.epochs is not None else steps * sample_rate
         progress(
             TrainingProgress(
-                epoch=step * sample_rate, step=step, steps=steps,
-                epochs=self.config.epochs if self.config.epochs is not None else steps * sample_rate,
-                generator_loss=as_float(generator_loss), critic_fake_score=as_float(critic_fake_score),
+                epoch=step * sample_rate, step=step, steps=steps, epochs=epochs,
+                generator_loss=_as_float(generator_loss), critic_fake_score=_as_float(critic_fake_score),
                 epsilon=ledger.epsilon,
             )
         )
@@ -504,13 +884,6 @@ class Synthesizer(ABC):
             return None
         with torch.no_grad(), buffers_kept(keep):  # partners carry no gradient to the generator
             return torch.cat([make(chunk) for _ in range(math.ceil(b / chunk))])[:b]
-
-    def _fit_codec(
-        self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator, epsilon: float
-    ) -> np.ndarray:
-        """Charged (or, non-DP, recorded) codec statistics, then the encoded training matrix."""
-        self._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=rng, epsilon=epsilon)
-        return self.codec.encode(train, rng=rng)
 
     def _fit_codec_statistics(
         self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator, epsilon: float

@@ -32,37 +32,31 @@ recorded in the ledger as non-DP entries (ε = ∞), so such a model never passe
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import time
 import warnings
-from collections.abc import Callable
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import numpy as np
-import polars as pl
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
 from models.codec import Codec
-from models.dp import init_uniform_, pair_losses, poisson_sample
+from models.dp import init_uniform_, pair_losses
 from models import schedule as training_schedule
 from models.ledger import PrivacyLedger
 from models.marginals import Measured, PairLoss, measure_marginals, variables
 from models.nets import MLPCritic as Critic
 from models.synthesizers.base import (
-    Checkpoint,
     ModelInfo,
+    Phase,
+    Run,
     SynthConfig,
     Synthesizer,
     TrainingProgress,
     activate,
-    check_epsilon,
-    generators_state,
-    make_generators,
-    restore_generators,
+    marginal_loss,
+    marginal_targets,
 )
 from validation.contract import Contract
 
@@ -204,7 +198,6 @@ class DPCTGAN(Synthesizer):
     name = "ctgan"
     config_class = CTGANConfig
     conditional = True
-    supports_checkpoints = True
     info = ModelInfo(
         family="conditional GAN (CTGAN, Xu et al. 2019)",
         paper="Xu, Skoularidou, Cuesta-Infante, Veeramachaneni: Modeling Tabular Data using "
@@ -229,6 +222,8 @@ class DPCTGAN(Synthesizer):
         # "modes": a large negative bias on unused (pruned) mode slots, set once the codec is fitted.
         self._logit_bias: torch.Tensor | None = None
         self._cond_tables: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
+        # The DP pair marginals (models/marginals.py) the generator is pulled towards; set by fit.
+        self.measured: Measured | None = None
 
     def _set_logit_bias(self) -> None:
         """Unused mode slots (weight 0) can never be generated: -1e4 on their logits.
@@ -362,196 +357,126 @@ class DPCTGAN(Synthesizer):
     def _marginal_loss(self, logits: torch.Tensor, targets: dict[tuple[str, str], torch.Tensor]) -> torch.Tensor:
         """KL(DP histogram ‖ generated marginal) per one-hot block (mode blocks: the mixture's
         weights); W2 per numeric slot to uniform ("quantile") or to α's DP-implied quantiles ("modes")."""
-        total = logits.new_zeros(())
-        n = logits.shape[0]
-        grid = (torch.arange(n, device=logits.device, dtype=logits.dtype) + 0.5) / n * 2 - 1
-        for b in self.codec.blocks:
-            x = logits[:, b.start : b.start + b.width]
-            if b.kind == "tanh":
-                t_alpha = targets.get((b.column, "alpha"))
-                target = grid if t_alpha is None else _interp_quantiles(t_alpha, n)
-                total = total + ((torch.sort(torch.tanh(x[:, 0])).values - target) ** 2).mean()
-            else:
-                t = targets[(b.column, b.role)]
-                p = F.softmax(x, dim=1).mean(0).clamp_min(1e-8)
-                total = total + (t * (torch.log(t.clamp_min(1e-8)) - torch.log(p))).sum()
-        return total
+        return marginal_loss(self.codec, logits, targets)
 
     def _marginal_targets(self) -> dict[tuple[str, str], torch.Tensor]:
-        out = {}
-        for b in self.codec.blocks:
-            if b.kind != "softmax":
-                if self.codec.numeric_encoding == "modes":
+        out = marginal_targets(self.codec, self.device)
+        if self.codec.numeric_encoding == "modes":
+            for b in self.codec.blocks:
+                if b.kind != "softmax":
                     t = self.codec.value_quantiles(b.column)
                     out[(b.column, "alpha")] = torch.as_tensor(t, dtype=torch.float32, device=self.device)
-                continue
-            if b.role == "mode":
-                t = self.codec.modes[b.column].weight
-            elif b.role == "value":
-                t = self.codec.frequencies[b.column]
-            else:
-                r = self.codec.null_rate.get(b.column, 0.0)
-                t = np.array([1.0 - r, r])
-            out[(b.column, b.role)] = torch.as_tensor(t, dtype=torch.float32, device=self.device)
         return out
 
-    # ------------------------------------------------------------------ training
-    def fit(
-        self,
-        train: pl.DataFrame,
-        *,
-        ledger: PrivacyLedger,
-        epsilon: float,
-        seed: int,
-        progress: Callable[[TrainingProgress], None] | None = None,
-        checkpoint: Checkpoint | None = None,
-    ) -> Self:
-        """Train under (epsilon, ledger.delta)-DP, charging every data-dependent step to ``ledger``.
+    # ------------------------------------------------------------------ training (hooks of Synthesizer.fit)
+    # ``epsilon=math.inf`` trains WITHOUT differential privacy (non-DP baselines, attack oracles):
+    # exact codec histograms and marginals, and a plain Adam critic on Poisson-sampled batches with no
+    # clipping and no noise; architecture, losses, sampling rate and step count are those of the DP
+    # path. Every step is recorded in the ledger as a non-DP entry (``ledger.epsilon`` is ``math.inf``).
+    measures = True  # the pair marginals, after the codec (``_measure``)
 
-        ``checkpoint``: save the whole training state every ``checkpoint.every_epochs``; when its
-        file exists, continue from it (same ε and, on the same device, the same model as a fit
-        that was never interrupted).
+    def _measure(
+        self, encoded: np.ndarray, *, ledger: PrivacyLedger, dp: bool, epsilon: float, rng: np.random.Generator
+    ) -> None:
+        self.measured = self._measure_marginals(encoded, ledger=ledger, dp=dp, epsilon=epsilon, rng=rng)
 
-        ``epsilon=math.inf`` trains WITHOUT differential privacy (non-DP baselines, attack
-        oracles): exact codec histograms, and a plain Adam critic on Poisson-sampled batches
-        with no clipping and no noise; architecture, losses, sampling rate and step count are
-        those of the DP path. Both steps are recorded in ``ledger`` as non-DP entries, so
-        ``ledger.epsilon`` is ``math.inf`` and no budget gate can pass the model.
-        """
-        eps, dp = check_epsilon(epsilon)
+    def _measured_state(self) -> Any:
+        return self.measured.state() if self.measured is not None else None
+
+    def _load_measured_state(self, state: Any) -> None:
+        self.measured = Measured.from_state(variables(self.codec), state) if state is not None else None
+
+    def _phases(self, run: Run) -> list[Phase]:
         cfg = self.config
-        dev = self.device
-        gens = make_generators(seed, dev)
-        g_dev = gens.device
+        plan = self._schedule(ledger=run.ledger, dp=run.dp, epsilon=run.epsilon, n_hat=run.n_hat)
+        self._training_plan = plan
+        epochs = cfg.epochs if cfg.epochs is not None else plan.steps * plan.sample_rate
+        return [Phase("train", plan.steps, plan.sample_rate, epochs=epochs, step=self._train_step)]
 
-        t0 = time.perf_counter()
-        key = Checkpoint.key(self, train.height, seed) if checkpoint is not None else ""
-        resume = checkpoint.load(key) if checkpoint is not None else None
-        if resume is None:
-            first = len(ledger.entries)
-            self._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps)
-            # the marginals' noise gets its own private stream, split off before the encoding draws one
-            # jitter per row: after it, the shared stream's position would depend on the row count
-            marginal_rng = np.random.default_rng(gens.numpy.integers(0, 2**63))
-            encode_rng = copy.deepcopy(gens.numpy.bit_generator.state)
-            encoded = self.codec.encode(train, rng=gens.numpy)
-            measured = self._measure_marginals(encoded, ledger=ledger, dp=dp, epsilon=eps, rng=marginal_rng)
-            before = PrivacyLedger(ledger.delta)
-            before.entries = [dataclasses.replace(e) for e in ledger.entries[first:]]
-            ledger_before = before.to_dict()
-            X = torch.as_tensor(encoded, device=dev)
-        else:
-            ledger_before, encode_rng = resume["ledger_before_training"], resume["encode_rng"]
-            X = torch.as_tensor(self._resume_codec(train, resume, ledger=ledger, gens=gens), device=dev)
-            saved = resume.get("marginals")
-            measured = Measured.from_state(variables(self.codec), saved) if saved is not None else None
+    def _noise_multiplier(self, run: Run, phases: list[Phase]) -> float:
+        return self._training_plan.noise_multiplier  # models/schedule.py calibrated it with the steps
+
+    def _build_training(self, run: Run) -> None:
+        cfg = self.config
+        dev = run.device
+        plan = self._training_plan
         self._set_logit_bias()
-        conditioned = cfg.critic_conditioning and bool(self._cond_blocks)
-        n = X.shape[0]
-        n_hat = float(self.codec.n_estimate or 1.0)
-        plan = self._schedule(ledger=ledger, dp=dp, epsilon=eps, n_hat=n_hat)
-        q, steps = plan.sample_rate, plan.steps
-        sigma = float(resume["sigma"]) if resume is not None else plan.noise_multiplier
-        critic_lr = cfg.critic_lr if "critic_lr" in cfg.model_fields_set or plan.source == "options" else plan.learning_rate
-
+        self._conditioned = cfg.critic_conditioning and bool(self._cond_blocks)
+        self._critic_lr = (
+            cfg.critic_lr if "critic_lr" in cfg.model_fields_set or plan.source == "options" else plan.learning_rate
+        )
         self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim).to(dev)
-        base_critic = Critic(self.codec.dim + (self.cond_dim if conditioned else 0), cfg.critic_dims)
-        init_uniform_(self.generator, gens.init)
-        init_uniform_(base_critic, gens.init)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
-        trainer = self._private_trainer(
-            base_critic, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens,
-            mechanism="dp-sgd-critic", lr=critic_lr, what="critic", clipping=cfg.clipping,
+        base_critic = Critic(self.codec.dim + (self.cond_dim if self._conditioned else 0), cfg.critic_dims)
+        init_uniform_(self.generator, run.gens.init)
+        init_uniform_(base_critic, run.gens.init)
+        self._opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
+        self._trainer = run.private(
+            base_critic, mechanism="dp-sgd-critic", lr=self._critic_lr, what="critic", clipping=cfg.clipping
         )
         # Opacus' own accountant runs beside our ledger as a cross-check (tests compare them).
-        self.accountant = trainer.accountant
-        targets = self._marginal_targets()
-        pair_loss = PairLoss(measured, dev) if measured is not None and measured.pairs and cfg.pair_weight else None
-        bg = max(2, round(q * n_hat))
-        start = 1
-        if resume is not None:
-            self.generator.load_state_dict(resume["generator"])
-            opt_g.load_state_dict(resume["opt_g"])
-            trainer.load_state(resume["critic"])
-            restore_generators(gens, resume["rng"])
-            start = int(resume["step"]) + 1
-        every = checkpoint.every_steps(q) if checkpoint is not None else 0
-        for step in range(start, steps + 1):
-            # ---- critic: one step over a Poisson batch (DP-SGD unless non-DP) -----------
-            idx = poisson_sample(n, q, gens.batches).to(dev)
-            real = X[idx]
-            b = real.shape[0]
-            if conditioned:
-                # [row, its own condition] vs [fake | same condition]: one clipped sample per pair.
-                loss_d = None
-                if b > 0:
-                    cond_r = self._own_cond(real, gens.per_sample)
-                    # Eval mode: BatchNorm uses its running statistics (made by generator steps on
-                    # fakes only), so partner i depends on its own condition and on no other real row.
-                    self.generator.eval()
-                    with torch.no_grad():
-                        fake = self._activate(self._generate_given(cond_r, gens.per_sample), gens.per_sample)
-                    self.generator.train()
-                    pair = torch.stack([torch.cat([real, cond_r], 1), torch.cat([fake, cond_r], 1)], dim=1)
-                    loss_d = pair_losses(trainer.module(pair))
-                trainer.step(loss_d, b)
-            else:
+        self.accountant = self._trainer.accountant
+        self._critic = base_critic
+        self._targets = self._marginal_targets()
+        measured = self.measured
+        self._pair_loss = PairLoss(measured, dev) if measured is not None and measured.pairs and cfg.pair_weight else None
+        self._bg = max(2, run.expected_batch)
+        run.keep(generator=self.generator, opt_g=self._opt_g)
+
+    def _train_step(self, run: Run, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        gen, trainer, base_critic, bg = self.generator, self._trainer, self._critic, self._bg
+        assert gen is not None
+        per_sample, g_dev = run.gens.per_sample, run.gens.device
+        conditioned = self._conditioned
+        # ---- critic: one step over a Poisson batch (DP-SGD unless non-DP) -----------
+        real = run.real_batch()
+        b = real.shape[0]
+        if conditioned:
+            # [row, its own condition] vs [fake | same condition]: one clipped sample per pair.
+            loss_d = None
+            if b > 0:
+                cond_r = self._own_cond(real, per_sample)
+                # Eval mode: BatchNorm uses its running statistics (made by generator steps on
+                # fakes only), so partner i depends on its own condition and on no other real row.
+                gen.eval()
                 with torch.no_grad():
-                    fake = self._fake_partners(
-                        b, bg, lambda m: self._activate(self._generate(m, gens.per_sample)[0], gens.per_sample),
-                        keep=self.generator,
-                    )
-                loss_d = pair_losses(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
-                trainer.step(loss_d, b)
+                    fake = self._activate(self._generate_given(cond_r, per_sample), per_sample)
+                gen.train()
+                pair = torch.stack([torch.cat([real, cond_r], 1), torch.cat([fake, cond_r], 1)], dim=1)
+                loss_d = pair_losses(trainer.module(pair))
+            trainer.step(loss_d, b)
+        else:
+            with torch.no_grad():
+                fake = self._fake_partners(
+                    b, bg, lambda m: self._activate(self._generate(m, per_sample)[0], per_sample), keep=gen,
+                )
+            loss_d = pair_losses(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
+            trainer.step(loss_d, b)
 
-            # ---- generator: post-processing of the (DP) critic ----------------------
-            self.generator.train()
-            with trainer.hooks_off():
-                logits, cond, which, cats = self._generate(bg, g_dev, log_frequency=cfg.log_frequency)
-                fake = self._activate(logits, g_dev)
-                score = base_critic(torch.cat([fake, cond], 1) if conditioned else fake)
-                loss_g = F.softplus(-score).mean()
-                if cfg.cond_weight:
-                    loss_g = loss_g + cfg.cond_weight * self._cond_loss(logits, which, cats)
-                if cfg.marginal_weight:
-                    loss_g = loss_g + cfg.marginal_weight * self._marginal_loss(logits, targets)
-                if pair_loss is not None:  # the measured pair marginals (post-processing)
-                    loss_g = loss_g + cfg.pair_weight * pair_loss(logits)
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward(inputs=list(self.generator.parameters()))
-            opt_g.step()
+        # ---- generator: post-processing of the (DP) critic ----------------------
+        gen.train()
+        with trainer.hooks_off():
+            logits, cond, which, cats = self._generate(bg, g_dev, log_frequency=cfg.log_frequency)
+            fake = self._activate(logits, g_dev)
+            score = base_critic(torch.cat([fake, cond], 1) if conditioned else fake)
+            loss_g = F.softplus(-score).mean()
+            if cfg.cond_weight:
+                loss_g = loss_g + cfg.cond_weight * self._cond_loss(logits, which, cats)
+            if cfg.marginal_weight:
+                loss_g = loss_g + cfg.marginal_weight * self._marginal_loss(logits, self._targets)
+            if self._pair_loss is not None:  # the measured pair marginals (post-processing)
+                loss_g = loss_g + cfg.pair_weight * self._pair_loss(logits)
+            self._update(self._opt_g, loss_g, list(gen.parameters()))
+        return loss_g, score
 
-            if checkpoint is not None and step % every == 0 and step < steps:
-                checkpoint.save(key, {
-                    "step": step, "sigma": sigma, "codec": self.codec.state(),
-                    "ledger_before_training": ledger_before, "encode_rng": encode_rng,
-                    "generator": {k: v.detach().cpu().clone() for k, v in self.generator.state_dict().items()},
-                    "opt_g": opt_g.state_dict(), "critic": trainer.state(), "rng": generators_state(gens),
-                    "marginals": measured.state() if measured is not None else None,
-                })
-            self._report(
-                progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_g,
-                critic_fake_score=score, ledger=ledger,
-            )
-        self.generator.eval()
-        self.training_summary = {
-            "differential_privacy": dp,
-            "steps": steps,
-            "sample_rate": q,
-            "noise_multiplier": sigma,
-            "max_grad_norm": cfg.max_grad_norm if dp else None,
-            "expected_batch_size": q * n_hat,
-            "seconds": time.perf_counter() - t0,
-            "device": str(dev),
-            "numeric_encoding": cfg.numeric_encoding,
-            "critic_conditioning": conditioned,
-            "resumed_at_step": start if resume is not None else None,
-            "schedule": plan.source,
-            "critic_lr": critic_lr,
-            "measured_pairs": measured.labels() if measured is not None else [],
+    def _summary(self, run: Run) -> dict[str, Any]:
+        return {
+            "numeric_encoding": self.config.numeric_encoding,
+            "critic_conditioning": self._conditioned,
+            "schedule": self._training_plan.source,
+            "critic_lr": self._critic_lr,
+            "measured_pairs": self.measured.labels() if self.measured is not None else [],
         }
-        self._fitted = True
-        return self
 
     def _measure_marginals(
         self, encoded: np.ndarray, *, ledger: PrivacyLedger, dp: bool, epsilon: float, rng: np.random.Generator
@@ -594,12 +519,3 @@ class DPCTGAN(Synthesizer):
         self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim)
         self._set_logit_bias()
 
-
-def _interp_quantiles(q: torch.Tensor, n: int) -> torch.Tensor:
-    """``n`` evenly spaced quantiles ((i + ½)/n) read off ``m`` sorted quantiles by linear interpolation."""
-    m = q.shape[0]
-    pos = ((torch.arange(n, device=q.device, dtype=q.dtype) + 0.5) / n * m - 0.5).clamp(0, m - 1)
-    lo = pos.floor().long()
-    hi = (lo + 1).clamp(max=m - 1)
-    frac = pos - lo.to(q.dtype)
-    return q[lo] * (1 - frac) + q[hi] * frac

@@ -36,30 +36,18 @@ discriminator on the same Poisson batches, recorded in the ledger as non-DP (ε 
 
 from __future__ import annotations
 
-import time
 import warnings
-from collections.abc import Callable
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-import polars as pl
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
 from models.codec import Block
-from models.dp import init_uniform_, pair_loss, poisson_sample
-from models.ledger import PrivacyLedger, calibrate_noise
+from models.dp import init_uniform_, pair_loss
 from models.nets import MLPCritic as Discriminator
-from models.synthesizers.base import (
-    ModelInfo,
-    SynthConfig,
-    Synthesizer,
-    TrainingProgress,
-    activate,
-    check_epsilon,
-    make_generators,
-)
+from models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, activate
 from validation.contract import Contract
 
 __all__ = ["Discriminator", "GumbelGAN", "GumbelGANConfig", "MultiHeadGenerator"]
@@ -157,97 +145,55 @@ class GumbelGAN(Synthesizer):
             return F.softplus(-scores).mean()  # non-saturating: -log sigmoid(D(fake))
         return -scores.mean()
 
-    # ------------------------------------------------------------------ training
-    def fit(
-        self,
-        train: pl.DataFrame,
-        *,
-        ledger: PrivacyLedger,
-        epsilon: float,
-        seed: int,
-        progress: Callable[[TrainingProgress], None] | None = None,
-    ) -> Self:
-        """Train under (epsilon, ledger.delta)-DP, charging the codec and every discriminator step.
-
-        ``epsilon=math.inf`` trains WITHOUT differential privacy (baselines, attack oracles):
-        exact codec histograms and a plain Adam discriminator on the same Poisson batches and
-        step count, recorded as non-DP ledger entries (``ledger.epsilon`` is then ``math.inf``).
-        """
-        eps, dp = check_epsilon(epsilon)
+    # ------------------------------------------------------------------ training (hooks of Synthesizer.fit)
+    # ``epsilon=math.inf`` is the non-DP baseline: exact codec histograms and a plain Adam
+    # discriminator on the same Poisson batches and step count (non-DP ledger entries, ε = ∞).
+    def _build_training(self, run: Run) -> None:
         cfg = self.config
-        dev = self.device
-        gens = make_generators(seed, dev)
-        g_dev = gens.device
-
-        t0 = time.perf_counter()
-        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps), device=dev)
-        n = X.shape[0]
-        n_hat = float(self.codec.n_estimate or 1.0)
-        q, steps = self._plan(n)  # steps = discriminator (accounted DP-SGD) steps
-        sigma = calibrate_noise(target_epsilon=eps, ledger=ledger, sample_rate=q, steps=steps) if dp else 0.0
-
-        self.generator = MultiHeadGenerator(cfg.z_dim, cfg.generator_dims, self.codec.blocks).to(dev)
+        self.generator = MultiHeadGenerator(cfg.z_dim, cfg.generator_dims, self.codec.blocks).to(run.device)
         disc = Discriminator(self.codec.dim, cfg.discriminator_dims)
-        init_uniform_(self.generator, gens.init)
-        init_uniform_(disc, gens.init)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
-        trainer = self._private_trainer(
-            disc, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens,
-            mechanism="dp-sgd-discriminator", lr=cfg.discriminator_lr, what="discriminator",
+        init_uniform_(self.generator, run.gens.init)
+        init_uniform_(disc, run.gens.init)
+        self._opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
+        # steps = discriminator (accounted DP-SGD) steps
+        self._trainer = run.private(
+            disc, mechanism="dp-sgd-discriminator", lr=cfg.discriminator_lr, what="discriminator"
         )
-        self.accountant = trainer.accountant
+        self.accountant = self._trainer.accountant
         self.discriminator = disc
-        bg = max(2, round(q * n_hat))  # generator batch: the expected Poisson batch size (public)
-        loss_g = torch.zeros(())
-        score = torch.zeros(1)
-        g_steps = 0
-        for step in range(1, steps + 1):
-            # ---- discriminator: one accounted step over a Poisson batch ---------------
-            idx = poisson_sample(n, q, gens.batches).to(dev)
-            real = X[idx]
-            b = real.shape[0]
+        self._bg = max(2, run.expected_batch)  # generator batch: the expected Poisson batch size (public)
+        run.keep(generator=self.generator, opt_g=self._opt_g)
+
+    def _train_step(self, run: Run, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        cfg = self.config
+        gen, disc, trainer = self.generator, self.discriminator, self._trainer
+        assert gen is not None and disc is not None
+        # ---- discriminator: one accounted step over a Poisson batch ---------------
+        real = run.real_batch()
+        b = real.shape[0]
+        with torch.no_grad():
+            fake = self._fake_partners(b, self._bg, lambda m: self._generate(m, run.gens.per_sample), keep=gen)
+        loss_d = self._critic_loss(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
+        trainer.step(loss_d, b)
+        if cfg.loss == "wasserstein":
+            # Original WGAN's Lipschitz constraint. Clipping the weights after the DP-SGD step
+            # is post-processing of DP weights: it costs no privacy.
             with torch.no_grad():
-                fake = self._fake_partners(b, bg, lambda m: self._generate(m, gens.per_sample), keep=self.generator)
-            loss_d = self._critic_loss(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
-            trainer.step(loss_d, b)
-            if cfg.loss == "wasserstein":
-                # Original WGAN's Lipschitz constraint. Clipping the weights after the DP-SGD step
-                # is post-processing of DP weights: it costs no privacy.
-                with torch.no_grad():
-                    for p in disc.parameters():
-                        p.clamp_(-cfg.clip_value, cfg.clip_value)
+                for p in disc.parameters():
+                    p.clamp_(-cfg.clip_value, cfg.clip_value)
 
-            # ---- generator: post-processing of the DP discriminator ------------------
-            if step % cfg.n_critic == 0:
-                self.generator.train()
-                with trainer.hooks_off():
-                    fake = self._generate(bg, g_dev)
-                    score = disc(fake)
-                    loss_g = self._generator_loss(score)
-                    opt_g.zero_grad(set_to_none=True)
-                    loss_g.backward(inputs=list(self.generator.parameters()))
-                opt_g.step()
-                g_steps += 1
+        # ---- generator: post-processing of the DP discriminator, every n_critic-th step ----
+        if i % cfg.n_critic:
+            return None
+        gen.train()
+        with trainer.hooks_off():
+            score = disc(self._generate(self._bg, run.gens.device))
+            loss_g = self._generator_loss(score)
+            self._update(self._opt_g, loss_g, list(gen.parameters()))
+        return loss_g, score
 
-            self._report(
-                progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_g,
-                critic_fake_score=score, ledger=ledger,
-            )
-        self.generator.eval()
-        self.training_summary = {
-            "differential_privacy": dp,
-            "loss": cfg.loss,
-            "steps": steps,
-            "generator_steps": g_steps,
-            "sample_rate": q,
-            "noise_multiplier": sigma,
-            "max_grad_norm": cfg.max_grad_norm if dp else None,
-            "expected_batch_size": q * n_hat,
-            "seconds": time.perf_counter() - t0,
-            "device": str(dev),
-        }
-        self._fitted = True
-        return self
+    def _summary(self, run: Run) -> dict[str, Any]:
+        return {"loss": self.config.loss, "generator_steps": run.phases[-1].steps // self.config.n_critic}
 
     # ------------------------------------------------------------------ sampling / persistence
     def _sample_block(self, n: int, g: torch.Generator, conditions: dict[str, Any] | None) -> torch.Tensor:

@@ -56,10 +56,9 @@ subclasses override ``_make_encoder``, ``_make_decoder``, ``_make_generator`` an
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from collections.abc import Callable
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import polars as pl
 import torch
@@ -67,17 +66,18 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from models.dp import PrivateTrainer, init_uniform_, pair_loss, poisson_sample
-from models.ledger import PrivacyLedger, calibrate_noise
+from models.dp import PrivateTrainer, init_uniform_, pair_loss
+from models.nets import dense_layers
 from models.synthesizers.base import (
     ModelInfo,
-    buffers_kept,
+    Phase,
+    Run,
     SynthConfig,
     Synthesizer,
-    TrainingProgress,
     activate,
-    check_epsilon,
-    make_generators,
+    buffers_kept,
+    marginal_loss,
+    marginal_targets,
 )
 from validation.contract import Contract
 
@@ -122,13 +122,8 @@ class MedGANConfig(SynthConfig):
 
 # ---------------------------------------------------------------------------- networks (medGAN)
 def _mlp(in_dim: int, dims: tuple[int, ...], out_dim: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    d = in_dim
-    for h in dims:
-        layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
-        d = h
-    layers.append(nn.Linear(d, out_dim))
-    return nn.Sequential(*layers)
+    layers, d = dense_layers(in_dim, dims, lambda: nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers, nn.Linear(d, out_dim))
 
 
 class MLPEncoder(nn.Module):
@@ -302,26 +297,6 @@ class MedGAN(Synthesizer):
         pub = self._public_mean_t.expand(b, -1)
         return torch.stack([torch.cat([real, pub], 1), torch.cat([fake, fake_mean], 1)], dim=1)
 
-    def _marginal_loss(self, logits: torch.Tensor) -> torch.Tensor:
-        """KL(DP marginal ‖ generated marginal) per softmax block + W2 to Uniform(-1, 1) per tanh slot.
-
-        Post-processing: the targets are the codec's DP statistics (``_public_mean``), the input
-        is generated. A tanh slot of real data is ~uniform on [-1, 1] by the quantile
-        normalisation, so its sorted generated values are pulled towards an even grid.
-        """
-        total = logits.new_zeros(())
-        n = logits.shape[0]
-        grid = (torch.arange(n, device=logits.device, dtype=logits.dtype) + 0.5) / n * 2 - 1
-        for b in self.codec.blocks:
-            x = logits[:, b.start : b.start + b.width]
-            if b.kind == "tanh":
-                total = total + ((torch.sort(torch.tanh(x[:, 0])).values - grid) ** 2).mean()
-            else:
-                t = self._public_mean_t[b.start : b.start + b.width]
-                p = F.softmax(x, dim=1).mean(0).clamp_min(1e-8)
-                total = total + (t * (torch.log(t.clamp_min(1e-8)) - torch.log(p))).sum()
-        return total
-
     def _activate(self, logits: torch.Tensor, g: torch.Generator | None, *, hard: bool = False) -> torch.Tensor:
         return activate(self.codec, logits, g, tau=self.config.gumbel_tau, hard=hard)
 
@@ -368,161 +343,107 @@ class MedGAN(Synthesizer):
         else:
             trainer.step(batch_loss(trainer.module, samples) if b > 0 else None, b)
 
+    # ------------------------------------------------------------------ training (hooks of Synthesizer.fit)
+    # Ledger entries, in order: ``codec-histograms``, ``dp-sgd-autoencoder`` (phase 1),
+    # ``dp-sgd-discriminator`` (phase 2); both DP-SGD phases use one noise multiplier, calibrated
+    # before phase 1 so that all three compose to ε. ``epsilon=math.inf`` trains WITHOUT differential
+    # privacy (exact histograms, plain Adam, same batches and steps), recorded as non-DP entries.
+    # Progress: during pre-training both losses are NaN (the reconstruction loss of real rows is not
+    # released); in the GAN phase they are the generator's loss and the discriminator's mean score of
+    # fakes (fake data only).
     def _check_train(self, train: pl.DataFrame) -> None:
-        if not isinstance(train, pl.DataFrame):
-            raise TypeError(f"train must be a polars DataFrame; got {type(train).__name__}.")
-        expected = list(self.contract.modelled_columns)
-        if list(train.columns) != expected:
-            missing = [c for c in expected if c not in train.columns]
-            extra = [c for c in train.columns if c not in expected]
-            raise ValueError(
-                f"train must hold exactly the contract's modelled columns {expected}, in that order; "
-                f"missing {missing}, unexpected {extra}. Select them with train.select(contract.modelled_columns)."
-            )
-        if train.height < 1:
-            raise ValueError("train has no rows: a model needs at least one row to fit.")
+        self._require_modelled_columns(train)
 
-    # ------------------------------------------------------------------ training
-    def fit(
-        self,
-        train: pl.DataFrame,
-        *,
-        ledger: PrivacyLedger,
-        epsilon: float,
-        seed: int,
-        progress: Callable[[TrainingProgress], None] | None = None,
-    ) -> Self:
-        """Train under (epsilon, ledger.delta)-DP, charging every data-dependent step to ``ledger``.
-
-        Ledger entries, in order: ``codec-histograms``, ``dp-sgd-autoencoder`` (phase 1),
-        ``dp-sgd-discriminator`` (phase 2); both DP-SGD phases use one noise multiplier,
-        calibrated before phase 1 so that all three compose to ``epsilon``.
-        ``epsilon=math.inf`` trains WITHOUT differential privacy (exact histograms, plain Adam,
-        same batches and steps), recorded as non-DP entries so ``ledger.epsilon`` is ∞.
-
-        ``progress`` gets ~50 reports over both phases. During pre-training both losses are NaN
-        (the reconstruction loss of real rows is not released); in the GAN phase they are the
-        generator's loss and the discriminator's mean score of fakes (fake data only).
-        """
-        eps, dp = check_epsilon(epsilon)
-        self._check_train(train)
+    def _phases(self, run: Run) -> list[Phase]:
         cfg = self.config
-        dev = self.device
-        gens = make_generators(seed, dev)
-        g_dev = gens.device
+        q = min(1.0, cfg.batch_size / run.n_hat)
+        return [
+            Phase("autoencoder", max(1, math.ceil(cfg.autoencoder_epochs / q)), q, epochs=cfg.autoencoder_epochs,
+                  step=self._autoencoder_step),
+            Phase("gan", max(1, math.ceil(cfg.epochs / q)), q, epochs=cfg.epochs, step=self._gan_step,
+                  start=self._start_gan),
+        ]
 
-        t0 = time.perf_counter()
-        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps), device=dev)
-        n = X.shape[0]
-        n_hat = float(self.codec.n_estimate or 1.0)
-        q = min(1.0, cfg.batch_size / n_hat)
-        t_ae = max(1, math.ceil(cfg.autoencoder_epochs / q))
-        t_d = max(1, math.ceil(cfg.epochs / q))
-        # One σ for both phases, fixed before either reads a row.
-        sigma = calibrate_noise(target_epsilon=eps, ledger=ledger, phases=[(q, t_ae), (q, t_d)]) if dp else 0.0
-        expected_b = max(1, round(q * n_hat))
-        chunk = max(2, expected_b)  # fake chunk size (public); >= 2 for the generator's BatchNorm
+    def _build_training(self, run: Run) -> None:
+        cfg = self.config
+        self._chunk = max(2, max(1, run.expected_batch))  # fake chunk size (public); >= 2 for BatchNorm
         self._public_mean_t = self._public_mean()
-
-        total = t_ae + t_d
-        report_every = max(1, total // 50)
-
-        def report(step: int, g_loss: float, fake_score: float) -> None:
-            if progress is not None and (step % report_every == 0 or step == total):
-                progress(
-                    TrainingProgress(
-                        epoch=step * q, epochs=cfg.autoencoder_epochs + cfg.epochs, step=step, steps=total,
-                        generator_loss=g_loss, critic_fake_score=fake_score, epsilon=ledger.epsilon,
-                    )
-                )
-
-        def private_trainer(net: nn.Module, mechanism: str, lr: float, per_sample: str, what: str) -> PrivateTrainer:
-            return self._private_trainer(
-                net, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens, mechanism=mechanism, lr=lr,
-                what=what, per_sample=per_sample,
-            )
-
-        # ---- phase 1: the autoencoder reads real rows -> DP-SGD ---------------------------
+        # the generator's pull towards the codec's DP marginals (post-processing; see marginal_loss)
+        self._targets = marginal_targets(self.codec, run.device)
+        # ---- phase 1's network: the autoencoder reads real rows -> DP-SGD
         ae = Autoencoder(self._make_encoder(), self._make_decoder())
-        init_uniform_(ae, gens.init)
-        ae.to(dev).train()
-        ae_trainer = private_trainer(
-            ae, "dp-sgd-autoencoder", cfg.autoencoder_lr, self.autoencoder_per_sample, "autoencoder (encoder and decoder)"
+        init_uniform_(ae, run.gens.init)
+        ae.to(run.device).train()
+        self._ae = ae
+        self._ae_trainer = run.private(
+            ae, mechanism="dp-sgd-autoencoder", lr=cfg.autoencoder_lr, what="autoencoder (encoder and decoder)",
+            per_sample=self.autoencoder_per_sample,
         )
-        self.accountants = {"autoencoder": ae_trainer.accountant}
-
-        def ae_loss(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-            return reconstruction_loss(self.codec, net(x), x).sum()
-
-        for step in range(1, t_ae + 1):
-            idx = poisson_sample(n, q, gens.batches).to(dev)
-            self._private_step(ae_trainer, ae_loss, X[idx])
-            report(step, math.nan, math.nan)
-
-        # A fresh, hook-free copy of the DP decoder: from here on only fake data flows into it.
-        self.decoder = self._make_decoder().to(dev)
-        self.decoder.load_state_dict(ae.decoder.state_dict())
-        del ae, ae_trainer
-
-        # ---- phase 2: the GAN; the discriminator reads real rows -> DP-SGD ----------------
+        # ---- phase 2's: the generator and the discriminator (reads real rows -> DP-SGD). Initialised
+        # now, after the autoencoder, from the init stream, which nothing else draws from.
         self.generator = self._make_generator()
         disc = self._make_discriminator()
-        init_uniform_(self.generator, gens.init)
-        init_uniform_(disc, gens.init)
-        self.generator.to(dev).train()
-        self.decoder.train()
-        disc.to(dev).train()
-        d_trainer = private_trainer(
-            disc, "dp-sgd-discriminator", cfg.discriminator_lr, self.discriminator_per_sample, "discriminator"
+        init_uniform_(self.generator, run.gens.init)
+        init_uniform_(disc, run.gens.init)
+        self.generator.to(run.device)
+        self._d_trainer = run.private(
+            disc, mechanism="dp-sgd-discriminator", lr=cfg.discriminator_lr, what="discriminator",
+            per_sample=self.discriminator_per_sample,
         )
-        self.accountants["discriminator"] = d_trainer.accountant
-        # medGAN fine-tunes the decoder with the generator's loss (post-processing: fake data only).
-        post = list(self.generator.parameters()) + list(self.decoder.parameters())
-        opt_g = torch.optim.Adam(post, lr=cfg.generator_lr, betas=cfg.betas)
+        self.accountants = {"autoencoder": self._ae_trainer.accountant, "discriminator": self._d_trainer.accountant}
+        self._g_loss = math.nan
+        run.keep(generator=self.generator)
 
-        def d_loss(net: Callable[[torch.Tensor], torch.Tensor], pairs: torch.Tensor) -> torch.Tensor:
-            return pair_loss(net(pairs))
+    def _ae_loss(self, net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return reconstruction_loss(self.codec, net(x), x).sum()
 
-        g_loss, fake_score = math.nan, math.nan
-        for step in range(1, t_d + 1):
-            idx = poisson_sample(n, q, gens.batches).to(dev)
-            real = X[idx]
-            with torch.no_grad():
-                fake, fake_mean = self._fake_partners(real.shape[0], chunk, gens.per_sample)
-            self._private_step(d_trainer, d_loss, self._pairs(real, fake, fake_mean))
+    @staticmethod
+    def _d_loss(net: Callable[[torch.Tensor], torch.Tensor], pairs: torch.Tensor) -> torch.Tensor:
+        return pair_loss(net(pairs))
 
-            # generator (+ decoder): post-processing of the DP discriminator
-            for _ in range(cfg.generator_steps):
-                with d_trainer.hooks_off():
-                    z = torch.randn(chunk, cfg.z_dim, generator=g_dev, device=dev)
-                    logits = self.decoder(self.generator(z))
-                    fake = self._activate(logits, g_dev)
-                    score = d_trainer.raw(torch.cat([fake, fake.mean(0, keepdim=True).expand_as(fake)], 1))
-                    loss = F.softplus(-score).mean()
-                    if cfg.marginal_weight:
-                        loss = loss + cfg.marginal_weight * self._marginal_loss(logits)
-                    opt_g.zero_grad(set_to_none=True)
-                    loss.backward(inputs=post)
-                opt_g.step()
-            g_loss, fake_score = float(loss.detach()), float(score.detach().mean())
-            report(t_ae + step, g_loss, fake_score)
+    def _autoencoder_step(self, run: Run, i: int) -> tuple[float, float]:
+        self._private_step(self._ae_trainer, self._ae_loss, run.real_batch())
+        return math.nan, math.nan
 
-        self.generator.eval()
-        self.decoder.eval()
-        self.training_summary = {
-            "differential_privacy": dp,
-            "autoencoder_steps": t_ae,
-            "steps": t_d,
-            "sample_rate": q,
-            "noise_multiplier": sigma,
-            "max_grad_norm": cfg.max_grad_norm if dp else None,
-            "expected_batch_size": q * n_hat,
-            "final_generator_loss": g_loss,
-            "seconds": time.perf_counter() - t0,
-            "device": str(dev),
-        }
-        self._fitted = True
-        return self
+    def _start_gan(self, run: Run) -> None:
+        """The GAN phase takes over a fresh, hook-free copy of the DP decoder: from here on only fake
+        data flows into it. medGAN fine-tunes it with the generator's loss (post-processing)."""
+        assert self.generator is not None
+        self.decoder = self._make_decoder().to(run.device)
+        self.decoder.load_state_dict(self._ae.decoder.state_dict())
+        self.generator.train()
+        self.decoder.train()
+        self._d_trainer.raw.train()
+        self._post = list(self.generator.parameters()) + list(self.decoder.parameters())
+        self._opt_g = torch.optim.Adam(self._post, lr=self.config.generator_lr, betas=self.config.betas)
+        run.keep(decoder=self.decoder, opt_g=self._opt_g)
+
+    def _gan_step(self, run: Run, i: int) -> tuple[float, float]:
+        cfg = self.config
+        dev, g_dev = run.device, run.gens.device
+        assert self.generator is not None and self.decoder is not None
+        d_trainer = self._d_trainer
+        real = run.real_batch()
+        with torch.no_grad():
+            fake, fake_mean = self._fake_partners(real.shape[0], self._chunk, run.gens.per_sample)
+        self._private_step(d_trainer, self._d_loss, self._pairs(real, fake, fake_mean))
+
+        # generator (+ decoder): post-processing of the DP discriminator
+        for _ in range(cfg.generator_steps):
+            with d_trainer.hooks_off():
+                z = torch.randn(self._chunk, cfg.z_dim, generator=g_dev, device=dev)
+                logits = self.decoder(self.generator(z))
+                fake = self._activate(logits, g_dev)
+                score = d_trainer.raw(torch.cat([fake, fake.mean(0, keepdim=True).expand_as(fake)], 1))
+                loss = F.softplus(-score).mean()
+                if cfg.marginal_weight:
+                    loss = loss + cfg.marginal_weight * marginal_loss(self.codec, logits, self._targets)
+                self._update(self._opt_g, loss, self._post)
+        self._g_loss = float(loss.detach())
+        return self._g_loss, float(score.detach().mean())
+
+    def _summary(self, run: Run) -> dict[str, Any]:
+        return {"autoencoder_steps": run.phases[0].steps, "final_generator_loss": self._g_loss}
 
     # ------------------------------------------------------------------ sampling / persistence
     def _sample_block(self, n: int, g: torch.Generator, conditions: dict[str, Any] | None) -> torch.Tensor:

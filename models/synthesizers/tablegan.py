@@ -46,13 +46,10 @@ entries (ε = ∞). Architecture, losses, sampling rates and step counts are tho
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any, Self
+from typing import Any
 
-import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
@@ -60,16 +57,17 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from models.codec import Block, Codec
-from models.dp import PrivateTrainer, init_uniform_, pair_loss, poisson_sample
-from models.ledger import PrivacyLedger, calibrate_noise
+from models.dp import PrivateTrainer, init_uniform_, pair_loss
+from models.ledger import Charge
 from models.synthesizers.base import (
     ModelInfo,
+    Phase,
+    Run,
     SynthConfig,
     Synthesizer,
-    TrainingProgress,
     activate,
-    check_epsilon,
-    make_generators,
+    marginal_loss,
+    marginal_targets,
 )
 from validation.contract import Contract
 
@@ -300,8 +298,9 @@ def release_feature_moments(
 class _MovingMoments:
     """Bias-corrected exponential moving averages of released (E[f], E[f²]): post-processing only."""
 
-    def __init__(self, decay: float) -> None:
+    def __init__(self, decay: float, device: torch.device | None = None) -> None:
         self.decay = decay
+        self.device = device
         self.avg: torch.Tensor | None = None
         self.updates = 0
 
@@ -310,6 +309,13 @@ class _MovingMoments:
         self.avg = released.clone() * (1 - self.decay) if self.avg is None else (
             self.decay * self.avg + (1 - self.decay) * released
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"avg": None if self.avg is None else self.avg.detach().cpu().clone(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.avg = None if state["avg"] is None else state["avg"].to(self.device)
+        self.updates = int(state["updates"])
 
     def mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.avg is not None
@@ -366,100 +372,44 @@ class TableGAN(Synthesizer):
     def _uses_classifier(self) -> bool:
         return self.label_block is not None and self.config.class_weight > 0
 
-    def _marginal_loss(self, logits: torch.Tensor, targets: dict[int, torch.Tensor]) -> torch.Tensor:
-        """KL(DP histogram ‖ batch marginal) per one-hot block; W2 to uniform per quantile-normalised slot."""
-        total = logits.new_zeros(())
-        n = logits.shape[0]
-        grid = (torch.arange(n, device=logits.device, dtype=logits.dtype) + 0.5) / n * 2 - 1
-        for b in self.codec.blocks:
-            x = logits[:, b.start : b.start + b.width]
-            if b.kind == "tanh":
-                total = total + (torch.sort(torch.tanh(x[:, 0])).values - grid).square().mean()
-            else:
-                t = targets[b.start]
-                p = F.softmax(x, dim=1).mean(0).clamp_min(1e-8)
-                total = total + (t * (t.clamp_min(1e-8).log() - p.log())).sum()
-        return total
-
-    def _marginal_targets(self) -> dict[int, torch.Tensor]:
-        """Per softmax block: the codec's DP frequencies (post-processing of the charged histograms)."""
-        out = {}
-        for b in self.codec.blocks:
-            if b.kind != "softmax":
-                continue
-            if b.role == "value":
-                t = self.codec.frequencies[b.column]
-            else:
-                r = self.codec.null_rate.get(b.column, 0.0)
-                t = np.array([1.0 - r, r])
-            out[b.start] = torch.as_tensor(t, dtype=torch.float32, device=self.device)
-        return out
-
-    # ------------------------------------------------------------------ training
-    def fit(
-        self,
-        train: pl.DataFrame,
-        *,
-        ledger: PrivacyLedger,
-        epsilon: float,
-        seed: int,
-        progress: Callable[[TrainingProgress], None] | None = None,
-    ) -> Self:
-        """Train under (epsilon, ledger.delta)-DP, charging every data-dependent step to ``ledger``.
-
-        Phases (each with its own Poisson batch per step, all with the same rate q and T steps,
-        sharing one noise multiplier calibrated so that they and the codec compose to ``epsilon``):
-        ``dp-sgd-discriminator``, ``gaussian-feature-moments`` (when ``info_weight > 0``) and
-        ``dp-sgd-classifier`` (when the contract has a categorical/boolean target and
-        ``class_weight > 0``). ``epsilon=math.inf`` trains the same networks WITHOUT DP, recorded
-        as non-DP ledger entries (ε = ∞).
-        """
-        eps, dp = check_epsilon(epsilon)
+    # ------------------------------------------------------------------ training (hooks of Synthesizer.fit)
+    # Private mechanisms, each with its own Poisson batch per step, all at the same rate q for T steps,
+    # sharing one σ calibrated so that they and the codec compose to ε: ``dp-sgd-discriminator``,
+    # ``gaussian-feature-moments`` (when ``info_weight > 0``) and ``dp-sgd-classifier`` (when the
+    # contract has a categorical/boolean target and ``class_weight > 0``). ``epsilon=math.inf`` trains
+    # the same networks WITHOUT DP, recorded as non-DP ledger entries (ε = ∞).
+    def _check_train(self, train: pl.DataFrame) -> None:
         missing = [c for c in self.contract.modelled_columns if c not in train.columns]
         if missing:
             raise ValueError(
                 f"train lacks the contract's modelled columns {missing}. Pass the table prepared for "
                 f"this contract (columns {self.contract.modelled_columns})."
             )
+
+    def _phases(self, run: Run) -> list[Phase]:
+        q, steps = self._plan(run.n)
+        # The mechanisms share (q, T) and σ, so their RDP composition equals one mechanism of
+        # n·T steps (Opacus' compute_rdp is linear in steps): one phase, ``accounted`` = n.
+        accounted = 1 + int(self.config.info_weight > 0) + int(self._uses_classifier())
+        return [Phase("train", steps, q, epochs=self.config.epochs, step=self._train_step, accounted=accounted)]
+
+    def _build_training(self, run: Run) -> None:
         cfg = self.config
-        dev = self.device
-        gens = make_generators(seed, dev)
-        g_dev = gens.device
-
-        t0 = time.perf_counter()
-        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps), device=dev)
-        n, d = X.shape
-        n_hat = float(self.codec.n_estimate or 1.0)
-        q, steps = self._plan(n)
-        expected = max(1, round(q * n_hat))
-        use_info = cfg.info_weight > 0
-        use_class = self._uses_classifier()
-        n_phases = 1 + int(use_info) + int(use_class)
-        # The phases share (q, T) and σ, so their RDP composition equals one phase of n_phases·T
-        # steps (Opacus' compute_rdp is linear in steps): calibrate_noise(phases=[(q, T)] * k)
-        # gives the same σ, but evaluates the RDP curve k times per bisection step (seconds each).
-        sigma = (
-            calibrate_noise(target_epsilon=eps, ledger=ledger, phases=[(q, n_phases * steps)]) if dp else 0.0
-        )
-
+        d = self.codec.dim
+        q, sigma = run.sample_rate, run.sigma
         self._build()
         assert self.generator is not None
-        self.generator.to(dev)
+        self.generator.to(run.device)
         disc = Discriminator(d, cfg.discriminator_channels, cfg.feature_dim, cfg.norm_groups)
-        init_uniform_(self.generator, gens.init)
-        init_uniform_(disc, gens.init)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
-
-        def private(net: nn.Module, mechanism: str, lr: float, what: str) -> PrivateTrainer:
-            return self._private_trainer(
-                net, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens, mechanism=mechanism, lr=lr, what=what,
-            )
-
-        trainer_d = private(disc, "dp-sgd-discriminator", cfg.discriminator_lr, "discriminator")
-        moments = _MovingMoments(cfg.feature_ema)
-        if use_info:
-            info_entry = (
-                ledger.charge(
+        init_uniform_(self.generator, run.gens.init)
+        init_uniform_(disc, run.gens.init)
+        self._opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
+        self._trainer_d = run.private(disc, mechanism="dp-sgd-discriminator", lr=cfg.discriminator_lr, what="discriminator")
+        self._moments = _MovingMoments(cfg.feature_ema, run.device)
+        self._info_entry: Charge | None = None
+        if cfg.info_weight > 0:
+            self._info_entry = (
+                run.ledger.charge(
                     "gaussian-feature-moments", noise_multiplier=sigma, sample_rate=q, steps=0,
                     description=(
                         f"Gaussian mechanism on the sum of real rows' discriminator features [f, f²] "
@@ -467,125 +417,117 @@ class TableGAN(Synthesizer):
                         f"Poisson rate {q:.4g}, noise multiplier {sigma:.3f}"
                     ),
                 )
-                if dp
-                else ledger.record_non_dp(
+                if run.dp
+                else run.ledger.record_non_dp(
                     "gaussian-feature-moments-non-dp", sample_rate=q, steps=0,
                     description="exact batch moments of the real rows' discriminator features, no "
                     "clipping, no noise: NOT differentially private",
                 )
             )
-        trainer_c: PrivateTrainer | None = None
+        self._trainer_c: PrivateTrainer | None = None
         clf: Classifier | None = None
-        if use_class:
+        if self._uses_classifier():
             lb = self.label_block
             assert lb is not None
             clf = Classifier(d, cfg.discriminator_channels, cfg.feature_dim, cfg.norm_groups, lb.width)
-            init_uniform_(clf, gens.init)
-            trainer_c = private(clf, "dp-sgd-classifier", cfg.classifier_lr, "classifier")
+            init_uniform_(clf, run.gens.init)
+            self._trainer_c = run.private(clf, mechanism="dp-sgd-classifier", lr=cfg.classifier_lr, what="classifier")
         self.discriminator, self.classifier = disc, clf
+        self._targets = marginal_targets(self.codec, run.device)  # the codec's DP frequencies (post-processing)
+        self._expected = max(1, run.expected_batch)
+        run.keep(generator=self.generator, opt_g=self._opt_g, moments=self._moments)
 
-        targets = self._marginal_targets()
-        bg = max(2, expected)
-        for step in range(1, steps + 1):
-            disc.train()
-            # ---- D: one DP-SGD step on a Poisson batch, real_i and fake_i as one sample ----------
-            idx = poisson_sample(n, q, gens.batches).to(dev)
-            real = X[idx]
-            b = real.shape[0]
-            with torch.no_grad():
-                fake = self._fake_partners(
-                    b, bg, lambda m: self._activate(self._generate(m, gens.per_sample), gens.per_sample), keep=self.generator
-                )
-            loss_d = pair_loss(trainer_d.module(torch.stack([real, fake], dim=1))) if fake is not None else None
-            trainer_d.step(loss_d, b)
+    def _train_step(self, run: Run, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        gen, disc, clf = self.generator, self.discriminator, self.classifier
+        trainer_d, trainer_c = self._trainer_d, self._trainer_c
+        assert gen is not None and disc is not None
+        bg = max(2, self._expected)
+        g_dev = run.gens.device
+        disc.train()
+        # ---- D: one DP-SGD step on a Poisson batch, real_i and fake_i as one sample ----------
+        real = run.real_batch()
+        b = real.shape[0]
+        with torch.no_grad():
+            fake = self._fake_partners(
+                b, bg, lambda m: self._activate(self._generate(m, run.gens.per_sample), run.gens.per_sample), keep=gen
+            )
+        loss_d = pair_loss(trainer_d.module(torch.stack([real, fake], dim=1))) if fake is not None else None
+        trainer_d.step(loss_d, b)
 
-            # ---- real feature moments: a Gaussian mechanism on its own Poisson batch --------------
-            if use_info:
-                idx_f = poisson_sample(n, q, gens.batches).to(dev)
-                # f is computed by the (DP) discriminator on REAL rows: these features are private
-                # values, whatever network computes them. What makes their moments DP is the
-                # mechanism below (per-row clipping to C_f + Gaussian noise σ·C_f, charged as its
-                # own subsampled Gaussian phase); the discriminator's own DP guarantee does not
-                # cover them. Evaluated without gradients and with Opacus' hooks off (no DP-SGD step).
-                with torch.no_grad(), trainer_d.hooks_off():
-                    feats = disc.features(X[idx_f])
-                    if dp:
-                        released = release_feature_moments(
-                            feats, clip=cfg.feature_clip, noise_multiplier=sigma,
-                            expected_batch_size=expected, generator=gens.noise,
-                        )
-                    else:  # non-DP: exact batch moments (empty batches carry nothing)
-                        released = torch.cat([feats, feats.square()], 1).mean(0) if len(feats) else None
-                if released is not None:
-                    moments.update(released)
-                ledger.add_steps(info_entry, 1)
+        # ---- real feature moments: a Gaussian mechanism on its own Poisson batch --------------
+        if self._info_entry is not None:
+            rows_f = run.real_batch()
+            # f is computed by the (DP) discriminator on REAL rows: these features are private
+            # values, whatever network computes them. What makes their moments DP is the
+            # mechanism below (per-row clipping to C_f + Gaussian noise σ·C_f, charged as its
+            # own subsampled Gaussian phase); the discriminator's own DP guarantee does not
+            # cover them. Evaluated without gradients and with Opacus' hooks off (no DP-SGD step).
+            with torch.no_grad(), trainer_d.hooks_off():
+                feats = disc.features(rows_f)
+                if run.dp:
+                    released = release_feature_moments(
+                        feats, clip=cfg.feature_clip, noise_multiplier=run.sigma,
+                        expected_batch_size=self._expected, generator=run.gens.noise,
+                    )
+                else:  # non-DP: exact batch moments (empty batches carry nothing)
+                    released = torch.cat([feats, feats.square()], 1).mean(0) if len(feats) else None
+            if released is not None:
+                self._moments.update(released)
+            run.ledger.add_steps(self._info_entry, 1)
 
-            # ---- C: one DP-SGD step on real rows (label block zeroed) ----------------------------
+        # ---- C: one DP-SGD step on real rows (label block zeroed) ----------------------------
+        if trainer_c is not None:
+            lb = self.label_block
+            assert lb is not None
+            rows = run.real_batch()
+            bc = rows.shape[0]
+            loss_c = None
+            if bc > 0:
+                labels = rows[:, lb.start : lb.start + lb.width].argmax(1)
+                loss_c = F.cross_entropy(trainer_c.module(self.without_label(rows)), labels, reduction="sum")
+            trainer_c.step(loss_c, bc)
+
+        # ---- G: post-processing of the DP networks and the released moments ------------------
+        gen.train()
+        with ExitStack() as stack:
+            stack.enter_context(trainer_d.hooks_off())
             if trainer_c is not None:
+                stack.enter_context(trainer_c.hooks_off())
+            logits = self._generate(bg, g_dev)
+            fake = self._activate(logits, g_dev)
+            feats_fake = disc.features(fake)
+            score = disc.score(feats_fake).squeeze(-1)
+            loss_g = F.softplus(-score).mean()
+            if self._info_entry is not None and self._moments.avg is not None:
+                mean_r, sd_r = self._moments.mean_std()
+                mean_f = feats_fake.mean(0)
+                sd_f = (feats_fake.var(0, unbiased=False) + 1e-8).sqrt()
+                l_mean = F.relu((mean_r - mean_f).norm() - cfg.delta_mean)
+                l_sd = F.relu((sd_r - sd_f).norm() - cfg.delta_sd)
+                loss_g = loss_g + cfg.info_weight * (l_mean + l_sd)
+            if clf is not None:
                 lb = self.label_block
                 assert lb is not None
-                idx_c = poisson_sample(n, q, gens.batches).to(dev)
-                rows = X[idx_c]
-                bc = rows.shape[0]
-                loss_c = None
-                if bc > 0:
-                    labels = rows[:, lb.start : lb.start + lb.width].argmax(1)
-                    loss_c = F.cross_entropy(trainer_c.module(self.without_label(rows)), labels, reduction="sum")
-                trainer_c.step(loss_c, bc)
+                own = fake[:, lb.start : lb.start + lb.width]
+                pred = F.log_softmax(clf(self.without_label(fake)), dim=1)
+                loss_g = loss_g + cfg.class_weight * -(own * pred).sum(1).mean()
+            if cfg.marginal_weight:
+                loss_g = loss_g + cfg.marginal_weight * marginal_loss(self.codec, logits, self._targets)
+            self._update(self._opt_g, loss_g, list(gen.parameters()))
+        return loss_g, score
 
-            # ---- G: post-processing of the DP networks and the released moments ------------------
-            self.generator.train()
-            with ExitStack() as stack:
-                stack.enter_context(trainer_d.hooks_off())
-                if trainer_c is not None:
-                    stack.enter_context(trainer_c.hooks_off())
-                logits = self._generate(bg, g_dev)
-                fake = self._activate(logits, g_dev)
-                feats_fake = disc.features(fake)
-                score = disc.score(feats_fake).squeeze(-1)
-                loss_g = F.softplus(-score).mean()
-                if use_info and moments.avg is not None:
-                    mean_r, sd_r = moments.mean_std()
-                    mean_f = feats_fake.mean(0)
-                    sd_f = (feats_fake.var(0, unbiased=False) + 1e-8).sqrt()
-                    l_mean = F.relu((mean_r - mean_f).norm() - cfg.delta_mean)
-                    l_sd = F.relu((sd_r - sd_f).norm() - cfg.delta_sd)
-                    loss_g = loss_g + cfg.info_weight * (l_mean + l_sd)
-                if clf is not None:
-                    lb = self.label_block
-                    assert lb is not None
-                    own = fake[:, lb.start : lb.start + lb.width]
-                    pred = F.log_softmax(clf(self.without_label(fake)), dim=1)
-                    loss_g = loss_g + cfg.class_weight * -(own * pred).sum(1).mean()
-                if cfg.marginal_weight:
-                    loss_g = loss_g + cfg.marginal_weight * self._marginal_loss(logits, targets)
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward(inputs=list(self.generator.parameters()))
-            opt_g.step()
-
-            self._report(
-                progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_g,
-                critic_fake_score=score, ledger=ledger,
-            )
-        self.generator.eval()
-        self.training_summary = {
-            "differential_privacy": dp,
-            "steps": steps,
-            "sample_rate": q,
-            "noise_multiplier": sigma,
-            "max_grad_norm": cfg.max_grad_norm if dp else None,
-            "feature_clip": cfg.feature_clip if (dp and use_info) else None,
-            "expected_batch_size": q * n_hat,
+    def _summary(self, run: Run) -> dict[str, Any]:
+        cfg = self.config
+        use_info, use_class = self._info_entry is not None, self._trainer_c is not None
+        return {
+            "feature_clip": cfg.feature_clip if (run.dp and use_info) else None,
             "phases": ["dp-sgd-discriminator"]
             + (["gaussian-feature-moments"] if use_info else [])
             + (["dp-sgd-classifier"] if use_class else []),
             "classifier": use_class,
             "side": self.side,
-            "seconds": time.perf_counter() - t0,
-            "device": str(dev),
         }
-        self._fitted = True
-        return self
 
     # ------------------------------------------------------------------ sampling / persistence
     def _sample_block(self, n: int, g: torch.Generator, conditions: dict[str, Any] | None) -> torch.Tensor:

@@ -50,12 +50,9 @@ discriminator on the same Poisson batches, recorded as non-DP ledger entries (ε
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from collections.abc import Callable
-from typing import Any, Self
+from typing import Any
 
-import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
@@ -63,17 +60,9 @@ from pydantic import Field
 from torch import nn
 
 from models.codec import Block
-from models.dp import init_uniform_, pair_loss, poisson_sample
-from models.ledger import PrivacyLedger, calibrate_noise
+from models.dp import init_uniform_, pair_loss
 from models.nets import MLPCritic as Discriminator
-from models.synthesizers.base import (
-    ModelInfo,
-    SynthConfig,
-    Synthesizer,
-    TrainingProgress,
-    check_epsilon,
-    make_generators,
-)
+from models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, marginal_loss, marginal_targets
 from validation.contract import Contract
 
 __all__ = ["Discriminator", "TGAN", "TGANConfig", "TGANGenerator", "categorical_kl"]
@@ -252,129 +241,78 @@ class TGAN(Synthesizer):
 
     def _kl_targets(self) -> dict[tuple[str, str], torch.Tensor]:
         """Per one-hot block, its DP target marginal (post-processing of the codec step)."""
-        out = {}
-        for b in self.codec.blocks:
-            if b.kind != "softmax":
-                continue
-            if b.role == "value":
-                t = np.asarray(self.codec.frequencies[b.column], dtype=np.float64)
-            else:
-                r = float(self.codec.null_rate.get(b.column, 0.0))
-                t = np.array([1.0 - r, r])
-            out[(b.column, b.role)] = torch.as_tensor(t, dtype=torch.float32, device=self.device)
-        return out
+        return marginal_targets(self.codec, self.device)
 
     def _kl_loss(self, logits: torch.Tensor, targets: dict[tuple[str, str], torch.Tensor]) -> torch.Tensor:
         """Σ over one-hot blocks of KL(target ‖ mean softmax of the generated batch) (the paper's term)."""
-        total = logits.new_zeros(())
-        for b in self.codec.blocks:
-            if b.kind == "softmax":
-                p = F.softmax(logits[:, b.start : b.start + b.width], dim=1).mean(0)
-                total = total + categorical_kl(p, targets[(b.column, b.role)])
-        return total
+        return marginal_loss(self.codec, logits, targets, numeric=False)
 
-    # ------------------------------------------------------------------ training
-    def fit(
-        self,
-        train: pl.DataFrame,
-        *,
-        ledger: PrivacyLedger,
-        epsilon: float,
-        seed: int,
-        progress: Callable[[TrainingProgress], None] | None = None,
-    ) -> Self:
-        """Train under (epsilon, ledger.delta)-DP, charging every data-dependent step to ``ledger``.
-
-        Charged steps: the codec's histogram step, then one DP-SGD run on the discriminator
-        (``dp-sgd-critic``) whose noise multiplier is calibrated before training so that both
-        compose to ``epsilon``. The LSTM generator is post-processing.
-
-        ``epsilon=math.inf`` trains WITHOUT differential privacy: exact codec histograms and a
-        plain Adam discriminator on the same Poisson batches (same architecture, losses, rate and
-        steps), recorded as non-DP ledger entries so ``ledger.epsilon`` is ``math.inf``.
-        """
-        eps, dp = check_epsilon(epsilon)
+    # ------------------------------------------------------------------ training (hooks of Synthesizer.fit)
+    # Charged: the codec's histogram step, then one DP-SGD run on the discriminator (``dp-sgd-critic``)
+    # whose σ is calibrated before training so that both compose to ε; the LSTM generator is
+    # post-processing. ``epsilon=math.inf`` trains WITHOUT differential privacy: exact codec histograms
+    # and a plain Adam discriminator on the same Poisson batches (same architecture, losses, rate and
+    # steps), recorded as non-DP ledger entries so ``ledger.epsilon`` is ``math.inf``.
+    def _check_train(self, train: pl.DataFrame) -> None:
         missing = [c for c in self.contract.modelled_columns if c not in train.columns]
         if missing:
             raise ValueError(
                 f"train lacks the contract's modelled columns {missing}. Pass "
                 "train.select(contract.modelled_columns) of a table that passed the contract's checks."
             )
+
+    def _build_training(self, run: Run) -> None:
         cfg = self.config
-        dev = self.device
-        gens = make_generators(seed, dev)
-        g_dev = gens.device
-
-        t0 = time.perf_counter()
-        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps), device=dev)
-        n = X.shape[0]
-        n_hat = float(self.codec.n_estimate or 1.0)
-        q, steps = self._plan(n)
-        sigma = calibrate_noise(target_epsilon=eps, ledger=ledger, sample_rate=q, steps=steps) if dp else 0.0
-
         self.generator = self._new_generator()
-        self.generator.reset_parameters(gens.init)
-        self.generator.to(dev)
-        base_disc = Discriminator(self.codec.dim, cfg.discriminator_dims)
-        init_uniform_(base_disc, gens.init)
-        opt_g = torch.optim.Adam(
+        self.generator.reset_parameters(run.gens.init)
+        self.generator.to(run.device)
+        disc = Discriminator(self.codec.dim, cfg.discriminator_dims)
+        init_uniform_(disc, run.gens.init)
+        self._opt_g = torch.optim.Adam(
             self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas, weight_decay=cfg.generator_weight_decay
         )
-        trainer = self._private_trainer(
-            base_disc, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens,
-            mechanism="dp-sgd-critic", lr=cfg.discriminator_lr, what="discriminator",
-        )
-        self.accountant = trainer.accountant
-        targets = self._kl_targets()
+        self._trainer = run.private(disc, mechanism="dp-sgd-critic", lr=cfg.discriminator_lr, what="discriminator")
+        self.accountant = self._trainer.accountant
+        self._disc = disc
+        self._targets = self._kl_targets()
         # The generator's batch is fixed (from the DP row estimate), never the realised Poisson
         # batch size, so nothing the generator does depends on it.
-        bg = max(2, round(q * n_hat))
-        for step in range(1, steps + 1):
-            # ---- the generator's batch (public stream): its loss after the discriminator step
-            self.generator.train()
-            logits, fake = self._generate(bg, g_dev)
+        self._bg = max(2, run.expected_batch)
+        run.keep(generator=self.generator, opt_g=self._opt_g)
 
-            # ---- discriminator: one step over a Poisson batch (DP-SGD unless non-DP) ------
-            idx = poisson_sample(n, q, gens.batches).to(dev)
-            real = X[idx]
-            b = real.shape[0]
-            # Fake partners are paired with real rows: fresh draws from the private per-sample
-            # stream, never the generator's own batch (whose draws are public and whose rows the
-            # generator's update reveals: a row's partner must be unknown to the adversary).
-            partners = self._fake_partners(b, bg, lambda m: self._generate(m, gens.per_sample)[1], keep=self.generator)
-            loss_d = pair_loss(trainer.module(torch.stack([real, partners], dim=1))) if partners is not None else None
-            trainer.step(loss_d, b)
+    def _train_step(self, run: Run, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        gen, trainer = self.generator, self._trainer
+        assert gen is not None
+        # ---- the generator's batch (public stream): its loss after the discriminator step
+        gen.train()
+        logits, fake = self._generate(self._bg, run.gens.device)
 
-            # ---- generator: post-processing of the (DP) discriminator ---------------------
-            with trainer.hooks_off():
-                score = base_disc(fake)
-                loss_g = F.softplus(-score).mean()
-                if cfg.kl_weight:
-                    loss_g = loss_g + cfg.kl_weight * self._kl_loss(logits, targets)
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward(inputs=list(self.generator.parameters()))
-            opt_g.step()
+        # ---- discriminator: one step over a Poisson batch (DP-SGD unless non-DP) ------
+        real = run.real_batch()
+        b = real.shape[0]
+        # Fake partners are paired with real rows: fresh draws from the private per-sample
+        # stream, never the generator's own batch (whose draws are public and whose rows the
+        # generator's update reveals: a row's partner must be unknown to the adversary).
+        partners = self._fake_partners(b, self._bg, lambda m: self._generate(m, run.gens.per_sample)[1], keep=gen)
+        loss_d = pair_loss(trainer.module(torch.stack([real, partners], dim=1))) if partners is not None else None
+        trainer.step(loss_d, b)
 
-            self._report(
-                progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_g,
-                critic_fake_score=score, ledger=ledger,
-            )
-        self.generator.eval()
-        self.training_summary = {
-            "differential_privacy": dp,
-            "steps": steps,
-            "sample_rate": q,
-            "noise_multiplier": sigma,
-            "max_grad_norm": cfg.max_grad_norm if dp else None,
-            "expected_batch_size": q * n_hat,
+        # ---- generator: post-processing of the (DP) discriminator ---------------------
+        with trainer.hooks_off():
+            score = self._disc(fake)
+            loss_g = F.softplus(-score).mean()
+            if cfg.kl_weight:
+                loss_g = loss_g + cfg.kl_weight * self._kl_loss(logits, self._targets)
+            self._update(self._opt_g, loss_g, list(gen.parameters()))
+        return loss_g, score
+
+    def _summary(self, run: Run) -> dict[str, Any]:
+        return {
             "generator_steps": len(self.codec.blocks),
-            "attention": cfg.attention,
+            "attention": self.config.attention,
             "minibatch_discrimination": False,
-            "seconds": time.perf_counter() - t0,
-            "device": str(dev),
         }
-        self._fitted = True
-        return self
 
     # ------------------------------------------------------------------ sampling / persistence
     def _sample_block(self, n: int, g: torch.Generator, conditions: dict[str, Any] | None) -> torch.Tensor:

@@ -46,10 +46,8 @@ same architecture, Poisson batches and step count, recorded in the ledger as non
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from collections.abc import Callable
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import polars as pl
 import torch
@@ -58,17 +56,9 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from models.codec import Codec
-from models.dp import init_uniform_, poisson_sample
-from models.ledger import PrivacyLedger, calibrate_noise
-from models.synthesizers.base import (
-    ModelInfo,
-    SynthConfig,
-    Synthesizer,
-    TrainingProgress,
-    activate,
-    check_epsilon,
-    make_generators,
-)
+from models.dp import init_uniform_
+from models.nets import dense_layers
+from models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, activate
 from validation.contract import Contract
 
 __all__ = ["DPTVAE", "Decoder", "Encoder", "TVAEConfig", "VAE", "kl_divergence", "row_loss"]
@@ -114,11 +104,7 @@ class TVAEConfig(SynthConfig):
 
 
 def _mlp(in_dim: int, dims: tuple[int, ...]) -> tuple[nn.Sequential, int]:
-    layers: list[nn.Module] = []
-    d = in_dim
-    for h in dims:
-        layers += [nn.Linear(d, h), nn.ReLU()]
-        d = h
+    layers, d = dense_layers(in_dim, dims, nn.ReLU)
     return nn.Sequential(*layers), d
 
 
@@ -285,94 +271,47 @@ class DPTVAE(Synthesizer):
     def _build(self) -> None:
         self.decoder = self._new_decoder()
 
-    # ------------------------------------------------------------------ training
-    def fit(
-        self,
-        train: pl.DataFrame,
-        *,
-        ledger: PrivacyLedger,
-        epsilon: float,
-        seed: int,
-        progress: Callable[[TrainingProgress], None] | None = None,
-    ) -> Self:
-        """Train the whole VAE under (epsilon, ledger.delta)-DP, charging every data-dependent step.
+    # ------------------------------------------------------------------ training (hooks of Synthesizer.fit)
+    # Charged: the codec's DP histograms (``codec-histograms``), then DP-SGD on the whole VAE
+    # (``dp-sgd-vae``), its σ calibrated so that both together spend ε. ``epsilon=math.inf`` trains
+    # WITHOUT differential privacy (exact histograms, plain Adam, same batches and steps), recorded as
+    # non-DP so ``ledger.epsilon`` is ∞. Progress reports NaN losses: the VAE's loss on a batch of real
+    # rows is an exact statistic of those rows, not a DP output, so it is never shown or reported.
+    def _check_train(self, train: pl.DataFrame) -> None:
+        self._require_modelled_columns(train)
 
-        Steps: the codec's DP histograms (``codec-histograms``), then DP-SGD on the VAE
-        (``dp-sgd-vae``), whose noise multiplier is calibrated so that both together spend
-        ``epsilon``. ``epsilon=math.inf`` trains WITHOUT differential privacy (exact histograms,
-        plain Adam, same batches and steps), recorded as non-DP so ``ledger.epsilon`` is ∞.
-
-        ``progress`` gets ~50 reports; ``generator_loss`` is the mean per-row loss of the last
-        batch and ``critic_fake_score`` its mean KL term (a VAE has no critic).
-        """
-        eps, dp = check_epsilon(epsilon)
-        if not isinstance(train, pl.DataFrame):
-            raise TypeError(f"train must be a polars DataFrame; got {type(train).__name__}.")
-        expected = list(self.contract.modelled_columns)
-        if list(train.columns) != expected:
-            missing = [c for c in expected if c not in train.columns]
-            extra = [c for c in train.columns if c not in expected]
-            raise ValueError(
-                f"train must hold exactly the contract's modelled columns {expected}, in that order; "
-                f"missing {missing}, unexpected {extra}. Select them with "
-                "train.select(contract.modelled_columns)."
-            )
-        if train.height < 1:
-            raise ValueError("train has no rows: a model needs at least one row to fit.")
+    def _build_training(self, run: Run) -> None:
         cfg = self.config
-        dev = self.device
-        gens = make_generators(seed, dev)
-
-        t0 = time.perf_counter()
-        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps), device=dev)
-        n = X.shape[0]
-        n_hat = float(self.codec.n_estimate or 1.0)
-        q, steps = self._plan(n)
-        sigma = calibrate_noise(target_epsilon=eps, ledger=ledger, sample_rate=q, steps=steps) if dp else 0.0
-
         vae = self._new_vae()
-        init_uniform_(vae, gens.init)
+        init_uniform_(vae, run.gens.init)
         vae.decoder.reset_sigma()
-        vae.to(dev).train()
-        trainer = self._private_trainer(
-            vae, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens, mechanism="dp-sgd-vae",
-            lr=cfg.lr, what="VAE (encoder, decoder and per-slot scales)", weight_decay=cfg.weight_decay,
+        vae.to(run.device).train()
+        self._vae = vae
+        self._trainer = run.private(
+            vae, mechanism="dp-sgd-vae", lr=cfg.lr, what="VAE (encoder, decoder and per-slot scales)",
+            weight_decay=cfg.weight_decay,
         )
-        self.accountant = trainer.accountant
-        # The VAE's loss on a batch of real rows is an exact statistic of those rows, not a DP output:
-        # it is never shown or reported (progress gets NaN, as medgan's autoencoder phase does).
-        for step in range(1, steps + 1):
-            idx = poisson_sample(n, q, gens.batches).to(dev)
-            real = X[idx]
-            b = real.shape[0]
-            loss_sum = None
-            if b > 0:
-                # reparameterisation noise of real rows: the private per-sample stream
-                noise = torch.randn(b, cfg.latent_dim, generator=gens.per_sample, device=dev)
-                out, log_sigma, mu, logvar = trainer.module(real, noise)
-                per_row, kl = row_loss(self.codec, real, out, log_sigma, mu, logvar, loss_factor=cfg.loss_factor)
-                loss_sum = per_row.sum()
-            trainer.step(loss_sum, b)
-            vae.decoder.clamp_sigma_(cfg.sigma_min, cfg.sigma_max)
+        self.accountant = self._trainer.accountant
+        self.decoder = vae.decoder
 
-            self._report(
-                progress, step=step, steps=steps, sample_rate=q, generator_loss=math.nan,
-                critic_fake_score=math.nan, ledger=ledger,
-            )
-        self.decoder = vae.decoder.eval()
-        self.training_summary = {
-            "differential_privacy": dp,
-            "steps": steps,
-            "sample_rate": q,
-            "noise_multiplier": sigma,
-            "max_grad_norm": cfg.max_grad_norm if dp else None,
-            "expected_batch_size": q * n_hat,
-            "numeric_sigma": [round(float(s), 4) for s in self.decoder.sigma()],
-            "seconds": time.perf_counter() - t0,
-            "device": str(dev),
-        }
-        self._fitted = True
-        return self
+    def _train_step(self, run: Run, i: int) -> tuple[float, float]:
+        cfg = self.config
+        real = run.real_batch()
+        b = real.shape[0]
+        loss_sum = None
+        if b > 0:
+            # reparameterisation noise of real rows: the private per-sample stream
+            noise = torch.randn(b, cfg.latent_dim, generator=run.gens.per_sample, device=run.device)
+            out, log_sigma, mu, logvar = self._trainer.module(real, noise)
+            per_row, _ = row_loss(self.codec, real, out, log_sigma, mu, logvar, loss_factor=cfg.loss_factor)
+            loss_sum = per_row.sum()
+        self._trainer.step(loss_sum, b)
+        self._vae.decoder.clamp_sigma_(cfg.sigma_min, cfg.sigma_max)
+        return math.nan, math.nan
+
+    def _summary(self, run: Run) -> dict[str, Any]:
+        assert self.decoder is not None
+        return {"numeric_sigma": [round(float(s), 4) for s in self.decoder.sigma()]}
 
     # ------------------------------------------------------------------ sampling
     def _sample_block(self, n: int, g: torch.Generator, conditions: dict[str, Any] | None) -> torch.Tensor:

@@ -37,30 +37,19 @@ functorch loss averaged over the batch with plain Adam, recorded as non-DP (ε =
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
-import polars as pl
 import torch
 from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
 from models.codec import Block
-from models.dp import init_uniform_, poisson_sample
-from models.ledger import PrivacyLedger, calibrate_noise
-from models.nets import MLPCritic
-from models.synthesizers.base import (
-    ModelInfo,
-    SynthConfig,
-    Synthesizer,
-    TrainingProgress,
-    activate,
-    check_epsilon,
-    make_generators,
-)
+from models.dp import init_uniform_
+from models.nets import MLPCritic, dense_layers
+from models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, activate
 from validation.contract import Contract
 
 __all__ = ["CWGANGP", "CWGANGPConfig", "WGANGP", "WGANGPConfig", "MLPCritic", "MLPGenerator", "gradient_penalty_loss"]
@@ -99,13 +88,8 @@ class MLPGenerator(nn.Module):
 
     def __init__(self, in_dim: int, dims: tuple[int, ...], out_dim: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        d = in_dim
-        for h in dims:
-            layers += [nn.Linear(d, h), nn.ReLU()]
-            d = h
-        layers.append(nn.Linear(d, out_dim))
-        self.net = nn.Sequential(*layers)
+        layers, d = dense_layers(in_dim, dims, nn.ReLU)
+        self.net = nn.Sequential(*layers, nn.Linear(d, out_dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -203,91 +187,48 @@ class WGANGP(Synthesizer):
         cfg = self.config
         return MLPGenerator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim)
 
-    # ------------------------------------------------------------------ training
-    def fit(
-        self,
-        train: pl.DataFrame,
-        *,
-        ledger: PrivacyLedger,
-        epsilon: float,
-        seed: int,
-        progress: Callable[[TrainingProgress], None] | None = None,
-    ) -> Self:
-        """Train under (epsilon, ledger.delta)-DP, charging the codec step and every critic step.
-
-        ``epsilon=math.inf`` trains WITHOUT differential privacy (baselines, attack oracles):
-        exact codec histograms and plain Adam on the mean of the same per-sample losses, on the
-        same Poisson batches and step count, recorded as non-DP ledger entries (ε = ∞).
-        """
-        eps, dp = check_epsilon(epsilon)
+    # ------------------------------------------------------------------ training (hooks of Synthesizer.fit)
+    # ``epsilon=math.inf`` is the non-DP baseline: exact codec histograms and plain Adam on the mean
+    # of the same per-sample losses, on the same Poisson batches and step count (ε = ∞ entries).
+    def _build_training(self, run: Run) -> None:
         cfg = self.config
-        dev = self.device
-        gens = make_generators(seed, dev)
-        g_dev = gens.device
-
-        t0 = time.perf_counter()
-        X = torch.as_tensor(self._fit_codec(train, ledger=ledger, dp=dp, rng=gens.numpy, epsilon=eps), device=dev)
-        n = X.shape[0]
-        n_hat = float(self.codec.n_estimate or 1.0)
-        q, steps = self._plan(n)  # steps = critic steps, each one accounted DP-SGD step
-        sigma = calibrate_noise(target_epsilon=eps, ledger=ledger, sample_rate=q, steps=steps) if dp else 0.0
-
-        self.generator = self._new_generator().to(dev)
+        self.generator = self._new_generator().to(run.device)
         critic = MLPCritic(self.codec.dim + self.cond_dim, cfg.critic_dims)
-        init_uniform_(self.generator, gens.init)
-        init_uniform_(critic, gens.init)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
-        trainer = self._private_trainer(
-            critic, ledger=ledger, dp=dp, sigma=sigma, sample_rate=q, gens=gens,
-            mechanism="dp-sgd-critic", lr=cfg.critic_lr, what="critic", per_sample="functorch",
+        init_uniform_(self.generator, run.gens.init)
+        init_uniform_(critic, run.gens.init)
+        self._opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
+        # steps = critic steps, each one accounted DP-SGD step
+        self._trainer = run.private(
+            critic, mechanism="dp-sgd-critic", lr=cfg.critic_lr, what="critic", per_sample="functorch"
         )
-        self.accountant = trainer.accountant
+        self.accountant = self._trainer.accountant
         self.critic = critic
-        loss_fn = gradient_penalty_loss(critic, cfg.gp_weight)
-        bg = max(1, round(q * n_hat))  # generator batch: the expected Poisson batch size (public)
-        loss_g = torch.zeros(())
-        score = torch.zeros(1)
-        g_steps = 0
-        for step in range(1, steps + 1):
-            # ---- critic: one accounted step; sample i = (real_i, its fake partner, alpha_i) ----
-            idx = poisson_sample(n, q, gens.batches).to(dev)
-            real = self._critic_input(X[idx])
-            b = real.shape[0]
-            # partners and α: paired with real rows, so from the private per-sample stream, which the
-            # generator's steps never use
-            with torch.no_grad():
-                fake = self._critic_input(self._generate(b, gens.per_sample))
-            alpha = torch.rand(b, 1, generator=gens.per_sample, device=dev)
-            trainer.step_per_sample(loss_fn, real, fake, alpha)
+        self._loss_fn = gradient_penalty_loss(critic, cfg.gp_weight)
+        self._bg = max(1, run.expected_batch)  # generator batch: the expected Poisson batch size (public)
+        run.keep(generator=self.generator, opt_g=self._opt_g)
 
-            # ---- generator: post-processing of the DP critic -------------------------
-            if step % cfg.n_critic == 0:
-                score = critic(self._critic_input(self._generate(bg, g_dev)))
-                loss_g = -score.mean()
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward(inputs=list(self.generator.parameters()))
-                opt_g.step()
-                g_steps += 1
+    def _train_step(self, run: Run, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        assert self.generator is not None and self.critic is not None
+        # ---- critic: one accounted step; sample i = (real_i, its fake partner, alpha_i) ----
+        real = self._critic_input(run.real_batch())
+        b = real.shape[0]
+        # partners and α: paired with real rows, so from the private per-sample stream, which the
+        # generator's steps never use
+        with torch.no_grad():
+            fake = self._critic_input(self._generate(b, run.gens.per_sample))
+        alpha = torch.rand(b, 1, generator=run.gens.per_sample, device=run.device)
+        self._trainer.step_per_sample(self._loss_fn, real, fake, alpha)
 
-            self._report(
-                progress, step=step, steps=steps, sample_rate=q, generator_loss=loss_g,
-                critic_fake_score=score, ledger=ledger,
-            )
-        self.generator.eval()
-        self.training_summary = {
-            "differential_privacy": dp,
-            "steps": steps,
-            "generator_steps": g_steps,
-            "n_critic": cfg.n_critic,
-            "sample_rate": q,
-            "noise_multiplier": sigma,
-            "max_grad_norm": cfg.max_grad_norm if dp else None,
-            "expected_batch_size": q * n_hat,
-            "seconds": time.perf_counter() - t0,
-            "device": str(dev),
-        }
-        self._fitted = True
-        return self
+        # ---- generator: post-processing of the DP critic, every n_critic-th step -----------
+        if i % self.config.n_critic:
+            return None
+        score = self.critic(self._critic_input(self._generate(self._bg, run.gens.device)))
+        loss_g = -score.mean()
+        self._update(self._opt_g, loss_g, list(self.generator.parameters()))
+        return loss_g, score
+
+    def _summary(self, run: Run) -> dict[str, Any]:
+        return {"generator_steps": run.phases[-1].steps // self.config.n_critic, "n_critic": self.config.n_critic}
 
     # ------------------------------------------------------------------ sampling / persistence
     def _sample_block(self, n: int, g: torch.Generator, conditions: dict[str, Any] | None) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -120,3 +121,75 @@ def test_a_checkpoint_loads_only_with_a_recorded_hash(adult_contract: Contract, 
         Checkpoint(ckpt.path, trusted=tuple(recorded[:-1])).load(key)
     with pytest.raises(ValueError, match="not the file this run wrote"):
         Checkpoint(ckpt.path, trusted=()).load(key)  # a new run: no checkpoint on record
+
+
+# ---------------------------------------------------------------------------- every family resumes
+# Tiny networks and ~12 steps (epochs 1 at an expected batch of 100 of 1,200 rows): the test is about
+# the state a checkpoint carries, not about quality.
+TINY: dict[str, dict[str, object]] = {
+    "ctgan": {"generator_dims": (16,), "critic_dims": (16,), "z_dim": 8},
+    "tvae": {"encoder_dims": (16,), "decoder_dims": (16,), "latent_dim": 8},
+    "gumbel-gan": {"generator_dims": (16,), "discriminator_dims": (16,), "z_dim": 8},
+    "wgan-gp": {"generator_dims": (16,), "critic_dims": (16,), "z_dim": 8, "n_critic": 2},
+    "cwgan-gp": {"generator_dims": (16,), "critic_dims": (16,), "z_dim": 8},
+    "medgan": {"autoencoder_epochs": 0.5, "latent_dim": 8, "z_dim": 8, "generator_dims": (8, 8), "discriminator_dims": (16,)},
+    "corgan": {
+        "autoencoder_epochs": 0.5, "latent_dim": 8, "z_dim": 8, "channels": (4, 4), "generator_channels": 4,
+        "generator_length": 8,
+    },
+    "tablegan": {"z_dim": 8, "generator_channels": 4, "discriminator_channels": 4, "norm_groups": 2, "feature_dim": 4},
+    "tgan": {"z_dim": 4, "hidden_dim": 8, "feature_dim": 8, "embed_dim": 4, "discriminator_dims": (16,)},
+}
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """Tiny networks run fastest on one torch thread; every fit of a comparison runs under it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _fit_family(name: str, contract: Contract, train: pl.DataFrame, *, checkpoint: Checkpoint | None = None,
+                kill_at: int | None = None):
+    cls = get_synthesizer(name)
+    model = cls(contract, cls.config_class(epochs=1.0, batch_size=100, **TINY[name]), device="cpu")
+    ledger = PrivacyLedger(contract.privacy.delta)
+
+    def progress(p: TrainingProgress) -> None:
+        if kill_at is not None and p.step >= kill_at:
+            raise Killed(p.step)
+
+    model.fit(train, ledger=ledger, epsilon=3.0, seed=3, progress=progress, checkpoint=checkpoint)
+    return model, ledger
+
+
+# medgan/corgan: killed in the autoencoder phase (step 4: its checkpoint at 3) and in the GAN phase
+# (step 7: the checkpoint at 6 is the last autoencoder step, so the GAN phase starts on resume).
+KILLS = [(name, 7) for name in TINY] + [("medgan", 4), ("corgan", 4)]
+
+
+@pytest.mark.parametrize(("name", "kill_at"), KILLS, ids=[f"{n}-killed-at-{k}" for n, k in KILLS])
+def test_every_family_resumes_bit_identically(
+    name: str, kill_at: int, adult_contract: Contract, train: pl.DataFrame, tmp_path: Path, one_thread: None
+) -> None:
+    whole, whole_ledger = _fit_family(name, adult_contract, train)
+    ckpt = Checkpoint(tmp_path / "train.pt", every_epochs=0.25)
+    assert ckpt.every_steps(whole.training_summary["sample_rate"]) == 3
+    with pytest.raises(Killed):
+        _fit_family(name, adult_contract, train, checkpoint=ckpt, kill_at=kill_at)
+    assert ckpt.path.exists()
+    resumed, resumed_ledger = _fit_family(name, adult_contract, train, checkpoint=ckpt)
+    assert resumed.training_summary["resumed_at_step"] == kill_at
+    assert [(e.mechanism, e.steps, e.noise_multiplier) for e in resumed_ledger.entries] == [
+        (e.mechanism, e.steps, e.noise_multiplier) for e in whole_ledger.entries
+    ]
+    assert resumed_ledger.epsilon == whole_ledger.epsilon
+    nets, again = whole._networks(), resumed._networks()
+    assert set(nets) == set(again)
+    for net in nets:
+        for k, v in nets[net].state_dict().items():
+            assert torch.equal(v, again[net].state_dict()[k]), f"{name}: {net}.{k} differs after the resume"
+    assert whole.sample(200, seed=1).equals(resumed.sample(200, seed=1))
+
