@@ -139,16 +139,27 @@ class Measured:
     variables: list[Variable]
     pairs: list[tuple[int, int]]
     tables: list[np.ndarray]  # each (width_a, width_b), non-negative, summing to 1
+    sigma: float = 0.0  # the Gaussian noise std of each count table (0: exact); public
+    n_hat: float = 0.0  # the DP row estimate the tables were normalised by
 
     def state(self) -> dict[str, Any]:
-        return {"pairs": [list(p) for p in self.pairs], "tables": [t.tolist() for t in self.tables]}
+        return {"pairs": [list(p) for p in self.pairs], "tables": [t.tolist() for t in self.tables],
+                "sigma": self.sigma, "n_hat": self.n_hat}
 
     @classmethod
     def from_state(cls, variables_: list[Variable], state: dict[str, Any]) -> Measured:
         return cls(
             variables_, [tuple(p) for p in state["pairs"]],  # type: ignore[misc]
             [np.asarray(t, dtype=np.float64) for t in state["tables"]],
+            float(state.get("sigma", 0.0)), float(state.get("n_hat", 0.0)),
         )
+
+    def expected_error(self, cells: int) -> float:
+        """Expected total-variation error that the noise puts into a normalised table of ``cells``
+        cells, √(2/π)·σ·cells / (2 n̂) (before projection; 0 for exact tables)."""
+        if self.sigma <= 0 or self.n_hat <= 0:
+            return 0.0
+        return math.sqrt(2.0 / math.pi) * self.sigma * cells / (2.0 * self.n_hat)
 
     def labels(self) -> list[str]:
         return [f"{self.variables[a].label} × {self.variables[b].label}" for a, b in self.pairs]
@@ -327,7 +338,7 @@ def measure_marginals(
         if dp:
             c = c + rng.normal(0.0, sigma, size=c.shape)
         tables.append(project_to_simplex(c, max(n_hat, 1.0)) / max(n_hat, 1.0))
-    return Measured(vs, pairs, tables)
+    return Measured(vs, pairs, tables, sigma, n_hat)
 
 
 # ---------------------------------------------------------------------------- the generator's loss
