@@ -317,7 +317,7 @@ class Codec:
                 null_count, counts = counts[-1], counts[:-1]
                 total = max(counts.clip(min=0).sum() + max(null_count, 0.0), 1.0)
                 self.null_rate[spec.name] = float(np.clip(null_count / total, 0.0, 1.0))
-            self.bin_mass[spec.name] = _normalise(counts, threshold)
+            self.bin_mass[spec.name] = _merged_mass(counts, sigma, spec) if sigma > 0 else _normalise(counts, threshold)
         if self.numeric_encoding == "modes":
             self._fit_modes()
 
@@ -581,6 +581,51 @@ class Codec:
                         )
             else:
                 self._fit_modes()
+
+
+def _merged_mass(counts: np.ndarray, sigma: float, spec: _NumericSpec, tau: float = 2.0) -> np.ndarray:
+    """Bin masses from a numeric column's noisy counts (noise std ``sigma``), merging sparse bins.
+
+    A bin whose noisy count is under ``tau``·σ is mostly noise. Zeroing it (the rule for dense
+    tables) zeroes most of a spread-out column of a few thousand rows and leaves the uniform
+    fallback. Instead, consecutive sparse bins are merged left to right into a run until the run's
+    noisy sum passes ``tau``·σ·√(run length), the same threshold for a sum of that many noisy counts;
+    the run's mass is spread over its bins in proportion to their widths. A bin that passes on its
+    own stays its own cell, so a dense bin is never smeared over its sparse neighbours. A run cut
+    short by a dense bin, a point mass or the end keeps its sum only if that passes σ·√(length)
+    (one noise std). Zero-width (point-mass) bins stay their own cell, thresholded at ``tau``·σ.
+    Post-processing of the released counts and the public widths only.
+    """
+    width = spec.edges_hi - spec.edges_lo
+    points = set(spec.point_bins.tolist())
+    mass = np.zeros(len(counts))
+    run: list[int] = []
+    total = 0.0
+
+    def emit(bins: list[int], amount: float) -> None:
+        w = width[bins]
+        mass[bins] = amount * (w / w.sum() if w.sum() > 0 else np.full(len(bins), 1.0 / len(bins)))
+
+    def flush() -> None:
+        nonlocal run, total
+        if run and total > sigma * math.sqrt(len(run)):
+            emit(run, total)
+        run, total = [], 0.0
+
+    for i, c in enumerate(counts):
+        if i in points or c > tau * sigma:
+            flush()
+            mass[i] = c if c > tau * sigma else 0.0
+            continue
+        run.append(i)
+        total += float(c)
+        if total > tau * sigma * math.sqrt(len(run)):
+            emit(run, total)
+            run, total = [], 0.0
+    flush()
+    if mass.sum() <= 0:  # all noise: fall back to the public, data-free uniform
+        return np.full(len(counts), 1.0 / len(counts))
+    return mass / mass.sum()
 
 
 def _normalise(counts: np.ndarray, threshold: float) -> np.ndarray:

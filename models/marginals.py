@@ -47,6 +47,7 @@ from models.ledger import PrivacyLedger
 NUMERIC_BINS = 8
 MAX_CELLS = 4096  # larger pair tables are not candidates (their noise would swamp them)
 SELECTION_SHARE = 0.1  # of the marginals' zCDP budget, as AIM
+EXTRA_TOLERANCE = 0.05  # expected TV error of a measured table that still earns a pair its place
 SELECTION = "marginal-selection"
 MEASUREMENT = "marginal-measurements"
 
@@ -138,16 +139,27 @@ class Measured:
     variables: list[Variable]
     pairs: list[tuple[int, int]]
     tables: list[np.ndarray]  # each (width_a, width_b), non-negative, summing to 1
+    sigma: float = 0.0  # the Gaussian noise std of each count table (0: exact); public
+    n_hat: float = 0.0  # the DP row estimate the tables were normalised by
 
     def state(self) -> dict[str, Any]:
-        return {"pairs": [list(p) for p in self.pairs], "tables": [t.tolist() for t in self.tables]}
+        return {"pairs": [list(p) for p in self.pairs], "tables": [t.tolist() for t in self.tables],
+                "sigma": self.sigma, "n_hat": self.n_hat}
 
     @classmethod
     def from_state(cls, variables_: list[Variable], state: dict[str, Any]) -> Measured:
         return cls(
             variables_, [tuple(p) for p in state["pairs"]],  # type: ignore[misc]
             [np.asarray(t, dtype=np.float64) for t in state["tables"]],
+            float(state.get("sigma", 0.0)), float(state.get("n_hat", 0.0)),
         )
+
+    def expected_error(self, cells: int) -> float:
+        """Expected total-variation error that the noise puts into a normalised table of ``cells``
+        cells, √(2/π)·σ·cells / (2 n̂) (before projection; 0 for exact tables)."""
+        if self.sigma <= 0 or self.n_hat <= 0:
+            return 0.0
+        return math.sqrt(2.0 / math.pi) * self.sigma * cells / (2.0 * self.n_hat)
 
     def labels(self) -> list[str]:
         return [f"{self.variables[a].label} × {self.variables[b].label}" for a, b in self.pairs]
@@ -201,6 +213,48 @@ def plan_noise(*, ledger: PrivacyLedger, target_epsilon: float, measurements: in
     return split(lo)
 
 
+def plan_extra(
+    variables_: list[Variable],
+    with_target: list[tuple[int, int]],
+    others: list[tuple[int, int]],
+    *,
+    ledger: PrivacyLedger,
+    target_epsilon: float | None,
+    n_hat: float,
+    tolerance: float = EXTRA_TOLERANCE,
+) -> int:
+    """How many pairs to choose beyond the target's, from public quantities only.
+
+    At least a spanning tree's worth (one per variable less one, as MST), and more while the noise
+    stays small: the largest ``k`` at which a median-sized candidate table's expected total-variation
+    error from the Gaussian noise, √(2/π)·σ·cells / (2 n̂), is at most ``tolerance`` (σ being what
+    ``plan_noise`` gives ``len(with_target) + k`` tables and ``k`` selection rounds). Every candidate
+    (no selection round at all) when that fits; a non-DP fit measures every candidate exactly.
+    """
+    floor = min(len(others), len(variables_) - 1)
+    if not others:
+        return 0
+    if target_epsilon is None:
+        return len(others)
+    cells = float(np.median([variables_[a].width * variables_[b].width for a, b in others]))
+
+    def error(k: int) -> float:
+        rounds = 0 if k == len(others) else k
+        sigma, _ = plan_noise(ledger=ledger, target_epsilon=target_epsilon, measurements=len(with_target) + k, rounds=rounds)
+        return math.sqrt(2.0 / math.pi) * sigma * cells / (2.0 * max(n_hat, 1.0))
+
+    if error(len(others)) <= tolerance:
+        return len(others)
+    lo, hi = floor, len(others)  # error(lo) is accepted whatever it is; error(hi) > tolerance
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if error(mid) <= tolerance:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def measure_marginals(
     x: np.ndarray,
     codec: Codec,
@@ -216,20 +270,25 @@ def measure_marginals(
     ``target_epsilon``: the ledger's total once this step is charged; None is the non-DP baseline
     (exact tables, top-scoring pairs, recorded as non-DP entries). ``rng``: a PRIVATE stream (the
     Gaussian noise and the exponential mechanism's draws). ``extra``: pairs chosen beyond the
-    target's (default: one per variable, as many as a spanning tree).
+    target's (default: ``plan_extra``, at least a spanning tree's worth; when it is every candidate,
+    nothing is selected and no selection round is charged).
     """
     vs = variables(codec, numeric_bins)
     target = codec.contract.target if codec.contract.target in codec.columns else None
     with_target, others = candidate_pairs(vs, target)
-    k = min(len(others), len(vs) - 1 if extra is None else extra)
     n_hat = float(codec.n_estimate or x.shape[0] or 1)
+    dp = target_epsilon is not None
+    if extra is None:
+        k = plan_extra(vs, with_target, others, ledger=ledger, target_epsilon=target_epsilon, n_hat=n_hat)
+    else:
+        k = min(len(others), extra)
+    rounds = 0 if k == len(others) else k  # every candidate: nothing to choose
     measurements = len(with_target) + k
     if measurements == 0:
         return Measured(vs, [], [])
     codes = discretise(x, vs)
-    dp = target_epsilon is not None
     sigma, eps0 = (
-        plan_noise(ledger=ledger, target_epsilon=target_epsilon, measurements=measurements, rounds=k)
+        plan_noise(ledger=ledger, target_epsilon=target_epsilon, measurements=measurements, rounds=rounds)
         if dp else (0.0, math.inf)
     )
 
@@ -237,8 +296,8 @@ def measure_marginals(
         wa, wb = vs[a].width, vs[b].width
         return np.bincount(codes[:, a] * wb + codes[:, b], minlength=wa * wb).astype(np.float64).reshape(wa, wb)
 
-    chosen: list[tuple[int, int]] = []
-    if k:
+    chosen: list[tuple[int, int]] = list(others) if k and not rounds else []
+    if rounds:
         if dp:
             ledger.charge_exponential(
                 SELECTION, epsilon=eps0, steps=k,
@@ -279,7 +338,7 @@ def measure_marginals(
         if dp:
             c = c + rng.normal(0.0, sigma, size=c.shape)
         tables.append(project_to_simplex(c, max(n_hat, 1.0)) / max(n_hat, 1.0))
-    return Measured(vs, pairs, tables)
+    return Measured(vs, pairs, tables, sigma, n_hat)
 
 
 # ---------------------------------------------------------------------------- the generator's loss
@@ -334,5 +393,5 @@ class PairLoss:
 
 __all__ = [
     "MEASUREMENT", "SELECTION", "Measured", "PairLoss", "Variable", "candidate_pairs", "discretise",
-    "measure_marginals", "one_way", "plan_noise", "project_to_simplex", "soft_membership", "variables",
+    "measure_marginals", "one_way", "plan_extra", "plan_noise", "project_to_simplex", "soft_membership", "variables",
 ]

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from models.calibrate import POOL_FACTOR, Calibrator
 from models.codec import Codec
 from models.device import resolve_device
 from models.dp import PrivateTrainer, poisson_sample
@@ -815,6 +816,11 @@ class Synthesizer(ABC):
         if train.height < 1:
             raise ValueError("train has no rows: a model needs at least one row to fit.")
 
+    def _calibrator(self) -> Calibrator | None:
+        """The released marginals ``sample`` draws its output to match (models/calibrate.py), or
+        None to take the generator's rows as they come (the default)."""
+        return None
+
     # ------------------------------------------------------------------ shared helpers
     def _report(
         self,
@@ -956,9 +962,17 @@ class Synthesizer(ABC):
         for net in self._networks().values():
             net.eval()
         parts = []
-        for start in range(0, int(n), batch):
-            m = min(batch, int(n) - start)
-            parts.append(self._sample_block(m, g, conditions).float().cpu().numpy())
+        # A conditional sample keeps the generator's own rows: the released marginals are not conditional.
+        calibrator = None if conditions else self._calibrator()
+        step = batch if calibrator is None else max(1, batch // POOL_FACTOR)
+        for start in range(0, int(n), step):
+            m = min(step, int(n) - start)
+            if calibrator is None:
+                parts.append(self._sample_block(m, g, conditions).float().cpu().numpy())
+                continue
+            pool = self._sample_block(POOL_FACTOR * m, g, None).float().cpu().numpy()
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=g, device=g.device)))
+            parts.append(calibrator.select(pool, m, rng))
         x = np.concatenate(parts) if parts else np.zeros((0, self.codec.dim), dtype=np.float32)
         if conditions:
             self._impose(x, conditions)

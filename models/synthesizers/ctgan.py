@@ -45,6 +45,7 @@ from models.codec import Codec
 from models.dp import init_uniform_, pair_losses
 from models import schedule as training_schedule
 from models.ledger import PrivacyLedger
+from models.calibrate import Calibrator
 from models.marginals import Measured, PairLoss, measure_marginals, variables
 from models.nets import MLPCritic as Critic
 from models.synthesizers.base import (
@@ -125,6 +126,13 @@ class CTGANConfig(SynthConfig):
     )
     batch_size: int | None = Field(
         None, ge=2, description="Expected Poisson batch; None: models/schedule.py (5·√n̂ within [64, 4096])."
+    )
+    calibration: Literal["rake", "off"] = Field(
+        "rake",
+        description=(
+            "rake: sample() draws each output chunk from a 4x larger generated pool so that its marginals "
+            "match the released DP ones (models/calibrate.py; post-processing). off: the generator's rows as they come."
+        ),
     )
     marginals: Literal["auto", "off"] = Field(
         "auto", description="auto: measure 2-way marginals under DP (models/marginals.py) for the generator to match."
@@ -508,6 +516,19 @@ class DPCTGAN(Synthesizer):
     def _sample_block(self, n: int, g: torch.Generator, conditions: dict[str, Any] | None) -> torch.Tensor:
         logits, *_ = self._generate(n, g, conditions)
         return self._activate(logits, g, hard=True)
+
+    def _extra_state(self) -> dict[str, Any]:
+        # the released pair marginals (DP outputs) that sampling calibrates to
+        return {"marginals": self.measured.state() if self.measured is not None else None}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        saved = state.get("marginals")
+        self.measured = Measured.from_state(variables(self.codec), saved) if saved is not None else None
+
+    def _calibrator(self) -> Calibrator | None:
+        if self.config.calibration == "off":
+            return None
+        return Calibrator(self.codec, self.measured)
 
     def _networks(self) -> dict[str, nn.Module]:
         if self.generator is None:

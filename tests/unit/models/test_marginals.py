@@ -12,6 +12,7 @@ import torch
 from models.codec import Codec
 from models.ledger import PrivacyLedger
 from models.marginals import (
+    plan_extra,
     MEASUREMENT,
     SELECTION,
     PairLoss,
@@ -114,7 +115,8 @@ def test_soft_membership_sums_to_one_and_tends_to_the_hard_bin(contract: Contrac
 def test_exact_measurements_are_the_empirical_pair_tables(contract: Contract, table: pl.DataFrame) -> None:
     codec, x = _codec(contract, table)
     ledger = PrivacyLedger(1e-6)
-    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=None, rng=np.random.default_rng(0))
+    # a spanning tree's worth of extra pairs (4 of 6 candidates), so that the exact scores choose
+    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=None, rng=np.random.default_rng(0), extra=4)
     assert [e.mechanism for e in ledger.entries] == [f"{SELECTION}-non-dp", f"{MEASUREMENT}-non-dp"]
     assert not ledger.differentially_private
     codes = discretise(x, measured.variables)
@@ -132,7 +134,8 @@ def test_dp_measurements_spend_the_target_noise_the_tables_and_choose_well(contr
     ledger = PrivacyLedger(1e-6)
     ledger.charge("codec-histograms", noise_multiplier=10.0)
     before = ledger.epsilon
-    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=before + 1.0, rng=np.random.default_rng(3))
+    # extra=4: a spanning tree's worth of the 6 candidates, so that the exponential mechanism chooses
+    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=before + 1.0, rng=np.random.default_rng(3), extra=4)
     assert [e.mechanism for e in ledger.entries] == ["codec-histograms", SELECTION, MEASUREMENT]
     assert before + 0.99 <= ledger.epsilon <= before + 1.0 + 1e-6
     sel, meas = ledger.entries[1:]
@@ -147,7 +150,7 @@ def test_dp_measurements_spend_the_target_noise_the_tables_and_choose_well(contr
     # the exponential mechanism finds the copy (a, b) in most draws: score 5,300 rows vs ~0 for others
     hits = 0
     for seed in range(10):
-        m = measure_marginals(x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=1.0, rng=np.random.default_rng(seed))
+        m = measure_marginals(x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=1.0, rng=np.random.default_rng(seed), extra=4)
         hits += any({m.variables[i].label for i in p} == {"a", "b"} for p in m.pairs[4:])
     assert hits >= 8, hits
 
@@ -192,7 +195,7 @@ def test_the_injected_noise_has_the_charged_scale(contract: Contract, table: pl.
 
     rec = Recording()
     ledger = PrivacyLedger(1e-6)
-    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=0.5, rng=rec)  # type: ignore[arg-type]
+    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=0.5, rng=rec, extra=4)  # type: ignore[arg-type]
     selection, measurement = ledger.entries
     assert rec.choices == selection.steps
     assert len(rec.normal_calls) == measurement.steps == len(measured.pairs)
@@ -200,3 +203,23 @@ def test_the_injected_noise_has_the_charged_scale(contract: Contract, table: pl.
     draws = np.concatenate([d.ravel() for _, d in rec.normal_calls])
     # ~100 cells: the sample std within 25% of the charged σ (chi-square spread at this size is ~7%)
     assert abs(draws.std() / measurement.noise_multiplier - 1) < 0.25, (draws.std(), measurement.noise_multiplier)
+
+
+def test_the_number_of_extra_pairs_follows_the_noise(contract: Contract, table: pl.DataFrame) -> None:
+    """plan_extra: every candidate when exact or when the noise is small at n̂, a spanning tree's
+    worth when it is large; measuring every candidate charges no selection round."""
+    codec, x = _codec(contract, table)
+    vs = variables(codec)
+    with_target, others = candidate_pairs(vs, "y")
+    assert len(others) == 6
+    kw = {"ledger": PrivacyLedger(1e-6), "target_epsilon": 1.0}
+    assert plan_extra(vs, with_target, others, ledger=PrivacyLedger(1e-6), target_epsilon=None, n_hat=10.0) == 6
+    assert plan_extra(vs, with_target, others, n_hat=1e7, **kw) == 6
+    assert plan_extra(vs, with_target, others, n_hat=50.0, **kw) == 4  # len(vs) - 1
+    middle = [plan_extra(vs, with_target, others, n_hat=n, **kw) for n in (500.0, 2000.0, 8000.0, 32000.0)]
+    assert middle == sorted(middle)  # more rows, never fewer pairs
+    ledger = PrivacyLedger(1e-6)
+    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=50.0, rng=np.random.default_rng(0))
+    assert len(measured.pairs) == len(with_target) + 6
+    assert [e.mechanism for e in ledger.entries] == [MEASUREMENT]
+    assert ledger.epsilon == pytest.approx(50.0, rel=1e-3)

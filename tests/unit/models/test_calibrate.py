@@ -1,0 +1,174 @@
+"""Sampling-time calibration (models/calibrate.py) and the codec's merging of sparse bins."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from models.calibrate import POOL_FACTOR, Calibrator
+from models.codec import Codec, _merged_mass
+from models.ledger import PrivacyLedger
+from models.marginals import discretise, measure_marginals
+from validation.contract import Contract, parse_contract
+
+N = 3000
+
+
+@pytest.fixture(scope="module")
+def contract() -> Contract:
+    return parse_contract(
+        {
+            "table": "k",
+            "target": "y",
+            "columns": {
+                "a": {"kind": "categorical", "categories": ["p", "q", "r"]},
+                "x": {"kind": "continuous", "min": 0.0, "max": 1.0, "nullable": True},
+                "y": {"kind": "categorical", "categories": ["no", "yes"]},
+            },
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        },
+        source="k",
+    )
+
+
+def _frame(rng: np.random.Generator, n: int, dependent: bool) -> pl.DataFrame:
+    """``dependent``: y follows x and a, and x is missing more often when a = 'r'; else all independent."""
+    a = rng.choice(3, n, p=[0.6, 0.3, 0.1])
+    x = rng.uniform(size=n)
+    if dependent:
+        y = x + 0.2 * a + 0.2 * rng.normal(size=n) > 0.6
+        missing = rng.uniform(size=n) < np.where(a == 2, 0.5, 0.1)
+    else:
+        y = rng.uniform(size=n) < 0.5
+        missing = rng.uniform(size=n) < 0.15
+    return pl.DataFrame(
+        {"a": np.array(["p", "q", "r"])[a], "x": [None if m else float(v) for m, v in zip(missing, x, strict=True)],
+         "y": np.array(["no", "yes"])[y.astype(int)]},
+        schema_overrides={"x": pl.Float64},
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(contract: Contract) -> tuple[Codec, Calibrator, np.ndarray, np.ndarray]:
+    """Exact marginals of a dependent table, and a pool drawn from a different, independent one."""
+    rng = np.random.default_rng(0)
+    real = _frame(rng, N, dependent=True)
+    codec = Codec(contract)
+    codec.fit_non_dp(real, ledger=PrivacyLedger(1e-6))
+    x_real = codec.encode(real, rng=np.random.default_rng(1))
+    measured = measure_marginals(x_real, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(2))
+    pool = codec.encode(_frame(rng, POOL_FACTOR * N, dependent=False), rng=np.random.default_rng(3))
+    return codec, Calibrator(codec, measured), x_real, pool
+
+
+def test_raking_brings_the_pool_to_the_released_marginals(fitted: tuple[Codec, Calibrator, np.ndarray, np.ndarray]) -> None:
+    codec, cal, x_real, pool = fitted
+    assert cal.targets == 3 + len(cal.measured.pairs)  # a, y, x's null rate; every measured pair
+    # the weights themselves match every released marginal (capped raking converges here)
+    w = cal.weights(pool)
+    for cells, t in cal._cells(pool):
+        assert 0.5 * np.abs(np.bincount(cells, weights=w, minlength=t.size) / w.sum() - t).sum() < 0.01
+    # the independent pool is far from the dependent table's marginals; the drawn rows are close,
+    # up to the sampling error of 3,000 rows (about 0.03 TV on a 27-cell table)
+    before = cal.error(pool)
+    chosen = cal.select(pool, N, np.random.default_rng(4))
+    after = cal.error(chosen)
+    assert before > 0.05
+    assert after < before / 2
+    codes = discretise(chosen, cal.variables)
+    for (i, j), t in zip(cal.measured.pairs, cal.measured.tables, strict=True):
+        wj = cal.variables[j].width
+        joint = np.bincount(codes[:, i] * wj + codes[:, j], minlength=t.size) / len(chosen)
+        assert 0.5 * np.abs(joint - t.ravel()).sum() < 0.05
+
+
+def test_the_draw_keeps_each_pool_row_at_most_once_and_is_reproducible(
+    fitted: tuple[Codec, Calibrator, np.ndarray, np.ndarray],
+) -> None:
+    _, cal, _, pool = fitted
+    a = cal.select(pool, 1000, np.random.default_rng(7))
+    b = cal.select(pool, 1000, np.random.default_rng(7))
+    assert a.shape == (1000, pool.shape[1])
+    np.testing.assert_array_equal(a, b)
+    # every drawn row is a pool row, none twice
+    index = cal.select_index(pool, 1000, np.random.default_rng(7))
+    assert len(np.unique(index)) == 1000
+    assert index.min() >= 0 and index.max() < len(pool)
+    np.testing.assert_array_equal(pool[index], a)
+    # weights: mean 1 and capped so that no inclusion probability passes 1
+    w = cal.weights(pool, cap=POOL_FACTOR)
+    assert w.max() <= POOL_FACTOR + 1e-9
+    assert abs(w.mean() - 1.0) < 0.05
+
+
+def test_a_pool_no_larger_than_the_request_is_returned_whole(fitted: tuple[Codec, Calibrator, np.ndarray, np.ndarray]) -> None:
+    _, cal, _, pool = fitted
+    np.testing.assert_array_equal(cal.select(pool[:10], 10, np.random.default_rng(0)), pool[:10])
+
+
+def test_sparse_bins_are_merged_not_zeroed(contract: Contract) -> None:
+    codec = Codec(contract)
+    spec = next(s for s in codec.numeric if s.name == "x")
+    k = len(spec.edges_lo)
+    sigma = 10.0
+    # a spread-out column: every bin holds 12 rows, under the single-bin threshold 2σ = 20
+    spread = _merged_mass(np.full(k, 12.0), sigma, spec)
+    points = np.zeros(k, dtype=bool)
+    points[spec.point_bins] = True  # zero-width bins at the bounds: thresholded alone, at 2σ
+    assert points.sum() == 2 and np.all(spread[points] == 0)
+    assert np.all(spread[~points] > 0)
+    np.testing.assert_allclose(spread[~points], 1.0 / (~points).sum())  # equal-width runs spread evenly
+    # a dense bin passes on its own; the sparse bins around it are merged into runs, keeping their mass
+    counts = np.full(k, 5.0)
+    counts[k // 2] = 1000.0
+    mass = _merged_mass(counts, sigma, spec)
+    assert mass[k // 2] == pytest.approx(1000.0 / counts.sum(), rel=0.05)
+    assert mass.sum() == pytest.approx(1.0)
+    assert (mass > 0).sum() > k // 2
+    assert np.all(mass[~points] > 0)
+    # pure noise (all counts negative) falls back to the public uniform
+    np.testing.assert_allclose(_merged_mass(np.full(k, -3.0), sigma, spec), 1.0 / k)
+
+
+def test_the_dp_codec_keeps_a_small_spread_column_off_the_uniform_fallback(contract: Contract) -> None:
+    """Old rule: every bin under 2σ zeroed. 600 rows of a skewed column over 128 bins with σ ≈ 40
+    left no bin, and the column decoded uniform; merged runs keep its skew."""
+    rng = np.random.default_rng(5)
+    n = 600
+    skewed = pl.DataFrame(
+        {"a": ["p"] * n, "x": (rng.beta(1.0, 6.0, n)).tolist(), "y": ["no"] * n}, schema_overrides={"x": pl.Float64}
+    )
+    codec = Codec(contract)
+    codec.fit_dp(skewed, ledger=PrivacyLedger(1e-6), noise_multiplier=20.0, rng=np.random.default_rng(6))
+    mass = codec.bin_mass["x"]
+    spec = next(s for s in codec.numeric if s.name == "x")
+    centre = (spec.edges_lo + spec.edges_hi) / 2
+    # the DP mean of x is near the true mean 1/7, not the uniform's 1/2
+    assert float((mass * centre).sum()) < 0.3
+
+
+def test_a_noisy_table_pulls_the_pool_in_proportion_to_its_trust(
+    fitted: tuple[Codec, Calibrator, np.ndarray, np.ndarray],
+) -> None:
+    """Same tables, declared with a noise std whose expected error is 10x the tolerance: the raking
+    exponent is 1/10, so the weighted pool stays much further from the tables than when exact."""
+    from dataclasses import replace
+
+    from models.calibrate import TOLERANCE
+
+    codec, cal, _, pool = fitted
+    m = cal.measured
+    cells = max(t.size for t in m.tables)
+    sigma = 10 * TOLERANCE * 2.0 * N / (np.sqrt(2.0 / np.pi) * cells)  # error 10x TOLERANCE on the largest table
+    noisy = Calibrator(codec, replace(m, sigma=sigma, n_hat=float(N)))
+    assert noisy.measured.expected_error(cells) == pytest.approx(10 * TOLERANCE)
+
+    def pair_error(c: Calibrator) -> float:
+        w = c.weights(pool)
+        targets = c._cells(pool)[len(c._one_way):]
+        return float(np.mean([0.5 * np.abs(np.bincount(x, weights=w, minlength=t.size) / w.sum() - t).sum() for x, t in targets]))
+
+    exact, damped, raw = pair_error(cal), pair_error(noisy), cal.error(pool)
+    assert exact < 0.01
+    assert exact < damped < raw
