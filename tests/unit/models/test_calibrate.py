@@ -147,28 +147,3 @@ def test_the_dp_codec_keeps_a_small_spread_column_off_the_uniform_fallback(contr
     # the DP mean of x is near the true mean 1/7, not the uniform's 1/2
     assert float((mass * centre).sum()) < 0.3
 
-
-def test_a_noisy_table_pulls_the_pool_in_proportion_to_its_trust(
-    fitted: tuple[Codec, Calibrator, np.ndarray, np.ndarray],
-) -> None:
-    """Same tables, declared with a noise std whose expected error is 10x the tolerance: the raking
-    exponent is 1/10, so the weighted pool stays much further from the tables than when exact."""
-    from dataclasses import replace
-
-    from models.calibrate import TOLERANCE
-
-    codec, cal, _, pool = fitted
-    m = cal.measured
-    cells = max(t.size for t in m.tables)
-    sigma = 10 * TOLERANCE * 2.0 * N / (np.sqrt(2.0 / np.pi) * cells)  # error 10x TOLERANCE on the largest table
-    noisy = Calibrator(codec, replace(m, sigma=sigma, n_hat=float(N)))
-    assert noisy.measured.expected_error(cells) == pytest.approx(10 * TOLERANCE)
-
-    def pair_error(c: Calibrator) -> float:
-        w = c.weights(pool)
-        targets = c._cells(pool)[len(c._one_way):]
-        return float(np.mean([0.5 * np.abs(np.bincount(x, weights=w, minlength=t.size) / w.sum() - t).sum() for x, t in targets]))
-
-    exact, damped, raw = pair_error(cal), pair_error(noisy), cal.error(pool)
-    assert exact < 0.01
-    assert exact < damped < raw
