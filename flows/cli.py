@@ -210,11 +210,13 @@ def _plan_lines(contract: Any) -> list[str]:
 
     from flows.config import RunConfig
     from models.ledger import PrivacyLedger
+    from models.synthesizers import get_synthesizer
     from models.synthesizers.base import codec_noise_for
     from tasks.preflight import DETECTION_FOLDS, MIN_HOLDOUT_ROWS, MIN_SHADOW_ROWS, MIN_TRAIN_ROWS, minimum_rows
 
     eps, delta = contract.privacy.epsilon, contract.privacy.delta
-    sigma = contract.model_options.get("codec_noise_multiplier") or codec_noise_for(eps, delta)
+    share = get_synthesizer(contract.model).codec_share
+    sigma = contract.model_options.get("codec_noise_multiplier") or codec_noise_for(eps, delta, share)
     codec_eps = PrivacyLedger(delta).epsilon_with([(float(sigma), 1.0, 1)])
     lines = [
         f"ε split at privacy.epsilon = {eps:g}, δ = {delta:g} (RDP composition, so the parts do not add up exactly):",

@@ -114,14 +114,15 @@ CODEC_NOISE = 8.0
 CODEC_SHARE = 0.2
 
 
-def codec_noise_for(epsilon: float, delta: float) -> float:
-    """The codec's default σ/Δ: 8, or the noise at which its one Gaussian release costs CODEC_SHARE·ε.
+def codec_noise_for(epsilon: float, delta: float, share: float = CODEC_SHARE) -> float:
+    """The codec's default σ/Δ: 8, or the noise at which its one Gaussian release costs share·ε
+    (a family's ``codec_share``; CODEC_SHARE by default).
 
     At δ = 1e-6, 8 costs ε ≈ 0.55: a fifth of ε = 2.7, but more than half of ε = 1, and all of
     ε = 0.5, which left the critic little or nothing. Depends on ε and δ only (public).
     """
-    share = calibrate_noise(target_epsilon=CODEC_SHARE * epsilon, ledger=PrivacyLedger(delta), sample_rate=1.0, steps=1)
-    return max(CODEC_NOISE, share)
+    noise = calibrate_noise(target_epsilon=share * epsilon, ledger=PrivacyLedger(delta), sample_rate=1.0, steps=1)
+    return max(CODEC_NOISE, noise)
 
 
 NOISE_SEED_ENV = "SYNTHGATE_NOISE_SEED"
@@ -742,6 +743,8 @@ class Synthesizer(ABC):
     # ------------------------------------------------------------------ training hooks (a family's part)
     #: True when the family charges measurements of its own after the codec's (``_measure``)
     measures: ClassVar[bool] = False
+    #: the share of ε the codec's histograms cost by default (below ε ≈ 2.7 / share, where σ/Δ = 8 costs less)
+    codec_share: ClassVar[float] = CODEC_SHARE
 
     def _check_train(self, train: pl.DataFrame) -> None:
         """Refuse a training table this family cannot read (before anything is charged)."""
@@ -895,7 +898,7 @@ class Synthesizer(ABC):
         self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator, epsilon: float
     ) -> None:
         if dp:
-            noise = self.config.codec_noise_multiplier or codec_noise_for(epsilon, ledger.delta)
+            noise = self.config.codec_noise_multiplier or codec_noise_for(epsilon, ledger.delta, self.codec_share)
             self.codec.fit_dp(train, ledger=ledger, noise_multiplier=noise, rng=rng)
         else:
             self.codec.fit_non_dp(train, ledger=ledger)
