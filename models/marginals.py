@@ -154,13 +154,6 @@ class Measured:
             float(state.get("sigma", 0.0)), float(state.get("n_hat", 0.0)),
         )
 
-    def expected_error(self, cells: int) -> float:
-        """Expected total-variation error that the noise puts into a normalised table of ``cells``
-        cells, √(2/π)·σ·cells / (2 n̂) (before projection; 0 for exact tables)."""
-        if self.sigma <= 0 or self.n_hat <= 0:
-            return 0.0
-        return math.sqrt(2.0 / math.pi) * self.sigma * cells / (2.0 * self.n_hat)
-
     def labels(self) -> list[str]:
         return [f"{self.variables[a].label} × {self.variables[b].label}" for a, b in self.pairs]
 
