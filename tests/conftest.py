@@ -13,12 +13,12 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
 # fit repeats (tests/unit/models/test_private_randomness.py unsets it on purpose).
 os.environ.setdefault("SYNTHGATE_NOISE_SEED", "20261123")
 
-import polars as pl  # noqa: E402
-import pytest  # noqa: E402
+import polars as pl
+import pytest
 
-from flows.demo import demo_contract, demo_parquet  # noqa: E402
-from tasks.ingest import prepare_frame  # noqa: E402
-from validation.contract import Contract, load_contract  # noqa: E402
+from flows.demo import demo_contract, demo_parquet
+from tasks.ingest import prepare_frame
+from validation.contract import Contract, load_contract
 
 
 @pytest.fixture(scope="session")

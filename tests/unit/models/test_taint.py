@@ -71,7 +71,6 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-import models.dp as dp_module
 import models.synthesizers.base as base_module
 import models.synthesizers.ctgan as ctgan_module
 import models.synthesizers.tablegan as tablegan_module
@@ -371,7 +370,7 @@ def batches_from_first_rows(n: int) -> Iterator[None]:
     """Poisson-sample as if the table had only its first ``n`` rows: the same batches on a larger table."""
     mp = pytest.MonkeyPatch()
     for module in LOOP_MODULES:
-        original = getattr(importlib.import_module(f"models.synthesizers.{module}"), "poisson_sample")  # the tracer's, if on
+        original = importlib.import_module(f"models.synthesizers.{module}").poisson_sample  # the tracer's, if on
         mp.setattr(
             f"models.synthesizers.{module}.poisson_sample",
             lambda rows, rate, g, original=original: original(min(rows, n), rate, g),
