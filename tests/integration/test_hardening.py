@@ -263,7 +263,7 @@ def test_the_published_table_is_revalidated_before_the_commit(
 
     monkeypatch.setattr(flows.release, "sample_synthetic", broken)
     # every gate "passes", so the faulty rows reach the publish step
-    monkeypatch.setattr(flows.release, "decide_release", lambda results, contract, **kw: (
+    monkeypatch.setattr(flows.release, "gate_decision", lambda results, contract, **kw: (
         GateDecision(released=True, reasons=[]), [dataclasses.replace(r, passed=True) for r in results]))
     out = tmp_path / "out"
     out.mkdir()
