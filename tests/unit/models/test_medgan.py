@@ -32,17 +32,8 @@ TINY_DP = TINY.model_copy(update={"batch_size": 5000, "epochs": 2.0, "autoencode
 EPS = 3.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks: one intra-op thread is faster (no spin-waiting on a busy 2-core box).
-
-    Module scope, so the module-scoped fits run under it too: a fit repeated under another
-    thread count may differ in the last bits (reduction order), which the seed tests would see.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# one torch thread for the whole module, its shared fits included (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

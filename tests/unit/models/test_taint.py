@@ -529,14 +529,8 @@ def traced(draws: Draws) -> Iterator[Draws]:
 
 
 # ---------------------------------------------------------------------------- fits and fingerprints
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny networks run fastest on one thread, and other processes on the machine then cannot make
-    torch's thread pool spin. Restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# one torch thread for the whole module, its shared fits included (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @dataclass
