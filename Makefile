@@ -50,7 +50,7 @@ bench-models: $(STAMP)
 	$(PY) -m benchmarks.models --table
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .grimp_cache
 
 # the pipeline's stages at 32k, 100k and 300k rows: seconds and peak RSS (about 22 minutes on 2 cores)
 bench-scale: $(STAMP)
