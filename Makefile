@@ -10,7 +10,7 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -q
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 60
 
-.PHONY: demo test test-fast install clean screenshots bench-models bench-scale bench-large bench-audit peers bench bench-quick bench-suite
+.PHONY: demo test test-fast lint install clean screenshots bench-models bench-scale bench-large bench-audit peers bench bench-quick bench-suite
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (CPython 3.11) on PATH"; exit 1; }
@@ -24,6 +24,13 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/synthgate demo
+
+# the guard rails (CI runs them before the tests; configured in pyproject.toml): ruff's lint rules,
+# the import layers (import-linter: no upward import, no Prefect below tasks/, no circle), mypy
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 # every test (what CI runs)
 test: $(STAMP)
@@ -43,7 +50,7 @@ bench-models: $(STAMP)
 	$(PY) -m benchmarks.models --table
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .grimp_cache
 
 # the pipeline's stages at 32k, 100k and 300k rows: seconds and peak RSS (about 22 minutes on 2 cores)
 bench-scale: $(STAMP)

@@ -316,7 +316,7 @@ def _marginals(spec: dict[str, Any], train: pd.DataFrame, clock: _Clock) -> Any:
             domain = np.array(list(known) + ([NULL] if nullable else []) if known else sorted(set(train[name])),
                               dtype=object)
             index = {v: i for i, v in enumerate(domain)}
-            codes = train[name].map(lambda v: index.get(v, -1)).to_numpy(dtype=np.int64)
+            codes = train[name].map(lambda v, index=index: index.get(v, -1)).to_numpy(dtype=np.int64)
             counts = np.bincount(codes[codes >= 0], minlength=len(domain)).astype(np.float64)
         noisy = np.maximum(counts + rng.laplace(0.0, scale, len(counts)), 0.0)
         domains[name] = domain

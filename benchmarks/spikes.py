@@ -23,7 +23,7 @@ contract = parse_contract({"table": "t", "columns": {
 codec = Codec(contract)
 codec.fit_dp(df, ledger=PrivacyLedger(delta=1e-6), noise_multiplier=8.0, rng=np.random.default_rng(1))
 # the ideal generator: a uniform u per numeric slot (the codec's target marginal), decoded
-x = np.zeros((n, codec.dim)); x[:, :] = 2 * np.random.default_rng(2).random((n, codec.dim)) - 1
+x = 2 * np.random.default_rng(2).random((n, codec.dim)) - 1
 syn = codec.decode(x)
 r = column_shapes(df, syn, contract)
 print("codec round trip (uniform u, decoded): overall", round(r.value, 3), {k: v["score"] for k, v in r.details["per_column"].items()})

@@ -407,7 +407,7 @@ def run_job(job: dict[str, Any], folder: Path, peer_python: Path, limit_s: float
                        else round(float(spent), 4)})
         try:
             record.update(evaluate(job["dataset"], out / "synthetic.parquet"))
-        except Exception as exc:  # a synthetic table synthgate's checks cannot read is a finding, not a crash
+        except Exception as exc:  # noqa: BLE001  a synthetic table synthgate's checks cannot read is a finding, not a crash
             record.update({"status": "failed", "error": f"scoring failed: {type(exc).__name__}: {exc}"[:1500]})
     else:
         record["error"] = error

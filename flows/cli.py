@@ -177,7 +177,7 @@ def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
         say("BLOCKED", err, EXIT_BLOCKED)
     except DatabaseLocked as err:
         say("error", err, EXIT_LOCKED)
-    except Exception as err:  # noqa: BLE001  (a bug: one line, the traceback on request)
+    except Exception as err:  # a bug: one line, the traceback on request
         if not _query_interrupted(err):
             if os.environ.get("SYNTHGATE_TRACEBACK"):
                 raise
@@ -245,8 +245,6 @@ def _print_gates(console: Any, report: dict[str, Any]) -> None:
 
     The values are computed on private rows: they go to the owner's report only, not to a terminal or
     a log that an operator sees."""
-    from rich.markup import escape
-
     p = report["privacy"]
     if p.get("epsilon_spent") is not None:
         console.print(f"ε spent {float(p['epsilon_spent']):.3f} of {p['epsilon_budget']} (δ={p['delta']:g})")

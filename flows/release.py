@@ -41,8 +41,8 @@ from tasks.publish import gate_artifact_rows, publish_release
 from tasks.redaction import withhold_library_errors
 from tasks.units import bound_contributions
 from tasks.steps import (
-    decide_release,
     evaluation_subsample,
+    gate_decision,
     sample_synthetic,
     split_holdout,
     train_synthesizer,
@@ -301,7 +301,7 @@ def _release(
         stage_log("checks 4/4: PII gate done (the values stay in the owner's report)")
     lap("checks")
     ledger_dict = ledger.to_dict()
-    decision, results = decide_release(results, contract, epsilon_spent=ledger.epsilon)
+    decision, results = gate_decision(results, contract, epsilon_spent=ledger.epsilon)
     notes = [
         f"model {contract.model}: " + ", ".join(f"{k}={v}" for k, v in model.training_summary.items()),
         f"DP noise and Poisson sampling drawn from {private_randomness_source()}; the seed in this "

@@ -99,7 +99,7 @@ def parse_where(clause: str, contract: Contract) -> pl.Expr:
     try:
         expr = pl.sql_expr(clause)
         names = expr.meta.root_names()
-    except Exception as err:  # polars raises several SQL error types
+    except Exception as err:  # noqa: BLE001  polars raises several SQL error types
         raise WhereError(
             f"cannot parse the WHERE clause {clause!r}: {err}. Use SQL, with text in single quotes: "
             "\"income = '>50K' AND age < 30\"."

@@ -11,8 +11,8 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from flows.config import SourceConfig, check_source_query
 from governance.registry import Registry
+from tasks.config import SourceConfig, check_source_query
 from tasks.governance import is_transient
 from tasks.steps import ContractViolation, InputError, private_task
 from validation.contract import Contract

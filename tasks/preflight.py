@@ -28,8 +28,8 @@ from typing import Any
 
 import duckdb
 
-from flows.config import MAX_EPOCHS, RunConfig
 from governance.locks import DatabaseLocked, connect
+from tasks.config import MAX_EPOCHS, RunConfig
 from tasks.ingest import count_source_rows
 from tasks.steps import InputError
 from validation.contract import RESERVED_PREFIXES, Contract, ContractError, check_table_name

@@ -206,10 +206,13 @@ def sample_synthetic(model: Synthesizer, *, n: int, seed: int) -> pl.DataFrame:
     return model.sample(n, seed=seed)
 
 
-@task(name="decide_release", task_run_name="gate decision")
-def decide_release(
+@task(name="gate_decision", task_run_name="gate decision")
+def gate_decision(
     results: list[MetricResult], contract: Contract, *, epsilon_spent: float
 ) -> tuple[GateDecision, list[MetricResult]]:
-    """All gates, budget and contract included; released only if every one passes."""
+    """All gates, budget and contract included; released only if every one passes.
+
+    The flow's decision task: ``validation.results.decide_release`` over the checks' results plus the
+    governance checks (budget, contract)."""
     everything = [*results, *governance_checks(contract, epsilon_spent=epsilon_spent)]
     return _decide(everything, block_inconclusive=contract.gates.block_inconclusive), everything

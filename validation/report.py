@@ -4,7 +4,7 @@
 figures, metric details (shares, scores, counts), the privacy ledger, row counts, timings and
 versions. Those figures are computed on private rows and are not covered by ε: the release flow
 writes this report owner-only, outside the release folder (``validation.public_report``). The
-public report in the release folder (``build_public_report``) holds only DP or public figures
+public report in the release folder (``validation.public_report.build_public_report``) holds only DP or public figures
 and is rendered here too (``kind: "public"``).
 
 Either report holds aggregates only. It never holds a row or a value read from one (no observed
@@ -38,7 +38,7 @@ from validation.plots import (
 )
 from validation.results import GateDecision, MetricResult
 
-__all__ = ["build_public_report", "build_report", "render_html", "write_report"]
+__all__ = ["build_report", "render_html", "write_report"]
 
 REPORT_VERSION = 1
 # Distribution figures per report, the least similar columns first (each is an SVG: a 600-column
@@ -1297,13 +1297,6 @@ def _render_public_html(report: Mapping[str, Any], figures: bool) -> str:
         "</body></html>",
     ]
     return "\n".join(parts)
-
-
-def build_public_report(folder: Path | str, decision: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The public report of a release folder, from its files alone (see validation.public_report)."""
-    from validation.public_report import build_public_report as build
-
-    return build(folder, decision)
 
 
 def render_html(report: dict[str, Any], *, figures: bool = True) -> str:

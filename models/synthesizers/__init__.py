@@ -10,6 +10,8 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from validation.contract import MODEL_NAMES as CONTRACT_MODEL_NAMES
+
 if TYPE_CHECKING:
     from models.synthesizers.base import Synthesizer
     from validation.contract import Contract
@@ -28,6 +30,12 @@ _ENTRIES: dict[str, str] = {
 }
 
 MODEL_NAMES: tuple[str, ...] = tuple(_ENTRIES)
+if MODEL_NAMES != CONTRACT_MODEL_NAMES:  # the contract lists the names so that it imports no model
+    raise ImportError(
+        f"the synthesizer registry {list(MODEL_NAMES)} and the model names a contract accepts "
+        f"{list(CONTRACT_MODEL_NAMES)} differ. Add a new family's name to both _ENTRIES in "
+        "models/synthesizers/__init__.py and MODEL_NAMES in validation/contract.py, in the same order."
+    )
 
 
 def get_synthesizer(name: str) -> type[Synthesizer]:

@@ -17,6 +17,12 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session")
+def adult_600() -> pl.DataFrame:
+    """600 rows of the raw Adult demo table (seed 5), every column: the hardening and robustness sources."""
+    return pl.read_parquet(demo_parquet()).sample(n=600, seed=5)
+
+
 @pytest.fixture()
 def small_source(tmp_path: Path) -> Path:
     """1,500 Adult rows (seed 3) as Parquet: small enough for a whole release in seconds."""

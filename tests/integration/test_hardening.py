@@ -24,17 +24,12 @@ import yaml
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.demo import demo_contract, demo_parquet
+from flows.demo import demo_contract
 from governance.registry import Registry
 from validation.contract import load_yaml_text
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def base() -> pl.DataFrame:
-    return pl.read_parquet(demo_parquet()).sample(n=600, seed=5)
 
 
 def _contract_data(**edits: Any) -> dict[str, Any]:
@@ -84,15 +79,15 @@ def _nothing_charged(registry: Path) -> None:
 @pytest.mark.parametrize("how", ["output_table is the source table", "source named <table>_synthetic",
                                  "registry is the source"])
 def test_an_output_that_is_the_source_is_refused_before_a_row_is_read(
-    prefect_harness: None, tmp_path: Path, base: pl.DataFrame, how: str
+    prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame, how: str
 ) -> None:
     out = tmp_path / "out"
     if how == "registry is the source":
-        src = _source_db(tmp_path / "private.duckdb", base)
+        src = _source_db(tmp_path / "private.duckdb", adult_600)
         config = _config(tmp_path, {"db": str(src), "table": "adult"}, registry=str(src))
     else:
         table = "adult" if how.startswith("output_table") else "adult_synthetic"
-        src = _source_db(out / "synthgate.duckdb", base, table=table)
+        src = _source_db(out / "synthgate.duckdb", adult_600, table=table)
         config = _config(tmp_path, {"db": str(src), "table": table})
         if table == "adult":
             config["output_table"] = "adult"
@@ -109,8 +104,8 @@ def test_an_output_that_is_the_source_is_refused_before_a_row_is_read(
 
 
 @pytest.mark.parametrize("name", ["_synthgate_published", "_staging_adult_x", "bad\nname", "x" * 200])
-def test_reserved_or_malformed_output_names_are_refused(tmp_path: Path, base: pl.DataFrame, name: str) -> None:
-    src = _source_db(tmp_path / "private.duckdb", base)
+def test_reserved_or_malformed_output_names_are_refused(tmp_path: Path, adult_600: pl.DataFrame, name: str) -> None:
+    src = _source_db(tmp_path / "private.duckdb", adult_600)
     result = _run(tmp_path, _config(tmp_path, {"db": str(src), "table": "adult"}, output_table=name))
     assert result.exit_code == 2, result.output
     assert "output_table" in result.output
@@ -139,9 +134,9 @@ HOSTILE_QUERIES = {
 
 @pytest.mark.parametrize("case", list(HOSTILE_QUERIES), ids=list(HOSTILE_QUERIES))
 def test_a_source_query_is_one_read_only_select_on_a_locked_down_connection(
-    prefect_harness: None, tmp_path: Path, base: pl.DataFrame, case: str
+    prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame, case: str
 ) -> None:
-    src = _source_db(tmp_path / "private.duckdb", base)
+    src = _source_db(tmp_path / "private.duckdb", adult_600)
     other = tmp_path / "other.csv"
     other.write_text("a\n1\n")
     leak, folder = tmp_path / "leak.csv", tmp_path / "exported"
@@ -157,13 +152,13 @@ def test_a_source_query_is_one_read_only_select_on_a_locked_down_connection(
     _nothing_charged(tmp_path / "out" / "registry.duckdb")
 
 
-def test_a_plain_select_still_works_and_the_connection_is_locked(tmp_path: Path, base: pl.DataFrame) -> None:
+def test_a_plain_select_still_works_and_the_connection_is_locked(tmp_path: Path, adult_600: pl.DataFrame) -> None:
     from flows.config import SourceConfig
     from tasks.ingest import private_connection, read_source
 
-    src = _source_db(tmp_path / "private.duckdb", base)
+    src = _source_db(tmp_path / "private.duckdb", adult_600)
     frame = read_source(SourceConfig(db=src, query="WITH a AS (SELECT * FROM adult) SELECT age FROM a WHERE age > 30"))
-    assert frame.height == base.filter(pl.col("age") > 30).height
+    assert frame.height == adult_600.filter(pl.col("age") > 30).height
     with private_connection(src) as con:
         settings = dict(con.execute(
             "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration', "
@@ -177,8 +172,8 @@ def test_a_plain_select_still_works_and_the_connection_is_locked(tmp_path: Path,
 
 
 # ----------------------------------------------------------------------------- 3. duplicate YAML keys
-def test_duplicate_keys_are_refused_with_their_lines(prefect_harness: None, tmp_path: Path, base: pl.DataFrame) -> None:
-    src = _source_db(tmp_path / "private.duckdb", base)
+def test_duplicate_keys_are_refused_with_their_lines(prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame) -> None:
+    src = _source_db(tmp_path / "private.duckdb", adult_600)
     contract_text = yaml.safe_dump(_contract_data(), sort_keys=False)
     # a reviewer approved privacy.epsilon 3.0; a second privacy block further down would overrule it
     contract_text += "privacy:\n  epsilon: 100.0\n  delta: 1.0e-6\n"
@@ -236,10 +231,10 @@ NUMBERS = {
 
 @pytest.mark.parametrize("case", list(NUMBERS), ids=list(NUMBERS))
 def test_numbers_out_of_range_are_refused_at_load(
-    prefect_harness: None, tmp_path: Path, base: pl.DataFrame, case: str
+    prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame, case: str
 ) -> None:
     contract, more, args, said = NUMBERS[case]
-    src = _source_db(tmp_path / "private.duckdb", base)
+    src = _source_db(tmp_path / "private.duckdb", adult_600)
     config = _config(tmp_path, {"db": str(src), "table": "adult"}, contract, **more)
     result = _run(tmp_path, config, *args)
     assert result.exit_code == 2, result.output
@@ -249,7 +244,7 @@ def test_numbers_out_of_range_are_refused_at_load(
 
 
 def test_the_published_table_is_revalidated_before_the_commit(
-    prefect_harness: None, tmp_path: Path, base: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+    prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A synthesizer fault that emits values outside the contract (here: int64-min in age) is
     caught just before the publish transaction: the previous release stays."""
@@ -263,14 +258,14 @@ def test_the_published_table_is_revalidated_before_the_commit(
 
     monkeypatch.setattr(flows.release, "sample_synthetic", broken)
     # every gate "passes", so the faulty rows reach the publish step
-    monkeypatch.setattr(flows.release, "decide_release", lambda results, contract, **kw: (
+    monkeypatch.setattr(flows.release, "gate_decision", lambda results, contract, **kw: (
         GateDecision(released=True, reasons=[]), [dataclasses.replace(r, passed=True) for r in results]))
     out = tmp_path / "out"
     out.mkdir()
     with duckdb.connect(str(out / "synthgate.duckdb")) as con:
         con.execute("CREATE TABLE adult_synthetic AS SELECT 1 AS earlier_release")
     before = hashlib.sha256((out / "synthgate.duckdb").read_bytes()).hexdigest()
-    src = _source_db(tmp_path / "private.duckdb", base)
+    src = _source_db(tmp_path / "private.duckdb", adult_600)
     result = _run(tmp_path, _config(tmp_path, {"db": str(src), "table": "adult"}))
     assert result.exit_code == 3, result.output
     assert "breaks its contract" in result.output and "age" in result.output
@@ -282,18 +277,18 @@ def test_the_published_table_is_revalidated_before_the_commit(
 
 # ----------------------------------------------------------------------------- 5. doomed runs
 def test_doomed_runs_are_refused_before_any_row_or_epsilon(
-    prefect_harness: None, tmp_path: Path, base: pl.DataFrame
+    prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame
 ) -> None:
     # a 4-row table: counted (COUNT(*)), never read; nothing recorded, and the exact count is not
     # printed (a private figure)
-    src = _source_db(tmp_path / "tiny.duckdb", base.head(4))
+    src = _source_db(tmp_path / "tiny.duckdb", adult_600.head(4))
     result = _run(tmp_path, _config(tmp_path, {"db": str(src), "table": "adult"}))
     assert result.exit_code == 2 and "fewer rows than the checks" in result.output, result.output
     assert " 4 rows" not in result.output
     _one_message(result)
     assert not (tmp_path / "out").exists()
     # an output folder that is a file
-    src = _source_db(tmp_path / "private.duckdb", base)
+    src = _source_db(tmp_path / "private.duckdb", adult_600)
     (tmp_path / "afile").write_text("not a folder")
     result = _run(tmp_path, {**_config(tmp_path, {"db": str(src), "table": "adult"}), "out": str(tmp_path / "afile")})
     assert result.exit_code == 2 and "is a file" in result.output, result.output
@@ -308,12 +303,12 @@ def test_doomed_runs_are_refused_before_any_row_or_epsilon(
 
 
 def test_too_wide_a_table_is_refused_before_a_row_is_read(
-    prefect_harness: None, tmp_path: Path, base: pl.DataFrame
+    prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame
 ) -> None:
     """10,000 declared categories on a 600-row table: refused by the stated work bound."""
     contract = _contract_data()
     contract["columns"]["visit_code"] = {"kind": "categorical", "categories": [f"V{i:05d}" for i in range(10_000)]}
-    frame = base.with_columns(pl.lit("V00001").alias("visit_code"))
+    frame = adult_600.with_columns(pl.lit("V00001").alias("visit_code"))
     src = _source_db(tmp_path / "private.duckdb", frame)
     started = time.perf_counter()
     result = _run(tmp_path, _config(tmp_path, {"db": str(src), "table": "adult"}, contract))
@@ -335,8 +330,8 @@ def test_audit_views_escape_markup_and_control_characters(tmp_path: Path) -> Non
         assert "[bold red]x[/]" in result.output and "\\x1b[31mred" in result.output
 
 
-def test_a_contract_table_name_with_control_characters_is_refused(tmp_path: Path, base: pl.DataFrame) -> None:
-    src = _source_db(tmp_path / "private.duckdb", base)
+def test_a_contract_table_name_with_control_characters_is_refused(tmp_path: Path, adult_600: pl.DataFrame) -> None:
+    src = _source_db(tmp_path / "private.duckdb", adult_600)
     result = _run(tmp_path, _config(tmp_path, {"db": str(src), "table": "adult"}, _contract_data(table="adult\x1b[2J")))
     assert result.exit_code == 2 and "control or format characters" in result.output, result.output
     assert "\x1b" not in result.output
@@ -344,7 +339,7 @@ def test_a_contract_table_name_with_control_characters_is_refused(tmp_path: Path
 
 
 # ----------------------------------------------------------------------------- 8. raw errors
-def test_a_damaged_registry_names_its_file(prefect_harness: None, tmp_path: Path, base: pl.DataFrame) -> None:
+def test_a_damaged_registry_names_its_file(prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame) -> None:
     reg_path = tmp_path / "out" / "registry.duckdb"
     reg = Registry(reg_path)
     reg.begin_run(run_id="r1", table="adult", epsilon=1.0, delta=1e-6, lifetime_epsilon=None, lifetime_delta=None,
@@ -358,7 +353,7 @@ def test_a_damaged_registry_names_its_file(prefect_harness: None, tmp_path: Path
         assert result.exit_code == 2, result.output
         assert str(reg_path) in result.output and "damaged" in result.output and "Restore it" in result.output
         _one_message(result)
-    src = _source_db(tmp_path / "private.duckdb", base)
+    src = _source_db(tmp_path / "private.duckdb", adult_600)
     result = _run(tmp_path, _config(tmp_path, {"db": str(src), "table": "adult"}, epochs=1))
     assert result.exit_code == 2 and str(reg_path) in result.output, result.output
     _one_message(result)
@@ -374,11 +369,11 @@ def _wait_for(predicate: Any, timeout_s: float) -> bool:
 
 
 def test_sigterm_stops_a_run_cleanly_and_a_tampered_checkpoint_is_refused(
-    tmp_path: Path, base: pl.DataFrame
+    tmp_path: Path, adult_600: pl.DataFrame
 ) -> None:
     """SIGTERM during training: exit 143 within seconds, the run recorded as failed with its
     reservation, the checkpoint kept. A changed checkpoint is then refused by `resume` (exit 2)."""
-    src = _source_db(tmp_path / "private.duckdb", base)
+    src = _source_db(tmp_path / "private.duckdb", adult_600)
     config = _config(tmp_path, {"db": str(src), "table": "adult"}, epochs=500, checkpoint_every=0.2)
     cfg = _write(tmp_path / "run.yaml", config)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "prefect"),

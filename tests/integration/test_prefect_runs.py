@@ -10,7 +10,6 @@ import json
 import re
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import polars as pl
 import pytest

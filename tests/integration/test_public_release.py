@@ -26,8 +26,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from flows.demo import demo_contract, demo_parquet
 from governance.registry import Registry, RegistryError
-from validation.public_report import write_public_report
-from validation.report import build_public_report
+from validation.public_report import build_public_report, write_public_report
 
 runner = CliRunner()
 SOURCE_ROWS = 613  # distinctive: the exact counts derived from it must not be published

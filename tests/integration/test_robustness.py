@@ -24,16 +24,10 @@ import yaml
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.demo import demo_contract, demo_parquet
+from flows.demo import demo_contract
 
 runner = CliRunner()
 SENTINEL = "ZQX-PRIVATE-7731"  # planted in bad rows; must never be printed
-
-
-@pytest.fixture(scope="module")
-def base() -> pl.DataFrame:
-    """600 Adult rows (seed 5), the contract's columns only."""
-    return pl.read_parquet(demo_parquet()).sample(n=600, seed=5)
 
 
 def _contract(tmp: Path, edit: Callable[[dict[str, Any]], None] | None = None) -> Path:
@@ -131,10 +125,10 @@ BAD = [
 
 @pytest.mark.parametrize("case", BAD, ids=[c.id for c in BAD])
 def test_bad_input_exits_2_naming_the_column_and_changes_nothing(
-    prefect_harness: None, tmp_path: Path, base: pl.DataFrame, case: Bad
+    prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame, case: Bad
 ) -> None:
     before = _previous_release(tmp_path / "out")
-    result = _run(tmp_path, case.source(tmp_path, base), _contract(tmp_path, case.contract_edit))
+    result = _run(tmp_path, case.source(tmp_path, adult_600), _contract(tmp_path, case.contract_edit))
     assert result.exit_code == 2, result.output
     assert case.column in result.output and case.problem in result.output, result.output
     assert SENTINEL not in result.output and "7731" not in result.output
@@ -142,11 +136,11 @@ def test_bad_input_exits_2_naming_the_column_and_changes_nothing(
     assert not (tmp_path / "out" / "releases").exists()
 
 
-def test_awkward_but_valid_tables_run_to_a_decision(prefect_harness: None, tmp_path: Path, base: pl.DataFrame) -> None:
+def test_awkward_but_valid_tables_run_to_a_decision(prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame) -> None:
     """Extra columns, a constant column, an all-null nullable column, declared unicode categories,
     time-zone-aware datetimes, and fewer rows (150) than the batch size (500), in one table."""
     unicode_sex = {"Female": "Ж-femme-女", "Male": "M-homme-男"}
-    frame = base.head(150).with_columns(
+    frame = adult_600.head(150).with_columns(
         pl.lit(SENTINEL).alias("free_text_extra"),                     # not in the contract
         pl.lit(0).alias("capital-loss"),                               # constant
         pl.lit(None, pl.String).alias("occupation"),                   # nullable, all null
@@ -181,12 +175,12 @@ def test_awkward_but_valid_tables_run_to_a_decision(prefect_harness: None, tmp_p
 
 
 def test_a_pii_value_among_declared_categories_blocks_the_release(
-    prefect_harness: None, tmp_path: Path, base: pl.DataFrame
+    prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame
 ) -> None:
     """A pii column is dropped before training, but a contract whose category list holds one of its
     values would let the published model emit it: the PII gate blocks, naming columns, not values."""
     person = f"Ada Lovelace {SENTINEL}"
-    frame = base.with_columns(pl.format("person-{}", pl.int_range(pl.len())).alias("patient_name"))
+    frame = adult_600.with_columns(pl.format("person-{}", pl.int_range(pl.len())).alias("patient_name"))
     frame = _set_row(frame, "patient_name", 7, person)
 
     def edit(data: dict[str, Any]) -> None:
@@ -203,7 +197,7 @@ def test_a_pii_value_among_declared_categories_blocks_the_release(
     (gate,) = [m for m in report["metrics"] if m["name"] == "pii_values_in_output"]
     assert not gate["passed"] and gate["details"]["declared_categories_matched"] == 1
     assert gate["details"]["columns"]["native-country"]["equal_to_values_of"] == ["patient_name"]
-    assert gate["details"]["rows_scanned"] == base.height
+    assert gate["details"]["rows_scanned"] == adult_600.height
     # The category is public (the contract, which the report embeds, declares it and fidelity
     # metrics may name it); what must stay private is which value matched a person: neither the
     # gate, nor the decision, nor any printed line holds it.
@@ -213,7 +207,7 @@ def test_a_pii_value_among_declared_categories_blocks_the_release(
 
 
 def test_a_library_error_inside_a_task_never_logs_its_private_values(
-    prefect_harness: None, tmp_path: Path, base: pl.DataFrame, monkeypatch: pytest.MonkeyPatch,
+    prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame, monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     """A library exception raised while reading private rows (here polars, quoting the values it could
@@ -226,7 +220,7 @@ def test_a_library_error_inside_a_task_never_logs_its_private_values(
 
     monkeypatch.setattr("tasks.evaluate.privacy_checks", failing_privacy_checks)
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "INFO")
-    frame = base.with_columns(pl.lit(secret, dtype=base.schema["fnlwgt"]).alias("fnlwgt"))
+    frame = adult_600.with_columns(pl.lit(secret, dtype=adult_600.schema["fnlwgt"]).alias("fnlwgt"))
     result = _run(tmp_path, _parquet(tmp_path, frame), _contract(tmp_path))
     logs = capfd.readouterr()
     assert result.exit_code == 1, result.output

@@ -10,26 +10,11 @@ import os
 from pathlib import Path
 
 import polars as pl
-import pytest
 import torch
 
 from models.synthesizers.base import Checkpoint
 from tests.unit.models.test_checkpoint import TINY, _fit_family
 from validation.contract import Contract
-
-
-@pytest.fixture()
-def train(adult_contract: Contract, adult_small: pl.DataFrame) -> pl.DataFrame:
-    return adult_small.select(adult_contract.modelled_columns)
-
-
-@pytest.fixture()
-def one_thread():
-    """Every fit of the comparison (the killed one too) on one torch thread: same float summation order."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 _KILLED_FIT = """
@@ -57,7 +42,7 @@ model.fit(pl.read_parquet(table), ledger=PrivacyLedger(contract.privacy.delta), 
 
 
 def test_a_sigkilled_fit_resumes_bit_identically(
-    adult_contract: Contract, train: pl.DataFrame, tmp_path: Path, one_thread: None
+    adult_contract: Contract, adult_modelled: pl.DataFrame, tmp_path: Path, one_thread: None
 ) -> None:
     """A real SIGKILL (no exception handler, no cleanup) in medgan's GAN phase, its second phase."""
     import subprocess
@@ -66,7 +51,7 @@ def test_a_sigkilled_fit_resumes_bit_identically(
     from flows.demo import demo_contract
 
     path, table = tmp_path / "train.pt", tmp_path / "train.parquet"
-    train.write_parquet(table)
+    adult_modelled.write_parquet(table)
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
@@ -76,8 +61,8 @@ def test_a_sigkilled_fit_resumes_bit_identically(
     )
     assert done.returncode == -9, done.stderr[-2000:]  # killed by SIGKILL
     assert path.exists()
-    resumed, resumed_ledger = _fit_family("medgan", adult_contract, train, checkpoint=Checkpoint(path, every_epochs=0.25))
-    whole, whole_ledger = _fit_family("medgan", adult_contract, train)
+    resumed, resumed_ledger = _fit_family("medgan", adult_contract, adult_modelled, checkpoint=Checkpoint(path, every_epochs=0.25))
+    whole, whole_ledger = _fit_family("medgan", adult_contract, adult_modelled)
     assert resumed.training_summary["resumed_at_step"] == 7  # the checkpoint of step 6 (every 3 steps)
     assert [(e.mechanism, e.steps) for e in resumed_ledger.entries] == [(e.mechanism, e.steps) for e in whole_ledger.entries]
     for net, module in whole._networks().items():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -36,26 +35,21 @@ def _fit(contract: Contract, train: pl.DataFrame, *, epsilon: float = 3.0, check
     return model, ledger
 
 
-@pytest.fixture()
-def train(adult_contract: Contract, adult_small: pl.DataFrame) -> pl.DataFrame:
-    return adult_small.select(adult_contract.modelled_columns)
-
-
 @pytest.mark.parametrize("epsilon", [3.0, math.inf], ids=["dp", "non-dp"])
 def test_a_killed_fit_resumes_to_the_uninterrupted_result(
-    adult_contract: Contract, train: pl.DataFrame, tmp_path: Path, epsilon: float
+    adult_contract: Contract, adult_modelled: pl.DataFrame, tmp_path: Path, epsilon: float
 ) -> None:
-    whole, whole_ledger = _fit(adult_contract, train, epsilon=epsilon)
+    whole, whole_ledger = _fit(adult_contract, adult_modelled, epsilon=epsilon)
     steps = whole.training_summary["steps"]  # 12 steps at q = 100/~1200
     ckpt = Checkpoint(tmp_path / "train.pt", every_epochs=0.25)
     every = ckpt.every_steps(whole.training_summary["sample_rate"])
     assert 1 <= every < steps // 2
     with pytest.raises(Killed):
-        _fit(adult_contract, train, epsilon=epsilon, checkpoint=ckpt, kill_at=2 * every + 1)
+        _fit(adult_contract, adult_modelled, epsilon=epsilon, checkpoint=ckpt, kill_at=2 * every + 1)
     assert ckpt.path.exists()
     assert stat.S_IMODE(os.stat(ckpt.path).st_mode) == 0o600  # it holds the private streams' state
 
-    resumed, resumed_ledger = _fit(adult_contract, train, epsilon=epsilon, checkpoint=ckpt)
+    resumed, resumed_ledger = _fit(adult_contract, adult_modelled, epsilon=epsilon, checkpoint=ckpt)
     assert resumed.training_summary["resumed_at_step"] == 2 * every + 1
     # The accounting continued: same entries, same step counts, same ε as the uninterrupted fit.
     assert [(e.mechanism, e.steps, e.noise_multiplier) for e in resumed_ledger.entries] == [
@@ -72,12 +66,12 @@ def test_a_killed_fit_resumes_to_the_uninterrupted_result(
     assert whole.sample(200, seed=1).equals(resumed.sample(200, seed=1))
 
 
-def test_a_checkpoint_of_another_fit_is_refused(adult_contract: Contract, train: pl.DataFrame, tmp_path: Path) -> None:
+def test_a_checkpoint_of_another_fit_is_refused(adult_contract: Contract, adult_modelled: pl.DataFrame, tmp_path: Path) -> None:
     ckpt = Checkpoint(tmp_path / "train.pt", every_epochs=0.25)
     with pytest.raises(Killed):
-        _fit(adult_contract, train, checkpoint=ckpt, kill_at=4)
+        _fit(adult_contract, adult_modelled, checkpoint=ckpt, kill_at=4)
     with pytest.raises(ValueError, match="different fit"):
-        _fit(adult_contract, train, checkpoint=ckpt, epochs=2.0)
+        _fit(adult_contract, adult_modelled, checkpoint=ckpt, epochs=2.0)
 
 
 def test_checkpoint_rejects_a_bad_interval(tmp_path: Path) -> None:
@@ -105,7 +99,7 @@ def test_a_tampered_checkpoint_is_refused_without_running_its_payload(tmp_path: 
         Checkpoint(path).load("k")
 
 
-def test_a_checkpoint_loads_only_with_a_recorded_hash(adult_contract: Contract, train: pl.DataFrame, tmp_path: Path) -> None:
+def test_a_checkpoint_loads_only_with_a_recorded_hash(adult_contract: Contract, adult_modelled: pl.DataFrame, tmp_path: Path) -> None:
     """The hash is handed out before the file is renamed in; a file that is not on record is refused,
     even a well-formed checkpoint of the same fit (e.g. one copied in from another run)."""
     import hashlib
@@ -113,7 +107,7 @@ def test_a_checkpoint_loads_only_with_a_recorded_hash(adult_contract: Contract, 
     recorded: list[str] = []
     ckpt = Checkpoint(tmp_path / "train.pt", every_epochs=0.25, on_save=recorded.append)
     with pytest.raises(Killed):
-        _fit(adult_contract, train, checkpoint=ckpt, kill_at=4)
+        _fit(adult_contract, adult_modelled, checkpoint=ckpt, kill_at=4)
     assert recorded and hashlib.sha256(ckpt.path.read_bytes()).hexdigest() == recorded[-1]
     key = torch.load(ckpt.path, weights_only=True)["key"]
     assert Checkpoint(ckpt.path, trusted=tuple(recorded[-2:])).load(key) is not None
@@ -142,15 +136,6 @@ TINY: dict[str, dict[str, object]] = {
 }
 
 
-@pytest.fixture()
-def one_thread() -> Iterator[None]:
-    """Tiny networks run fastest on one torch thread; every fit of a comparison runs under it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _fit_family(name: str, contract: Contract, train: pl.DataFrame, *, checkpoint: Checkpoint | None = None,
                 kill_at: int | None = None):
     cls = get_synthesizer(name)
@@ -172,15 +157,15 @@ KILLS = [(name, 7) for name in TINY] + [("medgan", 4), ("corgan", 4)]
 
 @pytest.mark.parametrize(("name", "kill_at"), KILLS, ids=[f"{n}-killed-at-{k}" for n, k in KILLS])
 def test_every_family_resumes_bit_identically(
-    name: str, kill_at: int, adult_contract: Contract, train: pl.DataFrame, tmp_path: Path, one_thread: None
+    name: str, kill_at: int, adult_contract: Contract, adult_modelled: pl.DataFrame, tmp_path: Path, one_thread: None
 ) -> None:
-    whole, whole_ledger = _fit_family(name, adult_contract, train)
+    whole, whole_ledger = _fit_family(name, adult_contract, adult_modelled)
     ckpt = Checkpoint(tmp_path / "train.pt", every_epochs=0.25)
     assert ckpt.every_steps(whole.training_summary["sample_rate"]) == 3
     with pytest.raises(Killed):
-        _fit_family(name, adult_contract, train, checkpoint=ckpt, kill_at=kill_at)
+        _fit_family(name, adult_contract, adult_modelled, checkpoint=ckpt, kill_at=kill_at)
     assert ckpt.path.exists()
-    resumed, resumed_ledger = _fit_family(name, adult_contract, train, checkpoint=ckpt)
+    resumed, resumed_ledger = _fit_family(name, adult_contract, adult_modelled, checkpoint=ckpt)
     assert resumed.training_summary["resumed_at_step"] == kill_at
     assert [(e.mechanism, e.steps, e.noise_multiplier) for e in resumed_ledger.entries] == [
         (e.mechanism, e.steps, e.noise_multiplier) for e in whole_ledger.entries

@@ -25,7 +25,7 @@ from models.synthesizers.corgan import (
     CorGANConfig,
 )
 from models.synthesizers.medgan import MedGAN
-from tests.health import COUNT_BOUNDS, DX_COLUMNS, health_contract, health_table
+from tests.health import COUNT_BOUNDS, DX_COLUMNS
 from validation.contract import Contract
 
 TINY = CorGANConfig(
@@ -38,27 +38,8 @@ TINY_DP = TINY.model_copy(update={"batch_size": 5000, "epochs": 2.0, "autoencode
 EPS = 3.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks: one intra-op thread is faster (no spin-waiting on a busy 2-core box).
-
-    Module scope, so the module-scoped fits run under it too: a fit repeated under another
-    thread count may differ in the last bits (reduction order), which the seed tests would see.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def contract() -> Contract:
-    return health_contract()
-
-
-@pytest.fixture(scope="module")
-def table() -> pl.DataFrame:
-    return health_table(600, seed=0)
+# one torch thread for the whole module, its shared fits included (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg: CorGANConfig = TINY) -> tuple[CorGAN, PrivacyLedger]:
@@ -67,13 +48,13 @@ def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg
 
 
 @pytest.fixture(scope="module")
-def dp_fit(contract: Contract, table: pl.DataFrame) -> tuple[CorGAN, PrivacyLedger]:
-    return _fit(contract, table, epsilon=EPS, seed=4, cfg=TINY_DP)
+def dp_fit(health_contract: Contract, health_rows: pl.DataFrame) -> tuple[CorGAN, PrivacyLedger]:
+    return _fit(health_contract, health_rows, epsilon=EPS, seed=4, cfg=TINY_DP)
 
 
 # ---------------------------------------------------------------------------- networks
-def test_private_networks_pass_opacus_strict_validation(contract: Contract) -> None:
-    model = CorGAN(contract, CorGANConfig(), device="cpu")
+def test_private_networks_pass_opacus_strict_validation(health_contract: Contract) -> None:
+    model = CorGAN(health_contract, CorGANConfig(), device="cpu")
     for net in (model._make_encoder(), model._make_decoder(), model._make_discriminator()):
         assert ModuleValidator.validate(net, strict=True) == []
         assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm | torch.nn.Dropout) for m in net.modules())
@@ -154,38 +135,38 @@ def test_dp_fit_charges_two_phases_with_one_sigma(dp_fit) -> None:
         assert model.accountants[name].history == [(entry.noise_multiplier, entry.sample_rate, entry.steps)]
 
 
-def test_non_dp_mode_is_recorded_as_infinite(contract: Contract, table: pl.DataFrame) -> None:
-    model, ledger = _fit(contract, table, epsilon=math.inf, seed=4)
+def test_non_dp_mode_is_recorded_as_infinite(health_contract: Contract, health_rows: pl.DataFrame) -> None:
+    model, ledger = _fit(health_contract, health_rows, epsilon=math.inf, seed=4)
     assert ledger.epsilon == math.inf and not ledger.differentially_private
     assert [e.mechanism for e in ledger.entries][1:] == ["dp-sgd-autoencoder-non-dp", "dp-sgd-discriminator-non-dp"]
     assert model.training_summary["differential_privacy"] is False
     assert ledger.entries[2].steps == model.training_summary["steps"] == math.ceil(1.0 / model.training_summary["sample_rate"])
 
 
-def test_samples_obey_the_contract_reproduce_and_round_trip(tmp_path, dp_fit, contract: Contract, table: pl.DataFrame) -> None:
+def test_samples_obey_the_contract_reproduce_and_round_trip(tmp_path, dp_fit, health_contract: Contract, health_rows: pl.DataFrame) -> None:
     model, ledger = dp_fit
     out = model.sample(500, seed=2)
-    assert out.columns == contract.modelled_columns and out.height == 500
+    assert out.columns == health_contract.modelled_columns and out.height == 500
     for name in [*DX_COLUMNS, "readmitted"]:
         assert out.schema[name] == pl.Boolean and out[name].null_count() == 0, name
     for name, (lo, hi) in COUNT_BOUNDS.items():
         assert out.schema[name] == pl.Int64 and lo <= out[name].min() and out[name].max() <= hi, name
 
-    again, ledger2 = _fit(contract, table, epsilon=EPS, seed=4, cfg=TINY_DP)
+    again, ledger2 = _fit(health_contract, health_rows, epsilon=EPS, seed=4, cfg=TINY_DP)
     assert again.sample(500, seed=2).equals(out) and ledger2.to_dict() == ledger.to_dict()
     assert not model.sample(500, seed=3).equals(out)
 
     model.save(tmp_path / "corgan.pt")
-    loaded = CorGAN.load(tmp_path / "corgan.pt", contract, device="cpu")
+    loaded = CorGAN.load(tmp_path / "corgan.pt", health_contract, device="cpu")
     assert isinstance(loaded.decoder, ConvDecoder) and isinstance(loaded.generator, ConvGenerator)
     assert loaded.sample(300, seed=5).equals(model.sample(300, seed=5))
     with pytest.raises(ValueError, match="holds a 'corgan' model"):
-        MedGAN.load(tmp_path / "corgan.pt", contract, device="cpu")
+        MedGAN.load(tmp_path / "corgan.pt", health_contract, device="cpu")
 
 
-def test_real_side_of_a_pair_never_depends_on_other_real_rows(dp_fit, table: pl.DataFrame) -> None:
+def test_real_side_of_a_pair_never_depends_on_other_real_rows(dp_fit, health_rows: pl.DataFrame) -> None:
     model, _ = dp_fit
-    X = torch.as_tensor(model.codec.encode(table, rng=np.random.default_rng(0)))
+    X = torch.as_tensor(model.codec.encode(health_rows, rng=np.random.default_rng(0)))
     disc = model._make_discriminator()
     init_uniform_(disc, torch.Generator().manual_seed(0))
     fake, fake_mean = model._fake_partners(6, 6, torch.Generator().manual_seed(1))

@@ -13,7 +13,6 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-import torch
 from sklearn.neighbors import NearestNeighbors
 
 from models.codec import Codec
@@ -44,13 +43,8 @@ MEMORISE = CTGANConfig(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one intra-op thread is faster (no spin-waiting on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# one torch thread for the whole module, its shared fits included (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fit(contract: Contract, df: pl.DataFrame, cfg: CTGANConfig, *, epsilon: float, seed: int) -> tuple[DPCTGAN, PrivacyLedger]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -44,12 +43,8 @@ CLIP = 0.37  # C ≠ 1: σ and σ·C differ
 FEATURE_CLIP = 0.45  # tablegan's C_f ≠ 1
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# one torch thread for the whole module, its shared fits included (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fit_and_capture(name: str, contract: Contract, train: pl.DataFrame) -> tuple[PrivacyLedger, dict[str, Any], Any]:

@@ -18,7 +18,7 @@ from models.dp import init_uniform_, pair_loss
 from models.ledger import PrivacyLedger, epsilon_of
 from models.synthesizers.base import TrainingProgress
 from models.synthesizers.medgan import MedGAN, MedGANConfig, reconstruction_loss
-from tests.health import COUNT_BOUNDS, DX_COLUMNS, health_contract, health_table
+from tests.health import COUNT_BOUNDS, DX_COLUMNS, health_table
 from validation.contract import Contract
 
 TINY = MedGANConfig(
@@ -32,27 +32,8 @@ TINY_DP = TINY.model_copy(update={"batch_size": 5000, "epochs": 2.0, "autoencode
 EPS = 3.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks: one intra-op thread is faster (no spin-waiting on a busy 2-core box).
-
-    Module scope, so the module-scoped fits run under it too: a fit repeated under another
-    thread count may differ in the last bits (reduction order), which the seed tests would see.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def contract() -> Contract:
-    return health_contract()
-
-
-@pytest.fixture(scope="module")
-def table() -> pl.DataFrame:
-    return health_table(600, seed=0)
+# one torch thread for the whole module, its shared fits included (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg: MedGANConfig = TINY, progress=None) -> tuple[MedGAN, PrivacyLedger]:
@@ -62,9 +43,9 @@ def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg
 
 
 @pytest.fixture(scope="module")
-def dp_fit(contract: Contract, table: pl.DataFrame) -> tuple[MedGAN, PrivacyLedger, list[TrainingProgress]]:
+def dp_fit(health_contract: Contract, health_rows: pl.DataFrame) -> tuple[MedGAN, PrivacyLedger, list[TrainingProgress]]:
     reports: list[TrainingProgress] = []
-    model, ledger = _fit(contract, table, epsilon=EPS, seed=3, cfg=TINY_DP, progress=reports.append)
+    model, ledger = _fit(health_contract, health_rows, epsilon=EPS, seed=3, cfg=TINY_DP, progress=reports.append)
     return model, ledger, reports
 
 
@@ -99,8 +80,8 @@ def test_progress_hides_the_real_rows_reconstruction_loss(dp_fit) -> None:
     assert [r.epsilon for r in reports] == sorted(r.epsilon for r in reports)
 
 
-def test_non_dp_mode_is_recorded_as_infinite(contract: Contract, table: pl.DataFrame) -> None:
-    model, ledger = _fit(contract, table, epsilon=math.inf, seed=3)
+def test_non_dp_mode_is_recorded_as_infinite(health_contract: Contract, health_rows: pl.DataFrame) -> None:
+    model, ledger = _fit(health_contract, health_rows, epsilon=math.inf, seed=3)
     assert [e.mechanism for e in ledger.entries] == [
         "codec-histograms-non-dp", "dp-sgd-autoencoder-non-dp", "dp-sgd-discriminator-non-dp"
     ]
@@ -112,10 +93,10 @@ def test_non_dp_mode_is_recorded_as_infinite(contract: Contract, table: pl.DataF
 
 
 # ---------------------------------------------------------------------------- output
-def test_samples_obey_the_contract(dp_fit, contract: Contract) -> None:
+def test_samples_obey_the_contract(dp_fit, health_contract: Contract) -> None:
     model, _, _ = dp_fit
     out = model.sample(700, seed=2)
-    assert out.columns == contract.modelled_columns and out.height == 700
+    assert out.columns == health_contract.modelled_columns and out.height == 700
     for name in [*DX_COLUMNS, "readmitted"]:
         assert out.schema[name] == pl.Boolean and out[name].null_count() == 0, name
     for name, (lo, hi) in COUNT_BOUNDS.items():
@@ -124,9 +105,9 @@ def test_samples_obey_the_contract(dp_fit, contract: Contract) -> None:
     assert model.sample(0, seed=2).height == 0
 
 
-def test_seeded_dp_fit_reproduces_and_checkpoint_round_trips(tmp_path, dp_fit, contract: Contract, table: pl.DataFrame) -> None:
+def test_seeded_dp_fit_reproduces_and_checkpoint_round_trips(tmp_path, dp_fit, health_contract: Contract, health_rows: pl.DataFrame) -> None:
     model, ledger, _ = dp_fit
-    again, ledger2 = _fit(contract, table, epsilon=EPS, seed=3, cfg=TINY_DP)
+    again, ledger2 = _fit(health_contract, health_rows, epsilon=EPS, seed=3, cfg=TINY_DP)
     assert again.sample(300, seed=9).equals(model.sample(300, seed=9))
     assert ledger2.to_dict() == ledger.to_dict()
     assert not model.sample(300, seed=9).equals(model.sample(300, seed=10))
@@ -134,33 +115,33 @@ def test_seeded_dp_fit_reproduces_and_checkpoint_round_trips(tmp_path, dp_fit, c
     model.save(tmp_path / "medgan.pt")
     blob = torch.load(tmp_path / "medgan.pt", weights_only=True)
     assert set(blob["networks"]) == {"generator", "decoder"}  # the DP decoder, fine-tuned on fakes only
-    loaded = MedGAN.load(tmp_path / "medgan.pt", contract, device="cpu")
+    loaded = MedGAN.load(tmp_path / "medgan.pt", health_contract, device="cpu")
     assert loaded.sample(300, seed=4).equals(model.sample(300, seed=4))
 
 
-def test_other_seed_gives_other_samples(contract: Contract, table: pl.DataFrame) -> None:
-    a, _ = _fit(contract, table, epsilon=math.inf, seed=1)
-    b, _ = _fit(contract, table, epsilon=math.inf, seed=2)
+def test_other_seed_gives_other_samples(health_contract: Contract, health_rows: pl.DataFrame) -> None:
+    a, _ = _fit(health_contract, health_rows, epsilon=math.inf, seed=1)
+    b, _ = _fit(health_contract, health_rows, epsilon=math.inf, seed=2)
     assert not a.sample(200, seed=0).equals(b.sample(200, seed=0))
 
 
 # ---------------------------------------------------------------------------- errors
-def test_clear_errors_for_bad_input(contract: Contract, table: pl.DataFrame) -> None:
-    model = MedGAN(contract, TINY, device="cpu")
-    ledger = PrivacyLedger(contract.privacy.delta)
+def test_clear_errors_for_bad_input(health_contract: Contract, health_rows: pl.DataFrame) -> None:
+    model = MedGAN(health_contract, TINY, device="cpu")
+    ledger = PrivacyLedger(health_contract.privacy.delta)
     with pytest.raises(ValueError, match="or math.inf for a non-DP baseline"):
-        model.fit(table, ledger=ledger, epsilon=0.0, seed=0)
+        model.fit(health_rows, ledger=ledger, epsilon=0.0, seed=0)
     with pytest.raises(ValueError, match=r"missing \['readmitted'\]"):
-        model.fit(table.drop("readmitted"), ledger=ledger, epsilon=EPS, seed=0)
+        model.fit(health_rows.drop("readmitted"), ledger=ledger, epsilon=EPS, seed=0)
     with pytest.raises(ValueError, match="has no rows"):
-        model.fit(table.head(0), ledger=ledger, epsilon=EPS, seed=0)
+        model.fit(health_rows.head(0), ledger=ledger, epsilon=EPS, seed=0)
     assert ledger.entries == []  # refused before any row was read
     with pytest.raises(RuntimeError, match="call fit"):
         model.sample(5, seed=0)
     with pytest.raises(ValueError, match="extra|Extra"):
         MedGANConfig(latent=3)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="needs a MedGANConfig"):
-        MedGAN(contract, object(), device="cpu")  # type: ignore[arg-type]
+        MedGAN(health_contract, object(), device="cpu")  # type: ignore[arg-type]
 
 
 def test_no_conditional_sampling(dp_fit) -> None:
@@ -171,8 +152,8 @@ def test_no_conditional_sampling(dp_fit) -> None:
 
 
 # ---------------------------------------------------------------------------- DP invariants
-def test_private_networks_pass_opacus_validation_and_have_no_batchnorm(contract: Contract) -> None:
-    model = MedGAN(contract, MedGANConfig(), device="cpu")
+def test_private_networks_pass_opacus_validation_and_have_no_batchnorm(health_contract: Contract) -> None:
+    model = MedGAN(health_contract, MedGANConfig(), device="cpu")
     for net in (model._make_encoder(), model._make_decoder(), model._make_discriminator()):
         assert ModuleValidator.validate(net, strict=True) == []
         assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
@@ -189,14 +170,14 @@ def _per_sample_grads(net: torch.nn.Module, pairs: torch.Tensor) -> dict[str, to
     return torch.func.vmap(torch.func.grad(one), in_dims=(None, 0))(params, pairs)
 
 
-def test_real_side_of_a_pair_never_depends_on_other_real_rows(dp_fit, contract: Contract, table: pl.DataFrame) -> None:
+def test_real_side_of_a_pair_never_depends_on_other_real_rows(dp_fit, health_contract: Contract, health_rows: pl.DataFrame) -> None:
     """Replacing and permuting the OTHER real rows of a batch leaves row 0's per-sample gradient unchanged.
 
     With the paper's minibatch averaging over real rows it would change (checked below), so the
     test can tell the leak from the fix.
     """
     model, _, _ = dp_fit
-    X = torch.as_tensor(model.codec.encode(table, rng=np.random.default_rng(0)))
+    X = torch.as_tensor(model.codec.encode(health_rows, rng=np.random.default_rng(0)))
     disc = model._make_discriminator()
     init_uniform_(disc, torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(1)
@@ -223,13 +204,13 @@ def test_real_side_of_a_pair_never_depends_on_other_real_rows(dp_fit, contract: 
         torch.testing.assert_close(p.grad_sample, ga[k], rtol=1e-4, atol=1e-6)
 
 
-def test_public_mean_is_the_expected_encoded_row(contract: Contract) -> None:
+def test_public_mean_is_the_expected_encoded_row(health_contract: Contract) -> None:
     """Softmax blocks: the DP frequencies. Tanh slots: 0, the mean of 2u − 1 for u ~ U(0, 1).
 
     With exact (non-DP) statistics the empirical mean of the encoded rows matches it.
     """
     df = health_table(20000, seed=5)
-    model = MedGAN(contract, TINY, device="cpu")
+    model = MedGAN(health_contract, TINY, device="cpu")
     model.codec.fit_non_dp(df, ledger=PrivacyLedger(1e-6))
     m = model._public_mean().numpy()
     for b in model.codec.blocks:
@@ -253,9 +234,9 @@ def test_fake_partners_do_not_depend_on_the_poisson_batch_size(dp_fit) -> None:
     torch.testing.assert_close(large[1][12], large[0][10:20].mean(0))
 
 
-def test_reconstruction_loss_is_per_row(dp_fit, table: pl.DataFrame) -> None:
+def test_reconstruction_loss_is_per_row(dp_fit, health_rows: pl.DataFrame) -> None:
     model, _, _ = dp_fit
-    X = torch.as_tensor(model.codec.encode(table.head(6), rng=np.random.default_rng(0)))
+    X = torch.as_tensor(model.codec.encode(health_rows.head(6), rng=np.random.default_rng(0)))
     logits = torch.randn(6, model.codec.dim, generator=torch.Generator().manual_seed(0))
     per_row = reconstruction_loss(model.codec, logits, X)
     assert per_row.shape == (6,) and (per_row > 0).all()

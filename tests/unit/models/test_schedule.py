@@ -57,7 +57,7 @@ def test_the_schedule_is_monotonic_in_rows_and_budget(grid: dict[tuple[float, fl
     for n in N_HATS:
         per_eps = [grid[(n, e)] for e in EPSILONS]
         # more budget: never noisier per step, never a smaller learning rate
-        assert all(a.noise_multiplier / a.steps**0.5 >= b.noise_multiplier / b.steps**0.5 for a, b in zip(per_eps, per_eps[1:]))
+        assert all(a.noise_multiplier / a.steps**0.5 >= b.noise_multiplier / b.steps**0.5 for a, b in zip(per_eps, per_eps[1:], strict=False))
         assert [s.learning_rate for s in per_eps] == sorted(s.learning_rate for s in per_eps)
 
 

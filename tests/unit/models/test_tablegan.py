@@ -41,13 +41,8 @@ TINY = TableGANConfig(
 EPS = 3.0
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one intra-op thread is faster (no spin-waiting on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# one torch thread for the whole module, its shared fits included (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float = EPS, seed: int = 0,
@@ -58,15 +53,9 @@ def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float = EPS, seed: in
 
 
 @pytest.fixture(scope="module")
-def train(adult_contract: Contract, adult_small: pl.DataFrame) -> pl.DataFrame:
-    return adult_small.select(adult_contract.modelled_columns)
-
-
-@pytest.fixture(scope="module")
-def dp_fit(adult_contract: Contract, train: pl.DataFrame) -> tuple[TableGAN, PrivacyLedger, list]:
-    torch.set_num_threads(1)
+def dp_fit(adult_contract: Contract, adult_modelled: pl.DataFrame) -> tuple[TableGAN, PrivacyLedger, list]:
     seen: list = []
-    model, ledger = _fit(adult_contract, train, progress=seen.append)
+    model, ledger = _fit(adult_contract, adult_modelled, progress=seen.append)
     return model, ledger, seen
 
 
@@ -186,11 +175,11 @@ def test_dp_fit_charges_each_phase_and_composes_to_the_target(dp_fit: tuple) -> 
         assert all(getattr(p, "grad_sample", None) is None for p in net.parameters())
 
 
-def test_no_categorical_target_means_no_classifier_phase(adult_contract: Contract, train: pl.DataFrame) -> None:
+def test_no_categorical_target_means_no_classifier_phase(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
     numeric_target = adult_contract.model_copy(update={"target": "age"})
     assert TableGAN(numeric_target, TINY, device="cpu").label_block is None
     no_target = adult_contract.model_copy(update={"target": None})
-    model, ledger = _fit(no_target, train, seed=3)
+    model, ledger = _fit(no_target, adult_modelled, seed=3)
     assert [e.mechanism for e in ledger.entries] == [
         "codec-histograms", "dp-sgd-discriminator", "gaussian-feature-moments",
     ]
@@ -198,9 +187,9 @@ def test_no_categorical_target_means_no_classifier_phase(adult_contract: Contrac
     assert model.classifier is None and model.training_summary["classifier"] is False
 
 
-def test_info_weight_zero_drops_the_feature_phase(adult_contract: Contract, train: pl.DataFrame) -> None:
+def test_info_weight_zero_drops_the_feature_phase(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
     cfg = TINY.model_copy(update={"info_weight": 0.0, "class_weight": 0.0})
-    _, ledger = _fit(adult_contract, train, cfg=cfg, seed=4)
+    _, ledger = _fit(adult_contract, adult_modelled, cfg=cfg, seed=4)
     assert [e.mechanism for e in ledger.entries] == ["codec-histograms", "dp-sgd-discriminator"]
     assert EPS - 0.05 <= ledger.epsilon <= EPS + 1e-6
 
@@ -217,8 +206,8 @@ def test_classifier_never_reads_the_label(adult_contract: Contract) -> None:
     assert torch.equal(masked[:, keep], x[:, keep])
 
 
-def test_non_dp_mode_is_recorded_as_infinite(adult_contract: Contract, train: pl.DataFrame) -> None:
-    model, ledger = _fit(adult_contract, train, epsilon=math.inf, seed=2)
+def test_non_dp_mode_is_recorded_as_infinite(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
+    model, ledger = _fit(adult_contract, adult_modelled, epsilon=math.inf, seed=2)
     assert [e.mechanism for e in ledger.entries] == [
         "codec-histograms-non-dp", "dp-sgd-discriminator-non-dp",
         "gaussian-feature-moments-non-dp", "dp-sgd-classifier-non-dp",
@@ -230,9 +219,9 @@ def test_non_dp_mode_is_recorded_as_infinite(adult_contract: Contract, train: pl
     assert model.sample(50, seed=0).height == 50
 
 
-def test_same_seed_same_samples(adult_contract: Contract, train: pl.DataFrame, dp_fit: tuple) -> None:
+def test_same_seed_same_samples(adult_contract: Contract, adult_modelled: pl.DataFrame, dp_fit: tuple) -> None:
     model, _, _ = dp_fit
-    again, _ = _fit(adult_contract, train)
+    again, _ = _fit(adult_contract, adult_modelled)
     s1, s2 = model.sample(300, seed=9), again.sample(300, seed=9)
     assert s1.equals(s2)
     assert not s1.equals(model.sample(300, seed=10))
@@ -266,13 +255,13 @@ def test_save_load_gives_identical_samples(adult_contract: Contract, dp_fit: tup
     assert loaded.sample(200, seed=4).equals(model.sample(200, seed=4))
 
 
-def test_clear_errors_for_bad_input(adult_contract: Contract, train: pl.DataFrame) -> None:
+def test_clear_errors_for_bad_input(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
     model = TableGAN(adult_contract, TINY, device="cpu")
     for bad in (0, -1.0, float("nan"), "3", True):
         with pytest.raises(ValueError, match="epsilon must be a number > 0"):
-            model.fit(train, ledger=PrivacyLedger(1e-6), epsilon=bad, seed=0)
+            model.fit(adult_modelled, ledger=PrivacyLedger(1e-6), epsilon=bad, seed=0)
     with pytest.raises(ValueError, match=r"lacks the contract's modelled columns \['income'\]"):
-        model.fit(train.drop("income"), ledger=PrivacyLedger(1e-6), epsilon=EPS, seed=0)
+        model.fit(adult_modelled.drop("income"), ledger=PrivacyLedger(1e-6), epsilon=EPS, seed=0)
     with pytest.raises(RuntimeError, match="fitted or loaded"):
         model.sample(5, seed=0)
     with pytest.raises(ValueError, match="cannot generate conditionally"):

@@ -71,7 +71,6 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-import models.dp as dp_module
 import models.synthesizers.base as base_module
 import models.synthesizers.ctgan as ctgan_module
 import models.synthesizers.tablegan as tablegan_module
@@ -371,7 +370,7 @@ def batches_from_first_rows(n: int) -> Iterator[None]:
     """Poisson-sample as if the table had only its first ``n`` rows: the same batches on a larger table."""
     mp = pytest.MonkeyPatch()
     for module in LOOP_MODULES:
-        original = getattr(importlib.import_module(f"models.synthesizers.{module}"), "poisson_sample")  # the tracer's, if on
+        original = importlib.import_module(f"models.synthesizers.{module}").poisson_sample  # the tracer's, if on
         mp.setattr(
             f"models.synthesizers.{module}.poisson_sample",
             lambda rows, rate, g, original=original: original(min(rows, n), rate, g),
@@ -530,14 +529,8 @@ def traced(draws: Draws) -> Iterator[Draws]:
 
 
 # ---------------------------------------------------------------------------- fits and fingerprints
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny networks run fastest on one thread, and other processes on the machine then cannot make
-    torch's thread pool spin. Restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# one torch thread for the whole module, its shared fits included (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @dataclass

@@ -24,18 +24,8 @@ TINY = TGANConfig(
 FULL_BATCH = TINY.model_copy(update={"batch_size": 5000, "epochs": 2.0})
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one intra-op thread is faster (no spin-waiting on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def df(adult_contract: Contract, adult_small: pl.DataFrame) -> pl.DataFrame:
-    return adult_small.select(adult_contract.modelled_columns)
+# one torch thread for the whole module, its shared fits included (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg: TGANConfig = TINY, **kw) -> tuple[TGAN, PrivacyLedger]:
@@ -45,15 +35,10 @@ def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg
 
 
 @pytest.fixture(scope="module")
-def dp_model(adult_contract: Contract, df: pl.DataFrame) -> tuple[TGAN, PrivacyLedger, list[TrainingProgress]]:
+def dp_model(adult_contract: Contract, adult_modelled: pl.DataFrame) -> tuple[TGAN, PrivacyLedger, list[TrainingProgress]]:
     seen: list[TrainingProgress] = []
-    before = torch.get_num_threads()  # set up before the function-scoped thread fixture
-    torch.set_num_threads(1)
-    try:
-        # ε = 1: Opacus' RDP analysis is several times faster at this noise level than at ε = 3
-        model, ledger = _fit(adult_contract, df, epsilon=1.0, seed=3, progress=seen.append)
-    finally:
-        torch.set_num_threads(before)
+    # ε = 1: Opacus' RDP analysis is several times faster at this noise level than at ε = 3
+    model, ledger = _fit(adult_contract, adult_modelled, epsilon=1.0, seed=3, progress=seen.append)
     return model, ledger, seen
 
 
@@ -109,8 +94,8 @@ def test_dp_fit_charges_codec_and_discriminator_within_the_target(dp_model) -> N
     assert seen[-1].epsilon == pytest.approx(ledger.epsilon)
 
 
-def test_non_dp_mode_is_recorded_as_infinite(adult_contract: Contract, df: pl.DataFrame) -> None:
-    model, ledger = _fit(adult_contract, df, epsilon=math.inf, seed=3)
+def test_non_dp_mode_is_recorded_as_infinite(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
+    model, ledger = _fit(adult_contract, adult_modelled, epsilon=math.inf, seed=3)
     assert ledger.epsilon == math.inf and not ledger.differentially_private
     assert [e.mechanism for e in ledger.entries] == ["codec-histograms-non-dp", "dp-sgd-critic-non-dp"]
     s = model.training_summary
@@ -120,14 +105,14 @@ def test_non_dp_mode_is_recorded_as_infinite(adult_contract: Contract, df: pl.Da
 
 
 # ---------------------------------------------------------------------------- seeds, contract, persistence
-def test_same_seed_same_samples_other_seed_differs(adult_contract: Contract, df: pl.DataFrame) -> None:
-    model, ledger = _fit(adult_contract, df, epsilon=3.0, seed=3, cfg=FULL_BATCH)
-    again, ledger2 = _fit(adult_contract, df, epsilon=3.0, seed=3, cfg=FULL_BATCH)
+def test_same_seed_same_samples_other_seed_differs(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
+    model, ledger = _fit(adult_contract, adult_modelled, epsilon=3.0, seed=3, cfg=FULL_BATCH)
+    again, ledger2 = _fit(adult_contract, adult_modelled, epsilon=3.0, seed=3, cfg=FULL_BATCH)
     out = model.sample(300, seed=1)
     assert again.sample(300, seed=1).equals(out)
     assert ledger2.to_dict() == ledger.to_dict()
     assert not model.sample(300, seed=2).equals(out)
-    other, _ = _fit(adult_contract, df, epsilon=3.0, seed=4, cfg=FULL_BATCH)
+    other, _ = _fit(adult_contract, adult_modelled, epsilon=3.0, seed=4, cfg=FULL_BATCH)
     assert not other.sample(300, seed=1).equals(out)
 
 
@@ -252,18 +237,18 @@ def test_kl_is_zero_at_the_target_and_positive_elsewhere(mixed_contract: Contrac
 
 # ---------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, "3"])
-def test_bad_epsilon_is_refused_before_any_charge(adult_contract: Contract, df: pl.DataFrame, bad: object) -> None:
+def test_bad_epsilon_is_refused_before_any_charge(adult_contract: Contract, adult_modelled: pl.DataFrame, bad: object) -> None:
     ledger = PrivacyLedger(adult_contract.privacy.delta)
     with pytest.raises(ValueError, match="or math.inf for a non-DP baseline"):
-        TGAN(adult_contract, TINY, device="cpu").fit(df, ledger=ledger, epsilon=bad, seed=0)  # type: ignore[arg-type]
+        TGAN(adult_contract, TINY, device="cpu").fit(adult_modelled, ledger=ledger, epsilon=bad, seed=0)  # type: ignore[arg-type]
     assert ledger.entries == []
 
 
-def test_clear_errors(adult_contract: Contract, df: pl.DataFrame) -> None:
+def test_clear_errors(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
     model = TGAN(adult_contract, TINY, device="cpu")
     ledger = PrivacyLedger(adult_contract.privacy.delta)
     with pytest.raises(ValueError, match=r"lacks the contract's modelled columns \['age'\]"):
-        model.fit(df.drop("age"), ledger=ledger, epsilon=3.0, seed=0)
+        model.fit(adult_modelled.drop("age"), ledger=ledger, epsilon=3.0, seed=0)
     assert ledger.entries == []
     with pytest.raises(RuntimeError, match="fit\\(\\) or load\\(\\)"):
         model.sample(10, seed=0)

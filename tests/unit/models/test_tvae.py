@@ -19,18 +19,8 @@ from validation.contract import Contract
 TINY = TVAEConfig(epochs=1.0, batch_size=200, latent_dim=8, encoder_dims=(32,), decoder_dims=(32,))
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one intra-op thread is faster (no spin-waiting on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def small(adult_contract: Contract, adult_small: pl.DataFrame) -> pl.DataFrame:
-    return adult_small.select(adult_contract.modelled_columns)
+# one torch thread for the whole module, its shared fits included (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg: TVAEConfig = TINY) -> tuple[DPTVAE, PrivacyLedger]:
@@ -40,9 +30,8 @@ def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg
 
 
 @pytest.fixture(scope="module")
-def dp_fit(adult_contract: Contract, small: pl.DataFrame) -> tuple[DPTVAE, PrivacyLedger]:
-    torch.set_num_threads(1)
-    return _fit(adult_contract, small, epsilon=3.0, seed=5)
+def dp_fit(adult_contract: Contract, adult_modelled: pl.DataFrame) -> tuple[DPTVAE, PrivacyLedger]:
+    return _fit(adult_contract, adult_modelled, epsilon=3.0, seed=5)
 
 
 # ---------------------------------------------------------------------------- loss
@@ -149,17 +138,17 @@ def test_dp_fit_charges_codec_and_vae_within_the_target(dp_fit: tuple[DPTVAE, Pr
     assert len(sig) == model.n_numeric and all(TINY.sigma_min - 1e-6 <= s <= TINY.sigma_max + 1e-6 for s in sig)
 
 
-def test_non_dp_fit_is_recorded_as_infinite_epsilon(adult_contract: Contract, small: pl.DataFrame) -> None:
-    model, ledger = _fit(adult_contract, small.head(400), epsilon=math.inf, seed=0)
+def test_non_dp_fit_is_recorded_as_infinite_epsilon(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
+    model, ledger = _fit(adult_contract, adult_modelled.head(400), epsilon=math.inf, seed=0)
     assert ledger.epsilon == math.inf and not ledger.differentially_private
     assert [e.mechanism for e in ledger.entries] == ["codec-histograms-non-dp", "dp-sgd-vae-non-dp"]
     assert model.training_summary["differential_privacy"] is False
     assert model.sample(50, seed=0).height == 50
 
 
-def test_seeded_fit_is_reproducible(dp_fit: tuple[DPTVAE, PrivacyLedger], adult_contract: Contract, small: pl.DataFrame) -> None:
+def test_seeded_fit_is_reproducible(dp_fit: tuple[DPTVAE, PrivacyLedger], adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
     m1, l1 = dp_fit
-    m2, l2 = _fit(adult_contract, small, epsilon=3.0, seed=5)
+    m2, l2 = _fit(adult_contract, adult_modelled, epsilon=3.0, seed=5)
     s1 = m1.sample(300, seed=9)
     assert s1.equals(m2.sample(300, seed=9))
     assert not s1.equals(m1.sample(300, seed=10))
@@ -212,14 +201,14 @@ def test_mean_sampling_mode_and_unconditional_contract(dp_fit: tuple[DPTVAE, Pri
     assert a.columns == b.columns
 
 
-def test_clear_errors_for_bad_input(adult_contract: Contract, small: pl.DataFrame) -> None:
+def test_clear_errors_for_bad_input(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
     model = DPTVAE(adult_contract, TINY, device="cpu")
     with pytest.raises(RuntimeError, match="fit\\(\\) or load\\(\\)"):
         model.sample(5, seed=0)
     with pytest.raises(ValueError, match="epsilon must be a number > 0"):
-        model.fit(small, ledger=PrivacyLedger(1e-6), epsilon=0.0, seed=0)
+        model.fit(adult_modelled, ledger=PrivacyLedger(1e-6), epsilon=0.0, seed=0)
     with pytest.raises(ValueError, match="modelled columns"):
-        model.fit(small.drop("age"), ledger=PrivacyLedger(1e-6), epsilon=3.0, seed=0)
+        model.fit(adult_modelled.drop("age"), ledger=PrivacyLedger(1e-6), epsilon=3.0, seed=0)
     with pytest.raises(ValidationError):
         TVAEConfig(sigma_min=0.5, sigma_init=0.1)
     with pytest.raises(ValidationError):

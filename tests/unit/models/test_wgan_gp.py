@@ -28,21 +28,8 @@ TINY = dict(epochs=4.0, batch_size=5000, generator_dims=(32,), critic_dims=(32,)
 GP = 10.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks: one intra-op thread is faster (no spin-waiting on a busy 2-core box).
-
-    Module-scoped, so the module-scoped fits below run under it too: a seeded refit inside a
-    test must use the same thread count as the fixture's fit to reproduce it bit for bit."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def small(adult_contract: Contract, adult_small: pl.DataFrame) -> pl.DataFrame:
-    return adult_small.select(adult_contract.modelled_columns)
+# one torch thread for the whole module, its shared fits included (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------------- per-sample DP path
@@ -137,14 +124,14 @@ def _fit(cls, contract: Contract, df: pl.DataFrame, *, epsilon: float = 3.0, see
 
 
 @pytest.fixture(scope="module")
-def wgan(adult_contract: Contract, small: pl.DataFrame) -> tuple[WGANGP, PrivacyLedger]:
-    return _fit(WGANGP, adult_contract, small, seed=3, n_critic=2)
+def wgan(adult_contract: Contract, adult_modelled: pl.DataFrame) -> tuple[WGANGP, PrivacyLedger]:
+    return _fit(WGANGP, adult_contract, adult_modelled, seed=3, n_critic=2)
 
 
-def test_wgan_dp_ledger_counts_every_critic_step(wgan, small: pl.DataFrame) -> None:
+def test_wgan_dp_ledger_counts_every_critic_step(wgan, adult_modelled: pl.DataFrame) -> None:
     model, ledger = wgan
     assert [e.mechanism for e in ledger.entries] == ["codec-histograms", "dp-sgd-critic"]
-    q, planned = model._plan(small.height)
+    q, planned = model._plan(adult_modelled.height)
     sgd = ledger.entries[1]
     assert sgd.steps == planned == model.training_summary["steps"]
     assert sgd.sample_rate == pytest.approx(q)
@@ -156,14 +143,14 @@ def test_wgan_dp_ledger_counts_every_critic_step(wgan, small: pl.DataFrame) -> N
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm | nn.Dropout) for m in model.critic.modules())
 
 
-def test_wgan_seeded_output_obeys_contract_and_round_trips(tmp_path, wgan, adult_contract: Contract, small: pl.DataFrame) -> None:
+def test_wgan_seeded_output_obeys_contract_and_round_trips(tmp_path, wgan, adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
     model, ledger = wgan
-    again, ledger2 = _fit(WGANGP, adult_contract, small, seed=3, n_critic=2)
+    again, ledger2 = _fit(WGANGP, adult_contract, adult_modelled, seed=3, n_critic=2)
     assert again.sample(300, seed=1).equals(model.sample(300, seed=1))
     assert not model.sample(300, seed=1).equals(model.sample(300, seed=2))
     assert ledger.epsilon == ledger2.epsilon
     out = model.sample(1000, seed=4)
-    assert out.columns == adult_contract.modelled_columns and out.schema == small.schema
+    assert out.columns == adult_contract.modelled_columns and out.schema == adult_modelled.schema
     for name in adult_contract.modelled_columns:
         col = adult_contract.columns[name]
         if not col.nullable:
@@ -179,18 +166,18 @@ def test_wgan_seeded_output_obeys_contract_and_round_trips(tmp_path, wgan, adult
         model.sample(10, seed=0, conditions={"income": ">50K"})
 
 
-def test_wgan_non_dp_mode_is_recorded_as_infinite(adult_contract: Contract, small: pl.DataFrame) -> None:
-    model, ledger = _fit(WGANGP, adult_contract, small, epsilon=math.inf)
+def test_wgan_non_dp_mode_is_recorded_as_infinite(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
+    model, ledger = _fit(WGANGP, adult_contract, adult_modelled, epsilon=math.inf)
     assert ledger.epsilon == math.inf and not ledger.differentially_private
     assert [e.mechanism for e in ledger.entries] == ["codec-histograms-non-dp", "dp-sgd-critic-non-dp"]
-    assert ledger.entries[1].steps == model._plan(small.height)[1]
+    assert ledger.entries[1].steps == model._plan(adult_modelled.height)[1]
     assert model.sample(20, seed=0).height == 20
 
 
 # ---------------------------------------------------------------------------- CWGAN-GP model
 @pytest.fixture(scope="module")
-def cwgan(adult_contract: Contract, small: pl.DataFrame) -> tuple[CWGANGP, PrivacyLedger]:
-    return _fit(CWGANGP, adult_contract, small, seed=2)
+def cwgan(adult_contract: Contract, adult_modelled: pl.DataFrame) -> tuple[CWGANGP, PrivacyLedger]:
+    return _fit(CWGANGP, adult_contract, adult_modelled, seed=2)
 
 
 def test_cwgan_samples_only_the_requested_class(tmp_path, cwgan, adult_contract: Contract) -> None:
@@ -219,7 +206,7 @@ def test_cwgan_unconditional_class_share_follows_dp_frequencies(cwgan) -> None:
     assert share == pytest.approx(model.codec.frequencies["income"][1], abs=0.03)
 
 
-def test_cwgan_critic_reads_row_and_its_own_class(cwgan, small: pl.DataFrame) -> None:
+def test_cwgan_critic_reads_row_and_its_own_class(cwgan, adult_modelled: pl.DataFrame) -> None:
     model, _ = cwgan
     b = model._block
     assert model.critic is not None and model.critic.net[0].in_features == model.codec.dim + b.width

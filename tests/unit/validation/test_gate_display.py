@@ -19,8 +19,8 @@ from rich.console import Console
 
 from flows.cli import _print_gates
 from tasks.publish import gate_artifact_rows
-from validation.public_report import decision_record
-from validation.report import build_public_report, render_html
+from validation.public_report import build_public_report, decision_record
+from validation.report import render_html
 from validation.results import MetricResult, decide_release
 
 from .test_gates import small_contract
