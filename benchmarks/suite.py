@@ -25,7 +25,8 @@ as a timeout, a fit that fails is recorded with the last lines of its error.
 Scoring, with synthgate's own code (validation/fidelity.py) against the training rows: column
 shapes, pair trends, and TSTR on the test rows (ROC AUC for a categorical or boolean target, R²
 for a numeric one) beside TRTR. Results merge into benchmarks/results/suite.json keyed by
-(dataset, method, ε, seed); a finished job (ok or timed out) is skipped when the suite runs again.
+(dataset, method, ε, seed); a finished job (ok, or timed out under the same or a longer limit) is
+skipped when the suite runs again.
 """
 
 from __future__ import annotations
@@ -126,10 +127,18 @@ def key(r: dict[str, Any]) -> tuple[str, str, str, int]:
     return (r["dataset"], r["method"], label(r["epsilon"]), int(r["seed"]))
 
 
-def pending(todo: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def pending(todo: list[dict[str, Any]], runs: list[dict[str, Any]], limit_s: float | None = None) -> list[dict[str, Any]]:
     """The jobs not finished yet: a job with an ok or timed-out record is skipped (resume); a
-    failed one runs again."""
-    done = {key(r) for r in runs if r.get("status") in ("ok", "timeout")}
+    failed one runs again, and so does one that timed out under a shorter limit than ``limit_s``."""
+
+    def finished(r: dict[str, Any]) -> bool:
+        if r.get("status") == "ok":
+            return True
+        if r.get("status") != "timeout":
+            return False
+        return limit_s is None or float(r.get("time_limit_s", limit_s)) >= limit_s
+
+    done = {key(r) for r in runs if finished(r)}
     return [j for j in todo if key(j) not in done]
 
 
@@ -712,7 +721,7 @@ def main() -> None:
                     print(f"[release {dataset} ε={label(eps)}] {record['status']} after {record['wall_seconds']} s",
                           file=sys.stderr, flush=True)
         return
-    todo = pending(jobs(datasets, methods, epsilons, seeds), load_runs(args.results))
+    todo = pending(jobs(datasets, methods, epsilons, seeds), load_runs(args.results), args.time_limit)
     if not todo:
         print("every job asked for is already in the results file", file=sys.stderr)
         return
