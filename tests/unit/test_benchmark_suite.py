@@ -184,6 +184,16 @@ def test_jobs_skip_epsilons_a_method_cannot_run_and_resume_skips_finished_ones()
     assert len(left) == 6
 
 
+def test_a_timeout_under_a_shorter_limit_runs_again_at_a_longer_one() -> None:
+    todo = suite.jobs(["colon"], ["aim"], [3.0], [0])
+    timed_out = [{"dataset": "colon", "method": "aim", "epsilon": "3", "seed": 0, "status": "timeout", "time_limit_s": 300}]
+    assert suite.pending(todo, timed_out, limit_s=300) == []  # same limit: a timeout is a result
+    assert suite.pending(todo, timed_out, limit_s=200) == []  # a shorter one cannot finish it either
+    assert suite.pending(todo, timed_out, limit_s=900) == todo  # a longer limit gives it its chance
+    legacy = [{k: v for k, v in timed_out[0].items() if k != "time_limit_s"}]
+    assert suite.pending(todo, legacy, limit_s=900) == []  # a record without its limit counts as done
+
+
 def _run(method: str, eps: str, seed: int, **extra: object) -> dict[str, object]:
     return {"dataset": "colon", "method": method, "epsilon": eps, "seed": seed, "status": "ok",
             "fit_seconds": 10.0 + seed, "cpu_seconds": 20.0, "column_shapes": 0.9, "pair_trends": 0.8, "tstr": 0.6,
