@@ -166,7 +166,11 @@ def test_public_report_rebuilds_from_the_release_folder_alone(run: dict[str, Any
     for n in counts:
         assert not re.search(rf"(?<![\d.,]){n:,}(?![\d,])|(?<![\d.,]){n}(?![\d])", text), n
     for v in values:
-        assert f"{v:.4g}" not in text or f"{v:.4g}" in {f"{x:.4g}" for x in numbers}, v
+        shown = f"{v:.4g}"
+        # the figure as a whole number in the text, trailing zeros allowed ("0.080" is it, "0.0834" is not)
+        zeros = "0*" if "." in shown else ""
+        whole = re.search(rf"(?<![\d.]){re.escape(shown)}{zeros}(?![\d])", text)
+        assert whole is None or shown in {f"{x:.4g}" for x in numbers}, (v, text[max(0, whole.start() - 80): whole.end() + 80])
     if public["released"]:
         assert public["rows"]["synthetic"] == N_SYNTHETIC
         assert public["rows"]["train_dp_estimate"] != owner["rows"]["train"]  # DP noise (σ of many rows)
