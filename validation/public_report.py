@@ -194,7 +194,9 @@ def dp_distributions(
 
     codec = _codec(contract, codec_state)
     if synthetic is not None:
-        synthetic = _prepare(synthetic, contract, role="synthetic")
+        # the published table also holds the derived columns (regenerated from their sources); the
+        # distributions are those of the modelled columns
+        synthetic = _prepare(synthetic.select(contract.modelled_columns), contract, role="synthetic")
     out: dict[str, dict[str, Any]] = {}
     numeric = {s.name: s for s in codec.numeric}
     discrete = {s.name: s for s in codec.discrete}

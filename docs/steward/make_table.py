@@ -1,6 +1,7 @@
 """A generated table shaped like a steward's case file (seeded; no real person): `python docs/steward/make_table.py DB`.
 
-R-style row index, two DATE columns that always agree, a 0/1 flag, a zero-inflated amount, free text.
+R-style row index, a person key (several cases per person for some), two DATE columns that always
+agree, a 0/1 flag, a zero-inflated amount, free text.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import numpy as np
 import polars as pl
 
 
-def cases(n: int = 1500, seed: int = 11) -> pl.DataFrame:
+def cases(n: int = 6000, seed: int = 11) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
+    # about 4,000 people: most with one case, some with two to four
+    person = np.repeat(np.arange(1, n + 1), np.minimum(rng.geometric(0.7, n), 4))[:n]
     arrest = [dt.date(2019, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 1500, n)]
     severity = rng.integers(1, 6, n)
     return pl.DataFrame({
         "rownames": np.arange(1, n + 1),
+        "person_id": [f"P{p:05d}" for p in person],
         "arrest_date": pl.Series(arrest, dtype=pl.Date),
         "filing_date": pl.Series(arrest, dtype=pl.Date),
         "severity": severity,

@@ -154,3 +154,25 @@ def test_owner_report_refuses_a_shared_or_published_location(tmp_path: Path) -> 
     with pytest.raises(OwnerReportError, match=r"open to other users \(mode 755\).*chmod 700"):
         write_owner_report({}, shared, "r1", release_folder=release)
     assert not release.exists() and list(shared.iterdir()) == []
+
+
+def test_dp_distributions_of_a_published_table_with_a_derived_column() -> None:
+    """A released table holds its derived columns too (regenerated at publish); the public report's
+    distributions are those of the modelled columns. This crashed a release after its ε was spent."""
+    from validation.contract import parse_contract
+    from validation.derived import add_derived_columns
+
+    from .test_gates import COLUMNS
+
+    columns = {**COLUMNS, "age_next": {"kind": "integer", "min": 18, "max": 91, "derived": {"from": "age", "as": "offset", "offset": 1}}}
+    contract = parse_contract(
+        {"table": "people", "target": "income", "columns": columns, "privacy": {"epsilon": 2.0, "delta": 1e-6}}
+    )
+    assert "age_next" not in contract.modelled_columns
+    frame = small_frame(2000, seed=3).select(contract.modelled_columns)
+    codec = Codec(contract)
+    codec.fit_non_dp(frame, ledger=PrivacyLedger(1e-6))
+    published = add_derived_columns(small_frame(300, seed=4).select(contract.modelled_columns), contract)
+    assert "age_next" in published.columns
+    dists = dp_distributions(contract, codec.state(), published)
+    assert list(dists) == contract.modelled_columns
