@@ -95,10 +95,14 @@ class CTGANConfig(SynthConfig):
     estimate and the encoded width; setting either one trains for those epochs at that batch instead.
 
     ``marginals="auto"`` (default): after the codec, ``marginal_share`` of the remaining ε measures
-    2-way marginals of the discretised table (every pair with the contract's target, plus pairs chosen
-    by the exponential mechanism; ``models/marginals.py``), and the generator's loss gains
+    2-way marginals of the discretised table (every pair with the contract's target, plus as many
+    others as the noise allows, chosen by the exponential mechanism when not all of them;
+    ``models/marginals.py``), and the generator's loss gains
     ``pair_weight`` × Σ KL(measured pair ‖ the batch's soft joint): post-processing of charged
     measurements, beside the critic's signal. ``"off"``: the critic gets that share back.
+
+    ``calibration="rake"`` (default): ``sample`` draws its rows from a 4x generated pool, weighted to
+    the released DP marginals (``models/calibrate.py``; post-processing).
 
     ``clipping``: how DP-SGD clips the critic's per-sample gradients. "ghost" (default) computes
     each sample's gradient norm without materialising the gradient (Opacus' ghost clipping; see
@@ -151,7 +155,11 @@ class CTGANConfig(SynthConfig):
     )
     pair_weight: float = Field(1.0, ge=0, description="Weight of the generator's loss on the measured pair marginals.")
     extra_pairs: int | None = Field(
-        None, ge=0, description="Pairs chosen beyond the target's; None: one per variable less one (a tree's worth)."
+        None, ge=0,
+        description=(
+            "Pairs measured beyond the target's; None: marginals.plan_extra (every candidate while the noise "
+            "allows, never fewer than one per variable less one)."
+        ),
     )
 
 
