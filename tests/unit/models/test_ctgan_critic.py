@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from models import schedule as sch
 from models.ledger import PrivacyLedger
+from models.synthesizers.base import Run
 from models.synthesizers.ctgan import CTGANConfig, DPCTGAN
 from validation.contract import Contract
 
@@ -32,8 +33,13 @@ def _fit(contract: Contract, df: pl.DataFrame, **options: object) -> tuple[DPCTG
 
 
 def test_a_default_fit_on_1200_rows_at_eps_1_skips_the_noise_bound_critic(
-    adult_contract: Contract, adult_modelled: pl.DataFrame
+    adult_contract: Contract, adult_modelled: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # training reads no real row: the only reads are the codec's and the marginals', both charged
+    def no_read(self: Run) -> None:
+        raise AssertionError("a fit without its critic drew a batch of real rows")
+
+    monkeypatch.setattr(Run, "real_batch", no_read)
     model, ledger = _fit(adult_contract, adult_modelled)
     summary = model.training_summary
     assert summary["critic"] == "off" and summary["critic_snr"] < sch.MIN_CRITIC_SNR
@@ -66,9 +72,21 @@ def test_the_option_overrides_the_rule_and_no_dp_keeps_the_critic(
     assert decide(epochs=2.0) == (True, None)  # the user's schedule: the critic trains
 
 
-def test_explicit_epochs_keep_the_critic(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
-    """The user's epochs / batch size win over the schedule, the critic included."""
+def test_explicit_epochs_keep_the_critic(
+    adult_contract: Contract, adult_modelled: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's epochs / batch size win over the schedule, the critic included (and the critic's
+    batches go through ``Run.real_batch``, which the no-critic test above forbids: it has power)."""
+    reads: list[int] = []
+    real_batch = Run.real_batch
+
+    def counted(self: Run) -> object:
+        reads.append(1)
+        return real_batch(self)
+
+    monkeypatch.setattr(Run, "real_batch", counted)
     model, ledger = _fit(adult_contract, adult_modelled, epochs=0.5, batch_size=100)
+    assert len(reads) == ledger.entries[-1].steps > 0
     assert model.training_summary["critic"] == "on"
     assert [e.mechanism for e in ledger.entries][-1] == "dp-sgd-critic"
     assert ledger.entries[-1].steps == math.ceil(0.5 / model.training_summary["sample_rate"])
