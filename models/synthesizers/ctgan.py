@@ -18,6 +18,8 @@ The generator is steered by three post-processing signals besides the critic: th
 conditional vector's cross-entropy (as in CTGAN), a marginal loss towards the DP
 histograms, and (``marginals="auto"``, the default) a loss towards DP-measured 2-way marginals
 (models/marginals.py), so DP-SGD's noisy critic is left with the dependencies no measured pair holds.
+When the planned critic would be noise (``critic="auto"``: small tables at small ε, see
+``CTGANConfig``), no critic trains; the marginals spend its ε and the generator fits them alone.
 The training schedule (steps, batch, σ, learning rate) comes from public quantities only
 (models/schedule.py) unless ``epochs`` or ``batch_size`` is set.
 
@@ -101,6 +103,35 @@ class CTGANConfig(SynthConfig):
     ``models/marginals.py``), and the generator's loss gains
     ``pair_weight`` × Σ KL(measured pair ‖ the batch's soft joint): post-processing of charged
     measurements, beside the critic's signal. ``"off"``: the critic gets that share back.
+
+    ``critic="auto"`` (default): before the marginals are measured, the critic's DP-SGD run is planned
+    as if they took their share (models/schedule.py: T steps, expected batch B, σ), and its whole-run
+    signal-to-noise bound ``schedule.critic_snr`` = √T·B / (σ·√P) (P the critic's parameters) is
+    compared with ``schedule.MIN_CRITIC_SNR`` = 4. Below it no critic trains: the marginals spend all
+    the ε left after the codec, no ``dp-sgd-critic`` entry is charged, and the generator trains for
+    the schedule's steps on the condition, 1-way and pair losses alone (post-processing of released
+    statistics; it reads no row). Inputs: ε, δ, the codec's DP row count n̂, the encoded width and
+    the critic's architecture, all public; explicit ``epochs`` / ``batch_size`` or ε = ∞ keep the critic.
+    On the suite (δ of each contract) the bound is 0.8 / 2.5 / 6.9 on survival::colon (~1,300 rows)
+    at ε = 1 / 3 / 10, and ≥ 5.8 on every table of 18,000+ rows from ε = 0.5 (11–23 at ε = 1), so
+    only colon at ε ≤ 3 loses its critic. Measured there (column shapes / pair trends / TSTR AUC,
+    process CPU s; the DP noise is unseeded, so a fit's figures vary run to run beyond its seed):
+      6 fits each, one harness (benchmarks.suite.evaluate, seeds 0-5), critic on -> off:
+        ε = 1: 0.952 / 0.911 / 0.900, 8.2 s  ->  0.948 / 0.913 / 0.927, 4.1 s
+        ε = 3: 0.957 / 0.912 / 0.911, 10.8 s ->  0.967 / 0.933 / 0.934, 5.8 s
+      benchmarks.suite, seeds 0-2 (suite.json's default before -> suite-small-tables.json):
+        ε = 1: 0.923 / 0.870 / 0.907, 10 s   ->  0.944 / 0.899 / 0.880, 9 s (one TSTR of 0.77)
+        ε = 3: 0.963 / 0.921 / 0.919, 12 s   ->  0.975 / 0.949 / 0.936, 11 s
+    Both arms have TSTR outliers (0.75 and 0.83 on, 0.77 off): a fit from ~1,300 rows at ε = 1 is
+    fragile either way. Forcing the critic off on larger tables (2 fits each; not the default: their
+    bound is 11-50 at ε = 1-3) changed no figure beyond noise, at about half the CPU: Adult ε = 1
+    0.983 / 0.961 / 0.892 on vs 0.983 / 0.962 / 0.894 off (same harness; 47 vs 26 s); against
+    suite.json's 3 default fits, nassCDS ε = 1 0.979 / 0.980 / 0.976 vs 0.979 / 0.981 / 0.978 off,
+    ε = 3 0.983 / 0.986 / 0.975 vs 0.985 / 0.987 / 0.980, CPS1988 ε = 1 0.992 / 0.987 / R² 0.189
+    vs 0.992 / 0.987 / 0.176. A lower bar (critic off everywhere) is the next thing to try.
+    Training the critic-less generator longer or on larger batches (3x steps, batch ≥ 1,024) did
+    not help on colon (pairs 0.902-0.912 at ε = 1, 0.921-0.934 at ε = 3).
+    ``"on"``: always train the critic (the behaviour before); ``"off"``: never (needs marginals).
 
     ``calibration="rake"`` (default): ``sample`` draws its rows from a 4x generated pool, weighted to
     the released DP marginals (``models/calibrate.py``; post-processing).
