@@ -129,8 +129,9 @@ class CTGANConfig(SynthConfig):
     suite.json's 3 default fits, nassCDS ε = 1 0.979 / 0.980 / 0.976 vs 0.979 / 0.981 / 0.978 off,
     ε = 3 0.983 / 0.986 / 0.975 vs 0.985 / 0.987 / 0.980, CPS1988 ε = 1 0.992 / 0.987 / R² 0.189
     vs 0.992 / 0.987 / 0.176; Adult ε = 3 0.988 / 0.973 / 0.894 (suite-small-tables.json, 57 s)
-    vs 0.989 / 0.974 / 0.895 off (24 s). A lower bar (critic off everywhere) is the next thing to
-    try. Colon at ε = 10 (bound 6.9, critic on; 3 fits): 0.970 / 0.942 / 0.943, forced off 0.967 /
+    vs 0.989 / 0.974 / 0.895 off (24 s); ε = 1 against suite.json: diamonds 0.961 / 0.963 / R² 0.873
+    (35 s) vs 0.964 / 0.966 / 0.887 off (17 s), MplsStops 0.980 / 0.955 / 0.877 (51 s) vs 0.976 /
+    0.952 / 0.882 off (28 s). A lower bar (critic off everywhere) is the next thing to try. Colon at ε = 10 (bound 6.9, critic on; 3 fits): 0.970 / 0.942 / 0.943, forced off 0.967 /
     0.946 / 0.944: no fall from ε = 3 across the threshold.
     Training the critic-less generator longer or on larger batches (3x steps, batch ≥ 1,024) did
     not help on colon (pairs 0.902-0.912 at ε = 1, 0.921-0.934 at ε = 3).
