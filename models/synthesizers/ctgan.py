@@ -45,7 +45,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from models.codec import Codec
-from models.dp import init_uniform_, pair_losses
+from models.dp import PrivateTrainer, init_uniform_, pair_losses
 from models import schedule as training_schedule
 from models.ledger import PrivacyLedger, calibrate_noise
 from models.calibrate import Calibrator
@@ -493,6 +493,10 @@ class DPCTGAN(Synthesizer):
         self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim).to(dev)
         init_uniform_(self.generator, run.gens.init)
         self._opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
+        # no critic: no network reads a real row, nothing to charge, nothing to audit
+        self._trainer: PrivateTrainer | None = None
+        self._critic: Critic | None = None
+        self.accountant = None
         if self._critic_on:
             base_critic = Critic(self.codec.dim + (self.cond_dim if self._conditioned else 0), cfg.critic_dims)
             init_uniform_(base_critic, run.gens.init)
@@ -502,8 +506,6 @@ class DPCTGAN(Synthesizer):
             # Opacus' own accountant runs beside our ledger as a cross-check (tests compare them).
             self.accountant = self._trainer.accountant
             self._critic = base_critic
-        else:  # no network reads a real row: nothing to charge, nothing to audit
-            self._trainer, self._critic, self.accountant = None, None, None
         self._targets = self._marginal_targets()
         measured = self.measured
         self._pair_loss = PairLoss(measured, dev) if measured is not None and measured.pairs and cfg.pair_weight else None
@@ -515,7 +517,7 @@ class DPCTGAN(Synthesizer):
             return self._generator_step(run), math.nan
         cfg = self.config
         gen, trainer, base_critic, bg = self.generator, self._trainer, self._critic, self._bg
-        assert gen is not None
+        assert gen is not None and trainer is not None and base_critic is not None
         per_sample, g_dev = run.gens.per_sample, run.gens.device
         conditioned = self._conditioned
         # ---- critic: one step over a Poisson batch (DP-SGD unless non-DP) -----------
