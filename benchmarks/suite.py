@@ -317,7 +317,9 @@ def fit_synthgate(job: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     synthetic.write_parquet(out / "synthetic.parquet")
     result = {"fit_seconds": round(fit_s, 1), "epsilon_spent": ledger.epsilon, "model": cls.name,
-              "config": config.model_dump(mode="json")}
+              "config": config.model_dump(mode="json"),
+              # what the fit decided from public quantities (ctgan's critic="auto": trained or not)
+              "critic": model.training_summary.get("critic"), "mechanisms": [e.mechanism for e in ledger.entries]}
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
@@ -410,7 +412,8 @@ def run_job(job: dict[str, Any], folder: Path, peer_python: Path, limit_s: float
         if job["method"] == "synthgate":  # which synthgate: the model and the options it ran with
             cfg = fitted.get("config", {})
             record["variant"] = {"model": fitted.get("model"), "epochs": cfg.get("epochs"),
-                                 "batch_size": cfg.get("batch_size"), "marginals": cfg.get("marginals", "n/a")}
+                                 "batch_size": cfg.get("batch_size"), "marginals": cfg.get("marginals", "n/a"),
+                                 "critic": fitted.get("critic", "n/a"), "mechanisms": fitted.get("mechanisms")}
         record.update({"fit_seconds": fitted["fit_seconds"],
                        "epsilon_spent": None if spent is None else label(spent) if math.isinf(float(spent))
                        else round(float(spent), 4)})

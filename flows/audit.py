@@ -115,7 +115,8 @@ def audit_one(
     if trainer is None:
         raise ValueError(
             f"model {contract.model!r} built no DP network at epsilon={epsilon}, so there is nothing to audit; "
-            "audit a finite epsilon with a model that trains a DP critic."
+            "audit a finite epsilon with a model that trains a DP critic (ctgan's default, critic: auto, trains "
+            "none when the planned noise leaves the critic no signal: set model_options critic: on to audit it)."
         )
     entry = trainer.entry
     network_epsilon = epsilon_of([(entry.noise_multiplier, entry.sample_rate, entry.steps)], ledger.delta)

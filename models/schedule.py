@@ -24,6 +24,15 @@ principles, not a sweep on any table):
   (down to 2e-4), so that a very noisy critic takes smaller steps.
 
 Explicit options (``epochs``, ``batch_size``) always win over the schedule (``plan_training``).
+
+- **Whether to train a critic at all** (``critic_snr``, ``MIN_CRITIC_SNR``). Each DP-SGD step adds
+  Gaussian noise of norm ≈ σ·C·√P / B to the averaged clipped gradient (P the critic's parameters),
+  whose signal is at most C. Over T steps a consistent signal adds up to T·C and the noise to
+  √T·σ·C·√P / B, so √T·B / (σ·√P) bounds the critic's whole-run signal-to-noise ratio from above.
+  Below ``MIN_CRITIC_SNR`` the critic cannot be told from noise, yet it would still drive the
+  generator and take a share of ε; the model then spends that share on its measured marginals
+  instead (models/synthesizers/ctgan.py, ``critic="auto"``). Public: σ, T and B come from
+  (ε, δ, n̂) and P from the contract's encoded width and the critic's architecture.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ MAX_SIGMA = 8.0
 BASE_LR = 1e-3
 MIN_LR = 2e-4
 QUIET_NOISE = 0.005  # σ/B below which the learning rate stays at BASE_LR
+MIN_CRITIC_SNR = 4.0  # critic_snr below which a default fit trains no DP-SGD critic (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,19 @@ def schedule(
         steps = max(MIN_STEPS, steps // 2)
         sigma = calibrate_noise(target_epsilon=epsilon, ledger=ledger, sample_rate=q, steps=steps)
     return Schedule(q, steps, sigma, learning_rate(sigma, q * n_hat), q * n_hat, "schedule")
+
+
+def critic_snr(plan: Schedule, parameters: int) -> float:
+    """Upper bound on a DP-SGD critic's whole-run signal-to-noise ratio, √T·B / (σ·√P).
+
+    ``plan``: the critic's schedule (T steps, expected batch B, noise multiplier σ); ``parameters``: the
+    critic's parameter count P. ∞ without noise (σ = 0: the non-DP baseline). Public quantities only.
+    """
+    if parameters < 1:
+        raise ValueError(f"parameters must be the critic's parameter count (>= 1). Got {parameters!r}.")
+    if plan.noise_multiplier <= 0:
+        return math.inf
+    return math.sqrt(plan.steps) * plan.expected_batch / (plan.noise_multiplier * math.sqrt(parameters))
 
 
 def from_options(

@@ -18,6 +18,8 @@ The generator is steered by three post-processing signals besides the critic: th
 conditional vector's cross-entropy (as in CTGAN), a marginal loss towards the DP
 histograms, and (``marginals="auto"``, the default) a loss towards DP-measured 2-way marginals
 (models/marginals.py), so DP-SGD's noisy critic is left with the dependencies no measured pair holds.
+When the planned critic would be noise (``critic="auto"``: small tables at small ε, see
+``CTGANConfig``), no critic trains; the marginals spend its ε and the generator fits them alone.
 The training schedule (steps, batch, σ, learning rate) comes from public quantities only
 (models/schedule.py) unless ``epochs`` or ``batch_size`` is set.
 
@@ -32,19 +34,20 @@ recorded in the ledger as non-DP entries (ε = ∞), so such a model never passe
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from models.codec import Codec
-from models.dp import init_uniform_, pair_losses
+from models.dp import PrivateTrainer, init_uniform_, pair_losses
 from models import schedule as training_schedule
-from models.ledger import PrivacyLedger
+from models.ledger import PrivacyLedger, calibrate_noise
 from models.calibrate import Calibrator
 from models.marginals import Measured, PairLoss, measure_marginals, variables
 from models.nets import MLPCritic as Critic
@@ -101,6 +104,39 @@ class CTGANConfig(SynthConfig):
     ``pair_weight`` × Σ KL(measured pair ‖ the batch's soft joint): post-processing of charged
     measurements, beside the critic's signal. ``"off"``: the critic gets that share back.
 
+    ``critic="auto"`` (default): before the marginals are measured, the critic's DP-SGD run is planned
+    as if they took their share (models/schedule.py: T steps, expected batch B, σ), and its whole-run
+    signal-to-noise bound ``schedule.critic_snr`` = √T·B / (σ·√P) (P the critic's parameters) is
+    compared with ``schedule.MIN_CRITIC_SNR`` = 4. Below it no critic trains: the marginals spend all
+    the ε left after the codec, no ``dp-sgd-critic`` entry is charged, and the generator trains for
+    the schedule's steps on the condition, 1-way and pair losses alone (post-processing of released
+    statistics; it reads no row). Inputs: ε, δ, the codec's DP row count n̂, the encoded width and
+    the critic's architecture, all public; explicit ``epochs`` / ``batch_size`` or ε = ∞ keep the critic.
+    On the suite (δ of each contract) the bound is 0.8 / 2.5 / 6.9 on survival::colon (~1,300 rows)
+    at ε = 1 / 3 / 10, and ≥ 5.8 on every table of 18,000+ rows from ε = 0.5 (11–23 at ε = 1), so
+    only colon at ε ≤ 3 loses its critic. Measured there (column shapes / pair trends / TSTR AUC,
+    process CPU s; the DP noise is unseeded, so a fit's figures vary run to run beyond its seed):
+      6 fits each, one harness (benchmarks.suite.evaluate, seeds 0-5), critic on -> off:
+        ε = 1: 0.952 / 0.911 / 0.900, 8.2 s  ->  0.948 / 0.913 / 0.927, 4.1 s
+        ε = 3: 0.957 / 0.912 / 0.911, 10.8 s ->  0.967 / 0.933 / 0.934, 5.8 s
+      benchmarks.suite, seeds 0-2 (suite.json's default before -> suite-small-tables.json):
+        ε = 1: 0.923 / 0.870 / 0.907, 10 s   ->  0.944 / 0.899 / 0.880, 9 s (one TSTR of 0.77)
+        ε = 3: 0.963 / 0.921 / 0.919, 12 s   ->  0.975 / 0.949 / 0.936, 11 s
+    Both arms have TSTR outliers (0.75 and 0.83 on, 0.77 off): a fit from ~1,300 rows at ε = 1 is
+    fragile either way. Forcing the critic off on larger tables (2 fits each; not the default: their
+    bound is 11-50 at ε = 1-3) changed no figure beyond noise, at about half the CPU: Adult ε = 1
+    0.983 / 0.961 / 0.892 on vs 0.983 / 0.962 / 0.894 off (same harness; 47 vs 26 s); against
+    suite.json's 3 default fits, nassCDS ε = 1 0.979 / 0.980 / 0.976 vs 0.979 / 0.981 / 0.978 off,
+    ε = 3 0.983 / 0.986 / 0.975 vs 0.985 / 0.987 / 0.980, CPS1988 ε = 1 0.992 / 0.987 / R² 0.189
+    vs 0.992 / 0.987 / 0.176; Adult ε = 3 0.988 / 0.973 / 0.894 (suite-small-tables.json, 57 s)
+    vs 0.989 / 0.974 / 0.895 off (24 s); ε = 1 against suite.json: diamonds 0.961 / 0.963 / R² 0.873
+    (35 s) vs 0.964 / 0.966 / 0.887 off (17 s), MplsStops 0.980 / 0.955 / 0.877 (51 s) vs 0.976 /
+    0.952 / 0.882 off (28 s). A lower bar (critic off everywhere) is the next thing to try. Colon at ε = 10 (bound 6.9, critic on; 3 fits): 0.970 / 0.942 / 0.943, forced off 0.967 /
+    0.946 / 0.944: no fall from ε = 3 across the threshold.
+    Training the critic-less generator longer or on larger batches (3x steps, batch ≥ 1,024) did
+    not help on colon (pairs 0.902-0.912 at ε = 1, 0.921-0.934 at ε = 3).
+    ``"on"``: always train the critic (the behaviour before); ``"off"``: never (needs marginals).
+
     ``calibration="rake"`` (default): ``sample`` draws its rows from a 4x generated pool, weighted to
     the released DP marginals (``models/calibrate.py``; post-processing).
 
@@ -154,6 +190,14 @@ class CTGANConfig(SynthConfig):
         0.85, gt=0, lt=1, description="Share of the ε left after the codec that the pair marginals spend."
     )
     pair_weight: float = Field(1.0, ge=0, description="Weight of the generator's loss on the measured pair marginals.")
+    critic: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description=(
+            "auto: the DP-SGD critic trains unless its planned gradient noise leaves it no usable signal "
+            "(models/schedule.py, critic_snr below MIN_CRITIC_SNR), in which case its ε goes to the measured "
+            "marginals and the generator fits them alone; on: always; off: never (needs marginals='auto')."
+        ),
+    )
     extra_pairs: int | None = Field(
         None, ge=0,
         description=(
@@ -161,6 +205,15 @@ class CTGANConfig(SynthConfig):
             "allows, never fewer than one per variable less one)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _critic_needs_marginals(self) -> CTGANConfig:
+        if self.critic == "off" and self.marginals == "off":
+            raise ValueError(
+                "critic='off' with marginals='off' leaves the generator nothing to learn from; "
+                "set marginals='auto' or critic='auto'."
+            )
+        return self
 
 
 class _Residual(nn.Module):
@@ -250,6 +303,10 @@ class DPCTGAN(Synthesizer):
         self._cond_tables: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
         # The DP pair marginals (models/marginals.py) the generator is pulled towards; set by fit.
         self.measured: Measured | None = None
+        # Whether this fit trains the DP-SGD critic (``CTGANConfig.critic``); decided before the marginals
+        # are measured, since a skipped critic's share goes to them.
+        self._critic_on = True
+        self._critic_snr: float | None = None  # schedule.critic_snr of the planned critic ("auto" under DP)
 
     def _set_logit_bias(self) -> None:
         """Unused mode slots (weight 0) can never be generated: -1e4 on their logits.
@@ -407,20 +464,22 @@ class DPCTGAN(Synthesizer):
         self.measured = self._measure_marginals(encoded, ledger=ledger, dp=dp, epsilon=epsilon, rng=rng)
 
     def _measured_state(self) -> Any:
-        return self.measured.state() if self.measured is not None else None
+        return {**self.measured.state(), "critic": self._critic_on} if self.measured is not None else None
 
     def _load_measured_state(self, state: Any) -> None:
         self.measured = Measured.from_state(variables(self.codec), state) if state is not None else None
+        self._critic_on = bool(state.get("critic", True)) if state is not None else True
 
     def _phases(self, run: Run) -> list[Phase]:
         cfg = self.config
-        plan = self._schedule(ledger=run.ledger, dp=run.dp, epsilon=run.epsilon, n_hat=run.n_hat)
+        # no critic: no DP-SGD, nothing left to spend; the generator takes the schedule's steps and rate
+        plan = self._schedule(ledger=run.ledger, dp=run.dp and self._critic_on, epsilon=run.epsilon, n_hat=run.n_hat)
         self._training_plan = plan
         epochs = cfg.epochs if cfg.epochs is not None else plan.steps * plan.sample_rate
         return [Phase("train", plan.steps, plan.sample_rate, epochs=epochs, step=self._train_step)]
 
     def _noise_multiplier(self, run: Run, phases: list[Phase]) -> float:
-        return self._training_plan.noise_multiplier  # models/schedule.py calibrated it with the steps
+        return self._training_plan.noise_multiplier  # models/schedule.py calibrated it with the steps (0: no critic)
 
     def _build_training(self, run: Run) -> None:
         cfg = self.config
@@ -432,26 +491,33 @@ class DPCTGAN(Synthesizer):
             cfg.critic_lr if "critic_lr" in cfg.model_fields_set or plan.source == "options" else plan.learning_rate
         )
         self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim).to(dev)
-        base_critic = Critic(self.codec.dim + (self.cond_dim if self._conditioned else 0), cfg.critic_dims)
         init_uniform_(self.generator, run.gens.init)
-        init_uniform_(base_critic, run.gens.init)
         self._opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
-        self._trainer = run.private(
-            base_critic, mechanism="dp-sgd-critic", lr=self._critic_lr, what="critic", clipping=cfg.clipping
-        )
-        # Opacus' own accountant runs beside our ledger as a cross-check (tests compare them).
-        self.accountant = self._trainer.accountant
-        self._critic = base_critic
+        # no critic: no network reads a real row, nothing to charge, nothing to audit
+        self._trainer: PrivateTrainer | None = None
+        self._critic: Critic | None = None
+        self.accountant = None
+        if self._critic_on:
+            base_critic = Critic(self.codec.dim + (self.cond_dim if self._conditioned else 0), cfg.critic_dims)
+            init_uniform_(base_critic, run.gens.init)
+            self._trainer = run.private(
+                base_critic, mechanism="dp-sgd-critic", lr=self._critic_lr, what="critic", clipping=cfg.clipping
+            )
+            # Opacus' own accountant runs beside our ledger as a cross-check (tests compare them).
+            self.accountant = self._trainer.accountant
+            self._critic = base_critic
         self._targets = self._marginal_targets()
         measured = self.measured
         self._pair_loss = PairLoss(measured, dev) if measured is not None and measured.pairs and cfg.pair_weight else None
         self._bg = max(2, run.expected_batch)
         run.keep(generator=self.generator, opt_g=self._opt_g)
 
-    def _train_step(self, run: Run, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _train_step(self, run: Run, i: int) -> tuple[torch.Tensor, Any]:
+        if not self._critic_on:
+            return self._generator_step(run), math.nan
         cfg = self.config
         gen, trainer, base_critic, bg = self.generator, self._trainer, self._critic, self._bg
-        assert gen is not None
+        assert gen is not None and trainer is not None and base_critic is not None
         per_sample, g_dev = run.gens.per_sample, run.gens.device
         conditioned = self._conditioned
         # ---- critic: one step over a Poisson batch (DP-SGD unless non-DP) -----------
@@ -495,8 +561,29 @@ class DPCTGAN(Synthesizer):
             self._update(self._opt_g, loss_g, list(gen.parameters()))
         return loss_g, score
 
+    def _generator_step(self, run: Run) -> torch.Tensor:
+        """One generator update from the released statistics alone (no critic): the condition's
+        cross-entropy, the DP 1-way histograms and the measured pair marginals. Reads no real row."""
+        cfg, gen = self.config, self.generator
+        assert gen is not None
+        gen.train()
+        logits, _, which, cats = self._generate(self._bg, run.gens.device, log_frequency=cfg.log_frequency)
+        loss_g = logits.new_zeros(())
+        if cfg.cond_weight:
+            loss_g = loss_g + cfg.cond_weight * self._cond_loss(logits, which, cats)
+        if cfg.marginal_weight:
+            loss_g = loss_g + cfg.marginal_weight * self._marginal_loss(logits, self._targets)
+        if self._pair_loss is not None:
+            loss_g = loss_g + cfg.pair_weight * self._pair_loss(logits)
+        self._update(self._opt_g, loss_g, list(gen.parameters()))
+        return loss_g
+
     def _summary(self, run: Run) -> dict[str, Any]:
+        off = {} if self._critic_on else {"noise_multiplier": None, "max_grad_norm": None}
         return {
+            **off,
+            "critic": "on" if self._critic_on else "off",
+            "critic_snr": self._critic_snr,
             "numeric_encoding": self.config.numeric_encoding,
             "critic_conditioning": self._conditioned,
             "schedule": self._training_plan.source,
@@ -510,14 +597,45 @@ class DPCTGAN(Synthesizer):
         """The DP pair marginals (models/marginals.py), charged so that the ledger has spent the codec's
         share plus ``marginal_share`` of what is left; None when ``marginals="off"``."""
         if self.config.marginals == "off":
+            self._critic_on = True
             return None
+        self._critic_on = self._plan_critic(ledger=ledger, dp=dp, epsilon=epsilon)
         target = None
         if dp:
             spent = ledger.epsilon
-            target = spent + self.config.marginal_share * (epsilon - spent)
+            # without a critic the marginals spend all that is left
+            target = spent + self.config.marginal_share * (epsilon - spent) if self._critic_on else epsilon
         return measure_marginals(
             encoded, self.codec, ledger=ledger, target_epsilon=target, rng=rng, extra=self.config.extra_pairs
         )
+
+    def _plan_critic(self, *, ledger: PrivacyLedger, dp: bool, epsilon: float) -> bool:
+        """Whether the DP-SGD critic trains (``CTGANConfig.critic``), from public quantities only.
+
+        "auto" under DP with the default schedule: plan the critic as if the marginals took their
+        ``marginal_share`` (their charges are Gaussian at rate 1, so one Gaussian entry with the same
+        ε stands for them), and keep it when ``schedule.critic_snr`` of that plan is at least
+        ``schedule.MIN_CRITIC_SNR``. Explicit epochs / batch size, or no DP, keep it.
+        """
+        cfg = self.config
+        self._critic_snr = None
+        if cfg.critic != "auto":
+            return cfg.critic == "on"
+        if not dp or cfg.epochs is not None or cfg.batch_size is not None:
+            return True
+        spent = ledger.epsilon
+        planned = PrivacyLedger(ledger.delta)
+        planned.entries = list(ledger.entries)
+        target = spent + cfg.marginal_share * (epsilon - spent)
+        sigma_m = calibrate_noise(target_epsilon=target, ledger=ledger, sample_rate=1.0, steps=1)
+        planned.charge("planned-marginals", noise_multiplier=sigma_m, sample_rate=1.0, steps=1)
+        n_hat = float(self.codec.n_estimate or 1.0)
+        plan = self._schedule(ledger=planned, dp=True, epsilon=epsilon, n_hat=n_hat)
+        in_dim = self.codec.dim + (self.cond_dim if cfg.critic_conditioning and self._cond_blocks else 0)
+        with torch.device("meta"):  # shapes only: no memory, no draw from any random stream
+            parameters = sum(p.numel() for p in Critic(in_dim, cfg.critic_dims).parameters())
+        self._critic_snr = training_schedule.critic_snr(plan, parameters)
+        return self._critic_snr >= training_schedule.MIN_CRITIC_SNR
 
     def _schedule(self, *, ledger: PrivacyLedger, dp: bool, epsilon: float, n_hat: float) -> training_schedule.Schedule:
         """models/schedule.py's plan, or the user's epochs / batch size when either is set."""

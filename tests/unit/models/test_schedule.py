@@ -8,7 +8,7 @@ import math
 import pytest
 
 from models import schedule as sch
-from models.ledger import PrivacyLedger
+from models.ledger import PrivacyLedger, calibrate_noise
 
 N_HATS = [1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6]
 EPSILONS = [0.5, 1.0, 3.0, 10.0]
@@ -88,3 +88,37 @@ def test_the_schedule_reads_no_data() -> None:
             sch.schedule(epsilon=1.0, ledger=PrivacyLedger(DELTA), n_hat=bad, width=10)
     with pytest.raises(ValueError, match="width"):
         sch.schedule(epsilon=1.0, ledger=PrivacyLedger(DELTA), n_hat=1000, width=0)
+
+
+def _after_marginals(epsilon: float) -> PrivacyLedger:
+    """The codec's histograms, then the marginals at 85% of the rest (ctgan's default shares)."""
+    ledger = _ledger(epsilon)
+    target = ledger.epsilon + 0.85 * (epsilon - ledger.epsilon)
+    sigma = calibrate_noise(target_epsilon=target, ledger=ledger, sample_rate=1.0, steps=1)
+    ledger.charge("planned-marginals", noise_multiplier=sigma)
+    return ledger
+
+
+def test_critic_snr_is_public_and_grows_with_rows_and_budget() -> None:
+    """√T·B / (σ·√P) from the plan alone: larger for more rows and more ε, ∞ without noise; a 1,000-row
+    table at ε = 1 leaves the critic below MIN_CRITIC_SNR, 30,000 rows at ε = 0.5 do not."""
+    params = 20_000  # about a (128, 128) critic on a 30-slot encoding
+    assert set(inspect.signature(sch.critic_snr).parameters) == {"plan", "parameters"}
+    snr = {
+        (n, e): sch.critic_snr(sch.schedule(epsilon=e, ledger=_after_marginals(e), n_hat=n, width=30), params)
+        for n in (1e3, 3e4, 1e5) for e in (0.5, 1.0, 3.0)
+    }
+    for e in (0.5, 1.0, 3.0):
+        row = [snr[(n, e)] for n in (1e3, 3e4, 1e5)]
+        assert row == sorted(row), (e, row)
+    for n in (1e3, 3e4, 1e5):
+        col = [snr[(n, e)] for e in (0.5, 1.0, 3.0)]
+        assert col == sorted(col), (n, col)
+    assert snr[(1e3, 1.0)] < snr[(1e3, 3.0)] < sch.MIN_CRITIC_SNR < snr[(3e4, 0.5)]
+    plan = sch.schedule(epsilon=1.0, ledger=_after_marginals(1.0), n_hat=1e3, width=30)
+    assert sch.critic_snr(plan, params) == pytest.approx(
+        math.sqrt(plan.steps) * plan.expected_batch / (plan.noise_multiplier * math.sqrt(params)))
+    quiet = sch.schedule(epsilon=math.inf, ledger=PrivacyLedger(DELTA), n_hat=1e3, width=30, dp=False)
+    assert sch.critic_snr(quiet, params) == math.inf
+    with pytest.raises(ValueError, match="parameter count"):
+        sch.critic_snr(plan, 0)
