@@ -979,7 +979,8 @@ class Synthesizer(ABC):
         x = np.concatenate(parts) if parts else np.zeros((0, self.codec.dim), dtype=np.float32)
         if conditions:
             self._impose(x, conditions)
-        return self.codec.decode(x)
+        grid_rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=g, device=g.device)))
+        return self.codec.decode(x, rng=grid_rng)
 
     def _impose(self, x: np.ndarray, conditions: dict[str, Any]) -> None:
         """Set each conditioned column's one-hot block to the condition (in place).

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -8,7 +9,16 @@ import pytest
 from polars.testing import assert_frame_equal, assert_series_equal
 
 import models.codec as codec_module
-from models.codec import MAX_BINS, MIN_MODE_WEIGHT, Codec, fit_histogram_mixture
+from models.codec import (
+    MAX_BINS,
+    MIN_MODE_WEIGHT,
+    PRECISION_STEPS,
+    PRECISION_WEIGHT,
+    Codec,
+    _noisy_levels,
+    fit_histogram_mixture,
+    precision_level,
+)
 from models.ledger import PrivacyLedger
 from validation.contract import Contract, ContractError, parse_contract
 
@@ -110,7 +120,11 @@ def test_default_codec_stays_quantile(adult_contract: Contract, adult_small: pl.
     assert {b.role for b in default.blocks} <= {"value", "null"}
     assert default.blocks == explicit.blocks and default.dim == explicit.dim
     state = default.state()
-    assert set(state) == {"bin_mass", "null_rate", "frequencies", "n_estimate"}  # old format, unchanged
+    assert set(state) == {"bin_mass", "null_rate", "frequencies", "n_estimate", "precision"}
+    old = {k: v for k, v in state.items() if k != "precision"}  # saved before precision profiles
+    restored = Codec(adult_contract)
+    restored.load_state(old)
+    assert restored.precision == {}
     a = default.encode(df, rng=np.random.default_rng(4))
     b = explicit.encode(df, rng=np.random.default_rng(4))
     np.testing.assert_array_equal(a, b)
@@ -371,3 +385,53 @@ def test_a_state_saved_before_spike_bins_still_loads_and_decodes() -> None:
     state["bin_mass"]["amount"] = [1.0] * 7
     with pytest.raises(ValueError, match="another contract"):
         Codec(contract).load_state(state)
+
+
+# --- precision profiles ----------------------------------------------------------------------
+
+
+def test_precision_level_finds_the_coarsest_grid() -> None:
+    steps = PRECISION_STEPS["continuous"]
+    values = np.array([55.0, 55.4, 55.43, 55.431, 55.4312, -3.0, 0.3])
+    assert precision_level(values, steps).tolist() == [0, 1, 2, 3, 4, 0, 1]
+    day = 86400.0
+    stamps = np.array([19000 * day, 19000 * day + 3600, 19000 * day + 60, 19000 * day + 1, 19000 * day + 0.5])
+    assert precision_level(stamps, PRECISION_STEPS["datetime"]).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_mostly_whole_column_decodes_mostly_whole() -> None:
+    """98% of the rows whole numbers, 2% on the 0.1 grid: the DP profile carries the shares, the
+    sample follows them (public sampling stream), and without a stream values are left as decoded."""
+    contract = parse_contract(
+        {"table": "t", "columns": {"x": {"kind": "continuous", "min": 40.0, "max": 80.0}},
+         "privacy": {"epsilon": 1.0, "delta": 1e-6}}
+    )
+    rng = np.random.default_rng(3)
+    n = 20_000
+    whole = rng.integers(50, 70, n).astype(np.float64)
+    x = np.where(rng.random(n) < 0.02, whole + 0.1 * rng.integers(1, 10, n), whole)
+    codec = Codec(contract)
+    ledger = PrivacyLedger(1e-6)
+    codec.fit_dp(pl.DataFrame({"x": x}), ledger=ledger, noise_multiplier=8.0, rng=np.random.default_rng(4))
+    shares = codec.precision["x"]
+    assert shares[0] == pytest.approx(0.98, abs=0.01) and shares[1] == pytest.approx(0.02, abs=0.01)
+    assert codec.sensitivity == pytest.approx(math.sqrt(1 + PRECISION_WEIGHT**2))
+    enc = codec.encode(pl.DataFrame({"x": x}), rng=np.random.default_rng(5))
+    out = codec.decode(enc, rng=np.random.default_rng(6))["x"].to_numpy()
+    # rows drawn onto the 0.1 grid can land on a whole number too: at least 98% whole, every
+    # other value on the 0.1 grid
+    assert 0.975 <= np.mean(out == np.rint(out)) < 1.0
+    assert (precision_level(out, PRECISION_STEPS["continuous"]) <= 1).all()
+    assert out.min() >= 40.0 and out.max() <= 80.0
+    plain = codec.decode(enc)["x"].to_numpy()
+    assert np.mean(plain == np.rint(plain)) < 0.5  # the quantile decode jitters within bins
+
+
+def test_the_precision_counts_get_the_mechanism_noise() -> None:
+    exact = np.array([9000.0, 800.0, 150.0, 50.0, 0.0])
+    sigma = 12.0
+    rng = np.random.default_rng(8)
+    draws = np.stack([_noisy_levels(exact, sigma, rng) for _ in range(4000)])
+    # the weighted counts get std σ; in rows that is σ / w, centred on the exact counts
+    np.testing.assert_allclose(draws.mean(axis=0), exact, atol=4 * sigma / PRECISION_WEIGHT / math.sqrt(4000))
+    np.testing.assert_allclose(draws.std(axis=0), sigma / PRECISION_WEIGHT, rtol=0.05)
