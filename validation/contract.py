@@ -531,9 +531,10 @@ class Evaluation(_Strict):
         10000,
         ge=50,
         le=10_000_000,
-        description="Targets per attribute-inference attack (and per control attack), capped by the rows "
-        "available. The risk is divided by 1 - the control success rate, so a secret that is easy to "
-        "guess anyway (income on Adult: ~78%) needs many attacks for a tight interval.",
+        description="Targets per attribute-inference attack (and per control attack), shared by the "
+        "secret's value classes and capped by each class's rows. The risk is divided by 1 - the control "
+        "success rate (averaged over the classes), so a secret the other columns predict needs many "
+        "attacks for a tight interval.",
     )
 
 

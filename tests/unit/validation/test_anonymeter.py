@@ -10,13 +10,19 @@ import pytest
 from scipy.stats import binomtest
 
 from validation.anonymeter import (
-    NUMERIC_SECRET_TOLERANCE,
+    MIN_CLASS_TARGETS,
+    NUMERIC_SECRET_BINS,
     _Columns,
     _match_counts,
     _multivariate_predicates,
     _nearest_rows,
+    _numeric_secret_classes,
+    _power_floor,
+    _secret_bins,
+    _strata,
     anonymeter_checks,
     attack_risk,
+    balanced_attack_risk,
     inference_risk,
     linkability_risk,
     singling_out_risk,
@@ -316,21 +322,82 @@ def test_inference_by_hand_categorical_secret() -> None:
     assert r.value == pytest.approx(1.0)
 
 
-def test_inference_numeric_secret_within_five_percent_of_the_range() -> None:
+def test_inference_numeric_secret_is_judged_by_the_synthetic_deciles() -> None:
     contract = _contract(
         {
             "a": {"kind": "integer", "min": 0, "max": 100},
             "s": {"kind": "continuous", "min": 0.0, "max": 200.0, "nullable": True},
         }
     )
-    syn = pl.DataFrame({"a": [0, 50, 100], "s": [10.0, 60.0, None]})
-    # tolerance = 5% of 200 = 10. Guesses: 10 (a=1), 60 (a=49), null (a=99).
-    train = pl.DataFrame({"a": [1, 49, 99], "s": [20.0, 71.0, None]})  # |10| yes, |11| no, null=null yes
-    control = pl.DataFrame({"a": [1, 49, 99], "s": [0.5, 50.0, 90.0]})  # yes, yes, null vs 90 no
+    # 20 distinct synthetic values 0, 10, ..., 190 and a null: deciles at 19, 38, ..., 171
+    syn = pl.DataFrame({"a": list(range(21)), "s": [10.0 * i for i in range(20)] + [None]})
+    points, edges = _secret_bins(syn["s"].cast(pl.Float64).to_numpy())
+    assert points.size == 0 and NUMERIC_SECRET_BINS == 10
+    assert edges == pytest.approx([19.0 * k for k in range(1, 10)])
+    # Nearest synthetic rows on a: a=0 → 0.0, a=5 → 50.0, a=20 → null
+    train = pl.DataFrame({"a": [0, 5, 20], "s": [18.0, 39.0, None]})  # same bin as 0 (<19): yes; 39 vs 50: both in [38, 57): yes; null = null: yes
+    control = pl.DataFrame({"a": [0, 5, 20], "s": [20.0, 37.0, 50.0]})  # 20 vs 0: no; 37 vs 50: no; 50 vs null: no
     r = inference_risk(train, control, syn, contract, secret="s", seed=0)
-    assert NUMERIC_SECRET_TOLERANCE == 0.05
-    assert (r.details["n_successes"], r.details["n_control_successes"]) == (2, 2)
-    assert r.details["tolerance_share_of_range"] == 0.05
+    assert (r.details["n_successes"], r.details["n_control_successes"]) == (3, 0)
+    assert r.details["strata"] == 1  # three rows: too few for a stratum per class
+    assert "quantile bins" in r.details["success"]
+
+
+def test_a_spike_in_a_numeric_secret_is_a_class_of_its_own() -> None:
+    values = np.array([0.0] * 50 + list(np.linspace(1.0, 100.0, 50)) + [np.nan] * 3)
+    points, edges = _secret_bins(values)
+    assert points.tolist() == [0.0] and edges.size == 9
+    classes = _numeric_secret_classes(np.array([0.0, 0.5, 100.0, np.nan]), points, edges)
+    # 0 is the spike; 0.5 sits in the lowest bin with the small positive values, not with 0
+    assert classes[0] == edges.size + 1 and classes[1] == 0 and classes[2] == edges.size
+    assert classes[3] == edges.size + 2  # null after the spikes
+
+
+def test_strata_keep_every_row_and_pool_the_rare_classes() -> None:
+    m = MIN_CLASS_TARGETS
+    main = np.array([0] * (3 * m) + [1] * (2 * m) + [2] * 5 + [3] * 5)
+    ctrl = np.array([0] * (3 * m) + [1] * m + [2] * 5 + [3] * 4)
+    s_main, s_ctrl = _strata(main, ctrl)
+    # classes 2 and 3 are too rare on their own and as a pool: they join the largest stratum (0)
+    assert set(s_main.tolist()) == {0, 1} and (s_main[main >= 2] == 0).all() and (s_ctrl[ctrl >= 2] == 0).all()
+    half = [2] * (m // 2) + [3] * (m // 2 + 1)  # each rare alone, a stratum together
+    pooled_main, pooled_ctrl = _strata(np.r_[[0] * (3 * m), [1] * (2 * m), half], np.r_[[0] * (3 * m), [1] * m, half])
+    assert set(pooled_main.tolist()) == {0, 1, 4} and set(pooled_ctrl.tolist()) == {0, 1, 4}
+    tiny_main, _ = _strata(np.array([0, 1, 1]), np.array([1, 0]))
+    assert set(tiny_main.tolist()) == {2}  # nothing reaches the minimum: one stratum (plain accuracy)
+
+
+def test_balanced_risk_with_one_class_is_the_plain_risk() -> None:
+    one = balanced_attack_risk(np.array([60]), np.array([20]), np.array([100]))
+    plain = attack_risk(60, 100, 20, 100)
+    assert one == plain and one.effective is None
+
+
+def test_balanced_risk_sees_a_leak_of_the_rare_value() -> None:
+    # 5,000 common and 300 rare targets per side; the main attack gets every rare one right,
+    # the control 5% of them; both guess the common value right 95% of the time
+    est = balanced_attack_risk(np.array([4750, 300]), np.array([4750, 15]), np.array([5000, 300]))
+    assert est.main_rate == pytest.approx((0.95 + 1.0) / 2) and est.control_rate == pytest.approx((0.95 + 0.05) / 2)
+    assert est.risk == pytest.approx((0.975 - 0.5) / 0.5) and est.ci[0] > 0.8
+    plain = attack_risk(5050, 5300, 4765, 5300)
+    assert plain.risk < 0.6  # plain accuracy sees about half of it
+
+
+def test_a_rare_secret_without_a_leak_passes_where_plain_accuracy_cannot() -> None:
+    """5% positive secret, independent of the one other column, 6,000 rows per side: plain accuracy
+    of the nearest-row guess is ~0.905 for anyone, its risk interval at these sizes is wider than
+    the 0.10 gate (power floor > 0.10); the balanced rate leaves room 1 - c ~ 0.5 and passes."""
+    rng = np.random.default_rng(7)
+    contract = _contract({"a": {"kind": "continuous", "min": 0.0, "max": 1.0}, "s": {"kind": "boolean"}})
+
+    def rows(n: int) -> pl.DataFrame:
+        return pl.DataFrame({"a": rng.random(n), "s": rng.random(n) < 0.05})
+
+    train, control, fresh = rows(6000), rows(6000), rows(6000)
+    r = inference_risk(train, control, fresh, contract, secret="s", seed=1, n_attacks=10_000, max_risk=0.10)
+    assert r.details["strata"] == 2 and r.passed and r.power_floor < 0.10
+    plain = attack_risk(5430, 6000, 5430, 6000)  # the same no-leak outcome as plain accuracy
+    assert _power_floor(plain, max_risk=0.10, confidence=0.95)[0] > 0.10
 
 
 def test_inference_with_a_constant_secret_cannot_pass() -> None:
@@ -446,8 +513,12 @@ def test_full_size_adult_copy_fails_every_gate(adult: pl.DataFrame, adult_contra
     copied = train.sample(16_000, seed=1)  # half the training rows, verbatim
     results = anonymeter_checks(train, control, copied, adult_contract, seed=0)
     # the contract's evaluation settings: anonymeter_attacks targets for singling out and
-    # linkability, inference_attacks (capped by the rows there are) for attribute inference
+    # linkability, inference_attacks for attribute inference, shared by the secret's strata
+    # (income: two) and each stratum capped by its rows
     ev = adult_contract.evaluation
-    expected = [ev.anonymeter_attacks] * 3 + [min(ev.inference_attacks, copied.height, control.height)]
-    assert [r.details["n_attacks"] for r in results] == expected
+    assert [r.details["n_attacks"] for r in results[:3]] == [ev.anonymeter_attacks] * 3
+    inference = results[3].details
+    assert inference["n_attacks_requested"] == ev.inference_attacks and inference["strata"] == 2
+    rich = (control["income"] == ">50K").sum()  # the rarer class, in the smaller side
+    assert inference["n_attacks"] == ev.inference_attacks // 2 + min(ev.inference_attacks // 2, rich)
     assert not any(r.passed for r in results)
