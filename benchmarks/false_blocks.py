@@ -166,7 +166,8 @@ def dp_repetition(name: str, source: str, epsilon: float, seed: int, cache: Path
 
 
 def run(datasets: list[str], reps: int, max_rows: int, out: Path = RESULTS, *, source: str = "fresh",
-        epsilons: tuple[float, ...] = (1.0, 3.0), cache: Path = CACHE, peer_python: Path | None = None) -> dict[str, Any]:
+        epsilons: tuple[float, ...] = (1.0, 3.0), cache: Path = CACHE, peer_python: Path | None = None,
+        cached_only: bool = False) -> dict[str, Any]:
     done: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     done["machine"] = machine()
     if source == "fresh":
@@ -177,13 +178,17 @@ def run(datasets: list[str], reps: int, max_rows: int, out: Path = RESULTS, *, s
         if eps is None:
             contract, frame, group = load_dataset(name)
         entry = done.setdefault("datasets", {}).setdefault(key, {"reps": []})
-        for rep in range(len(entry["reps"]), reps):
+        # fresh rows: repetitions 0.. in order; DP fits: every seed below ``reps`` not scored yet
+        seen = {r.get("fit_seed") for r in entry["reps"]}
+        for rep in range(len(entry["reps"]), reps) if eps is None else [r for r in range(reps) if r not in seen]:
             t0 = time.perf_counter()
             if eps is None:
                 result = one_repetition(contract, frame, seed=1000 + rep, max_rows=max_rows, group=group)
             else:
                 from benchmarks import suite
 
+                if cached_only and not (cache / f"{name}-{source}-eps{eps:g}-seed{rep}" / "synthetic.parquet").exists():
+                    continue
                 result = dp_repetition(name, source, eps, rep, cache, peer_python or suite.DEFAULT_PEER_PYTHON)
             result["seconds"] = round(time.perf_counter() - t0, 1)
             result["peak_rss_mib_so_far"] = round(peak_rss_mib())  # this process's high-water mark
@@ -219,25 +224,45 @@ def table(done: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def values_table(done: dict[str, Any], gates: tuple[str, ...] = ("dcr_share", "near_copy_share", "dcr_share_worst_subset")) -> str:
+    """Per table (and DP source): each distance gate's value and interval, one cell per repetition."""
+    lines = ["| table | reps | " + " | ".join(f"{g}: value [interval]" for g in gates) + " |",
+             "|---|---|" + "---|" * len(gates)]
+    for name, entry in done.get("datasets", {}).items():
+        reps = entry["reps"]
+        if not reps:
+            continue
+        cells = []
+        for gate in gates:
+            got = [r["gates"][gate] for r in reps if gate in r["gates"]]
+            cells.append("; ".join(f"{g['value']:.3f} [{g['ci'][0]:.3f}, {g['ci'][1]:.3f}]" for g in got) or "—")
+        lines.append(f"| {name} | {len(reps)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="adult", help="comma-separated: adult and suite table names")
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--max-rows", type=int, default=48_842, help="rows used per repetition (all of Adult by default)")
     parser.add_argument("--table", action="store_true", help="print the table from the results file and exit")
+    parser.add_argument("--values", action="store_true", help="print the distance gates' values per repetition and exit")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (repetitions already there are kept)")
     parser.add_argument("--source", choices=SOURCES, default="fresh",
                         help="what stands as the synthetic table: fresh real rows, or a DP fit's output")
     parser.add_argument("--epsilon", default="1,3", help="ε of the DP fits (comma-separated; not for fresh)")
     parser.add_argument("--cache", type=Path, default=CACHE, help="where DP fits' synthetic tables are kept")
     parser.add_argument("--peer-python", type=Path, default=None, help="Python of the peer environment (MST, AIM)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="score only the DP fits already in --cache (seeds 0..reps-1 that are there); fit nothing")
     args = parser.parse_args()
-    if args.table:
-        print(table(json.loads(args.out.read_text())))
+    if args.table or args.values:
+        done = json.loads(args.out.read_text())
+        print(table(done) if args.table else values_table(done))
         return
     epsilons = tuple(float(e) for e in args.epsilon.split(",") if e.strip())
     print(table(run([d for d in args.datasets.split(",") if d], args.reps, args.max_rows, args.out, source=args.source,
-                    epsilons=epsilons, cache=args.cache, peer_python=args.peer_python)))
+                    epsilons=epsilons, cache=args.cache, peer_python=args.peer_python, cached_only=args.cached_only)))
 
 
 if __name__ == "__main__":
