@@ -22,7 +22,8 @@ that no more synthetic rows sit on training records than chance puts there; the 
 aggregates, a trusted DP mechanism included, is a little closer to its training sample than to unseen
 rows everywhere (measured, benchmarks/false_blocks.py: smartnoise MST at ε = 1 on 1,300 rows of
 survival::colon, DCR share 0.543 [0.512, 0.573]): that is a fit to the sample, not a copied record,
-and DP does not forbid it (ε-DP bounds the share's odds by e^ε, 0.73 at ε = 1). Copied records are
+and DP does not forbid it (by a per-record argument ε-DP only keeps the share's odds under about
+e^ε, a share of 0.73 at ε = 1). Copied records are
 what the near-copy share looks for. Searches are exact brute force with scikit-learn, chunked,
 so memory grows with the rows, never with synthetic x reference pairs.
 
