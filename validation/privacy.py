@@ -1129,6 +1129,14 @@ def near_copy_share(
     AIM, synthgate's default) pass this gate on every suite table, a copy of train scores ~1 and
     a copy with 10% of its cells replaced 0.70 on Adult (4,000 rows: 40% of its rows are near copies).
 
+    Limits (measured): where more than 5% of unseen real rows have an exact twin in train (heavy
+    ties: AER::CPS1988, radius 0), only exact matches are near copies, and they count the tie
+    fraction, so a copy of train scores 0.72 there, not ~1, and a copy jittered by less than any
+    real spacing is no near copy at all: such copying shows only in the DCR share's evidence. Where
+    synthetic rows sit in common cells more often than real rows do, the two tie fractions differ
+    and the statistic drifts a little below 0.5 (nassCDS, MST at ε = 1: 0.495); towards passing, by
+    far less than the threshold's 0.05.
+
     Interval: Newcombe's paired score interval (method 10) for the difference of the two shares
     (a row's two near-copy flags are paired), mapped like the statistic; gate on its upper end
     (the release must show that copies stay under the threshold). ``power_floor`` is the upper
