@@ -106,7 +106,7 @@ def score(train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, c
             continue
         out[r.name] = {"outcome": r.outcome, "value": r.value, "gated_value": r.gated_value, "threshold": r.threshold,
                        "ci": list(r.ci) if r.ci else None, "power_floor": r.power_floor}
-        if r.name.startswith("dcr_share"):
+        if r.name.startswith("dcr_share") or r.name == "near_copy_share":
             out[r.name]["details"] = {k: v for k, v in r.details.items() if isinstance(v, (int, float, str))}
     return out
 
