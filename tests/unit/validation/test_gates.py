@@ -83,6 +83,7 @@ def test_run_checks_runs_every_check_with_a_description() -> None:
     assert names == [
         "identical_match_share",
         "dcr_share",
+        "near_copy_share",
         "nndr",
         "dcr_share_worst_subset",
         "singling_out_risk_univariate",
@@ -103,7 +104,7 @@ def test_run_checks_runs_every_check_with_a_description() -> None:
     # Every check is a gate except NNDR (reported) and, with fewer than 500 non-members, TPR@1%FPR.
     assert {r.name for r in results if not r.is_gate} == {"nndr", "mia_tpr_at_1pct_fpr"}
     kinds = [r.kind for r in results]
-    assert kinds == ["privacy"] * 10 + ["fidelity"] * 5 + ["budget", "contract"]
+    assert kinds == ["privacy"] * 11 + ["fidelity"] * 5 + ["budget", "contract"]
     # A fresh sample from the same process: no copies beyond chance, DCR share near 0.5
     # (300 rows are too few for the interval's upper end to clear 0.55).
     by_name = dict(zip(names, results, strict=True))
@@ -121,7 +122,7 @@ def test_run_checks_blocks_a_copy_of_train() -> None:
     decision = decide_release(results)
     assert not decision.released
     failed = {r.name for r in results if not r.passed}
-    assert {"identical_match_share", "dcr_share", "mia_auc", "linkability_risk"} <= failed
+    assert {"identical_match_share", "dcr_share", "near_copy_share", "mia_auc", "linkability_risk"} <= failed
 
 
 def test_run_checks_without_target_skips_ml_efficacy() -> None:

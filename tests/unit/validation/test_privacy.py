@@ -14,11 +14,14 @@ from scipy.stats import binomtest
 
 from validation.contract import Contract, load_contract, parse_contract
 from validation.privacy import (
+    _near_weights,
+    _paired_difference_ci,
     dcr_share,
     dcr_share_subsets,
     distance_checks,
     encode_for_distance,
     identical_match_share,
+    near_copy_share,
     nndr,
 )
 from validation.results import decide_release
@@ -204,8 +207,12 @@ def test_dcr_share_by_hand(one_number: Contract, balance: str) -> None:
     assert r.details["median_dcr_holdout"] == pytest.approx(0.25, abs=1e-6)
     ci = binomtest(3, 4).proportion_ci(confidence_level=0.95, method="wilson")  # 2.5 rounded up
     assert r.ci == pytest.approx((ci.low, ci.high))
-    assert r.gated_value == r.ci[1]
-    assert not r.passed  # 4 rows cannot show the upper end is below 0.55
+    # dcr_share blocks on evidence (lower end past 0.55): 4 rows show none
+    assert r.gated_value == r.ci[0]
+    assert r.passed
+    # ... and the burden of showing that no record was copied is near_copy_share's: 4 rows cannot
+    copies = near_copy_share(_x([1, 2, 5, 9]), _x([0, 4]), _x([6, 10]), one_number, seed=0, balance=balance)
+    assert not copies.passed and copies.outcome == "inconclusive"
 
 
 def test_dcr_share_splits_ties_by_neighbour_counts_and_corrects_for_sizes(
@@ -248,6 +255,87 @@ def test_dcr_share_rejects_bad_options(one_number: Contract) -> None:
         dcr_share(
             _x([1]), _x([1]), _x([1]), one_number, seed=0, balance="half"  # type: ignore[arg-type]
         )
+
+
+# --- near_copy_share -------------------------------------------------------------------------
+
+
+def test_paired_difference_interval_is_newcombes_method_10() -> None:
+    # Newcombe (1998), Statistics in Medicine 17:2635, paired example a=36, b=12, c=2, d=0:
+    # difference 0.2, method 10 interval 0.0569 to 0.3404 (published to 4 decimals).
+    low, high = _paired_difference_ci(36, 12, 2, 0, 0.95)
+    assert (low, high) == pytest.approx((0.0569, 0.3404), abs=5e-5)
+    # symmetric when the discordant counts are equal; empty discordance gives a zero-centred interval
+    low, high = _paired_difference_ci(10, 7, 7, 76, 0.95)
+    assert low == pytest.approx(-high)
+    assert _paired_difference_ci(3, 0, 0, 0, 0.95)[0] < 0 < _paired_difference_ci(3, 0, 0, 0, 0.95)[1]
+
+
+def test_near_weights_give_real_rows_exactly_the_chance_share_under_ties() -> None:
+    # 30% of the real rows sit at distance 0 (heavy ties): the radius is 0 and a row at it counts
+    # 0.05 / 0.3 = 1/6, so the real rows' mean weight is exactly 5%.
+    real = np.array([0.0] * 30 + [1.0] * 70)
+    w, tau, part = _near_weights(real, real, 0.05)
+    assert tau == 0.0 and part == pytest.approx(1 / 6)
+    assert w.mean() == pytest.approx(0.05)
+    # no ties: the radius is the 5% quantile and rows inside it count whole
+    real = np.arange(1, 101, dtype=float)
+    w, tau, part = _near_weights(np.array([0.5, 5.0, 6.0]), real, 0.05)
+    assert tau == 5.0 and part == 1.0 and list(w) == [1.0, 1.0, 0.0]
+
+
+def test_near_copy_share_by_hand(one_number: Contract) -> None:
+    # holdout 6, 10 lie 0.2 and 0.6 from train {0, 4}; train 0, 4 lie 0.6 and 0.2 from holdout
+    # {6, 10}: both radii are 0.2, where half the real rows sit, so a row at 0.2 counts 0.05/0.5.
+    # synthetic 1: d_train 0.1 (near), d_holdout 0.5; 2: 0.2 (at: 0.1), 0.4; 5: 0.1, 0.1 (near
+    # both); 9: 0.5, 0.1 (near holdout). Near train 2.1/4, near holdout 2/4: 0.5 + 0.1/4/2.
+    r = near_copy_share(_x([1, 2, 5, 9]), _x([0, 4]), _x([6, 10]), one_number, seed=0)
+    assert r.details["radius_train"] == pytest.approx(0.2, abs=1e-6)
+    assert r.details["radius_holdout"] == pytest.approx(0.2, abs=1e-6)
+    assert r.details["tie_weight_train"] == pytest.approx(0.1)
+    assert r.details["near_train_share"] == pytest.approx(2.1 / 4)
+    assert r.details["near_holdout_share"] == pytest.approx(2 / 4)
+    assert r.value == pytest.approx(0.5 + 0.025 / 2)
+    low, high = _paired_difference_ci(1.0, 1.1, 1.0, 0.9, 0.95)
+    assert r.ci == pytest.approx((0.5 + low / 2, 0.5 + high / 2))
+    assert r.gated_value == r.ci[1] and r.threshold == one_number.gates.max_dcr_share
+    assert (r.name, r.kind, r.direction, r.ideal) == ("near_copy_share", "privacy", "max", 0.5)
+    assert r.outcome == "inconclusive" and r.details["min_rows_to_pass"] > 4
+
+
+def test_near_copy_share_is_one_half_for_exchangeable_rows_with_heavy_ties() -> None:
+    contract = _contract({"c": {"kind": "categorical", "categories": ["a", "b", "c"]}})
+    rng = np.random.default_rng(7)
+
+    def draw(n: int) -> pl.DataFrame:
+        return pl.DataFrame({"c": rng.choice(["a", "b", "c"], size=n, p=[0.6, 0.3, 0.1])})
+
+    r = near_copy_share(draw(300), draw(600), draw(300), contract, seed=0)
+    # every row has an exact copy on both sides: all near both, none beyond chance
+    assert r.details["near_train_share"] == r.details["near_holdout_share"]
+    assert r.value == pytest.approx(0.5) and r.passed
+
+
+def test_oracle_near_copies_block_where_the_dcr_share_does_not() -> None:
+    """10% of the synthetic rows are training rows, the rest fresh real rows: the DCR share sits
+    at its threshold without evidence past it (passes), the near-copy share blocks with evidence.
+    Fresh rows alone pass both; a copy of train fails both. Measured at seed 0 (train 2x holdout):
+    10% copies DCR 0.526 [0.509, 0.543], near copies 0.548 [0.542, 0.555]; fresh rows near copies
+    0.5005 [0.496, 0.505]; a copy of train 0.975 [0.971, 0.978]."""
+    contract, train, holdout = adult_split()
+    tr, ho, fresh = train[:8000], holdout[:4000], holdout[4000:8000]
+    mixed = pl.concat([tr[:400], fresh[400:]])
+    kw = {"seed": 0, "max_synthetic_rows": 4000}
+    copies = near_copy_share(mixed, tr, ho, contract, **kw)
+    assert copies.outcome == "fail" and copies.ci[0] > 0.5
+    assert abs(copies.details["excess_near_train_share"] - 0.1 * 0.95) < 0.02  # 10% copied, 5% near by chance
+    assert dcr_share(mixed, tr, ho, contract, **kw).passed
+    clean = near_copy_share(fresh, tr, ho, contract, **kw)
+    assert clean.passed and abs(clean.value - 0.5) < 0.01
+    assert abs(clean.details["near_train_share"] - 0.05) < 0.015
+    assert abs(clean.details["near_holdout_share"] - 0.05) < 0.015
+    whole = near_copy_share(tr[:4000], tr, ho, contract, **kw)
+    assert whole.value > 0.9 and whole.outcome == "fail"
 
 
 # --- nndr ------------------------------------------------------------------------------------
@@ -317,12 +405,18 @@ def test_worst_subset_by_hand() -> None:
     by_columns = {tuple(s["columns"]): s["share"] for s in r.details["subsets"]}
     assert by_columns == {("x",): 1.0, ("y",): 0.0}
     assert r.details["worst_columns"] == ["x"]
-    ci = binomtest(1, 1).proportion_ci(confidence_level=0.95, method="wilson")
+    # the gate's interval is simultaneous over the 2 subsets (Bonferroni: 97.5% each); it blocks on
+    # evidence, and one row is none (near_copy_share carries the burden of proof over whole rows)
+    ci = binomtest(1, 1).proportion_ci(confidence_level=0.975, method="wilson")
     assert r.value == 1.0
     assert r.ci == pytest.approx((ci.low, ci.high))
-    assert r.gated_value == r.ci[1]
+    x_subset = next(sub for sub in r.details["subsets"] if sub["columns"] == ["x"])
+    assert x_subset["ci"] == pytest.approx(
+        list(binomtest(1, 1).proportion_ci(confidence_level=0.95, method="wilson"))
+    )
+    assert r.gated_value == r.ci[0]
     assert r.threshold == contract.gates.max_dcr_share
-    assert not r.passed
+    assert r.passed
     assert (r.name, r.kind, r.direction) == ("dcr_share_worst_subset", "privacy", "max")
 
 
@@ -366,7 +460,7 @@ def test_subsets_find_columns_copied_from_train() -> None:
     for s in r.details["subsets"]:  # names and aggregates only
         assert set(s["columns"]) <= set(contract.modelled_columns)
         assert s["ci"][0] <= s["share"] <= s["ci"][1]
-    assert max(s["ci"][1] for s in r.details["subsets"]) == r.gated_value
+    assert max(s["simultaneous_ci"][0] for s in r.details["subsets"]) == r.gated_value
 
 
 def test_correlated_subsets_follow_the_synthetic_table() -> None:
@@ -514,11 +608,12 @@ def test_distance_checks_match_the_single_checks(balance: str) -> None:
     contract, train, holdout = adult_split()
     tr, ho, syn = train[:900], holdout[:400], holdout[400:1000]
     kw = {"seed": 5, "balance": balance}
-    dcr, ratio, worst = distance_checks(
+    dcr, copies, ratio, worst = distance_checks(
         syn, tr, ho, contract, max_synthetic_rows=500, subset_max_synthetic_rows=300, **kw
     )
-    assert [r.name for r in (dcr, ratio, worst)] == ["dcr_share", "nndr", "dcr_share_worst_subset"]
+    assert [r.name for r in (dcr, copies, ratio, worst)] == ["dcr_share", "near_copy_share", "nndr", "dcr_share_worst_subset"]
     assert dcr == dcr_share(syn, tr, ho, contract, max_synthetic_rows=500, **kw)
+    assert copies == near_copy_share(syn, tr, ho, contract, max_synthetic_rows=500, **kw)
     assert ratio == nndr(syn, tr, ho, contract, seed=5, max_synthetic_rows=500)
     assert worst == dcr_share_subsets(syn, tr, ho, contract, max_synthetic_rows=300, **kw)
     assert dcr.details["synthetic_rows_used"] == ratio.details["synthetic_rows_used"] == 500
@@ -535,7 +630,7 @@ def test_distance_checks_match_the_single_checks(balance: str) -> None:
 
 def test_distance_checks_score_every_synthetic_row_by_default(one_number: Contract) -> None:
     synthetic = _x(list(range(11)) * 3)
-    dcr, ratio, _ = distance_checks(synthetic, _x([0, 5, 9]), _x([2, 8]), one_number, seed=0)
+    dcr, _, ratio, _ = distance_checks(synthetic, _x([0, 5, 9]), _x([2, 8]), one_number, seed=0)
     assert dcr.details["synthetic_rows_used"] == ratio.details["synthetic_rows_used"] == 33
     assert dcr.details["synthetic_row_cap"] is None
     alone = dcr_share(synthetic, _x([0, 5, 9]), _x([2, 8]), one_number, seed=0, max_synthetic_rows=None)
