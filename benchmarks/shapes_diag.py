@@ -31,6 +31,7 @@ VARIANTS = {
     "lastone": {"numeric_cells": False, "one_way_last": True},
     "cellsfirst": {"numeric_cells": True, "one_way_last": False},
     "lastbins": {"numeric_cells": True, "one_way_last": True},  # pairs, numeric cells, discrete 1-ways
+    "pool8": {"numeric_cells": True, "one_way_last": True},  # the same from a pool of 8x the rows
 }
 
 
@@ -122,6 +123,9 @@ def sample(ds: str, path: Path, seed: int, variant: str):
 
     options = VARIANTS[variant]
     ctgan.Calibrator = functools.partial(Calibrator, **(options or {}))
+    import models.synthesizers.base as base
+
+    base.POOL_FACTOR = 8 if variant == "pool8" else 4
     if options is None:
         model._calibrator = lambda: None
     return model.sample(train.height, seed=seed + 1)
