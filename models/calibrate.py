@@ -26,7 +26,8 @@ raked last, the pair tables pulled the sample's categories off their DP frequenc
 ``native-country`` TV 0.065 from its DP frequencies; workclass 0.03, against 0.004 between the DP
 frequencies and the real ones). Measured on cached fits of the benchmark suite (shapes_diag, same
 fit and sampling seed, old → new raking): column shapes Adult ε = 1 0.983 → 0.990, MplsStops 0.977
-→ 0.986, nassCDS 0.977 → 0.988, with pair trends up 0.002–0.01 and TSTR unchanged (benchmarks/results/shapes-diag-shapes.txt).
+→ 0.986, nassCDS 0.977 → 0.988 (``weight`` 0.78 → 0.90), colon (6 fits) 0.945 → 0.954, with pair
+trends up 0.002–0.01 and TSTR unchanged or up (benchmarks/results/shapes-diag-shapes.txt).
 
 How. For each output chunk of ``m`` rows the model generates ``POOL_FACTOR`` × m rows, weights
 them by capped raking (each sweep multiplies a row's weight by target / current share of its cell,
