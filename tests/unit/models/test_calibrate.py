@@ -10,7 +10,7 @@ from scipy.stats import norm
 from models.calibrate import POOL_FACTOR, Calibrator
 from models.codec import FAMILY_ALPHA, Codec, _merged_mass
 from models.ledger import PrivacyLedger
-from models.marginals import discretise, measure_marginals
+from models.marginals import Measured, discretise, measure_marginals
 from validation.contract import Contract, parse_contract
 
 N = 3000
@@ -172,3 +172,98 @@ def test_the_dp_codec_keeps_a_small_spread_column_off_the_uniform_fallback(contr
     # the DP mean of x is near the true mean 1/7, not the uniform's 1/2
     assert float((mass * centre).sum()) < 0.3
 
+
+
+def test_the_released_one_way_marginals_come_last_and_hold_against_a_conflicting_pair_table(
+    fitted: tuple[Codec, Calibrator, np.ndarray, np.ndarray],
+) -> None:
+    """A noisy pair table projected to the simplex has margins that disagree with the codec's DP
+    1-way frequencies. Raked last, the 1-way targets hold; raked first (the old order), the pair
+    tables pulled the column shapes off them."""
+    codec, cal, _, pool = fitted
+    m = cal.measured
+    a = next(i for i, v in enumerate(m.variables) if v.column == "a")
+    tables = []
+    for (i, j), t in zip(m.pairs, m.tables, strict=True):
+        if a in (i, j):  # every table with ``a`` says 'r' is three times as common as it is
+            t = t.copy()
+            if i == a:
+                t[2, :] *= 3.0
+            else:
+                t[:, 2] *= 3.0
+            t /= t.sum()
+        tables.append(t)
+    conflicting = Measured(m.variables, m.pairs, tables, m.sigma, m.n_hat)
+    target = codec.frequencies["a"]
+    block = next(b for b in codec.blocks if b.column == "a")
+    cells = pool[:, block.start : block.start + block.width].argmax(1)
+
+    def tv(c: Calibrator) -> float:
+        w = c.weights(pool)
+        return 0.5 * float(np.abs(np.bincount(cells, weights=w, minlength=3) / w.sum() - target).sum())
+
+    assert tv(Calibrator(codec, conflicting)) < 0.01
+    assert tv(Calibrator(codec, conflicting, numeric_cells=False, one_way_last=False)) > 0.03
+
+
+def test_a_numeric_column_is_raked_to_its_histogram_cells_keeping_the_shape_within_a_cell(contract: Contract) -> None:
+    """The pool's numeric values are far from the released histogram (uniform against a skewed
+    one): the raking weights match the histogram's cells, and the drawn rows (pool rows, no value
+    moved, so inside a cell the generator's own shape) have the real column's mean."""
+    rng = np.random.default_rng(11)
+    n = 2000
+    real = pl.DataFrame({"a": ["p"] * n, "x": rng.beta(1.0, 2.0, n).tolist(), "y": ["no"] * n},
+                        schema_overrides={"x": pl.Float64})
+    codec = Codec(contract)
+    codec.fit_non_dp(real, ledger=PrivacyLedger(1e-6))
+    flat = pl.DataFrame({"a": ["p"] * (POOL_FACTOR * n), "x": rng.uniform(size=POOL_FACTOR * n).tolist(),
+                         "y": ["no"] * (POOL_FACTOR * n)}, schema_overrides={"x": pl.Float64})
+    pool = codec.encode(flat, rng=np.random.default_rng(12))
+    _, mass = codec.mass_cells("x")
+    target = np.append(mass * (1.0 - codec.null_rate["x"]), codec.null_rate["x"])
+
+    nb = next(b for b in codec.blocks if b.column == "x" and b.role == "null")
+    cells = np.where(pool[:, nb.start + 1] > pool[:, nb.start], len(mass), codec.encoded_cells("x", pool))
+
+    def tv(w: np.ndarray) -> float:
+        return 0.5 * float(np.abs(np.bincount(cells, weights=w, minlength=len(target)) / w.sum() - target).sum())
+
+    assert tv(np.ones(len(pool))) > 0.2
+    assert tv(Calibrator(codec, None).weights(pool)) < 0.01
+    assert tv(Calibrator(codec, None, numeric_cells=False).weights(pool)) > 0.2  # the old raking left it
+    # the drawn rows: pool rows (values chosen, never moved) whose mean is the real one's, not the pool's
+    index = Calibrator(codec, None).select_index(pool, n, np.random.default_rng(13))
+    drawn = codec.decode(pool[index])["x"].drop_nulls().to_numpy()
+    assert abs(float(flat["x"].mean()) - 0.5) < 0.02
+    assert abs(float(drawn.mean()) - float(real["x"].mean())) < 0.02
+
+
+def test_mass_cells_read_merged_runs_back_as_one_cell(contract: Contract) -> None:
+    codec = Codec(contract)
+    spec = next(s for s in codec.numeric if s.name == "x")
+    k = len(spec.edges_lo)
+    counts = np.full(k, 5.0)  # sparse everywhere but two dense bins: merged runs between them
+    counts[[10, 60]] = 800.0
+    codec._set_statistics({"a": np.array([1.0, 1.0, 1.0]), "y": np.array([1.0, 1.0]),
+                           "x": np.append(counts, 50.0)}, 10.0)
+    cell, mass = codec.mass_cells("x")
+    widths = spec.edges_hi - spec.edges_lo
+    bm = codec.bin_mass["x"]
+    assert mass.sum() == pytest.approx(1.0)
+    assert cell[10] != cell[9] and cell[10] != cell[11]  # a dense bin is its own cell
+    assert mass[cell[10]] == pytest.approx(bm[10])
+    for c in range(len(mass)):  # inside a cell the density is one number: a run released as one sum
+        members = np.flatnonzero(cell == c)
+        dens = bm[members] / np.where(widths[members] > 0, widths[members], 1.0)
+        if (widths[members] > 0).all():
+            np.testing.assert_allclose(dens, dens[0], rtol=1e-9)
+    assert len(mass) < (bm > 0).sum()  # runs were merged
+    assert np.all(cell[bm <= 0] == -1)
+    # the cell of an encoded value is the cell of the bin it decodes into
+    x = np.zeros((k, codec.dim))
+    block = next(b for b in codec.blocks if b.column == "x" and b.role == "value")
+    u = np.linspace(0.001, 0.999, k)
+    x[:, block.start] = 2.0 * u - 1.0
+    values = codec.decode(x)["x"].to_numpy()
+    bins = Codec._bin_index(spec, values)
+    np.testing.assert_array_equal(codec.encoded_cells("x", x), cell[bins])

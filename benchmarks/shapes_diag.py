@@ -1,0 +1,167 @@
+"""Column shapes per column, synthgate against independent marginals, and sampling variants compared
+on the same fits (issue 20). Suite tables only (public), so per-column figures may be printed.
+
+    python -m benchmarks.shapes_diag fit DATASET EPS SEED       # fit synthgate's default, save under CACHE
+    python -m benchmarks.shapes_diag marg DATASET EPS SEED      # independent marginals (the peer env)
+    python -m benchmarks.shapes_diag score VARIANTS [DATASETS]  # per-column KS/TV, means over cached fits
+    python -m benchmarks.shapes_diag summary VARIANTS [DATASETS]  # shapes, pair trends, TSTR per variant
+
+VARIANTS: comma-separated keys of ``VARIANTS`` (the Calibrator's options; "off" samples without raking).
+A fit's DP noise comes from private entropy, so two fits under one seed differ: sampling variants are
+compared on the same cached fit and the same sampling seed (the suite's, seed + 1). CACHE: env
+SHAPES_CACHE (default /tmp/shapes); SYNTHGATE_SUITE_DATA as for benchmarks.suite.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CACHE = Path(os.environ.get("SHAPES_CACHE", "/tmp/shapes"))
+PEER_PY = Path("/work/wt/quality-bench/.peers/bin/python")
+
+
+# sampling variants: Calibrator options (None: no raking)
+VARIANTS = {
+    "off": None,
+    "base": {"numeric_cells": False, "one_way_last": False},  # the raking before this branch
+    "lastone": {"numeric_cells": False, "one_way_last": True},
+    "cellsfirst": {"numeric_cells": True, "one_way_last": False},
+    "lastbins": {"numeric_cells": True, "one_way_last": True},  # pairs, numeric cells, discrete 1-ways
+    "pool8": {"numeric_cells": True, "one_way_last": True},  # the same from a pool of 8x the rows
+}
+
+
+def fit(ds: str, eps: float, seed: int) -> None:
+    from benchmarks.suite import load
+    from models.ledger import PrivacyLedger
+    from models.synthesizers import get_synthesizer, resolve_model_config
+
+    contract, train, _, _ = load(ds)
+    cls = get_synthesizer(contract.model)
+    config = resolve_model_config(contract)
+    ledger = PrivacyLedger(contract.privacy.delta)
+    t = time.perf_counter()
+    model = cls(contract, config, device="cpu").fit(train, ledger=ledger, epsilon=eps, seed=seed)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    model.save(CACHE / f"sg-{ds}-{eps:g}-{seed}.pt")
+    print(f"fit {ds} {eps:g} {seed}: {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def marg(ds: str, eps: float, seed: int) -> None:
+    from benchmarks.suite import _command
+
+    out = CACHE / f"marg-{ds}-{eps:g}-{seed}"
+    cmd = _command({"dataset": ds, "method": "marginals", "epsilon": eps, "seed": seed}, CACHE, out, PEER_PY)
+    subprocess.run(cmd, check=True, cwd=Path(__file__).parent.parent)
+
+
+def per_column(ds: str, synthetic) -> dict[str, float]:
+
+    from benchmarks.suite import load
+    from tasks.ingest import prepare_frame
+    from validation.fidelity import column_shapes
+
+    contract, train, _, _ = load(ds)
+    s = prepare_frame(synthetic, contract).select(train.columns)
+    s = s.cast({c: train.schema[c] for c in train.columns}, strict=True)
+    res = column_shapes(train, s, contract)
+    return {k: v["score"] for k, v in res.details["per_column"].items()}
+
+
+def metrics(ds: str, synthetic) -> dict[str, float]:
+    from benchmarks.suite import load
+    from tasks.ingest import prepare_frame
+    from validation.fidelity import ml_efficacy, pair_trends
+
+    contract, train, test, _ = load(ds)
+    s = prepare_frame(synthetic, contract).select(train.columns)
+    s = s.cast({c: train.schema[c] for c in train.columns}, strict=True)
+    out = {"pairs": pair_trends(train, s, contract).value}
+    ml = ml_efficacy(train, s, test, contract, seed=0)
+    if ml is not None:
+        metric = "r2" if ml.details.get("task") == "regression" else "auc"
+        out["tstr"] = ml.details.get("tstr", {}).get(metric, float("nan"))
+    return out
+
+
+def summary(variants: list[str], datasets: list[str] | None) -> None:
+    import numpy as np
+
+    res: dict[tuple[str, str], dict[str, list[dict[str, float]]]] = {}
+    for path in sorted(CACHE.glob("sg-*.pt")):
+        _, ds, eps, seed = path.stem.split("-")
+        if datasets and ds not in datasets:
+            continue
+        for v in variants:
+            syn = sample(ds, path, int(seed), v)
+            pc = per_column(ds, syn)
+            r = {"shapes": float(np.mean(list(pc.values()))), **metrics(ds, syn)}
+            res.setdefault((ds, eps), {}).setdefault(v, []).append(r)
+            print(ds, eps, seed, v, {k: round(x, 4) for k, x in r.items()}, flush=True)
+    print()
+    for (ds, eps), by in sorted(res.items()):
+        for v, rs in by.items():
+            print(f"{ds:10s} eps={eps} {v:10s} n={len(rs)} " + " ".join(
+                f"{k}={np.mean([r[k] for r in rs]):.4f}" for k in rs[0]))
+
+
+def sample(ds: str, path: Path, seed: int, variant: str):
+    from benchmarks.suite import load
+    from models.synthesizers import get_synthesizer
+
+    contract, train, _, _ = load(ds)
+    cls = get_synthesizer(contract.model)
+    model = cls.load(path, contract, device="cpu")
+    import functools
+
+    import models.synthesizers.ctgan as ctgan
+    from models.calibrate import Calibrator
+
+    options = VARIANTS[variant]
+    ctgan.Calibrator = functools.partial(Calibrator, **(options or {}))
+    import models.synthesizers.base as base
+
+    base.POOL_FACTOR = 8 if variant == "pool8" else 4
+    if options is None:
+        model._calibrator = lambda: None
+    return model.sample(train.height, seed=seed + 1)
+
+
+def score(variants: list[str], datasets: list[str] | None) -> None:
+    import numpy as np
+    import polars as pl
+
+    rows: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for path in sorted(CACHE.glob("sg-*.pt")):
+        _, ds, eps, seed = path.stem.split("-")
+        if datasets and ds not in datasets:
+            continue
+        m = CACHE / f"marg-{ds}-{eps}-{seed}" / "synthetic.parquet"
+        if m.exists():
+            rows.setdefault((ds, eps), {}).setdefault("marginals", []).append(per_column(ds, pl.read_parquet(m)))
+        for v in variants:
+            rows.setdefault((ds, eps), {}).setdefault(v, []).append(per_column(ds, sample(ds, path, int(seed), v)))
+    for (ds, eps), by in sorted(rows.items()):
+        names = list(next(iter(by.values()))[0])
+        print(f"\n== {ds} eps={eps}  (seeds: " + ", ".join(f"{k} {len(v)}" for k, v in by.items()) + ")")
+        print(f"{'column':24s}" + "".join(f"{k[:14]:>15s}" for k in by))
+        for c in names:
+            print(f"{c[:24]:24s}" + "".join(f"{np.mean([r[c] for r in v]):15.4f}" for v in by.values()))
+        print(f"{'MEAN':24s}" + "".join(f"{np.mean([np.mean(list(r.values())) for r in v]):15.4f}" for v in by.values()))
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "fit":
+        fit(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
+    elif cmd == "marg":
+        marg(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
+    elif cmd == "summary":
+        summary(sys.argv[2].split(","), sys.argv[3].split(",") if len(sys.argv) > 3 else None)
+    else:
+        score(sys.argv[2].split(",") if len(sys.argv) > 2 else ["base"],
+              sys.argv[3].split(",") if len(sys.argv) > 3 else None)
