@@ -302,6 +302,30 @@ def test_nearest_rows_break_ties_at_random_and_match_a_brute_force_search() -> N
     assert set(picks) == {1, 2} and 0.35 < (picks == 1).mean() < 0.65
 
 
+def test_few_columns_draw_predicates_from_samples_as_large_as_the_attacked_sets() -> None:
+    """Two categorical columns with 2,000 combinations: in 4,000 synthetic rows about e^-2 of the
+    rows are unique, in a sample of 2,000 (the attacked sets' size) about e^-1. The predicates come
+    from two such samples; fresh rows still pass, a copy of train is still caught."""
+    cats_a, cats_b = [f"a{i}" for i in range(40)], [f"b{i}" for i in range(50)]
+    contract = _contract({"a": {"kind": "categorical", "categories": cats_a},
+                          "b": {"kind": "categorical", "categories": cats_b}})
+    rng = np.random.default_rng(12)
+
+    def rows(n: int) -> pl.DataFrame:
+        return pl.DataFrame({"a": rng.choice(cats_a, n), "b": rng.choice(cats_b, n)})
+
+    train, control, fresh = rows(4000), rows(2000), rows(4000)
+    whole = _multivariate_predicates(_Columns(fresh, contract), 2000, np.random.default_rng(0))[0]
+    r = singling_out_risk(train, control, fresh, contract, mode="multivariate", n_attacks=2000, seed=3)
+    assert "2 disjoint seeded samples of 2000" in r.details["predicates_from"]
+    assert r.details["n_attacks"] > 2 * len(whole[3])
+    assert r.passed and r.power_floor < 0.1
+    # a copy of train is blocked with evidence (interval above 0); weaker than on a wide table,
+    # since here most combinations recur among the 4,000 training rows
+    copied = singling_out_risk(train, control, train, contract, mode="multivariate", n_attacks=2000, seed=3)
+    assert not copied.passed and copied.ci[0] > 0.0 and copied.outcome == "fail"
+
+
 # --- inference -------------------------------------------------------------------------------
 
 
