@@ -1,4 +1,4 @@
-"""A generated table shaped like a steward's case file (seeded; no real person): `python docs/steward/make_table.py DB`.
+"""A generated table shaped like a steward's case file (seeded; no real person): `python docs/steward/make_table.py DB [CASES]`.
 
 R-style row index, a person key (several cases per person for some), two DATE columns that always
 agree, a 0/1 flag, a zero-inflated amount, free text.
@@ -17,7 +17,7 @@ import polars as pl
 
 def cases(n: int = 6000, seed: int = 11) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
-    # about 4,000 people: most with one case, some with two to four
+    # about 0.7 people per case: most with one case, some with two to four
     person = np.repeat(np.arange(1, n + 1), np.minimum(rng.geometric(0.7, n), 4))[:n]
     arrest = [dt.date(2019, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 1500, n)]
     severity = rng.integers(1, 6, n)
@@ -38,7 +38,7 @@ def cases(n: int = 6000, seed: int = 11) -> pl.DataFrame:
 if __name__ == "__main__":
     db = Path(sys.argv[1])
     db.parent.mkdir(parents=True, exist_ok=True)
-    frame = cases()
+    frame = cases(int(sys.argv[2]) if len(sys.argv) > 2 else 6000)
     with duckdb.connect(str(db)) as con:
         con.register("frame", frame.to_arrow())
         con.execute("CREATE OR REPLACE TABLE cases AS SELECT * FROM frame")

@@ -5,7 +5,7 @@ set -u
 SG=${SYNTHGATE:-synthgate}
 run() { echo "\$ synthgate $*"; $SG "$@" 2>&1 | grep -v "INFO\|ephemeral docs site"; echo "(exit ${PIPESTATUS[0]})"; echo; }
 rm -rf out/steward
-python docs/steward/make_table.py out/steward/cases.duckdb
+python docs/steward/make_table.py out/steward/cases.duckdb 20000
 echo
 run contract infer --db out/steward/cases.duckdb --table cases -o out/steward/cases.draft.yaml
 grep -v '^#' out/steward/cases.draft.yaml | sed -n '/^columns:/,/^privacy:/p' | grep -E '^  [a-z_]+:|kind:|derived|from:|as:|description' | head -40
