@@ -51,7 +51,7 @@ def sabotaged(kind: str | None) -> Iterator[None]:
         return
     import torch
 
-    from models import dp
+    from synthgate.models import dp
 
     def no_noise(trainer: Any) -> None:
         trainer.optimizer.noise_multiplier = 0.0
@@ -92,10 +92,10 @@ def sabotaged(kind: str | None) -> Iterator[None]:
 
 def run(seed: int, paths: tuple[str, ...] = PATHS) -> dict[str, Any]:
     from benchmarks.common import machine
-    from flows.audit import AuditConfig, audit_flow
-    from flows.config import SourceConfig
-    from flows.demo import demo_contract, demo_parquet
-    from governance.registry import code_version
+    from synthgate.flows.audit import AuditConfig, audit_flow
+    from synthgate.flows.config import SourceConfig
+    from synthgate.flows.demo import demo_contract, demo_parquet
+    from synthgate.governance.registry import code_version
 
     os.environ.pop("SYNTHGATE_NOISE_SEED", None)
     base = dict(contract=demo_contract(), source=SourceConfig(path=demo_parquet()), canaries=CANARIES,

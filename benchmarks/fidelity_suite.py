@@ -92,7 +92,7 @@ def _timed(fn: Callable[..., Any], sink: list[float]) -> Callable[..., Any]:
 
 
 def time_suite(repeats: int) -> dict[str, Any]:
-    from validation import fidelity
+    from synthgate.validation import fidelity
 
     contract, adult = load_adult()
     perm = np.random.default_rng(0).permutation(adult.height)
@@ -186,8 +186,8 @@ def _figures(results: list[Any]) -> dict[str, Any]:
 
 
 def _dp_ctgan(train: pl.DataFrame, contract: Any, seed: int) -> tuple[pl.DataFrame, dict[str, Any]]:
-    from models.ledger import PrivacyLedger
-    from models.synthesizers.ctgan import DPCTGAN, CTGANConfig
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers.ctgan import DPCTGAN, CTGANConfig
 
     t0 = time.perf_counter()
     ledger = PrivacyLedger(contract.privacy.delta)
@@ -201,12 +201,12 @@ def _dp_ctgan(train: pl.DataFrame, contract: Any, seed: int) -> tuple[pl.DataFra
 
 
 def oracles(dp_ctgan_seeds: list[int]) -> dict[str, Any]:
-    from validation.fidelity import (
+    from synthgate.validation.fidelity import (
         DEFAULT_MAX_DETECTION_AUC,
         DEFAULT_MIN_THREE_WAY_RATIO,
         fidelity_suite,
     )
-    from validation.results import decide_release
+    from synthgate.validation.results import decide_release
 
     contract, adult = load_adult()
     perm = np.random.default_rng(0).permutation(adult.height)
@@ -247,7 +247,7 @@ def oracles(dp_ctgan_seeds: list[int]) -> dict[str, Any]:
             "fresh_rows": fresh.height,
             "perturbed_copy": "train with each cell replaced, with probability p, by a value "
             "drawn from its column in train",
-            "dp_ctgan": "models.synthesizers.ctgan.DPCTGAN, CTGANConfig() defaults, epsilon = "
+            "dp_ctgan": "synthgate.models.synthesizers.ctgan.DPCTGAN, CTGANConfig() defaults, epsilon = "
             f"{contract.privacy.epsilon}, delta = {contract.privacy.delta}, CPU; seeds "
             f"{dp_ctgan_seeds}",
             "gates": {

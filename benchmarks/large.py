@@ -27,7 +27,7 @@ DEFAULT_ROWS = "3000000,30000000,100000000"
 def _build_source(db: Path, rows: int) -> int:
     import duckdb
 
-    from flows.demo import DEMO_TABLE, demo_parquet
+    from synthgate.flows.demo import DEMO_TABLE, demo_parquet
 
     with duckdb.connect(str(db)) as con:
         base = con.execute("SELECT count(*) FROM read_parquet(?)", [str(demo_parquet())]).fetchall()[0][0]
@@ -43,10 +43,10 @@ def run_one(rows: int, seed: int = 0) -> dict[str, Any]:
     import yaml
 
     from benchmarks.common import machine, peak_rss_mib
-    from flows.config import RunConfig, SourceConfig
-    from flows.demo import DEMO_TABLE, demo_contract
-    from flows.release import run_release
-    from governance.registry import code_version
+    from synthgate.flows.config import RunConfig, SourceConfig
+    from synthgate.flows.demo import DEMO_TABLE, demo_contract
+    from synthgate.flows.release import run_release
+    from synthgate.governance.registry import code_version
 
     with tempfile.TemporaryDirectory(prefix="synthgate-large-") as tmp:
         db = Path(tmp) / "source.duckdb"

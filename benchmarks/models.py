@@ -38,15 +38,15 @@ def run_one(name: str, epsilon: float, seed: int) -> dict[str, Any]:
     import torch
 
     from benchmarks.common import load_adult, machine, peak_rss_mib
-    from governance.registry import code_version
-    from models.synthesizers.base import NOISE_SEED_ENV
-    from models.ledger import PrivacyLedger
-    from models.synthesizers import get_synthesizer
-    from tasks.steps import split_holdout
-    from validation.fidelity import column_shapes, ml_efficacy, pair_trends
-    from validation.gates import membership_attacks
-    from validation.mia import membership_inference
-    from validation.privacy import dcr_share
+    from synthgate.governance.registry import code_version
+    from synthgate.models.synthesizers.base import NOISE_SEED_ENV
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers import get_synthesizer
+    from synthgate.tasks.steps import split_holdout
+    from synthgate.validation.fidelity import column_shapes, ml_efficacy, pair_trends
+    from synthgate.validation.gates import membership_attacks
+    from synthgate.validation.mia import membership_inference
+    from synthgate.validation.privacy import dcr_share
 
     contract, df = load_adult()
     train, holdout = split_holdout.fn(df, fraction=1 / 3, key=seed)  # a benchmark: the key need not be secret
@@ -102,7 +102,7 @@ def _save(runs: list[dict[str, Any]]) -> None:
 
 
 def _model_names() -> tuple[str, ...]:
-    from models.synthesizers import MODEL_NAMES
+    from synthgate.models.synthesizers import MODEL_NAMES
 
     return MODEL_NAMES
 

@@ -118,7 +118,7 @@ def _peer_inputs(folder: Path) -> dict[str, Any]:
     columns' kinds and public bounds."""
     import polars as pl
 
-    from validation.contract import CategoricalColumn
+    from synthgate.validation.contract import CategoricalColumn
 
     contract, train, _ = adult_split()
     path = folder / "train.parquet"
@@ -144,8 +144,8 @@ def fit_synthgate(job: dict[str, Any], out: Path) -> None:
     import torch
 
     from benchmarks.common import peak_rss_mib
-    from models.ledger import PrivacyLedger
-    from models.synthesizers import get_synthesizer
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers import get_synthesizer
 
     contract, train, _ = adult_split()
     cls = get_synthesizer(job.get("model", SYNTHGATE["model"]))
@@ -189,11 +189,11 @@ def evaluate(synthetic_path: Path, seed: int) -> dict[str, Any]:
     """Score a synthetic parquet with synthgate's own code against adult.data / adult.test."""
     import polars as pl
 
-    from tasks.ingest import prepare_frame
-    from validation.fidelity import column_shapes, ml_efficacy, pair_trends
-    from validation.gates import membership_attacks
-    from validation.mia import membership_inference
-    from validation.privacy import dcr_share
+    from synthgate.tasks.ingest import prepare_frame
+    from synthgate.validation.fidelity import column_shapes, ml_efficacy, pair_trends
+    from synthgate.validation.gates import membership_attacks
+    from synthgate.validation.mia import membership_inference
+    from synthgate.validation.privacy import dcr_share
 
     contract, train, test = adult_split()
     synthetic = prepare_frame(pl.read_parquet(synthetic_path), contract).select(train.columns)
@@ -217,7 +217,7 @@ def evaluate(synthetic_path: Path, seed: int) -> dict[str, Any]:
 def run_job(job: dict[str, Any], peer_python: Path, folder: Path) -> dict[str, Any]:
     """Fit in a subprocess (synthgate's or the peer environment), then score here."""
     from benchmarks.common import machine
-    from governance.registry import code_version
+    from synthgate.governance.registry import code_version
 
     out = folder / f"run-{time.monotonic_ns()}"
     if job["system"] == "synthgate":
@@ -263,7 +263,7 @@ def _load() -> list[dict[str, Any]]:
 
 
 def _save(runs: list[dict[str, Any]]) -> None:
-    from validation.report import write_text_atomically
+    from synthgate.validation.report import write_text_atomically
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(RESULTS, json.dumps({"runs": runs}, indent=2) + "\n")

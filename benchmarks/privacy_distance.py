@@ -115,7 +115,7 @@ def _summary(results: list[Any]) -> dict[str, Any]:
 def time_adult(repeats: int) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
-    from validation.privacy import distance_checks
+    from synthgate.validation.privacy import distance_checks
 
     contract, train, holdout, synthetic = _adult()
     rss_loaded = _rss_mib()
@@ -176,7 +176,7 @@ def time_adult(repeats: int) -> dict[str, Any]:
 def _random_tables(
     n_syn: int, n_train: int, n_holdout: int, seed: int = 0
 ) -> tuple[Any, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    from validation.contract import parse_contract
+    from synthgate.validation.contract import parse_contract
 
     cats = {"c10": [f"k{i}" for i in range(10)], "c5": [f"v{i}" for i in range(5)]}
     cats["c30"] = [f"w{i}" for i in range(30)]
@@ -213,7 +213,7 @@ def _random_tables(
 
 
 def _memory_child(sizes: list[int]) -> dict[str, Any]:
-    from validation.privacy import distance_checks
+    from synthgate.validation.privacy import distance_checks
 
     contract, train, holdout, synthetic = _random_tables(*sizes)
     rss_loaded = _rss_mib()
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     report: dict[str, Any] = {}
     if args.out.is_file():
         report = json.loads(args.out.read_text(encoding="utf-8"))
-    report["benchmark"] = "validation.privacy.distance_checks"
+    report["benchmark"] = "synthgate.validation.privacy.distance_checks"
     report["machine"] = machine()
     report["versions"] = _versions()
     sections = [("adult", lambda: time_adult(args.repeats), args.no_adult)]

@@ -47,8 +47,8 @@ def _matmul_seconds(shapes: list[tuple[int, int]], batch: int) -> float:
 def estimate(name: str, config: dict[str, Any], train: Any, contract: Any) -> dict[str, Any]:
     import torch
 
-    from models.ledger import PrivacyLedger
-    from models.synthesizers import get_synthesizer
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers import get_synthesizer
 
     cls = get_synthesizer(name)
     model = cls(contract, cls.config_class(**{**config, "epochs": 1}), device="cpu")
@@ -79,8 +79,8 @@ def estimate(name: str, config: dict[str, Any], train: Any, contract: Any) -> di
 def main() -> None:
     from benchmarks.common import machine
     from benchmarks.peers import EQUAL_ARCHITECTURE, adult_split
-    from governance.registry import code_version
-    from validation.report import write_text_atomically
+    from synthgate.governance.registry import code_version
+    from synthgate.validation.report import write_text_atomically
 
     contract, train, _ = adult_split()
     runs = [

@@ -26,12 +26,12 @@ DEFAULT_ROWS = "32561,100000,300000"
 
 def run_one(rows: int, seed: int = 0) -> dict[str, Any]:
     from benchmarks.common import load_adult, machine, peak_rss_mib
-    from flows.config import SourceConfig
-    from governance.registry import code_version
-    from tasks.evaluate import evaluate_fidelity, evaluate_privacy
-    from tasks.ingest import load_table
-    from tasks.steps import fit_synthesizer, split_holdout, validate_table
-    from validation.gates import membership_attacks
+    from synthgate.flows.config import SourceConfig
+    from synthgate.governance.registry import code_version
+    from synthgate.tasks.evaluate import evaluate_fidelity, evaluate_privacy
+    from synthgate.tasks.ingest import load_table
+    from synthgate.tasks.steps import fit_synthesizer, split_holdout, validate_table
+    from synthgate.validation.gates import membership_attacks
 
     contract, df = load_adult()
     contract = contract.model_copy(update={

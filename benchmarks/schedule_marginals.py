@@ -53,9 +53,9 @@ def _data(name: str) -> tuple[Any, Any, Any]:
 def run(name: str, variant: str, eps: float, seed: int) -> dict[str, Any]:
     import torch
 
-    from models.ledger import PrivacyLedger
-    from models.synthesizers.ctgan import CTGANConfig, DPCTGAN
-    from validation.fidelity import column_shapes, ml_efficacy, pair_trends
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers.ctgan import CTGANConfig, DPCTGAN
+    from synthgate.validation.fidelity import column_shapes, ml_efficacy, pair_trends
 
     contract, train, test = _data(name)
     cfg = CTGANConfig(**VARIANTS[variant])

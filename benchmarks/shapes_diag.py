@@ -37,8 +37,8 @@ VARIANTS = {
 
 def fit(ds: str, eps: float, seed: int) -> None:
     from benchmarks.suite import load
-    from models.ledger import PrivacyLedger
-    from models.synthesizers import get_synthesizer, resolve_model_config
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers import get_synthesizer, resolve_model_config
 
     contract, train, _, _ = load(ds)
     cls = get_synthesizer(contract.model)
@@ -62,8 +62,8 @@ def marg(ds: str, eps: float, seed: int) -> None:
 def per_column(ds: str, synthetic) -> dict[str, float]:
 
     from benchmarks.suite import load
-    from tasks.ingest import prepare_frame
-    from validation.fidelity import column_shapes
+    from synthgate.tasks.ingest import prepare_frame
+    from synthgate.validation.fidelity import column_shapes
 
     contract, train, _, _ = load(ds)
     s = prepare_frame(synthetic, contract).select(train.columns)
@@ -74,8 +74,8 @@ def per_column(ds: str, synthetic) -> dict[str, float]:
 
 def metrics(ds: str, synthetic) -> dict[str, float]:
     from benchmarks.suite import load
-    from tasks.ingest import prepare_frame
-    from validation.fidelity import ml_efficacy, pair_trends
+    from synthgate.tasks.ingest import prepare_frame
+    from synthgate.validation.fidelity import ml_efficacy, pair_trends
 
     contract, train, test, _ = load(ds)
     s = prepare_frame(synthetic, contract).select(train.columns)
@@ -111,19 +111,19 @@ def summary(variants: list[str], datasets: list[str] | None) -> None:
 
 def sample(ds: str, path: Path, seed: int, variant: str):
     from benchmarks.suite import load
-    from models.synthesizers import get_synthesizer
+    from synthgate.models.synthesizers import get_synthesizer
 
     contract, train, _, _ = load(ds)
     cls = get_synthesizer(contract.model)
     model = cls.load(path, contract, device="cpu")
     import functools
 
-    import models.synthesizers.ctgan as ctgan
-    from models.calibrate import Calibrator
+    import synthgate.models.synthesizers.ctgan as ctgan
+    from synthgate.models.calibrate import Calibrator
 
     options = VARIANTS[variant]
     ctgan.Calibrator = functools.partial(Calibrator, **(options or {}))
-    import models.synthesizers.base as base
+    import synthgate.models.synthesizers.base as base
 
     base.POOL_FACTOR = 8 if variant == "pool8" else 4
     if options is None:

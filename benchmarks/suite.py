@@ -171,7 +171,7 @@ def conform(raw: Any, contract: Any) -> tuple[Any, dict[str, int]]:
     """
     import polars as pl
 
-    from validation.contract import (
+    from synthgate.validation.contract import (
         BooleanColumn,
         CategoricalColumn,
         ContinuousColumn,
@@ -243,7 +243,7 @@ def full_table(name: str) -> tuple[Path, Any, dict[str, int]]:
     rows dropped per column for breaking the contract)."""
     import polars as pl
 
-    from validation.contract import load_contract
+    from synthgate.validation.contract import load_contract
 
     table = TABLES[name]
     if not table.cache.exists():
@@ -257,7 +257,7 @@ def load(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
     """(contract, train, test, facts) of a suite table: modelled columns only."""
     import polars as pl
 
-    from validation.contract import load_contract
+    from synthgate.validation.contract import load_contract
 
     table = TABLES[name]
     if table.package is None:
@@ -276,7 +276,7 @@ def load(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
 
 def peer_columns(contract: Any, train: Any) -> list[dict[str, Any]]:
     """The columns' kinds, public bounds (datetimes in epoch seconds) and categories for peer_fit."""
-    from validation.contract import CategoricalColumn, DatetimeColumn
+    from synthgate.validation.contract import CategoricalColumn, DatetimeColumn
 
     out = []
     for name in train.columns:
@@ -304,8 +304,8 @@ def _naive_seconds(value: Any) -> float:
 
 def fit_synthgate(job: dict[str, Any], out: Path) -> None:
     """Fit the contract's model at its default config here; write synthetic.parquet and result.json."""
-    from models.ledger import PrivacyLedger
-    from models.synthesizers import get_synthesizer, resolve_model_config
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers import get_synthesizer, resolve_model_config
 
     contract, train, _, _ = load(job["dataset"])
     cls = get_synthesizer(contract.model)
@@ -363,8 +363,8 @@ def evaluate(dataset: str, synthetic_path: Path) -> dict[str, Any]:
     """Column shapes and pair trends against train, TSTR / TRTR on test: synthgate's own code."""
     import polars as pl
 
-    from tasks.ingest import prepare_frame
-    from validation.fidelity import column_shapes, ml_efficacy, pair_trends
+    from synthgate.tasks.ingest import prepare_frame
+    from synthgate.validation.fidelity import column_shapes, ml_efficacy, pair_trends
 
     contract, train, test, _ = load(dataset)
     synthetic = prepare_frame(pl.read_parquet(synthetic_path), contract).select(train.columns)
@@ -388,7 +388,7 @@ def evaluate(dataset: str, synthetic_path: Path) -> dict[str, Any]:
 
 def run_job(job: dict[str, Any], folder: Path, peer_python: Path, limit_s: float) -> dict[str, Any]:
     from benchmarks.common import machine
-    from governance.registry import code_version
+    from synthgate.governance.registry import code_version
 
     out = folder / f"run-{time.monotonic_ns()}"
     cmd = _command(job, folder, out, peer_python)
@@ -435,10 +435,10 @@ def release_check(dataset: str, epsilon: float, limit_s: float, folder: Path) ->
     import yaml
 
     from benchmarks.common import machine
-    from governance.registry import code_version
+    from synthgate.governance.registry import code_version
 
     if TABLES[dataset].package is None:
-        from flows.demo import demo_contract, demo_parquet
+        from synthgate.flows.demo import demo_contract, demo_parquet
 
         contract_path, source = Path(demo_contract()), Path(demo_parquet())
     else:
@@ -449,7 +449,7 @@ def release_check(dataset: str, epsilon: float, limit_s: float, folder: Path) ->
     config.write_text(yaml.safe_dump({"contract": str(contract_path), "source": {"path": str(source)},
                                       "out": str(folder / f"{dataset}-release-out"), "seed": 0,
                                       "show_progress": False}), encoding="utf-8")
-    cmd = [sys.executable, "-m", "flows.cli", "run", "--config", str(config), "--epsilon", f"{epsilon:g}"]
+    cmd = [sys.executable, "-m", "synthgate.flows.cli", "run", "--config", str(config), "--epsilon", f"{epsilon:g}"]
     started = time.perf_counter()
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     # unbuffered: a run killed at the time limit still leaves the stage it had reached in the output
@@ -481,7 +481,7 @@ def load_runs(path: Path = RESULTS) -> list[dict[str, Any]]:
 
 
 def save_runs(runs: list[dict[str, Any]], path: Path = RESULTS) -> None:
-    from validation.report import write_text_atomically
+    from synthgate.validation.report import write_text_atomically
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, json.dumps({"runs": runs}, indent=2) + "\n")

@@ -52,9 +52,9 @@ def load(generated: str | None) -> tuple[Any, Any, str]:
 
 def run(generated: str | None, seed: int = 1000) -> dict[str, Any]:
     from benchmarks.common import machine
-    from validation.anonymeter import anonymeter_checks
-    from validation.gates import membership_attacks
-    from validation.privacy import distance_checks, identical_match_share
+    from synthgate.validation.anonymeter import anonymeter_checks
+    from synthgate.validation.gates import membership_attacks
+    from synthgate.validation.privacy import distance_checks, identical_match_share
 
     contract, frame, what = load(generated)
     rows = frame.sample(fraction=1.0, shuffle=True, seed=seed)
@@ -134,7 +134,7 @@ def release(generated: str) -> dict[str, Any]:
                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
         load = os.getloadavg()
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--config", str(base / "run.yaml"), "--quiet"],
+        proc = subprocess.run([sys.executable, "-m", "synthgate.flows.cli", "run", "--config", str(base / "run.yaml"), "--quiet"],
                               capture_output=True, text=True, env=env, check=False)
         wall = time.perf_counter() - t0
         child = resource.getrusage(resource.RUSAGE_CHILDREN)

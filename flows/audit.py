@@ -40,19 +40,19 @@ import torch
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flows.config import SourceConfig
-from flows.stages import package_versions, training_progress
-from models.canaries import GradientCanaries, install
-from models.ledger import epsilon_of
-from models.synthesizers import resolve_model_config
-from models.synthesizers.base import private_entropy
-from tasks.evaluate import child_seed
-from tasks.ingest import load_table
-from tasks.redaction import withhold_library_errors
-from tasks.steps import fit_synthesizer, private_task, split_holdout, validate_table
-from validation.audit import score_audit
-from validation.contract import Contract, ContractError, load_contract
-from validation.report import write_text_atomically
+from synthgate.flows.config import SourceConfig
+from synthgate.flows.stages import package_versions, training_progress
+from synthgate.models.canaries import GradientCanaries, install
+from synthgate.models.ledger import epsilon_of
+from synthgate.models.synthesizers import resolve_model_config
+from synthgate.models.synthesizers.base import private_entropy
+from synthgate.tasks.evaluate import child_seed
+from synthgate.tasks.ingest import load_table
+from synthgate.tasks.redaction import withhold_library_errors
+from synthgate.tasks.steps import fit_synthesizer, private_task, split_holdout, validate_table
+from synthgate.validation.audit import score_audit
+from synthgate.validation.contract import Contract, ContractError, load_contract
+from synthgate.validation.report import write_text_atomically
 
 __all__ = ["AuditConfig", "audit_flow", "audit_one"]
 

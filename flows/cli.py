@@ -147,15 +147,15 @@ def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
     from rich.console import Console
     from rich.markup import escape
 
-    from governance.locks import DatabaseLocked
-    from governance.registry import BudgetExceeded, RegistryError
-    from tasks.ingest import InputError
-    from tasks.redaction import WithheldError
-    from tasks.steps import ContractViolation
-    from validation.contract import ContractError
+    from synthgate.governance.locks import DatabaseLocked
+    from synthgate.governance.registry import BudgetExceeded, RegistryError
+    from synthgate.tasks.ingest import InputError
+    from synthgate.tasks.redaction import WithheldError
+    from synthgate.tasks.steps import ContractViolation
+    from synthgate.validation.contract import ContractError
 
-    from models.synthesizers.base import CheckpointRefused
-    from tasks.publish import OutputViolation
+    from synthgate.models.synthesizers.base import CheckpointRefused
+    from synthgate.tasks.publish import OutputViolation
 
     console = Console(stderr=True, soft_wrap=True)
     _one_message_per_error()
@@ -208,11 +208,11 @@ def _plan_lines(contract: Any) -> list[str]:
     after the train/holdout split (with the run config's default holdout_fraction)."""
     from types import SimpleNamespace
 
-    from flows.config import RunConfig
-    from models.ledger import PrivacyLedger
-    from models.synthesizers import get_synthesizer
-    from models.synthesizers.base import codec_noise_for
-    from tasks.preflight import DETECTION_FOLDS, MIN_HOLDOUT_ROWS, MIN_SHADOW_ROWS, MIN_TRAIN_ROWS, minimum_rows
+    from synthgate.flows.config import RunConfig
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers import get_synthesizer
+    from synthgate.models.synthesizers.base import codec_noise_for
+    from synthgate.tasks.preflight import DETECTION_FOLDS, MIN_HOLDOUT_ROWS, MIN_SHADOW_ROWS, MIN_TRAIN_ROWS, minimum_rows
 
     eps, delta = contract.privacy.epsilon, contract.privacy.delta
     share = get_synthesizer(contract.model).codec_share
@@ -269,9 +269,9 @@ def _print_failed(console: Any, report: dict[str, Any]) -> None:
 
 def _print_spend(console: Any, config: Any) -> None:
     """The table's cumulative ε (every run recorded in the registry) and what its lifetime budget leaves."""
-    from governance.locks import DatabaseLocked
-    from governance.registry import Registry, RegistryError
-    from validation.contract import ContractError, load_contract
+    from synthgate.governance.locks import DatabaseLocked
+    from synthgate.governance.registry import Registry, RegistryError
+    from synthgate.validation.contract import ContractError, load_contract
 
     try:
         contract = load_contract(config.contract)
@@ -292,7 +292,7 @@ def _print_spend(console: Any, config: Any) -> None:
 def _execute(config: "RunConfig") -> None:  # type: ignore[name-defined]  # noqa: F821
     from rich.console import Console
 
-    from flows.release import run_release
+    from synthgate.flows.release import run_release
 
     console = Console(stderr=True)
     try:
@@ -324,8 +324,8 @@ def ensure_demo_db(out: Path) -> Path:
     """Load the embedded parquet into a DuckDB file on first run (one writer; idempotent)."""
     import duckdb
 
-    from flows.demo import DEMO_TABLE, demo_parquet
-    from tasks.ingest import quote_ident
+    from synthgate.flows.demo import DEMO_TABLE, demo_parquet
+    from synthgate.tasks.ingest import quote_ident
 
     db = out / "demo-source.duckdb"
     if db.exists():
@@ -343,8 +343,8 @@ def ensure_demo_db(out: Path) -> Path:
 def demo(epochs: Epochs = None, epsilon: Epsilon = None, out: Out = None, device: Device = None,
          seed: Seed = None, quiet: Quiet = False) -> None:
     """Run the release flow on the embedded UCI Adult table (ε = 3, δ = 1e-6 by default)."""
-    from flows.config import RunConfig, SourceConfig
-    from flows.demo import DEMO_TABLE, demo_contract
+    from synthgate.flows.config import RunConfig, SourceConfig
+    from synthgate.flows.demo import DEMO_TABLE, demo_contract
 
     out = out or Path("out/demo")
     db = ensure_demo_db(out)
@@ -359,8 +359,8 @@ def run(config: Annotated[Path, typer.Option("--config", help="Run config YAML (
         epochs: Epochs = None, epsilon: Epsilon = None, out: Out = None, device: Device = None,
         seed: Seed = None, quiet: Quiet = False) -> None:
     """Run the release flow described by a run-config YAML (see README)."""
-    from flows.config import load_run_config
-    from validation.contract import ContractError
+    from synthgate.flows.config import load_run_config
+    from synthgate.validation.contract import ContractError
 
     try:
         cfg = load_run_config(config, epochs=epochs, epsilon=epsilon, out=str(out) if out else None,
@@ -384,7 +384,7 @@ def deploy(
     Needs a running `prefect server start` (or Prefect Cloud); `prefect worker start --pool POOL`
     then runs it. The same deployments can be declared in prefect.yaml (`prefect deploy --all`).
     """
-    from flows.deployments import deploy as register
+    from synthgate.flows.deployments import deploy as register
 
     if (cron is None) == (interval is None):
         typer.echo("error: give exactly one of --cron '0 2 * * *' or --interval SECONDS.", err=True)
@@ -411,8 +411,8 @@ def resume(
     """
     from pydantic import ValidationError
 
-    from flows.config import RunConfig
-    from governance.registry import Registry, RegistryError, check_resumable
+    from synthgate.flows.config import RunConfig
+    from synthgate.governance.registry import Registry, RegistryError, check_resumable
 
     reg = Registry(_registry_path(out, registry))
     try:
@@ -429,8 +429,8 @@ def _registry_path(out: Path | None, registry: Path | None, config: Path | None 
     if registry is not None:
         return registry
     if config is not None:
-        from flows.config import load_run_config
-        from validation.contract import ContractError
+        from synthgate.flows.config import load_run_config
+        from synthgate.validation.contract import ContractError
 
         try:
             return load_run_config(config).registry_path
@@ -472,7 +472,7 @@ def budget_show(
 
     from rich.table import Table
 
-    from governance.registry import Registry, RegistryError
+    from synthgate.governance.registry import Registry, RegistryError
 
     reg = Registry(_registry_path(out, registry, config))
     try:
@@ -530,7 +530,7 @@ def releases_list(
 
     from rich.table import Table
 
-    from governance.registry import Registry, RegistryError
+    from synthgate.governance.registry import Registry, RegistryError
 
     try:
         records = Registry(_registry_path(out, registry, config)).runs(table=table, limit=limit)
@@ -570,7 +570,7 @@ def releases_show(
     """Everything the registry holds about one run (JSON): config, hashes, gates, ε, output."""
     import json
 
-    from governance.registry import Registry, RegistryError
+    from synthgate.governance.registry import Registry, RegistryError
 
     try:
         record = Registry(_registry_path(out, registry, config)).get(run_id)
@@ -602,8 +602,8 @@ def evaluate(
     """
     from rich.console import Console
 
-    from flows.evaluate import EvaluateConfig, evaluate_flow, parse_table_ref
-    from tasks.ingest import InputError
+    from synthgate.flows.evaluate import EvaluateConfig, evaluate_flow, parse_table_ref
+    from synthgate.tasks.ingest import InputError
 
     console = Console(stderr=True)
     try:
@@ -654,10 +654,10 @@ def audit(
     from rich.console import Console
     from rich.table import Table
 
-    from flows.audit import AuditConfig, audit_flow
-    from flows.config import SourceConfig, load_run_config
-    from flows.demo import DEMO_TABLE, demo_contract
-    from validation.contract import ContractError
+    from synthgate.flows.audit import AuditConfig, audit_flow
+    from synthgate.flows.config import SourceConfig, load_run_config
+    from synthgate.flows.demo import DEMO_TABLE, demo_contract
+    from synthgate.validation.contract import ContractError
 
     console = Console(stderr=True)
     if config is not None:
@@ -702,7 +702,7 @@ def models(
     from rich.console import Console
     from rich.table import Table
 
-    from models.synthesizers import MODEL_NAMES, get_synthesizer
+    from synthgate.models.synthesizers import MODEL_NAMES, get_synthesizer
 
     console = Console()
     if name is not None:
@@ -750,13 +750,13 @@ def sample(
     """
     import tempfile
 
-    from governance.locks import DatabaseLocked
-    from governance.registry import Registry, RegistryError
+    from synthgate.governance.locks import DatabaseLocked
+    from synthgate.governance.registry import Registry, RegistryError
 
-    from models.sampling import WhereError, sample_where
-    from models.synthesizers import load_synthesizer
-    from validation.contract import ContractError, load_contract
-    from validation.derived import add_derived_columns
+    from synthgate.models.sampling import WhereError, sample_where
+    from synthgate.models.synthesizers import load_synthesizer
+    from synthgate.validation.contract import ContractError, load_contract
+    from synthgate.validation.derived import add_derived_columns
 
     if output.suffix not in (".parquet", ".csv"):
         typer.echo(f"error: --output must end in .parquet or .csv. Got {str(output)!r}.", err=True)
@@ -817,7 +817,7 @@ def contract_check(
     row and are not declared `derived`: the synthesizer would break the identity apart. That scan
     reads private rows and prints column names only.
     """
-    from validation.contract import ContractError, load_contract
+    from synthgate.validation.contract import ContractError, load_contract
 
     try:
         contract = load_contract(file)
@@ -844,9 +844,9 @@ def contract_check(
         typer.echo("privacy.lifetime_epsilon is not set: retries on this table can spend ε without limit. "
                    f"Set it (e.g. {3 * contract.privacy.epsilon:g}, 3x the per-release ε).")
     if db is not None:
-        from flows.config import SourceConfig
-        from tasks.ingest import InputError, prepare_frame, read_source
-        from validation.derived import find_derivations
+        from synthgate.flows.config import SourceConfig
+        from synthgate.tasks.ingest import InputError, prepare_frame, read_source
+        from synthgate.validation.derived import find_derivations
 
         try:
             df = prepare_frame(read_source(SourceConfig(db=db, table=table or contract.table),
@@ -873,8 +873,8 @@ def contract_export(
     """Write a contract as a Frictionless Table Schema or SDV metadata (JSON); `contract import` reads it back."""
     import json
 
-    from validation.contract import ContractError, load_contract
-    from validation.interop import to_frictionless, to_sdv
+    from synthgate.validation.contract import ContractError, load_contract
+    from synthgate.validation.interop import to_frictionless, to_sdv
 
     writers = {"frictionless": to_frictionless, "sdv": to_sdv}
     if format not in writers:
@@ -899,8 +899,8 @@ def contract_import(
     """Read a contract from a Frictionless Table Schema or SDV metadata (as `contract export` writes)."""
     import json
 
-    from validation.contract import ContractError
-    from validation.interop import from_frictionless, from_sdv
+    from synthgate.validation.contract import ContractError
+    from synthgate.validation.interop import from_frictionless, from_sdv
 
     if format not in ("frictionless", "sdv"):
         _bad_input(ValueError(f"--format must be frictionless or sdv. Got {format!r}."))
@@ -945,9 +945,9 @@ def contract_infer(
     """
     from pydantic import ValidationError
 
-    from flows.config import SourceConfig
-    from tasks.ingest import InputError, read_source
-    from validation.infer import infer_contract, propose_target, render_inferred_yaml
+    from synthgate.flows.config import SourceConfig
+    from synthgate.tasks.ingest import InputError, read_source
+    from synthgate.validation.infer import infer_contract, propose_target, render_inferred_yaml
 
     try:  # the source rules of a run: one of table / query (read-only SELECT) / path, checked before a read
         source = SourceConfig(db=db, table=None if (path or query) else table, query=query, path=path)
@@ -988,13 +988,13 @@ def _contract_infer_dp(source: Any, table: str, output: Path, missing: list[str]
     from rich.console import Console
     from rich.markup import escape
 
-    from governance.locks import DatabaseLocked
-    from governance.registry import BudgetExceeded, Registry, RegistryError
-    from models.synthesizers.base import private_entropy
-    from tasks.ingest import InputError, read_source
-    from validation.contract import ContractError
-    from validation.dp_infer import infer_with_budget, render_dp_yaml
-    from validation.infer import infer_contract
+    from synthgate.governance.locks import DatabaseLocked
+    from synthgate.governance.registry import BudgetExceeded, Registry, RegistryError
+    from synthgate.models.synthesizers.base import private_entropy
+    from synthgate.tasks.ingest import InputError, read_source
+    from synthgate.validation.contract import ContractError
+    from synthgate.validation.dp_infer import infer_with_budget, render_dp_yaml
+    from synthgate.validation.infer import infer_contract
 
     console = Console(stderr=True)
     try:

@@ -6,7 +6,7 @@ lives below them; this module keeps ``flows.config`` importable for the flows, t
 
 from __future__ import annotations
 
-from tasks.config import (
+from synthgate.tasks.config import (
     MAX_EPOCHS,
     MAX_QUERY_CHARS,
     RunConfig,

@@ -14,8 +14,8 @@ from typing import Any
 
 from prefect import flow
 
-from flows.config import load_run_config
-from flows.release import ReleaseBlocked, blocked_message, run_release
+from synthgate.flows.config import load_run_config
+from synthgate.flows.release import ReleaseBlocked, blocked_message, run_release
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = "flows/deployments.py:scheduled_release"

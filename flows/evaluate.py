@@ -20,8 +20,8 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.config import SourceConfig
-from flows.stages import (
+from synthgate.flows.config import SourceConfig
+from synthgate.flows.stages import (
     Stopwatch,
     count_progress,
     label_flow_run,
@@ -30,16 +30,16 @@ from flows.stages import (
     run_membership_attacks,
     stage_log,
 )
-from models.synthesizers import resolve_model_config
-from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
-from tasks.ingest import InputError, load_table
-from tasks.publish import write_evaluation
-from tasks.redaction import withhold_library_errors
-from tasks.steps import validate_table
-from validation.contract import load_contract
-from validation.pii import PiiScan
-from validation.report import build_report
-from validation.results import decide_release
+from synthgate.models.synthesizers import resolve_model_config
+from synthgate.tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
+from synthgate.tasks.ingest import InputError, load_table
+from synthgate.tasks.publish import write_evaluation
+from synthgate.tasks.redaction import withhold_library_errors
+from synthgate.tasks.steps import validate_table
+from synthgate.validation.contract import load_contract
+from synthgate.validation.pii import PiiScan
+from synthgate.validation.report import build_report
+from synthgate.validation.results import decide_release
 
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 

@@ -11,8 +11,8 @@ from prefect import flow, tags
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.config import RunConfig
-from flows.stages import (
+from synthgate.flows.config import RunConfig
+from synthgate.flows.stages import (
     Stopwatch,
     count_progress,
     label_flow_run,
@@ -24,23 +24,23 @@ from flows.stages import (
     stage_log,
     training_progress,
 )
-from governance.registry import BudgetExceeded, Registry, code_version
-from models.synthesizers import resolve_model_config
-from models.synthesizers.base import (
+from synthgate.governance.registry import BudgetExceeded, Registry, code_version
+from synthgate.models.synthesizers import resolve_model_config
+from synthgate.models.synthesizers.base import (
     Checkpoint,
     SynthConfig,
     private_entropy,
     private_file,
     private_randomness_source,
 )
-from tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
-from tasks.governance import abandon_run, close_run, open_run, record_training_start
-from tasks.ingest import SampledTable, count_source_rows, load_table, sample_large_table
-from tasks.preflight import preflight_rows, preflight_target
-from tasks.publish import gate_artifact_rows, publish_release
-from tasks.redaction import withhold_library_errors
-from tasks.units import bound_contributions
-from tasks.steps import (
+from synthgate.tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
+from synthgate.tasks.governance import abandon_run, close_run, open_run, record_training_start
+from synthgate.tasks.ingest import SampledTable, count_source_rows, load_table, sample_large_table
+from synthgate.tasks.preflight import preflight_rows, preflight_target
+from synthgate.tasks.publish import gate_artifact_rows, publish_release
+from synthgate.tasks.redaction import withhold_library_errors
+from synthgate.tasks.units import bound_contributions
+from synthgate.tasks.steps import (
     evaluation_subsample,
     gate_decision,
     sample_synthetic,
@@ -48,11 +48,11 @@ from tasks.steps import (
     train_synthesizer,
     validate_table,
 )
-from validation.contract import Contract, ContractError, load_contract
-from validation.derived import add_derived_columns
-from validation.pii import PiiScan
-from validation.public_report import decision_record
-from validation.report import build_report
+from synthgate.validation.contract import Contract, ContractError, load_contract
+from synthgate.validation.derived import add_derived_columns
+from synthgate.validation.pii import PiiScan
+from synthgate.validation.public_report import decision_record
+from synthgate.validation.report import build_report
 
 
 class ReleaseBlocked(RuntimeError):

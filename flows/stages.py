@@ -20,8 +20,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from models.synthesizers.base import TrainingProgress
-from tasks.evaluate import (
+from synthgate.models.synthesizers.base import TrainingProgress
+from synthgate.tasks.evaluate import (
     attack_membership,
     child_seed,
     judge_membership,
@@ -29,8 +29,8 @@ from tasks.evaluate import (
     score_shadow_attack,
     train_shadow,
 )
-from validation.contract import Contract, ContractError
-from validation.results import MetricResult
+from synthgate.validation.contract import Contract, ContractError
+from synthgate.validation.results import MetricResult
 
 PACKAGES = ("synthgate", "torch", "opacus", "prefect", "polars", "duckdb", "great-expectations", "scikit-learn", "numpy")
 

@@ -49,7 +49,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from governance.locks import DEFAULT_LOCK_TIMEOUT_S, connect
+from synthgate.governance.locks import DEFAULT_LOCK_TIMEOUT_S, connect
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "released", "blocked", "failed", "invalid", "refused")

@@ -52,8 +52,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.codec import Codec
-from models.marginals import Measured, Variable, discretise, one_way, variables
+from synthgate.models.codec import Codec
+from synthgate.models.marginals import Measured, Variable, discretise, one_way, variables
 
 POOL_FACTOR = 4
 SWEEPS = 12

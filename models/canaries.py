@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from models.dp import PrivateTrainer
+    from synthgate.models.dp import PrivateTrainer
 
 __all__ = ["CLIPPING_PATHS", "GradientCanaries", "active", "install"]
 

@@ -39,8 +39,8 @@ import numpy as np
 from scipy.stats import norm
 import polars as pl
 
-from models.ledger import PrivacyLedger
-from validation.contract import (
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.validation.contract import (
     BooleanColumn,
     CategoricalColumn,
     Contract,

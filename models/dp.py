@@ -35,8 +35,8 @@ from opacus.grad_sample.gsm_base import AbstractGradSampleModule
 from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 from torch import nn
 
-from models import canaries as audit_canaries
-from models.ledger import Charge, PrivacyLedger
+from synthgate.models import canaries as audit_canaries
+from synthgate.models.ledger import Charge, PrivacyLedger
 
 
 def poisson_sample(n: int, rate: float, generator: torch.Generator) -> torch.Tensor:

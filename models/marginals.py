@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.codec import Codec
-from models.ledger import PrivacyLedger
+from synthgate.models.codec import Codec
+from synthgate.models.ledger import PrivacyLedger
 
 NUMERIC_BINS = 8
 MAX_CELLS = 4096  # larger pair tables are not candidates (their noise would swamp them)

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from models.synthesizers.base import Synthesizer
-from validation.contract import BooleanColumn, CategoricalColumn, Contract, IntegerColumn
+from synthgate.models.synthesizers.base import Synthesizer
+from synthgate.validation.contract import BooleanColumn, CategoricalColumn, Contract, IntegerColumn
 
 # `column = value` with value a quoted string, a number or a boolean; column optionally "quoted".
 _EQUALITY = re.compile(

@@ -41,7 +41,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from models.ledger import PrivacyLedger, calibrate_noise
+from synthgate.models.ledger import PrivacyLedger, calibrate_noise
 
 MIN_BATCH = 64
 MAX_BATCH = 4096

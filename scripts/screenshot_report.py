@@ -64,7 +64,7 @@ def run_demo(folder: Path) -> Path:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
         "PREFECT_LOGGING_LEVEL": "WARNING",
     }
-    cmd = [sys.executable, "-m", "flows.cli", "demo", "--out", str(folder / "demo"), "--quiet"]
+    cmd = [sys.executable, "-m", "synthgate.flows.cli", "demo", "--out", str(folder / "demo"), "--quiet"]
     print(f"running the demo flow into {folder / 'demo'} (a few minutes on a laptop CPU) ...", flush=True)
     started = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     chromium = find_chromium(args.chromium)  # fail before a two-minute demo run
-    from validation.report import render_html
+    from synthgate.validation.report import render_html
 
     with tempfile.TemporaryDirectory(prefix="synthgate-shots-") as tmp:
         work = Path(tmp)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Union
 if TYPE_CHECKING:
     import polars as pl
 
-    from flows.config import RunConfig
-    from validation.contract import Contract as ContractModel
+    from synthgate.flows.config import RunConfig
+    from synthgate.validation.contract import Contract as ContractModel
 
 ConfigLike = Union["RunConfig", Mapping[str, Any], str, os.PathLike[str]]
 
@@ -31,7 +31,7 @@ def _prefect_defaults() -> None:
     """
     import logging
 
-    from flows.cli import _prefect_defaults as defaults
+    from synthgate.flows.cli import _prefect_defaults as defaults
 
     defaults()
     ge = logging.getLogger("great_expectations.data_context.types.base")
@@ -98,7 +98,7 @@ class Contract:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> Contract:
         """Read and validate a contract YAML file (unknown keys and duplicate keys are errors)."""
-        from validation.contract import load_contract
+        from synthgate.validation.contract import load_contract
 
         p = Path(path)
         return cls(model=load_contract(p), path=p)
@@ -118,7 +118,7 @@ class Contract:
         Every bound and category list is read from the rows and marked ``from_data``: review it (and
         remove the marks) before a release, or the ``contract_is_public`` gate blocks it.
         """
-        from validation.infer import DEFAULT_EPSILON, infer_contract
+        from synthgate.validation.infer import DEFAULT_EPSILON, infer_contract
 
         df = _to_polars(data, what="data")
         eps = DEFAULT_EPSILON if epsilon is None else epsilon
@@ -144,7 +144,7 @@ class Contract:
 
     def to_yaml(self, path: str | os.PathLike[str]) -> Path:
         """Write the contract as YAML (an inferred draft keeps its "read from rows" header)."""
-        from validation.infer import render_inferred_yaml
+        from synthgate.validation.infer import render_inferred_yaml
 
         p = Path(path)
         p.write_text(render_inferred_yaml(self.model))
@@ -160,7 +160,7 @@ class Contract:
 
 
 def _contract(contract: Contract | ContractModel | str | os.PathLike[str]) -> Contract:
-    from validation.contract import Contract as ContractModel
+    from synthgate.validation.contract import Contract as ContractModel
 
     if isinstance(contract, Contract):
         return contract
@@ -203,14 +203,14 @@ class ReleaseResult:
 
 
 def _run_config(config: ConfigLike) -> RunConfig:
-    from flows.config import RunConfig, load_run_config
+    from synthgate.flows.config import RunConfig, load_run_config
 
     if isinstance(config, RunConfig):
         return config
     if isinstance(config, Mapping):
         from pydantic import ValidationError
 
-        from validation.contract import ContractError
+        from synthgate.validation.contract import ContractError
 
         try:
             return RunConfig.model_validate(dict(config))
@@ -229,7 +229,7 @@ def release(config: ConfigLike) -> ReleaseResult:
     a refused budget or a failure raise the same exceptions the CLI reports.
     """
     _prefect_defaults()
-    from flows.release import run_release
+    from synthgate.flows.release import run_release
 
     cfg = _run_config(config)
     report = run_release(cfg)
@@ -297,8 +297,8 @@ def evaluate(
     ``out`` (default: a new private temporary folder). No ε is spent and nothing is published.
     """
     _prefect_defaults()
-    from flows.config import SourceConfig
-    from flows.evaluate import EvaluateConfig, evaluate_flow
+    from synthgate.flows.config import SourceConfig
+    from synthgate.flows.evaluate import EvaluateConfig, evaluate_flow
 
     c = _contract(contract)
     frames = {role: _to_polars(t, what=role) for role, t in
@@ -334,10 +334,10 @@ class Release:
         These rows are NOT the released (checked) table: no gate has looked at them. ``where`` is a SQL
         condition (``"income = '>50K' AND age < 30"``) as in ``synthgate sample --where``.
         """
-        from governance.registry import Registry
-        from models.sampling import sample_where
-        from models.synthesizers import load_synthesizer
-        from validation.derived import add_derived_columns
+        from synthgate.governance.registry import Registry
+        from synthgate.models.sampling import sample_where
+        from synthgate.models.synthesizers import load_synthesizer
+        from synthgate.validation.derived import add_derived_columns
 
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer; got {n!r}.")
@@ -355,7 +355,7 @@ def load_release(folder: str | os.PathLike[str], *, registry: str | os.PathLike[
     registry: ``OUT/registry.duckdb``, two levels above the folder). Raises ``RegistryError`` otherwise,
     ``ValueError`` for a folder that is not a released run's.
     """
-    from governance.registry import Registry
+    from synthgate.governance.registry import Registry
 
     f = Path(folder)
     if not (f / "model.pt").is_file() or not (f / "contract.yaml").is_file():

@@ -18,10 +18,10 @@ import numpy as np
 import polars as pl
 from prefect import task
 
-from tasks.steps import fit_synthesizer, private_task
-from validation.contract import Contract
-from validation.gates import fidelity_checks, membership_attacks, membership_checks, privacy_checks
-from validation.mia import (
+from synthgate.tasks.steps import fit_synthesizer, private_task
+from synthgate.validation.contract import Contract
+from synthgate.validation.gates import fidelity_checks, membership_attacks, membership_checks, privacy_checks
+from synthgate.validation.mia import (
     AttackResult,
     ShadowRun,
     plan_shadow_runs,
@@ -29,8 +29,8 @@ from validation.mia import (
     shadow_attack,
     shadow_training_frame,
 )
-from validation.pii import PiiScan
-from validation.results import MetricResult
+from synthgate.validation.pii import PiiScan
+from synthgate.validation.results import MetricResult
 
 __all__ = [
     "ShadowPlan",

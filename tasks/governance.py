@@ -10,10 +10,10 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from governance.locks import DatabaseLocked
-from governance.registry import Registry, RegistryError
-from tasks.steps import private_task
-from validation.contract import Contract
+from synthgate.governance.locks import DatabaseLocked
+from synthgate.governance.registry import Registry, RegistryError
+from synthgate.tasks.steps import private_task
+from synthgate.validation.contract import Contract
 
 # Exceptions whose message is ours and names no private value; anything else is recorded by type.
 _OWN_MESSAGES = (
@@ -62,7 +62,7 @@ def check_dp_inference(registry: Registry, contract: Contract) -> None:
     """A contract with ``dp_learned`` columns must name a charged ``contract inference`` run on this
     table in THIS registry: otherwise its ε would not count against the table's lifetime budget (or
     the marks were written by hand). Raises RegistryError before any row is read."""
-    from validation.dp_infer import INFERENCE_KIND
+    from synthgate.validation.dp_infer import INFERENCE_KIND
 
     paid = contract.dp_inference
     if paid is None:

@@ -11,20 +11,20 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from governance.registry import Registry
-from tasks.config import SourceConfig, check_source_query
-from tasks.governance import is_transient
-from tasks.steps import ContractViolation, InputError, private_task
-from validation.contract import Contract
-from validation.expectations import (
+from synthgate.governance.registry import Registry
+from synthgate.tasks.config import SourceConfig, check_source_query
+from synthgate.tasks.governance import is_transient
+from synthgate.tasks.steps import ContractViolation, InputError, private_task
+from synthgate.validation.contract import Contract
+from synthgate.validation.expectations import (
     ValidationReport,
     conform_types,
     identifier_like_columns,
     merge_reports,
     validate_frame,
 )
-from validation.pii import PiiScan
-from validation.dp_infer import apply_dp_domains
+from synthgate.validation.pii import PiiScan
+from synthgate.validation.dp_infer import apply_dp_domains
 
 
 # Rows per streamed batch: a few hundred MB of Arrow for a wide table; great-expectations runs per batch.

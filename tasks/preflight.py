@@ -28,11 +28,11 @@ from typing import Any
 
 import duckdb
 
-from governance.locks import DatabaseLocked, connect
-from tasks.config import MAX_EPOCHS, RunConfig
-from tasks.ingest import count_source_rows
-from tasks.steps import InputError
-from validation.contract import RESERVED_PREFIXES, Contract, ContractError, check_table_name
+from synthgate.governance.locks import DatabaseLocked, connect
+from synthgate.tasks.config import MAX_EPOCHS, RunConfig
+from synthgate.tasks.ingest import count_source_rows
+from synthgate.tasks.steps import InputError
+from synthgate.validation.contract import RESERVED_PREFIXES, Contract, ContractError, check_table_name
 
 # The rows every enabled check needs (validation/gates.py, tasks/evaluate.py, validation/privacy.py,
 # validation/fidelity.py): membership attacks 10 members and 20 holdout rows, the shadow attack 20
@@ -262,7 +262,7 @@ def preflight_rows(config: RunConfig, contract: Contract, model_conf: Any = None
     bound. The release flow runs them after the run is on record and its budget checked, so a run the
     lifetime budget refuses never opens the source."""
     if model_conf is None:
-        from models.synthesizers import resolve_model_config
+        from synthgate.models.synthesizers import resolve_model_config
 
         model_conf = resolve_model_config(contract, epochs=config.epochs, batch_size=config.batch_size)
     n_rows = count_source_rows(config.source)

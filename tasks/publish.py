@@ -23,19 +23,19 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from governance.locks import DEFAULT_LOCK_TIMEOUT_S, connect
-from governance.registry import file_hashes
-from models.synthesizers.base import Synthesizer
-from tasks.ingest import quote_ident
-from validation.contract import Contract
-from validation.public_report import (
+from synthgate.governance.locks import DEFAULT_LOCK_TIMEOUT_S, connect
+from synthgate.governance.registry import file_hashes
+from synthgate.models.synthesizers.base import Synthesizer
+from synthgate.tasks.ingest import quote_ident
+from synthgate.validation.contract import Contract
+from synthgate.validation.public_report import (
     DECISION_FILE,
     SYNTHETIC_FILE,
     build_public_report,
     write_owner_report,
     write_public_report,
 )
-from validation.report import write_report
+from synthgate.validation.report import write_report
 
 
 PROVENANCE = "_synthgate_published"
@@ -49,7 +49,7 @@ def check_output_rows(synthetic: pl.DataFrame, contract: Contract) -> None:
     """Re-validate the synthetic rows against the contract's modelled columns, just before the
     publish transaction: whatever a model or a sampler did, nothing outside the contract is published.
     The rows are the model's (DP) output, so the failure lines may describe them."""
-    from validation.expectations import validate_frame
+    from synthgate.validation.expectations import validate_frame
 
     modelled = contract.model_copy(update={"columns": {c: contract.columns[c] for c in contract.modelled_columns}})
     report = validate_frame(synthetic, modelled, identifiers=False)

@@ -15,15 +15,15 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from models.ledger import PrivacyLedger
-from models.synthesizers import get_synthesizer, resolve_model_config
-from models.synthesizers.base import Checkpoint, Synthesizer, TrainingProgress
-from tasks.redaction import withhold_library_errors
-from validation.contract import Contract, ContractError
-from validation.expectations import ValidationReport, physical_type_errors, validate_frame
-from validation.gates import governance_checks
-from validation.results import GateDecision, MetricResult
-from validation.results import decide_release as _decide
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers import get_synthesizer, resolve_model_config
+from synthgate.models.synthesizers.base import Checkpoint, Synthesizer, TrainingProgress
+from synthgate.tasks.redaction import withhold_library_errors
+from synthgate.validation.contract import Contract, ContractError
+from synthgate.validation.expectations import ValidationReport, physical_type_errors, validate_frame
+from synthgate.validation.gates import governance_checks
+from synthgate.validation.results import GateDecision, MetricResult
+from synthgate.validation.results import decide_release as _decide
 
 PRIVATE = dict(cache_policy=NO_CACHE, persist_result=False)
 

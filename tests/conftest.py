@@ -17,9 +17,9 @@ os.environ.setdefault("SYNTHGATE_NOISE_SEED", "20261123")
 import polars as pl
 import pytest
 
-from flows.demo import demo_contract, demo_parquet
-from tasks.ingest import prepare_frame
-from validation.contract import Contract, load_contract
+from synthgate.flows.demo import demo_contract, demo_parquet
+from synthgate.tasks.ingest import prepare_frame
+from synthgate.validation.contract import Contract, load_contract
 
 
 @pytest.fixture(scope="session")

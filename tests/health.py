@@ -23,7 +23,7 @@ import numbers
 import numpy as np
 import polars as pl
 
-from validation.contract import Contract, parse_contract
+from synthgate.validation.contract import Contract, parse_contract
 
 N_CODES = 24
 N_CONDITIONS = 6

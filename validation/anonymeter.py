@@ -53,15 +53,15 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from validation.contract import NUMERIC_KINDS, Contract
-from validation.privacy import (
+from synthgate.validation.contract import NUMERIC_KINDS, Contract
+from synthgate.validation.privacy import (
     _discrete_codes,
     _numeric_values,
     _prepare,
     _subsample,
     encode_for_distance,
 )
-from validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
+from synthgate.validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
 
 __all__ = [
     "AttackRisk",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from validation.contract import Contract
+from synthgate.validation.contract import Contract
 
 __all__ = ["Derivation", "add_derived_columns", "derivation_violations", "find_derivations"]
 

@@ -60,10 +60,10 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from validation.contract import DP_LEARNABLE_KINDS, Contract, ContractError, parse_contract
+from synthgate.validation.contract import DP_LEARNABLE_KINDS, Contract, ContractError, parse_contract
 
 if TYPE_CHECKING:  # the registry is passed in (validation does not import governance)
-    from governance.registry import Registry
+    from synthgate.governance.registry import Registry
 
 __all__ = [
     "EMPTY_BIN_RATE",
@@ -146,7 +146,7 @@ class DpPlan:
 
 def plan_mechanism(*, epsilon: float, delta: float, kinds: list[str]) -> DpPlan:
     """Calibrate the Gaussian noise and both thresholds for learning the columns of ``kinds``."""
-    from models.ledger import PrivacyLedger, calibrate_noise  # Opacus' RDP analysis
+    from synthgate.models.ledger import PrivacyLedger, calibrate_noise  # Opacus' RDP analysis
 
     if not (math.isfinite(epsilon) and epsilon > 0):
         raise ContractError(f"--dp must be a finite ε > 0. Got {epsilon}. Pass e.g. --dp 1.0.")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from validation.contract import (
+from synthgate.validation.contract import (
     BooleanColumn,
     CategoricalColumn,
     Column,
@@ -508,7 +508,7 @@ def physical_type_errors(schema: pl.Schema | dict[str, pl.DataType], contract: C
 
 def derivation_failures(df: pl.DataFrame, contract: Contract) -> list[ValidationFailure]:
     """Rows that break a declared ``derived`` column (counts only)."""
-    from validation.derived import derivation_violations
+    from synthgate.validation.derived import derivation_violations
 
     out = []
     for name, bad in derivation_violations(df, contract).items():

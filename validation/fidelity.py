@@ -50,21 +50,21 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from validation.contract import (
+from synthgate.validation.contract import (
     NUMERIC_KINDS,
     BooleanColumn,
     CategoricalColumn,
     Contract,
     DatetimeColumn,
 )
-from validation.privacy import (
+from synthgate.validation.privacy import (
     _bounds,
     _discrete_codes,
     _n_discrete_slots,
     _numeric_values,
     _prepare,
 )
-from validation.results import MetricResult
+from synthgate.validation.results import MetricResult
 
 __all__ = [
     "DEFAULT_DETECTION_MAX_ROWS",

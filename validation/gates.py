@@ -14,12 +14,12 @@ import math
 import numpy as np
 import polars as pl
 
-from validation.contract import Contract
-from validation.anonymeter import anonymeter_checks
-from validation.fidelity import fidelity_suite
-from validation.mia import AttackResult, density_ratio_attack, distance_attack, membership_inference
-from validation.privacy import distance_checks, identical_match_share
-from validation.results import MetricResult
+from synthgate.validation.contract import Contract
+from synthgate.validation.anonymeter import anonymeter_checks
+from synthgate.validation.fidelity import fidelity_suite
+from synthgate.validation.mia import AttackResult, density_ratio_attack, distance_attack, membership_inference
+from synthgate.validation.privacy import distance_checks, identical_match_share
+from synthgate.validation.results import MetricResult
 
 __all__ = [
     "budget_result",

@@ -32,7 +32,7 @@ from typing import Any
 
 import polars as pl
 
-from validation.contract import Contract, ContractError, parse_contract
+from synthgate.validation.contract import Contract, ContractError, parse_contract
 
 __all__ = ["MAX_CATEGORIES", "infer_contract", "render_inferred_yaml"]
 
@@ -261,7 +261,7 @@ def _column_spec(s: pl.Series, *, n_rows: int) -> dict[str, Any]:
 def _mark_derivations(df: pl.DataFrame, columns: dict[str, dict[str, Any]]) -> None:
     """Draft ``derived`` on a modelled column equal to an earlier one (or to it plus a constant) in
     every row: such columns are generated from their source, not learned."""
-    from validation.derived import find_derivations
+    from synthgate.validation.derived import find_derivations
 
     modelled = [n for n, spec in columns.items() if spec["kind"] not in ("identifier", "pii")]
     for d in find_derivations(df, modelled):

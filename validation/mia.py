@@ -44,9 +44,9 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.neighbors import NearestNeighbors
 
-from validation.contract import Contract, Gates
-from validation.privacy import _prepare, _subsample, encode_for_distance
-from validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
+from synthgate.validation.contract import Contract, Gates
+from synthgate.validation.privacy import _prepare, _subsample, encode_for_distance
+from synthgate.validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
 
 __all__ = [
     "AttackResult",

@@ -31,8 +31,8 @@ from collections import defaultdict
 
 import polars as pl
 
-from validation.contract import CategoricalColumn, Contract
-from validation.results import MetricResult
+from synthgate.validation.contract import CategoricalColumn, Contract
+from synthgate.validation.results import MetricResult
 
 __all__ = ["PII_CHECK", "PiiScan"]
 

@@ -45,7 +45,7 @@ from scipy.stats import binomtest, norm
 from sklearn.metrics import pairwise_distances_chunked
 from sklearn.neighbors import NearestNeighbors
 
-from validation.contract import (
+from synthgate.validation.contract import (
     NUMERIC_KINDS,
     BooleanColumn,
     CategoricalColumn,
@@ -53,7 +53,7 @@ from validation.contract import (
     DatetimeColumn,
     Gates,
 )
-from validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
+from synthgate.validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
 
 __all__ = [
     "dcr_share",

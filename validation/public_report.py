@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from validation.contract import Contract, load_contract
-from validation.report import _check_ledger, _jsonable, render_html, write_report, write_text_atomically
-from validation.results import GateDecision, MetricResult
+from synthgate.validation.contract import Contract, load_contract
+from synthgate.validation.report import _check_ledger, _jsonable, render_html, write_report, write_text_atomically
+from synthgate.validation.results import GateDecision, MetricResult
 
 __all__ = [
     "ADJACENCY",
@@ -143,7 +143,7 @@ def decision_record(
 
 def _codec(contract: Contract, state: Mapping[str, Any]) -> Any:
     """A quantile codec holding the saved DP statistics (bin masses, frequencies, null rates)."""
-    from models.codec import Codec  # torch-free, but models/ stays out of validation's import floor
+    from synthgate.models.codec import Codec  # torch-free, but models/ stays out of validation's import floor
 
     codec = Codec(contract)
     codec.load_state({k: v for k, v in state.items() if k not in ("numeric_encoding", "modes")})
@@ -189,8 +189,8 @@ def dp_distributions(
     variation between the two (nulls as one more cell): post-processing of DP and public data.
     Without a synthetic table (a blocked run publishes none) the synthetic shares are omitted.
     """
-    from validation.fidelity import PLOT_BINS, _edge_labels, _plot
-    from validation.privacy import _prepare
+    from synthgate.validation.fidelity import PLOT_BINS, _edge_labels, _plot
+    from synthgate.validation.privacy import _prepare
 
     codec = _codec(contract, codec_state)
     if synthetic is not None:
@@ -389,7 +389,7 @@ def write_owner_report(report: dict[str, Any], root: Path, run_id: str, *, relea
     lies inside ``release_folder`` (or the other way round), or is open to other users. Returns the
     folder and the SHA-256 of each file (for the registry).
     """
-    from governance.registry import file_hashes
+    from synthgate.governance.registry import file_hashes
 
     root = Path(root).absolute()
     if release_folder is not None:

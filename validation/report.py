@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
-from validation.plots import (
+from synthgate.validation.plots import (
     MAX_CATEGORIES,
     PALETTE,
     association_svg,
@@ -36,7 +36,7 @@ from validation.plots import (
     distribution_svg,
     rates_svg,
 )
-from validation.results import GateDecision, MetricResult
+from synthgate.validation.results import GateDecision, MetricResult
 
 __all__ = ["build_report", "render_html", "write_report"]
 

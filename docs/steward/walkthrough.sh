@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The steward walkthrough (docs/steward.md), run as written from the repository root.
-# SYNTHGATE defaults to the installed `synthgate`; set SYNTHGATE="python -m flows.cli" for a checkout.
+# SYNTHGATE defaults to the installed `synthgate`; set SYNTHGATE="python -m synthgate.flows.cli" for a checkout.
 set -u
 SG=${SYNTHGATE:-synthgate}
 run() { echo "\$ synthgate $*"; $SG "$@" 2>&1 | grep -v "INFO\|ephemeral docs site"; echo "(exit ${PIPESTATUS[0]})"; echo; }

@@ -10,23 +10,23 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from validation.contract import MODEL_NAMES as CONTRACT_MODEL_NAMES
+from synthgate.validation.contract import MODEL_NAMES as CONTRACT_MODEL_NAMES
 
 if TYPE_CHECKING:
-    from models.synthesizers.base import Synthesizer
-    from validation.contract import Contract
+    from synthgate.models.synthesizers.base import Synthesizer
+    from synthgate.validation.contract import Contract
 
 # name -> "module:Class"; the order is the order `synthgate models` lists them in.
 _ENTRIES: dict[str, str] = {
-    "ctgan": "models.synthesizers.ctgan:DPCTGAN",
-    "tvae": "models.synthesizers.tvae:DPTVAE",
-    "gumbel-gan": "models.synthesizers.gumbel_gan:GumbelGAN",
-    "wgan-gp": "models.synthesizers.wgan_gp:WGANGP",
-    "cwgan-gp": "models.synthesizers.wgan_gp:CWGANGP",
-    "medgan": "models.synthesizers.medgan:MedGAN",
-    "corgan": "models.synthesizers.corgan:CorGAN",
-    "tablegan": "models.synthesizers.tablegan:TableGAN",
-    "tgan": "models.synthesizers.tgan:TGAN",
+    "ctgan": "synthgate.models.synthesizers.ctgan:DPCTGAN",
+    "tvae": "synthgate.models.synthesizers.tvae:DPTVAE",
+    "gumbel-gan": "synthgate.models.synthesizers.gumbel_gan:GumbelGAN",
+    "wgan-gp": "synthgate.models.synthesizers.wgan_gp:WGANGP",
+    "cwgan-gp": "synthgate.models.synthesizers.wgan_gp:CWGANGP",
+    "medgan": "synthgate.models.synthesizers.medgan:MedGAN",
+    "corgan": "synthgate.models.synthesizers.corgan:CorGAN",
+    "tablegan": "synthgate.models.synthesizers.tablegan:TableGAN",
+    "tgan": "synthgate.models.synthesizers.tgan:TGAN",
 }
 
 MODEL_NAMES: tuple[str, ...] = tuple(_ENTRIES)
@@ -64,7 +64,7 @@ def load_synthesizer(path: str | Path, contract: Contract, *, device: str = "aut
     name = blob.get("model")
     if not isinstance(name, str):
         raise ValueError(f"{path} is not a synthgate model file (it names no model).")
-    from models.synthesizers.base import FORMAT_VERSION
+    from synthgate.models.synthesizers.base import FORMAT_VERSION
 
     if blob.get("format_version") != FORMAT_VERSION:
         raise ValueError(
@@ -81,7 +81,7 @@ def resolve_model_config(contract: Contract, *, epochs: float | None = None, bat
     """
     from pydantic import ValidationError
 
-    from validation.contract import ContractError
+    from synthgate.validation.contract import ContractError
 
     cls = get_synthesizer(contract.model)
     options = dict(contract.model_options)

@@ -49,12 +49,12 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from models.calibrate import POOL_FACTOR, Calibrator
-from models.codec import Codec
-from models.device import resolve_device
-from models.dp import PrivateTrainer, poisson_sample
-from models.ledger import PrivacyLedger, calibrate_noise
-from validation.contract import Contract
+from synthgate.models.calibrate import POOL_FACTOR, Calibrator
+from synthgate.models.codec import Codec
+from synthgate.models.device import resolve_device
+from synthgate.models.dp import PrivateTrainer, poisson_sample
+from synthgate.models.ledger import PrivacyLedger, calibrate_noise
+from synthgate.validation.contract import Contract
 
 FORMAT_VERSION = 2
 
@@ -1025,7 +1025,7 @@ class Synthesizer(ABC):
         if blob.get("model") != cls.name:
             raise ValueError(
                 f"{path} holds a {blob.get('model')!r} model, not {cls.name!r}. Load it with "
-                "models.synthesizers.load_synthesizer, which reads the name from the file."
+                "synthgate.models.synthesizers.load_synthesizer, which reads the name from the file."
             )
         if blob.get("contract_fingerprint") != contract.fingerprint():
             raise ValueError(

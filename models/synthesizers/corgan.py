@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
-from models.synthesizers.base import ModelInfo, SynthConfig
-from models.synthesizers.medgan import MedGAN, MedGANConfig
+from synthgate.models.synthesizers.base import ModelInfo, SynthConfig
+from synthgate.models.synthesizers.medgan import MedGAN, MedGANConfig
 
 __all__ = ["ConvDecoder", "ConvDiscriminator", "ConvEncoder", "ConvGenerator", "CorGAN", "CorGANConfig"]
 

@@ -44,14 +44,14 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from models.codec import Codec
-from models.dp import PrivateTrainer, init_uniform_, pair_losses
-from models import schedule as training_schedule
-from models.ledger import PrivacyLedger, calibrate_noise
-from models.calibrate import Calibrator
-from models.marginals import Measured, PairLoss, measure_marginals, variables
-from models.nets import MLPCritic as Critic
-from models.synthesizers.base import (
+from synthgate.models.codec import Codec
+from synthgate.models.dp import PrivateTrainer, init_uniform_, pair_losses
+from synthgate.models import schedule as training_schedule
+from synthgate.models.ledger import PrivacyLedger, calibrate_noise
+from synthgate.models.calibrate import Calibrator
+from synthgate.models.marginals import Measured, PairLoss, measure_marginals, variables
+from synthgate.models.nets import MLPCritic as Critic
+from synthgate.models.synthesizers.base import (
     ModelInfo,
     Phase,
     Run,
@@ -62,7 +62,7 @@ from models.synthesizers.base import (
     marginal_loss,
     marginal_targets,
 )
-from validation.contract import Contract
+from synthgate.validation.contract import Contract
 
 __all__ = ["CTGANConfig", "Critic", "DPCTGAN", "Generator", "TrainingProgress"]
 

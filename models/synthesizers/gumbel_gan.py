@@ -44,11 +44,11 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from models.codec import Block
-from models.dp import init_uniform_, pair_loss
-from models.nets import MLPCritic as Discriminator
-from models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, activate
-from validation.contract import Contract
+from synthgate.models.codec import Block
+from synthgate.models.dp import init_uniform_, pair_loss
+from synthgate.models.nets import MLPCritic as Discriminator
+from synthgate.models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, activate
+from synthgate.validation.contract import Contract
 
 __all__ = ["Discriminator", "GumbelGAN", "GumbelGANConfig", "MultiHeadGenerator"]
 

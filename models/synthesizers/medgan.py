@@ -66,9 +66,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from models.dp import PrivateTrainer, init_uniform_, pair_loss
-from models.nets import dense_layers
-from models.synthesizers.base import (
+from synthgate.models.dp import PrivateTrainer, init_uniform_, pair_loss
+from synthgate.models.nets import dense_layers
+from synthgate.models.synthesizers.base import (
     ModelInfo,
     Phase,
     Run,
@@ -79,7 +79,7 @@ from models.synthesizers.base import (
     marginal_loss,
     marginal_targets,
 )
-from validation.contract import Contract
+from synthgate.validation.contract import Contract
 
 __all__ = [
     "Autoencoder",

@@ -56,10 +56,10 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from models.codec import Block, Codec
-from models.dp import PrivateTrainer, init_uniform_, pair_loss
-from models.ledger import Charge
-from models.synthesizers.base import (
+from synthgate.models.codec import Block, Codec
+from synthgate.models.dp import PrivateTrainer, init_uniform_, pair_loss
+from synthgate.models.ledger import Charge
+from synthgate.models.synthesizers.base import (
     ModelInfo,
     Phase,
     Run,
@@ -69,7 +69,7 @@ from models.synthesizers.base import (
     marginal_loss,
     marginal_targets,
 )
-from validation.contract import Contract
+from synthgate.validation.contract import Contract
 
 __all__ = [
     "ConvBody",

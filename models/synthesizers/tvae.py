@@ -55,11 +55,11 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from models.codec import Codec
-from models.dp import init_uniform_
-from models.nets import dense_layers
-from models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, activate
-from validation.contract import Contract
+from synthgate.models.codec import Codec
+from synthgate.models.dp import init_uniform_
+from synthgate.models.nets import dense_layers
+from synthgate.models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, activate
+from synthgate.validation.contract import Contract
 
 __all__ = ["DPTVAE", "Decoder", "Encoder", "TVAEConfig", "VAE", "kl_divergence", "row_loss"]
 

@@ -46,11 +46,11 @@ from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
-from models.codec import Block
-from models.dp import init_uniform_
-from models.nets import MLPCritic, dense_layers
-from models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, activate
-from validation.contract import Contract
+from synthgate.models.codec import Block
+from synthgate.models.dp import init_uniform_
+from synthgate.models.nets import MLPCritic, dense_layers
+from synthgate.models.synthesizers.base import ModelInfo, Run, SynthConfig, Synthesizer, activate
+from synthgate.validation.contract import Contract
 
 __all__ = ["CWGANGP", "CWGANGPConfig", "WGANGP", "WGANGPConfig", "MLPCritic", "MLPGenerator", "gradient_penalty_loss"]
 

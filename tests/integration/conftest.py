@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.demo import demo_parquet
+from synthgate.flows.demo import demo_parquet
 
 
 @pytest.fixture(scope="session")

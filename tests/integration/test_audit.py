@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.demo import demo_contract
+from synthgate.flows.cli import app
+from synthgate.flows.demo import demo_contract
 
 runner = CliRunner()
 

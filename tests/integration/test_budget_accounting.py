@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import flows.release as release_module
-from flows.cli import app
-from flows.config import RunConfig, SourceConfig
-from flows.demo import demo_contract
-from flows.release import release_flow
-from governance.registry import Registry
-from tasks.steps import InputError
-from validation.contract import load_contract
+import synthgate.flows.release as release_module
+from synthgate.flows.cli import app
+from synthgate.flows.config import RunConfig, SourceConfig
+from synthgate.flows.demo import demo_contract
+from synthgate.flows.release import release_flow
+from synthgate.governance.registry import Registry
+from synthgate.tasks.steps import InputError
+from synthgate.validation.contract import load_contract
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from flows.cli import app
+from synthgate.flows.cli import app
 
 runner = CliRunner()
 
@@ -28,8 +28,8 @@ def test_missing_run_config_exits_2(tmp_path: Path) -> None:
 def test_contract_infer_marks_everything_as_data_derived(tmp_path: Path) -> None:
     import duckdb
 
-    from flows.demo import demo_parquet
-    from validation.contract import load_contract
+    from synthgate.flows.demo import demo_parquet
+    from synthgate.validation.contract import load_contract
 
     db = tmp_path / "src.duckdb"
     with duckdb.connect(str(db)) as con:

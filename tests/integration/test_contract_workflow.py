@@ -10,9 +10,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flows.cli import app
-from governance.registry import Registry
-from validation.contract import load_contract
+from synthgate.flows.cli import app
+from synthgate.governance.registry import Registry
+from synthgate.validation.contract import load_contract
 
 from .test_steward import _db
 

@@ -22,8 +22,8 @@ import httpx
 import pytest
 import yaml
 
-from flows.demo import demo_contract
-from governance.registry import Registry
+from synthgate.flows.demo import demo_contract
+from synthgate.governance.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -103,7 +103,7 @@ def test_a_scheduled_release_runs_on_a_process_worker(server: dict[str, str], tm
         "epochs": 1.0, "batch_size": 250,
     }))
     _run([str(BIN / "prefect"), "work-pool", "create", "synthgate-test", "--type", "process"], server)
-    out = _run([sys.executable, "-m", "flows.cli", "deploy", "--run-config", str(run_config), "--name", "scheduled-test",
+    out = _run([sys.executable, "-m", "synthgate.flows.cli", "deploy", "--run-config", str(run_config), "--name", "scheduled-test",
                 "--pool", "synthgate-test", "--interval", "10"], server)
     assert "registered" in out
     api = server["PREFECT_API_URL"]

@@ -10,9 +10,9 @@ import polars as pl
 import yaml
 from typer.testing import CliRunner
 
-from flows.cli import app
-from governance.registry import Registry
-from validation.dp_infer import INFERENCE_KIND, OTHER_CATEGORY
+from synthgate.flows.cli import app
+from synthgate.governance.registry import Registry
+from synthgate.validation.dp_infer import INFERENCE_KIND, OTHER_CATEGORY
 
 runner = CliRunner()
 
@@ -107,7 +107,7 @@ def test_a_bad_dp_budget_is_refused_before_anything_is_read_or_charged(tmp_path:
 
 def test_the_noise_comes_from_the_private_entropy(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """The CLI draws its noise from private_entropy() (OS entropy or the secret key), never a seed."""
-    import models.synthesizers.base as base
+    import synthgate.models.synthesizers.base as base
 
     calls: list[int] = []
     real = base.private_entropy

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.demo import demo_contract, demo_parquet
+from synthgate.flows.cli import app
+from synthgate.flows.demo import demo_contract, demo_parquet
 
 runner = CliRunner()
 

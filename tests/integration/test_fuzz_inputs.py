@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.demo import demo_contract, demo_parquet
+from synthgate.flows.cli import app
+from synthgate.flows.demo import demo_contract, demo_parquet
 
 runner = CliRunner()
 

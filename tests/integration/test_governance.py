@@ -17,14 +17,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.config import RunConfig, SourceConfig
-from flows.demo import demo_contract
-from flows.release import release_flow, run_release
-from governance.locks import DatabaseLocked
-from governance.registry import BudgetExceeded, Registry
-from tasks import publish
-from tasks.publish import published_run, publish_table
+from synthgate.flows.cli import app
+from synthgate.flows.config import RunConfig, SourceConfig
+from synthgate.flows.demo import demo_contract
+from synthgate.flows.release import release_flow, run_release
+from synthgate.governance.locks import DatabaseLocked
+from synthgate.governance.registry import BudgetExceeded, Registry
+from synthgate.tasks import publish
+from synthgate.tasks.publish import published_run, publish_table
 from tests.lockholder import hold
 
 runner = CliRunner()
@@ -130,16 +130,16 @@ def test_a_second_writer_waits_or_fails_without_touching_the_output(tmp_path: Pa
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "synthgate.flows.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )
 
 
 def test_a_killed_run_resumes_and_spends_what_an_uninterrupted_run_spends(tmp_path: Path, small_source: Path) -> None:
-    from models.synthesizers.base import private_entropy
-    from tasks.ingest import prepare_frame
-    from tasks.steps import fit_synthesizer, split_holdout
-    from validation.contract import load_contract
+    from synthgate.models.synthesizers.base import private_entropy
+    from synthgate.tasks.ingest import prepare_frame
+    from synthgate.tasks.steps import fit_synthesizer, split_holdout
+    from synthgate.validation.contract import load_contract
 
     out = tmp_path / "out"
     cfg = tmp_path / "run.yaml"

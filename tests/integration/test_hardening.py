@@ -23,10 +23,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.demo import demo_contract
-from governance.registry import Registry
-from validation.contract import load_yaml_text
+from synthgate.flows.cli import app
+from synthgate.flows.demo import demo_contract
+from synthgate.governance.registry import Registry
+from synthgate.validation.contract import load_yaml_text
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,8 +153,8 @@ def test_a_source_query_is_one_read_only_select_on_a_locked_down_connection(
 
 
 def test_a_plain_select_still_works_and_the_connection_is_locked(tmp_path: Path, adult_600: pl.DataFrame) -> None:
-    from flows.config import SourceConfig
-    from tasks.ingest import private_connection, read_source
+    from synthgate.flows.config import SourceConfig
+    from synthgate.tasks.ingest import private_connection, read_source
 
     src = _source_db(tmp_path / "private.duckdb", adult_600)
     frame = read_source(SourceConfig(db=src, query="WITH a AS (SELECT * FROM adult) SELECT age FROM a WHERE age > 30"))
@@ -248,17 +248,17 @@ def test_the_published_table_is_revalidated_before_the_commit(
 ) -> None:
     """A synthesizer fault that emits values outside the contract (here: int64-min in age) is
     caught just before the publish transaction: the previous release stays."""
-    import flows.release
-    from tasks.steps import sample_synthetic
-    from validation.results import GateDecision
+    import synthgate.flows.release
+    from synthgate.tasks.steps import sample_synthetic
+    from synthgate.validation.results import GateDecision
 
     def broken(model: Any, *, n: int, seed: int) -> pl.DataFrame:
         rows = sample_synthetic.fn(model, n=n, seed=seed)
         return rows.with_columns(pl.lit(-(2**63), dtype=pl.Int64).alias("age"))
 
-    monkeypatch.setattr(flows.release, "sample_synthetic", broken)
+    monkeypatch.setattr(synthgate.flows.release, "sample_synthetic", broken)
     # every gate "passes", so the faulty rows reach the publish step
-    monkeypatch.setattr(flows.release, "gate_decision", lambda results, contract, **kw: (
+    monkeypatch.setattr(synthgate.flows.release, "gate_decision", lambda results, contract, **kw: (
         GateDecision(released=True, reasons=[]), [dataclasses.replace(r, passed=True) for r in results]))
     out = tmp_path / "out"
     out.mkdir()
@@ -378,7 +378,7 @@ def test_sigterm_stops_a_run_cleanly_and_a_tampered_checkpoint_is_refused(
     cfg = _write(tmp_path / "run.yaml", config)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "flows.cli"]
+    cmd = [sys.executable, "-m", "synthgate.flows.cli"]
     proc = subprocess.Popen([*cmd, "run", "--config", str(cfg), "--quiet"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     checkpoints = tmp_path / "out" / "checkpoints"

@@ -8,10 +8,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.config import RunConfig, SourceConfig
-from flows.demo import demo_contract
-from flows.release import _sampling_entropy, _split_key, _unit_key, run_release
-from governance.registry import Registry
+from synthgate.flows.config import RunConfig, SourceConfig
+from synthgate.flows.demo import demo_contract
+from synthgate.flows.release import _sampling_entropy, _split_key, _unit_key, run_release
+from synthgate.governance.registry import Registry
 
 
 def test_a_source_over_max_rows_is_streamed_and_sampled(prefect_harness: None, tmp_path: Path, small_source: Path) -> None:

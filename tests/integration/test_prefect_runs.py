@@ -28,11 +28,11 @@ from prefect.client.schemas.filters import (
 from prefect.logging.handlers import APILogHandler
 from prefect.types.names import LOWERCASE_LETTERS_NUMBERS_AND_DASHES_ONLY_REGEX
 
-import flows.release as release_module
-from flows.config import RunConfig, SourceConfig
-from flows.demo import demo_contract, demo_parquet
-from flows.release import ReleaseBlocked, release_flow, run_release
-from governance.registry import BudgetExceeded, Registry
+import synthgate.flows.release as release_module
+from synthgate.flows.config import RunConfig, SourceConfig
+from synthgate.flows.demo import demo_contract, demo_parquet
+from synthgate.flows.release import ReleaseBlocked, release_flow, run_release
+from synthgate.governance.registry import BudgetExceeded, Registry
 
 BLOCKING_GATES = {  # every gate lenient but column shapes, which no model meets exactly: the run is blocked
     "max_dcr_share": 1.0, "identical_match_tolerance": 1.0, "max_mia_auc": 1.0, "max_mia_tpr_at_1pct_fpr": 1.0,
@@ -158,7 +158,7 @@ def test_a_blocked_synthgate_run_exits_3_writes_no_release_and_its_flow_run_show
 ) -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import EXIT_BLOCKED, app
+    from synthgate.flows.cli import EXIT_BLOCKED, app
 
     run_yaml, n_source = _blocking_run_config(tmp_path)
     result = CliRunner().invoke(app, ["run", "--config", str(run_yaml), "--quiet"])

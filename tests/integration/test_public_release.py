@@ -23,10 +23,10 @@ import yaml
 from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.demo import demo_contract, demo_parquet
-from governance.registry import Registry, RegistryError
-from validation.public_report import build_public_report, write_public_report
+from synthgate.flows.cli import app
+from synthgate.flows.demo import demo_contract, demo_parquet
+from synthgate.governance.registry import Registry, RegistryError
+from synthgate.validation.public_report import build_public_report, write_public_report
 
 runner = CliRunner()
 SOURCE_ROWS = 613  # distinctive: the exact counts derived from it must not be published

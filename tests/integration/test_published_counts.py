@@ -24,13 +24,13 @@ import yaml
 from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.demo import demo_contract, demo_parquet
-from governance.registry import Registry
-from models.synthesizers.base import private_entropy
-from tasks.ingest import prepare_frame
-from tasks.steps import split_holdout
-from validation.contract import load_contract
+from synthgate.flows.cli import app
+from synthgate.flows.demo import demo_contract, demo_parquet
+from synthgate.governance.registry import Registry
+from synthgate.models.synthesizers.base import private_entropy
+from synthgate.tasks.ingest import prepare_frame
+from synthgate.tasks.steps import split_holdout
+from synthgate.validation.contract import load_contract
 
 runner = CliRunner()
 SOURCE_ROWS = 1337  # distinctive

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from flows.demo import demo_contract, demo_parquet
+from synthgate.flows.demo import demo_contract, demo_parquet
 
 LENIENT = {  # every gate passes: the run releases (the gates' logic is tested elsewhere)
     "max_dcr_share": 1.0, "identical_match_tolerance": 1.0, "max_mia_auc": 1.0, "max_mia_tpr_at_1pct_fpr": 1.0,
@@ -51,7 +51,7 @@ def test_import_is_light() -> None:
 
 def test_release_from_dict_and_yaml_and_sample(prefect_harness: None, tmp_path: Path) -> None:
     import synthgate
-    from governance.registry import RegistryError
+    from synthgate.governance.registry import RegistryError
 
     cfg = _config(tmp_path, LENIENT)
     result = synthgate.release(cfg)
@@ -70,7 +70,7 @@ def test_release_from_dict_and_yaml_and_sample(prefect_harness: None, tmp_path: 
 
     import duckdb
 
-    from governance.registry import Registry
+    from synthgate.governance.registry import Registry
 
     checked = pl.read_parquet(result.folder / "synthetic.parquet")
     with duckdb.connect(str(result.output_db), read_only=True) as con:
@@ -109,7 +109,7 @@ def test_release_from_dict_and_yaml_and_sample(prefect_harness: None, tmp_path: 
 
 def test_release_refuses_a_bad_config_before_running() -> None:
     import synthgate
-    from validation.contract import ContractError
+    from synthgate.validation.contract import ContractError
 
     with pytest.raises(ContractError, match="source"):
         synthgate.release({"contract": "c.yaml"})
@@ -174,7 +174,7 @@ def test_registry_commands_json_and_registry_lookup(prefect_harness: None, tmp_p
     from typer.testing import CliRunner
 
     import synthgate
-    from flows.cli import app
+    from synthgate.flows.cli import app
 
     cfg = _config(tmp_path, BLOCKING)
     run_yaml = tmp_path / "run.yaml"

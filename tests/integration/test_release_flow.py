@@ -11,11 +11,11 @@ import pytest
 import torch
 from prefect.client.orchestration import get_client
 
-from flows.config import RunConfig, SourceConfig
-from flows.demo import demo_contract
-from flows.release import release_flow, run_release
-from governance.registry import Registry
-from tasks.steps import ContractViolation
+from synthgate.flows.config import RunConfig, SourceConfig
+from synthgate.flows.demo import demo_contract
+from synthgate.flows.release import release_flow, run_release
+from synthgate.governance.registry import Registry
+from synthgate.tasks.steps import ContractViolation
 
 
 def _config(tmp_path: Path, source: Path, **kw: object) -> RunConfig:
@@ -96,7 +96,7 @@ def test_a_contract_unit_reduces_people_to_one_row_each_through_the_cli(
     import yaml
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from synthgate.flows.cli import app
 
     rows = pl.read_parquet(small_source)
     sizes = np.random.default_rng(11).integers(1, 6, size=rows.height)

@@ -23,8 +23,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.demo import demo_contract
+from synthgate.flows.cli import app
+from synthgate.flows.demo import demo_contract
 
 runner = CliRunner()
 SENTINEL = "ZQX-PRIVATE-7731"  # planted in bad rows; must never be printed
@@ -218,7 +218,7 @@ def test_a_library_error_inside_a_task_never_logs_its_private_values(
         train.select(pl.col("fnlwgt").cast(pl.Utf8).cast(pl.Enum(["x"])))  # polars: "... failed ... values: [...]"
         return []
 
-    monkeypatch.setattr("tasks.evaluate.privacy_checks", failing_privacy_checks)
+    monkeypatch.setattr("synthgate.tasks.evaluate.privacy_checks", failing_privacy_checks)
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "INFO")
     frame = adult_600.with_columns(pl.lit(secret, dtype=adult_600.schema["fnlwgt"]).alias("fnlwgt"))
     result = _run(tmp_path, _parquet(tmp_path, frame), _contract(tmp_path))
@@ -227,7 +227,7 @@ def test_a_library_error_inside_a_task_never_logs_its_private_values(
     everything = result.output + logs.out + logs.err + repr(result.exception)
     assert "withheld" in everything and "raised by polars" in everything
     assert str(secret) not in everything
-    from governance.registry import Registry
+    from synthgate.governance.registry import Registry
 
     (record,) = Registry(tmp_path / "out" / "registry.duckdb").runs()
     assert record.status == "failed" and str(secret) not in (record.error or "")

@@ -12,9 +12,9 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from models.synthesizers.base import Checkpoint
+from synthgate.models.synthesizers.base import Checkpoint
 from tests.unit.models.test_checkpoint import TINY, _fit_family
-from validation.contract import Contract
+from synthgate.validation.contract import Contract
 
 
 _KILLED_FIT = """
@@ -22,10 +22,10 @@ import os, signal, sys
 from pathlib import Path
 import polars as pl, torch
 torch.set_num_threads(1)
-from models.ledger import PrivacyLedger
-from models.synthesizers import get_synthesizer
-from models.synthesizers.base import Checkpoint
-from validation.contract import load_contract
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers import get_synthesizer
+from synthgate.models.synthesizers.base import Checkpoint
+from synthgate.validation.contract import load_contract
 
 name, contract_path, table, path, kill_at, options = sys.argv[1:7]
 contract = load_contract(contract_path)
@@ -48,7 +48,7 @@ def test_a_sigkilled_fit_resumes_bit_identically(
     import subprocess
     import sys
 
-    from flows.demo import demo_contract
+    from synthgate.flows.demo import demo_contract
 
     path, table = tmp_path / "train.pt", tmp_path / "train.parquet"
     adult_modelled.write_parquet(table)

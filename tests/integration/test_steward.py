@@ -18,8 +18,8 @@ import polars as pl
 import yaml
 from typer.testing import CliRunner
 
-from flows.cli import app
-from validation.contract import load_contract
+from synthgate.flows.cli import app
+from synthgate.validation.contract import load_contract
 
 runner = CliRunner()
 N = 900

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flows.cli import app
-from validation.contract import Contract, parse_contract
+from synthgate.flows.cli import app
+from synthgate.validation.contract import Contract, parse_contract
 
 runner = CliRunner()
 CATEGORIES = ["a", "b", "c", "d"]
@@ -73,10 +73,10 @@ def test_the_schedule_of_a_250_row_700_column_table_takes_several_steps_per_epoc
     # n̂ ≈ 250 is below every model's old default batch (500): one full-batch DP step per epoch,
     # without amplification by subsampling. The schedule clamps the batch to n̂/4 whatever the
     # width, and the epochs-only override keeps that batch.
-    from models import schedule as sch
-    from models.codec import Codec
-    from models.ledger import PrivacyLedger
-    from models.synthesizers.base import codec_noise_for
+    from synthgate.models import schedule as sch
+    from synthgate.models.codec import Codec
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers.base import codec_noise_for
 
     contract = wide_contract(wide_table(250, 700))
     width = Codec(contract).dim
@@ -148,7 +148,7 @@ def test_the_dcr_size_correction_holds_with_many_columns_and_few_rows() -> None:
     # probability n_train / (n_train + n_holdout) in any dimension; the size-adjusted share must
     # centre on 0.5. 20 cuts of a 252 x 600 table (train 126, holdout 63, fresh 63): per-cut sd
     # about 0.08, so the mean's standard error is about 0.02; tolerance 0.06 (3 standard errors).
-    from validation.privacy import dcr_share
+    from synthgate.validation.privacy import dcr_share
 
     frame = wide_table(252, 600, seed=3)
     contract = wide_contract(frame)

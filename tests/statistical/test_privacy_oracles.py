@@ -17,9 +17,9 @@ import math
 import numpy as np
 import polars as pl
 
-from validation.contract import Contract
-from validation.gates import membership_attacks, membership_checks, privacy_checks
-from validation.results import MetricResult
+from synthgate.validation.contract import Contract
+from synthgate.validation.gates import membership_attacks, membership_checks, privacy_checks
+from synthgate.validation.results import MetricResult
 
 
 def _split(adult: pl.DataFrame, contract: Contract, sizes: tuple[int, ...], seed: int) -> list[pl.DataFrame]:
@@ -89,8 +89,8 @@ def test_overfitted_non_dp_ctgan_is_caught(adult: pl.DataFrame, adult_contract: 
     """Non-DP CTGAN, 80 epochs on 300 rows (750 steps at Poisson rate 32/300): it memorises."""
     import torch
 
-    from models.ledger import PrivacyLedger
-    from models.synthesizers.ctgan import CTGANConfig, DPCTGAN
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers.ctgan import CTGANConfig, DPCTGAN
 
     train, holdout = _split(adult, adult_contract, (300, 3000), seed=25)
     config = CTGANConfig(

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from benchmarks import peer_fit, suite
-from validation.contract import Contract
+from synthgate.validation.contract import Contract
 
 COLUMNS = [
     {"name": "age", "kind": "integer", "min": 0, "max": 9, "nullable": True},

@@ -19,10 +19,10 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.codec import MAX_BINS, Codec
-from models.ledger import PrivacyLedger
-from validation.contract import Contract, parse_contract
-from validation.expectations import validate_frame
+from synthgate.models.codec import MAX_BINS, Codec
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.validation.contract import Contract, parse_contract
+from synthgate.validation.expectations import validate_frame
 
 PROPERTY = settings(derandomize=True, database=None, deadline=None, max_examples=25,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

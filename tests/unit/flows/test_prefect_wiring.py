@@ -9,9 +9,9 @@ import re
 import pytest
 from prefect.types.names import LOWERCASE_LETTERS_NUMBERS_AND_DASHES_ONLY_REGEX
 
-from flows.release import ReleaseBlocked, blocked_message
-from flows.stages import run_tags
-from tasks.publish import artifact_key
+from synthgate.flows.release import ReleaseBlocked, blocked_message
+from synthgate.flows.stages import run_tags
+from synthgate.tasks.publish import artifact_key
 
 
 @pytest.mark.parametrize("table", ["adult", "Sales_EU", "sales-eu", "patients 2024", "___", "données", "x" * 80,
@@ -51,7 +51,7 @@ def test_a_pickled_release_blocked_error_leaves_the_owners_report_behind() -> No
 def test_cli_defaults_send_run_logs_to_the_api_and_keep_the_terminal_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.logging.configuration import DEFAULT_LOGGING_SETTINGS_PATH, load_logging_config
 
-    from flows.cli import QUIET_TERMINAL, _prefect_defaults
+    from synthgate.flows.cli import QUIET_TERMINAL, _prefect_defaults
 
     def unset_all() -> None:  # recorded by monkeypatch (set first), so the process env is restored afterwards
         for key in QUIET_TERMINAL:
@@ -75,11 +75,11 @@ def test_cli_defaults_send_run_logs_to_the_api_and_keep_the_terminal_quiet(monke
 
 
 def test_the_outcome_tag_of_a_run_that_raised_uses_the_registrys_words() -> None:
-    from flows.release import _outcome
-    from governance.registry import BudgetExceeded, RegistryError
-    from tasks.steps import InputError
-    from tasks.redaction import WithheldError
-    from validation.contract import ContractError
+    from synthgate.flows.release import _outcome
+    from synthgate.governance.registry import BudgetExceeded, RegistryError
+    from synthgate.tasks.steps import InputError
+    from synthgate.tasks.redaction import WithheldError
+    from synthgate.validation.contract import ContractError
 
     assert _outcome(BudgetExceeded("over")) == "refused"
     assert {_outcome(e) for e in (ContractError("c"), InputError("i"), RegistryError("r"))} == {"invalid"}

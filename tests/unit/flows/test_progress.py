@@ -7,9 +7,9 @@ import io
 import pytest
 from rich.console import Console
 
-import flows.stages as stages
-from flows.stages import count_progress, training_bar, training_description
-from models.synthesizers.base import TrainingProgress
+import synthgate.flows.stages as stages
+from synthgate.flows.stages import count_progress, training_bar, training_description
+from synthgate.models.synthesizers.base import TrainingProgress
 
 
 @pytest.mark.parametrize("p", [

@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from governance.locks import DatabaseLocked, connect
-from governance.registry import BudgetExceeded, Registry, RegistryError
+from synthgate.governance.locks import DatabaseLocked, connect
+from synthgate.governance.registry import BudgetExceeded, Registry, RegistryError
 from tests.lockholder import hold
 
 
@@ -151,8 +151,8 @@ def test_only_transient_errors_are_retried() -> None:
 
     import duckdb
 
-    from tasks.governance import is_transient
-    from tasks.ingest import InputError
+    from synthgate.tasks.governance import is_transient
+    from synthgate.tasks.ingest import InputError
 
     def failed(err: BaseException) -> SimpleNamespace:
         return SimpleNamespace(data=err)
@@ -185,7 +185,7 @@ def test_exceeds_lifetime_agrees_with_begin_run_and_writes_nothing(tmp_path: Pat
 def test_runs_come_back_newest_first_even_when_they_start_in_the_same_second(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import governance.registry as registry_module
+    import synthgate.governance.registry as registry_module
 
     monkeypatch.setattr(registry_module, "now", lambda: "2026-12-06T07:00:00+00:00")  # one second for every run
     reg = Registry(tmp_path / "registry.duckdb")
@@ -202,7 +202,7 @@ def test_runs_come_back_newest_first_even_when_they_start_in_the_same_second(
 def test_a_registry_written_before_the_sequence_column_keeps_its_order(tmp_path: Path) -> None:
     import duckdb
 
-    from governance.registry import _SCHEMA
+    from synthgate.governance.registry import _SCHEMA
 
     path = tmp_path / "registry.duckdb"
     old_schema = "\n".join(line for line in _SCHEMA.splitlines() if "seq" not in line)

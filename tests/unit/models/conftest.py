@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from tests import health
-from validation.contract import Contract
+from synthgate.validation.contract import Contract
 
 
 @pytest.fixture(scope="module", name="health_contract")

@@ -17,14 +17,14 @@ import pytest
 import torch
 
 from benchmarks.audit import sabotaged
-from models import dp
-from models.canaries import GradientCanaries, install
-from models.dp import pair_losses
-from models.ledger import PrivacyLedger, epsilon_of
-from models.synthesizers.ctgan import Critic
-from tasks.steps import fit_synthesizer
-from validation.audit import score_audit
-from validation.contract import Contract
+from synthgate.models import dp
+from synthgate.models.canaries import GradientCanaries, install
+from synthgate.models.dp import pair_losses
+from synthgate.models.ledger import PrivacyLedger, epsilon_of
+from synthgate.models.synthesizers.ctgan import Critic
+from synthgate.tasks.steps import fit_synthesizer
+from synthgate.validation.audit import score_audit
+from synthgate.validation.contract import Contract
 
 EPSILON = 1.0
 CANARIES = 500

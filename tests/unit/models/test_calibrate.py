@@ -7,11 +7,11 @@ import polars as pl
 import pytest
 from scipy.stats import norm
 
-from models.calibrate import POOL_FACTOR, Calibrator
-from models.codec import FAMILY_ALPHA, Codec, _merged_mass
-from models.ledger import PrivacyLedger
-from models.marginals import Measured, discretise, measure_marginals
-from validation.contract import Contract, parse_contract
+from synthgate.models.calibrate import POOL_FACTOR, Calibrator
+from synthgate.models.codec import FAMILY_ALPHA, Codec, _merged_mass
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.marginals import Measured, discretise, measure_marginals
+from synthgate.validation.contract import Contract, parse_contract
 
 N = 3000
 

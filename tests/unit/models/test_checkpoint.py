@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 import torch
 
-from models.ledger import PrivacyLedger
-from models.synthesizers import get_synthesizer
-from models.synthesizers.base import Checkpoint, TrainingProgress
-from validation.contract import Contract
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers import get_synthesizer
+from synthgate.models.synthesizers.base import Checkpoint, TrainingProgress
+from synthgate.validation.contract import Contract
 
 
 class Killed(Exception):

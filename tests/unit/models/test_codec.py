@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal, assert_series_equal
 
-import models.codec as codec_module
-from models.codec import (
+import synthgate.models.codec as codec_module
+from synthgate.models.codec import (
     MAX_BINS,
     MIN_MODE_WEIGHT,
     PRECISION_STEPS,
@@ -19,8 +19,8 @@ from models.codec import (
     fit_histogram_mixture,
     precision_level,
 )
-from models.ledger import PrivacyLedger
-from validation.contract import Contract, ContractError, parse_contract
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.validation.contract import Contract, ContractError, parse_contract
 
 
 def _fitted(contract: Contract, df: pl.DataFrame, noise: float = 1e-3) -> tuple[Codec, PrivacyLedger]:

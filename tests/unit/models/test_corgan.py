@@ -14,9 +14,9 @@ import torch
 from opacus.validators import ModuleValidator
 from pydantic import ValidationError
 
-from models.dp import init_uniform_, pair_loss
-from models.ledger import PrivacyLedger
-from models.synthesizers.corgan import (
+from synthgate.models.dp import init_uniform_, pair_loss
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers.corgan import (
     ConvDecoder,
     ConvDiscriminator,
     ConvEncoder,
@@ -24,9 +24,9 @@ from models.synthesizers.corgan import (
     CorGAN,
     CorGANConfig,
 )
-from models.synthesizers.medgan import MedGAN
+from synthgate.models.synthesizers.medgan import MedGAN
 from tests.health import COUNT_BOUNDS, DX_COLUMNS
-from validation.contract import Contract
+from synthgate.validation.contract import Contract
 
 TINY = CorGANConfig(
     epochs=1.0, autoencoder_epochs=1.0, batch_size=100, latent_dim=16, z_dim=8,

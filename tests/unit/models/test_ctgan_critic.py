@@ -14,11 +14,11 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from models import schedule as sch
-from models.ledger import PrivacyLedger
-from models.synthesizers.base import Run
-from models.synthesizers.ctgan import CTGANConfig, DPCTGAN
-from validation.contract import Contract
+from synthgate.models import schedule as sch
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers.base import Run
+from synthgate.models.synthesizers.ctgan import CTGANConfig, DPCTGAN
+from synthgate.validation.contract import Contract
 
 TINY = dict(generator_dims=(32,), critic_dims=(32,), z_dim=8)
 EPS = 1.0

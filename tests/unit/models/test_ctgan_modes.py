@@ -16,10 +16,10 @@ import polars as pl
 import pytest
 import torch
 
-from models.ledger import PrivacyLedger
-from models.synthesizers.base import codec_noise_for
-from models.synthesizers.ctgan import CTGANConfig, DPCTGAN
-from validation.contract import Contract
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers.base import codec_noise_for
+from synthgate.models.synthesizers.ctgan import CTGANConfig, DPCTGAN
+from synthgate.validation.contract import Contract
 
 BOTH = CTGANConfig(
     epochs=1.0, batch_size=200, generator_dims=(32,), critic_dims=(32,), z_dim=8,

@@ -15,12 +15,12 @@ import polars as pl
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
-from models.codec import Codec
-from models.ledger import PrivacyLedger, calibrate_noise
-from models.synthesizers.ctgan import CTGANConfig, DPCTGAN
-from validation.contract import Contract
-from validation.gates import budget_result
-from validation.privacy import encode_for_distance
+from synthgate.models.codec import Codec
+from synthgate.models.ledger import PrivacyLedger, calibrate_noise
+from synthgate.models.synthesizers.ctgan import CTGANConfig, DPCTGAN
+from synthgate.validation.contract import Contract
+from synthgate.validation.gates import budget_result
+from synthgate.validation.privacy import encode_for_distance
 
 TINY = CTGANConfig(epochs=2.0, batch_size=200, generator_dims=(32,), critic_dims=(32,), z_dim=8)
 

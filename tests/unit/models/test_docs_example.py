@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 import torch
 
-from models.ledger import PrivacyLedger
-from models.synthesizers.base import Checkpoint, Synthesizer, TrainingProgress
-from validation.contract import Contract
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers.base import Checkpoint, Synthesizer, TrainingProgress
+from synthgate.validation.contract import Contract
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "models.md"
 

@@ -11,10 +11,10 @@ import torch
 from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 
-from models.dp import PrivateTrainer, pair_loss, pair_losses, poisson_sample
-from models.ledger import PrivacyLedger
-from models.synthesizers.ctgan import Critic, CTGANConfig, DPCTGAN
-from validation.contract import Contract
+from synthgate.models.dp import PrivateTrainer, pair_loss, pair_losses, poisson_sample
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers.ctgan import Critic, CTGANConfig, DPCTGAN
+from synthgate.validation.contract import Contract
 
 
 def test_poisson_batches_have_binomial_sizes() -> None:
@@ -150,7 +150,7 @@ def test_seeded_fit_is_reproducible_and_ledger_matches_opacus(adult_contract: Co
     # measurements, DP-SGD) composes exactly as Opacus' RDP accountant given the same history
     from opacus.accountants import RDPAccountant
 
-    from models.ledger import ALPHAS
+    from synthgate.models.ledger import ALPHAS
 
     whole = RDPAccountant()
     whole.history = [(e.noise_multiplier, e.sample_rate, e.steps) for e in l1.entries]

@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 from torch import nn
 
-from models.ledger import PrivacyLedger
-from models.synthesizers.gumbel_gan import GumbelGAN, GumbelGANConfig
-from validation.contract import Contract
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers.gumbel_gan import GumbelGAN, GumbelGANConfig
+from synthgate.validation.contract import Contract
 
 # batch_size >= rows: Poisson rate 1, so calibrate_noise is instant (subsampled RDP is slow to
 # evaluate); 4 full-batch steps.

@@ -24,7 +24,7 @@ import math
 import pytest
 from opacus.accountants import PRVAccountant
 
-from models.ledger import PrivacyLedger
+from synthgate.models.ledger import PrivacyLedger
 
 
 def _log_binom(n: int, k: int) -> float:

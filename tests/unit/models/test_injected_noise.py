@@ -31,13 +31,13 @@ import polars as pl
 import pytest
 import torch
 
-import models.synthesizers.tablegan as tablegan_module
-from models.codec import Codec
-from models.dp import PrivateTrainer
-from models.ledger import PrivacyLedger
-from models.synthesizers import MODEL_NAMES, get_synthesizer
+import synthgate.models.synthesizers.tablegan as tablegan_module
+from synthgate.models.codec import Codec
+from synthgate.models.dp import PrivateTrainer
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers import MODEL_NAMES, get_synthesizer
 from tests.unit.models.test_taint import CODEC, DP_SGD, MOMENTS, TINY, Taint, neutralised
-from validation.contract import Contract
+from synthgate.validation.contract import Contract
 
 CLIP = 0.37  # C ≠ 1: σ and σ·C differ
 FEATURE_CLIP = 0.45  # tablegan's C_f ≠ 1

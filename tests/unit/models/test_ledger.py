@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from opacus.accountants import RDPAccountant
 
-from models.ledger import PrivacyLedger, calibrate_noise, epsilon_of
+from synthgate.models.ledger import PrivacyLedger, calibrate_noise, epsilon_of
 
 
 def test_ledger_total_equals_opacus_rdp_accountant() -> None:
@@ -58,7 +58,7 @@ def test_round_trip_through_dict() -> None:
 
 
 def test_codec_noise_keeps_the_codec_within_a_fifth_of_small_budgets() -> None:
-    from models.synthesizers.base import CODEC_NOISE, CODEC_SHARE, codec_noise_for
+    from synthgate.models.synthesizers.base import CODEC_NOISE, CODEC_SHARE, codec_noise_for
 
     for eps in (0.5, 1.0, 2.0):
         noise = codec_noise_for(eps, 1e-6)

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 import torch
 
-from models.codec import Codec
-from models.ledger import PrivacyLedger
-from models.marginals import (
+from synthgate.models.codec import Codec
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.marginals import (
     plan_extra,
     MEASUREMENT,
     SELECTION,
@@ -23,7 +23,7 @@ from models.marginals import (
     soft_membership,
     variables,
 )
-from validation.contract import Contract, parse_contract
+from synthgate.validation.contract import Contract, parse_contract
 
 N = 4000
 

@@ -14,12 +14,12 @@ import torch
 from opacus import GradSampleModule
 from opacus.validators import ModuleValidator
 
-from models.dp import init_uniform_, pair_loss
-from models.ledger import PrivacyLedger, epsilon_of
-from models.synthesizers.base import TrainingProgress
-from models.synthesizers.medgan import MedGAN, MedGANConfig, reconstruction_loss
+from synthgate.models.dp import init_uniform_, pair_loss
+from synthgate.models.ledger import PrivacyLedger, epsilon_of
+from synthgate.models.synthesizers.base import TrainingProgress
+from synthgate.models.synthesizers.medgan import MedGAN, MedGANConfig, reconstruction_loss
 from tests.health import COUNT_BOUNDS, DX_COLUMNS, health_table
-from validation.contract import Contract
+from synthgate.validation.contract import Contract
 
 TINY = MedGANConfig(
     epochs=1.0, autoencoder_epochs=1.0, batch_size=100, latent_dim=16, z_dim=16,

@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 import torch
 
-from models.ledger import PrivacyLedger
-from models.synthesizers import get_synthesizer
-from models.synthesizers.base import NOISE_SEED_ENV, make_generators, private_randomness_source
-from validation.contract import Contract
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers import get_synthesizer
+from synthgate.models.synthesizers.base import NOISE_SEED_ENV, make_generators, private_randomness_source
+from synthgate.validation.contract import Contract
 
 
 def _fit_ctgan(contract: Contract, train: pl.DataFrame) -> dict[str, torch.Tensor]:

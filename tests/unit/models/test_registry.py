@@ -13,12 +13,12 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from models.ledger import PrivacyLedger
-from models.sampling import WhereError, equality_conditions, sample_where
-from models.synthesizers import MODEL_NAMES, get_synthesizer, load_synthesizer, registered, resolve_model_config
-from models.synthesizers.base import Synthesizer
-from validation.contract import Contract, ContractError, parse_contract
-from validation.expectations import validate_frame
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.sampling import WhereError, equality_conditions, sample_where
+from synthgate.models.synthesizers import MODEL_NAMES, get_synthesizer, load_synthesizer, registered, resolve_model_config
+from synthgate.models.synthesizers.base import Synthesizer
+from synthgate.validation.contract import Contract, ContractError, parse_contract
+from synthgate.validation.expectations import validate_frame
 
 HEALTH_MODELS = ("medgan", "corgan")
 EPSILON = 3.0
@@ -168,9 +168,9 @@ def test_bad_where_clauses_are_refused_with_the_columns(ctgan_small: Synthesizer
 
 
 def test_cli_sample_writes_only_matching_rows(ctgan_small: Synthesizer, tmp_path) -> None:
-    from flows.cli import app
+    from synthgate.flows.cli import app
 
-    from governance.registry import Registry, file_hashes
+    from synthgate.governance.registry import Registry, file_hashes
 
     release = tmp_path / "out" / "releases" / "run-1"
     release.mkdir(parents=True)

@@ -7,10 +7,10 @@ import numpy as np
 import torch
 from scipy import stats
 
-from models.codec import Codec
-from models.synthesizers.base import activate
-from models.synthesizers.ctgan import Generator
-from validation.contract import Contract
+from synthgate.models.codec import Codec
+from synthgate.models.synthesizers.base import activate
+from synthgate.models.synthesizers.ctgan import Generator
+from synthgate.validation.contract import Contract
 
 
 def test_hard_draw_is_one_hot_with_softmax_frequencies(adult_contract: Contract) -> None:
@@ -68,8 +68,8 @@ def test_ctgan_generator_inference_path_equals_the_plain_forward() -> None:
 
 
 def test_ctgan_condition_vectors_follow_the_dp_frequencies(adult_contract: Contract, adult_small) -> None:
-    from models.ledger import PrivacyLedger
-    from models.synthesizers.ctgan import DPCTGAN
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers.ctgan import DPCTGAN
 
     model = DPCTGAN(adult_contract, device="cpu")
     model.codec.fit_non_dp(adult_small.select(adult_contract.modelled_columns), ledger=PrivacyLedger(1e-6))

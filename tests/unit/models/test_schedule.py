@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from models import schedule as sch
-from models.ledger import PrivacyLedger, calibrate_noise
+from synthgate.models import schedule as sch
+from synthgate.models.ledger import PrivacyLedger, calibrate_noise
 
 N_HATS = [1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6]
 EPSILONS = [0.5, 1.0, 3.0, 10.0]
@@ -17,7 +17,7 @@ DELTA = 1e-6
 
 def _ledger(epsilon: float) -> PrivacyLedger:
     """What a fit has spent before training: the codec's histograms at a fifth of ε (its default share)."""
-    from models.synthesizers.base import codec_noise_for
+    from synthgate.models.synthesizers.base import codec_noise_for
 
     ledger = PrivacyLedger(DELTA)
     ledger.charge("codec-histograms", noise_multiplier=codec_noise_for(epsilon, DELTA))

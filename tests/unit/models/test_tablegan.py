@@ -19,9 +19,9 @@ from opacus.validators import ModuleValidator
 from pydantic import ValidationError
 from torch import nn
 
-from models.dp import pair_loss
-from models.ledger import PrivacyLedger
-from models.synthesizers.tablegan import (
+from synthgate.models.dp import pair_loss
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers.tablegan import (
     Classifier,
     Discriminator,
     Generator,
@@ -32,7 +32,7 @@ from models.synthesizers.tablegan import (
     side_for,
     to_square,
 )
-from validation.contract import CategoricalColumn, Contract
+from synthgate.validation.contract import CategoricalColumn, Contract
 
 TINY = TableGANConfig(
     epochs=0.5, batch_size=48, z_dim=8, generator_channels=4, discriminator_channels=2,

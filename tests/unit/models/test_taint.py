@@ -71,16 +71,16 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-import models.synthesizers.base as base_module
-import models.synthesizers.ctgan as ctgan_module
-import models.synthesizers.tablegan as tablegan_module
-from models.codec import Codec
-from models.dp import PrivateTrainer
-from models.ledger import PrivacyLedger
-from models.sampling import sample_where
-from models.synthesizers import MODEL_NAMES, get_synthesizer
-from models.synthesizers.base import NOISE_SEED_ENV, PRIVATE_STREAMS, Generators, Synthesizer, TrainingProgress
-from validation.contract import (
+import synthgate.models.synthesizers.base as base_module
+import synthgate.models.synthesizers.ctgan as ctgan_module
+import synthgate.models.synthesizers.tablegan as tablegan_module
+from synthgate.models.codec import Codec
+from synthgate.models.dp import PrivateTrainer
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.sampling import sample_where
+from synthgate.models.synthesizers import MODEL_NAMES, get_synthesizer
+from synthgate.models.synthesizers.base import NOISE_SEED_ENV, PRIVATE_STREAMS, Generators, Synthesizer, TrainingProgress
+from synthgate.validation.contract import (
     BooleanColumn,
     CategoricalColumn,
     ContinuousColumn,
@@ -269,7 +269,7 @@ def tables(contract: Contract) -> dict[str, pl.DataFrame]:
 
 
 def test_the_tables_satisfy_the_contract_and_differ(contract: Contract, tables: dict[str, pl.DataFrame]) -> None:
-    from validation.expectations import validate_frame
+    from synthgate.validation.expectations import validate_frame
 
     for name, df in [*tables.items(), ("public", public_table(contract, N_ROWS))]:
         report = validate_frame(df, contract)
@@ -370,9 +370,9 @@ def batches_from_first_rows(n: int) -> Iterator[None]:
     """Poisson-sample as if the table had only its first ``n`` rows: the same batches on a larger table."""
     mp = pytest.MonkeyPatch()
     for module in LOOP_MODULES:
-        original = importlib.import_module(f"models.synthesizers.{module}").poisson_sample  # the tracer's, if on
+        original = importlib.import_module(f"synthgate.models.synthesizers.{module}").poisson_sample  # the tracer's, if on
         mp.setattr(
-            f"models.synthesizers.{module}.poisson_sample",
+            f"synthgate.models.synthesizers.{module}.poisson_sample",
             lambda rows, rate, g, original=original: original(min(rows, n), rate, g),
         )
     try:
@@ -515,7 +515,7 @@ def traced(draws: Draws) -> Iterator[Draws]:
         return out
 
     for module in LOOP_MODULES:
-        mod = importlib.import_module(f"models.synthesizers.{module}")
+        mod = importlib.import_module(f"synthgate.models.synthesizers.{module}")
         mp.setattr(mod, "make_generators", capturing_make_generators)
         mp.setattr(mod, "poisson_sample", open_step(mod.poisson_sample))
     mp.setattr(PrivateTrainer, "step", traced_step)

@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from models.ledger import PrivacyLedger
-from models.synthesizers import load_synthesizer
-from models.synthesizers.base import TrainingProgress
-from models.synthesizers.tgan import TGAN, Discriminator, TGANConfig, categorical_kl
-from validation.contract import Contract, parse_contract
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers import load_synthesizer
+from synthgate.models.synthesizers.base import TrainingProgress
+from synthgate.models.synthesizers.tgan import TGAN, Discriminator, TGANConfig, categorical_kl
+from synthgate.validation.contract import Contract, parse_contract
 
 TINY = TGANConfig(
     epochs=1.0, batch_size=120, z_dim=4, hidden_dim=16, feature_dim=8, embed_dim=8, discriminator_dims=(16,)

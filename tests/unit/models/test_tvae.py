@@ -12,9 +12,9 @@ from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 from pydantic import ValidationError
 
-from models.ledger import PrivacyLedger
-from models.synthesizers.tvae import DPTVAE, VAE, TVAEConfig, kl_divergence, row_loss
-from validation.contract import Contract
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers.tvae import DPTVAE, VAE, TVAEConfig, kl_divergence, row_loss
+from synthgate.validation.contract import Contract
 
 TINY = TVAEConfig(epochs=1.0, batch_size=200, latent_dim=8, encoder_dims=(32,), decoder_dims=(32,))
 
@@ -214,6 +214,6 @@ def test_clear_errors_for_bad_input(adult_contract: Contract, adult_modelled: pl
     with pytest.raises(ValidationError):
         TVAEConfig(latent_dim=0)
     with pytest.raises(TypeError, match="TVAEConfig"):
-        from models.synthesizers.ctgan import CTGANConfig
+        from synthgate.models.synthesizers.ctgan import CTGANConfig
 
         DPTVAE(adult_contract, CTGANConfig())  # type: ignore[arg-type]

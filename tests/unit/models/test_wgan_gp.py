@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from models.dp import PrivateTrainer
-from models.ledger import PrivacyLedger
-from models.synthesizers.wgan_gp import (
+from synthgate.models.dp import PrivateTrainer
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.models.synthesizers.wgan_gp import (
     CWGANGP,
     WGANGP,
     CWGANGPConfig,
@@ -20,7 +20,7 @@ from models.synthesizers.wgan_gp import (
     WGANGPConfig,
     gradient_penalty_loss,
 )
-from validation.contract import Contract
+from synthgate.validation.contract import Contract
 
 # batch_size >= rows: Poisson rate 1, so calibrate_noise is instant (subsampled RDP is slow to
 # evaluate); 4 full-batch steps.

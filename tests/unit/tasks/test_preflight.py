@@ -6,12 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from flows.cli import printable, safe
-from flows.config import RunConfig, SourceConfig, check_source_query
-from flows.demo import demo_contract
-from tasks.preflight import MAX_ENCODED_WIDTH, check_work, column_widths, encoded_width, minimum_rows
-from tasks.steps import InputError
-from validation.contract import ContractError, check_table_name, load_contract, load_yaml_text, parse_contract
+from synthgate.flows.cli import printable, safe
+from synthgate.flows.config import RunConfig, SourceConfig, check_source_query
+from synthgate.flows.demo import demo_contract
+from synthgate.tasks.preflight import MAX_ENCODED_WIDTH, check_work, column_widths, encoded_width, minimum_rows
+from synthgate.tasks.steps import InputError
+from synthgate.validation.contract import ContractError, check_table_name, load_contract, load_yaml_text, parse_contract
 
 
 def _config(**kw: object) -> RunConfig:

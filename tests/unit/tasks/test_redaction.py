@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from tasks.redaction import SHOW_ENV, WithheldError, withhold_library_errors
-from tasks.steps import InputError
+from synthgate.tasks.redaction import SHOW_ENV, WithheldError, withhold_library_errors
+from synthgate.tasks.steps import InputError
 
 SECRET = "ZQX-PRIVATE-7731"
 
@@ -56,9 +56,9 @@ def test_io_errors_pass_for_retries_and_the_switch_shows_everything(monkeypatch:
 
 def test_private_tasks_are_wrapped() -> None:
     """Every Prefect task that reads private rows carries the filter (its fn is the wrapper)."""
-    from flows.audit import audit_one
-    from tasks import evaluate, ingest, steps
-    from tasks.governance import record_training_start
+    from synthgate.flows.audit import audit_one
+    from synthgate.tasks import evaluate, ingest, steps
+    from synthgate.tasks.governance import record_training_start
 
     tasks = [ingest.load_table, ingest.sample_large_table, steps.validate_table, steps.split_holdout,
              steps.evaluation_subsample, steps.train_synthesizer, evaluate.evaluate_privacy, evaluate.evaluate_fidelity,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from tasks.evaluate import plan_shadow_attack
-from validation.contract import Contract
+from synthgate.tasks.evaluate import plan_shadow_attack
+from synthgate.validation.contract import Contract
 
 
 def test_shadow_plan_follows_the_release_schedule(adult_contract: Contract, adult_small: pl.DataFrame) -> None:

@@ -9,12 +9,12 @@ import duckdb
 import polars as pl
 import pytest
 
-from flows.config import SourceConfig
-from governance.registry import Registry
-from tasks.ingest import count_source_rows, read_source, sample_large_table, stream_source
-from tasks.steps import ContractViolation, evaluation_subsample
-from validation.contract import Contract
-from validation.expectations import merge_reports, validate_frame
+from synthgate.flows.config import SourceConfig
+from synthgate.governance.registry import Registry
+from synthgate.tasks.ingest import count_source_rows, read_source, sample_large_table, stream_source
+from synthgate.tasks.steps import ContractViolation, evaluation_subsample
+from synthgate.validation.contract import Contract
+from synthgate.validation.expectations import merge_reports, validate_frame
 
 
 @pytest.fixture()

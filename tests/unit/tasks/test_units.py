@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tasks.steps import InputError
-from tasks.units import one_row_per_unit
-from validation.contract import parse_contract
+from synthgate.tasks.steps import InputError
+from synthgate.tasks.units import one_row_per_unit
+from synthgate.validation.contract import parse_contract
 
 
 def _longitudinal(n_people: int, seed: int) -> pl.DataFrame:

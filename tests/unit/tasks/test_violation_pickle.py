@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pickle
 
-from tasks.steps import ContractViolation
-from validation.expectations import ValidationFailure, ValidationReport
+from synthgate.tasks.steps import ContractViolation
+from synthgate.validation.expectations import ValidationFailure, ValidationReport
 
 
 def test_a_pickled_violation_drops_the_row_counts() -> None:

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from scipy.stats import binomtest
 
-from validation.anonymeter import (
+from synthgate.validation.anonymeter import (
     MIN_CLASS_TARGETS,
     NUMERIC_SECRET_BINS,
     _Columns,
@@ -28,7 +28,7 @@ from validation.anonymeter import (
     singling_out_risk,
     wilson_interval,
 )
-from validation.contract import Contract, parse_contract
+from synthgate.validation.contract import Contract, parse_contract
 
 
 def _contract(columns: dict[str, dict[str, object]], **extra: object) -> Contract:

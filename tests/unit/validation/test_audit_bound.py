@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from validation.audit import epsilon_lower_bound, p_value, score_audit
+from synthgate.validation.audit import epsilon_lower_bound, p_value, score_audit
 
 
 def _logit(p: float) -> float:

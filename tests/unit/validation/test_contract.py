@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from validation.contract import (
+from synthgate.validation.contract import (
     Contract,
     ContractError,
     PrivacyBudget,

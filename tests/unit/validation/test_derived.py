@@ -7,9 +7,9 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from validation.contract import ContractError, parse_contract
-from validation.derived import add_derived_columns, derivation_violations, find_derivations
-from validation.expectations import DERIVED_CHECK, validate_frame
+from synthgate.validation.contract import ContractError, parse_contract
+from synthgate.validation.derived import add_derived_columns, derivation_violations, find_derivations
+from synthgate.validation.expectations import DERIVED_CHECK, validate_frame
 
 
 def _contract(**extra: dict) -> object:

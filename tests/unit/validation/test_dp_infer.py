@@ -11,12 +11,12 @@ import pytest
 import yaml
 from scipy.stats import norm
 
-from governance.registry import BudgetExceeded, Registry, RegistryError
-from models.ledger import epsilon_of
-from tasks.governance import check_dp_inference
-from tasks.ingest import prepare_frame
-from validation.contract import ContractError, parse_contract
-from validation.dp_infer import (
+from synthgate.governance.registry import BudgetExceeded, Registry, RegistryError
+from synthgate.models.ledger import epsilon_of
+from synthgate.tasks.governance import check_dp_inference
+from synthgate.tasks.ingest import prepare_frame
+from synthgate.validation.contract import ContractError, parse_contract
+from synthgate.validation.dp_infer import (
     INFERENCE_KIND,
     OTHER_CATEGORY,
     apply_dp_domains,
@@ -29,8 +29,8 @@ from validation.dp_infer import (
     release_domains,
     render_dp_yaml,
 )
-from validation.gates import contract_public_result
-from validation.infer import infer_contract
+from synthgate.validation.gates import contract_public_result
+from synthgate.validation.infer import infer_contract
 
 EPS, DELTA = 1.0, 1e-7
 

@@ -11,8 +11,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from validation.contract import Contract, load_contract, parse_contract
-from validation.expectations import (
+from synthgate.validation.contract import Contract, load_contract, parse_contract
+from synthgate.validation.expectations import (
     DTYPE_CHECK,
     TABLE,
     ValidationFailure,
@@ -365,7 +365,7 @@ def test_report_is_frozen(contract: Contract, frame: pl.DataFrame) -> None:
 
 
 def _typed_contract() -> Contract:
-    from validation.contract import parse_contract
+    from synthgate.validation.contract import parse_contract
 
     return parse_contract({
         "table": "t",
@@ -380,8 +380,8 @@ def _typed_contract() -> Contract:
 
 
 def test_conform_types_makes_dates_and_flags_canonical_and_every_stage_accepts_them() -> None:
-    from validation.expectations import conform_types, physical_type_errors
-    from validation.privacy import _prepare
+    from synthgate.validation.expectations import conform_types, physical_type_errors
+    from synthgate.validation.privacy import _prepare
 
     c = _typed_contract()
     raw = pl.DataFrame({
@@ -401,7 +401,7 @@ def test_conform_types_makes_dates_and_flags_canonical_and_every_stage_accepts_t
 
 
 def test_flags_that_are_not_zero_one_stay_and_fail_validation_with_a_count() -> None:
-    from validation.expectations import conform_types, physical_type_errors
+    from synthgate.validation.expectations import conform_types, physical_type_errors
 
     c = _typed_contract()
     raw = pl.DataFrame({"day": [dt.datetime(2020, 1, 1)] * 3, "flag": [0, 1, 2],

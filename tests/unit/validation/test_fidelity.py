@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from validation.contract import Contract, parse_contract
-from validation.fidelity import (
+from synthgate.validation.contract import Contract, parse_contract
+from synthgate.validation.fidelity import (
     DEFAULT_MAX_DETECTION_AUC,
     DEFAULT_MIN_THREE_WAY_RATIO,
     column_shapes,
@@ -20,7 +20,7 @@ from validation.fidelity import (
     pair_trends,
     three_way_marginals,
 )
-from validation.results import decide_release
+from synthgate.validation.results import decide_release
 
 
 def _contract(columns: dict[str, dict[str, object]], **extra: object) -> Contract:
@@ -270,7 +270,7 @@ def test_three_way_triples_are_drawn_without_listing_them() -> None:
     # columns. The ranks give exactly itertools' lexicographic order.
     from itertools import combinations
 
-    from validation.fidelity import _combination_at
+    from synthgate.validation.fidelity import _combination_at
 
     for n, k in ((7, 3), (12, 3), (5, 2), (4, 1), (3, 3)):
         assert [_combination_at(i, n, k) for i in range(math.comb(n, k))] == list(combinations(range(n), k))
@@ -561,7 +561,7 @@ def test_oracle_independent_marginals_full_adult(adult: pl.DataFrame, adult_cont
 
 def test_pair_trends_heat_map_of_a_wide_table_shows_its_least_preserved_pairs() -> None:
     # 80 columns: 3,160 pairs scored, the heat maps hold 60 columns, the worst pair's among them.
-    from validation.fidelity import MAX_HEAT_MAP_COLUMNS
+    from synthgate.validation.fidelity import MAX_HEAT_MAP_COLUMNS
 
     names = [f"x{i:02d}" for i in range(80)]
     contract = _contract({n: {"kind": "continuous", "min": -4.0, "max": 4.0} for n in names})

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from flows.cli import _print_gates
-from tasks.publish import gate_artifact_rows
-from validation.public_report import build_public_report, decision_record
-from validation.report import render_html
-from validation.results import MetricResult, decide_release
+from synthgate.flows.cli import _print_gates
+from synthgate.tasks.publish import gate_artifact_rows
+from synthgate.validation.public_report import build_public_report, decision_record
+from synthgate.validation.report import render_html
+from synthgate.validation.results import MetricResult, decide_release
 
 from .test_gates import small_contract
 from .test_report import _report

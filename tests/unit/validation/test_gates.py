@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from validation.contract import Contract, parse_contract
-from validation.gates import budget_result, contract_public_result, run_checks
-from validation.results import decide_release
+from synthgate.validation.contract import Contract, parse_contract
+from synthgate.validation.gates import budget_result, contract_public_result, run_checks
+from synthgate.validation.results import decide_release
 
 from .test_privacy import adult_split
 

@@ -7,11 +7,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from validation.anonymeter import _power_floor, attack_risk, inference_risk
-from validation.contract import Contract
-from validation.mia import _auc_power_floor, roc_summary
-from validation.privacy import _dcr_power_floor
-from validation.results import MetricResult, decide_release, min_rows_to_pass, upper_bound_gate
+from synthgate.validation.anonymeter import _power_floor, attack_risk, inference_risk
+from synthgate.validation.contract import Contract
+from synthgate.validation.mia import _auc_power_floor, roc_summary
+from synthgate.validation.privacy import _dcr_power_floor
+from synthgate.validation.results import MetricResult, decide_release, min_rows_to_pass, upper_bound_gate
 
 
 def _gate(passed_value: float, floor: float | None, threshold: float = 0.1) -> MetricResult:
@@ -112,8 +112,8 @@ def test_dcr_floor_of_the_worst_of_k_shares_is_higher_and_needs_more_rows() -> N
 
 
 def test_reports_and_decision_record_say_inconclusive_apart_from_fail() -> None:
-    from validation.public_report import public_gates, public_reasons
-    from validation.report import _result_cell
+    from synthgate.validation.public_report import public_gates, public_reasons
+    from synthgate.validation.report import _result_cell
 
     fail, inconclusive = _gate(0.15, 0.05), _gate(0.15, 0.12)
     assert "inconclusive" in _result_cell(False, "inconclusive") and "FAIL" not in _result_cell(False, "inconclusive")

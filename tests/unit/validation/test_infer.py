@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 import yaml
 
-from validation.contract import (
+from synthgate.validation.contract import (
     CategoricalColumn,
     ContinuousColumn,
     ContractError,
@@ -20,7 +20,7 @@ from validation.contract import (
     load_contract,
     parse_contract,
 )
-from validation.infer import infer_contract, render_inferred_yaml
+from synthgate.validation.infer import infer_contract, render_inferred_yaml
 
 N = 20
 #: A modelled integer filler column: unique but no row index (0..N-1 is one, and is excluded).
@@ -200,7 +200,7 @@ def test_render_round_trip_demo_table() -> None:
 
 
 def test_inferred_contract_validates_its_table() -> None:
-    from validation.expectations import validate_frame
+    from synthgate.validation.expectations import validate_frame
 
     df = pl.read_parquet(Path(__file__).resolve().parents[3] / "flows" / "demo" / "adult.parquet")
     c = infer_contract(df, table="adult", missing_values=["?"])
@@ -301,8 +301,8 @@ def test_many_valued_free_text_is_pii_and_codes_stay_identifiers() -> None:
 
 
 def test_propose_target_reads_names_and_kinds_only() -> None:
-    from validation.contract import parse_contract
-    from validation.infer import propose_target
+    from synthgate.validation.contract import parse_contract
+    from synthgate.validation.infer import propose_target
 
     def contract(columns: dict) -> object:
         return parse_contract({"table": "t", "columns": columns, "privacy": {"epsilon": 1.0, "delta": 1e-6}})

@@ -12,8 +12,8 @@ from scipy.special import logsumexp
 from scipy.stats import norm
 from sklearn.neighbors import KernelDensity
 
-from validation.contract import Contract, parse_contract
-from validation.mia import (
+from synthgate.validation.contract import Contract, parse_contract
+from synthgate.validation.mia import (
     AttackResult,
     ShadowRun,
     _gaussian_kde_log,
@@ -26,7 +26,7 @@ from validation.mia import (
     shadow_attack,
     shadow_training_frame,
 )
-from validation.results import decide_release
+from synthgate.validation.results import decide_release
 
 Z95 = float(norm.ppf(0.975))
 TABLE_KEYS = {"name", "auc", "ci", "tpr_at_1pct_fpr", "n_members", "n_nonmembers", "tpr_gated"}

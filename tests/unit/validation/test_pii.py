@@ -6,8 +6,8 @@ import json
 
 import polars as pl
 
-from validation.contract import Contract, parse_contract
-from validation.pii import PII_CHECK, PiiScan
+from synthgate.validation.contract import Contract, parse_contract
+from synthgate.validation.pii import PII_CHECK, PiiScan
 
 SECRET = "Ada Lovelace-ZQX"  # a person's name; must never reach a result
 

@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 from scipy.stats import binomtest
 
-from validation.contract import Contract, load_contract, parse_contract
-from validation.privacy import (
+from synthgate.validation.contract import Contract, load_contract, parse_contract
+from synthgate.validation.privacy import (
     _near_weights,
     _paired_difference_ci,
     dcr_share,
@@ -24,7 +24,7 @@ from validation.privacy import (
     near_copy_share,
     nndr,
 )
-from validation.results import decide_release
+from synthgate.validation.results import decide_release
 
 ROOT = Path(__file__).resolve().parents[3]
 ADULT = ROOT / "flows" / "demo" / "adult.parquet"
@@ -491,7 +491,7 @@ def test_cramers_v_of_all_pairs_equals_scipy(monkeypatch: pytest.MonkeyPatch) ->
 
     from scipy.stats.contingency import association
 
-    import validation.privacy as privacy
+    import synthgate.validation.privacy as privacy
 
     rng = np.random.default_rng(4)
     n, base = 400, rng.integers(0, 12, 400)

@@ -11,19 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.codec import Codec
-from models.ledger import PrivacyLedger
-from validation.fidelity import _plot
-from validation.privacy import _prepare
-from validation.public_report import (
+from synthgate.models.codec import Codec
+from synthgate.models.ledger import PrivacyLedger
+from synthgate.validation.fidelity import _plot
+from synthgate.validation.privacy import _prepare
+from synthgate.validation.public_report import (
     OwnerReportError,
     dp_distributions,
     public_gates,
     public_reasons,
     write_owner_report,
 )
-from validation.report import render_html
-from validation.results import GateDecision, MetricResult, decide_release
+from synthgate.validation.report import render_html
+from synthgate.validation.results import GateDecision, MetricResult, decide_release
 
 from .test_gates import small_contract, small_frame
 
@@ -159,8 +159,8 @@ def test_owner_report_refuses_a_shared_or_published_location(tmp_path: Path) -> 
 def test_dp_distributions_of_a_published_table_with_a_derived_column() -> None:
     """A released table holds its derived columns too (regenerated at publish); the public report's
     distributions are those of the modelled columns. This crashed a release after its ε was spent."""
-    from validation.contract import parse_contract
-    from validation.derived import add_derived_columns
+    from synthgate.validation.contract import parse_contract
+    from synthgate.validation.derived import add_derived_columns
 
     from .test_gates import COLUMNS
 

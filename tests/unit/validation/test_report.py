@@ -11,9 +11,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from validation import plots
-from validation.report import build_report, render_html, write_report
-from validation.results import GateDecision, MetricResult, decide_release
+from synthgate.validation import plots
+from synthgate.validation.report import build_report, render_html, write_report
+from synthgate.validation.results import GateDecision, MetricResult, decide_release
 
 from .test_gates import small_contract, small_frame
 
@@ -452,7 +452,7 @@ def test_no_private_value_reaches_the_report(tmp_path: Path) -> None:
         pl.when(row == 9).then(pl.lit(sentinel_category)).otherwise(pl.col("job")).alias("job"),
     )
     holdout, synthetic = small_frame(200, 2), train  # the copy carries the sentinels too
-    from validation.gates import run_checks
+    from synthgate.validation.gates import run_checks
 
     results = run_checks(train, holdout, synthetic, contract, epsilon_spent=1.5, seed=0)
     report = _report(results, decide_release(results))
@@ -475,7 +475,7 @@ def test_the_unit_of_privacy_is_stated_in_the_json_and_the_page(released_page: t
 
 def test_a_wide_table_draws_the_least_similar_columns_and_scores_them_all() -> None:
     # 70 columns with plot data: 48 figures (the least similar first), every column in the table.
-    from validation.report import MAX_DISTRIBUTION_FIGURES
+    from synthgate.validation.report import MAX_DISTRIBUTION_FIGURES
 
     rng = np.random.default_rng(0)
     per_column = {}
