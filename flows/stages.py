@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata as md
+import math
 import platform
 import time
 import uuid
@@ -145,10 +146,15 @@ def training_bar(console: Console) -> Progress:
 
 def training_description(p: TrainingProgress) -> str:
     """``ep 4.0/8  G 1.234  D(fake) -0.123  ε 1.234``: the epoch, the generator's loss and the critic's
-    score on fakes (post-processing of DP outputs only) and the ε spent so far."""
+    score on fakes (post-processing of DP outputs only) and the ε spent so far. A loss not yet
+    measured (a family whose generator first steps after several critic steps) shows as ``–``."""
+
+    def figure(value: float, spec: str) -> str:
+        return format(value, spec) if math.isfinite(value) else "–"
+
     return (
-        f"ep {p.epoch:.1f}/{p.epochs:g}  G {p.generator_loss:.3f}  D(fake) {p.critic_fake_score:+.3f}  "
-        f"ε {p.epsilon:.3f}"
+        f"ep {p.epoch:.1f}/{p.epochs:g}  G {figure(p.generator_loss, '.3f')}  "
+        f"D(fake) {figure(p.critic_fake_score, '+.3f')}  ε {p.epsilon:.3f}"
     )
 
 

@@ -848,7 +848,9 @@ class Synthesizer(ABC):
             epochs = self.config.epochs if self.config.epochs is not None else steps * sample_rate
         progress(
             TrainingProgress(
-                epoch=step * sample_rate, step=step, steps=steps, epochs=epochs,
+                # the share of the planned passes done: steps is ceil(epochs / q), so step * q would
+                # end a little past the plan ("ep 16.0/16.0078")
+                epoch=epochs * step / steps, step=step, steps=steps, epochs=epochs,
                 generator_loss=_as_float(generator_loss), critic_fake_score=_as_float(critic_fake_score),
                 epsilon=ledger.epsilon,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -29,6 +30,36 @@ def test_the_training_bar_fits_80_columns_whole(p: TrainingProgress) -> None:
     assert len(line) <= 80, line
     assert training_description(p) in line and "…" not in line  # nothing cut
     assert line.startswith("training ") and line.rstrip().endswith("0:00:00")  # the elapsed time shown too
+
+
+def test_a_loss_not_yet_measured_shows_a_dash_not_nan() -> None:
+    # wgan-gp's generator first steps after n_critic critic steps: until then its loss is NaN
+    p = TrainingProgress(epoch=0.1, epochs=8, step=2, steps=160, generator_loss=float("nan"),
+                         critic_fake_score=float("nan"), epsilon=0.01)
+    text = training_description(p)
+    assert "nan" not in text.lower()
+    assert "G –" in text and "D(fake) –" in text
+
+
+def test_the_epoch_shown_never_passes_the_plan() -> None:
+    """steps = ceil(epochs / q), so step * q ends past the plan (it showed "ep 16.0/16.0078");
+    the loop reports the planned passes times the share of steps done."""
+    from synthgate.models.synthesizers.base import Synthesizer
+
+    seen: list[TrainingProgress] = []
+
+    class Ledger:
+        epsilon = 0.5
+
+    report = Synthesizer._report
+    q, epochs = 0.0039, 16.0
+    steps = -(-int(epochs * 10_000) // int(q * 10_000))  # ceil(epochs / q) = 4103
+    for step in (1, steps // 2, steps):
+        # _report reads nothing of the model when epochs is given
+        report(SimpleNamespace(), seen.append, step=step, steps=steps, sample_rate=q,  # type: ignore[arg-type]
+               generator_loss=0.0, critic_fake_score=0.0, ledger=Ledger(), epochs=epochs)  # type: ignore[arg-type]
+    assert seen[-1].epoch == epochs and "ep 16.0/16 " in training_description(seen[-1])
+    assert all(p.epoch <= epochs for p in seen)
 
 
 def test_a_bar_opened_inside_another_stacks_below_it(monkeypatch: pytest.MonkeyPatch) -> None:
