@@ -38,7 +38,7 @@ test: $(STAMP)
 
 # the fast lane for iteration: unit and property tests (no flow runs, no Prefect server)
 test-fast: $(STAMP)
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q tests/unit -m "not statistical"
 
 # make screenshots [REPORT=path/report.json]: PNGs of report.html (a fresh demo run by default) in docs/screenshots/, via headless chromium
 screenshots: $(STAMP)

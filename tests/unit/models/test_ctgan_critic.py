@@ -32,6 +32,7 @@ def _fit(contract: Contract, df: pl.DataFrame, **options: object) -> tuple[DPCTG
     return model, ledger
 
 
+@pytest.mark.statistical
 def test_a_default_fit_on_1200_rows_at_eps_1_skips_the_noise_bound_critic(
     adult_contract: Contract, adult_modelled: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -185,6 +185,7 @@ def test_fit_rejects_a_meaningless_epsilon(adult_contract: Contract, adult_small
     assert ledger.entries == []  # refused before any row was read
 
 
+@pytest.mark.statistical
 def test_non_dp_model_can_memorise(adult_contract: Contract, adult_small: pl.DataFrame) -> None:
     """Overfitted for many epochs on 300 rows, synthetic rows sit closer to the training rows than
     to 300 held-out rows of the same population: the oracle the membership attacks need.

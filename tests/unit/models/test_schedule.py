@@ -29,6 +29,7 @@ def grid() -> dict[tuple[float, float], sch.Schedule]:
     return {(n, e): sch.schedule(epsilon=e, ledger=_ledger(e), n_hat=n, width=100) for n in N_HATS for e in EPSILONS}
 
 
+@pytest.mark.statistical
 def test_the_schedule_is_sane_everywhere(grid: dict[tuple[float, float], sch.Schedule]) -> None:
     for (n, e), s in grid.items():
         batch = s.sample_rate * n
@@ -44,6 +45,7 @@ def test_the_schedule_is_sane_everywhere(grid: dict[tuple[float, float], sch.Sch
         assert 0.97 * e <= spent <= e + 1e-9, (n, e, spent)
 
 
+@pytest.mark.statistical
 def test_the_schedule_is_monotonic_in_rows_and_budget(grid: dict[tuple[float, float], sch.Schedule]) -> None:
     for e in EPSILONS:
         rows = [grid[(n, e)] for n in N_HATS]

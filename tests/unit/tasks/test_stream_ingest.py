@@ -73,6 +73,7 @@ def test_the_stream_fingerprint_is_keyed_and_ignores_batch_boundaries(tmp_path: 
     assert digest(Registry(tmp_path / "b" / "registry.duckdb"), 100) != digest(reg, 100)  # another key
 
 
+@pytest.mark.statistical
 def test_the_sample_keeps_each_row_with_the_fraction_and_repeats_with_its_entropy(
     tmp_path: Path, parquet: Path, adult_contract: Contract
 ) -> None:

@@ -528,6 +528,7 @@ def test_fresh_sample_risks_are_near_zero(adult: pl.DataFrame, adult_contract: C
     assert all(r.passed for r in results[:3])
 
 
+@pytest.mark.statistical
 def test_full_size_adult_copy_fails_every_gate(adult: pl.DataFrame, adult_contract: Contract) -> None:
     """The size the pipeline runs at: train 2/3, control 1/3 of Adult, 16k synthetic rows."""
     df = adult.select(adult_contract.modelled_columns)

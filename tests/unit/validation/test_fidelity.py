@@ -499,6 +499,7 @@ def _adult_split(adult: pl.DataFrame, n: int | None, seed: int = 0) -> tuple[pl.
     )
 
 
+@pytest.mark.statistical
 def test_oracle_independent_marginals_is_blocked_without_a_target(
     adult: pl.DataFrame, adult_contract: Contract
 ) -> None:
@@ -525,6 +526,7 @@ def test_oracle_independent_marginals_is_blocked_without_a_target(
     assert decide_release(list(control.values())).released
 
 
+@pytest.mark.statistical
 def test_oracle_independent_marginals_full_adult(adult: pl.DataFrame, adult_contract: Contract) -> None:
     train, holdout, fresh = _adult_split(adult, None)
     marginals = _independent_marginals(train, train.height, seed=11)

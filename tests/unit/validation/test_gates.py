@@ -135,6 +135,7 @@ def test_run_checks_without_target_skips_ml_efficacy() -> None:
     assert "ml_efficacy" not in names
 
 
+@pytest.mark.statistical
 def test_run_checks_on_adult_at_demo_size() -> None:
     """32k train / 16k holdout / 16k synthetic (the demo's sizes): every check runs and returns
     one result each. How long it takes is measured by `make bench-scale`, not asserted here."""

@@ -316,6 +316,7 @@ def test_near_copy_share_is_one_half_for_exchangeable_rows_with_heavy_ties() -> 
     assert r.value == pytest.approx(0.5) and r.passed
 
 
+@pytest.mark.statistical
 def test_oracle_near_copies_block_where_the_dcr_share_does_not() -> None:
     """10% of the synthetic rows are training rows, the rest fresh real rows: the DCR share sits
     at its threshold without evidence past it (passes), the near-copy share blocks with evidence.
