@@ -210,7 +210,7 @@ def _run_config(config: ConfigLike) -> RunConfig:
     if isinstance(config, Mapping):
         from pydantic import ValidationError
 
-        from synthgate.validation.contract import ContractError
+        from synthgate.errors import ContractError
 
         try:
             return RunConfig.model_validate(dict(config))

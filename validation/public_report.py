@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from synthgate.errors import OwnerReportError
 from synthgate.validation.contract import Contract, load_contract
 from synthgate.validation.report import _check_ledger, _jsonable, render_html, write_report, write_text_atomically
 from synthgate.validation.results import GateDecision, MetricResult
@@ -38,7 +39,6 @@ from synthgate.validation.results import GateDecision, MetricResult
 __all__ = [
     "ADJACENCY",
     "DECISION_FILE",
-    "OwnerReportError",
     "build_public_report",
     "decision_record",
     "dp_distributions",
@@ -57,10 +57,6 @@ ADJACENCY = (
 )
 # Keys of a model's training summary that are timings or machine facts, not model facts.
 _SUMMARY_LEFT_OUT = ("seconds", "device")
-
-
-class OwnerReportError(RuntimeError):
-    """The owner-only location is unsafe (inside the release folder, or open to others)."""
 
 
 # --- the decision, without values ---------------------------------------------------------------

@@ -9,7 +9,8 @@ import re
 import pytest
 from prefect.types.names import LOWERCASE_LETTERS_NUMBERS_AND_DASHES_ONLY_REGEX
 
-from synthgate.flows.release import ReleaseBlocked, blocked_message
+from synthgate.errors import ReleaseBlocked
+from synthgate.flows.release import blocked_message
 from synthgate.flows.stages import run_tags
 from synthgate.tasks.publish import artifact_key
 
@@ -76,10 +77,7 @@ def test_cli_defaults_send_run_logs_to_the_api_and_keep_the_terminal_quiet(monke
 
 def test_the_outcome_tag_of_a_run_that_raised_uses_the_registrys_words() -> None:
     from synthgate.flows.release import _outcome
-    from synthgate.governance.registry import BudgetExceeded, RegistryError
-    from synthgate.tasks.steps import InputError
-    from synthgate.tasks.redaction import WithheldError
-    from synthgate.validation.contract import ContractError
+    from synthgate.errors import BudgetExceeded, ContractError, InputError, RegistryError, WithheldError
 
     assert _outcome(BudgetExceeded("over")) == "refused"
     assert {_outcome(e) for e in (ContractError("c"), InputError("i"), RegistryError("r"))} == {"invalid"}

@@ -11,17 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from synthgate.errors import OwnerReportError
 from synthgate.models.codec import Codec
 from synthgate.models.ledger import PrivacyLedger
 from synthgate.validation.fidelity import _plot
 from synthgate.validation.privacy import _prepare
-from synthgate.validation.public_report import (
-    OwnerReportError,
-    dp_distributions,
-    public_gates,
-    public_reasons,
-    write_owner_report,
-)
+from synthgate.validation.public_report import dp_distributions, public_gates, public_reasons, write_owner_report
 from synthgate.validation.report import render_html
 from synthgate.validation.results import GateDecision, MetricResult, decide_release
 
