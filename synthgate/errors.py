@@ -129,6 +129,11 @@ class WithheldError(SynthgateError, RuntimeError):
             f"values. On a trusted machine, rerun with {SHOW_ENV}=1 to see it."
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt from its three parts (the default would call __init__ with the message alone and fail
+        # where an error crosses a process, e.g. from a Dask worker or into Prefect's result storage)
+        return (type(self), (self.kind, self.origin, self.where))
+
 
 class ReleaseBlocked(SynthgateError, RuntimeError):
     """A release blocked by its gates: nothing was published (both reports were written).
