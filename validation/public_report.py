@@ -185,8 +185,10 @@ def dp_distributions(
     variation between the two (nulls as one more cell): post-processing of DP and public data.
     Without a synthetic table (a blocked run publishes none) the synthetic shares are omitted.
     """
-    from synthgate.validation.fidelity import PLOT_BINS, _edge_labels, _plot
-    from synthgate.validation.privacy import _prepare
+    from synthgate.validation.encoding import canonical_frame as _prepare
+    from synthgate.validation.fidelity import PLOT_BINS
+    from synthgate.validation.fidelity import column_plot as _plot
+    from synthgate.validation.fidelity import edge_labels as _edge_labels
 
     codec = _codec(contract, codec_state)
     if synthetic is not None:
