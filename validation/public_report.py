@@ -33,7 +33,9 @@ import polars as pl
 
 from synthgate.errors import OwnerReportError
 from synthgate.validation.contract import Contract, load_contract
-from synthgate.validation.report import _check_ledger, _jsonable, render_html, write_report, write_text_atomically
+from synthgate.validation.report import check_ledger as _check_ledger
+from synthgate.validation.report import jsonable as _jsonable
+from synthgate.validation.report import render_html, write_report, write_text_atomically
 from synthgate.validation.results import GateDecision, MetricResult
 
 __all__ = [
