@@ -133,7 +133,7 @@ QUIET_TERMINAL = {
 }
 
 
-def _prefect_defaults() -> None:
+def prefect_defaults() -> None:
     """Sane defaults for a local run; a user's own PREFECT_* settings win."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
@@ -1033,7 +1033,7 @@ def _contract_infer_dp(source: Any, table: str, output: Path, missing: list[str]
 
 
 def main() -> None:
-    _prefect_defaults()
+    prefect_defaults()
     app()
 
 
