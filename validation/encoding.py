@@ -12,6 +12,7 @@ public report's charts) starts here, so all of them see a table the same way:
   mismatches)``, ranges from the *contract* bounds, never from the rows; ``column_values``,
   ``distance_layout``, ``used_slots`` and ``encode_columns`` are its parts, for checks that search
   on column subsets or drop slots no row uses;
+- ``nearest_distances``: exact distances to the k nearest encoded rows (brute force, chunked);
 - ``subsample_rows`` / ``subsample_index`` draw rows without replacement, ``int_seed`` turns a
   SeedSequence into scikit-learn's ``random_state``.
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from sklearn.neighbors import NearestNeighbors
 
 from synthgate.validation.contract import (
     NUMERIC_KINDS,
@@ -46,6 +48,7 @@ __all__ = [
     "encode_for_distance",
     "int_seed",
     "n_discrete_slots",
+    "nearest_distances",
     "numeric_bounds",
     "numeric_values",
     "subsample_index",
@@ -318,3 +321,18 @@ def encode_for_distance(df: pl.DataFrame, contract: Contract) -> np.ndarray:
     """
     frame = canonical_frame(df, contract, role="df")
     return encode_columns(column_values(frame, contract), distance_layout(contract))
+
+
+# --- nearest neighbours ------------------------------------------------------------------------
+
+
+def nearest_distances(reference: np.ndarray, query: np.ndarray, k: int = 1) -> np.ndarray:
+    """Distances from each query row to its ``k`` nearest reference rows, ascending.
+
+    scikit-learn's brute-force search (``ArgKmin``) walks the pairs in tiles of
+    ``pairwise_dist_chunk_size`` (256) x 256 rows and keeps a k-heap per query row, so its
+    memory is O((n_query + n_reference) k) plus a few tiles per thread, never
+    O(n_query x n_reference). float32 tiles are upcast to float64 for the dot products.
+    """
+    nn = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean")
+    return nn.fit(reference).kneighbors(query, return_distance=True)[0]

@@ -41,10 +41,9 @@ import numpy as np
 import polars as pl
 from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score, roc_curve
-from sklearn.neighbors import NearestNeighbors
 
 from synthgate.validation.contract import Contract, Gates
-from synthgate.validation.encoding import canonical_frame, encode_for_distance, subsample_rows
+from synthgate.validation.encoding import canonical_frame, encode_for_distance, nearest_distances, subsample_rows
 from synthgate.validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
 from synthgate.validation.stats import check_confidence, delong_auc_variance, two_sided_z
 
@@ -250,13 +249,6 @@ def _encode(df: pl.DataFrame, contract: Contract, role: str) -> np.ndarray:
     return encode_for_distance(df, contract)
 
 
-def _nearest(reference: np.ndarray, query: np.ndarray, k: int = 1) -> np.ndarray:
-    """Distances from each query row to its ``k`` nearest reference rows (exact, brute force)."""
-    nn = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean")
-    dist, _ = nn.fit(reference).kneighbors(query)
-    return dist
-
-
 def distance_attack(
     synthetic: pl.DataFrame, members: pl.DataFrame, nonmembers: pl.DataFrame, contract: Contract
 ) -> AttackResult:
@@ -275,8 +267,8 @@ def distance_attack(
     s = _encode(synthetic, contract, "synthetic")
     m = _encode(members, contract, "members")
     h = _encode(nonmembers, contract, "nonmembers")
-    d_m = _nearest(s, m)[:, 0]
-    d_h = _nearest(s, h)[:, 0]
+    d_m = nearest_distances(s, m)[:, 0]
+    d_h = nearest_distances(s, h)[:, 0]
     return _attack_result(
         "distance",
         -d_m,
@@ -505,7 +497,7 @@ def select_exposed(
     pool = np.vstack([t, h])
     # Two neighbours: a row's own distance 0 is one of them, so the larger is the nearest
     # other row (0 when the row has a duplicate, whichever of the two copies comes back).
-    nearest_other = _nearest(pool, np.vstack([t[cand_t], h[cand_h]]), k=2)[:, 1]
+    nearest_other = nearest_distances(pool, np.vstack([t[cand_t], h[cand_h]]), k=2)[:, 1]
     key = np.round(nearest_other, _TIE_DECIMALS)
     jitter = rng.random(2 * m)
 
@@ -670,8 +662,8 @@ def shadow_attack(
     for j, syn in enumerate(shadow_synthetics):
         s = _encode(syn, contract, f"shadow_synthetics[{j}]")
         rows.append(s.shape[0])
-        feats[:, j] = np.log(_nearest(s, x)[:, 0] + _DISTANCE_FLOOR)
-    observed = np.log(_nearest(released, x)[:, 0] + _DISTANCE_FLOOR)
+        feats[:, j] = np.log(nearest_distances(s, x)[:, 0] + _DISTANCE_FLOOR)
+    observed = np.log(nearest_distances(released, x)[:, 0] + _DISTANCE_FLOOR)
 
     included = np.stack([run.target_in.astype(bool) for run in runs], axis=1)
     mu_in, sigma_in, dof_in = _pooled_sigma(feats, included)

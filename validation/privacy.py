@@ -42,7 +42,6 @@ import numpy as np
 import polars as pl
 from scipy.stats import binomtest, norm
 from sklearn.metrics import pairwise_distances_chunked
-from sklearn.neighbors import NearestNeighbors
 
 from synthgate.validation.contract import Contract, Gates
 from synthgate.validation.encoding import (
@@ -51,6 +50,7 @@ from synthgate.validation.encoding import (
     column_values,
     distance_layout,
     encode_columns,
+    nearest_distances,
     subsample_index,
     subsample_rows,
     used_slots,
@@ -332,20 +332,8 @@ def _tables(
     )
 
 
-def _knn(reference: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
-    """Distances from each query row to its ``k`` nearest reference rows, ascending.
-
-    scikit-learn's brute-force search (``ArgKmin``) walks the pairs in tiles of
-    ``pairwise_dist_chunk_size`` (256) x 256 rows and keeps a k-heap per query row, so its
-    memory is O((n_query + n_reference) k) plus a few tiles per thread, never
-    O(n_query x n_reference). float32 tiles are upcast to float64 for the dot products.
-    """
-    nn = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean")
-    return nn.fit(reference).kneighbors(query, return_distance=True)[0]
-
-
 def _nearest_distance(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
-    return _knn(reference, query, 1)[:, 0]
+    return nearest_distances(reference, query, 1)[:, 0]
 
 
 def _side(
@@ -355,7 +343,7 @@ def _side(
 
     ``whole=False`` takes the nearest distance within the equal-size part only.
     """
-    part = _knn(reference[:m], query, k)
+    part = nearest_distances(reference[:m], query, k)
     nearest = part[:, 0]
     if whole and reference.shape[0] > m:
         nearest = np.minimum(nearest, _nearest_distance(reference[m:], query))
