@@ -51,7 +51,8 @@ from synthgate.tasks.ingest import load_table
 from synthgate.tasks.redaction import withhold_library_errors
 from synthgate.tasks.steps import fit_synthesizer, private_task, split_holdout, validate_table
 from synthgate.validation.audit import score_audit
-from synthgate.validation.contract import Contract, ContractError, load_contract
+from synthgate.errors import ContractError
+from synthgate.validation.contract import Contract, load_contract
 from synthgate.validation.report import write_text_atomically
 
 __all__ = ["AuditConfig", "audit_flow", "audit_one"]

@@ -133,7 +133,7 @@ QUIET_TERMINAL = {
 }
 
 
-def _prefect_defaults() -> None:
+def prefect_defaults() -> None:
     """Sane defaults for a local run; a user's own PREFECT_* settings win."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
@@ -142,20 +142,29 @@ def _prefect_defaults() -> None:
             os.environ.setdefault(key, value)
 
 
+def _exit_for(err: BaseException) -> tuple[str, int]:
+    """(label, exit code) for an error synthgate raised on purpose (``synthgate.errors``): a withheld library
+    error is a failure, a refused budget, a blocked output and a locked database have their own codes,
+    any other is bad input (contract, config, rows, checkpoint, registry)."""
+    from synthgate.errors import BudgetExceeded, DatabaseLocked, OutputViolation, ReleaseBlocked, WithheldError
+
+    if isinstance(err, WithheldError):
+        return "error", EXIT_FAILED
+    if isinstance(err, BudgetExceeded):
+        return "REFUSED", EXIT_REFUSED
+    if isinstance(err, (OutputViolation, ReleaseBlocked)):
+        return "BLOCKED", EXIT_BLOCKED
+    if isinstance(err, DatabaseLocked):
+        return "error", EXIT_LOCKED
+    return "error", EXIT_BAD_INPUT
+
+
 def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
     """Run a flow; bad input (contract, config, rows) ends in exit code 2 with the message."""
     from rich.console import Console
     from rich.markup import escape
 
-    from synthgate.governance.locks import DatabaseLocked
-    from synthgate.governance.registry import BudgetExceeded, RegistryError
-    from synthgate.tasks.ingest import InputError
-    from synthgate.tasks.redaction import WithheldError
-    from synthgate.tasks.steps import ContractViolation
-    from synthgate.validation.contract import ContractError
-
-    from synthgate.models.synthesizers.base import CheckpointRefused
-    from synthgate.tasks.publish import OutputViolation
+    from synthgate.errors import SynthgateError
 
     console = Console(stderr=True, soft_wrap=True)
     _one_message_per_error()
@@ -167,16 +176,9 @@ def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
 
     try:
         return flow_fn(config)  # type: ignore[no-any-return]
-    except WithheldError as err:
-        say("error", err, EXIT_FAILED)
-    except (ContractViolation, ContractError, InputError, RegistryError, CheckpointRefused) as err:
-        say("error", err, EXIT_BAD_INPUT)
-    except BudgetExceeded as err:
-        say("REFUSED", err, EXIT_REFUSED)
-    except OutputViolation as err:
-        say("BLOCKED", err, EXIT_BLOCKED)
-    except DatabaseLocked as err:
-        say("error", err, EXIT_LOCKED)
+    except SynthgateError as err:  # expected: its message, no traceback, an exit code by kind
+        label, code = _exit_for(err)
+        say(label, err, code)
     except Exception as err:  # a bug: one line, the traceback on request
         if not _query_interrupted(err):
             if os.environ.get("SYNTHGATE_TRACEBACK"):
@@ -269,9 +271,9 @@ def _print_failed(console: Any, report: dict[str, Any]) -> None:
 
 def _print_spend(console: Any, config: Any) -> None:
     """The table's cumulative ε (every run recorded in the registry) and what its lifetime budget leaves."""
-    from synthgate.governance.locks import DatabaseLocked
-    from synthgate.governance.registry import Registry, RegistryError
-    from synthgate.validation.contract import ContractError, load_contract
+    from synthgate.errors import ContractError, DatabaseLocked, RegistryError
+    from synthgate.governance.registry import Registry
+    from synthgate.validation.contract import load_contract
 
     try:
         contract = load_contract(config.contract)
@@ -360,7 +362,7 @@ def run(config: Annotated[Path, typer.Option("--config", help="Run config YAML (
         seed: Seed = None, quiet: Quiet = False) -> None:
     """Run the release flow described by a run-config YAML (see README)."""
     from synthgate.flows.config import load_run_config
-    from synthgate.validation.contract import ContractError
+    from synthgate.errors import ContractError
 
     try:
         cfg = load_run_config(config, epochs=epochs, epsilon=epsilon, out=str(out) if out else None,
@@ -412,7 +414,8 @@ def resume(
     from pydantic import ValidationError
 
     from synthgate.flows.config import RunConfig
-    from synthgate.governance.registry import Registry, RegistryError, check_resumable
+    from synthgate.errors import RegistryError
+    from synthgate.governance.registry import Registry, check_resumable
 
     reg = Registry(_registry_path(out, registry))
     try:
@@ -430,7 +433,7 @@ def _registry_path(out: Path | None, registry: Path | None, config: Path | None 
         return registry
     if config is not None:
         from synthgate.flows.config import load_run_config
-        from synthgate.validation.contract import ContractError
+        from synthgate.errors import ContractError
 
         try:
             return load_run_config(config).registry_path
@@ -472,7 +475,8 @@ def budget_show(
 
     from rich.table import Table
 
-    from synthgate.governance.registry import Registry, RegistryError
+    from synthgate.errors import RegistryError
+    from synthgate.governance.registry import Registry
 
     reg = Registry(_registry_path(out, registry, config))
     try:
@@ -530,7 +534,8 @@ def releases_list(
 
     from rich.table import Table
 
-    from synthgate.governance.registry import Registry, RegistryError
+    from synthgate.errors import RegistryError
+    from synthgate.governance.registry import Registry
 
     try:
         records = Registry(_registry_path(out, registry, config)).runs(table=table, limit=limit)
@@ -570,7 +575,8 @@ def releases_show(
     """Everything the registry holds about one run (JSON): config, hashes, gates, ε, output."""
     import json
 
-    from synthgate.governance.registry import Registry, RegistryError
+    from synthgate.errors import RegistryError
+    from synthgate.governance.registry import Registry
 
     try:
         record = Registry(_registry_path(out, registry, config)).get(run_id)
@@ -603,7 +609,7 @@ def evaluate(
     from rich.console import Console
 
     from synthgate.flows.evaluate import EvaluateConfig, evaluate_flow, parse_table_ref
-    from synthgate.tasks.ingest import InputError
+    from synthgate.errors import InputError
 
     console = Console(stderr=True)
     try:
@@ -657,7 +663,7 @@ def audit(
     from synthgate.flows.audit import AuditConfig, audit_flow
     from synthgate.flows.config import SourceConfig, load_run_config
     from synthgate.flows.demo import DEMO_TABLE, demo_contract
-    from synthgate.validation.contract import ContractError
+    from synthgate.errors import ContractError
 
     console = Console(stderr=True)
     if config is not None:
@@ -750,12 +756,12 @@ def sample(
     """
     import tempfile
 
-    from synthgate.governance.locks import DatabaseLocked
-    from synthgate.governance.registry import Registry, RegistryError
+    from synthgate.errors import ContractError, DatabaseLocked, RegistryError, WhereError
+    from synthgate.governance.registry import Registry
 
-    from synthgate.models.sampling import WhereError, sample_where
+    from synthgate.models.sampling import sample_where
     from synthgate.models.synthesizers import load_synthesizer
-    from synthgate.validation.contract import ContractError, load_contract
+    from synthgate.validation.contract import load_contract
     from synthgate.validation.derived import add_derived_columns
 
     if output.suffix not in (".parquet", ".csv"):
@@ -817,7 +823,8 @@ def contract_check(
     row and are not declared `derived`: the synthesizer would break the identity apart. That scan
     reads private rows and prints column names only.
     """
-    from synthgate.validation.contract import ContractError, load_contract
+    from synthgate.errors import ContractError
+    from synthgate.validation.contract import load_contract
 
     try:
         contract = load_contract(file)
@@ -845,7 +852,8 @@ def contract_check(
                    f"Set it (e.g. {3 * contract.privacy.epsilon:g}, 3x the per-release ε).")
     if db is not None:
         from synthgate.flows.config import SourceConfig
-        from synthgate.tasks.ingest import InputError, prepare_frame, read_source
+        from synthgate.errors import InputError
+        from synthgate.tasks.ingest import prepare_frame, read_source
         from synthgate.validation.derived import find_derivations
 
         try:
@@ -873,7 +881,8 @@ def contract_export(
     """Write a contract as a Frictionless Table Schema or SDV metadata (JSON); `contract import` reads it back."""
     import json
 
-    from synthgate.validation.contract import ContractError, load_contract
+    from synthgate.errors import ContractError
+    from synthgate.validation.contract import load_contract
     from synthgate.validation.interop import to_frictionless, to_sdv
 
     writers = {"frictionless": to_frictionless, "sdv": to_sdv}
@@ -899,7 +908,7 @@ def contract_import(
     """Read a contract from a Frictionless Table Schema or SDV metadata (as `contract export` writes)."""
     import json
 
-    from synthgate.validation.contract import ContractError
+    from synthgate.errors import ContractError
     from synthgate.validation.interop import from_frictionless, from_sdv
 
     if format not in ("frictionless", "sdv"):
@@ -946,7 +955,8 @@ def contract_infer(
     from pydantic import ValidationError
 
     from synthgate.flows.config import SourceConfig
-    from synthgate.tasks.ingest import InputError, read_source
+    from synthgate.errors import InputError
+    from synthgate.tasks.ingest import read_source
     from synthgate.validation.infer import infer_contract, propose_target, render_inferred_yaml
 
     try:  # the source rules of a run: one of table / query (read-only SELECT) / path, checked before a read
@@ -988,11 +998,10 @@ def _contract_infer_dp(source: Any, table: str, output: Path, missing: list[str]
     from rich.console import Console
     from rich.markup import escape
 
-    from synthgate.governance.locks import DatabaseLocked
-    from synthgate.governance.registry import BudgetExceeded, Registry, RegistryError
+    from synthgate.errors import BudgetExceeded, ContractError, DatabaseLocked, InputError, RegistryError
+    from synthgate.governance.registry import Registry
     from synthgate.models.synthesizers.base import private_entropy
-    from synthgate.tasks.ingest import InputError, read_source
-    from synthgate.validation.contract import ContractError
+    from synthgate.tasks.ingest import read_source
     from synthgate.validation.dp_infer import infer_with_budget, render_dp_yaml
     from synthgate.validation.infer import infer_contract
 
@@ -1024,7 +1033,7 @@ def _contract_infer_dp(source: Any, table: str, output: Path, missing: list[str]
 
 
 def main() -> None:
-    _prefect_defaults()
+    prefect_defaults()
     app()
 
 

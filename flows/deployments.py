@@ -15,11 +15,12 @@ from typing import Any
 from prefect import flow
 
 from synthgate.flows.config import load_run_config
-from synthgate.flows.release import ReleaseBlocked, blocked_message, run_release
+from synthgate.errors import ReleaseBlocked
+from synthgate.flows.release import blocked_message, run_release
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = "flows/deployments.py:scheduled_release"
-__all__ = ["ENTRYPOINT", "ReleaseBlocked", "deploy", "scheduled_release"]
+__all__ = ["ENTRYPOINT", "deploy", "scheduled_release"]
 
 
 @flow(name="synthgate-scheduled-release", validate_parameters=True)

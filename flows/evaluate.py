@@ -32,7 +32,8 @@ from synthgate.flows.stages import (
 )
 from synthgate.models.synthesizers import resolve_model_config
 from synthgate.tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
-from synthgate.tasks.ingest import InputError, load_table
+from synthgate.errors import InputError
+from synthgate.tasks.ingest import load_table
 from synthgate.tasks.publish import write_evaluation
 from synthgate.tasks.redaction import withhold_library_errors
 from synthgate.tasks.steps import validate_table

@@ -24,7 +24,8 @@ from synthgate.flows.stages import (
     stage_log,
     training_progress,
 )
-from synthgate.governance.registry import BudgetExceeded, Registry, code_version
+from synthgate.errors import BudgetExceeded, ContractError, ReleaseBlocked
+from synthgate.governance.registry import Registry, code_version
 from synthgate.models.synthesizers import resolve_model_config
 from synthgate.models.synthesizers.base import (
     Checkpoint,
@@ -48,28 +49,11 @@ from synthgate.tasks.steps import (
     train_synthesizer,
     validate_table,
 )
-from synthgate.validation.contract import Contract, ContractError, load_contract
+from synthgate.validation.contract import Contract, load_contract
 from synthgate.validation.derived import add_derived_columns
 from synthgate.validation.pii import PiiScan
 from synthgate.validation.public_report import decision_record
 from synthgate.validation.report import build_report
-
-
-class ReleaseBlocked(RuntimeError):
-    """A release blocked by its gates: nothing was published (both reports were written).
-
-    The release flow ends in a Failed state named "Blocked" that holds this error, so the Prefect UI
-    shows the run red and automations can alert on it. ``report`` is the run's report: the owner's,
-    with figures computed on private rows, for this process only; it is dropped when the error is
-    pickled (Prefect never persists the release flow's result, and this keeps it so).
-    """
-
-    def __init__(self, message: str, report: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.report = report
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), self.args)
 
 
 def blocked_message(report: dict[str, Any]) -> str:

@@ -30,7 +30,8 @@ from synthgate.tasks.evaluate import (
     score_shadow_attack,
     train_shadow,
 )
-from synthgate.validation.contract import Contract, ContractError
+from synthgate.errors import ContractError
+from synthgate.validation.contract import Contract
 from synthgate.validation.results import MetricResult
 
 PACKAGES = ("synthgate", "torch", "opacus", "prefect", "polars", "duckdb", "great-expectations", "scikit-learn", "numpy")

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import duckdb
 
+from synthgate.errors import DatabaseLocked
+
 DEFAULT_LOCK_TIMEOUT_S = 120.0
-
-
-class DatabaseLocked(RuntimeError):
-    """Another process held a DuckDB file for longer than the wait allowed; nothing was written."""
 
 
 def _holder(message: str) -> str:

@@ -49,6 +49,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from synthgate.errors import BudgetExceeded, RegistryError
 from synthgate.governance.locks import DEFAULT_LOCK_TIMEOUT_S, connect
 
 SCHEMA_VERSION = 1
@@ -100,14 +101,6 @@ _COLUMNS = (
     "delta", "gates", "reasons", "output_db", "output_table", "folder", "error", "resumes", "lifetime_epsilon",
     "lifetime_delta", "artifacts", "checkpoint_hashes", "owner_folder", "owner_artifacts",
 )
-
-
-class BudgetExceeded(RuntimeError):
-    """The run would take the table past its lifetime budget; it was refused before reading a row."""
-
-
-class RegistryError(RuntimeError):
-    """An unknown run, or a change the registry does not allow (e.g. re-publishing a blocked run)."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from synthgate.errors import WhereError
 from synthgate.models.synthesizers.base import Synthesizer
 from synthgate.validation.contract import BooleanColumn, CategoricalColumn, Contract, IntegerColumn
 
@@ -29,10 +30,6 @@ _EQUALITY = re.compile(
         (?P<value>'(?:[^']|'')*'|-?\d+(?:\.\d+)?|true|false)\s*$""",
     re.IGNORECASE | re.VERBOSE,
 )
-
-
-class WhereError(ValueError):
-    """The WHERE clause cannot be parsed or names a column the contract does not model."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def _prefect_defaults() -> None:
     """
     import logging
 
-    from synthgate.flows.cli import _prefect_defaults as defaults
+    from synthgate.flows.cli import prefect_defaults as defaults
 
     defaults()
     ge = logging.getLogger("great_expectations.data_context.types.base")
@@ -210,7 +210,7 @@ def _run_config(config: ConfigLike) -> RunConfig:
     if isinstance(config, Mapping):
         from pydantic import ValidationError
 
-        from synthgate.validation.contract import ContractError
+        from synthgate.errors import ContractError
 
         try:
             return RunConfig.model_validate(dict(config))
@@ -226,7 +226,8 @@ def release(config: ConfigLike) -> ReleaseResult:
     ``config``: a :class:`flows.config.RunConfig`, a dict of the same keys (relative paths are relative
     to the working directory), or the path of a run.yaml (relative paths relative to its folder).
     A blocked run returns ``released=False`` (its blocked report is published, no rows); bad input,
-    a refused budget or a failure raise the same exceptions the CLI reports.
+    a refused budget or a failure raise the same exceptions the CLI reports (``synthgate.errors``: all
+    derive from ``SynthgateError``).
     """
     _prefect_defaults()
     from synthgate.flows.release import run_release
@@ -352,7 +353,7 @@ def load_release(folder: str | os.PathLike[str], *, registry: str | os.PathLike[
     """Open a release folder (``OUT/releases/RUN_ID``) after the same checks as ``synthgate sample``.
 
     Every file must match the SHA-256 the registry recorded when the run was published (default
-    registry: ``OUT/registry.duckdb``, two levels above the folder). Raises ``RegistryError`` otherwise,
+    registry: ``OUT/registry.duckdb``, two levels above the folder). Raises ``synthgate.errors.RegistryError`` otherwise,
     ``ValueError`` for a folder that is not a released run's.
     """
     from synthgate.governance.registry import Registry

@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from synthgate.validation.contract import MAX_EPSILON, ContractError, check_table_name, read_yaml_file
+from synthgate.errors import ContractError
+from synthgate.validation.contract import MAX_EPSILON, check_table_name, read_yaml_file
 
 MAX_EPOCHS = 10_000.0  # passes over the data; a finite plan is what the ledger and the budget need
 MAX_QUERY_CHARS = 100_000

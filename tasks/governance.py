@@ -10,8 +10,8 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from synthgate.governance.locks import DatabaseLocked
-from synthgate.governance.registry import Registry, RegistryError
+from synthgate.errors import DatabaseLocked, RegistryError
+from synthgate.governance.registry import Registry
 from synthgate.tasks.steps import private_task
 from synthgate.validation.contract import Contract
 

@@ -28,11 +28,11 @@ from typing import Any
 
 import duckdb
 
-from synthgate.governance.locks import DatabaseLocked, connect
+from synthgate.errors import ContractError, DatabaseLocked, InputError
+from synthgate.governance.locks import connect
 from synthgate.tasks.config import MAX_EPOCHS, RunConfig
 from synthgate.tasks.ingest import count_source_rows
-from synthgate.tasks.steps import InputError
-from synthgate.validation.contract import RESERVED_PREFIXES, Contract, ContractError, check_table_name
+from synthgate.validation.contract import RESERVED_PREFIXES, Contract, check_table_name
 
 # The rows every enabled check needs (validation/gates.py, tasks/evaluate.py, validation/privacy.py,
 # validation/fidelity.py): membership attacks 10 members and 20 holdout rows, the shadow attack 20

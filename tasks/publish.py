@@ -23,6 +23,7 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from synthgate.errors import OutputViolation
 from synthgate.governance.locks import DEFAULT_LOCK_TIMEOUT_S, connect
 from synthgate.governance.registry import file_hashes
 from synthgate.models.synthesizers.base import Synthesizer
@@ -39,10 +40,6 @@ from synthgate.validation.report import write_report
 
 
 PROVENANCE = "_synthgate_published"
-
-
-class OutputViolation(RuntimeError):
-    """The synthetic table breaks the contract (a bound, a category, a type): it is not published."""
 
 
 def check_output_rows(synthetic: pl.DataFrame, contract: Contract) -> None:

@@ -33,24 +33,14 @@ from typing import Any, TypeVar
 
 import duckdb
 
-__all__ = ["WithheldError", "withhold_library_errors"]
+from synthgate.errors import SHOW_ENV, SynthgateError, WithheldError
+
+__all__ = ["withhold_library_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PROJECT = Path(__file__).resolve().parents[1]
 _OUR_PACKAGES = {"flows", "tasks", "models", "validation", "governance", "benchmarks"}
-SHOW_ENV = "SYNTHGATE_SHOW_LIBRARY_ERRORS"
-
-
-class WithheldError(RuntimeError):
-    """A library raised an error while reading private rows; its message was withheld."""
-
-    def __init__(self, kind: str, origin: str, where: str) -> None:
-        self.kind, self.origin, self.where = kind, origin, where
-        super().__init__(
-            f"{kind} raised by {origin} in {where}; its message was withheld because it may quote private "
-            f"values. On a trusted machine, rerun with {SHOW_ENV}=1 to see it."
-        )
 
 
 def _innermost(tb: TracebackType | None) -> TracebackType | None:
@@ -74,7 +64,7 @@ def _raised_here(err: BaseException) -> tuple[bool, str]:
 
 
 def _passes(err: Exception) -> tuple[bool, str]:
-    if type(err).__module__.split(".")[0] in _OUR_PACKAGES or isinstance(err, WithheldError):
+    if isinstance(err, SynthgateError) or type(err).__module__.split(".")[0] in _OUR_PACKAGES:
         return True, ""
     if isinstance(err, (OSError, duckdb.IOException)):
         return True, ""

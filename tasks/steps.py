@@ -19,7 +19,8 @@ from synthgate.models.ledger import PrivacyLedger
 from synthgate.models.synthesizers import get_synthesizer, resolve_model_config
 from synthgate.models.synthesizers.base import Checkpoint, Synthesizer, TrainingProgress
 from synthgate.tasks.redaction import withhold_library_errors
-from synthgate.validation.contract import Contract, ContractError
+from synthgate.errors import ContractError, ContractViolation, InputError
+from synthgate.validation.contract import Contract
 from synthgate.validation.expectations import ValidationReport, physical_type_errors, validate_frame
 from synthgate.validation.gates import governance_checks
 from synthgate.validation.results import GateDecision, MetricResult
@@ -32,34 +33,6 @@ def private_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     """``@task`` for a step that reads private rows: never cached or persisted, and no library
     exception message escapes it (``tasks.redaction``)."""
     return lambda fn: task(withhold_library_errors(fn), **PRIVATE, **options)
-
-
-class InputError(ValueError):
-    """The input table cannot be read or used as the contract describes it (exit code 2)."""
-
-
-class ContractViolation(ValueError):
-    """Rows break the contract: nothing is trained or written (exit code 2)."""
-
-    def __init__(self, report: ValidationReport | None, *, role: str = "the table", failures: int | None = None) -> None:
-        self.report = report
-        self.role = role
-        n = len(report.failures) if report is not None else failures
-        detail = f"\n{report.summary()}" if report is not None else " (the per-check row counts are shown only where it was raised)"
-        super().__init__(
-            f"{role} breaks its contract in {n} check(s); nothing was "
-            f"trained or written.{detail}\nFix the rows or the contract, then rerun."
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # A pickled copy (Prefect writes every error raised in a flow to its result storage) keeps the
-        # number of failed checks only: the report and the summary hold exact row counts of the table.
-        n = len(self.report.failures) if self.report is not None else None
-        return (_redacted_violation, (self.role, n))
-
-
-def _redacted_violation(role: str, failures: int | None) -> ContractViolation:
-    return ContractViolation(None, role=role, failures=failures)
 
 
 @private_task(name="validate_table", task_run_name="validate {role} against the contract")

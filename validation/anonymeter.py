@@ -51,17 +51,17 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
-from scipy.stats import norm
 
 from synthgate.validation.contract import NUMERIC_KINDS, Contract
-from synthgate.validation.privacy import (
-    _discrete_codes,
-    _numeric_values,
-    _prepare,
-    _subsample,
+from synthgate.validation.encoding import (
+    canonical_frame,
+    discrete_codes,
     encode_for_distance,
+    numeric_values,
+    subsample_rows,
 )
 from synthgate.validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
+from synthgate.validation.stats import check_confidence, kish_effective_counts, two_sided_z, wilson_bounds
 
 __all__ = [
     "AttackRisk",
@@ -71,7 +71,6 @@ __all__ = [
     "inference_risk",
     "linkability_risk",
     "singling_out_risk",
-    "wilson_interval",
 ]
 
 # A numeric secret's guess is right when it falls in the truth's bin among this many quantile
@@ -119,45 +118,14 @@ INFERENCE_DESCRIPTION = (
 # --- rates, risk and intervals ---------------------------------------------------------------
 
 
-def _z(confidence: float) -> float:
-    return float(norm.ppf(0.5 + confidence / 2.0))
-
-
-def _check_confidence(confidence: float) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"`confidence` must be in (0, 1). Got {confidence}. Use e.g. 0.95.")
-
-
-def _wilson(k: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval for k successes in n trials (vectorised; n > 0)."""
-    k = np.asarray(k, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    z2 = z * z
-    centre = (k + z2 / 2.0) / (n + z2)
-    half = z / (n + z2) * np.sqrt(np.maximum(k * (n - k) / n, 0.0) + z2 / 4.0)
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
-
-
-def wilson_interval(successes: int, trials: int, *, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a success rate ``successes / trials``."""
-    _check_confidence(confidence)
-    if trials < 1 or not 0 <= successes <= trials:
-        raise ValueError(
-            f"need 0 <= successes <= trials and trials >= 1. Got successes={successes}, "
-            f"trials={trials}."
-        )
-    lo, hi = _wilson(np.array(successes), np.array(trials), _z(confidence))
-    return float(lo), float(hi)
-
-
 def _risk_arrays(
     k_main: np.ndarray, n_main: np.ndarray, k_control: np.ndarray, n_control: np.ndarray, z: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(risk, lo, hi, saturated), vectorised; see the module docstring for the formulas."""
     p = np.asarray(k_main, dtype=np.float64) / n_main
     c = np.asarray(k_control, dtype=np.float64) / n_control
-    p_lo, p_hi = _wilson(k_main, n_main, z)
-    c_lo, c_hi = _wilson(k_control, n_control, z)
+    p_lo, p_hi = wilson_bounds(k_main, n_main, z)
+    c_lo, c_hi = wilson_bounds(k_control, n_control, z)
     saturated = c >= 1.0
     room = np.where(saturated, 1.0, 1.0 - c)
     risk = np.where(saturated, 0.0, (p - c) / room)
@@ -202,19 +170,19 @@ def attack_risk(
     ``p = main_successes / n_main``, ``c = control_successes / n_control``; Wilson intervals
     on both, propagated as described in the module docstring. Nothing is clipped here.
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     for label, k, n in (("main", main_successes, n_main), ("control", control_successes, n_control)):
         if n < 1 or not 0 <= k <= n:
             raise ValueError(
                 f"{label} attack: need 0 <= successes <= attacks and attacks >= 1. "
                 f"Got successes={k}, attacks={n}."
             )
-    z = _z(confidence)
+    z = two_sided_z(confidence)
     risk, lo, hi, sat = _risk_arrays(
         np.array(main_successes), np.array(n_main), np.array(control_successes), np.array(n_control), z
     )
-    m_lo, m_hi = _wilson(np.array(main_successes), np.array(n_main), z)
-    c_lo, c_hi = _wilson(np.array(control_successes), np.array(n_control), z)
+    m_lo, m_hi = wilson_bounds(np.array(main_successes), np.array(n_main), z)
+    c_lo, c_hi = wilson_bounds(np.array(control_successes), np.array(n_control), z)
     return AttackRisk(
         n_main=int(n_main),
         main_successes=int(main_successes),
@@ -248,7 +216,7 @@ def balanced_attack_risk(
     ``n_eff = P (1 - P) / Var``, ``k_eff = rate x n_eff`` (Kish's effective sample size) and fed
     to the Wilson/MOVER interval of ``attack_risk``. With one class this is ``attack_risk``.
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     main_hits, control_hits, targets = (np.asarray(a, dtype=np.int64) for a in (main_hits, control_hits, targets))
     if targets.ndim != 1 or targets.size < 1 or (targets < 1).any():
         raise ValueError(f"need one or more classes with at least one target each. Got targets={targets.tolist()}.")
@@ -258,20 +226,12 @@ def balanced_attack_risk(
     n, km, kc = int(targets.sum()), int(main_hits.sum()), int(control_hits.sum())
     if targets.size == 1:
         return attack_risk(km, n, kc, n, confidence=confidence)
-    k = targets.size
-    counts = []
-    for hits in (main_hits, control_hits):
-        rate = float(np.mean(hits / targets))
-        smooth = (hits + 0.5) / (targets + 1.0)
-        var = float(np.sum(smooth * (1.0 - smooth) / targets)) / k**2
-        centre = float(np.mean(smooth))
-        n_eff = centre * (1.0 - centre) / var
-        counts += [rate * n_eff, n_eff]
-    z = _z(confidence)
+    counts = [*kish_effective_counts(main_hits, targets), *kish_effective_counts(control_hits, targets)]
+    z = two_sided_z(confidence)
     k_m, n_m, k_c, n_c = counts
     risk, lo, hi, sat = _risk_arrays(np.array(k_m), np.array(n_m), np.array(k_c), np.array(n_c), z)
-    m_lo, m_hi = _wilson(np.array(k_m), np.array(n_m), z)
-    c_lo, c_hi = _wilson(np.array(k_c), np.array(n_c), z)
+    m_lo, m_hi = wilson_bounds(np.array(k_m), np.array(n_m), z)
+    c_lo, c_hi = wilson_bounds(np.array(k_c), np.array(n_c), z)
     return AttackRisk(
         n_main=n,
         main_successes=km,
@@ -355,7 +315,7 @@ def _power_floor(
     A predictable secret (control rate near 1) leaves little room ``1 - c`` and a wide interval:
     then the gate cannot pass at these sizes whatever the synthetic table is.
     """
-    z = _z(confidence)
+    z = two_sided_z(confidence)
     c = est.control_rate
     # class-balanced rates: work in binomial-equivalent counts, and scale the answer back to
     # targets per side at the same class mix
@@ -390,7 +350,7 @@ def _check_common(n_attacks: int, max_risk: float, confidence: float) -> None:
         raise ValueError(
             f"`max_risk` must be in [0, 1]. Got {max_risk}. Set gates.max_anonymeter_risk."
         )
-    _check_confidence(confidence)
+    check_confidence(confidence)
 
 
 def _check_columns(names: list[str], contract: Contract, role: str) -> list[str]:
@@ -444,9 +404,9 @@ class _Columns:
         x = np.empty((len(names), frame.height), dtype=np.float64)
         for j, name in enumerate(names):
             if contract.columns[name].kind in NUMERIC_KINDS:
-                x[j] = _numeric_values(frame[name])
+                x[j] = numeric_values(frame[name])
             else:
-                x[j] = _discrete_codes(frame[name], contract, name)
+                x[j] = discrete_codes(frame[name], contract, name)
         self.x = x
         self.numeric = np.array([contract.columns[c].kind in NUMERIC_KINDS for c in names])
         self.n_rows = frame.height
@@ -706,9 +666,9 @@ def singling_out_risk(
     _check_common(n_attacks, max_risk, confidence)
     if mode not in ("univariate", "multivariate"):
         raise ValueError(f"`mode` must be 'univariate' or 'multivariate'. Got {mode!r}.")
-    tr = _prepare(train, contract, role="train")
-    ct = _prepare(control, contract, role="control")
-    syn = _prepare(synthetic, contract, role="synthetic")
+    tr = canonical_frame(train, contract, role="train")
+    ct = canonical_frame(control, contract, role="control")
+    syn = canonical_frame(synthetic, contract, role="synthetic")
     gen_rng, sub_rng = _seeds(seed, 2)
     m = min(tr.height, ct.height)
     # train cut into as many disjoint seeded sets of m rows as it holds (at most MAX_MAIN_SETS): each
@@ -716,7 +676,7 @@ def singling_out_risk(
     k = max(1, min(MAX_MAIN_SETS, tr.height // m)) if m else 1
     order = sub_rng.permutation(tr.height)
     main_sets = [tr[np.sort(order[i * m : (i + 1) * m])] for i in range(k)]
-    control_set = _subsample(ct, m, sub_rng)
+    control_set = subsample_rows(ct, m, sub_rng)
 
     names = contract.modelled_columns
     syn_table = _Columns(syn, contract)
@@ -896,9 +856,9 @@ def linkability_risk(
                 f"`aux_columns` must split the columns: {shared} are in both lists. "
                 "Put each column in one list only."
             )
-    tr = _prepare(train, contract, role="train")
-    ct = _prepare(control, contract, role="control")
-    syn = _prepare(synthetic, contract, role="synthetic")
+    tr = canonical_frame(train, contract, role="train")
+    ct = canonical_frame(control, contract, role="control")
+    syn = canonical_frame(synthetic, contract, role="synthetic")
     if isinstance(n_neighbors, bool) or not 1 <= n_neighbors <= syn.height:
         raise ValueError(
             f"`n_neighbors` must be between 1 and the synthetic rows ({syn.height}). "
@@ -906,8 +866,8 @@ def linkability_risk(
         )
     n, cap_info = _attack_count(n_attacks, tr, ct)
     target_rng, tie_rng = _seeds(seed, 2)
-    main_targets = _subsample(train, n, target_rng)
-    control_targets = _subsample(control, n, target_rng)
+    main_targets = subsample_rows(train, n, target_rng)
+    control_targets = subsample_rows(control, n, target_rng)
 
     hits = []
     syn_a, syn_b = _encode(synthetic, contract, cols_a), _encode(synthetic, contract, cols_b)
@@ -1009,21 +969,21 @@ def inference_risk(
                 f"`aux_columns` includes the secret {secret!r}. Remove it: the attacker must "
                 "not know the value it tries to infer."
             )
-    tr = _prepare(train, contract, role="train")
-    ct = _prepare(control, contract, role="control")
-    syn = _prepare(synthetic, contract, role="synthetic")
+    tr = canonical_frame(train, contract, role="train")
+    ct = canonical_frame(control, contract, role="control")
+    syn = canonical_frame(synthetic, contract, role="synthetic")
     target_rng, tie_rng = _seeds(seed, 2)
 
     numeric = contract.columns[secret].kind in NUMERIC_KINDS
     if numeric:
-        points, edges = _secret_bins(_numeric_values(syn[secret]))
+        points, edges = _secret_bins(numeric_values(syn[secret]))
 
         def classes(frame: pl.DataFrame) -> np.ndarray:
-            return _numeric_secret_classes(_numeric_values(frame[secret]), points, edges)
+            return _numeric_secret_classes(numeric_values(frame[secret]), points, edges)
     else:
 
         def classes(frame: pl.DataFrame) -> np.ndarray:
-            return _discrete_codes(frame[secret], contract, secret)
+            return discrete_codes(frame[secret], contract, secret)
 
     truth_main, truth_ctrl = classes(tr), classes(ct)
     strata_main, strata_ctrl = _strata(truth_main, truth_ctrl)

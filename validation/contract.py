@@ -19,9 +19,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
-
-class ContractError(ValueError):
-    """The contract file is missing, malformed or inconsistent."""
+from synthgate.errors import ContractError
 
 
 # --- YAML: duplicate keys are errors -----------------------------------------------------------

@@ -60,7 +60,8 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from synthgate.validation.contract import DP_LEARNABLE_KINDS, Contract, ContractError, parse_contract
+from synthgate.errors import ContractError
+from synthgate.validation.contract import DP_LEARNABLE_KINDS, Contract, parse_contract
 
 if TYPE_CHECKING:  # the registry is passed in (validation does not import governance)
     from synthgate.governance.registry import Registry

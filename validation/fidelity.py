@@ -57,14 +57,17 @@ from synthgate.validation.contract import (
     Contract,
     DatetimeColumn,
 )
-from synthgate.validation.privacy import (
-    _bounds,
-    _discrete_codes,
-    _n_discrete_slots,
-    _numeric_values,
-    _prepare,
+from synthgate.validation.encoding import (
+    canonical_frame,
+    discrete_codes,
+    int_seed,
+    n_discrete_slots,
+    numeric_bounds,
+    numeric_values,
+    subsample_rows,
 )
 from synthgate.validation.results import MetricResult
+from synthgate.validation.stats import check_confidence, cramers_v
 
 __all__ = [
     "DEFAULT_DETECTION_MAX_ROWS",
@@ -142,18 +145,6 @@ def _tv_distance(a: np.ndarray, b: np.ndarray, size: int) -> float:
     return 0.5 * float(np.abs(p - q).sum())
 
 
-def _sample_rows(df: pl.DataFrame, n: int, rng: np.random.Generator) -> pl.DataFrame:
-    """``n`` rows drawn without replacement (all rows, in order, when ``n >= df.height``)."""
-    if n >= df.height:
-        return df
-    return df[np.sort(rng.choice(df.height, size=n, replace=False))]
-
-
-def _int_seed(seq: np.random.SeedSequence) -> int:
-    """A non-negative 32-bit int from a SeedSequence (scikit-learn's random_state range)."""
-    return int(seq.generate_state(1)[0])
-
-
 def _check_threshold(name: str, value: float, hi: float, hint: str) -> float:
     v = float(value)
     if not (math.isfinite(v) and 0.0 <= v <= hi):
@@ -178,7 +169,7 @@ def _trim(text: str) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def _edge_labels(contract: Contract, name: str, edges: np.ndarray) -> list[str]:
+def edge_labels(contract: Contract, name: str, edges: np.ndarray) -> list[str]:
     """``"lo–hi"`` labels of histogram bins; numbers compact, datetimes as dates (UTC)."""
     step = float(edges[1] - edges[0])
     if isinstance(contract.columns[name], DatetimeColumn):
@@ -193,7 +184,7 @@ def _edge_labels(contract: Contract, name: str, edges: np.ndarray) -> list[str]:
     return [f"{a}–{b}" for a, b in pairwise(text)]
 
 
-def _plot(
+def column_plot(
     real: pl.Series, synthetic: pl.Series, contract: Contract, name: str
 ) -> dict[str, Any]:
     """Histogram of one column for the report, over the contract's bins or categories.
@@ -204,12 +195,12 @@ def _plot(
     hidden rows cannot be read back as ``1 - sum(shares)``. Synthetic shares are kept.
     """
     if _is_numeric(contract, name):
-        lo, hi = _bounds(contract, name)
+        lo, hi = numeric_bounds(contract, name)
         edges = np.linspace(lo, hi, PLOT_BINS + 1)
-        labels = _edge_labels(contract, name, edges)
+        labels = edge_labels(contract, name, edges)
 
         def counts(series: pl.Series) -> tuple[np.ndarray, int]:
-            x = _numeric_values(series)
+            x = numeric_values(series)
             null = np.isnan(x)
             pos = (x[~null] - lo) / (hi - lo) * PLOT_BINS
             # Values outside the contract range (refused by schema validation) go to end bins.
@@ -223,10 +214,10 @@ def _plot(
             list(col.categories) if isinstance(col, CategoricalColumn) else ["False", "True"]
         )
         k = len(categories)
-        null_code = _n_discrete_slots(contract, name) - (1 if isinstance(col, BooleanColumn) else 2)
+        null_code = n_discrete_slots(contract, name) - (1 if isinstance(col, BooleanColumn) else 2)
 
         def counts(series: pl.Series) -> tuple[np.ndarray, int]:
-            codes = _discrete_codes(series, contract, name)
+            codes = discrete_codes(series, contract, name)
             null = codes == null_code
             # Codes: categories 0..k-1, null k, (categorical) out-of-domain k+1 -> slot k.
             c = np.where(codes > null_code, k, codes)[~null]
@@ -289,23 +280,23 @@ def column_shapes(real: pl.DataFrame, synthetic: pl.DataFrame, contract: Contrac
         synthetic: synthetic rows, same columns.
         contract: the data contract.
     """
-    r = _prepare(real, contract, role="real")
-    s = _prepare(synthetic, contract, role="synthetic")
+    r = canonical_frame(real, contract, role="real")
+    s = canonical_frame(synthetic, contract, role="synthetic")
     per_column: dict[str, dict[str, Any]] = {}
     for name in contract.modelled_columns:
         if _is_numeric(contract, name):
-            score = _ks_complement(_numeric_values(r[name]), _numeric_values(s[name]))
+            score = _ks_complement(numeric_values(r[name]), numeric_values(s[name]))
             metric = "KS complement"
         else:
-            size = _n_discrete_slots(contract, name)
-            cr = _discrete_codes(r[name], contract, name)
-            cs = _discrete_codes(s[name], contract, name)
+            size = n_discrete_slots(contract, name)
+            cr = discrete_codes(r[name], contract, name)
+            cs = discrete_codes(s[name], contract, name)
             score = 1.0 - _tv_distance(cr, cs, size)
             metric = "TV complement"
         per_column[name] = {
             "metric": metric,
             "score": score,
-            "plot": _plot(r[name], s[name], contract, name),
+            "plot": column_plot(r[name], s[name], contract, name),
         }
     value = float(np.mean([v["score"] for v in per_column.values()]))
     threshold = contract.gates.min_column_shapes
@@ -337,22 +328,22 @@ def _binned_codes(
     """Every column as small integer codes, and the number of codes per column.
 
     Numeric: ``bins`` equal-width bins over the contract range (values outside it land in
-    the end bins), null in bin ``bins``. Discrete: the contract codes of ``_discrete_codes``.
+    the end bins), null in bin ``bins``. Discrete: the contract codes of ``discrete_codes``.
     """
     names = contract.modelled_columns
     codes = np.empty((frame.height, len(names)), dtype=np.int64)
     sizes = np.empty(len(names), dtype=np.int64)
     for j, name in enumerate(names):
         if _is_numeric(contract, name):
-            lo, hi = _bounds(contract, name)
-            x = (_numeric_values(frame[name]) - lo) / (hi - lo)
+            lo, hi = numeric_bounds(contract, name)
+            x = (numeric_values(frame[name]) - lo) / (hi - lo)
             null = np.isnan(x)
             b = np.clip(np.floor(np.where(null, 0.0, x) * bins), 0, bins - 1)
             codes[:, j] = np.where(null, bins, b)
             sizes[j] = bins + 1
         else:
-            codes[:, j] = _discrete_codes(frame[name], contract, name)
-            sizes[j] = _n_discrete_slots(contract, name)
+            codes[:, j] = discrete_codes(frame[name], contract, name)
+            sizes[j] = n_discrete_slots(contract, name)
     return codes, sizes
 
 
@@ -383,26 +374,14 @@ def _pairwise_pearson(x: np.ndarray) -> np.ndarray:
 def _scaled_numeric(frame: pl.DataFrame, contract: Contract, names: list[str]) -> np.ndarray:
     cols = []
     for name in names:
-        lo, hi = _bounds(contract, name)
-        cols.append((_numeric_values(frame[name]) - lo) / (hi - lo))
+        lo, hi = numeric_bounds(contract, name)
+        cols.append((numeric_values(frame[name]) - lo) / (hi - lo))
     return np.column_stack(cols) if cols else np.empty((frame.height, 0))
 
 
 def _cramers_v(a: np.ndarray, b: np.ndarray, size_a: int, size_b: int) -> float:
-    """Cramér's V (no bias correction) of two code arrays: ``sqrt(χ² / (n (min(r, c) - 1)))``.
-
-    ``r`` and ``c`` count the categories that occur; with fewer than two on either side
-    there is no association to measure and V is 0.
-    """
-    table = np.bincount(a * size_b + b, minlength=size_a * size_b).reshape(size_a, size_b)
-    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0].astype(np.float64)
-    r, c = table.shape
-    if min(r, c) < 2:
-        return 0.0
-    n = table.sum()
-    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / n
-    chi2 = float(((table - expected) ** 2 / expected).sum())
-    return float(min(1.0, math.sqrt(chi2 / (n * (min(r, c) - 1)))))
+    """Cramér's V (``validation.stats.cramers_v``: no bias correction) of two code arrays."""
+    return cramers_v(np.bincount(a * size_b + b, minlength=size_a * size_b).reshape(size_a, size_b))
 
 
 def _association(
@@ -481,8 +460,8 @@ def pair_trends(real: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract)
         synthetic: synthetic rows, same columns.
         contract: the data contract.
     """
-    r = _prepare(real, contract, role="real")
-    s = _prepare(synthetic, contract, role="synthetic")
+    r = canonical_frame(real, contract, role="real")
+    s = canonical_frame(synthetic, contract, role="synthetic")
     names = contract.modelled_columns
     numeric = [n for n in names if _is_numeric(contract, n)]
     rho_r = _pairwise_pearson(_scaled_numeric(r, contract, numeric))
@@ -654,15 +633,15 @@ def three_way_marginals(
     min_ratio = _check_threshold(
         "min_ratio", min_ratio, 2.0, f"The default is {DEFAULT_MIN_THREE_WAY_RATIO}."
     )
-    tr = _prepare(train, contract, role="train")
-    ho = _prepare(holdout, contract, role="holdout")
-    sy = _prepare(synthetic, contract, role="synthetic")
+    tr = canonical_frame(train, contract, role="train")
+    ho = canonical_frame(holdout, contract, role="holdout")
+    sy = canonical_frame(synthetic, contract, role="synthetic")
     names = contract.modelled_columns
     sample_seq, triple_seq = np.random.SeedSequence(seed).spawn(2)
     m = min(ho.height, sy.height)
     rng = np.random.default_rng(sample_seq)
-    ho_used = _sample_rows(ho, m, rng)
-    sy_used = _sample_rows(sy, m, rng)
+    ho_used = subsample_rows(ho, m, rng)
+    sy_used = subsample_rows(sy, m, rng)
     codes_t, (codes_h, codes_s), sizes = _lumped_codes(tr, [ho_used, sy_used], contract, bins)
 
     # The triples are ranked in lexicographic order and only the ones drawn are built: listing all
@@ -793,10 +772,9 @@ def detection(
             f"{DEFAULT_DETECTION_MAX_ROWS}."
         )
     max_auc = _check_threshold("max_auc", max_auc, 1.0, f"The default is {DEFAULT_MAX_DETECTION_AUC}.")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"`confidence` must be in (0, 1). Got {confidence!r}. Use e.g. 0.95.")
-    ho = _prepare(holdout, contract, role="holdout")
-    sy = _prepare(synthetic, contract, role="synthetic")
+    check_confidence(confidence)
+    ho = canonical_frame(holdout, contract, role="holdout")
+    sy = canonical_frame(synthetic, contract, role="synthetic")
     n = min(ho.height, sy.height, max_rows)
     if n < folds:
         raise ValueError(
@@ -805,12 +783,12 @@ def detection(
         )
     sample_seq, split_seq, model_seq = np.random.SeedSequence(seed).spawn(3)
     rng = np.random.default_rng(sample_seq)
-    rows = pl.concat([_sample_rows(ho, n, rng), _sample_rows(sy, n, rng)], how="vertical")
+    rows = pl.concat([subsample_rows(ho, n, rng), subsample_rows(sy, n, rng)], how="vertical")
     x = _features(rows, contract, contract.modelled_columns)
     y = np.repeat([0, 1], n)
 
-    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=_int_seed(split_seq))
-    model_seed = _int_seed(model_seq)
+    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=int_seed(split_seq))
+    model_seed = int_seed(model_seq)
     aucs: list[float] = []
     iterations: list[int] = []
     for fit_idx, test_idx in split.split(np.zeros(len(y)), y):
@@ -871,11 +849,11 @@ def _features(frame: pl.DataFrame, contract: Contract, names: list[str]) -> pd.D
                 data[name] = pd.Categorical(values, categories=col.categories)
             else:
                 # Too many categories for native support: contract codes as ordinal numbers.
-                codes = _discrete_codes(frame[name], contract, name).astype(np.float64)
+                codes = discrete_codes(frame[name], contract, name).astype(np.float64)
                 codes[codes >= len(col.categories)] = np.nan
                 data[name] = codes
         else:
-            data[name] = _numeric_values(frame[name].cast(pl.Float64))
+            data[name] = numeric_values(frame[name].cast(pl.Float64))
     return pd.DataFrame(data)
 
 
@@ -885,7 +863,7 @@ def _is_regression(contract: Contract, target: str) -> bool:
 
 def _labels(frame: pl.DataFrame, contract: Contract, target: str) -> np.ndarray:
     """Target as class indices in the contract's order; -1 for null or out-of-domain."""
-    codes = _discrete_codes(frame[target], contract, target)
+    codes = discrete_codes(frame[target], contract, target)
     return np.where(codes < _n_classes(contract, target), codes, -1)
 
 
@@ -1000,8 +978,8 @@ def _ml_regression(
     seed: int,
 ) -> MetricResult:
     threshold = contract.gates.min_tstr_ratio
-    lo, hi = _bounds(contract, target)
-    y_test = _numeric_values(ho[target])
+    lo, hi = numeric_bounds(contract, target)
+    y_test = numeric_values(ho[target])
     keep_test = ~np.isnan(y_test)
     y_test = y_test[keep_test]
     common: dict[str, Any] = {
@@ -1023,7 +1001,7 @@ def _ml_regression(
     fitted: dict[str, bool] = {}
     rows: dict[str, int] = {}
     for label, frame in (("tstr", sy), ("trtr", tr)):
-        y = _numeric_values(frame[target])
+        y = numeric_values(frame[target])
         keep = ~np.isnan(y)
         x = _features(frame.filter(pl.Series(keep)), contract, features)
         # Without rows to learn from, predict the middle of the contract range (public).
@@ -1088,9 +1066,9 @@ def ml_efficacy(
     target = contract.target
     if target is None:
         return None
-    tr = _prepare(train, contract, role="train")
-    sy = _prepare(synthetic, contract, role="synthetic")
-    ho = _prepare(holdout, contract, role="holdout")
+    tr = canonical_frame(train, contract, role="train")
+    sy = canonical_frame(synthetic, contract, role="synthetic")
+    ho = canonical_frame(holdout, contract, role="holdout")
     features = [c for c in contract.modelled_columns if c != target]
     if not features:
         return None
@@ -1179,18 +1157,18 @@ def fidelity_suite(
         column_shapes(train, synthetic, contract),
         pair_trends(train, synthetic, contract),
         three_way_marginals(
-            train, holdout, synthetic, contract, seed=_int_seed(three_seq), min_ratio=min_three_way_ratio
+            train, holdout, synthetic, contract, seed=int_seed(three_seq), min_ratio=min_three_way_ratio
         ),
         detection(
             holdout,
             synthetic,
             contract,
-            seed=_int_seed(detect_seq),
+            seed=int_seed(detect_seq),
             max_rows=detection_max_rows,
             max_auc=max_detection_auc,
         ),
     ]
-    ml = ml_efficacy(train, synthetic, holdout, contract, seed=_int_seed(ml_seq))
+    ml = ml_efficacy(train, synthetic, holdout, contract, seed=int_seed(ml_seq))
     if ml is not None:
         results.append(ml)
     return results

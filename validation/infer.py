@@ -32,7 +32,8 @@ from typing import Any
 
 import polars as pl
 
-from synthgate.validation.contract import Contract, ContractError, parse_contract
+from synthgate.errors import ContractError
+from synthgate.validation.contract import Contract, parse_contract
 
 __all__ = ["MAX_CATEGORIES", "infer_contract", "render_inferred_yaml"]
 

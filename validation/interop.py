@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthgate.validation.contract import Contract, ContractError, parse_contract
+from synthgate.errors import ContractError
+from synthgate.validation.contract import Contract, parse_contract
 
 _FL_TYPE = {"continuous": "number", "integer": "integer", "categorical": "string", "boolean": "boolean",
             "datetime": "datetime", "identifier": "string", "pii": "string"}

@@ -27,7 +27,7 @@ aggregates only (AUCs, rates, counts, bandwidths, column names), never a row, a 
 or a record's index. ``select_exposed`` returns positions, for the caller to pass on to the
 shadow-model steps; they must not be written to a result or a log.
 
-Distances are those of ``validation.privacy.encode_for_distance`` (numeric ``|Δ|/range`` with
+Distances are those of ``validation.encoding.encode_for_distance`` (numeric ``|Δ|/range`` with
 the contract's bounds, categorical 0/1, Euclidean combination).
 """
 
@@ -39,14 +39,13 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.stats import norm, rankdata
 from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score, roc_curve
-from sklearn.neighbors import NearestNeighbors
 
 from synthgate.validation.contract import Contract, Gates
-from synthgate.validation.privacy import _prepare, _subsample, encode_for_distance
+from synthgate.validation.encoding import canonical_frame, encode_for_distance, nearest_distances, subsample_rows
 from synthgate.validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
+from synthgate.validation.stats import check_confidence, delong_auc_variance, two_sided_z
 
 __all__ = [
     "AttackResult",
@@ -171,28 +170,11 @@ def _scores(values: Any, role: str) -> np.ndarray:
     return x
 
 
-def _delong_variance(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
-    """(AUC, variance of the AUC) by DeLong, DeLong & Clarke-Pearson (1988), with mid-ranks.
-
-    Each member's placement is the share of non-members it outscores (ties count half), each
-    non-member's the share of members that outscore it; the AUC is their mean and its
-    variance is ``var(member placements)/m + var(non-member placements)/n``. The placements
-    come from ranks (Sun & Xu, 2014), so this is O((m + n) log(m + n)).
-    """
-    m, n = pos.size, neg.size
-    combined = rankdata(np.concatenate([pos, neg]))
-    v_pos = (combined[:m] - rankdata(pos)) / n
-    v_neg = 1.0 - (combined[m:] - rankdata(neg)) / m
-    auc = float(v_pos.mean())
-    var = float(v_pos.var(ddof=1) / m + v_neg.var(ddof=1) / n)
-    return auc, var
-
-
 def _auc_power_floor(n_members: int, n_nonmembers: int, max_auc: float, confidence: float = 0.95) -> tuple[float, int | None]:
     """The upper bound of an attack with no signal (AUC 0.5) at these set sizes, by Hanley and
     McNeil's variance at AUC 0.5, ``(n1 + n0 + 1) / (12 n1 n0)``; and the members (= non-members)
     at which it would clear ``max_auc``. An estimate of the power floor (the gate itself uses DeLong)."""
-    z = float(norm.ppf(0.5 + confidence / 2.0))
+    z = two_sided_z(confidence)
 
     def floor_at_sizes(n1: int, n0: int) -> float:
         return 0.5 + z * math.sqrt((n1 + n0 + 1) / (12.0 * max(n1, 1) * max(n0, 1)))
@@ -227,15 +209,14 @@ def roc_summary(
     Returns:
         ``(auc, (lo, hi), tpr_at_1pct_fpr)``.
     """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"`confidence` must be in (0, 1). Got {confidence}. Use e.g. 0.95.")
+    check_confidence(confidence)
     pos = _scores(member_scores, "member_scores")
     neg = _scores(nonmember_scores, "nonmember_scores")
     y = np.concatenate([np.ones(pos.size, dtype=np.int8), np.zeros(neg.size, dtype=np.int8)])
     s = np.concatenate([pos, neg])
     auc = float(roc_auc_score(y, s))
-    _, var = _delong_variance(pos, neg)
-    half = float(norm.ppf(0.5 + confidence / 2.0)) * math.sqrt(max(var, 0.0))
+    _, var = delong_auc_variance(pos, neg)
+    half = two_sided_z(confidence) * math.sqrt(max(var, 0.0))
     ci = (max(0.0, auc - half), min(1.0, auc + half))
     fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
     tpr_low = float(tpr[fpr <= TARGET_FPR + 1e-12].max())  # the curve starts at (0, 0)
@@ -264,15 +245,8 @@ def _attack_result(
 
 def _encode(df: pl.DataFrame, contract: Contract, role: str) -> np.ndarray:
     """``encode_for_distance`` with error messages that name the argument."""
-    _prepare(df, contract, role=role)  # checks columns and dtypes, says which argument is wrong
+    canonical_frame(df, contract, role=role)  # checks columns and dtypes, says which argument is wrong
     return encode_for_distance(df, contract)
-
-
-def _nearest(reference: np.ndarray, query: np.ndarray, k: int = 1) -> np.ndarray:
-    """Distances from each query row to its ``k`` nearest reference rows (exact, brute force)."""
-    nn = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean")
-    dist, _ = nn.fit(reference).kneighbors(query)
-    return dist
 
 
 def distance_attack(
@@ -293,8 +267,8 @@ def distance_attack(
     s = _encode(synthetic, contract, "synthetic")
     m = _encode(members, contract, "members")
     h = _encode(nonmembers, contract, "nonmembers")
-    d_m = _nearest(s, m)[:, 0]
-    d_h = _nearest(s, h)[:, 0]
+    d_m = nearest_distances(s, m)[:, 0]
+    d_h = nearest_distances(s, h)[:, 0]
     return _attack_result(
         "distance",
         -d_m,
@@ -437,15 +411,15 @@ def density_ratio_attack(
     if max_rows < 10:
         raise ValueError(f"`max_rows` must be >= 10. Got {max_rows}. The default is {DEFAULT_MAX_DENSITY_ROWS}.")
     for frame, role in ((synthetic, "synthetic"), (reference, "reference")):
-        _prepare(frame, contract, role=role)
+        canonical_frame(frame, contract, role=role)
         if frame.height < 2:
             raise ValueError(
                 f"`{role}` has {frame.height} row; a density estimate needs at least 2. "
                 "Pass more rows."
             )
     syn_seed, ref_seed, pca_seq, *cv_seqs = np.random.SeedSequence(seed).spawn(5)
-    syn = _subsample(synthetic, max_rows, np.random.default_rng(syn_seed))
-    ref = _subsample(reference, max_rows, np.random.default_rng(ref_seed))
+    syn = subsample_rows(synthetic, max_rows, np.random.default_rng(syn_seed))
+    ref = subsample_rows(reference, max_rows, np.random.default_rng(ref_seed))
     s = encode_for_distance(syn, contract)
     r = encode_for_distance(ref, contract)
     m = _encode(members, contract, "members")
@@ -523,7 +497,7 @@ def select_exposed(
     pool = np.vstack([t, h])
     # Two neighbours: a row's own distance 0 is one of them, so the larger is the nearest
     # other row (0 when the row has a duplicate, whichever of the two copies comes back).
-    nearest_other = _nearest(pool, np.vstack([t[cand_t], h[cand_h]]), k=2)[:, 1]
+    nearest_other = nearest_distances(pool, np.vstack([t[cand_t], h[cand_h]]), k=2)[:, 1]
     key = np.round(nearest_other, _TIE_DECIMALS)
     jitter = rng.random(2 * m)
 
@@ -688,8 +662,8 @@ def shadow_attack(
     for j, syn in enumerate(shadow_synthetics):
         s = _encode(syn, contract, f"shadow_synthetics[{j}]")
         rows.append(s.shape[0])
-        feats[:, j] = np.log(_nearest(s, x)[:, 0] + _DISTANCE_FLOOR)
-    observed = np.log(_nearest(released, x)[:, 0] + _DISTANCE_FLOOR)
+        feats[:, j] = np.log(nearest_distances(s, x)[:, 0] + _DISTANCE_FLOOR)
+    observed = np.log(nearest_distances(released, x)[:, 0] + _DISTANCE_FLOOR)
 
     included = np.stack([run.target_in.astype(bool) for run in runs], axis=1)
     mu_in, sigma_in, dof_in = _pooled_sigma(feats, included)

@@ -85,30 +85,26 @@ class PiiScan:
         for name in self.excluded:
             if name not in frame.columns:
                 continue  # validation refuses a missing declared column; nothing to compare here
-            hits = (
-                frame.lazy()
-                .select(_normalised(pl.col(name)).alias("v"))
-                .filter(pl.col("v").is_in(self._candidates.implode()))
-                .group_by("v")
-                .len()
-                .collect()
-            )
-            for value, rows in hits.iter_rows():  # each value is a declared (public) category
+            for value, rows in self._candidate_counts(frame, name):  # each value is a declared (public) category
                 self._matched[value].add(name)
                 self._pii_rows[(name, value)] += int(rows)
         for name in self._categories:
             if name not in frame.columns:
                 continue
-            counts = (
-                frame.lazy()
-                .select(_normalised(pl.col(name)).alias("v"))
-                .filter(pl.col("v").is_in(self._candidates.implode()))
-                .group_by("v")
-                .len()
-                .collect()
-            )
-            for value, rows in counts.iter_rows():
+            for value, rows in self._candidate_counts(frame, name):
                 self._category_rows[(name, value)] += int(rows)
+
+    def _candidate_counts(self, frame: pl.DataFrame, name: str) -> list[tuple[str, int]]:
+        """(normalised value, rows) of column ``name`` for the values that equal a declared category."""
+        return (
+            frame.lazy()
+            .select(_normalised(pl.col(name)).alias("v"))
+            .filter(pl.col("v").is_in(self._candidates.implode()))
+            .group_by("v")
+            .len()
+            .collect()
+            .rows()
+        )
 
     def _identifying(self, column: str, value: str) -> bool:
         """A matched category of ``column`` is identifying unless it is a common token: held by

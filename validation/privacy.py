@@ -4,7 +4,7 @@ Every check here reads private rows (train and holdout) and is *not* charged to 
 ledger: it is an evaluation, and only its aggregates (shares, medians, counts) may leave
 this module. Nothing in a result's ``details`` is a row or a value of a row.
 
-Distance used throughout (``encode_for_distance``): the Euclidean combination of per-column
+Distance used throughout (``validation.encoding.encode_for_distance``): the Euclidean combination of per-column
 distances, where a numeric column (continuous, integer, datetime as epoch seconds) contributes
 ``|Δ| / (max - min)`` with the *contract* bounds, and a categorical or boolean column
 contributes 0 when the values are equal and 1 when they differ (null is its own category).
@@ -27,13 +27,12 @@ e^ε, a share of 0.73 at ε = 1). Copied records are
 what the near-copy share looks for. Searches are exact brute force with scikit-learn, chunked,
 so memory grows with the rows, never with synthetic x reference pairs.
 
-Helpers at the top (``_prepare``, ``_numeric_values``, ``_discrete_codes``) are shared with
-``validation.fidelity``; they turn a frame into the canonical form described there.
+The canonical frames, the distance encoding and the row subsampling come from
+``validation.encoding``, which mia, anonymeter, fidelity and the public report share.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from dataclasses import dataclass
 from itertools import combinations
@@ -43,34 +42,31 @@ import numpy as np
 import polars as pl
 from scipy.stats import binomtest, norm
 from sklearn.metrics import pairwise_distances_chunked
-from sklearn.neighbors import NearestNeighbors
 
-from synthgate.validation.contract import (
-    NUMERIC_KINDS,
-    BooleanColumn,
-    CategoricalColumn,
-    Contract,
-    DatetimeColumn,
-    Gates,
+from synthgate.validation.contract import Contract, Gates
+from synthgate.validation.encoding import (
+    ColumnBlock,
+    canonical_frame,
+    column_values,
+    distance_layout,
+    encode_columns,
+    nearest_distances,
+    subsample_index,
+    subsample_rows,
+    used_slots,
 )
 from synthgate.validation.results import MetricResult, min_rows_to_pass, upper_bound_gate
+from synthgate.validation.stats import check_confidence, cramers_v_matrix, paired_difference_ci
 
 __all__ = [
     "dcr_share",
     "near_copy_share",
     "dcr_share_subsets",
     "distance_checks",
-    "encode_for_distance",
     "identical_match_share",
     "nndr",
 ]
 
-# One-hot entries are 1/sqrt(2): two rows with different categories differ in two entries,
-# so the mismatch adds (1/sqrt 2)² + (1/sqrt 2)² = 1 to the squared distance.
-_ONE_HOT = np.float32(1.0 / math.sqrt(2.0))
-# Where a null numeric sits in its scaled column: the middle, so that together with its
-# indicator (0 → 1) it differs from any in-range value by between 1 and sqrt(1.25).
-_NULL_POSITION = np.float32(0.5)
 # Distances closer than this (a millionth of a column's range) are ties: the float32 encoding
 # and the BLAS distance expansion are accurate to ~1e-7 for identical rows.
 _TIE_TOLERANCE = 1e-6
@@ -91,8 +87,6 @@ _ASSOCIATION_BINS = 10
 # (a seeded draw on a wider table), then each anchor's with every column: pairs measured stay
 # under 256²/2 + 3 x columns, so a 750-column table costs seconds, not minutes of 280k pairs.
 _ASSOCIATION_CANDIDATES = 256
-# One-hot levels per block of the association's matrix products (memory: rows x this x 4 bytes).
-_ASSOCIATION_BLOCK_LEVELS = 1024
 # Largest distance block held at once when counting tied neighbours (scikit-learn's
 # working_memory, MiB); the default of 1 GiB would be a large peak on a large reference.
 _WORKING_MEMORY_MIB = 64
@@ -124,264 +118,6 @@ SUBSET_DESCRIPTION = (
     "synthetic rows closer to a training record than to an unseen real record; a high share "
     "means some columns were copied from real people even where whole rows were not."
 )
-
-
-# --- canonical frames ------------------------------------------------------------------------
-
-
-def _epoch_seconds(value: dt.datetime) -> float:
-    """Contract datetimes without a time zone are read as UTC, as polars reads naive columns."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.timestamp()
-
-
-def _bounds(contract: Contract, name: str) -> tuple[float, float]:
-    """(min, max) of a numeric column from the contract, as floats (datetimes: epoch s)."""
-    col = contract.columns[name]
-    if isinstance(col, DatetimeColumn):
-        return _epoch_seconds(col.min), _epoch_seconds(col.max)
-    return float(col.min), float(col.max)  # type: ignore[union-attr]
-
-
-def _prepare(df: pl.DataFrame, contract: Contract, *, role: str) -> pl.DataFrame:
-    """Check that ``df`` holds exactly the modelled columns and cast it to canonical dtypes.
-
-    Canonical form: numeric columns (integer, continuous, datetime) as Float64 (datetimes as
-    epoch seconds), categorical columns as Utf8, boolean columns as Boolean; columns in the
-    contract's order. Error messages name columns and dtypes only, never values.
-    """
-    if not isinstance(df, pl.DataFrame):
-        raise TypeError(
-            f"`{role}` must be a polars DataFrame. Got {type(df).__name__}. "
-            "Convert it with polars.from_pandas(...) or polars.DataFrame(...)."
-        )
-    wanted = contract.modelled_columns
-    # df.columns and df.schema are rebuilt on every access: read them once (quadratic in the
-    # columns otherwise: 20 s per check on a 750-column table)
-    have, schema, wanted_set = df.columns, df.schema, set(wanted)
-    have_set = set(have)
-    missing = [c for c in wanted if c not in have_set]
-    extra = [c for c in have if c not in wanted_set]
-    if missing or extra:
-        raise ValueError(
-            f"`{role}` must hold exactly the contract's modelled columns. Missing: {missing}; "
-            f"not modelled (identifier, pii or unknown): {extra}. "
-            f"Select contract.modelled_columns before evaluating."
-        )
-    if df.height == 0:
-        raise ValueError(f"`{role}` has no rows. Pass a non-empty table.")
-    exprs: list[pl.Expr] = []
-    for name in wanted:
-        kind = contract.columns[name].kind
-        dtype = schema[name]
-        if kind == "datetime":
-            if not isinstance(dtype, pl.Datetime):
-                raise ValueError(
-                    f"`{role}` column {name!r} is {dtype}, the contract says datetime. "
-                    "Cast it to polars Datetime."
-                )
-            exprs.append((pl.col(name).dt.epoch("us").cast(pl.Float64) / 1e6).alias(name))
-        elif kind in NUMERIC_KINDS:
-            if not dtype.is_numeric():
-                raise ValueError(
-                    f"`{role}` column {name!r} is {dtype}, the contract says {kind}. "
-                    "Cast it to Int64 (integer) or Float64 (continuous)."
-                )
-            exprs.append(pl.col(name).cast(pl.Float64))
-        elif kind == "boolean":
-            if dtype != pl.Boolean:
-                raise ValueError(
-                    f"`{role}` column {name!r} is {dtype}, the contract says boolean. "
-                    "Cast it to polars Boolean."
-                )
-            exprs.append(pl.col(name))
-        else:  # categorical
-            if not (dtype == pl.Utf8 or isinstance(dtype, (pl.Categorical, pl.Enum))):
-                raise ValueError(
-                    f"`{role}` column {name!r} is {dtype}, the contract says categorical. "
-                    "Cast it to Utf8 strings (null = missing)."
-                )
-            exprs.append(pl.col(name).cast(pl.Utf8))
-    return df.select(exprs)
-
-
-def _numeric_values(series: pl.Series) -> np.ndarray:
-    """float64 values of a canonical numeric column, NaN where null."""
-    return series.cast(pl.Float64).to_numpy(allow_copy=True).astype(np.float64, copy=False)
-
-
-def _n_discrete_slots(contract: Contract, name: str) -> int:
-    """Slots of a discrete column: its categories, then null, then (categorical) 'other'."""
-    col = contract.columns[name]
-    if isinstance(col, BooleanColumn):
-        return 3
-    assert isinstance(col, CategoricalColumn)
-    return len(col.categories) + 2
-
-
-def _discrete_codes(series: pl.Series, contract: Contract, name: str) -> np.ndarray:
-    """int64 codes of a canonical discrete column, fixed by the contract.
-
-    Categorical: index in the contract's category list, then ``K`` for null and ``K + 1``
-    for a value outside the contract's domain (schema validation should have refused it; it
-    is tolerated here so a check never fails on, or prints, such a value). Boolean: False 0,
-    True 1, null 2.
-    """
-    col = contract.columns[name]
-    if isinstance(col, BooleanColumn):
-        return series.cast(pl.Int64).fill_null(2).to_numpy().astype(np.int64, copy=False)
-    assert isinstance(col, CategoricalColumn)
-    k = len(col.categories)
-    mapping = {c: i for i, c in enumerate(col.categories)}
-    codes = (
-        series.replace_strict(mapping, default=k + 1, return_dtype=pl.Int64)
-        .to_numpy()
-        .astype(np.int64, copy=True)
-    )
-    # replace_strict sends null to the default; put it back in its own slot.
-    codes[series.is_null().to_numpy()] = k
-    return codes
-
-
-def _subsample_index(total: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted indices of ``n`` of ``total`` rows drawn without replacement (all when ``n >= total``)."""
-    if n >= total:
-        return np.arange(total)
-    return np.sort(rng.choice(total, size=n, replace=False))
-
-
-def _subsample(df: pl.DataFrame, n: int, rng: np.random.Generator) -> pl.DataFrame:
-    """``n`` rows drawn without replacement (all rows, in order, when ``n >= df.height``)."""
-    if n >= df.height:
-        return df
-    return df[_subsample_index(df.height, n, rng)]
-
-
-def _int_seed(seq: np.random.SeedSequence) -> int:
-    return int(seq.generate_state(1)[0])
-
-
-# --- encoding --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Block:
-    """Where one column's encoding sits in an encoded matrix.
-
-    ``keep`` masks the column's slots in the contract layout (numeric: value, null flag;
-    discrete: categories, null, other). The public layout keeps every slot; the layout used
-    for the searches drops slots that no row of the three tables uses, which are zero in
-    every row and so change no distance.
-    """
-
-    start: int
-    numeric: bool
-    keep: np.ndarray
-
-    @property
-    def width(self) -> int:
-        return int(self.keep.sum())
-
-    @property
-    def columns(self) -> slice:
-        return slice(self.start, self.start + self.width)
-
-
-def _column_values(frame: pl.DataFrame, contract: Contract) -> dict[str, np.ndarray]:
-    """Per modelled column of a canonical frame: ``(x - min) / (max - min)`` with the contract
-    bounds as float64 (NaN for null) for numeric columns, slot codes (``_discrete_codes``) for
-    discrete ones."""
-    out: dict[str, np.ndarray] = {}
-    for name in contract.modelled_columns:
-        if contract.columns[name].kind in NUMERIC_KINDS:
-            lo, hi = _bounds(contract, name)
-            out[name] = (_numeric_values(frame[name]) - lo) / (hi - lo)
-        else:
-            out[name] = _discrete_codes(frame[name], contract, name)
-    return out
-
-
-def _layout(contract: Contract, used: dict[str, np.ndarray] | None = None) -> dict[str, _Block]:
-    """Column -> block, in contract order; ``used[name]`` masks the slots to keep (None: all)."""
-    blocks: dict[str, _Block] = {}
-    start = 0
-    for name in contract.modelled_columns:
-        numeric = contract.columns[name].kind in NUMERIC_KINDS
-        n_slots = 2 if numeric else _n_discrete_slots(contract, name)
-        keep = np.ones(n_slots, dtype=bool) if used is None else used[name]
-        blocks[name] = _Block(start=start, numeric=numeric, keep=keep)
-        start += blocks[name].width
-    return blocks
-
-
-def _used_slots(contract: Contract, tables: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Slots some row of ``tables`` uses: a numeric value always, its null flag when a value is
-    missing somewhere; a category when some row holds it. Never empty for a column."""
-    used: dict[str, np.ndarray] = {}
-    for name in contract.modelled_columns:
-        if contract.columns[name].kind in NUMERIC_KINDS:
-            has_null = any(bool(np.isnan(t[name]).any()) for t in tables)
-            used[name] = np.array([True, has_null])
-        else:
-            n_slots = _n_discrete_slots(contract, name)
-            counts = sum(np.bincount(t[name], minlength=n_slots) for t in tables)
-            used[name] = np.asarray(counts) > 0
-    return used
-
-
-def _encode(
-    values: dict[str, np.ndarray], layout: dict[str, _Block], rows: np.ndarray | None = None
-) -> np.ndarray:
-    """float32 matrix of ``values`` (all rows, or ``rows`` in that order) on ``layout``."""
-    first = next(iter(values.values()))
-    n = len(first) if rows is None else len(rows)
-    width = sum(b.width for b in layout.values())
-    out = np.zeros((n, width), dtype=np.float32)
-    for name, block in layout.items():
-        v = values[name] if rows is None else values[name][rows]
-        if block.numeric:
-            null = np.isnan(v)
-            out[:, block.start] = np.where(null, _NULL_POSITION, v)
-            if block.keep[1]:
-                out[:, block.start + 1] = null
-        else:
-            # Slot code -> column inside the block; every code present is a kept slot.
-            position = np.cumsum(block.keep) - 1
-            out[np.arange(n), block.start + position[v]] = _ONE_HOT
-    return out
-
-
-def encode_for_distance(df: pl.DataFrame, contract: Contract) -> np.ndarray:
-    """Encode rows so that Euclidean distance is the mixed-type distance of the contract.
-
-    The squared Euclidean distance between two encoded rows is
-    ``Σ_numeric (|Δ_j| / (max_j - min_j))² + number of categorical/boolean mismatches``: each
-    numeric column (continuous, integer, datetime in epoch seconds) becomes
-    ``(x - min) / (max - min)`` with the contract's bounds (never data-derived ranges), and
-    each categorical or boolean column becomes a one-hot block scaled by ``1/sqrt(2)``, so a
-    mismatch adds exactly 1.
-
-    Missing values: every numeric column also gets a null indicator; a null sits in the
-    middle of the scaled column (0.5) with indicator 1, so it differs from any in-range value
-    by at least 1 (at most sqrt(1.25)) and from another null by 0. In a discrete column null
-    is its own category; a categorical value outside the contract's domain falls in one
-    shared 'other' category. The layout depends only on the contract, so train, holdout and
-    synthetic encodings always line up.
-
-    Each column is one contiguous block of the encoding (numeric: 2 entries; discrete: its
-    categories + null + other), in the contract's order; a column subset is a selection of
-    blocks. The checks below search on the same layout less the slots no row uses.
-
-    Args:
-        df: rows holding exactly ``contract.modelled_columns``.
-        contract: the table's data contract (bounds and category lists).
-
-    Returns:
-        A float32 array of shape ``(df.height, width)``.
-    """
-    frame = _prepare(df, contract, role="df")
-    return _encode(_column_values(frame, contract), _layout(contract))
 
 
 # --- identical matches -----------------------------------------------------------------------
@@ -434,9 +170,9 @@ def identical_match_share(
             f"`tolerance` must be in [0, 1]. Got {tol}. Set gates.identical_match_tolerance."
         )
     if contract is not None:
-        syn = _prepare(synthetic, contract, role="synthetic")
-        tr = _prepare(train, contract, role="train")
-        ho = _prepare(holdout, contract, role="holdout")
+        syn = canonical_frame(synthetic, contract, role="synthetic")
+        tr = canonical_frame(train, contract, role="train")
+        ho = canonical_frame(holdout, contract, role="holdout")
     else:
         syn, tr, ho = synthetic, train, holdout
         for role, frame in (("train", tr), ("holdout", ho)):
@@ -450,8 +186,8 @@ def identical_match_share(
             raise ValueError("synthetic, train and holdout must all have rows.")
     m = min(tr.height, ho.height)
     rng = np.random.default_rng(seed)
-    tr_ref = _subsample(tr, m, rng)
-    ho_ref = _subsample(ho, m, rng)
+    tr_ref = subsample_rows(tr, m, rng)
+    ho_ref = subsample_rows(ho, m, rng)
     train_share = _exact_match_share(syn, tr_ref)
     holdout_share = _exact_match_share(syn, ho_ref)
     threshold = holdout_share + tol
@@ -498,7 +234,7 @@ def identical_match_share(
 class _Tables:
     """The three tables, checked, and encoded on one layout (synthetic rows on demand)."""
 
-    layout: dict[str, _Block]
+    layout: dict[str, ColumnBlock]
     syn_values: dict[str, np.ndarray]
     syn_total: int
     train: np.ndarray  # encoded; rows [:m] are the equal-size part
@@ -511,7 +247,7 @@ class _Tables:
     def synthetic_rows(self, cap: int | None, stream: int) -> np.ndarray:
         """Indices of the synthetic rows scored: all, or ``cap`` drawn from seed ``stream``."""
         n = self.syn_total if cap is None else cap
-        return _subsample_index(self.syn_total, n, np.random.default_rng(self.seeds[stream]))
+        return subsample_index(self.syn_total, n, np.random.default_rng(self.seeds[stream]))
 
     def references(self, balance: str) -> tuple[np.ndarray, np.ndarray]:
         """(train, holdout) a synthetic row is compared with: whole, or equal-size parts."""
@@ -557,7 +293,7 @@ def _distinct(
 
 def _equal_part_first(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
     """A permutation of ``range(n)``: a seeded subsample of ``m`` rows (sorted), then the rest."""
-    inside = _subsample_index(n, m, rng)
+    inside = subsample_index(n, m, rng)
     if len(inside) == n:
         return inside
     return np.concatenate([inside, np.setdiff1d(np.arange(n), inside, assume_unique=True)])
@@ -571,24 +307,24 @@ def _tables(
     seed: int,
 ) -> _Tables:
     """Check and encode the tables once for any of the distance checks (see above)."""
-    syn = _prepare(synthetic, contract, role="synthetic")
-    tr = _prepare(train, contract, role="train")
-    ho = _prepare(holdout, contract, role="holdout")
+    syn = canonical_frame(synthetic, contract, role="synthetic")
+    tr = canonical_frame(train, contract, role="train")
+    ho = canonical_frame(holdout, contract, role="holdout")
     seeds = tuple(np.random.SeedSequence(seed).spawn(5))
     m = min(tr.height, ho.height)
     ref_rng = np.random.default_rng(seeds[1])
     tr_order = _equal_part_first(tr.height, m, ref_rng)
     ho_order = _equal_part_first(ho.height, m, ref_rng)
-    syn_values = _column_values(syn, contract)
-    tr_values = _column_values(tr, contract)
-    ho_values = _column_values(ho, contract)
-    layout = _layout(contract, _used_slots(contract, [syn_values, tr_values, ho_values]))
+    syn_values = column_values(syn, contract)
+    tr_values = column_values(tr, contract)
+    ho_values = column_values(ho, contract)
+    layout = distance_layout(contract, used_slots(contract, [syn_values, tr_values, ho_values]))
     return _Tables(
         layout=layout,
         syn_values=syn_values,
         syn_total=syn.height,
-        train=_encode(tr_values, layout, tr_order),
-        holdout=_encode(ho_values, layout, ho_order),
+        train=encode_columns(tr_values, layout, tr_order),
+        holdout=encode_columns(ho_values, layout, ho_order),
         train_codes=_value_codes(tr_values, tr_order),
         holdout_codes=_value_codes(ho_values, ho_order),
         m=m,
@@ -596,20 +332,8 @@ def _tables(
     )
 
 
-def _knn(reference: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
-    """Distances from each query row to its ``k`` nearest reference rows, ascending.
-
-    scikit-learn's brute-force search (``ArgKmin``) walks the pairs in tiles of
-    ``pairwise_dist_chunk_size`` (256) x 256 rows and keeps a k-heap per query row, so its
-    memory is O((n_query + n_reference) k) plus a few tiles per thread, never
-    O(n_query x n_reference). float32 tiles are upcast to float64 for the dot products.
-    """
-    nn = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean")
-    return nn.fit(reference).kneighbors(query, return_distance=True)[0]
-
-
 def _nearest_distance(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
-    return _knn(reference, query, 1)[:, 0]
+    return nearest_distances(reference, query, 1)[:, 0]
 
 
 def _side(
@@ -619,7 +343,7 @@ def _side(
 
     ``whole=False`` takes the nearest distance within the equal-size part only.
     """
-    part = _knn(reference[:m], query, k)
+    part = nearest_distances(reference[:m], query, k)
     nearest = part[:, 0]
     if whole and reference.shape[0] > m:
         nearest = np.minimum(nearest, _nearest_distance(reference[m:], query))
@@ -792,8 +516,7 @@ def _check_cap(value: int | None, name: str, default: int | None) -> None:
 def _check_options(balance: str, confidence: float) -> None:
     if balance not in ("reweight", "subsample"):
         raise ValueError(f"`balance` must be 'reweight' or 'subsample'. Got {balance!r}.")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"`confidence` must be in (0, 1). Got {confidence}. Use e.g. 0.95.")
+    check_confidence(confidence)
 
 
 def _check_nndr_rows(tables: _Tables) -> None:
@@ -885,7 +608,7 @@ def _dcr_with_neighbours(
 ) -> tuple[MetricResult, MetricResult | None, np.ndarray, np.ndarray]:
     """DCR share from one k-nearest search per reference; also the near-copy share (``near``)
     from the same nearest distances, and the k-NN distances."""
-    s = _encode(tables.syn_values, tables.layout, tables.synthetic_rows(cap, 0))
+    s = encode_columns(tables.syn_values, tables.layout, tables.synthetic_rows(cap, 0))
     whole = balance == "reweight"
     d_train, knn_train = _side(tables.train, tables.m, s, k=k, whole=whole)
     d_holdout, knn_holdout = _side(tables.holdout, tables.m, s, k=k, whole=whole)
@@ -930,40 +653,11 @@ def _near_weights(d: np.ndarray, real: np.ndarray, quantile: float) -> tuple[np.
     return w, tau, part
 
 
-def _wilson(x: float, n: float, z: float) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``x / n`` (``x`` may be fractional)."""
-    p = x / n
-    den = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(max(p * (1.0 - p), 0.0) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def _paired_difference_ci(a: float, b: float, c: float, d: float, confidence: float) -> tuple[float, float]:
-    """Interval for ``p1 - p2`` of two paired proportions: Newcombe's (1998) method 10, the
-    hybrid score interval built from each proportion's Wilson interval and the correlation
-    ``phi`` of the pairs (``a`` both, ``b`` the first only, ``c`` the second only, ``d`` neither;
-    ``ad - bc`` continuity-corrected by n/2 as Newcombe does)."""
-    n = a + b + c + d
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p1, p2 = (a + b) / n, (a + c) / n
-    l1, u1 = _wilson(a + b, n, z)
-    l2, u2 = _wilson(a + c, n, z)
-    den = (a + b) * (c + d) * (a + c) * (b + d)
-    num = a * d - b * c
-    num = max(num - n / 2, 0.0) if num > 0 else num
-    phi = num / math.sqrt(den) if den > 0 else 0.0
-    delta = p1 - p2
-    low = delta - math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
-    high = delta + math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
-    return max(-1.0, low), min(1.0, high)
-
-
 def _near_copy_floor(a: float, b: float, c: float, d: float, confidence: float) -> float:
     """The upper end a table without copies would get with these near-copy counts: the same rows
     near both references and near neither, the rows near one only split evenly between them."""
     half = (b + c) / 2
-    return 0.5 + _paired_difference_ci(a, half, half, d, confidence)[1] / 2
+    return 0.5 + paired_difference_ci(a, half, half, d, confidence)[1] / 2
 
 
 def _near_copy_result(
@@ -990,7 +684,7 @@ def _near_copy_result(
     train_only = float(np.sum(w_t * (1.0 - w_h)))
     holdout_only = float(np.sum((1.0 - w_t) * w_h))
     neither = n - both - train_only - holdout_only
-    low, high = _paired_difference_ci(both, train_only, holdout_only, neither, confidence)
+    low, high = paired_difference_ci(both, train_only, holdout_only, neither, confidence)
     excess = (train_only - holdout_only) / n
     floor = _near_copy_floor(both, train_only, holdout_only, neither, confidence)
 
@@ -1229,7 +923,7 @@ def nndr(
     _check_cap(max_synthetic_rows, "max_synthetic_rows", DEFAULT_MAX_SYNTHETIC_ROWS)
     tables = _tables(synthetic, train, holdout, contract, seed)
     _check_nndr_rows(tables)
-    s = _encode(tables.syn_values, tables.layout, tables.synthetic_rows(max_synthetic_rows, 0))
+    s = encode_columns(tables.syn_values, tables.layout, tables.synthetic_rows(max_synthetic_rows, 0))
     _, knn_train = _side(tables.train, tables.m, s, k=2, whole=False)
     _, knn_holdout = _side(tables.holdout, tables.m, s, k=2, whole=False)
     return _nndr_result(knn_train, knn_holdout, tables, max_synthetic_rows)
@@ -1251,65 +945,6 @@ def _association_codes(values: np.ndarray, numeric: bool) -> np.ndarray:
         codes[null] = _ASSOCIATION_BINS
         values = codes
     return np.unique(values, return_inverse=True)[1].astype(np.int64).ravel()
-
-
-def _one_hot_counts(codes: list[np.ndarray], levels: list[int]) -> np.ndarray:
-    """float32 0/1 matrix (rows x sum(levels)): each column's codes one-hot, side by side."""
-    n = len(codes[0])
-    out = np.zeros((n, sum(levels)), dtype=np.float32)
-    start = 0
-    for c, k in zip(codes, levels, strict=True):
-        out[np.arange(n), start + c] = 1.0
-        start += k
-    return out
-
-
-def _level_blocks(levels: list[int], indices: list[int]) -> list[list[int]]:
-    """``indices`` cut into consecutive blocks of at most ``_ASSOCIATION_BLOCK_LEVELS`` levels
-    (a column with more levels is a block of its own)."""
-    blocks: list[list[int]] = [[]]
-    total = 0
-    for j in indices:
-        if blocks[-1] and total + levels[j] > _ASSOCIATION_BLOCK_LEVELS:
-            blocks.append([])
-            total = 0
-        blocks[-1].append(j)
-        total += levels[j]
-    return [b for b in blocks if b]
-
-
-def _cramers_v(codes: list[np.ndarray], levels: list[int], rows: list[int], cols: list[int]) -> np.ndarray:
-    """Cramér's V (no bias correction, as scipy's ``association(method="cramer")``) of every
-    column in ``rows`` with every column in ``cols``: a ``(len(rows), len(cols))`` array, 0 where
-    a column holds a single level. Every level of a column occurs (codes 0..L-1 are dense).
-
-    All contingency tables of two blocks of columns come from one product of their one-hot
-    matrices (counts, exact in float32 below 2^24 rows); with row sums ``r`` and column sums
-    ``c``, ``V² = (Σ O² / (r c) - 1) / (min(R, C) - 1)`` (χ² without continuity correction over
-    ``n (min(R, C) - 1)``). Memory: two one-hot blocks of rows x at most
-    ``_ASSOCIATION_BLOCK_LEVELS`` levels and their product; work: rows x (levels of ``rows``) x
-    (levels of ``cols``).
-    """
-    out = np.zeros((len(rows), len(cols)))
-    pos_r = {j: i for i, j in enumerate(rows)}
-    pos_c = {j: i for i, j in enumerate(cols)}
-    for block_a in _level_blocks(levels, rows):
-        xa = _one_hot_counts([codes[j] for j in block_a], [levels[j] for j in block_a])
-        ra = xa.sum(axis=0, dtype=np.float64)
-        starts_a = np.cumsum([0] + [levels[j] for j in block_a[:-1]])
-        for block_b in _level_blocks(levels, cols):
-            xb = _one_hot_counts([codes[j] for j in block_b], [levels[j] for j in block_b])
-            cb = xb.sum(axis=0, dtype=np.float64)
-            starts_b = np.cumsum([0] + [levels[j] for j in block_b[:-1]])
-            observed = (xa.T @ xb).astype(np.float64)
-            terms = observed * observed / np.outer(ra, cb)
-            sums = np.add.reduceat(np.add.reduceat(terms, starts_a, axis=0), starts_b, axis=1)
-            k = np.minimum.outer([levels[j] for j in block_a], [levels[j] for j in block_b])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                v = np.sqrt(np.clip((sums - 1.0) / (k - 1), 0.0, 1.0))
-            v[k < 2] = 0.0
-            out[np.ix_([pos_r[j] for j in block_a], [pos_c[j] for j in block_b])] = v
-    return out
 
 
 def _association_candidates(p: int, rng: np.random.Generator) -> np.ndarray:
@@ -1354,7 +989,7 @@ def _choose_subsets(
         candidates = _association_candidates(p, candidate_rng)
         capped = len(candidates) < p
         cand = candidates.tolist()
-        assoc = _cramers_v(codes, levels, cand, cand)
+        assoc = cramers_v_matrix(codes, levels, cand, cand)
         np.fill_diagonal(assoc, 0.0)
         pairs_measured = len(cand) * (len(cand) - 1) // 2
         for a in np.argsort(-assoc.max(axis=1), kind="stable"):
@@ -1367,7 +1002,7 @@ def _choose_subsets(
                 # at most n_correlated rows of the association are measured.
                 if any(anchor in c for _, c, _ in chosen):
                     continue
-                row = _cramers_v(codes, levels, [anchor], list(range(p)))[0]
+                row = cramers_v_matrix(codes, levels, [anchor], list(range(p)))[0]
                 pairs_measured += p - 1
             else:
                 row = assoc[int(a)]
@@ -1416,7 +1051,7 @@ def _subset_result(
     names = list(tables.layout)
     p = len(names)
     rows = tables.synthetic_rows(cap, 3)
-    s_all = _encode(tables.syn_values, tables.layout, rows)
+    s_all = encode_columns(tables.syn_values, tables.layout, rows)
     scope: dict[str, Any] = {"columns": p}
     if p < 2:
         size = p

@@ -31,14 +31,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from synthgate.errors import OwnerReportError
 from synthgate.validation.contract import Contract, load_contract
-from synthgate.validation.report import _check_ledger, _jsonable, render_html, write_report, write_text_atomically
+from synthgate.validation.report import check_ledger as _check_ledger
+from synthgate.validation.report import jsonable as _jsonable
+from synthgate.validation.report import render_html, write_report, write_text_atomically
 from synthgate.validation.results import GateDecision, MetricResult
 
 __all__ = [
     "ADJACENCY",
     "DECISION_FILE",
-    "OwnerReportError",
     "build_public_report",
     "decision_record",
     "dp_distributions",
@@ -57,10 +59,6 @@ ADJACENCY = (
 )
 # Keys of a model's training summary that are timings or machine facts, not model facts.
 _SUMMARY_LEFT_OUT = ("seconds", "device")
-
-
-class OwnerReportError(RuntimeError):
-    """The owner-only location is unsafe (inside the release folder, or open to others)."""
 
 
 # --- the decision, without values ---------------------------------------------------------------
@@ -189,8 +187,10 @@ def dp_distributions(
     variation between the two (nulls as one more cell): post-processing of DP and public data.
     Without a synthetic table (a blocked run publishes none) the synthetic shares are omitted.
     """
-    from synthgate.validation.fidelity import PLOT_BINS, _edge_labels, _plot
-    from synthgate.validation.privacy import _prepare
+    from synthgate.validation.encoding import canonical_frame as _prepare
+    from synthgate.validation.fidelity import PLOT_BINS
+    from synthgate.validation.fidelity import column_plot as _plot
+    from synthgate.validation.fidelity import edge_labels as _edge_labels
 
     codec = _codec(contract, codec_state)
     if synthetic is not None:

@@ -38,7 +38,7 @@ from synthgate.validation.plots import (
 )
 from synthgate.validation.results import GateDecision, MetricResult
 
-__all__ = ["build_report", "render_html", "write_report"]
+__all__ = ["build_report", "check_ledger", "jsonable", "render_html", "write_report"]
 
 REPORT_VERSION = 1
 # Distribution figures per report, the least similar columns first (each is an SVG: a 600-column
@@ -50,7 +50,7 @@ _LEDGER_ENTRY_KEYS = ("mechanism", "noise_multiplier", "sample_rate", "steps", "
 # --- JSON ------------------------------------------------------------------------------------
 
 
-def _jsonable(value: Any, *, where: str = "report") -> Any:
+def jsonable(value: Any, *, where: str = "report") -> Any:
     """A JSON-safe copy: numpy scalars to Python, tuples/sets to lists, NaN/inf to None."""
     if value is None or isinstance(value, (bool, str)):
         return value
@@ -59,23 +59,23 @@ def _jsonable(value: Any, *, where: str = "report") -> Any:
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v, where=f"{where}.{k}") for k, v in value.items()}
+        return {str(k): jsonable(v, where=f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+        return [jsonable(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, (set, frozenset)):
-        return [_jsonable(v, where=where) for v in sorted(value, key=str)]
+        return [jsonable(v, where=where) for v in sorted(value, key=str)]
     if isinstance(value, PurePath):
         return str(value)
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     if isinstance(value, enum.Enum):
-        return _jsonable(value.value, where=where)
+        return jsonable(value.value, where=where)
     if hasattr(value, "model_dump"):  # pydantic models (RunConfig)
-        return _jsonable(value.model_dump(mode="json"), where=where)
+        return jsonable(value.model_dump(mode="json"), where=where)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value), where=where)
+        return jsonable(dataclasses.asdict(value), where=where)
     if hasattr(value, "item") and hasattr(value, "dtype"):  # numpy scalar
-        return _jsonable(value.item(), where=where)
+        return jsonable(value.item(), where=where)
     raise TypeError(
         f"{where} holds a {type(value).__name__}, which the report cannot store as JSON. "
         "Pass plain numbers, strings, lists and dicts (or a pydantic model)."
@@ -85,7 +85,8 @@ def _jsonable(value: Any, *, where: str = "report") -> Any:
 # --- building --------------------------------------------------------------------------------
 
 
-def _check_ledger(ledger: Mapping[str, Any]) -> list[dict[str, Any]]:
+def check_ledger(ledger: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ledger's entries, each with a string description; refuses a ledger without the keys a report states."""
     expected = (
         '{"accountant": "rdp", "epsilon": float, "delta": float, "entries": [{"mechanism", '
         '"noise_multiplier", "sample_rate", "steps", "epsilon_alone", "description"}]}'
@@ -218,7 +219,7 @@ def build_report(
     missing_rows = [k for k in ("train", "holdout", "synthetic") if k not in rows]
     if missing_rows:
         raise ValueError(f"`rows` lacks {missing_rows}. Pass {{'train', 'holdout', 'synthetic'}}.")
-    entries = _check_ledger(ledger) if ledger is not None else []
+    entries = check_ledger(ledger) if ledger is not None else []
     report = {
         "report_version": REPORT_VERSION,
         "run_id": run_id,
@@ -246,7 +247,7 @@ def build_report(
         "outside_guarantee": _outside_guarantee(results, rows, has_ledger=ledger is not None),
         "notes": list(notes),
     }
-    result: dict[str, Any] = _jsonable(report)
+    result: dict[str, Any] = jsonable(report)
     return result
 
 
@@ -1376,7 +1377,7 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    clean = _jsonable(report)
+    clean = jsonable(report)
     write_text_atomically(
         folder / "report.json", json.dumps(clean, indent=2, ensure_ascii=False, allow_nan=False)
     )

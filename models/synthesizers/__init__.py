@@ -81,7 +81,7 @@ def resolve_model_config(contract: Contract, *, epochs: float | None = None, bat
     """
     from pydantic import ValidationError
 
-    from synthgate.validation.contract import ContractError
+    from synthgate.errors import ContractError
 
     cls = get_synthesizer(contract.model)
     options = dict(contract.model_options)

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from synthgate.errors import CheckpointRefused
 from synthgate.models.calibrate import POOL_FACTOR, Calibrator
 from synthgate.models.codec import Codec
 from synthgate.models.device import resolve_device
@@ -259,10 +260,6 @@ def buffers_kept(*modules: nn.Module | None) -> Iterator[None]:
             for m, kept in zip([m for m in modules if m is not None], saved, strict=True):
                 for b, old in zip(m.buffers(), kept, strict=True):
                     b.copy_(old)
-
-
-class CheckpointRefused(ValueError):
-    """A checkpoint file was changed, replaced, damaged or belongs to another fit (exit code 2)."""
 
 
 @dataclass(frozen=True)

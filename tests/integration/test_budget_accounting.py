@@ -20,7 +20,7 @@ from synthgate.flows.config import RunConfig, SourceConfig
 from synthgate.flows.demo import demo_contract
 from synthgate.flows.release import release_flow
 from synthgate.governance.registry import Registry
-from synthgate.tasks.steps import InputError
+from synthgate.errors import InputError
 from synthgate.validation.contract import load_contract
 
 runner = CliRunner()

@@ -21,8 +21,8 @@ from synthgate.flows.cli import app
 from synthgate.flows.config import RunConfig, SourceConfig
 from synthgate.flows.demo import demo_contract
 from synthgate.flows.release import release_flow, run_release
-from synthgate.governance.locks import DatabaseLocked
-from synthgate.governance.registry import BudgetExceeded, Registry
+from synthgate.errors import BudgetExceeded, DatabaseLocked
+from synthgate.governance.registry import Registry
 from synthgate.tasks import publish
 from synthgate.tasks.publish import published_run, publish_table
 from tests.lockholder import hold

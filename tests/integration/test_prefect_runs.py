@@ -31,8 +31,9 @@ from prefect.types.names import LOWERCASE_LETTERS_NUMBERS_AND_DASHES_ONLY_REGEX
 import synthgate.flows.release as release_module
 from synthgate.flows.config import RunConfig, SourceConfig
 from synthgate.flows.demo import demo_contract, demo_parquet
-from synthgate.flows.release import ReleaseBlocked, release_flow, run_release
-from synthgate.governance.registry import BudgetExceeded, Registry
+from synthgate.errors import BudgetExceeded, ReleaseBlocked
+from synthgate.flows.release import release_flow, run_release
+from synthgate.governance.registry import Registry
 
 BLOCKING_GATES = {  # every gate lenient but column shapes, which no model meets exactly: the run is blocked
     "max_dcr_share": 1.0, "identical_match_tolerance": 1.0, "max_mia_auc": 1.0, "max_mia_tpr_at_1pct_fpr": 1.0,

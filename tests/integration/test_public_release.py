@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 
 from synthgate.flows.cli import app
 from synthgate.flows.demo import demo_contract, demo_parquet
-from synthgate.governance.registry import Registry, RegistryError
+from synthgate.errors import RegistryError
+from synthgate.governance.registry import Registry
 from synthgate.validation.public_report import build_public_report, write_public_report
 
 runner = CliRunner()

@@ -51,7 +51,7 @@ def test_import_is_light() -> None:
 
 def test_release_from_dict_and_yaml_and_sample(prefect_harness: None, tmp_path: Path) -> None:
     import synthgate
-    from synthgate.governance.registry import RegistryError
+    from synthgate.errors import RegistryError
 
     cfg = _config(tmp_path, LENIENT)
     result = synthgate.release(cfg)
@@ -109,7 +109,7 @@ def test_release_from_dict_and_yaml_and_sample(prefect_harness: None, tmp_path: 
 
 def test_release_refuses_a_bad_config_before_running() -> None:
     import synthgate
-    from synthgate.validation.contract import ContractError
+    from synthgate.errors import ContractError
 
     with pytest.raises(ContractError, match="source"):
         synthgate.release({"contract": "c.yaml"})

@@ -15,7 +15,7 @@ from synthgate.flows.config import RunConfig, SourceConfig
 from synthgate.flows.demo import demo_contract
 from synthgate.flows.release import release_flow, run_release
 from synthgate.governance.registry import Registry
-from synthgate.tasks.steps import ContractViolation
+from synthgate.errors import ContractViolation
 
 
 def _config(tmp_path: Path, source: Path, **kw: object) -> RunConfig:

@@ -11,7 +11,7 @@ from synthgate.flows.config import RunConfig, SourceConfig
 from synthgate.flows.demo import demo_contract
 from synthgate.flows.release import run_release
 from synthgate.flows.stages import make_task_runner
-from synthgate.validation.contract import ContractError
+from synthgate.errors import ContractError
 
 pytest.importorskip("prefect_dask", reason="task_runner: dask needs synthgate[cluster] (installed by `make test`)")
 

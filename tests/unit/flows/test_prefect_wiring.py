@@ -9,7 +9,8 @@ import re
 import pytest
 from prefect.types.names import LOWERCASE_LETTERS_NUMBERS_AND_DASHES_ONLY_REGEX
 
-from synthgate.flows.release import ReleaseBlocked, blocked_message
+from synthgate.errors import ReleaseBlocked
+from synthgate.flows.release import blocked_message
 from synthgate.flows.stages import run_tags
 from synthgate.tasks.publish import artifact_key
 
@@ -51,7 +52,7 @@ def test_a_pickled_release_blocked_error_leaves_the_owners_report_behind() -> No
 def test_cli_defaults_send_run_logs_to_the_api_and_keep_the_terminal_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.logging.configuration import DEFAULT_LOGGING_SETTINGS_PATH, load_logging_config
 
-    from synthgate.flows.cli import QUIET_TERMINAL, _prefect_defaults
+    from synthgate.flows.cli import QUIET_TERMINAL, prefect_defaults
 
     def unset_all() -> None:  # recorded by monkeypatch (set first), so the process env is restored afterwards
         for key in QUIET_TERMINAL:
@@ -59,7 +60,7 @@ def test_cli_defaults_send_run_logs_to_the_api_and_keep_the_terminal_quiet(monke
             monkeypatch.delenv(key)
 
     unset_all()
-    _prefect_defaults()
+    prefect_defaults()
     assert {k: os.environ[k] for k in QUIET_TERMINAL} == QUIET_TERMINAL
     config = load_logging_config(DEFAULT_LOGGING_SETTINGS_PATH)
     assert config["loggers"]["prefect.flow_runs"]["level"] == "INFO"  # the Logs tab gets the stage lines
@@ -69,17 +70,14 @@ def test_cli_defaults_send_run_logs_to_the_api_and_keep_the_terminal_quiet(monke
     # A user's own level wins, and then nothing else is changed either.
     unset_all()
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "DEBUG")
-    _prefect_defaults()
+    prefect_defaults()
     assert os.environ["PREFECT_LOGGING_LEVEL"] == "DEBUG"
     assert not any(k in os.environ for k in QUIET_TERMINAL if k != "PREFECT_LOGGING_LEVEL")
 
 
 def test_the_outcome_tag_of_a_run_that_raised_uses_the_registrys_words() -> None:
     from synthgate.flows.release import _outcome
-    from synthgate.governance.registry import BudgetExceeded, RegistryError
-    from synthgate.tasks.steps import InputError
-    from synthgate.tasks.redaction import WithheldError
-    from synthgate.validation.contract import ContractError
+    from synthgate.errors import BudgetExceeded, ContractError, InputError, RegistryError, WithheldError
 
     assert _outcome(BudgetExceeded("over")) == "refused"
     assert {_outcome(e) for e in (ContractError("c"), InputError("i"), RegistryError("r"))} == {"invalid"}

@@ -8,8 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from synthgate.governance.locks import DatabaseLocked, connect
-from synthgate.governance.registry import BudgetExceeded, Registry, RegistryError
+from synthgate.errors import BudgetExceeded, DatabaseLocked, RegistryError
+from synthgate.governance.locks import connect
+from synthgate.governance.registry import Registry
 from tests.lockholder import hold
 
 
@@ -152,7 +153,7 @@ def test_only_transient_errors_are_retried() -> None:
     import duckdb
 
     from synthgate.tasks.governance import is_transient
-    from synthgate.tasks.ingest import InputError
+    from synthgate.errors import InputError
 
     def failed(err: BaseException) -> SimpleNamespace:
         return SimpleNamespace(data=err)

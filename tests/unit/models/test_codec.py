@@ -20,7 +20,8 @@ from synthgate.models.codec import (
     precision_level,
 )
 from synthgate.models.ledger import PrivacyLedger
-from synthgate.validation.contract import Contract, ContractError, parse_contract
+from synthgate.errors import ContractError
+from synthgate.validation.contract import Contract, parse_contract
 
 
 def _fitted(contract: Contract, df: pl.DataFrame, noise: float = 1e-3) -> tuple[Codec, PrivacyLedger]:

@@ -20,7 +20,7 @@ from synthgate.models.ledger import PrivacyLedger, calibrate_noise
 from synthgate.models.synthesizers.ctgan import CTGANConfig, DPCTGAN
 from synthgate.validation.contract import Contract
 from synthgate.validation.gates import budget_result
-from synthgate.validation.privacy import encode_for_distance
+from synthgate.validation.encoding import encode_for_distance
 
 TINY = CTGANConfig(epochs=2.0, batch_size=200, generator_dims=(32,), critic_dims=(32,), z_dim=8)
 

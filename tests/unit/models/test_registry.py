@@ -14,10 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 from synthgate.models.ledger import PrivacyLedger
-from synthgate.models.sampling import WhereError, equality_conditions, sample_where
+from synthgate.errors import ContractError, WhereError
+from synthgate.models.sampling import equality_conditions, sample_where
 from synthgate.models.synthesizers import MODEL_NAMES, get_synthesizer, load_synthesizer, registered, resolve_model_config
 from synthgate.models.synthesizers.base import Synthesizer
-from synthgate.validation.contract import Contract, ContractError, parse_contract
+from synthgate.validation.contract import Contract, parse_contract
 from synthgate.validation.expectations import validate_frame
 
 HEALTH_MODELS = ("medgan", "corgan")

@@ -10,8 +10,8 @@ from synthgate.flows.cli import printable, safe
 from synthgate.flows.config import RunConfig, SourceConfig, check_source_query
 from synthgate.flows.demo import demo_contract
 from synthgate.tasks.preflight import MAX_ENCODED_WIDTH, check_work, column_widths, encoded_width, minimum_rows
-from synthgate.tasks.steps import InputError
-from synthgate.validation.contract import ContractError, check_table_name, load_contract, load_yaml_text, parse_contract
+from synthgate.errors import ContractError, InputError
+from synthgate.validation.contract import check_table_name, load_contract, load_yaml_text, parse_contract
 
 
 def _config(**kw: object) -> RunConfig:

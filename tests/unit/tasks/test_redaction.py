@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from synthgate.tasks.redaction import SHOW_ENV, WithheldError, withhold_library_errors
-from synthgate.tasks.steps import InputError
+from synthgate.errors import InputError, WithheldError
+from synthgate.tasks.redaction import SHOW_ENV, withhold_library_errors
 
 SECRET = "ZQX-PRIVATE-7731"
 

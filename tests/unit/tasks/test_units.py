@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from synthgate.tasks.steps import InputError
+from synthgate.errors import InputError
 from synthgate.tasks.units import one_row_per_unit
 from synthgate.validation.contract import parse_contract
 

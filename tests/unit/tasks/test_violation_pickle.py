@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pickle
 
-from synthgate.tasks.steps import ContractViolation
+from synthgate.errors import ContractViolation
 from synthgate.validation.expectations import ValidationFailure, ValidationReport
 
 

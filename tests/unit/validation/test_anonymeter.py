@@ -26,9 +26,9 @@ from synthgate.validation.anonymeter import (
     inference_risk,
     linkability_risk,
     singling_out_risk,
-    wilson_interval,
 )
 from synthgate.validation.contract import Contract, parse_contract
+from synthgate.validation.stats import wilson_interval
 
 
 def _contract(columns: dict[str, dict[str, object]], **extra: object) -> Contract:

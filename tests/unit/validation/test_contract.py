@@ -9,13 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from synthgate.validation.contract import (
-    Contract,
-    ContractError,
-    PrivacyBudget,
-    load_contract,
-    parse_contract,
-)
+from synthgate.errors import ContractError
+from synthgate.validation.contract import Contract, PrivacyBudget, load_contract, parse_contract
 
 DEMO = Path(__file__).resolve().parents[3] / "flows" / "demo" / "adult.contract.yaml"
 

@@ -7,7 +7,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from synthgate.validation.contract import ContractError, parse_contract
+from synthgate.errors import ContractError
+from synthgate.validation.contract import parse_contract
 from synthgate.validation.derived import add_derived_columns, derivation_violations, find_derivations
 from synthgate.validation.expectations import DERIVED_CHECK, validate_frame
 

@@ -11,11 +11,12 @@ import pytest
 import yaml
 from scipy.stats import norm
 
-from synthgate.governance.registry import BudgetExceeded, Registry, RegistryError
+from synthgate.errors import BudgetExceeded, ContractError, RegistryError
+from synthgate.governance.registry import Registry
 from synthgate.models.ledger import epsilon_of
 from synthgate.tasks.governance import check_dp_inference
 from synthgate.tasks.ingest import prepare_frame
-from synthgate.validation.contract import ContractError, parse_contract
+from synthgate.validation.contract import parse_contract
 from synthgate.validation.dp_infer import (
     INFERENCE_KIND,
     OTHER_CATEGORY,

@@ -381,7 +381,7 @@ def _typed_contract() -> Contract:
 
 def test_conform_types_makes_dates_and_flags_canonical_and_every_stage_accepts_them() -> None:
     from synthgate.validation.expectations import conform_types, physical_type_errors
-    from synthgate.validation.privacy import _prepare
+    from synthgate.validation.encoding import canonical_frame
 
     c = _typed_contract()
     raw = pl.DataFrame({
@@ -397,7 +397,7 @@ def test_conform_types_makes_dates_and_flags_canonical_and_every_stage_accepts_t
     assert out["yn"].to_list() == [True, False, None, True, True, False]
     assert physical_type_errors(out.schema, c) == []
     assert validate_frame(out, c).success
-    _prepare(out, c, role="train")  # the privacy checks take it as it is (the DATE crash of issue 21)
+    canonical_frame(out, c, role="train")  # the privacy checks take it as it is (the DATE crash of issue 21)
 
 
 def test_flags_that_are_not_zero_one_stay_and_fail_validation_with_a_count() -> None:

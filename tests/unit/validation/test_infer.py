@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 import yaml
 
+from synthgate.errors import ContractError
 from synthgate.validation.contract import (
     CategoricalColumn,
     ContinuousColumn,
-    ContractError,
     DatetimeColumn,
     IntegerColumn,
     load_contract,

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from synthgate.validation.contract import ContractError, load_contract, parse_contract
+from synthgate.errors import ContractError
+from synthgate.validation.contract import load_contract, parse_contract
 from synthgate.validation.interop import from_frictionless, from_sdv, to_frictionless, to_sdv
 
 from .test_gates import small_contract

@@ -13,13 +13,13 @@ import pytest
 from scipy.stats import binomtest
 
 from synthgate.validation.contract import Contract, load_contract, parse_contract
+from synthgate.validation.encoding import encode_for_distance
+from synthgate.validation.stats import paired_difference_ci
 from synthgate.validation.privacy import (
     _near_weights,
-    _paired_difference_ci,
     dcr_share,
     dcr_share_subsets,
     distance_checks,
-    encode_for_distance,
     identical_match_share,
     near_copy_share,
     nndr,
@@ -263,12 +263,12 @@ def test_dcr_share_rejects_bad_options(one_number: Contract) -> None:
 def test_paired_difference_interval_is_newcombes_method_10() -> None:
     # Newcombe (1998), Statistics in Medicine 17:2635, paired example a=36, b=12, c=2, d=0:
     # difference 0.2, method 10 interval 0.0569 to 0.3404 (published to 4 decimals).
-    low, high = _paired_difference_ci(36, 12, 2, 0, 0.95)
+    low, high = paired_difference_ci(36, 12, 2, 0, 0.95)
     assert (low, high) == pytest.approx((0.0569, 0.3404), abs=5e-5)
     # symmetric when the discordant counts are equal; empty discordance gives a zero-centred interval
-    low, high = _paired_difference_ci(10, 7, 7, 76, 0.95)
+    low, high = paired_difference_ci(10, 7, 7, 76, 0.95)
     assert low == pytest.approx(-high)
-    assert _paired_difference_ci(3, 0, 0, 0, 0.95)[0] < 0 < _paired_difference_ci(3, 0, 0, 0, 0.95)[1]
+    assert paired_difference_ci(3, 0, 0, 0, 0.95)[0] < 0 < paired_difference_ci(3, 0, 0, 0, 0.95)[1]
 
 
 def test_near_weights_give_real_rows_exactly_the_chance_share_under_ties() -> None:
@@ -296,7 +296,7 @@ def test_near_copy_share_by_hand(one_number: Contract) -> None:
     assert r.details["near_train_share"] == pytest.approx(2.1 / 4)
     assert r.details["near_holdout_share"] == pytest.approx(2 / 4)
     assert r.value == pytest.approx(0.5 + 0.025 / 2)
-    low, high = _paired_difference_ci(1.0, 1.1, 1.0, 0.9, 0.95)
+    low, high = paired_difference_ci(1.0, 1.1, 1.0, 0.9, 0.95)
     assert r.ci == pytest.approx((0.5 + low / 2, 0.5 + high / 2))
     assert r.gated_value == r.ci[1] and r.threshold == one_number.gates.max_dcr_share
     assert (r.name, r.kind, r.direction, r.ideal) == ("near_copy_share", "privacy", "max", 0.5)
@@ -492,7 +492,7 @@ def test_cramers_v_of_all_pairs_equals_scipy(monkeypatch: pytest.MonkeyPatch) ->
 
     from scipy.stats.contingency import association
 
-    import synthgate.validation.privacy as privacy
+    import synthgate.validation.stats as stats
 
     rng = np.random.default_rng(4)
     n, base = 400, rng.integers(0, 12, 400)
@@ -508,11 +508,11 @@ def test_cramers_v_of_all_pairs_equals_scipy(monkeypatch: pytest.MonkeyPatch) ->
             table = np.bincount(codes[a] * levels[b] + codes[b], minlength=levels[a] * levels[b])
             want[a, b] = want[b, a] = association(table.reshape(levels[a], levels[b]), method="cramer")
     for block_levels in (1024, 7):  # 7: blocks of a few columns; the 36-level column alone
-        monkeypatch.setattr(privacy, "_ASSOCIATION_BLOCK_LEVELS", block_levels)
-        got = privacy._cramers_v(codes, levels, list(range(p)), list(range(p)))
+        monkeypatch.setattr(stats, "ASSOCIATION_BLOCK_LEVELS", block_levels)
+        got = stats.cramers_v_matrix(codes, levels, list(range(p)), list(range(p)))
         np.fill_diagonal(got, 0.0)
         np.testing.assert_allclose(got, want, atol=1e-12)
-        rows = privacy._cramers_v(codes, levels, [4, 1], list(range(p)))  # rows x columns
+        rows = stats.cramers_v_matrix(codes, levels, [4, 1], list(range(p)))  # rows x columns
         np.testing.assert_allclose(rows[:, [0, 2, 3]], want[[4, 1]][:, [0, 2, 3]], atol=1e-12)
 
 

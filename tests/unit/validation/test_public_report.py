@@ -11,17 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from synthgate.errors import OwnerReportError
 from synthgate.models.codec import Codec
 from synthgate.models.ledger import PrivacyLedger
-from synthgate.validation.fidelity import _plot
-from synthgate.validation.privacy import _prepare
-from synthgate.validation.public_report import (
-    OwnerReportError,
-    dp_distributions,
-    public_gates,
-    public_reasons,
-    write_owner_report,
-)
+from synthgate.validation.encoding import canonical_frame
+from synthgate.validation.fidelity import column_plot
+from synthgate.validation.public_report import dp_distributions, public_gates, public_reasons, write_owner_report
 from synthgate.validation.report import render_html
 from synthgate.validation.results import GateDecision, MetricResult, decide_release
 
@@ -42,10 +37,10 @@ def test_dp_distributions_equal_the_exact_shares_when_the_codec_is_exact() -> No
     synthetic = small_frame(500, seed=9).select(contract.modelled_columns)
     dists = dp_distributions(contract, state, synthetic)
     assert list(dists) == contract.modelled_columns
-    real = _prepare(frame, contract, role="real")
-    syn = _prepare(synthetic, contract, role="synthetic")
+    real = canonical_frame(frame, contract, role="real")
+    syn = canonical_frame(synthetic, contract, role="synthetic")
     for name, d in dists.items():
-        exact = _plot(real[name], syn[name], contract, name)
+        exact = column_plot(real[name], syn[name], contract, name)
         assert d["labels"] == exact["labels"] and d["synthetic"] == exact["synthetic"], name
         assert d["null_real"] == pytest.approx(exact["null_real"], abs=1e-12), name
         assert d["null_synthetic"] == exact["null_synthetic"], name
