@@ -10,7 +10,8 @@ Every task (and flow) that reads private rows is wrapped by :func:`withhold_libr
 exception leaving it is judged by where it comes from:
 
 - synthgate's own exception classes, and built-in ones (``ValueError``...) raised by synthgate's own
-  code (the innermost frame is in this project, not in site-packages), pass unchanged: their
+  code (the innermost frame is a ``synthgate.*`` module, installed or not, or a file of this
+  checkout), pass unchanged: their
   messages are written to name columns and problems, never values;
 - I/O errors (``OSError``, DuckDB's ``IOException``) pass too: they name files, and the transient
   ones are retried by type;
@@ -40,7 +41,9 @@ __all__ = ["withhold_library_errors"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PROJECT = Path(__file__).resolve().parents[1]
-_OUR_PACKAGES = {"flows", "tasks", "models", "validation", "governance", "benchmarks"}
+#: code whose module is in these packages is ours wherever it is installed (a checkout or a wheel in
+#: site-packages): every installed module is synthgate.<folder>
+_OUR_PACKAGES = {"synthgate", "benchmarks"}
 
 
 def _innermost(tb: TracebackType | None) -> TracebackType | None:
@@ -56,7 +59,9 @@ def _raised_here(err: BaseException) -> tuple[bool, str]:
         return False, "unknown code"
     path = Path(tb.tb_frame.f_code.co_filename)
     module = str(tb.tb_frame.f_globals.get("__name__", path.name))
-    try:
+    if module.split(".")[0] in _OUR_PACKAGES:  # an installed wheel's code lives in site-packages
+        return True, module
+    try:  # a file of this checkout loaded by path (Prefect's flow entrypoints)
         inside = path.resolve().is_relative_to(_PROJECT) and "site-packages" not in path.parts
     except OSError:
         inside = False

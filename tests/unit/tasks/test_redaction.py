@@ -43,6 +43,24 @@ def test_own_errors_pass_with_their_message_and_without_their_cause() -> None:
         withhold_library_errors(own_class)()
 
 
+def test_our_code_installed_in_site_packages_is_still_ours() -> None:
+    """An installed wheel's modules live in site-packages; a ValueError raised there by a synthgate
+    module passes (its message names columns), one raised by another package there is withheld."""
+    code = compile("def fail():\n    raise ValueError('column x: " + SECRET + "')\n",
+                   "/venv/lib/python3.11/site-packages/pkg/mod.py", "exec")
+    for module, passes in (("synthgate.validation.fake", True), ("somelib.core", False)):
+        space: dict[str, object] = {"__name__": module}
+        exec(code, space)  # noqa: S102  (a function whose frame claims that file and module)
+        wrapped = withhold_library_errors(space["fail"])  # type: ignore[arg-type]
+        if passes:
+            with pytest.raises(ValueError, match=SECRET):
+                wrapped()
+        else:
+            with pytest.raises(WithheldError, match="ValueError raised by somelib") as caught:
+                wrapped()
+            assert SECRET not in str(caught.value)
+
+
 def test_io_errors_pass_for_retries_and_the_switch_shows_everything(monkeypatch: pytest.MonkeyPatch) -> None:
     def io() -> None:
         open("/nonexistent/synthgate/file")  # noqa: SIM115
