@@ -49,7 +49,10 @@ from synthgate.models.synthesizers.base import private_entropy
 from synthgate.tasks.evaluate import child_seed
 from synthgate.tasks.ingest import load_table
 from synthgate.tasks.redaction import withhold_library_errors
-from synthgate.tasks.steps import fit_synthesizer, private_task, split_holdout, validate_table
+from synthgate.tasks.redaction import private_task
+from synthgate.tasks.split import split_holdout
+from synthgate.tasks.train import fit_synthesizer
+from synthgate.tasks.validate import validate_table
 from synthgate.validation.audit import score_audit
 from synthgate.validation.contract import Contract, ContractError, load_contract
 from synthgate.validation.report import write_text_atomically

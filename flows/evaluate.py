@@ -35,7 +35,7 @@ from synthgate.tasks.evaluate import child_seed, evaluate_fidelity, evaluate_pri
 from synthgate.tasks.ingest import InputError, load_table
 from synthgate.tasks.publish import write_evaluation
 from synthgate.tasks.redaction import withhold_library_errors
-from synthgate.tasks.steps import validate_table
+from synthgate.tasks.validate import validate_table
 from synthgate.validation.contract import load_contract
 from synthgate.validation.pii import PiiScan
 from synthgate.validation.report import build_report

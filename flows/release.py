@@ -33,21 +33,24 @@ from synthgate.models.synthesizers.base import (
     private_file,
     private_randomness_source,
 )
-from synthgate.tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
+from synthgate.tasks.evaluate import (
+    child_seed,
+    evaluate_fidelity,
+    evaluate_privacy,
+    evaluation_subsample,
+    gate_pii_values,
+)
+from synthgate.tasks.gates import gate_decision
 from synthgate.tasks.governance import abandon_run, close_run, open_run, record_training_start
 from synthgate.tasks.ingest import SampledTable, count_source_rows, load_table, sample_large_table
 from synthgate.tasks.preflight import preflight_rows, preflight_target
 from synthgate.tasks.publish import gate_artifact_rows, publish_release
 from synthgate.tasks.redaction import withhold_library_errors
+from synthgate.tasks.sample import sample_synthetic
+from synthgate.tasks.split import split_holdout
+from synthgate.tasks.train import train_synthesizer
 from synthgate.tasks.units import bound_contributions
-from synthgate.tasks.steps import (
-    evaluation_subsample,
-    gate_decision,
-    sample_synthetic,
-    split_holdout,
-    train_synthesizer,
-    validate_table,
-)
+from synthgate.tasks.validate import validate_table
 from synthgate.validation.contract import Contract, ContractError, load_contract
 from synthgate.validation.derived import add_derived_columns
 from synthgate.validation.pii import PiiScan
@@ -370,7 +373,7 @@ def _sampling_entropy(folder: Path, *, resume: bool) -> int:
 
 
 def _split_key(folder: Path, *, resume: bool) -> int:
-    """The secret key of the holdout split's per-row coins (``tasks.steps.holdout_coins``), kept like the
+    """The secret key of the holdout split's per-row coins (``tasks.split.holdout_coins``), kept like the
     sampling key so that a resumed run trains on the same rows; deleted with the checkpoint."""
     return _kept_entropy(folder / "split.key", resume=resume)
 

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from synthgate.governance.locks import DatabaseLocked
 from synthgate.governance.registry import Registry, RegistryError
-from synthgate.tasks.steps import private_task
+from synthgate.tasks.redaction import private_task
 from synthgate.validation.contract import Contract
 
 # Exceptions whose message is ours and names no private value; anything else is recorded by type.

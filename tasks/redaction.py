@@ -18,6 +18,8 @@ exception leaving it is judged by where it comes from:
   the library, not the message.
 
 Either way the chain (``raise ... from err``) is cut, since a traceback prints its causes.
+:func:`private_task` is the ``@task`` for such a step: the filter, and never cached or persisted
+(Prefect must never write a private frame to its result store).
 ``SYNTHGATE_SHOW_LIBRARY_ERRORS=1`` turns the filter off, for a data owner debugging on a trusted
 machine (the messages then reach the logs).
 """
@@ -32,8 +34,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import duckdb
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
-__all__ = ["WithheldError", "withhold_library_errors"]
+__all__ = ["PRIVATE", "WithheldError", "private_task", "withhold_library_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,3 +104,13 @@ def withhold_library_errors(fn: F) -> F:
             raise WithheldError(type(err).__name__, origin, getattr(fn, "__name__", "a task")) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: the task options of every step that reads private rows: Prefect never caches or persists its result
+PRIVATE = dict(cache_policy=NO_CACHE, persist_result=False)
+
+
+def private_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``@task`` for a step that reads private rows: never cached or persisted, and no library
+    exception message escapes it (:func:`withhold_library_errors`)."""
+    return lambda fn: task(withhold_library_errors(fn), **PRIVATE, **options)

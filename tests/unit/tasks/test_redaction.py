@@ -57,11 +57,11 @@ def test_io_errors_pass_for_retries_and_the_switch_shows_everything(monkeypatch:
 def test_private_tasks_are_wrapped() -> None:
     """Every Prefect task that reads private rows carries the filter (its fn is the wrapper)."""
     from synthgate.flows.audit import audit_one
-    from synthgate.tasks import evaluate, ingest, steps
+    from synthgate.tasks import evaluate, ingest, split, train, validate
     from synthgate.tasks.governance import record_training_start
 
-    tasks = [ingest.load_table, ingest.sample_large_table, steps.validate_table, steps.split_holdout,
-             steps.evaluation_subsample, steps.train_synthesizer, evaluate.evaluate_privacy, evaluate.evaluate_fidelity,
+    tasks = [ingest.load_table, ingest.sample_large_table, validate.validate_table, split.split_holdout,
+             evaluate.evaluation_subsample, train.train_synthesizer, evaluate.evaluate_privacy, evaluate.evaluate_fidelity,
              evaluate.gate_pii_values, evaluate.attack_membership, evaluate.plan_shadow_attack, evaluate.train_shadow,
              evaluate.score_shadow_attack, record_training_start, audit_one]
     for t in tasks:

@@ -16,7 +16,8 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from synthgate.tasks.steps import InputError, holdout_coins, split_holdout
+from synthgate.tasks.split import holdout_coins, split_holdout
+from synthgate.tasks.steps import InputError
 
 KEY = 987_654_321
 FRACTION = 1 / 3
