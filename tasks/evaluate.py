@@ -41,6 +41,7 @@ __all__ = [
     "evaluation_subsample",
     "gate_pii_values",
     "judge_membership",
+    "membership_contract",
     "plan_shadow_attack",
     "score_shadow_attack",
     "train_shadow",
@@ -50,6 +51,14 @@ __all__ = [
 def child_seed(seed: int, *key: int) -> int:
     """A seed for one consumer of ``seed``, independent of every other key's."""
     return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1)[0])
+
+
+def membership_contract(contract: Contract, *, shadow: bool) -> Contract:
+    """The contract ``synthgate evaluate``'s membership attacks run under: the shadow-model attack (which
+    trains the contract's model as a stand-in for an unknown synthesizer) only when ``shadow`` asks."""
+    if shadow or not contract.evaluation.shadow_models:
+        return contract
+    return contract.model_copy(update={"evaluation": contract.evaluation.model_copy(update={"shadow_models": 0})})
 
 
 @private_task(name="evaluation_subsample", task_run_name="subsample the sets for the checks")
