@@ -1,4 +1,5 @@
-"""Evaluation tasks: the privacy checks, the membership-inference attacks and the fidelity suite.
+"""The checks' stages: evaluate_privacy, attack_membership + train_shadow, evaluate_fidelity, the PII
+gate, and the seeded subsample of the three sets they score (``evaluation_subsample``).
 
 Every task here reads private rows (train, holdout) to *evaluate* a synthetic table. That is
 outside the DP guarantee (the report lists it under ``outside_guarantee``): results carry

@@ -56,7 +56,7 @@ def test_io_errors_pass_for_retries_and_the_switch_shows_everything(monkeypatch:
 
 def test_private_tasks_are_wrapped() -> None:
     """Every Prefect task that reads private rows carries the filter (its fn is the wrapper)."""
-    from synthgate.flows.audit import audit_one
+    from synthgate.tasks.audit import audit_one
     from synthgate.tasks import evaluate, ingest, split, train, validate
     from synthgate.tasks.governance import record_training_start
 
