@@ -42,7 +42,9 @@ __all__ = ["PRIVATE", "WithheldError", "private_task", "withhold_library_errors"
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PROJECT = Path(__file__).resolve().parents[1]
-_OUR_PACKAGES = {"flows", "tasks", "models", "validation", "governance", "benchmarks"}
+# "synthgate": every class's module since the one namespace (synthgate.tasks.steps, ...); the bare
+# folder names stay for code run from the folders themselves (benchmarks, scripts)
+_OUR_PACKAGES = {"synthgate", "flows", "tasks", "models", "validation", "governance", "benchmarks"}
 SHOW_ENV = "SYNTHGATE_SHOW_LIBRARY_ERRORS"
 
 
@@ -71,10 +73,16 @@ def _raised_here(err: BaseException) -> tuple[bool, str]:
     path = Path(tb.tb_frame.f_code.co_filename)
     module = str(tb.tb_frame.f_globals.get("__name__", path.name))
     try:
-        inside = path.resolve().is_relative_to(_PROJECT) and "site-packages" not in path.parts
+        inside = _inside_project(path.resolve(), _PROJECT)
     except OSError:
         inside = False
     return inside, module
+
+
+def _inside_project(path: Path, project: Path) -> bool:
+    """``path`` is this project's code: under ``project`` (a checkout, or site-packages/synthgate when
+    installed), and not in a site-packages folder below it (a virtual environment inside a checkout)."""
+    return path.is_relative_to(project) and "site-packages" not in path.relative_to(project).parts
 
 
 def _passes(err: Exception) -> tuple[bool, str]:
