@@ -42,7 +42,7 @@ def run_one(name: str, epsilon: float, seed: int) -> dict[str, Any]:
     from synthgate.models.synthesizers.base import NOISE_SEED_ENV
     from synthgate.models.ledger import PrivacyLedger
     from synthgate.models.synthesizers import get_synthesizer
-    from synthgate.tasks.steps import split_holdout
+    from synthgate.tasks.split import split_holdout
     from synthgate.validation.fidelity import column_shapes, ml_efficacy, pair_trends
     from synthgate.validation.gates import membership_attacks
     from synthgate.validation.mia import membership_inference

@@ -30,7 +30,9 @@ def run_one(rows: int, seed: int = 0) -> dict[str, Any]:
     from synthgate.governance.registry import code_version
     from synthgate.tasks.evaluate import evaluate_fidelity, evaluate_privacy
     from synthgate.tasks.ingest import load_table
-    from synthgate.tasks.steps import fit_synthesizer, split_holdout, validate_table
+    from synthgate.tasks.split import split_holdout
+    from synthgate.tasks.train import fit_synthesizer
+    from synthgate.tasks.validate import validate_table
     from synthgate.validation.gates import membership_attacks
 
     contract, df = load_adult()

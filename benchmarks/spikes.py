@@ -30,7 +30,7 @@ print("codec round trip (uniform u, decoded): overall", round(r.value, 3), {k: v
 print("share exactly 0 in amount: real %.3f synthetic %.3f" % ((amount == 0).mean(), (syn["amount"] == 0).mean()))
 print("share exactly 5 in rate: real %.3f synthetic %.3f" % ((rate == 5).mean(), (syn["rate"] == 5).mean()))
 if len(sys.argv) > 1:
-    from synthgate.tasks.steps import train_synthesizer
+    from synthgate.tasks.train import train_synthesizer
     model, ledger = train_synthesizer.fn(df, contract, epsilon=3.0, epochs=float(sys.argv[1]), batch_size=None,
                                          device="cpu", seed=0, progress=None, checkpoint=None)
     s2 = model.sample(n, seed=1)

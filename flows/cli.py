@@ -675,7 +675,7 @@ def audit(
     else:
         out_dir = Path("out/demo")
         contract_path, source = demo_contract(), SourceConfig(db=ensure_demo_db(out_dir), table=DEMO_TABLE)
-    opts = {k: v for k, v in dict(epochs=epochs, device=device, seed=seed).items() if v is not None}
+    opts: dict[str, Any] = {k: v for k, v in dict(epochs=epochs, device=device, seed=seed).items() if v is not None}
     if epsilon:
         opts["epsilons"] = epsilon
     try:

@@ -15,8 +15,9 @@ from typing import Any
 from prefect import flow
 
 from synthgate.flows.config import load_run_config
+from synthgate.flows.release import run_release
+from synthgate.tasks.runlog import blocked_message
 from synthgate.errors import ReleaseBlocked
-from synthgate.flows.release import blocked_message, run_release
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = "flows/deployments.py:scheduled_release"
@@ -51,7 +52,8 @@ def deploy(
     load_run_config(run_config)  # fail now, not at 2 a.m.
     remote = scheduled_release.from_source(source=str(source), entrypoint=ENTRYPOINT)
     schedule: dict[str, Any] = {"cron": cron} if cron is not None else {"interval": interval_s}
-    deployment_id = remote.deploy(
+    # from_source ran sync (no event loop here); Prefect's stub unions in the coroutine of its async form
+    deployment_id = remote.deploy(  # type: ignore[union-attr]
         name=name, work_pool_name=work_pool, parameters={"run_config": str(run_config)}, paused=paused,
         build=False, push=False, print_next_steps=False, tags=["synthgate"], concurrency_limit=1,
         **schedule,

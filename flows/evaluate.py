@@ -21,22 +21,15 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthgate.flows.config import SourceConfig
-from synthgate.flows.stages import (
-    Stopwatch,
-    count_progress,
-    label_flow_run,
-    new_run_id,
-    package_versions,
-    run_membership_attacks,
-    stage_log,
-)
+from synthgate.flows.stages import Stopwatch, label_flow_run, new_run_id, package_versions, run_checks
 from synthgate.models.synthesizers import resolve_model_config
-from synthgate.tasks.evaluate import child_seed, evaluate_fidelity, evaluate_privacy, gate_pii_values
-from synthgate.errors import InputError
+from synthgate.tasks.evaluate import membership_contract
 from synthgate.tasks.ingest import load_table
+from synthgate.errors import InputError
 from synthgate.tasks.publish import write_evaluation
 from synthgate.tasks.redaction import withhold_library_errors
-from synthgate.tasks.steps import validate_table
+from synthgate.tasks.report import evaluation_notes
+from synthgate.tasks.validate import validate_table
 from synthgate.validation.contract import load_contract
 from synthgate.validation.pii import PiiScan
 from synthgate.validation.report import build_report
@@ -83,7 +76,10 @@ class EvaluateConfig(BaseModel):
     show_progress: bool = True
 
 
-@flow(name="synthgate-evaluate", validate_parameters=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(
+    name="synthgate-evaluate", validate_parameters=False,
+    task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]  # Prefect's stub: TaskRunner[Never]
+)
 @withhold_library_errors
 def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     """load x3 → validate x3 → privacy checks → membership attacks → fidelity → gates → report."""
@@ -105,49 +101,18 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
         frames[role] = df.select(contract.modelled_columns)
     train, holdout, synthetic = frames["train"], frames["holdout"], frames["synthetic"]
     lap("load_and_validate")
-    shadow_contract = contract
-    if not config.shadow and contract.evaluation.shadow_models:
-        shadow_contract = contract.model_copy(
-            update={"evaluation": contract.evaluation.model_copy(update={"shadow_models": 0})}
-        )
-    with count_progress(config.show_progress, "checks", 4) as advance:  # the shadows' bar nests below it
-        results = evaluate_privacy(train, holdout, synthetic, contract, seed=child_seed(config.seed, 1))
-        advance()
-        stage_log("checks 1/4: privacy checks done (distances, re-identification risks)")
-        lap("privacy_checks")
-        results += run_membership_attacks(
-            train, holdout, synthetic, shadow_contract, epsilon=contract.privacy.epsilon, epochs=model_conf.epochs,
-            batch_size=model_conf.batch_size, device=config.device, seed=child_seed(config.seed, 2),
-            show_progress=config.show_progress,
-        )
-        advance()
-        stage_log("checks 2/4: membership attacks done")
-        lap("membership_attacks")
-        results += evaluate_fidelity(train, holdout, synthetic, contract, seed=child_seed(config.seed, 3))
-        advance()
-        stage_log("checks 3/4: fidelity checks done")
-        results.append(gate_pii_values(pii, synthetic))
-        advance()
-        stage_log("checks 4/4: PII gate done (the values stay in the report)")
-    lap("fidelity_checks")
+    results = run_checks(
+        (train, holdout, synthetic), contract, pii=pii, pii_synthetic=synthetic, epsilon=contract.privacy.epsilon,
+        epochs=model_conf.epochs, batch_size=model_conf.batch_size, device=config.device, seed=config.seed,
+        show_progress=config.show_progress, membership_contract=membership_contract(contract, shadow=config.shadow), lap=lap, pii_report="the report",
+    )  # the shadows' bar nests below the checks' bar
     decision = decide_release(results, block_inconclusive=contract.gates.block_inconclusive)
-    notes = [
-        "evaluation of tables made outside this run: no privacy ledger, so the budget and "
-        "contract-is-public gates do not apply and no differential-privacy claim is made.",
-    ]
-    if config.shadow:
-        notes.append(
-            f"shadow-model attack: {contract.model} trained as a stand-in for the unknown synthesizer "
-            f"at ε = {contract.privacy.epsilon}."
-        )
-    else:
-        notes.append("shadow-model attack not run (pass --shadow to train stand-in shadow synthesizers).")
     report = build_report(
         run_id=run_id, table=contract.table, decision=decision, results=results, ledger=None,
         epsilon_budget=contract.privacy.epsilon, delta=contract.privacy.delta,
         rows={"train": train.height, "holdout": holdout.height, "synthetic": synthetic.height},
         timings=watch.timings, versions=package_versions(), contract_fingerprint=contract.fingerprint(),
-        config=config.model_dump(mode="json"), notes=notes,
+        config=config.model_dump(mode="json"), notes=evaluation_notes(contract, shadow=config.shadow),
     )
     report["kind"] = "evaluation"
     write_evaluation(report, config.out)

@@ -8,7 +8,7 @@ import math
 import platform
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,13 +25,17 @@ from synthgate.models.synthesizers.base import TrainingProgress
 from synthgate.tasks.evaluate import (
     attack_membership,
     child_seed,
+    evaluate_fidelity,
+    evaluate_privacy,
+    gate_pii_values,
     judge_membership,
     plan_shadow_attack,
     score_shadow_attack,
     train_shadow,
 )
-from synthgate.errors import ContractError
 from synthgate.validation.contract import Contract
+from synthgate.validation.pii import PiiScan
+from synthgate.errors import ContractError
 from synthgate.validation.results import MetricResult
 
 PACKAGES = ("synthgate", "torch", "opacus", "prefect", "polars", "duckdb", "great-expectations", "scikit-learn", "numpy")
@@ -206,3 +210,55 @@ def run_membership_attacks(
                 advance()
         attacks.append(score_shadow_attack(plan, [f.result() for f in futures], synthetic, contract))
     return judge_membership(attacks, contract)
+
+
+def run_checks(
+    sets: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame], contract: Contract, *,
+    pii: PiiScan, pii_synthetic: pl.DataFrame, epsilon: float, epochs: float | None, batch_size: int | None,
+    device: str, seed: int, show_progress: bool, beside: bool = False, membership_contract: Contract | None = None,
+    lap: Callable[[str], None] | None = None, pii_report: str = "the owner's report",
+) -> list[MetricResult]:
+    """evaluate_privacy → attack_membership + train_shadow → evaluate_fidelity → the PII gate, on the
+    ``sets`` (train, holdout, synthetic) the checks score.
+
+    Each group's seed is ``child_seed(seed, 1 | 2 | 3)``. The shadow models always run as concurrent
+    tasks. ``beside`` (a Dask cluster: separate processes) submits the privacy and fidelity checks to run
+    beside them too; otherwise they run one after another: as threads of one process their numpy/
+    scikit-learn BLAS calls met torch's OpenMP pool (OpenBLAS warned "Detect OpenMP Loop and this
+    application may hang"; measured). ``membership_contract`` (default ``contract``) runs the membership
+    attacks; ``pii`` judges ``pii_synthetic`` (the whole synthetic table). ``lap``, when given and
+    not ``beside``, records each group's seconds (privacy_checks, membership_attacks, fidelity_checks).
+    Progress: a bar over the four groups (the shadow models' own bar opens below it) and a log line each.
+    """
+    train, holdout, synthetic = sets
+    args = (train, holdout, synthetic, contract)
+    privacy = evaluate_privacy.submit(*args, seed=child_seed(seed, 1)) if beside else None
+    fidelity = evaluate_fidelity.submit(*args, seed=child_seed(seed, 3)) if beside else None
+    laps = lap if lap is not None and not beside else (lambda _name: None)
+    with count_progress(show_progress, "checks", 4) as advance:
+        results: list[MetricResult]
+        if privacy is None:
+            results = evaluate_privacy(*args, seed=child_seed(seed, 1))
+            advance()
+            stage_log("checks 1/4: privacy checks done (distances, re-identification risks)")
+            laps("privacy_checks")
+        membership = run_membership_attacks(
+            train, holdout, synthetic, membership_contract or contract, epsilon=epsilon, epochs=epochs,
+            batch_size=batch_size, device=device, seed=child_seed(seed, 2), show_progress=show_progress,
+        )
+        advance()
+        stage_log("checks 2/4: membership attacks done")
+        laps("membership_attacks")
+        if privacy is not None:
+            results = privacy.result()
+            advance()
+            stage_log("checks 1/4: privacy checks done (distances, re-identification risks)")
+        results += membership
+        results += fidelity.result() if fidelity else evaluate_fidelity(*args, seed=child_seed(seed, 3))
+        advance()
+        stage_log("checks 3/4: fidelity checks done")
+        results.append(gate_pii_values(pii, pii_synthetic))
+        advance()
+        stage_log(f"checks 4/4: PII gate done (the values stay in {pii_report})")
+    laps("fidelity_checks")
+    return results

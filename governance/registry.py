@@ -506,9 +506,9 @@ class Registry:
 def _order(con: duckdb.DuckDBPyConnection) -> str:
     """Newest first: by ``seq``; a file no writer of this version has opened yet (read-only connections do
     not migrate it) has no ``seq``, and its rowid is its insertion order (the registry never deletes a row)."""
-    has_seq = con.execute(
+    (has_seq,) = con.execute(
         "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'runs' AND column_name = 'seq'"
-    ).fetchone()[0]
+    ).fetchone() or (0,)
     return "seq" if has_seq else "rowid"
 
 

@@ -282,7 +282,7 @@ def measure_marginals(
     codes = discretise(x, vs)
     sigma, eps0 = (
         plan_noise(ledger=ledger, target_epsilon=target_epsilon, measurements=measurements, rounds=rounds)
-        if dp else (0.0, math.inf)
+        if target_epsilon is not None else (0.0, math.inf)  # dp
     )
 
     def counts(a: int, b: int) -> np.ndarray:

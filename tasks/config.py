@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -154,7 +155,7 @@ class RunConfig(BaseModel):
         return self.owner_reports if self.owner_reports is not None else self.out / "owner"
 
 
-def load_run_config(path: str | Path, **overrides: object) -> RunConfig:
+def load_run_config(path: str | os.PathLike[str], **overrides: object) -> RunConfig:
     """Read a YAML run config; relative paths in it are relative to the file's folder."""
     p = Path(path)
     if not p.is_file():

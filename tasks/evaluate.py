@@ -1,4 +1,5 @@
-"""Evaluation tasks: the privacy checks, the membership-inference attacks and the fidelity suite.
+"""The checks' stages: evaluate_privacy, attack_membership + train_shadow, evaluate_fidelity, the PII
+gate, and the seeded subsample of the three sets they score (``evaluation_subsample``).
 
 Every task here reads private rows (train, holdout) to *evaluate* a synthetic table. That is
 outside the DP guarantee (the report lists it under ``outside_guarantee``): results carry
@@ -18,7 +19,8 @@ import numpy as np
 import polars as pl
 from prefect import task
 
-from synthgate.tasks.steps import fit_synthesizer, private_task
+from synthgate.tasks.redaction import private_task
+from synthgate.tasks.train import fit_synthesizer
 from synthgate.validation.contract import Contract
 from synthgate.validation.gates import fidelity_checks, membership_attacks, membership_checks, privacy_checks
 from synthgate.validation.mia import (
@@ -37,8 +39,10 @@ __all__ = [
     "attack_membership",
     "evaluate_fidelity",
     "evaluate_privacy",
+    "evaluation_subsample",
     "gate_pii_values",
     "judge_membership",
+    "membership_contract",
     "plan_shadow_attack",
     "score_shadow_attack",
     "train_shadow",
@@ -48,6 +52,33 @@ __all__ = [
 def child_seed(seed: int, *key: int) -> int:
     """A seed for one consumer of ``seed``, independent of every other key's."""
     return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1)[0])
+
+
+def membership_contract(contract: Contract, *, shadow: bool) -> Contract:
+    """The contract ``synthgate evaluate``'s membership attacks run under: the shadow-model attack (which
+    trains the contract's model as a stand-in for an unknown synthesizer) only when ``shadow`` asks."""
+    if shadow or not contract.evaluation.shadow_models:
+        return contract
+    return contract.model_copy(update={"evaluation": contract.evaluation.model_copy(update={"shadow_models": 0})})
+
+
+@private_task(name="evaluation_subsample", task_run_name="subsample the sets for the checks")
+def evaluation_subsample(
+    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, *, max_rows: int, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The three sets the checks score, each cut to at most ``max_rows`` rows by a seeded uniform
+    subsample (row order kept); sets already small enough are returned as they are."""
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1. Got {max_rows}.")
+    streams = np.random.SeedSequence(seed).spawn(3)
+    out = []
+    for frame, stream in zip((train, holdout, synthetic), streams, strict=True):
+        if frame.height <= max_rows:
+            out.append(frame)
+        else:
+            keep = np.sort(np.random.default_rng(stream).choice(frame.height, size=max_rows, replace=False))
+            out.append(frame[keep])
+    return out[0], out[1], out[2]
 
 
 @private_task(name="evaluate_privacy", task_run_name="privacy checks")

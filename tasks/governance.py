@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from synthgate.errors import DatabaseLocked, RegistryError
 from synthgate.governance.registry import Registry
-from synthgate.tasks.steps import private_task
+from synthgate.tasks.redaction import private_task
+from synthgate.errors import BudgetExceeded, DatabaseLocked, RegistryError
 from synthgate.validation.contract import Contract
+
+if TYPE_CHECKING:  # imported where used: the registry tasks load without torch (tasks/ingest.py imports this module)
+    from synthgate.models.synthesizers.base import Checkpoint
 
 # Exceptions whose message is ours and names no private value; anything else is recorded by type.
 _OWN_MESSAGES = (
@@ -92,6 +96,17 @@ def record_training_start(registry: Registry, run_id: str, df: pl.DataFrame, *, 
     return fingerprint
 
 
+def registered_checkpoint(registry: Registry, run_id: str, path: Path, *, every_epochs: float | None) -> Checkpoint | None:
+    """The run's training checkpoint at ``path`` (None: ``every_epochs`` is None, no checkpoints). The
+    registry holds each checkpoint's SHA-256; a resumed run loads only a file it recorded."""
+    from synthgate.models.synthesizers.base import Checkpoint
+
+    if every_epochs is None:
+        return None
+    return Checkpoint(path, every_epochs=every_epochs, trusted=tuple(registry.get(run_id).checkpoint_hashes),
+                      on_save=functools.partial(registry.record_checkpoint, run_id))
+
+
 @task(name="close_run", task_run_name="close the run in the registry", cache_policy=NO_CACHE, persist_result=False)
 def close_run(registry: Registry, run_id: str, report: dict[str, Any]) -> None:
     """Record the run's end: the public gates (pass/fail, no measured value), both folders' hashes."""
@@ -123,3 +138,15 @@ def abandon_run(registry: Registry, run_id: str, err: BaseException, *, epsilon_
         registry.fail(run_id, error=message, epsilon_spent=epsilon_spent, invalid=invalid)
     except (RegistryError, DatabaseLocked, duckdb.Error):
         pass  # the original error matters more; the run stays 'running' and counts its reservation
+
+
+def run_outcome(err: BaseException) -> str:
+    """The ``outcome:`` tag of a run that ended on ``err`` (the registry's words where it has them)."""
+    name = type(err).__name__
+    if isinstance(err, BudgetExceeded):
+        return "refused"
+    if name in ("ContractViolation", "ContractError", "InputError", "RegistryError", "CheckpointRefused"):
+        return "invalid"
+    if name in ("Interrupted", "KeyboardInterrupt", "TerminationSignal"):
+        return "stopped"
+    return "failed"

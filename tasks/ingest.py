@@ -14,8 +14,8 @@ import polars as pl
 from synthgate.governance.registry import Registry
 from synthgate.tasks.config import SourceConfig, check_source_query
 from synthgate.tasks.governance import is_transient
+from synthgate.tasks.redaction import private_task
 from synthgate.errors import ContractViolation, InputError
-from synthgate.tasks.steps import private_task
 from synthgate.validation.contract import Contract
 from synthgate.validation.expectations import (
     ValidationReport,

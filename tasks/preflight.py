@@ -243,6 +243,18 @@ def check_contract_is_public(contract: Contract) -> None:
         )
 
 
+def run_epsilon(config: RunConfig, contract: Contract) -> float:
+    """The ε the run asks for: ``--epsilon`` (the run config's ``epsilon``), else the contract's budget;
+    more than the budget is refused (ContractError) before anything is recorded or read."""
+    epsilon = config.epsilon if config.epsilon is not None else contract.privacy.epsilon
+    if epsilon > contract.privacy.epsilon:
+        raise ContractError(
+            f"--epsilon {epsilon} exceeds the contract's budget privacy.epsilon = "
+            f"{contract.privacy.epsilon}. Ask for at most the budget."
+        )
+    return epsilon
+
+
 def preflight_release(config: RunConfig, contract: Contract, *, output_table: str, model_conf: Any) -> int:
     """Every check that needs no private value, in order; returns the source's row count."""
     preflight_target(config, contract, output_table=output_table, model_conf=model_conf)

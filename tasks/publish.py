@@ -107,7 +107,10 @@ def published_run(db: Path, table: str) -> str | None:
     if not db.exists():
         return None
     with connect(db, read_only=True) as con:
-        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [PROVENANCE]).fetchone()[0]:
+        (has_provenance,) = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [PROVENANCE]
+        ).fetchone() or (0,)
+        if not has_provenance:
             return None
         row = con.execute(f"SELECT run_id FROM {PROVENANCE} WHERE table_name = ?", [table]).fetchone()
     return row[0] if row else None
@@ -270,13 +273,12 @@ def publish_release(
         DECISION_FILE: json.dumps(decision, indent=2, ensure_ascii=False, allow_nan=False),
     }
     if released:
-        hashes, public = write_folder_atomically(
-            folder, files, model,
-            commit=lambda: (check_output_rows(synthetic, contract),
-                            publish_table(output_db, output_table, synthetic, run_id=run_id,
-                                          lock_timeout_s=lock_timeout_s)),
-            synthetic=synthetic,
-        )
+
+        def commit() -> None:
+            check_output_rows(synthetic, contract)
+            publish_table(output_db, output_table, synthetic, run_id=run_id, lock_timeout_s=lock_timeout_s)
+
+        hashes, public = write_folder_atomically(folder, files, model, commit=commit, synthetic=synthetic)
     else:
         hashes, public = write_folder_atomically(folder, files, None)
     _artifacts(public, folder / "report.html")

@@ -19,6 +19,8 @@ exception leaving it is judged by where it comes from:
   the library, not the message.
 
 Either way the chain (``raise ... from err``) is cut, since a traceback prints its causes.
+:func:`private_task` is the ``@task`` for such a step: the filter, and never cached or persisted
+(Prefect must never write a private frame to its result store).
 ``SYNTHGATE_SHOW_LIBRARY_ERRORS=1`` turns the filter off, for a data owner debugging on a trusted
 machine (the messages then reach the logs).
 """
@@ -33,10 +35,12 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import duckdb
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from synthgate.errors import SHOW_ENV, SynthgateError, WithheldError
 
-__all__ = ["withhold_library_errors"]
+__all__ = ["PRIVATE", "private_task", "withhold_library_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,10 +66,16 @@ def _raised_here(err: BaseException) -> tuple[bool, str]:
     if module.split(".")[0] in _OUR_PACKAGES:  # an installed wheel's code lives in site-packages
         return True, module
     try:  # a file of this checkout loaded by path (Prefect's flow entrypoints)
-        inside = path.resolve().is_relative_to(_PROJECT) and "site-packages" not in path.parts
+        inside = _inside_project(path.resolve(), _PROJECT)
     except OSError:
         inside = False
     return inside, module
+
+
+def _inside_project(path: Path, project: Path) -> bool:
+    """``path`` is this project's code: under ``project`` (a checkout, or site-packages/synthgate when
+    installed), and not in a site-packages folder below it (a virtual environment inside a checkout)."""
+    return path.is_relative_to(project) and "site-packages" not in path.relative_to(project).parts
 
 
 def _passes(err: Exception) -> tuple[bool, str]:
@@ -95,3 +105,13 @@ def withhold_library_errors(fn: F) -> F:
             raise WithheldError(type(err).__name__, origin, getattr(fn, "__name__", "a task")) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: the task options of every step that reads private rows: Prefect never caches or persists its result
+PRIVATE = dict(cache_policy=NO_CACHE, persist_result=False)
+
+
+def private_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``@task`` for a step that reads private rows: never cached or persisted, and no library
+    exception message escapes it (:func:`withhold_library_errors`)."""
+    return lambda fn: task(withhold_library_errors(fn), **PRIVATE, **options)

@@ -268,8 +268,8 @@ def _learned_spec(col: dict[str, Any], kind: str, learned: Learned, name: str, p
             f"drafted as {kind}, but no bin of the public grid rose above the DP threshold "
             f"{plan.bin_threshold:.1f}: excluded. Declare public bounds, or infer again with a larger --dp.")}
     if kind == "datetime":
-        lo, hi = dt.datetime(int(b[0]), 1, 1), dt.datetime(int(b[1]), 1, 1)
-        return {"kind": kind, "nullable": True, "min": lo, "max": hi, "dp_learned": True, "description": (
+        start, end = dt.datetime(int(b[0]), 1, 1), dt.datetime(int(b[1]), 1, 1)
+        return {"kind": kind, "nullable": True, "min": start, "max": end, "dp_learned": True, "description": (
             f"bounds learned with DP ({cost}) on calendar years; values outside are clamped to them.")}
     lo, hi = (int(b[0]), int(b[1])) if kind == "integer" else b
     return {"kind": kind, "nullable": True, "min": lo, "max": hi, "dp_learned": True, "description": (

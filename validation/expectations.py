@@ -279,13 +279,14 @@ def _prepare(df: pl.DataFrame, contract: Contract) -> _Prepared:
         dtype = s.dtype
         kind = col.kind
         if dtype == pl.Null:  # all-null column: any kind can hold it
-            target = {
-                "integer": pl.Int64,
-                "continuous": pl.Float64,
-                "categorical": pl.String,
-                "boolean": pl.Boolean,
+            targets: dict[str, pl.DataType] = {
+                "integer": pl.Int64(),
+                "continuous": pl.Float64(),
+                "categorical": pl.String(),
+                "boolean": pl.Boolean(),
                 "datetime": pl.Datetime("us"),
-            }.get(kind, pl.Int8)
+            }
+            target = targets.get(kind, pl.Int8())
             cols.append(s.cast(target))
         elif kind in ("identifier", "pii"):
             cols.append(_null_mask(s))  # only existence is checked: no values for GE

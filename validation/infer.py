@@ -175,11 +175,14 @@ def _datetime_spec(s: pl.Series, *, nullable: bool) -> dict[str, Any]:
         lo, hi = dt.datetime(1970, 1, 1), dt.datetime(2100, 1, 1)
         spec["description"] = "no value in the data: placeholder bounds, set public ones"
     else:
-        lo, hi = values.min(), values.max()
+        low, high = values.min(), values.max()
+        if not (isinstance(low, dt.datetime) and isinstance(high, dt.datetime)):  # a Datetime series' bounds
+            raise TypeError(f"the bounds of a datetime column came back as {type(low).__name__}, not datetimes.")
+        lo, hi = low, high
         if isinstance(values.dtype, pl.Datetime) and values.dtype.time_unit == "ns":
-            hi = hi + dt.timedelta(microseconds=1)  # type: ignore[operator]  # python: µs
-        if not lo < hi:  # type: ignore[operator]
-            hi = lo + dt.timedelta(days=1)  # type: ignore[operator]
+            hi = hi + dt.timedelta(microseconds=1)  # python: µs
+        if not lo < hi:
+            hi = lo + dt.timedelta(days=1)
             spec["description"] = "constant in the data: max widened by one day"
     spec["min"], spec["max"] = lo, hi
     return spec

@@ -117,6 +117,8 @@ class PiiScan:
     def _fix(self, column: str, n: int, sources: list[str]) -> str:
         """What to do about ``n`` identifying categories of ``column``, for the case at hand."""
         col = self.contract.columns[column]
+        if not isinstance(col, CategoricalColumn):  # the scan matches declared categories only (``_categories``)
+            raise TypeError(f"{column!r} is a {col.kind} column, not a categorical one: it has no category list to fix.")
         of = ", ".join(repr(s) for s in sources)
         what = (
             f"{n} of {column!r}'s declared categories equal values of {of} that fewer than {COMMON_ROWS} rows "

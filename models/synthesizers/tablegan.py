@@ -465,6 +465,7 @@ class TableGAN(Synthesizer):
             # cover them. Evaluated without gradients and with Opacus' hooks off (no DP-SGD step).
             with torch.no_grad(), trainer_d.hooks_off():
                 feats = disc.features(rows_f)
+                released: torch.Tensor | None
                 if run.dp:
                     released = release_feature_moments(
                         feats, clip=cfg.feature_clip, noise_multiplier=run.sigma,

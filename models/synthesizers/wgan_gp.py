@@ -272,7 +272,7 @@ class CWGANGP(WGANGP):
             )
         spec = next((s for s in self.codec.discrete if s.name == column), None)
         if spec is None:
-            kind = contract.columns[column].kind if column in contract.columns else "not a column of the contract"
+            kind: str = contract.columns[column].kind if column in contract.columns else "not a column of the contract"
             if column in contract.columns and column not in contract.modelled_columns:
                 kind = f"{kind}, not modelled"
             choices = [s.name for s in self.codec.discrete]

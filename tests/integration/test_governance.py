@@ -138,7 +138,8 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
 def test_a_killed_run_resumes_and_spends_what_an_uninterrupted_run_spends(tmp_path: Path, small_source: Path) -> None:
     from synthgate.models.synthesizers.base import private_entropy
     from synthgate.tasks.ingest import prepare_frame
-    from synthgate.tasks.steps import fit_synthesizer, split_holdout
+    from synthgate.tasks.split import split_holdout
+    from synthgate.tasks.train import fit_synthesizer
     from synthgate.validation.contract import load_contract
 
     out = tmp_path / "out"

@@ -249,7 +249,7 @@ def test_the_published_table_is_revalidated_before_the_commit(
     """A synthesizer fault that emits values outside the contract (here: int64-min in age) is
     caught just before the publish transaction: the previous release stays."""
     import synthgate.flows.release
-    from synthgate.tasks.steps import sample_synthetic
+    from synthgate.tasks.sample import sample_synthetic
     from synthgate.validation.results import GateDecision
 
     def broken(model: Any, *, n: int, seed: int) -> pl.DataFrame:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from synthgate.flows.config import RunConfig, SourceConfig
 from synthgate.flows.demo import demo_contract
-from synthgate.flows.release import _sampling_entropy, _split_key, _unit_key, run_release
+from synthgate.flows.release import run_release
 from synthgate.governance.registry import Registry
 
 
@@ -35,15 +33,3 @@ def test_a_source_over_max_rows_is_streamed_and_sampled(prefect_harness: None, t
         with duckdb.connect(str(cfg.output_db), read_only=True) as con:
             n = con.execute("SELECT count(*) FROM adult_synthetic").fetchall()[0][0]
         assert n == rows["synthetic"]  # the model's DP row estimate, not the exact training count
-
-
-@pytest.mark.parametrize(("key", "file"), [(_sampling_entropy, "sample.key"), (_split_key, "split.key"), (_unit_key, "unit.key")])
-def test_a_resumed_run_reuses_its_sampling_and_split_keys(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: Callable[..., int], file: str
-) -> None:
-    monkeypatch.delenv("SYNTHGATE_NOISE_SEED")  # OS entropy: every fresh draw differs
-    folder = tmp_path / "checkpoints" / "run-1"
-    first = key(folder, resume=False)
-    assert (folder / file).stat().st_mode & 0o777 == 0o600
-    assert key(folder, resume=True) == first
-    assert key(folder, resume=False) != first  # not resuming: a new key replaces it

@@ -29,7 +29,7 @@ from synthgate.flows.demo import demo_contract, demo_parquet
 from synthgate.governance.registry import Registry
 from synthgate.models.synthesizers.base import private_entropy
 from synthgate.tasks.ingest import prepare_frame
-from synthgate.tasks.steps import split_holdout
+from synthgate.tasks.split import split_holdout
 from synthgate.validation.contract import load_contract
 
 runner = CliRunner()

@@ -10,9 +10,9 @@ import pytest
 from prefect.types.names import LOWERCASE_LETTERS_NUMBERS_AND_DASHES_ONLY_REGEX
 
 from synthgate.errors import ReleaseBlocked
-from synthgate.flows.release import blocked_message
 from synthgate.flows.stages import run_tags
 from synthgate.tasks.publish import artifact_key
+from synthgate.tasks.runlog import blocked_message
 
 
 @pytest.mark.parametrize("table", ["adult", "Sales_EU", "sales-eu", "patients 2024", "___", "données", "x" * 80,
@@ -76,11 +76,14 @@ def test_cli_defaults_send_run_logs_to_the_api_and_keep_the_terminal_quiet(monke
 
 
 def test_the_outcome_tag_of_a_run_that_raised_uses_the_registrys_words() -> None:
-    from synthgate.flows.release import _outcome
-    from synthgate.errors import BudgetExceeded, ContractError, InputError, RegistryError, WithheldError
+    from synthgate.governance.registry import BudgetExceeded, RegistryError
+    from synthgate.tasks.governance import run_outcome
+    from synthgate.errors import InputError
+    from synthgate.tasks.redaction import WithheldError
+    from synthgate.validation.contract import ContractError
 
-    assert _outcome(BudgetExceeded("over")) == "refused"
-    assert {_outcome(e) for e in (ContractError("c"), InputError("i"), RegistryError("r"))} == {"invalid"}
-    assert _outcome(KeyboardInterrupt()) == "stopped"
-    assert _outcome(WithheldError("ValueError", "polars", "load_table")) == "failed"
-    assert _outcome(RuntimeError("bug")) == "failed"
+    assert run_outcome(BudgetExceeded("over")) == "refused"
+    assert {run_outcome(e) for e in (ContractError("c"), InputError("i"), RegistryError("r"))} == {"invalid"}
+    assert run_outcome(KeyboardInterrupt()) == "stopped"
+    assert run_outcome(WithheldError("ValueError", "polars", "load_table")) == "failed"
+    assert run_outcome(RuntimeError("bug")) == "failed"

@@ -22,7 +22,7 @@ from synthgate.models.canaries import GradientCanaries, install
 from synthgate.models.dp import pair_losses
 from synthgate.models.ledger import PrivacyLedger, epsilon_of
 from synthgate.models.synthesizers.ctgan import Critic
-from synthgate.tasks.steps import fit_synthesizer
+from synthgate.tasks.train import fit_synthesizer
 from synthgate.validation.audit import score_audit
 from synthgate.validation.contract import Contract
 

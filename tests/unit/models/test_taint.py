@@ -628,7 +628,7 @@ def differences(a: Fit, b: Fit) -> list[str]:
 
 def released_figures(f: Fit) -> dict[str, Any]:
     """What a release says about the fit besides the model: the training summary (the release
-    report's notes, flows/release.py) without its wall-clock time, and the progress reports."""
+    report's notes, tasks/report.py release_notes) without its wall-clock time, and the progress reports."""
     def plain(v: Any) -> Any:  # NaN (a loss not reported) compares equal to NaN here
         return "nan" if isinstance(v, float) and math.isnan(v) else v
 

@@ -9,7 +9,14 @@ import pytest
 from synthgate.flows.cli import printable, safe
 from synthgate.flows.config import RunConfig, SourceConfig, check_source_query
 from synthgate.flows.demo import demo_contract
-from synthgate.tasks.preflight import MAX_ENCODED_WIDTH, check_work, column_widths, encoded_width, minimum_rows
+from synthgate.tasks.preflight import (
+    MAX_ENCODED_WIDTH,
+    check_work,
+    column_widths,
+    encoded_width,
+    minimum_rows,
+    run_epsilon,
+)
 from synthgate.errors import ContractError, InputError
 from synthgate.validation.contract import check_table_name, load_contract, load_yaml_text, parse_contract
 
@@ -117,3 +124,11 @@ def test_a_contract_over_the_epsilon_bound_is_refused(tmp_path: object) -> None:
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(ContractError, match="privacy.epsilon"):
         load_contract(path)
+
+
+def test_the_run_epsilon_is_the_budget_by_default_and_never_above_it() -> None:
+    contract = load_contract(demo_contract())
+    assert run_epsilon(_config(), contract) == contract.privacy.epsilon == 3.0
+    assert run_epsilon(_config(epsilon=1.5), contract) == 1.5
+    with pytest.raises(ContractError, match=r"--epsilon 6.0 exceeds the contract's budget privacy.epsilon = 3.0"):
+        run_epsilon(_config(epsilon=6.0), contract)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
@@ -74,13 +76,28 @@ def test_io_errors_pass_for_retries_and_the_switch_shows_everything(monkeypatch:
 
 def test_private_tasks_are_wrapped() -> None:
     """Every Prefect task that reads private rows carries the filter (its fn is the wrapper)."""
-    from synthgate.flows.audit import audit_one
-    from synthgate.tasks import evaluate, ingest, steps
+    from synthgate.tasks.audit import audit_one
+    from synthgate.tasks import evaluate, ingest, split, train, validate
     from synthgate.tasks.governance import record_training_start
 
-    tasks = [ingest.load_table, ingest.sample_large_table, steps.validate_table, steps.split_holdout,
-             steps.evaluation_subsample, steps.train_synthesizer, evaluate.evaluate_privacy, evaluate.evaluate_fidelity,
+    tasks = [ingest.load_table, ingest.sample_large_table, validate.validate_table, split.split_holdout,
+             evaluate.evaluation_subsample, train.train_synthesizer, evaluate.evaluate_privacy, evaluate.evaluate_fidelity,
              evaluate.gate_pii_values, evaluate.attack_membership, evaluate.plan_shadow_attack, evaluate.train_shadow,
              evaluate.score_shadow_attack, record_training_start, audit_one]
     for t in tasks:
         assert getattr(t.fn, "__wrapped__", None) is not None, t.name
+
+
+def test_synthgate_classes_and_an_installed_synthgate_count_as_our_own_code() -> None:
+    """Since the one namespace every class's module is synthgate.*; installed, the code lives in
+    site-packages/synthgate, which is the project there (a library beside it is not)."""
+    from synthgate.tasks.redaction import _inside_project, _passes
+
+    assert InputError.__module__.startswith("synthgate.")
+    assert _passes(InputError("input file 'x.parquet' does not exist")) == (True, "")  # judged by class, no traceback
+    installed = Path("/venv/lib/python3.11/site-packages/synthgate")
+    assert _inside_project(installed / "tasks" / "ingest.py", installed)
+    assert not _inside_project(Path("/venv/lib/python3.11/site-packages/polars/frame.py"), installed)
+    checkout = Path("/repo")
+    assert _inside_project(checkout / "tasks" / "ingest.py", checkout)
+    assert not _inside_project(checkout / ".venv" / "lib" / "python3.11" / "site-packages" / "polars" / "frame.py", checkout)

@@ -12,8 +12,8 @@ import pytest
 from synthgate.flows.config import SourceConfig
 from synthgate.governance.registry import Registry
 from synthgate.tasks.ingest import count_source_rows, read_source, sample_large_table, stream_source
+from synthgate.tasks.evaluate import evaluation_subsample
 from synthgate.errors import ContractViolation
-from synthgate.tasks.steps import evaluation_subsample
 from synthgate.validation.contract import Contract
 from synthgate.validation.expectations import merge_reports, validate_frame
 
