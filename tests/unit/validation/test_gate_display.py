@@ -96,6 +96,8 @@ def test_owner_html_leads_with_the_gated_figure(surfaces: dict[str, Any]) -> Non
     ml = surfaces["owner_html"].split('<section id="ml-efficacy">', 1)[1].split("</section>", 1)[0]
     assert "AUC ratio TSTR / TRTR: <strong>0.9123</strong> (gate ≥ 0.85" in ml
     assert "TSTR AUC alone (0.8469) is detail, not gated" in ml
+    # Each fidelity figure beside its holdout reference: the TRTR AUC, in the section and the gates row.
+    assert "0.8469 of a possible 0.9283" in ml and "0.8469 of a possible 0.9283" in cells[6]
     mia = _row(surfaces["owner_html"], "mia_auc")
     cells = re.findall(r"<td[^>]*>(.*?)</td>", mia, re.S)
     assert re.sub(r"<[^>]+>", "", cells[1]) == "0.5913" and cells[2] == "≤ 0.55"
