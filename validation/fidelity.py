@@ -56,6 +56,7 @@ from synthgate.validation.contract import (
     CategoricalColumn,
     Contract,
     DatetimeColumn,
+    IntegerColumn,
 )
 from synthgate.validation.privacy import (
     _bounds,
@@ -178,10 +179,44 @@ def _trim(text: str) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def plot_edges(contract: Contract, name: str) -> np.ndarray:
+    """Edges of a numeric column's plot bins over the contract's public range.
+
+    ``PLOT_BINS`` equal-width bins over [min, max]; an integer column gets bins on integer edges
+    instead: each bin holds a whole number of values (``width = ceil((max - min + 1) / PLOT_BINS)``),
+    bin ``k`` the integers ``[min + k·width, min + (k + 1)·width)``, so no bin splits a value and no
+    two bins hold a different number of values (the last may reach past ``max``). At most
+    ``PLOT_BINS`` bins; from the contract alone (public).
+    """
+    col = contract.columns[name]
+    if isinstance(col, IntegerColumn):
+        values = int(col.max) - int(col.min) + 1
+        width = max(1, -(-values // PLOT_BINS))
+        bins = -(-values // width)
+        return float(col.min) + width * np.arange(bins + 1, dtype=float)
+    lo, hi = _bounds(contract, name)
+    return np.linspace(lo, hi, PLOT_BINS + 1)
+
+
+def plot_bin(values: np.ndarray, edges: np.ndarray, *, integer: bool) -> np.ndarray:
+    """The plot bin of each value (``plot_edges``); values outside the range go to the end bins."""
+    bins = len(edges) - 1
+    lo, hi = float(edges[0]), float(edges[-1])
+    # integer bins: exact integer arithmetic on the width; otherwise the share of [lo, hi]
+    pos = (values - lo) / float(edges[1] - edges[0]) if integer else (values - lo) / (hi - lo) * bins
+    return np.clip(np.floor(pos), 0, bins - 1).astype(np.int64)
+
+
 def _edge_labels(contract: Contract, name: str, edges: np.ndarray) -> list[str]:
-    """``"lo–hi"`` labels of histogram bins; numbers compact, datetimes as dates (UTC)."""
+    """``"lo–hi"`` labels of histogram bins; numbers compact, datetimes as dates (UTC); an integer
+    column's bins (``plot_edges``) as the integers they hold: ``"20–24"``, or ``"20"`` for one."""
     step = float(edges[1] - edges[0])
-    if isinstance(contract.columns[name], DatetimeColumn):
+    col = contract.columns[name]
+    if isinstance(col, IntegerColumn):
+        first = [int(e) for e in edges[:-1]]
+        last = [min(int(e) - 1, int(col.max)) for e in edges[1:]]
+        return [str(a) if a == b else f"{a}–{b}" for a, b in zip(first, last, strict=True)]
+    if isinstance(col, DatetimeColumn):
         fmt = "%Y-%m-%d" if step >= 86_400 else "%Y-%m-%d %H:%M"
         text = [
             dt.datetime.fromtimestamp(float(e), tz=dt.UTC).strftime(fmt) for e in edges
@@ -204,17 +239,16 @@ def _plot(
     hidden rows cannot be read back as ``1 - sum(shares)``. Synthetic shares are kept.
     """
     if _is_numeric(contract, name):
-        lo, hi = _bounds(contract, name)
-        edges = np.linspace(lo, hi, PLOT_BINS + 1)
+        edges = plot_edges(contract, name)
         labels = _edge_labels(contract, name, edges)
+        integer = isinstance(contract.columns[name], IntegerColumn)
 
         def counts(series: pl.Series) -> tuple[np.ndarray, int]:
             x = _numeric_values(series)
             null = np.isnan(x)
-            pos = (x[~null] - lo) / (hi - lo) * PLOT_BINS
             # Values outside the contract range (refused by schema validation) go to end bins.
-            b = np.clip(np.floor(pos), 0, PLOT_BINS - 1).astype(np.int64)
-            return np.bincount(b, minlength=PLOT_BINS), int(null.sum())
+            b = plot_bin(x[~null], edges, integer=integer)
+            return np.bincount(b, minlength=len(edges) - 1), int(null.sum())
 
         plot_type = "numeric"
     else:

@@ -11,6 +11,8 @@ import pytest
 
 from synthgate.validation.contract import Contract, parse_contract
 from synthgate.validation.fidelity import (
+    plot_bin,
+    plot_edges,
     DEFAULT_MAX_DETECTION_AUC,
     DEFAULT_MIN_THREE_WAY_RATIO,
     column_shapes,
@@ -78,8 +80,8 @@ def test_column_shapes_folds_a_different_null_rate_into_the_score() -> None:
 
 
 def test_column_shapes_plot_suppresses_a_small_real_bin() -> None:
-    contract = _contract({"x": {"kind": "integer", "min": 0, "max": 20}})
-    # 20 bins of width 1: 12 real rows in bin [2, 3), 3 real rows in bin [15, 16).
+    contract = _contract({"x": {"kind": "integer", "min": 0, "max": 19}})
+    # 20 values, 20 one-value bins: 12 real rows in bin 2, 3 real rows in bin 15.
     real = pl.DataFrame({"x": [2] * 12 + [15] * 3})
     synthetic = pl.DataFrame({"x": [2] * 5 + [15] * 5})
     plot = column_shapes(real, synthetic, contract).details["per_column"]["x"]["plot"]
@@ -88,7 +90,7 @@ def test_column_shapes_plot_suppresses_a_small_real_bin() -> None:
     }
     assert plot["type"] == "numeric"
     assert len(plot["labels"]) == len(plot["real"]) == len(plot["synthetic"]) == 20
-    assert plot["labels"][:3] == ["0–1", "1–2", "2–3"]
+    assert plot["labels"][:3] == ["0", "1", "2"]
     assert plot["suppressed"] == 1
     # The 3-row bin shows 0; the shown real share is over the shown rows (12 of 12), so the
     # hidden rows cannot be read back as 1 - sum(real shares).
@@ -118,7 +120,8 @@ def test_column_shapes_plot_bins_come_from_the_contract() -> None:
     )
     per_column = column_shapes(real, real, contract).details["per_column"]
     age = per_column["age"]["plot"]["labels"]
-    assert (age[0], age[-1]) == ("17–20.65", "86.35–90")
+    # 74 integers, bins of 4 whole values (the last holds the 2 left): integer edges, no "17–20.65"
+    assert (age[0], age[1], age[-1], len(age)) == ("17–20", "21–24", "89–90", 19)
     assert per_column["w"]["plot"]["labels"][:2] == ["0–100000", "100000–200000"]
     when = per_column["when"]["plot"]
     assert when["labels"][:2] == ["2020-01-01–2020-01-02", "2020-01-02–2020-01-03"]
@@ -579,3 +582,21 @@ def test_pair_trends_heat_map_of_a_wide_table_shows_its_least_preserved_pairs() 
     i, j = assoc["columns"].index("x00"), assoc["columns"].index("x79")
     assert real_v.shape == (60, 60) and real_v[i, j] == pytest.approx(1.0)
     assert "least preserved" in assoc["selection"]
+
+
+def test_integer_columns_are_binned_on_integer_edges() -> None:
+    """Each bin of an integer column holds whole values, the same number in each (but the last):
+    a value on a bin's first edge lands in that bin, the value before it in the bin before."""
+    contract = _contract({"n": {"kind": "integer", "min": -3, "max": 60}, "k": {"kind": "integer", "min": 5, "max": 6}})
+    edges = plot_edges(contract, "n")
+    assert np.array_equal(edges, np.arange(-3, 62, 4, dtype=float))  # 64 values: 16 bins of 4
+    values = np.arange(-3, 61, dtype=float)
+    bins = plot_bin(values, edges, integer=True)
+    assert np.array_equal(np.bincount(bins), [4] * 16)
+    real = pl.DataFrame({"n": [0] * 12 + [1] * 12 + [60] * 10, "k": [5] * 20 + [6] * 14})
+    plot = column_shapes(real, real, contract).details["per_column"]["n"]["plot"]
+    assert plot["labels"][:2] == ["-3–0", "1–4"] and plot["labels"][-1] == "57–60"
+    assert plot["real"][0] == pytest.approx(12 / 34) and plot["real"][1] == pytest.approx(12 / 34)
+    assert plot["real"][-1] == pytest.approx(10 / 34)
+    one = column_shapes(real, real, contract).details["per_column"]["k"]["plot"]
+    assert one["labels"] == ["5", "6"] and one["real"] == [pytest.approx(20 / 34), pytest.approx(14 / 34)]
