@@ -41,7 +41,7 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synthgate.flows.config import SourceConfig
-from synthgate.flows.stages import package_versions, training_progress
+from synthgate.flows.stages import label_flow_run, new_run_id, package_versions, training_progress
 from synthgate.models.canaries import GradientCanaries, install
 from synthgate.models.ledger import epsilon_of
 from synthgate.models.synthesizers import resolve_model_config
@@ -147,8 +147,13 @@ def audit_one(
 @flow(name="synthgate-audit", validate_parameters=False)
 @withhold_library_errors
 def audit_flow(config: AuditConfig) -> dict[str, Any]:
-    """load → validate → split (as a release) → per ε: train with canaries, bound ε → results JSON."""
+    """load → validate → split (as a release) → per ε: train with canaries, bound ε → results JSON.
+
+    The flow run is named ``<table>-<run_id>`` (run id ``audit-...``) as a release's is, and tagged
+    table:, model: and kind:audit."""
     contract = load_contract(config.contract)
+    run_id = new_run_id("audit-")
+    label_flow_run(f"{contract.table}-{run_id}", [f"table:{contract.table}", f"model:{contract.model}", "kind:audit"])
     paths = ["per-sample", "ghost"] if config.clipping == "both" else [config.clipping]
     if "ghost" in paths and getattr(resolve_model_config(contract), "clipping", None) != "ghost":
         raise ContractError(  # refused before a row is read
@@ -169,6 +174,7 @@ def audit_flow(config: AuditConfig) -> dict[str, Any]:
     ]
     result = {
         "kind": "privacy-audit",
+        "run_id": run_id,
         "method": "one-run audit, Steinke, Nasr & Jagielski (NeurIPS 2023), Dirac gradient canaries in the "
                   "DP network (per-sample gradient rows, or on the ghost path extra rows clipped by the same "
                   "clipping coefficients and added before the noise); top/bottom-k guesses on a fixed grid, "
