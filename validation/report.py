@@ -277,7 +277,7 @@ tr.group th{background:#eaeef2;font-size:.92rem;text-align:left;padding:.45rem .
 th,td{border:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}
 th{background:var(--soft);font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.desc{color:#32383f;min-width:18rem}th.num{white-space:nowrap}
+td.desc{color:#32383f;min-width:18rem}th.num{white-space:nowrap}td.raw{white-space:normal;min-width:6rem}
 tr.total td{font-weight:600;background:var(--soft)}tr.failed td{background:#fff5f5}
 .decision{border-radius:8px;padding:1.1rem 1.4rem;margin:.5rem 0 1rem;border:2px solid}
 .decision.released{background:#dafbe1;border-color:var(--ok)}
