@@ -208,3 +208,48 @@ def test_config_shapes_are_checked() -> None:
             SourceConfig.model_validate({"postgres": bad})
     with pytest.raises(ValidationError, match="exactly one of table, query, path or postgres"):
         SourceConfig.model_validate({"postgres": ok, "path": "x.csv"})
+
+
+def test_a_release_runs_end_to_end_from_postgres_and_no_file_holds_the_password(
+    prefect_harness: None, reader: dict[str, Any], server: dict[str, Any], tmp_path: Path
+) -> None:
+    """`synthgate run` on a PostgreSQL table: counted, read, validated, trained, checked, decided;
+    the registry, both reports and the release folder never hold the password."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from synthgate.flows.cli import EXIT_BLOCKED, app
+    from synthgate.flows.demo import demo_contract, demo_parquet
+    from synthgate.governance.registry import Registry
+
+    frame = pl.read_parquet(demo_parquet()).sample(n=600, seed=5)
+    types = {pl.Int64: "bigint", pl.String: "text"}
+    columns = ", ".join(f"{quote(c)} {types[d]}" for c, d in frame.schema.items())
+    with _owner(server) as con:
+        con.execute(f"CREATE TABLE adult ({columns})")
+        with con.cursor() as cur, cur.copy(f"COPY adult ({', '.join(map(quote, frame.columns))}) FROM STDIN") as copy:
+            for row in frame.iter_rows():
+                copy.write_row(row)
+        con.execute("GRANT SELECT ON adult TO reader")
+    contract = yaml.safe_load(demo_contract().read_text(encoding="utf-8"))
+    contract["evaluation"] = {"shadow_models": 0, "attack_rows": 50, "anonymeter_attacks": 50, "inference_attacks": 50}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(contract, sort_keys=False), encoding="utf-8")
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text(yaml.safe_dump({
+        "contract": "c.yaml", "source": {"postgres": {**reader, "table": "adult"}}, "out": "out",
+        "epochs": 1, "batch_size": 100, "n_synthetic": 250, "evaluation_rows": 300,
+    }))
+    result = CliRunner().invoke(app, ["run", "--config", str(run_yaml), "--quiet"])
+    assert result.exit_code in (0, EXIT_BLOCKED), result.output
+    (record,) = Registry(tmp_path / "out" / "registry.duckdb").runs()
+    assert record.status in ("released", "blocked") and record.source_table == "adult"
+    assert record.config["source"]["postgres"]["password_env"] == "SG_TEST_PGPASSWORD"
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert any(p.name == "report.json" for p in written)
+    for path in written:
+        assert READER_PASSWORD.encode() not in path.read_bytes(), path
+    assert READER_PASSWORD not in result.output
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
