@@ -175,7 +175,10 @@ def test_no_password_in_errors_dumps_or_reprs(server: dict[str, Any], monkeypatc
     assert "could not connect" in message and "password authentication failed" in message
     assert wrong not in message and wrong not in repr(err.value)
     config = RunConfig(contract=Path("c.yaml"), source=source)
-    for text in (repr(source), str(config.model_dump(mode="json")), config.model_dump_json()):
+    from synthgate.flows.release import release_flow
+
+    prefect_parameters = str(release_flow.serialize_parameters({"config": config}))  # the UI's Parameters tab
+    for text in (repr(source), str(config.model_dump(mode="json")), config.model_dump_json(), prefect_parameters):
         assert wrong not in text and "**********" in text
     # password_env: the password read from the environment, never stored in the config
     monkeypatch.setenv("SG_TEST_PGPASSWORD", wrong)
