@@ -54,6 +54,7 @@ from synthgate.validation.contract import (
     NUMERIC_KINDS,
     BooleanColumn,
     CategoricalColumn,
+    ContinuousColumn,
     Contract,
     DatetimeColumn,
     IntegerColumn,
@@ -179,6 +180,17 @@ def _trim(text: str) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def zero_split(contract: Contract, name: str) -> bool:
+    """Whether a numeric column's plot shows its zeros as a bar of their own ("0") before the bins of
+    the other values: a zero-inflated amount (money, counts), known from the contract alone (public):
+    its range starts at 0, or it lists 0 in ``special_values``. One tall bar at the bottom bin would
+    otherwise dwarf every other bin of such a column (Adult's capital-gain: 0 in 9 rows of 10)."""
+    col = contract.columns[name]
+    if not isinstance(col, (IntegerColumn, ContinuousColumn)) or not col.min <= 0 <= col.max:
+        return False
+    return float(col.min) == 0.0 or 0.0 in [float(v) for v in (col.special_values or [])]
+
+
 def plot_edges(contract: Contract, name: str) -> np.ndarray:
     """Edges of a numeric column's plot bins over the contract's public range.
 
@@ -190,10 +202,12 @@ def plot_edges(contract: Contract, name: str) -> np.ndarray:
     """
     col = contract.columns[name]
     if isinstance(col, IntegerColumn):
-        values = int(col.max) - int(col.min) + 1
+        # with its zeros split out (``zero_split``), a column starting at 0 is binned from 1
+        start = 1 if zero_split(contract, name) and int(col.min) == 0 else int(col.min)
+        values = int(col.max) - start + 1
         width = max(1, -(-values // PLOT_BINS))
         bins = -(-values // width)
-        return float(col.min) + width * np.arange(bins + 1, dtype=float)
+        return float(start) + width * np.arange(bins + 1, dtype=float)
     lo, hi = _bounds(contract, name)
     return np.linspace(lo, hi, PLOT_BINS + 1)
 
@@ -228,6 +242,11 @@ def _edge_labels(contract: Contract, name: str, edges: np.ndarray) -> list[str]:
     return [f"{a}–{b}" for a, b in pairwise(text)]
 
 
+def plot_labels(contract: Contract, name: str) -> list[str]:
+    """Labels of a numeric column's plot bars: ``"0"`` first when its zeros are split out, then the bins."""
+    return (["0"] if zero_split(contract, name) else []) + _edge_labels(contract, name, plot_edges(contract, name))
+
+
 def _plot(
     real: pl.Series, synthetic: pl.Series, contract: Contract, name: str
 ) -> dict[str, Any]:
@@ -240,15 +259,18 @@ def _plot(
     """
     if _is_numeric(contract, name):
         edges = plot_edges(contract, name)
-        labels = _edge_labels(contract, name, edges)
+        labels = plot_labels(contract, name)
         integer = isinstance(contract.columns[name], IntegerColumn)
+        split = zero_split(contract, name)
 
         def counts(series: pl.Series) -> tuple[np.ndarray, int]:
             x = _numeric_values(series)
             null = np.isnan(x)
+            values = x[~null]
+            zero = values == 0 if split else np.zeros(values.shape, dtype=bool)
             # Values outside the contract range (refused by schema validation) go to end bins.
-            b = plot_bin(x[~null], edges, integer=integer)
-            return np.bincount(b, minlength=len(edges) - 1), int(null.sum())
+            b = np.bincount(plot_bin(values[~zero], edges, integer=integer), minlength=len(edges) - 1)
+            return (np.concatenate([[int(zero.sum())], b]) if split else b), int(null.sum())
 
         plot_type = "numeric"
     else:

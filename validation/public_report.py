@@ -150,15 +150,21 @@ def _codec(contract: Contract, state: Mapping[str, Any]) -> Any:
     return codec
 
 
-def _numeric_dp_shares(spec: Any, mass: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """The codec's bin masses moved onto the plot's bins (``fidelity.plot_edges``: equal-width over
-    [lo, hi], or whole numbers of values for an integer column).
+def _numeric_dp_shares(spec: Any, mass: np.ndarray, edges: np.ndarray, *, zero_split: bool = False) -> np.ndarray:
+    """The codec's bin masses moved onto the plot's bars (``fidelity.plot_edges``: equal-width over
+    [lo, hi], or whole numbers of values for an integer column; with ``zero_split``, a first bar for
+    the codec's point mass at 0).
 
     A one-value bin of an integer column is a point at its centre (binned as the plot bins a
     value); any wider bin spreads its mass uniformly over its part of the plotted range.
     """
     from synthgate.validation.fidelity import plot_bin
 
+    if zero_split:
+        at_zero = np.array([(a + b) / 2.0 == 0.0 and b - a <= 1.0 for a, b in zip(spec.edges_lo, spec.edges_hi,
+                                                                                  strict=True)])
+        rest = _numeric_dp_shares(spec, np.where(at_zero, 0.0, mass), edges)
+        return np.concatenate([[float(mass[at_zero].sum())], rest])
     bins = len(edges) - 1
     out = np.zeros(bins)
     lo, hi = float(edges[0]), float(edges[-1])
@@ -193,7 +199,7 @@ def dp_distributions(
     variation between the two (nulls as one more cell): post-processing of DP and public data.
     Without a synthetic table (a blocked run publishes none) the synthetic shares are omitted.
     """
-    from synthgate.validation.fidelity import _edge_labels, _plot, plot_edges
+    from synthgate.validation.fidelity import _plot, plot_edges, plot_labels, zero_split
     from synthgate.validation.privacy import _prepare
 
     codec = _codec(contract, codec_state)
@@ -211,7 +217,8 @@ def dp_distributions(
             syn_plot = None
         if name in numeric:
             spec = numeric[name]
-            real = _numeric_dp_shares(spec, np.asarray(codec.bin_mass[name], dtype=float), plot_edges(contract, name))
+            real = _numeric_dp_shares(spec, np.asarray(codec.bin_mass[name], dtype=float), plot_edges(contract, name),
+                                      zero_split=zero_split(contract, name))
             null_real = float(codec.null_rate.get(name, 0.0)) if spec.nullable else 0.0
             kind = "numeric"
             labels = syn_plot["labels"] if syn_plot else None
@@ -228,7 +235,7 @@ def dp_distributions(
         total = float(real.sum())
         real = real / total if total > 0 else real
         if labels is None:
-            labels = _edge_labels(contract, name, plot_edges(contract, name))
+            labels = plot_labels(contract, name)
         real_list = [float(x) for x in real] + [0.0] * (len(labels) - len(real))
         entry: dict[str, Any] = {
             "type": kind,
