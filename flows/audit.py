@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect import flow
 
-from synthgate.flows.stages import package_versions, training_progress
+from synthgate.flows.stages import label_flow_run, new_run_id, package_versions, training_progress
 from synthgate.models.synthesizers.base import private_entropy
 from synthgate.tasks.audit import AuditConfig, audit_one, audit_paths, audit_result, write_audit
 from synthgate.tasks.evaluate import child_seed
@@ -27,8 +27,13 @@ __all__ = ["AuditConfig", "audit_flow"]
 @flow(name="synthgate-audit", validate_parameters=False)
 @withhold_library_errors
 def audit_flow(config: AuditConfig) -> dict[str, Any]:
-    """load → validate → split (as a release) → per ε: train with canaries, bound ε → results JSON."""
+    """load → validate → split (as a release) → per ε: train with canaries, bound ε → results JSON.
+
+    The flow run is named ``<table>-<run_id>`` (run id ``audit-...``) as a release's is, and tagged
+    table:, model: and kind:audit."""
     contract = load_contract(config.contract)
+    run_id = new_run_id("audit-")
+    label_flow_run(f"{contract.table}-{run_id}", [f"table:{contract.table}", f"model:{contract.model}", "kind:audit"])
     paths = audit_paths(config, contract)  # refused before a row is read
     df = load_table(config.source, contract)
     validate_table(df, contract)
@@ -41,7 +46,7 @@ def audit_flow(config: AuditConfig) -> dict[str, Any]:
             with training_progress(config.show_progress) as progress:
                 runs.append(audit_one(train, contract, epsilon=eps, config=config, seed=child_seed(config.seed, 10 + i),
                                       clipping=path, progress=progress))
-    result = audit_result(config, contract, train_rows=train.height, runs=runs, versions=package_versions())
+    result = {"run_id": run_id, **audit_result(config, contract, train_rows=train.height, runs=runs, versions=package_versions())}
     if config.output is not None:
         write_audit(result, config.output)
     return result

@@ -15,9 +15,11 @@ from typing import Any
 from prefect import flow
 
 from synthgate.flows.config import load_run_config
-from synthgate.flows.release import run_release
-from synthgate.tasks.runlog import blocked_message
 from synthgate.errors import ReleaseBlocked
+from synthgate.flows.release import run_release
+from synthgate.flows.stages import label_flow_run
+from synthgate.tasks.runlog import blocked_message
+from synthgate.validation.contract import load_contract
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = "flows/deployments.py:scheduled_release"
@@ -26,9 +28,17 @@ __all__ = ["ENTRYPOINT", "deploy", "scheduled_release"]
 
 @flow(name="synthgate-scheduled-release", validate_parameters=True)
 def scheduled_release(run_config: str, epsilon: float | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Run the release flow for the run config at ``run_config`` (a path on the worker)."""
+    """Run the release flow for the run config at ``run_config`` (a path on the worker).
+
+    This parent run is named ``<table>-scheduled`` once the contract is read, then
+    ``<table>-<run_id>-scheduled`` after its release subflow (named ``<table>-<run_id>``), and tagged
+    table:, kind:scheduled and the outcome (released or blocked)."""
     config = load_run_config(run_config, epsilon=epsilon, seed=seed, show_progress=False)
+    table = load_contract(config.contract).table
+    label_flow_run(f"{table}-scheduled", [f"table:{table}", "kind:scheduled"])
     report = run_release(config)
+    label_flow_run(f"{report['table']}-{report['run_id']}-scheduled",
+                   ["outcome:released" if report["released"] else "outcome:blocked"])
     if not report["released"]:
         # The release subflow already ended "Blocked"; this run fails too, without the report (it could be persisted).
         raise ReleaseBlocked(blocked_message(report))

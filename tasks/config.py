@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from synthgate.errors import ContractError
 from synthgate.validation.contract import MAX_EPSILON, check_table_name, read_yaml_file
@@ -46,8 +46,69 @@ def check_source_query(query: str) -> str:
     return query
 
 
+_PG_NAME = r"^[A-Za-z0-9_.\-]{1,63}$"  # a database or role name: no quote, space, `=` or control character
+_PG_ENV = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+
+
+class PostgresSource(BaseModel):
+    """A PostgreSQL table or query, read in one read-only transaction (``tasks.postgres``).
+
+    Connection: ``dsn`` (a libpq URI or key=value string), or ``host``/``port``/``dbname``/``user``;
+    unset ones fall back to libpq's own (``PGHOST``, ``~/.pgpass``, ...). A password never belongs
+    in the run config: give the name of an environment variable holding it (``password_env``), or
+    use ``~/.pgpass``. A ``dsn`` is kept secret all the same (``SecretStr``: shown as ``**********``
+    in reports, the registry and Prefect's parameters), in case it carries one.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    dsn: SecretStr | None = Field(None, description="libpq connection string or URI; kept secret.")
+    host: str | None = Field(None, max_length=255, description="Host name, address, or a unix socket folder.")
+    port: int | None = Field(None, ge=1, le=65_535)
+    dbname: str | None = Field(None, pattern=_PG_NAME, description="Database name.")
+    user: str | None = Field(None, pattern=_PG_NAME, description="Role to connect as (give it SELECT only).")
+    password_env: str | None = Field(None, pattern=_PG_ENV, description="Environment variable holding the password.")
+    schema_name: str | None = Field(None, alias="schema", description="Schema of table (default: the search path).")
+    table: str | None = Field(None, description="Table or view name; quoted, never pasted as SQL.")
+    query: str | None = Field(None, description="One read-only SELECT, checked before connecting.")
+    connect_timeout: int = Field(10, ge=1, le=600, description="Seconds to wait for the server.")
+
+    @field_validator("query")
+    @classmethod
+    def _select_only(cls, v: str | None) -> str | None:
+        return None if v is None else check_source_query(v)
+
+    @field_validator("table", "schema_name")
+    @classmethod
+    def _table_name(cls, v: str | None) -> str | None:
+        return None if v is None else check_table_name(v, what="source.postgres.table/schema")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is not None and (not v or any(c in v for c in " '\"=") or not v.isprintable()):
+            raise ValueError("source.postgres.host must be a host name, an address or a socket folder "
+                             "(no spaces, quotes, `=` or control characters).")
+        return v
+
+    @model_validator(mode="after")
+    def _one(self) -> PostgresSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("source.postgres needs exactly one of table or query.")
+        if self.schema_name is not None and self.table is None:
+            raise ValueError("source.postgres.schema goes with table; a query names its own schemas.")
+        parts = [k for k in ("host", "port", "dbname", "user", "password_env") if getattr(self, k) is not None]
+        if self.dsn is not None and parts:
+            raise ValueError(f"source.postgres takes dsn or {parts}, not both. Put everything in one of them.")
+        if self.dsn is None and self.dbname is None:
+            raise ValueError("source.postgres needs dsn, or dbname (with host, port and user where libpq's "
+                             "defaults do not fit).")
+        return self
+
+
 class SourceConfig(BaseModel):
-    """Where the private table comes from: exactly one of table (with db), query (with db), path."""
+    """Where the private table comes from: exactly one of table (with db), query (with db), path,
+    postgres."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -55,6 +116,7 @@ class SourceConfig(BaseModel):
     table: str | None = Field(None, description="Table name in db; quoted, never pasted as SQL.")
     query: str | None = Field(None, description="A read-only SELECT run against db.")
     path: Path | None = Field(None, description="A CSV or Parquet file read through DuckDB.")
+    postgres: PostgresSource | None = Field(None, description="A PostgreSQL table or query, read read-only.")
 
     @field_validator("query")
     @classmethod
@@ -68,11 +130,13 @@ class SourceConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one(self) -> SourceConfig:
-        given = [k for k in ("table", "query", "path") if getattr(self, k) is not None]
+        given = [k for k in ("table", "query", "path", "postgres") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                f"source needs exactly one of table, query or path. Got {given or 'none'}."
+                f"source needs exactly one of table, query, path or postgres. Got {given or 'none'}."
             )
+        if self.postgres is not None and self.db is not None:
+            raise ValueError("source.db is a DuckDB file; a postgres source names its database in source.postgres.")
         if (self.table or self.query) and self.db is None:
             raise ValueError("source.table and source.query need source.db (a DuckDB file).")
         return self

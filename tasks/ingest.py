@@ -1,4 +1,5 @@
-"""Ingestion: a DuckDB table, a SQL query, or a CSV/Parquet path, read through DuckDB into polars."""
+"""Ingestion: a DuckDB table, a SQL query, or a CSV/Parquet path, read through DuckDB into polars; or a
+PostgreSQL table or query (``tasks.postgres``)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import polars as pl
 from synthgate.governance.registry import Registry
 from synthgate.tasks.config import SourceConfig, check_source_query
 from synthgate.tasks.governance import is_transient
-from synthgate.tasks.redaction import private_task
 from synthgate.errors import ContractViolation, InputError
+from synthgate.tasks.postgres import count_postgres_rows, postgres_batches, read_postgres
+from synthgate.tasks.redaction import private_task
 from synthgate.validation.contract import Contract
 from synthgate.validation.expectations import (
     ValidationReport,
@@ -134,8 +136,11 @@ def read_source(source: SourceConfig, columns: list[str] | None = None) -> pl.Da
     """The source as a polars frame; with ``columns``, only those of them that exist.
 
     Projection happens in DuckDB (``SELECT "a", "b" FROM ...``), so columns the contract does not
-    name are never read: on Parquet and DuckDB tables they are not even decoded.
+    name are never read: on Parquet and DuckDB tables they are not even decoded. A PostgreSQL
+    source (``tasks.postgres``) selects them in one read-only transaction.
     """
+    if source.postgres is not None:
+        return read_postgres(source.postgres, columns)
     with _source_relation(source, columns) as relation:
         try:
             return relation.pl()
@@ -144,7 +149,9 @@ def read_source(source: SourceConfig, columns: list[str] | None = None) -> pl.Da
 
 
 def count_source_rows(source: SourceConfig) -> int:
-    """How many rows the source has (DuckDB counts them; Parquet from its metadata)."""
+    """How many rows the source has (DuckDB counts them; Parquet from its metadata; PostgreSQL counts)."""
+    if source.postgres is not None:
+        return count_postgres_rows(source.postgres)
     with _source_relation(source, None) as relation:
         try:
             return int(relation.aggregate("count(*)").fetchall()[0][0])
@@ -162,6 +169,11 @@ def stream_source(
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1. Got {batch_rows}.")
+    if source.postgres is not None:  # a server-side cursor, one batch in memory
+        for frame in postgres_batches(source.postgres, list(contract.columns), batch_rows=batch_rows):
+            if frame.height:
+                yield prepare_frame(frame, contract)
+        return
     with _source_relation(source, list(contract.columns)) as relation:
         try:
             reader = relation.to_arrow_reader(batch_rows)

@@ -54,8 +54,10 @@ from synthgate.validation.contract import (
     NUMERIC_KINDS,
     BooleanColumn,
     CategoricalColumn,
+    ContinuousColumn,
     Contract,
     DatetimeColumn,
+    IntegerColumn,
 )
 from synthgate.validation.encoding import (
     canonical_frame,
@@ -169,10 +171,57 @@ def _trim(text: str) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def zero_split(contract: Contract, name: str) -> bool:
+    """Whether a numeric column's plot shows its zeros as a bar of their own ("0") before the bins of
+    the other values: a zero-inflated amount (money, counts), known from the contract alone (public):
+    its range starts at 0, or it lists 0 in ``special_values``. One tall bar at the bottom bin would
+    otherwise dwarf every other bin of such a column (Adult's capital-gain: 0 in 9 rows of 10)."""
+    col = contract.columns[name]
+    if not isinstance(col, (IntegerColumn, ContinuousColumn)) or not col.min <= 0 <= col.max:
+        return False
+    return float(col.min) == 0.0 or 0.0 in [float(v) for v in (col.special_values or [])]
+
+
+def plot_edges(contract: Contract, name: str) -> np.ndarray:
+    """Edges of a numeric column's plot bins over the contract's public range.
+
+    ``PLOT_BINS`` equal-width bins over [min, max]; an integer column gets bins on integer edges
+    instead: each bin holds a whole number of values (``width = ceil((max - min + 1) / PLOT_BINS)``),
+    bin ``k`` the integers ``[min + k·width, min + (k + 1)·width)``, so no bin splits a value and no
+    two bins hold a different number of values (the last may reach past ``max``). At most
+    ``PLOT_BINS`` bins; from the contract alone (public).
+    """
+    col = contract.columns[name]
+    if isinstance(col, IntegerColumn):
+        # with its zeros split out (``zero_split``), a column starting at 0 is binned from 1
+        start = 1 if zero_split(contract, name) and int(col.min) == 0 else int(col.min)
+        values = int(col.max) - start + 1
+        width = max(1, -(-values // PLOT_BINS))
+        bins = -(-values // width)
+        return float(start) + width * np.arange(bins + 1, dtype=float)
+    lo, hi = numeric_bounds(contract, name)
+    return np.linspace(lo, hi, PLOT_BINS + 1)
+
+
+def plot_bin(values: np.ndarray, edges: np.ndarray, *, integer: bool) -> np.ndarray:
+    """The plot bin of each value (``plot_edges``); values outside the range go to the end bins."""
+    bins = len(edges) - 1
+    lo, hi = float(edges[0]), float(edges[-1])
+    # integer bins: exact integer arithmetic on the width; otherwise the share of [lo, hi]
+    pos = (values - lo) / float(edges[1] - edges[0]) if integer else (values - lo) / (hi - lo) * bins
+    return np.clip(np.floor(pos), 0, bins - 1).astype(np.int64)
+
+
 def edge_labels(contract: Contract, name: str, edges: np.ndarray) -> list[str]:
-    """``"lo–hi"`` labels of histogram bins; numbers compact, datetimes as dates (UTC)."""
+    """``"lo–hi"`` labels of histogram bins; numbers compact, datetimes as dates (UTC); an integer
+    column's bins (``plot_edges``) as the integers they hold: ``"20–24"``, or ``"20"`` for one."""
     step = float(edges[1] - edges[0])
-    if isinstance(contract.columns[name], DatetimeColumn):
+    col = contract.columns[name]
+    if isinstance(col, IntegerColumn):
+        first = [int(e) for e in edges[:-1]]
+        last = [min(int(e) - 1, int(col.max)) for e in edges[1:]]
+        return [str(a) if a == b else f"{a}–{b}" for a, b in zip(first, last, strict=True)]
+    if isinstance(col, DatetimeColumn):
         fmt = "%Y-%m-%d" if step >= 86_400 else "%Y-%m-%d %H:%M"
         text = [
             dt.datetime.fromtimestamp(float(e), tz=dt.UTC).strftime(fmt) for e in edges
@@ -182,6 +231,11 @@ def edge_labels(contract: Contract, name: str, edges: np.ndarray) -> list[str]:
         decimals = min(10, max(0, 2 - math.floor(math.log10(step))))
         text = [_trim(f"{float(e) + 0.0:.{decimals}f}") for e in edges]
     return [f"{a}–{b}" for a, b in pairwise(text)]
+
+
+def plot_labels(contract: Contract, name: str) -> list[str]:
+    """Labels of a numeric column's plot bars: ``"0"`` first when its zeros are split out, then the bins."""
+    return (["0"] if zero_split(contract, name) else []) + edge_labels(contract, name, plot_edges(contract, name))
 
 
 def column_plot(
@@ -195,17 +249,19 @@ def column_plot(
     hidden rows cannot be read back as ``1 - sum(shares)``. Synthetic shares are kept.
     """
     if _is_numeric(contract, name):
-        lo, hi = numeric_bounds(contract, name)
-        edges = np.linspace(lo, hi, PLOT_BINS + 1)
-        labels = edge_labels(contract, name, edges)
+        edges = plot_edges(contract, name)
+        labels = plot_labels(contract, name)
+        integer = isinstance(contract.columns[name], IntegerColumn)
+        split = zero_split(contract, name)
 
         def counts(series: pl.Series) -> tuple[np.ndarray, int]:
             x = numeric_values(series)
             null = np.isnan(x)
-            pos = (x[~null] - lo) / (hi - lo) * PLOT_BINS
+            values = x[~null]
+            zero = values == 0 if split else np.zeros(values.shape, dtype=bool)
             # Values outside the contract range (refused by schema validation) go to end bins.
-            b = np.clip(np.floor(pos), 0, PLOT_BINS - 1).astype(np.int64)
-            return np.bincount(b, minlength=PLOT_BINS), int(null.sum())
+            b = np.bincount(plot_bin(values[~zero], edges, integer=integer), minlength=len(edges) - 1)
+            return (np.concatenate([[int(zero.sum())], b]) if split else b), int(null.sum())
 
         plot_type = "numeric"
     else:

@@ -148,31 +148,41 @@ def _codec(contract: Contract, state: Mapping[str, Any]) -> Any:
     return codec
 
 
-def _numeric_dp_shares(spec: Any, mass: np.ndarray, bins: int) -> np.ndarray:
-    """The codec's bin masses moved onto ``bins`` equal-width plot bins over [lo, hi].
+def _numeric_dp_shares(spec: Any, mass: np.ndarray, edges: np.ndarray, *, zero_split: bool = False) -> np.ndarray:
+    """The codec's bin masses moved onto the plot's bars (``fidelity.plot_edges``: equal-width over
+    [lo, hi], or whole numbers of values for an integer column; with ``zero_split``, a first bar for
+    the codec's point mass at 0).
 
     A one-value bin of an integer column is a point at its centre (binned as the plot bins a
-    value); any wider bin spreads its mass uniformly over its part of [lo, hi].
+    value); any wider bin spreads its mass uniformly over its part of the plotted range.
     """
-    lo, hi = spec.lo, spec.hi
+    from synthgate.validation.fidelity import plot_bin
+
+    if zero_split:
+        at_zero = np.array([(a + b) / 2.0 == 0.0 and b - a <= 1.0 for a, b in zip(spec.edges_lo, spec.edges_hi,
+                                                                                  strict=True)])
+        rest = _numeric_dp_shares(spec, np.where(at_zero, 0.0, mass), edges)
+        return np.concatenate([[float(mass[at_zero].sum())], rest])
+    bins = len(edges) - 1
     out = np.zeros(bins)
-    span = hi - lo
-    if not span > 0:
+    lo, hi = float(edges[0]), float(edges[-1])
+    integer = spec.kind == "integer"
+    if not hi > lo:
         out[0] = float(mass.sum())
         return out
-    edges = np.linspace(lo, hi, bins + 1)
     for a, b, m in zip(spec.edges_lo, spec.edges_hi, mass, strict=True):
         if m <= 0:
             continue
-        if spec.kind == "integer" and b - a <= 1.0:
-            centre = (a + b) / 2.0
-            out[int(np.clip(np.floor((centre - lo) / span * bins), 0, bins - 1))] += m
+        if integer and b - a <= 1.0:
+            out[int(plot_bin(np.array([(a + b) / 2.0]), edges, integer=True)[0])] += m
             continue
-        a, b = max(a, lo), min(b, hi)
+        # an integer bin [e, e + w) holds the values whose unit cells [v - ½, v + ½] tile [e - ½, e + w - ½)
+        cells = edges - 0.5 if integer else edges
+        a, b = max(a, float(cells[0])), min(b, float(cells[-1]))
         if b <= a:
-            out[int(np.clip(np.floor((a - lo) / span * bins), 0, bins - 1))] += m
+            out[int(plot_bin(np.array([a]), cells, integer=integer)[0])] += m
             continue
-        overlap = np.clip(np.minimum(edges[1:], b) - np.maximum(edges[:-1], a), 0.0, None)
+        overlap = np.clip(np.minimum(cells[1:], b) - np.maximum(cells[:-1], a), 0.0, None)
         out += m * overlap / (b - a)
     return out
 
@@ -182,15 +192,14 @@ def dp_distributions(
 ) -> dict[str, dict[str, Any]]:
     """Per column: the DP "real" shares (from the codec's charged histograms) beside the synthetic ones.
 
-    Bins and labels are the owner report's (20 equal-width bins over the contract range, or the
-    declared categories), so the two reports draw comparable plots. ``score`` is 1 − total
+    Bins and labels are the owner report's (``fidelity.plot_edges`` over the contract range: 20
+    equal-width bins, integer columns on integer edges; or the declared categories), so the two reports draw comparable plots. ``score`` is 1 − total
     variation between the two (nulls as one more cell): post-processing of DP and public data.
     Without a synthetic table (a blocked run publishes none) the synthetic shares are omitted.
     """
     from synthgate.validation.encoding import canonical_frame as _prepare
-    from synthgate.validation.fidelity import PLOT_BINS
     from synthgate.validation.fidelity import column_plot as _plot
-    from synthgate.validation.fidelity import edge_labels as _edge_labels
+    from synthgate.validation.fidelity import plot_edges, plot_labels, zero_split
 
     codec = _codec(contract, codec_state)
     if synthetic is not None:
@@ -207,7 +216,8 @@ def dp_distributions(
             syn_plot = None
         if name in numeric:
             spec = numeric[name]
-            real = _numeric_dp_shares(spec, np.asarray(codec.bin_mass[name], dtype=float), PLOT_BINS)
+            real = _numeric_dp_shares(spec, np.asarray(codec.bin_mass[name], dtype=float), plot_edges(contract, name),
+                                      zero_split=zero_split(contract, name))
             null_real = float(codec.null_rate.get(name, 0.0)) if spec.nullable else 0.0
             kind = "numeric"
             labels = syn_plot["labels"] if syn_plot else None
@@ -224,7 +234,7 @@ def dp_distributions(
         total = float(real.sum())
         real = real / total if total > 0 else real
         if labels is None:
-            labels = _edge_labels(contract, name, np.linspace(spec.lo, spec.hi, PLOT_BINS + 1))
+            labels = plot_labels(contract, name)
         real_list = [float(x) for x in real] + [0.0] * (len(labels) - len(real))
         entry: dict[str, Any] = {
             "type": kind,

@@ -19,14 +19,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import html
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any
+
+import jinja2
+from markupsafe import Markup
 
 from synthgate.validation.plots import (
     MAX_CATEGORIES,
@@ -275,7 +278,7 @@ tr.group th{background:#eaeef2;font-size:.92rem;text-align:left;padding:.45rem .
 th,td{border:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}
 th{background:var(--soft);font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.desc{color:#32383f;min-width:18rem}th.num{white-space:nowrap}
+td.desc{color:#32383f;min-width:18rem}th.num{white-space:nowrap}td.raw{white-space:normal;min-width:6rem}
 tr.total td{font-weight:600;background:var(--soft)}tr.failed td{background:#fff5f5}
 .decision{border-radius:8px;padding:1.1rem 1.4rem;margin:.5rem 0 1rem;border:2px solid}
 .decision.released{background:#dafbe1;border-color:var(--ok)}
@@ -328,65 +331,26 @@ _FIGURE_KEYS = ("plot", "association", "attacks")
 _MAX_DETAIL_CHARS = 400
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+# --- formatting, as Jinja2 filters (plain text: the template escapes it) ---------------------
 
 
 def _num(value: Any) -> str:
-    """Escaped display form of a figure (4 significant digits)."""
+    """Display form of a figure (4 significant digits); plain text, escaped by the template."""
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
-        return _e(f"{value:,}")
+        return f"{value:,}"
     if isinstance(value, float):
         if not math.isfinite(value):
             return "n/a"
-        return "0" if abs(value) < 1e-12 else _e(f"{value:.4g}")  # rounding noise, e.g. 4e-19
-    return _e(value)
+        return "0" if abs(value) < 1e-12 else f"{value:.4g}"  # rounding noise, e.g. 4e-19
+    return str(value)
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _table(
-    headers: list[str], rows: list[list[str]], numeric: set[int] | None = None,
-    row_classes: list[str] | None = None, full: bool = False,
-) -> str:
-    """An HTML table; cells must already be escaped. ``numeric``: right-aligned columns."""
-    numeric = numeric or set()
-    head = "".join(
-        f'<th class="num">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>"
-        for i, h in enumerate(headers)
-    )
-    body = []
-    for k, row in enumerate(rows):
-        cls = f' class="{row_classes[k]}"' if row_classes and row_classes[k] else ""
-        cells = "".join(
-            f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
-            for i, c in enumerate(row)
-        )
-        body.append(f"<tr{cls}>{cells}</tr>")
-    cls = ' class="full"' if full else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _kv_table(mapping: Mapping[str, Any] | list[tuple[str, Any]], headers: tuple[str, str] = ("", "")) -> str:
-    """Two columns, key and value; numbers right-aligned, text left-aligned."""
-    pairs = list(mapping.items()) if isinstance(mapping, Mapping) else mapping
-    body = "".join(
-        f'<tr><td>{_e(k)}</td><td class="num">{_num(v)}</td></tr>' if _is_number(v)
-        else f"<tr><td>{_e(k)}</td><td>{_num(v)}</td></tr>"
-        for k, v in pairs
-    )
-    head = f'<th>{_e(headers[0])}</th><th>{_e(headers[1])}</th>'
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _not_run(what: str) -> str:
-    return f'<p class="notrun">not run — {_e(what)}</p>'
 
 
 def _flatten(details: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -473,112 +437,125 @@ def _shortfall(gate: Mapping[str, Any]) -> str:
     return text
 
 
-def _raw_figure(gate: Mapping[str, Any]) -> str:
+def _pct(value: Any) -> str:
+    return f"{value:.1%}" if _is_number(value) else "—"
+
+
+def _possible(metric: Mapping[str, Any] | None) -> Any:
+    """The holdout reference of a fidelity figure, where the check measured one: what real rows
+    the model never saw score on the same measure (three-way marginals: the holdout's similarity,
+    its ``ceiling``; ML efficacy: the TRTR AUC, a model trained on real rows). None otherwise."""
+    d = _details(metric)
+    if metric is None:
+        return None
+    if metric.get("name") == "three_way_marginals" and _is_number(d.get("ceiling")):
+        return d["ceiling"]
+    if metric.get("name") == "ml_efficacy":
+        trtr = d.get("trtr")
+        if isinstance(trtr, Mapping):
+            ref = trtr.get("auc") if _is_number(trtr.get("auc")) else trtr.get("r2")
+            return ref if _is_number(ref) else None
+    return None
+
+
+def _raw_figure(report: Mapping[str, Any], gate: Mapping[str, Any]) -> str | None:
     """The raw figure behind a gate, as secondary detail, where it differs from the gated one
     (ML efficacy: the TSTR AUC behind the gated ratio; a risk: the point estimate behind the
-    interval's upper end)."""
+    interval's upper end), with its holdout reference where there is one ("0.93 of a possible
+    0.98")."""
     raw, gated = gate.get("value"), _gated(gate)
     if not _is_number(raw) or (_is_number(gated) and float(raw) == float(gated)):
-        return "—"
-    return f'<span class="muted">{_num(raw)}</span>'
+        return None
+    possible = _possible(_metric(report, str(gate.get("name"))))
+    return _num(raw) + (f" of a possible {_num(possible)}" if possible is not None else "")
 
 
-def _min_rows_note(gate: Mapping[str, Any]) -> str:
-    """For an inconclusive gate: the rows the check would need to be able to pass."""
-    if gate.get("outcome") != "inconclusive":
-        return ""
-    need = gate.get("min_rows_to_pass")
-    if _is_number(need):
-        return f'<br><span class="muted">needs ≥ {_num(need)} rows</span>'
-    return '<br><span class="muted">more rows needed</span>'
+def _figure(draw: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A figure's SVG (trusted markup: validation.plots escapes its labels through matplotlib's
+    SVG writer), or why it could not be drawn from the report's data."""
+    try:
+        return {"svg": Markup(str(draw(*args, **kwargs))), "error": None}
+    except (ValueError, TypeError, KeyError) as err:
+        return {"svg": None, "error": str(err)}
+
+
+def _sentence(text: Any) -> str:
+    """A note as a sentence: capital first letter, a closing full stop."""
+    s = str(text).strip()
+    if not s:
+        return s
+    s = s[0].upper() + s[1:]
+    return s if s.endswith((".", "!", "?", ")")) or s.endswith(".)") else s + "."
+
+
+class _Environment(jinja2.Environment):
+    """Jinja2 with a report's lenient lookups: ``gate.ci`` on a dict without a ``ci`` key is None
+    (an older report lacks it; the template shows "—"), not an undefined value that passes
+    ``is not none``. Undefined template variables still raise (StrictUndefined)."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping):
+            if attribute in obj:
+                return obj[attribute]
+            if not hasattr(obj, attribute):
+                return None
+        return super().getattr(obj, attribute)
+
+
+_ENV = _Environment(
+    loader=jinja2.PackageLoader("synthgate.validation", "templates"),
+    autoescape=True,  # every template, whatever its name: a value is escaped unless it is Markup
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=False,
+)
+_ENV.filters.update(
+    num=_num, interval=_interval, threshold=_threshold, gated=_gated, margin=_margin,
+    shortfall=_shortfall, pct=_pct,
+)
+_ENV.tests["finite_number"] = _is_number
 
 
 def _result_cell(passed: Any, outcome: Any = None) -> str:
     """pass, FAIL, or (a failed gate limited by rows, validation.results.MetricResult.outcome)
     inconclusive: failed, but a no-leak table would have failed too at these row counts."""
-    if passed:
-        return '<span class="pass">pass</span>'
-    if outcome == "inconclusive":
-        return ('<span class="inconclusive" title="too few rows to tell: a no-leak table would not pass '
-                'either at these row counts">inconclusive</span>')
-    return '<span class="fail">FAIL</span>'
+    return str(_ENV.get_template("macros.html.j2").module.result_cell(passed, outcome))  # type: ignore[attr-defined]
 
 
-def _figure(draw: Any, *args: Any, **kwargs: Any) -> str:
-    """A figure's SVG, or a note saying why it could not be drawn from the report's data."""
-    try:
-        return str(draw(*args, **kwargs))
-    except (ValueError, TypeError, KeyError) as err:
-        return f'<p class="notrun">figure not drawn — {_e(err)}</p>'
+# --- views: what each section shows, as plain data (the templates hold the markup) -----------
 
 
-def _section(anchor: str, title: str, body: list[str]) -> str:
-    return f'<section id="{anchor}"><h2>{_e(title)}</h2>' + "".join(body) + "</section>"
-
-
-# --- sections ----------------------------------------------------------------------------
-
-
-def _decision_html(report: Mapping[str, Any]) -> str:
-    evaluation = report.get("kind") == "evaluation"
-    released = bool(report.get("released"))
-    failed = [g for g in _gates(report) if not g.get("passed")]
-    if released:
-        verdict = "PASSED" if evaluation else "RELEASED"
-        lead = (
-            "Every gate passed. This was an evaluation of tables made elsewhere: nothing is published."
-            if evaluation else "Every gate passed: the synthetic table was published."
-        )
-        output = report.get("output")
-        if not evaluation and isinstance(output, Mapping) and output.get("table"):
-            lead += f" Table <code>{_e(output.get('table'))}</code> in <code>{_e(output.get('db'))}</code>."
-        return (
-            f'<div class="decision released"><div class="verdict">{verdict}</div>'
-            f"<p>{lead}</p></div>"
-        )
-    verdict = "FAILED" if evaluation else "BLOCKED"
-    lead = (
-        "At least one gate failed (evaluation only: nothing would have been published)."
-        if evaluation else "The synthetic table is not released: nothing was published."
-    )
-    parts = [f'<div class="decision blocked"><div class="verdict">{verdict}</div><p>{lead}</p>']
-    if failed:
-        unsure = sum(1 for g in failed if g.get("outcome") == "inconclusive")
-        note = f" ({unsure} inconclusive: too few rows to tell; blocks by default)" if unsure else ""
-        parts.append(f"<p><strong>{len(failed)} failed gate{'s' if len(failed) != 1 else ''}{note}:</strong></p>")
-        parts.append(
-            _table(
-                ["gate", "kind", "value checked", "must be", "off by", "what it means"],
-                [
-                    [
-                        f"<strong>{_e(g.get('name'))}</strong>",
-                        _e(g.get("kind", "")),
-                        _num(_gated(g)),
-                        _e(_threshold(g)),
-                        _e(_shortfall(g)),
-                        _e(g.get("description", "")),
-                    ]
-                    for g in failed
-                ],
-                {2},
-                full=True,
-            )
-        )
-    # Reasons other than the failed gates above (e.g. no gate was evaluated).
+def _others(report: Mapping[str, Any], failed: list[Mapping[str, Any]]) -> list[str]:
+    """Reasons other than the failed gates (e.g. no gate was evaluated)."""
     names = tuple(f"{g.get('name')}:" for g in failed)
     decision = report.get("decision")
     reasons = decision.get("reasons", []) if isinstance(decision, Mapping) else []
-    others = [r for r in reasons if not (names and str(r).startswith(names))]
-    if others:
-        parts.append("<p>Reasons:</p><ul>" + "".join(f"<li>{_e(r)}</li>" for r in others) + "</ul>")
-    if not failed and not others:
-        parts.append("<p>No failed gate and no reason is recorded in this report.</p>")
-    advice = what_to_try_next(failed)
-    if advice:
-        parts.append("<p><strong>What to try next</strong> (derived from which gates failed):</p><ul>"
-                     + "".join(f"<li>{_e(a)}</li>" for a in advice) + "</ul>")
-    parts.append("</div>")
-    return "".join(parts)
+    return [str(r) for r in reasons if not (names and str(r).startswith(names))]
+
+
+def _decision_view(report: Mapping[str, Any]) -> dict[str, Any]:
+    evaluation = report.get("kind") == "evaluation"
+    released = bool(report.get("released"))
+    failed = [g for g in _gates(report) if not g.get("passed")]
+    output = report.get("output")
+    view: dict[str, Any] = {"released": released, "failed": failed, "output_table": None, "output_db": None,
+                            "others": _others(report, failed), "advice": what_to_try_next(failed)}
+    if isinstance(output, Mapping) and output.get("table") and not evaluation:
+        view.update(output_table=output.get("table"), output_db=output.get("db"))
+    if released:
+        view["verdict"] = "PASSED" if evaluation else "RELEASED"
+        view["lead"] = (
+            "Every gate passed. This was an evaluation of tables made elsewhere: nothing is published."
+            if evaluation else "Every gate passed: the synthetic table was published."
+        )
+    else:
+        view["verdict"] = "FAILED" if evaluation else "BLOCKED"
+        view["lead"] = (
+            "At least one gate failed (evaluation only: nothing would have been published)."
+            if evaluation else "The synthetic table is not released: nothing was published."
+        )
+    return view
 
 
 def what_to_try_next(failed: list[Mapping[str, Any]]) -> list[str]:
@@ -619,7 +596,7 @@ def what_to_try_next(failed: list[Mapping[str, Any]]) -> list[str]:
     return tips
 
 
-def _facts_html(report: Mapping[str, Any]) -> str:
+def _facts(report: Mapping[str, Any]) -> list[tuple[str, str]]:
     gates = _gates(report)
     privacy = report.get("privacy") if isinstance(report.get("privacy"), Mapping) else {}
     rows = report.get("rows") if isinstance(report.get("rows"), Mapping) else {}
@@ -630,7 +607,7 @@ def _facts_html(report: Mapping[str, Any]) -> str:
         else "no DP claim" if privacy else "—"
     )
     total_time = sum(v for v in timings.values() if _is_number(v))
-    facts = [
+    return [
         ("gates passed", f"{sum(1 for g in gates if g.get('passed'))} of {len(gates)}" if gates else "—"),
         ("ε spent", eps),
         ("δ", _num(privacy.get("delta"))),
@@ -638,266 +615,156 @@ def _facts_html(report: Mapping[str, Any]) -> str:
          " · ".join(_num(rows.get(k)) for k in ("train", "holdout", "synthetic")) if rows else "—"),
         ("run time", f"{total_time:.1f} s" if timings else "—"),
     ]
-    return '<div class="facts">' + "".join(
-        f'<div class="fact"><div class="k">{_e(k)}</div><div class="v">{v}</div></div>' for k, v in facts
-    ) + "</div>"
 
 
-def _gates_html(report: Mapping[str, Any]) -> str:
+def _gate_groups(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     gates = _gates(report)
-    if not gates:
-        return _section("gates", "Gates", [_not_run("no gate was evaluated in this run")])
     kinds = [k for k in _KIND_ORDER if any(g.get("kind") == k for g in gates)]
     kinds += sorted({str(g.get("kind") or "other") for g in gates} - set(_KIND_ORDER))
-    body = [
-        '<p class="muted">Each gate compares the <em>gated figure</em> (for a risk with an interval: '
-        "its upper end, but the DCR shares, which block on evidence: their lower end; for ML efficacy: "
-        "the TSTR / TRTR AUC ratio) with the threshold set in the "
-        "data contract. The margin is the distance to the threshold, negative when the gate fails. "
-        "The raw figure, where it differs from the gated one, is secondary detail. "
-        "<em>Inconclusive</em>: the gate failed, but a table that leaks nothing would have failed "
-        "too at these row counts; it blocks, and says how many rows the check needs.</p>"
-    ]
-    headers = ["gate", "gated figure", "threshold", "margin", "interval", "result", "raw figure", "what it means"]
-    numeric = {1, 2, 3, 4, 6}
-    rows_html = []
+    groups = []
     for kind in kinds:
-        group = [g for g in gates if str(g.get("kind") or "other") == kind]
+        group = [{**g, "raw": _raw_figure(report, g)} for g in gates if str(g.get("kind") or "other") == kind]
         failed = sum(1 for g in group if not g.get("passed"))
-        status = f" — {failed} failed" if failed else " — all passed"
-        rows_html.append(
-            f'<tr class="group"><th colspan="{len(headers)}">{_e(_KIND_TITLE.get(kind, kind))}'
-            f"{_e(status)}</th></tr>"
-        )
-        for g in group:
-            cells = [
-                f"<strong>{_e(g.get('name'))}</strong>",
-                f'<strong class="gated">{_num(_gated(g))}</strong>',
-                _e(_threshold(g)),
-                _num(_margin(g)),
-                _interval(g.get("ci")),
-                _result_cell(g.get("passed"), g.get("outcome")) + _min_rows_note(g),
-                _raw_figure(g),
-                _e(g.get("description", "")),
-            ]
-            rows_html.append(
-                ("<tr>" if g.get("passed") else '<tr class="failed">') + "".join(
-                    f'<td class="num">{c}</td>' if i in numeric else
-                    (f'<td class="desc">{c}</td>' if i == 7 else f"<td>{c}</td>")
-                    for i, c in enumerate(cells)
-                ) + "</tr>"
-            )
-    head = "".join(f'<th class="num">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>"
-                   for i, h in enumerate(headers))
-    body.append(f'<table class="full"><thead><tr>{head}</tr></thead><tbody>{"".join(rows_html)}</tbody></table>')
-    return _section("gates", "Gates", body)
+        groups.append({"title": _KIND_TITLE.get(kind, kind),
+                       "status": f" — {failed} failed" if failed else " — all passed", "gates": group})
+    return groups
 
 
-def _pct(value: Any) -> str:
-    return f"{value:.1%}" if _is_number(value) else "—"
+def _distribution_notes(plot: Mapping[str, Any], real: str) -> list[dict[str, Any]]:
+    notes = []
+    nr, ns = plot.get("null_real"), plot.get("null_synthetic")
+    if (_is_number(nr) and nr > 0) or (_is_number(ns) and ns > 0):
+        notes.append({"text": f"missing values: {real} {_pct(nr)} · synthetic {_pct(ns)}", "warn": False})
+    labels = plot.get("labels")
+    if plot.get("type") == "categorical" and isinstance(labels, list) and len(labels) > MAX_CATEGORIES + 1:
+        shown = "real share" if real == "real" else real
+        notes.append({"text": f"{len(labels)} categories: the {MAX_CATEGORIES} largest ({shown}) shown, "
+                              "the rest as “other”", "warn": False})
+    suppressed = plot.get("suppressed")
+    if _is_number(suppressed) and suppressed > 0:
+        notes.append({"text": f"{int(suppressed)} bin{'s' if suppressed != 1 else ''} with fewer than 10 real "
+                              "rows: real share hidden (drawn as 0) to protect those rows", "warn": True})
+    return notes
 
 
-def _distributions_html(report: Mapping[str, Any], figures: bool) -> str:
-    title = "Column distributions: real vs synthetic"
+def _distributions_view(report: Mapping[str, Any], figures: bool) -> dict[str, Any]:
     shapes = _metric(report, "column_shapes")
     if shapes is None:
-        return _section("distributions", title, [_not_run("the column-shapes check is not in this report")])
+        return {"missing": "the column-shapes check is not in this report"}
     per_column = _details(shapes).get("per_column")
     if not isinstance(per_column, Mapping) or not per_column:
-        return _section("distributions", title, [_not_run("column_shapes holds no per-column detail")])
+        return {"missing": "column_shapes holds no per-column detail"}
     items = [(str(c), v) for c, v in per_column.items() if isinstance(v, Mapping)]
     # Worst first: the columns to look at come first.
     items.sort(key=lambda cv: cv[1].get("score") if _is_number(cv[1].get("score")) else -1.0)
-    body = [
-        f"<p>Share of rows per bin (numeric columns, bins over the contract's public range) or per "
-        f"category, in the real training rows and in the synthetic rows. Columns are ordered from "
-        f"the least to the most similar; the score is the column's similarity (1 = identical). "
-        f"Mean over columns: <strong>{_num(shapes.get('value'))}</strong>.</p>",
-    ]
     has_plot = [c for c, v in items if isinstance(v.get("plot"), Mapping)]
+    no_plots = None
     if not has_plot or not figures:
         reason = (
             "figures were turned off for this rendering" if not figures
             else "this report holds no per-column plot data (made by an older synthgate)"
         )
-        body.append(_not_run(f"distribution plots: {reason}"))
+        no_plots = f"distribution plots: {reason}"
     cards = []
-    drawn = 0
     for k, (col, v) in enumerate(items):
-        metric = v.get("metric") or "score"
-        heading = f"{col} — {metric} {_num(v.get('score'))}"
         plot = v.get("plot")
-        if not figures or not isinstance(plot, Mapping) or drawn == MAX_DISTRIBUTION_FIGURES:
+        if not figures or not isinstance(plot, Mapping) or len(cards) == MAX_DISTRIBUTION_FIGURES:
             continue
-        drawn += 1
-        notes = []
-        nr, ns = plot.get("null_real"), plot.get("null_synthetic")
-        if (_is_number(nr) and nr > 0) or (_is_number(ns) and ns > 0):
-            notes.append(f"missing values: real {_pct(nr)} · synthetic {_pct(ns)}")
-        labels = plot.get("labels")
-        if plot.get("type") == "categorical" and isinstance(labels, list) and len(labels) > MAX_CATEGORIES + 1:
-            notes.append(f"{len(labels)} categories: the {MAX_CATEGORIES} largest (real share) shown, the rest as “other”")
-        suppressed = plot.get("suppressed")
-        if _is_number(suppressed) and suppressed > 0:
-            notes.append(
-                f'<span class="note">{int(suppressed)} bin{"s" if suppressed != 1 else ""} with fewer than 10 '
-                "real rows: real share hidden (drawn as 0) to protect those rows</span>"
-            )
-        caption = "<br>".join(n if n.startswith("<span") else _e(n) for n in notes)
-        svg = _figure(distribution_svg, col, plot, title=heading, salt=f"dist-{k}")
-        cards.append(f"<figure>{svg}" + (f"<figcaption>{caption}</figcaption>" if caption else "") + "</figure>")
-    if cards:
-        if len(has_plot) > len(cards):
-            body.append(f"<p class=\"muted\">{len(cards)} of {len(has_plot)} columns drawn, the least similar "
-                        "first; the table below scores every column.</p>")
-        body.append('<p class="legend"><span class="sw real"></span>real (training rows)'
-                    '<span class="sw syn"></span>synthetic</p>')
-        body.append('<div class="grid">' + "".join(cards) + "</div>")
-    body.append("<h3>Scores per column</h3>")
-    body.append(
-        _table(
-            ["column", "metric", "score", "plot"],
-            [
-                [_e(c), _e(v.get("metric", "")), _num(v.get("score")),
-                 "yes" if isinstance(v.get("plot"), Mapping) else "—"]
-                for c, v in items
-            ],
-            {2},
-        )
-    )
-    return _section("distributions", title, body)
+        heading = f"{col} — {v.get('metric') or 'score'} {_num(v.get('score'))}"
+        cards.append({"figure": _figure(distribution_svg, col, plot, title=heading, salt=f"dist-{k}"),
+                      "notes": _distribution_notes(plot, "real")})
+    return {
+        "missing": None, "mean": shapes.get("value"), "no_plots": no_plots, "cards": cards,
+        "with_plot": len(has_plot),
+        "rows": [[c, v.get("metric", ""), _num(v.get("score")), "yes" if isinstance(v.get("plot"), Mapping) else "—"]
+                 for c, v in items],
+    }
 
 
-def _associations_html(report: Mapping[str, Any], figures: bool) -> str:
-    title = "Associations between columns"
+def _associations_view(report: Mapping[str, Any], figures: bool) -> dict[str, Any]:
     trends = _metric(report, "pair_trends")
     if trends is None:
-        return _section("associations", title, [_not_run("the pair-trends check is not in this report")])
+        return {"missing": "the pair-trends check is not in this report"}
     d = _details(trends)
-    body = [
-        f"<p>How strongly each pair of columns moves together, in the real training rows and in the "
-        f"synthetic rows (red positive, blue negative), and the difference synthetic − real (purple "
-        f"where the synthetic value is higher, orange where it is lower, white where they agree). "
-        f"Pair-trend score (mean over pairs, 1 = identical): <strong>{_num(trends.get('value'))}"
-        f"</strong>.</p>"
-    ]
     assoc = d.get("association")
+    view: dict[str, Any] = {"missing": None, "score": trends.get("value"), "no_figure": None, "figure": None,
+                            "measure": None}
     if not figures:
-        body.append(_not_run("association heat maps: figures were turned off for this rendering"))
+        view["no_figure"] = "association heat maps: figures were turned off for this rendering"
     elif not isinstance(assoc, Mapping):
-        body.append(_not_run("association heat maps: this report holds no association matrices "
-                             "(made by an older synthgate, or fewer than two columns)"))
+        view["no_figure"] = ("association heat maps: this report holds no association matrices "
+                             "(made by an older synthgate, or fewer than two columns)")
     else:
-        body.append(f"<p class=\"muted\">Measure: {_e(assoc.get('measure', 'association'))}.</p>")
-        body.append('<div class="wide">' + _figure(association_svg, assoc, salt="assoc") + "</div>")
+        view["measure"] = assoc.get("measure", "association")
+        view["figure"] = _figure(association_svg, assoc, salt="assoc")
     lowest = d.get("lowest_pairs")
-    if isinstance(lowest, list) and lowest:
-        body.append("<h3>Least preserved pairs</h3>")
-        body.append(
-            _table(
-                ["columns", "score"],
-                [
-                    [_e(" × ".join(str(c) for c in p.get("columns", []))), _num(p.get("score"))]
-                    for p in lowest if isinstance(p, Mapping)
-                ],
-                {1},
-            )
-        )
-    return _section("associations", title, body)
+    view["lowest"] = [
+        [" × ".join(str(c) for c in p.get("columns", [])), _num(p.get("score"))]
+        for p in lowest if isinstance(p, Mapping)
+    ] if isinstance(lowest, list) else []
+    return view
 
 
-def _ml_html(report: Mapping[str, Any]) -> str:
-    title = "ML efficacy: train on synthetic, test on real"
+def _three_way_view(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Three-way marginals beside their holdout reference; None when the report lacks them."""
+    m = _metric(report, "three_way_marginals")
+    possible = _possible(m)
+    if m is None or possible is None:
+        return None
+    lowest = _details(m).get("lowest_triples")
+    return {
+        "value": m.get("value"), "ceiling": possible, "gate": m,
+        "lowest": [
+            [" × ".join(str(c) for c in t.get("columns", [])), _num(t.get("similarity")), _num(t.get("ceiling"))]
+            for t in lowest if isinstance(t, Mapping)
+        ] if isinstance(lowest, list) else [],
+    }
+
+
+def _ml_view(report: Mapping[str, Any]) -> dict[str, Any]:
     ml = _metric(report, "ml_efficacy")
     if ml is None:
-        return _section("ml-efficacy", title, [_not_run("the contract names no target column, or the check did not run")])
+        return {"missing": "the contract names no target column, or the check did not run"}
     d = _details(ml)
-    body = [
-        f"<p>Target <code>{_e(d.get('target'))}</code>: a classifier trained on the synthetic rows "
-        f"(TSTR) and one trained on the real training rows (TRTR) are both scored on the holdout. "
-        f"The gate is on the AUC ratio TSTR / TRTR: <strong>{_num(_gated(ml))}</strong>"
-        + (f" (gate {_e(_threshold(ml))} · {_result_cell(ml.get('passed'), ml.get('outcome'))})"
-           if ml.get("threshold") is not None else "")
-        + f"; the TSTR AUC alone ({_num(ml.get('value'))}) is detail, not gated.</p>"
-    ]
-    if "error" in d:
-        body.append(f'<p class="fail">{_e(d["error"])}</p>')
-    else:
-        body.append(
-            _table(
-                ["", "accuracy", "F1", "AUC"],
-                [
-                    [_e(label.upper())]
-                    + [_num((d.get(label) or {}).get(k)) for k in ("accuracy", "f1", "auc")]
-                    for label in ("tstr", "trtr")
-                ],
-                {1, 2, 3},
-            )
-        )
-    return _section("ml-efficacy", title, body)
+    return {
+        "missing": None, "metric": ml, "target": d.get("target"), "possible": _possible(ml),
+        "error": d.get("error"),
+        "rows": [
+            [label.upper()] + [_num((d.get(label) or {}).get(k)) for k in ("accuracy", "f1", "auc")]
+            for label in ("tstr", "trtr")
+        ],
+    }
 
 
-def _metric_heading(m: Mapping[str, Any]) -> str:
-    text = f"<strong>{_e(m.get('name'))}</strong>: {_num(_gated(m))}"
-    if m.get("threshold") is not None:
-        text += f" · gate {_e(_threshold(m))} · {_result_cell(m.get('passed'), m.get('outcome'))}"
-    return f"<h3>{text}</h3>"
-
-
-def _description(m: Mapping[str, Any]) -> str:
-    desc = m.get("description")
-    return f'<p class="muted">{_e(desc)}</p>' if desc else ""
-
-
-def _attacks_html(report: Mapping[str, Any], figures: bool) -> str:
-    title = "Membership inference attacks"
+def _attacks_view(report: Mapping[str, Any], figures: bool) -> dict[str, Any]:
     with_attacks = [m for m in _metrics(report) if isinstance(_details(m).get("attacks"), list)]
     if not with_attacks:
-        return _section("attacks", title, [_not_run("no membership-inference attack is in this report")])
-    body = [
-        "<p>Each attack scores real rows, some used for training (members) and some held out "
-        "(non-members), using only the synthetic table, and tries to tell them apart. An AUC of 0.5 "
-        "means it cannot; the gate reads the worst attack.</p>"
-    ]
+        return {"missing": "no membership-inference attack is in this report"}
     # Several gates may read one set of attacks (AUC, TPR at low FPR): one table for them all.
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for m in with_attacks:
         attacks = [a for a in _details(m)["attacks"] if isinstance(a, Mapping)]
         groups.setdefault(json.dumps(attacks, sort_keys=True, default=str), []).append(m)
+    out = []
     for k, members in enumerate(groups.values()):
         attacks = [a for a in _details(members[0])["attacks"] if isinstance(a, Mapping)]
-        for m in members:
-            body.append(_metric_heading(m) + _description(m))
-        body.append(
-            _table(
-                ["attack", "AUC", "interval", "TPR at 1% FPR", "members", "non-members", "TPR gated"],
-                [
-                    [
-                        _e(a.get("name", "")), _num(a.get("auc")), _interval(a.get("ci")),
-                        _num(a.get("tpr_at_1pct_fpr")), _num(a.get("n_members")),
-                        _num(a.get("n_nonmembers")), _num(a.get("tpr_gated")),
-                    ]
-                    for a in attacks
-                ],
-                {1, 2, 3, 4, 5, 6},
-            )
-        )
+        figure = None
         if figures and attacks:
             auc_gate = next((m.get("threshold") for m in members
                              if "auc" in str(m.get("name", "")).lower() and _is_number(m.get("threshold"))), None)
-            body.append(
-                '<figure class="wide" style="max-width:760px">'
-                + _figure(attacks_svg, attacks, salt=f"mia-{k}", threshold=auc_gate)
-                + "</figure>"
-            )
+            figure = _figure(attacks_svg, attacks, salt=f"mia-{k}", threshold=auc_gate)
         per_attack = next((_details(m)["attack_details"] for m in members
                            if isinstance(_details(m).get("attack_details"), Mapping)), None)
-        if per_attack:
-            body.append(
-                "<details><summary>each attack's details</summary>"
-                + _kv_table(_flatten(per_attack), ("detail", "value")) + "</details>"
-            )
-    return _section("attacks", title, body)
+        out.append({
+            "members": members, "figure": figure,
+            "details": _flatten(per_attack) if per_attack else [],
+            "rows": [
+                [a.get("name", ""), _num(a.get("auc")), _interval(a.get("ci")), _num(a.get("tpr_at_1pct_fpr")),
+                 _num(a.get("n_members")), _num(a.get("n_nonmembers")), _num(a.get("tpr_gated"))]
+                for a in attacks
+            ],
+        })
+    return {"missing": None, "groups": out}
 
 
 # Keys of an anonymeter-style result's details, in the order they are looked for.
@@ -913,49 +780,30 @@ def _rate(d: Mapping[str, Any], what: str) -> Any:
     return next((d[k] for k in _RATE_KEYS[what] if k in d), None)
 
 
-def _anonymeter_html(report: Mapping[str, Any], figures: bool) -> str:
-    title = "Re-identification risks: singling out, linkability, inference"
+def _anonymeter_view(report: Mapping[str, Any], figures: bool) -> dict[str, Any]:
     risks = [m for m in _metrics(report) if str(m.get("name", "")).startswith(_ANONYMETER_PREFIXES)]
     if not risks:
-        return _section("reidentification", title, [_not_run("no singling-out, linkability or inference risk is in this report")])
-    body = [
-        "<p>Each attack guesses something about real people from the synthetic table. The main "
-        "attack targets training rows, the control attack rows that were never used for training: "
-        "only success on training rows beyond the control rate is a risk created by the release.</p>"
-    ]
+        return {"missing": "no singling-out, linkability or inference risk is in this report"}
     rows, fig_rows = [], []
     for m in risks:
         d = _details(m)
-        main, main_ci = _rate(d, "main_rate"), _rate(d, "main_ci")
-        control, control_ci = _rate(d, "control_rate"), _rate(d, "control_ci")
-        rows.append([
-            f"<strong>{_e(m.get('name'))}</strong>", _num(m.get("value")), _interval(m.get("ci")),
-            _pct(main), _interval(main_ci), _pct(control), _interval(control_ci),
-            _e(_threshold(m)) if m.get("threshold") is not None else "—",
-            _result_cell(m.get("passed"), m.get("outcome")) if m.get("threshold") is not None else "—",
-        ])
-        fig_rows.append((str(m.get("name")), main, main_ci, control, control_ci))
-    body.append(_table(
-        ["risk", "risk value", "interval", "main rate", "main interval", "control rate",
-         "control interval", "gate", "result"],
-        rows, {1, 2, 3, 4, 5, 6},
-    ))
-    if figures and any(_is_number(r[1]) or _is_number(r[3]) for r in fig_rows):
-        body.append('<figure class="wide" style="max-width:760px">' + _figure(rates_svg, fig_rows, salt="anon") + "</figure>")
+        row = {"metric": m, "main": _rate(d, "main_rate"), "main_ci": _rate(d, "main_ci"),
+               "control": _rate(d, "control_rate"), "control_ci": _rate(d, "control_ci")}
+        rows.append(row)
+        fig_rows.append((str(m.get("name")), row["main"], row["main_ci"], row["control"], row["control_ci"]))
+    figure = None
+    if figures and any(_is_number(r["metric"].get("value")) or _is_number(r["main"]) for r in rows):
+        figure = _figure(rates_svg, fig_rows, salt="anon")
     shown = {k for keys in _RATE_KEYS.values() for k in keys}
+    extras = []
     for m in risks:
         extra = [(k, v) for k, v in _flatten(_details(m)) if k not in shown]
         if extra:
-            body.append(
-                f"<details><summary>{_e(m.get('name'))}: all details</summary>"
-                + _kv_table(extra, ("detail", "value"))
-                + _description(m) + "</details>"
-            )
-    return _section("reidentification", title, body)
+            extras.append((m, extra))
+    return {"missing": None, "rows": rows, "figure": figure, "extras": extras}
 
 
-def _distances_html(report: Mapping[str, Any]) -> str:
-    title = "Distance and copy checks"
+def _distances_view(report: Mapping[str, Any]) -> dict[str, Any]:
     shown = [m for m in _metrics(report)
              if m.get("kind") == "privacy" and not isinstance(_details(m).get("attacks"), list)
              and not str(m.get("name", "")).startswith(_ANONYMETER_PREFIXES)]
@@ -963,139 +811,95 @@ def _distances_html(report: Mapping[str, Any]) -> str:
              if str(m.get("name", "")).startswith(("dcr_share", "nndr", "identical_match")) and m not in shown]
     shown += named
     if not shown:
-        return _section("distances", title, [_not_run("no distance-to-closest-record, NNDR or copy check is in this report")])
-    body = [
-        "<p>Whether synthetic rows sit closer to the training rows than to rows the model never saw "
-        "(distance to closest record, DCR; nearest-neighbour distance ratio, NNDR), and how many "
-        "synthetic rows are exact copies of a training row.</p>"
-    ]
-    cards = []
-    for m in shown:
-        flat = _flatten(_details(m))
-        cards.append(
-            "<div>" + _metric_heading(m) + _description(m)
-            + (_kv_table(flat, ("detail", "value")) if flat else _not_run("no detail recorded")) + "</div>"
-        )
-    body.append('<div class="cards">' + "".join(cards) + "</div>")
-    return _section("distances", title, body)
+        return {"missing": "no distance-to-closest-record, NNDR or copy check is in this report"}
+    return {"missing": None, "cards": [(m, _flatten(_details(m))) for m in shown]}
 
 
-def _ledger_html(report: Mapping[str, Any]) -> str:
-    title = "Privacy ledger"
+def _ledger_view(report: Mapping[str, Any]) -> dict[str, Any]:
     privacy = report.get("privacy")
     if not isinstance(privacy, Mapping):
-        return _section("ledger", title, [_not_run("this report holds no privacy ledger")])
+        return {"missing": "this report holds no privacy ledger"}
     spent, budget = privacy.get("epsilon_spent"), privacy.get("epsilon_budget")
     entries = [e for e in privacy.get("ledger") or [] if isinstance(e, Mapping)]
     if spent is None and not entries:
-        return _section("ledger", title, [_not_run(
-            "no privacy ledger: the synthetic table was made outside this run, so no "
-            f"differential-privacy guarantee is claimed (the contract's budget is ε = {_num(budget)})"
-        )])
-    body = [
-        f"<p>Every step that learned from the private rows is charged here. Total ε spent "
-        f"<strong>{_num(spent)}</strong> of a budget of <strong>{_num(budget)}</strong>, "
-        f"δ = {_num(privacy.get('delta'))}, accountant: {_e(privacy.get('accountant') or '—')}.</p>",
-        f"<p>Unit of privacy: {_e(privacy.get('adjacency') or ADJACENCY)}. Outside the guarantee: the "
-        "validation outcome and the release decision (README, “Threat model”).</p>",
+        return {"missing": "no privacy ledger: the synthetic table was made outside this run, so no "
+                           f"differential-privacy guarantee is claimed (the contract's budget is ε = {_num(budget)})"}
+    rows = [
+        [e.get("mechanism"), _num(e.get("noise_multiplier")), _num(e.get("sample_rate")), _num(e.get("steps")),
+         _num(e.get("epsilon_alone")), e.get("description", "")]
+        for e in entries
     ]
-    if _is_number(spent) and _is_number(budget) and budget > 0:
-        share = spent / budget
-        cls = "bar over" if share > 1 else "bar"
-        body.append(f'<div class="{cls}" title="ε spent / budget"><span style="width:{min(share, 1.0):.1%}">'
-                    f"</span></div><p class=\"muted\">{share:.1%} of the budget spent.</p>")
     if entries:
-        rows = [
-            [
-                _e(e.get("mechanism")), _num(e.get("noise_multiplier")), _num(e.get("sample_rate")),
-                _num(e.get("steps")), _num(e.get("epsilon_alone")), _e(e.get("description", "")),
-            ]
-            for e in entries
-        ]
-        rows.append([_e("composed total"), "", "", "", _num(spent),
-                     _e(f"all mechanisms composed by the {privacy.get('accountant') or ''} accountant "
-                        f"at δ = {_num(privacy.get('delta'))}")])
-        body.append(_table(
-            ["mechanism", "noise multiplier", "sample rate", "steps", "ε alone", "what it released"],
-            rows, {1, 2, 3, 4}, row_classes=[""] * len(entries) + ["total"], full=True,
-        ))
-        body.append(
-            '<p class="muted">“ε alone” is what each mechanism would cost on its own; composed '
-            "together they cost less than the sum, and the composed total is what the budget gate "
-            "checks.</p>"
-        )
-    else:
-        body.append(_not_run("the ledger lists no mechanism"))
-    return _section("ledger", title, body)
+        rows.append(["composed total", "", "", "", _num(spent),
+                     f"all mechanisms composed by the {privacy.get('accountant') or ''} accountant "
+                     f"at δ = {_num(privacy.get('delta'))}"])
+    return {
+        "missing": None, "spent": spent, "budget": budget, "delta": privacy.get("delta"),
+        "accountant": privacy.get("accountant"), "adjacency": privacy.get("adjacency") or ADJACENCY,
+        "share": spent / budget if _is_number(spent) and _is_number(budget) and budget > 0 else None,
+        "rows": rows, "row_classes": [""] * len(entries) + ["total"],
+    }
 
 
-def _outside_html(report: Mapping[str, Any]) -> str:
-    title = "Outside the privacy guarantee"
+# The per-check sentences of ``outside_guarantee`` (``_outside_guarantee``): merged into one.
+_METRIC_SENTENCE = re.compile(r"^The evaluation metric '([^']*)' is an aggregate computed from the real "
+                              r"training and holdout rows; it is not covered by epsilon\.$")
+
+
+def _outside_view(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The outside-the-guarantee list as prose: the one-per-check sentences of an older report
+    merged into one sentence naming every check."""
     sentences = report.get("outside_guarantee")
     if not isinstance(sentences, list) or not sentences:
-        return _section("outside", title, [_not_run("this report does not list what falls outside the guarantee")])
-    return _section("outside", title, [
-        "<p>These steps read private rows without being charged to the privacy budget. Everything "
-        "in them is an aggregate, but none of it is covered by ε.</p>",
-        "<ul>" + "".join(f"<li>{_e(s)}</li>" for s in sentences) + "</ul>",
-    ])
+        return {"sentences": []}
+    out: list[str] = []
+    merged: list[str] = []
+    for s in map(str, sentences):
+        match = _METRIC_SENTENCE.match(s)
+        if match is None:
+            out.append(s)
+            continue
+        if not merged:
+            out.append("")  # where the merged sentence goes
+        merged.append(match.group(1))
+    if merged:
+        out[out.index("")] = _metrics_sentence(merged)
+    return {"sentences": out}
 
 
-def _run_html(report: Mapping[str, Any]) -> str:
+def _metrics_sentence(names: list[str]) -> str:
+    quoted = [f"'{n}'" for n in names]
+    if len(quoted) == 1:
+        return (f"The evaluation metric {quoted[0]} is an aggregate computed from the real training and "
+                "holdout rows; it is not covered by epsilon.")
+    listed = ", ".join(quoted[:-1]) + " and " + quoted[-1]
+    return (f"The evaluation metrics {listed} are aggregates computed from the real training and holdout "
+            "rows; none of them is covered by epsilon.")
+
+
+def _run_view(report: Mapping[str, Any]) -> dict[str, Any]:
     rows = report.get("rows")
-    col_rows = "<div><h3>Rows</h3>" + (
-        _kv_table(rows, ("set", "rows")) if isinstance(rows, Mapping) and rows else _not_run("no row counts")
-    ) + "</div>"
     timings = report.get("timings")
+    trows: list[list[str]] = []
     if isinstance(timings, Mapping) and timings:
         total = sum(v for v in timings.values() if _is_number(v))
-        trows = [
-            [_e(k), _num(v), f"{v / total:.0%}" if _is_number(v) and total > 0 else "—"]
-            for k, v in timings.items()
-        ]
+        trows = [[k, _num(v), f"{v / total:.0%}" if _is_number(v) and total > 0 else "—"] for k, v in timings.items()]
         trows.append(["total", _num(round(total, 3)), "100%" if total > 0 else "—"])
-        col_timings = _table(["stage", "seconds", "share"], trows, {1, 2},
-                             row_classes=[""] * len(timings) + ["total"])
-    else:
-        col_timings = _not_run("no timings recorded")
     versions = report.get("versions")
-    col_versions = "<div><h3>Versions</h3>" + (
-        _kv_table(versions, ("package", "version"))
-        if isinstance(versions, Mapping) and versions else _not_run("no versions recorded")
-    ) + "</div>"
-    body = [f'<div class="cols3">{col_rows}<div><h3>Timings</h3>{col_timings}</div>{col_versions}</div>']
     notes = report.get("notes")
-    if isinstance(notes, list) and notes:
-        body.append("<h3>Notes</h3><ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
     config = report.get("config")
-    if isinstance(config, Mapping) and config:
-        body.append(
-            "<details><summary>Run configuration</summary>"
-            + _kv_table(_flatten(config), ("setting", "value"))
-            + "</details>"
-        )
-    return _section("run", "Run: rows, timings, versions", body)
-
-
-def _all_details_html(report: Mapping[str, Any]) -> str:
-    metrics = _metrics(report)
-    if not metrics:
-        return _section("details", "All metric details", [_not_run("no metric in this report")])
-    body = ['<p class="muted">Every figure each check recorded (aggregates only).</p>']
-    for m in metrics:
-        flat = _flatten(_details(m))
-        body.append(
-            f"<details><summary>{_e(m.get('name'))}: {_num(m.get('value'))}</summary>"
-            + _description(m)
-            + (_kv_table(flat, ("detail", "value")) if flat else "")
-            + "</details>"
-        )
-    return _section("details", "All metric details", body)
+    return {
+        "rows": list(rows.items()) if isinstance(rows, Mapping) and rows else [],
+        "timings": trows, "timing_classes": [""] * (len(trows) - 1) + ["total"],
+        "versions": list(versions.items()) if isinstance(versions, Mapping) and versions else [],
+        "notes": [_sentence(n) for n in notes] if isinstance(notes, list) else [],
+        "config": _flatten(config) if isinstance(config, Mapping) and config else [],
+    }
 
 
 _TOC = (
     ("gates", "Gates"), ("distributions", "Distributions"), ("associations", "Associations"),
-    ("ml-efficacy", "ML efficacy"), ("attacks", "Membership inference"),
+    ("three-way", "Three-way marginals"), ("ml-efficacy", "ML efficacy"), ("attacks", "Membership inference"),
     ("reidentification", "Re-identification"), ("distances", "Distances"), ("ledger", "Privacy ledger"),
     ("outside", "Outside the guarantee"), ("run", "Run"), ("details", "All details"),
 )
@@ -1115,241 +919,101 @@ _PUBLIC_TOC = (
 )
 
 
-def _public_decision_html(report: Mapping[str, Any]) -> str:
-    released = bool(report.get("released"))
-    if released:
-        output = report.get("output")
-        lead = "Every gate passed: the synthetic table was published."
-        if isinstance(output, Mapping) and output.get("table"):
-            lead += f" Table <code>{_e(output.get('table'))}</code>."
-        return f'<div class="decision released"><div class="verdict">RELEASED</div><p>{lead}</p></div>'
-    failed = [g for g in _gates(report) if not g.get("passed")]
-    parts = ['<div class="decision blocked"><div class="verdict">BLOCKED</div>'
-             "<p>The synthetic table is not released: nothing was published.</p>"]
-    if failed:
-        unsure = sum(1 for g in failed if g.get("outcome") == "inconclusive")
-        note = f" ({unsure} inconclusive: too few rows to tell; blocks by default)" if unsure else ""
-        parts.append(f"<p><strong>{len(failed)} failed gate{'s' if len(failed) != 1 else ''}{note}:</strong></p>")
-        parts.append(_table(
-            ["gate", "kind", "must be", "what it means"],
-            [[f"<strong>{_e(g.get('name'))}</strong>", _e(g.get("kind", "")), _e(_threshold(g)),
-              _e(g.get("description", ""))] for g in failed],
-            full=True,
-        ))
-        parts.append('<p class="muted">By how much each gate missed is a figure computed on private rows: '
-                     "it is in the data owner's evaluation report, not here.</p>")
-    decision = report.get("decision")
-    reasons = decision.get("reasons", []) if isinstance(decision, Mapping) else []
-    names = tuple(f"{g.get('name')}:" for g in failed)
-    others = [r for r in reasons if not (names and str(r).startswith(names))]
-    if others:
-        parts.append("<p>Reasons:</p><ul>" + "".join(f"<li>{_e(r)}</li>" for r in others) + "</ul>")
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def _public_facts_html(report: Mapping[str, Any]) -> str:
+def _public_facts(report: Mapping[str, Any]) -> list[tuple[str, str]]:
     gates = _gates(report)
     privacy = report.get("privacy") if isinstance(report.get("privacy"), Mapping) else {}
     rows = report.get("rows") if isinstance(report.get("rows"), Mapping) else {}
     spent = privacy.get("epsilon_spent")
-    facts = [
+    return [
         ("gates passed", f"{sum(1 for g in gates if g.get('passed'))} of {len(gates)}" if gates else "—"),
         ("ε spent", f"{_num(spent)} of {_num(privacy.get('epsilon_budget'))}" if spent is not None else "—"),
         ("δ", _num(privacy.get("delta"))),
         ("training rows (DP estimate)", _num(rows.get("train_dp_estimate"))),
         ("synthetic rows", _num(rows.get("synthetic"))),
     ]
-    return '<div class="facts">' + "".join(
-        f'<div class="fact"><div class="k">{_e(k)}</div><div class="v">{v}</div></div>' for k, v in facts
-    ) + "</div>"
 
 
-def _unit_html(report: Mapping[str, Any]) -> str:
-    privacy = report.get("privacy") if isinstance(report.get("privacy"), Mapping) else {}
-    adjacency = privacy.get("adjacency") or "not stated in this report"
-    return _section("unit", "Unit of privacy", [
-        f"<p><strong>Neighbouring tables:</strong> {_e(adjacency)}</p>",
-        "<p>Every figure on this page is differentially private or public: the contract, the privacy "
-        "ledger, the synthetic table (post-processing of the DP model), and the codec's noisy "
-        "histograms, charged to the ledger below. Who sees what (the public, the data owner, the "
-        "operator) is set out in the “Threat model” section of synthgate's README.</p>",
-    ])
-
-
-def _public_gates_html(report: Mapping[str, Any]) -> str:
-    gates = _gates(report)
-    if not gates:
-        return _section("gates", "Gates", [_not_run("no gate was evaluated in this run")])
-    body = ['<p class="muted">Each gate\'s outcome against the threshold in the data contract. The measured '
-            "values are computed on private rows and are not published (they are in the data owner's "
-            "evaluation report); the outcomes are, and fall outside the privacy guarantee.</p>"]
-    rows, classes = [], []
-    for g in gates:
-        rows.append([f"<strong>{_e(g.get('name'))}</strong>", _e(g.get("kind", "")), _e(_threshold(g)),
-                     _result_cell(g.get("passed"), g.get("outcome")), f'<span class="muted">{_e(g.get("description", ""))}</span>'])
-        classes.append("" if g.get("passed") else "failed")
-    body.append(_table(["gate", "kind", "must be", "result", "what it means"], rows, row_classes=classes, full=True))
-    return _section("gates", "Gates", body)
-
-
-def _public_distributions_html(report: Mapping[str, Any], figures: bool) -> str:
-    title = "Column distributions: DP estimate of the real table vs synthetic"
+def _public_distributions_view(report: Mapping[str, Any], figures: bool) -> dict[str, Any]:
     dists = report.get("distributions")
     items = [(str(c), v) for c, v in dists.items() if isinstance(v, Mapping)] if isinstance(dists, Mapping) else []
     if not items:
-        why = ("the release was blocked: no model and no synthetic table were published"
-               if not report.get("released") else "this report holds no distributions")
-        return _section("distributions", title, [_not_run(why)])
+        return {"missing": ("the release was blocked: no model and no synthetic table were published"
+                            if not report.get("released") else "this report holds no distributions")}
     items.sort(key=lambda cv: cv[1].get("score") if _is_number(cv[1].get("score")) else -1.0)
-    body = [
-        "<p>The “real” shares are not counts of real rows: they are the per-column histograms the model's "
-        "codec learned under differential privacy (Gaussian noise, charged to the ledger), moved onto the "
-        "plot's bins over the contract's public range. The synthetic shares are counted in the published "
-        "table. Score: 1 − total variation between the two (1 = identical), least similar column first.</p>"
-    ]
     cards = []
     if figures:
         for k, (col, v) in enumerate(items[:MAX_DISTRIBUTION_FIGURES]):
-            plot = {**v, "suppressed": 0}
-            notes = []
-            nr, ns = v.get("null_real"), v.get("null_synthetic")
-            if (_is_number(nr) and nr > 0) or (_is_number(ns) and ns > 0):
-                notes.append(f"missing values: DP estimate {_pct(nr)} · synthetic {_pct(ns)}")
-            labels = v.get("labels")
-            if v.get("type") == "categorical" and isinstance(labels, list) and len(labels) > MAX_CATEGORIES + 1:
-                notes.append(f"{len(labels)} categories: the {MAX_CATEGORIES} largest (DP estimate) shown, "
-                             "the rest as “other”")
             heading = f"{col} — similarity {_num(v.get('score'))}"
-            svg = _figure(distribution_svg, col, plot, title=heading, salt=f"pub-dist-{k}")
-            caption = "<br>".join(_e(n) for n in notes)
-            cards.append(f"<figure>{svg}" + (f"<figcaption>{caption}</figcaption>" if caption else "") + "</figure>")
-    else:
-        body.append(_not_run("distribution plots: figures were turned off for this rendering"))
-    if cards:
-        if len(items) > len(cards):
-            body.append(f"<p class=\"muted\">{len(cards)} of {len(items)} columns drawn, the least similar "
-                        "first; the table below scores every column.</p>")
-        body.append('<p class="legend"><span class="sw real"></span>real (DP estimate)'
-                    '<span class="sw syn"></span>synthetic (published)</p>')
-        body.append('<div class="grid">' + "".join(cards) + "</div>")
-    body.append("<h3>Similarity per column</h3>")
-    body.append(_table(["column", "type", "similarity"],
-                       [[_e(c), _e(v.get("type", "")), _num(v.get("score"))] for c, v in items], {2}))
-    return _section("distributions", title, body)
+            cards.append({
+                "figure": _figure(distribution_svg, col, {**v, "suppressed": 0}, title=heading, salt=f"pub-dist-{k}"),
+                "notes": _distribution_notes({**v, "suppressed": 0}, "DP estimate"),
+            })
+    return {
+        "missing": None, "cards": cards, "with_plot": len(items),
+        "no_plots": None if figures else "distribution plots: figures were turned off for this rendering",
+        "rows": [[c, v.get("type", ""), _num(v.get("score"))] for c, v in items],
+    }
 
 
-def _withheld_html() -> str:
-    return _section("withheld", "Not published: the data owner's evaluation report", [
-        "<p>The checks behind the gates (distance to closest record, membership-inference attacks, "
-        "re-identification risks, column shapes and pair trends against the real rows, detection, ML "
-        "efficacy) read the private training and holdout rows. Their values, intervals, real-row "
-        "histograms and association matrices, and the exact row counts, are not differentially "
-        "private: they are written only to the data owner's evaluation report, kept owner-only outside "
-        "this release and registered with its hash.</p>",
-    ])
-
-
-def _public_run_html(report: Mapping[str, Any]) -> str:
-    body = []
+def _public_release_view(report: Mapping[str, Any]) -> dict[str, Any]:
     model = report.get("model")
-    if isinstance(model, Mapping):
-        body.append(f"<h3>Model <code>{_e(model.get('name', ''))}</code></h3>")
-        summary = model.get("training_summary")
-        if isinstance(summary, Mapping) and summary:
-            body.append(_kv_table(_flatten(summary), ("training", "value")))
-    excluded = report.get("excluded_columns")
-    if isinstance(excluded, list) and excluded:
-        body.append(f"<p>Identifier and pii columns dropped, never modelled: {_e(', '.join(map(str, excluded)))}.</p>")
-    files = report.get("files")
-    if isinstance(files, list) and files:
-        body.append("<h3>Files of this release</h3><ul>" + "".join(f"<li><code>{_e(f)}</code></li>" for f in files)
-                    + "</ul>")
-    versions = report.get("versions")
-    if isinstance(versions, Mapping) and versions:
-        body.append("<h3>Versions</h3>" + _kv_table(versions, ("package", "version")))
-    return _section("run", "Release: model, files, versions", body or [_not_run("nothing recorded")])
-
-
-def _render_public_html(report: Mapping[str, Any], figures: bool) -> str:
-    title = f"synthgate public release report — {report.get('table', '')} — {report.get('run_id', '')}"
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        '<header><div class="eyebrow">synthgate public release report</div>'
-        f"<h1>Table <code>{_e(report.get('table', ''))}</code> · run <code>{_e(report.get('run_id', ''))}</code></h1>",
-        _public_decision_html(report),
-        _public_facts_html(report),
-        '<nav class="toc">' + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in _PUBLIC_TOC) + "</nav></header>",
-        "<main>",
-        _unit_html(report),
-        _public_gates_html(report),
-        _public_distributions_html(report, figures),
-        _ledger_html(report),
-        _outside_html(report),
-        _withheld_html(),
-        _public_run_html(report),
-        "</main>",
-        f'<footer><p class="muted">Contract fingerprint <code>{_num(report.get("contract_fingerprint"))}'
-        f"</code> · public report version {_num(report.get('report_version'))} · every figure on this page is "
-        "differentially private or public; gate outcomes and the decision are listed as outside the "
-        "guarantee.</p></footer>",
-        "</body></html>",
-    ]
-    return "\n".join(parts)
+    summary = model.get("training_summary") if isinstance(model, Mapping) else None
+    excluded, files, versions = report.get("excluded_columns"), report.get("files"), report.get("versions")
+    view = {
+        "model": model.get("name", "") if isinstance(model, Mapping) else None,
+        "summary": _flatten(summary) if isinstance(summary, Mapping) and summary else [],
+        "excluded": [str(c) for c in excluded] if isinstance(excluded, list) else [],
+        "files": [str(f) for f in files] if isinstance(files, list) else [],
+        "versions": list(versions.items()) if isinstance(versions, Mapping) and versions else [],
+    }
+    view["empty"] = not (view["model"] is not None or view["excluded"] or view["files"] or view["versions"])
+    return view
 
 
 def render_html(report: dict[str, Any], *, figures: bool = True) -> str:
-    """One self-contained HTML page for a report dict.
+    """One self-contained HTML page for a report dict, rendered from the Jinja2 templates in
+    ``validation/templates`` (``owner.html.j2``, ``public.html.j2``).
 
     Inline CSS and inline SVG figures only: no script, no stylesheet link, no web font, no
     image fetched from anywhere, so the file opens offline and can be mailed as it is. The
-    page shows only what the report holds; every value is escaped with ``html.escape``
-    (figure labels by matplotlib's SVG writer). Sections whose data the report lacks say
-    "not run".
+    page shows only what the report holds; the templates autoescape every value (figure labels
+    are escaped by matplotlib's SVG writer). Sections whose data the report lacks say "not run".
 
     Args:
         report: a dict from ``build_report`` (or a ``report.json`` read back).
         figures: draw the figures (default); ``False`` gives the tables only, faster.
     """
+    common = {"report": report, "css": Markup(_CSS), "ledger": _ledger_view(report),
+              "outside": _outside_view(report), "decision": _decision_view(report)}
     if report.get("kind") == "public":
-        return _render_public_html(report, figures)
+        privacy = report.get("privacy") if isinstance(report.get("privacy"), Mapping) else {}
+        page = _ENV.get_template("public.html.j2").render(
+            **common,
+            title=f"synthgate public release report — {report.get('table', '')} — {report.get('run_id', '')}",
+            eyebrow="synthgate public release report", toc_items=_PUBLIC_TOC, fact_items=_public_facts(report),
+            adjacency=privacy.get("adjacency") or "not stated in this report",
+            gates=_gates(report), distributions=_public_distributions_view(report, figures),
+            release=_public_release_view(report),
+        )
+        return str(page)
     evaluation = report.get("kind") == "evaluation"
     kind = "evaluation" if evaluation else (
         "owner's evaluation (private: never publish)" if report.get("kind") == "owner" else "release"
     )
-    title = f"synthgate {kind} report — {report.get('table', '')} — {report.get('run_id', '')}"
-    parts: list[str] = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        f'<header><div class="eyebrow">synthgate {kind} report</div>'
-        f"<h1>Table <code>{_e(report.get('table', ''))}</code> · run <code>{_e(report.get('run_id', ''))}</code></h1>",
-        _decision_html(report),
-        _facts_html(report),
-        '<nav class="toc">' + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in _TOC) + "</nav></header>",
-        "<main>",
-        _gates_html(report),
-        _distributions_html(report, figures),
-        _associations_html(report, figures),
-        _ml_html(report),
-        _attacks_html(report, figures),
-        _anonymeter_html(report, figures),
-        _distances_html(report),
-        _ledger_html(report),
-        _outside_html(report),
-        _run_html(report),
-        _all_details_html(report),
-        "</main>",
-        f'<footer><p class="muted">Contract fingerprint <code>{_num(report.get("contract_fingerprint"))}'
-        f"</code> · report version {_num(report.get('report_version'))} · this page holds aggregates "
-        "only: no row and no value read from a row.</p></footer>",
-        "</body></html>",
-    ]
-    return "\n".join(parts)
+    three_way = _three_way_view(report)
+    page = _ENV.get_template("owner.html.j2").render(
+        **common,
+        title=f"synthgate {kind} report — {report.get('table', '')} — {report.get('run_id', '')}",
+        eyebrow=f"synthgate {kind} report",
+        toc_items=[t for t in _TOC if t[0] != "three-way" or three_way is not None],
+        fact_items=_facts(report), gate_groups=_gate_groups(report),
+        distributions=_distributions_view(report, figures), associations=_associations_view(report, figures),
+        three_way=three_way, ml=_ml_view(report), attacks=_attacks_view(report, figures),
+        anonymeter=_anonymeter_view(report, figures), distances=_distances_view(report),
+        run=_run_view(report), all_details=[(m, _flatten(_details(m))) for m in _metrics(report)],
+    )
+    return str(page)
+
 
 
 # --- writing ---------------------------------------------------------------------------------

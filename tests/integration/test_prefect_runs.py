@@ -211,3 +211,45 @@ def test_a_blocked_synthgate_run_exits_3_writes_no_release_and_its_flow_run_show
     owner = json.loads((Path(record.owner_folder) / "report.json").read_text())
     for private in {n_source, owner["rows"]["train"], owner["rows"]["holdout"]}:
         assert not re.search(rf"(?<![\w.]){private}(?![\w.])", text), (private, text)
+
+
+def test_the_scheduled_parent_run_and_an_audit_run_are_named_like_a_release(
+    prefect_harness: None, tmp_path: Path, small_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deployment's parent run: ``<table>-<run_id>-scheduled`` beside its release subflow
+    ``<table>-<run_id>``, tagged with the outcome; an audit run: ``<table>-audit-<time>-<hex>``."""
+    import synthgate.flows.audit as audit_module
+    from synthgate.flows.audit import AuditConfig, audit_flow
+    from synthgate.flows.deployments import scheduled_release
+
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text(yaml.safe_dump({"contract": str(demo_contract()), "source": {"path": str(small_source)},
+                                        "out": str(tmp_path / "out")}))
+    def fake(released: bool) -> Any:
+        inner = _fake_run(released)
+        return lambda *args: {**inner(*args), "output": None}  # the keys the parent returns
+
+    monkeypatch.setattr(release_module, "_run", fake(True))
+    out = scheduled_release(str(run_yaml))
+    parent, child = _flow_run(f"adult-{out['run_id']}-scheduled"), _flow_run(f"adult-{out['run_id']}")
+    assert parent.state.type.value == child.state.type.value == "COMPLETED"
+    assert {"table:adult", "kind:scheduled", "outcome:released"} <= set(parent.tags)
+    with get_client(sync_client=True) as client:  # the release is the parent's subflow
+        assert client.read_task_run(child.parent_task_run_id).flow_run_id == parent.id
+
+    monkeypatch.setattr(release_module, "_run", fake(False))
+    state = scheduled_release(str(run_yaml), return_state=True)
+    assert state.type.value == "FAILED"
+    with get_client(sync_client=True) as client:
+        blocked = client.read_flow_run(state.state_details.flow_run_id)
+    assert re.fullmatch(r"adult-\d{8}T\d{6}Z-[0-9a-f]{6}-scheduled", blocked.name), blocked.name
+    assert "outcome:blocked" in blocked.tags and "outcome:released" not in blocked.tags
+
+    # the audit: the real flow over a real source, the canary fit replaced (the test is on naming)
+    monkeypatch.setattr(audit_module, "audit_one", lambda *_, **__: {"below_claim": True})
+    result = audit_flow(AuditConfig(contract=demo_contract(), source=SourceConfig(path=small_source),
+                                    epsilons=[1.0], show_progress=False))
+    assert re.fullmatch(r"audit-\d{8}T\d{6}Z-[0-9a-f]{6}", result["run_id"]), result["run_id"]
+    run = _flow_run(f"adult-{result['run_id']}")
+    assert run.state.type.value == "COMPLETED"
+    assert {"table:adult", "model:ctgan", "kind:audit"} <= set(run.tags)

@@ -11,6 +11,9 @@ import pytest
 
 from synthgate.validation.contract import Contract, parse_contract
 from synthgate.validation.fidelity import (
+    plot_bin,
+    plot_edges,
+    zero_split,
     DEFAULT_MAX_DETECTION_AUC,
     DEFAULT_MIN_THREE_WAY_RATIO,
     column_shapes,
@@ -78,8 +81,8 @@ def test_column_shapes_folds_a_different_null_rate_into_the_score() -> None:
 
 
 def test_column_shapes_plot_suppresses_a_small_real_bin() -> None:
-    contract = _contract({"x": {"kind": "integer", "min": 0, "max": 20}})
-    # 20 bins of width 1: 12 real rows in bin [2, 3), 3 real rows in bin [15, 16).
+    contract = _contract({"x": {"kind": "integer", "min": 0, "max": 19}})
+    # 20 values, 20 one-value bins: 12 real rows in bin 2, 3 real rows in bin 15.
     real = pl.DataFrame({"x": [2] * 12 + [15] * 3})
     synthetic = pl.DataFrame({"x": [2] * 5 + [15] * 5})
     plot = column_shapes(real, synthetic, contract).details["per_column"]["x"]["plot"]
@@ -88,7 +91,7 @@ def test_column_shapes_plot_suppresses_a_small_real_bin() -> None:
     }
     assert plot["type"] == "numeric"
     assert len(plot["labels"]) == len(plot["real"]) == len(plot["synthetic"]) == 20
-    assert plot["labels"][:3] == ["0–1", "1–2", "2–3"]
+    assert plot["labels"][:3] == ["0", "1", "2"]
     assert plot["suppressed"] == 1
     # The 3-row bin shows 0; the shown real share is over the shown rows (12 of 12), so the
     # hidden rows cannot be read back as 1 - sum(real shares).
@@ -118,8 +121,10 @@ def test_column_shapes_plot_bins_come_from_the_contract() -> None:
     )
     per_column = column_shapes(real, real, contract).details["per_column"]
     age = per_column["age"]["plot"]["labels"]
-    assert (age[0], age[-1]) == ("17–20.65", "86.35–90")
-    assert per_column["w"]["plot"]["labels"][:2] == ["0–100000", "100000–200000"]
+    # 74 integers, bins of 4 whole values (the last holds the 2 left): integer edges, no "17–20.65"
+    assert (age[0], age[1], age[-1], len(age)) == ("17–20", "21–24", "89–90", 19)
+    # w starts at 0: its zeros are a bar of their own before the bins (zero_split)
+    assert per_column["w"]["plot"]["labels"][:3] == ["0", "0–100000", "100000–200000"]
     when = per_column["when"]["plot"]
     assert when["labels"][:2] == ["2020-01-01–2020-01-02", "2020-01-02–2020-01-03"]
     # 9 rows over days 1-8 (one each) and 2 rows on day 9: every non-empty bin is small.
@@ -581,3 +586,52 @@ def test_pair_trends_heat_map_of_a_wide_table_shows_its_least_preserved_pairs() 
     i, j = assoc["columns"].index("x00"), assoc["columns"].index("x79")
     assert real_v.shape == (60, 60) and real_v[i, j] == pytest.approx(1.0)
     assert "least preserved" in assoc["selection"]
+
+
+def test_integer_columns_are_binned_on_integer_edges() -> None:
+    """Each bin of an integer column holds whole values, the same number in each (but the last):
+    a value on a bin's first edge lands in that bin, the value before it in the bin before."""
+    contract = _contract({"n": {"kind": "integer", "min": -3, "max": 60}, "k": {"kind": "integer", "min": 5, "max": 6}})
+    edges = plot_edges(contract, "n")
+    assert np.array_equal(edges, np.arange(-3, 62, 4, dtype=float))  # 64 values: 16 bins of 4
+    values = np.arange(-3, 61, dtype=float)
+    bins = plot_bin(values, edges, integer=True)
+    assert np.array_equal(np.bincount(bins), [4] * 16)
+    real = pl.DataFrame({"n": [0] * 12 + [1] * 12 + [60] * 10, "k": [5] * 20 + [6] * 14})
+    plot = column_shapes(real, real, contract).details["per_column"]["n"]["plot"]
+    assert plot["labels"][:2] == ["-3–0", "1–4"] and plot["labels"][-1] == "57–60"
+    assert plot["real"][0] == pytest.approx(12 / 34) and plot["real"][1] == pytest.approx(12 / 34)
+    assert plot["real"][-1] == pytest.approx(10 / 34)
+    one = column_shapes(real, real, contract).details["per_column"]["k"]["plot"]
+    assert one["labels"] == ["5", "6"] and one["real"] == [pytest.approx(20 / 34), pytest.approx(14 / 34)]
+
+
+def test_zero_inflated_columns_show_their_zeros_as_a_bar_of_their_own() -> None:
+    """A range starting at 0 (money, counts) or a declared special value 0: "0" is the first bar, the
+    other values are binned after it (an integer column from 1), so the spike does not hide them."""
+    contract = _contract({
+        "gain": {"kind": "integer", "min": 0, "max": 99},
+        "amount": {"kind": "continuous", "min": 0, "max": 50},
+        "delta": {"kind": "integer", "min": -10, "max": 9, "special_values": [0]},
+        "age": {"kind": "integer", "min": 17, "max": 36},
+    })
+    assert [zero_split(contract, c) for c in ("gain", "amount", "delta", "age")] == [True, True, True, False]
+    n = 200
+    real = pl.DataFrame({
+        "gain": [0] * 180 + [1] * 10 + [99] * 10,
+        "amount": [0.0] * 150 + [0.5] * 25 + [49.0] * 25,
+        "delta": [0] * 100 + [-10] * 50 + [9] * 50,
+        "age": [17] * n,
+    })
+    per_column = column_shapes(real, real, contract).details["per_column"]
+    gain = per_column["gain"]["plot"]
+    assert gain["labels"][:3] == ["0", "1–5", "6–10"] and gain["labels"][-1] == "96–99" and len(gain["labels"]) == 21
+    assert gain["real"][0] == pytest.approx(0.9) and gain["real"][1] == pytest.approx(0.05)
+    assert gain["real"][-1] == pytest.approx(0.05)
+    amount = per_column["amount"]["plot"]
+    assert amount["labels"][:2] == ["0", "0–2.5"] and len(amount["labels"]) == 21
+    assert (amount["real"][0], amount["real"][1], amount["real"][-1]) == pytest.approx((0.75, 0.125, 0.125))
+    delta = per_column["delta"]["plot"]
+    assert delta["labels"][0] == "0" and delta["real"][0] == pytest.approx(0.5)
+    assert delta["labels"][1] == "-10" and delta["real"][1] == pytest.approx(0.25)
+    assert "0" not in per_column["age"]["plot"]["labels"]

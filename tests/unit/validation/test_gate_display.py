@@ -96,6 +96,8 @@ def test_owner_html_leads_with_the_gated_figure(surfaces: dict[str, Any]) -> Non
     ml = surfaces["owner_html"].split('<section id="ml-efficacy">', 1)[1].split("</section>", 1)[0]
     assert "AUC ratio TSTR / TRTR: <strong>0.9123</strong> (gate ≥ 0.85" in ml
     assert "TSTR AUC alone (0.8469) is detail, not gated" in ml
+    # Each fidelity figure beside its holdout reference: the TRTR AUC, in the section and the gates row.
+    assert "0.8469 of a possible 0.9283" in ml and "0.8469 of a possible 0.9283" in cells[6]
     mia = _row(surfaces["owner_html"], "mia_auc")
     cells = re.findall(r"<td[^>]*>(.*?)</td>", mia, re.S)
     assert re.sub(r"<[^>]+>", "", cells[1]) == "0.5913" and cells[2] == "≤ 0.55"
@@ -111,6 +113,9 @@ def test_blocked_owner_page_says_what_to_try_next(surfaces: dict[str, Any]) -> N
     assert "1 failed gate (1 inconclusive" in surfaces["public_html"]
     assert "More rows" in tips and "4,312" in tips and "mia_auc" in tips
     assert "epochs" not in tips  # no fidelity gate failed: no advice about utility
+    # the public page gives the same advice from the published outcomes alone: no row count in it
+    public_tips = surfaces["public_html"].split("What to try next", 1)[1].split("</ul>", 1)[0]
+    assert "More rows" in public_tips and "mia_auc" in public_tips and "4,312" not in public_tips
 
 
 def test_every_surface_states_the_same_rule_and_outcome(surfaces: dict[str, Any]) -> None:
@@ -136,6 +141,6 @@ def test_every_surface_states_the_same_rule_and_outcome(surfaces: dict[str, Any]
 def test_public_surfaces_carry_no_measured_figure(surfaces: dict[str, Any]) -> None:
     texts = [json.dumps(surfaces["public"]), surfaces["public_html"], surfaces["cli"],
              json.dumps(surfaces["artifact"])]
-    for figure in ("0.8469", "0.9123", "0.6217", "0.5371", "0.5913", "0.4829", "4312", "4,312"):
+    for figure in ("0.8469", "0.9283", "0.9123", "0.6217", "0.5371", "0.5913", "0.4829", "4312", "4,312"):
         for text in texts:
             assert figure not in text

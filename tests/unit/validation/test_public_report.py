@@ -9,11 +9,13 @@ import stat
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from synthgate.errors import OwnerReportError
 from synthgate.models.codec import Codec
 from synthgate.models.ledger import PrivacyLedger
+from synthgate.validation.contract import parse_contract
 from synthgate.validation.encoding import canonical_frame
 from synthgate.validation.fidelity import column_plot
 from synthgate.validation.public_report import dp_distributions, public_gates, public_reasons, write_owner_report
@@ -171,3 +173,32 @@ def test_dp_distributions_of_a_published_table_with_a_derived_column() -> None:
     assert "age_next" in published.columns
     dists = dp_distributions(contract, codec.state(), published)
     assert list(dists) == contract.modelled_columns
+
+
+def test_dp_shares_of_a_zero_inflated_column_split_its_zeros_like_the_owner_plot() -> None:
+    """The codec's point mass at 0 is the public plot's "0" bar: with an exact codec, the DP shares
+    equal the rows' own (integer and continuous columns starting at 0)."""
+    contract = parse_contract({
+        "table": "t",
+        "columns": {"gain": {"kind": "integer", "min": 0, "max": 99_999},
+                    "amount": {"kind": "continuous", "min": 0, "max": 50}},
+        "privacy": {"epsilon": 1.0, "delta": 1e-6},
+    })
+    rng = np.random.default_rng(4)
+    n = 3000
+    zero = rng.random(n) < 0.85
+    frame = pl.DataFrame({
+        "gain": np.where(zero, 0, rng.integers(1, 99_999, n)).astype(np.int64),
+        "amount": np.where(rng.random(n) < 0.6, 0.0, np.round(rng.uniform(0.01, 50, n), 2)),
+    })
+    codec = Codec(contract)
+    codec.fit_non_dp(frame, ledger=PrivacyLedger(1e-6))
+    dists = dp_distributions(contract, codec.state(), frame)
+    real = canonical_frame(frame, contract, role="real")
+    for name in ("gain", "amount"):
+        exact = column_plot(real[name], real[name], contract, name)
+        d = dists[name]
+        assert d["labels"][0] == "0" and d["labels"] == exact["labels"], name
+        assert d["real"][0] == pytest.approx(exact["real"][0], abs=1e-12), name  # the spike, exactly
+        # the other values: codec bins straddle the plot bins, mass spread uniformly within a bin
+        np.testing.assert_allclose(d["real"][1:], exact["real"][1:], atol=0.02, err_msg=name)

@@ -314,7 +314,7 @@ def test_every_section_renders(released_page: tuple[dict[str, Any], str]) -> Non
     assert "&lt;b&gt;boss&lt;/b&gt;" in dist and "<b>boss</b>" not in page  # labels escaped in SVG
 
     assoc = _section(page, "associations")
-    assert "Pearson / Cramér&#x27;s V" in assoc and "synthetic − real" in assoc and "age × income" in assoc
+    assert "Pearson / Cramér&#39;s V" in assoc and "synthetic − real" in assoc and "age × income" in assoc
 
     attacks = _section(page, "attacks")
     assert "density ratio" in attacks and "[0.5, 0.54]" in attacks and "<td class=\"num\">300</td>" in attacks
@@ -328,7 +328,7 @@ def test_every_section_renders(released_page: tuple[dict[str, Any], str]) -> Non
     ledger = _section(page, "ledger")
     assert "dp-sgd (discriminator)" in ledger and "composed total" in ledger and "75.0% of the budget" in ledger
     run = _section(page, "run")
-    assert "13.75" in run and "polars" in run and "first run" in run
+    assert "13.75" in run and "polars" in run and "First run" in run
     assert "(drawn as a figure above)" in _section(page, "details")
 
 
@@ -367,7 +367,7 @@ def test_a_malformed_figure_is_reported_not_fatal() -> None:
     shapes = MetricResult("column_shapes", 0.9, 0.8, True,
                           details={"per_column": {"x": {"metric": "KS", "score": 0.9, "plot": bad}}})
     page = render_html(_report([shapes], decide_release([shapes])))
-    assert "figure not drawn" in page and "[&#x27;real&#x27;] must be a list of 2 shares" in page
+    assert "figure not drawn" in page and "[&#39;real&#39;] must be a list of 2 shares" in page
 
 
 def test_plot_inputs_are_checked() -> None:
@@ -488,3 +488,61 @@ def test_a_wide_table_draws_the_least_similar_columns_and_scores_them_all() -> N
     assert "48 of 70 columns drawn, the least similar first" in section
     assert "c00 — KS" in section and "c47 — KS" in section and "c48 — KS" not in section
     assert all(f"<td>c{i:02d}</td>" in section for i in range(70))
+
+
+# --- the pages come from Jinja2 templates (autoescaped); report content (issue 22 item 6) -------
+
+
+def test_the_pages_are_rendered_from_autoescaped_templates() -> None:
+    """Every template of the package autoescapes, and a hostile value in any field a template
+    prints (table, run id, gate name, description, note, reason) arrives escaped."""
+    from synthgate.validation import report as module
+
+    names = module._ENV.list_templates()
+    assert {"owner.html.j2", "public.html.j2", "macros.html.j2", "shared.html.j2", "base.html.j2"} <= set(names)
+    for name in names:
+        assert module._ENV.autoescape is True or module._ENV.autoescape(name), name
+    evil = '<img src=x onerror="alert(1)">'
+    results = [MetricResult(evil, 0.2, 0.1, False, direction="max", kind="privacy", description=evil)]
+    report = _report(results, GateDecision(released=False, reasons=[evil]), table=evil, run_id=evil, notes=[evil])
+    for kind in ("owner", "public"):
+        page = render_html({**report, "kind": kind})
+        assert "<img" not in page and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page, kind
+
+
+def test_fidelity_figures_stand_beside_their_holdout_reference() -> None:
+    """Three-way marginals: the similarity "of a possible" holdout ceiling, in the gates table and
+    its own section; ML efficacy: the TSTR AUC of a possible TRTR AUC."""
+    results = _full_results(blocked=False) + [
+        MetricResult("three_way_marginals", 0.93, 0.9, True, gated_value=0.93 / 0.98, kind="fidelity",
+                     description="Triples against the holdout ceiling.",
+                     details={"ceiling": 0.98, "ratio": 0.93 / 0.98,
+                              "lowest_triples": [{"columns": ["age", "job", "country"], "similarity": 0.81,
+                                                  "ceiling": 0.9}]}),
+    ]
+    page = render_html(_report(results, decide_release(results)))
+    gates = _section(page, "gates")
+    row = re.search(r"<tr[^>]*><td><strong>three_way_marginals</strong>.*?</tr>", gates, re.S)
+    assert row is not None and "0.93 of a possible 0.98" in row.group(0) and "0.949" in row.group(0)
+    ml = re.search(r"<tr[^>]*><td><strong>ml_efficacy</strong>.*?</tr>", gates, re.S)
+    assert ml is not None and "0.8 of a possible 0.88" in ml.group(0)
+    three = _section(page, "three-way")
+    assert "<strong>0.93</strong> of a possible <strong>0.98</strong>" in three
+    assert "age × job × country" in three and "0.81" in three and "0.9" in three
+    assert '<a href="#three-way">' in page
+    # a report without the check has neither the section nor its link
+    results = _full_results(blocked=False)
+    page = render_html(_report(results, decide_release(results)))
+    assert 'id="three-way"' not in page and '<a href="#three-way">' not in page
+
+
+def test_outside_the_guarantee_and_notes_read_as_prose(released_page: tuple[dict[str, Any], str]) -> None:
+    report, page = released_page
+    outside = _section(page, "outside")
+    assert "<li>" not in outside and "<ul>" not in outside  # a paragraph, not a bullet per check
+    named = [r["name"] for r in report["metrics"] if r["kind"] in ("privacy", "fidelity")]
+    assert outside.count("The evaluation metric") == 1
+    assert "The evaluation metrics " + ", ".join(f"&#39;{n}&#39;" for n in named[:-1]) in outside
+    assert f" and &#39;{named[-1]}&#39; are aggregates" in outside and "Schema validation" in outside
+    run = _section(page, "run")
+    assert '<p class="prose">First run.</p>' in run  # a note as a sentence
