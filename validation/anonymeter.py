@@ -235,11 +235,13 @@ def balanced_attack_risk(
     control_hits: np.ndarray,
     targets: np.ndarray,
     *,
+    control_targets: np.ndarray | None = None,
     confidence: float = 0.95,
 ) -> AttackRisk:
     """Risk of a main attack against its control when both are means over K classes.
 
-    ``targets[k]`` targets of class ``k`` were attacked on each side (the same number on both),
+    ``targets[k]`` targets of class ``k`` were attacked on the main side and
+    ``control_targets[k]`` (default: the same numbers) on the control side,
     ``main_hits[k]`` and ``control_hits[k]`` of them guessed right. Each side's rate is the
     unweighted mean of its K per-class rates (a balanced accuracy), so a rare class counts as
     much as a common one. Its variance is ``sum_k p_k (1 - p_k) / n_k / K^2`` with
@@ -250,20 +252,25 @@ def balanced_attack_risk(
     """
     _check_confidence(confidence)
     main_hits, control_hits, targets = (np.asarray(a, dtype=np.int64) for a in (main_hits, control_hits, targets))
-    if targets.ndim != 1 or targets.size < 1 or (targets < 1).any():
-        raise ValueError(f"need one or more classes with at least one target each. Got targets={targets.tolist()}.")
-    for label, hits in (("main", main_hits), ("control", control_hits)):
-        if hits.shape != targets.shape or (hits < 0).any() or (hits > targets).any():
+    ctrl_targets = targets if control_targets is None else np.asarray(control_targets, dtype=np.int64)
+    for label, tg in (("targets", targets), ("control_targets", ctrl_targets)):
+        if tg.ndim != 1 or tg.size < 1 or (tg < 1).any() or tg.shape != targets.shape:
+            raise ValueError(
+                f"need one or more classes with at least one target each, as many classes on both sides. "
+                f"Got {label}={tg.tolist()}."
+            )
+    for label, hits, tg in (("main", main_hits, targets), ("control", control_hits, ctrl_targets)):
+        if hits.shape != tg.shape or (hits < 0).any() or (hits > tg).any():
             raise ValueError(f"{label} hits must be per class, between 0 and the targets of that class.")
-    n, km, kc = int(targets.sum()), int(main_hits.sum()), int(control_hits.sum())
+    n, n_ctrl, km, kc = int(targets.sum()), int(ctrl_targets.sum()), int(main_hits.sum()), int(control_hits.sum())
     if targets.size == 1:
-        return attack_risk(km, n, kc, n, confidence=confidence)
+        return attack_risk(km, n, kc, n_ctrl, confidence=confidence)
     k = targets.size
     counts = []
-    for hits in (main_hits, control_hits):
-        rate = float(np.mean(hits / targets))
-        smooth = (hits + 0.5) / (targets + 1.0)
-        var = float(np.sum(smooth * (1.0 - smooth) / targets)) / k**2
+    for hits, tg in ((main_hits, targets), (control_hits, ctrl_targets)):
+        rate = float(np.mean(hits / tg))
+        smooth = (hits + 0.5) / (tg + 1.0)
+        var = float(np.sum(smooth * (1.0 - smooth) / tg)) / k**2
         centre = float(np.mean(smooth))
         n_eff = centre * (1.0 - centre) / var
         counts += [rate * n_eff, n_eff]
@@ -275,7 +282,7 @@ def balanced_attack_risk(
     return AttackRisk(
         n_main=n,
         main_successes=km,
-        n_control=n,
+        n_control=n_ctrl,
         control_successes=kc,
         main_rate=k_m / n_m,
         main_ci=(float(m_lo), float(m_hi)),
@@ -350,7 +357,9 @@ def _power_floor(
 
     Class-balanced rates (``est.effective``) are worked in binomial-equivalent counts; the
     answer is then scaled back to ``rows`` per side (the smaller of train and control: a rare
-    class's targets grow with the rows) or, without ``rows``, to targets per side.
+    class's targets grow with the rows) or, without ``rows``, to targets per side. When the main
+    side has more attacks than the control (train holds more rows), the floor keeps that ratio
+    and the answer counts the control side's.
 
     A predictable secret (control rate near 1) leaves little room ``1 - c`` and a wide interval:
     then the gate cannot pass at these sizes whatever the synthetic table is.
@@ -363,17 +372,18 @@ def _power_floor(
         est.effective if est.effective is not None
         else (est.main_successes, est.n_main, est.control_successes, est.n_control)
     )
-    per_effective = (rows if rows is not None else est.n_main) / n_main
+    per_effective = (rows if rows is not None else est.n_control) / n_control
+    ratio = n_main / n_control  # main attacks per control attack
 
     def floor_at(n: int) -> float:
-        k = c * n
-        return _clip01(float(_risk_arrays(np.array(k), np.array(n), np.array(k), np.array(n), z)[2]))
+        m = ratio * n
+        return _clip01(float(_risk_arrays(np.array(c * m), np.array(m), np.array(c * n), np.array(n), z)[2]))
 
     now = _clip01(float(_risk_arrays(np.array(c * n_main), np.array(n_main), np.array(k_control),
                                      np.array(n_control), z)[2]))
     if now <= max_risk or c >= 1.0:
         return now, None
-    need = min_rows_to_pass(floor_at, max_risk, start=max(1, int(np.ceil(max(n_main, n_control)))))
+    need = min_rows_to_pass(floor_at, max_risk, start=max(1, int(np.ceil(n_control))))
     return now, (None if need is None else int(np.ceil(need * per_effective)))
 
 
@@ -965,9 +975,11 @@ def inference_risk(
     table's secret (edges at its deciles, equal edges merged, so a point mass is one bin;
     null is a class). A guess is right when it falls in the truth's class. Targets are drawn
     per stratum: each class held by ``MIN_CLASS_TARGETS`` rows of both train and control is a
-    stratum, the rarer classes are pooled (``_strata``); each stratum gets
-    ``min(n_attacks // strata, its train rows, its control rows)`` targets on each side, and
-    each side's success rate is the mean of its per-stratum rates (``balanced_attack_risk``).
+    stratum, the rarer classes are pooled (``_strata``); each side attacks
+    ``min(n_attacks // strata, its rows of the stratum)`` targets of each stratum (train, the
+    larger side as a rule, then attacks more of them: a narrower interval on the main rate, the
+    power that decides a rare class), and each side's success rate is the mean of its
+    per-stratum rates (``balanced_attack_risk``).
 
     Why balanced: with plain accuracy a rare secret (4.5% positive) is guessed right ~91% of
     the time without any data, the risk ``(p - c) / (1 - c)`` divides by ``1 - c ~ 0.09`` and
@@ -1029,27 +1041,29 @@ def inference_risk(
     strata_main, strata_ctrl = _strata(truth_main, truth_ctrl)
     shared = np.intersect1d(strata_main, strata_ctrl)
     quota = max(1, n_attacks // shared.size)
-    per_class = np.array(
-        [min(quota, int((strata_main == k).sum()), int((strata_ctrl == k).sum())) for k in shared]
-    )
+    # each side attacks up to the quota of each stratum, as many as it holds: train is usually the
+    # larger side, and its extra targets narrow the main rate's interval (the rates are per class,
+    # so unequal counts per side leave them comparable)
+    per_side = [np.array([min(quota, int((strata == k).sum())) for k in shared]) for strata in (strata_main, strata_ctrl)]
+    per_class, per_class_ctrl = per_side
     picks = []
-    for strata in (strata_main, strata_ctrl):
+    for strata, counts in zip((strata_main, strata_ctrl), per_side, strict=True):
         picks.append(
             [np.sort(target_rng.choice(np.flatnonzero(strata == k), size=m, replace=False))
-             for k, m in zip(shared, per_class, strict=True)]
+             for k, m in zip(shared, counts, strict=True)]
         )
 
     syn_aux = _encode(synthetic, contract, aux)
     syn_class = classes(syn)
     hits = []
-    for raw, truth, idx_by_class in ((train, truth_main, picks[0]), (control, truth_ctrl, picks[1])):
+    for raw, truth, idx_by_class, counts in zip((train, control), (truth_main, truth_ctrl), picks, per_side, strict=True):
         idx = np.concatenate(idx_by_class)
         near = _nearest_rows(_encode(raw[idx], contract, aux), syn_aux, 1, tie_rng)[:, 0]
         right = syn_class[near] == truth[idx]
-        bounds = np.cumsum([0, *per_class])
+        bounds = np.cumsum([0, *counts])
         hits.append(np.array([int(right[a:b].sum()) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]))
-    est = balanced_attack_risk(hits[0], hits[1], per_class, confidence=confidence)
-    n_targets = int(per_class.sum())
+    est = balanced_attack_risk(hits[0], hits[1], per_class, control_targets=per_class_ctrl, confidence=confidence)
+    n_targets = int(per_class_ctrl.sum())
     details: dict[str, object] = {
         "attack": "inference",
         "n_attacks_requested": int(n_attacks),
@@ -1059,7 +1073,8 @@ def inference_risk(
         "control_rows": ct.height,
         "synthetic_rows": syn.height,
         "strata": int(shared.size),
-        "fewest_targets_in_a_stratum": int(per_class.min()),
+        "fewest_targets_in_a_stratum": int(min(per_class.min(), per_class_ctrl.min())),
+        "targets": [int(per_class.sum()), int(per_class_ctrl.sum())],
         "rates": "mean of the per-class success rates (balanced), targets drawn per class",
         "success": (
             f"the guess falls in the truth's bin among the synthetic table's {NUMERIC_SECRET_BINS} "
@@ -1070,8 +1085,8 @@ def inference_risk(
     }
     if n_targets < n_attacks:
         details["n_attacks_capped"] = (
-            f"{n_targets} targets per side over {shared.size} strata: each is capped by its "
-            f"rows in train ({tr.height} rows) and control ({ct.height} rows)"
+            f"{int(per_class.sum())} train and {n_targets} control targets over {shared.size} strata: "
+            f"each side's are capped by its rows of the stratum (train {tr.height} rows, control {ct.height})"
         )
     if est.effective is not None:
         details["effective_attacks"] = [round(est.effective[1], 1), round(est.effective[3], 1)]

@@ -543,6 +543,38 @@ def test_full_size_adult_copy_fails_every_gate(adult: pl.DataFrame, adult_contra
     assert [r.details["n_attacks"] for r in results[:3]] == [ev.anonymeter_attacks] * 3
     inference = results[3].details
     assert inference["n_attacks_requested"] == ev.inference_attacks and inference["strata"] == 2
-    rich = (control["income"] == ">50K").sum()  # the rarer class, in the smaller side
-    assert inference["n_attacks"] == ev.inference_attacks // 2 + min(ev.inference_attacks // 2, rich)
+    # each side attacks up to its quota per stratum, capped by its own rows of the stratum
+    quota = ev.inference_attacks // 2
+    rich_train, rich_control = ((side["income"] == ">50K").sum() for side in (train, control))  # the rarer class
+    assert inference["n_attacks"] == quota + min(quota, rich_train)
+    assert inference["n_control_attacks"] == quota + min(quota, rich_control) < inference["n_attacks"]
     assert not any(r.passed for r in results)
+
+
+def test_more_main_targets_narrow_the_balanced_interval_at_the_same_rates() -> None:
+    """Train is the larger side: attacking twice as many of its targets per class (same per-class
+    rates) keeps the risk and narrows its interval; one class reduces to the plain risk."""
+    equal = balanced_attack_risk(np.array([270, 150]), np.array([270, 150]), np.array([300, 300]))
+    more = balanced_attack_risk(np.array([540, 300]), np.array([270, 150]), np.array([600, 600]),
+                                control_targets=np.array([300, 300]))
+    assert more.risk == pytest.approx(equal.risk, abs=1e-12) and more.control_rate == pytest.approx(equal.control_rate)
+    assert more.ci[1] < equal.ci[1] - 0.01 and more.ci[0] > equal.ci[0] + 0.01
+    assert (more.n_main, more.n_control) == (1200, 600)
+    one = balanced_attack_risk(np.array([90]), np.array([40]), np.array([200]), control_targets=np.array([100]))
+    assert one == attack_risk(90, 200, 40, 100)
+    with pytest.raises(ValueError, match="as many classes on both sides"):
+        balanced_attack_risk(np.array([1, 1]), np.array([1]), np.array([2, 2]), control_targets=np.array([2]))
+
+
+def test_power_floor_keeps_the_main_to_control_ratio_and_its_row_advice_holds() -> None:
+    """No leak with twice the main attacks: the floor is the bound observed, lower than with equal
+    sides, and the advised control size (main kept at twice) clears the gate."""
+    est = attack_risk(1800, 2000, 900, 1000)
+    floor, need = _power_floor(est, max_risk=0.10, confidence=0.95)
+    assert floor == pytest.approx(est.ci[1], abs=1e-9)
+    assert floor < _power_floor(attack_risk(900, 1000, 900, 1000), max_risk=0.10, confidence=0.95)[0]
+    assert need is not None and need > 1000
+    at_need = attack_risk(int(0.9 * 2 * need), 2 * need, int(0.9 * need), need)
+    assert at_need.ci[1] <= 0.10 + 1e-3
+    below = attack_risk(int(0.9 * 2 * (need - 200)), 2 * (need - 200), int(0.9 * (need - 200)), need - 200)
+    assert below.ci[1] > 0.10  # and it is the smallest such size, to within the rounding
