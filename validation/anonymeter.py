@@ -335,13 +335,21 @@ def _result(
     if est.effective is not None and "train_rows" in details and "control_rows" in details:
         rows = min(int(details["train_rows"]), int(details["control_rows"]))  # type: ignore[call-overload]
     floor, need = _power_floor(est, max_risk=max_risk, confidence=confidence, rows=rows)
+    unit = "rows per side (the smaller side's)" if rows is not None else "control attacks (the main side at its ratio)"
+    would_do = f"about {need:,} {unit} would do" if need is not None else "no size within 10 million would do"
     if floor > max_risk and not est.control_saturated and est.control_rate >= 0.5 and "note" not in base:
         base["note"] = (
             f"the control attack is right for {est.control_rate:.0%} of its targets without the "
             "training rows (the other columns predict the answer); the risk is measured on the "
             f"remaining {1 - est.control_rate:.0%}, too few at these rows to bound it under "
-            f"{max_risk}. More rows would do (min_rows_to_pass); for attribute inference, a secret "
+            f"{max_risk}: {would_do} (min_rows_to_pass); for attribute inference, a secret "
             "the other columns do not predict (evaluation.secret_columns) can be bounded sooner"
+        )
+    elif floor > max_risk and not est.control_saturated and "note" not in base:
+        base["note"] = (
+            f"limited by rows, not evidence of a leak: with no leak at all the upper end would be "
+            f"{floor:.3f} at these attack counts ({est.n_main:,} main, {est.n_control:,} control), past "
+            f"{max_risk}; {would_do} (min_rows_to_pass)"
         )
     return upper_bound_gate(
         name, _clip01(est.risk), (lo, hi), max_risk, description=description, details=base,

@@ -18,6 +18,7 @@ from synthgate.validation.anonymeter import (
     _nearest_rows,
     _numeric_secret_classes,
     _power_floor,
+    _result,
     _secret_bins,
     _strata,
     anonymeter_checks,
@@ -578,3 +579,17 @@ def test_power_floor_keeps_the_main_to_control_ratio_and_its_row_advice_holds() 
     assert at_need.ci[1] <= 0.10 + 1e-3
     below = attack_risk(int(0.9 * 2 * (need - 200)), 2 * (need - 200), int(0.9 * (need - 200)), need - 200)
     assert below.ci[1] > 0.10  # and it is the smallest such size, to within the rounding
+
+
+def test_a_row_limited_risk_is_inconclusive_and_its_note_names_the_size_that_would_do() -> None:
+    """No leak (same rates, 23%) at 150 control attacks with twice the main: the bound is past 0.10 only
+    for want of attacks; the result says inconclusive, and its note gives min_rows_to_pass."""
+    est = attack_risk(70, 300, 35, 150)
+    r = _result("singling_out_risk_multivariate", "", est, max_risk=0.10, confidence=0.95, details={})
+    need = r.details["min_rows_to_pass"]
+    assert r.outcome == "inconclusive" and need > 150
+    assert "limited by rows, not evidence of a leak" in r.details["note"] and f"about {need:,} control attacks" in r.details["note"]
+    predictable = _result("inference_risk[s]", "", attack_risk(900, 1000, 900, 1000), max_risk=0.10, confidence=0.95,
+                          details={})
+    assert predictable.outcome == "inconclusive"
+    assert f"about {predictable.details['min_rows_to_pass']:,}" in predictable.details["note"] and "90%" in predictable.details["note"]
