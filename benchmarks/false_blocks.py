@@ -108,6 +108,10 @@ def score(train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, c
                        "ci": list(r.ci) if r.ci else None, "power_floor": r.power_floor}
         if r.name.startswith("dcr_share") or r.name == "near_copy_share":
             out[r.name]["details"] = {k: v for k, v in r.details.items() if isinstance(v, (int, float, str))}
+        # what a row-limited (inconclusive) block would need, and the attack sizes behind it
+        for k in ("min_rows_to_pass", "control_success_rate", "n_attacks", "n_control_attacks"):
+            if isinstance(r.details.get(k), (int, float)) and not isinstance(r.details.get(k), bool):
+                out[r.name][k] = r.details[k]
     return out
 
 
