@@ -307,7 +307,11 @@ def _result(
     max_risk: float,
     confidence: float,
     details: dict[str, object],
+    per_rows: bool = False,
 ) -> MetricResult:
+    """The gate of one attack's risk. ``per_rows``: ``min_rows_to_pass`` in rows per side (the
+    smaller of ``details["train_rows"]`` and ``details["control_rows"]``), for an attack whose
+    targets or predicates the rows limit (they grow with the rows); else in control attacks."""
     lo, hi = _clip01(est.ci[0]), _clip01(est.ci[1])
     base: dict[str, object] = {
         "n_attacks": est.n_main,
@@ -332,7 +336,7 @@ def _result(
         )
     base.update(details)
     rows = None
-    if est.effective is not None and "train_rows" in details and "control_rows" in details:
+    if per_rows and "train_rows" in details and "control_rows" in details:
         rows = min(int(details["train_rows"]), int(details["control_rows"]))  # type: ignore[call-overload]
     floor, need = _power_floor(est, max_risk=max_risk, confidence=confidence, rows=rows)
     unit = "rows per side (the smaller side's)" if rows is not None else "control attacks (the main side at its ratio)"
@@ -796,7 +800,7 @@ def singling_out_risk(
     est = attack_risk(main_hits, k * n, ctrl_hits, n, confidence=confidence)
     return _result(
         name, SINGLING_OUT_DESCRIPTION[mode], est, max_risk=max_risk, confidence=confidence,
-        details=details,
+        details=details, per_rows="n_attacks_capped" in details,  # fewer predicates than asked: the rows limit them
     )
 
 
@@ -953,6 +957,7 @@ def linkability_risk(
             "success": "the nearest synthetic rows found with columns A and with columns B "
             "share a row",
         },
+        per_rows="n_attacks_capped" in cap_info,  # as many targets as the rows allow
     )
 
 
@@ -1105,6 +1110,7 @@ def inference_risk(
         max_risk=max_risk,
         confidence=confidence,
         details=details,
+        per_rows=True,
     )
 
 

@@ -593,3 +593,15 @@ def test_a_row_limited_risk_is_inconclusive_and_its_note_names_the_size_that_wou
                           details={})
     assert predictable.outcome == "inconclusive"
     assert f"about {predictable.details['min_rows_to_pass']:,}" in predictable.details["note"] and "90%" in predictable.details["note"]
+
+
+def test_a_row_limited_singling_out_names_rows_per_side() -> None:
+    """Predicates capped by the rows (150 from a 464-row table): the size that would do is in rows
+    per side, the control attacks needed scaled by rows per predicate."""
+    est = attack_risk(70, 300, 35, 150)
+    details = {"train_rows": 930, "control_rows": 464, "n_attacks_capped": "only 150 predicates"}
+    in_attacks = _result("s", "", est, max_risk=0.10, confidence=0.95, details=details)
+    in_rows = _result("s", "", est, max_risk=0.10, confidence=0.95, details=details, per_rows=True)
+    attacks, rows = in_attacks.details["min_rows_to_pass"], in_rows.details["min_rows_to_pass"]
+    assert rows == math.ceil(attacks * 464 / 150) and "rows per side" in in_rows.details["note"]
+    assert in_rows.outcome == in_attacks.outcome == "inconclusive" and in_rows.ci == in_attacks.ci
