@@ -84,6 +84,8 @@ MIN_CLASS_TARGETS = 30
 MAX_MAIN_SETS = 4
 # A multivariate predicate takes conditions from at most this many columns of its source row.
 MAX_PREDICATE_COLUMNS = 8
+# The chance at which a no-leak table should clear a gate, for the rows named in ``rows_for_95pct_power``.
+POWER = 0.95
 # Squared distances closer than this are ties, broken uniformly at random.
 _TIE_QUANTUM = 1e-9
 # Candidate rows (or float64 distances) handled at once, to bound memory.
@@ -355,6 +357,22 @@ def _result(
             f"{floor:.3f} at these attack counts ({est.n_main:,} main, {est.n_control:,} control), past "
             f"{max_risk}; {would_do} (min_rows_to_pass)"
         )
+    # Power: a no-leak table's upper end is about floor + (its estimate's spread), so with the floor
+    # under the gate it still fails now and then; the size at which it passes 95% of the time.
+    z, z_power = _z(confidence), float(norm.ppf(POWER))
+    target = max_risk * z / (z + z_power)
+    if not est.control_saturated and 0.0 < floor and target < floor <= max_risk:
+        chance = float(norm.cdf((max_risk - floor) * z / floor))
+        need_power = _power_floor(est, max_risk=target, confidence=confidence, rows=rows)[1]
+        base["no_leak_pass_chance"] = chance
+        base["rows_for_95pct_power"] = need_power
+        if lo <= 0.0 < max_risk < hi and "note" not in base:  # inconclusive: no leak and the gate both inside
+            enough = f"about {need_power:,} {unit} would make that {POWER:.0%}" if need_power is not None else ""
+            base["note"] = (
+                f"limited by rows, not evidence of a leak: the interval holds both no leak and the gate; a no-leak "
+                f"table's upper end is about {floor:.3f} here and clears {max_risk} only about {chance:.0%} of the "
+                f"time; {enough} (rows_for_95pct_power)"
+            )
     return upper_bound_gate(
         name, _clip01(est.risk), (lo, hi), max_risk, description=description, details=base,
         power_floor=floor, min_rows=need, ideal=0.0,

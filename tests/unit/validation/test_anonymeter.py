@@ -605,3 +605,18 @@ def test_a_row_limited_singling_out_names_rows_per_side() -> None:
     attacks, rows = in_attacks.details["min_rows_to_pass"], in_rows.details["min_rows_to_pass"]
     assert rows == math.ceil(attacks * 464 / 150) and "rows per side" in in_rows.details["note"]
     assert in_rows.outcome == in_attacks.outcome == "inconclusive" and in_rows.ci == in_attacks.ci
+
+
+def test_an_interval_holding_no_leak_and_the_gate_names_the_rows_for_95pct_power() -> None:
+    """The floor is under the gate (a no-leak table passes more often than not) but this interval
+    holds both 0 and the gate: inconclusive, and the note gives the size at which a no-leak table
+    would pass 95% of the time; at that size the no-leak floor is the gate times z / (z + z_0.95)."""
+    est = attack_risk(160, 600, 70, 300)  # main a little ahead of control by chance
+    r = _result("s", "", est, max_risk=0.10, confidence=0.95, details={})
+    assert r.outcome == "inconclusive" and r.power_floor < 0.10 < r.ci[1] and r.ci[0] == 0.0
+    need = r.details["rows_for_95pct_power"]
+    assert need > 300 and 0.5 < r.details["no_leak_pass_chance"] < 0.95
+    assert f"about {need:,} control attacks" in r.details["note"]
+    c = est.control_rate
+    at = attack_risk(round(c * 2 * need), 2 * need, round(c * need), need)
+    assert at.ci[1] <= 0.10 * 1.959964 / (1.959964 + 1.644854) + 2e-3
