@@ -127,7 +127,8 @@ def score(train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, c
         if r.name.startswith("dcr_share") or r.name == "near_copy_share":
             out[r.name]["details"] = {k: v for k, v in r.details.items() if isinstance(v, (int, float, str))}
         # what a row-limited (inconclusive) block would need, and the attack sizes behind it
-        for k in ("min_rows_to_pass", "control_success_rate", "n_attacks", "n_control_attacks"):
+        for k in ("min_rows_to_pass", "rows_for_95pct_power", "no_leak_pass_chance", "control_success_rate", "n_attacks",
+                  "n_control_attacks"):
             if isinstance(r.details.get(k), (int, float)) and not isinstance(r.details.get(k), bool):
                 out[r.name][k] = r.details[k]
     return out
