@@ -1128,7 +1128,7 @@ def inference_risk(
         max_risk=max_risk,
         confidence=confidence,
         details=details,
-        per_rows=True,
+        per_rows="n_attacks_capped" in details,  # the rows of a stratum cap its targets
     )
 
 
