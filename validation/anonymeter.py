@@ -51,6 +51,7 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
+from scipy.stats import norm
 
 from synthgate.validation.contract import NUMERIC_KINDS, Contract
 from synthgate.validation.encoding import (
@@ -83,6 +84,8 @@ MIN_CLASS_TARGETS = 30
 MAX_MAIN_SETS = 4
 # A multivariate predicate takes conditions from at most this many columns of its source row.
 MAX_PREDICATE_COLUMNS = 8
+# The chance at which a no-leak table should clear a gate, for the rows named in ``rows_for_95pct_power``.
+POWER = 0.95
 # Squared distances closer than this are ties, broken uniformly at random.
 _TIE_QUANTUM = 1e-9
 # Candidate rows (or float64 distances) handled at once, to bound memory.
@@ -203,11 +206,13 @@ def balanced_attack_risk(
     control_hits: np.ndarray,
     targets: np.ndarray,
     *,
+    control_targets: np.ndarray | None = None,
     confidence: float = 0.95,
 ) -> AttackRisk:
     """Risk of a main attack against its control when both are means over K classes.
 
-    ``targets[k]`` targets of class ``k`` were attacked on each side (the same number on both),
+    ``targets[k]`` targets of class ``k`` were attacked on the main side and
+    ``control_targets[k]`` (default: the same numbers) on the control side,
     ``main_hits[k]`` and ``control_hits[k]`` of them guessed right. Each side's rate is the
     unweighted mean of its K per-class rates (a balanced accuracy), so a rare class counts as
     much as a common one. Its variance is ``sum_k p_k (1 - p_k) / n_k / K^2`` with
@@ -218,15 +223,20 @@ def balanced_attack_risk(
     """
     check_confidence(confidence)
     main_hits, control_hits, targets = (np.asarray(a, dtype=np.int64) for a in (main_hits, control_hits, targets))
-    if targets.ndim != 1 or targets.size < 1 or (targets < 1).any():
-        raise ValueError(f"need one or more classes with at least one target each. Got targets={targets.tolist()}.")
-    for label, hits in (("main", main_hits), ("control", control_hits)):
-        if hits.shape != targets.shape or (hits < 0).any() or (hits > targets).any():
+    ctrl_targets = targets if control_targets is None else np.asarray(control_targets, dtype=np.int64)
+    for label, tg in (("targets", targets), ("control_targets", ctrl_targets)):
+        if tg.ndim != 1 or tg.size < 1 or (tg < 1).any() or tg.shape != targets.shape:
+            raise ValueError(
+                f"need one or more classes with at least one target each, as many classes on both sides. "
+                f"Got {label}={tg.tolist()}."
+            )
+    for label, hits, tg in (("main", main_hits, targets), ("control", control_hits, ctrl_targets)):
+        if hits.shape != tg.shape or (hits < 0).any() or (hits > tg).any():
             raise ValueError(f"{label} hits must be per class, between 0 and the targets of that class.")
-    n, km, kc = int(targets.sum()), int(main_hits.sum()), int(control_hits.sum())
+    n, n_ctrl, km, kc = int(targets.sum()), int(ctrl_targets.sum()), int(main_hits.sum()), int(control_hits.sum())
     if targets.size == 1:
-        return attack_risk(km, n, kc, n, confidence=confidence)
-    counts = [*kish_effective_counts(main_hits, targets), *kish_effective_counts(control_hits, targets)]
+        return attack_risk(km, n, kc, n_ctrl, confidence=confidence)
+    counts = [*kish_effective_counts(main_hits, targets), *kish_effective_counts(control_hits, ctrl_targets)]
     z = two_sided_z(confidence)
     k_m, n_m, k_c, n_c = counts
     risk, lo, hi, sat = _risk_arrays(np.array(k_m), np.array(n_m), np.array(k_c), np.array(n_c), z)
@@ -235,7 +245,7 @@ def balanced_attack_risk(
     return AttackRisk(
         n_main=n,
         main_successes=km,
-        n_control=n,
+        n_control=n_ctrl,
         control_successes=kc,
         main_rate=k_m / n_m,
         main_ci=(float(m_lo), float(m_hi)),
@@ -260,7 +270,11 @@ def _result(
     max_risk: float,
     confidence: float,
     details: dict[str, object],
+    per_rows: bool = False,
 ) -> MetricResult:
+    """The gate of one attack's risk. ``per_rows``: ``min_rows_to_pass`` in rows per side (the
+    smaller of ``details["train_rows"]`` and ``details["control_rows"]``), for an attack whose
+    targets or predicates the rows limit (they grow with the rows); else in control attacks."""
     lo, hi = _clip01(est.ci[0]), _clip01(est.ci[1])
     base: dict[str, object] = {
         "n_attacks": est.n_main,
@@ -285,17 +299,41 @@ def _result(
         )
     base.update(details)
     rows = None
-    if est.effective is not None and "train_rows" in details and "control_rows" in details:
+    if per_rows and "train_rows" in details and "control_rows" in details:
         rows = min(int(details["train_rows"]), int(details["control_rows"]))  # type: ignore[call-overload]
     floor, need = _power_floor(est, max_risk=max_risk, confidence=confidence, rows=rows)
+    unit = "rows per side (the smaller side's)" if rows is not None else "control attacks (the main side at its ratio)"
+    would_do = f"about {need:,} {unit} would do" if need is not None else "no size within 10 million would do"
     if floor > max_risk and not est.control_saturated and est.control_rate >= 0.5 and "note" not in base:
         base["note"] = (
             f"the control attack is right for {est.control_rate:.0%} of its targets without the "
             "training rows (the other columns predict the answer); the risk is measured on the "
             f"remaining {1 - est.control_rate:.0%}, too few at these rows to bound it under "
-            f"{max_risk}. More rows would do (min_rows_to_pass); for attribute inference, a secret "
+            f"{max_risk}: {would_do} (min_rows_to_pass); for attribute inference, a secret "
             "the other columns do not predict (evaluation.secret_columns) can be bounded sooner"
         )
+    elif floor > max_risk and not est.control_saturated and "note" not in base:
+        base["note"] = (
+            f"limited by rows, not evidence of a leak: with no leak at all the upper end would be "
+            f"{floor:.3f} at these attack counts ({est.n_main:,} main, {est.n_control:,} control), past "
+            f"{max_risk}; {would_do} (min_rows_to_pass)"
+        )
+    # Power: a no-leak table's upper end is about floor + (its estimate's spread), so with the floor
+    # under the gate it still fails now and then; the size at which it passes 95% of the time.
+    z, z_power = two_sided_z(confidence), float(norm.ppf(POWER))
+    target = max_risk * z / (z + z_power)
+    if not est.control_saturated and 0.0 < floor and target < floor <= max_risk:
+        chance = float(norm.cdf((max_risk - floor) * z / floor))
+        need_power = _power_floor(est, max_risk=target, confidence=confidence, rows=rows)[1]
+        base["no_leak_pass_chance"] = chance
+        base["rows_for_95pct_power"] = need_power
+        if lo <= 0.0 < max_risk < hi and "note" not in base:  # inconclusive: no leak and the gate both inside
+            enough = f"about {need_power:,} {unit} would make that {POWER:.0%}" if need_power is not None else ""
+            base["note"] = (
+                f"limited by rows, not evidence of a leak: the interval holds both no leak and the gate; a no-leak "
+                f"table's upper end is about {floor:.3f} here and clears {max_risk} only about {chance:.0%} of the "
+                f"time; {enough} (rows_for_95pct_power)"
+            )
     return upper_bound_gate(
         name, _clip01(est.risk), (lo, hi), max_risk, description=description, details=base,
         power_floor=floor, min_rows=need, ideal=0.0,
@@ -310,7 +348,9 @@ def _power_floor(
 
     Class-balanced rates (``est.effective``) are worked in binomial-equivalent counts; the
     answer is then scaled back to ``rows`` per side (the smaller of train and control: a rare
-    class's targets grow with the rows) or, without ``rows``, to targets per side.
+    class's targets grow with the rows) or, without ``rows``, to targets per side. When the main
+    side has more attacks than the control (train holds more rows), the floor keeps that ratio
+    and the answer counts the control side's.
 
     A predictable secret (control rate near 1) leaves little room ``1 - c`` and a wide interval:
     then the gate cannot pass at these sizes whatever the synthetic table is.
@@ -323,17 +363,18 @@ def _power_floor(
         est.effective if est.effective is not None
         else (est.main_successes, est.n_main, est.control_successes, est.n_control)
     )
-    per_effective = (rows if rows is not None else est.n_main) / n_main
+    per_effective = (rows if rows is not None else est.n_control) / n_control
+    ratio = n_main / n_control  # main attacks per control attack
 
     def floor_at(n: int) -> float:
-        k = c * n
-        return _clip01(float(_risk_arrays(np.array(k), np.array(n), np.array(k), np.array(n), z)[2]))
+        m = ratio * n
+        return _clip01(float(_risk_arrays(np.array(c * m), np.array(m), np.array(c * n), np.array(n), z)[2]))
 
     now = _clip01(float(_risk_arrays(np.array(c * n_main), np.array(n_main), np.array(k_control),
                                      np.array(n_control), z)[2]))
     if now <= max_risk or c >= 1.0:
         return now, None
-    need = min_rows_to_pass(floor_at, max_risk, start=max(1, int(np.ceil(max(n_main, n_control)))))
+    need = min_rows_to_pass(floor_at, max_risk, start=max(1, int(np.ceil(n_control))))
     return now, (None if need is None else int(np.ceil(need * per_effective)))
 
 
@@ -738,7 +779,7 @@ def singling_out_risk(
     est = attack_risk(main_hits, k * n, ctrl_hits, n, confidence=confidence)
     return _result(
         name, SINGLING_OUT_DESCRIPTION[mode], est, max_risk=max_risk, confidence=confidence,
-        details=details,
+        details=details, per_rows="n_attacks_capped" in details,  # fewer predicates than asked: the rows limit them
     )
 
 
@@ -895,6 +936,7 @@ def linkability_risk(
             "success": "the nearest synthetic rows found with columns A and with columns B "
             "share a row",
         },
+        per_rows="n_attacks_capped" in cap_info,  # as many targets as the rows allow
     )
 
 
@@ -925,9 +967,11 @@ def inference_risk(
     table's secret (edges at its deciles, equal edges merged, so a point mass is one bin;
     null is a class). A guess is right when it falls in the truth's class. Targets are drawn
     per stratum: each class held by ``MIN_CLASS_TARGETS`` rows of both train and control is a
-    stratum, the rarer classes are pooled (``_strata``); each stratum gets
-    ``min(n_attacks // strata, its train rows, its control rows)`` targets on each side, and
-    each side's success rate is the mean of its per-stratum rates (``balanced_attack_risk``).
+    stratum, the rarer classes are pooled (``_strata``); each side attacks
+    ``min(n_attacks // strata, its rows of the stratum)`` targets of each stratum (train, the
+    larger side as a rule, then attacks more of them: a narrower interval on the main rate, the
+    power that decides a rare class), and each side's success rate is the mean of its
+    per-stratum rates (``balanced_attack_risk``).
 
     Why balanced: with plain accuracy a rare secret (4.5% positive) is guessed right ~91% of
     the time without any data, the risk ``(p - c) / (1 - c)`` divides by ``1 - c ~ 0.09`` and
@@ -989,27 +1033,29 @@ def inference_risk(
     strata_main, strata_ctrl = _strata(truth_main, truth_ctrl)
     shared = np.intersect1d(strata_main, strata_ctrl)
     quota = max(1, n_attacks // shared.size)
-    per_class = np.array(
-        [min(quota, int((strata_main == k).sum()), int((strata_ctrl == k).sum())) for k in shared]
-    )
+    # each side attacks up to the quota of each stratum, as many as it holds: train is usually the
+    # larger side, and its extra targets narrow the main rate's interval (the rates are per class,
+    # so unequal counts per side leave them comparable)
+    per_side = [np.array([min(quota, int((strata == k).sum())) for k in shared]) for strata in (strata_main, strata_ctrl)]
+    per_class, per_class_ctrl = per_side
     picks = []
-    for strata in (strata_main, strata_ctrl):
+    for strata, counts in zip((strata_main, strata_ctrl), per_side, strict=True):
         picks.append(
             [np.sort(target_rng.choice(np.flatnonzero(strata == k), size=m, replace=False))
-             for k, m in zip(shared, per_class, strict=True)]
+             for k, m in zip(shared, counts, strict=True)]
         )
 
     syn_aux = _encode(synthetic, contract, aux)
     syn_class = classes(syn)
     hits = []
-    for raw, truth, idx_by_class in ((train, truth_main, picks[0]), (control, truth_ctrl, picks[1])):
+    for raw, truth, idx_by_class, counts in zip((train, control), (truth_main, truth_ctrl), picks, per_side, strict=True):
         idx = np.concatenate(idx_by_class)
         near = _nearest_rows(_encode(raw[idx], contract, aux), syn_aux, 1, tie_rng)[:, 0]
         right = syn_class[near] == truth[idx]
-        bounds = np.cumsum([0, *per_class])
+        bounds = np.cumsum([0, *counts])
         hits.append(np.array([int(right[a:b].sum()) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]))
-    est = balanced_attack_risk(hits[0], hits[1], per_class, confidence=confidence)
-    n_targets = int(per_class.sum())
+    est = balanced_attack_risk(hits[0], hits[1], per_class, control_targets=per_class_ctrl, confidence=confidence)
+    n_targets = int(per_class_ctrl.sum())
     details: dict[str, object] = {
         "attack": "inference",
         "n_attacks_requested": int(n_attacks),
@@ -1019,7 +1065,8 @@ def inference_risk(
         "control_rows": ct.height,
         "synthetic_rows": syn.height,
         "strata": int(shared.size),
-        "fewest_targets_in_a_stratum": int(per_class.min()),
+        "fewest_targets_in_a_stratum": int(min(per_class.min(), per_class_ctrl.min())),
+        "targets": [int(per_class.sum()), int(per_class_ctrl.sum())],
         "rates": "mean of the per-class success rates (balanced), targets drawn per class",
         "success": (
             f"the guess falls in the truth's bin among the synthetic table's {NUMERIC_SECRET_BINS} "
@@ -1030,8 +1077,8 @@ def inference_risk(
     }
     if n_targets < n_attacks:
         details["n_attacks_capped"] = (
-            f"{n_targets} targets per side over {shared.size} strata: each is capped by its "
-            f"rows in train ({tr.height} rows) and control ({ct.height} rows)"
+            f"{int(per_class.sum())} train and {n_targets} control targets over {shared.size} strata: "
+            f"each side's are capped by its rows of the stratum (train {tr.height} rows, control {ct.height})"
         )
     if est.effective is not None:
         details["effective_attacks"] = [round(est.effective[1], 1), round(est.effective[3], 1)]
@@ -1042,6 +1089,7 @@ def inference_risk(
         max_risk=max_risk,
         confidence=confidence,
         details=details,
+        per_rows="n_attacks_capped" in details,  # the rows of a stratum cap its targets
     )
 
 

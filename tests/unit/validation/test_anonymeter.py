@@ -18,6 +18,7 @@ from synthgate.validation.anonymeter import (
     _nearest_rows,
     _numeric_secret_classes,
     _power_floor,
+    _result,
     _secret_bins,
     _strata,
     anonymeter_checks,
@@ -544,6 +545,79 @@ def test_full_size_adult_copy_fails_every_gate(adult: pl.DataFrame, adult_contra
     assert [r.details["n_attacks"] for r in results[:3]] == [ev.anonymeter_attacks] * 3
     inference = results[3].details
     assert inference["n_attacks_requested"] == ev.inference_attacks and inference["strata"] == 2
-    rich = (control["income"] == ">50K").sum()  # the rarer class, in the smaller side
-    assert inference["n_attacks"] == ev.inference_attacks // 2 + min(ev.inference_attacks // 2, rich)
+    # each side attacks up to its quota per stratum, capped by its own rows of the stratum
+    quota = ev.inference_attacks // 2
+    rich_train, rich_control = ((side["income"] == ">50K").sum() for side in (train, control))  # the rarer class
+    assert inference["n_attacks"] == quota + min(quota, rich_train)
+    assert inference["n_control_attacks"] == quota + min(quota, rich_control) < inference["n_attacks"]
     assert not any(r.passed for r in results)
+
+
+def test_more_main_targets_narrow_the_balanced_interval_at_the_same_rates() -> None:
+    """Train is the larger side: attacking twice as many of its targets per class (same per-class
+    rates) keeps the risk and narrows its interval; one class reduces to the plain risk."""
+    equal = balanced_attack_risk(np.array([270, 150]), np.array([270, 150]), np.array([300, 300]))
+    more = balanced_attack_risk(np.array([540, 300]), np.array([270, 150]), np.array([600, 600]),
+                                control_targets=np.array([300, 300]))
+    assert more.risk == pytest.approx(equal.risk, abs=1e-12) and more.control_rate == pytest.approx(equal.control_rate)
+    assert more.ci[1] < equal.ci[1] - 0.01 and more.ci[0] > equal.ci[0] + 0.01
+    assert (more.n_main, more.n_control) == (1200, 600)
+    one = balanced_attack_risk(np.array([90]), np.array([40]), np.array([200]), control_targets=np.array([100]))
+    assert one == attack_risk(90, 200, 40, 100)
+    with pytest.raises(ValueError, match="as many classes on both sides"):
+        balanced_attack_risk(np.array([1, 1]), np.array([1]), np.array([2, 2]), control_targets=np.array([2]))
+
+
+def test_power_floor_keeps_the_main_to_control_ratio_and_its_row_advice_holds() -> None:
+    """No leak with twice the main attacks: the floor is the bound observed, lower than with equal
+    sides, and the advised control size (main kept at twice) clears the gate."""
+    est = attack_risk(1800, 2000, 900, 1000)
+    floor, need = _power_floor(est, max_risk=0.10, confidence=0.95)
+    assert floor == pytest.approx(est.ci[1], abs=1e-9)
+    assert floor < _power_floor(attack_risk(900, 1000, 900, 1000), max_risk=0.10, confidence=0.95)[0]
+    assert need is not None and need > 1000
+    at_need = attack_risk(int(0.9 * 2 * need), 2 * need, int(0.9 * need), need)
+    assert at_need.ci[1] <= 0.10 + 1e-3
+    below = attack_risk(int(0.9 * 2 * (need - 200)), 2 * (need - 200), int(0.9 * (need - 200)), need - 200)
+    assert below.ci[1] > 0.10  # and it is the smallest such size, to within the rounding
+
+
+def test_a_row_limited_risk_is_inconclusive_and_its_note_names_the_size_that_would_do() -> None:
+    """No leak (same rates, 23%) at 150 control attacks with twice the main: the bound is past 0.10 only
+    for want of attacks; the result says inconclusive, and its note gives min_rows_to_pass."""
+    est = attack_risk(70, 300, 35, 150)
+    r = _result("singling_out_risk_multivariate", "", est, max_risk=0.10, confidence=0.95, details={})
+    need = r.details["min_rows_to_pass"]
+    assert r.outcome == "inconclusive" and need > 150
+    assert "limited by rows, not evidence of a leak" in r.details["note"] and f"about {need:,} control attacks" in r.details["note"]
+    predictable = _result("inference_risk[s]", "", attack_risk(900, 1000, 900, 1000), max_risk=0.10, confidence=0.95,
+                          details={})
+    assert predictable.outcome == "inconclusive"
+    assert f"about {predictable.details['min_rows_to_pass']:,}" in predictable.details["note"] and "90%" in predictable.details["note"]
+
+
+def test_a_row_limited_singling_out_names_rows_per_side() -> None:
+    """Predicates capped by the rows (150 from a 464-row table): the size that would do is in rows
+    per side, the control attacks needed scaled by rows per predicate."""
+    est = attack_risk(70, 300, 35, 150)
+    details = {"train_rows": 930, "control_rows": 464, "n_attacks_capped": "only 150 predicates"}
+    in_attacks = _result("s", "", est, max_risk=0.10, confidence=0.95, details=details)
+    in_rows = _result("s", "", est, max_risk=0.10, confidence=0.95, details=details, per_rows=True)
+    attacks, rows = in_attacks.details["min_rows_to_pass"], in_rows.details["min_rows_to_pass"]
+    assert rows == math.ceil(attacks * 464 / 150) and "rows per side" in in_rows.details["note"]
+    assert in_rows.outcome == in_attacks.outcome == "inconclusive" and in_rows.ci == in_attacks.ci
+
+
+def test_an_interval_holding_no_leak_and_the_gate_names_the_rows_for_95pct_power() -> None:
+    """The floor is under the gate (a no-leak table passes more often than not) but this interval
+    holds both 0 and the gate: inconclusive, and the note gives the size at which a no-leak table
+    would pass 95% of the time; at that size the no-leak floor is the gate times z / (z + z_0.95)."""
+    est = attack_risk(160, 600, 70, 300)  # main a little ahead of control by chance
+    r = _result("s", "", est, max_risk=0.10, confidence=0.95, details={})
+    assert r.outcome == "inconclusive" and r.power_floor < 0.10 < r.ci[1] and r.ci[0] == 0.0
+    need = r.details["rows_for_95pct_power"]
+    assert need > 300 and 0.5 < r.details["no_leak_pass_chance"] < 0.95
+    assert f"about {need:,} control attacks" in r.details["note"]
+    c = est.control_rate
+    at = attack_risk(round(c * 2 * need), 2 * need, round(c * need), need)
+    assert at.ci[1] <= 0.10 * 1.959964 / (1.959964 + 1.644854) + 2e-3
