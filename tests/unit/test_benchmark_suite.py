@@ -231,8 +231,11 @@ def test_targets_table_marks_each_issue_target_met_or_missed_with_gap_and_seeds(
     assert ("| colon | 1 | met +0.050 (2/1) | **missed** -0.1000 (2/1) | **missed** -0.050 (2/1) | met +0.150 (2/1) | "
             "met +0.150 (2/1) | — | **missed** 1.00 (20 / 20 s) |") in table
     # ε = 3: pairs 0.005 under MST is within the 0.01 allowed; TSTR fell from 0.65 (2 seeds) to 0.62 (1 seed)
-    assert ("| colon | 3 | met +0.020 (1/1) | met -0.0050 (1/1) | — | — | — | **missed** -0.030, +0.050 (2→1) | "
+    assert ("| colon | 3 | met +0.020 (1/1) | met -0.0050 (1/1) | — | — | — | **missed** -0.030, +0.050 (from ε 1, 2→1) | "
             "met 0.17 (5 / 30 s) |") in table
+    # ε = 10 is held to the ε under it (3), not to ε = 1: TSTR 0.62 → 0.64 and pairs 0.90 → 0.91 met
+    runs.append(_run("synthgate", "10", 0, tstr=0.64, pair_trends=0.91))
+    assert "| colon | 10 | — | — | — | — | — | met +0.020, +0.010 (from ε 3, 1→1) | — |" in suite.targets_table(runs)
 
 
 def test_a_synthgate_option_is_parsed_validated_and_keeps_its_results_apart() -> None:
