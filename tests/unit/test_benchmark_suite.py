@@ -231,5 +231,36 @@ def test_targets_table_marks_each_issue_target_met_or_missed_with_gap_and_seeds(
     assert ("| colon | 1 | met +0.050 (2/1) | **missed** -0.1000 (2/1) | **missed** -0.050 (2/1) | met +0.150 (2/1) | "
             "met +0.150 (2/1) | — | **missed** 1.00 (20 / 20 s) |") in table
     # ε = 3: pairs 0.005 under MST is within the 0.01 allowed; TSTR fell from 0.65 (2 seeds) to 0.62 (1 seed)
-    assert ("| colon | 3 | met +0.020 (1/1) | met -0.0050 (1/1) | — | — | — | **missed** -0.030, +0.050 (2→1) | "
+    assert ("| colon | 3 | met +0.020 (1/1) | met -0.0050 (1/1) | — | — | — | **missed** -0.030, +0.050 (from ε 1, 2→1) | "
             "met 0.17 (5 / 30 s) |") in table
+    # ε = 10 is held to the ε under it (3), not to ε = 1: TSTR 0.62 → 0.64 and pairs 0.90 → 0.91 met
+    runs.append(_run("synthgate", "10", 0, tstr=0.64, pair_trends=0.91))
+    assert "| colon | 10 | — | — | — | — | — | met +0.020, +0.010 (from ε 3, 1→1) | — |" in suite.targets_table(runs)
+
+
+def test_a_synthgate_option_is_parsed_validated_and_keeps_its_results_apart() -> None:
+    assert suite.parse_options(["critic=off", "epochs=3", "critic_dims=[64, 64]", "calibration=true"]) == {
+        "critic": "off", "epochs": 3, "critic_dims": [64, 64], "calibration": True}
+    for bad, says in ((["critic"], "NAME=VALUE"), (["=off"], "NAME=VALUE"), (["critic=off", "critic=on"], "twice")):
+        with pytest.raises(SystemExit, match=says):
+            suite.parse_options(bad)
+    contract = Contract.model_validate({
+        "table": "t", "target": "y", "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        "columns": {"y": {"kind": "boolean"}, "x": {"kind": "integer", "min": 0, "max": 9}},
+        "model_options": {"epochs": 2},
+    })
+    config = suite.synthgate_config(contract, {"critic": "off"})
+    assert config.critic == "off" and config.epochs == 2  # over the contract's model_options, not instead
+    assert suite.synthgate_config(contract, {}).critic == "auto"
+    with pytest.raises(SystemExit, match=r"critc: Extra inputs.*Valid options: \[.*'critic'"):
+        suite.synthgate_config(contract, {"critc": "off"})
+    with pytest.raises(SystemExit, match="critic: Input should be 'auto', 'on' or 'off'"):
+        suite.synthgate_config(contract, {"critic": "maybe"})
+    # a default-config result does not stand in for the variant's job, nor the variant's for the default
+    todo = suite.jobs(["colon"], ["synthgate"], [1.0], [0])
+    variant = [{**j, "options": {"critic": "off"}} for j in todo]
+    default_run = [{"dataset": "colon", "method": "synthgate", "epsilon": "1", "seed": 0, "status": "ok",
+                    "variant": {"model": "ctgan"}}]
+    off_run = [{**default_run[0], "variant": {"model": "ctgan", "options": {"critic": "off"}}}]
+    assert suite.pending(todo, default_run) == [] and suite.pending(variant, default_run) == variant
+    assert suite.pending(variant, off_run) == [] and suite.pending(todo, off_run) == todo
