@@ -29,6 +29,7 @@ demo: $(STAMP)
 # the import layers (import-linter: no upward import, no Prefect below tasks/, no circle), mypy
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 

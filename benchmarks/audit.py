@@ -98,8 +98,14 @@ def run(seed: int, paths: tuple[str, ...] = PATHS) -> dict[str, Any]:
     from synthgate.governance.registry import code_version
 
     os.environ.pop("SYNTHGATE_NOISE_SEED", None)
-    base = dict(contract=demo_contract(), source=SourceConfig(path=demo_parquet()), canaries=CANARIES,
-                seed=seed, device="cpu", show_progress=False)
+    base = dict(
+        contract=demo_contract(),
+        source=SourceConfig(path=demo_parquet()),
+        canaries=CANARIES,
+        seed=seed,
+        device="cpu",
+        show_progress=False,
+    )
     started = time.perf_counter()
     clipping = "both" if set(paths) == set(PATHS) else paths[0]
     honest = audit_flow(AuditConfig(epsilons=list(EPSILONS), clipping=clipping, **base))
@@ -112,7 +118,7 @@ def run(seed: int, paths: tuple[str, ...] = PATHS) -> dict[str, Any]:
             controls.append({"sabotage": kind, **run_})
     return {
         "what": "one-run privacy audit of the DP critic (flows/audit.py) on Adult, ctgan defaults, "
-                f"clipping path(s): {', '.join(paths)}",
+        f"clipping path(s): {', '.join(paths)}",
         "command": "python -m benchmarks.audit" + ("" if clipping == "both" else f" --clipping {clipping}"),
         "code_version": code_version(),
         "machine": machine(),
@@ -134,11 +140,14 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     honest["all_below_claim"] = all(p["honest"]["all_below_claim"] for p in parts)
     honest["config"] = {path: p["honest"]["config"] for path, p in zip(paths, parts, strict=True)}
     return {
-        **{k: v for k, v in parts[0].items()
-           if k not in ("honest", "controls", "seconds", "command", "code_version", "machine")},
+        **{
+            k: v
+            for k, v in parts[0].items()
+            if k not in ("honest", "controls", "seconds", "command", "code_version", "machine")
+        },
         "machine": {path: p["machine"] for path, p in zip(paths, parts, strict=True)},
         "what": "one-run privacy audit of the DP critic (flows/audit.py) on Adult, ctgan defaults, "
-                f"clipping paths: {', '.join(paths)} (run side by side, combined)",
+        f"clipping paths: {', '.join(paths)} (run side by side, combined)",
         "command": [p["command"] for p in parts],
         "code_version": sorted({p["code_version"] for p in parts}),
         "seconds": {path: p["seconds"] for path, p in zip(paths, parts, strict=True)},
@@ -153,7 +162,9 @@ def table(data: dict[str, Any]) -> str:
         "lower bound (95%) | guesses | right | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    rows = [("honest", r) for r in data["honest"]["runs"]] + [(f"control: {c['sabotage']}", c) for c in data["controls"]]
+    rows = [("honest", r) for r in data["honest"]["runs"]] + [
+        (f"control: {c['sabotage']}", c) for c in data["controls"]
+    ]
     for label, r in rows:
         b = r["bound"]
         verdict = "below the claim" if r["below_claim"] else "**above the claim: caught**"
@@ -171,8 +182,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clipping", choices=("both", *PATHS), default="both", help="clipping path(s) to audit")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS, help="results file")
-    parser.add_argument("--combine", type=Path, nargs="+", metavar="PART",
-                        help="combine single-path result files into --output instead of running")
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        metavar="PART",
+        help="combine single-path result files into --output instead of running",
+    )
     parser.add_argument("--table", action="store_true", help="print the markdown table of the saved results")
     args = parser.parse_args()
     if args.table:

@@ -71,7 +71,8 @@ def report_run(label: str, result: dict[str, Any], started: float, timing: str) 
     print(
         f"{label} {timing}, pairs {result['pair_trends']}, TSTR AUC {result['tstr_auc']}, "
         f"DCR {result['dcr_share']}, MIA {result['worst_mia_auc']} ({time.perf_counter() - started:.0f} s in all)",
-        file=sys.stderr, flush=True,
+        file=sys.stderr,
+        flush=True,
     )
 
 
@@ -81,8 +82,14 @@ def independent_marginals(train: pl.DataFrame, n: int, seed: int) -> pl.DataFram
     return pl.DataFrame([train[c].gather(rng.integers(0, train.height, n)) for c in train.columns])
 
 
-def sizes_main(doc: str, module: str, results: Path, default_rows: str,
-               run_one: Callable[[int], dict[str, Any]], table: Callable[[list[dict[str, Any]]], str]) -> None:
+def sizes_main(
+    doc: str,
+    module: str,
+    results: Path,
+    default_rows: str,
+    run_one: Callable[[int], dict[str, Any]],
+    table: Callable[[list[dict[str, Any]]], str],
+) -> None:
     """The command line that benchmarks/scale.py and benchmarks/large.py share.
 
     ``--rows A,B,...`` runs each size in its own subprocess (``--one N``: a clean peak RSS per size),
@@ -104,8 +111,9 @@ def sizes_main(doc: str, module: str, results: Path, default_rows: str,
     for rows in (int(r) for r in args.rows.split(",")):
         started = time.perf_counter()
         print(f"[{rows:,} rows] ...", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, "-m", module, "--one", str(rows)],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", module, "--one", str(rows)], capture_output=True, text=True, check=False
+        )
         if proc.returncode != 0:
             print(f"[{rows:,} rows] FAILED (exit {proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr)
             continue
@@ -115,5 +123,9 @@ def sizes_main(doc: str, module: str, results: Path, default_rows: str,
         tmp = results.with_suffix(".tmp")
         tmp.write_text(json.dumps({"runs": sorted(runs, key=lambda r: r["rows"])}, indent=2) + "\n")
         tmp.replace(results)
-        print(f"[{rows:,} rows] {result['total_seconds']} s, peak RSS {result['peak_rss_mib']} MiB "
-              f"({time.perf_counter() - started:.0f} s in all)", file=sys.stderr, flush=True)
+        print(
+            f"[{rows:,} rows] {result['total_seconds']} s, peak RSS {result['peak_rss_mib']} MiB "
+            f"({time.perf_counter() - started:.0f} s in all)",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -80,8 +80,15 @@ def load_dataset(name: str) -> tuple[Contract, pl.DataFrame, pl.Series | None]:
     return contract, frame.select(contract.modelled_columns), frame[group] if group else None
 
 
-def one_repetition(contract: Contract, frame: pl.DataFrame, *, seed: int, max_rows: int,
-                   group: pl.Series | None = None, per_unit: str = "all") -> dict[str, Any]:
+def one_repetition(
+    contract: Contract,
+    frame: pl.DataFrame,
+    *,
+    seed: int,
+    max_rows: int,
+    group: pl.Series | None = None,
+    per_unit: str = "all",
+) -> dict[str, Any]:
     """Score the privacy gates with fresh real rows as the synthetic table; outcome per gate.
 
     ``per_unit`` "one" (a table with several rows per unit): keep one row per unit first, as the
@@ -108,12 +115,15 @@ def one_repetition(contract: Contract, frame: pl.DataFrame, *, seed: int, max_ro
         part |= dict.fromkeys(units[units.len() - k :].to_list(), 2)
         which = group.replace_strict(part, return_dtype=pl.Int8)
         train, holdout, fresh = (frame.filter(which == i) for i in range(3))
-    return {"rows": {"train": train.height, "holdout": holdout.height, "fresh": fresh.height},
-            "gates": score(train, holdout, fresh, contract, seed=seed)}
+    return {
+        "rows": {"train": train.height, "holdout": holdout.height, "fresh": fresh.height},
+        "gates": score(train, holdout, fresh, contract, seed=seed),
+    }
 
 
-def score(train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *,
-          seed: int) -> dict[str, Any]:
+def score(
+    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *, seed: int
+) -> dict[str, Any]:
     """Every privacy gate's outcome, gated value, threshold, interval and power floor (and the DCR
     share's aggregates) with ``synthetic`` scored against train and holdout."""
     results = privacy_checks(train, holdout, synthetic, contract, seed=seed) + membership_checks(
@@ -123,13 +133,25 @@ def score(train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, c
     for r in results:
         if not r.is_gate:
             continue
-        out[r.name] = {"outcome": r.outcome, "value": r.value, "gated_value": r.gated_value, "threshold": r.threshold,
-                       "ci": list(r.ci) if r.ci else None, "power_floor": r.power_floor}
+        out[r.name] = {
+            "outcome": r.outcome,
+            "value": r.value,
+            "gated_value": r.gated_value,
+            "threshold": r.threshold,
+            "ci": list(r.ci) if r.ci else None,
+            "power_floor": r.power_floor,
+        }
         if r.name.startswith("dcr_share") or r.name == "near_copy_share":
             out[r.name]["details"] = {k: v for k, v in r.details.items() if isinstance(v, (int, float, str))}
         # what a row-limited (inconclusive) block would need, and the attack sizes behind it
-        for k in ("min_rows_to_pass", "rows_for_95pct_power", "no_leak_pass_chance", "control_success_rate", "n_attacks",
-                  "n_control_attacks"):
+        for k in (
+            "min_rows_to_pass",
+            "rows_for_95pct_power",
+            "no_leak_pass_chance",
+            "control_success_rate",
+            "n_attacks",
+            "n_control_attacks",
+        ):
             if isinstance(r.details.get(k), (int, float)) and not isinstance(r.details.get(k), bool):
                 out[r.name][k] = r.details[k]
     return out
@@ -138,9 +160,9 @@ def score(train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, c
 def fit_synthgate_without_calibration(job: dict[str, Any], out: Path) -> None:
     """As ``benchmarks.suite.fit_synthgate``, with the contract model's ``calibration: off`` (no
     sampling-time raking of the generated rows to the DP marginals): does the raking move the DCR share?"""
+    from benchmarks import suite
     from synthgate.models.ledger import PrivacyLedger
     from synthgate.models.synthesizers import get_synthesizer, resolve_model_config
-    from benchmarks import suite
 
     contract, train, _, _ = suite.load(job["dataset"])
     cls = get_synthesizer(contract.model)
@@ -149,8 +171,12 @@ def fit_synthgate_without_calibration(job: dict[str, Any], out: Path) -> None:
     model = cls(contract, config, device="cpu").fit(train, ledger=ledger, epsilon=job["epsilon"], seed=job["seed"])
     out.mkdir(parents=True, exist_ok=True)
     model.sample(train.height, seed=job["seed"] + 1).write_parquet(out / "synthetic.parquet")
-    (out / "result.json").write_text(json.dumps({"epsilon_spent": ledger.epsilon, "model": cls.name,
-                                                 "config": config.model_dump(mode="json")}, indent=2) + "\n")
+    (out / "result.json").write_text(
+        json.dumps(
+            {"epsilon_spent": ledger.epsilon, "model": cls.name, "config": config.model_dump(mode="json")}, indent=2
+        )
+        + "\n"
+    )
 
 
 def dp_synthetic(name: str, source: str, epsilon: float, seed: int, cache: Path, peer_python: Path) -> pl.DataFrame:
@@ -184,19 +210,35 @@ def dp_repetition(name: str, source: str, epsilon: float, seed: int, cache: Path
 
     contract, train, test, _ = suite.load(name)
     synthetic = dp_synthetic(name, source, epsilon, seed, cache, peer_python)
-    return {"rows": {"train": train.height, "holdout": test.height, "synthetic": synthetic.height},
-            "source": source, "epsilon": epsilon, "fit_seed": seed,
-            "gates": score(train, test, synthetic, contract, seed=1000 + seed)}
+    return {
+        "rows": {"train": train.height, "holdout": test.height, "synthetic": synthetic.height},
+        "source": source,
+        "epsilon": epsilon,
+        "fit_seed": seed,
+        "gates": score(train, test, synthetic, contract, seed=1000 + seed),
+    }
 
 
-def run(datasets: list[str], reps: int, max_rows: int, out: Path = RESULTS, *, source: str = "fresh",
-        epsilons: tuple[float, ...] = (1.0, 3.0), cache: Path = CACHE, peer_python: Path | None = None,
-        cached_only: bool = False, per_unit: str = "all") -> dict[str, Any]:
+def run(
+    datasets: list[str],
+    reps: int,
+    max_rows: int,
+    out: Path = RESULTS,
+    *,
+    source: str = "fresh",
+    epsilons: tuple[float, ...] = (1.0, 3.0),
+    cache: Path = CACHE,
+    peer_python: Path | None = None,
+    cached_only: bool = False,
+    per_unit: str = "all",
+) -> dict[str, Any]:
     done: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     done["machine"] = machine()
     if source == "fresh":
-        keys = [(name if per_unit == "all" or suite_group(name) is None else f"{name} one row per unit", name, None)
-                for name in datasets]
+        keys = [
+            (name if per_unit == "all" or suite_group(name) is None else f"{name} one row per unit", name, None)
+            for name in datasets
+        ]
     else:
         keys = [(f"{name} {source} ε={eps:g}", name, eps) for name in datasets for eps in epsilons]
     for key, name, eps in keys:
@@ -208,8 +250,9 @@ def run(datasets: list[str], reps: int, max_rows: int, out: Path = RESULTS, *, s
         for rep in range(len(entry["reps"]), reps) if eps is None else [r for r in range(reps) if r not in seen]:
             t0 = time.perf_counter()
             if eps is None:
-                result = one_repetition(contract, frame, seed=1000 + rep, max_rows=max_rows, group=group,
-                                        per_unit=per_unit)
+                result = one_repetition(
+                    contract, frame, seed=1000 + rep, max_rows=max_rows, group=group, per_unit=per_unit
+                )
             else:
                 from benchmarks import suite
 
@@ -229,9 +272,11 @@ def run(datasets: list[str], reps: int, max_rows: int, out: Path = RESULTS, *, s
 def table(done: dict[str, Any]) -> str:
     """Per table and gate: hard fails (evidence of a leak that is not there), inconclusive (failed,
     limited by rows: blocks unless gates.block_inconclusive is false), and all blocks, with Wilson 95%."""
-    lines = ["| table | rows (train/holdout/fresh) | gate | fail / reps | fail rate [95%] | inconclusive | "
-             "blocked (fail + inconclusive) [95%] |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| table | rows (train/holdout/fresh) | gate | fail / reps | fail rate [95%] | inconclusive | "
+        "blocked (fail + inconclusive) [95%] |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, entry in done.get("datasets", {}).items():
         reps = entry["reps"]
         if not reps:
@@ -245,15 +290,21 @@ def table(done: dict[str, Any]) -> str:
             inconclusive = sum(o == "inconclusive" for o in outcomes)
             ci = binomtest(fails, n).proportion_ci(method="wilson")
             cb = binomtest(fails + inconclusive, n).proportion_ci(method="wilson")
-            lines.append(f"| {name} | {size} | {gate} | {fails}/{n} | {fails / n:.2f} [{ci.low:.2f}, {ci.high:.2f}] | "
-                         f"{inconclusive}/{n} | {(fails + inconclusive) / n:.2f} [{cb.low:.2f}, {cb.high:.2f}] |")
+            lines.append(
+                f"| {name} | {size} | {gate} | {fails}/{n} | {fails / n:.2f} [{ci.low:.2f}, {ci.high:.2f}] | "
+                f"{inconclusive}/{n} | {(fails + inconclusive) / n:.2f} [{cb.low:.2f}, {cb.high:.2f}] |"
+            )
     return "\n".join(lines)
 
 
-def values_table(done: dict[str, Any], gates: tuple[str, ...] = ("dcr_share", "near_copy_share", "dcr_share_worst_subset")) -> str:
+def values_table(
+    done: dict[str, Any], gates: tuple[str, ...] = ("dcr_share", "near_copy_share", "dcr_share_worst_subset")
+) -> str:
     """Per table (and DP source): each distance gate's value and interval, one cell per repetition."""
-    lines = ["| table | reps | " + " | ".join(f"{g}: value [interval]" for g in gates) + " |",
-             "|---|---|" + "---|" * len(gates)]
+    lines = [
+        "| table | reps | " + " | ".join(f"{g}: value [interval]" for g in gates) + " |",
+        "|---|---|" + "---|" * len(gates),
+    ]
     for name, entry in done.get("datasets", {}).items():
         reps = entry["reps"]
         if not reps:
@@ -270,30 +321,58 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="adult", help="comma-separated: adult and suite table names")
     parser.add_argument("--reps", type=int, default=10)
-    parser.add_argument("--max-rows", type=int, default=48_842, help="rows used per repetition (all of Adult by default)")
+    parser.add_argument(
+        "--max-rows", type=int, default=48_842, help="rows used per repetition (all of Adult by default)"
+    )
     parser.add_argument("--table", action="store_true", help="print the table from the results file and exit")
-    parser.add_argument("--values", action="store_true", help="print the distance gates' values per repetition and exit")
+    parser.add_argument(
+        "--values", action="store_true", help="print the distance gates' values per repetition and exit"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (repetitions already there are kept)")
-    parser.add_argument("--source", choices=SOURCES, default="fresh",
-                        help="what stands as the synthetic table: fresh real rows, or a DP fit's output")
+    parser.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="fresh",
+        help="what stands as the synthetic table: fresh real rows, or a DP fit's output",
+    )
     parser.add_argument("--epsilon", default="1,3", help="ε of the DP fits (comma-separated; not for fresh)")
     parser.add_argument("--cache", type=Path, default=CACHE, help="where DP fits' synthetic tables are kept")
     parser.add_argument("--peer-python", type=Path, default=None, help="Python of the peer environment (MST, AIM)")
-    parser.add_argument("--per-unit", choices=("all", "one"), default="all",
-                        help="a table with several rows per unit: keep them all and cut by unit, or keep one row "
-                        "per unit first, as the release flow does with `unit:` declared (results keyed "
-                        "'<table> one row per unit')")
-    parser.add_argument("--cached-only", action="store_true",
-                        help="score only the DP fits already in --cache (seeds 0..reps-1 that are there); fit nothing")
+    parser.add_argument(
+        "--per-unit",
+        choices=("all", "one"),
+        default="all",
+        help="a table with several rows per unit: keep them all and cut by unit, or keep one row "
+        "per unit first, as the release flow does with `unit:` declared (results keyed "
+        "'<table> one row per unit')",
+    )
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="score only the DP fits already in --cache (seeds 0..reps-1 that are there); fit nothing",
+    )
     args = parser.parse_args()
     if args.table or args.values:
         done = json.loads(args.out.read_text())
         print(table(done) if args.table else values_table(done))
         return
     epsilons = tuple(float(e) for e in args.epsilon.split(",") if e.strip())
-    print(table(run([d for d in args.datasets.split(",") if d], args.reps, args.max_rows, args.out, source=args.source,
-                    epsilons=epsilons, cache=args.cache, peer_python=args.peer_python, cached_only=args.cached_only,
-                    per_unit=args.per_unit)))
+    print(
+        table(
+            run(
+                [d for d in args.datasets.split(",") if d],
+                args.reps,
+                args.max_rows,
+                args.out,
+                source=args.source,
+                epsilons=epsilons,
+                cache=args.cache,
+                peer_python=args.peer_python,
+                cached_only=args.cached_only,
+                per_unit=args.per_unit,
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -60,10 +60,7 @@ CHECKS = ("column_shapes", "pair_trends", "three_way_marginals", "detection", "m
 
 
 def _versions() -> dict[str, str]:
-    return {
-        name: version(name)
-        for name in ("numpy", "scipy", "scikit-learn", "polars", "pandas", "threadpoolctl")
-    }
+    return {name: version(name) for name in ("numpy", "scipy", "scikit-learn", "polars", "pandas", "threadpoolctl")}
 
 
 def perturbed_copy(train: pl.DataFrame, p: float, seed: int) -> pl.DataFrame:
@@ -147,9 +144,7 @@ def time_suite(repeats: int) -> dict[str, Any]:
         "cpu_seconds_total": [round(v, 3) for v in cpu],
         "seconds_per_check": {k: [round(v, 3) for v in vs] for k, vs in per_check.items()},
         "median_seconds_total": round(statistics.median(totals), 3),
-        "median_seconds_per_check": {
-            k: round(statistics.median(vs), 3) for k, vs in per_check.items() if vs
-        },
+        "median_seconds_per_check": {k: round(statistics.median(vs), 3) for k, vs in per_check.items() if vs},
         "load_average_1_5_15_before_each_repeat": load,
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "results_seed_0": summary,
@@ -267,7 +262,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--oracles", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
-        "--dp-ctgan-seeds", type=int, nargs="*", default=[], metavar="SEED",
+        "--dp-ctgan-seeds",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="SEED",
         help="also train the project's DP-CTGAN (epsilon from the demo contract) with these seeds",
     )
     parser.add_argument("--out", type=Path, default=OUT)

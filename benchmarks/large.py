@@ -58,20 +58,38 @@ def run_one(rows: int, seed: int = 0) -> dict[str, Any]:
         data.setdefault("evaluation", {})["shadow_models"] = 0
         contract = Path(tmp) / "contract.yaml"
         contract.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-        config = RunConfig(contract=contract, source=SourceConfig(db=db, table=DEMO_TABLE), out=Path(tmp) / "out",
-                           epochs=1.0, seed=seed, show_progress=False)
+        config = RunConfig(
+            contract=contract,
+            source=SourceConfig(db=db, table=DEMO_TABLE),
+            out=Path(tmp) / "out",
+            epochs=1.0,
+            seed=seed,
+            show_progress=False,
+        )
         started = time.perf_counter()
         report = run_release(config)
         total = time.perf_counter() - started
         source_mib = db.stat().st_size / 2**20
     return {
-        "rows": n, "columns": len(data["columns"]), "source_db_mib": round(source_mib),
-        "build_source_seconds": round(build_s, 1), "rows_used": report["rows"],
-        "stages": report["timings"], "total_seconds": round(total, 1), "peak_rss_mib": round(peak_rss_mib()),
-        "released": report["released"], "epsilon_spent": round(float(report["privacy"]["epsilon_spent"]), 4),
-        "config": {"max_rows": config.max_rows, "batch_rows": config.batch_rows,
-                   "evaluation_rows": config.evaluation_rows, "epochs": 1.0, "model": data.get("model", "ctgan")},
-        "commit": code_version(), "machine": machine(),
+        "rows": n,
+        "columns": len(data["columns"]),
+        "source_db_mib": round(source_mib),
+        "build_source_seconds": round(build_s, 1),
+        "rows_used": report["rows"],
+        "stages": report["timings"],
+        "total_seconds": round(total, 1),
+        "peak_rss_mib": round(peak_rss_mib()),
+        "released": report["released"],
+        "epsilon_spent": round(float(report["privacy"]["epsilon_spent"]), 4),
+        "config": {
+            "max_rows": config.max_rows,
+            "batch_rows": config.batch_rows,
+            "evaluation_rows": config.evaluation_rows,
+            "epochs": 1.0,
+            "model": data.get("model", "ctgan"),
+        },
+        "commit": code_version(),
+        "machine": machine(),
     }
 
 
@@ -81,8 +99,11 @@ def table(runs: list[dict[str, Any]]) -> str:
     lines = [head, "|---" * (len(names) + 3) + "|"]
     for r in sorted(runs, key=lambda r: r["rows"]):
         cells = [f"{r['stages'].get(n, float('nan')):g}" for n in names]
-        lines.append(f"| {r['rows']:,} × {r['columns']} | " + " | ".join(cells)
-                     + f" | {r['total_seconds']:g} | {r['peak_rss_mib']:,} |")
+        lines.append(
+            f"| {r['rows']:,} × {r['columns']} | "
+            + " | ".join(cells)
+            + f" | {r['total_seconds']:g} | {r['peak_rss_mib']:,} |"
+        )
     return "\n".join(lines)
 
 

@@ -39,9 +39,9 @@ def run_one(name: str, epsilon: float, seed: int) -> dict[str, Any]:
 
     from benchmarks.common import load_adult, machine, peak_rss_mib
     from synthgate.governance.registry import code_version
-    from synthgate.models.synthesizers.base import NOISE_SEED_ENV
     from synthgate.models.ledger import PrivacyLedger
     from synthgate.models.synthesizers import get_synthesizer
+    from synthgate.models.synthesizers.base import NOISE_SEED_ENV
     from synthgate.tasks.split import split_holdout
     from synthgate.validation.fidelity import column_shapes, ml_efficacy, pair_trends
     from synthgate.validation.gates import membership_attacks
@@ -113,6 +113,7 @@ def table(runs: list[dict[str, Any]]) -> str:
         "| model | ε | ε spent | fit (s) | sample (rows/s) | peak RSS (MiB) | column shapes | pair trends "
         "| TSTR AUC | DCR share | worst MIA AUC |\n|---|---|---|---|---|---|---|---|---|---|---|"
     )
+
     def spent(r: dict[str, Any]) -> str:
         return "∞" if r["epsilon_spent"] == "inf" else f"{float(r['epsilon_spent']):.3f}"
 
@@ -150,7 +151,9 @@ def main() -> None:
             print(f"[{name} ε={_eps_label(eps)}] ...", file=sys.stderr, flush=True)
             proc = subprocess.run(
                 [sys.executable, "-m", "benchmarks.models", "--one", name, str(eps), "--seed", str(args.seed)],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if proc.returncode != 0:
                 print(f"[{name} ε={_eps_label(eps)}] FAILED:\n{proc.stderr[-3000:]}", file=sys.stderr)

@@ -258,8 +258,9 @@ def _smartnoise_marginal(name: str) -> Any:
         from snsynth import Synthesizer
 
         binned = _discrete_frame(train, spec["columns"])
-        synth = Synthesizer.create(name, epsilon=float(spec["epsilon"]), delta=float(spec["delta"]),
-                                   **spec.get("options", {}))
+        synth = Synthesizer.create(
+            name, epsilon=float(spec["epsilon"]), delta=float(spec["delta"]), **spec.get("options", {})
+        )
         np.random.seed(spec["seed"])
         clock.stamps.append(time.perf_counter())
         synth.fit(binned, preprocessor_eps=0.0, categorical_columns=list(binned.columns))
@@ -313,8 +314,9 @@ def _marginals(spec: dict[str, Any], train: pd.DataFrame, clock: _Clock) -> Any:
             if col["kind"] == "boolean":
                 known = ["False", "True"]
             # without categories in the spec, the domain is read off the rows (uncharged, as smartnoise does)
-            domain = np.array(list(known) + ([NULL] if nullable else []) if known else sorted(set(train[name])),
-                              dtype=object)
+            domain = np.array(
+                list(known) + ([NULL] if nullable else []) if known else sorted(set(train[name])), dtype=object
+            )
             index = {v: i for i, v in enumerate(domain)}
             codes = train[name].map(lambda v, index=index: index.get(v, -1)).to_numpy(dtype=np.int64)
             counts = np.bincount(codes[codes >= 0], minlength=len(domain)).astype(np.float64)
@@ -347,14 +349,22 @@ def _dpctgan(spec: dict[str, Any], train: pd.DataFrame, clock: _Clock) -> Any:
 
     # the contract's public bounds for the integers, so no ε goes to learning them; categories are
     # label-coded (read off the rows, uncharged, as smartnoise does) and then one-hot encoded
-    transformer = TableTransformer([
-        MinMaxTransformer(lower=c["min"], upper=c["max"], negative=True) if c["kind"] in NUMERIC
-        else ChainTransformer([LabelTransformer(), OneHotEncoder()])
-        for c in spec["columns"]
-    ])
+    transformer = TableTransformer(
+        [
+            MinMaxTransformer(lower=c["min"], upper=c["max"], negative=True)
+            if c["kind"] in NUMERIC
+            else ChainTransformer([LabelTransformer(), OneHotEncoder()])
+            for c in spec["columns"]
+        ]
+    )
     synth = Synthesizer.create(
-        "dpctgan", epsilon=float(spec["epsilon"]), epochs=int(spec["epochs"]), delta=float(spec["delta"]),
-        verbose=False, cuda=False, **spec.get("options", {}),
+        "dpctgan",
+        epsilon=float(spec["epsilon"]),
+        epochs=int(spec["epochs"]),
+        delta=float(spec["delta"]),
+        verbose=False,
+        cuda=False,
+        **spec.get("options", {}),
     )
     np.random.seed(spec["seed"])
     import torch
@@ -368,8 +378,14 @@ def _dpctgan(spec: dict[str, Any], train: pd.DataFrame, clock: _Clock) -> Any:
     return synth.sample
 
 
-PEERS = {"ctgan": _sdv_model("ctgan"), "tvae": _sdv_model("tvae"), "mst": _smartnoise_marginal("mst"),
-         "aim": _smartnoise_marginal("aim"), "dpctgan": _dpctgan, "marginals": _marginals}
+PEERS = {
+    "ctgan": _sdv_model("ctgan"),
+    "tvae": _sdv_model("tvae"),
+    "mst": _smartnoise_marginal("mst"),
+    "aim": _smartnoise_marginal("aim"),
+    "dpctgan": _dpctgan,
+    "marginals": _marginals,
+}
 PACKAGES = ("ctgan", "smartnoise-synth", "mbi", "opacus", "torch", "numpy", "pandas", "rdt")
 
 

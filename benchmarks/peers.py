@@ -71,8 +71,7 @@ def suite(which: str, seeds: int) -> list[dict[str, Any]]:
     theirs: list[dict[str, Any]] = []
     if which == "quick":
         ours += [_job("synthgate", "synthgate", eps) for eps in (INF, 3.0, 1.0)]
-        ours += [_job(ARCH_NAME, "synthgate", eps, epochs=2, config=EQUAL_ARCHITECTURE)
-                 for eps in (INF, 3.0)]
+        ours += [_job(ARCH_NAME, "synthgate", eps, epochs=2, config=EQUAL_ARCHITECTURE) for eps in (INF, 3.0)]
         theirs += [
             _job("ctgan 0.12.1 CTGAN", "ctgan", INF, epochs=2),
             _job("ctgan 0.12.1 TVAE", "tvae", INF, epochs=30),
@@ -83,8 +82,7 @@ def suite(which: str, seeds: int) -> list[dict[str, Any]]:
             ours += [_job("synthgate", "synthgate", eps, seed) for eps in (INF, 10.0, 3.0, 1.0, 0.5)]
             ours += [_job("synthgate tvae, 150 epochs", "synthgate", INF, seed, **TVAE_LONG)]
             theirs += [_job("smartnoise MST", "mst", eps, seed) for eps in (10.0, 3.0, 1.0, 0.5)]
-        ours += [_job(ARCH_NAME, "synthgate", eps, epochs=10, config=EQUAL_ARCHITECTURE)
-                 for eps in (INF, 3.0)]
+        ours += [_job(ARCH_NAME, "synthgate", eps, epochs=10, config=EQUAL_ARCHITECTURE) for eps in (INF, 3.0)]
         theirs += [
             _job("ctgan 0.12.1 CTGAN", "ctgan", INF, epochs=50),
             _job("ctgan 0.12.1 TVAE", "tvae", INF, epochs=300),
@@ -157,7 +155,10 @@ def fit_synthgate(job: dict[str, Any], out: Path) -> None:
     ledger = PrivacyLedger(DELTA)
     started = time.perf_counter()
     model = cls(contract, config, device=job.get("device", "cpu")).fit(
-        train, ledger=ledger, epsilon=job["epsilon"], seed=job["seed"],
+        train,
+        ledger=ledger,
+        epsilon=job["epsilon"],
+        seed=job["seed"],
         progress=lambda p: stamps.append((time.perf_counter(), p.epoch)),
     )
     fit_s = time.perf_counter() - started
@@ -221,11 +222,25 @@ def run_job(job: dict[str, Any], peer_python: Path, folder: Path) -> dict[str, A
 
     out = folder / f"run-{time.monotonic_ns()}"
     if job["system"] == "synthgate":
-        cmd = [sys.executable, "-m", "benchmarks.peers", "--fit-synthgate", json.dumps(job, default=str),
-               "--out", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.peers",
+            "--fit-synthgate",
+            json.dumps(job, default=str),
+            "--out",
+            str(out),
+        ]
     else:
-        spec = {**_peer_inputs(folder), "peer": job["system"], "epsilon": job["epsilon"], "seed": job["seed"],
-                "epochs": job.get("epochs"), "options": job.get("options", {}), "device": job.get("device", "cpu")}
+        spec = {
+            **_peer_inputs(folder),
+            "peer": job["system"],
+            "epsilon": job["epsilon"],
+            "seed": job["seed"],
+            "epochs": job.get("epochs"),
+            "options": job.get("options", {}),
+            "device": job.get("device", "cpu"),
+        }
         spec_path = folder / "spec.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         cmd = [str(peer_python), str(PEER_FIT), "--spec", str(spec_path), "--out", str(out)]
@@ -298,7 +313,8 @@ def table(runs: list[dict[str, Any]], which: str) -> str:
         f"{num(r.get('epochs'), 'g')} | {r['fit_seconds']:.0f} | {r['sample_rows_per_second']:,} | {rss(r)} | "
         f"{r['column_shapes']:.3f} | {r['pair_trends']:.3f} | {r['tstr_accuracy']:.3f} | {r['tstr_f1']:.3f} | "
         f"{r['tstr_auc']:.3f} | {r['dcr_share']:.3f} | {r['worst_mia_auc']:.3f} |"
-        for r in runs if r["suite"] == which
+        for r in runs
+        if r["suite"] == which
     ]
     return "\n".join([head, *rows])
 
@@ -320,7 +336,9 @@ def frontier_table(runs: list[dict[str, Any]]) -> str:
     import numpy as np
 
     data = frontier(runs)
-    head = "| ε | synthgate TSTR AUC | MST TSTR AUC | synthgate pair trends | MST pair trends | seeds (synthgate / MST) |"
+    head = (
+        "| ε | synthgate TSTR AUC | MST TSTR AUC | synthgate pair trends | MST pair trends | seeds (synthgate / MST) |"
+    )
     lines = [head, "|---|---|---|---|---|---|"]
 
     def cell(name: str, eps: str, metric: str) -> str:
@@ -380,12 +398,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", choices=("quick", "full"), help="Run a suite and merge its results.")
     ap.add_argument("--seeds", type=int, default=3, help="Seeds per ε in the full suite (default 3).")
-    ap.add_argument("--only", default="",
-                    help="Comma-separated systems (synthgate, ctgan, tvae, mst, dpctgan) or run names to run.")
-    ap.add_argument("--peer-python", type=Path, default=Path(os.environ.get("PEER_PYTHON", DEFAULT_PEER_PYTHON)),
-                    help="Python of the peer environment (make peers; env PEER_PYTHON).")
-    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                    help="Where synthgate and the GPU-capable peers train (default cpu; results record it).")
+    ap.add_argument(
+        "--only", default="", help="Comma-separated systems (synthgate, ctgan, tvae, mst, dpctgan) or run names to run."
+    )
+    ap.add_argument(
+        "--peer-python",
+        type=Path,
+        default=Path(os.environ.get("PEER_PYTHON", DEFAULT_PEER_PYTHON)),
+        help="Python of the peer environment (make peers; env PEER_PYTHON).",
+    )
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="Where synthgate and the GPU-capable peers train (default cpu; results record it).",
+    )
     ap.add_argument("--table", choices=("quick", "full", "frontier"), help="Print a markdown table and exit.")
     ap.add_argument("--plot", action="store_true", help="Write the frontier PNG and exit.")
     ap.add_argument("--fit-synthgate", help=argparse.SUPPRESS)
@@ -425,8 +452,13 @@ def main() -> None:
                 print(f"{label} FAILED: {exc}", file=sys.stderr, flush=True)
                 continue
             _save([r for r in _load() if _key(r) != _key(result)] + [result])
-            report_run(label, result, started, f"fit {result['fit_seconds']} s ({result['seconds_per_epoch']} s/epoch), "
-                       f"{result['sample_rows_per_second']:,} rows/s")
+            report_run(
+                label,
+                result,
+                started,
+                f"fit {result['fit_seconds']} s ({result['seconds_per_epoch']} s/epoch), "
+                f"{result['sample_rows_per_second']:,} rows/s",
+            )
 
 
 if __name__ == "__main__":

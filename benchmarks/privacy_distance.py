@@ -77,8 +77,7 @@ def _versions() -> dict[str, Any]:
 
     libs = {name: version(name) for name in ("numpy", "scipy", "scikit-learn", "polars")}
     libs["threadpools"] = [
-        {k: info.get(k) for k in ("user_api", "internal_api", "num_threads", "version")}
-        for info in threadpool_info()
+        {k: info.get(k) for k in ("user_api", "internal_api", "num_threads", "version")} for info in threadpool_info()
     ]
     return libs
 
@@ -227,9 +226,7 @@ def _memory_child(sizes: list[int]) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "rss_after_loading_mib": round(rss_loaded, 1),
         "peak_rss_mib": round(peak_rss_mib(), 1),
-        "dense_float32_matrix_would_need_gib": round(
-            4 * synthetic.height * (train.height + holdout.height) / 2**30, 1
-        ),
+        "dense_float32_matrix_would_need_gib": round(4 * synthetic.height * (train.height + holdout.height) / 2**30, 1),
         "dcr_share": results[0].value,
     }
 
@@ -238,9 +235,7 @@ def memory_scaling(runs: tuple[tuple[int, int, int], ...]) -> dict[str, Any]:
     rows = []
     for sizes in runs:
         cmd = [sys.executable, "-m", "benchmarks.privacy_distance", "--memory-child"]
-        proc = subprocess.run(
-            [*cmd, *map(str, sizes)], cwd=ROOT, capture_output=True, text=True, check=True
-        )
+        proc = subprocess.run([*cmd, *map(str, sizes)], cwd=ROOT, capture_output=True, text=True, check=True)
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"memory {sizes}: {row}", flush=True)
         rows.append(row)
@@ -255,9 +250,7 @@ def memory_scaling(runs: tuple[tuple[int, int, int], ...]) -> dict[str, Any]:
         "every synthetic row scored",
         "runs": rows,
         "fit_peak_rss_mib": {"per_million_rows": round(slope * 1e6, 1), "intercept": round(intercept, 1)},
-        "extrapolated_peak_rss_mib_1m_synthetic_x_1m_train_500k_holdout": round(
-            intercept + slope * rows_1m, 0
-        ),
+        "extrapolated_peak_rss_mib_1m_synthetic_x_1m_train_500k_holdout": round(intercept + slope * rows_1m, 0),
     }
 
 

@@ -89,11 +89,15 @@ def main() -> None:
         estimate("tvae", {}, train, contract),
     ]
     for r in runs:
-        print(f"{r['model']} {r['config'] or '(defaults)'}: {r['flops_per_row']:,} FLOPs/row, "
-              f"{r['matmul_gflops']} GFLOP/s -> bound {r['bound_rows_per_second']:,} rows/s; "
-              f"measured {r['measured_rows_per_second']:,} rows/s ({r['measured_share_of_bound']:.0%})")
+        print(
+            f"{r['model']} {r['config'] or '(defaults)'}: {r['flops_per_row']:,} FLOPs/row, "
+            f"{r['matmul_gflops']} GFLOP/s -> bound {r['bound_rows_per_second']:,} rows/s; "
+            f"measured {r['measured_rows_per_second']:,} rows/s ({r['measured_share_of_bound']:.0%})"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(RESULTS, json.dumps({"runs": runs, "commit": code_version(), "machine": machine()}, indent=2) + "\n")
+    write_text_atomically(
+        RESULTS, json.dumps({"runs": runs, "commit": code_version(), "machine": machine()}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -36,10 +36,12 @@ def run_one(rows: int, seed: int = 0) -> dict[str, Any]:
     from synthgate.validation.gates import membership_attacks
 
     contract, df = load_adult()
-    contract = contract.model_copy(update={
-        "evaluation": contract.evaluation.model_copy(update={"shadow_models": 0}),
-        "privacy": contract.privacy.model_copy(update={"delta": min(contract.privacy.delta, 0.1 / rows)}),
-    })
+    contract = contract.model_copy(
+        update={
+            "evaluation": contract.evaluation.model_copy(update={"shadow_models": 0}),
+            "privacy": contract.privacy.model_copy(update={"delta": min(contract.privacy.delta, 0.1 / rows)}),
+        }
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "table.parquet"
         df.sample(n=rows, with_replacement=True, seed=seed).write_parquet(path)
@@ -60,7 +62,9 @@ def run_one(rows: int, seed: int = 0) -> dict[str, Any]:
         train, holdout = split_holdout.fn(frame.select(contract.modelled_columns), fraction=1 / 3, key=seed)
         del frame
         lap("split")
-        model, ledger = fit_synthesizer(train, contract, epsilon=3.0, epochs=1.0, batch_size=1000, device="cpu", seed=seed)
+        model, ledger = fit_synthesizer(
+            train, contract, epsilon=3.0, epochs=1.0, batch_size=1000, device="cpu", seed=seed
+        )
         lap("train_1_epoch")
         synthetic = model.sample(train.height, seed=seed + 1)
         lap("sample")
@@ -71,11 +75,15 @@ def run_one(rows: int, seed: int = 0) -> dict[str, Any]:
         evaluate_fidelity.fn(train, holdout, synthetic, contract, seed=seed)
         lap("fidelity_checks")
     return {
-        "rows": rows, "columns": len(contract.modelled_columns), "train_rows": train.height,
-        "epsilon_spent": round(ledger.epsilon, 4), "stages": stages,
+        "rows": rows,
+        "columns": len(contract.modelled_columns),
+        "train_rows": train.height,
+        "epsilon_spent": round(ledger.epsilon, 4),
+        "stages": stages,
         "total_seconds": round(sum(s["seconds"] for s in stages.values()), 1),
         "peak_rss_mib": max(s["peak_rss_mib"] for s in stages.values()),
-        "commit": code_version(), "machine": machine(),
+        "commit": code_version(),
+        "machine": machine(),
     }
 
 

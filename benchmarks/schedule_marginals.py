@@ -54,7 +54,7 @@ def run(name: str, variant: str, eps: float, seed: int) -> dict[str, Any]:
     import torch
 
     from synthgate.models.ledger import PrivacyLedger
-    from synthgate.models.synthesizers.ctgan import CTGANConfig, DPCTGAN
+    from synthgate.models.synthesizers.ctgan import DPCTGAN, CTGANConfig
     from synthgate.validation.fidelity import column_shapes, ml_efficacy, pair_trends
 
     contract, train, test = _data(name)
@@ -70,11 +70,18 @@ def run(name: str, variant: str, eps: float, seed: int) -> dict[str, Any]:
     tstr = eff.details["tstr"]
     summary = model.training_summary
     return {
-        "dataset": name, "variant": variant, "epsilon": "inf" if math.isinf(eps) else eps, "seed": seed,
-        "fit_seconds": round(fit_s, 1), "fit_cpu_seconds": round(fit_cpu, 1), "torch_threads": torch.get_num_threads(),
+        "dataset": name,
+        "variant": variant,
+        "epsilon": "inf" if math.isinf(eps) else eps,
+        "seed": seed,
+        "fit_seconds": round(fit_s, 1),
+        "fit_cpu_seconds": round(fit_cpu, 1),
+        "torch_threads": torch.get_num_threads(),
         "epsilon_spent": ledger.epsilon if math.isfinite(ledger.epsilon) else "inf",
-        "steps": summary["steps"], "sample_rate": summary["sample_rate"],
-        "noise_multiplier": summary["noise_multiplier"], "pairs": len(summary.get("measured_pairs", [])),
+        "steps": summary["steps"],
+        "sample_rate": summary["sample_rate"],
+        "noise_multiplier": summary["noise_multiplier"],
+        "pairs": len(summary.get("measured_pairs", [])),
         "column_shapes": round(column_shapes(train, synthetic, contract).value, 4),
         "pair_trends": round(pair_trends(train, synthetic, contract).value, 4),
         "tstr_auc": round(tstr.get("auc", math.nan), 4) if "auc" in tstr else None,
@@ -132,7 +139,9 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     ap.add_argument("--table", action="store_true")
-    ap.add_argument("--out", type=Path, default=None, help="results file (default benchmarks/results/schedule_marginals.json)")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="results file (default benchmarks/results/schedule_marginals.json)"
+    )
     a = ap.parse_args()
     if a.out is not None:
         global RESULTS
@@ -145,9 +154,33 @@ def main() -> None:
             for e in a.eps:
                 for v in a.variants:
                     r = run(name, v, float(e), seed)
-                    rows = [x for x in _load() if (x["dataset"], x["variant"], str(x["epsilon"]), x["seed"]) != (name, v, str(r["epsilon"]), seed)]
+                    rows = [
+                        x
+                        for x in _load()
+                        if (x["dataset"], x["variant"], str(x["epsilon"]), x["seed"])
+                        != (name, v, str(r["epsilon"]), seed)
+                    ]
                     _save([*rows, r])
-                    print(json.dumps({k: r[k] for k in ("dataset", "variant", "epsilon", "seed", "fit_seconds", "steps", "noise_multiplier", "pairs", "tstr_auc", "pair_trends")}), flush=True)
+                    print(
+                        json.dumps(
+                            {
+                                k: r[k]
+                                for k in (
+                                    "dataset",
+                                    "variant",
+                                    "epsilon",
+                                    "seed",
+                                    "fit_seconds",
+                                    "steps",
+                                    "noise_multiplier",
+                                    "pairs",
+                                    "tstr_auc",
+                                    "pair_trends",
+                                )
+                            }
+                        ),
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

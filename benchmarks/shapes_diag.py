@@ -105,8 +105,10 @@ def summary(variants: list[str], datasets: list[str] | None) -> None:
     print()
     for (ds, eps), by in sorted(res.items()):
         for v, rs in by.items():
-            print(f"{ds:10s} eps={eps} {v:10s} n={len(rs)} " + " ".join(
-                f"{k}={np.mean([r[k] for r in rs]):.4f}" for k in rs[0]))
+            print(
+                f"{ds:10s} eps={eps} {v:10s} n={len(rs)} "
+                + " ".join(f"{k}={np.mean([r[k] for r in rs]):.4f}" for k in rs[0])
+            )
 
 
 def sample(ds: str, path: Path, seed: int, variant: str):
@@ -151,7 +153,9 @@ def score(variants: list[str], datasets: list[str] | None) -> None:
         print(f"{'column':24s}" + "".join(f"{k[:14]:>15s}" for k in by))
         for c in names:
             print(f"{c[:24]:24s}" + "".join(f"{np.mean([r[c] for r in v]):15.4f}" for v in by.values()))
-        print(f"{'MEAN':24s}" + "".join(f"{np.mean([np.mean(list(r.values())) for r in v]):15.4f}" for v in by.values()))
+        print(
+            f"{'MEAN':24s}" + "".join(f"{np.mean([np.mean(list(r.values())) for r in v]):15.4f}" for v in by.values())
+        )
 
 
 if __name__ == "__main__":
@@ -163,5 +167,7 @@ if __name__ == "__main__":
     elif cmd == "summary":
         summary(sys.argv[2].split(","), sys.argv[3].split(",") if len(sys.argv) > 3 else None)
     else:
-        score(sys.argv[2].split(",") if len(sys.argv) > 2 else ["base"],
-              sys.argv[3].split(",") if len(sys.argv) > 3 else None)
+        score(
+            sys.argv[2].split(",") if len(sys.argv) > 2 else ["base"],
+            sys.argv[3].split(",") if len(sys.argv) > 3 else None,
+        )

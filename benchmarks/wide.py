@@ -87,10 +87,16 @@ def run(generated: str | None, seed: int = 1000) -> dict[str, Any]:
     attacks = membership_attacks(train, holdout, fresh, contract, seed=seed + 1)
     results["membership_attack_auc"] = {a.name: round(a.auc, 3) for a in attacks}
     lap("membership_attacks")
-    code = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).parent, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True, cwd=Path(__file__).parent, check=False).stdout.strip()
+    code = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+        check=False,
+    ).stdout.strip()
     return {
         "table": what,
         "code": code + (" + uncommitted changes" if dirty else ""),
@@ -127,15 +133,32 @@ def release(generated: str) -> dict[str, Any]:
             con.register("frame", frame.to_arrow())
             con.execute("CREATE TABLE wide AS SELECT * FROM frame")
         (base / "wide.yaml").write_text(yaml.safe_dump(wide_contract_data(frame), sort_keys=False))
-        (base / "run.yaml").write_text(yaml.safe_dump({
-            "contract": str(base / "wide.yaml"), "source": {"db": str(base / "src.duckdb"), "table": "wide"},
-            "out": str(base / "out"), "epochs": 2, "seed": 0}))
-        env = {**os.environ, "PREFECT_HOME": str(base / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
+        (base / "run.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "contract": str(base / "wide.yaml"),
+                    "source": {"db": str(base / "src.duckdb"), "table": "wide"},
+                    "out": str(base / "out"),
+                    "epochs": 2,
+                    "seed": 0,
+                }
+            )
+        )
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(base / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        }
         load = os.getloadavg()
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "synthgate.flows.cli", "run", "--config", str(base / "run.yaml"), "--quiet"],
-                              capture_output=True, text=True, env=env, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "synthgate.flows.cli", "run", "--config", str(base / "run.yaml"), "--quiet"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
         wall = time.perf_counter() - t0
         child = resource.getrusage(resource.RUSAGE_CHILDREN)
         owner = next((base / "out" / "owner").iterdir(), None) if (base / "out" / "owner").exists() else None
@@ -157,8 +180,10 @@ def release(generated: str) -> dict[str, Any]:
 
 
 def table(done: dict[str, Any]) -> str:
-    lines = ["| label | table | rows (train/holdout/synthetic) | stage | seconds | peak RSS after (MiB) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| label | table | rows (train/holdout/synthetic) | stage | seconds | peak RSS after (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, entry in done.items():
         if "rows" not in entry:
             continue
@@ -168,8 +193,10 @@ def table(done: dict[str, Any]) -> str:
             if stage == "load":
                 continue
             lines.append(f"| {label} | {entry['table']} | {size} | {stage} | {s['seconds']} | {s['peak_rss_mib']} |")
-        lines.append(f"| {label} | {entry['table']} | {size} | **total** | **{entry['total_seconds']}** | "
-                     f"**{entry['peak_rss_mib']}** |")
+        lines.append(
+            f"| {label} | {entry['table']} | {size} | **total** | **{entry['total_seconds']}** | "
+            f"**{entry['peak_rss_mib']}** |"
+        )
     return "\n".join(lines)
 
 

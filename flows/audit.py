@@ -38,15 +38,29 @@ def audit_flow(config: AuditConfig) -> dict[str, Any]:
     df = load_table(config.source, contract)
     validate_table(df, contract)
     # Split as a release does: per-row coins under a fresh secret key (the audit never resumes).
-    train, _ = split_holdout(df.select(contract.modelled_columns), fraction=config.holdout_fraction, key=private_entropy())
+    train, _ = split_holdout(
+        df.select(contract.modelled_columns), fraction=config.holdout_fraction, key=private_entropy()
+    )
     del df
     runs = []
     for path in paths:
         for i, eps in enumerate(config.epsilons):
             with training_progress(config.show_progress) as progress:
-                runs.append(audit_one(train, contract, epsilon=eps, config=config, seed=child_seed(config.seed, 10 + i),
-                                      clipping=path, progress=progress))
-    result = {"run_id": run_id, **audit_result(config, contract, train_rows=train.height, runs=runs, versions=package_versions())}
+                runs.append(
+                    audit_one(
+                        train,
+                        contract,
+                        epsilon=eps,
+                        config=config,
+                        seed=child_seed(config.seed, 10 + i),
+                        clipping=path,
+                        progress=progress,
+                    )
+                )
+    result = {
+        "run_id": run_id,
+        **audit_result(config, contract, train_rows=train.height, runs=runs, versions=package_versions()),
+    }
     if config.output is not None:
         write_audit(result, config.output)
     return result

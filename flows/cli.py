@@ -26,8 +26,9 @@ contract_app = typer.Typer(help="Draft and check data contracts.", no_args_is_he
 app.add_typer(contract_app, name="contract")
 budget_app = typer.Typer(help="Privacy budget spent per source table, across releases.", no_args_is_help=True)
 app.add_typer(budget_app, name="budget")
-releases_app = typer.Typer(help="The release registry: every run, released, blocked, failed or refused.",
-                           no_args_is_help=True)
+releases_app = typer.Typer(
+    help="The release registry: every run, released, blocked, failed or refused.", no_args_is_help=True
+)
 app.add_typer(releases_app, name="releases")
 
 EXIT_FAILED = 1
@@ -183,14 +184,20 @@ def _run_guarded(flow_fn: Any, config: Any) -> dict[str, Any]:
         if not _query_interrupted(err):
             if os.environ.get("SYNTHGATE_TRACEBACK"):
                 raise
-            say("error", RuntimeError(
-                f"unexpected {type(err).__name__}: {err}. This is a bug in synthgate, not in your input; rerun "
-                "with SYNTHGATE_TRACEBACK=1 to see where it happened, and report it."), EXIT_FAILED)
+            say(
+                "error",
+                RuntimeError(
+                    f"unexpected {type(err).__name__}: {err}. This is a bug in synthgate, not in your input; rerun "
+                    "with SYNTHGATE_TRACEBACK=1 to see where it happened, and report it."
+                ),
+                EXIT_FAILED,
+            )
         # a signal arrived while DuckDB ran a query: SIGINT through our handler, else Prefect's SIGTERM bridge
         name = _SIGNALS_SEEN[-1] if _SIGNALS_SEEN else "SIGTERM"
         console.print(
             f"[bold red]stopped[/] by {name}: the run is recorded as failed and its checkpoint kept; "
-            "`synthgate resume RUN_ID` continues it (`synthgate releases list` shows the id).", highlight=False,
+            "`synthgate resume RUN_ID` continues it (`synthgate releases list` shows the id).",
+            highlight=False,
         )
         raise typer.Exit(EXIT_TERMINATED if name == "SIGTERM" else EXIT_INTERRUPTED) from None
     except (Interrupted, KeyboardInterrupt) as err:
@@ -214,7 +221,13 @@ def _plan_lines(contract: Any) -> list[str]:
     from synthgate.models.ledger import PrivacyLedger
     from synthgate.models.synthesizers import get_synthesizer
     from synthgate.models.synthesizers.base import codec_noise_for
-    from synthgate.tasks.preflight import DETECTION_FOLDS, MIN_HOLDOUT_ROWS, MIN_SHADOW_ROWS, MIN_TRAIN_ROWS, minimum_rows
+    from synthgate.tasks.preflight import (
+        DETECTION_FOLDS,
+        MIN_HOLDOUT_ROWS,
+        MIN_SHADOW_ROWS,
+        MIN_TRAIN_ROWS,
+        minimum_rows,
+    )
 
     eps, delta = contract.privacy.epsilon, contract.privacy.delta
     share = get_synthesizer(contract.model).codec_share
@@ -251,8 +264,13 @@ def _print_gates(console: Any, report: dict[str, Any]) -> None:
     if p.get("epsilon_spent") is not None:
         console.print(f"ε spent {float(p['epsilon_spent']):.3f} of {p['epsilon_budget']} (δ={p['delta']:g})")
     for g in report["gates"]:
-        mark = ("[green]pass[/]" if g["passed"] else
-                "[red]inconclusive[/]" if g.get("outcome") == "inconclusive" else "[red]FAIL[/]")
+        mark = (
+            "[green]pass[/]"
+            if g["passed"]
+            else "[red]inconclusive[/]"
+            if g.get("outcome") == "inconclusive"
+            else "[red]FAIL[/]"
+        )
         op = "<=" if g.get("direction") == "max" else ">="
         name = safe(f"{g['name']:<34}")  # names such as inference_risk[income] are not markup
         console.print(f"  {mark} {name} must be {op} {g['threshold']:.4g}", highlight=False)
@@ -262,8 +280,11 @@ def _print_failed(console: Any, report: dict[str, Any]) -> None:
     failed = [g for g in report["gates"] if not g["passed"]]
     for g in failed:
         op = "<=" if g.get("direction") == "max" else ">="
-        why = ("inconclusive: too few rows to tell a no-leak table from a leak (gates.block_inconclusive)"
-               if g.get("outcome") == "inconclusive" else "failed")
+        why = (
+            "inconclusive: too few rows to tell a no-leak table from a leak (gates.block_inconclusive)"
+            if g.get("outcome") == "inconclusive"
+            else "failed"
+        )
         console.print(f"  - {safe(g['name'])}: {why} (must be {op} {g['threshold']:.4g})", highlight=False)
     if not report["gates"]:
         console.print("  - no gate was evaluated: refusing to release unchecked data", highlight=False)
@@ -283,7 +304,8 @@ def _print_spend(console: Any, config: Any) -> None:
     life = contract.privacy.lifetime_epsilon
     left = (
         "no lifetime budget set (privacy.lifetime_epsilon): runs on it are never refused"
-        if life is None else f"lifetime budget {life:g}, {max(0.0, life - spend.epsilon):.4g} left"
+        if life is None
+        else f"lifetime budget {life:g}, {max(0.0, life - spend.epsilon):.4g} left"
     )
     console.print(
         f"table {safe(repr(contract.table))}: ε {spend.epsilon:.4g} spent over {spend.runs} run(s) charged; {left}",
@@ -310,7 +332,8 @@ def _execute(config: "RunConfig") -> None:  # type: ignore[name-defined]  # noqa
         console.print(
             f"[bold green]RELEASED[/] table {safe(repr(public['output']['table']))} in {safe(public['output']['db'])}; "
             f"public report: {safe(report['folder'])}/report.html; owner's evaluation report (private): "
-            f"{safe(owner)}/report.html", highlight=False,
+            f"{safe(owner)}/report.html",
+            highlight=False,
         )
         return
     console.print(
@@ -342,8 +365,14 @@ def ensure_demo_db(out: Path) -> Path:
 
 
 @app.command()
-def demo(epochs: Epochs = None, epsilon: Epsilon = None, out: Out = None, device: Device = None,
-         seed: Seed = None, quiet: Quiet = False) -> None:
+def demo(
+    epochs: Epochs = None,
+    epsilon: Epsilon = None,
+    out: Out = None,
+    device: Device = None,
+    seed: Seed = None,
+    quiet: Quiet = False,
+) -> None:
     """Run the release flow on the embedded UCI Adult table (ε = 3, δ = 1e-6 by default)."""
     from synthgate.flows.config import RunConfig, SourceConfig
     from synthgate.flows.demo import DEMO_TABLE, demo_contract
@@ -351,22 +380,36 @@ def demo(epochs: Epochs = None, epsilon: Epsilon = None, out: Out = None, device
     out = out or Path("out/demo")
     db = ensure_demo_db(out)
     opts = {k: v for k, v in dict(epochs=epochs, epsilon=epsilon, device=device, seed=seed).items() if v is not None}
-    config = RunConfig(contract=demo_contract(), source=SourceConfig(db=db, table=DEMO_TABLE), out=out,
-                       show_progress=not quiet, **opts)
+    config = RunConfig(
+        contract=demo_contract(), source=SourceConfig(db=db, table=DEMO_TABLE), out=out, show_progress=not quiet, **opts
+    )
     _execute(config)
 
 
 @app.command()
-def run(config: Annotated[Path, typer.Option("--config", help="Run config YAML (contract, source, out, ...).")],
-        epochs: Epochs = None, epsilon: Epsilon = None, out: Out = None, device: Device = None,
-        seed: Seed = None, quiet: Quiet = False) -> None:
+def run(
+    config: Annotated[Path, typer.Option("--config", help="Run config YAML (contract, source, out, ...).")],
+    epochs: Epochs = None,
+    epsilon: Epsilon = None,
+    out: Out = None,
+    device: Device = None,
+    seed: Seed = None,
+    quiet: Quiet = False,
+) -> None:
     """Run the release flow described by a run-config YAML (see README)."""
-    from synthgate.flows.config import load_run_config
     from synthgate.errors import ContractError
+    from synthgate.flows.config import load_run_config
 
     try:
-        cfg = load_run_config(config, epochs=epochs, epsilon=epsilon, out=str(out) if out else None,
-                              device=device, seed=seed, show_progress=False if quiet else None)
+        cfg = load_run_config(
+            config,
+            epochs=epochs,
+            epsilon=epsilon,
+            out=str(out) if out else None,
+            device=device,
+            seed=seed,
+            show_progress=False if quiet else None,
+        )
     except ContractError as err:
         _bad_input(err)
     _execute(cfg)
@@ -376,8 +419,12 @@ def run(config: Annotated[Path, typer.Option("--config", help="Run config YAML (
 def deploy(
     run_config: Annotated[Path, typer.Option("--run-config", help="Run-config YAML of the table to release.")],
     name: Annotated[str, typer.Option(help="Deployment name, e.g. adult-nightly.")],
-    pool: Annotated[str, typer.Option(help="Process work pool a worker polls (`prefect work-pool create NAME --type process`).")] = "synthgate",
-    cron: Annotated[Optional[str], typer.Option(help="Cron schedule in UTC, e.g. '0 2 * * *' (nightly at 02:00).")] = None,
+    pool: Annotated[
+        str, typer.Option(help="Process work pool a worker polls (`prefect work-pool create NAME --type process`).")
+    ] = "synthgate",
+    cron: Annotated[
+        Optional[str], typer.Option(help="Cron schedule in UTC, e.g. '0 2 * * *' (nightly at 02:00).")
+    ] = None,
     interval: Annotated[Optional[float], typer.Option(help="Or: run every this many seconds.")] = None,
     paused: Annotated[bool, typer.Option("--paused", help="Register with the schedule paused.")] = False,
 ) -> None:
@@ -392,12 +439,15 @@ def deploy(
         typer.echo("error: give exactly one of --cron '0 2 * * *' or --interval SECONDS.", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
-        deployment_id = register(name=name, run_config=run_config, work_pool=pool, cron=cron, interval_s=interval,
-                                 paused=paused)
+        deployment_id = register(
+            name=name, run_config=run_config, work_pool=pool, cron=cron, interval_s=interval, paused=paused
+        )
     except (FileNotFoundError, ValueError) as err:
         _bad_input(err)
-    typer.echo(f"deployment synthgate-scheduled-release/{name} registered ({deployment_id}); start a worker: "
-               f"prefect worker start --pool {pool}")
+    typer.echo(
+        f"deployment synthgate-scheduled-release/{name} registered ({deployment_id}); start a worker: "
+        f"prefect worker start --pool {pool}"
+    )
 
 
 @app.command()
@@ -413,8 +463,8 @@ def resume(
     """
     from pydantic import ValidationError
 
-    from synthgate.flows.config import RunConfig
     from synthgate.errors import RegistryError
+    from synthgate.flows.config import RunConfig
     from synthgate.governance.registry import Registry, check_resumable
 
     reg = Registry(_registry_path(out, registry))
@@ -432,8 +482,8 @@ def _registry_path(out: Path | None, registry: Path | None, config: Path | None 
     if registry is not None:
         return registry
     if config is not None:
-        from synthgate.flows.config import load_run_config
         from synthgate.errors import ContractError
+        from synthgate.flows.config import load_run_config
 
         try:
             return load_run_config(config).registry_path
@@ -454,11 +504,16 @@ def _plain_console() -> Any:
     return Console() if sys.stdout.isatty() else Console(width=100_000, soft_wrap=True)
 
 
-RegistryOpt = Annotated[Optional[Path], typer.Option(
-    help="Registry file (default: the --config run's registry, else $SYNTHGATE_REGISTRY, else OUT/registry.duckdb).")]
+RegistryOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Registry file (default: the --config run's registry, else $SYNTHGATE_REGISTRY, else OUT/registry.duckdb)."
+    ),
+]
 OutOpt = Annotated[Optional[Path], typer.Option(help="The runs' output folder (default: out/demo).")]
-RunConfigOpt = Annotated[Optional[Path], typer.Option(
-    "--config", help="A run config YAML: use the registry its runs use.")]
+RunConfigOpt = Annotated[
+    Optional[Path], typer.Option("--config", help="A run config YAML: use the registry its runs use.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
 
 
@@ -490,33 +545,58 @@ def budget_show(
     except RegistryError as err:
         _bad_input(err)
     if table and not any(r.source_table == table for r in records):
-        typer.echo(printable(f"error: no run on table {table!r} in {reg.path}. Tables there: {reg.tables()}."), err=True)
+        typer.echo(
+            printable(f"error: no run on table {table!r} in {reg.path}. Tables there: {reg.tables()}."), err=True
+        )
         raise typer.Exit(EXIT_BAD_INPUT)
-    out_table = Table("table", "ε spent", "lifetime ε", "ε left", "δ spent", "lifetime δ", "runs charged",
-                      "contents (keyed fingerprints)")
+    out_table = Table(
+        "table",
+        "ε spent",
+        "lifetime ε",
+        "ε left",
+        "δ spent",
+        "lifetime δ",
+        "runs charged",
+        "contents (keyed fingerprints)",
+    )
     rows = []
     for name in tables:
         spend = reg.spend(name)
         last = next(r for r in records if r.source_table == name)  # newest first
         life_e, life_d = last.lifetime_epsilon, last.lifetime_delta
-        rows.append({
-            "table": name, "epsilon_spent": spend.epsilon, "lifetime_epsilon": life_e,
-            "epsilon_left": None if life_e is None else max(0.0, life_e - spend.epsilon), "delta_spent": spend.delta,
-            "lifetime_delta": life_d, "runs_charged": spend.runs, "contents": len(spend.by_fingerprint),
-        })
+        rows.append(
+            {
+                "table": name,
+                "epsilon_spent": spend.epsilon,
+                "lifetime_epsilon": life_e,
+                "epsilon_left": None if life_e is None else max(0.0, life_e - spend.epsilon),
+                "delta_spent": spend.delta,
+                "lifetime_delta": life_d,
+                "runs_charged": spend.runs,
+                "contents": len(spend.by_fingerprint),
+            }
+        )
         if as_json:
             continue
         left = "unlimited" if life_e is None else f"{max(0.0, life_e - spend.epsilon):.4g}"
         out_table.add_row(
-            safe(name), f"{spend.epsilon:.4g}", "none" if life_e is None else f"{life_e:g}", left, f"{spend.delta:.3g}",
-            "none" if life_d is None else f"{life_d:g}", str(spend.runs), str(len(spend.by_fingerprint)),
+            safe(name),
+            f"{spend.epsilon:.4g}",
+            "none" if life_e is None else f"{life_e:g}",
+            left,
+            f"{spend.delta:.3g}",
+            "none" if life_d is None else f"{life_d:g}",
+            str(spend.runs),
+            str(len(spend.by_fingerprint)),
         )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     _plain_console().print(out_table)
-    typer.echo("Lifetime budgets as the newest run's contract states them. Running runs count their full "
-               "reservation; blocked runs count what they spent.")
+    typer.echo(
+        "Lifetime budgets as the newest run's contract states them. Running runs count their full "
+        "reservation; blocked runs count what they spent."
+    )
 
 
 @releases_app.command("list")
@@ -542,11 +622,25 @@ def releases_list(
     except RegistryError as err:
         _bad_input(err)
     if as_json:
-        typer.echo(json.dumps([{
-            "run_id": r.run_id, "table": r.source_table, "status": r.status, "started_at": r.started_at,
-            "user": r.user_name, "epsilon_charged": r.epsilon_charged,
-            "failed_gates": [g["name"] for g in r.gates if not g.get("passed", True)], "error": r.error,
-        } for r in records], indent=2, default=str))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "run_id": r.run_id,
+                        "table": r.source_table,
+                        "status": r.status,
+                        "started_at": r.started_at,
+                        "user": r.user_name,
+                        "epsilon_charged": r.epsilon_charged,
+                        "failed_gates": [g["name"] for g in r.gates if not g.get("passed", True)],
+                        "error": r.error,
+                    }
+                    for r in records
+                ],
+                indent=2,
+                default=str,
+            )
+        )
         return
     cut = 80 if sys.stdout.isatty() else None  # untruncated when piped or redirected
     view = Table()
@@ -560,8 +654,15 @@ def releases_list(
     for r in records:
         failed = [g["name"] for g in r.gates if not g.get("passed", True)]
         why = ", ".join(failed) if failed else (r.error or "")
-        view.add_row(safe(r.run_id), safe(r.source_table), safe(r.status), safe(r.started_at), safe(r.user_name or ""),
-                     f"{r.epsilon_charged:.4g}", safe(why[:cut]))
+        view.add_row(
+            safe(r.run_id),
+            safe(r.source_table),
+            safe(r.status),
+            safe(r.started_at),
+            safe(r.user_name or ""),
+            f"{r.epsilon_charged:.4g}",
+            safe(why[:cut]),
+        )
     _plain_console().print(view)
 
 
@@ -596,9 +697,12 @@ def evaluate(
     contract: Annotated[Path, typer.Option(help="Data contract YAML (bounds, categories, gates).")],
     out: Annotated[Path, typer.Option(help="Folder for report.json and report.html.")],
     seed: Seed = None,
-    shadow: Annotated[bool, typer.Option(
-        "--shadow", help="Also run the shadow-model attack, training the contract's model as a stand-in (slow)."
-    )] = False,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow", help="Also run the shadow-model attack, training the contract's model as a stand-in (slow)."
+        ),
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Run every privacy and fidelity check on three tables made anywhere; exit 3 when a gate fails.
@@ -608,14 +712,20 @@ def evaluate(
     """
     from rich.console import Console
 
-    from synthgate.flows.evaluate import EvaluateConfig, evaluate_flow, parse_table_ref
     from synthgate.errors import InputError
+    from synthgate.flows.evaluate import EvaluateConfig, evaluate_flow, parse_table_ref
 
     console = Console(stderr=True)
     try:
         config = EvaluateConfig(
-            train=parse_table_ref(train), holdout=parse_table_ref(holdout), synthetic=parse_table_ref(synthetic),
-            contract=contract, out=out, seed=seed or 0, shadow=shadow, show_progress=not quiet,
+            train=parse_table_ref(train),
+            holdout=parse_table_ref(holdout),
+            synthetic=parse_table_ref(synthetic),
+            contract=contract,
+            out=out,
+            seed=seed or 0,
+            shadow=shadow,
+            show_progress=not quiet,
         )
     except InputError as err:
         console.print(f"[bold red]error:[/] {safe(err)}", markup=True, highlight=False, soft_wrap=True)
@@ -632,16 +742,32 @@ def evaluate(
 
 @app.command()
 def audit(
-    epsilon: Annotated[list[float], typer.Option(
-        "--epsilon", help="ε to audit (repeatable); default 1, 3 and 10.")] = [],  # noqa: B006
-    config: Annotated[Optional[Path], typer.Option(
-        "--config", help="Run-config YAML naming the contract and source (default: the embedded Adult demo).")] = None,
-    canaries: Annotated[int, typer.Option(help="Gradient canaries per run (each included with probability 1/2).", min=2)] = 1000,
-    no_reserve: Annotated[bool, typer.Option(
-        "--no-reserve", help="Leave the rows' own gradients at the canaries' coordinates (a weaker audit).")] = False,
-    clipping: Annotated[str, typer.Option(
-        "--clipping", help="Clipping path to audit: release (the path a release uses: ghost for ctgan), ghost, "
-        "per-sample, or both (each ε on each path).")] = "release",
+    epsilon: Annotated[
+        list[float], typer.Option("--epsilon", help="ε to audit (repeatable); default 1, 3 and 10.")
+    ] = [],  # noqa: B006
+    config: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--config", help="Run-config YAML naming the contract and source (default: the embedded Adult demo)."
+        ),
+    ] = None,
+    canaries: Annotated[
+        int, typer.Option(help="Gradient canaries per run (each included with probability 1/2).", min=2)
+    ] = 1000,
+    no_reserve: Annotated[
+        bool,
+        typer.Option(
+            "--no-reserve", help="Leave the rows' own gradients at the canaries' coordinates (a weaker audit)."
+        ),
+    ] = False,
+    clipping: Annotated[
+        str,
+        typer.Option(
+            "--clipping",
+            help="Clipping path to audit: release (the path a release uses: ghost for ctgan), ghost, "
+            "per-sample, or both (each ε on each path).",
+        ),
+    ] = "release",
     epochs: Epochs = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="JSON file for the results.")] = None,
     device: Device = None,
@@ -660,10 +786,10 @@ def audit(
     from rich.console import Console
     from rich.table import Table
 
+    from synthgate.errors import ContractError
     from synthgate.flows.audit import AuditConfig, audit_flow
     from synthgate.flows.config import SourceConfig, load_run_config
     from synthgate.flows.demo import DEMO_TABLE, demo_contract
-    from synthgate.errors import ContractError
 
     console = Console(stderr=True)
     if config is not None:
@@ -679,8 +805,16 @@ def audit(
     if epsilon:
         opts["epsilons"] = epsilon
     try:
-        cfg = AuditConfig(contract=contract_path, source=source, canaries=canaries, reserve=not no_reserve,
-                          clipping=clipping, output=output or out_dir / "audit.json", show_progress=not quiet, **opts)
+        cfg = AuditConfig(
+            contract=contract_path,
+            source=source,
+            canaries=canaries,
+            reserve=not no_reserve,
+            clipping=clipping,
+            output=output or out_dir / "audit.json",
+            show_progress=not quiet,
+            **opts,
+        )
     except ValueError as err:
         _bad_input(err)
     result = _run_guarded(audit_flow, cfg)
@@ -689,9 +823,15 @@ def audit(
         table.add_column(col, justify="right", no_wrap=col in ("clipping", "verdict"))
     for r in result["runs"]:
         b = r["bound"]
-        table.add_row(f"{r['epsilon_target']:g}", r["clipping"], f"{r['epsilon_audited_network']:.3f}", f"{b['epsilon_lower_bound']:.3f}",
-                      str(b["guesses"]), str(b["correct"]),
-                      "[green]below the claim[/]" if r["below_claim"] else "[bold red]ABOVE THE CLAIM[/]")
+        table.add_row(
+            f"{r['epsilon_target']:g}",
+            r["clipping"],
+            f"{r['epsilon_audited_network']:.3f}",
+            f"{b['epsilon_lower_bound']:.3f}",
+            str(b["guesses"]),
+            str(b["correct"]),
+            "[green]below the claim[/]" if r["below_claim"] else "[bold red]ABOVE THE CLAIM[/]",
+        )
     console.print(table)
     console.print(result["privacy_note"], highlight=False)
     console.print(f"results: {cfg.output}")
@@ -739,15 +879,18 @@ def sample(
     release: Annotated[Path, typer.Option(help="A release folder (out/releases/RUN_ID) holding model.pt.")],
     n: Annotated[int, typer.Option("--n", help="Rows to return.", min=1)],
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write: .parquet or .csv.")],
-    where: Annotated[Optional[str], typer.Option(
-        help="SQL condition the rows must meet, e.g. \"income = '>50K' AND age < 30\"."
-    )] = None,
+    where: Annotated[
+        Optional[str], typer.Option(help="SQL condition the rows must meet, e.g. \"income = '>50K' AND age < 30\".")
+    ] = None,
     seed: Seed = None,
     device: Device = None,
-    registry: Annotated[Optional[Path], typer.Option(
-        help="Release registry that recorded the run (default: registry.duckdb two levels above the folder, "
-        "i.e. OUT/registry.duckdb). The folder's files must match the hashes it recorded."
-    )] = None,
+    registry: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Release registry that recorded the run (default: registry.duckdb two levels above the folder, "
+            "i.e. OUT/registry.duckdb). The folder's files must match the hashes it recorded."
+        ),
+    ] = None,
 ) -> None:
     """Draw more rows from a released model (post-processing: no private row is read, no ε spent).
 
@@ -758,7 +901,6 @@ def sample(
 
     from synthgate.errors import ContractError, DatabaseLocked, RegistryError, WhereError
     from synthgate.governance.registry import Registry
-
     from synthgate.models.sampling import sample_where
     from synthgate.models.synthesizers import load_synthesizer
     from synthgate.validation.contract import load_contract
@@ -771,7 +913,8 @@ def sample(
     if not model_path.is_file() or not contract_path.is_file():
         typer.echo(
             f"error: {release} is not a release folder (it needs model.pt and contract.yaml; blocked "
-            "runs have no model). Pass out/releases/RUN_ID of a RELEASED run.", err=True,
+            "runs have no model). Pass out/releases/RUN_ID of a RELEASED run.",
+            err=True,
         )
         raise typer.Exit(EXIT_BAD_INPUT)
     registry_path = registry or release.resolve().parent.parent / "registry.duckdb"
@@ -813,8 +956,10 @@ def sample(
 @contract_app.command("check")
 def contract_check(
     file: Annotated[Path, typer.Argument(help="The contract YAML to check.")],
-    db: Annotated[Optional[Path], typer.Option(help="DuckDB file: also look at the table's rows "
-                                                    "for duplicated or deterministic columns.")] = None,
+    db: Annotated[
+        Optional[Path],
+        typer.Option(help="DuckDB file: also look at the table's rows for duplicated or deterministic columns."),
+    ] = None,
     table: Annotated[Optional[str], typer.Option(help="Table in --db (default: the contract's `table`).")] = None,
 ) -> None:
     """Validate a contract and list what is still data-derived (exit 2 when invalid).
@@ -830,44 +975,61 @@ def contract_check(
         contract = load_contract(file)
     except ContractError as err:
         _bad_input(err)
-    typer.echo(f"{file}: valid contract for table {contract.table!r} "
-               f"({len(contract.modelled_columns)} learned, {len(contract.derived_columns)} derived, "
-               f"{len(contract.excluded_columns)} identifier/pii columns).")
+    typer.echo(
+        f"{file}: valid contract for table {contract.table!r} "
+        f"({len(contract.modelled_columns)} learned, {len(contract.derived_columns)} derived, "
+        f"{len(contract.excluded_columns)} identifier/pii columns)."
+    )
     derived = contract.data_derived_columns
     if derived:
-        typer.echo(f"still data-derived (from_data: true), so the contract_is_public gate blocks every "
-                   f"release: {', '.join(repr(n) for n in derived)}. Replace each bound/category list with "
-                   "public knowledge (or confirm a drafted `derived`) and set from_data: false.")
+        typer.echo(
+            f"still data-derived (from_data: true), so the contract_is_public gate blocks every "
+            f"release: {', '.join(repr(n) for n in derived)}. Replace each bound/category list with "
+            "public knowledge (or confirm a drafted `derived`) and set from_data: false."
+        )
     else:
         typer.echo("nothing marked from_data: the contract_is_public gate passes.")
     for name in contract.derived_columns:
         d = contract.columns[name].derived
         assert d is not None
-        rule = "(a copy)" if d.as_ == "copy" else f"+ {d.offset:g}" + (" days" if contract.columns[name].kind == "datetime" else "")
+        rule = (
+            "(a copy)"
+            if d.as_ == "copy"
+            else f"+ {d.offset:g}" + (" days" if contract.columns[name].kind == "datetime" else "")
+        )
         typer.echo(f"derived: {name!r} = {d.source!r} {rule} (generated, not learned)")
     for line in _plan_lines(contract):
         typer.echo(line)
     if contract.privacy.lifetime_epsilon is None:
-        typer.echo("privacy.lifetime_epsilon is not set: retries on this table can spend ε without limit. "
-                   f"Set it (e.g. {3 * contract.privacy.epsilon:g}, 3x the per-release ε).")
+        typer.echo(
+            "privacy.lifetime_epsilon is not set: retries on this table can spend ε without limit. "
+            f"Set it (e.g. {3 * contract.privacy.epsilon:g}, 3x the per-release ε)."
+        )
     if db is not None:
-        from synthgate.flows.config import SourceConfig
         from synthgate.errors import InputError
+        from synthgate.flows.config import SourceConfig
         from synthgate.tasks.ingest import prepare_frame, read_source
         from synthgate.validation.derived import find_derivations
 
         try:
-            df = prepare_frame(read_source(SourceConfig(db=db, table=table or contract.table),
-                                           columns=list(contract.columns)), contract)
+            df = prepare_frame(
+                read_source(SourceConfig(db=db, table=table or contract.table), columns=list(contract.columns)),
+                contract,
+            )
         except InputError as err:
             _bad_input(err)
         learned = [n for n in contract.modelled_columns if n in df.columns]
         found = [f for f in find_derivations(df, learned)]
         for f in found:
-            how = ("`derived: {from: " + f.source + ", as: copy}`" if f.offset is None else
-                   "`derived: {from: " + f.source + f", as: offset, offset: {f.offset:g}}}`")
-            typer.echo(f"deterministic: {f.describe()}; the synthesizer would break it apart. Declare "
-                       f"{f.column!r} {how} if that holds by definition.")
+            how = (
+                "`derived: {from: " + f.source + ", as: copy}`"
+                if f.offset is None
+                else "`derived: {from: " + f.source + f", as: offset, offset: {f.offset:g}}}`"
+            )
+            typer.echo(
+                f"deterministic: {f.describe()}; the synthesizer would break it apart. Declare "
+                f"{f.column!r} {how} if that holds by definition."
+            )
         if not found:
             typer.echo("no learned column duplicates another or differs from one by a constant.")
 
@@ -923,27 +1085,42 @@ def contract_import(
     except ContractError as err:
         _bad_input(err)
     output.write_text(contract.to_yaml())
-    typer.echo(f"wrote {output}: contract for table {contract.table!r} ({len(contract.columns)} columns); "
-               "check it with `synthgate contract check`.")
+    typer.echo(
+        f"wrote {output}: contract for table {contract.table!r} ({len(contract.columns)} columns); "
+        "check it with `synthgate contract check`."
+    )
 
 
 @contract_app.command("infer")
 def contract_infer(
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the draft YAML.")],
     db: Annotated[Optional[Path], typer.Option(help="DuckDB file holding the table (with --table or --query).")] = None,
-    table: Annotated[Optional[str], typer.Option(
-        help="Table to describe in --db; with --path or --query, the contract's table name "
-        "(default for --path: the file's stem).")] = None,
+    table: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Table to describe in --db; with --path or --query, the contract's table name "
+            "(default for --path: the file's stem)."
+        ),
+    ] = None,
     path: Annotated[Optional[Path], typer.Option(help="A Parquet or CSV file to describe instead of a table.")] = None,
     query: Annotated[Optional[str], typer.Option(help="A read-only SELECT against --db to describe.")] = None,
     missing: Annotated[list[str], typer.Option(help="A string meaning 'missing' (repeatable), e.g. '?'.")] = [],  # noqa: B006
-    dp: Annotated[Optional[float], typer.Option(
-        "--dp", help="Learn bounds and categories with DP at this ε, charged to the table's lifetime budget in "
-        "the registry (--out/--registry), instead of copying them from the rows.")] = None,
+    dp: Annotated[
+        Optional[float],
+        typer.Option(
+            "--dp",
+            help="Learn bounds and categories with DP at this ε, charged to the table's lifetime budget in "
+            "the registry (--out/--registry), instead of copying them from the rows.",
+        ),
+    ] = None,
     dp_delta: Annotated[float, typer.Option(help="δ of --dp (below 1/n).")] = 1e-7,
-    lifetime_epsilon: Annotated[Optional[float], typer.Option(
-        help="With --dp on a table the registry does not know yet: its lifetime ε (default: the inference "
-        "plus 3 releases).")] = None,
+    lifetime_epsilon: Annotated[
+        Optional[float],
+        typer.Option(
+            help="With --dp on a table the registry does not know yet: its lifetime ε (default: the inference "
+            "plus 3 releases)."
+        ),
+    ] = None,
     out: OutOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
@@ -954,22 +1131,26 @@ def contract_infer(
     """
     from pydantic import ValidationError
 
-    from synthgate.flows.config import SourceConfig
     from synthgate.errors import InputError
+    from synthgate.flows.config import SourceConfig
     from synthgate.tasks.ingest import read_source
     from synthgate.validation.infer import infer_contract, propose_target, render_inferred_yaml
 
     try:  # the source rules of a run: one of table / query (read-only SELECT) / path, checked before a read
         source = SourceConfig(db=db, table=None if (path or query) else table, query=query, path=path)
     except ValidationError as err:
-        _bad_input(ValueError("; ".join(str(e["msg"]) for e in err.errors())
-                              + ". Pass --db with --table or --query, or --path."))
+        _bad_input(
+            ValueError(
+                "; ".join(str(e["msg"]) for e in err.errors()) + ". Pass --db with --table or --query, or --path."
+            )
+        )
     name = table or (path.stem if path is not None else None)
     if not name:
         _bad_input(ValueError("--query needs --table NAME: the table name the contract describes."))
     if dp is not None:
-        return _contract_infer_dp(source, name, output, missing, dp, dp_delta, lifetime_epsilon,
-                                  _registry_path(out, registry))
+        return _contract_infer_dp(
+            source, name, output, missing, dp, dp_delta, lifetime_epsilon, _registry_path(out, registry)
+        )
     try:
         df = read_source(source)
     except InputError as err:
@@ -979,21 +1160,31 @@ def contract_infer(
     text = render_inferred_yaml(contract)
     if proposed is not None:
         contract = contract.model_copy(update={"target": proposed})
-        text = (f"# target: {proposed!r} is a PROPOSAL, guessed from the column names and kinds alone (no value\n"
-                "# read): confirm it, change it, or set target: null before a release.\n"
-                + render_inferred_yaml(contract))
+        text = (
+            f"# target: {proposed!r} is a PROPOSAL, guessed from the column names and kinds alone (no value\n"
+            "# read): confirm it, change it, or set target: null before a release.\n" + render_inferred_yaml(contract)
+        )
         typer.echo(f"proposed target: {proposed!r} (from its name and kind only; review it in the draft)", err=True)
     output.write_text(text, encoding="utf-8")
     typer.secho(
         f"wrote {output}. WARNING: every bound and category marked from_data was read from the "
         "private rows. Replace them with public knowledge before a release counts as DP; until "
         "then the contract_is_public gate blocks every release.",
-        fg="yellow", err=True,
+        fg="yellow",
+        err=True,
     )
 
 
-def _contract_infer_dp(source: Any, table: str, output: Path, missing: list[str], epsilon: float, delta: float,
-                       lifetime_epsilon: float | None, registry_path: Path) -> None:
+def _contract_infer_dp(
+    source: Any,
+    table: str,
+    output: Path,
+    missing: list[str],
+    epsilon: float,
+    delta: float,
+    lifetime_epsilon: float | None,
+    registry_path: Path,
+) -> None:
     """`contract infer --dp`: charge the registry before reading a row, then learn with DP."""
     from rich.console import Console
     from rich.markup import escape
@@ -1008,10 +1199,15 @@ def _contract_infer_dp(source: Any, table: str, output: Path, missing: list[str]
     console = Console(stderr=True)
     try:
         contract = infer_with_budget(
-            table=table, read=lambda: read_source(source),
+            table=table,
+            read=lambda: read_source(source),
             draft=lambda df: infer_contract(df, table=table, missing_values=missing),
-            registry=Registry(registry_path), epsilon=epsilon, delta=delta, entropy=private_entropy(),
-            lifetime_epsilon=lifetime_epsilon, output=str(output),
+            registry=Registry(registry_path),
+            epsilon=epsilon,
+            delta=delta,
+            entropy=private_entropy(),
+            lifetime_epsilon=lifetime_epsilon,
+            output=str(output),
         )
     except BudgetExceeded as err:
         console.print(f"[bold red]REFUSED:[/] {escape(str(err))} (Here: a smaller --dp.)", highlight=False)
@@ -1028,7 +1224,8 @@ def _contract_infer_dp(source: Any, table: str, output: Path, missing: list[str]
         f"wrote {escape(str(output))}: {len(contract.dp_learned_columns)} column(s) learned with DP, ε "
         f"{paid.epsilon:.3g} (δ {paid.delta:.2g}) charged to table {table!r} in {escape(str(registry_path))} "
         f"(run {paid.run_id}). Run releases with this registry. Still from the rows: the kinds and the columns "
-        f"listed under from_data ({len(contract.data_derived_columns)}).", highlight=False,
+        f"listed under from_data ({len(contract.data_derived_columns)}).",
+        highlight=False,
     )
 
 

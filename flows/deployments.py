@@ -14,8 +14,8 @@ from typing import Any
 
 from prefect import flow
 
-from synthgate.flows.config import load_run_config
 from synthgate.errors import ReleaseBlocked
+from synthgate.flows.config import load_run_config
 from synthgate.flows.release import run_release
 from synthgate.flows.stages import label_flow_run
 from synthgate.tasks.runlog import blocked_message
@@ -37,8 +37,10 @@ def scheduled_release(run_config: str, epsilon: float | None = None, seed: int |
     table = load_contract(config.contract).table
     label_flow_run(f"{table}-scheduled", [f"table:{table}", "kind:scheduled"])
     report = run_release(config)
-    label_flow_run(f"{report['table']}-{report['run_id']}-scheduled",
-                   ["outcome:released" if report["released"] else "outcome:blocked"])
+    label_flow_run(
+        f"{report['table']}-{report['run_id']}-scheduled",
+        ["outcome:released" if report["released"] else "outcome:blocked"],
+    )
     if not report["released"]:
         # The release subflow already ended "Blocked"; this run fails too, without the report (it could be persisted).
         raise ReleaseBlocked(blocked_message(report))
@@ -46,8 +48,14 @@ def scheduled_release(run_config: str, epsilon: float | None = None, seed: int |
 
 
 def deploy(
-    *, name: str, run_config: Path, work_pool: str, cron: str | None = None, interval_s: float | None = None,
-    source: Path = REPO_ROOT, paused: bool = False,
+    *,
+    name: str,
+    run_config: Path,
+    work_pool: str,
+    cron: str | None = None,
+    interval_s: float | None = None,
+    source: Path = REPO_ROOT,
+    paused: bool = False,
 ) -> str:
     """Register a deployment of ``scheduled_release`` from the code at ``source``; returns its id.
 
@@ -64,8 +72,15 @@ def deploy(
     schedule: dict[str, Any] = {"cron": cron} if cron is not None else {"interval": interval_s}
     # from_source ran sync (no event loop here); Prefect's stub unions in the coroutine of its async form
     deployment_id = remote.deploy(  # type: ignore[union-attr]
-        name=name, work_pool_name=work_pool, parameters={"run_config": str(run_config)}, paused=paused,
-        build=False, push=False, print_next_steps=False, tags=["synthgate"], concurrency_limit=1,
+        name=name,
+        work_pool_name=work_pool,
+        parameters={"run_config": str(run_config)},
+        paused=paused,
+        build=False,
+        push=False,
+        print_next_steps=False,
+        tags=["synthgate"],
+        concurrency_limit=1,
         **schedule,
     )
     return str(deployment_id)

@@ -20,12 +20,12 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthgate.errors import InputError
 from synthgate.flows.config import SourceConfig
 from synthgate.flows.stages import Stopwatch, label_flow_run, new_run_id, package_versions, run_checks
 from synthgate.models.synthesizers import resolve_model_config
 from synthgate.tasks.evaluate import membership_contract
 from synthgate.tasks.ingest import load_table
-from synthgate.errors import InputError
 from synthgate.tasks.publish import write_evaluation
 from synthgate.tasks.redaction import withhold_library_errors
 from synthgate.tasks.report import evaluation_notes
@@ -77,7 +77,8 @@ class EvaluateConfig(BaseModel):
 
 
 @flow(
-    name="synthgate-evaluate", validate_parameters=False,
+    name="synthgate-evaluate",
+    validate_parameters=False,
     task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]  # Prefect's stub: TaskRunner[Never]
 )
 @withhold_library_errors
@@ -102,17 +103,35 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     train, holdout, synthetic = frames["train"], frames["holdout"], frames["synthetic"]
     lap("load_and_validate")
     results = run_checks(
-        (train, holdout, synthetic), contract, pii=pii, pii_synthetic=synthetic, epsilon=contract.privacy.epsilon,
-        epochs=model_conf.epochs, batch_size=model_conf.batch_size, device=config.device, seed=config.seed,
-        show_progress=config.show_progress, membership_contract=membership_contract(contract, shadow=config.shadow), lap=lap, pii_report="the report",
+        (train, holdout, synthetic),
+        contract,
+        pii=pii,
+        pii_synthetic=synthetic,
+        epsilon=contract.privacy.epsilon,
+        epochs=model_conf.epochs,
+        batch_size=model_conf.batch_size,
+        device=config.device,
+        seed=config.seed,
+        show_progress=config.show_progress,
+        membership_contract=membership_contract(contract, shadow=config.shadow),
+        lap=lap,
+        pii_report="the report",
     )  # the shadows' bar nests below the checks' bar
     decision = decide_release(results, block_inconclusive=contract.gates.block_inconclusive)
     report = build_report(
-        run_id=run_id, table=contract.table, decision=decision, results=results, ledger=None,
-        epsilon_budget=contract.privacy.epsilon, delta=contract.privacy.delta,
+        run_id=run_id,
+        table=contract.table,
+        decision=decision,
+        results=results,
+        ledger=None,
+        epsilon_budget=contract.privacy.epsilon,
+        delta=contract.privacy.delta,
         rows={"train": train.height, "holdout": holdout.height, "synthetic": synthetic.height},
-        timings=watch.timings, versions=package_versions(), contract_fingerprint=contract.fingerprint(),
-        config=config.model_dump(mode="json"), notes=evaluation_notes(contract, shadow=config.shadow),
+        timings=watch.timings,
+        versions=package_versions(),
+        contract_fingerprint=contract.fingerprint(),
+        config=config.model_dump(mode="json"),
+        notes=evaluation_notes(contract, shadow=config.shadow),
     )
     report["kind"] = "evaluation"
     write_evaluation(report, config.out)

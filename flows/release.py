@@ -13,6 +13,7 @@ from prefect import flow, tags
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from synthgate.errors import ReleaseBlocked
 from synthgate.flows.config import RunConfig
 from synthgate.flows.stages import (
     Stopwatch,
@@ -27,7 +28,6 @@ from synthgate.flows.stages import (
     training_progress,
 )
 from synthgate.governance.registry import Registry
-from synthgate.errors import ReleaseBlocked
 from synthgate.models.synthesizers import resolve_model_config
 from synthgate.models.synthesizers.base import Checkpoint, SynthConfig
 from synthgate.tasks.evaluate import child_seed, evaluation_subsample
@@ -66,7 +66,6 @@ from synthgate.validation.derived import add_derived_columns
 from synthgate.validation.pii import PiiScan
 
 
-
 def run_release(config: RunConfig) -> dict[str, Any]:
     """The release flow on the task runner ``config`` asks for (threads by default, or Dask).
 
@@ -86,7 +85,9 @@ def run_release(config: RunConfig) -> dict[str, Any]:
 
 # persist_result=False: the flow returns the owner's report, which must never reach Prefect's result storage.
 @flow(
-    name="synthgate-release", validate_parameters=False, persist_result=False,
+    name="synthgate-release",
+    validate_parameters=False,
+    persist_result=False,
     task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]  # Prefect's stub: TaskRunner[Never]
 )
 @withhold_library_errors
@@ -127,13 +128,22 @@ def _run(config: RunConfig, contract: Contract, run_id: str, epsilon: float) -> 
     preflight_target(config, contract, output_table=output_table, model_conf=model_conf)
     registry = Registry(config.registry_path, lock_timeout_s=config.lock_timeout_s)
     record = functools.partial(
-        open_run, registry, run_id=run_id, contract=contract, epsilon=epsilon,
-        config=config.model_dump(mode="json", exclude={"resume"}), output_db=config.output_db,
-        output_table=output_table, resume=config.resume is not None,
+        open_run,
+        registry,
+        run_id=run_id,
+        contract=contract,
+        epsilon=epsilon,
+        config=config.model_dump(mode="json", exclude={"resume"}),
+        output_db=config.output_db,
+        output_table=output_table,
+        resume=config.resume is not None,
     )
     if config.resume is None and registry.exceeds_lifetime(
-        contract.table, epsilon=epsilon, delta=contract.privacy.delta,
-        lifetime_epsilon=contract.privacy.lifetime_epsilon, lifetime_delta=contract.privacy.lifetime_delta,
+        contract.table,
+        epsilon=epsilon,
+        delta=contract.privacy.delta,
+        lifetime_epsilon=contract.privacy.lifetime_epsilon,
+        lifetime_delta=contract.privacy.lifetime_delta,
     ):
         record()  # a run the lifetime budget refuses is recorded as refused (BudgetExceeded) before the source is opened
     # Before the run is recorded or a value read: the row count (COUNT(*)) against the minimum the checks
@@ -159,8 +169,15 @@ def _run(config: RunConfig, contract: Contract, run_id: str, epsilon: float) -> 
 
 
 def _release(
-    config: RunConfig, contract: Contract, run_id: str, epsilon: float, model_conf: SynthConfig,
-    output_table: str, registry: Registry, checkpoint: Checkpoint | None, work: Path,
+    config: RunConfig,
+    contract: Contract,
+    run_id: str,
+    epsilon: float,
+    model_conf: SynthConfig,
+    output_table: str,
+    registry: Registry,
+    checkpoint: Checkpoint | None,
+    work: Path,
 ) -> dict[str, Any]:
     """The README's pipeline from load_table to publish_release: one call per stage."""
     watch = Stopwatch()
@@ -181,23 +198,46 @@ def _release(
     stage_log(split_line(contract.unit, config.holdout_fraction))
     with training_progress(config.show_progress) as progress:
         model, ledger = train_synthesizer(
-            train, contract, epsilon=epsilon, epochs=model_conf.epochs, batch_size=model_conf.batch_size,
-            device=config.device, seed=config.seed, progress=progress, checkpoint=checkpoint,
+            train,
+            contract,
+            epsilon=epsilon,
+            epochs=model_conf.epochs,
+            batch_size=model_conf.batch_size,
+            device=config.device,
+            seed=config.seed,
+            progress=progress,
+            checkpoint=checkpoint,
         )
     lap("train")
-    stage_log(training_line(contract.model, model.training_summary, epsilon_spent=ledger.epsilon, epsilon=epsilon,
-                            delta=contract.privacy.delta))
+    stage_log(
+        training_line(
+            contract.model,
+            model.training_summary,
+            epsilon_spent=ledger.epsilon,
+            epsilon=epsilon,
+            delta=contract.privacy.delta,
+        )
+    )
     # The synthetic table's length is published: a number from the run config, else the model's DP
     # estimate of the training row count, never the exact (private) count.
     synthetic = sample_synthetic(model, n=config.n_synthetic or model.default_sample_size(), seed=config.seed + 1)
     lap("sample")
     stage_log(sample_line(synthetic.height, asked=bool(config.n_synthetic)))
-    checked = evaluation_subsample(train, holdout, synthetic, max_rows=config.evaluation_rows,
-                                   seed=child_seed(config.seed, 4))
+    checked = evaluation_subsample(
+        train, holdout, synthetic, max_rows=config.evaluation_rows, seed=child_seed(config.seed, 4)
+    )
     results = run_checks(
-        checked, contract, pii=pii, pii_synthetic=synthetic, epsilon=epsilon, epochs=model_conf.epochs,
-        batch_size=model_conf.batch_size, device=config.device, seed=config.seed,
-        show_progress=config.show_progress, beside=config.task_runner == "dask",
+        checked,
+        contract,
+        pii=pii,
+        pii_synthetic=synthetic,
+        epsilon=epsilon,
+        epochs=model_conf.epochs,
+        batch_size=model_conf.batch_size,
+        device=config.device,
+        seed=config.seed,
+        show_progress=config.show_progress,
+        beside=config.task_runner == "dask",
     )
     lap("checks")
     ledger_dict = ledger.to_dict()
@@ -205,26 +245,61 @@ def _release(
     sets = (train.height, holdout.height, synthetic.height)
     scored = (checked[0].height, checked[1].height, checked[2].height)
     report, public_decision = release_report(
-        run_id=run_id, contract=contract, config=config, decision=decision, results=results, ledger=ledger_dict,
-        training_summary=model.training_summary, rows=release_rows(sets, scored, sampled),
-        notes=release_notes(contract, model.training_summary, sets=sets, checked=scored, sampled=sampled,
-                            max_rows=config.max_rows, evaluation_rows=config.evaluation_rows),
-        timings=watch.timings, versions=package_versions(), output_table=output_table, registry_path=registry.path,
+        run_id=run_id,
+        contract=contract,
+        config=config,
+        decision=decision,
+        results=results,
+        ledger=ledger_dict,
+        training_summary=model.training_summary,
+        rows=release_rows(sets, scored, sampled),
+        notes=release_notes(
+            contract,
+            model.training_summary,
+            sets=sets,
+            checked=scored,
+            sampled=sampled,
+            max_rows=config.max_rows,
+            evaluation_rows=config.evaluation_rows,
+        ),
+        timings=watch.timings,
+        versions=package_versions(),
+        output_table=output_table,
+        registry_path=registry.path,
     )
     published = publish_release(
-        report=report, decision=public_decision, synthetic=add_derived_columns(synthetic, contract), model=model, contract=contract,
-        ledger=ledger_dict, out=config.out, owner_reports=config.owner_reports_path, output_db=config.output_db,
-        output_table=output_table, run_id=run_id, lock_timeout_s=config.lock_timeout_s,
+        report=report,
+        decision=public_decision,
+        synthetic=add_derived_columns(synthetic, contract),
+        model=model,
+        contract=contract,
+        ledger=ledger_dict,
+        out=config.out,
+        owner_reports=config.owner_reports_path,
+        output_db=config.output_db,
+        output_table=output_table,
+        run_id=run_id,
+        lock_timeout_s=config.lock_timeout_s,
     )
     lap("publish")
-    for line in published_lines(published.public_report, published.folder, released=decision.released,
-                                output_table=output_table, output_db=config.output_db):
+    for line in published_lines(
+        published.public_report,
+        published.folder,
+        released=decision.released,
+        output_table=output_table,
+        output_db=config.output_db,
+    ):
         stage_log(line)
     return with_published(report, published)
 
 
 def _load(
-    config: RunConfig, contract: Contract, registry: Registry, run_id: str, pii: PiiScan, work: Path,
+    config: RunConfig,
+    contract: Contract,
+    registry: Registry,
+    run_id: str,
+    pii: PiiScan,
+    work: Path,
     lap: Callable[[str], None],
 ) -> tuple[pl.DataFrame, SampledTable | None]:
     """load_table → validate_table (each row's PII values into ``pii``), then the registry's mark that
@@ -244,8 +319,14 @@ def _load(
     entropy = sampling_entropy(work, resume=config.resume is not None)
     with count_progress(config.show_progress, "reading (streamed)", n_source) as advance_to:
         sampled = sample_large_table(
-            config.source, contract, registry, fraction=config.max_rows / n_source, entropy=entropy,
-            batch_rows=config.batch_rows, progress=advance_to, pii=pii,
+            config.source,
+            contract,
+            registry,
+            fraction=config.max_rows / n_source,
+            entropy=entropy,
+            batch_rows=config.batch_rows,
+            progress=advance_to,
+            pii=pii,
         )
     lap("load_validate_sample")
     stage_log(streamed_line(config.batch_rows, config.max_rows))

@@ -21,6 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from synthgate.errors import ContractError
 from synthgate.models.synthesizers.base import TrainingProgress
 from synthgate.tasks.evaluate import (
     attack_membership,
@@ -35,10 +36,19 @@ from synthgate.tasks.evaluate import (
 )
 from synthgate.validation.contract import Contract
 from synthgate.validation.pii import PiiScan
-from synthgate.errors import ContractError
 from synthgate.validation.results import MetricResult
 
-PACKAGES = ("synthgate", "torch", "opacus", "prefect", "polars", "duckdb", "great-expectations", "scikit-learn", "numpy")
+PACKAGES = (
+    "synthgate",
+    "torch",
+    "opacus",
+    "prefect",
+    "polars",
+    "duckdb",
+    "great-expectations",
+    "scikit-learn",
+    "numpy",
+)
 
 
 def make_task_runner(kind: str, *, workers: int, address: str | None = None) -> Any:
@@ -61,8 +71,9 @@ def make_task_runner(kind: str, *, workers: int, address: str | None = None) -> 
             ) from None
         if address:
             return DaskTaskRunner(address=address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
-                                              "dashboard_address": None})
+        return DaskTaskRunner(
+            cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+        )
     raise ContractError(f"task_runner must be 'threads' or 'dask'. Got {kind!r}.")
 
 
@@ -93,8 +104,7 @@ def label_flow_run(name: str, tags: Iterable[str] = ()) -> None:
         with get_client(sync_client=True) as client:
             client.update_flow_run(ctx.flow_run.id, name=name, tags=merged)
     except Exception as err:  # noqa: BLE001  (the API is down: the run goes on under its old name)
-        stage_log(f"could not rename the flow run to {name!r} ({type(err).__name__}); it keeps its name",
-                  warning=True)
+        stage_log(f"could not rename the flow run to {name!r} ({type(err).__name__}); it keeps its name", warning=True)
         return
     ctx.flow_run.name = name
     ctx.flow_run.tags = merged
@@ -144,8 +154,12 @@ _STDERR = Console(stderr=True)
 def training_bar(console: Console) -> Progress:
     """The training bar: at most 80 columns wide (a fixed 16-column bar, a compact description)."""
     return Progress(
-        TextColumn("[bold]training[/]"), BarColumn(bar_width=16), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("[bold]training[/]"),
+        BarColumn(bar_width=16),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
 
 
@@ -184,16 +198,29 @@ def count_progress(show: bool, label: str, total: int) -> Iterator[Any]:
         yield lambda units=1: None
         return
     with Progress(
-        TextColumn(f"[bold]{label}[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=_STDERR, transient=False,
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=_STDERR,
+        transient=False,
     ) as bar:
         task_id = bar.add_task("", total=total)
         yield lambda units=1: bar.advance(task_id, units)
 
 
 def run_membership_attacks(
-    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract, *,
-    epsilon: float, epochs: float | None, batch_size: int | None, device: str, seed: int, show_progress: bool,
+    train: pl.DataFrame,
+    holdout: pl.DataFrame,
+    synthetic: pl.DataFrame,
+    contract: Contract,
+    *,
+    epsilon: float,
+    epochs: float | None,
+    batch_size: int | None,
+    device: str,
+    seed: int,
+    show_progress: bool,
 ) -> list[MetricResult]:
     """Distance and DOMIAS attacks, then the shadow-model attack with one task per shadow."""
     attacks = attack_membership(train, holdout, synthetic, contract, seed=child_seed(seed, 0))
@@ -213,10 +240,21 @@ def run_membership_attacks(
 
 
 def run_checks(
-    sets: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame], contract: Contract, *,
-    pii: PiiScan, pii_synthetic: pl.DataFrame, epsilon: float, epochs: float | None, batch_size: int | None,
-    device: str, seed: int, show_progress: bool, beside: bool = False, membership_contract: Contract | None = None,
-    lap: Callable[[str], None] | None = None, pii_report: str = "the owner's report",
+    sets: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
+    contract: Contract,
+    *,
+    pii: PiiScan,
+    pii_synthetic: pl.DataFrame,
+    epsilon: float,
+    epochs: float | None,
+    batch_size: int | None,
+    device: str,
+    seed: int,
+    show_progress: bool,
+    beside: bool = False,
+    membership_contract: Contract | None = None,
+    lap: Callable[[str], None] | None = None,
+    pii_report: str = "the owner's report",
 ) -> list[MetricResult]:
     """evaluate_privacy → attack_membership + train_shadow → evaluate_fidelity → the PII gate, on the
     ``sets`` (train, holdout, synthetic) the checks score.
@@ -243,8 +281,16 @@ def run_checks(
             stage_log("checks 1/4: privacy checks done (distances, re-identification risks)")
             laps("privacy_checks")
         membership = run_membership_attacks(
-            train, holdout, synthetic, membership_contract or contract, epsilon=epsilon, epochs=epochs,
-            batch_size=batch_size, device=device, seed=child_seed(seed, 2), show_progress=show_progress,
+            train,
+            holdout,
+            synthetic,
+            membership_contract or contract,
+            epsilon=epsilon,
+            epochs=epochs,
+            batch_size=batch_size,
+            device=device,
+            seed=child_seed(seed, 2),
+            show_progress=show_progress,
         )
         advance()
         stage_log("checks 2/4: membership attacks done")

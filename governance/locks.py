@@ -18,8 +18,9 @@ def _holder(message: str) -> str:
     return f"process {m.group(1)}" if m else "another process"
 
 
-def connect(path: Path, *, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, read_only: bool = False,
-            poll_s: float = 0.25) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path, *, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, read_only: bool = False, poll_s: float = 0.25
+) -> duckdb.DuckDBPyConnection:
     """Open ``path``, waiting up to ``timeout_s`` while another process holds its lock.
 
     DuckDB refuses a second process on a file that one process has open for writing (readers

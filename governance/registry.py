@@ -96,10 +96,34 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS seq BIGINT DEFAULT nextval('runs_seq')
 # the same second would otherwise come back in an arbitrary order.
 
 _COLUMNS = (
-    "run_id", "source_table", "status", "started_at", "finished_at", "user_name", "host", "contract_hash",
-    "config", "code_version", "data_fingerprint", "training_started", "epsilon_planned", "epsilon_charged",
-    "delta", "gates", "reasons", "output_db", "output_table", "folder", "error", "resumes", "lifetime_epsilon",
-    "lifetime_delta", "artifacts", "checkpoint_hashes", "owner_folder", "owner_artifacts",
+    "run_id",
+    "source_table",
+    "status",
+    "started_at",
+    "finished_at",
+    "user_name",
+    "host",
+    "contract_hash",
+    "config",
+    "code_version",
+    "data_fingerprint",
+    "training_started",
+    "epsilon_planned",
+    "epsilon_charged",
+    "delta",
+    "gates",
+    "reasons",
+    "output_db",
+    "output_table",
+    "folder",
+    "error",
+    "resumes",
+    "lifetime_epsilon",
+    "lifetime_delta",
+    "artifacts",
+    "checkpoint_hashes",
+    "owner_folder",
+    "owner_artifacts",
 )
 
 
@@ -171,10 +195,20 @@ def code_version() -> str:
     if not (root / ".git").exists():
         return version
     try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return version
     return f"{version}+g{sha}" + (".dirty" if dirty else "")
@@ -223,8 +257,13 @@ class Registry:
                 except duckdb.Error as err:
                     raise self._damaged(err) from None
             yield con
-        except (duckdb.CatalogException, duckdb.BinderException, duckdb.InternalException,
-                duckdb.SerializationException, duckdb.ConversionException) as err:
+        except (
+            duckdb.CatalogException,
+            duckdb.BinderException,
+            duckdb.InternalException,
+            duckdb.SerializationException,
+            duckdb.ConversionException,
+        ) as err:
             raise self._damaged(err) from None
         finally:
             con.close()
@@ -284,7 +323,13 @@ class Registry:
             return _spend(con, table)
 
     def exceeds_lifetime(
-        self, table: str, *, epsilon: float, delta: float, lifetime_epsilon: float | None, lifetime_delta: float | None,
+        self,
+        table: str,
+        *,
+        epsilon: float,
+        delta: float,
+        lifetime_epsilon: float | None,
+        lifetime_delta: float | None,
     ) -> bool:
         """Read-only: would a run of (epsilon, delta) take ``table`` past its lifetime budget? (``begin_run``
         makes the binding decision and records it; this lets a flow refuse before it opens the source.)"""
@@ -301,8 +346,17 @@ class Registry:
 
     # ------------------------------------------------------------------ lifecycle
     def begin_run(
-        self, *, run_id: str, table: str, epsilon: float, delta: float, lifetime_epsilon: float | None,
-        lifetime_delta: float | None, contract_hash: str, config: dict[str, Any], output_db: str,
+        self,
+        *,
+        run_id: str,
+        table: str,
+        epsilon: float,
+        delta: float,
+        lifetime_epsilon: float | None,
+        lifetime_delta: float | None,
+        contract_hash: str,
+        config: dict[str, Any],
+        output_db: str,
         output_table: str,
     ) -> Spend:
         """Record a new run and reserve its ε, or record it refused and raise BudgetExceeded."""
@@ -319,14 +373,23 @@ class Registry:
                         f"> lifetime_epsilon {lifetime_epsilon:g}"
                     )
                 if lifetime_delta is not None and spent.delta + delta > lifetime_delta * (1 + 1e-9):
-                    over.append(
-                        f"δ: {spent.delta:.3g} spent + {delta:g} planned > lifetime_delta {lifetime_delta:g}"
-                    )
+                    over.append(f"δ: {spent.delta:.3g} spent + {delta:g} planned > lifetime_delta {lifetime_delta:g}")
                 status = "refused" if over else "running"
-                _insert(con, run_id=run_id, table=table, status=status, epsilon_planned=epsilon,
-                        epsilon_charged=0.0 if over else epsilon, delta=delta, contract_hash=contract_hash,
-                        config=config, output_db=output_db, output_table=output_table,
-                        error="; ".join(over) if over else None, lifetime=(lifetime_epsilon, lifetime_delta))
+                _insert(
+                    con,
+                    run_id=run_id,
+                    table=table,
+                    status=status,
+                    epsilon_planned=epsilon,
+                    epsilon_charged=0.0 if over else epsilon,
+                    delta=delta,
+                    contract_hash=contract_hash,
+                    config=config,
+                    output_db=output_db,
+                    output_table=output_table,
+                    error="; ".join(over) if over else None,
+                    lifetime=(lifetime_epsilon, lifetime_delta),
+                )
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -347,7 +410,8 @@ class Registry:
             # The reservation comes back in full: the resumed run may spend up to its plan.
             con.execute(
                 "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, resumes = resumes + 1, "
-                "epsilon_charged = epsilon_planned WHERE run_id = ?", [run_id],
+                "epsilon_charged = epsilon_planned WHERE run_id = ?",
+                [run_id],
             )
             return self._row(con, run_id)
 
@@ -361,8 +425,10 @@ class Registry:
                     f"run {run_id} is resuming on different data than it started with (fingerprint "
                     "mismatch); its checkpoint would mix two tables. Start a new run instead."
                 )
-            con.execute("UPDATE runs SET training_started = TRUE, data_fingerprint = ? WHERE run_id = ?",
-                        [data_fingerprint, run_id])
+            con.execute(
+                "UPDATE runs SET training_started = TRUE, data_fingerprint = ? WHERE run_id = ?",
+                [data_fingerprint, run_id],
+            )
 
     def set_lifetime(self, run_id: str, *, lifetime_epsilon: float | None, lifetime_delta: float | None) -> None:
         """Record the lifetime budget a running run's output states (``contract infer --dp`` drafts the
@@ -371,8 +437,10 @@ class Registry:
             rec = self._row(con, run_id)
             if rec.status != "running":
                 raise RegistryError(f"run {run_id} is {rec.status}, not running.")
-            con.execute("UPDATE runs SET lifetime_epsilon = ?, lifetime_delta = ? WHERE run_id = ?",
-                        [lifetime_epsilon, lifetime_delta, run_id])
+            con.execute(
+                "UPDATE runs SET lifetime_epsilon = ?, lifetime_delta = ? WHERE run_id = ?",
+                [lifetime_epsilon, lifetime_delta, run_id],
+            )
 
     def record_checkpoint(self, run_id: str, sha256: str) -> None:
         """Note the SHA-256 of the checkpoint a running run is about to write.
@@ -388,9 +456,17 @@ class Registry:
             con.execute("UPDATE runs SET checkpoint_hashes = ? WHERE run_id = ?", [json.dumps(kept), run_id])
 
     def finish(
-        self, run_id: str, *, status: str, epsilon_spent: float, gates: list[dict[str, Any]],
-        reasons: list[str], folder: str | None, artifacts: dict[str, str] | None = None,
-        owner_folder: str | None = None, owner_artifacts: dict[str, str] | None = None,
+        self,
+        run_id: str,
+        *,
+        status: str,
+        epsilon_spent: float,
+        gates: list[dict[str, Any]],
+        reasons: list[str],
+        folder: str | None,
+        artifacts: dict[str, str] | None = None,
+        owner_folder: str | None = None,
+        owner_artifacts: dict[str, str] | None = None,
     ) -> RunRecord:
         """A running run becomes released or blocked; its charge becomes the ledger's ε.
 
@@ -411,8 +487,18 @@ class Registry:
             con.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, epsilon_charged = ?, gates = ?, reasons = ?, "
                 "folder = ?, artifacts = ?, owner_folder = ?, owner_artifacts = ? WHERE run_id = ?",
-                [status, now(), float(epsilon_spent), json.dumps(gates), json.dumps(reasons), folder,
-                 json.dumps(artifacts or {}), owner_folder, json.dumps(owner_artifacts or {}), run_id],
+                [
+                    status,
+                    now(),
+                    float(epsilon_spent),
+                    json.dumps(gates),
+                    json.dumps(reasons),
+                    folder,
+                    json.dumps(artifacts or {}),
+                    owner_folder,
+                    json.dumps(owner_artifacts or {}),
+                    run_id,
+                ],
             )
             return self._row(con, run_id)
 
@@ -430,8 +516,7 @@ class Registry:
                 charged = rec.epsilon_planned if rec.training_started else 0.0
             con.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, error = ?, epsilon_charged = ? WHERE run_id = ?",
-                ["invalid" if invalid and not rec.training_started else "failed", now(), error[:2000],
-                 charged, run_id],
+                ["invalid" if invalid and not rec.training_started else "failed", now(), error[:2000], charged, run_id],
             )
 
     def verify_folder(self, run_id: str, folder: Path) -> RunRecord:
@@ -527,16 +612,46 @@ def check_resumable(rec: RunRecord) -> RunRecord:
     return rec
 
 
-def _insert(con: duckdb.DuckDBPyConnection, *, run_id: str, table: str, status: str, epsilon_planned: float,
-            epsilon_charged: float, delta: float, contract_hash: str, config: dict[str, Any], output_db: str,
-            output_table: str, error: str | None, lifetime: tuple[float | None, float | None]) -> None:
+def _insert(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    table: str,
+    status: str,
+    epsilon_planned: float,
+    epsilon_charged: float,
+    delta: float,
+    contract_hash: str,
+    config: dict[str, Any],
+    output_db: str,
+    output_table: str,
+    error: str | None,
+    lifetime: tuple[float | None, float | None],
+) -> None:
     con.execute(
         "INSERT INTO runs (run_id, source_table, status, started_at, finished_at, user_name, host, contract_hash, "
         "config, code_version, epsilon_planned, epsilon_charged, delta, output_db, output_table, error, "
         "lifetime_epsilon, lifetime_delta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, table, status, now(), now() if status == "refused" else None, current_user(), platform.node(),
-         contract_hash, json.dumps(config), code_version(), epsilon_planned, epsilon_charged, delta, output_db,
-         output_table, error, lifetime[0], lifetime[1]],
+        [
+            run_id,
+            table,
+            status,
+            now(),
+            now() if status == "refused" else None,
+            current_user(),
+            platform.node(),
+            contract_hash,
+            json.dumps(config),
+            code_version(),
+            epsilon_planned,
+            epsilon_charged,
+            delta,
+            output_db,
+            output_table,
+            error,
+            lifetime[0],
+            lifetime[1],
+        ],
     )
 
 

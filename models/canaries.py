@@ -106,9 +106,7 @@ class GradientCanaries:
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         order = self._rng.permutation(self.m)  # canary j's coordinate is random, not sorted by j
         coords, owner = coords[order], owner[order]
-        self._slots = [
-            (int(k), np.flatnonzero(owner == k), coords[owner == k] - starts[k]) for k in np.unique(owner)
-        ]
+        self._slots = [(int(k), np.flatnonzero(owner == k), coords[owner == k] - starts[k]) for k in np.unique(owner)]
         self.trainer, self.what, self.n_parameters = trainer, what, total
         optimizer = trainer.optimizer
         previous = optimizer.step_hook
@@ -161,7 +159,9 @@ class GradientCanaries:
             if self.reserve and k in slots:
                 # The canaries' coordinates are the auditor's: the rows' gradients there are zeroed
                 # before clipping (each row's norm can only shrink), so the score sees canaries + noise.
-                flat = grad_sample.reshape(grad_sample.shape[0], p.numel())  # a view when contiguous (-1 fails on 0 rows)
+                flat = grad_sample.reshape(
+                    grad_sample.shape[0], p.numel()
+                )  # a view when contiguous (-1 fails on 0 rows)
                 flat[:, torch.as_tensor(slots[k][1])] = 0
                 grad_sample = flat.view_as(grad_sample)
             p.grad_sample = torch.cat([grad_sample, rows.view(len(ids), *p.shape)], dim=0)
@@ -205,7 +205,9 @@ class GradientCanaries:
             for p, before in zip(params, saved, strict=True):
                 p._norm_sample = before
         if coefficients.shape != (len(ids),):
-            raise RuntimeError(f"the clipping function gave {tuple(coefficients.shape)} coefficients for {len(ids)} canaries.")
+            raise RuntimeError(
+                f"the clipping function gave {tuple(coefficients.shape)} coefficients for {len(ids)} canaries."
+            )
         for k, canary_ids, offsets in self._slots:
             p = params[k]
             if p.grad is None:

@@ -36,15 +36,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import norm
 import polars as pl
+from scipy.stats import norm
 
 from synthgate.models.ledger import PrivacyLedger
 from synthgate.validation.contract import (
     BooleanColumn,
     CategoricalColumn,
-    Contract,
     ContinuousColumn,
+    Contract,
     DatetimeColumn,
     IntegerColumn,
 )
@@ -141,9 +141,7 @@ def spike_points(col: Any) -> np.ndarray:
     return np.array(sorted(points), dtype=np.float64)
 
 
-def _numeric_bins(
-    kind: str, lo: float, hi: float, spikes: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def _numeric_bins(kind: str, lo: float, hi: float, spikes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Public bin intervals for a numeric column, from its contract only.
 
     ``spikes`` (public point masses, see :func:`spike_points`) each get a bin of their own: for an
@@ -189,9 +187,7 @@ class Codec:
         self, contract: Contract, *, numeric_encoding: NumericEncoding = "quantile", max_modes: int = 10
     ) -> None:
         if numeric_encoding not in ("quantile", "modes"):
-            raise ValueError(
-                f"numeric_encoding must be 'quantile' or 'modes'. Got {numeric_encoding!r}."
-            )
+            raise ValueError(f"numeric_encoding must be 'quantile' or 'modes'. Got {numeric_encoding!r}.")
         if isinstance(max_modes, bool) or not isinstance(max_modes, int) or max_modes < 1:
             raise ValueError(f"max_modes must be an integer >= 1. Got {max_modes!r}.")
         self.numeric_encoding = numeric_encoding
@@ -208,9 +204,7 @@ class Codec:
         for name in self.columns:
             col = contract.columns[name]
             if isinstance(col, CategoricalColumn | BooleanColumn):
-                cats: list[Any] = (
-                    list(col.categories) if isinstance(col, CategoricalColumn) else [False, True]
-                )
+                cats: list[Any] = list(col.categories) if isinstance(col, CategoricalColumn) else [False, True]
                 if col.nullable:
                     cats.append(None)
                 self.discrete.append(_DiscreteSpec(name, col.kind, cats, col.nullable))
@@ -220,8 +214,9 @@ class Codec:
                 lo, hi = _epoch_seconds(col.min), _epoch_seconds(col.max)
                 e_lo, e_hi = _numeric_bins(col.kind, lo, hi, spike_points(col))
                 points = np.flatnonzero(e_lo == e_hi)  # zero-width bins (continuous/datetime spikes)
-                self.numeric.append(_NumericSpec(name, col.kind, lo, hi, col.nullable, e_lo, e_hi,
-                                                 e_lo[points].copy(), points))
+                self.numeric.append(
+                    _NumericSpec(name, col.kind, lo, hi, col.nullable, e_lo, e_hi, e_lo[points].copy(), points)
+                )
                 self.blocks.append(Block(name, "tanh", pos, 1, "value"))
                 pos += 1
                 if numeric_encoding == "modes":
@@ -379,9 +374,7 @@ class Codec:
                 self.modes[spec.name] = self._given_modes[spec.name]
             else:
                 k = self._block[(spec.name, "mode")].width
-                self.modes[spec.name] = fit_histogram_mixture(
-                    self.bin_mass[spec.name], spec.edges_lo, spec.edges_hi, k
-                )
+                self.modes[spec.name] = fit_histogram_mixture(self.bin_mass[spec.name], spec.edges_lo, spec.edges_hi, k)
 
     # ------------------------------------------------------------------ encode / decode
     def _discrete_codes(self, df: pl.DataFrame, spec: _DiscreteSpec) -> np.ndarray:
@@ -427,9 +420,7 @@ class Codec:
         such a value can come back a bin away; float64 round-trips exactly.
         """
         if not self.bin_mass and self.numeric:
-            raise RuntimeError(
-                "Codec.encode needs fit_dp (or fit_non_dp) first: the CDFs come from the histograms."
-            )
+            raise RuntimeError("Codec.encode needs fit_dp (or fit_non_dp) first: the CDFs come from the histograms.")
         if self.numeric_encoding == "modes":
             return self._encode_modes(df, rng=rng, dtype=dtype)
         n = df.height
@@ -573,8 +564,13 @@ class Codec:
         for i in range(len(mass)):
             if mass[i] <= 0:
                 continue
-            same = (i > 0 and cell[i - 1] >= 0 and width[i] > 0 and width[i - 1] > 0
-                    and math.isclose(density[i], density[i - 1], rel_tol=1e-9))
+            same = (
+                i > 0
+                and cell[i - 1] >= 0
+                and width[i] > 0
+                and width[i - 1] > 0
+                and math.isclose(density[i], density[i - 1], rel_tol=1e-9)
+            )
             if not same:
                 k += 1
             cell[i] = k

@@ -10,9 +10,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {device!r} was requested but no CUDA GPU is visible. Use --device cpu or auto."
-        )
+        raise ValueError(f"device {device!r} was requested but no CUDA GPU is visible. Use --device cpu or auto.")
     if device != "cpu" and not device.startswith("cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'. Got {device!r}.")
     return torch.device(device)

@@ -63,7 +63,11 @@ def init_uniform_(module: nn.Module, generator: torch.Generator) -> None:
     """
     for m in module.modules():
         if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d | nn.ConvTranspose1d | nn.ConvTranspose2d):
-            fan_in = m.weight[0].numel() if not isinstance(m, nn.ConvTranspose1d | nn.ConvTranspose2d) else m.weight[:, 0].numel()
+            fan_in = (
+                m.weight[0].numel()
+                if not isinstance(m, nn.ConvTranspose1d | nn.ConvTranspose2d)
+                else m.weight[:, 0].numel()
+            )
             bound = 1.0 / math.sqrt(max(1, fan_in))
             with torch.no_grad():
                 m.weight.uniform_(-bound, bound, generator=generator)
@@ -267,9 +271,7 @@ class PrivateTrainer:
         steps = int(state["steps"])
         self.entry.steps = steps
         if self.accountant is not None:
-            self.accountant.history = (
-                [(self.entry.noise_multiplier, self.entry.sample_rate, steps)] if steps else []
-            )
+            self.accountant.history = [(self.entry.noise_multiplier, self.entry.sample_rate, steps)] if steps else []
 
     def _ghost_backward(self, losses: torch.Tensor | None, batch_size: int) -> None:
         """Leave Σ_i min(1, C/‖∇ℓ_i‖)·∇ℓ_i in ``p.grad`` (zeros for an empty batch)."""

@@ -98,10 +98,7 @@ class PrivacyLedger:
         description: str = "",
     ) -> Charge:
         if noise_multiplier <= 0:
-            raise ValueError(
-                f"noise_multiplier must be > 0 for a DP charge. Got {noise_multiplier} for "
-                f"{mechanism!r}."
-            )
+            raise ValueError(f"noise_multiplier must be > 0 for a DP charge. Got {noise_multiplier} for {mechanism!r}.")
         if not 0 < sample_rate <= 1:
             raise ValueError(f"sample_rate must be in (0, 1]. Got {sample_rate} for {mechanism!r}.")
         entry = Charge(mechanism, float(noise_multiplier), float(sample_rate), int(steps), description)
@@ -123,7 +120,10 @@ class PrivacyLedger:
         if steps < 1:
             raise ValueError(f"steps must be >= 1. Got {steps} for {mechanism!r}.")
         return self.charge(
-            mechanism, noise_multiplier=2.0 / epsilon, sample_rate=1.0, steps=steps,
+            mechanism,
+            noise_multiplier=2.0 / epsilon,
+            sample_rate=1.0,
+            steps=steps,
             description=description or f"{steps} rounds of an ε = {epsilon:.4g} exponential mechanism (ε²/8-zCDP)",
         )
 
@@ -155,9 +155,7 @@ class PrivacyLedger:
 
     @property
     def epsilon(self) -> float:
-        return epsilon_of(
-            [(e.noise_multiplier, e.sample_rate, e.steps) for e in self.entries], self.delta
-        )
+        return epsilon_of([(e.noise_multiplier, e.sample_rate, e.steps) for e in self.entries], self.delta)
 
     def epsilon_with(self, extra: list[tuple[float, float, int]]) -> float:
         """ε if ``extra`` charges were added: used to calibrate noise before spending it."""

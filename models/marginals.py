@@ -143,22 +143,30 @@ class Measured:
     n_hat: float = 0.0  # the DP row estimate the tables were normalised by
 
     def state(self) -> dict[str, Any]:
-        return {"pairs": [list(p) for p in self.pairs], "tables": [t.tolist() for t in self.tables],
-                "sigma": self.sigma, "n_hat": self.n_hat}
+        return {
+            "pairs": [list(p) for p in self.pairs],
+            "tables": [t.tolist() for t in self.tables],
+            "sigma": self.sigma,
+            "n_hat": self.n_hat,
+        }
 
     @classmethod
     def from_state(cls, variables_: list[Variable], state: dict[str, Any]) -> Measured:
         return cls(
-            variables_, [tuple(p) for p in state["pairs"]],  # type: ignore[misc]
+            variables_,
+            [tuple(p) for p in state["pairs"]],  # type: ignore[misc]
             [np.asarray(t, dtype=np.float64) for t in state["tables"]],
-            float(state.get("sigma", 0.0)), float(state.get("n_hat", 0.0)),
+            float(state.get("sigma", 0.0)),
+            float(state.get("n_hat", 0.0)),
         )
 
     def labels(self) -> list[str]:
         return [f"{self.variables[a].label} × {self.variables[b].label}" for a, b in self.pairs]
 
 
-def candidate_pairs(variables_: list[Variable], target: str | None) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def candidate_pairs(
+    variables_: list[Variable], target: str | None
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(pairs with the target, the other candidates): never two blocks of one column, at most
     ``MAX_CELLS`` cells. Public: layout and contract only."""
     with_target, others = [], []
@@ -233,7 +241,9 @@ def plan_extra(
 
     def error(k: int) -> float:
         rounds = 0 if k == len(others) else k
-        sigma, _ = plan_noise(ledger=ledger, target_epsilon=target_epsilon, measurements=len(with_target) + k, rounds=rounds)
+        sigma, _ = plan_noise(
+            ledger=ledger, target_epsilon=target_epsilon, measurements=len(with_target) + k, rounds=rounds
+        )
         return math.sqrt(2.0 / math.pi) * sigma * cells / (2.0 * max(n_hat, 1.0))
 
     if error(len(others)) <= tolerance:
@@ -282,7 +292,8 @@ def measure_marginals(
     codes = discretise(x, vs)
     sigma, eps0 = (
         plan_noise(ledger=ledger, target_epsilon=target_epsilon, measurements=measurements, rounds=rounds)
-        if target_epsilon is not None else (0.0, math.inf)  # dp
+        if target_epsilon is not None
+        else (0.0, math.inf)  # dp
     )
 
     def counts(a: int, b: int) -> np.ndarray:
@@ -293,7 +304,9 @@ def measure_marginals(
     if rounds:
         if dp:
             ledger.charge_exponential(
-                SELECTION, epsilon=eps0, steps=k,
+                SELECTION,
+                epsilon=eps0,
+                steps=k,
                 description=(
                     f"{k} rounds of the exponential mechanism (ε₀ = {eps0:.4f} each, score sensitivity 1) "
                     f"choosing pairs of {len(others)} candidates"
@@ -303,10 +316,13 @@ def measure_marginals(
             ledger.record_non_dp(f"{SELECTION}-non-dp", steps=k, description="pairs chosen by exact scores: NOT DP")
         oneway = [one_way(codec, v) for v in vs]
         penalty = math.sqrt(2.0 / math.pi) * sigma
-        scores = np.array([
-            np.abs(counts(a, b) - n_hat * np.outer(oneway[a], oneway[b])).sum() - penalty * vs[a].width * vs[b].width
-            for a, b in others
-        ])
+        scores = np.array(
+            [
+                np.abs(counts(a, b) - n_hat * np.outer(oneway[a], oneway[b])).sum()
+                - penalty * vs[a].width * vs[b].width
+                for a, b in others
+            ]
+        )
         left = list(range(len(others)))
         for _ in range(k):
             s = scores[left]
@@ -320,7 +336,10 @@ def measure_marginals(
     pairs = with_target + chosen
     if dp:
         ledger.charge(
-            MEASUREMENT, noise_multiplier=sigma, sample_rate=1.0, steps=len(pairs),
+            MEASUREMENT,
+            noise_multiplier=sigma,
+            sample_rate=1.0,
+            steps=len(pairs),
             description=f"Gaussian mechanism on {len(pairs)} pair count tables (L2 sensitivity 1 each, noise std {sigma:.1f} rows)",
         )
     else:
@@ -385,6 +404,18 @@ class PairLoss:
 
 
 __all__ = [
-    "MEASUREMENT", "SELECTION", "Measured", "PairLoss", "Variable", "candidate_pairs", "discretise",
-    "measure_marginals", "one_way", "plan_extra", "plan_noise", "project_to_simplex", "soft_membership", "variables",
+    "MEASUREMENT",
+    "SELECTION",
+    "Measured",
+    "PairLoss",
+    "Variable",
+    "candidate_pairs",
+    "discretise",
+    "measure_marginals",
+    "one_way",
+    "plan_extra",
+    "plan_noise",
+    "project_to_simplex",
+    "soft_membership",
+    "variables",
 ]

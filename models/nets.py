@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 
-def dense_layers(in_dim: int, dims: tuple[int, ...], activation: Callable[[], nn.Module]) -> tuple[list[nn.Module], int]:
+def dense_layers(
+    in_dim: int, dims: tuple[int, ...], activation: Callable[[], nn.Module]
+) -> tuple[list[nn.Module], int]:
     """[Linear, activation] per width in ``dims``, and the width they end with."""
     layers: list[nn.Module] = []
     d = in_dim

@@ -86,9 +86,7 @@ def learning_rate(noise_multiplier: float, batch: float) -> float:
     return max(MIN_LR, BASE_LR * math.sqrt(QUIET_NOISE / ratio))
 
 
-def schedule(
-    *, epsilon: float, ledger: PrivacyLedger, n_hat: float, width: int, dp: bool = True
-) -> Schedule:
+def schedule(*, epsilon: float, ledger: PrivacyLedger, n_hat: float, width: int, dp: bool = True) -> Schedule:
     """The default schedule for a critic trained by DP-SGD on the rest of ``epsilon``.
 
     ``ledger`` holds what was already spent (codec, marginals): σ is calibrated so that the total
@@ -128,7 +126,13 @@ def critic_snr(plan: Schedule, parameters: int) -> float:
 
 
 def from_options(
-    *, epsilon: float, ledger: PrivacyLedger, n_hat: float, epochs: float, batch_size: int, dp: bool = True,
+    *,
+    epsilon: float,
+    ledger: PrivacyLedger,
+    n_hat: float,
+    epochs: float,
+    batch_size: int,
+    dp: bool = True,
     lr: float = BASE_LR,
 ) -> Schedule:
     """The user's epochs and batch size (explicit options win): q = B / n̂, T = ⌈epochs / q⌉."""

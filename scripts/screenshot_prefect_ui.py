@@ -37,9 +37,18 @@ sys.path.insert(0, str(ROOT))
 WIDTH, HEIGHT, LOGS_HEIGHT = 1400, 1000, 2400
 # what each shot waits for: the UI is a single-page app that fetches the run from the API
 VIRTUAL_TIME_MS = 15_000
-LENIENT = {"max_dcr_share": 1.0, "identical_match_tolerance": 1.0, "max_mia_auc": 1.0, "max_mia_tpr_at_1pct_fpr": 1.0,
-           "max_anonymeter_risk": 1.0, "min_column_shapes": 0.0, "min_pair_trends": 0.0, "min_three_way_ratio": 0.0,
-           "max_detection_auc": 1.0, "min_tstr_ratio": 0.0}
+LENIENT = {
+    "max_dcr_share": 1.0,
+    "identical_match_tolerance": 1.0,
+    "max_mia_auc": 1.0,
+    "max_mia_tpr_at_1pct_fpr": 1.0,
+    "max_anonymeter_risk": 1.0,
+    "min_column_shapes": 0.0,
+    "min_pair_trends": 0.0,
+    "min_three_way_ratio": 0.0,
+    "max_detection_auc": 1.0,
+    "min_tstr_ratio": 0.0,
+}
 BLOCKING = {**LENIENT, "min_column_shapes": 1.0}
 # Prefect's v2 UI (served under /v2): it keeps a ?tab= query (the v1 UI drops it while the run loads)
 TABS = {"run": "?tab=Details", "logs": "?tab=Logs", "artifacts": "?tab=Artifacts"}
@@ -90,14 +99,27 @@ def _configs(work: Path) -> dict[str, Path]:
     for outcome, gates in (("released", LENIENT), ("blocked", BLOCKING)):
         contract = yaml.safe_load(demo_contract().read_text(encoding="utf-8"))
         contract["gates"] = {**(contract.get("gates") or {}), **gates}
-        contract["evaluation"] = {"shadow_models": 0, "attack_rows": 100, "anonymeter_attacks": 100,
-                                  "inference_attacks": 100}
+        contract["evaluation"] = {
+            "shadow_models": 0,
+            "attack_rows": 100,
+            "anonymeter_attacks": 100,
+            "inference_attacks": 100,
+        }
         (work / f"{outcome}.contract.yaml").write_text(yaml.safe_dump(contract, sort_keys=False), encoding="utf-8")
         run = work / f"{outcome}.run.yaml"
-        run.write_text(yaml.safe_dump({
-            "contract": f"{outcome}.contract.yaml", "source": {"path": "adult.parquet"}, "out": f"out-{outcome}",
-            "epochs": 1, "evaluation_rows": 500, "registry": "registry.duckdb",
-        }), encoding="utf-8")
+        run.write_text(
+            yaml.safe_dump(
+                {
+                    "contract": f"{outcome}.contract.yaml",
+                    "source": {"path": "adult.parquet"},
+                    "out": f"out-{outcome}",
+                    "epochs": 1,
+                    "evaluation_rows": 500,
+                    "registry": "registry.duckdb",
+                }
+            ),
+            encoding="utf-8",
+        )
         out[outcome] = run
     return out
 
@@ -127,10 +149,23 @@ def _flow_run_ids(env: dict[str, str], registry: Path, outcome: str) -> tuple[st
 
 
 def _shoot(chromium: str, url: str, png: Path, profile: Path, height: int = HEIGHT) -> None:
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--force-device-scale-factor=1", f"--user-data-dir={profile}", f"--virtual-time-budget={VIRTUAL_TIME_MS}",
-           f"--window-size={WIDTH},{height}", f"--screenshot={png}", url]
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--force-device-scale-factor=1",
+        f"--user-data-dir={profile}",
+        f"--virtual-time-budget={VIRTUAL_TIME_MS}",
+        f"--window-size={WIDTH},{height}",
+        f"--screenshot={png}",
+        url,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         _, err = proc.communicate(timeout=180)
@@ -171,20 +206,32 @@ def main(argv: list[str] | None = None) -> int:
     # to the terminal) apply unless PREFECT_LOGGING_LEVEL is set: leave it unset here, as a user would
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING_")}
     env: dict[str, Any] = {
-        **inherited, "PREFECT_HOME": str(work / "prefect-home"), "PREFECT_API_URL": api,
-        "PREFECT_UI_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **inherited,
+        "PREFECT_HOME": str(work / "prefect-home"),
+        "PREFECT_API_URL": api,
+        "PREFECT_UI_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     log = (work / "server.log").open("wb")
-    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         _wait_healthy(api, server)
         print(f"prefect server on {api} (pid {server.pid}); home {work / 'prefect-home'}", flush=True)
         for outcome, run_yaml in _configs(work).items():
             started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "synthgate.flows.cli", "run", "--config", str(run_yaml),
-                                   "--quiet"], cwd=work, env=env, check=False)
+            done = subprocess.run(
+                [sys.executable, "-m", "synthgate.flows.cli", "run", "--config", str(run_yaml), "--quiet"],
+                cwd=work,
+                env=env,
+                check=False,
+            )
             expected = 0 if outcome == "released" else 3
             if done.returncode != expected:
                 sys.exit(f"error: the {outcome} run exited {done.returncode}, expected {expected}")

@@ -33,9 +33,17 @@ MAX_HEIGHT = 32000  # pixels; a taller page is cut there
 END_BAND = 800  # blank pixels at the bottom that mean the page ended
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 OFFLINE_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--force-device-scale-factor=1", "--default-background-color=ffffffff",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+    "--default-background-color=ffffffff",
 )
 
 
@@ -80,8 +88,12 @@ def run_demo(folder: Path) -> Path:
 
 def shoot(chromium: str, page: Path, png: Path, height: int, profile: Path) -> None:
     cmd = [
-        chromium, *OFFLINE_FLAGS, f"--user-data-dir={profile}", f"--screenshot={png}",
-        f"--window-size={WIDTH},{height}", page.resolve().as_uri(),
+        chromium,
+        *OFFLINE_FLAGS,
+        f"--user-data-dir={profile}",
+        f"--screenshot={png}",
+        f"--window-size={WIDTH},{height}",
+        page.resolve().as_uri(),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
     if done.returncode != 0 or not png.exists():
@@ -149,14 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         page = work / "report.html"
         page.write_text(page_html, encoding="utf-8")
         size = len(page_html.encode("utf-8"))
-        print(f"rendered {source} -> report.html: {size / 1024:.0f} KiB in {seconds:.2f} s "
-              f"({cpu:.2f} s CPU, {page_html.count('<svg')} figures)")
+        print(
+            f"rendered {source} -> report.html: {size / 1024:.0f} KiB in {seconds:.2f} s "
+            f"({cpu:.2f} s CPU, {page_html.count('<svg')} figures)"
+        )
         args.out.mkdir(parents=True, exist_ok=True)
         used, _ = full_page(chromium, page, args.out, work)
         if args.keep_html:
             shutil.copyfile(page, args.out / "report.html")
-    print(f"wrote {args.out / 'report-top.png'} and {args.out / 'report-full.png'} "
-          f"({WIDTH} x {used} px page)")
+    print(f"wrote {args.out / 'report-top.png'} and {args.out / 'report-full.png'} ({WIDTH} x {used} px page)")
     return 0
 
 

@@ -78,8 +78,11 @@ def _gate_rows_html(gates: Sequence[Mapping[str, Any]], *, values: bool) -> str:
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = ["", "gate", "kind", "must be"] + (["measured (private)"] if values else [])
     return (
-        "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
-        + "".join(rows) + "</tbody></table>"
+        "<table><thead><tr>"
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
     )
 
 
@@ -302,8 +305,9 @@ def evaluate(
     from synthgate.flows.evaluate import EvaluateConfig, evaluate_flow
 
     c = _contract(contract)
-    frames = {role: _to_polars(t, what=role) for role, t in
-              (("train", train), ("holdout", holdout), ("synthetic", synthetic))}
+    frames = {
+        role: _to_polars(t, what=role) for role, t in (("train", train), ("holdout", holdout), ("synthetic", synthetic))
+    }
     out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="synthgate-evaluation-"))
     with tempfile.TemporaryDirectory(prefix="synthgate-inputs-") as tmp:
         folder = Path(tmp)
@@ -312,11 +316,11 @@ def evaluate(
             path = folder / f"{role}.parquet"
             df.write_parquet(path)
             sources[role] = SourceConfig(path=path)
-        config = EvaluateConfig(**sources, contract=c._file(folder), out=out_dir, seed=seed, shadow=shadow,
-                                show_progress=show_progress)
+        config = EvaluateConfig(
+            **sources, contract=c._file(folder), out=out_dir, seed=seed, shadow=shadow, show_progress=show_progress
+        )
         report = evaluate_flow(config)
-    return Evaluation(released=bool(report["released"]), gates=list(report["gates"]), report=report,
-                      folder=out_dir)
+    return Evaluation(released=bool(report["released"]), gates=list(report["gates"]), report=report, folder=out_dir)
 
 
 # ------------------------------------------------------------------------------------- released models

@@ -67,11 +67,17 @@ class _ValidationReport(Protocol):
 class ContractViolation(SynthgateError, ValueError):
     """Rows break the contract: nothing is trained or written (exit code 2)."""
 
-    def __init__(self, report: _ValidationReport | None, *, role: str = "the table", failures: int | None = None) -> None:
+    def __init__(
+        self, report: _ValidationReport | None, *, role: str = "the table", failures: int | None = None
+    ) -> None:
         self.report = report
         self.role = role
         n = len(report.failures) if report is not None else failures
-        detail = f"\n{report.summary()}" if report is not None else " (the per-check row counts are shown only where it was raised)"
+        detail = (
+            f"\n{report.summary()}"
+            if report is not None
+            else " (the per-check row counts are shown only where it was raised)"
+        )
         super().__init__(
             f"{role} breaks its contract in {n} check(s); nothing was "
             f"trained or written.{detail}\nFix the rows or the contract, then rerun."

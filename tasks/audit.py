@@ -90,14 +90,22 @@ class AuditConfig(BaseModel):
     def _finite_positive(cls, value: list[float]) -> list[float]:
         bad = [e for e in value if not (math.isfinite(e) and e > 0)]
         if bad:
-            raise ValueError(f"every audited epsilon must be a finite number > 0 (a non-DP fit has nothing to audit). Got {bad}.")
+            raise ValueError(
+                f"every audited epsilon must be a finite number > 0 (a non-DP fit has nothing to audit). Got {bad}."
+            )
         return value
 
 
 @private_task(name="audit_one")
 def audit_one(
-    train: Any, contract: Contract, *, epsilon: float, config: AuditConfig, seed: int,
-    clipping: str = "release", progress: Callable[[TrainingProgress], None] | None = None,
+    train: Any,
+    contract: Contract,
+    *,
+    epsilon: float,
+    config: AuditConfig,
+    seed: int,
+    clipping: str = "release",
+    progress: Callable[[TrainingProgress], None] | None = None,
 ) -> dict[str, Any]:
     """Train the contract's model at ``epsilon`` with canaries planted in its DP network on the ``clipping``
     path (per-sample, ghost, or the release's own); bound its ε. ``progress``: the flow's training bar."""
@@ -105,8 +113,14 @@ def audit_one(
     started = time.perf_counter()
     with install(canaries):
         model, ledger = fit_synthesizer(
-            train, contract, epsilon=epsilon, epochs=config.epochs, batch_size=config.batch_size,
-            device=config.device, seed=child_seed(seed, 2), progress=progress,
+            train,
+            contract,
+            epsilon=epsilon,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            device=config.device,
+            seed=child_seed(seed, 2),
+            progress=progress,
         )
     seconds = time.perf_counter() - started
     trainer = canaries.trainer
@@ -132,7 +146,8 @@ def audit_one(
         "steps": entry.steps,
         "network_parameters": canaries.n_parameters,
         "mean_participations_included": float(canaries.participations[canaries.included].mean())
-        if canaries.included.any() else 0.0,
+        if canaries.included.any()
+        else 0.0,
         "reserved_coordinates": canaries.reserve,
         "canary_gradient_length": f"{canaries.overshoot:g} x clip norm (clipped to the clip norm)",
         "bound": bound.to_dict(),
@@ -162,9 +177,9 @@ def audit_result(
     return {
         "kind": "privacy-audit",
         "method": "one-run audit, Steinke, Nasr & Jagielski (NeurIPS 2023), Dirac gradient canaries in the "
-                  "DP network (per-sample gradient rows, or on the ghost path extra rows clipped by the same "
-                  "clipping coefficients and added before the noise); top/bottom-k guesses on a fixed grid, "
-                  "Bonferroni-corrected",
+        "DP network (per-sample gradient rows, or on the ghost path extra rows clipped by the same "
+        "clipping coefficients and added before the noise); top/bottom-k guesses on a fixed grid, "
+        "Bonferroni-corrected",
         "clipping": config.clipping,
         "table": contract.table,
         "model": contract.model,

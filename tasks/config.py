@@ -87,8 +87,10 @@ class PostgresSource(BaseModel):
     @classmethod
     def _host(cls, v: str | None) -> str | None:
         if v is not None and (not v or any(c in v for c in " '\"=") or not v.isprintable()):
-            raise ValueError("source.postgres.host must be a host name, an address or a socket folder "
-                             "(no spaces, quotes, `=` or control characters).")
+            raise ValueError(
+                "source.postgres.host must be a host name, an address or a socket folder "
+                "(no spaces, quotes, `=` or control characters)."
+            )
         return v
 
     @model_validator(mode="after")
@@ -101,8 +103,9 @@ class PostgresSource(BaseModel):
         if self.dsn is not None and parts:
             raise ValueError(f"source.postgres takes dsn or {parts}, not both. Put everything in one of them.")
         if self.dsn is None and self.dbname is None:
-            raise ValueError("source.postgres needs dsn, or dbname (with host, port and user where libpq's "
-                             "defaults do not fit).")
+            raise ValueError(
+                "source.postgres needs dsn, or dbname (with host, port and user where libpq's defaults do not fit)."
+            )
         return self
 
 
@@ -132,9 +135,7 @@ class SourceConfig(BaseModel):
     def _one(self) -> SourceConfig:
         given = [k for k in ("table", "query", "path", "postgres") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(
-                f"source needs exactly one of table, query, path or postgres. Got {given or 'none'}."
-            )
+            raise ValueError(f"source needs exactly one of table, query, path or postgres. Got {given or 'none'}.")
         if self.postgres is not None and self.db is not None:
             raise ValueError("source.db is a DuckDB file; a postgres source names its database in source.postgres.")
         if (self.table or self.query) and self.db is None:
@@ -149,36 +150,57 @@ class RunConfig(BaseModel):
     source: SourceConfig
     out: Path = Path("out")
     output_table: str | None = Field(None, description="Default: <contract table>_synthetic.")
-    epochs: float | None = Field(None, gt=0, le=MAX_EPOCHS, allow_inf_nan=False,
-                                 description="Default: the contract's model_options, else the model's.")
+    epochs: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_EPOCHS,
+        allow_inf_nan=False,
+        description="Default: the contract's model_options, else the model's.",
+    )
     epsilon: float | None = Field(
-        None, gt=0, le=MAX_EPSILON, allow_inf_nan=False,
+        None,
+        gt=0,
+        le=MAX_EPSILON,
+        allow_inf_nan=False,
         description="ε to spend in this run; at most the contract's budget.",
     )
     device: str = Field("auto", max_length=64)
     seed: int = Field(0, ge=0, le=2**63 - 1)
     holdout_fraction: float = Field(1 / 3, gt=0, lt=1)
     n_synthetic: int | None = Field(
-        None, ge=1, le=1_000_000_000,
+        None,
+        ge=1,
+        le=1_000_000_000,
         description="Rows to sample (published, so a public number). Default: the codec's DP estimate of the "
         "training row count, never the exact count.",
     )
-    batch_size: int | None = Field(None, ge=2, le=10_000_000,
-                                   description="Default: the contract's model_options, else the model's.")
+    batch_size: int | None = Field(
+        None, ge=2, le=10_000_000, description="Default: the contract's model_options, else the model's."
+    )
     show_progress: bool = True
     registry: Path | None = Field(
-        None, description="Release registry (DuckDB) keeping every run and each table's spent budget. "
-        "Default: <out>/registry.duckdb. Point every run on a table at the same file."
+        None,
+        description="Release registry (DuckDB) keeping every run and each table's spent budget. "
+        "Default: <out>/registry.duckdb. Point every run on a table at the same file.",
     )
     owner_reports: Path | None = Field(
-        None, description="Owner-only folder (mode 0700, files 0600) for the data owner's evaluation reports, "
-        "which hold every figure computed on private rows; never inside a release folder. Default: <out>/owner."
+        None,
+        description="Owner-only folder (mode 0700, files 0600) for the data owner's evaluation reports, "
+        "which hold every figure computed on private rows; never inside a release folder. Default: <out>/owner.",
     )
     checkpoint_every: float | None = Field(
-        1.0, gt=0, le=MAX_EPOCHS, allow_inf_nan=False, description="Save the training state every this many epochs (resume after a kill); None: never."
+        1.0,
+        gt=0,
+        le=MAX_EPOCHS,
+        allow_inf_nan=False,
+        description="Save the training state every this many epochs (resume after a kill); None: never.",
     )
     lock_timeout_s: float = Field(
-        120.0, ge=0, le=86_400, allow_inf_nan=False, description="How long to wait for another run holding the output or registry DuckDB file."
+        120.0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="How long to wait for another run holding the output or registry DuckDB file.",
     )
     resume: str | None = Field(
         None, description="Run id of a killed or failed run to continue (`synthgate resume RUN_ID`)."
@@ -191,14 +213,22 @@ class RunConfig(BaseModel):
     )
     workers: int = Field(2, ge=1, le=256, description="Threads, or local Dask worker processes, for concurrent tasks.")
     max_rows: int = Field(
-        1_000_000, ge=10, le=1_000_000_000, description="Largest source loaded whole. A larger one is streamed in batches: every "
+        1_000_000,
+        ge=10,
+        le=1_000_000_000,
+        description="Largest source loaded whole. A larger one is streamed in batches: every "
         "row validated and fingerprinted, an independent random sample of about max_rows rows kept for training "
-        "and the checks (README, \"Large tables\")."
+        'and the checks (README, "Large tables").',
     )
-    batch_rows: int = Field(500_000, ge=1, le=100_000_000, description="Rows per batch when a large source is streamed.")
+    batch_rows: int = Field(
+        500_000, ge=1, le=100_000_000, description="Rows per batch when a large source is streamed."
+    )
     evaluation_rows: int = Field(
-        50_000, ge=100, le=10_000_000, description="The privacy and fidelity checks score at most this many train, holdout and "
-        "synthetic rows each (seeded uniform subsamples; the nearest-neighbour checks cost rows x rows)."
+        50_000,
+        ge=100,
+        le=10_000_000,
+        description="The privacy and fidelity checks score at most this many train, holdout and "
+        "synthetic rows each (seeded uniform subsamples; the nearest-neighbour checks cost rows x rows).",
     )
 
     @field_validator("output_table")

@@ -11,9 +11,9 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from synthgate.errors import BudgetExceeded, DatabaseLocked, RegistryError
 from synthgate.governance.registry import Registry
 from synthgate.tasks.redaction import private_task
-from synthgate.errors import BudgetExceeded, DatabaseLocked, RegistryError
 from synthgate.validation.contract import Contract
 
 if TYPE_CHECKING:  # imported where used: the registry tasks load without torch (tasks/ingest.py imports this module)
@@ -21,9 +21,18 @@ if TYPE_CHECKING:  # imported where used: the registry tasks load without torch 
 
 # Exceptions whose message is ours and names no private value; anything else is recorded by type.
 _OWN_MESSAGES = (
-    "ContractViolation", "ContractError", "InputError", "DatabaseLocked", "RegistryError", "BudgetExceeded",
+    "ContractViolation",
+    "ContractError",
+    "InputError",
+    "DatabaseLocked",
+    "RegistryError",
+    "BudgetExceeded",
     "WithheldError",  # names a library error's type, never its message (tasks/redaction.py)
-    "CheckpointRefused", "OutputViolation", "Interrupted", "KeyboardInterrupt", "TerminationSignal",
+    "CheckpointRefused",
+    "OutputViolation",
+    "Interrupted",
+    "KeyboardInterrupt",
+    "TerminationSignal",
 )
 
 
@@ -33,12 +42,25 @@ def is_transient(_task: Any, _task_run: Any, state: Any) -> bool:
     return isinstance(err, (OSError, duckdb.IOException, DatabaseLocked)) and not isinstance(err, FileNotFoundError)
 
 
-@task(name="open_run", task_run_name="record the run in the registry", cache_policy=NO_CACHE,
-      persist_result=False, retries=2, retry_delay_seconds=5,
-      retry_condition_fn=is_transient)
+@task(
+    name="open_run",
+    task_run_name="record the run in the registry",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=is_transient,
+)
 def open_run(
-    registry: Registry, *, run_id: str, contract: Contract, epsilon: float, config: dict[str, Any],
-    output_db: Path, output_table: str, resume: bool,
+    registry: Registry,
+    *,
+    run_id: str,
+    contract: Contract,
+    epsilon: float,
+    config: dict[str, Any],
+    output_db: Path,
+    output_table: str,
+    resume: bool,
 ) -> None:
     """Record the run and reserve its ε against the table's lifetime budget, BEFORE any row is read.
 
@@ -56,9 +78,16 @@ def open_run(
             )
         return
     registry.begin_run(
-        run_id=run_id, table=contract.table, epsilon=epsilon, delta=contract.privacy.delta,
-        lifetime_epsilon=contract.privacy.lifetime_epsilon, lifetime_delta=contract.privacy.lifetime_delta,
-        contract_hash=contract.fingerprint(), config=config, output_db=str(output_db), output_table=output_table,
+        run_id=run_id,
+        table=contract.table,
+        epsilon=epsilon,
+        delta=contract.privacy.delta,
+        lifetime_epsilon=contract.privacy.lifetime_epsilon,
+        lifetime_delta=contract.privacy.lifetime_delta,
+        contract_hash=contract.fingerprint(),
+        config=config,
+        output_db=str(output_db),
+        output_table=output_table,
     )
 
 
@@ -75,8 +104,13 @@ def check_dp_inference(registry: Registry, contract: Contract) -> None:
         rec = registry.get(paid.run_id) if registry.path.exists() else None
     except RegistryError:
         rec = None
-    if (rec is None or rec.kind != INFERENCE_KIND or rec.source_table != contract.table
-            or rec.status != "released" or rec.epsilon_charged < paid.epsilon - 1e-9):
+    if (
+        rec is None
+        or rec.kind != INFERENCE_KIND
+        or rec.source_table != contract.table
+        or rec.status != "released"
+        or rec.epsilon_charged < paid.epsilon - 1e-9
+    ):
         raise RegistryError(
             f"the contract's dp_learned columns name the DP inference run {paid.run_id!r} "
             f"(dp_inference.run_id), but the registry {registry.path} holds no such charged run of kind "
@@ -96,15 +130,21 @@ def record_training_start(registry: Registry, run_id: str, df: pl.DataFrame, *, 
     return fingerprint
 
 
-def registered_checkpoint(registry: Registry, run_id: str, path: Path, *, every_epochs: float | None) -> Checkpoint | None:
+def registered_checkpoint(
+    registry: Registry, run_id: str, path: Path, *, every_epochs: float | None
+) -> Checkpoint | None:
     """The run's training checkpoint at ``path`` (None: ``every_epochs`` is None, no checkpoints). The
     registry holds each checkpoint's SHA-256; a resumed run loads only a file it recorded."""
     from synthgate.models.synthesizers.base import Checkpoint
 
     if every_epochs is None:
         return None
-    return Checkpoint(path, every_epochs=every_epochs, trusted=tuple(registry.get(run_id).checkpoint_hashes),
-                      on_save=functools.partial(registry.record_checkpoint, run_id))
+    return Checkpoint(
+        path,
+        every_epochs=every_epochs,
+        trusted=tuple(registry.get(run_id).checkpoint_hashes),
+        on_save=functools.partial(registry.record_checkpoint, run_id),
+    )
 
 
 @task(name="close_run", task_run_name="close the run in the registry", cache_policy=NO_CACHE, persist_result=False)

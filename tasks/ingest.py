@@ -12,13 +12,14 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from synthgate.errors import ContractViolation, InputError
 from synthgate.governance.registry import Registry
 from synthgate.tasks.config import SourceConfig, check_source_query
 from synthgate.tasks.governance import is_transient
-from synthgate.errors import ContractViolation, InputError
 from synthgate.tasks.postgres import count_postgres_rows, postgres_batches, read_postgres
 from synthgate.tasks.redaction import private_task
 from synthgate.validation.contract import Contract
+from synthgate.validation.dp_infer import apply_dp_domains
 from synthgate.validation.expectations import (
     ValidationReport,
     conform_types,
@@ -27,8 +28,6 @@ from synthgate.validation.expectations import (
     validate_frame,
 )
 from synthgate.validation.pii import PiiScan
-from synthgate.validation.dp_infer import apply_dp_domains
-
 
 # Rows per streamed batch: a few hundred MB of Arrow for a wide table; great-expectations runs per batch.
 DEFAULT_BATCH_ROWS = 500_000
@@ -54,7 +53,9 @@ _LOCKED_DOWN = {
 def _lock_down(con: duckdb.DuckDBPyConnection, allowed_paths: list[str] | None = None) -> None:
     """Turn external access off on ``con`` (``allowed_paths``: the only files it may still read)."""
     if allowed_paths:
-        con.execute("SET allowed_paths = " + "[" + ", ".join("'" + a.replace("'", "''") + "'" for a in allowed_paths) + "]")
+        con.execute(
+            "SET allowed_paths = " + "[" + ", ".join("'" + a.replace("'", "''") + "'" for a in allowed_paths) + "]"
+        )
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 
@@ -107,9 +108,7 @@ def _source_relation(source: SourceConfig, columns: list[str] | None) -> Iterato
             tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
             tables |= {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
             if source.table not in tables:
-                raise InputError(
-                    f"table {source.table!r} is not in {db}. Tables there: {sorted(tables)}."
-                )
+                raise InputError(f"table {source.table!r} is not in {db}. Tables there: {sorted(tables)}.")
             try:
                 relation = con.sql(f"SELECT * FROM {quote_ident(source.table)}")
             except duckdb.PermissionException:
@@ -208,8 +207,13 @@ def prepare_frame(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     return conform_types(out, contract)
 
 
-@private_task(name="load_table", task_run_name="load the table", retries=2, retry_delay_seconds=10,
-              retry_condition_fn=is_transient)
+@private_task(
+    name="load_table",
+    task_run_name="load the table",
+    retries=2,
+    retry_delay_seconds=10,
+    retry_condition_fn=is_transient,
+)
 def load_table(source: SourceConfig, contract: Contract) -> pl.DataFrame:
     """Read the private table and keep only the contract's columns (extra columns are ignored).
 
@@ -241,11 +245,22 @@ class SampledTable:
     fingerprint: str
 
 
-@private_task(name="sample_large_table", task_run_name="stream, validate and sample the source", retries=2,
-              retry_delay_seconds=10, retry_condition_fn=is_transient)
+@private_task(
+    name="sample_large_table",
+    task_run_name="stream, validate and sample the source",
+    retries=2,
+    retry_delay_seconds=10,
+    retry_condition_fn=is_transient,
+)
 def sample_large_table(
-    source: SourceConfig, contract: Contract, registry: Registry, *, fraction: float, entropy: int,
-    batch_rows: int = DEFAULT_BATCH_ROWS, progress: Callable[[int], None] | None = None,
+    source: SourceConfig,
+    contract: Contract,
+    registry: Registry,
+    *,
+    fraction: float,
+    entropy: int,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Callable[[int], None] | None = None,
     pii: PiiScan | None = None,
 ) -> SampledTable:
     """One streamed pass over a source larger than ``max_rows``: validate, fingerprint, sample.
@@ -282,5 +297,6 @@ def sample_large_table(
     if not validation.success:
         raise ContractViolation(validation)
     contract.privacy.check_delta(n_rows)
-    return SampledTable(sample=sample, n_rows=n_rows, fraction=fraction, validation=validation,
-                        fingerprint=fingerprint.hexdigest())
+    return SampledTable(
+        sample=sample, n_rows=n_rows, fraction=fraction, validation=validation, fingerprint=fingerprint.hexdigest()
+    )

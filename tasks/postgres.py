@@ -23,8 +23,8 @@ from typing import Any
 
 import polars as pl
 
-from synthgate.tasks.config import PostgresSource, check_source_query
 from synthgate.errors import InputError
+from synthgate.tasks.config import PostgresSource, check_source_query
 
 __all__ = ["count_postgres_rows", "postgres_batches", "read_postgres"]
 
@@ -63,8 +63,9 @@ def _connect_args(source: PostgresSource) -> dict[str, Any]:
                 "Give host/port/dbname/user (and password_env) instead of dsn, or start a new run."
             )
         return {"conninfo": dsn}
-    args: dict[str, Any] = {k: getattr(source, k) for k in ("host", "port", "dbname", "user")
-                            if getattr(source, k) is not None}
+    args: dict[str, Any] = {
+        k: getattr(source, k) for k in ("host", "port", "dbname", "user") if getattr(source, k) is not None
+    }
     if source.password_env is not None:
         password = os.environ.get(source.password_env)
         if password is None:
@@ -83,8 +84,10 @@ def _read_only(source: PostgresSource) -> Iterator[Any]:
 
     try:
         con = psycopg.connect(
-            **_connect_args(source), connect_timeout=source.connect_timeout,
-            options="-c default_transaction_read_only=on", application_name="synthgate",
+            **_connect_args(source),
+            connect_timeout=source.connect_timeout,
+            options="-c default_transaction_read_only=on",
+            application_name="synthgate",
         )
     except psycopg.Error as err:
         raise _error("could not connect to the PostgreSQL source", err, source) from None
@@ -114,8 +117,10 @@ def _relation(con: Any, source: PostgresSource, columns: list[str] | None) -> tu
                 "SELECT table_schema || '.' || table_name FROM information_schema.tables "
                 "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1 LIMIT 50"
             ).fetchall()
-            raise InputError(f"table {source.table!r} is not in {where} of the PostgreSQL source. "
-                             f"Tables there: {[n[0] for n in names]}.")
+            raise InputError(
+                f"table {source.table!r} is not in {where} of the PostgreSQL source. "
+                f"Tables there: {[n[0] for n in names]}."
+            )
         base = f"{quote_ident(rows[0][0])}.{quote_ident(rows[0][1])}"
     else:
         check_source_query(str(source.query))  # again here: a PostgresSource can be built without validation
@@ -147,9 +152,7 @@ def read_postgres(source: PostgresSource, columns: list[str] | None = None) -> p
     return pl.concat(list(postgres_batches(source, columns, batch_rows=100_000)), how="vertical_relaxed")
 
 
-def postgres_batches(
-    source: PostgresSource, columns: list[str] | None, *, batch_rows: int
-) -> Iterator[pl.DataFrame]:
+def postgres_batches(source: PostgresSource, columns: list[str] | None, *, batch_rows: int) -> Iterator[pl.DataFrame]:
     """The source in frames of at most ``batch_rows`` rows (a server-side cursor: memory holds one
     batch); at least one frame, empty when the source is."""
     import psycopg

@@ -91,13 +91,18 @@ def _widest(widths: dict[str, int], k: int = 5) -> str:
     top = sorted(widths.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
     shown = ", ".join(f"{name!r} {w}" for name, w in top)
     rest = len(widths) - len(top)
-    return shown + (f", and {rest} more column(s) adding {sum(widths.values()) - sum(w for _, w in top)}" if rest else "")
+    return shown + (
+        f", and {rest} more column(s) adding {sum(widths.values()) - sum(w for _, w in top)}" if rest else ""
+    )
 
 
 def minimum_rows(contract: Contract, config: RunConfig) -> int:
     """The smallest table for which every enabled check has the rows it needs after the split."""
-    need_train = max(MIN_TRAIN_ROWS, MIN_SHADOW_ROWS if contract.evaluation.shadow_models else 0,
-                     DETECTION_FOLDS if config.n_synthetic is None else 0)
+    need_train = max(
+        MIN_TRAIN_ROWS,
+        MIN_SHADOW_ROWS if contract.evaluation.shadow_models else 0,
+        DETECTION_FOLDS if config.n_synthetic is None else 0,
+    )
     need_hold = max(MIN_HOLDOUT_ROWS, MIN_SHADOW_ROWS if contract.evaluation.shadow_models else 0, DETECTION_FOLDS)
     f = config.holdout_fraction
     k, b = SPLIT_SLACK_SD, math.sqrt(f * (1 - f))
@@ -196,9 +201,15 @@ def check_work(contract: Contract, config: RunConfig, n_rows: int, model_conf: A
         numeric = sum(w for n, w in widths.items() if contract.columns[n].kind not in ("categorical", "boolean"))
         discrete = width - numeric
         if numeric >= discrete:
-            fix = ("Model fewer numeric columns (declare the others identifier to leave them out)"
-                   + (", or use numeric_encoding: quantile (1 slot per numeric column instead of 1 + max_modes)"
-                      if getattr(model_conf, "numeric_encoding", None) == "modes" else "") + ".")
+            fix = (
+                "Model fewer numeric columns (declare the others identifier to leave them out)"
+                + (
+                    ", or use numeric_encoding: quantile (1 slot per numeric column instead of 1 + max_modes)"
+                    if getattr(model_conf, "numeric_encoding", None) == "modes"
+                    else ""
+                )
+                + "."
+            )
         else:
             fix = "Group rare categories (e.g. into 'other'), or declare a key column as identifier."
         raise InputError(

@@ -38,7 +38,6 @@ from synthgate.validation.public_report import (
 )
 from synthgate.validation.report import write_report
 
-
 PROVENANCE = "_synthgate_published"
 
 
@@ -194,34 +193,46 @@ def _artifacts(report: dict[str, Any], report_html: Path) -> None:
     get what the public report holds (gate outcomes and the decision), nothing computed on rows.
     """
     evaluation = report.get("kind") == "evaluation"
-    status = ("PASSED" if report["released"] else "FAILED") if evaluation else (
-        "RELEASED" if report["released"] else "BLOCKED"
+    status = (
+        ("PASSED" if report["released"] else "FAILED")
+        if evaluation
+        else ("RELEASED" if report["released"] else "BLOCKED")
     )
     p = report["privacy"]
     if p.get("epsilon_spent") is None:
         spent = "No privacy ledger: the synthetic table was made outside synthgate; no DP claim."
     else:
-        spent = f"ε spent {float(p['epsilon_spent']):.3f} of {p['epsilon_budget']} (δ = {p['delta']:g}, {p['accountant']})."
+        spent = (
+            f"ε spent {float(p['epsilon_spent']):.3f} of {p['epsilon_budget']} (δ = {p['delta']:g}, {p['accountant']})."
+        )
     what = "evaluation" if evaluation else "release"
     failed = [g for g in report["gates"] if not g["passed"]]
     lines = [f"# synthgate {what} `{report.get('run_id', '')}`: **{status}**", "", spent, ""]
-    lines += [f"- {g['name']}: {_outcome(g)} (must be {'<=' if g.get('direction') == 'max' else '>='} {g['threshold']:.4g})"
-              for g in failed]
+    lines += [
+        f"- {g['name']}: {_outcome(g)} (must be {'<=' if g.get('direction') == 'max' else '>='} {g['threshold']:.4g})"
+        for g in failed
+    ]
     if not report["gates"]:
         lines.append("- no gate was evaluated: refusing to release unchecked data")
     link = Path(report_html).resolve().as_uri()
     lines += ["", f"Report: [{report_html}]({link})"]
     table = str(report.get("table") or "table")
-    create_markdown_artifact("\n".join(lines), key=artifact_key(table, f"{what}-summary"),
-                             description=f"synthgate decision on table {table!r}")
+    create_markdown_artifact(
+        "\n".join(lines),
+        key=artifact_key(table, f"{what}-summary"),
+        description=f"synthgate decision on table {table!r}",
+    )
     create_table_artifact(
         gate_artifact_rows(report),
         key=artifact_key(table, f"{what}-gates"),
         description=f"synthgate gates on table {table!r} (pass/fail; the values are in the owner's report)",
     )
-    create_link_artifact(link, link_text=f"{what} report of run {report.get('run_id', '')}",
-                         key=artifact_key(table, f"{what}-report"),
-                         description=f"the {'evaluation' if evaluation else 'public'} report (HTML) of this run")
+    create_link_artifact(
+        link,
+        link_text=f"{what} report of run {report.get('run_id', '')}",
+        key=artifact_key(table, f"{what}-report"),
+        description=f"the {'evaluation' if evaluation else 'public'} report (HTML) of this run",
+    )
 
 
 @dataclass(frozen=True)
@@ -235,8 +246,12 @@ class Published:
     owner_hashes: dict[str, str]
 
 
-@task(name="publish_release", task_run_name="publish (or write the blocked report)", cache_policy=NO_CACHE,
-      persist_result=False)
+@task(
+    name="publish_release",
+    task_run_name="publish (or write the blocked report)",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def publish_release(
     *,
     report: dict[str, Any],
@@ -261,8 +276,9 @@ def publish_release(
     """
     released = bool(report["released"])
     if released != bool(decision["released"]):
-        raise ValueError("the owner's report and the public decision disagree on the release; build both "
-                         "from the same GateDecision.")
+        raise ValueError(
+            "the owner's report and the public decision disagree on the release; build both from the same GateDecision."
+        )
     folder = out / ("releases" if released else "blocked") / run_id
     owner_folder, owner_hashes = write_owner_report(
         {**report, "kind": "owner", "folder": str(folder)}, owner_reports, run_id, release_folder=folder

@@ -44,8 +44,14 @@ def release_rows(sets: Sizes, checked: Sizes, sampled: SampledTable | None) -> d
 
 
 def release_notes(
-    contract: Contract, training_summary: Mapping[str, Any], *, sets: Sizes, checked: Sizes,
-    sampled: SampledTable | None, max_rows: int, evaluation_rows: int,
+    contract: Contract,
+    training_summary: Mapping[str, Any],
+    *,
+    sets: Sizes,
+    checked: Sizes,
+    sampled: SampledTable | None,
+    max_rows: int,
+    evaluation_rows: int,
 ) -> list[str]:
     """The report's notes: the model's training summary, where the DP randomness came from, the unit of
     privacy, the dropped identifier columns, a streamed source's sampling and the checks' subsampling."""
@@ -74,25 +80,51 @@ def release_notes(
 
 
 def release_report(
-    *, run_id: str, contract: Contract, config: RunConfig, decision: GateDecision, results: list[MetricResult],
-    ledger: dict[str, Any], training_summary: Mapping[str, Any], rows: dict[str, int], notes: list[str],
-    timings: dict[str, float], versions: dict[str, str], output_table: str, registry_path: Path,
+    *,
+    run_id: str,
+    contract: Contract,
+    config: RunConfig,
+    decision: GateDecision,
+    results: list[MetricResult],
+    ledger: dict[str, Any],
+    training_summary: Mapping[str, Any],
+    rows: dict[str, int],
+    notes: list[str],
+    timings: dict[str, float],
+    versions: dict[str, str],
+    output_table: str,
+    registry_path: Path,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the owner's report, the public decision record) of a release, from one ``GateDecision``."""
     report = build_report(
-        run_id=run_id, table=contract.table, decision=decision, results=results, ledger=ledger,
-        epsilon_budget=contract.privacy.epsilon, delta=contract.privacy.delta,
+        run_id=run_id,
+        table=contract.table,
+        decision=decision,
+        results=results,
+        ledger=ledger,
+        epsilon_budget=contract.privacy.epsilon,
+        delta=contract.privacy.delta,
         rows=rows,
-        timings=timings, versions=versions, contract_fingerprint=contract.fingerprint(),
-        config=config.model_dump(mode="json"), notes=notes, dp_randomness=private_randomness_source(),
+        timings=timings,
+        versions=versions,
+        contract_fingerprint=contract.fingerprint(),
+        config=config.model_dump(mode="json"),
+        notes=notes,
+        dp_randomness=private_randomness_source(),
     )
     report["output"] = {"db": str(config.output_db), "table": output_table}
     report["registry"] = {"path": str(registry_path), "code_version": code_version()}
     # The public part of the outcome: which gates passed, never a measured value (decision.json).
     public_decision = decision_record(
-        run_id=run_id, table=contract.table, decision=decision, results=results,
-        dp_randomness=private_randomness_source(), versions=report["versions"], output=report["output"],
-        model=contract.model, training_summary=training_summary,
+        run_id=run_id,
+        table=contract.table,
+        decision=decision,
+        results=results,
+        dp_randomness=private_randomness_source(),
+        versions=report["versions"],
+        output=report["output"],
+        model=contract.model,
+        training_summary=training_summary,
     )
     return report, public_decision
 

@@ -74,7 +74,9 @@ def published_lines(
     public_report: Mapping[str, Any], folder: Path, *, released: bool, output_table: str, output_db: Path
 ) -> list[str]:
     """Each gate's outcome (pass/fail against its rule, never a figure), then RELEASED or BLOCKED."""
-    lines = [f"gate {row['gate']}: {row['outcome']} (must be {row['must be']})" for row in gate_artifact_rows(public_report)]
+    lines = [
+        f"gate {row['gate']}: {row['outcome']} (must be {row['must be']})" for row in gate_artifact_rows(public_report)
+    ]
     if released:
         lines.append(f"RELEASED: table {output_table!r} in {output_db}; public report {folder}/report.html")
     else:  # INFO: the run's state "Blocked" is the alarm

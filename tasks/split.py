@@ -10,8 +10,8 @@ import hashlib
 import numpy as np
 import polars as pl
 
-from synthgate.tasks.redaction import private_task
 from synthgate.errors import InputError
+from synthgate.tasks.redaction import private_task
 
 #: blake2b personalisation of the split's hash seed: the same secret key used elsewhere (the large-source
 #: sampling coins, SYNTHGATE_NOISE_SEED in tests) gives unrelated coins here

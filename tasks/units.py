@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from synthgate.tasks.redaction import private_task
 from synthgate.errors import InputError
+from synthgate.tasks.redaction import private_task
+
 
 def one_row_per_unit(df: pl.DataFrame, unit: str, *, key: int) -> pl.DataFrame:
     """Keep one row per distinct value of ``unit``: the row with the smallest keyed hash.

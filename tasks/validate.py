@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from synthgate.tasks.redaction import private_task
 from synthgate.errors import ContractViolation
+from synthgate.tasks.redaction import private_task
 from synthgate.validation.contract import Contract, ContractError
 from synthgate.validation.expectations import ValidationReport, physical_type_errors, validate_frame
 

@@ -91,7 +91,9 @@ def health_table(n: int, seed: int) -> pl.DataFrame:
     logit = -2.6 + 0.55 * load + 0.3 * counts["admissions"]
     readmitted = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
 
-    data: dict[str, pl.Series] = {name: pl.Series(name, dx[:, j], dtype=pl.Boolean) for j, name in enumerate(DX_COLUMNS)}
+    data: dict[str, pl.Series] = {
+        name: pl.Series(name, dx[:, j], dtype=pl.Boolean) for j, name in enumerate(DX_COLUMNS)
+    }
     for name in COUNT_BOUNDS:
         data[name] = pl.Series(name, counts[name].astype(np.int64), dtype=pl.Int64)
     data["readmitted"] = pl.Series("readmitted", readmitted, dtype=pl.Boolean)

@@ -177,8 +177,7 @@ def attack_risk(
     for label, k, n in (("main", main_successes, n_main), ("control", control_successes, n_control)):
         if n < 1 or not 0 <= k <= n:
             raise ValueError(
-                f"{label} attack: need 0 <= successes <= attacks and attacks >= 1. "
-                f"Got successes={k}, attacks={n}."
+                f"{label} attack: need 0 <= successes <= attacks and attacks >= 1. Got successes={k}, attacks={n}."
             )
     z = two_sided_z(confidence)
     risk, lo, hi, sat = _risk_arrays(
@@ -335,8 +334,15 @@ def _result(
                 f"time; {enough} (rows_for_95pct_power)"
             )
     return upper_bound_gate(
-        name, _clip01(est.risk), (lo, hi), max_risk, description=description, details=base,
-        power_floor=floor, min_rows=need, ideal=0.0,
+        name,
+        _clip01(est.risk),
+        (lo, hi),
+        max_risk,
+        description=description,
+        details=base,
+        power_floor=floor,
+        min_rows=need,
+        ideal=0.0,
     )
 
 
@@ -360,7 +366,8 @@ def _power_floor(
     # class-balanced rates: work in binomial-equivalent counts, and scale the answer back to
     # targets per side at the same class mix
     _, n_main, k_control, n_control = (
-        est.effective if est.effective is not None
+        est.effective
+        if est.effective is not None
         else (est.main_successes, est.n_main, est.control_successes, est.n_control)
     )
     per_effective = (rows if rows is not None else est.n_control) / n_control
@@ -370,8 +377,9 @@ def _power_floor(
         m = ratio * n
         return _clip01(float(_risk_arrays(np.array(c * m), np.array(m), np.array(c * n), np.array(n), z)[2]))
 
-    now = _clip01(float(_risk_arrays(np.array(c * n_main), np.array(n_main), np.array(k_control),
-                                     np.array(n_control), z)[2]))
+    now = _clip01(
+        float(_risk_arrays(np.array(c * n_main), np.array(n_main), np.array(k_control), np.array(n_control), z)[2])
+    )
     if now <= max_risk or c >= 1.0:
         return now, None
     need = min_rows_to_pass(floor_at, max_risk, start=max(1, int(np.ceil(n_control))))
@@ -388,9 +396,7 @@ def _check_common(n_attacks: int, max_risk: float, confidence: float) -> None:
             "per attack (the contract's default is evaluation.anonymeter_attacks)."
         )
     if not 0.0 <= max_risk <= 1.0:
-        raise ValueError(
-            f"`max_risk` must be in [0, 1]. Got {max_risk}. Set gates.max_anonymeter_risk."
-        )
+        raise ValueError(f"`max_risk` must be in [0, 1]. Got {max_risk}. Set gates.max_anonymeter_risk.")
     check_confidence(confidence)
 
 
@@ -403,8 +409,7 @@ def _check_columns(names: list[str], contract: Contract, role: str) -> list[str]
     unknown = [c for c in names if c not in contract.modelled_columns]
     if unknown:
         raise ValueError(
-            f"`{role}` names columns that are not modelled: {unknown}. "
-            f"Modelled columns: {contract.modelled_columns}."
+            f"`{role}` names columns that are not modelled: {unknown}. Modelled columns: {contract.modelled_columns}."
         )
     repeated = sorted({c for c in names if names.count(c) > 1})
     if repeated:
@@ -417,9 +422,7 @@ def _attack_count(n_attacks: int, train: pl.DataFrame, control: pl.DataFrame) ->
     n = min(n_attacks, train.height, control.height)
     info: dict[str, object] = {"n_attacks_requested": int(n_attacks)}
     if n < n_attacks:
-        info["n_attacks_capped"] = (
-            f"capped at {n}: train has {train.height} rows, control has {control.height}"
-        )
+        info["n_attacks_capped"] = f"capped at {n}: train has {train.height} rows, control has {control.height}"
     return n, info
 
 
@@ -563,9 +566,7 @@ def _univariate_predicates(table: _Columns) -> Predicates:
     return c[keep, None], v[keep, None], o[keep, None], np.ones(n, dtype=np.int64)
 
 
-def _shortest_unique_prefix(
-    table: _Columns, cols: np.ndarray, vals: np.ndarray, ops: np.ndarray
-) -> np.ndarray:
+def _shortest_unique_prefix(table: _Columns, cols: np.ndarray, vals: np.ndarray, ops: np.ndarray) -> np.ndarray:
     """For conjunctions that single out their source row, the shortest prefix that does too."""
     b, depth = cols.shape
     length = np.zeros(b, dtype=np.int64)
@@ -754,9 +755,7 @@ def singling_out_risk(
         details["mean_predicate_columns"] = float(lengths.mean()) if len(lengths) else 0.0
     n = len(lengths)
     if n < n_attacks:
-        details["n_attacks_capped"] = (
-            f"only {n} predicates single out a synthetic row (requested {n_attacks})"
-        )
+        details["n_attacks_capped"] = f"only {n} predicates single out a synthetic row (requested {n_attacks})"
     name = f"singling_out_risk_{mode}"
     if n == 0:
         details["n_attacks"] = 0
@@ -778,8 +777,13 @@ def singling_out_risk(
     ctrl_hits = int((_match_counts(_Columns(control_set, contract), predicates) == 1).sum())
     est = attack_risk(main_hits, k * n, ctrl_hits, n, confidence=confidence)
     return _result(
-        name, SINGLING_OUT_DESCRIPTION[mode], est, max_risk=max_risk, confidence=confidence,
-        details=details, per_rows="n_attacks_capped" in details,  # fewer predicates than asked: the rows limit them
+        name,
+        SINGLING_OUT_DESCRIPTION[mode],
+        est,
+        max_risk=max_risk,
+        confidence=confidence,
+        details=details,
+        per_rows="n_attacks_capped" in details,  # fewer predicates than asked: the rows limit them
     )
 
 
@@ -796,9 +800,7 @@ def _encode(df: pl.DataFrame, contract: Contract, columns: list[str]) -> np.ndar
     return encode_for_distance(df.select(sub.modelled_columns), sub).astype(np.float64)
 
 
-def _nearest_rows(
-    query: np.ndarray, reference: np.ndarray, k: int, rng: np.random.Generator
-) -> np.ndarray:
+def _nearest_rows(query: np.ndarray, reference: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Indices (queries, k) of each query's k nearest reference rows; ties broken at random.
 
     Exact squared Euclidean distances in float64, rounded to multiples of ``_TIE_QUANTUM`` so
@@ -894,8 +896,7 @@ def linkability_risk(
         shared = [c for c in cols_a if c in cols_b]
         if shared:
             raise ValueError(
-                f"`aux_columns` must split the columns: {shared} are in both lists. "
-                "Put each column in one list only."
+                f"`aux_columns` must split the columns: {shared} are in both lists. Put each column in one list only."
             )
     tr = canonical_frame(train, contract, role="train")
     ct = canonical_frame(control, contract, role="control")
@@ -933,8 +934,7 @@ def linkability_risk(
             "train_rows": tr.height,
             "control_rows": ct.height,
             "synthetic_rows": syn.height,
-            "success": "the nearest synthetic rows found with columns A and with columns B "
-            "share a row",
+            "success": "the nearest synthetic rows found with columns A and with columns B share a row",
         },
         per_rows="n_attacks_capped" in cap_info,  # as many targets as the rows allow
     )
@@ -1036,19 +1036,25 @@ def inference_risk(
     # each side attacks up to the quota of each stratum, as many as it holds: train is usually the
     # larger side, and its extra targets narrow the main rate's interval (the rates are per class,
     # so unequal counts per side leave them comparable)
-    per_side = [np.array([min(quota, int((strata == k).sum())) for k in shared]) for strata in (strata_main, strata_ctrl)]
+    per_side = [
+        np.array([min(quota, int((strata == k).sum())) for k in shared]) for strata in (strata_main, strata_ctrl)
+    ]
     per_class, per_class_ctrl = per_side
     picks = []
     for strata, counts in zip((strata_main, strata_ctrl), per_side, strict=True):
         picks.append(
-            [np.sort(target_rng.choice(np.flatnonzero(strata == k), size=m, replace=False))
-             for k, m in zip(shared, counts, strict=True)]
+            [
+                np.sort(target_rng.choice(np.flatnonzero(strata == k), size=m, replace=False))
+                for k, m in zip(shared, counts, strict=True)
+            ]
         )
 
     syn_aux = _encode(synthetic, contract, aux)
     syn_class = classes(syn)
     hits = []
-    for raw, truth, idx_by_class, counts in zip((train, control), (truth_main, truth_ctrl), picks, per_side, strict=True):
+    for raw, truth, idx_by_class, counts in zip(
+        (train, control), (truth_main, truth_ctrl), picks, per_side, strict=True
+    ):
         idx = np.concatenate(idx_by_class)
         near = _nearest_rows(_encode(raw[idx], contract, aux), syn_aux, 1, tie_rng)[:, 0]
         right = syn_class[near] == truth[idx]
@@ -1173,12 +1179,8 @@ def anonymeter_checks(
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3 + len(secrets))]
     common = {"n_attacks": n, "max_risk": max_risk}
     results = [
-        singling_out_risk(
-            train, control, synthetic, contract, mode="univariate", seed=seeds[0], **common
-        ),
-        singling_out_risk(
-            train, control, synthetic, contract, mode="multivariate", seed=seeds[1], **common
-        ),
+        singling_out_risk(train, control, synthetic, contract, mode="univariate", seed=seeds[0], **common),
+        singling_out_risk(train, control, synthetic, contract, mode="multivariate", seed=seeds[1], **common),
         linkability_risk(train, control, synthetic, contract, seed=seeds[2], **common),
     ]
     n_inf = contract.evaluation.inference_attacks if n_inference_attacks is None else n_inference_attacks

@@ -102,7 +102,9 @@ def score_audit(
     scores = np.asarray(scores, dtype=float)
     included = np.asarray(included, dtype=bool)
     if scores.shape != included.shape or scores.ndim != 1:
-        raise ValueError(f"scores and included must be 1-D and the same length. Got {scores.shape} and {included.shape}.")
+        raise ValueError(
+            f"scores and included must be 1-D and the same length. Got {scores.shape} and {included.shape}."
+        )
     if not np.all(np.isfinite(scores)):
         raise ValueError("scores must be finite numbers; got NaN or inf.")
     if not 0 < confidence < 1:
@@ -123,6 +125,11 @@ def score_audit(
         if not best or bound > best["epsilon_lower_bound"]:
             best = row
     return AuditBound(
-        epsilon_lower_bound=float(best["epsilon_lower_bound"]), confidence=confidence, canaries=m,
-        included=int(included.sum()), guesses=int(best["guesses"]), correct=int(best["correct"]), per_k=per_k,
+        epsilon_lower_bound=float(best["epsilon_lower_bound"]),
+        confidence=confidence,
+        canaries=m,
+        included=int(included.sum()),
+        guesses=int(best["guesses"]),
+        correct=int(best["correct"]),
+        per_k=per_k,
     )

@@ -44,7 +44,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 line = key_node.start_mark.line + 1
                 if first is not None:
                     raise yaml.constructor.ConstructorError(
-                        None, None,
+                        None,
+                        None,
                         f"duplicate key {str(key)[:80]!r} on line {line} (first on line {first}); a YAML "
                         "mapping must not repeat a key, keep one of them",
                         key_node.start_mark,
@@ -87,7 +88,15 @@ RESERVED_PREFIXES = ("_synthgate", "_staging_")
 # the contract (the ground floor) imports no model code; the registry refuses to load when the two
 # lists differ, so a new family is added to both.
 MODEL_NAMES: tuple[str, ...] = (
-    "ctgan", "tvae", "gumbel-gan", "wgan-gp", "cwgan-gp", "medgan", "corgan", "tablegan", "tgan",
+    "ctgan",
+    "tvae",
+    "gumbel-gan",
+    "wgan-gp",
+    "cwgan-gp",
+    "medgan",
+    "corgan",
+    "tablegan",
+    "tgan",
 )
 
 
@@ -252,8 +261,7 @@ class BooleanColumn(_ColumnBase):
     def _text_values(self) -> BooleanColumn:
         if (self.true_values is None) != (self.false_values is None):
             raise ValueError(
-                "declare both true_values and false_values (the text read as True and as False), "
-                "or neither."
+                "declare both true_values and false_values (the text read as True and as False), or neither."
             )
         if self.true_values is not None and self.false_values is not None:
             if not self.true_values or not self.false_values:
@@ -351,19 +359,17 @@ def _check_modes(modes: list[Mode] | None, lo: float, hi: float) -> None:
                 "Move the mean inside the bounds (or widen min/max)."
             )
         if not m.weight > 0:
-            raise ValueError(
-                f"modes[{i}].weight must be > 0. Got {m.weight}. Remove the mode or give it a weight."
-            )
+            raise ValueError(f"modes[{i}].weight must be > 0. Got {m.weight}. Remove the mode or give it a weight.")
     total = math.fsum(m.weight for m in modes)
     if abs(total - 1.0) > 1e-6:
-        raise ValueError(
-            f"modes' weights must sum to 1 (within 1e-6). Got {total:.9g}. Rescale the weights."
-        )
+        raise ValueError(f"modes' weights must sum to 1 (within 1e-6). Got {total:.9g}. Rescale the weights.")
 
 
 class PrivacyBudget(_Strict):
     epsilon: float = Field(
-        gt=0, le=MAX_EPSILON, allow_inf_nan=False,
+        gt=0,
+        le=MAX_EPSILON,
+        allow_inf_nan=False,
         description=f"Total ε a release may spend (codec + training); at most {MAX_EPSILON:g}.",
     )
     delta: float = Field(gt=0, lt=1, allow_inf_nan=False, description="δ; must be < 1/n for the table's n rows.")
@@ -497,8 +503,11 @@ class Evaluation(_Strict):
         description="Columns an attacker tries to infer (attribute inference); default: the target.",
     )
     attack_rows: int = Field(
-        2000, ge=50, le=1_000_000, description="Train (member) and holdout (non-member) rows scored by the "
-        "distance and density-ratio attacks, each."
+        2000,
+        ge=50,
+        le=1_000_000,
+        description="Train (member) and holdout (non-member) rows scored by the "
+        "distance and density-ratio attacks, each.",
     )
     mia_targets: int = Field(
         300,
@@ -513,6 +522,7 @@ class Evaluation(_Strict):
     shadow_rows: int = Field(
         2000, ge=100, le=1_000_000, description="Reference rows each shadow synthesizer is trained on."
     )
+
     @model_validator(mode="after")
     def _enough_shadows(self) -> Evaluation:
         if 0 < self.shadow_models < 4:
@@ -523,7 +533,10 @@ class Evaluation(_Strict):
         return self
 
     anonymeter_attacks: int = Field(
-        2000, ge=50, le=1_000_000, description="Targets per singling-out and linkability attack (and per control attack)."
+        2000,
+        ge=50,
+        le=1_000_000,
+        description="Targets per singling-out and linkability attack (and per control attack).",
     )
     inference_attacks: int = Field(
         10000,
@@ -699,9 +712,7 @@ class Contract(_Strict):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(
-            self.model_dump(mode="json", exclude_defaults=False), sort_keys=False, allow_unicode=True
-        )
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False, allow_unicode=True)
 
 
 def _check_derived(name: str, col: Any, columns: dict[str, Any]) -> None:
@@ -798,8 +809,7 @@ def _format_errors(err: ValidationError) -> str:
 def parse_contract(data: Any, *, source: str = "<contract>") -> Contract:
     if not isinstance(data, dict):
         raise ContractError(
-            f"{source}: a contract must be a YAML mapping with keys table, columns, privacy. "
-            f"Got {type(data).__name__}."
+            f"{source}: a contract must be a YAML mapping with keys table, columns, privacy. Got {type(data).__name__}."
         )
     try:
         return Contract.model_validate(data)

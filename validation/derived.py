@@ -56,9 +56,7 @@ def derivation_violations(df: pl.DataFrame, contract: Contract) -> dict[str, int
         if name not in df.columns or src not in df.columns:
             continue
         try:
-            bad = df.select(
-                (~_expected(contract, name).eq_missing(pl.col(name))).sum()
-            ).item()
+            bad = df.select((~_expected(contract, name).eq_missing(pl.col(name))).sum()).item()
         except pl.exceptions.PolarsError:  # incompatible dtypes: every row is unverified
             bad = df.height
         out[name] = int(bad or 0)

@@ -167,9 +167,15 @@ def plan_mechanism(*, epsilon: float, delta: float, kinds: list[str]) -> DpPlan:
     per_value = delta_t / max(m_cat, 1)
     bins = max(len(numeric_grid(k)) - 1 for k in kinds if k != "categorical") if m_cat < m else 1
     return DpPlan(
-        epsilon=float(ledger.epsilon), delta=delta_g + math.exp(float(ledger.epsilon)) * delta_t,
-        delta_gaussian=delta_g, delta_threshold=delta_t, noise_multiplier=z, columns=m, categorical_columns=m_cat,
-        noise_std=sigma, category_threshold=1.0 + sigma * float(norm.isf(per_value)),
+        epsilon=float(ledger.epsilon),
+        delta=delta_g + math.exp(float(ledger.epsilon)) * delta_t,
+        delta_gaussian=delta_g,
+        delta_threshold=delta_t,
+        noise_multiplier=z,
+        columns=m,
+        categorical_columns=m_cat,
+        noise_std=sigma,
+        category_threshold=1.0 + sigma * float(norm.isf(per_value)),
         bin_threshold=sigma * float(norm.isf(EMPTY_BIN_RATE / bins)),
     )
 
@@ -254,31 +260,66 @@ def _learned_spec(col: dict[str, Any], kind: str, learned: Learned, name: str, p
     if kind == "categorical":
         released = learned.categories[name]
         if released is None:
-            return {"kind": "identifier", "nullable": True, "description": (
-                "drafted as categorical, but no value's noisy count rose above the DP threshold "
-                f"{plan.category_threshold:.1f}: excluded. Declare its categories from public knowledge, "
-                "or infer again with a larger --dp.")}
+            return {
+                "kind": "identifier",
+                "nullable": True,
+                "description": (
+                    "drafted as categorical, but no value's noisy count rose above the DP threshold "
+                    f"{plan.category_threshold:.1f}: excluded. Declare its categories from public knowledge, "
+                    "or infer again with a larger --dp."
+                ),
+            }
         cats = released + ([OTHER_CATEGORY] if OTHER_CATEGORY not in released else [])
-        return {"kind": kind, "nullable": True, "categories": cats, "dp_learned": True, "description": (
-            f"categories learned with DP ({cost}): values held by more than about "
-            f"{plan.category_threshold:.0f} rows; every other value is read as {OTHER_CATEGORY!r}.")}
+        return {
+            "kind": kind,
+            "nullable": True,
+            "categories": cats,
+            "dp_learned": True,
+            "description": (
+                f"categories learned with DP ({cost}): values held by more than about "
+                f"{plan.category_threshold:.0f} rows; every other value is read as {OTHER_CATEGORY!r}."
+            ),
+        }
     b = learned.bounds[name]
     if b is None:
-        return {"kind": "identifier", "nullable": True, "description": (
-            f"drafted as {kind}, but no bin of the public grid rose above the DP threshold "
-            f"{plan.bin_threshold:.1f}: excluded. Declare public bounds, or infer again with a larger --dp.")}
+        return {
+            "kind": "identifier",
+            "nullable": True,
+            "description": (
+                f"drafted as {kind}, but no bin of the public grid rose above the DP threshold "
+                f"{plan.bin_threshold:.1f}: excluded. Declare public bounds, or infer again with a larger --dp."
+            ),
+        }
     if kind == "datetime":
         start, end = dt.datetime(int(b[0]), 1, 1), dt.datetime(int(b[1]), 1, 1)
-        return {"kind": kind, "nullable": True, "min": start, "max": end, "dp_learned": True, "description": (
-            f"bounds learned with DP ({cost}) on calendar years; values outside are clamped to them.")}
+        return {
+            "kind": kind,
+            "nullable": True,
+            "min": start,
+            "max": end,
+            "dp_learned": True,
+            "description": (f"bounds learned with DP ({cost}) on calendar years; values outside are clamped to them."),
+        }
     lo, hi = (int(b[0]), int(b[1])) if kind == "integer" else b
-    return {"kind": kind, "nullable": True, "min": lo, "max": hi, "dp_learned": True, "description": (
-        f"bounds learned with DP ({cost}) on a public 1-2-5 grid; values outside are clamped to them.")}
+    return {
+        "kind": kind,
+        "nullable": True,
+        "min": lo,
+        "max": hi,
+        "dp_learned": True,
+        "description": (f"bounds learned with DP ({cost}) on a public 1-2-5 grid; values outside are clamped to them."),
+    }
 
 
 def dp_infer_contract(
-    draft: Contract, df: pl.DataFrame, *, plan: DpPlan, rng: np.random.Generator, run_id: str,
-    lifetime_epsilon: float | None, lifetime_delta: float | None,
+    draft: Contract,
+    df: pl.DataFrame,
+    *,
+    plan: DpPlan,
+    rng: np.random.Generator,
+    run_id: str,
+    lifetime_epsilon: float | None,
+    lifetime_delta: float | None,
 ) -> Contract:
     """Replace the draft's data-derived bounds/categories by DP-learned ones (``dp_learned: true``).
 
@@ -298,9 +339,14 @@ def dp_infer_contract(
     data["privacy"]["lifetime_epsilon"] = lifetime_epsilon
     data["privacy"]["lifetime_delta"] = lifetime_delta
     data["dp_inference"] = {
-        "run_id": run_id, "epsilon": plan.epsilon, "delta": plan.delta, "mechanism": MECHANISM,
-        "noise_std": plan.noise_std, "category_threshold": plan.category_threshold,
-        "bin_threshold": plan.bin_threshold, "columns": plan.columns,
+        "run_id": run_id,
+        "epsilon": plan.epsilon,
+        "delta": plan.delta,
+        "mechanism": MECHANISM,
+        "noise_std": plan.noise_std,
+        "category_threshold": plan.category_threshold,
+        "bin_threshold": plan.bin_threshold,
+        "columns": plan.columns,
     }
     if not any(c["kind"] not in ("identifier", "pii") for c in data["columns"].values()):
         raise ContractError(
@@ -314,7 +360,8 @@ def dp_infer_contract(
 
 def _learnable(draft: Contract) -> dict[str, str]:
     return {
-        n: c.kind for n, c in draft.columns.items()
+        n: c.kind
+        for n, c in draft.columns.items()
         if c.kind in DP_LEARNABLE_KINDS and c.from_data and getattr(c, "derived", None) is None
     }
 
@@ -357,11 +404,16 @@ def infer_with_budget(
     run_id = f"infer-{uuid.uuid4().hex[:12]}"
     planned_delta = delta
     registry.begin_run(
-        run_id=run_id, table=table, epsilon=epsilon, delta=planned_delta, lifetime_epsilon=life_e,
-        lifetime_delta=life_d, contract_hash="",
-        config={"kind": INFERENCE_KIND, "epsilon": epsilon, "delta": delta, "lifetime_from": stated,
-                "output": output},
-        output_db="", output_table="",
+        run_id=run_id,
+        table=table,
+        epsilon=epsilon,
+        delta=planned_delta,
+        lifetime_epsilon=life_e,
+        lifetime_delta=life_d,
+        contract_hash="",
+        config={"kind": INFERENCE_KIND, "epsilon": epsilon, "delta": delta, "lifetime_from": stated, "output": output},
+        output_db="",
+        output_table="",
     )
     spent: float | None = None
     try:
@@ -393,16 +445,19 @@ def infer_with_budget(
         registry.mark_training(run_id, data_fingerprint=registry.fingerprint(df))
         rng = np.random.default_rng(np.random.SeedSequence(entropy))
         spent = plan.epsilon  # the noise is about to be drawn: from here the run is charged in full
-        contract = dp_infer_contract(base, df, plan=plan, rng=rng, run_id=run_id,
-                                     lifetime_epsilon=life_e, lifetime_delta=life_d)
+        contract = dp_infer_contract(
+            base, df, plan=plan, rng=rng, run_id=run_id, lifetime_epsilon=life_e, lifetime_delta=life_d
+        )
         registry.set_lifetime(run_id, lifetime_epsilon=life_e, lifetime_delta=life_d)
-        registry.finish(run_id, status="released", epsilon_spent=plan.epsilon, gates=[], reasons=[],
-                        folder=None, artifacts={})
+        registry.finish(
+            run_id, status="released", epsilon_spent=plan.epsilon, gates=[], reasons=[], folder=None, artifacts={}
+        )
         return contract
     except BaseException as err:
         # The type only: a message may quote the row count.
-        registry.fail(run_id, error=f"{type(err).__name__} (see the command's output)", epsilon_spent=spent,
-                      invalid=spent is None)
+        registry.fail(
+            run_id, error=f"{type(err).__name__} (see the command's output)", epsilon_spent=spent, invalid=spent is None
+        )
         raise
 
 
@@ -431,7 +486,9 @@ def apply_dp_domains(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
             elif isinstance(dtype, pl.Datetime):
                 lo_l, hi_l = (pl.lit(v).cast(pl.Datetime(dtype.time_unit)) for v in (col.min, col.max))  # type: ignore[union-attr]
                 if dtype.time_zone is not None:  # contract datetimes are naive UTC
-                    lo_l, hi_l = (x.dt.replace_time_zone("UTC").dt.convert_time_zone(dtype.time_zone) for x in (lo_l, hi_l))
+                    lo_l, hi_l = (
+                        x.dt.replace_time_zone("UTC").dt.convert_time_zone(dtype.time_zone) for x in (lo_l, hi_l)
+                    )
                 exprs.append(pl.col(name).clip(lo_l, hi_l).alias(name))
         elif dtype.is_integer():
             info = np.iinfo(pl.Series([], dtype=dtype).to_numpy().dtype)
@@ -480,15 +537,23 @@ def render_dp_yaml(contract: Contract) -> str:
     derived = contract.data_derived_columns
     listing = ", ".join(repr(n) for n in derived) if derived else "(none)"
     header = _DP_HEADER.format(
-        table=contract.table, n_learned=len(contract.dp_learned_columns), epsilon=paid.epsilon, delta=paid.delta,
-        run_id=paid.run_id, category_threshold=paid.category_threshold,
-        p_single=float(norm.sf((paid.category_threshold - 1.0) / paid.noise_std)), other=OTHER_CATEGORY,
-        n_derived=len(derived), lifetime=contract.privacy.lifetime_epsilon,
+        table=contract.table,
+        n_learned=len(contract.dp_learned_columns),
+        epsilon=paid.epsilon,
+        delta=paid.delta,
+        run_id=paid.run_id,
+        category_threshold=paid.category_threshold,
+        p_single=float(norm.sf((paid.category_threshold - 1.0) / paid.noise_std)),
+        other=OTHER_CATEGORY,
+        n_derived=len(derived),
+        lifetime=contract.privacy.lifetime_epsilon,
         derived="\n# ".join(textwrap.wrap(listing, width=83, break_long_words=True, break_on_hyphens=False)),
     )
-    body = contract.to_yaml().replace(
-        "\n  dp_learned: true\n", "\n  dp_learned: true  # learned with DP, charged to the lifetime budget\n"
-    ).replace(
-        "\n    dp_learned: true\n", "\n    dp_learned: true  # learned with DP, charged to the lifetime budget\n"
+    body = (
+        contract.to_yaml()
+        .replace("\n  dp_learned: true\n", "\n  dp_learned: true  # learned with DP, charged to the lifetime budget\n")
+        .replace(
+            "\n    dp_learned: true\n", "\n    dp_learned: true  # learned with DP, charged to the lifetime budget\n"
+        )
     )
     return header + body

@@ -116,8 +116,7 @@ def canonical_frame(df: pl.DataFrame, contract: Contract, *, role: str) -> pl.Da
         if kind == "datetime":
             if not isinstance(dtype, pl.Datetime):
                 raise ValueError(
-                    f"`{role}` column {name!r} is {dtype}, the contract says datetime. "
-                    "Cast it to polars Datetime."
+                    f"`{role}` column {name!r} is {dtype}, the contract says datetime. Cast it to polars Datetime."
                 )
             exprs.append((pl.col(name).dt.epoch("us").cast(pl.Float64) / 1e6).alias(name))
         elif kind in NUMERIC_KINDS:
@@ -130,8 +129,7 @@ def canonical_frame(df: pl.DataFrame, contract: Contract, *, role: str) -> pl.Da
         elif kind == "boolean":
             if dtype != pl.Boolean:
                 raise ValueError(
-                    f"`{role}` column {name!r} is {dtype}, the contract says boolean. "
-                    "Cast it to polars Boolean."
+                    f"`{role}` column {name!r} is {dtype}, the contract says boolean. Cast it to polars Boolean."
                 )
             exprs.append(pl.col(name))
         else:  # categorical
@@ -172,11 +170,7 @@ def discrete_codes(series: pl.Series, contract: Contract, name: str) -> np.ndarr
     assert isinstance(col, CategoricalColumn)
     k = len(col.categories)
     mapping = {c: i for i, c in enumerate(col.categories)}
-    codes = (
-        series.replace_strict(mapping, default=k + 1, return_dtype=pl.Int64)
-        .to_numpy()
-        .astype(np.int64, copy=True)
-    )
+    codes = series.replace_strict(mapping, default=k + 1, return_dtype=pl.Int64).to_numpy().astype(np.int64, copy=True)
     # replace_strict sends null to the default; put it back in its own slot.
     codes[series.is_null().to_numpy()] = k
     return codes

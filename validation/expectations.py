@@ -32,8 +32,8 @@ from synthgate.validation.contract import (
     BooleanColumn,
     CategoricalColumn,
     Column,
-    Contract,
     ContinuousColumn,
+    Contract,
     DatetimeColumn,
     IntegerColumn,
 )
@@ -144,9 +144,7 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
-def _column_expectations(
-    name: str, col: Column, *, present: bool = True, values: bool = True
-) -> list[Expectation]:
+def _column_expectations(name: str, col: Column, *, present: bool = True, values: bool = True) -> list[Expectation]:
     """The expectations for one contract column, in a fixed order.
 
     ``present=False`` keeps only the existence check (the column is absent: anything else
@@ -167,12 +165,8 @@ def _column_expectations(
         return out
     if isinstance(col, (IntegerColumn, ContinuousColumn)):
         if isinstance(col, IntegerColumn):
-            out.append(
-                exps.ExpectColumnValuesToBeInTypeList(column=name, type_list=_INTEGER_TYPES)
-            )
-        out.append(
-            exps.ExpectColumnValuesToBeBetween(column=name, min_value=col.min, max_value=col.max)
-        )
+            out.append(exps.ExpectColumnValuesToBeInTypeList(column=name, type_list=_INTEGER_TYPES))
+        out.append(exps.ExpectColumnValuesToBeBetween(column=name, min_value=col.min, max_value=col.max))
     elif isinstance(col, DatetimeColumn):
         out.append(
             exps.ExpectColumnValuesToBeBetween(
@@ -186,17 +180,13 @@ def _column_expectations(
     return out
 
 
-def _suite(
-    contract: Contract, *, absent: Iterable[str] = (), skip_values: Iterable[str] = ()
-) -> ExpectationSuite:
+def _suite(contract: Contract, *, absent: Iterable[str] = (), skip_values: Iterable[str] = ()) -> ExpectationSuite:
     import great_expectations as gx
 
     gone, skip = set(absent), set(skip_values)
     expectations: list[Expectation] = [gx.expectations.ExpectTableRowCountToBeBetween(min_value=1)]
     for name, col in contract.columns.items():
-        expectations += _column_expectations(
-            name, col, present=name not in gone, values=name not in skip
-        )
+        expectations += _column_expectations(name, col, present=name not in gone, values=name not in skip)
     # Passed to the constructor rather than add_expectation(), which needs an active data
     # context (it checks whether the suite was saved to a store): build_suite stays pure.
     return gx.ExpectationSuite(
@@ -241,9 +231,11 @@ def _is_text(dtype: pl.DataType) -> bool:
 
 def _null_mask(s: pl.Series) -> pl.Series:
     """A value-free stand-in: null where ``s`` is null, 0 elsewhere (for the not-null check)."""
-    return pl.select(
-        pl.when(s.is_null()).then(pl.lit(None, dtype=pl.Int8)).otherwise(pl.lit(0, dtype=pl.Int8))
-    ).to_series().alias(s.name)
+    return (
+        pl.select(pl.when(s.is_null()).then(pl.lit(None, dtype=pl.Int8)).otherwise(pl.lit(0, dtype=pl.Int8)))
+        .to_series()
+        .alias(s.name)
+    )
 
 
 def _prepare(df: pl.DataFrame, contract: Contract) -> _Prepared:
@@ -326,11 +318,16 @@ def _prepare(df: pl.DataFrame, contract: Contract) -> _Prepared:
             elif _is_text(dtype) and isinstance(col, BooleanColumn) and col.true_values is not None:
                 known = [*col.true_values, *(col.false_values or [])]
                 bad = int((~s.cast(pl.String).is_in(known) & s.is_not_null()).sum())
-                incompatible(s, f"Boolean, or the declared true_values/false_values {known}", kind,
-                             f" ({bad} non-null values are none of them)")
+                incompatible(
+                    s,
+                    f"Boolean, or the declared true_values/false_values {known}",
+                    kind,
+                    f" ({bad} non-null values are none of them)",
+                )
             else:
-                incompatible(s, "the Boolean dtype (or integers 0/1, or text with declared "
-                             "true_values/false_values)", kind)
+                incompatible(
+                    s, "the Boolean dtype (or integers 0/1, or text with declared true_values/false_values)", kind
+                )
         elif kind == "datetime":
             if isinstance(dtype, pl.Datetime):
                 if dtype.time_zone is not None:
@@ -472,9 +469,13 @@ def conform_types(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
                 if bool(text.drop_nulls().is_in([*col.true_values, *col.false_values]).all()):
                     t = pl.col(name).cast(pl.String)
                     exprs.append(
-                        pl.when(t.is_in(col.true_values)).then(True)
-                        .when(t.is_in(col.false_values)).then(False)
-                        .otherwise(None).cast(pl.Boolean).alias(name)
+                        pl.when(t.is_in(col.true_values))
+                        .then(True)
+                        .when(t.is_in(col.false_values))
+                        .then(False)
+                        .otherwise(None)
+                        .cast(pl.Boolean)
+                        .alias(name)
                     )
     return df.with_columns(exprs) if exprs else df
 
@@ -498,7 +499,8 @@ def physical_type_errors(schema: pl.Schema | dict[str, pl.DataType], contract: C
         }[col.kind]
         if not ok:
             need = {
-                "integer": "an integer dtype", "continuous": "a numeric dtype",
+                "integer": "an integer dtype",
+                "continuous": "a numeric dtype",
                 "datetime": "a Datetime or Date dtype",
                 "boolean": "Boolean (or integers that are all 0/1, or text with declared true_values/false_values)",
                 "categorical": "a text dtype (String)",
@@ -517,13 +519,17 @@ def derivation_failures(df: pl.DataFrame, contract: Contract) -> list[Validation
             d = contract.columns[name].derived
             assert d is not None
             rule = f"{d.source!r}" if d.as_ == "copy" else f"{d.source!r} + {d.offset:g}"
-            out.append(ValidationFailure(
-                column=name, expectation=DERIVED_CHECK, unexpected_count=bad,
-                detail=(
-                    f"column {name!r} is declared derived (= {rule}) but {bad} rows differ. Fix the rows, "
-                    f"or remove `derived` from {name!r} in the contract so that it is learned."
-                ),
-            ))
+            out.append(
+                ValidationFailure(
+                    column=name,
+                    expectation=DERIVED_CHECK,
+                    unexpected_count=bad,
+                    detail=(
+                        f"column {name!r} is declared derived (= {rule}) but {bad} rows differ. Fix the rows, "
+                        f"or remove `derived` from {name!r} in the contract so that it is learned."
+                    ),
+                )
+            )
     return out
 
 
@@ -542,14 +548,18 @@ def identifier_like_columns(df: pl.DataFrame, contract: Contract) -> list[Valida
             continue
         singletons = int((s.value_counts().get_column("count") == 1).sum())
         if singletons >= IDENTIFIER_MIN_SINGLETONS and singletons >= IDENTIFIER_SINGLETON_SHARE * s.len():
-            out.append(ValidationFailure(
-                column=name, expectation=IDENTIFIER_CHECK, unexpected_count=singletons,
-                detail=(
-                    f"column {name!r}: {singletons} of its {s.len()} non-null values occur in one row only; it "
-                    "looks like an identifier disguised as a category. Declare it `kind: identifier` (dropped "
-                    "before training) or coarsen it into real categories."
-                ),
-            ))
+            out.append(
+                ValidationFailure(
+                    column=name,
+                    expectation=IDENTIFIER_CHECK,
+                    unexpected_count=singletons,
+                    detail=(
+                        f"column {name!r}: {singletons} of its {s.len()} non-null values occur in one row only; it "
+                        "looks like an identifier disguised as a category. Declare it `kind: identifier` (dropped "
+                        "before training) or coarsen it into real categories."
+                    ),
+                )
+            )
     return out
 
 
@@ -644,14 +654,25 @@ def merge_reports(reports: Iterable[ValidationReport]) -> ValidationReport:
             if f.expectation == _ROW_COUNT:
                 continue
             seen = merged.get(key)
-            merged[key] = f if seen is None else ValidationFailure(
-                column=f.column, expectation=f.expectation,
-                unexpected_count=seen.unexpected_count + f.unexpected_count, detail=seen.detail,
+            merged[key] = (
+                f
+                if seen is None
+                else ValidationFailure(
+                    column=f.column,
+                    expectation=f.expectation,
+                    unexpected_count=seen.unexpected_count + f.unexpected_count,
+                    detail=seen.detail,
+                )
             )
     failures = list(merged.values())
     if n_rows == 0:
-        failures.insert(0, ValidationFailure(
-            column=TABLE, expectation=_ROW_COUNT, unexpected_count=0,
-            detail="table has no rows. Check the source query/file and the ingestion step.",
-        ))
+        failures.insert(
+            0,
+            ValidationFailure(
+                column=TABLE,
+                expectation=_ROW_COUNT,
+                unexpected_count=0,
+                detail="table has no rows. Check the source query/file and the ingestion step.",
+            ),
+        )
     return ValidationReport(success=not failures, n_rows=n_rows, failures=failures)

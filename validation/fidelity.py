@@ -115,8 +115,7 @@ DETECTION_MAX_ITER = 100
 MODEL_THREADS = 1
 
 COLUMN_SHAPES_DESCRIPTION = (
-    "How closely each column's distribution matches the real one (1 = identical), averaged "
-    "over the columns."
+    "How closely each column's distribution matches the real one (1 = identical), averaged over the columns."
 )
 PAIR_TRENDS_DESCRIPTION = (
     "How well relationships between pairs of columns (correlations and cross-tabulations) "
@@ -223,9 +222,7 @@ def edge_labels(contract: Contract, name: str, edges: np.ndarray) -> list[str]:
         return [str(a) if a == b else f"{a}–{b}" for a, b in zip(first, last, strict=True)]
     if isinstance(col, DatetimeColumn):
         fmt = "%Y-%m-%d" if step >= 86_400 else "%Y-%m-%d %H:%M"
-        text = [
-            dt.datetime.fromtimestamp(float(e), tz=dt.UTC).strftime(fmt) for e in edges
-        ]
+        text = [dt.datetime.fromtimestamp(float(e), tz=dt.UTC).strftime(fmt) for e in edges]
     else:
         # Two significant digits of the bin width: 17–20.65 for a width of 3.65.
         decimals = min(10, max(0, 2 - math.floor(math.log10(step))))
@@ -238,9 +235,7 @@ def plot_labels(contract: Contract, name: str) -> list[str]:
     return (["0"] if zero_split(contract, name) else []) + edge_labels(contract, name, plot_edges(contract, name))
 
 
-def column_plot(
-    real: pl.Series, synthetic: pl.Series, contract: Contract, name: str
-) -> dict[str, Any]:
+def column_plot(real: pl.Series, synthetic: pl.Series, contract: Contract, name: str) -> dict[str, Any]:
     """Histogram of one column for the report, over the contract's bins or categories.
 
     Shares are over non-null rows. Small-cell suppression: a bin (or the null cell) holding
@@ -266,9 +261,7 @@ def column_plot(
         plot_type = "numeric"
     else:
         col = contract.columns[name]
-        categories = (
-            list(col.categories) if isinstance(col, CategoricalColumn) else ["False", "True"]
-        )
+        categories = list(col.categories) if isinstance(col, CategoricalColumn) else ["False", "True"]
         k = len(categories)
         null_code = n_discrete_slots(contract, name) - (1 if isinstance(col, BooleanColumn) else 2)
 
@@ -378,9 +371,7 @@ def column_shapes(real: pl.DataFrame, synthetic: pl.DataFrame, contract: Contrac
 # --- column pair trends ----------------------------------------------------------------------
 
 
-def _binned_codes(
-    frame: pl.DataFrame, contract: Contract, bins: int = N_BINS
-) -> tuple[np.ndarray, np.ndarray]:
+def _binned_codes(frame: pl.DataFrame, contract: Contract, bins: int = N_BINS) -> tuple[np.ndarray, np.ndarray]:
     """Every column as small integer codes, and the number of codes per column.
 
     Numeric: ``bins`` equal-width bins over the contract range (values outside it land in
@@ -471,8 +462,15 @@ def _heat_map_columns(names: list[str], pairs: list[tuple[str, str]], scores: li
 
 
 def _association_details(
-    codes_r: np.ndarray, codes_s: np.ndarray, sizes: np.ndarray, rho_r: np.ndarray, rho_s: np.ndarray,
-    names: list[str], num_index: dict[str, int], pairs: list[tuple[str, str]], scores: list[float],
+    codes_r: np.ndarray,
+    codes_s: np.ndarray,
+    sizes: np.ndarray,
+    rho_r: np.ndarray,
+    rho_s: np.ndarray,
+    names: list[str],
+    num_index: dict[str, int],
+    pairs: list[tuple[str, str]],
+    scores: list[float],
 ) -> dict[str, Any]:
     """The heat maps' matrices, on at most ``MAX_HEAT_MAP_COLUMNS`` columns: a p x p matrix of a wide
     table is unreadable, costs p² Cramér's V and is carried through every task that takes the results."""
@@ -489,8 +487,10 @@ def _association_details(
     }
     if len(shown) < len(names):
         out["columns_total"] = len(names)
-        out["selection"] = (f"the {len(shown)} columns met first going through the pairs from the least "
-                            f"preserved (of {len(names)}), in contract order")
+        out["selection"] = (
+            f"the {len(shown)} columns met first going through the pairs from the least "
+            f"preserved (of {len(names)}), in contract order"
+        )
     return out
 
 
@@ -549,21 +549,15 @@ def pair_trends(real: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract)
         "pairs": len(scores),
         "correlation_pairs": len(correlation_scores),
         "contingency_pairs": len(contingency_scores),
-        "mean_correlation_similarity": (
-            float(np.mean(correlation_scores)) if correlation_scores else None
-        ),
-        "mean_contingency_similarity": (
-            float(np.mean(contingency_scores)) if contingency_scores else None
-        ),
+        "mean_correlation_similarity": (float(np.mean(correlation_scores)) if correlation_scores else None),
+        "mean_contingency_similarity": (float(np.mean(contingency_scores)) if contingency_scores else None),
         "correlation": "Pearson",
         "numeric_bins": N_BINS,
         # The pairs whose relationship is worst preserved: where to look first.
         "lowest_pairs": [
-            {"columns": list(pairs[i]), "score": scores[i]}
-            for i in np.argsort(scores, kind="stable")[:5]
+            {"columns": list(pairs[i]), "score": scores[i]} for i in np.argsort(scores, kind="stable")[:5]
         ],
-        "association": _association_details(codes_r, codes_s, sizes, rho_r, rho_s, names, num_index,
-                                            pairs, scores),
+        "association": _association_details(codes_r, codes_s, sizes, rho_r, rho_s, names, num_index, pairs, scores),
     }
     if not scores:
         details["note"] = "fewer than two modelled columns: no pair to compare"
@@ -680,15 +674,10 @@ def three_way_marginals(
         min_ratio: gate threshold on ``value / ceiling``.
     """
     if isinstance(n_triples, bool) or not isinstance(n_triples, int) or n_triples < 1:
-        raise ValueError(
-            f"`n_triples` must be a positive int. Got {n_triples!r}. The default is "
-            f"{DEFAULT_N_TRIPLES}."
-        )
+        raise ValueError(f"`n_triples` must be a positive int. Got {n_triples!r}. The default is {DEFAULT_N_TRIPLES}.")
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
         raise ValueError(f"`bins` must be an int >= 2. Got {bins!r}. The default is {N_BINS}.")
-    min_ratio = _check_threshold(
-        "min_ratio", min_ratio, 2.0, f"The default is {DEFAULT_MIN_THREE_WAY_RATIO}."
-    )
+    min_ratio = _check_threshold("min_ratio", min_ratio, 2.0, f"The default is {DEFAULT_MIN_THREE_WAY_RATIO}.")
     tr = canonical_frame(train, contract, role="train")
     ho = canonical_frame(holdout, contract, role="holdout")
     sy = canonical_frame(synthetic, contract, role="synthetic")
@@ -995,9 +984,7 @@ def _ml_failure(
     )
 
 
-def _tstr_trtr(
-    results: dict[str, dict[str, float]], fitted: dict[str, bool], rows: dict[str, int]
-) -> dict[str, Any]:
+def _tstr_trtr(results: dict[str, dict[str, float]], fitted: dict[str, bool], rows: dict[str, int]) -> dict[str, Any]:
     """The details both ML-efficacy tasks report about their two models."""
     return {
         "tstr": results["tstr"],
@@ -1150,8 +1137,7 @@ def ml_efficacy(
         return _ml_failure(
             threshold,
             common,
-            "the holdout has fewer than two target classes: AUC is undefined. "
-            "Use a larger or stratified holdout.",
+            "the holdout has fewer than two target classes: AUC is undefined. Use a larger or stratified holdout.",
         )
     x_test = _features(ho.filter(pl.Series(keep_test)), contract, features)
 

@@ -14,8 +14,8 @@ import math
 import numpy as np
 import polars as pl
 
-from synthgate.validation.contract import Contract
 from synthgate.validation.anonymeter import anonymeter_checks
+from synthgate.validation.contract import Contract
 from synthgate.validation.fidelity import fidelity_suite
 from synthgate.validation.mia import AttackResult, density_ratio_attack, distance_attack, membership_inference
 from synthgate.validation.privacy import distance_checks, identical_match_share
@@ -57,8 +57,7 @@ def budget_result(epsilon_spent: float, epsilon_budget: float) -> MetricResult:
         )
     if not (math.isfinite(budget) and budget > 0):
         raise ValueError(
-            f"`epsilon_budget` must be a finite number > 0. Got {epsilon_budget}. "
-            "Set privacy.epsilon in the contract."
+            f"`epsilon_budget` must be a finite number > 0. Got {epsilon_budget}. Set privacy.epsilon in the contract."
         )
     return MetricResult(
         name="privacy_budget",
@@ -139,7 +138,9 @@ def privacy_checks(
     identical_seed, distance_seed, anonymeter_seed = _seeds(seed, 3)
     return [
         identical_match_share(synthetic, train, holdout, contract=contract, seed=identical_seed),
-        *distance_checks(synthetic, train, holdout, contract, seed=distance_seed, max_synthetic_rows=max_synthetic_rows),
+        *distance_checks(
+            synthetic, train, holdout, contract, seed=distance_seed, max_synthetic_rows=max_synthetic_rows
+        ),
         *anonymeter_checks(train, holdout, synthetic, contract, seed=anonymeter_seed),
     ]
 
@@ -187,8 +188,13 @@ def fidelity_checks(
     """Column shapes, pair trends, 3-way marginals, detection and ML efficacy (with a target)."""
     g = contract.gates
     return fidelity_suite(
-        train, holdout, synthetic, contract, seed=seed,
-        min_three_way_ratio=g.min_three_way_ratio, max_detection_auc=g.max_detection_auc,
+        train,
+        holdout,
+        synthetic,
+        contract,
+        seed=seed,
+        min_three_way_ratio=g.min_three_way_ratio,
+        max_detection_auc=g.max_detection_auc,
     )
 
 
@@ -234,9 +240,7 @@ def run_checks(
     privacy_seed, attack_seed, fidelity_seed = _seeds(seed, 3)
     attacks = membership_attacks(train, holdout, synthetic, contract, seed=attack_seed)
     results = [
-        *privacy_checks(
-            train, holdout, synthetic, contract, seed=privacy_seed, max_synthetic_rows=max_synthetic_rows
-        ),
+        *privacy_checks(train, holdout, synthetic, contract, seed=privacy_seed, max_synthetic_rows=max_synthetic_rows),
         *membership_checks([*attacks, *(extra_attacks or [])], contract),
         *fidelity_checks(train, holdout, synthetic, contract, seed=fidelity_seed),
     ]

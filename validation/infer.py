@@ -54,12 +54,46 @@ _PHONE = r"^\+?[\d\s().-]{7,24}$"
 
 _ID_TOKENS = frozenset({"id", "ids", "uuid", "guid", "pk", "key", "rowid", "recordid"})
 _ID_PREFIXES = frozenset(
-    {"user", "customer", "client", "patient", "person", "account", "member", "employee",
-     "record", "row", "order", "session", "case", "subject", "household"}
+    {
+        "user",
+        "customer",
+        "client",
+        "patient",
+        "person",
+        "account",
+        "member",
+        "employee",
+        "record",
+        "row",
+        "order",
+        "session",
+        "case",
+        "subject",
+        "household",
+    }
 )
 _PII_TOKENS = frozenset(
-    {"name", "names", "email", "mail", "phone", "telephone", "tel", "mobile", "fax", "ssn",
-     "passport", "address", "street", "iban", "dob", "birthdate", "birthday", "nino", "ip"}
+    {
+        "name",
+        "names",
+        "email",
+        "mail",
+        "phone",
+        "telephone",
+        "tel",
+        "mobile",
+        "fax",
+        "ssn",
+        "passport",
+        "address",
+        "street",
+        "iban",
+        "dob",
+        "birthdate",
+        "birthday",
+        "nino",
+        "ip",
+    }
 )
 _PII_PHRASES = ("socialsecurity", "dateofbirth", "phonenumber", "emailaddress", "ipaddress")
 
@@ -159,9 +193,7 @@ def _numeric_spec(s: pl.Series, *, integer: bool, nullable: bool) -> dict[str, A
         if not lo < hi:  # constant column: the contract needs min < max
             hi = lo + 1 if integer else lo + 1.0
             note = "constant in the data: max widened by 1"
-    spec: dict[str, Any] = {
-        "kind": kind, "nullable": nullable, "min": lo, "max": hi, "from_data": True
-    }
+    spec: dict[str, Any] = {"kind": kind, "nullable": nullable, "min": lo, "max": hi, "from_data": True}
     if note:
         spec["description"] = note
     return spec
@@ -270,18 +302,24 @@ def _mark_derivations(df: pl.DataFrame, columns: dict[str, dict[str, Any]]) -> N
     modelled = [n for n, spec in columns.items() if spec["kind"] not in ("identifier", "pii")]
     for d in find_derivations(df, modelled):
         spec, src = columns[d.column], columns[d.source]
-        if spec["kind"] != src["kind"] or (d.offset is not None and spec["kind"] not in ("integer", "continuous", "datetime")):
+        if spec["kind"] != src["kind"] or (
+            d.offset is not None and spec["kind"] not in ("integer", "continuous", "datetime")
+        ):
             continue
         if d.offset is not None and spec["kind"] == "integer" and d.offset != int(d.offset):
             continue
         if src.get("nullable") and not spec.get("nullable"):
             continue
         offset = None if d.offset is None else (int(d.offset) if spec["kind"] == "integer" else d.offset)
-        spec["derived"] = {"from": d.source, "as": "copy"} if offset is None else {
-            "from": d.source, "as": "offset", "offset": offset}
+        spec["derived"] = (
+            {"from": d.source, "as": "copy"} if offset is None else {"from": d.source, "as": "offset", "offset": offset}
+        )
         spec["from_data"] = True  # read off the rows: a person confirms it
-        what = f"a copy of {d.source!r}" if offset is None else f"{d.source!r} + {offset:g}" + (
-            " days" if spec["kind"] == "datetime" else "")
+        what = (
+            f"a copy of {d.source!r}"
+            if offset is None
+            else f"{d.source!r} + {offset:g}" + (" days" if spec["kind"] == "datetime" else "")
+        )
         spec["description"] = (
             f"drafted as derived: {what} in every row, so it is generated from it, not learned. "
             "Confirm, or remove `derived`."
@@ -393,8 +431,25 @@ def render_inferred_yaml(contract: Contract) -> str:
 
 
 # Column names that usually hold the outcome a table is analysed for (whole words, any case).
-_TARGET_WORDS = ("target", "label", "class", "outcome", "y", "response", "income", "churn", "churned",
-                 "default", "survived", "status", "diagnosis", "result", "fraud", "readmitted", "approved")
+_TARGET_WORDS = (
+    "target",
+    "label",
+    "class",
+    "outcome",
+    "y",
+    "response",
+    "income",
+    "churn",
+    "churned",
+    "default",
+    "survived",
+    "status",
+    "diagnosis",
+    "result",
+    "fraud",
+    "readmitted",
+    "approved",
+)
 
 
 def propose_target(contract: Contract) -> str | None:
@@ -405,8 +460,11 @@ def propose_target(contract: Contract) -> str | None:
     the person reviewing the draft confirms or changes it."""
     import re
 
-    candidates = [n for n in contract.modelled_columns if contract.columns[n].kind in ("boolean", "categorical")
-                  and contract.columns[n].derived is None]
+    candidates = [
+        n
+        for n in contract.modelled_columns
+        if contract.columns[n].kind in ("boolean", "categorical") and contract.columns[n].derived is None
+    ]
     for word in _TARGET_WORDS:
         for name in candidates:
             words = [w for w in re.split(r"[^a-z0-9]+|(?<=[a-z])(?=[A-Z])", name) if w]

@@ -24,11 +24,28 @@ from typing import Any
 from synthgate.errors import ContractError
 from synthgate.validation.contract import Contract, parse_contract
 
-_FL_TYPE = {"continuous": "number", "integer": "integer", "categorical": "string", "boolean": "boolean",
-            "datetime": "datetime", "identifier": "string", "pii": "string"}
+_FL_TYPE = {
+    "continuous": "number",
+    "integer": "integer",
+    "categorical": "string",
+    "boolean": "boolean",
+    "datetime": "datetime",
+    "identifier": "string",
+    "pii": "string",
+}
 # Contract-level parts with no Table Schema word; kept under the schema's "synthgate" property.
-_TABLE_EXTRAS = ("version", "description", "target", "model", "model_options", "unit", "privacy", "gates",
-                 "evaluation", "dp_inference")
+_TABLE_EXTRAS = (
+    "version",
+    "description",
+    "target",
+    "model",
+    "model_options",
+    "unit",
+    "privacy",
+    "gates",
+    "evaluation",
+    "dp_inference",
+)
 # Column keys Table Schema states itself (everything else goes under the field's "synthgate" property).
 _FL_STANDARD = {"kind", "min", "max", "categories", "nullable", "description", "true_values", "false_values"}
 
@@ -137,8 +154,15 @@ def _kind_of(field: dict[str, Any], keys: set[str], constraints: dict[str, Any])
     )
 
 
-_SDV = {"continuous": ("numerical", "Float"), "integer": ("numerical", "Int64"), "categorical": ("categorical", None),
-        "boolean": ("boolean", None), "datetime": ("datetime", None), "identifier": ("id", None), "pii": ("unknown", None)}
+_SDV = {
+    "continuous": ("numerical", "Float"),
+    "integer": ("numerical", "Int64"),
+    "categorical": ("categorical", None),
+    "boolean": ("boolean", None),
+    "datetime": ("datetime", None),
+    "identifier": ("id", None),
+    "pii": ("unknown", None),
+}
 
 
 def to_sdv(contract: Contract) -> dict[str, Any]:
@@ -173,8 +197,11 @@ def from_sdv(meta: Any) -> Contract:
         raise ContractError("SDV metadata is a JSON object with a 'columns' mapping. Pass a metadata.json.")
     kept = meta.get("synthgate")
     if not isinstance(kept, dict):
-        needs = [n for n, c in meta["columns"].items()
-                 if isinstance(c, dict) and c.get("sdtype") in ("numerical", "categorical", "datetime")]
+        needs = [
+            n
+            for n, c in meta["columns"].items()
+            if isinstance(c, dict) and c.get("sdtype") in ("numerical", "categorical", "datetime")
+        ]
         raise ContractError(
             "SDV metadata states sdtypes but no bounds or categories, which a contract needs as public "
             f"knowledge for {needs}. Draft the contract with `synthgate contract infer` and review it, or "

@@ -158,8 +158,7 @@ def _scores(values: Any, role: str) -> np.ndarray:
         raise ValueError(f"`{role}` must be a 1-D array of scores. Got shape {x.shape}.")
     if x.size < 2:
         raise ValueError(
-            f"`{role}` needs at least 2 scores for a confidence interval. Got {x.size}. "
-            "Attack more records."
+            f"`{role}` needs at least 2 scores for a confidence interval. Got {x.size}. Attack more records."
         )
     bad = int((~np.isfinite(x)).sum())
     if bad:
@@ -170,7 +169,9 @@ def _scores(values: Any, role: str) -> np.ndarray:
     return x
 
 
-def _auc_power_floor(n_members: int, n_nonmembers: int, max_auc: float, confidence: float = 0.95) -> tuple[float, int | None]:
+def _auc_power_floor(
+    n_members: int, n_nonmembers: int, max_auc: float, confidence: float = 0.95
+) -> tuple[float, int | None]:
     """The upper bound of an attack with no signal (AUC 0.5) at these set sizes, by Hanley and
     McNeil's variance at AUC 0.5, ``(n1 + n0 + 1) / (12 n1 n0)``; and the members (= non-members)
     at which it would clear ``max_auc``. An estimate of the power floor (the gate itself uses DeLong)."""
@@ -413,10 +414,7 @@ def density_ratio_attack(
     for frame, role in ((synthetic, "synthetic"), (reference, "reference")):
         canonical_frame(frame, contract, role=role)
         if frame.height < 2:
-            raise ValueError(
-                f"`{role}` has {frame.height} row; a density estimate needs at least 2. "
-                "Pass more rows."
-            )
+            raise ValueError(f"`{role}` has {frame.height} row; a density estimate needs at least 2. Pass more rows.")
     syn_seed, ref_seed, pca_seq, *cv_seqs = np.random.SeedSequence(seed).spawn(5)
     syn = subsample_rows(synthetic, max_rows, np.random.default_rng(syn_seed))
     ref = subsample_rows(reference, max_rows, np.random.default_rng(ref_seed))
@@ -491,8 +489,7 @@ def select_exposed(
         )
     rng = np.random.default_rng(seed)
     cand_t, cand_h = (
-        np.sort(rng.choice(x.shape[0], m, replace=False)) if x.shape[0] > m else np.arange(m)
-        for x in (t, h)
+        np.sort(rng.choice(x.shape[0], m, replace=False)) if x.shape[0] > m else np.arange(m) for x in (t, h)
     )
     pool = np.vstack([t, h])
     # Two neighbours: a row's own distance 0 is one of them, so the larger is the nearest
@@ -746,7 +743,14 @@ def membership_inference(
     worst = max(attacks, key=lambda a: (a.ci[1], a.auc))
     floor, need = _auc_power_floor(worst.n_members, worst.n_nonmembers, max_auc)
     auc_result = upper_bound_gate(
-        "mia_auc", worst.auc, worst.ci, max_auc, description=MIA_AUC_DESCRIPTION, power_floor=floor, min_rows=need, ideal=0.5,
+        "mia_auc",
+        worst.auc,
+        worst.ci,
+        max_auc,
+        description=MIA_AUC_DESCRIPTION,
+        power_floor=floor,
+        min_rows=need,
+        ideal=0.5,
         details={"attacks": table, "attack_details": attack_details, "worst_attack": worst.name},
     )
     gated = [a for a in attacks if a.tpr_gated]

@@ -64,7 +64,9 @@ class PiiScan:
         self.excluded = list(contract.excluded_columns)
         # categorical column -> its declared categories, normalised (public data)
         self._categories: dict[str, set[str]] = {
-            name: set(pl.Series(col.categories, dtype=pl.Utf8).to_frame("v").select(_normalised(pl.col("v"))).to_series())
+            name: set(
+                pl.Series(col.categories, dtype=pl.Utf8).to_frame("v").select(_normalised(pl.col("v"))).to_series()
+            )
             for name, col in contract.columns.items()
             if isinstance(col, CategoricalColumn)
         }
@@ -118,7 +120,9 @@ class PiiScan:
         """What to do about ``n`` identifying categories of ``column``, for the case at hand."""
         col = self.contract.columns[column]
         if not isinstance(col, CategoricalColumn):  # the scan matches declared categories only (``_categories``)
-            raise TypeError(f"{column!r} is a {col.kind} column, not a categorical one: it has no category list to fix.")
+            raise TypeError(
+                f"{column!r} is a {col.kind} column, not a categorical one: it has no category list to fix."
+            )
         of = ", ".join(repr(s) for s in sources)
         what = (
             f"{n} of {column!r}'s declared categories equal values of {of} that fewer than {COMMON_ROWS} rows "
@@ -160,8 +164,12 @@ class PiiScan:
                     ).item()
                 )
             sources = sorted(set().union(*(self._matched[m] for m in matched)))
-            per_column[name] = {"declared_categories": len(matched), "synthetic_cells": cells,
-                                "equal_to_values_of": sources, "fix": self._fix(name, len(matched), sources)}
+            per_column[name] = {
+                "declared_categories": len(matched),
+                "synthetic_cells": cells,
+                "equal_to_values_of": sources,
+                "fix": self._fix(name, len(matched), sources),
+            }
             entries_total += len(matched)
             cells_total += cells
         details: dict[str, object] = {

@@ -75,9 +75,7 @@ def _to_svg(fig: Figure, salt: str, title: str) -> str:
     text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
     text = re.sub(r'(<g) id="[^"]*"', r"\1", text)
     # An accessible name for screen readers; the caller's text is escaped here.
-    label = (
-        title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    )
+    label = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     return text.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1).strip()
 
 
@@ -139,7 +137,9 @@ def check_plot(plot: Any, where: str = "plot") -> dict[str, Any]:
 def check_association(assoc: Any, where: str = "association") -> dict[str, Any]:
     """Validate ``{"columns": [name], "real": [[v]], "synthetic": [[v]], "measure": str}``."""
     if not isinstance(assoc, Mapping):
-        raise ValueError(f"{where} must be a dict with columns, real, synthetic and measure. Got {type(assoc).__name__}.")
+        raise ValueError(
+            f"{where} must be a dict with columns, real, synthetic and measure. Got {type(assoc).__name__}."
+        )
     columns = assoc.get("columns")
     if not isinstance(columns, Sequence) or isinstance(columns, str) or len(columns) < 2:
         raise ValueError(f"{where}['columns'] must list at least two column names. Got {columns!r}.")
@@ -147,12 +147,13 @@ def check_association(assoc: Any, where: str = "association") -> dict[str, Any]:
     out: dict[str, Any] = {"columns": [str(c) for c in columns], "measure": str(assoc.get("measure") or "association")}
     for key in ("real", "synthetic"):
         m = assoc.get(key)
-        if not isinstance(m, Sequence) or len(m) != n or any(
-            not isinstance(row, Sequence) or len(row) != n for row in m
+        if (
+            not isinstance(m, Sequence)
+            or len(m) != n
+            or any(not isinstance(row, Sequence) or len(row) != n for row in m)
         ):
             raise ValueError(
-                f"{where}[{key!r}] must be a {n}x{n} matrix (a list of {n} rows of {n} numbers, one "
-                "per column pair)."
+                f"{where}[{key!r}] must be a {n}x{n} matrix (a list of {n} rows of {n} numbers, one per column pair)."
             )
         rows = []
         for i, row in enumerate(m):
@@ -205,9 +206,7 @@ def _text_width(label: str, size: float) -> float:
     return len(label) * size * 0.6 / 72
 
 
-def distribution_svg(
-    column: str, plot: Mapping[str, Any], *, title: str, salt: str
-) -> str:
+def distribution_svg(column: str, plot: Mapping[str, Any], *, title: str, salt: str) -> str:
     """Real vs synthetic shares of one column as an inline SVG.
 
     Numeric columns: real shares as filled bars over the bins, synthetic as an outline on
@@ -253,16 +252,27 @@ def distribution_svg(
             xs = list(range(n))
             ax.bar(xs, real, width=0.9, color=PALETTE["real"], alpha=0.85, label="real")
             ax.step(
-                [-0.5, *[x + 0.5 for x in xs]], [syn[0], *syn], where="pre",
-                color=PALETTE["synthetic"], linewidth=1.8, label="synthetic",
+                [-0.5, *[x + 0.5 for x in xs]],
+                [syn[0], *syn],
+                where="pre",
+                color=PALETTE["synthetic"],
+                linewidth=1.8,
+                label="synthetic",
             )
             ax.set_xticks(ticks, shown, rotation=40, ha="right", rotation_mode="anchor")
             ax.set_xlim(-0.6, n - 0.4)
             _percent_axis(ax.yaxis)
             ax.grid(axis="y", color="#d0d7de", linewidth=0.6)
             ax.set_axisbelow(True)
-        fig.text(0.02, 1 - 0.08 / fig.get_figheight(), _shorten(title, 52), ha="left", va="top",
-                 fontsize=_RC["axes.titlesize"], fontweight="bold")
+        fig.text(
+            0.02,
+            1 - 0.08 / fig.get_figheight(),
+            _shorten(title, 52),
+            ha="left",
+            va="top",
+            fontsize=_RC["axes.titlesize"],
+            fontweight="bold",
+        )
         return _to_svg(fig, salt, f"distribution of {column}, real vs synthetic")
 
 
@@ -313,8 +323,7 @@ def association_svg(assoc: Mapping[str, Any], *, salt: str) -> str:
         )
         for k, (name, m, cmap, lo, hi, x, x_bar) in enumerate(panels):
             ax = fig.add_axes(box(x, side))
-            image = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=lo, vmax=hi,
-                              interpolation="none", aspect="auto")
+            image = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=lo, vmax=hi, interpolation="none", aspect="auto")
             ax.set_xticks(range(n), cols, rotation=90)
             ax.set_yticks(range(n), cols if k == 0 else [])
             edges = [i - 0.5 for i in range(1, n)]  # white lines between cells: two artists, not 4n ticks
@@ -329,8 +338,15 @@ def association_svg(assoc: Mapping[str, Any], *, salt: str) -> str:
                     for j in range(n):
                         if math.isfinite(m[i, j]):
                             strong = abs(m[i, j]) > 0.6 * max(abs(lo), abs(hi))
-                            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center",
-                                    fontsize=7, color="white" if strong else "#1b1f24")
+                            ax.text(
+                                j,
+                                i,
+                                f"{m[i, j]:.2f}",
+                                ha="center",
+                                va="center",
+                                fontsize=7,
+                                color="white" if strong else "#1b1f24",
+                            )
             if x_bar is not None:  # real and synthetic share one scale: one bar for both
                 fig.colorbar(image, cax=fig.add_axes(box(x_bar, bar)))
         return _to_svg(fig, salt, f"{a['measure']} between columns: real, synthetic and their difference")
@@ -353,12 +369,13 @@ def _ci(v: Any) -> tuple[float, float] | None:
     return None
 
 
-def attacks_svg(
-    attacks: Sequence[Mapping[str, Any]], *, salt: str, threshold: float | None = None
-) -> str:
+def attacks_svg(attacks: Sequence[Mapping[str, Any]], *, salt: str, threshold: float | None = None) -> str:
     """Membership-inference AUC per attack with its interval, against chance (0.5)."""
-    rows = [(str(a.get("name", f"attack {i + 1}")), _finite(a.get("auc")), _ci(a.get("ci")))
-            for i, a in enumerate(attacks) if isinstance(a, Mapping)]
+    rows = [
+        (str(a.get("name", f"attack {i + 1}")), _finite(a.get("auc")), _ci(a.get("ci")))
+        for i, a in enumerate(attacks)
+        if isinstance(a, Mapping)
+    ]
     rows = [r for r in rows if r[1] is not None]
     if not rows:
         raise ValueError("no attack has a finite 'auc' to draw. Each attack needs {'name', 'auc', 'ci', ...}.")
@@ -379,8 +396,12 @@ def attacks_svg(
             ax.axvline(threshold, color="#1b1f24", linewidth=1)
             ax.text(threshold, -0.6, " gate", color="#1b1f24", fontsize=7.5, va="bottom")
         lo = min([0.4] + [r[2][0] for r in rows if r[2]] + [r[1] for r in rows])
-        hi = max([0.8] + [r[2][1] for r in rows if r[2]] + [r[1] for r in rows]
-                 + ([threshold] if threshold is not None and math.isfinite(threshold) else []))
+        hi = max(
+            [0.8]
+            + [r[2][1] for r in rows if r[2]]
+            + [r[1] for r in rows]
+            + ([threshold] if threshold is not None and math.isfinite(threshold) else [])
+        )
         ax.set_xlim(max(0.0, lo - 0.03), min(1.0, hi + 0.03))
         ax.set_yticks(range(len(rows)), labels)
         ax.set_ylim(len(rows) - 0.5, -0.9)
@@ -391,9 +412,7 @@ def attacks_svg(
         return _to_svg(fig, salt, "membership-inference attacks: AUC with interval")
 
 
-def rates_svg(
-    rows: Sequence[tuple[str, float | None, Any, float | None, Any]], *, salt: str
-) -> str:
+def rates_svg(rows: Sequence[tuple[str, float | None, Any, float | None, Any]], *, salt: str) -> str:
     """Attack success on the training rows (main) vs on unseen control rows, per risk.
 
     ``rows``: ``(name, main_rate, main_ci, control_rate, control_ci)``; a missing rate or

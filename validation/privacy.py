@@ -125,9 +125,7 @@ SUBSET_DESCRIPTION = (
 
 def _exact_match_share(synthetic: pl.DataFrame, reference: pl.DataFrame) -> float:
     """Share of synthetic rows equal (all columns, null == null) to some reference row."""
-    matched = synthetic.join(
-        reference.unique(), on=synthetic.columns, how="semi", nulls_equal=True
-    ).height
+    matched = synthetic.join(reference.unique(), on=synthetic.columns, how="semi", nulls_equal=True).height
     return matched / synthetic.height
 
 
@@ -166,9 +164,7 @@ def identical_match_share(
     else:
         tol = Gates().identical_match_tolerance
     if not 0.0 <= tol <= 1.0:
-        raise ValueError(
-            f"`tolerance` must be in [0, 1]. Got {tol}. Set gates.identical_match_tolerance."
-        )
+        raise ValueError(f"`tolerance` must be in [0, 1]. Got {tol}. Set gates.identical_match_tolerance.")
     if contract is not None:
         syn = canonical_frame(synthetic, contract, role="synthetic")
         tr = canonical_frame(train, contract, role="train")
@@ -265,9 +261,7 @@ class _Tables:
         return self.train_codes, self.holdout_codes
 
 
-def _value_codes(
-    values: dict[str, np.ndarray], rows: np.ndarray | None = None
-) -> dict[str, np.ndarray]:
+def _value_codes(values: dict[str, np.ndarray], rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per column, an int code per distinct value (all nulls one value), to group equal rows."""
     return {
         name: np.unique(v if rows is None else v[rows], return_inverse=True)[1].ravel().astype(np.int32)
@@ -275,9 +269,7 @@ def _value_codes(
     }
 
 
-def _distinct(
-    codes: dict[str, np.ndarray], names: list[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _distinct(codes: dict[str, np.ndarray], names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows equal on the columns ``names``: (one row index per distinct combination, row ->
     combination, rows per combination). Columns are combined one at a time and re-coded, so
     the key stays below rows² and never overflows."""
@@ -285,9 +277,7 @@ def _distinct(
     for name in names:
         c = codes[name].astype(np.int64)
         key = np.unique(key * (int(c.max()) + 1) + c, return_inverse=True)[1].ravel()
-    _, first, inverse, counts = np.unique(
-        key, return_index=True, return_inverse=True, return_counts=True
-    )
+    _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
     return first, inverse.ravel(), counts
 
 
@@ -336,9 +326,7 @@ def _nearest_distance(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
     return nearest_distances(reference, query, 1)[:, 0]
 
 
-def _side(
-    reference: np.ndarray, m: int, query: np.ndarray, *, k: int, whole: bool
-) -> tuple[np.ndarray, np.ndarray]:
+def _side(reference: np.ndarray, m: int, query: np.ndarray, *, k: int, whole: bool) -> tuple[np.ndarray, np.ndarray]:
     """(nearest distance over the reference, (n, k) distances within its equal-size part).
 
     ``whole=False`` takes the nearest distance within the equal-size part only.
@@ -388,9 +376,7 @@ def _count_within(
             return np.rint(within.astype(np.float64) @ w).astype(np.int64)  # BLAS, exact
 
         pos = 0
-        chunks = pairwise_distances_chunked(
-            q64, block, reduce_func=_reduce, working_memory=_WORKING_MEMORY_MIB
-        )
+        chunks = pairwise_distances_chunked(q64, block, reduce_func=_reduce, working_memory=_WORKING_MEMORY_MIB)
         for part in chunks:
             per_unique[pos : pos + part.shape[0]] += part
             pos += part.shape[0]
@@ -422,7 +408,9 @@ def _dcr_power_floor(
 
     def floor_at(m: int) -> float:
         k = min(m, math.ceil(m * chance + z * math.sqrt(m * chance * (1.0 - chance)) - 1e-9))
-        return _size_adjusted(float(binomtest(k, m).proportion_ci(confidence_level=confidence, method="wilson").high), chance)
+        return _size_adjusted(
+            float(binomtest(k, m).proportion_ci(confidence_level=confidence, method="wilson").high), chance
+        )
 
     now = floor_at(max(n, 1))
     return now, (min_rows_to_pass(floor_at, threshold, start=max(n, 1)) if now > threshold else None)
@@ -625,7 +613,12 @@ def _dcr_with_neighbours(
     )
     copies = (
         _near_copy_result(
-            tables, d_train, d_holdout, threshold=contract.gates.max_dcr_share, balance=balance, cap=cap,
+            tables,
+            d_train,
+            d_holdout,
+            threshold=contract.gates.max_dcr_share,
+            balance=balance,
+            cap=cap,
             confidence=confidence,
         )
         if near
@@ -849,9 +842,7 @@ def near_copy_share(
 # --- nearest-neighbour distance ratio --------------------------------------------------------
 
 
-def _nndr_result(
-    knn_train: np.ndarray, knn_holdout: np.ndarray, tables: _Tables, cap: int | None
-) -> MetricResult:
+def _nndr_result(knn_train: np.ndarray, knn_holdout: np.ndarray, tables: _Tables, cap: int | None) -> MetricResult:
     r_train, r_holdout = _ratio(knn_train), _ratio(knn_holdout)
     p5_train = float(np.percentile(r_train, NNDR_PERCENTILE))
     p5_holdout = float(np.percentile(r_holdout, NNDR_PERCENTILE))
@@ -1018,8 +1009,13 @@ def _choose_subsets(
                 pairs = [assoc[a_, b_] for a_, b_ in combinations(cols, 2)]
                 mean = float(np.mean(pairs)) if pairs else None
             chosen.append(("correlated", cols, mean))
-        scope |= {"candidate_columns": len(cand), "capped": capped, "pairs_measured": pairs_measured,
-                  "pairs_total": p * (p - 1) // 2, "rows": len(codes[0])}
+        scope |= {
+            "candidate_columns": len(cand),
+            "capped": capped,
+            "pairs_measured": pairs_measured,
+            "pairs_total": p * (p - 1) // 2,
+            "rows": len(codes[0]),
+        }
     n_drawn = 0
     for _ in range(20 * n_random):
         if n_drawn == n_random:
@@ -1128,8 +1124,12 @@ def _subset_result(
             "holdout_reference_rows": holdout_all.shape[0],
             "association": "Cramér's V on the synthetic rows scored (numeric columns cut at "
             "their deciles, null its own level); anchors in order of their strongest association"
-            + (f" with another of {_ASSOCIATION_CANDIDATES} seeded candidate columns (of {p}), partners "
-               "among all columns, mean association over the anchor's pairs" if scope.get("capped") else ""),
+            + (
+                f" with another of {_ASSOCIATION_CANDIDATES} seeded candidate columns (of {p}), partners "
+                "among all columns, mean association over the anchor's pairs"
+                if scope.get("capped")
+                else ""
+            ),
             "association_scope": scope,
             "ci_method": f"Wilson {confidence:.0%} on the raw share, size-adjusted, per subset (ci); "
             f"simultaneous Wilson {simultaneous:.2%} (Bonferroni over the {len(shares)} subsets, simultaneous_ci), "
@@ -1165,8 +1165,10 @@ def _check_subset_options(
             f"Got {n_random} and {n_correlated}. The defaults are "
             f"{DEFAULT_N_RANDOM_SUBSETS} and {DEFAULT_N_CORRELATED_SUBSETS}."
         )
-    if subset_size is not None and p >= 2 and not (
-        isinstance(subset_size, int) and not isinstance(subset_size, bool) and 1 <= subset_size < p
+    if (
+        subset_size is not None
+        and p >= 2
+        and not (isinstance(subset_size, int) and not isinstance(subset_size, bool) and 1 <= subset_size < p)
     ):
         raise ValueError(
             f"`subset_size` must be an integer from 1 to {p - 1} (fewer than the {p} modelled "
@@ -1174,10 +1176,7 @@ def _check_subset_options(
         )
     thr = contract.gates.max_dcr_share if threshold is None else float(threshold)
     if not 0.0 < thr <= 1.0:
-        raise ValueError(
-            f"`threshold` must be in (0, 1]. Got {thr}. Leave it None for "
-            "contract.gates.max_dcr_share."
-        )
+        raise ValueError(f"`threshold` must be in (0, 1]. Got {thr}. Leave it None for contract.gates.max_dcr_share.")
     return thr
 
 
@@ -1252,9 +1251,7 @@ def dcr_share_subsets(
     """
     _check_cap(max_synthetic_rows, "max_synthetic_rows", DEFAULT_SUBSET_SYNTHETIC_ROWS)
     _check_options(balance, confidence)
-    thr = _check_subset_options(
-        contract, n_random, n_correlated, subset_size, threshold, ("n_random", "n_correlated")
-    )
+    thr = _check_subset_options(contract, n_random, n_correlated, subset_size, threshold, ("n_random", "n_correlated"))
     tables = _tables(synthetic, train, holdout, contract, seed)
     return _subset_result(
         tables,

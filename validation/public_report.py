@@ -159,8 +159,9 @@ def _numeric_dp_shares(spec: Any, mass: np.ndarray, edges: np.ndarray, *, zero_s
     from synthgate.validation.fidelity import plot_bin
 
     if zero_split:
-        at_zero = np.array([(a + b) / 2.0 == 0.0 and b - a <= 1.0 for a, b in zip(spec.edges_lo, spec.edges_hi,
-                                                                                  strict=True)])
+        at_zero = np.array(
+            [(a + b) / 2.0 == 0.0 and b - a <= 1.0 for a, b in zip(spec.edges_lo, spec.edges_hi, strict=True)]
+        )
         rest = _numeric_dp_shares(spec, np.where(at_zero, 0.0, mass), edges)
         return np.concatenate([[float(mass[at_zero].sum())], rest])
     bins = len(edges) - 1
@@ -216,8 +217,12 @@ def dp_distributions(
             syn_plot = None
         if name in numeric:
             spec = numeric[name]
-            real = _numeric_dp_shares(spec, np.asarray(codec.bin_mass[name], dtype=float), plot_edges(contract, name),
-                                      zero_split=zero_split(contract, name))
+            real = _numeric_dp_shares(
+                spec,
+                np.asarray(codec.bin_mass[name], dtype=float),
+                plot_edges(contract, name),
+                zero_split=zero_split(contract, name),
+            )
             null_real = float(codec.null_rate.get(name, 0.0)) if spec.nullable else 0.0
             kind = "numeric"
             labels = syn_plot["labels"] if syn_plot else None
@@ -228,9 +233,7 @@ def dp_distributions(
             real = freq[:k]
             null_real = float(freq[k]) if spec.nullable else 0.0
             kind = "categorical"
-            labels = syn_plot["labels"] if syn_plot else [
-                str(c) for c in spec.categories[:k]
-            ]
+            labels = syn_plot["labels"] if syn_plot else [str(c) for c in spec.categories[:k]]
         total = float(real.sum())
         real = real / total if total > 0 else real
         if labels is None:
@@ -280,7 +283,9 @@ def _read_json(path: Path, what: str) -> Any:
             f"{path} is missing: a release folder holds {what}. Pass the folder a release run wrote."
         ) from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}): the folder was damaged.") from None
+        raise ValueError(
+            f"{path} is not valid JSON ({err.msg} at line {err.lineno}): the folder was damaged."
+        ) from None
 
 
 def _codec_state(model_path: Path, contract: Contract) -> dict[str, Any]:
@@ -355,8 +360,11 @@ def build_public_report(folder: str | Path, decision: Mapping[str, Any] | None =
         "versions": record.get("versions") or {},
         "contract_fingerprint": contract.fingerprint(),
         "excluded_columns": list(contract.excluded_columns),
-        "files": sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in ("report.json", "report.html")
-                        and not p.name.startswith(".")),
+        "files": sorted(
+            p.name
+            for p in folder.iterdir()
+            if p.is_file() and p.name not in ("report.json", "report.html") and not p.name.startswith(".")
+        ),
         "outside_guarantee": _outside_guarantee(released),
     }
     result: dict[str, Any] = _jsonable(report, where="public report")
@@ -392,7 +400,9 @@ def _private_dir(path: Path) -> None:
         )
 
 
-def write_owner_report(report: dict[str, Any], root: Path, run_id: str, *, release_folder: Path | None = None) -> tuple[Path, dict[str, str]]:
+def write_owner_report(
+    report: dict[str, Any], root: Path, run_id: str, *, release_folder: Path | None = None
+) -> tuple[Path, dict[str, str]]:
     """The owner's evaluation report into ``root/run_id/``: folders 0700, files 0600.
 
     Built under a private temporary name beside it and renamed into place. Refused when ``root``

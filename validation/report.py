@@ -95,9 +95,7 @@ def check_ledger(ledger: Mapping[str, Any]) -> list[dict[str, Any]]:
         '"noise_multiplier", "sample_rate", "steps", "epsilon_alone", "description"}]}'
     )
     if not isinstance(ledger, Mapping):
-        raise TypeError(
-            f"`ledger` must be a dict of the form {expected}. Got {type(ledger).__name__}."
-        )
+        raise TypeError(f"`ledger` must be a dict of the form {expected}. Got {type(ledger).__name__}.")
     missing = [k for k in ("accountant", "epsilon", "delta", "entries") if k not in ledger]
     if missing:
         raise ValueError(f"`ledger` lacks {missing}. Pass a dict of the form {expected}.")
@@ -106,8 +104,7 @@ def check_ledger(ledger: Mapping[str, Any]) -> list[dict[str, Any]]:
         lacking = [k for k in _LEDGER_ENTRY_KEYS if k not in entry]
         if lacking:
             raise ValueError(
-                f"ledger entry {i} lacks {lacking}. Each entry needs {list(_LEDGER_ENTRY_KEYS)} "
-                "and a description."
+                f"ledger entry {i} lacks {lacking}. Each entry needs {list(_LEDGER_ENTRY_KEYS)} and a description."
             )
         entries.append({**dict(entry), "description": str(entry.get("description", ""))})
     return entries
@@ -138,13 +135,15 @@ ADJACENCY = (
 )
 
 
-def _outside_guarantee(
-    results: list[MetricResult], rows: Mapping[str, int], *, has_ledger: bool = True
-) -> list[str]:
-    sentences = [] if has_ledger else [
-        "No privacy ledger: the synthetic table was made outside this run, so no "
-        "differential-privacy guarantee is claimed for it."
-    ]
+def _outside_guarantee(results: list[MetricResult], rows: Mapping[str, int], *, has_ledger: bool = True) -> list[str]:
+    sentences = (
+        []
+        if has_ledger
+        else [
+            "No privacy ledger: the synthetic table was made outside this run, so no "
+            "differential-privacy guarantee is claimed for it."
+        ]
+    )
     sentences += [
         "Schema validation read every private row to check it against the contract; its "
         "outcome (pass or fail, and counts of failing rows) is not charged to the privacy "
@@ -511,8 +510,13 @@ _ENV = _Environment(
     keep_trailing_newline=False,
 )
 _ENV.filters.update(
-    num=_num, interval=_interval, threshold=_threshold, gated=_gated, margin=_margin,
-    shortfall=_shortfall, pct=_pct,
+    num=_num,
+    interval=_interval,
+    threshold=_threshold,
+    gated=_gated,
+    margin=_margin,
+    shortfall=_shortfall,
+    pct=_pct,
 )
 _ENV.tests["finite_number"] = _is_number
 
@@ -539,21 +543,29 @@ def _decision_view(report: Mapping[str, Any]) -> dict[str, Any]:
     released = bool(report.get("released"))
     failed = [g for g in _gates(report) if not g.get("passed")]
     output = report.get("output")
-    view: dict[str, Any] = {"released": released, "failed": failed, "output_table": None, "output_db": None,
-                            "others": _others(report, failed), "advice": what_to_try_next(failed)}
+    view: dict[str, Any] = {
+        "released": released,
+        "failed": failed,
+        "output_table": None,
+        "output_db": None,
+        "others": _others(report, failed),
+        "advice": what_to_try_next(failed),
+    }
     if isinstance(output, Mapping) and output.get("table") and not evaluation:
         view.update(output_table=output.get("table"), output_db=output.get("db"))
     if released:
         view["verdict"] = "PASSED" if evaluation else "RELEASED"
         view["lead"] = (
             "Every gate passed. This was an evaluation of tables made elsewhere: nothing is published."
-            if evaluation else "Every gate passed: the synthetic table was published."
+            if evaluation
+            else "Every gate passed: the synthetic table was published."
         )
     else:
         view["verdict"] = "FAILED" if evaluation else "BLOCKED"
         view["lead"] = (
             "At least one gate failed (evaluation only: nothing would have been published)."
-            if evaluation else "The synthetic table is not released: nothing was published."
+            if evaluation
+            else "The synthetic table is not released: nothing was published."
         )
     return view
 
@@ -582,8 +594,10 @@ def what_to_try_next(failed: list[Mapping[str, Any]]) -> list[str]:
             "generator often keeps the distributions better at small ε."
         )
         if any("ml_efficacy" in str(g.get("name")) for g in fidelity):
-            tips.append("ML efficacy: check that the target column and its predictors are in the "
-                        "contract as categorical/numeric (not free text or identifiers), so the model learns them.")
+            tips.append(
+                "ML efficacy: check that the target column and its predictors are in the "
+                "contract as categorical/numeric (not free text or identifiers), so the model learns them."
+            )
     if privacy:
         names = ", ".join(str(g.get("name")) for g in privacy)
         tips.append(
@@ -603,16 +617,21 @@ def _facts(report: Mapping[str, Any]) -> list[tuple[str, str]]:
     timings = report.get("timings") if isinstance(report.get("timings"), Mapping) else {}
     spent = privacy.get("epsilon_spent")
     eps = (
-        f"{_num(spent)} of {_num(privacy.get('epsilon_budget'))}" if spent is not None
-        else "no DP claim" if privacy else "—"
+        f"{_num(spent)} of {_num(privacy.get('epsilon_budget'))}"
+        if spent is not None
+        else "no DP claim"
+        if privacy
+        else "—"
     )
     total_time = sum(v for v in timings.values() if _is_number(v))
     return [
         ("gates passed", f"{sum(1 for g in gates if g.get('passed'))} of {len(gates)}" if gates else "—"),
         ("ε spent", eps),
         ("δ", _num(privacy.get("delta"))),
-        ("rows train · holdout · synthetic",
-         " · ".join(_num(rows.get(k)) for k in ("train", "holdout", "synthetic")) if rows else "—"),
+        (
+            "rows train · holdout · synthetic",
+            " · ".join(_num(rows.get(k)) for k in ("train", "holdout", "synthetic")) if rows else "—",
+        ),
         ("run time", f"{total_time:.1f} s" if timings else "—"),
     ]
 
@@ -625,8 +644,13 @@ def _gate_groups(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     for kind in kinds:
         group = [{**g, "raw": _raw_figure(report, g)} for g in gates if str(g.get("kind") or "other") == kind]
         failed = sum(1 for g in group if not g.get("passed"))
-        groups.append({"title": _KIND_TITLE.get(kind, kind),
-                       "status": f" — {failed} failed" if failed else " — all passed", "gates": group})
+        groups.append(
+            {
+                "title": _KIND_TITLE.get(kind, kind),
+                "status": f" — {failed} failed" if failed else " — all passed",
+                "gates": group,
+            }
+        )
     return groups
 
 
@@ -638,12 +662,21 @@ def _distribution_notes(plot: Mapping[str, Any], real: str) -> list[dict[str, An
     labels = plot.get("labels")
     if plot.get("type") == "categorical" and isinstance(labels, list) and len(labels) > MAX_CATEGORIES + 1:
         shown = "real share" if real == "real" else real
-        notes.append({"text": f"{len(labels)} categories: the {MAX_CATEGORIES} largest ({shown}) shown, "
-                              "the rest as “other”", "warn": False})
+        notes.append(
+            {
+                "text": f"{len(labels)} categories: the {MAX_CATEGORIES} largest ({shown}) shown, the rest as “other”",
+                "warn": False,
+            }
+        )
     suppressed = plot.get("suppressed")
     if _is_number(suppressed) and suppressed > 0:
-        notes.append({"text": f"{int(suppressed)} bin{'s' if suppressed != 1 else ''} with fewer than 10 real "
-                              "rows: real share hidden (drawn as 0) to protect those rows", "warn": True})
+        notes.append(
+            {
+                "text": f"{int(suppressed)} bin{'s' if suppressed != 1 else ''} with fewer than 10 real "
+                "rows: real share hidden (drawn as 0) to protect those rows",
+                "warn": True,
+            }
+        )
     return notes
 
 
@@ -661,7 +694,8 @@ def _distributions_view(report: Mapping[str, Any], figures: bool) -> dict[str, A
     no_plots = None
     if not has_plot or not figures:
         reason = (
-            "figures were turned off for this rendering" if not figures
+            "figures were turned off for this rendering"
+            if not figures
             else "this report holds no per-column plot data (made by an older synthgate)"
         )
         no_plots = f"distribution plots: {reason}"
@@ -671,13 +705,22 @@ def _distributions_view(report: Mapping[str, Any], figures: bool) -> dict[str, A
         if not figures or not isinstance(plot, Mapping) or len(cards) == MAX_DISTRIBUTION_FIGURES:
             continue
         heading = f"{col} — {v.get('metric') or 'score'} {_num(v.get('score'))}"
-        cards.append({"figure": _figure(distribution_svg, col, plot, title=heading, salt=f"dist-{k}"),
-                      "notes": _distribution_notes(plot, "real")})
+        cards.append(
+            {
+                "figure": _figure(distribution_svg, col, plot, title=heading, salt=f"dist-{k}"),
+                "notes": _distribution_notes(plot, "real"),
+            }
+        )
     return {
-        "missing": None, "mean": shapes.get("value"), "no_plots": no_plots, "cards": cards,
+        "missing": None,
+        "mean": shapes.get("value"),
+        "no_plots": no_plots,
+        "cards": cards,
         "with_plot": len(has_plot),
-        "rows": [[c, v.get("metric", ""), _num(v.get("score")), "yes" if isinstance(v.get("plot"), Mapping) else "—"]
-                 for c, v in items],
+        "rows": [
+            [c, v.get("metric", ""), _num(v.get("score")), "yes" if isinstance(v.get("plot"), Mapping) else "—"]
+            for c, v in items
+        ],
     }
 
 
@@ -687,21 +730,33 @@ def _associations_view(report: Mapping[str, Any], figures: bool) -> dict[str, An
         return {"missing": "the pair-trends check is not in this report"}
     d = _details(trends)
     assoc = d.get("association")
-    view: dict[str, Any] = {"missing": None, "score": trends.get("value"), "no_figure": None, "figure": None,
-                            "measure": None}
+    view: dict[str, Any] = {
+        "missing": None,
+        "score": trends.get("value"),
+        "no_figure": None,
+        "figure": None,
+        "measure": None,
+    }
     if not figures:
         view["no_figure"] = "association heat maps: figures were turned off for this rendering"
     elif not isinstance(assoc, Mapping):
-        view["no_figure"] = ("association heat maps: this report holds no association matrices "
-                             "(made by an older synthgate, or fewer than two columns)")
+        view["no_figure"] = (
+            "association heat maps: this report holds no association matrices "
+            "(made by an older synthgate, or fewer than two columns)"
+        )
     else:
         view["measure"] = assoc.get("measure", "association")
         view["figure"] = _figure(association_svg, assoc, salt="assoc")
     lowest = d.get("lowest_pairs")
-    view["lowest"] = [
-        [" × ".join(str(c) for c in p.get("columns", [])), _num(p.get("score"))]
-        for p in lowest if isinstance(p, Mapping)
-    ] if isinstance(lowest, list) else []
+    view["lowest"] = (
+        [
+            [" × ".join(str(c) for c in p.get("columns", [])), _num(p.get("score"))]
+            for p in lowest
+            if isinstance(p, Mapping)
+        ]
+        if isinstance(lowest, list)
+        else []
+    )
     return view
 
 
@@ -713,11 +768,16 @@ def _three_way_view(report: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     lowest = _details(m).get("lowest_triples")
     return {
-        "value": m.get("value"), "ceiling": possible, "gate": m,
+        "value": m.get("value"),
+        "ceiling": possible,
+        "gate": m,
         "lowest": [
             [" × ".join(str(c) for c in t.get("columns", [])), _num(t.get("similarity")), _num(t.get("ceiling"))]
-            for t in lowest if isinstance(t, Mapping)
-        ] if isinstance(lowest, list) else [],
+            for t in lowest
+            if isinstance(t, Mapping)
+        ]
+        if isinstance(lowest, list)
+        else [],
     }
 
 
@@ -727,7 +787,10 @@ def _ml_view(report: Mapping[str, Any]) -> dict[str, Any]:
         return {"missing": "the contract names no target column, or the check did not run"}
     d = _details(ml)
     return {
-        "missing": None, "metric": ml, "target": d.get("target"), "possible": _possible(ml),
+        "missing": None,
+        "metric": ml,
+        "target": d.get("target"),
+        "possible": _possible(ml),
         "error": d.get("error"),
         "rows": [
             [label.upper()] + [_num((d.get(label) or {}).get(k)) for k in ("accuracy", "f1", "auc")]
@@ -750,20 +813,38 @@ def _attacks_view(report: Mapping[str, Any], figures: bool) -> dict[str, Any]:
         attacks = [a for a in _details(members[0])["attacks"] if isinstance(a, Mapping)]
         figure = None
         if figures and attacks:
-            auc_gate = next((m.get("threshold") for m in members
-                             if "auc" in str(m.get("name", "")).lower() and _is_number(m.get("threshold"))), None)
+            auc_gate = next(
+                (
+                    m.get("threshold")
+                    for m in members
+                    if "auc" in str(m.get("name", "")).lower() and _is_number(m.get("threshold"))
+                ),
+                None,
+            )
             figure = _figure(attacks_svg, attacks, salt=f"mia-{k}", threshold=auc_gate)
-        per_attack = next((_details(m)["attack_details"] for m in members
-                           if isinstance(_details(m).get("attack_details"), Mapping)), None)
-        out.append({
-            "members": members, "figure": figure,
-            "details": _flatten(per_attack) if per_attack else [],
-            "rows": [
-                [a.get("name", ""), _num(a.get("auc")), _interval(a.get("ci")), _num(a.get("tpr_at_1pct_fpr")),
-                 _num(a.get("n_members")), _num(a.get("n_nonmembers")), _num(a.get("tpr_gated"))]
-                for a in attacks
-            ],
-        })
+        per_attack = next(
+            (_details(m)["attack_details"] for m in members if isinstance(_details(m).get("attack_details"), Mapping)),
+            None,
+        )
+        out.append(
+            {
+                "members": members,
+                "figure": figure,
+                "details": _flatten(per_attack) if per_attack else [],
+                "rows": [
+                    [
+                        a.get("name", ""),
+                        _num(a.get("auc")),
+                        _interval(a.get("ci")),
+                        _num(a.get("tpr_at_1pct_fpr")),
+                        _num(a.get("n_members")),
+                        _num(a.get("n_nonmembers")),
+                        _num(a.get("tpr_gated")),
+                    ]
+                    for a in attacks
+                ],
+            }
+        )
     return {"missing": None, "groups": out}
 
 
@@ -787,8 +868,13 @@ def _anonymeter_view(report: Mapping[str, Any], figures: bool) -> dict[str, Any]
     rows, fig_rows = [], []
     for m in risks:
         d = _details(m)
-        row = {"metric": m, "main": _rate(d, "main_rate"), "main_ci": _rate(d, "main_ci"),
-               "control": _rate(d, "control_rate"), "control_ci": _rate(d, "control_ci")}
+        row = {
+            "metric": m,
+            "main": _rate(d, "main_rate"),
+            "main_ci": _rate(d, "main_ci"),
+            "control": _rate(d, "control_rate"),
+            "control_ci": _rate(d, "control_ci"),
+        }
         rows.append(row)
         fig_rows.append((str(m.get("name")), row["main"], row["main_ci"], row["control"], row["control_ci"]))
     figure = None
@@ -804,11 +890,18 @@ def _anonymeter_view(report: Mapping[str, Any], figures: bool) -> dict[str, Any]
 
 
 def _distances_view(report: Mapping[str, Any]) -> dict[str, Any]:
-    shown = [m for m in _metrics(report)
-             if m.get("kind") == "privacy" and not isinstance(_details(m).get("attacks"), list)
-             and not str(m.get("name", "")).startswith(_ANONYMETER_PREFIXES)]
-    named = [m for m in _metrics(report)
-             if str(m.get("name", "")).startswith(("dcr_share", "nndr", "identical_match")) and m not in shown]
+    shown = [
+        m
+        for m in _metrics(report)
+        if m.get("kind") == "privacy"
+        and not isinstance(_details(m).get("attacks"), list)
+        and not str(m.get("name", "")).startswith(_ANONYMETER_PREFIXES)
+    ]
+    named = [
+        m
+        for m in _metrics(report)
+        if str(m.get("name", "")).startswith(("dcr_share", "nndr", "identical_match")) and m not in shown
+    ]
     shown += named
     if not shown:
         return {"missing": "no distance-to-closest-record, NNDR or copy check is in this report"}
@@ -822,28 +915,51 @@ def _ledger_view(report: Mapping[str, Any]) -> dict[str, Any]:
     spent, budget = privacy.get("epsilon_spent"), privacy.get("epsilon_budget")
     entries = [e for e in privacy.get("ledger") or [] if isinstance(e, Mapping)]
     if spent is None and not entries:
-        return {"missing": "no privacy ledger: the synthetic table was made outside this run, so no "
-                           f"differential-privacy guarantee is claimed (the contract's budget is ε = {_num(budget)})"}
+        return {
+            "missing": "no privacy ledger: the synthetic table was made outside this run, so no "
+            f"differential-privacy guarantee is claimed (the contract's budget is ε = {_num(budget)})"
+        }
     rows = [
-        [e.get("mechanism"), _num(e.get("noise_multiplier")), _num(e.get("sample_rate")), _num(e.get("steps")),
-         _num(e.get("epsilon_alone")), e.get("description", "")]
+        [
+            e.get("mechanism"),
+            _num(e.get("noise_multiplier")),
+            _num(e.get("sample_rate")),
+            _num(e.get("steps")),
+            _num(e.get("epsilon_alone")),
+            e.get("description", ""),
+        ]
         for e in entries
     ]
     if entries:
-        rows.append(["composed total", "", "", "", _num(spent),
-                     f"all mechanisms composed by the {privacy.get('accountant') or ''} accountant "
-                     f"at δ = {_num(privacy.get('delta'))}"])
+        rows.append(
+            [
+                "composed total",
+                "",
+                "",
+                "",
+                _num(spent),
+                f"all mechanisms composed by the {privacy.get('accountant') or ''} accountant "
+                f"at δ = {_num(privacy.get('delta'))}",
+            ]
+        )
     return {
-        "missing": None, "spent": spent, "budget": budget, "delta": privacy.get("delta"),
-        "accountant": privacy.get("accountant"), "adjacency": privacy.get("adjacency") or ADJACENCY,
+        "missing": None,
+        "spent": spent,
+        "budget": budget,
+        "delta": privacy.get("delta"),
+        "accountant": privacy.get("accountant"),
+        "adjacency": privacy.get("adjacency") or ADJACENCY,
         "share": spent / budget if _is_number(spent) and _is_number(budget) and budget > 0 else None,
-        "rows": rows, "row_classes": [""] * len(entries) + ["total"],
+        "rows": rows,
+        "row_classes": [""] * len(entries) + ["total"],
     }
 
 
 # The per-check sentences of ``outside_guarantee`` (``_outside_guarantee``): merged into one.
-_METRIC_SENTENCE = re.compile(r"^The evaluation metric '([^']*)' is an aggregate computed from the real "
-                              r"training and holdout rows; it is not covered by epsilon\.$")
+_METRIC_SENTENCE = re.compile(
+    r"^The evaluation metric '([^']*)' is an aggregate computed from the real "
+    r"training and holdout rows; it is not covered by epsilon\.$"
+)
 
 
 def _outside_view(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -870,11 +986,15 @@ def _outside_view(report: Mapping[str, Any]) -> dict[str, Any]:
 def _metrics_sentence(names: list[str]) -> str:
     quoted = [f"'{n}'" for n in names]
     if len(quoted) == 1:
-        return (f"The evaluation metric {quoted[0]} is an aggregate computed from the real training and "
-                "holdout rows; it is not covered by epsilon.")
+        return (
+            f"The evaluation metric {quoted[0]} is an aggregate computed from the real training and "
+            "holdout rows; it is not covered by epsilon."
+        )
     listed = ", ".join(quoted[:-1]) + " and " + quoted[-1]
-    return (f"The evaluation metrics {listed} are aggregates computed from the real training and holdout "
-            "rows; none of them is covered by epsilon.")
+    return (
+        f"The evaluation metrics {listed} are aggregates computed from the real training and holdout "
+        "rows; none of them is covered by epsilon."
+    )
 
 
 def _run_view(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -890,7 +1010,8 @@ def _run_view(report: Mapping[str, Any]) -> dict[str, Any]:
     config = report.get("config")
     return {
         "rows": list(rows.items()) if isinstance(rows, Mapping) and rows else [],
-        "timings": trows, "timing_classes": [""] * (len(trows) - 1) + ["total"],
+        "timings": trows,
+        "timing_classes": [""] * (len(trows) - 1) + ["total"],
         "versions": list(versions.items()) if isinstance(versions, Mapping) and versions else [],
         "notes": [_sentence(n) for n in notes] if isinstance(notes, list) else [],
         "config": _flatten(config) if isinstance(config, Mapping) and config else [],
@@ -898,10 +1019,18 @@ def _run_view(report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _TOC = (
-    ("gates", "Gates"), ("distributions", "Distributions"), ("associations", "Associations"),
-    ("three-way", "Three-way marginals"), ("ml-efficacy", "ML efficacy"), ("attacks", "Membership inference"),
-    ("reidentification", "Re-identification"), ("distances", "Distances"), ("ledger", "Privacy ledger"),
-    ("outside", "Outside the guarantee"), ("run", "Run"), ("details", "All details"),
+    ("gates", "Gates"),
+    ("distributions", "Distributions"),
+    ("associations", "Associations"),
+    ("three-way", "Three-way marginals"),
+    ("ml-efficacy", "ML efficacy"),
+    ("attacks", "Membership inference"),
+    ("reidentification", "Re-identification"),
+    ("distances", "Distances"),
+    ("ledger", "Privacy ledger"),
+    ("outside", "Outside the guarantee"),
+    ("run", "Run"),
+    ("details", "All details"),
 )
 
 
@@ -913,8 +1042,12 @@ _TOC = (
 # outside-the-guarantee sections and draws the rest from those fields only.
 
 _PUBLIC_TOC = (
-    ("unit", "Unit of privacy"), ("gates", "Gates"), ("distributions", "Distributions"),
-    ("ledger", "Privacy ledger"), ("outside", "Outside the guarantee"), ("withheld", "Not published"),
+    ("unit", "Unit of privacy"),
+    ("gates", "Gates"),
+    ("distributions", "Distributions"),
+    ("ledger", "Privacy ledger"),
+    ("outside", "Outside the guarantee"),
+    ("withheld", "Not published"),
     ("run", "Release"),
 )
 
@@ -937,19 +1070,30 @@ def _public_distributions_view(report: Mapping[str, Any], figures: bool) -> dict
     dists = report.get("distributions")
     items = [(str(c), v) for c, v in dists.items() if isinstance(v, Mapping)] if isinstance(dists, Mapping) else []
     if not items:
-        return {"missing": ("the release was blocked: no model and no synthetic table were published"
-                            if not report.get("released") else "this report holds no distributions")}
+        return {
+            "missing": (
+                "the release was blocked: no model and no synthetic table were published"
+                if not report.get("released")
+                else "this report holds no distributions"
+            )
+        }
     items.sort(key=lambda cv: cv[1].get("score") if _is_number(cv[1].get("score")) else -1.0)
     cards = []
     if figures:
         for k, (col, v) in enumerate(items[:MAX_DISTRIBUTION_FIGURES]):
             heading = f"{col} — similarity {_num(v.get('score'))}"
-            cards.append({
-                "figure": _figure(distribution_svg, col, {**v, "suppressed": 0}, title=heading, salt=f"pub-dist-{k}"),
-                "notes": _distribution_notes({**v, "suppressed": 0}, "DP estimate"),
-            })
+            cards.append(
+                {
+                    "figure": _figure(
+                        distribution_svg, col, {**v, "suppressed": 0}, title=heading, salt=f"pub-dist-{k}"
+                    ),
+                    "notes": _distribution_notes({**v, "suppressed": 0}, "DP estimate"),
+                }
+            )
     return {
-        "missing": None, "cards": cards, "with_plot": len(items),
+        "missing": None,
+        "cards": cards,
+        "with_plot": len(items),
         "no_plots": None if figures else "distribution plots: figures were turned off for this rendering",
         "rows": [[c, v.get("type", ""), _num(v.get("score"))] for c, v in items],
     }
@@ -983,22 +1127,32 @@ def render_html(report: dict[str, Any], *, figures: bool = True) -> str:
         report: a dict from ``build_report`` (or a ``report.json`` read back).
         figures: draw the figures (default); ``False`` gives the tables only, faster.
     """
-    common = {"report": report, "css": Markup(_CSS), "ledger": _ledger_view(report),
-              "outside": _outside_view(report), "decision": _decision_view(report)}
+    common = {
+        "report": report,
+        "css": Markup(_CSS),
+        "ledger": _ledger_view(report),
+        "outside": _outside_view(report),
+        "decision": _decision_view(report),
+    }
     if report.get("kind") == "public":
         privacy = report.get("privacy") if isinstance(report.get("privacy"), Mapping) else {}
         page = _ENV.get_template("public.html.j2").render(
             **common,
             title=f"synthgate public release report — {report.get('table', '')} — {report.get('run_id', '')}",
-            eyebrow="synthgate public release report", toc_items=_PUBLIC_TOC, fact_items=_public_facts(report),
+            eyebrow="synthgate public release report",
+            toc_items=_PUBLIC_TOC,
+            fact_items=_public_facts(report),
             adjacency=privacy.get("adjacency") or "not stated in this report",
-            gates=_gates(report), distributions=_public_distributions_view(report, figures),
+            gates=_gates(report),
+            distributions=_public_distributions_view(report, figures),
             release=_public_release_view(report),
         )
         return str(page)
     evaluation = report.get("kind") == "evaluation"
-    kind = "evaluation" if evaluation else (
-        "owner's evaluation (private: never publish)" if report.get("kind") == "owner" else "release"
+    kind = (
+        "evaluation"
+        if evaluation
+        else ("owner's evaluation (private: never publish)" if report.get("kind") == "owner" else "release")
     )
     three_way = _three_way_view(report)
     page = _ENV.get_template("owner.html.j2").render(
@@ -1006,14 +1160,19 @@ def render_html(report: dict[str, Any], *, figures: bool = True) -> str:
         title=f"synthgate {kind} report — {report.get('table', '')} — {report.get('run_id', '')}",
         eyebrow=f"synthgate {kind} report",
         toc_items=[t for t in _TOC if t[0] != "three-way" or three_way is not None],
-        fact_items=_facts(report), gate_groups=_gate_groups(report),
-        distributions=_distributions_view(report, figures), associations=_associations_view(report, figures),
-        three_way=three_way, ml=_ml_view(report), attacks=_attacks_view(report, figures),
-        anonymeter=_anonymeter_view(report, figures), distances=_distances_view(report),
-        run=_run_view(report), all_details=[(m, _flatten(_details(m))) for m in _metrics(report)],
+        fact_items=_facts(report),
+        gate_groups=_gate_groups(report),
+        distributions=_distributions_view(report, figures),
+        associations=_associations_view(report, figures),
+        three_way=three_way,
+        ml=_ml_view(report),
+        attacks=_attacks_view(report, figures),
+        anonymeter=_anonymeter_view(report, figures),
+        distances=_distances_view(report),
+        run=_run_view(report),
+        all_details=[(m, _flatten(_details(m))) for m in _metrics(report)],
     )
     return str(page)
-
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -1042,7 +1201,5 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     clean = jsonable(report)
-    write_text_atomically(
-        folder / "report.json", json.dumps(clean, indent=2, ensure_ascii=False, allow_nan=False)
-    )
+    write_text_atomically(folder / "report.json", json.dumps(clean, indent=2, ensure_ascii=False, allow_nan=False))
     write_text_atomically(folder / "report.html", render_html(clean))

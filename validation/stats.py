@@ -78,10 +78,7 @@ def wilson_interval(successes: int, trials: int, *, confidence: float = 0.95) ->
     """Wilson score interval for a success rate ``successes / trials``."""
     check_confidence(confidence)
     if trials < 1 or not 0 <= successes <= trials:
-        raise ValueError(
-            f"need 0 <= successes <= trials and trials >= 1. Got successes={successes}, "
-            f"trials={trials}."
-        )
+        raise ValueError(f"need 0 <= successes <= trials and trials >= 1. Got successes={successes}, trials={trials}.")
     lo, hi = wilson_bounds(np.array(successes), np.array(trials), two_sided_z(confidence))
     return float(lo), float(hi)
 

@@ -21,18 +21,22 @@ def cases(n: int = 6000, seed: int = 11) -> pl.DataFrame:
     person = np.repeat(np.arange(1, n + 1), np.minimum(rng.geometric(0.7, n), 4))[:n]
     arrest = [dt.date(2019, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 1500, n)]
     severity = rng.integers(1, 6, n)
-    return pl.DataFrame({
-        "rownames": np.arange(1, n + 1),
-        "person_id": [f"P{p:05d}" for p in person],
-        "arrest_date": pl.Series(arrest, dtype=pl.Date),
-        "filing_date": pl.Series(arrest, dtype=pl.Date),
-        "severity": severity,
-        "state": rng.choice(["CA", "NY", "TX", "WA"], n),
-        "bail_amount": np.where(rng.random(n) < 0.7, 0.0, np.round(rng.gamma(2.0, 400.0, n), 2)),
-        "remarks": [f"seen near {w} {int(k)}" for w, k in zip(rng.choice(["gate", "dock", "CA"], n),
-                                                             rng.integers(0, 400, n), strict=True)],
-        "reoffended": (rng.random(n) < 0.2 + 0.1 * severity).astype(np.int64),
-    })
+    return pl.DataFrame(
+        {
+            "rownames": np.arange(1, n + 1),
+            "person_id": [f"P{p:05d}" for p in person],
+            "arrest_date": pl.Series(arrest, dtype=pl.Date),
+            "filing_date": pl.Series(arrest, dtype=pl.Date),
+            "severity": severity,
+            "state": rng.choice(["CA", "NY", "TX", "WA"], n),
+            "bail_amount": np.where(rng.random(n) < 0.7, 0.0, np.round(rng.gamma(2.0, 400.0, n), 2)),
+            "remarks": [
+                f"seen near {w} {int(k)}"
+                for w, k in zip(rng.choice(["gate", "dock", "CA"], n), rng.integers(0, 400, n), strict=True)
+            ],
+            "reoffended": (rng.random(n) < 0.2 + 0.1 * severity).astype(np.int64),
+        }
+    )
 
 
 if __name__ == "__main__":

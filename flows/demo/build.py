@@ -8,23 +8,42 @@ from pathlib import Path
 import polars as pl
 
 COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status",
-    "occupation", "relationship", "race", "sex", "capital-gain", "capital-loss",
-    "hours-per-week", "native-country", "income",
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
+    "income",
 ]
 INTEGER = {"age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"}
 
 
 def _read(path: Path, skip: int) -> pl.DataFrame:
     df = pl.read_csv(
-        path, has_header=False, new_columns=COLUMNS, skip_rows=skip, separator=",",
-        schema_overrides={c: pl.Utf8 for c in COLUMNS}, truncate_ragged_lines=True,
+        path,
+        has_header=False,
+        new_columns=COLUMNS,
+        skip_rows=skip,
+        separator=",",
+        schema_overrides={c: pl.Utf8 for c in COLUMNS},
+        truncate_ragged_lines=True,
     )
     df = df.filter(pl.col("income").is_not_null())
     return df.select(
         [
-            pl.col(c).str.strip_chars().cast(pl.Int64) if c in INTEGER
-            else pl.col(c).str.strip_chars().str.strip_suffix(".") if c == "income"
+            pl.col(c).str.strip_chars().cast(pl.Int64)
+            if c in INTEGER
+            else pl.col(c).str.strip_chars().str.strip_suffix(".")
+            if c == "income"
             else pl.col(c).str.strip_chars()
             for c in COLUMNS
         ]

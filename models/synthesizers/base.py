@@ -69,7 +69,8 @@ class SynthConfig(BaseModel):
     batch_size: int = Field(1000, ge=2, description="Expected Poisson batch size of the private network(s).")
     max_grad_norm: float = Field(1.0, gt=0, description="Per-sample clipping norm C.")
     codec_noise_multiplier: float | None = Field(
-        None, gt=0,
+        None,
+        gt=0,
         description=(
             "σ/Δ of the codec's histogram step; larger spends less ε there. None: 8, or more when "
             "8 would take over a fifth of ε (ε below about 2.7 at δ = 1e-6)."
@@ -519,8 +520,16 @@ class Run:
         if mechanism in self.trainers:
             raise ValueError(f"a fit has one trainer per mechanism; {mechanism!r} exists already.")
         trainer = self.model._private_trainer(
-            net, ledger=self.ledger, dp=self.dp, sigma=self.sigma, sample_rate=self.sample_rate, gens=self.gens,
-            mechanism=mechanism, lr=lr, what=what, **options,
+            net,
+            ledger=self.ledger,
+            dp=self.dp,
+            sigma=self.sigma,
+            sample_rate=self.sample_rate,
+            gens=self.gens,
+            mechanism=mechanism,
+            lr=lr,
+            what=what,
+            **options,
         )
         self.trainers[mechanism] = trainer
         return trainer
@@ -581,9 +590,7 @@ class Synthesizer(ABC):
     def __init__(self, contract: Contract, config: SynthConfig | None = None, *, device: str = "auto") -> None:
         cfg = config if config is not None else self.config_class()
         if not isinstance(cfg, self.config_class):
-            raise TypeError(
-                f"{self.name} needs a {self.config_class.__name__}; got {type(cfg).__name__}."
-            )
+            raise TypeError(f"{self.name} needs a {self.config_class.__name__}; got {type(cfg).__name__}.")
         self.contract = contract
         self.config = cfg
         self.device = resolve_device(device)
@@ -670,7 +677,12 @@ class Synthesizer(ABC):
             encoded = self._resume_codec(train, resume, ledger=ledger, gens=gens)
             self._load_measured_state(resume["measured"])
         run = Run(
-            self, torch.as_tensor(encoded, device=self.device), ledger, dp, eps, gens,
+            self,
+            torch.as_tensor(encoded, device=self.device),
+            ledger,
+            dp,
+            eps,
+            gens,
             n_hat=float(self.codec.n_estimate or 1.0),
         )
         del encoded
@@ -709,16 +721,31 @@ class Synthesizer(ABC):
                     last = out
                 step = offset + i
                 if checkpoint is not None and step % every == 0 and step < total:
-                    checkpoint.save(key, {
-                        "layout": CHECKPOINT_LAYOUT, "step": step, "sigma": run.sigma, "codec": self.codec.state(),
-                        "ledger_before_training": ledger_before, "encode_rng": encode_rng,
-                        "measured": self._measured_state(),
-                        "ledger_steps": [int(e.steps) for e in ledger.entries[training_from:]],
-                        "run": run.state(), "rng": generators_state(gens), "last": [_as_float(v) for v in last],
-                    })
+                    checkpoint.save(
+                        key,
+                        {
+                            "layout": CHECKPOINT_LAYOUT,
+                            "step": step,
+                            "sigma": run.sigma,
+                            "codec": self.codec.state(),
+                            "ledger_before_training": ledger_before,
+                            "encode_rng": encode_rng,
+                            "measured": self._measured_state(),
+                            "ledger_steps": [int(e.steps) for e in ledger.entries[training_from:]],
+                            "run": run.state(),
+                            "rng": generators_state(gens),
+                            "last": [_as_float(v) for v in last],
+                        },
+                    )
                 self._report(
-                    progress, step=step, steps=total, sample_rate=run.sample_rate, epochs=epochs,
-                    generator_loss=last[0], critic_fake_score=last[1], ledger=ledger,
+                    progress,
+                    step=step,
+                    steps=total,
+                    sample_rate=run.sample_rate,
+                    epochs=epochs,
+                    generator_loss=last[0],
+                    critic_fake_score=last[1],
+                    ledger=ledger,
                 )
             offset += phase.steps
         self._finish_training(run)
@@ -770,7 +797,8 @@ class Synthesizer(ABC):
         if not run.dp:
             return 0.0
         return calibrate_noise(
-            target_epsilon=run.epsilon, ledger=run.ledger,
+            target_epsilon=run.epsilon,
+            ledger=run.ledger,
             phases=[(p.sample_rate, p.steps * p.accounted) for p in phases],
         )
 
@@ -847,15 +875,29 @@ class Synthesizer(ABC):
             TrainingProgress(
                 # the share of the planned passes done: steps is ceil(epochs / q), so step * q would
                 # end a little past the plan ("ep 16.0/16.0078")
-                epoch=epochs * step / steps, step=step, steps=steps, epochs=epochs,
-                generator_loss=_as_float(generator_loss), critic_fake_score=_as_float(critic_fake_score),
+                epoch=epochs * step / steps,
+                step=step,
+                steps=steps,
+                epochs=epochs,
+                generator_loss=_as_float(generator_loss),
+                critic_fake_score=_as_float(critic_fake_score),
                 epsilon=ledger.epsilon,
             )
         )
 
     def _private_trainer(
-        self, net: nn.Module, *, ledger: PrivacyLedger, dp: bool, sigma: float, sample_rate: float,
-        gens: Generators, mechanism: str, lr: float, what: str, **options: Any,
+        self,
+        net: nn.Module,
+        *,
+        ledger: PrivacyLedger,
+        dp: bool,
+        sigma: float,
+        sample_rate: float,
+        gens: Generators,
+        mechanism: str,
+        lr: float,
+        what: str,
+        **options: Any,
     ) -> PrivateTrainer:
         """The trainer of one network that reads real rows, with what every fit shares: the fit's
         noise multiplier and Poisson rate, the expected batch size from the DP row count, the
@@ -863,11 +905,19 @@ class Synthesizer(ABC):
         PrivateTrainer's own (``per_sample``, ``weight_decay``)."""
         n_hat = float(self.codec.n_estimate or 1.0)
         return PrivateTrainer(
-            net.to(self.device), ledger=ledger, mechanism=mechanism, dp=dp, noise_multiplier=sigma,
-            sample_rate=sample_rate, expected_batch_size=max(1, round(sample_rate * n_hat)),
-            max_grad_norm=self.config.max_grad_norm, lr=lr,
+            net.to(self.device),
+            ledger=ledger,
+            mechanism=mechanism,
+            dp=dp,
+            noise_multiplier=sigma,
+            sample_rate=sample_rate,
+            expected_batch_size=max(1, round(sample_rate * n_hat)),
+            max_grad_norm=self.config.max_grad_norm,
+            lr=lr,
             betas=self.config.betas,  # type: ignore[attr-defined]  # every model's config sets its Adam betas
-            noise_generator=gens.noise, what=what, **options,
+            noise_generator=gens.noise,
+            what=what,
+            **options,
         )
 
     @staticmethod

@@ -63,7 +63,9 @@ class CorGANConfig(MedGANConfig):
     @classmethod
     def _odd_kernel(cls, k: int) -> int:
         if k % 2 == 0:
-            raise ValueError(f"kernel_size must be odd so that 'same' padding keeps positions aligned. Got {k}; use {k + 1}.")
+            raise ValueError(
+                f"kernel_size must be odd so that 'same' padding keeps positions aligned. Got {k}; use {k + 1}."
+            )
         return k
 
 
@@ -204,7 +206,12 @@ class CorGAN(MedGAN):
     def _make_generator(self) -> nn.Module:
         cfg = self.config
         return ConvGenerator(
-            cfg.z_dim, cfg.generator_channels, cfg.generator_length, cfg.generator_blocks, cfg.kernel_size, cfg.latent_dim
+            cfg.z_dim,
+            cfg.generator_channels,
+            cfg.generator_length,
+            cfg.generator_blocks,
+            cfg.kernel_size,
+            cfg.latent_dim,
         )
 
     def _make_discriminator(self) -> nn.Module:

@@ -44,11 +44,11 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
+from synthgate.models import schedule as training_schedule
+from synthgate.models.calibrate import Calibrator
 from synthgate.models.codec import Codec
 from synthgate.models.dp import PrivateTrainer, init_uniform_, pair_losses
-from synthgate.models import schedule as training_schedule
 from synthgate.models.ledger import PrivacyLedger, calibrate_noise
-from synthgate.models.calibrate import Calibrator
 from synthgate.models.marginals import Measured, PairLoss, measure_marginals, variables
 from synthgate.models.nets import MLPCritic as Critic
 from synthgate.models.synthesizers.base import (
@@ -205,7 +205,8 @@ class CTGANConfig(SynthConfig):
         ),
     )
     extra_pairs: int | None = Field(
-        None, ge=0,
+        None,
+        ge=0,
         description=(
             "Pairs measured beyond the target's; None: marginals.plan_extra (every candidate while the noise "
             "allows, never fewer than one per variable less one)."
@@ -272,7 +273,6 @@ class Generator(nn.Module):
         return self.out(buf)
 
 
-
 class DPCTGAN(Synthesizer):
     """fit(train, ledger, epsilon) under DP; sample(n) anywhere (post-processing).
 
@@ -296,9 +296,7 @@ class DPCTGAN(Synthesizer):
 
     def __init__(self, contract: Contract, config: CTGANConfig | None = None, *, device: str = "auto") -> None:
         super().__init__(contract, config, device=device)
-        self.codec = Codec(
-            contract, numeric_encoding=self.config.numeric_encoding, max_modes=self.config.max_modes
-        )
+        self.codec = Codec(contract, numeric_encoding=self.config.numeric_encoding, max_modes=self.config.max_modes)
         # Conditional vector: one-hot over the discrete columns' value blocks.
         self._cond_blocks = [b for b in self.codec.blocks if b.kind == "softmax" and b.role == "value"]
         self.cond_dim = sum(b.width for b in self._cond_blocks)
@@ -383,7 +381,7 @@ class DPCTGAN(Synthesizer):
     def _fixed_cond(self, n: int, conditions: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if len(conditions) != 1:
             raise ValueError(f"v1 conditions on exactly one column. Got {sorted(conditions)}.")
-        (column, value), = conditions.items()
+        ((column, value),) = conditions.items()
         names = [b.column for b in self._cond_blocks]
         if column not in names:
             raise ValueError(
@@ -393,9 +391,7 @@ class DPCTGAN(Synthesizer):
         j = names.index(column)
         spec = next(s for s in self.codec.discrete if s.name == column)
         if value not in spec.categories:
-            raise ValueError(
-                f"{value!r} is not in the contract's domain of {column!r}: {spec.categories}."
-            )
+            raise ValueError(f"{value!r} is not in the contract's domain of {column!r}: {spec.categories}.")
         k = spec.categories.index(value)
         offset = sum(b.width for b in self._cond_blocks[:j])
         cond = torch.zeros(n, self.cond_dim, device=self.device)
@@ -438,9 +434,7 @@ class DPCTGAN(Synthesizer):
         for j, b in enumerate(self._cond_blocks):
             rows = (which == j).nonzero(as_tuple=True)[0]
             if len(rows):
-                total = total + F.cross_entropy(
-                    logits[rows, b.start : b.start + b.width], cats[rows], reduction="sum"
-                )
+                total = total + F.cross_entropy(logits[rows, b.start : b.start + b.width], cats[rows], reduction="sum")
         return total / max(1, logits.shape[0])
 
     def _marginal_loss(self, logits: torch.Tensor, targets: dict[tuple[str, str], torch.Tensor]) -> torch.Tensor:
@@ -514,7 +508,9 @@ class DPCTGAN(Synthesizer):
             self._critic = base_critic
         self._targets = self._marginal_targets()
         measured = self.measured
-        self._pair_loss = PairLoss(measured, dev) if measured is not None and measured.pairs and cfg.pair_weight else None
+        self._pair_loss = (
+            PairLoss(measured, dev) if measured is not None and measured.pairs and cfg.pair_weight else None
+        )
         self._bg = max(2, run.expected_batch)
         run.keep(generator=self.generator, opt_g=self._opt_g)
 
@@ -546,7 +542,10 @@ class DPCTGAN(Synthesizer):
         else:
             with torch.no_grad():
                 fake = self._fake_partners(
-                    b, bg, lambda m: self._activate(self._generate(m, per_sample)[0], per_sample), keep=gen,
+                    b,
+                    bg,
+                    lambda m: self._activate(self._generate(m, per_sample)[0], per_sample),
+                    keep=gen,
                 )
             loss_d = pair_losses(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
             trainer.step(loss_d, b)
@@ -649,7 +648,11 @@ class DPCTGAN(Synthesizer):
         if cfg.epochs is None and cfg.batch_size is None:
             return training_schedule.schedule(epsilon=epsilon, ledger=ledger, n_hat=n_hat, width=self.codec.dim, dp=dp)
         return training_schedule.from_options(
-            epsilon=epsilon, ledger=ledger, n_hat=n_hat, dp=dp, lr=cfg.critic_lr,
+            epsilon=epsilon,
+            ledger=ledger,
+            n_hat=n_hat,
+            dp=dp,
+            lr=cfg.critic_lr,
             epochs=cfg.epochs if cfg.epochs is not None else training_schedule.EPOCHS,
             batch_size=cfg.batch_size if cfg.batch_size is not None else round(training_schedule.expected_batch(n_hat)),
         )
@@ -681,4 +684,3 @@ class DPCTGAN(Synthesizer):
         cfg = self.config
         self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim)
         self._set_logit_bias()
-

@@ -100,7 +100,6 @@ class MultiHeadGenerator(nn.Module):
         return torch.cat([head(h) for head in self.heads], dim=1)
 
 
-
 class GumbelGAN(Synthesizer):
     """MC-Gumbel GAN (Camino et al. 2018) with a DP-SGD discriminator; see the module docstring."""
 

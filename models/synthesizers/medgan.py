@@ -116,7 +116,9 @@ class MedGANConfig(SynthConfig):
     generator_steps: int = Field(1, ge=1, description="Generator updates per discriminator step (no privacy cost).")
     gumbel_tau: float = Field(0.2, gt=0, description="Gumbel-softmax temperature of the decoded fake rows.")
     marginal_weight: float = Field(
-        1.0, ge=0, description="Weight of the generator's pull towards the codec's DP marginals (0 = medGAN's loss alone)."
+        1.0,
+        ge=0,
+        description="Weight of the generator's pull towards the codec's DP marginals (0 = medGAN's loss alone).",
     )
 
 
@@ -325,7 +327,8 @@ class MedGAN(Synthesizer):
 
     @staticmethod
     def _private_step(
-        trainer: PrivateTrainer, batch_loss: Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor], torch.Tensor],
+        trainer: PrivateTrainer,
+        batch_loss: Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor], torch.Tensor],
         samples: torch.Tensor,
     ) -> None:
         """One accounted DP (or non-DP) step; ``batch_loss(net, samples)`` = Σ_i ℓ_i over the batch.
@@ -335,6 +338,7 @@ class MedGAN(Synthesizer):
         """
         b = samples.shape[0]
         if trainer.per_sample == "functorch":
+
             def one(params: dict, buffers: dict, sample: torch.Tensor) -> torch.Tensor:
                 net = lambda x: torch.func.functional_call(trainer.raw, (params, buffers), (x,))  # noqa: E731
                 return batch_loss(net, sample.unsqueeze(0))
@@ -358,10 +362,21 @@ class MedGAN(Synthesizer):
         cfg = self.config
         q = min(1.0, cfg.batch_size / run.n_hat)
         return [
-            Phase("autoencoder", max(1, math.ceil(cfg.autoencoder_epochs / q)), q, epochs=cfg.autoencoder_epochs,
-                  step=self._autoencoder_step),
-            Phase("gan", max(1, math.ceil(cfg.epochs / q)), q, epochs=cfg.epochs, step=self._gan_step,
-                  start=self._start_gan),
+            Phase(
+                "autoencoder",
+                max(1, math.ceil(cfg.autoencoder_epochs / q)),
+                q,
+                epochs=cfg.autoencoder_epochs,
+                step=self._autoencoder_step,
+            ),
+            Phase(
+                "gan",
+                max(1, math.ceil(cfg.epochs / q)),
+                q,
+                epochs=cfg.epochs,
+                step=self._gan_step,
+                start=self._start_gan,
+            ),
         ]
 
     def _build_training(self, run: Run) -> None:
@@ -376,7 +391,10 @@ class MedGAN(Synthesizer):
         ae.to(run.device).train()
         self._ae = ae
         self._ae_trainer = run.private(
-            ae, mechanism="dp-sgd-autoencoder", lr=cfg.autoencoder_lr, what="autoencoder (encoder and decoder)",
+            ae,
+            mechanism="dp-sgd-autoencoder",
+            lr=cfg.autoencoder_lr,
+            what="autoencoder (encoder and decoder)",
             per_sample=self.autoencoder_per_sample,
         )
         # ---- phase 2's: the generator and the discriminator (reads real rows -> DP-SGD). Initialised
@@ -387,7 +405,10 @@ class MedGAN(Synthesizer):
         init_uniform_(disc, run.gens.init)
         self.generator.to(run.device)
         self._d_trainer = run.private(
-            disc, mechanism="dp-sgd-discriminator", lr=cfg.discriminator_lr, what="discriminator",
+            disc,
+            mechanism="dp-sgd-discriminator",
+            lr=cfg.discriminator_lr,
+            what="discriminator",
             per_sample=self.discriminator_per_sample,
         )
         self.accountants = {"autoencoder": self._ae_trainer.accountant, "discriminator": self._d_trainer.accountant}

@@ -96,8 +96,10 @@ class TableGANConfig(SynthConfig):
     z_dim: int = Field(64, ge=1, description="Latent dimension of the generator.")
     generator_channels: int = Field(32, ge=2, description="Channels of G's widest convolution.")
     discriminator_channels: int = Field(
-        8, ge=2, description="Base channels of D's and C's conv bodies (x1, x2, x4 per layer); per-sample "
-        "gradients cost memory and time in proportion to these networks' size."
+        8,
+        ge=2,
+        description="Base channels of D's and C's conv bodies (x1, x2, x4 per layer); per-sample "
+        "gradients cost memory and time in proportion to these networks' size.",
     )
     feature_dim: int = Field(16, ge=1, description="Width of D's feature layer f(x) (tanh-bounded).")
     norm_groups: int = Field(4, ge=1, description="GroupNorm groups in D and C (must divide their channels).")
@@ -109,13 +111,17 @@ class TableGANConfig(SynthConfig):
     delta_mean: float = Field(0.0, ge=0, description="Hinge threshold δ_mean of the information loss (paper).")
     delta_sd: float = Field(0.0, ge=0, description="Hinge threshold δ_sd of the information loss (paper).")
     feature_clip: float = Field(
-        4.0, gt=0, description="C_f: L2 clipping bound of each real row's [f, f²] before the Gaussian "
-        "feature-moment release. f is tanh-bounded, so sqrt(2·feature_dim) never binds."
+        4.0,
+        gt=0,
+        description="C_f: L2 clipping bound of each real row's [f, f²] before the Gaussian "
+        "feature-moment release. f is tanh-bounded, so sqrt(2·feature_dim) never binds.",
     )
     feature_ema: float = Field(0.9, ge=0, lt=1, description="Decay of the moving averages of the released moments.")
     class_weight: float = Field(
-        1.0, ge=0, description="Weight of the classification loss; 0 (or no categorical/boolean target) "
-        "disables the classifier and its phase."
+        1.0,
+        ge=0,
+        description="Weight of the classification loss; 0 (or no categorical/boolean target) "
+        "disables the classifier and its phase.",
     )
     marginal_weight: float = Field(
         1.0, ge=0, description="Weight of a marginal loss towards the codec's DP histograms (not in the paper)."
@@ -306,8 +312,10 @@ class _MovingMoments:
 
     def update(self, released: torch.Tensor) -> None:
         self.updates += 1
-        self.avg = released.clone() * (1 - self.decay) if self.avg is None else (
-            self.decay * self.avg + (1 - self.decay) * released
+        self.avg = (
+            released.clone() * (1 - self.decay)
+            if self.avg is None
+            else (self.decay * self.avg + (1 - self.decay) * released)
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -404,13 +412,18 @@ class TableGAN(Synthesizer):
         init_uniform_(self.generator, run.gens.init)
         init_uniform_(disc, run.gens.init)
         self._opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
-        self._trainer_d = run.private(disc, mechanism="dp-sgd-discriminator", lr=cfg.discriminator_lr, what="discriminator")
+        self._trainer_d = run.private(
+            disc, mechanism="dp-sgd-discriminator", lr=cfg.discriminator_lr, what="discriminator"
+        )
         self._moments = _MovingMoments(cfg.feature_ema, run.device)
         self._info_entry: Charge | None = None
         if cfg.info_weight > 0:
             self._info_entry = (
                 run.ledger.charge(
-                    "gaussian-feature-moments", noise_multiplier=sigma, sample_rate=q, steps=0,
+                    "gaussian-feature-moments",
+                    noise_multiplier=sigma,
+                    sample_rate=q,
+                    steps=0,
                     description=(
                         f"Gaussian mechanism on the sum of real rows' discriminator features [f, f²] "
                         f"(dim {2 * cfg.feature_dim}), each clipped to L2 norm {cfg.feature_clip}: "
@@ -419,7 +432,9 @@ class TableGAN(Synthesizer):
                 )
                 if run.dp
                 else run.ledger.record_non_dp(
-                    "gaussian-feature-moments-non-dp", sample_rate=q, steps=0,
+                    "gaussian-feature-moments-non-dp",
+                    sample_rate=q,
+                    steps=0,
                     description="exact batch moments of the real rows' discriminator features, no "
                     "clipping, no noise: NOT differentially private",
                 )
@@ -468,8 +483,11 @@ class TableGAN(Synthesizer):
                 released: torch.Tensor | None
                 if run.dp:
                     released = release_feature_moments(
-                        feats, clip=cfg.feature_clip, noise_multiplier=run.sigma,
-                        expected_batch_size=self._expected, generator=run.gens.noise,
+                        feats,
+                        clip=cfg.feature_clip,
+                        noise_multiplier=run.sigma,
+                        expected_batch_size=self._expected,
+                        generator=run.gens.noise,
                     )
                 else:  # non-DP: exact batch moments (empty batches carry nothing)
                     released = torch.cat([feats, feats.square()], 1).mean(0) if len(feats) else None

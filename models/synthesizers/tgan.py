@@ -192,7 +192,6 @@ class TGANGenerator(nn.Module):
         return torch.cat(logits, dim=1), torch.cat(outs, dim=1)
 
 
-
 class TGAN(Synthesizer):
     """fit(train, ledger, epsilon) under DP; sample(n) anywhere (post-processing).
 

@@ -83,7 +83,8 @@ class TVAEConfig(SynthConfig):
     sigma_min: float = Field(0.05, gt=0, description="Lower clamp of σ_j (TVAE: 0.01; see the module docstring).")
     sigma_max: float = Field(1.0, gt=0, description="Upper clamp of σ_j (TVAE: 1.0).")
     sigma_speed: float = Field(
-        10.0, gt=0,
+        10.0,
+        gt=0,
         description="log σ_j = sigma_speed · w_j: Adam moves log σ this many times faster than the other "
         "weights (a DP budget buys hundreds of steps, not TVAE's thousands).",
     )
@@ -132,7 +133,12 @@ class Decoder(nn.Module):
     """
 
     def __init__(
-        self, latent_dim: int, dims: tuple[int, ...], data_dim: int, n_numeric: int, sigma_init: float,
+        self,
+        latent_dim: int,
+        dims: tuple[int, ...],
+        data_dim: int,
+        n_numeric: int,
+        sigma_init: float,
         sigma_speed: float = 1.0,
     ) -> None:
         super().__init__()
@@ -178,7 +184,9 @@ class VAE(nn.Module):
         self.encoder = encoder
         self.decoder = decoder
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, eps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(decoder output, log σ, μ, log σ²) for rows ``x`` and reparameterisation noise ``eps``."""
         mu, logvar = self.encoder(x)
         z = mu + eps * torch.exp(0.5 * logvar)
@@ -261,7 +269,9 @@ class DPTVAE(Synthesizer):
 
     def _new_decoder(self) -> Decoder:
         cfg = self.config
-        return Decoder(cfg.latent_dim, cfg.decoder_dims, self.codec.dim, self.n_numeric, cfg.sigma_init, cfg.sigma_speed)
+        return Decoder(
+            cfg.latent_dim, cfg.decoder_dims, self.codec.dim, self.n_numeric, cfg.sigma_init, cfg.sigma_speed
+        )
 
     def _networks(self) -> dict[str, nn.Module]:
         if self.decoder is None:
@@ -288,7 +298,10 @@ class DPTVAE(Synthesizer):
         vae.to(run.device).train()
         self._vae = vae
         self._trainer = run.private(
-            vae, mechanism="dp-sgd-vae", lr=cfg.lr, what="VAE (encoder, decoder and per-slot scales)",
+            vae,
+            mechanism="dp-sgd-vae",
+            lr=cfg.lr,
+            what="VAE (encoder, decoder and per-slot scales)",
             weight_decay=cfg.weight_decay,
         )
         self.accountant = self._trainer.accountant

@@ -70,7 +70,9 @@ class WGANGPConfig(SynthConfig):
     generator_lr: float = Field(1e-3, gt=0)
     critic_lr: float = Field(1e-3, gt=0)
     betas: tuple[float, float] = (0.5, 0.9)
-    gp_weight: float = Field(1.0, ge=0, description="λ of the gradient penalty (the paper's 10 is worse under clipping).")
+    gp_weight: float = Field(
+        1.0, ge=0, description="λ of the gradient penalty (the paper's 10 is worse under clipping)."
+    )
     n_critic: int = Field(1, ge=1, description="Critic (DP-SGD) steps per generator step.")
     gumbel_tau: float = Field(0.2, gt=0, description="Gumbel-softmax temperature of one-hot blocks.")
 
@@ -95,10 +97,11 @@ class MLPGenerator(nn.Module):
         return self.net(z)
 
 
-
 def gradient_penalty_loss(
     critic: nn.Module, gp_weight: float
-) -> Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+) -> Callable[
+    [dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
+]:
     """The per-sample WGAN-GP critic loss for ``PrivateTrainer.step_per_sample``.
 
     ``loss_fn(params, buffers, real_i, fake_i, alpha_i)`` = D(fake_i) − D(real_i) +
@@ -299,7 +302,11 @@ class CWGANGP(WGANGP):
             cats = torch.full((n,), k, dtype=torch.long, device=dev)
         else:
             freq = torch.as_tensor(self.codec.frequencies[self.condition_column], dtype=torch.float32, device=dev)
-            cats = torch.multinomial(freq, n, replacement=True, generator=g) if n else torch.zeros(0, dtype=torch.long, device=dev)
+            cats = (
+                torch.multinomial(freq, n, replacement=True, generator=g)
+                if n
+                else torch.zeros(0, dtype=torch.long, device=dev)
+            )
         return torch.nn.functional.one_hot(cats, self.cond_dim).to(torch.float32)
 
     def _class_index(self, conditions: dict[str, Any]) -> int:

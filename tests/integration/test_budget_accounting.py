@@ -15,12 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 import synthgate.flows.release as release_module
+from synthgate.errors import InputError
 from synthgate.flows.cli import app
 from synthgate.flows.config import RunConfig, SourceConfig
 from synthgate.flows.demo import demo_contract
 from synthgate.flows.release import release_flow
 from synthgate.governance.registry import Registry
-from synthgate.errors import InputError
 from synthgate.validation.contract import load_contract
 
 runner = CliRunner()
@@ -35,16 +35,30 @@ def _raise(err: BaseException) -> Any:
 
 @pytest.mark.parametrize(
     ("stage", "error"),
-    [("train_synthesizer", RuntimeError("crashed while training")), ("sample_synthetic", InputError("bad after training"))],
+    [
+        ("train_synthesizer", RuntimeError("crashed while training")),
+        ("sample_synthetic", InputError("bad after training")),
+    ],
     ids=["crash-in-training", "input-error-after-training"],
 )
 def test_a_run_that_fails_after_training_started_is_charged_its_planned_epsilon(
-    prefect_harness: None, tmp_path: Path, small_source: Path, monkeypatch: pytest.MonkeyPatch,
-    stage: str, error: BaseException,
+    prefect_harness: None,
+    tmp_path: Path,
+    small_source: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stage: str,
+    error: BaseException,
 ) -> None:
     monkeypatch.setattr(release_module, stage, _raise(error))
-    cfg = RunConfig(contract=demo_contract(), source=SourceConfig(path=small_source), out=tmp_path / "out",
-                    epochs=0.1, batch_size=250, show_progress=False, checkpoint_every=None)
+    cfg = RunConfig(
+        contract=demo_contract(),
+        source=SourceConfig(path=small_source),
+        out=tmp_path / "out",
+        epochs=0.1,
+        batch_size=250,
+        show_progress=False,
+        checkpoint_every=None,
+    )
     with pytest.raises(type(error)):
         release_flow(cfg)
     planned = load_contract(demo_contract()).privacy.epsilon
@@ -60,7 +74,9 @@ def test_an_epsilon_above_the_budget_is_refused_before_any_row_is_read(
 ) -> None:
     reads: list[str] = []
     for name in ("count_source_rows", "load_table", "sample_large_table"):
-        monkeypatch.setattr(release_module, name, lambda *a, name=name, **k: reads.append(name) or _raise(AssertionError(name))())
+        monkeypatch.setattr(
+            release_module, name, lambda *a, name=name, **k: reads.append(name) or _raise(AssertionError(name))()
+        )
     budget = load_contract(demo_contract()).privacy.epsilon
     cfg = tmp_path / "run.yaml"
     cfg.write_text(f"contract: {demo_contract()}\nsource: {{path: {small_source}}}\nout: {tmp_path / 'out'}\n")

@@ -12,8 +12,14 @@ runner = CliRunner()
 
 
 def test_every_command_has_help() -> None:
-    for args in (["--help"], ["demo", "--help"], ["run", "--help"], ["evaluate", "--help"], ["contract", "infer", "--help"],
-                 ["contract", "check", "--help"]):
+    for args in (
+        ["--help"],
+        ["demo", "--help"],
+        ["run", "--help"],
+        ["evaluate", "--help"],
+        ["contract", "infer", "--help"],
+        ["contract", "check", "--help"],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, args
         assert "Usage" in result.output
@@ -33,9 +39,13 @@ def test_contract_infer_marks_everything_as_data_derived(tmp_path: Path) -> None
 
     db = tmp_path / "src.duckdb"
     with duckdb.connect(str(db)) as con:
-        con.execute('CREATE TABLE "we""ird; DROP TABLE x" AS SELECT * FROM read_parquet(?) LIMIT 500', [str(demo_parquet())])
+        con.execute(
+            'CREATE TABLE "we""ird; DROP TABLE x" AS SELECT * FROM read_parquet(?) LIMIT 500', [str(demo_parquet())]
+        )
     out = tmp_path / "draft.yaml"
-    result = runner.invoke(app, ["contract", "infer", "--db", str(db), "--table", 'we"ird; DROP TABLE x', "-o", str(out), "--missing", "?"])
+    result = runner.invoke(
+        app, ["contract", "infer", "--db", str(db), "--table", 'we"ird; DROP TABLE x', "-o", str(out), "--missing", "?"]
+    )
     assert result.exit_code == 0, result.output
     draft = load_contract(out)
     assert draft.data_derived_columns  # every bound/domain read off rows is marked

@@ -28,8 +28,18 @@ def test_a_from_data_contract_is_refused_before_any_epsilon_is_spent(prefect_har
     assert marked  # the draft reads bounds off the rows: the case under test
     out = tmp_path / "out"
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(yaml.safe_dump({"contract": str(draft), "source": {"db": str(db), "table": "cases"},
-                                   "out": str(out), "epochs": 1, "batch_size": 300, "seed": 0}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "contract": str(draft),
+                "source": {"db": str(db), "table": "cases"},
+                "out": str(out),
+                "epochs": 1,
+                "batch_size": 300,
+                "seed": 0,
+            }
+        )
+    )
     result = runner.invoke(app, ["run", "--config", str(cfg), "--quiet"])
     assert result.exit_code == 2, result.output  # bad input, not a blocked release (3)
     assert "from_data: true" in result.output and "nothing was read or spent" in result.output
@@ -43,7 +53,9 @@ def test_a_from_data_contract_is_refused_before_any_epsilon_is_spent(prefect_har
 def test_contract_check_shows_the_epsilon_split_and_the_rows_needed(tmp_path: Path) -> None:
     db = _db(tmp_path)
     draft = tmp_path / "cases.yaml"
-    assert runner.invoke(app, ["contract", "infer", "--db", str(db), "--table", "cases", "-o", str(draft)]).exit_code == 0
+    assert (
+        runner.invoke(app, ["contract", "infer", "--db", str(db), "--table", "cases", "-o", str(draft)]).exit_code == 0
+    )
     data = yaml.safe_load(draft.read_text())
     for eps, codec in ((3.0, "σ/Δ = 8): ε 0.545 alone"), (1.0, "σ/Δ = 10.7): ε 0.4 alone")):
         # ε 3: the codec's floor σ/Δ = 8 costs ≈ 0.55 at δ 1e-6; ε 1: its noise rises to hold it to
@@ -85,8 +97,14 @@ def test_contract_infer_reads_parquet_csv_and_queries_and_proposes_a_target(tmp_
     sources = {
         "parquet": ["--path", str(tmp_path / "cases.parquet")],
         "csv": ["--path", str(tmp_path / "cases.csv")],
-        "query": ["--db", str(db), "--query", "SELECT * EXCLUDE (remarks) FROM cases WHERE severity >= 1",
-                  "--table", "cases"],
+        "query": [
+            "--db",
+            str(db),
+            "--query",
+            "SELECT * EXCLUDE (remarks) FROM cases WHERE severity >= 1",
+            "--table",
+            "cases",
+        ],
     }
     drafts = {}
     for what, args in sources.items():
@@ -102,9 +120,35 @@ def test_contract_infer_reads_parquet_csv_and_queries_and_proposes_a_target(tmp_
     assert drafts["parquet"] == drafts["query"]  # same rows, same kinds
     assert set(drafts["csv"]) == set(drafts["parquet"])
     # the run's read-only rules hold for infer too: a writing query is refused before anything runs
-    bad = runner.invoke(app, ["contract", "infer", "--db", str(db), "--query", "DELETE FROM cases",
-                              "--table", "cases", "-o", str(tmp_path / "x.yaml")])
+    bad = runner.invoke(
+        app,
+        [
+            "contract",
+            "infer",
+            "--db",
+            str(db),
+            "--query",
+            "DELETE FROM cases",
+            "--table",
+            "cases",
+            "-o",
+            str(tmp_path / "x.yaml"),
+        ],
+    )
     assert bad.exit_code == 2 and not (tmp_path / "x.yaml").exists()
-    both = runner.invoke(app, ["contract", "infer", "--path", str(tmp_path / "cases.csv"), "--db", str(db),
-                               "--query", "SELECT 1", "-o", str(tmp_path / "y.yaml")])
+    both = runner.invoke(
+        app,
+        [
+            "contract",
+            "infer",
+            "--path",
+            str(tmp_path / "cases.csv"),
+            "--db",
+            str(db),
+            "--query",
+            "SELECT 1",
+            "-o",
+            str(tmp_path / "y.yaml"),
+        ],
+    )
     assert both.exit_code == 2

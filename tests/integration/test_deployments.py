@@ -61,7 +61,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -95,16 +98,40 @@ def test_prefect_yaml_registers_its_deployments(server: dict[str, str]) -> None:
     assert [s["schedule"]["cron"] for s in found["schedules"]] == ["0 2 * * *"]
 
 
-def test_a_scheduled_release_runs_on_a_process_worker(server: dict[str, str], tmp_path: Path, small_source: Path) -> None:
+def test_a_scheduled_release_runs_on_a_process_worker(
+    server: dict[str, str], tmp_path: Path, small_source: Path
+) -> None:
     source = small_source
     run_config = tmp_path / "adult.run.yaml"
-    run_config.write_text(yaml.safe_dump({
-        "contract": str(demo_contract()), "source": {"path": str(source)}, "out": str(tmp_path / "out"),
-        "epochs": 1.0, "batch_size": 250,
-    }))
+    run_config.write_text(
+        yaml.safe_dump(
+            {
+                "contract": str(demo_contract()),
+                "source": {"path": str(source)},
+                "out": str(tmp_path / "out"),
+                "epochs": 1.0,
+                "batch_size": 250,
+            }
+        )
+    )
     _run([str(BIN / "prefect"), "work-pool", "create", "synthgate-test", "--type", "process"], server)
-    out = _run([sys.executable, "-m", "synthgate.flows.cli", "deploy", "--run-config", str(run_config), "--name", "scheduled-test",
-                "--pool", "synthgate-test", "--interval", "10"], server)
+    out = _run(
+        [
+            sys.executable,
+            "-m",
+            "synthgate.flows.cli",
+            "deploy",
+            "--run-config",
+            str(run_config),
+            "--name",
+            "scheduled-test",
+            "--pool",
+            "synthgate-test",
+            "--interval",
+            "10",
+        ],
+        server,
+    )
     assert "registered" in out
     api = server["PREFECT_API_URL"]
     deployment = httpx.get(f"{api}/deployments/name/synthgate-scheduled-release/scheduled-test", timeout=10).json()
@@ -113,13 +140,18 @@ def test_a_scheduled_release_runs_on_a_process_worker(server: dict[str, str], tm
     worker_log = tmp_path / "worker.log"
     worker = subprocess.Popen(
         [str(BIN / "prefect"), "worker", "start", "--pool", "synthgate-test", "--limit", "1"],
-        env=server, cwd=REPO, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        env=server,
+        cwd=REPO,
+        stdout=worker_log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 300
         while True:
-            runs = httpx.post(f"{api}/flow_runs/filter", timeout=10,
-                              json={"deployments": {"id": {"any_": [deployment["id"]]}}}).json()
+            runs = httpx.post(
+                f"{api}/flow_runs/filter", timeout=10, json={"deployments": {"id": {"any_": [deployment["id"]]}}}
+            ).json()
             final = [r for r in runs if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")]
             if final:
                 break
@@ -137,7 +169,9 @@ def test_a_scheduled_release_runs_on_a_process_worker(server: dict[str, str], tm
     # The whole pipeline ran to its gate: released (COMPLETED) or blocked (FAILED, saying so).
     # The 10 s interval can start a second run before the schedule is paused (the worker takes it once the
     # first ends, and stopping the worker leaves it unfinished): judge the run that reached its gate.
-    (record,) = [r for r in Registry(tmp_path / "out" / "registry.duckdb").runs() if r.status in ("released", "blocked")]
+    (record,) = [
+        r for r in Registry(tmp_path / "out" / "registry.duckdb").runs() if r.status in ("released", "blocked")
+    ]
     if run["state_type"] == "COMPLETED":
         assert record.status == "released"
     else:

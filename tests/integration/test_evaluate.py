@@ -40,10 +40,23 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def _evaluate(tables: dict[str, str], synthetic: str, out: Path) -> tuple[int, dict]:
-    result = runner.invoke(app, [
-        "evaluate", "--train", tables["train"], "--holdout", tables["holdout"], "--synthetic", synthetic,
-        "--contract", str(demo_contract()), "--out", str(out), "--quiet",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--train",
+            tables["train"],
+            "--holdout",
+            tables["holdout"],
+            "--synthetic",
+            synthetic,
+            "--contract",
+            str(demo_contract()),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else {}
     return result.exit_code, report
 
@@ -52,7 +65,9 @@ def _metric(report: dict, name: str) -> dict:
     return next(m for m in report["metrics"] if m["name"] == name)
 
 
-def test_copy_of_train_is_blocked_by_privacy_gates(prefect_harness: None, tables: dict[str, str], tmp_path: Path) -> None:
+def test_copy_of_train_is_blocked_by_privacy_gates(
+    prefect_harness: None, tables: dict[str, str], tmp_path: Path
+) -> None:
     code, report = _evaluate(tables, tables["copy"], tmp_path / "copy")
     assert code == 3
     assert report["kind"] == "evaluation" and not report["released"]
@@ -73,10 +88,15 @@ def test_copy_of_train_is_blocked_by_privacy_gates(prefect_harness: None, tables
 
     assert report["run_id"].startswith("eval-")
     with get_client(sync_client=True) as client:
-        (run,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(
-            any_=[f"adult-{report['run_id']}"])))
-        keys = {a.key for a in client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))}
+        (run,) = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"adult-{report['run_id']}"]))
+        )
+        keys = {
+            a.key
+            for a in client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+            )
+        }
     assert {"table:adult", "kind:evaluation", "outcome:failed"} <= set(run.tags)
     assert keys == {"adult-evaluation-summary", "adult-evaluation-gates", "adult-evaluation-report"}
 
@@ -101,9 +121,21 @@ def test_fresh_real_rows_pass_the_privacy_gates(prefect_harness: None, tables: d
 
 
 def test_bad_table_reference_exits_2(tables: dict[str, str], tmp_path: Path) -> None:
-    result = runner.invoke(app, [
-        "evaluate", "--train", tables["train"], "--holdout", tables["holdout"],
-        "--synthetic", str(tmp_path / "store.duckdb"), "--contract", str(demo_contract()), "--out", str(tmp_path / "o"),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--train",
+            tables["train"],
+            "--holdout",
+            tables["holdout"],
+            "--synthetic",
+            str(tmp_path / "store.duckdb"),
+            "--contract",
+            str(demo_contract()),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == 2
     assert "name the table too" in result.output

@@ -26,19 +26,43 @@ from synthgate.flows.demo import demo_contract, demo_parquet
 runner = CliRunner()
 
 NUMBERS = st.one_of(
-    st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**80), max_value=2**80),
     st.sampled_from([0, -1, 1e6, 1e308, 2**63, 2**64]),
 )
 STRINGS = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["[bold red]x[/]", "a\x1b[2Jb", "_synthgate_published", "_staging_x", "adult", "x\ny",
-                     "adult_synthetic", "", " adult", "\u202eevil", "we;ird \"name"]),
+    st.sampled_from(
+        [
+            "[bold red]x[/]",
+            "a\x1b[2Jb",
+            "_synthgate_published",
+            "_staging_x",
+            "adult",
+            "x\ny",
+            "adult_synthetic",
+            "",
+            " adult",
+            "\u202eevil",
+            'we;ird "name',
+        ]
+    ),
 )
-QUERIES = st.sampled_from([
-    "SELECT * FROM adult", "COPY (SELECT * FROM adult) TO '{tmp}/leak.csv'", "SELECT 1; SELECT 2",
-    "ATTACH '{tmp}/x.db'", "SELECT * FROM read_csv('{tmp}/run.yaml')", "PRAGMA version", "INSTALL httpfs",
-    "", "SELEC", "FROM adult", "SELECT * FROM query('COPY adult TO ''{tmp}/leak.csv''')",
-])
+QUERIES = st.sampled_from(
+    [
+        "SELECT * FROM adult",
+        "COPY (SELECT * FROM adult) TO '{tmp}/leak.csv'",
+        "SELECT 1; SELECT 2",
+        "ATTACH '{tmp}/x.db'",
+        "SELECT * FROM read_csv('{tmp}/run.yaml')",
+        "PRAGMA version",
+        "INSTALL httpfs",
+        "",
+        "SELEC",
+        "FROM adult",
+        "SELECT * FROM query('COPY adult TO ''{tmp}/leak.csv''')",
+    ]
+)
 VALUES = st.one_of(NUMBERS, STRINGS, st.none(), st.booleans(), st.lists(st.integers(), max_size=3))
 
 # (where, key) -> values to put there
@@ -47,15 +71,46 @@ MUTATIONS = st.one_of(
     st.tuples(st.just("contract"), st.sampled_from(["table", "target", "model", "version", "bogus"]), VALUES),
     st.tuples(st.just("contract.model_options"), st.sampled_from(["epochs", "batch_size", "bogus"]), VALUES),
     st.tuples(st.just("contract.age"), st.sampled_from(["min", "max", "kind", "nullable"]), VALUES),
-    st.tuples(st.just("contract.evaluation"), st.sampled_from(["attack_rows", "shadow_models", "secret_columns"]),
-              VALUES),
-    st.tuples(st.just("config"), st.sampled_from(
-        ["epochs", "epsilon", "seed", "holdout_fraction", "output_table", "batch_size", "n_synthetic", "max_rows",
-         "workers", "lock_timeout_s", "checkpoint_every", "task_runner", "bogus"]), VALUES),
+    st.tuples(
+        st.just("contract.evaluation"), st.sampled_from(["attack_rows", "shadow_models", "secret_columns"]), VALUES
+    ),
+    st.tuples(
+        st.just("config"),
+        st.sampled_from(
+            [
+                "epochs",
+                "epsilon",
+                "seed",
+                "holdout_fraction",
+                "output_table",
+                "batch_size",
+                "n_synthetic",
+                "max_rows",
+                "workers",
+                "lock_timeout_s",
+                "checkpoint_every",
+                "task_runner",
+                "bogus",
+            ]
+        ),
+        VALUES,
+    ),
     st.tuples(st.just("config.source"), st.sampled_from(["table", "query"]), st.one_of(STRINGS, QUERIES)),
-    st.tuples(st.just("special"), st.sampled_from(
-        ["out is a file", "source is the output db", "registry is the source", "duplicate key", "tiny table",
-         "not a mapping", "contract missing"]), st.none()),
+    st.tuples(
+        st.just("special"),
+        st.sampled_from(
+            [
+                "out is a file",
+                "source is the output db",
+                "registry is the source",
+                "duplicate key",
+                "tiny table",
+                "not a mapping",
+                "contract missing",
+            ]
+        ),
+        st.none(),
+    ),
 )
 
 
@@ -71,16 +126,23 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _dump(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-@settings(max_examples=20, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(mutations=st.lists(MUTATIONS, min_size=1, max_size=3))
 def test_any_config_or_contract_ends_in_a_documented_exit_with_one_message(
     prefect_harness: None, world: Path, mutations: list[tuple[str, str, Any]]
@@ -93,9 +155,14 @@ def test_any_config_or_contract_ends_in_a_documented_exit_with_one_message(
         con.execute("CREATE OR REPLACE TABLE adult_synthetic AS SELECT 1 AS earlier_release")
     contract = yaml.safe_load(demo_contract().read_text(encoding="utf-8"))
     contract.setdefault("evaluation", {})["shadow_models"] = 0
-    config: dict[str, Any] = {"contract": str(case / "contract.yaml"), "out": str(out), "epochs": 0.01,
-                              "batch_size": 50, "registry": str(case / "registry.duckdb"),
-                              "source": {"db": str(world / "source.duckdb"), "table": "adult"}}
+    config: dict[str, Any] = {
+        "contract": str(case / "contract.yaml"),
+        "out": str(out),
+        "epochs": 0.01,
+        "batch_size": 50,
+        "registry": str(case / "registry.duckdb"),
+        "source": {"db": str(world / "source.duckdb"), "table": "adult"},
+    }
     extra_config_text = ""
     contract_text: str | None = None
     for where, key, value in mutations:

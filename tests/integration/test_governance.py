@@ -17,14 +17,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from synthgate.errors import BudgetExceeded, DatabaseLocked
 from synthgate.flows.cli import app
 from synthgate.flows.config import RunConfig, SourceConfig
 from synthgate.flows.demo import demo_contract
 from synthgate.flows.release import release_flow, run_release
-from synthgate.errors import BudgetExceeded, DatabaseLocked
 from synthgate.governance.registry import Registry
 from synthgate.tasks import publish
-from synthgate.tasks.publish import published_run, publish_table
+from synthgate.tasks.publish import publish_table, published_run
 from tests.lockholder import hold
 
 runner = CliRunner()
@@ -43,8 +43,14 @@ def test_a_release_over_the_lifetime_budget_is_refused_before_reading_a_row(
     prefect_harness: None, tmp_path: Path, small_source: Path
 ) -> None:
     contract = _contract_with(tmp_path, lifetime_epsilon=4.0)  # ε = 3 per run: one run fits, two do not
-    cfg = RunConfig(contract=contract, source=SourceConfig(path=small_source), out=tmp_path / "out",
-                    epochs=1.0, batch_size=250, show_progress=False)
+    cfg = RunConfig(
+        contract=contract,
+        source=SourceConfig(path=small_source),
+        out=tmp_path / "out",
+        epochs=1.0,
+        batch_size=250,
+        show_progress=False,
+    )
     first = run_release(cfg)  # released or blocked: the report either way
     spent = float(first["privacy"]["epsilon_spent"])
     small_source.unlink()  # a second run that read anything would now fail with "does not exist"
@@ -70,11 +76,28 @@ def test_a_release_over_the_lifetime_budget_is_refused_before_reading_a_row(
 
 def test_the_cli_exits_4_on_a_refused_run(prefect_harness: None, tmp_path: Path, small_source: Path) -> None:
     reg = Registry(tmp_path / "out" / "registry.duckdb")
-    reg.begin_run(run_id="earlier", table="adult", epsilon=3.0, delta=1e-6, lifetime_epsilon=None, lifetime_delta=None,
-                  contract_hash="x", config={}, output_db="", output_table="")
+    reg.begin_run(
+        run_id="earlier",
+        table="adult",
+        epsilon=3.0,
+        delta=1e-6,
+        lifetime_epsilon=None,
+        lifetime_delta=None,
+        contract_hash="x",
+        config={},
+        output_db="",
+        output_table="",
+    )
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(yaml.safe_dump({"contract": str(_contract_with(tmp_path, lifetime_epsilon=5.0)),
-                                   "source": {"path": str(small_source)}, "out": str(tmp_path / "out")}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "contract": str(_contract_with(tmp_path, lifetime_epsilon=5.0)),
+                "source": {"path": str(small_source)},
+                "out": str(tmp_path / "out"),
+            }
+        )
+    )
     result = runner.invoke(app, ["run", "--config", str(cfg), "--quiet"])
     assert result.exit_code == 4, result.output
     assert "REFUSED" in result.output and "lifetime" in result.output
@@ -90,7 +113,9 @@ def _table(db: Path, name: str) -> pl.DataFrame:
         return con.sql(f'SELECT * FROM "{name}"').pl()
 
 
-def test_a_crash_between_staging_and_publish_leaves_the_old_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crash_between_staging_and_publish_leaves_the_old_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = tmp_path / "synthgate.duckdb"
     old = pl.DataFrame({"age": [30, 40], "sex": ["F", "M"]})
     publish_table(db, "adult_synthetic", old, run_id="run-1")
@@ -130,8 +155,12 @@ def test_a_second_writer_waits_or_fails_without_touching_the_output(tmp_path: Pa
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "synthgate.flows.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        [sys.executable, "-m", "synthgate.flows.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -145,10 +174,19 @@ def test_a_killed_run_resumes_and_spends_what_an_uninterrupted_run_spends(tmp_pa
     out = tmp_path / "out"
     cfg = tmp_path / "run.yaml"
     contract_path = _contract_with(tmp_path, evaluation={"shadow_models": 0})  # resume is the point here
-    cfg.write_text(yaml.safe_dump({
-        "contract": str(contract_path), "source": {"path": str(small_source)}, "out": str(out),
-        "epochs": 4.0, "batch_size": 250, "checkpoint_every": 0.5, "seed": 4,
-    }))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "contract": str(contract_path),
+                "source": {"path": str(small_source)},
+                "out": str(out),
+                "epochs": 4.0,
+                "batch_size": 250,
+                "checkpoint_every": 0.5,
+                "seed": 4,
+            }
+        )
+    )
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_LOGGING_LEVEL": "WARNING"}
     proc = _cli("run", "--config", str(cfg), "--quiet", env=env)
     deadline = time.monotonic() + 240
@@ -190,13 +228,25 @@ def test_governance_commands_refuse_bad_input_with_exit_2(tmp_path: Path) -> Non
     assert missing.exit_code == 2 and "no release registry at" in missing.output
     assert runner.invoke(app, ["budget", "show", "--out", str(tmp_path)]).exit_code == 2
     reg = Registry(tmp_path / "registry.duckdb")
-    reg.begin_run(run_id="r1", table="adult", epsilon=1.0, delta=1e-6, lifetime_epsilon=None, lifetime_delta=None,
-                  contract_hash="x", config={}, output_db="", output_table="")
+    reg.begin_run(
+        run_id="r1",
+        table="adult",
+        epsilon=1.0,
+        delta=1e-6,
+        lifetime_epsilon=None,
+        lifetime_delta=None,
+        contract_hash="x",
+        config={},
+        output_db="",
+        output_table="",
+    )
     unknown = runner.invoke(app, ["budget", "show", "--table", "nope", "--out", str(tmp_path)])
     assert unknown.exit_code == 2 and "Tables there: ['adult']" in unknown.output
     not_started = runner.invoke(app, ["resume", "r1", "--out", str(tmp_path)])
     assert not_started.exit_code == 2 and "before training started" in not_started.output
     no_schedule = runner.invoke(app, ["deploy", "--run-config", str(tmp_path / "x.yaml"), "--name", "n"])
     assert no_schedule.exit_code == 2 and "--cron" in no_schedule.output
-    no_file = runner.invoke(app, ["deploy", "--run-config", str(tmp_path / "x.yaml"), "--name", "n", "--interval", "60"])
+    no_file = runner.invoke(
+        app, ["deploy", "--run-config", str(tmp_path / "x.yaml"), "--name", "n", "--interval", "60"]
+    )
     assert no_file.exit_code == 2 and "does not exist" in no_file.output

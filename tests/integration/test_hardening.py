@@ -76,8 +76,9 @@ def _nothing_charged(registry: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- 1. output aliases source
-@pytest.mark.parametrize("how", ["output_table is the source table", "source named <table>_synthetic",
-                                 "registry is the source"])
+@pytest.mark.parametrize(
+    "how", ["output_table is the source table", "source named <table>_synthetic", "registry is the source"]
+)
 def test_an_output_that_is_the_source_is_refused_before_a_row_is_read(
     prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame, how: str
 ) -> None:
@@ -160,19 +161,28 @@ def test_a_plain_select_still_works_and_the_connection_is_locked(tmp_path: Path,
     frame = read_source(SourceConfig(db=src, query="WITH a AS (SELECT * FROM adult) SELECT age FROM a WHERE age > 30"))
     assert frame.height == adult_600.filter(pl.col("age") > 30).height
     with private_connection(src) as con:
-        settings = dict(con.execute(
-            "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration', "
-            "'autoload_known_extensions', 'autoinstall_known_extensions', 'python_enable_replacements', 'access_mode')"
-        ).fetchall())
+        settings = dict(
+            con.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration', "
+                "'autoload_known_extensions', 'autoinstall_known_extensions', 'python_enable_replacements', 'access_mode')"
+            ).fetchall()
+        )
         with pytest.raises(duckdb.Error):
             con.execute("SET enable_external_access = true")
-    assert settings == {"enable_external_access": "false", "lock_configuration": "true",
-                        "autoload_known_extensions": "false", "autoinstall_known_extensions": "false",
-                        "python_enable_replacements": "false", "access_mode": "read_only"}
+    assert settings == {
+        "enable_external_access": "false",
+        "lock_configuration": "true",
+        "autoload_known_extensions": "false",
+        "autoinstall_known_extensions": "false",
+        "python_enable_replacements": "false",
+        "access_mode": "read_only",
+    }
 
 
 # ----------------------------------------------------------------------------- 3. duplicate YAML keys
-def test_duplicate_keys_are_refused_with_their_lines(prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame) -> None:
+def test_duplicate_keys_are_refused_with_their_lines(
+    prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame
+) -> None:
     src = _source_db(tmp_path / "private.duckdb", adult_600)
     contract_text = yaml.safe_dump(_contract_data(), sort_keys=False)
     # a reviewer approved privacy.epsilon 3.0; a second privacy block further down would overrule it
@@ -187,7 +197,8 @@ def test_duplicate_keys_are_refused_with_their_lines(prefect_harness: None, tmp_
     _one_message(result)
     # a column declared twice
     text = yaml.safe_dump(_contract_data(), sort_keys=False).replace(
-        "columns:\n", "columns:\n  age: {kind: integer, min: 0, max: 10}\n", 1)
+        "columns:\n", "columns:\n  age: {kind: integer, min: 0, max: 10}\n", 1
+    )
     _write(tmp_path / "contract.yaml", text)
     result = _run(tmp_path, cfg)
     assert result.exit_code == 2 and "duplicate key 'age'" in result.output, result.output
@@ -221,10 +232,19 @@ NUMBERS = {
     "--epsilon 1000000": (None, {}, ["--epsilon", "1000000"], "epsilon"),
     "run config epochs .inf": (None, {"epochs": float("inf")}, [], "epochs"),
     "--epochs inf": (None, {}, ["--epochs", "inf"], "epochs"),
-    "model_options epochs .inf": (_contract_data(model_options={"epochs": float("inf")}), {"epochs": None}, [], "epochs"),
+    "model_options epochs .inf": (
+        _contract_data(model_options={"epochs": float("inf")}),
+        {"epochs": None},
+        [],
+        "epochs",
+    ),
     "integer bound beyond int64": (_int_bound(_contract_data()), {}, [], "columns.age.integer.max"),
-    "lifetime epsilon .inf": (_contract_data(privacy={"epsilon": 3.0, "delta": 1e-6, "lifetime_epsilon": float("inf")}),
-                              {}, [], "lifetime_epsilon"),
+    "lifetime epsilon .inf": (
+        _contract_data(privacy={"epsilon": 3.0, "delta": 1e-6, "lifetime_epsilon": float("inf")}),
+        {},
+        [],
+        "lifetime_epsilon",
+    ),
     "seed beyond int64": (None, {"seed": 2**64}, [], "seed"),
 }
 
@@ -258,8 +278,14 @@ def test_the_published_table_is_revalidated_before_the_commit(
 
     monkeypatch.setattr(synthgate.flows.release, "sample_synthetic", broken)
     # every gate "passes", so the faulty rows reach the publish step
-    monkeypatch.setattr(synthgate.flows.release, "gate_decision", lambda results, contract, **kw: (
-        GateDecision(released=True, reasons=[]), [dataclasses.replace(r, passed=True) for r in results]))
+    monkeypatch.setattr(
+        synthgate.flows.release,
+        "gate_decision",
+        lambda results, contract, **kw: (
+            GateDecision(released=True, reasons=[]),
+            [dataclasses.replace(r, passed=True) for r in results],
+        ),
+    )
     out = tmp_path / "out"
     out.mkdir()
     with duckdb.connect(str(out / "synthgate.duckdb")) as con:
@@ -321,8 +347,18 @@ def test_too_wide_a_table_is_refused_before_a_row_is_read(
 def test_audit_views_escape_markup_and_control_characters(tmp_path: Path) -> None:
     reg = Registry(tmp_path / "registry.duckdb")
     hostile = "[bold red]x[/]\x1b[31mred\x1b[0m[link=file:///etc]y"
-    reg.begin_run(run_id="r1", table=hostile, epsilon=1.0, delta=1e-6, lifetime_epsilon=None, lifetime_delta=None,
-                  contract_hash="h", config={}, output_db="o", output_table="t")
+    reg.begin_run(
+        run_id="r1",
+        table=hostile,
+        epsilon=1.0,
+        delta=1e-6,
+        lifetime_epsilon=None,
+        lifetime_delta=None,
+        contract_hash="h",
+        config={},
+        output_db="o",
+        output_table="t",
+    )
     for args in (["releases", "list"], ["budget", "show"]):
         result = runner.invoke(app, [*args, "--registry", str(tmp_path / "registry.duckdb")], env={"COLUMNS": "400"})
         assert result.exit_code == 0, result.output
@@ -342,8 +378,18 @@ def test_a_contract_table_name_with_control_characters_is_refused(tmp_path: Path
 def test_a_damaged_registry_names_its_file(prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame) -> None:
     reg_path = tmp_path / "out" / "registry.duckdb"
     reg = Registry(reg_path)
-    reg.begin_run(run_id="r1", table="adult", epsilon=1.0, delta=1e-6, lifetime_epsilon=None, lifetime_delta=None,
-                  contract_hash="h", config={}, output_db="o", output_table="t")
+    reg.begin_run(
+        run_id="r1",
+        table="adult",
+        epsilon=1.0,
+        delta=1e-6,
+        lifetime_epsilon=None,
+        lifetime_delta=None,
+        contract_hash="h",
+        config={},
+        output_db="o",
+        output_table="t",
+    )
     data = bytearray(reg_path.read_bytes())
     for i in range(4096, len(data), 997):  # flip bytes past the header: DuckDB's checksums fail
         data[i] ^= 0xFF
@@ -376,11 +422,21 @@ def test_sigterm_stops_a_run_cleanly_and_a_tampered_checkpoint_is_refused(
     src = _source_db(tmp_path / "private.duckdb", adult_600)
     config = _config(tmp_path, {"db": str(src), "table": "adult"}, epochs=500, checkpoint_every=0.2)
     cfg = _write(tmp_path / "run.yaml", config)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "OMP_NUM_THREADS": "1",
+    }
     cmd = [sys.executable, "-m", "synthgate.flows.cli"]
-    proc = subprocess.Popen([*cmd, "run", "--config", str(cfg), "--quiet"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*cmd, "run", "--config", str(cfg), "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     checkpoints = tmp_path / "out" / "checkpoints"
     try:
         assert _wait_for(lambda: any(checkpoints.glob("*/train.pt")), 240), "no checkpoint was written"
@@ -400,7 +456,12 @@ def test_sigterm_stops_a_run_cleanly_and_a_tampered_checkpoint_is_refused(
     assert record.epsilon_charged > 0  # training had started: its reservation stays charged
     (kept,) = checkpoints.glob("*/train.pt")
     kept.write_bytes(kept.read_bytes()[:-10] + b"0123456789")  # tampered
-    result = subprocess.run([*cmd, "resume", record.run_id, "--out", str(tmp_path / "out"), "--quiet"], env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [*cmd, "resume", record.run_id, "--out", str(tmp_path / "out"), "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr
     assert "not the file this run wrote" in result.stderr and "Traceback" not in result.stderr

@@ -12,10 +12,20 @@ from synthgate.flows.release import run_release
 from synthgate.governance.registry import Registry
 
 
-def test_a_source_over_max_rows_is_streamed_and_sampled(prefect_harness: None, tmp_path: Path, small_source: Path) -> None:
-    cfg = RunConfig(contract=demo_contract(), source=SourceConfig(path=small_source), out=tmp_path / "out",
-                    epochs=1.0, batch_size=100, show_progress=False, max_rows=600, batch_rows=250,
-                    evaluation_rows=300)
+def test_a_source_over_max_rows_is_streamed_and_sampled(
+    prefect_harness: None, tmp_path: Path, small_source: Path
+) -> None:
+    cfg = RunConfig(
+        contract=demo_contract(),
+        source=SourceConfig(path=small_source),
+        out=tmp_path / "out",
+        epochs=1.0,
+        batch_size=100,
+        show_progress=False,
+        max_rows=600,
+        batch_rows=250,
+        evaluation_rows=300,
+    )
     report = run_release(cfg)  # released or blocked: the report either way
     rows = report["rows"]
     # Bernoulli(0.4) over 1,500 rows: 600 ± 19 (sd); ±5 sd

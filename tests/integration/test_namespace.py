@@ -74,31 +74,49 @@ def test_the_wheel_installs_only_the_synthgate_namespace(tmp_path: Path) -> None
     wheels = tmp_path / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     (wheel,) = wheels.glob("synthgate-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
     assert tops == {"synthgate", wheel.name.split("-py3")[0] + ".dist-info"}, tops
-    for module in ("synthgate/models/codec.py", "synthgate/validation/contract.py", "synthgate/flows/cli.py",
-                   "synthgate/flows/demo/adult.parquet", "synthgate/flows/demo/adult.contract.yaml",
-                   *(f"synthgate/validation/templates/{t.name}" for t in (ROOT / "validation" / "templates").glob("*.j2"))):
+    for module in (
+        "synthgate/models/codec.py",
+        "synthgate/validation/contract.py",
+        "synthgate/flows/cli.py",
+        "synthgate/flows/demo/adult.parquet",
+        "synthgate/flows/demo/adult.contract.yaml",
+        *(f"synthgate/validation/templates/{t.name}" for t in (ROOT / "validation" / "templates").glob("*.j2")),
+    ):
         assert module in names, f"{module} missing from the wheel"
     entry_points = zipfile.ZipFile(wheel).read(f"{wheel.name.split('-py3')[0]}.dist-info/entry_points.txt").decode()
     assert "synthgate = synthgate.flows.cli:main" in entry_points
 
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     # the report pages render from the installed templates (package data), away from the checkout
-    probe = ("import synthgate.validation.contract as c, synthgate.flows.demo as d; "
-             "from synthgate.validation.report import render_html; "
-             "print(c.__file__); print(d.demo_contract()); "
-             "page = render_html({'kind': 'public', 'table': 'a<b', 'run_id': 'r1'}); "
-             "print('a&lt;b' in page and 'Unit of privacy' in page and 'a<b' not in page)")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)},
-                         check=True, capture_output=True, text=True).stdout.splitlines()
+    probe = (
+        "import synthgate.validation.contract as c, synthgate.flows.demo as d; "
+        "from synthgate.validation.report import render_html; "
+        "print(c.__file__); print(d.demo_contract()); "
+        "page = render_html({'kind': 'public', 'table': 'a<b', 'run_id': 'r1'}); "
+        "print('a&lt;b' in page and 'Unit of privacy' in page and 'a<b' not in page)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
     assert Path(out[0]).is_relative_to(site), out
     assert Path(out[1]).is_relative_to(site) and Path(out[1]).is_file(), out
     assert out[2] == "True", out
-

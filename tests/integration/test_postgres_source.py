@@ -24,30 +24,34 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
+from synthgate.errors import InputError
 from synthgate.tasks.config import RunConfig, SourceConfig
 from synthgate.tasks.ingest import count_source_rows, read_source, stream_source
-from synthgate.errors import InputError
 from synthgate.validation.contract import parse_contract
 
 OWNER_PASSWORD = "owner-pw-4d1c"
 READER_PASSWORD = "reader-pw-93fa7e"  # must never show up in an error, a dump or a repr
-CONTRACT = parse_contract({
-    "table": "people",
-    "columns": {
-        "age": {"kind": "integer", "min": 17, "max": 90},
-        "job": {"kind": "categorical", "categories": ["a", "b", "c"], "nullable": True},
-        "pay": {"kind": "continuous", "min": 0, "max": 1000},
-    },
-    "privacy": {"epsilon": 1.0, "delta": 1e-6},
-})
+CONTRACT = parse_contract(
+    {
+        "table": "people",
+        "columns": {
+            "age": {"kind": "integer", "min": 17, "max": 90},
+            "job": {"kind": "categorical", "categories": ["a", "b", "c"], "nullable": True},
+            "pay": {"kind": "continuous", "min": 0, "max": 1000},
+        },
+        "privacy": {"epsilon": 1.0, "delta": 1e-6},
+    }
+)
 ROWS = [(17 + i % 70, "abc"[i % 3] if i % 7 else None, round(10.5 * (i % 90), 2), f"secret-{i}") for i in range(25)]
 
 
 def _pg_bin(name: str) -> str:
     found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
     if found is None:
-        raise RuntimeError(f"{name} not found on PATH or in /usr/lib/postgresql/*/bin: install PostgreSQL "
-                           "(Debian: apt-get install postgresql; .ci/run does).")
+        raise RuntimeError(
+            f"{name} not found on PATH or in /usr/lib/postgresql/*/bin: install PostgreSQL "
+            "(Debian: apt-get install postgresql; .ci/run does)."
+        )
     return found
 
 
@@ -72,15 +76,47 @@ def server() -> Iterator[dict[str, Any]]:
         os.chown(pwfile, run_as["user"], run_as["group"])
     data, port = base / "data", _free_port()
     env = {**os.environ, "LC_ALL": "C"}
-    subprocess.run([_pg_bin("initdb"), "-D", str(data), "-U", "owner", "--auth=scram-sha-256",
-                    f"--pwfile={pwfile}", "-E", "UTF8", "--no-locale"],
-                   check=True, capture_output=True, env=env, **run_as)
-    subprocess.run([_pg_bin("pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60",
-                    "-o", f"-k {base} -c listen_addresses='' -p {port}", "start"],
-                   check=True, capture_output=True, env=env, **run_as)
+    subprocess.run(
+        [
+            _pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "owner",
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+        **run_as,
+    )
+    subprocess.run(
+        [
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-k {base} -c listen_addresses='' -p {port}",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+        **run_as,
+    )
     try:
-        owner = psycopg.connect(host=str(base), port=port, dbname="postgres", user="owner",
-                                password=OWNER_PASSWORD, autocommit=True)
+        owner = psycopg.connect(
+            host=str(base), port=port, dbname="postgres", user="owner", password=OWNER_PASSWORD, autocommit=True
+        )
         with owner:
             owner.execute(f"CREATE ROLE reader LOGIN PASSWORD '{READER_PASSWORD}'")
             owner.execute("CREATE TABLE people (age integer, job text, pay numeric(8, 2), name text)")
@@ -98,8 +134,12 @@ def server() -> Iterator[dict[str, Any]]:
             owner.execute("GRANT INSERT, SELECT ON log TO reader")
         yield {"host": str(base), "port": port}
     finally:
-        subprocess.run([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, env=env, **run_as)
+        subprocess.run(
+            [_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            env=env,
+            **run_as,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -110,8 +150,14 @@ def reader(server: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str,
 
 
 def _owner(server: dict[str, Any]) -> psycopg.Connection:
-    return psycopg.connect(host=server["host"], port=server["port"], dbname="postgres", user="owner",
-                           password=OWNER_PASSWORD, autocommit=True)
+    return psycopg.connect(
+        host=server["host"],
+        port=server["port"],
+        dbname="postgres",
+        user="owner",
+        password=OWNER_PASSWORD,
+        autocommit=True,
+    )
 
 
 def test_a_table_is_read_with_only_the_contract_columns(reader: dict[str, Any]) -> None:
@@ -139,29 +185,45 @@ def test_a_hostile_table_name_is_quoted_not_run(reader: dict[str, Any], server: 
 
 def test_a_query_is_one_select_checked_before_connecting(reader: dict[str, Any]) -> None:
     source = SourceConfig.model_validate(
-        {"postgres": {**reader, "query": "SELECT age, pay FROM people WHERE age < 30 ORDER BY age"}})
+        {"postgres": {**reader, "query": "SELECT age, pay FROM people WHERE age < 30 ORDER BY age"}}
+    )
     frame = read_source(source, columns=["pay", "age", "absent"])
     assert frame.columns == ["pay", "age"]
     assert frame["age"].to_list() == sorted(r[0] for r in ROWS if r[0] < 30)
     # refused when the config is read, with no server (port 1 would refuse a connection anyway)
-    for query, why in [("DELETE FROM people", "read-only SELECT"), ("SELECT 1; DROP TABLE people", "exactly one"),
-                       ("COPY people TO '/tmp/x'", "read-only SELECT"), ("SELECT (", "does not parse")]:
+    for query, why in [
+        ("DELETE FROM people", "read-only SELECT"),
+        ("SELECT 1; DROP TABLE people", "exactly one"),
+        ("COPY people TO '/tmp/x'", "read-only SELECT"),
+        ("SELECT (", "does not parse"),
+    ]:
         with pytest.raises(ValidationError, match=why):
-            SourceConfig.model_validate({"postgres": {"host": "/nonexistent", "port": 1, "dbname": "x", "query": query}})
+            SourceConfig.model_validate(
+                {"postgres": {"host": "/nonexistent", "port": 1, "dbname": "x", "query": query}}
+            )
 
 
 def test_the_read_runs_in_a_read_only_transaction(reader: dict[str, Any], server: dict[str, Any]) -> None:
     """A SELECT that would write (a sequence step, a function with a side effect) fails on the server,
     though the role may write outside a read-only transaction."""
-    for query in ("SELECT nextval('counter') AS age", "SELECT age FROM people, LATERAL (SELECT setval('counter', 99)) s"):
+    for query in (
+        "SELECT nextval('counter') AS age",
+        "SELECT age FROM people, LATERAL (SELECT setval('counter', 99)) s",
+    ):
         source = SourceConfig.model_validate({"postgres": {**reader, "query": query}})
         with pytest.raises(InputError, match="read-only transaction"):
             read_source(source)
     with _owner(server) as con:
         assert con.execute("SELECT last_value, is_called FROM counter").fetchone() == (1, False)
     # the same role can write in its own session: only the source's transaction is read-only
-    with psycopg.connect(host=server["host"], port=server["port"], dbname="postgres", user="reader",
-                         password=READER_PASSWORD, autocommit=True) as con:
+    with psycopg.connect(
+        host=server["host"],
+        port=server["port"],
+        dbname="postgres",
+        user="reader",
+        password=READER_PASSWORD,
+        autocommit=True,
+    ) as con:
         con.execute("INSERT INTO log VALUES (1)")
 
 
@@ -182,8 +244,18 @@ def test_no_password_in_errors_dumps_or_reprs(server: dict[str, Any], monkeypatc
         assert wrong not in text and "**********" in text
     # password_env: the password read from the environment, never stored in the config
     monkeypatch.setenv("SG_TEST_PGPASSWORD", wrong)
-    by_env = SourceConfig.model_validate({"postgres": {"host": server["host"], "port": server["port"], "dbname": "postgres",
-                                                       "user": "reader", "password_env": "SG_TEST_PGPASSWORD", "table": "people"}})
+    by_env = SourceConfig.model_validate(
+        {
+            "postgres": {
+                "host": server["host"],
+                "port": server["port"],
+                "dbname": "postgres",
+                "user": "reader",
+                "password_env": "SG_TEST_PGPASSWORD",
+                "table": "people",
+            }
+        }
+    )
     with pytest.raises(InputError) as err:
         read_source(by_env)
     assert wrong not in str(err.value) and wrong not in by_env.model_dump_json()
@@ -238,10 +310,19 @@ def test_a_release_runs_end_to_end_from_postgres_and_no_file_holds_the_password(
     contract["evaluation"] = {"shadow_models": 0, "attack_rows": 50, "anonymeter_attacks": 50, "inference_attacks": 50}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(contract, sort_keys=False), encoding="utf-8")
     run_yaml = tmp_path / "run.yaml"
-    run_yaml.write_text(yaml.safe_dump({
-        "contract": "c.yaml", "source": {"postgres": {**reader, "table": "adult"}}, "out": "out",
-        "epochs": 1, "batch_size": 100, "n_synthetic": 250, "evaluation_rows": 300,
-    }))
+    run_yaml.write_text(
+        yaml.safe_dump(
+            {
+                "contract": "c.yaml",
+                "source": {"postgres": {**reader, "table": "adult"}},
+                "out": "out",
+                "epochs": 1,
+                "batch_size": 100,
+                "n_synthetic": 250,
+                "evaluation_rows": 300,
+            }
+        )
+    )
     result = CliRunner().invoke(app, ["run", "--config", str(run_yaml), "--quiet"])
     assert result.exit_code in (0, EXIT_BLOCKED), result.output
     (record,) = Registry(tmp_path / "out" / "registry.duckdb").runs()

@@ -29,16 +29,23 @@ from prefect.logging.handlers import APILogHandler
 from prefect.types.names import LOWERCASE_LETTERS_NUMBERS_AND_DASHES_ONLY_REGEX
 
 import synthgate.flows.release as release_module
+from synthgate.errors import BudgetExceeded, ReleaseBlocked
 from synthgate.flows.config import RunConfig, SourceConfig
 from synthgate.flows.demo import demo_contract, demo_parquet
-from synthgate.errors import BudgetExceeded, ReleaseBlocked
 from synthgate.flows.release import release_flow, run_release
 from synthgate.governance.registry import Registry
 
 BLOCKING_GATES = {  # every gate lenient but column shapes, which no model meets exactly: the run is blocked
-    "max_dcr_share": 1.0, "identical_match_tolerance": 1.0, "max_mia_auc": 1.0, "max_mia_tpr_at_1pct_fpr": 1.0,
-    "max_anonymeter_risk": 1.0, "min_column_shapes": 1.0, "min_pair_trends": 0.0, "min_three_way_ratio": 0.0,
-    "max_detection_auc": 1.0, "min_tstr_ratio": 0.0,
+    "max_dcr_share": 1.0,
+    "identical_match_tolerance": 1.0,
+    "max_mia_auc": 1.0,
+    "max_mia_tpr_at_1pct_fpr": 1.0,
+    "max_anonymeter_risk": 1.0,
+    "min_column_shapes": 1.0,
+    "min_pair_trends": 0.0,
+    "min_three_way_ratio": 0.0,
+    "max_detection_auc": 1.0,
+    "min_tstr_ratio": 0.0,
 }
 
 
@@ -50,8 +57,12 @@ def _flow_run(name: str) -> Any:
 
 def _config(tmp_path: Path) -> RunConfig:
     # The flow body is replaced in the fast tests below: the source is never read.
-    return RunConfig(contract=demo_contract(), source=SourceConfig(path=tmp_path / "unused.parquet"),
-                     out=tmp_path / "out", show_progress=False)
+    return RunConfig(
+        contract=demo_contract(),
+        source=SourceConfig(path=tmp_path / "unused.parquet"),
+        out=tmp_path / "out",
+        show_progress=False,
+    )
 
 
 SECRET = "owner-only-figure-8675309"  # stands for the owner's figures in the report a run returns
@@ -59,9 +70,15 @@ SECRET = "owner-only-figure-8675309"  # stands for the owner's figures in the re
 
 def _fake_run(released: bool) -> Any:
     def run(config: RunConfig, contract: Any, run_id: str, epsilon: float) -> dict[str, Any]:
-        return {"run_id": run_id, "table": contract.table, "released": released,
-                "failed_gates": [] if released else ["column_shapes"], "folder": str(config.out / "x"),
-                "rows": {"train": SECRET}}
+        return {
+            "run_id": run_id,
+            "table": contract.table,
+            "released": released,
+            "failed_gates": [] if released else ["column_shapes"],
+            "folder": str(config.out / "x"),
+            "rows": {"train": SECRET},
+        }
+
     return run
 
 
@@ -147,10 +164,19 @@ def _blocking_run_config(tmp_path: Path) -> tuple[Path, int]:
     n_source = 600
     pl.read_parquet(demo_parquet()).sample(n=n_source, seed=5).write_parquet(tmp_path / "source.parquet")
     run_yaml = tmp_path / "run.yaml"
-    run_yaml.write_text(yaml.safe_dump({
-        "contract": str(tmp_path / "c.yaml"), "source": {"path": str(tmp_path / "source.parquet")},
-        "out": str(tmp_path / "out"), "epochs": 1, "batch_size": 100, "n_synthetic": 250, "evaluation_rows": 300,
-    }))
+    run_yaml.write_text(
+        yaml.safe_dump(
+            {
+                "contract": str(tmp_path / "c.yaml"),
+                "source": {"path": str(tmp_path / "source.parquet")},
+                "out": str(tmp_path / "out"),
+                "epochs": 1,
+                "batch_size": 100,
+                "n_synthetic": 250,
+                "evaluation_rows": 300,
+            }
+        )
+    )
     return run_yaml, n_source
 
 
@@ -180,14 +206,22 @@ def test_a_blocked_synthgate_run_exits_3_writes_no_release_and_its_flow_run_show
         # Task runs named by stage, carrying the run's tags.
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
         names = {t.name for t in task_runs}
-        assert {"validate the table against the contract", "split off the holdout (secret coins)",
-                "train the DP synthesizer", "sample synthetic rows", "privacy checks", "fidelity checks",
-                "gate decision", "publish (or write the blocked report)"} <= names, names
+        assert {
+            "validate the table against the contract",
+            "split off the holdout (secret coins)",
+            "train the DP synthesizer",
+            "sample synthetic rows",
+            "privacy checks",
+            "fidelity checks",
+            "gate decision",
+            "publish (or write the blocked report)",
+        } <= names, names
         assert all("table:adult" in t.tags for t in task_runs)
 
         # Artifacts: keyed per table, valid keys, attached to this flow run, one a link to the public report.
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(
-            any_=[run.id])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+        )
         keys = {a.key for a in artifacts}
         assert keys == {"adult-release-summary", "adult-release-gates", "adult-release-report"}
         assert all(re.fullmatch(LOWERCASE_LETTERS_NUMBERS_AND_DASHES_ONLY_REGEX, k) for k in keys)
@@ -200,12 +234,20 @@ def test_a_blocked_synthgate_run_exits_3_writes_no_release_and_its_flow_run_show
 
         # Stage logs through the run logger: aggregates only.
         APILogHandler().flush()  # send the batched log records now
-        logs = [entry.message for entry in client.read_logs(log_filter=LogFilter(
-            flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
+        logs = [
+            entry.message
+            for entry in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+        ]
     text = "\n".join(logs)
-    for expected in ("table 'adult', model ctgan", "every contract expectation met", "trained ctgan with DP: ε spent",
-                     "sampled 250 synthetic rows", "checks 2/4: membership attacks done",
-                     "gate column_shapes: failed (must be >= 1)", "BLOCKED: nothing published"):
+    for expected in (
+        "table 'adult', model ctgan",
+        "every contract expectation met",
+        "trained ctgan with DP: ε spent",
+        "sampled 250 synthetic rows",
+        "checks 2/4: membership attacks done",
+        "gate column_shapes: failed (must be >= 1)",
+        "BLOCKED: nothing published",
+    ):
         assert expected in text, (expected, text)
     # No exact private size: the source rows, and the train and holdout counts from the owner's report.
     owner = json.loads((Path(record.owner_folder) / "report.json").read_text())
@@ -223,8 +265,12 @@ def test_the_scheduled_parent_run_and_an_audit_run_are_named_like_a_release(
     from synthgate.flows.deployments import scheduled_release
 
     run_yaml = tmp_path / "run.yaml"
-    run_yaml.write_text(yaml.safe_dump({"contract": str(demo_contract()), "source": {"path": str(small_source)},
-                                        "out": str(tmp_path / "out")}))
+    run_yaml.write_text(
+        yaml.safe_dump(
+            {"contract": str(demo_contract()), "source": {"path": str(small_source)}, "out": str(tmp_path / "out")}
+        )
+    )
+
     def fake(released: bool) -> Any:
         inner = _fake_run(released)
         return lambda *args: {**inner(*args), "output": None}  # the keys the parent returns
@@ -247,8 +293,11 @@ def test_the_scheduled_parent_run_and_an_audit_run_are_named_like_a_release(
 
     # the audit: the real flow over a real source, the canary fit replaced (the test is on naming)
     monkeypatch.setattr(audit_module, "audit_one", lambda *_, **__: {"below_claim": True})
-    result = audit_flow(AuditConfig(contract=demo_contract(), source=SourceConfig(path=small_source),
-                                    epsilons=[1.0], show_progress=False))
+    result = audit_flow(
+        AuditConfig(
+            contract=demo_contract(), source=SourceConfig(path=small_source), epsilons=[1.0], show_progress=False
+        )
+    )
     assert re.fullmatch(r"audit-\d{8}T\d{6}Z-[0-9a-f]{6}", result["run_id"]), result["run_id"]
     run = _flow_run(f"adult-{result['run_id']}")
     assert run.state.type.value == "COMPLETED"

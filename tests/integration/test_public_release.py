@@ -23,9 +23,9 @@ import yaml
 from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
+from synthgate.errors import RegistryError
 from synthgate.flows.cli import app
 from synthgate.flows.demo import demo_contract, demo_parquet
-from synthgate.errors import RegistryError
 from synthgate.governance.registry import Registry
 from synthgate.validation.public_report import build_public_report, write_public_report
 
@@ -35,9 +35,16 @@ N_SYNTHETIC = 577  # a public number from the run config
 EVALUATION_ROWS = 300
 
 LENIENT = {  # every gate passes, so the run releases and the public report draws distributions
-    "max_dcr_share": 1.0, "identical_match_tolerance": 1.0, "max_mia_auc": 1.0, "max_mia_tpr_at_1pct_fpr": 1.0,
-    "max_anonymeter_risk": 1.0, "min_column_shapes": 0.0, "min_pair_trends": 0.0, "min_three_way_ratio": 0.0,
-    "max_detection_auc": 1.0, "min_tstr_ratio": 0.0,
+    "max_dcr_share": 1.0,
+    "identical_match_tolerance": 1.0,
+    "max_mia_auc": 1.0,
+    "max_mia_tpr_at_1pct_fpr": 1.0,
+    "max_anonymeter_risk": 1.0,
+    "min_column_shapes": 0.0,
+    "min_pair_trends": 0.0,
+    "min_three_way_ratio": 0.0,
+    "max_detection_auc": 1.0,
+    "min_tstr_ratio": 0.0,
 }
 BLOCKING = {**LENIENT, "min_column_shapes": 1.0}  # one failed gate: no model matches every column exactly
 
@@ -51,10 +58,19 @@ def _release(tmp: Path, gates: dict[str, float]) -> dict[str, Any]:
     source = tmp / "source.parquet"
     pl.read_parquet(demo_parquet()).sample(n=SOURCE_ROWS, seed=11).write_parquet(source)
     cfg = tmp / "run.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "contract": str(contract), "source": {"path": str(source)}, "out": str(tmp / "out"), "epochs": 1,
-        "batch_size": 100, "n_synthetic": N_SYNTHETIC, "evaluation_rows": EVALUATION_ROWS,
-    }))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "contract": str(contract),
+                "source": {"path": str(source)},
+                "out": str(tmp / "out"),
+                "epochs": 1,
+                "batch_size": 100,
+                "n_synthetic": N_SYNTHETIC,
+                "evaluation_rows": EVALUATION_ROWS,
+            }
+        )
+    )
     result = runner.invoke(app, ["run", "--config", str(cfg), "--quiet"])
     (record,) = Registry(tmp / "out" / "registry.duckdb").runs()
     with get_client(sync_client=True) as client:
@@ -63,7 +79,9 @@ def _release(tmp: Path, gates: dict[str, float]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module", params=["released", "blocked"])
-def run(request: pytest.FixtureRequest, prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def run(
+    request: pytest.FixtureRequest, prefect_harness: None, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp(request.param)
     out = _release(tmp, LENIENT if request.param == "released" else BLOCKING)
     assert out["cli"].exit_code == (0 if request.param == "released" else 3), out["cli"].output
@@ -152,8 +170,10 @@ def test_public_report_rebuilds_from_the_release_folder_alone(run: dict[str, Any
     assert public["privacy"]["epsilon_spent"] == owner["privacy"]["epsilon_spent"]
     # Gate outcomes are public (and listed outside the guarantee); their measured values are not.
     assert [(g["name"], g["passed"]) for g in public["gates"]] == [(g["name"], g["passed"]) for g in owner["gates"]]
-    assert all(set(g) == {"name", "kind", "direction", "threshold", "passed", "outcome", "description"}
-               for g in public["gates"])
+    assert all(
+        set(g) == {"name", "kind", "direction", "threshold", "passed", "outcome", "description"}
+        for g in public["gates"]
+    )
     assert all(g["outcome"] in ("pass", "fail", "inconclusive") for g in public["gates"])
     assert any("gate outcomes" in s for s in public["outside_guarantee"])
 
@@ -161,8 +181,15 @@ def test_public_report_rebuilds_from_the_release_folder_alone(run: dict[str, Any
     numbers = set(_numbers(public))
     assert owner["rows"]["train"] + owner["rows"]["holdout"] == SOURCE_ROWS
     assert not counts & {n for n in numbers if n == int(n)}, "an exact count of private rows is published"
-    assert not values & numbers, ("a figure computed on private rows is published", values & numbers,
-                                  [(m["name"], m["value"], m["ci"]) for m in owner["metrics"] if {m["value"], *(m["ci"] or [])} & values & numbers])
+    assert not values & numbers, (
+        "a figure computed on private rows is published",
+        values & numbers,
+        [
+            (m["name"], m["value"], m["ci"])
+            for m in owner["metrics"]
+            if {m["value"], *(m["ci"] or [])} & values & numbers
+        ],
+    )
     text = _visible_text(published_html.decode())
     for n in counts:
         assert not re.search(rf"(?<![\d.,]){n:,}(?![\d,])|(?<![\d.,]){n}(?![\d])", text), n
@@ -173,7 +200,10 @@ def test_public_report_rebuilds_from_the_release_folder_alone(run: dict[str, Any
         # exactly 5/50 is common)
         zeros = "0*" if "." in shown else ""
         whole = re.search(rf"(?<![\d.]){re.escape(shown)}{zeros}(?![\d]|\.\d)", text)
-        assert whole is None or shown in {f"{x:.4g}" for x in numbers}, (v, text[max(0, whole.start() - 80): whole.end() + 80])
+        assert whole is None or shown in {f"{x:.4g}" for x in numbers}, (
+            v,
+            text[max(0, whole.start() - 80) : whole.end() + 80],
+        )
     if public["released"]:
         assert public["rows"]["synthetic"] == N_SYNTHETIC
         assert public["rows"]["train_dp_estimate"] != owner["rows"]["train"]  # DP noise (σ of many rows)
@@ -183,7 +213,9 @@ def test_public_report_rebuilds_from_the_release_folder_alone(run: dict[str, Any
         for name, d in dists.items():
             assert len(d["real"]) == len(d["labels"]) == len(d["synthetic"]), name
             assert abs(sum(d["real"]) - 1) < 1e-9 and 0 <= d["score"] <= 1, name
-        assert {"model.pt", "synthetic.parquet", "ledger.json", "contract.yaml", "decision.json"} <= set(public["files"])
+        assert {"model.pt", "synthetic.parquet", "ledger.json", "contract.yaml", "decision.json"} <= set(
+            public["files"]
+        )
         assert pl.read_parquet(folder / "synthetic.parquet").height == N_SYNTHETIC
     else:
         assert public["failed_gates"] == ["column_shapes"] and public["distributions"] == {}

@@ -36,12 +36,17 @@ runner = CliRunner()
 SOURCE_ROWS = 1337  # distinctive
 FRACTION = 1 / 3
 LENIENT = {  # every gate passes, so the run releases and publishes everything a release can
-    "max_dcr_share": 1.0, "identical_match_tolerance": 1.0, "max_mia_auc": 1.0, "max_mia_tpr_at_1pct_fpr": 1.0,
-    "max_anonymeter_risk": 1.0, "min_column_shapes": 0.0, "min_pair_trends": 0.0, "min_three_way_ratio": 0.0,
-    "max_detection_auc": 1.0, "min_tstr_ratio": 0.0,
+    "max_dcr_share": 1.0,
+    "identical_match_tolerance": 1.0,
+    "max_mia_auc": 1.0,
+    "max_mia_tpr_at_1pct_fpr": 1.0,
+    "max_anonymeter_risk": 1.0,
+    "min_column_shapes": 0.0,
+    "min_pair_trends": 0.0,
+    "min_three_way_ratio": 0.0,
+    "max_detection_auc": 1.0,
+    "min_tstr_ratio": 0.0,
 }
-
-
 
 
 def published(run: dict[str, Any]) -> dict[str, str]:
@@ -81,10 +86,19 @@ def run(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> dict
     source = tmp / "source.parquet"
     pl.read_parquet(demo_parquet()).sample(n=SOURCE_ROWS, seed=21).write_parquet(source)
     cfg = tmp / "run.yaml"
-    cfg.write_text(yaml.safe_dump({  # no n_synthetic: the default length is under test
-        "contract": str(contract), "source": {"path": str(source)}, "out": str(tmp / "out"), "epochs": 1,
-        "batch_size": 100, "evaluation_rows": 300, "holdout_fraction": FRACTION,
-    }))
+    cfg.write_text(
+        yaml.safe_dump(
+            {  # no n_synthetic: the default length is under test
+                "contract": str(contract),
+                "source": {"path": str(source)},
+                "out": str(tmp / "out"),
+                "epochs": 1,
+                "batch_size": 100,
+                "evaluation_rows": 300,
+                "holdout_fraction": FRACTION,
+            }
+        )
+    )
     result = runner.invoke(app, ["run", "--config", str(cfg), "--quiet"])
     (record,) = Registry(tmp / "out" / "registry.duckdb").runs()
     assert result.exit_code == 0 and record.status == "released", result.output

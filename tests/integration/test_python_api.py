@@ -15,9 +15,16 @@ import yaml
 from synthgate.flows.demo import demo_contract, demo_parquet
 
 LENIENT = {  # every gate passes: the run releases (the gates' logic is tested elsewhere)
-    "max_dcr_share": 1.0, "identical_match_tolerance": 1.0, "max_mia_auc": 1.0, "max_mia_tpr_at_1pct_fpr": 1.0,
-    "max_anonymeter_risk": 1.0, "min_column_shapes": 0.0, "min_pair_trends": 0.0, "min_three_way_ratio": 0.0,
-    "max_detection_auc": 1.0, "min_tstr_ratio": 0.0,
+    "max_dcr_share": 1.0,
+    "identical_match_tolerance": 1.0,
+    "max_mia_auc": 1.0,
+    "max_mia_tpr_at_1pct_fpr": 1.0,
+    "max_anonymeter_risk": 1.0,
+    "min_column_shapes": 0.0,
+    "min_pair_trends": 0.0,
+    "min_three_way_ratio": 0.0,
+    "max_detection_auc": 1.0,
+    "min_tstr_ratio": 0.0,
 }
 BLOCKING = {**LENIENT, "min_column_shapes": 1.0}  # no model matches every column exactly: blocked
 
@@ -34,14 +41,24 @@ def _contract(tmp: Path, gates: dict[str, float]) -> Path:
 def _config(tmp: Path, gates: dict[str, float]) -> dict[str, Any]:
     source = tmp / "source.parquet"
     pl.read_parquet(demo_parquet()).sample(n=600, seed=5).write_parquet(source)
-    return {"contract": str(_contract(tmp, gates)), "source": {"path": str(source)}, "out": str(tmp / "out"),
-            "epochs": 1, "batch_size": 100, "n_synthetic": 400, "evaluation_rows": 300, "show_progress": False}
+    return {
+        "contract": str(_contract(tmp, gates)),
+        "source": {"path": str(source)},
+        "out": str(tmp / "out"),
+        "epochs": 1,
+        "batch_size": 100,
+        "n_synthetic": 400,
+        "evaluation_rows": 300,
+        "show_progress": False,
+    }
 
 
 def test_import_is_light() -> None:
     """``import synthgate`` pulls in neither torch nor Prefect; the names resolve on first use."""
-    code = ("import sys, synthgate; heavy = [m for m in ('torch', 'prefect', 'opacus') if m in sys.modules]; "
-            "print(heavy); assert not heavy, heavy; assert 'release' in dir(synthgate)")
+    code = (
+        "import sys, synthgate; heavy = [m for m in ('torch', 'prefect', 'opacus') if m in sys.modules]; "
+        "print(heavy); assert not heavy, heavy; assert 'release' in dir(synthgate)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     synthgate = importlib.import_module("synthgate")
@@ -61,7 +78,9 @@ def test_release_from_dict_and_yaml_and_sample(prefect_harness: None, tmp_path: 
     assert result.folder.resolve().parent.name == "releases"
     names = {g["name"] for g in result.gates}
     assert {"dcr_share", "column_shapes"} <= names
-    assert all(set(g) == {"name", "kind", "direction", "threshold", "passed", "outcome", "description"} for g in result.gates)
+    assert all(
+        set(g) == {"name", "kind", "direction", "threshold", "passed", "outcome", "description"} for g in result.gates
+    )
     page = result._repr_html_()
     assert "RELEASED" in page and "dcr_share" in page and "measured" not in page
 
@@ -160,14 +179,16 @@ def test_great_expectations_ephemeral_docs_line_is_silenced() -> None:
 
     _prefect_defaults()
     ge = logging.getLogger("great_expectations.data_context.types.base")
-    noise = logging.LogRecord(ge.name, logging.INFO, __file__, 1,
-                              "Created temporary directory '/tmp/x' for ephemeral docs site", None, None)
+    noise = logging.LogRecord(
+        ge.name, logging.INFO, __file__, 1, "Created temporary directory '/tmp/x' for ephemeral docs site", None, None
+    )
     other = logging.LogRecord(ge.name, logging.WARNING, __file__, 1, "something else", None, None)
     assert not ge.filter(noise) and ge.filter(other)
 
 
-def test_registry_commands_json_and_registry_lookup(prefect_harness: None, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registry_commands_json_and_registry_lookup(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`releases list` / `budget show` --json; the registry found from --config or $SYNTHGATE_REGISTRY."""
     import json
 

@@ -11,17 +11,23 @@ import pytest
 import torch
 from prefect.client.orchestration import get_client
 
+from synthgate.errors import ContractViolation
 from synthgate.flows.config import RunConfig, SourceConfig
 from synthgate.flows.demo import demo_contract
 from synthgate.flows.release import release_flow, run_release
 from synthgate.governance.registry import Registry
-from synthgate.errors import ContractViolation
 
 
 def _config(tmp_path: Path, source: Path, **kw: object) -> RunConfig:
     return RunConfig(
-        contract=demo_contract(), source=SourceConfig(path=source), out=tmp_path / "out",
-        epochs=1.0, batch_size=250, show_progress=False, seed=0, **kw,
+        contract=demo_contract(),
+        source=SourceConfig(path=source),
+        out=tmp_path / "out",
+        epochs=1.0,
+        batch_size=250,
+        show_progress=False,
+        seed=0,
+        **kw,
     )
 
 
@@ -54,9 +60,19 @@ def test_flow_end_to_end_writes_a_complete_report(prefect_harness: None, tmp_pat
     p = on_disk["privacy"]
     assert 0 < p["epsilon_spent"] <= p["epsilon_budget"] == 3.0
     assert [e["mechanism"] for e in p["ledger"]] == [
-        "codec-histograms", "marginal-selection", "marginal-measurements", "dp-sgd-critic",
+        "codec-histograms",
+        "marginal-selection",
+        "marginal-measurements",
+        "dp-sgd-critic",
     ]
-    assert {g["name"] for g in on_disk["gates"]} >= {"dcr_share", "identical_match_share", "column_shapes", "pair_trends", "ml_efficacy", "privacy_budget"}
+    assert {g["name"] for g in on_disk["gates"]} >= {
+        "dcr_share",
+        "identical_match_share",
+        "column_shapes",
+        "pair_trends",
+        "ml_efficacy",
+        "privacy_budget",
+    }
     assert (folder / "report.html").read_text().startswith("<!DOCTYPE html>")
     with get_client(sync_client=True) as client:
         keys = {a.key for a in client.read_artifacts()}
@@ -70,7 +86,9 @@ def test_flow_end_to_end_writes_a_complete_report(prefect_harness: None, tmp_pat
         assert "adult_synthetic" not in _tables(cfg.output_db)
 
 
-def test_contract_violation_trains_nothing_and_writes_nothing(prefect_harness: None, tmp_path: Path, small_source: Path) -> None:
+def test_contract_violation_trains_nothing_and_writes_nothing(
+    prefect_harness: None, tmp_path: Path, small_source: Path
+) -> None:
     bad = pl.read_parquet(small_source)
     bad = bad.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(-5).otherwise(pl.col("age")).alias("age"))
     bad_path = tmp_path / "bad.parquet"
@@ -112,10 +130,17 @@ def test_a_contract_unit_reduces_people_to_one_row_each_through_the_cli(
     contract["evaluation"] = {"shadow_models": 0}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(contract, sort_keys=False), encoding="utf-8")
     out = tmp_path / "out"
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump({
-        "contract": str(tmp_path / "c.yaml"), "source": {"path": str(source)}, "out": str(out),
-        "epochs": 1.0, "batch_size": 100,
-    }))
+    (tmp_path / "run.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "contract": str(tmp_path / "c.yaml"),
+                "source": {"path": str(source)},
+                "out": str(out),
+                "epochs": 1.0,
+                "batch_size": 100,
+            }
+        )
+    )
     result = CliRunner().invoke(app, ["run", "--config", str(tmp_path / "run.yaml"), "--quiet"])
     assert result.exit_code in (0, 3), result.output
     (report_path,) = (out / "owner").rglob("report.json")  # the owner's report holds the row counts

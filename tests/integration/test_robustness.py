@@ -51,8 +51,11 @@ def _previous_release(out: Path) -> str:
 
 def _run(tmp: Path, source: dict[str, Any], contract: Path, *extra: str) -> Any:
     cfg = tmp / "run.yaml"
-    cfg.write_text(yaml.safe_dump({"contract": str(contract), "source": source, "out": str(tmp / "out"),
-                                   "epochs": 1, "batch_size": 100}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {"contract": str(contract), "source": source, "out": str(tmp / "out"), "epochs": 1, "batch_size": 100}
+        )
+    )
     return runner.invoke(app, ["run", "--config", str(cfg), "--quiet", *extra])
 
 
@@ -99,27 +102,73 @@ BAD = [
     Bad("empty table", lambda t, b: _parquet(t, b.head(0)), "(table)", "no rows"),
     Bad("missing file", lambda t, b: {"path": str(t / "nowhere.parquet")}, "nowhere.parquet", "does not exist"),
     Bad("missing table", _missing_table, "adult", "is not in"),
-    Bad("contract names an absent column", lambda t, b: _parquet(t, b.drop("hours-per-week")), "hours-per-week",
-        "expect_column_to_exist"),
-    Bad("all-null non-nullable column", lambda t, b: _parquet(t, b.with_columns(pl.lit(None, pl.Int64).alias("age"))),
-        "age", "expect_column_values_to_not_be_null"),
-    Bad("undeclared category", lambda t, b: _parquet(t, _set_row(b, "workclass", 17, SENTINEL)), "workclass",
-        "expect_column_values_to_be_in_set"),
-    Bad("out-of-bound number", lambda t, b: _parquet(t, _set_row(b, "age", 9, 7731, pl.Int64)), "age",
-        "expect_column_values_to_be_between"),
-    Bad("NaN in a numeric column", lambda t, b: _parquet(t, _set_row(b.with_columns(pl.col("fnlwgt").cast(pl.Float64)),
-        "fnlwgt", 4, float("nan"))), "fnlwgt", "NaN"),
-    Bad("+inf in a numeric column", lambda t, b: _parquet(t, _set_row(b.with_columns(pl.col("fnlwgt").cast(pl.Float64)),
-        "fnlwgt", 4, float("inf"))), "fnlwgt", "expect_column_values_to_be_between"),
-    Bad("-inf in a numeric column", lambda t, b: _parquet(t, _set_row(b.with_columns(pl.col("fnlwgt").cast(pl.Float64)),
-        "fnlwgt", 4, float("-inf"))), "fnlwgt", "expect_column_values_to_be_between"),
+    Bad(
+        "contract names an absent column",
+        lambda t, b: _parquet(t, b.drop("hours-per-week")),
+        "hours-per-week",
+        "expect_column_to_exist",
+    ),
+    Bad(
+        "all-null non-nullable column",
+        lambda t, b: _parquet(t, b.with_columns(pl.lit(None, pl.Int64).alias("age"))),
+        "age",
+        "expect_column_values_to_not_be_null",
+    ),
+    Bad(
+        "undeclared category",
+        lambda t, b: _parquet(t, _set_row(b, "workclass", 17, SENTINEL)),
+        "workclass",
+        "expect_column_values_to_be_in_set",
+    ),
+    Bad(
+        "out-of-bound number",
+        lambda t, b: _parquet(t, _set_row(b, "age", 9, 7731, pl.Int64)),
+        "age",
+        "expect_column_values_to_be_between",
+    ),
+    Bad(
+        "NaN in a numeric column",
+        lambda t, b: _parquet(
+            t, _set_row(b.with_columns(pl.col("fnlwgt").cast(pl.Float64)), "fnlwgt", 4, float("nan"))
+        ),
+        "fnlwgt",
+        "NaN",
+    ),
+    Bad(
+        "+inf in a numeric column",
+        lambda t, b: _parquet(
+            t, _set_row(b.with_columns(pl.col("fnlwgt").cast(pl.Float64)), "fnlwgt", 4, float("inf"))
+        ),
+        "fnlwgt",
+        "expect_column_values_to_be_between",
+    ),
+    Bad(
+        "-inf in a numeric column",
+        lambda t, b: _parquet(
+            t, _set_row(b.with_columns(pl.col("fnlwgt").cast(pl.Float64)), "fnlwgt", 4, float("-inf"))
+        ),
+        "fnlwgt",
+        "expect_column_values_to_be_between",
+    ),
     Bad("mixed types in a column (CSV)", _csv_with_mixed_types, "age", "expect_column_dtype_to_match_contract_kind"),
-    Bad("very long unicode string, undeclared", lambda t, b: _parquet(t, _set_row(b, "native-country", 3,
-        SENTINEL + "ü€𝔘" * 20000)), "native-country", "expect_column_values_to_be_in_set"),
-    Bad("identifier disguised as a category", lambda t, b: _parquet(t, b.with_columns(
-        pl.format("V{}", pl.int_range(pl.len()).cast(pl.String).str.zfill(5)).alias("visit_code"))),
-        "visit_code", "identifier", _disguised_id),
-    Bad("one-row table", lambda t, b: _parquet(t, b.head(1)), "fewer rows than the checks", "Nothing was read"),  # no count: private
+    Bad(
+        "very long unicode string, undeclared",
+        lambda t, b: _parquet(t, _set_row(b, "native-country", 3, SENTINEL + "ü€𝔘" * 20000)),
+        "native-country",
+        "expect_column_values_to_be_in_set",
+    ),
+    Bad(
+        "identifier disguised as a category",
+        lambda t, b: _parquet(
+            t, b.with_columns(pl.format("V{}", pl.int_range(pl.len()).cast(pl.String).str.zfill(5)).alias("visit_code"))
+        ),
+        "visit_code",
+        "identifier",
+        _disguised_id,
+    ),
+    Bad(
+        "one-row table", lambda t, b: _parquet(t, b.head(1)), "fewer rows than the checks", "Nothing was read"
+    ),  # no count: private
 ]
 
 
@@ -136,28 +185,43 @@ def test_bad_input_exits_2_naming_the_column_and_changes_nothing(
     assert not (tmp_path / "out" / "releases").exists()
 
 
-def test_awkward_but_valid_tables_run_to_a_decision(prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame) -> None:
+def test_awkward_but_valid_tables_run_to_a_decision(
+    prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame
+) -> None:
     """Extra columns, a constant column, an all-null nullable column, declared unicode categories,
     time-zone-aware datetimes, and fewer rows (150) than the batch size (500), in one table."""
     unicode_sex = {"Female": "Ж-femme-女", "Male": "M-homme-男"}
     frame = adult_600.head(150).with_columns(
-        pl.lit(SENTINEL).alias("free_text_extra"),                     # not in the contract
-        pl.lit(0).alias("capital-loss"),                               # constant
-        pl.lit(None, pl.String).alias("occupation"),                   # nullable, all null
-        pl.col("sex").replace_strict(unicode_sex),                     # unicode categories
-        pl.datetime(2024, 3, 1, time_zone="Europe/Paris").dt.offset_by(
-            pl.format("{}h", pl.int_range(pl.len()))).alias("visit_time"),
+        pl.lit(SENTINEL).alias("free_text_extra"),  # not in the contract
+        pl.lit(0).alias("capital-loss"),  # constant
+        pl.lit(None, pl.String).alias("occupation"),  # nullable, all null
+        pl.col("sex").replace_strict(unicode_sex),  # unicode categories
+        pl.datetime(2024, 3, 1, time_zone="Europe/Paris")
+        .dt.offset_by(pl.format("{}h", pl.int_range(pl.len())))
+        .alias("visit_time"),
     )
 
     def edit(data: dict[str, Any]) -> None:
         data["columns"]["sex"]["categories"] = list(unicode_sex.values())
-        data["columns"]["visit_time"] = {"kind": "datetime", "min": "2024-01-01T00:00:00+00:00",
-                                         "max": "2025-01-01T00:00:00+00:00"}
+        data["columns"]["visit_time"] = {
+            "kind": "datetime",
+            "min": "2024-01-01T00:00:00+00:00",
+            "max": "2025-01-01T00:00:00+00:00",
+        }
 
     contract = _contract(tmp_path, edit)
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(yaml.safe_dump({"contract": str(contract), "source": _parquet(tmp_path, frame),
-                                   "out": str(tmp_path / "out"), "epochs": 1, "batch_size": 500}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "contract": str(contract),
+                "source": _parquet(tmp_path, frame),
+                "out": str(tmp_path / "out"),
+                "epochs": 1,
+                "batch_size": 500,
+            }
+        )
+    )
     result = runner.invoke(app, ["run", "--config", str(cfg), "--quiet"])
     assert result.exit_code in (0, 3), result.output  # released, or blocked by a gate on its merits
     (folder,) = [p for p in (tmp_path / "out").glob("owner/*") if (p / "report.json").exists()]  # the owner's report
@@ -207,7 +271,10 @@ def test_a_pii_value_among_declared_categories_blocks_the_release(
 
 
 def test_a_library_error_inside_a_task_never_logs_its_private_values(
-    prefect_harness: None, tmp_path: Path, adult_600: pl.DataFrame, monkeypatch: pytest.MonkeyPatch,
+    prefect_harness: None,
+    tmp_path: Path,
+    adult_600: pl.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     """A library exception raised while reading private rows (here polars, quoting the values it could

@@ -13,9 +13,8 @@ import polars as pl
 import torch
 
 from synthgate.models.synthesizers.base import Checkpoint
-from tests.unit.models.test_checkpoint import TINY, _fit_family
 from synthgate.validation.contract import Contract
-
+from tests.unit.models.test_checkpoint import TINY, _fit_family
 
 _KILLED_FIT = """
 import os, signal, sys
@@ -55,16 +54,33 @@ def test_a_sigkilled_fit_resumes_bit_identically(
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", _KILLED_FIT, "medgan", str(demo_contract()), str(table), str(path), "8",
-         repr(TINY["medgan"])],
-        env=env, cwd=root, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            _KILLED_FIT,
+            "medgan",
+            str(demo_contract()),
+            str(table),
+            str(path),
+            "8",
+            repr(TINY["medgan"]),
+        ],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == -9, done.stderr[-2000:]  # killed by SIGKILL
     assert path.exists()
-    resumed, resumed_ledger = _fit_family("medgan", adult_contract, adult_modelled, checkpoint=Checkpoint(path, every_epochs=0.25))
+    resumed, resumed_ledger = _fit_family(
+        "medgan", adult_contract, adult_modelled, checkpoint=Checkpoint(path, every_epochs=0.25)
+    )
     whole, whole_ledger = _fit_family("medgan", adult_contract, adult_modelled)
     assert resumed.training_summary["resumed_at_step"] == 7  # the checkpoint of step 6 (every 3 steps)
-    assert [(e.mechanism, e.steps) for e in resumed_ledger.entries] == [(e.mechanism, e.steps) for e in whole_ledger.entries]
+    assert [(e.mechanism, e.steps) for e in resumed_ledger.entries] == [
+        (e.mechanism, e.steps) for e in whole_ledger.entries
+    ]
     for net, module in whole._networks().items():
         for k, v in module.state_dict().items():
             assert torch.equal(v, resumed._networks()[net].state_dict()[k]), f"{net}.{k}"

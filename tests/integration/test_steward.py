@@ -30,18 +30,24 @@ def steward_table(n: int = N, seed: int = 11) -> pl.DataFrame:
     arrest = [dt.date(2019, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 1500, n)]
     severity = rng.integers(1, 6, n)
     flag = (rng.random(n) < 0.2 + 0.1 * severity).astype(np.int64)  # 0/1, related to severity
-    return pl.DataFrame({
-        "rownames": np.arange(1, n + 1),  # R's row index
-        "arrest_date": pl.Series(arrest, dtype=pl.Date),
-        "filing_date": pl.Series(arrest, dtype=pl.Date),  # always the arrest date
-        "severity": severity,
-        "state": rng.choice(["CA", "NY", "TX", "WA"], n),
-        "amount": np.where(rng.random(n) < 0.7, 0.0, np.round(rng.gamma(2.0, 400.0, n), 2)),
-        # free text; one row in six says just "CA", a common token equal to a state category
-        "remarks": [("CA" if i % 6 == 0 else f"seen near {w} {int(k)}") for i, (w, k) in enumerate(
-            zip(rng.choice(["gate", "dock", "CA"], n), rng.integers(0, 400, n), strict=True))],
-        "reoffended": flag,
-    })
+    return pl.DataFrame(
+        {
+            "rownames": np.arange(1, n + 1),  # R's row index
+            "arrest_date": pl.Series(arrest, dtype=pl.Date),
+            "filing_date": pl.Series(arrest, dtype=pl.Date),  # always the arrest date
+            "severity": severity,
+            "state": rng.choice(["CA", "NY", "TX", "WA"], n),
+            "amount": np.where(rng.random(n) < 0.7, 0.0, np.round(rng.gamma(2.0, 400.0, n), 2)),
+            # free text; one row in six says just "CA", a common token equal to a state category
+            "remarks": [
+                ("CA" if i % 6 == 0 else f"seen near {w} {int(k)}")
+                for i, (w, k) in enumerate(
+                    zip(rng.choice(["gate", "dock", "CA"], n), rng.integers(0, 400, n), strict=True)
+                )
+            ],
+            "reoffended": flag,
+        }
+    )
 
 
 def _db(tmp_path: Path) -> Path:
@@ -60,9 +66,16 @@ def test_infer_and_check_point_out_what_the_steward_must_know(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     c = load_contract(draft)
     kinds = {n: col.kind for n, col in c.columns.items()}
-    assert kinds == {"rownames": "identifier", "arrest_date": "datetime", "filing_date": "datetime",
-                     "severity": "integer", "state": "categorical", "amount": "continuous",
-                     "remarks": "pii", "reoffended": "boolean"}
+    assert kinds == {
+        "rownames": "identifier",
+        "arrest_date": "datetime",
+        "filing_date": "datetime",
+        "severity": "integer",
+        "state": "categorical",
+        "amount": "continuous",
+        "remarks": "pii",
+        "reoffended": "boolean",
+    }
     assert c.columns["filing_date"].derived is not None and c.columns["filing_date"].derived.source == "arrest_date"
     # budget hygiene: the README's default ε, a finite lifetime budget, both stated in the draft
     assert c.privacy.epsilon == 3.0 and c.privacy.lifetime_epsilon == 9.0
@@ -90,19 +103,36 @@ def test_infer_and_check_point_out_what_the_steward_must_know(tmp_path: Path) ->
 def test_a_steward_table_runs_end_to_end_through_the_cli(prefect_harness: None, tmp_path: Path) -> None:
     db = _db(tmp_path)
     draft = tmp_path / "cases.yaml"
-    assert runner.invoke(app, ["contract", "infer", "--db", str(db), "--table", "cases", "-o", str(draft)]).exit_code == 0
+    assert (
+        runner.invoke(app, ["contract", "infer", "--db", str(db), "--table", "cases", "-o", str(draft)]).exit_code == 0
+    )
     data = yaml.safe_load(draft.read_text())
     for col in data["columns"].values():  # the reviewer's step: bounds confirmed as public
         col["from_data"] = False
     data["target"] = "reoffended"  # a 0/1 column, drafted boolean: a classification task
-    data["evaluation"] = {"shadow_models": 0, "attack_rows": 200, "mia_targets": 50,
-                          "anonymeter_attacks": 200, "inference_attacks": 200}
+    data["evaluation"] = {
+        "shadow_models": 0,
+        "attack_rows": 200,
+        "mia_targets": 50,
+        "anonymeter_attacks": 200,
+        "inference_attacks": 200,
+    }
     contract = tmp_path / "reviewed.yaml"
     contract.write_text(yaml.safe_dump(data, sort_keys=False))
     out = tmp_path / "out"
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(yaml.safe_dump({"contract": str(contract), "source": {"db": str(db), "table": "cases"},
-                                   "out": str(out), "epochs": 1, "batch_size": 300, "seed": 0}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "contract": str(contract),
+                "source": {"db": str(db), "table": "cases"},
+                "out": str(out),
+                "epochs": 1,
+                "batch_size": 300,
+                "seed": 0,
+            }
+        )
+    )
     result = runner.invoke(app, ["run", "--config", str(cfg), "--quiet"])
     # released (0) or blocked by a gate (3); never bad input after load or a crash after ε was spent
     assert result.exit_code in (0, 3), result.output

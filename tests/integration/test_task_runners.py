@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from synthgate.errors import ContractError
 from synthgate.flows.config import RunConfig, SourceConfig
 from synthgate.flows.demo import demo_contract
 from synthgate.flows.release import run_release
 from synthgate.flows.stages import make_task_runner
-from synthgate.errors import ContractError
 
 pytest.importorskip("prefect_dask", reason="task_runner: dask needs synthgate[cluster] (installed by `make test`)")
 
@@ -21,15 +21,28 @@ def test_a_release_on_a_local_dask_cluster_matches_the_thread_pool(
 ) -> None:
     source = small_source
     contract = yaml.safe_load(demo_contract().read_text(encoding="utf-8"))
-    contract["evaluation"] = {**contract.get("evaluation", {}), "shadow_models": 4, "shadow_rows": 200, "mia_targets": 40}
+    contract["evaluation"] = {
+        **contract.get("evaluation", {}),
+        "shadow_models": 4,
+        "shadow_rows": 200,
+        "mia_targets": 40,
+    }
     contract_path = tmp_path / "adult.contract.yaml"
     contract_path.write_text(yaml.safe_dump(contract, sort_keys=False), encoding="utf-8")
 
     def release(runner: str) -> dict:
-        return run_release(RunConfig(
-            contract=contract_path, source=SourceConfig(path=source), out=tmp_path / runner, epochs=1.0,
-            batch_size=250, show_progress=False, task_runner=runner, workers=2,
-        ))
+        return run_release(
+            RunConfig(
+                contract=contract_path,
+                source=SourceConfig(path=source),
+                out=tmp_path / runner,
+                epochs=1.0,
+                batch_size=250,
+                show_progress=False,
+                task_runner=runner,
+                workers=2,
+            )
+        )
 
     threads, dask = release("threads"), release("dask")
     figures = lambda report: [(m["name"], m["value"]) for m in report["metrics"]]  # noqa: E731

@@ -58,10 +58,18 @@ def wide_contract_data(frame: pl.DataFrame) -> dict[str, object]:
         else:
             columns[name] = {"kind": "continuous", "min": -6.0, "max": 6.0}
     return {
-        "version": 1, "table": "wide", "target": "y", "columns": columns,
+        "version": 1,
+        "table": "wide",
+        "target": "y",
+        "columns": columns,
         "privacy": {"epsilon": 3.0, "delta": 1e-4},
-        "evaluation": {"shadow_models": 0, "attack_rows": 50, "mia_targets": 20,
-                       "anonymeter_attacks": 60, "inference_attacks": 60},
+        "evaluation": {
+            "shadow_models": 0,
+            "attack_rows": 50,
+            "mia_targets": 20,
+            "anonymeter_attacks": 60,
+            "inference_attacks": 60,
+        },
     }
 
 
@@ -92,8 +100,9 @@ def test_the_schedule_of_a_250_row_700_column_table_takes_several_steps_per_epoc
         assert 0 < plan.noise_multiplier <= sch.MAX_SIGMA
         assert sch.MIN_LR <= plan.learning_rate <= sch.BASE_LR
         # the CLI's `epochs: 2` with no batch size: the same clamped batch, 2 passes of 4+ steps
-        short = sch.from_options(epsilon=3.0, ledger=ledger, n_hat=n_hat, epochs=2,
-                                 batch_size=round(sch.expected_batch(n_hat)))
+        short = sch.from_options(
+            epsilon=3.0, ledger=ledger, n_hat=n_hat, epochs=2, batch_size=round(sch.expected_batch(n_hat))
+        )
         assert short.sample_rate <= 0.26 and short.steps >= 8
 
 
@@ -114,8 +123,17 @@ def test_a_wide_few_row_table_is_released_or_blocked_with_its_reasons(prefect_ha
     contract.write_text(yaml.safe_dump(wide_contract_data(frame), sort_keys=False))
     out = tmp_path / "out"
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(yaml.safe_dump({"contract": str(contract), "source": {"db": str(db), "table": "wide"},
-                                   "out": str(out), "epochs": 2, "seed": 0}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "contract": str(contract),
+                "source": {"db": str(db), "table": "wide"},
+                "out": str(out),
+                "epochs": 2,
+                "seed": 0,
+            }
+        )
+    )
     result = runner.invoke(app, ["run", "--config", str(cfg), "--quiet"])
     # released (0) or blocked by gates (3) with each reason named; never bad input or a crash
     assert result.exit_code in (0, 3), result.output

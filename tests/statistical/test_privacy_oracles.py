@@ -35,7 +35,9 @@ def _by_name(results: list[MetricResult]) -> dict[str, MetricResult]:
     return {r.name: r for r in results}
 
 
-def _all_privacy(train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract) -> dict[str, MetricResult]:
+def _all_privacy(
+    train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract
+) -> dict[str, MetricResult]:
     attacks = membership_attacks(train, holdout, synthetic, contract, seed=1)
     return _by_name(privacy_checks(train, holdout, synthetic, contract, seed=0) + membership_checks(attacks, contract))
 
@@ -80,7 +82,12 @@ def test_ten_percent_perturbed_copy_is_far_above_the_dcr_gate(adult: pl.DataFram
 def test_perturbation_changes_about_the_asked_share(adult: pl.DataFrame, adult_contract: Contract) -> None:
     train, donor = _split(adult, adult_contract, (4000, 4000), seed=24)
     synthetic = perturb(train, donor, 0.10, seed=6)
-    changed = np.mean([(synthetic[c].cast(pl.Utf8).fill_null("∅") != train[c].cast(pl.Utf8).fill_null("∅")).mean() for c in train.columns])
+    changed = np.mean(
+        [
+            (synthetic[c].cast(pl.Utf8).fill_null("∅") != train[c].cast(pl.Utf8).fill_null("∅")).mean()
+            for c in train.columns
+        ]
+    )
     # A replaced cell keeps its value when the donor has the same one (common categories).
     assert 0.04 < changed <= 0.10 + 3 * math.sqrt(0.1 * 0.9 / train.height)
 
@@ -90,12 +97,18 @@ def test_overfitted_non_dp_ctgan_is_caught(adult: pl.DataFrame, adult_contract: 
     import torch
 
     from synthgate.models.ledger import PrivacyLedger
-    from synthgate.models.synthesizers.ctgan import CTGANConfig, DPCTGAN
+    from synthgate.models.synthesizers.ctgan import DPCTGAN, CTGANConfig
 
     train, holdout = _split(adult, adult_contract, (300, 3000), seed=25)
     config = CTGANConfig(
-        epochs=80, batch_size=32, generator_dims=(256, 256), critic_dims=(256, 256), z_dim=8,
-        gumbel_tau=1.0, generator_lr=3e-3, critic_lr=3e-3,
+        epochs=80,
+        batch_size=32,
+        generator_dims=(256, 256),
+        critic_dims=(256, 256),
+        z_dim=8,
+        gumbel_tau=1.0,
+        generator_lr=3e-3,
+        critic_lr=3e-3,
         marginals="off",  # the memorising oracle copies rows; pair marginals would pull it off them
     )
     ledger = PrivacyLedger(adult_contract.privacy.delta)

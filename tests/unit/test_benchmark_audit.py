@@ -10,20 +10,36 @@ from benchmarks.audit import combine, table
 
 
 def _run(eps: float, bound: float, claim: float, **extra: Any) -> dict[str, Any]:
-    return {"epsilon_target": eps, "epsilon_audited_network": claim, "epsilon_ledger_total": eps,
-            "noise_multiplier": 1.0, "sample_rate": 0.03, "steps": 261, "mean_participations_included": 8.0,
-            "bound": {"epsilon_lower_bound": bound, "guesses": 20, "correct": 12}, "below_claim": bound <= claim,
-            **extra}
+    return {
+        "epsilon_target": eps,
+        "epsilon_audited_network": claim,
+        "epsilon_ledger_total": eps,
+        "noise_multiplier": 1.0,
+        "sample_rate": 0.03,
+        "steps": 261,
+        "mean_participations_included": 8.0,
+        "bound": {"epsilon_lower_bound": bound, "guesses": 20, "correct": 12},
+        "below_claim": bound <= claim,
+        **extra,
+    }
 
 
 def _part(clipping: str | None, seconds: float) -> dict[str, Any]:
     config = {"canaries": 1000} if clipping is None else {"canaries": 1000, "clipping": clipping}
     tag = {} if clipping is None else {"clipping": clipping}
-    return {"what": "x", "command": f"cmd {clipping}", "code_version": f"v-{clipping}", "machine": {"cpus": 2},
-            "seconds": seconds,
-            "honest": {"runs": [_run(1.0, 0.0, 0.8, **tag), _run(3.0, 0.5, 2.9, **tag)], "all_below_claim": True,
-                       "config": config},
-            "controls": [{"sabotage": "no noise", **_run(1.0, 4.4, 0.8, **tag)}]}
+    return {
+        "what": "x",
+        "command": f"cmd {clipping}",
+        "code_version": f"v-{clipping}",
+        "machine": {"cpus": 2},
+        "seconds": seconds,
+        "honest": {
+            "runs": [_run(1.0, 0.0, 0.8, **tag), _run(3.0, 0.5, 2.9, **tag)],
+            "all_below_claim": True,
+            "config": config,
+        },
+        "controls": [{"sabotage": "no noise", **_run(1.0, 4.4, 0.8, **tag)}],
+    }
 
 
 def test_combine_labels_each_path_and_keeps_each_parts_provenance() -> None:

@@ -15,12 +15,21 @@ def two_rows_per_person(monkeypatch: pytest.MonkeyPatch) -> tuple[object, pl.Dat
     rng = np.random.default_rng(0)
     person = np.repeat(np.arange(400), 2)
     frame = pl.DataFrame({"a": rng.random(800), "kind": np.tile([1, 2], 400)})
-    contract = parse_contract({"table": "t", "privacy": {"epsilon": 1.0, "delta": 1e-6},
-                               "columns": {"a": {"kind": "continuous", "min": 0.0, "max": 1.0},
-                                           "kind": {"kind": "integer", "min": 1, "max": 2}}})
+    contract = parse_contract(
+        {
+            "table": "t",
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+            "columns": {
+                "a": {"kind": "continuous", "min": 0.0, "max": 1.0},
+                "kind": {"kind": "integer", "min": 1, "max": 2},
+            },
+        }
+    )
     cuts: dict = {}
 
-    def capture(train: pl.DataFrame, holdout: pl.DataFrame, fresh: pl.DataFrame, contract: object, *, seed: int) -> dict:
+    def capture(
+        train: pl.DataFrame, holdout: pl.DataFrame, fresh: pl.DataFrame, contract: object, *, seed: int
+    ) -> dict:
         cuts.update(train=train, holdout=holdout, fresh=fresh)
         return {}
 
@@ -33,7 +42,9 @@ def test_cut_by_unit_keeps_each_person_on_one_side(two_rows_per_person: tuple) -
     keyed = frame.with_columns(group)
     fb.one_repetition(contract, keyed.drop("person"), seed=1000, max_rows=10_000, group=group)
     sides = [set(keyed.join(cuts[k], on=["a", "kind"])["person"].to_list()) for k in ("train", "holdout", "fresh")]
-    assert [len(s) for s in sides] == [200, 100, 100] and not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    assert [len(s) for s in sides] == [200, 100, 100] and not (
+        sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2]
+    )
     assert (cuts["train"].height, cuts["fresh"].height) == (400, 200)  # both rows of every person
 
 

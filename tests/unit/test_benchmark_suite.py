@@ -25,15 +25,18 @@ COLUMNS = [
 
 
 def _frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "age": pd.array([0, 9, None, 4], dtype="Int64"),
-        "income": pd.array([0, 99_999, 50, None], dtype="Int64"),
-        "weight": [0.0, 10.0, np.nan, 3.25],
-        "when": pd.to_datetime(["2017-01-01 00:00:00", "2017-06-01 12:30:00", "2017-12-31 23:59:59",
-                                "2017-03-03 03:03:03"]),
-        "flag": pd.array([True, False, None, True], dtype="boolean"),
-        "colour": ["red", None, "blue", "red"],
-    })
+    return pd.DataFrame(
+        {
+            "age": pd.array([0, 9, None, 4], dtype="Int64"),
+            "income": pd.array([0, 99_999, 50, None], dtype="Int64"),
+            "weight": [0.0, 10.0, np.nan, 3.25],
+            "when": pd.to_datetime(
+                ["2017-01-01 00:00:00", "2017-06-01 12:30:00", "2017-12-31 23:59:59", "2017-03-03 03:03:03"]
+            ),
+            "flag": pd.array([True, False, None, True], dtype="boolean"),
+            "colour": ["red", None, "blue", "red"],
+        }
+    )
 
 
 def test_missing_numbers_get_a_bin_of_their_own_never_the_top_bin() -> None:
@@ -127,25 +130,30 @@ def test_dp_independent_marginals_stay_in_the_public_domain() -> None:
 
 
 def test_conform_recodes_the_documented_codes_and_drops_rows_that_break_the_contract() -> None:
-    contract = Contract.model_validate({
-        "table": "t", "target": "status",
-        "privacy": {"epsilon": 1.0, "delta": 1e-6},
-        "columns": {
-            "id": {"kind": "identifier"},
-            "grade": {"kind": "categorical", "categories": ["1", "2", "3"], "nullable": True},
-            "status": {"kind": "boolean"},
-            "age": {"kind": "integer", "min": 18, "max": 100},
-            "when": {"kind": "datetime", "min": "2017-01-01T00:00:00", "max": "2018-01-01T00:00:00"},
-        },
-    })
-    raw = pl.DataFrame({
-        "id": [1, 1, 2, 3, 4],
-        "grade": [1.0, None, 3.0, 4.0, 2.0],  # 4: outside the category set
-        "status": [0, 1, 1, 0, 2],  # 2: not a 0/1 flag
-        "age": [18, 50, 101, 40, 30],  # 101: above the bound
-        "when": ["2017-01-01T06:00:42Z"] * 4 + ["2019-01-01T00:00:00Z"],
-        "extra": ["x"] * 5,
-    })
+    contract = Contract.model_validate(
+        {
+            "table": "t",
+            "target": "status",
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+            "columns": {
+                "id": {"kind": "identifier"},
+                "grade": {"kind": "categorical", "categories": ["1", "2", "3"], "nullable": True},
+                "status": {"kind": "boolean"},
+                "age": {"kind": "integer", "min": 18, "max": 100},
+                "when": {"kind": "datetime", "min": "2017-01-01T00:00:00", "max": "2018-01-01T00:00:00"},
+            },
+        }
+    )
+    raw = pl.DataFrame(
+        {
+            "id": [1, 1, 2, 3, 4],
+            "grade": [1.0, None, 3.0, 4.0, 2.0],  # 4: outside the category set
+            "status": [0, 1, 1, 0, 2],  # 2: not a 0/1 flag
+            "age": [18, 50, 101, 40, 30],  # 101: above the bound
+            "when": ["2017-01-01T06:00:42Z"] * 4 + ["2019-01-01T00:00:00Z"],
+            "extra": ["x"] * 5,
+        }
+    )
     frame, dropped = suite.conform(raw, contract)
     assert dropped == {"grade": 1, "status": 1, "age": 1, "when": 1}
     assert frame.columns == ["id", "grade", "status", "age", "when"]
@@ -186,7 +194,9 @@ def test_jobs_skip_epsilons_a_method_cannot_run_and_resume_skips_finished_ones()
 
 def test_a_timeout_under_a_shorter_limit_runs_again_at_a_longer_one() -> None:
     todo = suite.jobs(["colon"], ["aim"], [3.0], [0])
-    timed_out = [{"dataset": "colon", "method": "aim", "epsilon": "3", "seed": 0, "status": "timeout", "time_limit_s": 300}]
+    timed_out = [
+        {"dataset": "colon", "method": "aim", "epsilon": "3", "seed": 0, "status": "timeout", "time_limit_s": 300}
+    ]
     assert suite.pending(todo, timed_out, limit_s=300) == []  # same limit: a timeout is a result
     assert suite.pending(todo, timed_out, limit_s=200) == []  # a shorter one cannot finish it either
     assert suite.pending(todo, timed_out, limit_s=900) == todo  # a longer limit gives it its chance
@@ -195,9 +205,21 @@ def test_a_timeout_under_a_shorter_limit_runs_again_at_a_longer_one() -> None:
 
 
 def _run(method: str, eps: str, seed: int, **extra: object) -> dict[str, object]:
-    return {"dataset": "colon", "method": method, "epsilon": eps, "seed": seed, "status": "ok",
-            "fit_seconds": 10.0 + seed, "cpu_seconds": 20.0, "column_shapes": 0.9, "pair_trends": 0.8, "tstr": 0.6,
-            "tstr_metric": "auc", "trtr": 0.75, **extra}
+    return {
+        "dataset": "colon",
+        "method": method,
+        "epsilon": eps,
+        "seed": seed,
+        "status": "ok",
+        "fit_seconds": 10.0 + seed,
+        "cpu_seconds": 20.0,
+        "column_shapes": 0.9,
+        "pair_trends": 0.8,
+        "tstr": 0.6,
+        "tstr_metric": "auc",
+        "trtr": 0.75,
+        **extra,
+    }
 
 
 def test_results_table_reports_means_ranges_and_timeouts() -> None:
@@ -205,13 +227,27 @@ def test_results_table_reports_means_ranges_and_timeouts() -> None:
         _run("synthgate", "1", 0, tstr=0.60, pair_trends=0.80),
         _run("synthgate", "1", 1, tstr=0.70, pair_trends=0.90),
         _run("mst", "1", 0, tstr=0.60, pair_trends=0.95),
-        {"dataset": "colon", "method": "aim", "epsilon": "1", "seed": 0, "status": "timeout",
-         "error": "killed after the time limit of 300 s", "cpu_seconds": 41.2, "load_average": [20.5, 22.0]},
+        {
+            "dataset": "colon",
+            "method": "aim",
+            "epsilon": "1",
+            "seed": 0,
+            "status": "timeout",
+            "error": "killed after the time limit of 300 s",
+            "cpu_seconds": 41.2,
+            "load_average": [20.5, 22.0],
+        },
     ]
     table = suite.dataset_table(runs, "colon")
     assert "(train on real: AUC 0.750)" in table  # no row counts in these records
-    assert "| synthgate | 1 | 2 / 0 / 0 | 10 [10, 11] | 20 [20, 20] | 0.900 [0.900, 0.900] | 0.850 [0.800, 0.900] | 0.650 [0.600, 0.700] |  |" in table
-    assert "| smartnoise AIM | 1 | 0 / 1 / 0 | — | — | — | — | — | killed after the time limit of 300 s (CPU 41 s, load 22) |" in table
+    assert (
+        "| synthgate | 1 | 2 / 0 / 0 | 10 [10, 11] | 20 [20, 20] | 0.900 [0.900, 0.900] | 0.850 [0.800, 0.900] | 0.650 [0.600, 0.700] |  |"
+        in table
+    )
+    assert (
+        "| smartnoise AIM | 1 | 0 / 1 / 0 | — | — | — | — | — | killed after the time limit of 300 s (CPU 41 s, load 22) |"
+        in table
+    )
     summary = suite.summary_table(runs)
     assert "| colon | 1 | 0.650 (2) / 0.600 (1) / — / — | 0.850 (2) / 0.950 (1) / — / — | +0.050, -0.100 |" in summary
 
@@ -228,11 +264,15 @@ def test_targets_table_marks_each_issue_target_met_or_missed_with_gap_and_seeds(
     table = suite.targets_table(runs)
     # ε = 1: TSTR +0.05 over MST met, pairs 0.10 under MST missed, CPU ratio 20/20 missed; against
     # marginals shapes missed (−0.05), pairs and TSTR met; no ε-trend cell at the lowest ε
-    assert ("| colon | 1 | met +0.050 (2/1) | **missed** -0.1000 (2/1) | **missed** -0.050 (2/1) | met +0.150 (2/1) | "
-            "met +0.150 (2/1) | — | **missed** 1.00 (20 / 20 s) |") in table
+    assert (
+        "| colon | 1 | met +0.050 (2/1) | **missed** -0.1000 (2/1) | **missed** -0.050 (2/1) | met +0.150 (2/1) | "
+        "met +0.150 (2/1) | — | **missed** 1.00 (20 / 20 s) |"
+    ) in table
     # ε = 3: pairs 0.005 under MST is within the 0.01 allowed; TSTR fell from 0.65 (2 seeds) to 0.62 (1 seed)
-    assert ("| colon | 3 | met +0.020 (1/1) | met -0.0050 (1/1) | — | — | — | **missed** -0.030, +0.050 (from ε 1, 2→1) | "
-            "met 0.17 (5 / 30 s) |") in table
+    assert (
+        "| colon | 3 | met +0.020 (1/1) | met -0.0050 (1/1) | — | — | — | **missed** -0.030, +0.050 (from ε 1, 2→1) | "
+        "met 0.17 (5 / 30 s) |"
+    ) in table
     # ε = 10 is held to the ε under it (3), not to ε = 1: TSTR 0.62 → 0.64 and pairs 0.90 → 0.91 met
     runs.append(_run("synthgate", "10", 0, tstr=0.64, pair_trends=0.91))
     assert "| colon | 10 | — | — | — | — | — | met +0.020, +0.010 (from ε 3, 1→1) | — |" in suite.targets_table(runs)
@@ -240,15 +280,23 @@ def test_targets_table_marks_each_issue_target_met_or_missed_with_gap_and_seeds(
 
 def test_a_synthgate_option_is_parsed_validated_and_keeps_its_results_apart() -> None:
     assert suite.parse_options(["critic=off", "epochs=3", "critic_dims=[64, 64]", "calibration=true"]) == {
-        "critic": "off", "epochs": 3, "critic_dims": [64, 64], "calibration": True}
+        "critic": "off",
+        "epochs": 3,
+        "critic_dims": [64, 64],
+        "calibration": True,
+    }
     for bad, says in ((["critic"], "NAME=VALUE"), (["=off"], "NAME=VALUE"), (["critic=off", "critic=on"], "twice")):
         with pytest.raises(SystemExit, match=says):
             suite.parse_options(bad)
-    contract = Contract.model_validate({
-        "table": "t", "target": "y", "privacy": {"epsilon": 1.0, "delta": 1e-6},
-        "columns": {"y": {"kind": "boolean"}, "x": {"kind": "integer", "min": 0, "max": 9}},
-        "model_options": {"epochs": 2},
-    })
+    contract = Contract.model_validate(
+        {
+            "table": "t",
+            "target": "y",
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+            "columns": {"y": {"kind": "boolean"}, "x": {"kind": "integer", "min": 0, "max": 9}},
+            "model_options": {"epochs": 2},
+        }
+    )
     config = suite.synthgate_config(contract, {"critic": "off"})
     assert config.critic == "off" and config.epochs == 2  # over the contract's model_options, not instead
     assert suite.synthgate_config(contract, {}).critic == "auto"
@@ -259,8 +307,16 @@ def test_a_synthgate_option_is_parsed_validated_and_keeps_its_results_apart() ->
     # a default-config result does not stand in for the variant's job, nor the variant's for the default
     todo = suite.jobs(["colon"], ["synthgate"], [1.0], [0])
     variant = [{**j, "options": {"critic": "off"}} for j in todo]
-    default_run = [{"dataset": "colon", "method": "synthgate", "epsilon": "1", "seed": 0, "status": "ok",
-                    "variant": {"model": "ctgan"}}]
+    default_run = [
+        {
+            "dataset": "colon",
+            "method": "synthgate",
+            "epsilon": "1",
+            "seed": 0,
+            "status": "ok",
+            "variant": {"model": "ctgan"},
+        }
+    ]
     off_run = [{**default_run[0], "variant": {"model": "ctgan", "options": {"critic": "off"}}}]
     assert suite.pending(todo, default_run) == [] and suite.pending(variant, default_run) == variant
     assert suite.pending(variant, off_run) == [] and suite.pending(todo, off_run) == todo

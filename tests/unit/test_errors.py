@@ -32,10 +32,18 @@ PACKAGES = ("flows", "tasks", "models", "validation", "governance", "synthgate")
 NOT_ERRORS = {("flows/cli.py", "Interrupted")}
 
 BUILTIN_BASE = {
-    ContractError: ValueError, InputError: ValueError, ContractViolation: ValueError, WhereError: ValueError,
-    CheckpointRefused: ValueError, RegistryError: RuntimeError, BudgetExceeded: RuntimeError,
-    DatabaseLocked: RuntimeError, OutputViolation: RuntimeError, OwnerReportError: RuntimeError,
-    WithheldError: RuntimeError, ReleaseBlocked: RuntimeError,
+    ContractError: ValueError,
+    InputError: ValueError,
+    ContractViolation: ValueError,
+    WhereError: ValueError,
+    CheckpointRefused: ValueError,
+    RegistryError: RuntimeError,
+    BudgetExceeded: RuntimeError,
+    DatabaseLocked: RuntimeError,
+    OutputViolation: RuntimeError,
+    OwnerReportError: RuntimeError,
+    WithheldError: RuntimeError,
+    ReleaseBlocked: RuntimeError,
 }
 
 
@@ -52,8 +60,10 @@ def _exception_classes(path: Path) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
             bases = [ast.unparse(b) for b in node.bases]
-            if any(b.endswith(("Error", "Exception", "Violation", "Refused", "Locked", "Exceeded", "Blocked"))
-                   for b in bases):
+            if any(
+                b.endswith(("Error", "Exception", "Violation", "Refused", "Locked", "Exceeded", "Blocked"))
+                for b in bases
+            ):
                 found.append(node.name)
     return found
 
@@ -78,18 +88,21 @@ def test_the_errors_module_imports_nothing_of_synthgate() -> None:
     assert [m for m in modules if m.split(".")[0] in {*PACKAGES}] == []
 
 
-@pytest.mark.parametrize(("err", "label", "code"), [
-    (ContractError("bad contract"), "error", 2),
-    (InputError("bad input"), "error", 2),
-    (CheckpointRefused("changed checkpoint"), "error", 2),
-    (RegistryError("unknown run"), "error", 2),
-    (OwnerReportError("unsafe owner folder"), "error", 2),
-    (BudgetExceeded("over budget"), "REFUSED", 4),
-    (OutputViolation("out of bounds"), "BLOCKED", 3),
-    (ReleaseBlocked("blocked"), "BLOCKED", 3),
-    (DatabaseLocked("locked"), "error", 5),
-    (WithheldError("ValueError", "polars", "load_table"), "error", 1),
-])
+@pytest.mark.parametrize(
+    ("err", "label", "code"),
+    [
+        (ContractError("bad contract"), "error", 2),
+        (InputError("bad input"), "error", 2),
+        (CheckpointRefused("changed checkpoint"), "error", 2),
+        (RegistryError("unknown run"), "error", 2),
+        (OwnerReportError("unsafe owner folder"), "error", 2),
+        (BudgetExceeded("over budget"), "REFUSED", 4),
+        (OutputViolation("out of bounds"), "BLOCKED", 3),
+        (ReleaseBlocked("blocked"), "BLOCKED", 3),
+        (DatabaseLocked("locked"), "error", 5),
+        (WithheldError("ValueError", "polars", "load_table"), "error", 1),
+    ],
+)
 def test_the_cli_maps_each_kind_to_its_exit_code(err: SynthgateError, label: str, code: int) -> None:
     from synthgate.flows import cli
 

@@ -24,8 +24,13 @@ from synthgate.models.ledger import PrivacyLedger
 from synthgate.validation.contract import Contract, parse_contract
 from synthgate.validation.expectations import validate_frame
 
-PROPERTY = settings(derandomize=True, database=None, deadline=None, max_examples=25,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 NAMES = st.text(st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs")), min_size=1, max_size=12)
 EPOCH = dt.datetime(2000, 1, 1)
@@ -67,8 +72,11 @@ def contract_and_table(draw: Any) -> tuple[Contract, pl.DataFrame]:
             series = pl.Series(name, rng.random(n) < 0.5)
         else:
             span = int((s["max"] - s["min"]).total_seconds())
-            series = pl.Series(name, [s["min"] + dt.timedelta(seconds=int(x)) for x in rng.integers(0, span, n)],
-                               dtype=pl.Datetime("us"))
+            series = pl.Series(
+                name,
+                [s["min"] + dt.timedelta(seconds=int(x)) for x in rng.integers(0, span, n)],
+                dtype=pl.Datetime("us"),
+            )
         if s["nullable"]:
             series = series.scatter(np.flatnonzero(rng.random(n) < 0.2), None)
         data[name] = series

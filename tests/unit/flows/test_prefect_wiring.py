@@ -15,8 +15,9 @@ from synthgate.tasks.publish import artifact_key
 from synthgate.tasks.runlog import blocked_message
 
 
-@pytest.mark.parametrize("table", ["adult", "Sales_EU", "sales-eu", "patients 2024", "___", "données", "x" * 80,
-                                   "a--b", "-lead"])
+@pytest.mark.parametrize(
+    "table", ["adult", "Sales_EU", "sales-eu", "patients 2024", "___", "données", "x" * 80, "a--b", "-lead"]
+)
 def test_artifact_keys_are_valid_prefect_keys(table: str) -> None:
     key = artifact_key(table, "release-gates")
     assert re.fullmatch(LOWERCASE_LETTERS_NUMBERS_AND_DASHES_ONLY_REGEX, key), key
@@ -38,12 +39,19 @@ def test_run_tags_say_table_model_and_epsilon() -> None:
 
 
 def test_a_pickled_release_blocked_error_leaves_the_owners_report_behind() -> None:
-    report = {"run_id": "r1", "table": "adult", "failed_gates": ["column_shapes"], "folder": "out/blocked/r1",
-              "rows": {"train": 1234}}
+    report = {
+        "run_id": "r1",
+        "table": "adult",
+        "failed_gates": ["column_shapes"],
+        "folder": "out/blocked/r1",
+        "rows": {"train": 1234},
+    }
     err = ReleaseBlocked(blocked_message(report), report)
     assert err.report is report and "1234" not in str(err)
-    assert str(err) == ("release r1 of table 'adult' was BLOCKED; nothing published. Failed gates: "
-                        "['column_shapes']. Report: out/blocked/r1/report.html")
+    assert str(err) == (
+        "release r1 of table 'adult' was BLOCKED; nothing published. Failed gates: "
+        "['column_shapes']. Report: out/blocked/r1/report.html"
+    )
     copy = pickle.loads(pickle.dumps(err))
     assert str(copy) == str(err) and copy.report is None
     assert b"1234" not in pickle.dumps(err)
@@ -76,9 +84,9 @@ def test_cli_defaults_send_run_logs_to_the_api_and_keep_the_terminal_quiet(monke
 
 
 def test_the_outcome_tag_of_a_run_that_raised_uses_the_registrys_words() -> None:
+    from synthgate.errors import InputError
     from synthgate.governance.registry import BudgetExceeded, RegistryError
     from synthgate.tasks.governance import run_outcome
-    from synthgate.errors import InputError
     from synthgate.tasks.redaction import WithheldError
     from synthgate.validation.contract import ContractError
 

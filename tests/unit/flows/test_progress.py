@@ -13,13 +13,24 @@ from synthgate.flows.stages import count_progress, training_bar, training_descri
 from synthgate.models.synthesizers.base import TrainingProgress
 
 
-@pytest.mark.parametrize("p", [
-    TrainingProgress(epoch=4.0, epochs=8, step=123, steps=246, generator_loss=1.234, critic_fake_score=-0.123,
-                     epsilon=1.234),
-    # wide values: three-digit epochs, a large negative loss, ε of 10
-    TrainingProgress(epoch=120.5, epochs=300, step=123456, steps=300000, generator_loss=-12.345,
-                     critic_fake_score=-1.234, epsilon=10.0),
-])
+@pytest.mark.parametrize(
+    "p",
+    [
+        TrainingProgress(
+            epoch=4.0, epochs=8, step=123, steps=246, generator_loss=1.234, critic_fake_score=-0.123, epsilon=1.234
+        ),
+        # wide values: three-digit epochs, a large negative loss, ε of 10
+        TrainingProgress(
+            epoch=120.5,
+            epochs=300,
+            step=123456,
+            steps=300000,
+            generator_loss=-12.345,
+            critic_fake_score=-1.234,
+            epsilon=10.0,
+        ),
+    ],
+)
 def test_the_training_bar_fits_80_columns_whole(p: TrainingProgress) -> None:
     console = Console(file=io.StringIO(), width=80, color_system=None, force_terminal=False)
     bar = training_bar(console)
@@ -34,8 +45,15 @@ def test_the_training_bar_fits_80_columns_whole(p: TrainingProgress) -> None:
 
 def test_a_loss_not_yet_measured_shows_a_dash_not_nan() -> None:
     # wgan-gp's generator first steps after n_critic critic steps: until then its loss is NaN
-    p = TrainingProgress(epoch=0.1, epochs=8, step=2, steps=160, generator_loss=float("nan"),
-                         critic_fake_score=float("nan"), epsilon=0.01)
+    p = TrainingProgress(
+        epoch=0.1,
+        epochs=8,
+        step=2,
+        steps=160,
+        generator_loss=float("nan"),
+        critic_fake_score=float("nan"),
+        epsilon=0.01,
+    )
     text = training_description(p)
     assert "nan" not in text.lower()
     assert "G –" in text and "D(fake) –" in text
@@ -56,8 +74,17 @@ def test_the_epoch_shown_never_passes_the_plan() -> None:
     steps = -(-int(epochs * 10_000) // int(q * 10_000))  # ceil(epochs / q) = 4103
     for step in (1, steps // 2, steps):
         # _report reads nothing of the model when epochs is given
-        report(SimpleNamespace(), seen.append, step=step, steps=steps, sample_rate=q,  # type: ignore[arg-type]
-               generator_loss=0.0, critic_fake_score=0.0, ledger=Ledger(), epochs=epochs)  # type: ignore[arg-type]
+        report(
+            SimpleNamespace(),
+            seen.append,
+            step=step,
+            steps=steps,
+            sample_rate=q,  # type: ignore[arg-type]
+            generator_loss=0.0,
+            critic_fake_score=0.0,
+            ledger=Ledger(),
+            epochs=epochs,
+        )  # type: ignore[arg-type]
     assert seen[-1].epoch == epochs and "ep 16.0/16 " in training_description(seen[-1])
     assert all(p.epoch <= epochs for p in seen)
 

@@ -14,18 +14,38 @@ from synthgate.governance.registry import Registry
 from tests.lockholder import hold
 
 
-def _begin(reg: Registry, run_id: str, *, epsilon: float = 1.0, lifetime: float | None = 2.5,
-           table: str = "patients", lifetime_delta: float | None = None) -> None:
+def _begin(
+    reg: Registry,
+    run_id: str,
+    *,
+    epsilon: float = 1.0,
+    lifetime: float | None = 2.5,
+    table: str = "patients",
+    lifetime_delta: float | None = None,
+) -> None:
     reg.begin_run(
-        run_id=run_id, table=table, epsilon=epsilon, delta=1e-6, lifetime_epsilon=lifetime,
-        lifetime_delta=lifetime_delta, contract_hash="c0ffee", config={"seed": 0}, output_db="out/x.duckdb",
+        run_id=run_id,
+        table=table,
+        epsilon=epsilon,
+        delta=1e-6,
+        lifetime_epsilon=lifetime,
+        lifetime_delta=lifetime_delta,
+        contract_hash="c0ffee",
+        config={"seed": 0},
+        output_db="out/x.duckdb",
         output_table=f"{table}_synthetic",
     )
 
 
 def _finish(reg: Registry, run_id: str, *, spent: float, status: str = "released") -> None:
-    reg.finish(run_id, status=status, epsilon_spent=spent, gates=[{"name": "dcr_share", "passed": status == "released"}],
-               reasons=[] if status == "released" else ["dcr_share failed"], folder=f"out/{run_id}")
+    reg.finish(
+        run_id,
+        status=status,
+        epsilon_spent=spent,
+        gates=[{"name": "dcr_share", "passed": status == "released"}],
+        reasons=[] if status == "released" else ["dcr_share failed"],
+        folder=f"out/{run_id}",
+    )
 
 
 def test_budget_adds_up_over_runs_and_refuses_the_one_that_would_overspend(tmp_path: Path) -> None:
@@ -36,7 +56,9 @@ def test_budget_adds_up_over_runs_and_refuses_the_one_that_would_overspend(tmp_p
     _finish(reg, "r2", spent=0.98, status="blocked")  # a blocked run spent its budget too
     assert reg.spend("patients").epsilon == pytest.approx(1.97)
     assert reg.spend("patients").runs == 2
-    with pytest.raises(BudgetExceeded, match=r"patients.*1\.97 already spent over 2 run\(s\) \+ 1 planned > lifetime_epsilon 2\.5"):
+    with pytest.raises(
+        BudgetExceeded, match=r"patients.*1\.97 already spent over 2 run\(s\) \+ 1 planned > lifetime_epsilon 2\.5"
+    ):
         _begin(reg, "r3")
     refused = reg.get("r3")
     assert refused.status == "refused" and refused.epsilon_charged == 0.0
@@ -122,7 +144,7 @@ def test_fingerprint_is_keyed_order_free_and_content_sensitive(tmp_path: Path) -
     fp = reg.fingerprint(df)
     assert fp == reg.fingerprint(df.reverse())
     assert fp != reg.fingerprint(df.with_columns(pl.lit(31).alias("age")))
-    key = (tmp_path / "registry.key")
+    key = tmp_path / "registry.key"
     assert key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"
     other = Registry(tmp_path / "elsewhere" / "registry.duckdb")
     assert other.fingerprint(df) != fp  # another key: nobody without the key can test a guess
@@ -152,8 +174,8 @@ def test_only_transient_errors_are_retried() -> None:
 
     import duckdb
 
-    from synthgate.tasks.governance import is_transient
     from synthgate.errors import InputError
+    from synthgate.tasks.governance import is_transient
 
     def failed(err: BaseException) -> SimpleNamespace:
         return SimpleNamespace(data=err)
@@ -212,7 +234,8 @@ def test_a_registry_written_before_the_sequence_column_keeps_its_order(tmp_path:
         for run_id in ("c-first", "b-second", "a-third"):
             con.execute(
                 "INSERT INTO runs (run_id, source_table, status, started_at, epsilon_planned, epsilon_charged, delta) "
-                "VALUES (?, 'patients', 'blocked', '2026-12-06T07:00:00+00:00', 1.0, 1.0, 1e-6)", [run_id]
+                "VALUES (?, 'patients', 'blocked', '2026-12-06T07:00:00+00:00', 1.0, 1.0, 1e-6)",
+                [run_id],
             )
     reg = Registry(path)
     assert [r.run_id for r in reg.runs()] == ["a-third", "b-second", "c-first"]  # read-only: rowid order

@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from tests import health
 from synthgate.validation.contract import Contract
+from tests import health
 
 
 @pytest.fixture(scope="module", name="health_contract")

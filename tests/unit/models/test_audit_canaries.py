@@ -46,7 +46,9 @@ def _audit(
 
 
 @pytest.mark.parametrize("clipping", PATHS)
-def test_an_honest_fit_stays_below_its_claim(adult_small: pl.DataFrame, adult_contract: Contract, clipping: str) -> None:
+def test_an_honest_fit_stays_below_its_claim(
+    adult_small: pl.DataFrame, adult_contract: Contract, clipping: str
+) -> None:
     train = adult_small.select(adult_contract.modelled_columns)
     canaries, ledger, claimed = _audit(train, adult_contract, clipping=clipping)
     trainer = canaries.trainer
@@ -55,14 +57,19 @@ def test_an_honest_fit_stays_below_its_claim(adult_small: pl.DataFrame, adult_co
     # Excluded canaries never take part; included ones at the trainer's Poisson rate.
     assert canaries.participations[~canaries.included].sum() == 0
     expected = trainer.entry.sample_rate * canaries.steps
-    assert abs(canaries.participations[canaries.included].mean() - expected) < 4 * np.sqrt(expected / canaries.included.sum()) + 0.05
+    assert (
+        abs(canaries.participations[canaries.included].mean() - expected)
+        < 4 * np.sqrt(expected / canaries.included.sum()) + 0.05
+    )
     bound = score_audit(canaries.scores, canaries.included, delta=ledger.delta)
     assert bound.epsilon_lower_bound <= claimed, bound
     assert claimed <= ledger.epsilon <= EPSILON + 1e-9
 
 
 @pytest.mark.parametrize("clipping", PATHS)
-def test_canaries_leave_the_accounting_alone(adult_small: pl.DataFrame, adult_contract: Contract, clipping: str) -> None:
+def test_canaries_leave_the_accounting_alone(
+    adult_small: pl.DataFrame, adult_contract: Contract, clipping: str
+) -> None:
     train = adult_small.select(adult_contract.modelled_columns)
     _, with_canaries, _ = _audit(train, adult_contract, clipping=clipping)
     _, without = fit_synthesizer(train, adult_contract, epsilon=EPSILON, epochs=2, batch_size=300, device="cpu", seed=3)
@@ -70,22 +77,28 @@ def test_canaries_leave_the_accounting_alone(adult_small: pl.DataFrame, adult_co
 
 
 @pytest.mark.parametrize("clipping", PATHS)
-def test_no_noise_behind_the_ledger_is_caught(adult_small: pl.DataFrame, adult_contract: Contract, clipping: str) -> None:
+def test_no_noise_behind_the_ledger_is_caught(
+    adult_small: pl.DataFrame, adult_contract: Contract, clipping: str
+) -> None:
     with sabotaged("no noise"):
-        canaries, ledger, claimed = _audit(adult_small.select(adult_contract.modelled_columns), adult_contract,
-                                           clipping=clipping)
+        canaries, ledger, claimed = _audit(
+            adult_small.select(adult_contract.modelled_columns), adult_contract, clipping=clipping
+        )
     # The score still assumes the claimed σ; with no noise, sampled canaries stand out anyway.
     bound = score_audit(canaries.scores, canaries.included, delta=ledger.delta)
     assert bound.epsilon_lower_bound > claimed, bound
 
 
 @pytest.mark.parametrize("clipping", PATHS)
-def test_no_clipping_behind_the_ledger_is_caught(adult_small: pl.DataFrame, adult_contract: Contract, clipping: str) -> None:
+def test_no_clipping_behind_the_ledger_is_caught(
+    adult_small: pl.DataFrame, adult_contract: Contract, clipping: str
+) -> None:
     """Gradients summed unclipped (the optimizer's per-sample clipping skipped, or every ghost clipping
     coefficient 1): the canaries' 10·C gradients get through at full length."""
     with sabotaged("no clipping"):
-        canaries, ledger, claimed = _audit(adult_small.select(adult_contract.modelled_columns), adult_contract,
-                                           clipping=clipping)
+        canaries, ledger, claimed = _audit(
+            adult_small.select(adult_contract.modelled_columns), adult_contract, clipping=clipping
+        )
     bound = score_audit(canaries.scores, canaries.included, delta=ledger.delta)
     assert bound.epsilon_lower_bound > claimed, bound
 
@@ -94,8 +107,15 @@ def test_too_many_canaries_for_the_network_is_a_clear_error(
     adult_small: pl.DataFrame, adult_contract: Contract
 ) -> None:
     with install(GradientCanaries(10**6, seed=0)), pytest.raises(ValueError, match="fewer than the 1000000 canaries"):
-        fit_synthesizer(adult_small.select(adult_contract.modelled_columns), adult_contract, epsilon=EPSILON,
-                        epochs=1, batch_size=300, device="cpu", seed=0)
+        fit_synthesizer(
+            adult_small.select(adult_contract.modelled_columns),
+            adult_contract,
+            epsilon=EPSILON,
+            epochs=1,
+            batch_size=300,
+            device="cpu",
+            seed=0,
+        )
 
 
 def test_only_the_first_dp_network_carries_the_canaries() -> None:
@@ -104,20 +124,49 @@ def test_only_the_first_dp_network_carries_the_canaries() -> None:
     nets = [torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)]
     with install(canaries):
         first, second = (
-            dp.PrivateTrainer(net, ledger=ledger, mechanism=f"m{i}", dp=True, noise_multiplier=1.0, sample_rate=0.1,
-                              expected_batch_size=10, max_grad_norm=1.0, lr=1e-3)
+            dp.PrivateTrainer(
+                net,
+                ledger=ledger,
+                mechanism=f"m{i}",
+                dp=True,
+                noise_multiplier=1.0,
+                sample_rate=0.1,
+                expected_batch_size=10,
+                max_grad_norm=1.0,
+                lr=1e-3,
+            )
             for i, net in enumerate(nets)
         )
     assert first.canaries is canaries and second.canaries is None
-    outside = dp.PrivateTrainer(torch.nn.Linear(3, 2), ledger=ledger, mechanism="m3", dp=True, noise_multiplier=1.0,
-                                sample_rate=0.1, expected_batch_size=10, max_grad_norm=1.0, lr=1e-3)
+    outside = dp.PrivateTrainer(
+        torch.nn.Linear(3, 2),
+        ledger=ledger,
+        mechanism="m3",
+        dp=True,
+        noise_multiplier=1.0,
+        sample_rate=0.1,
+        expected_batch_size=10,
+        max_grad_norm=1.0,
+        lr=1e-3,
+    )
     assert outside.canaries is None
 
 
-def _critic_trainer(net: torch.nn.Module, *, C: float, sigma: float, q: float, expected: int, noise_seed: int) -> dp.PrivateTrainer:
+def _critic_trainer(
+    net: torch.nn.Module, *, C: float, sigma: float, q: float, expected: int, noise_seed: int
+) -> dp.PrivateTrainer:
     return dp.PrivateTrainer(
-        net, ledger=PrivacyLedger(1e-6), mechanism="dp-sgd-critic", dp=True, noise_multiplier=sigma, sample_rate=q,
-        expected_batch_size=expected, max_grad_norm=C, lr=1e-3, clipping="ghost", what="critic",
+        net,
+        ledger=PrivacyLedger(1e-6),
+        mechanism="dp-sgd-critic",
+        dp=True,
+        noise_multiplier=sigma,
+        sample_rate=q,
+        expected_batch_size=expected,
+        max_grad_norm=C,
+        lr=1e-3,
+        clipping="ghost",
+        what="critic",
         noise_generator=torch.Generator().manual_seed(noise_seed),
     )
 
@@ -171,8 +220,17 @@ def test_ghost_canaries_see_noise_of_std_sigma_times_C() -> None:
 def test_a_ghost_audit_of_a_per_sample_critic_is_a_clear_error() -> None:
     canaries = GradientCanaries(4, seed=0, clipping="ghost")
     with install(canaries), pytest.raises(ValueError, match="audit it with clipping 'per-sample'"):
-        dp.PrivateTrainer(torch.nn.Linear(3, 2), ledger=PrivacyLedger(1e-6), mechanism="m", dp=True,
-                          noise_multiplier=1.0, sample_rate=0.1, expected_batch_size=10, max_grad_norm=1.0,
-                          lr=1e-3, clipping="per-sample")
+        dp.PrivateTrainer(
+            torch.nn.Linear(3, 2),
+            ledger=PrivacyLedger(1e-6),
+            mechanism="m",
+            dp=True,
+            noise_multiplier=1.0,
+            sample_rate=0.1,
+            expected_batch_size=10,
+            max_grad_norm=1.0,
+            lr=1e-3,
+            clipping="per-sample",
+        )
     with pytest.raises(ValueError, match="clipping must be one of"):
         GradientCanaries(4, seed=0, clipping="none")

@@ -44,8 +44,11 @@ def _frame(rng: np.random.Generator, n: int, dependent: bool) -> pl.DataFrame:
         y = rng.uniform(size=n) < 0.5
         missing = rng.uniform(size=n) < 0.15
     return pl.DataFrame(
-        {"a": np.array(["p", "q", "r"])[a], "x": [None if m else float(v) for m, v in zip(missing, x, strict=True)],
-         "y": np.array(["no", "yes"])[y.astype(int)]},
+        {
+            "a": np.array(["p", "q", "r"])[a],
+            "x": [None if m else float(v) for m, v in zip(missing, x, strict=True)],
+            "y": np.array(["no", "yes"])[y.astype(int)],
+        },
         schema_overrides={"x": pl.Float64},
     )
 
@@ -58,12 +61,16 @@ def fitted(contract: Contract) -> tuple[Codec, Calibrator, np.ndarray, np.ndarra
     codec = Codec(contract)
     codec.fit_non_dp(real, ledger=PrivacyLedger(1e-6))
     x_real = codec.encode(real, rng=np.random.default_rng(1))
-    measured = measure_marginals(x_real, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(2))
+    measured = measure_marginals(
+        x_real, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(2)
+    )
     pool = codec.encode(_frame(rng, POOL_FACTOR * N, dependent=False), rng=np.random.default_rng(3))
     return codec, Calibrator(codec, measured), x_real, pool
 
 
-def test_raking_brings_the_pool_to_the_released_marginals(fitted: tuple[Codec, Calibrator, np.ndarray, np.ndarray]) -> None:
+def test_raking_brings_the_pool_to_the_released_marginals(
+    fitted: tuple[Codec, Calibrator, np.ndarray, np.ndarray],
+) -> None:
     codec, cal, x_real, pool = fitted
     assert cal.targets == 3 + len(cal.measured.pairs)  # a, y, x's null rate; every measured pair
     # the weights themselves match every released marginal (capped raking converges here)
@@ -103,7 +110,9 @@ def test_the_draw_keeps_each_pool_row_at_most_once_and_is_reproducible(
     assert abs(w.mean() - 1.0) < 0.05
 
 
-def test_a_pool_no_larger_than_the_request_is_returned_whole(fitted: tuple[Codec, Calibrator, np.ndarray, np.ndarray]) -> None:
+def test_a_pool_no_larger_than_the_request_is_returned_whole(
+    fitted: tuple[Codec, Calibrator, np.ndarray, np.ndarray],
+) -> None:
     _, cal, _, pool = fitted
     np.testing.assert_array_equal(cal.select(pool[:10], 10, np.random.default_rng(0)), pool[:10])
 
@@ -148,7 +157,9 @@ def test_bins_of_pure_noise_rarely_keep_mass(contract: Contract) -> None:
     counts = np.zeros(k)
     counts[k // 2] = 10_000.0  # one dense bin, the rest empty
     rng = np.random.default_rng(11)
-    leaked = [_merged_mass(counts + rng.normal(0, sigma, k), sigma, spec, tau=t) for t in (None, 2.0) for _ in range(reps)]
+    leaked = [
+        _merged_mass(counts + rng.normal(0, sigma, k), sigma, spec, tau=t) for t in (None, 2.0) for _ in range(reps)
+    ]
     share = [np.mean([(m > 0).sum() > 1 for m in leaked[i * reps : (i + 1) * reps]]) for i in range(2)]
     # runs are tested as they grow (a random walk against τσ√L), so the rate sits above α but
     # stays small: at most 2α here (400 columns: standard error 0.011)
@@ -171,7 +182,6 @@ def test_the_dp_codec_keeps_a_small_spread_column_off_the_uniform_fallback(contr
     centre = (spec.edges_lo + spec.edges_hi) / 2
     # the DP mean of x is near the true mean 1/7, not the uniform's 1/2
     assert float((mass * centre).sum()) < 0.3
-
 
 
 def test_the_released_one_way_marginals_come_last_and_hold_against_a_conflicting_pair_table(
@@ -212,12 +222,19 @@ def test_a_numeric_column_is_raked_to_its_histogram_cells_keeping_the_shape_with
     moved, so inside a cell the generator's own shape) have the real column's mean."""
     rng = np.random.default_rng(11)
     n = 2000
-    real = pl.DataFrame({"a": ["p"] * n, "x": rng.beta(1.0, 2.0, n).tolist(), "y": ["no"] * n},
-                        schema_overrides={"x": pl.Float64})
+    real = pl.DataFrame(
+        {"a": ["p"] * n, "x": rng.beta(1.0, 2.0, n).tolist(), "y": ["no"] * n}, schema_overrides={"x": pl.Float64}
+    )
     codec = Codec(contract)
     codec.fit_non_dp(real, ledger=PrivacyLedger(1e-6))
-    flat = pl.DataFrame({"a": ["p"] * (POOL_FACTOR * n), "x": rng.uniform(size=POOL_FACTOR * n).tolist(),
-                         "y": ["no"] * (POOL_FACTOR * n)}, schema_overrides={"x": pl.Float64})
+    flat = pl.DataFrame(
+        {
+            "a": ["p"] * (POOL_FACTOR * n),
+            "x": rng.uniform(size=POOL_FACTOR * n).tolist(),
+            "y": ["no"] * (POOL_FACTOR * n),
+        },
+        schema_overrides={"x": pl.Float64},
+    )
     pool = codec.encode(flat, rng=np.random.default_rng(12))
     _, mass = codec.mass_cells("x")
     target = np.append(mass * (1.0 - codec.null_rate["x"]), codec.null_rate["x"])
@@ -244,8 +261,9 @@ def test_mass_cells_read_merged_runs_back_as_one_cell(contract: Contract) -> Non
     k = len(spec.edges_lo)
     counts = np.full(k, 5.0)  # sparse everywhere but two dense bins: merged runs between them
     counts[[10, 60]] = 800.0
-    codec._set_statistics({"a": np.array([1.0, 1.0, 1.0]), "y": np.array([1.0, 1.0]),
-                           "x": np.append(counts, 50.0)}, 10.0)
+    codec._set_statistics(
+        {"a": np.array([1.0, 1.0, 1.0]), "y": np.array([1.0, 1.0]), "x": np.append(counts, 50.0)}, 10.0
+    )
     cell, mass = codec.mass_cells("x")
     widths = spec.edges_hi - spec.edges_lo
     bm = codec.bin_mass["x"]

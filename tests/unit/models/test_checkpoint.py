@@ -21,8 +21,16 @@ class Killed(Exception):
     """Stands in for SIGKILL at a given step (after the checkpoint before it was written)."""
 
 
-def _fit(contract: Contract, train: pl.DataFrame, *, epsilon: float = 3.0, checkpoint: Checkpoint | None = None,
-         kill_at: int | None = None, epochs: float = 1.0, critic: str = "auto"):
+def _fit(
+    contract: Contract,
+    train: pl.DataFrame,
+    *,
+    epsilon: float = 3.0,
+    checkpoint: Checkpoint | None = None,
+    kill_at: int | None = None,
+    epochs: float = 1.0,
+    critic: str = "auto",
+):
     cls = get_synthesizer("ctgan")
     model = cls(contract, cls.config_class(epochs=epochs, batch_size=100, critic=critic), device="cpu")
     ledger = PrivacyLedger(contract.privacy.delta)
@@ -35,8 +43,9 @@ def _fit(contract: Contract, train: pl.DataFrame, *, epsilon: float = 3.0, check
     return model, ledger
 
 
-@pytest.mark.parametrize(("epsilon", "critic"), [(3.0, "auto"), (math.inf, "auto"), (3.0, "off")],
-                         ids=["dp", "non-dp", "dp-no-critic"])
+@pytest.mark.parametrize(
+    ("epsilon", "critic"), [(3.0, "auto"), (math.inf, "auto"), (3.0, "off")], ids=["dp", "non-dp", "dp-no-critic"]
+)
 def test_a_killed_fit_resumes_to_the_uninterrupted_result(
     adult_contract: Contract, adult_modelled: pl.DataFrame, tmp_path: Path, epsilon: float, critic: str
 ) -> None:
@@ -52,7 +61,9 @@ def test_a_killed_fit_resumes_to_the_uninterrupted_result(
 
     resumed, resumed_ledger = _fit(adult_contract, adult_modelled, epsilon=epsilon, checkpoint=ckpt, critic=critic)
     assert resumed.training_summary["resumed_at_step"] == 2 * every + 1
-    assert resumed.training_summary["critic"] == whole.training_summary["critic"] == ("off" if critic == "off" else "on")
+    assert (
+        resumed.training_summary["critic"] == whole.training_summary["critic"] == ("off" if critic == "off" else "on")
+    )
     # The accounting continued: same entries, same step counts, same ε as the uninterrupted fit.
     assert [(e.mechanism, e.steps, e.noise_multiplier) for e in resumed_ledger.entries] == [
         (e.mechanism, e.steps, e.noise_multiplier) for e in whole_ledger.entries
@@ -68,7 +79,9 @@ def test_a_killed_fit_resumes_to_the_uninterrupted_result(
     assert whole.sample(200, seed=1).equals(resumed.sample(200, seed=1))
 
 
-def test_a_checkpoint_of_another_fit_is_refused(adult_contract: Contract, adult_modelled: pl.DataFrame, tmp_path: Path) -> None:
+def test_a_checkpoint_of_another_fit_is_refused(
+    adult_contract: Contract, adult_modelled: pl.DataFrame, tmp_path: Path
+) -> None:
     ckpt = Checkpoint(tmp_path / "train.pt", every_epochs=0.25)
     with pytest.raises(Killed):
         _fit(adult_contract, adult_modelled, checkpoint=ckpt, kill_at=4)
@@ -101,7 +114,9 @@ def test_a_tampered_checkpoint_is_refused_without_running_its_payload(tmp_path: 
         Checkpoint(path).load("k")
 
 
-def test_a_checkpoint_loads_only_with_a_recorded_hash(adult_contract: Contract, adult_modelled: pl.DataFrame, tmp_path: Path) -> None:
+def test_a_checkpoint_loads_only_with_a_recorded_hash(
+    adult_contract: Contract, adult_modelled: pl.DataFrame, tmp_path: Path
+) -> None:
     """The hash is handed out before the file is renamed in; a file that is not on record is refused,
     even a well-formed checkpoint of the same fit (e.g. one copied in from another run)."""
     import hashlib
@@ -128,9 +143,19 @@ TINY: dict[str, dict[str, object]] = {
     "gumbel-gan": {"generator_dims": (16,), "discriminator_dims": (16,), "z_dim": 8},
     "wgan-gp": {"generator_dims": (16,), "critic_dims": (16,), "z_dim": 8, "n_critic": 2},
     "cwgan-gp": {"generator_dims": (16,), "critic_dims": (16,), "z_dim": 8},
-    "medgan": {"autoencoder_epochs": 0.5, "latent_dim": 8, "z_dim": 8, "generator_dims": (8, 8), "discriminator_dims": (16,)},
+    "medgan": {
+        "autoencoder_epochs": 0.5,
+        "latent_dim": 8,
+        "z_dim": 8,
+        "generator_dims": (8, 8),
+        "discriminator_dims": (16,),
+    },
     "corgan": {
-        "autoencoder_epochs": 0.5, "latent_dim": 8, "z_dim": 8, "channels": (4, 4), "generator_channels": 4,
+        "autoencoder_epochs": 0.5,
+        "latent_dim": 8,
+        "z_dim": 8,
+        "channels": (4, 4),
+        "generator_channels": 4,
         "generator_length": 8,
     },
     "tablegan": {"z_dim": 8, "generator_channels": 4, "discriminator_channels": 4, "norm_groups": 2, "feature_dim": 4},
@@ -138,8 +163,14 @@ TINY: dict[str, dict[str, object]] = {
 }
 
 
-def _fit_family(name: str, contract: Contract, train: pl.DataFrame, *, checkpoint: Checkpoint | None = None,
-                kill_at: int | None = None):
+def _fit_family(
+    name: str,
+    contract: Contract,
+    train: pl.DataFrame,
+    *,
+    checkpoint: Checkpoint | None = None,
+    kill_at: int | None = None,
+):
     cls = get_synthesizer(name)
     model = cls(contract, cls.config_class(epochs=1.0, batch_size=100, **TINY[name]), device="cpu")
     ledger = PrivacyLedger(contract.privacy.delta)
@@ -179,4 +210,3 @@ def test_every_family_resumes_bit_identically(
         for k, v in nets[net].state_dict().items():
             assert torch.equal(v, again[net].state_dict()[k]), f"{name}: {net}.{k} differs after the resume"
     assert whole.sample(200, seed=1).equals(resumed.sample(200, seed=1))
-

@@ -9,6 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal, assert_series_equal
 
 import synthgate.models.codec as codec_module
+from synthgate.errors import ContractError
 from synthgate.models.codec import (
     MAX_BINS,
     MIN_MODE_WEIGHT,
@@ -20,7 +21,6 @@ from synthgate.models.codec import (
     precision_level,
 )
 from synthgate.models.ledger import PrivacyLedger
-from synthgate.errors import ContractError
 from synthgate.validation.contract import Contract, parse_contract
 
 
@@ -52,7 +52,9 @@ def test_round_trip_is_exact_when_noise_is_negligible(adult_contract: Contract, 
     assert_frame_equal(codec.decode(x), df)
 
 
-def test_float32_round_trip_is_exact_but_for_rare_float_resolution(adult_contract: Contract, adult: pl.DataFrame) -> None:
+def test_float32_round_trip_is_exact_but_for_rare_float_resolution(
+    adult_contract: Contract, adult: pl.DataFrame
+) -> None:
     df = adult.select(adult_contract.modelled_columns)
     codec, _ = _fitted(adult_contract, df)
     back = codec.decode(codec.encode(df, rng=np.random.default_rng(1)))
@@ -108,7 +110,9 @@ def _bimodal(n: int, seed: int, *, null_share: float = 0.0) -> pl.DataFrame:
     x = np.where(rng.uniform(size=n) < 0.3, rng.normal(-5, 0.5, n), rng.normal(4, 1.0, n)).clip(-10, 10)
     xs = pl.Series("x", x)
     if null_share:
-        xs = pl.select(pl.when(pl.Series(rng.uniform(size=n) < null_share)).then(None).otherwise(xs).alias("x")).to_series()
+        xs = pl.select(
+            pl.when(pl.Series(rng.uniform(size=n) < null_share)).then(None).otherwise(xs).alias("x")
+        ).to_series()
     return pl.DataFrame([xs, pl.Series("k", rng.integers(0, 6, n)), pl.Series("c", rng.choice(["a", "b"], n))])
 
 
@@ -288,7 +292,10 @@ def test_modes_state_round_trips_and_old_states_still_load(adult_contract: Contr
         ([{"mean": 0.0, "std": 0.0, "weight": 1.0}], r"modes\[0\].std must be > 0"),
         ([{"mean": 11.0, "std": 1.0, "weight": 1.0}], r"modes\[0\].mean must lie within the column's bounds"),
         ([{"mean": 0.0, "std": 1.0, "weight": 0.5}, {"mean": 1.0, "std": 1.0, "weight": 0.4}], "must sum to 1"),
-        ([{"mean": 0.0, "std": 1.0, "weight": 1.1}, {"mean": 1.0, "std": 1.0, "weight": -0.1}], r"modes\[1\].weight must be > 0"),
+        (
+            [{"mean": 0.0, "std": 1.0, "weight": 1.1}, {"mean": 1.0, "std": 1.0, "weight": -0.1}],
+            r"modes\[1\].weight must be > 0",
+        ),
         ([], "modes is empty"),
         ([{"mean": 0.0, "std": 1.0}], "modes.0.weight"),
     ],
@@ -315,11 +322,17 @@ def _spiky() -> tuple[Contract, pl.DataFrame]:
     amount = np.where(rng.random(n) < 0.7, 0.0, np.round(rng.gamma(2.0, 800.0, n), 2)).clip(0, 20000)
     rate = np.where(rng.random(n) < 0.95, 5.0, rng.uniform(0, 10, n))  # near-constant at a declared value
     big = np.where(rng.random(n) < 0.5, 1234, rng.integers(20_000, 30_000, n))  # integer spike in a wide range
-    contract = parse_contract({"table": "t", "columns": {
-        "amount": {"kind": "continuous", "min": 0, "max": 20000},
-        "rate": {"kind": "continuous", "min": 0, "max": 10, "special_values": [5.0]},
-        "big": {"kind": "integer", "min": 0, "max": 100_000, "special_values": [1234]},
-    }, "privacy": {"epsilon": 3.0, "delta": 1e-6}})
+    contract = parse_contract(
+        {
+            "table": "t",
+            "columns": {
+                "amount": {"kind": "continuous", "min": 0, "max": 20000},
+                "rate": {"kind": "continuous", "min": 0, "max": 10, "special_values": [5.0]},
+                "big": {"kind": "integer", "min": 0, "max": 100_000, "special_values": [1234]},
+            },
+            "privacy": {"epsilon": 3.0, "delta": 1e-6},
+        }
+    )
     return contract, pl.DataFrame({"amount": amount, "rate": rate, "big": big})
 
 
@@ -404,8 +417,11 @@ def test_a_mostly_whole_column_decodes_mostly_whole() -> None:
     """98% of the rows whole numbers, 2% on the 0.1 grid: the DP profile carries the shares, the
     sample follows them (public sampling stream), and without a stream values are left as decoded."""
     contract = parse_contract(
-        {"table": "t", "columns": {"x": {"kind": "continuous", "min": 40.0, "max": 80.0}},
-         "privacy": {"epsilon": 1.0, "delta": 1e-6}}
+        {
+            "table": "t",
+            "columns": {"x": {"kind": "continuous", "min": 40.0, "max": 80.0}},
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        }
     )
     rng = np.random.default_rng(3)
     n = 20_000

@@ -25,12 +25,19 @@ from synthgate.models.synthesizers.corgan import (
     CorGANConfig,
 )
 from synthgate.models.synthesizers.medgan import MedGAN
-from tests.health import COUNT_BOUNDS, DX_COLUMNS
 from synthgate.validation.contract import Contract
+from tests.health import COUNT_BOUNDS, DX_COLUMNS
 
 TINY = CorGANConfig(
-    epochs=1.0, autoencoder_epochs=1.0, batch_size=100, latent_dim=16, z_dim=8,
-    channels=(4, 8), generator_channels=4, generator_length=8, generator_blocks=1,
+    epochs=1.0,
+    autoencoder_epochs=1.0,
+    batch_size=100,
+    latent_dim=16,
+    z_dim=8,
+    channels=(4, 8),
+    generator_channels=4,
+    generator_length=8,
+    generator_blocks=1,
 )
 # q = 1 (batch_size > n) for DP fits: the ledger's RDP calibration is closed-form there (fast);
 # the non-DP fits keep q < 1 so Poisson sampling is exercised.
@@ -42,7 +49,9 @@ EPS = 3.0
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg: CorGANConfig = TINY) -> tuple[CorGAN, PrivacyLedger]:
+def _fit(
+    contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg: CorGANConfig = TINY
+) -> tuple[CorGAN, PrivacyLedger]:
     ledger = PrivacyLedger(contract.privacy.delta)
     return CorGAN(contract, cfg, device="cpu").fit(df, ledger=ledger, epsilon=epsilon, seed=seed), ledger
 
@@ -140,10 +149,16 @@ def test_non_dp_mode_is_recorded_as_infinite(health_contract: Contract, health_r
     assert ledger.epsilon == math.inf and not ledger.differentially_private
     assert [e.mechanism for e in ledger.entries][1:] == ["dp-sgd-autoencoder-non-dp", "dp-sgd-discriminator-non-dp"]
     assert model.training_summary["differential_privacy"] is False
-    assert ledger.entries[2].steps == model.training_summary["steps"] == math.ceil(1.0 / model.training_summary["sample_rate"])
+    assert (
+        ledger.entries[2].steps
+        == model.training_summary["steps"]
+        == math.ceil(1.0 / model.training_summary["sample_rate"])
+    )
 
 
-def test_samples_obey_the_contract_reproduce_and_round_trip(tmp_path, dp_fit, health_contract: Contract, health_rows: pl.DataFrame) -> None:
+def test_samples_obey_the_contract_reproduce_and_round_trip(
+    tmp_path, dp_fit, health_contract: Contract, health_rows: pl.DataFrame
+) -> None:
     model, ledger = dp_fit
     out = model.sample(500, seed=2)
     assert out.columns == health_contract.modelled_columns and out.height == 500

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from synthgate.models import schedule as sch
 from synthgate.models.ledger import PrivacyLedger
 from synthgate.models.synthesizers.base import Run
-from synthgate.models.synthesizers.ctgan import CTGANConfig, DPCTGAN
+from synthgate.models.synthesizers.ctgan import DPCTGAN, CTGANConfig
 from synthgate.validation.contract import Contract
 
 TINY = dict(generator_dims=(32,), critic_dims=(32,), z_dim=8)

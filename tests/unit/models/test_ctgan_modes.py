@@ -18,12 +18,18 @@ import torch
 
 from synthgate.models.ledger import PrivacyLedger
 from synthgate.models.synthesizers.base import codec_noise_for
-from synthgate.models.synthesizers.ctgan import CTGANConfig, DPCTGAN
+from synthgate.models.synthesizers.ctgan import DPCTGAN, CTGANConfig
 from synthgate.validation.contract import Contract
 
 BOTH = CTGANConfig(
-    epochs=1.0, batch_size=200, generator_dims=(32,), critic_dims=(32,), z_dim=8,
-    numeric_encoding="modes", critic_conditioning=True, log_frequency=True,
+    epochs=1.0,
+    batch_size=200,
+    generator_dims=(32,),
+    critic_dims=(32,),
+    z_dim=8,
+    numeric_encoding="modes",
+    critic_conditioning=True,
+    log_frequency=True,
 )
 
 
@@ -59,12 +65,19 @@ def test_dp_fit_with_both_options_is_accounted_as_before(fitted: tuple[DPCTGAN, 
     # once at the codec's noise, and the critic's steps exactly the planned ones
     # (the measured pair marginals, on by default, charge their own two entries: models/marginals.py)
     assert [e.mechanism for e in ledger.entries] == [
-        "codec-histograms", "marginal-selection", "marginal-measurements", "dp-sgd-critic",
+        "codec-histograms",
+        "marginal-selection",
+        "marginal-measurements",
+        "dp-sgd-critic",
     ]
     hist, selection, measurements, critic = ledger.entries
     assert selection.sample_rate == measurements.sample_rate == 1.0
     assert measurements.steps == len(summary["measured_pairs"]) > selection.steps > 0
-    assert (hist.noise_multiplier, hist.sample_rate, hist.steps) == (codec_noise_for(3.0, ledger.delta), 1.0, 1) == (8.0, 1.0, 1)
+    assert (
+        (hist.noise_multiplier, hist.sample_rate, hist.steps)
+        == (codec_noise_for(3.0, ledger.delta), 1.0, 1)
+        == (8.0, 1.0, 1)
+    )
     assert critic.steps == summary["steps"] == math.ceil(BOTH.epochs / summary["sample_rate"])
     assert critic.sample_rate == summary["sample_rate"] and critic.noise_multiplier == summary["noise_multiplier"]
     assert 2.9 < ledger.epsilon <= 3.0 + 1e-6
@@ -103,7 +116,9 @@ def test_unused_modes_are_never_generated(fitted: tuple[DPCTGAN, PrivacyLedger])
         assert targets[(b.column, "alpha")].shape == (1024,)
 
 
-def test_critic_condition_is_the_rows_own_category(fitted: tuple[DPCTGAN, PrivacyLedger], adult_contract: Contract, adult_small: pl.DataFrame) -> None:
+def test_critic_condition_is_the_rows_own_category(
+    fitted: tuple[DPCTGAN, PrivacyLedger], adult_contract: Contract, adult_small: pl.DataFrame
+) -> None:
     """cond_i is a function of row i (and of data-free randomness): exactly one discrete column,
     holding row i's own category; other rows in the batch cannot change it."""
     model, _ = fitted
@@ -145,7 +160,9 @@ def test_log_frequency_shows_rare_categories_more_often(fitted: tuple[DPCTGAN, P
     assert share[True] > share[False] + 0.2
 
 
-def test_non_dp_mode_with_both_options_is_recorded_and_reproducible(adult_contract: Contract, adult_small: pl.DataFrame) -> None:
+def test_non_dp_mode_with_both_options_is_recorded_and_reproducible(
+    adult_contract: Contract, adult_small: pl.DataFrame
+) -> None:
     df = adult_small.select(adult_contract.modelled_columns)
     samples = []
     for seed in (1, 1, 2):

@@ -17,10 +17,10 @@ from sklearn.neighbors import NearestNeighbors
 
 from synthgate.models.codec import Codec
 from synthgate.models.ledger import PrivacyLedger, calibrate_noise
-from synthgate.models.synthesizers.ctgan import CTGANConfig, DPCTGAN
+from synthgate.models.synthesizers.ctgan import DPCTGAN, CTGANConfig
 from synthgate.validation.contract import Contract
-from synthgate.validation.gates import budget_result
 from synthgate.validation.encoding import encode_for_distance
+from synthgate.validation.gates import budget_result
 
 TINY = CTGANConfig(epochs=2.0, batch_size=200, generator_dims=(32,), critic_dims=(32,), z_dim=8)
 
@@ -47,7 +47,9 @@ MEMORISE = CTGANConfig(
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _fit(contract: Contract, df: pl.DataFrame, cfg: CTGANConfig, *, epsilon: float, seed: int) -> tuple[DPCTGAN, PrivacyLedger]:
+def _fit(
+    contract: Contract, df: pl.DataFrame, cfg: CTGANConfig, *, epsilon: float, seed: int
+) -> tuple[DPCTGAN, PrivacyLedger]:
     ledger = PrivacyLedger(contract.privacy.delta)
     model = DPCTGAN(contract, cfg, device="cpu").fit(df, ledger=ledger, epsilon=epsilon, seed=seed)
     return model, ledger
@@ -133,7 +135,9 @@ def test_non_dp_fit_is_recorded_honestly_obeys_the_contract_and_reproduces(
     assert ledger.epsilon == math.inf and not ledger.differentially_private
     # without noise every candidate pair is measured (marginals.plan_extra), so nothing is selected
     assert [e.mechanism for e in ledger.entries] == [
-        "codec-histograms-non-dp", "marginal-measurements-non-dp", "dp-sgd-critic-non-dp",
+        "codec-histograms-non-dp",
+        "marginal-measurements-non-dp",
+        "dp-sgd-critic-non-dp",
     ]
     summary = model.training_summary
     assert summary["differential_privacy"] is False

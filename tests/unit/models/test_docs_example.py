@@ -39,8 +39,13 @@ class Killed(Exception):
     pass
 
 
-def _fit(cls: type[Synthesizer], contract: Contract, train: pl.DataFrame, checkpoint: Checkpoint | None = None,
-         kill_at: int | None = None) -> tuple[Synthesizer, PrivacyLedger]:
+def _fit(
+    cls: type[Synthesizer],
+    contract: Contract,
+    train: pl.DataFrame,
+    checkpoint: Checkpoint | None = None,
+    kill_at: int | None = None,
+) -> tuple[Synthesizer, PrivacyLedger]:
     model = cls(contract, cls.config_class(epochs=1.0, batch_size=100, hidden=16, z_dim=8), device="cpu")
     ledger = PrivacyLedger(contract.privacy.delta)
 

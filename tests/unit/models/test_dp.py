@@ -13,7 +13,7 @@ from opacus.optimizers import DPOptimizer
 
 from synthgate.models.dp import PrivateTrainer, pair_loss, pair_losses, poisson_sample
 from synthgate.models.ledger import PrivacyLedger
-from synthgate.models.synthesizers.ctgan import Critic, CTGANConfig, DPCTGAN
+from synthgate.models.synthesizers.ctgan import DPCTGAN, Critic, CTGANConfig
 from synthgate.validation.contract import Contract
 
 
@@ -27,10 +27,15 @@ def test_poisson_batches_have_binomial_sizes() -> None:
     assert len(set(sizes)) > 10  # not fixed-size batches
 
 
-def _dp_step(critic: GradSampleModule, x: torch.Tensor, sigma: float, C: float, expected: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _dp_step(
+    critic: GradSampleModule, x: torch.Tensor, sigma: float, C: float, expected: int
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     opt = DPOptimizer(
-        torch.optim.SGD(critic.parameters(), lr=1.0), noise_multiplier=sigma, max_grad_norm=C,
-        expected_batch_size=expected, generator=torch.Generator().manual_seed(1),
+        torch.optim.SGD(critic.parameters(), lr=1.0),
+        noise_multiplier=sigma,
+        max_grad_norm=C,
+        expected_batch_size=expected,
+        generator=torch.Generator().manual_seed(1),
     )
     if x.shape[0]:
         pair_loss(critic(x)).backward()
@@ -39,7 +44,11 @@ def _dp_step(critic: GradSampleModule, x: torch.Tensor, sigma: float, C: float, 
             p.grad_sample = torch.zeros((0, *p.shape))
     before = [p.detach().clone() for p in critic.parameters()]
     opt.pre_step()  # clip + noise + scale into p.grad, without the parameter update
-    flat_norms = torch.stack([g.reshape(len(g), -1).norm(dim=1) for g in opt.grad_samples], 1).norm(dim=1) if x.shape[0] else torch.zeros(0)
+    flat_norms = (
+        torch.stack([g.reshape(len(g), -1).norm(dim=1) for g in opt.grad_samples], 1).norm(dim=1)
+        if x.shape[0]
+        else torch.zeros(0)
+    )
     return flat_norms, [p.grad.detach().clone() for p in critic.parameters()] + before[:0]
 
 
@@ -69,8 +78,16 @@ def test_noise_std_is_sigma_times_C_on_an_empty_batch() -> None:
 
 def _trainer(net: torch.nn.Module, clipping: str, C: float, expected: int) -> PrivateTrainer:
     return PrivateTrainer(
-        net, ledger=PrivacyLedger(1e-6), mechanism="dp-sgd-critic", dp=True, noise_multiplier=1.0,
-        sample_rate=0.1, expected_batch_size=expected, max_grad_norm=C, lr=1e-3, clipping=clipping,
+        net,
+        ledger=PrivacyLedger(1e-6),
+        mechanism="dp-sgd-critic",
+        dp=True,
+        noise_multiplier=1.0,
+        sample_rate=0.1,
+        expected_batch_size=expected,
+        max_grad_norm=C,
+        lr=1e-3,
+        clipping=clipping,
         noise_generator=torch.Generator().manual_seed(2),
     )
 
@@ -110,10 +127,14 @@ def test_ghost_clipping_steps_count_and_empty_batches_take_pure_noise() -> None:
         trainer.step(pair_loss(trainer.module(x)), 8)  # a sum cannot be clipped per sample
 
 
-def test_ghost_and_per_sample_ctgan_fits_spend_the_same_epsilon(adult_contract: Contract, adult_small: pl.DataFrame) -> None:
+def test_ghost_and_per_sample_ctgan_fits_spend_the_same_epsilon(
+    adult_contract: Contract, adult_small: pl.DataFrame
+) -> None:
     spent = {}
     for clipping in ("ghost", "per-sample"):
-        cfg = CTGANConfig(epochs=1.0, batch_size=200, generator_dims=(32,), critic_dims=(32,), z_dim=8, clipping=clipping)
+        cfg = CTGANConfig(
+            epochs=1.0, batch_size=200, generator_dims=(32,), critic_dims=(32,), z_dim=8, clipping=clipping
+        )
         ledger = PrivacyLedger(adult_contract.privacy.delta)
         model = DPCTGAN(adult_contract, cfg, device="cpu").fit(adult_small, ledger=ledger, epsilon=3.0, seed=0)
         spent[clipping] = ledger.epsilon
@@ -128,7 +149,9 @@ def _tiny_fit(contract: Contract, df: pl.DataFrame, seed: int) -> tuple[DPCTGAN,
     return model, ledger
 
 
-def test_seeded_fit_is_reproducible_and_ledger_matches_opacus(adult_contract: Contract, adult_small: pl.DataFrame) -> None:
+def test_seeded_fit_is_reproducible_and_ledger_matches_opacus(
+    adult_contract: Contract, adult_small: pl.DataFrame
+) -> None:
     df = adult_small.select(adult_contract.modelled_columns)
     m1, l1 = _tiny_fit(adult_contract, df, seed=5)
     m2, l2 = _tiny_fit(adult_contract, df, seed=5)
@@ -144,7 +167,10 @@ def test_seeded_fit_is_reproducible_and_ledger_matches_opacus(adult_contract: Co
     assert m1.accountant.history == [(sgd.noise_multiplier, sgd.sample_rate, sgd.steps)]
     assert alone.epsilon == pytest.approx(m1.accountant.get_epsilon(l1.delta), rel=1e-9)
     assert [e.mechanism for e in l1.entries] == [
-        "codec-histograms", "marginal-selection", "marginal-measurements", "dp-sgd-critic",
+        "codec-histograms",
+        "marginal-selection",
+        "marginal-measurements",
+        "dp-sgd-critic",
     ]
     # the whole ledger (codec, exponential-mechanism rounds as their RDP-equivalent Gaussian, pair
     # measurements, DP-SGD) composes exactly as Opacus' RDP accountant given the same history
@@ -157,7 +183,9 @@ def test_seeded_fit_is_reproducible_and_ledger_matches_opacus(adult_contract: Co
     assert l1.epsilon == pytest.approx(whole.get_epsilon(l1.delta, alphas=ALPHAS), rel=1e-9)
 
 
-def test_samples_obey_the_contract_and_checkpoint_round_trips(tmp_path, adult_contract: Contract, adult_small: pl.DataFrame) -> None:
+def test_samples_obey_the_contract_and_checkpoint_round_trips(
+    tmp_path, adult_contract: Contract, adult_small: pl.DataFrame
+) -> None:
     df = adult_small.select(adult_contract.modelled_columns)
     model, _ = _tiny_fit(adult_contract, df, seed=1)
     out = model.sample(500, seed=2)

@@ -22,7 +22,9 @@ TINY = dict(epochs=4.0, batch_size=5000, generator_dims=(32,), discriminator_dim
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float = 3.0, seed: int = 0, **kw) -> tuple[GumbelGAN, PrivacyLedger]:
+def _fit(
+    contract: Contract, df: pl.DataFrame, *, epsilon: float = 3.0, seed: int = 0, **kw
+) -> tuple[GumbelGAN, PrivacyLedger]:
     ledger = PrivacyLedger(contract.privacy.delta)
     cfg = GumbelGANConfig(**{**TINY, **kw})
     model = GumbelGAN(contract, cfg, device="cpu").fit(df, ledger=ledger, epsilon=epsilon, seed=seed)
@@ -76,7 +78,9 @@ def test_seeded_fit_is_reproducible(dp_fit, adult_contract: Contract, adult_mode
     assert ledger.epsilon == ledger2.epsilon
 
 
-def test_samples_obey_the_contract_and_checkpoint_round_trips(tmp_path, dp_fit, adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
+def test_samples_obey_the_contract_and_checkpoint_round_trips(
+    tmp_path, dp_fit, adult_contract: Contract, adult_modelled: pl.DataFrame
+) -> None:
     model, _ = dp_fit
     out = model.sample(1000, seed=2)
     assert out.columns == adult_contract.modelled_columns and out.height == 1000

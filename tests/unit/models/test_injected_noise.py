@@ -36,8 +36,8 @@ from synthgate.models.codec import Codec
 from synthgate.models.dp import PrivateTrainer
 from synthgate.models.ledger import PrivacyLedger
 from synthgate.models.synthesizers import MODEL_NAMES, get_synthesizer
-from tests.unit.models.test_taint import CODEC, DP_SGD, MOMENTS, TINY, Taint, neutralised
 from synthgate.validation.contract import Contract
+from tests.unit.models.test_taint import CODEC, DP_SGD, MOMENTS, TINY, Taint, neutralised
 
 CLIP = 0.37  # C ≠ 1: σ and σ·C differ
 FEATURE_CLIP = 0.45  # tablegan's C_f ≠ 1
@@ -112,7 +112,9 @@ _FITS: dict[str, tuple[PrivacyLedger, dict[str, Any], Any]] = {}
 
 
 @pytest.fixture()
-def fitted(request: pytest.FixtureRequest, adult_contract: Contract, adult_small: pl.DataFrame) -> tuple[PrivacyLedger, dict[str, Any], Any]:
+def fitted(
+    request: pytest.FixtureRequest, adult_contract: Contract, adult_small: pl.DataFrame
+) -> tuple[PrivacyLedger, dict[str, Any], Any]:
     name = request.param
     if name not in _FITS:
         _FITS[name] = _fit_and_capture(name, adult_contract, adult_small)
@@ -138,7 +140,7 @@ def _entry(ledger: PrivacyLedger, mechanism: str) -> Any:
 @pytest.mark.parametrize("fitted", MODEL_NAMES, indirect=True)
 def test_the_codec_noise_is_sigma_times_root_columns(fitted: tuple[PrivacyLedger, dict[str, Any], Any]) -> None:
     ledger, captured, model = fitted
-    (df, exact, noisy), = captured["codec"]
+    ((df, exact, noisy),) = captured["codec"]
     k = len(model.contract.modelled_columns)  # one histogram per modelled column
     # the L2 sensitivity, measured: one more row moves each of the k histograms by one count
     plus_one = model.codec.histograms(pl.concat([df, df[:1]]))
@@ -162,7 +164,9 @@ def test_the_dp_sgd_noise_is_sigma_times_the_clipping_norm(fitted: tuple[Privacy
         _check_std(noise, entry.noise_multiplier * CLIP, f"{model.name} {mechanism}")
 
 
-def test_the_feature_moments_noise_is_sigma_times_their_clipping_norm(adult_contract: Contract, adult_small: pl.DataFrame) -> None:
+def test_the_feature_moments_noise_is_sigma_times_their_clipping_norm(
+    adult_contract: Contract, adult_small: pl.DataFrame
+) -> None:
     ledger, captured, model = _FITS.get("tablegan") or _fit_and_capture("tablegan", adult_contract, adult_small)
     entry = _entry(ledger, MOMENTS)
     assert len(captured["moments"]) == entry.steps > 0

@@ -12,13 +12,13 @@ import torch
 from synthgate.models.codec import Codec
 from synthgate.models.ledger import PrivacyLedger
 from synthgate.models.marginals import (
-    plan_extra,
     MEASUREMENT,
     SELECTION,
     PairLoss,
     candidate_pairs,
     discretise,
     measure_marginals,
+    plan_extra,
     project_to_simplex,
     soft_membership,
     variables,
@@ -56,8 +56,11 @@ def table() -> pl.DataFrame:
     cats = np.array(["p", "q", "r"])
     return pl.DataFrame(
         {
-            "a": cats[a], "b": cats[a], "c": rng.uniform(size=N) < 0.5,
-            "x": [None if rng.uniform() < 0.1 else float(v) for v in x], "y": np.array(["no", "yes"])[y],
+            "a": cats[a],
+            "b": cats[a],
+            "c": rng.uniform(size=N) < 0.5,
+            "x": [None if rng.uniform() < 0.1 else float(v) for v in x],
+            "y": np.array(["no", "yes"])[y],
         },
         schema_overrides={"x": pl.Float64},
     )
@@ -129,20 +132,28 @@ def test_exact_measurements_are_the_empirical_pair_tables(contract: Contract, ta
     assert {measured.variables[i].label for i in first_chosen} == {"a", "b"}
 
 
-def test_dp_measurements_spend_the_target_noise_the_tables_and_choose_well(contract: Contract, table: pl.DataFrame) -> None:
+def test_dp_measurements_spend_the_target_noise_the_tables_and_choose_well(
+    contract: Contract, table: pl.DataFrame
+) -> None:
     codec, x = _codec(contract, table)
     ledger = PrivacyLedger(1e-6)
     ledger.charge("codec-histograms", noise_multiplier=10.0)
     before = ledger.epsilon
     # extra=4: a spanning tree's worth of the 6 candidates, so that the exponential mechanism chooses
-    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=before + 1.0, rng=np.random.default_rng(3), extra=4)
+    measured = measure_marginals(
+        x, codec, ledger=ledger, target_epsilon=before + 1.0, rng=np.random.default_rng(3), extra=4
+    )
     assert [e.mechanism for e in ledger.entries] == ["codec-histograms", SELECTION, MEASUREMENT]
     assert before + 0.99 <= ledger.epsilon <= before + 1.0 + 1e-6
     sel, meas = ledger.entries[1:]
     assert meas.steps == len(measured.pairs) == 4 + sel.steps
     exact = measure_marginals(x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(0))
     exact_tables = dict(zip(exact.pairs, exact.tables, strict=True))
-    errors = [np.abs(t - exact_tables[p]).sum() for p, t in zip(measured.pairs, measured.tables, strict=True) if p in exact_tables]
+    errors = [
+        np.abs(t - exact_tables[p]).sum()
+        for p, t in zip(measured.pairs, measured.tables, strict=True)
+        if p in exact_tables
+    ]
     # noise was added (a mutant without it would give 0), yet 4,000 rows keep the tables close
     assert all(e > 0 for e in errors) and max(errors) < 0.25, errors
     for t in measured.tables:
@@ -150,14 +161,18 @@ def test_dp_measurements_spend_the_target_noise_the_tables_and_choose_well(contr
     # the exponential mechanism finds the copy (a, b) in most draws: score 5,300 rows vs ~0 for others
     hits = 0
     for seed in range(10):
-        m = measure_marginals(x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=1.0, rng=np.random.default_rng(seed), extra=4)
+        m = measure_marginals(
+            x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=1.0, rng=np.random.default_rng(seed), extra=4
+        )
         hits += any({m.variables[i].label for i in p} == {"a", "b"} for p in m.pairs[4:])
     assert hits >= 8, hits
 
 
 def test_the_pair_loss_is_smallest_at_the_measured_tables(contract: Contract, table: pl.DataFrame) -> None:
     codec, x = _codec(contract, table)
-    measured = measure_marginals(x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(0))
+    measured = measure_marginals(
+        x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(0)
+    )
     loss = PairLoss(measured, torch.device("cpu"))
     xt = torch.as_tensor(x, dtype=torch.float32)
     # logits that reproduce the rows: large one-hot logits, arctanh of the numeric slot
@@ -167,7 +182,7 @@ def test_the_pair_loss_is_smallest_at_the_measured_tables(contract: Contract, ta
             data_logits[:, v.start] = torch.atanh(xt[:, v.start].clamp(-0.999, 0.999))
     at_data = float(loss(data_logits))
     shuffled = data_logits.clone()
-    shuffled[:, : 3] = shuffled[torch.randperm(len(x), generator=torch.Generator().manual_seed(0)), : 3]  # breaks a-b
+    shuffled[:, :3] = shuffled[torch.randperm(len(x), generator=torch.Generator().manual_seed(0)), :3]  # breaks a-b
     assert at_data < 0.02 and float(loss(shuffled)) > at_data + 0.5
     noise = torch.randn(500, codec.dim, generator=torch.Generator().manual_seed(0), requires_grad=True)
     value = loss(noise)

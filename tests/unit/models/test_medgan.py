@@ -18,12 +18,17 @@ from synthgate.models.dp import init_uniform_, pair_loss
 from synthgate.models.ledger import PrivacyLedger, epsilon_of
 from synthgate.models.synthesizers.base import TrainingProgress
 from synthgate.models.synthesizers.medgan import MedGAN, MedGANConfig, reconstruction_loss
-from tests.health import COUNT_BOUNDS, DX_COLUMNS, health_table
 from synthgate.validation.contract import Contract
+from tests.health import COUNT_BOUNDS, DX_COLUMNS, health_table
 
 TINY = MedGANConfig(
-    epochs=1.0, autoencoder_epochs=1.0, batch_size=100, latent_dim=16, z_dim=16,
-    generator_dims=(16, 16), discriminator_dims=(32,),
+    epochs=1.0,
+    autoencoder_epochs=1.0,
+    batch_size=100,
+    latent_dim=16,
+    z_dim=16,
+    generator_dims=(16, 16),
+    discriminator_dims=(32,),
 )
 # DP fits use Poisson rate q = 1 (batch_size > n): the ledger's RDP analysis of a subsampled
 # Gaussian at q < 1 costs seconds per calibration on a busy 2-core box, at q = 1 it is closed-form.
@@ -36,14 +41,18 @@ EPS = 3.0
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg: MedGANConfig = TINY, progress=None) -> tuple[MedGAN, PrivacyLedger]:
+def _fit(
+    contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg: MedGANConfig = TINY, progress=None
+) -> tuple[MedGAN, PrivacyLedger]:
     ledger = PrivacyLedger(contract.privacy.delta)
     model = MedGAN(contract, cfg, device="cpu").fit(df, ledger=ledger, epsilon=epsilon, seed=seed, progress=progress)
     return model, ledger
 
 
 @pytest.fixture(scope="module")
-def dp_fit(health_contract: Contract, health_rows: pl.DataFrame) -> tuple[MedGAN, PrivacyLedger, list[TrainingProgress]]:
+def dp_fit(
+    health_contract: Contract, health_rows: pl.DataFrame
+) -> tuple[MedGAN, PrivacyLedger, list[TrainingProgress]]:
     reports: list[TrainingProgress] = []
     model, ledger = _fit(health_contract, health_rows, epsilon=EPS, seed=3, cfg=TINY_DP, progress=reports.append)
     return model, ledger, reports
@@ -62,7 +71,11 @@ def test_both_phases_share_one_sigma_and_compose_to_the_target(dp_fit) -> None:
     assert ae.sample_rate == disc.sample_rate == q
     assert EPS - 0.05 <= ledger.epsilon <= EPS + 1e-6
     # calibrated tightly: 5% less noise on both phases would overspend the budget
-    less = [(codec_entry.noise_multiplier, 1.0, 1), (0.95 * ae.noise_multiplier, q, ae.steps), (0.95 * ae.noise_multiplier, q, disc.steps)]
+    less = [
+        (codec_entry.noise_multiplier, 1.0, 1),
+        (0.95 * ae.noise_multiplier, q, ae.steps),
+        (0.95 * ae.noise_multiplier, q, disc.steps),
+    ]
     assert epsilon_of(less, ledger.delta) > EPS
     # each phase's entry is what Opacus' own accountant recorded for that optimizer
     for name, entry in (("autoencoder", ae), ("discriminator", disc)):
@@ -83,7 +96,9 @@ def test_progress_hides_the_real_rows_reconstruction_loss(dp_fit) -> None:
 def test_non_dp_mode_is_recorded_as_infinite(health_contract: Contract, health_rows: pl.DataFrame) -> None:
     model, ledger = _fit(health_contract, health_rows, epsilon=math.inf, seed=3)
     assert [e.mechanism for e in ledger.entries] == [
-        "codec-histograms-non-dp", "dp-sgd-autoencoder-non-dp", "dp-sgd-discriminator-non-dp"
+        "codec-histograms-non-dp",
+        "dp-sgd-autoencoder-non-dp",
+        "dp-sgd-discriminator-non-dp",
     ]
     assert ledger.epsilon == math.inf and not ledger.differentially_private
     s = model.training_summary
@@ -105,7 +120,9 @@ def test_samples_obey_the_contract(dp_fit, health_contract: Contract) -> None:
     assert model.sample(0, seed=2).height == 0
 
 
-def test_seeded_dp_fit_reproduces_and_checkpoint_round_trips(tmp_path, dp_fit, health_contract: Contract, health_rows: pl.DataFrame) -> None:
+def test_seeded_dp_fit_reproduces_and_checkpoint_round_trips(
+    tmp_path, dp_fit, health_contract: Contract, health_rows: pl.DataFrame
+) -> None:
     model, ledger, _ = dp_fit
     again, ledger2 = _fit(health_contract, health_rows, epsilon=EPS, seed=3, cfg=TINY_DP)
     assert again.sample(300, seed=9).equals(model.sample(300, seed=9))
@@ -170,7 +187,9 @@ def _per_sample_grads(net: torch.nn.Module, pairs: torch.Tensor) -> dict[str, to
     return torch.func.vmap(torch.func.grad(one), in_dims=(None, 0))(params, pairs)
 
 
-def test_real_side_of_a_pair_never_depends_on_other_real_rows(dp_fit, health_contract: Contract, health_rows: pl.DataFrame) -> None:
+def test_real_side_of_a_pair_never_depends_on_other_real_rows(
+    dp_fit, health_contract: Contract, health_rows: pl.DataFrame
+) -> None:
     """Replacing and permuting the OTHER real rows of a batch leaves row 0's per-sample gradient unchanged.
 
     With the paper's minibatch averaging over real rows it would change (checked below), so the

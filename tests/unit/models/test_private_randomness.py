@@ -21,7 +21,9 @@ from synthgate.validation.contract import Contract
 def _fit_ctgan(contract: Contract, train: pl.DataFrame) -> dict[str, torch.Tensor]:
     cls = get_synthesizer("ctgan")
     model = cls(contract, cls.config_class(epochs=0.5, batch_size=200), device="cpu")
-    model.fit(train.select(contract.modelled_columns), ledger=PrivacyLedger(contract.privacy.delta), epsilon=3.0, seed=5)
+    model.fit(
+        train.select(contract.modelled_columns), ledger=PrivacyLedger(contract.privacy.delta), epsilon=3.0, seed=5
+    )
     return {k: v.clone() for k, v in model.generator.state_dict().items()}
 
 

@@ -13,10 +13,16 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from synthgate.models.ledger import PrivacyLedger
 from synthgate.errors import ContractError, WhereError
+from synthgate.models.ledger import PrivacyLedger
 from synthgate.models.sampling import equality_conditions, sample_where
-from synthgate.models.synthesizers import MODEL_NAMES, get_synthesizer, load_synthesizer, registered, resolve_model_config
+from synthgate.models.synthesizers import (
+    MODEL_NAMES,
+    get_synthesizer,
+    load_synthesizer,
+    registered,
+    resolve_model_config,
+)
 from synthgate.models.synthesizers.base import Synthesizer
 from synthgate.validation.contract import Contract, parse_contract
 from synthgate.validation.expectations import validate_frame
@@ -25,7 +31,9 @@ HEALTH_MODELS = ("medgan", "corgan")
 EPSILON = 3.0
 
 
-def _fit(name: str, contract: Contract, train: pl.DataFrame, *, epsilon: float, seed: int) -> tuple[Synthesizer, PrivacyLedger]:
+def _fit(
+    name: str, contract: Contract, train: pl.DataFrame, *, epsilon: float, seed: int
+) -> tuple[Synthesizer, PrivacyLedger]:
     cls = get_synthesizer(name)
     config = cls.config_class(epochs=1.0, batch_size=200)
     ledger = PrivacyLedger(contract.privacy.delta)
@@ -46,8 +54,12 @@ def _cases() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("name", "data"), _cases(), ids=[f"{m}-{d}" for m, d in _cases()])
 def test_every_model_obeys_the_contract_and_the_ledger(
-    name: str, data: str, adult_contract: Contract, adult_small: pl.DataFrame,
-    health: tuple[Contract, pl.DataFrame], tmp_path,
+    name: str,
+    data: str,
+    adult_contract: Contract,
+    adult_small: pl.DataFrame,
+    health: tuple[Contract, pl.DataFrame],
+    tmp_path,
 ) -> None:
     contract, train = (adult_contract, adult_small) if data == "adult" else health
     train = train.select(contract.modelled_columns)
@@ -149,7 +161,9 @@ def test_extra_predicates_are_filtered_after_conditional_generation(ctgan_small:
     assert result.drawn > 300
 
 
-def test_unconditional_model_falls_back_to_bounded_rejection(adult_contract: Contract, adult_small: pl.DataFrame) -> None:
+def test_unconditional_model_falls_back_to_bounded_rejection(
+    adult_contract: Contract, adult_small: pl.DataFrame
+) -> None:
     model = _fit("tvae", adult_contract, adult_small.select(adult_contract.modelled_columns), epsilon=3.0, seed=0)[0]
     result = sample_where(model, 200, where="income = '>50K'", seed=0)
     assert result.method == "rejection" and result.fixed == {}
@@ -170,7 +184,6 @@ def test_bad_where_clauses_are_refused_with_the_columns(ctgan_small: Synthesizer
 
 def test_cli_sample_writes_only_matching_rows(ctgan_small: Synthesizer, tmp_path) -> None:
     from synthgate.flows.cli import app
-
     from synthgate.governance.registry import Registry, file_hashes
 
     release = tmp_path / "out" / "releases" / "run-1"
@@ -178,13 +191,43 @@ def test_cli_sample_writes_only_matching_rows(ctgan_small: Synthesizer, tmp_path
     ctgan_small.save(release / "model.pt")
     (release / "contract.yaml").write_text(ctgan_small.contract.to_yaml(), encoding="utf-8")
     registry = Registry(tmp_path / "out" / "registry.duckdb")
-    registry.begin_run(run_id="run-1", table="adult", epsilon=3.0, delta=1e-6, lifetime_epsilon=None,
-                       lifetime_delta=None, contract_hash="x", config={}, output_db="", output_table="")
-    registry.finish("run-1", status="released", epsilon_spent=3.0, gates=[], reasons=[], folder=str(release),
-                    artifacts=file_hashes(release))
+    registry.begin_run(
+        run_id="run-1",
+        table="adult",
+        epsilon=3.0,
+        delta=1e-6,
+        lifetime_epsilon=None,
+        lifetime_delta=None,
+        contract_hash="x",
+        config={},
+        output_db="",
+        output_table="",
+    )
+    registry.finish(
+        "run-1",
+        status="released",
+        epsilon_spent=3.0,
+        gates=[],
+        reasons=[],
+        folder=str(release),
+        artifacts=file_hashes(release),
+    )
     out = tmp_path / "rows.parquet"
     res = CliRunner().invoke(
-        app, ["sample", "--release", str(release), "--n", "1000", "--where", "income='>50K'", "-o", str(out), "--device", "cpu"]
+        app,
+        [
+            "sample",
+            "--release",
+            str(release),
+            "--n",
+            "1000",
+            "--where",
+            "income='>50K'",
+            "-o",
+            str(out),
+            "--device",
+            "cpu",
+        ],
     )
     assert res.exit_code == 0, res.output
     rows = pl.read_parquet(out)
@@ -201,8 +244,10 @@ def test_cli_sample_writes_only_matching_rows(ctgan_small: Synthesizer, tmp_path
     (release / "extra.pt").write_bytes(b"\x00")
     added = CliRunner().invoke(app, ["sample", "--release", str(release), "--n", "5", "-o", str(out)])
     assert added.exit_code == 2 and "extra.pt added" in added.output
-    elsewhere = CliRunner().invoke(app, ["sample", "--release", str(release), "--n", "5", "-o", str(out),
-                                         "--registry", str(tmp_path / "none.duckdb")])
+    elsewhere = CliRunner().invoke(
+        app,
+        ["sample", "--release", str(release), "--n", "5", "-o", str(out), "--registry", str(tmp_path / "none.duckdb")],
+    )
     assert elsewhere.exit_code == 2 and "no release registry" in elsewhere.output
 
     bad = CliRunner().invoke(app, ["sample", "--release", str(tmp_path), "--n", "5", "-o", str(out)])

@@ -59,7 +59,10 @@ def test_the_schedule_is_monotonic_in_rows_and_budget(grid: dict[tuple[float, fl
     for n in N_HATS:
         per_eps = [grid[(n, e)] for e in EPSILONS]
         # more budget: never noisier per step, never a smaller learning rate
-        assert all(a.noise_multiplier / a.steps**0.5 >= b.noise_multiplier / b.steps**0.5 for a, b in zip(per_eps, per_eps[1:], strict=False))
+        assert all(
+            a.noise_multiplier / a.steps**0.5 >= b.noise_multiplier / b.steps**0.5
+            for a, b in zip(per_eps, per_eps[1:], strict=False)
+        )
         assert [s.learning_rate for s in per_eps] == sorted(s.learning_rate for s in per_eps)
 
 
@@ -108,7 +111,8 @@ def test_critic_snr_is_public_and_grows_with_rows_and_budget() -> None:
     assert set(inspect.signature(sch.critic_snr).parameters) == {"plan", "parameters"}
     snr = {
         (n, e): sch.critic_snr(sch.schedule(epsilon=e, ledger=_after_marginals(e), n_hat=n, width=30), params)
-        for n in (1e3, 3e4, 1e5) for e in (0.5, 1.0, 3.0)
+        for n in (1e3, 3e4, 1e5)
+        for e in (0.5, 1.0, 3.0)
     }
     for e in (0.5, 1.0, 3.0):
         row = [snr[(n, e)] for n in (1e3, 3e4, 1e5)]
@@ -119,7 +123,8 @@ def test_critic_snr_is_public_and_grows_with_rows_and_budget() -> None:
     assert snr[(1e3, 1.0)] < snr[(1e3, 3.0)] < sch.MIN_CRITIC_SNR < snr[(3e4, 0.5)]
     plan = sch.schedule(epsilon=1.0, ledger=_after_marginals(1.0), n_hat=1e3, width=30)
     assert sch.critic_snr(plan, params) == pytest.approx(
-        math.sqrt(plan.steps) * plan.expected_batch / (plan.noise_multiplier * math.sqrt(params)))
+        math.sqrt(plan.steps) * plan.expected_batch / (plan.noise_multiplier * math.sqrt(params))
+    )
     quiet = sch.schedule(epsilon=math.inf, ledger=PrivacyLedger(DELTA), n_hat=1e3, width=30, dp=False)
     assert sch.critic_snr(quiet, params) == math.inf
     with pytest.raises(ValueError, match="parameter count"):

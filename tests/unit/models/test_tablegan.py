@@ -35,8 +35,13 @@ from synthgate.models.synthesizers.tablegan import (
 from synthgate.validation.contract import CategoricalColumn, Contract
 
 TINY = TableGANConfig(
-    epochs=0.5, batch_size=48, z_dim=8, generator_channels=4, discriminator_channels=2,
-    norm_groups=2, feature_dim=4,
+    epochs=0.5,
+    batch_size=48,
+    z_dim=8,
+    generator_channels=4,
+    discriminator_channels=2,
+    norm_groups=2,
+    feature_dim=4,
 )
 EPS = 3.0
 
@@ -45,8 +50,9 @@ EPS = 3.0
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float = EPS, seed: int = 0,
-         cfg: TableGANConfig = TINY, **kw) -> tuple[TableGAN, PrivacyLedger]:
+def _fit(
+    contract: Contract, df: pl.DataFrame, *, epsilon: float = EPS, seed: int = 0, cfg: TableGANConfig = TINY, **kw
+) -> tuple[TableGAN, PrivacyLedger]:
     ledger = PrivacyLedger(contract.privacy.delta)
     model = TableGAN(contract, cfg, device="cpu").fit(df, ledger=ledger, epsilon=epsilon, seed=seed, **kw)
     return model, ledger
@@ -147,7 +153,10 @@ def test_feature_moment_noise_std_is_sigma_c_f_over_expected_batch() -> None:
     assert noise.std().item() == pytest.approx(sigma * c_f / expected, rel=0.03)
     assert abs(noise.mean().item()) < 4 * sigma * c_f / expected / math.sqrt(20_000)
     again = release_feature_moments(
-        torch.zeros(0, 10_000), clip=c_f, noise_multiplier=sigma, expected_batch_size=expected,
+        torch.zeros(0, 10_000),
+        clip=c_f,
+        noise_multiplier=sigma,
+        expected_batch_size=expected,
         generator=torch.Generator().manual_seed(1),
     )
     assert torch.equal(noise, again)  # the seeded noise generator alone decides the noise
@@ -175,13 +184,17 @@ def test_dp_fit_charges_each_phase_and_composes_to_the_target(dp_fit: tuple) -> 
         assert all(getattr(p, "grad_sample", None) is None for p in net.parameters())
 
 
-def test_no_categorical_target_means_no_classifier_phase(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
+def test_no_categorical_target_means_no_classifier_phase(
+    adult_contract: Contract, adult_modelled: pl.DataFrame
+) -> None:
     numeric_target = adult_contract.model_copy(update={"target": "age"})
     assert TableGAN(numeric_target, TINY, device="cpu").label_block is None
     no_target = adult_contract.model_copy(update={"target": None})
     model, ledger = _fit(no_target, adult_modelled, seed=3)
     assert [e.mechanism for e in ledger.entries] == [
-        "codec-histograms", "dp-sgd-discriminator", "gaussian-feature-moments",
+        "codec-histograms",
+        "dp-sgd-discriminator",
+        "gaussian-feature-moments",
     ]
     assert EPS - 0.05 <= ledger.epsilon <= EPS + 1e-6  # two phases now share the budget
     assert model.classifier is None and model.training_summary["classifier"] is False
@@ -209,8 +222,10 @@ def test_classifier_never_reads_the_label(adult_contract: Contract) -> None:
 def test_non_dp_mode_is_recorded_as_infinite(adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
     model, ledger = _fit(adult_contract, adult_modelled, epsilon=math.inf, seed=2)
     assert [e.mechanism for e in ledger.entries] == [
-        "codec-histograms-non-dp", "dp-sgd-discriminator-non-dp",
-        "gaussian-feature-moments-non-dp", "dp-sgd-classifier-non-dp",
+        "codec-histograms-non-dp",
+        "dp-sgd-discriminator-non-dp",
+        "gaussian-feature-moments-non-dp",
+        "dp-sgd-classifier-non-dp",
     ]
     assert ledger.epsilon == math.inf and not ledger.differentially_private
     steps = model.training_summary["steps"]

@@ -79,7 +79,13 @@ from synthgate.models.dp import PrivateTrainer
 from synthgate.models.ledger import PrivacyLedger
 from synthgate.models.sampling import sample_where
 from synthgate.models.synthesizers import MODEL_NAMES, get_synthesizer
-from synthgate.models.synthesizers.base import NOISE_SEED_ENV, PRIVATE_STREAMS, Generators, Synthesizer, TrainingProgress
+from synthgate.models.synthesizers.base import (
+    NOISE_SEED_ENV,
+    PRIVATE_STREAMS,
+    Generators,
+    Synthesizer,
+    TrainingProgress,
+)
 from synthgate.validation.contract import (
     BooleanColumn,
     CategoricalColumn,
@@ -109,15 +115,26 @@ TINY: dict[str, dict[str, Any]] = {
     "wgan-gp": {"generator_dims": (32, 32), "critic_dims": (32, 32), "z_dim": 16},
     "cwgan-gp": {"generator_dims": (32, 32), "critic_dims": (32, 32), "z_dim": 16},
     "medgan": {
-        "autoencoder_epochs": EPOCHS, "latent_dim": 16, "z_dim": 16, "generator_dims": (16, 16),
+        "autoencoder_epochs": EPOCHS,
+        "latent_dim": 16,
+        "z_dim": 16,
+        "generator_dims": (16, 16),
         "discriminator_dims": (32, 32),
     },
     "corgan": {
-        "autoencoder_epochs": EPOCHS, "latent_dim": 16, "z_dim": 16, "channels": (4, 4), "generator_channels": 4,
+        "autoencoder_epochs": EPOCHS,
+        "latent_dim": 16,
+        "z_dim": 16,
+        "channels": (4, 4),
+        "generator_channels": 4,
         "generator_length": 8,
     },
     "tablegan": {
-        "z_dim": 16, "generator_channels": 8, "discriminator_channels": 4, "norm_groups": 2, "feature_dim": 8,
+        "z_dim": 16,
+        "generator_channels": 8,
+        "discriminator_channels": 4,
+        "norm_groups": 2,
+        "feature_dim": 8,
     },
     "tgan": {"z_dim": 8, "hidden_dim": 16, "feature_dim": 16, "embed_dim": 8, "discriminator_dims": (32, 32)},
 }
@@ -146,10 +163,15 @@ CASES: list[Case] = [Case(name) for name in MODEL_NAMES] + [
 
 # What each case's DP-SGD trainers are charged as (the positive controls make each one live).
 DP_SGD: dict[str, list[str]] = {
-    "ctgan": ["dp-sgd-critic"], "tvae": ["dp-sgd-vae"], "gumbel-gan": ["dp-sgd-discriminator"],
-    "wgan-gp": ["dp-sgd-critic"], "cwgan-gp": ["dp-sgd-critic"],
-    "medgan": ["dp-sgd-autoencoder", "dp-sgd-discriminator"], "corgan": ["dp-sgd-autoencoder", "dp-sgd-discriminator"],
-    "tablegan": ["dp-sgd-discriminator", "dp-sgd-classifier"], "tgan": ["dp-sgd-critic"],
+    "ctgan": ["dp-sgd-critic"],
+    "tvae": ["dp-sgd-vae"],
+    "gumbel-gan": ["dp-sgd-discriminator"],
+    "wgan-gp": ["dp-sgd-critic"],
+    "cwgan-gp": ["dp-sgd-critic"],
+    "medgan": ["dp-sgd-autoencoder", "dp-sgd-discriminator"],
+    "corgan": ["dp-sgd-autoencoder", "dp-sgd-discriminator"],
+    "tablegan": ["dp-sgd-discriminator", "dp-sgd-classifier"],
+    "tgan": ["dp-sgd-critic"],
 }
 
 
@@ -183,8 +205,11 @@ def contract() -> Contract:
 
 
 _DTYPES: dict[type, pl.DataType] = {
-    BooleanColumn: pl.Boolean(), CategoricalColumn: pl.Utf8(), ContinuousColumn: pl.Float64(),
-    DatetimeColumn: pl.Datetime("us"), IntegerColumn: pl.Int64(),
+    BooleanColumn: pl.Boolean(),
+    CategoricalColumn: pl.Utf8(),
+    ContinuousColumn: pl.Float64(),
+    DatetimeColumn: pl.Datetime("us"),
+    IntegerColumn: pl.Int64(),
 }
 
 
@@ -370,7 +395,9 @@ def batches_from_first_rows(n: int) -> Iterator[None]:
     """Poisson-sample as if the table had only its first ``n`` rows: the same batches on a larger table."""
     mp = pytest.MonkeyPatch()
     for module in LOOP_MODULES:
-        original = importlib.import_module(f"synthgate.models.synthesizers.{module}").poisson_sample  # the tracer's, if on
+        original = importlib.import_module(
+            f"synthgate.models.synthesizers.{module}"
+        ).poisson_sample  # the tracer's, if on
         mp.setattr(
             f"synthgate.models.synthesizers.{module}.poisson_sample",
             lambda rows, rate, g, original=original: original(min(rows, n), rate, g),
@@ -388,11 +415,34 @@ LOOP_MODULES = ("base",)
 
 # ---------------------------------------------------------------------------- which stream each private draw uses
 # Torch functions that draw random numbers (a ``generator=`` argument, or the global RNG without one).
-RANDOM_OPS = frozenset({
-    "rand", "randn", "randint", "rand_like", "randn_like", "randint_like", "randperm", "normal", "poisson",
-    "bernoulli", "multinomial", "uniform_", "normal_", "bernoulli_", "exponential_", "geometric_", "cauchy_",
-    "log_normal_", "random_", "dropout", "alpha_dropout", "feature_alpha_dropout", "gumbel_softmax", "rrelu",
-})
+RANDOM_OPS = frozenset(
+    {
+        "rand",
+        "randn",
+        "randint",
+        "rand_like",
+        "randn_like",
+        "randint_like",
+        "randperm",
+        "normal",
+        "poisson",
+        "bernoulli",
+        "multinomial",
+        "uniform_",
+        "normal_",
+        "bernoulli_",
+        "exponential_",
+        "geometric_",
+        "cauchy_",
+        "log_normal_",
+        "random_",
+        "dropout",
+        "alpha_dropout",
+        "feature_alpha_dropout",
+        "gumbel_softmax",
+        "rrelu",
+    }
+)
 # Mechanisms whose samples pair a real row with random draws (fake partners, conditions, α, VAE noise);
 # the others (autoencoders, tablegan's classifier and feature moments) read real rows alone.
 PAIRED = frozenset({"dp-sgd-critic", "dp-sgd-discriminator", "dp-sgd-vae"})
@@ -432,7 +482,9 @@ class Draws:
         """Draws in a private step from anything but a private stream of the fit."""
         return [
             f"{s.mechanism} step {i}: a draw from {d}"
-            for i, s in enumerate(self.steps) for d in s.draws if d not in self.private
+            for i, s in enumerate(self.steps)
+            for d in s.draws
+            if d not in self.private
         ]
 
 
@@ -546,8 +598,13 @@ _FITS: dict[tuple[str, str, frozenset[str], bool], Fit] = {}
 
 
 def fit(
-    case: Case, contract: Contract, tables: dict[str, pl.DataFrame], table: str,
-    live: frozenset[str] = frozenset(), *, same_batches: bool = False,
+    case: Case,
+    contract: Contract,
+    tables: dict[str, pl.DataFrame],
+    table: str,
+    live: frozenset[str] = frozenset(),
+    *,
+    same_batches: bool = False,
 ) -> Fit:
     """One DP fit of ``case`` on ``tables[table]`` in which only the ``live`` mechanisms read the table
     (cached: every test compares against the same fits). ``same_batches``: Poisson batches drawn from
@@ -559,8 +616,13 @@ def fit(
 
 
 def fit_now(
-    case: Case, contract: Contract, tables: dict[str, pl.DataFrame], table: str,
-    live: frozenset[str] = frozenset(), *, same_batches: bool = False,
+    case: Case,
+    contract: Contract,
+    tables: dict[str, pl.DataFrame],
+    table: str,
+    live: frozenset[str] = frozenset(),
+    *,
+    same_batches: bool = False,
 ) -> Fit:
     """``fit`` without the cache."""
     cls = get_synthesizer(case.name)
@@ -574,7 +636,10 @@ def fit_now(
     pinned = batches_from_first_rows(N_ROWS) if same_batches else nullcontext()
     with neutralised(Taint(live)) as taint, traced(Draws()) as draws, pinned:
         model = cls(contract, config, device="cpu").fit(
-            tables[table].select(contract.modelled_columns), ledger=ledger, epsilon=EPSILON, seed=SEED,
+            tables[table].select(contract.modelled_columns),
+            ledger=ledger,
+            epsilon=EPSILON,
+            seed=SEED,
             progress=seen.append,
         )
     return Fit(model, ledger, dict(taint.calls), seen, draws)
@@ -583,7 +648,9 @@ def fit_now(
 def codec_fingerprint(model: Synthesizer) -> str:
     """The codec's layout and its learned statistics (CDF masses, null rates, category frequencies, row
     count estimate, and under "modes" the mixtures)."""
-    return json.dumps({"layout": [b.__dict__ for b in model.codec.blocks], "state": model.codec.state()}, sort_keys=True)
+    return json.dumps(
+        {"layout": [b.__dict__ for b in model.codec.blocks], "state": model.codec.state()}, sort_keys=True
+    )
 
 
 def conditional_draws(model: Synthesizer) -> dict[str, torch.Tensor]:
@@ -593,7 +660,9 @@ def conditional_draws(model: Synthesizer) -> dict[str, torch.Tensor]:
         for log in (False, True):
             g = torch.Generator().manual_seed(0)
             cond, which, cats = model._sample_cond(4000, g, log_frequency=log)  # type: ignore[attr-defined]
-            out[f"_sample_cond(log_frequency={log})"] = torch.cat([cond, which[:, None].float(), cats[:, None].float()], 1)
+            out[f"_sample_cond(log_frequency={log})"] = torch.cat(
+                [cond, which[:, None].float(), cats[:, None].float()], 1
+            )
     elif model.name == "cwgan-gp":
         out["_draw_cond"] = model._draw_cond(4000, torch.Generator().manual_seed(0), None)  # type: ignore[attr-defined]
     else:
@@ -607,7 +676,9 @@ def differences(a: Fit, b: Fit) -> list[str]:
     if codec_fingerprint(a.model) != codec_fingerprint(b.model):
         diff.append("codec")
     draws_b = conditional_draws(b.model)
-    diff += [f"conditional sampler {k}" for k, t in conditional_draws(a.model).items() if not torch.equal(t, draws_b[k])]
+    diff += [
+        f"conditional sampler {k}" for k, t in conditional_draws(a.model).items() if not torch.equal(t, draws_b[k])
+    ]
     nets_a, nets_b = a.model._networks(), b.model._networks()
     assert set(nets_a) == set(nets_b)
     for net in nets_a:
@@ -629,6 +700,7 @@ def differences(a: Fit, b: Fit) -> list[str]:
 def released_figures(f: Fit) -> dict[str, Any]:
     """What a release says about the fit besides the model: the training summary (the release
     report's notes, tasks/report.py release_notes) without its wall-clock time, and the progress reports."""
+
     def plain(v: Any) -> Any:  # NaN (a loss not reported) compares equal to NaN here
         return "nan" if isinstance(v, float) and math.isnan(v) else v
 
@@ -667,7 +739,9 @@ def test_swapping_the_table_for_sentinels_changes_nothing_the_fit_releases(
 ) -> None:
     real, sentinel = fit(case, contract, tables, "real"), fit(case, contract, tables, "sentinel")
     check_mechanisms(real)
-    assert [(e.mechanism, e.steps) for e in real.ledger.entries] == [(e.mechanism, e.steps) for e in sentinel.ledger.entries]
+    assert [(e.mechanism, e.steps) for e in real.ledger.entries] == [
+        (e.mechanism, e.steps) for e in sentinel.ledger.entries
+    ]
     assert real.calls == sentinel.calls
     diff = differences(real, sentinel)
     assert not diff, (
@@ -720,10 +794,11 @@ def test_with_the_same_poisson_batches_the_row_count_changes_nothing(
 
 # ---------------------------------------------------------------------------- positive controls
 CONTROLS: list[tuple[Case, str]] = [
-    (c, m) for c in CASES if not c.options for m in [CODEC, *DP_SGD[c.name], *([MARGINALS] if c.name == "ctgan" else [])]
-] + [
-    (next(c for c in CASES if c.name == "tablegan"), MOMENTS)
-]
+    (c, m)
+    for c in CASES
+    if not c.options
+    for m in [CODEC, *DP_SGD[c.name], *([MARGINALS] if c.name == "ctgan" else [])]
+] + [(next(c for c in CASES if c.name == "tablegan"), MOMENTS)]
 
 
 @pytest.mark.parametrize(("case", "mechanism"), CONTROLS, ids=_ids(CONTROLS))

@@ -28,14 +28,18 @@ FULL_BATCH = TINY.model_copy(update={"batch_size": 5000, "epochs": 2.0})
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg: TGANConfig = TINY, **kw) -> tuple[TGAN, PrivacyLedger]:
+def _fit(
+    contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg: TGANConfig = TINY, **kw
+) -> tuple[TGAN, PrivacyLedger]:
     ledger = PrivacyLedger(contract.privacy.delta)
     model = TGAN(contract, cfg, device="cpu").fit(df, ledger=ledger, epsilon=epsilon, seed=seed, **kw)
     return model, ledger
 
 
 @pytest.fixture(scope="module")
-def dp_model(adult_contract: Contract, adult_modelled: pl.DataFrame) -> tuple[TGAN, PrivacyLedger, list[TrainingProgress]]:
+def dp_model(
+    adult_contract: Contract, adult_modelled: pl.DataFrame
+) -> tuple[TGAN, PrivacyLedger, list[TrainingProgress]]:
     seen: list[TrainingProgress] = []
     # ε = 1: Opacus' RDP analysis is several times faster at this noise level than at ε = 3
     model, ledger = _fit(adult_contract, adult_modelled, epsilon=1.0, seed=3, progress=seen.append)
@@ -237,7 +241,9 @@ def test_kl_is_zero_at_the_target_and_positive_elsewhere(mixed_contract: Contrac
 
 # ---------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, "3"])
-def test_bad_epsilon_is_refused_before_any_charge(adult_contract: Contract, adult_modelled: pl.DataFrame, bad: object) -> None:
+def test_bad_epsilon_is_refused_before_any_charge(
+    adult_contract: Contract, adult_modelled: pl.DataFrame, bad: object
+) -> None:
     ledger = PrivacyLedger(adult_contract.privacy.delta)
     with pytest.raises(ValueError, match="or math.inf for a non-DP baseline"):
         TGAN(adult_contract, TINY, device="cpu").fit(adult_modelled, ledger=ledger, epsilon=bad, seed=0)  # type: ignore[arg-type]

@@ -23,7 +23,9 @@ TINY = TVAEConfig(epochs=1.0, batch_size=200, latent_dim=8, encoder_dims=(32,), 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _fit(contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg: TVAEConfig = TINY) -> tuple[DPTVAE, PrivacyLedger]:
+def _fit(
+    contract: Contract, df: pl.DataFrame, *, epsilon: float, seed: int, cfg: TVAEConfig = TINY
+) -> tuple[DPTVAE, PrivacyLedger]:
     ledger = PrivacyLedger(contract.privacy.delta)
     model = DPTVAE(contract, cfg, device="cpu").fit(df, ledger=ledger, epsilon=epsilon, seed=seed)
     return model, ledger
@@ -92,8 +94,11 @@ def test_every_parameter_gets_a_per_sample_gradient_and_is_clipped_to_C(adult_co
     x = torch.rand(B, model.codec.dim, generator=gen) * 2 - 1
     eps = torch.randn(B, TINY.latent_dim, generator=gen)
     opt = DPOptimizer(
-        torch.optim.SGD(vae.parameters(), lr=1.0), noise_multiplier=0.0, max_grad_norm=C,
-        expected_batch_size=B, generator=torch.Generator().manual_seed(1),
+        torch.optim.SGD(vae.parameters(), lr=1.0),
+        noise_multiplier=0.0,
+        max_grad_norm=C,
+        expected_batch_size=B,
+        generator=torch.Generator().manual_seed(1),
     )
     loss, _ = row_loss(model.codec, x, *gsm(x, eps), loss_factor=2.0)
     loss.sum().backward()
@@ -146,7 +151,9 @@ def test_non_dp_fit_is_recorded_as_infinite_epsilon(adult_contract: Contract, ad
     assert model.sample(50, seed=0).height == 50
 
 
-def test_seeded_fit_is_reproducible(dp_fit: tuple[DPTVAE, PrivacyLedger], adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
+def test_seeded_fit_is_reproducible(
+    dp_fit: tuple[DPTVAE, PrivacyLedger], adult_contract: Contract, adult_modelled: pl.DataFrame
+) -> None:
     m1, l1 = dp_fit
     m2, l2 = _fit(adult_contract, adult_modelled, epsilon=3.0, seed=5)
     s1 = m1.sample(300, seed=9)

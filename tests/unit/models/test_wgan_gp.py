@@ -35,9 +35,17 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # ---------------------------------------------------------------------------- per-sample DP path
 def _trainer(critic: nn.Module, *, dp: bool, sigma: float, C: float, expected: int) -> PrivateTrainer:
     trainer = PrivateTrainer(
-        critic, ledger=PrivacyLedger(1e-6), mechanism="dp-sgd-critic", dp=dp,
-        noise_multiplier=max(sigma, 1.0), sample_rate=0.1, expected_batch_size=expected,
-        max_grad_norm=C, lr=1e-3, noise_generator=torch.Generator().manual_seed(1), per_sample="functorch",
+        critic,
+        ledger=PrivacyLedger(1e-6),
+        mechanism="dp-sgd-critic",
+        dp=dp,
+        noise_multiplier=max(sigma, 1.0),
+        sample_rate=0.1,
+        expected_batch_size=expected,
+        max_grad_norm=C,
+        lr=1e-3,
+        noise_generator=torch.Generator().manual_seed(1),
+        per_sample="functorch",
     )
     if dp:
         trainer.optimizer.noise_multiplier = sigma  # the ledger refuses σ = 0; the optimizer may use it
@@ -143,7 +151,9 @@ def test_wgan_dp_ledger_counts_every_critic_step(wgan, adult_modelled: pl.DataFr
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm | nn.Dropout) for m in model.critic.modules())
 
 
-def test_wgan_seeded_output_obeys_contract_and_round_trips(tmp_path, wgan, adult_contract: Contract, adult_modelled: pl.DataFrame) -> None:
+def test_wgan_seeded_output_obeys_contract_and_round_trips(
+    tmp_path, wgan, adult_contract: Contract, adult_modelled: pl.DataFrame
+) -> None:
     model, ledger = wgan
     again, ledger2 = _fit(WGANGP, adult_contract, adult_modelled, seed=3, n_critic=2)
     assert again.sample(300, seed=1).equals(model.sample(300, seed=1))

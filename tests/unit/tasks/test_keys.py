@@ -11,7 +11,9 @@ import pytest
 from synthgate.tasks.keys import sampling_entropy, split_key, unit_key
 
 
-@pytest.mark.parametrize(("key", "file"), [(sampling_entropy, "sample.key"), (split_key, "split.key"), (unit_key, "unit.key")])
+@pytest.mark.parametrize(
+    ("key", "file"), [(sampling_entropy, "sample.key"), (split_key, "split.key"), (unit_key, "unit.key")]
+)
 def test_a_resumed_run_reuses_its_sampling_and_split_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: Callable[..., int], file: str
 ) -> None:

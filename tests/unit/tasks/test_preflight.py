@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from synthgate.errors import ContractError, InputError
 from synthgate.flows.cli import printable, safe
 from synthgate.flows.config import RunConfig, SourceConfig, check_source_query
 from synthgate.flows.demo import demo_contract
@@ -17,7 +18,6 @@ from synthgate.tasks.preflight import (
     minimum_rows,
     run_epsilon,
 )
-from synthgate.errors import ContractError, InputError
 from synthgate.validation.contract import check_table_name, load_contract, load_yaml_text, parse_contract
 
 
@@ -49,11 +49,17 @@ def test_the_encoded_width_bound_covers_adult_many_times() -> None:
 def test_the_encoded_width_follows_the_models_numeric_encoding() -> None:
     # a numeric column is 2 wide (the checks' value + null flag; the default quantile codec uses
     # 1 slot), 1 + max_modes under CTGAN's mode-specific normalisation, + 2 null slots if nullable
-    contract = parse_contract({"table": "t", "privacy": {"epsilon": 1.0, "delta": 1e-6}, "columns": {
-        "x": {"kind": "continuous", "min": 0, "max": 1},
-        "y": {"kind": "continuous", "min": 0, "max": 1, "nullable": True},
-        "b": {"kind": "boolean"},
-    }})
+    contract = parse_contract(
+        {
+            "table": "t",
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+            "columns": {
+                "x": {"kind": "continuous", "min": 0, "max": 1},
+                "y": {"kind": "continuous", "min": 0, "max": 1, "nullable": True},
+                "b": {"kind": "boolean"},
+            },
+        }
+    )
     assert column_widths(contract) == {"x": 2, "y": 3, "b": 3}
     modes = SimpleNamespace(numeric_encoding="modes", max_modes=10)
     assert column_widths(contract, modes) == {"x": 11, "y": 13, "b": 3}
@@ -86,10 +92,18 @@ def test_select_queries_pass(query: str) -> None:
     assert check_source_query(query) == query
 
 
-@pytest.mark.parametrize("query, said", [
-    ("COPY t TO 'x.csv'", "COPY"), ("SELECT 1; SELECT 2", "holds 2"), ("", "holds 0"), ("EXPLAIN SELECT 1", "EXPLAIN"),
-    ("INSERT INTO t VALUES (1)", "INSERT"), ("DETACH x", "DETACH"), ("SELEC 1", "does not parse"),
-])
+@pytest.mark.parametrize(
+    "query, said",
+    [
+        ("COPY t TO 'x.csv'", "COPY"),
+        ("SELECT 1; SELECT 2", "holds 2"),
+        ("", "holds 0"),
+        ("EXPLAIN SELECT 1", "EXPLAIN"),
+        ("INSERT INTO t VALUES (1)", "INSERT"),
+        ("DETACH x", "DETACH"),
+        ("SELEC 1", "does not parse"),
+    ],
+)
 def test_other_statements_are_refused(query: str, said: str) -> None:
     with pytest.raises(ValueError, match=said):
         check_source_query(query)
@@ -103,7 +117,9 @@ def test_duplicate_keys_are_found_at_any_depth_with_their_lines() -> None:
         load_yaml_text("a: !!python/object:os.system x\n")  # still a SafeLoader
 
 
-@pytest.mark.parametrize("name", ["", "a\nb", "x\x1b[2J", "\u202eevil", " pad", "_synthgate_x", "_STAGING_x", "x" * 129])
+@pytest.mark.parametrize(
+    "name", ["", "a\nb", "x\x1b[2J", "\u202eevil", " pad", "_synthgate_x", "_STAGING_x", "x" * 129]
+)
 def test_bad_table_names(name: str) -> None:
     with pytest.raises(ValueError):
         check_table_name(name, what="table")

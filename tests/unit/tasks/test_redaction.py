@@ -48,8 +48,11 @@ def test_own_errors_pass_with_their_message_and_without_their_cause() -> None:
 def test_our_code_installed_in_site_packages_is_still_ours() -> None:
     """An installed wheel's modules live in site-packages; a ValueError raised there by a synthgate
     module passes (its message names columns), one raised by another package there is withheld."""
-    code = compile("def fail():\n    raise ValueError('column x: " + SECRET + "')\n",
-                   "/venv/lib/python3.11/site-packages/pkg/mod.py", "exec")
+    code = compile(
+        "def fail():\n    raise ValueError('column x: " + SECRET + "')\n",
+        "/venv/lib/python3.11/site-packages/pkg/mod.py",
+        "exec",
+    )
     for module, passes in (("synthgate.validation.fake", True), ("somelib.core", False)):
         space: dict[str, object] = {"__name__": module}
         exec(code, space)  # noqa: S102  (a function whose frame claims that file and module)
@@ -76,14 +79,27 @@ def test_io_errors_pass_for_retries_and_the_switch_shows_everything(monkeypatch:
 
 def test_private_tasks_are_wrapped() -> None:
     """Every Prefect task that reads private rows carries the filter (its fn is the wrapper)."""
-    from synthgate.tasks.audit import audit_one
     from synthgate.tasks import evaluate, ingest, split, train, validate
+    from synthgate.tasks.audit import audit_one
     from synthgate.tasks.governance import record_training_start
 
-    tasks = [ingest.load_table, ingest.sample_large_table, validate.validate_table, split.split_holdout,
-             evaluate.evaluation_subsample, train.train_synthesizer, evaluate.evaluate_privacy, evaluate.evaluate_fidelity,
-             evaluate.gate_pii_values, evaluate.attack_membership, evaluate.plan_shadow_attack, evaluate.train_shadow,
-             evaluate.score_shadow_attack, record_training_start, audit_one]
+    tasks = [
+        ingest.load_table,
+        ingest.sample_large_table,
+        validate.validate_table,
+        split.split_holdout,
+        evaluate.evaluation_subsample,
+        train.train_synthesizer,
+        evaluate.evaluate_privacy,
+        evaluate.evaluate_fidelity,
+        evaluate.gate_pii_values,
+        evaluate.attack_membership,
+        evaluate.plan_shadow_attack,
+        evaluate.train_shadow,
+        evaluate.score_shadow_attack,
+        record_training_start,
+        audit_one,
+    ]
     for t in tasks:
         assert getattr(t.fn, "__wrapped__", None) is not None, t.name
 
@@ -100,4 +116,6 @@ def test_synthgate_classes_and_an_installed_synthgate_count_as_our_own_code() ->
     assert not _inside_project(Path("/venv/lib/python3.11/site-packages/polars/frame.py"), installed)
     checkout = Path("/repo")
     assert _inside_project(checkout / "tasks" / "ingest.py", checkout)
-    assert not _inside_project(checkout / ".venv" / "lib" / "python3.11" / "site-packages" / "polars" / "frame.py", checkout)
+    assert not _inside_project(
+        checkout / ".venv" / "lib" / "python3.11" / "site-packages" / "polars" / "frame.py", checkout
+    )

@@ -14,6 +14,10 @@ def test_shadow_plan_follows_the_release_schedule(adult_contract: Contract, adul
     train, holdout = df[:800], df[800:]
     assert adult_contract.evaluation.shadow_models > 0
     scheduled = plan_shadow_attack.fn(train, holdout, adult_contract, n_synthetic=800, batch_size=None, seed=0)
-    assert scheduled is not None and scheduled.batch_size is None and len(scheduled) == adult_contract.evaluation.shadow_models
+    assert (
+        scheduled is not None
+        and scheduled.batch_size is None
+        and len(scheduled) == adult_contract.evaluation.shadow_models
+    )
     fixed = plan_shadow_attack.fn(train, holdout, adult_contract, n_synthetic=800, batch_size=200, seed=0)
     assert fixed is not None and isinstance(fixed.batch_size, int) and fixed.batch_size >= 2

@@ -16,8 +16,8 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from synthgate.tasks.split import holdout_coins, split_holdout
 from synthgate.errors import InputError
+from synthgate.tasks.split import holdout_coins, split_holdout
 
 KEY = 987_654_321
 FRACTION = 1 / 3

@@ -9,11 +9,11 @@ import duckdb
 import polars as pl
 import pytest
 
+from synthgate.errors import ContractViolation
 from synthgate.flows.config import SourceConfig
 from synthgate.governance.registry import Registry
-from synthgate.tasks.ingest import count_source_rows, read_source, sample_large_table, stream_source
 from synthgate.tasks.evaluate import evaluation_subsample
-from synthgate.errors import ContractViolation
+from synthgate.tasks.ingest import count_source_rows, read_source, sample_large_table, stream_source
 from synthgate.validation.contract import Contract
 from synthgate.validation.expectations import merge_reports, validate_frame
 
@@ -51,9 +51,11 @@ def test_merged_validation_counts_bad_rows_across_batches(adult: pl.DataFrame, a
     whole = validate_frame(frame, adult_contract)
     merged = merge_reports(validate_frame(frame.slice(i, 300), adult_contract) for i in range(0, 900, 300))
     assert not merged.success and merged.n_rows == 900
-    assert [(f.column, f.expectation, f.unexpected_count) for f in merged.failures] == [
-        (f.column, f.expectation, f.unexpected_count) for f in whole.failures
-    ] == [("age", "expect_column_values_to_be_between", 3)]
+    assert (
+        [(f.column, f.expectation, f.unexpected_count) for f in merged.failures]
+        == [(f.column, f.expectation, f.unexpected_count) for f in whole.failures]
+        == [("age", "expect_column_values_to_be_between", 3)]
+    )
     empty = merge_reports([])
     assert not empty.success and empty.failures[0].expectation == "expect_table_row_count_to_be_between"
 
@@ -100,8 +102,14 @@ def test_a_bad_row_outside_the_sample_still_refuses_the_run(
     )
     bad.write_parquet(path)
     with pytest.raises(ContractViolation, match=r"age .*expect_column_values_to_be_between \| 1") as err:
-        sample_large_table.fn(SourceConfig(path=path), adult_contract, Registry(tmp_path / "r.duckdb"),
-                              fraction=0.01, entropy=5, batch_rows=500)
+        sample_large_table.fn(
+            SourceConfig(path=path),
+            adult_contract,
+            Registry(tmp_path / "r.duckdb"),
+            fraction=0.01,
+            entropy=5,
+            batch_rows=500,
+        )
     assert err.value.report.n_rows == 2000 and "-4" not in str(err.value)
 
 

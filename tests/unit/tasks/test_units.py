@@ -16,11 +16,13 @@ def _longitudinal(n_people: int, seed: int) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     visits = rng.integers(1, 6, size=n_people)
     pid = np.repeat(np.arange(n_people), visits)
-    return pl.DataFrame({
-        "patient_id": [f"p{i:05d}" for i in pid],
-        "age": rng.integers(18, 90, size=len(pid)),
-        "score": rng.normal(size=len(pid)).round(3),
-    })
+    return pl.DataFrame(
+        {
+            "patient_id": [f"p{i:05d}" for i in pid],
+            "age": rng.integers(18, 90, size=len(pid)),
+            "score": rng.normal(size=len(pid)).round(3),
+        }
+    )
 
 
 def _rows(df: pl.DataFrame) -> set[tuple[object, ...]]:
@@ -44,7 +46,10 @@ def test_adding_or_removing_one_person_changes_exactly_one_kept_row(where: str) 
     at = {"first": 0, "middle": df.height // 2, "last": df.height}[where]
     bigger = pl.concat([df[:at], newcomer, df[at:]])
     key = 987654321
-    small, large = _rows(one_row_per_unit(df, "patient_id", key=key)), _rows(one_row_per_unit(bigger, "patient_id", key=key))
+    small, large = (
+        _rows(one_row_per_unit(df, "patient_id", key=key)),
+        _rows(one_row_per_unit(bigger, "patient_id", key=key)),
+    )
     assert small <= large and len(large - small) == 1
     (extra,) = large - small
     assert extra[0] == "zz"
@@ -71,7 +76,8 @@ def test_bad_unit_columns_are_refused_with_the_fix() -> None:
 
 def _contract(unit_spec: dict[str, object], unit: str = "patient_id") -> dict[str, object]:
     return {
-        "table": "visits", "unit": unit,
+        "table": "visits",
+        "unit": unit,
         "columns": {"patient_id": unit_spec, "age": {"kind": "integer", "min": 0, "max": 120}},
         "privacy": {"epsilon": 1.0, "delta": 1e-6},
     }

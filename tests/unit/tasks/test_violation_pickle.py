@@ -11,7 +11,8 @@ from synthgate.validation.expectations import ValidationFailure, ValidationRepor
 
 def test_a_pickled_violation_drops_the_row_counts() -> None:
     report = ValidationReport(
-        success=False, n_rows=48_213,
+        success=False,
+        n_rows=48_213,
         failures=[ValidationFailure("age", "expect_column_values_to_be_between", 1_337, "age outside [17, 90]")],
     )
     raised = ContractViolation(report, role="the source table")

@@ -33,9 +33,7 @@ from synthgate.validation.stats import wilson_interval
 
 
 def _contract(columns: dict[str, dict[str, object]], **extra: object) -> Contract:
-    return parse_contract(
-        {"table": "t", "columns": columns, "privacy": {"epsilon": 1.0, "delta": 1e-6}, **extra}
-    )
+    return parse_contract({"table": "t", "columns": columns, "privacy": {"epsilon": 1.0, "delta": 1e-6}, **extra})
 
 
 def _wilson(k: int, n: int) -> tuple[float, float]:
@@ -255,9 +253,7 @@ def test_multivariate_predicates_single_out_their_row_with_a_shortest_prefix(
 
 @pytest.fixture
 def two_numbers() -> Contract:
-    return _contract(
-        {"a": {"kind": "integer", "min": 0, "max": 100}, "b": {"kind": "integer", "min": 0, "max": 100}}
-    )
+    return _contract({"a": {"kind": "integer", "min": 0, "max": 100}, "b": {"kind": "integer", "min": 0, "max": 100}})
 
 
 def _ab(rows: list[tuple[int, int]]) -> pl.DataFrame:
@@ -308,8 +304,9 @@ def test_few_columns_draw_predicates_from_samples_as_large_as_the_attacked_sets(
     rows are unique, in a sample of 2,000 (the attacked sets' size) about e^-1. The predicates come
     from two such samples; fresh rows still pass, a copy of train is still caught."""
     cats_a, cats_b = [f"a{i}" for i in range(40)], [f"b{i}" for i in range(50)]
-    contract = _contract({"a": {"kind": "categorical", "categories": cats_a},
-                          "b": {"kind": "categorical", "categories": cats_b}})
+    contract = _contract(
+        {"a": {"kind": "categorical", "categories": cats_a}, "b": {"kind": "categorical", "categories": cats_b}}
+    )
     rng = np.random.default_rng(12)
 
     def rows(n: int) -> pl.DataFrame:
@@ -360,7 +357,9 @@ def test_inference_numeric_secret_is_judged_by_the_synthetic_deciles() -> None:
     assert points.size == 0 and NUMERIC_SECRET_BINS == 10
     assert edges == pytest.approx([19.0 * k for k in range(1, 10)])
     # Nearest synthetic rows on a: a=0 → 0.0, a=5 → 50.0, a=20 → null
-    train = pl.DataFrame({"a": [0, 5, 20], "s": [18.0, 39.0, None]})  # same bin as 0 (<19): yes; 39 vs 50: both in [38, 57): yes; null = null: yes
+    train = pl.DataFrame(
+        {"a": [0, 5, 20], "s": [18.0, 39.0, None]}
+    )  # same bin as 0 (<19): yes; 39 vs 50: both in [38, 57): yes; null = null: yes
     control = pl.DataFrame({"a": [0, 5, 20], "s": [20.0, 37.0, 50.0]})  # 20 vs 0: no; 37 vs 50: no; 50 vs null: no
     r = inference_risk(train, control, syn, contract, secret="s", seed=0)
     assert (r.details["n_successes"], r.details["n_control_successes"]) == (3, 0)
@@ -557,8 +556,9 @@ def test_more_main_targets_narrow_the_balanced_interval_at_the_same_rates() -> N
     """Train is the larger side: attacking twice as many of its targets per class (same per-class
     rates) keeps the risk and narrows its interval; one class reduces to the plain risk."""
     equal = balanced_attack_risk(np.array([270, 150]), np.array([270, 150]), np.array([300, 300]))
-    more = balanced_attack_risk(np.array([540, 300]), np.array([270, 150]), np.array([600, 600]),
-                                control_targets=np.array([300, 300]))
+    more = balanced_attack_risk(
+        np.array([540, 300]), np.array([270, 150]), np.array([600, 600]), control_targets=np.array([300, 300])
+    )
     assert more.risk == pytest.approx(equal.risk, abs=1e-12) and more.control_rate == pytest.approx(equal.control_rate)
     assert more.ci[1] < equal.ci[1] - 0.01 and more.ci[0] > equal.ci[0] + 0.01
     assert (more.n_main, more.n_control) == (1200, 600)
@@ -589,11 +589,18 @@ def test_a_row_limited_risk_is_inconclusive_and_its_note_names_the_size_that_wou
     r = _result("singling_out_risk_multivariate", "", est, max_risk=0.10, confidence=0.95, details={})
     need = r.details["min_rows_to_pass"]
     assert r.outcome == "inconclusive" and need > 150
-    assert "limited by rows, not evidence of a leak" in r.details["note"] and f"about {need:,} control attacks" in r.details["note"]
-    predictable = _result("inference_risk[s]", "", attack_risk(900, 1000, 900, 1000), max_risk=0.10, confidence=0.95,
-                          details={})
+    assert (
+        "limited by rows, not evidence of a leak" in r.details["note"]
+        and f"about {need:,} control attacks" in r.details["note"]
+    )
+    predictable = _result(
+        "inference_risk[s]", "", attack_risk(900, 1000, 900, 1000), max_risk=0.10, confidence=0.95, details={}
+    )
     assert predictable.outcome == "inconclusive"
-    assert f"about {predictable.details['min_rows_to_pass']:,}" in predictable.details["note"] and "90%" in predictable.details["note"]
+    assert (
+        f"about {predictable.details['min_rows_to_pass']:,}" in predictable.details["note"]
+        and "90%" in predictable.details["note"]
+    )
 
 
 def test_a_row_limited_singling_out_names_rows_per_side() -> None:

@@ -54,8 +54,11 @@ def test_the_bound_has_power_and_catches_an_understated_epsilon() -> None:
     rng = np.random.default_rng(7)
     result = score_audit(*_randomized_response(2000, 4.0, rng), delta=1e-6)
     assert result.epsilon_lower_bound > 1.0
-    assert result.guesses == 2 * result.per_k[[r["epsilon_lower_bound"] for r in result.per_k].index(
-        result.epsilon_lower_bound)]["k_per_side"]
+    assert (
+        result.guesses
+        == 2
+        * result.per_k[[r["epsilon_lower_bound"] for r in result.per_k].index(result.epsilon_lower_bound)]["k_per_side"]
+    )
 
 
 @pytest.mark.parametrize(

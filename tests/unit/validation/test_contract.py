@@ -264,13 +264,24 @@ def test_contract_is_frozen() -> None:
 )
 def test_new_column_keys_are_checked(column: dict, match: str) -> None:
     with pytest.raises(ContractError, match=match):
-        parse_contract({"table": "t", "columns": {"c": column, "x": {"kind": "integer", "min": 0, "max": 9}},
-                        "privacy": {"epsilon": 1.0, "delta": 1e-6}})
+        parse_contract(
+            {
+                "table": "t",
+                "columns": {"c": column, "x": {"kind": "integer", "min": 0, "max": 9}},
+                "privacy": {"epsilon": 1.0, "delta": 1e-6},
+            }
+        )
 
 
 def test_new_column_keys_round_trip() -> None:
-    c = parse_contract({"table": "t", "columns": {
-        "yn": {"kind": "boolean", "true_values": ["Y", "yes"], "false_values": ["N"]},
-        "amount": {"kind": "continuous", "min": 0, "max": 10, "special_values": [0, 9.99]},
-    }, "privacy": {"epsilon": 1.0, "delta": 1e-6}})
+    c = parse_contract(
+        {
+            "table": "t",
+            "columns": {
+                "yn": {"kind": "boolean", "true_values": ["Y", "yes"], "false_values": ["N"]},
+                "amount": {"kind": "continuous", "min": 0, "max": 10, "special_values": [0, 9.99]},
+            },
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        }
+    )
     assert parse_contract(yaml.safe_load(c.to_yaml())) == c

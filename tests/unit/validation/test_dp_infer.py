@@ -43,12 +43,14 @@ def _analytic_gaussian_delta(eps: float, z: float) -> float:
 
 def _table(n: int = 4000, seed: int = 0) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
-    return pl.DataFrame({
-        "age": rng.integers(18, 90, n),
-        "income": np.r_[rng.lognormal(10, 1, n - 1), 1e9],  # one row far out
-        "score": rng.normal(0.5, 0.1, n),
-        "color": [*rng.choice(["red", "green", "blue"], n - 1).tolist(), "held-by-one-row"],
-    })
+    return pl.DataFrame(
+        {
+            "age": rng.integers(18, 90, n),
+            "income": np.r_[rng.lognormal(10, 1, n - 1), 1e9],  # one row far out
+            "score": rng.normal(0.5, 0.1, n),
+            "color": [*rng.choice(["red", "green", "blue"], n - 1).tolist(), "held-by-one-row"],
+        }
+    )
 
 
 # --- accounting ----------------------------------------------------------------------------------
@@ -131,8 +133,9 @@ def test_frequent_categories_are_released_and_rare_ones_read_as_other(tmp_path: 
     df = _table()
     draft = infer_contract(df, table="t")
     plan = plan_mechanism(epsilon=EPS, delta=DELTA, kinds=["integer", "continuous", "continuous", "categorical"])
-    c = dp_infer_contract(draft, df, plan=plan, rng=np.random.default_rng(1), run_id="r1",
-                          lifetime_epsilon=10.0, lifetime_delta=1e-5)
+    c = dp_infer_contract(
+        draft, df, plan=plan, rng=np.random.default_rng(1), run_id="r1", lifetime_epsilon=10.0, lifetime_delta=1e-5
+    )
     color = c.columns["color"]
     assert color.dp_learned and not color.from_data
     assert color.categories == ["blue", "green", "red", OTHER_CATEGORY]
@@ -146,8 +149,15 @@ def test_dp_bounds_cover_the_bulk_and_ignore_a_lone_outlier() -> None:
     draft = infer_contract(df, table="t")
     plan = plan_mechanism(epsilon=EPS, delta=DELTA, kinds=["integer", "continuous", "continuous", "categorical"])
     for seed in range(5):
-        c = dp_infer_contract(draft, df, plan=plan, rng=np.random.default_rng(seed), run_id="r",
-                              lifetime_epsilon=10.0, lifetime_delta=1e-5)
+        c = dp_infer_contract(
+            draft,
+            df,
+            plan=plan,
+            rng=np.random.default_rng(seed),
+            run_id="r",
+            lifetime_epsilon=10.0,
+            lifetime_delta=1e-5,
+        )
         for name in ("age", "income", "score"):
             col = c.columns[name]
             assert col.dp_learned and col.kind == draft.columns[name].kind
@@ -163,33 +173,54 @@ def test_a_column_with_nothing_above_the_noise_is_excluded_not_copied() -> None:
     draft = infer_contract(df, table="t")
     plan = plan_mechanism(epsilon=EPS, delta=DELTA, kinds=["continuous", "categorical"])
     with pytest.raises(ContractError, match="rose above the DP noise .* larger --dp"):
-        dp_infer_contract(draft, df, plan=plan, rng=np.random.default_rng(0), run_id="r", lifetime_epsilon=None,
-                          lifetime_delta=None)
+        dp_infer_contract(
+            draft, df, plan=plan, rng=np.random.default_rng(0), run_id="r", lifetime_epsilon=None, lifetime_delta=None
+        )
     wide = pl.concat([df, pl.DataFrame({"x": [2.0] * 2000, "c": ["a"] * 2000})])
-    c = dp_infer_contract(infer_contract(wide, table="t"), pl.concat([wide, df]), plan=plan,
-                          rng=np.random.default_rng(0), run_id="r", lifetime_epsilon=None, lifetime_delta=None)
+    c = dp_infer_contract(
+        infer_contract(wide, table="t"),
+        pl.concat([wide, df]),
+        plan=plan,
+        rng=np.random.default_rng(0),
+        run_id="r",
+        lifetime_epsilon=None,
+        lifetime_delta=None,
+    )
     assert c.columns["c"].categories == ["a", OTHER_CATEGORY]  # b and c (6 rows each) stay hidden
 
 
 def test_apply_dp_domains_clamps_maps_and_keeps_nulls() -> None:
-    df = pl.DataFrame({
-        "i": pl.Series([-5, 3, 120, None], dtype=pl.Int8),
-        "f": [float("nan"), 0.1, 7.0, float("inf")],
-        "c": ["a", "zz", None, "?"],
-        "other": [1, 2, 3, 4],
-    })
-    contract = parse_contract({
-        "table": "t", "missing_values": ["?"],
-        "columns": {
-            "i": {"kind": "integer", "min": 0, "max": 1000, "dp_learned": True, "nullable": True},
-            "f": {"kind": "continuous", "min": 0.2, "max": 5.0, "dp_learned": True},
-            "c": {"kind": "categorical", "categories": ["a", OTHER_CATEGORY], "dp_learned": True, "nullable": True},
-            "other": {"kind": "integer", "min": 2, "max": 3},
-        },
-        "privacy": {"epsilon": 1.0, "delta": 1e-6},
-        "dp_inference": {"run_id": "r", "epsilon": 1.0, "delta": 1e-7, "mechanism": "m", "noise_std": 3.0,
-                         "category_threshold": 9.0, "bin_threshold": 9.0, "columns": 3},
-    })
+    df = pl.DataFrame(
+        {
+            "i": pl.Series([-5, 3, 120, None], dtype=pl.Int8),
+            "f": [float("nan"), 0.1, 7.0, float("inf")],
+            "c": ["a", "zz", None, "?"],
+            "other": [1, 2, 3, 4],
+        }
+    )
+    contract = parse_contract(
+        {
+            "table": "t",
+            "missing_values": ["?"],
+            "columns": {
+                "i": {"kind": "integer", "min": 0, "max": 1000, "dp_learned": True, "nullable": True},
+                "f": {"kind": "continuous", "min": 0.2, "max": 5.0, "dp_learned": True},
+                "c": {"kind": "categorical", "categories": ["a", OTHER_CATEGORY], "dp_learned": True, "nullable": True},
+                "other": {"kind": "integer", "min": 2, "max": 3},
+            },
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+            "dp_inference": {
+                "run_id": "r",
+                "epsilon": 1.0,
+                "delta": 1e-7,
+                "mechanism": "m",
+                "noise_std": 3.0,
+                "category_threshold": 9.0,
+                "bin_threshold": 9.0,
+                "columns": 3,
+            },
+        }
+    )
     out = apply_dp_domains(df, contract)
     assert out.get_column("i").to_list() == [0, 3, 120, None] and out.schema["i"] == pl.Int8
     f = out.get_column("f").to_list()
@@ -205,8 +236,16 @@ def _dp_contract_data() -> dict:
         "table": "t",
         "columns": {"x": {"kind": "integer", "min": 0, "max": 10, "dp_learned": True}},
         "privacy": {"epsilon": 1.0, "delta": 1e-6},
-        "dp_inference": {"run_id": "infer-1", "epsilon": 0.5, "delta": 1e-7, "mechanism": "m", "noise_std": 3.0,
-                         "category_threshold": 9.0, "bin_threshold": 9.0, "columns": 1},
+        "dp_inference": {
+            "run_id": "infer-1",
+            "epsilon": 0.5,
+            "delta": 1e-7,
+            "mechanism": "m",
+            "noise_std": 3.0,
+            "category_threshold": 9.0,
+            "bin_threshold": 9.0,
+            "columns": 1,
+        },
     }
 
 
@@ -228,8 +267,13 @@ def test_dp_marks_are_checked() -> None:
 
 
 def test_contracts_without_dp_marks_serialise_as_before() -> None:
-    plain = parse_contract({"table": "t", "columns": {"x": {"kind": "integer", "min": 0, "max": 10}},
-                            "privacy": {"epsilon": 1.0, "delta": 1e-6}})
+    plain = parse_contract(
+        {
+            "table": "t",
+            "columns": {"x": {"kind": "integer", "min": 0, "max": 10}},
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        }
+    )
     text = plain.to_yaml()
     assert "dp_learned" not in text and "dp_inference" not in text
 
@@ -248,8 +292,9 @@ def _infer(reg: Registry, df: pl.DataFrame, *, eps: float = EPS, reads: list[int
             reads.append(1)
         return df
 
-    return infer_with_budget(table="t", read=read, draft=lambda d: infer_contract(d, table="t"), registry=reg,
-                             epsilon=eps, entropy=5, **kw)
+    return infer_with_budget(
+        table="t", read=read, draft=lambda d: infer_contract(d, table="t"), registry=reg, epsilon=eps, entropy=5, **kw
+    )
 
 
 def test_the_spend_is_recorded_and_a_run_over_the_lifetime_budget_is_refused_before_reading(tmp_path: Path) -> None:
@@ -302,9 +347,18 @@ def test_a_release_needs_the_charged_inference_in_its_registry(tmp_path: Path) -
     with pytest.raises(RegistryError, match="holds no such charged run"):
         check_dp_inference(empty, c)
     reg = Registry(tmp_path / "registry.duckdb")
-    reg.begin_run(run_id="infer-1", table="other-table", epsilon=0.5, delta=1e-7, lifetime_epsilon=None,
-                  lifetime_delta=None, contract_hash="", config={"kind": INFERENCE_KIND}, output_db="",
-                  output_table="")
+    reg.begin_run(
+        run_id="infer-1",
+        table="other-table",
+        epsilon=0.5,
+        delta=1e-7,
+        lifetime_epsilon=None,
+        lifetime_delta=None,
+        contract_hash="",
+        config={"kind": INFERENCE_KIND},
+        output_db="",
+        output_table="",
+    )
     with pytest.raises(RegistryError, match="holds no such charged run"):
         check_dp_inference(reg, c)  # the run exists, but for another table and not finished
 
@@ -314,7 +368,7 @@ def test_render_round_trips_and_says_what_was_learned(tmp_path: Path) -> None:
     c = _infer(reg, _table(1500))
     text = render_dp_yaml(c)
     assert "LEARNED WITH DIFFERENTIAL PRIVACY" in text and c.dp_inference.run_id in text
-    body = text[text.index("\nversion: 1"):]  # below the header
+    body = text[text.index("\nversion: 1") :]  # below the header
     assert "dp_learned: true  # learned with DP" in body and "from_data: true" not in body
     assert "held-by-one-row" not in text and "1000000000" not in text
     assert parse_contract(yaml.safe_load(text)) == c
@@ -332,8 +386,9 @@ def test_datetime_bounds_are_learned_on_calendar_years_and_clamped() -> None:
     kinds = {n: draft.columns[n].kind for n in ("when", "day", "x")}
     assert kinds["when"] == "datetime"
     plan = plan_mechanism(epsilon=EPS, delta=DELTA, kinds=list(kinds.values()))
-    c = dp_infer_contract(draft, df, plan=plan, rng=np.random.default_rng(0), run_id="r",
-                          lifetime_epsilon=None, lifetime_delta=None)
+    c = dp_infer_contract(
+        draft, df, plan=plan, rng=np.random.default_rng(0), run_id="r", lifetime_epsilon=None, lifetime_delta=None
+    )
     col = c.columns["when"]
     # rows span 2015-03-01 .. 2018-02-28: years 2015-2018, so [2015-01-01, 2019-01-01]; an empty year beside
     # the range joins it with probability EDGE_BIN_RATE (5%) per side, hence the one-year allowance

@@ -68,8 +68,7 @@ def demo() -> tuple[Contract, pl.DataFrame]:
     df = pl.read_parquet(DEMO_DIR / "adult.parquet")
     text = [n for n, t in df.schema.items() if t == pl.String]
     df = df.with_columns(
-        pl.when(pl.col(n).is_in(c.missing_values)).then(None).otherwise(pl.col(n)).alias(n)
-        for n in text
+        pl.when(pl.col(n).is_in(c.missing_values)).then(None).otherwise(pl.col(n)).alias(n) for n in text
     )
     return c, df
 
@@ -147,9 +146,7 @@ def test_suite_for_demo_contract(demo: tuple[Contract, pl.DataFrame]) -> None:
 # --- validating --------------------------------------------------------------------------------
 
 
-def test_demo_table_validates(
-    demo: tuple[Contract, pl.DataFrame], capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_demo_table_validates(demo: tuple[Contract, pl.DataFrame], capfd: pytest.CaptureFixture[str]) -> None:
     c, df = demo
     report = validate_frame(df, c)
     assert report.success, report.summary()
@@ -205,9 +202,7 @@ def test_frame_without_any_contract_column(contract: Contract) -> None:
     assert {f.unexpected_count for f in report.failures} == {3}
 
 
-def test_string_in_numeric_column_fails_without_crashing(
-    contract: Contract, frame: pl.DataFrame
-) -> None:
+def test_string_in_numeric_column_fails_without_crashing(contract: Contract, frame: pl.DataFrame) -> None:
     bad = _set(frame, "age", 1, "forty", dtype=pl.String)
     f = _only(validate_frame(bad, contract))
     assert _triple(f) == ("age", DTYPE_CHECK, 4)
@@ -265,9 +260,7 @@ def test_other_dtypes_that_hold_the_kind_pass(contract: Contract, frame: pl.Data
     assert validate_frame(ok, contract).success
 
 
-def test_out_of_range_datetime_and_non_boolean_fail(
-    contract: Contract, frame: pl.DataFrame
-) -> None:
+def test_out_of_range_datetime_and_non_boolean_fail(contract: Contract, frame: pl.DataFrame) -> None:
     bad = _set(frame, "joined", 2, dt.datetime(1999, 12, 31))
     bad = bad.with_columns(pl.col("active").cast(pl.Int64))
     report = validate_frame(bad, contract)
@@ -367,29 +360,33 @@ def test_report_is_frozen(contract: Contract, frame: pl.DataFrame) -> None:
 def _typed_contract() -> Contract:
     from synthgate.validation.contract import parse_contract
 
-    return parse_contract({
-        "table": "t",
-        "columns": {
-            "day": {"kind": "datetime", "min": "2000-01-01", "max": "2030-01-01"},
-            "flag": {"kind": "boolean"},
-            "yn": {"kind": "boolean", "true_values": ["Y"], "false_values": ["N"], "nullable": True},
-            "n": {"kind": "integer", "min": 0, "max": 9},
-        },
-        "privacy": {"epsilon": 1.0, "delta": 1e-6},
-    })
+    return parse_contract(
+        {
+            "table": "t",
+            "columns": {
+                "day": {"kind": "datetime", "min": "2000-01-01", "max": "2030-01-01"},
+                "flag": {"kind": "boolean"},
+                "yn": {"kind": "boolean", "true_values": ["Y"], "false_values": ["N"], "nullable": True},
+                "n": {"kind": "integer", "min": 0, "max": 9},
+            },
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        }
+    )
 
 
 def test_conform_types_makes_dates_and_flags_canonical_and_every_stage_accepts_them() -> None:
-    from synthgate.validation.expectations import conform_types, physical_type_errors
     from synthgate.validation.encoding import canonical_frame
+    from synthgate.validation.expectations import conform_types, physical_type_errors
 
     c = _typed_contract()
-    raw = pl.DataFrame({
-        "day": [dt.date(2020, 1, d) for d in range(1, 7)],
-        "flag": [0, 1, 1, 0, 1, 0],
-        "yn": ["Y", "N", None, "Y", "Y", "N"],
-        "n": [1, 2, 3, 4, 5, 6],
-    })
+    raw = pl.DataFrame(
+        {
+            "day": [dt.date(2020, 1, d) for d in range(1, 7)],
+            "flag": [0, 1, 1, 0, 1, 0],
+            "yn": ["Y", "N", None, "Y", "Y", "N"],
+            "n": [1, 2, 3, 4, 5, 6],
+        }
+    )
     assert len(physical_type_errors(raw.schema, c)) == 3  # before: Date, Int64, String
     out = conform_types(raw, c)
     assert out.schema == pl.Schema({"day": pl.Datetime("us"), "flag": pl.Boolean, "yn": pl.Boolean, "n": pl.Int64})
@@ -404,14 +401,17 @@ def test_flags_that_are_not_zero_one_stay_and_fail_validation_with_a_count() -> 
     from synthgate.validation.expectations import conform_types, physical_type_errors
 
     c = _typed_contract()
-    raw = pl.DataFrame({"day": [dt.datetime(2020, 1, 1)] * 3, "flag": [0, 1, 2],
-                        "yn": ["Y", "maybe", "N"], "n": [1, 2, 3]})
+    raw = pl.DataFrame(
+        {"day": [dt.datetime(2020, 1, 1)] * 3, "flag": [0, 1, 2], "yn": ["Y", "maybe", "N"], "n": [1, 2, 3]}
+    )
     out = conform_types(raw, c)
     assert out.schema["flag"] == pl.Int64 and out.schema["yn"] == pl.String
     errors = physical_type_errors(out.schema, c)
     assert len(errors) == 2 and "'flag' is Int64" in errors[0]
     report = validate_frame(out, c)
     by_column = {f.column: f for f in report.failures}
-    assert by_column["flag"].expectation == DTYPE_CHECK and "1 non-null values are not 0 or 1" in by_column["flag"].detail
+    assert (
+        by_column["flag"].expectation == DTYPE_CHECK and "1 non-null values are not 0 or 1" in by_column["flag"].detail
+    )
     assert "1 non-null values are none of them" in by_column["yn"].detail
     assert "maybe" not in report.summary()

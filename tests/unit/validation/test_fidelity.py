@@ -11,9 +11,6 @@ import pytest
 
 from synthgate.validation.contract import Contract, parse_contract
 from synthgate.validation.fidelity import (
-    plot_bin,
-    plot_edges,
-    zero_split,
     DEFAULT_MAX_DETECTION_AUC,
     DEFAULT_MIN_THREE_WAY_RATIO,
     column_shapes,
@@ -21,15 +18,16 @@ from synthgate.validation.fidelity import (
     fidelity_suite,
     ml_efficacy,
     pair_trends,
+    plot_bin,
+    plot_edges,
     three_way_marginals,
+    zero_split,
 )
 from synthgate.validation.results import decide_release
 
 
 def _contract(columns: dict[str, dict[str, object]], **extra: object) -> Contract:
-    return parse_contract(
-        {"table": "t", "columns": columns, "privacy": {"epsilon": 1.0, "delta": 1e-6}, **extra}
-    )
+    return parse_contract({"table": "t", "columns": columns, "privacy": {"epsilon": 1.0, "delta": 1e-6}, **extra})
 
 
 def _independent_marginals(frame: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
@@ -86,9 +84,7 @@ def test_column_shapes_plot_suppresses_a_small_real_bin() -> None:
     real = pl.DataFrame({"x": [2] * 12 + [15] * 3})
     synthetic = pl.DataFrame({"x": [2] * 5 + [15] * 5})
     plot = column_shapes(real, synthetic, contract).details["per_column"]["x"]["plot"]
-    assert set(plot) == {
-        "type", "labels", "real", "synthetic", "null_real", "null_synthetic", "suppressed"
-    }
+    assert set(plot) == {"type", "labels", "real", "synthetic", "null_real", "null_synthetic", "suppressed"}
     assert plot["type"] == "numeric"
     assert len(plot["labels"]) == len(plot["real"]) == len(plot["synthetic"]) == 20
     assert plot["labels"][:3] == ["0", "1", "2"]
@@ -114,9 +110,7 @@ def test_column_shapes_plot_bins_come_from_the_contract() -> None:
         {
             "age": [40] * 10,
             "w": [123_456.0] * 10,
-            "when": pl.Series([f"2020-01-0{i}" for i in range(1, 10)] + ["2020-01-09"]).str.to_datetime(
-                "%Y-%m-%d"
-            ),
+            "when": pl.Series([f"2020-01-0{i}" for i in range(1, 10)] + ["2020-01-09"]).str.to_datetime("%Y-%m-%d"),
         }
     )
     per_column = column_shapes(real, real, contract).details["per_column"]
@@ -133,9 +127,7 @@ def test_column_shapes_plot_bins_come_from_the_contract() -> None:
 
 
 def test_column_shapes_plot_categorical_in_contract_order() -> None:
-    contract = _contract(
-        {"c": {"kind": "categorical", "categories": ["b", "a", "z"], "nullable": True}}
-    )
+    contract = _contract({"c": {"kind": "categorical", "categories": ["b", "a", "z"], "nullable": True}})
     real = pl.DataFrame({"c": ["a"] * 20 + ["b"] * 10 + [None] * 10})
     synthetic = pl.DataFrame({"c": ["a", "b", "b", "q"]})  # "q" is outside the domain
     plot = column_shapes(real, synthetic, contract).details["per_column"]["c"]["plot"]
@@ -191,9 +183,7 @@ def test_pair_trends_association_cramers_v_by_hand() -> None:
         }
     )
     # Independent (c, d): table [[1, 1], [1, 1]] -> V = 0.
-    synthetic = pl.DataFrame(
-        {"c": ["a", "a", "b", "b"], "d": [True, False, True, False], "x": [5, 5, 5, 5]}
-    )
+    synthetic = pl.DataFrame({"c": ["a", "a", "b", "b"], "d": [True, False, True, False], "x": [5, 5, 5, 5]})
     r = pair_trends(real, synthetic, contract)
     real_v, syn_v = np.array(r.details["association"]["real"]), np.array(r.details["association"]["synthetic"])
     assert real_v[0, 1] == pytest.approx(1 / 3) and real_v[1, 0] == pytest.approx(1 / 3)
@@ -475,7 +465,11 @@ def test_fidelity_suite_runs_every_check_in_order() -> None:
     train, holdout, synthetic = (_separable(200, s, ["no", "yes"]) for s in (1, 2, 3))
     other_seed = fidelity_suite(train, holdout, synthetic, with_target, seed=1)
     assert [r.name for r in other_seed] == [
-        "column_shapes", "pair_trends", "three_way_marginals", "detection_auc", "ml_efficacy"
+        "column_shapes",
+        "pair_trends",
+        "three_way_marginals",
+        "detection_auc",
+        "ml_efficacy",
     ]
     no_target = with_target.model_copy(update={"target": None})
     results = fidelity_suite(train, holdout, synthetic, no_target, seed=0, max_detection_auc=0.7)
@@ -609,20 +603,24 @@ def test_integer_columns_are_binned_on_integer_edges() -> None:
 def test_zero_inflated_columns_show_their_zeros_as_a_bar_of_their_own() -> None:
     """A range starting at 0 (money, counts) or a declared special value 0: "0" is the first bar, the
     other values are binned after it (an integer column from 1), so the spike does not hide them."""
-    contract = _contract({
-        "gain": {"kind": "integer", "min": 0, "max": 99},
-        "amount": {"kind": "continuous", "min": 0, "max": 50},
-        "delta": {"kind": "integer", "min": -10, "max": 9, "special_values": [0]},
-        "age": {"kind": "integer", "min": 17, "max": 36},
-    })
+    contract = _contract(
+        {
+            "gain": {"kind": "integer", "min": 0, "max": 99},
+            "amount": {"kind": "continuous", "min": 0, "max": 50},
+            "delta": {"kind": "integer", "min": -10, "max": 9, "special_values": [0]},
+            "age": {"kind": "integer", "min": 17, "max": 36},
+        }
+    )
     assert [zero_split(contract, c) for c in ("gain", "amount", "delta", "age")] == [True, True, True, False]
     n = 200
-    real = pl.DataFrame({
-        "gain": [0] * 180 + [1] * 10 + [99] * 10,
-        "amount": [0.0] * 150 + [0.5] * 25 + [49.0] * 25,
-        "delta": [0] * 100 + [-10] * 50 + [9] * 50,
-        "age": [17] * n,
-    })
+    real = pl.DataFrame(
+        {
+            "gain": [0] * 180 + [1] * 10 + [99] * 10,
+            "amount": [0.0] * 150 + [0.5] * 25 + [49.0] * 25,
+            "delta": [0] * 100 + [-10] * 50 + [9] * 50,
+            "age": [17] * n,
+        }
+    )
     per_column = column_shapes(real, real, contract).details["per_column"]
     gain = per_column["gain"]["plot"]
     assert gain["labels"][:3] == ["0", "1–5", "6–10"] and gain["labels"][-1] == "96–99" and len(gain["labels"]) == 21

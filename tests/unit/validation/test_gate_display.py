@@ -34,16 +34,44 @@ MIA_POINT, MIA_UPPER, MIA_CI_LOW = 0.5371, 0.5913, 0.4829
 
 def _results() -> list[MetricResult]:
     return [
-        MetricResult("ml_efficacy", TSTR_AUC, 0.85, True, gated_value=RATIO, kind="fidelity",
-                     description="TSTR / TRTR AUC ratio.",
-                     details={"target": "income", "tstr": {"accuracy": 0.8, "f1": 0.7, "auc": TSTR_AUC},
-                              "trtr": {"accuracy": 0.85, "f1": 0.75, "auc": 0.9283}, "ratio": RATIO}),
-        MetricResult("three_way_marginals", 0.6217, 0.6, True, gated_value=0.6217, kind="fidelity",
-                     description="Three-way marginals."),
+        MetricResult(
+            "ml_efficacy",
+            TSTR_AUC,
+            0.85,
+            True,
+            gated_value=RATIO,
+            kind="fidelity",
+            description="TSTR / TRTR AUC ratio.",
+            details={
+                "target": "income",
+                "tstr": {"accuracy": 0.8, "f1": 0.7, "auc": TSTR_AUC},
+                "trtr": {"accuracy": 0.85, "f1": 0.75, "auc": 0.9283},
+                "ratio": RATIO,
+            },
+        ),
+        MetricResult(
+            "three_way_marginals",
+            0.6217,
+            0.6,
+            True,
+            gated_value=0.6217,
+            kind="fidelity",
+            description="Three-way marginals.",
+        ),
         # Too few rows: an ideal (no-leak) table's upper end would also be past 0.55.
-        MetricResult("mia_auc", MIA_POINT, 0.55, False, direction="max", ci=(MIA_CI_LOW, MIA_UPPER),
-                     gated_value=MIA_UPPER, kind="privacy", power_floor=0.5807,
-                     description="Membership-inference AUC.", details={"min_rows_to_pass": 4312}),
+        MetricResult(
+            "mia_auc",
+            MIA_POINT,
+            0.55,
+            False,
+            direction="max",
+            ci=(MIA_CI_LOW, MIA_UPPER),
+            gated_value=MIA_UPPER,
+            kind="privacy",
+            power_floor=0.5807,
+            description="Membership-inference AUC.",
+            details={"min_rows_to_pass": 4312},
+        ),
     ]
 
 
@@ -54,16 +82,29 @@ def surfaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     owner = _report(results, decision)
     folder: Path = tmp_path_factory.mktemp("blocked")
     (folder / "contract.yaml").write_text(small_contract().to_yaml())
-    record = decision_record(run_id="run-42", table="people", decision=decision, results=results,
-                             dp_randomness=None, versions={}, output=None, model="dpctgan",
-                             training_summary=None)
+    record = decision_record(
+        run_id="run-42",
+        table="people",
+        decision=decision,
+        results=results,
+        dp_randomness=None,
+        versions={},
+        output=None,
+        model="dpctgan",
+        training_summary=None,
+    )
     (folder / "decision.json").write_text(json.dumps(record))
     public = build_public_report(folder)
     buffer = io.StringIO()
     _print_gates(Console(file=buffer, width=200, color_system=None), public)
-    return {"owner": owner, "owner_html": render_html(owner), "public": public,
-            "public_html": render_html(public), "cli": buffer.getvalue(),
-            "artifact": gate_artifact_rows(public)}
+    return {
+        "owner": owner,
+        "owner_html": render_html(owner),
+        "public": public,
+        "public_html": render_html(public),
+        "cli": buffer.getvalue(),
+        "artifact": gate_artifact_rows(public),
+    }
 
 
 def _row(html: str, name: str) -> str:
@@ -119,8 +160,11 @@ def test_blocked_owner_page_says_what_to_try_next(surfaces: dict[str, Any]) -> N
 
 
 def test_every_surface_states_the_same_rule_and_outcome(surfaces: dict[str, Any]) -> None:
-    expected = {"ml_efficacy": (">=", "0.85", "pass"), "three_way_marginals": (">=", "0.6", "pass"),
-                "mia_auc": ("<=", "0.55", "inconclusive")}
+    expected = {
+        "ml_efficacy": (">=", "0.85", "pass"),
+        "three_way_marginals": (">=", "0.6", "pass"),
+        "mia_auc": ("<=", "0.55", "inconclusive"),
+    }
     public = {g["name"]: g for g in surfaces["public"]["gates"]}
     owner = {g["name"]: g for g in surfaces["owner"]["gates"]}
     artifact = {r["gate"]: r for r in surfaces["artifact"]}
@@ -139,8 +183,7 @@ def test_every_surface_states_the_same_rule_and_outcome(surfaces: dict[str, Any]
 
 
 def test_public_surfaces_carry_no_measured_figure(surfaces: dict[str, Any]) -> None:
-    texts = [json.dumps(surfaces["public"]), surfaces["public_html"], surfaces["cli"],
-             json.dumps(surfaces["artifact"])]
+    texts = [json.dumps(surfaces["public"]), surfaces["public_html"], surfaces["cli"], json.dumps(surfaces["artifact"])]
     for figure in ("0.8469", "0.9283", "0.9123", "0.6217", "0.5371", "0.5913", "0.4829", "4312", "4,312"):
         for text in texts:
             assert figure not in text

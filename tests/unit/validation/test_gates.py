@@ -128,9 +128,7 @@ def test_run_checks_blocks_a_copy_of_train() -> None:
 def test_run_checks_without_target_skips_ml_efficacy() -> None:
     contract = small_contract(target=None)
     frame = small_frame(100, 1)
-    results = run_checks(
-        frame, small_frame(50, 2), small_frame(50, 3), contract, epsilon_spent=0.5, seed=1
-    )
+    results = run_checks(frame, small_frame(50, 2), small_frame(50, 3), contract, epsilon_spent=0.5, seed=1)
     names = [r.name for r in results]
     assert "ml_efficacy" not in names
 
@@ -141,14 +139,19 @@ def test_run_checks_on_adult_at_demo_size() -> None:
     one result each. How long it takes is measured by `make bench-scale`, not asserted here."""
     contract, train, holdout = adult_split()
     rng = np.random.default_rng(5)
-    synthetic = pl.DataFrame(
-        {c: train[c].gather(rng.integers(0, train.height, size=16_000)) for c in train.columns}
-    )
+    synthetic = pl.DataFrame({c: train[c].gather(rng.integers(0, train.height, size=16_000)) for c in train.columns})
     results = run_checks(train, holdout, synthetic, contract, epsilon_spent=2.0, seed=0)
     names = [r.name for r in results]
     assert len(names) == len(set(names)), names  # one result per check
-    for group in ("identical_match_share", "dcr_share", "mia_auc", "column_shapes", "pair_trends",
-                  "ml_efficacy", "privacy_budget"):
+    for group in (
+        "identical_match_share",
+        "dcr_share",
+        "mia_auc",
+        "column_shapes",
+        "pair_trends",
+        "ml_efficacy",
+        "privacy_budget",
+    ):
         assert group in names, (group, names)
     assert all(isinstance(r.passed, bool) for r in results)
     # each "synthetic" column is resampled on its own (independent marginals): the label's

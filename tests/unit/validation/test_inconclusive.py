@@ -15,8 +15,16 @@ from synthgate.validation.results import MetricResult, decide_release, min_rows_
 
 
 def _gate(passed_value: float, floor: float | None, threshold: float = 0.1) -> MetricResult:
-    return upper_bound_gate("risk", 0.0, (0.0, passed_value), threshold, description="", details={},
-                            power_floor=floor, min_rows=4000 if floor else None)
+    return upper_bound_gate(
+        "risk",
+        0.0,
+        (0.0, passed_value),
+        threshold,
+        description="",
+        details={},
+        power_floor=floor,
+        min_rows=4000 if floor else None,
+    )
 
 
 def test_outcomes_and_decision() -> None:
@@ -31,7 +39,9 @@ def test_outcomes_and_decision() -> None:
 
 def test_an_interval_holding_both_no_leak_and_the_gate_is_inconclusive() -> None:
     def gate(lo: float, hi: float) -> MetricResult:
-        return upper_bound_gate("r", (lo + hi) / 2, (lo, hi), 0.1, description="", details={}, power_floor=0.05, ideal=0.0)
+        return upper_bound_gate(
+            "r", (lo + hi) / 2, (lo, hi), 0.1, description="", details={}, power_floor=0.05, ideal=0.0
+        )
 
     assert gate(0.0, 0.14).outcome == "inconclusive"  # consistent with no leak and with a leak past 0.1
     assert gate(0.02, 0.14).outcome == "fail"  # the interval excludes no leak: evidence of a leak
@@ -60,7 +70,10 @@ def test_dcr_floor_at_chance_and_its_row_advice() -> None:
     floor, need = _dcr_power_floor(60, 0.5, 0.95, 0.55)
     assert floor > 0.55 and need is not None
     assert _dcr_power_floor(need, 0.5, 0.95, 0.55)[0] <= 0.55
-    assert _dcr_power_floor(20_000, 0.5, 0.95, 0.55) == (pytest.approx(_dcr_power_floor(20_000, 0.5, 0.95, 0.55)[0]), None)
+    assert _dcr_power_floor(20_000, 0.5, 0.95, 0.55) == (
+        pytest.approx(_dcr_power_floor(20_000, 0.5, 0.95, 0.55)[0]),
+        None,
+    )
 
 
 def test_auc_floor_matches_the_delong_bound_of_signal_free_scores() -> None:
@@ -93,8 +106,17 @@ def test_worst_of_several_estimates_is_inconclusive_unless_a_simultaneous_interv
     # the per-estimate interval (0.51, 0.57) excludes 0.5, but as the worst of K shares a
     # Bonferroni interval over K may not: then the block is limited by rows, not evidence of a leak
     def gate(ideal_ci: tuple[float, float] | None) -> MetricResult:
-        return upper_bound_gate("dcr_share_worst_subset", 0.54, (0.51, 0.57), 0.55, description="", details={},
-                                power_floor=0.54, ideal=0.5, ideal_ci=ideal_ci)
+        return upper_bound_gate(
+            "dcr_share_worst_subset",
+            0.54,
+            (0.51, 0.57),
+            0.55,
+            description="",
+            details={},
+            power_floor=0.54,
+            ideal=0.5,
+            ideal_ci=ideal_ci,
+        )
 
     assert gate(None).outcome == "fail"
     assert gate((0.495, 0.58)).outcome == "inconclusive"

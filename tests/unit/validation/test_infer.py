@@ -205,9 +205,7 @@ def test_inferred_contract_validates_its_table() -> None:
     df = pl.read_parquet(Path(__file__).resolve().parents[3] / "flows" / "demo" / "adult.parquet")
     c = infer_contract(df, table="adult", missing_values=["?"])
     text = [n for n, t in df.schema.items() if t == pl.String]
-    prepared = df.with_columns(
-        pl.when(pl.col(n) == "?").then(None).otherwise(pl.col(n)).alias(n) for n in text
-    )
+    prepared = df.with_columns(pl.when(pl.col(n) == "?").then(None).otherwise(pl.col(n)).alias(n) for n in text)
     report = validate_frame(prepared, c)
     assert report.success, report.summary()
 
@@ -238,12 +236,14 @@ def test_a_row_index_and_a_dense_key_are_identifiers_but_a_measurement_is_not() 
     rng = np.random.default_rng(0)
     n = 200
     keys = rng.permutation(np.arange(1000, 1000 + 2 * n))[:n]  # unique, packed in a range of 2n
-    df = pl.DataFrame({
-        "rownames": np.arange(1, n + 1),
-        "case_number": keys,
-        "income": rng.integers(0, 100_000, n),  # nearly unique too, but spread over a wide range
-        "x": [i % 7 for i in range(n)],
-    })
+    df = pl.DataFrame(
+        {
+            "rownames": np.arange(1, n + 1),
+            "case_number": keys,
+            "income": rng.integers(0, 100_000, n),  # nearly unique too, but spread over a wide range
+            "x": [i % 7 for i in range(n)],
+        }
+    )
     c = infer_contract(df, table="t")
     assert c.columns["rownames"].kind == "identifier" and "row index" in (c.columns["rownames"].description or "")
     assert c.columns["case_number"].kind == "identifier" and "a key" in (c.columns["case_number"].description or "")
@@ -266,17 +266,27 @@ def test_zero_one_integers_are_drafted_boolean() -> None:
 
 def test_duplicated_and_offset_columns_are_drafted_derived() -> None:
     days = [dt.date(2020, 1, 1) + dt.timedelta(days=3 * i) for i in range(N)]
-    df = pl.DataFrame({
-        "arrest": days, "filed": days,
-        "released": [d + dt.timedelta(days=30) for d in days],
-        "age": _FILLER, "age_next_year": [a + 1 for a in _FILLER],
-        "other": [(7 * i) % 11 for i in range(N)],
-    })
+    df = pl.DataFrame(
+        {
+            "arrest": days,
+            "filed": days,
+            "released": [d + dt.timedelta(days=30) for d in days],
+            "age": _FILLER,
+            "age_next_year": [a + 1 for a in _FILLER],
+            "other": [(7 * i) % 11 for i in range(N)],
+        }
+    )
     c = infer_contract(df, table="t")
-    derived = {n: (col.derived.source, col.derived.as_, col.derived.offset)
-               for n, col in c.columns.items() if col.derived is not None}
-    assert derived == {"filed": ("arrest", "copy", None), "released": ("arrest", "offset", 30.0),
-                       "age_next_year": ("age", "offset", 1.0)}
+    derived = {
+        n: (col.derived.source, col.derived.as_, col.derived.offset)
+        for n, col in c.columns.items()
+        if col.derived is not None
+    }
+    assert derived == {
+        "filed": ("arrest", "copy", None),
+        "released": ("arrest", "offset", 30.0),
+        "age_next_year": ("age", "offset", 1.0),
+    }
     assert c.modelled_columns == ["arrest", "age", "other"]
     assert all(c.columns[n].from_data for n in derived)  # read off the rows: a person confirms it
 
@@ -293,7 +303,9 @@ def test_the_draft_has_the_readme_default_and_a_finite_lifetime_budget(frame: pl
 def test_many_valued_free_text_is_pii_and_codes_stay_identifiers() -> None:
     rng = np.random.default_rng(1)
     n = 600
-    text = [f"seen near {w} {int(k)}" for w, k in zip(rng.choice(["gate", "dock"], n), rng.integers(0, 200, n), strict=True)]
+    text = [
+        f"seen near {w} {int(k)}" for w, k in zip(rng.choice(["gate", "dock"], n), rng.integers(0, 200, n), strict=True)
+    ]
     df = pl.DataFrame({"remarks": text, "code": [f"C{i % 80}" for i in range(n)], "x": [i % 7 for i in range(n)]})
     c = infer_contract(df, table="t")
     assert c.columns["remarks"].kind == "pii" and "free text" in (c.columns["remarks"].description or "")

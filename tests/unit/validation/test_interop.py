@@ -15,10 +15,20 @@ from .test_gates import small_contract
 
 def _rich_contract():  # every kind, a derived column, a pii column, a budget and a gate setting
     data = json_roundtrip(small_contract().model_dump(mode="json", by_alias=True))
-    data["columns"]["when"] = {"kind": "datetime", "min": "2020-01-01T00:00:00", "max": "2024-12-31T00:00:00",
-                               "nullable": True, "from_data": True}
-    data["columns"]["filed"] = {"kind": "datetime", "min": "2020-01-01T00:00:00", "max": "2024-12-31T00:00:00",
-                                "nullable": True, "derived": {"from": "when", "as": "copy"}}
+    data["columns"]["when"] = {
+        "kind": "datetime",
+        "min": "2020-01-01T00:00:00",
+        "max": "2024-12-31T00:00:00",
+        "nullable": True,
+        "from_data": True,
+    }
+    data["columns"]["filed"] = {
+        "kind": "datetime",
+        "min": "2020-01-01T00:00:00",
+        "max": "2024-12-31T00:00:00",
+        "nullable": True,
+        "derived": {"from": "when", "as": "copy"},
+    }
     data["columns"]["notes"] = {"kind": "pii", "description": "free text"}
     data["columns"]["flag"] = {"kind": "boolean", "true_values": ["Y"], "false_values": ["N"]}
     data["missing_values"] = ["?"]
@@ -49,16 +59,26 @@ def test_frictionless_states_bounds_categories_and_keys_in_its_own_words() -> No
 
 
 def test_a_foreign_frictionless_schema_imports_as_public_knowledge() -> None:
-    schema = {"name": "visits", "primaryKey": ["visit_id"], "fields": [
-        {"name": "visit_id", "type": "integer"},
-        {"name": "age", "type": "integer", "constraints": {"minimum": 0, "maximum": 120, "required": True}},
-        {"name": "cost", "type": "number", "constraints": {"minimum": 0, "maximum": 5000}},
-        {"name": "ward", "type": "string", "constraints": {"enum": ["A", "B"]}},
-        {"name": "comment", "type": "string"}]}
+    schema = {
+        "name": "visits",
+        "primaryKey": ["visit_id"],
+        "fields": [
+            {"name": "visit_id", "type": "integer"},
+            {"name": "age", "type": "integer", "constraints": {"minimum": 0, "maximum": 120, "required": True}},
+            {"name": "cost", "type": "number", "constraints": {"minimum": 0, "maximum": 5000}},
+            {"name": "ward", "type": "string", "constraints": {"enum": ["A", "B"]}},
+            {"name": "comment", "type": "string"},
+        ],
+    }
     contract = from_frictionless(schema, privacy={"epsilon": 3.0, "delta": 1e-6})
     kinds = {n: c.kind for n, c in contract.columns.items()}
-    assert kinds == {"visit_id": "identifier", "age": "integer", "cost": "continuous", "ward": "categorical",
-                     "comment": "pii"}
+    assert kinds == {
+        "visit_id": "identifier",
+        "age": "integer",
+        "cost": "continuous",
+        "ward": "categorical",
+        "comment": "pii",
+    }
     assert not contract.data_derived_columns and not contract.columns["age"].nullable
     assert contract.columns["cost"].nullable and contract.privacy.epsilon == 3.0
     del schema["fields"][2]["constraints"]
@@ -80,6 +100,7 @@ def test_sdv_metadata_without_the_contract_names_what_it_lacks() -> None:
 
 def test_the_repository_contracts_round_trip() -> None:
     from pathlib import Path
+
     paths = sorted(Path("benchmarks/suite/contracts").glob("*.yaml"))[:5]
     assert paths
     for path in paths:

@@ -13,23 +13,24 @@ SECRET = "Ada Lovelace-ZQX"  # a person's name; must never reach a result
 
 
 def _contract(referrers: list[str]) -> Contract:
-    return parse_contract({
-        "table": "visits",
-        "columns": {
-            "age": {"kind": "integer", "min": 0, "max": 120},
-            "referrer": {"kind": "categorical", "categories": referrers},
-            "ward": {"kind": "categorical", "categories": ["A", "B"]},
-            "name": {"kind": "pii"},
-            "record_no": {"kind": "identifier"},
-        },
-        "privacy": {"epsilon": 1.0, "delta": 1e-6},
-    })
+    return parse_contract(
+        {
+            "table": "visits",
+            "columns": {
+                "age": {"kind": "integer", "min": 0, "max": 120},
+                "referrer": {"kind": "categorical", "categories": referrers},
+                "ward": {"kind": "categorical", "categories": ["A", "B"]},
+                "name": {"kind": "pii"},
+                "record_no": {"kind": "identifier"},
+            },
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        }
+    )
 
 
 def _rows(names: list[str], ids: list[int]) -> pl.DataFrame:
     n = len(names)
-    return pl.DataFrame({"age": [40] * n, "referrer": ["GP"] * n, "ward": ["A"] * n, "name": names,
-                         "record_no": ids})
+    return pl.DataFrame({"age": [40] * n, "referrer": ["GP"] * n, "ward": ["A"] * n, "name": names, "record_no": ids})
 
 
 def test_clean_release_passes() -> None:
@@ -77,8 +78,13 @@ def test_a_category_that_no_private_row_holds_does_not_block() -> None:
 
 
 def test_no_pii_columns_means_nothing_to_match() -> None:
-    contract = parse_contract({"table": "t", "columns": {"x": {"kind": "categorical", "categories": ["a"]}},
-                               "privacy": {"epsilon": 1.0, "delta": 1e-6}})
+    contract = parse_contract(
+        {
+            "table": "t",
+            "columns": {"x": {"kind": "categorical", "categories": ["a"]}},
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        }
+    )
     scan = PiiScan(contract)
     scan.update(pl.DataFrame({"x": ["a"]}))
     result = scan.result(pl.DataFrame({"x": ["a"]}))
@@ -86,27 +92,31 @@ def test_no_pii_columns_means_nothing_to_match() -> None:
 
 
 def _free_text_contract(grades_from_data: bool = False) -> Contract:
-    return parse_contract({
-        "table": "cases",
-        "columns": {
-            "state": {"kind": "categorical", "categories": ["CA", "NY", "TX"]},
-            "grade": {"kind": "categorical", "categories": ["A", "B", "C"], "from_data": grades_from_data},
-            "notes": {"kind": "pii"},
-        },
-        "privacy": {"epsilon": 1.0, "delta": 1e-6},
-    })
+    return parse_contract(
+        {
+            "table": "cases",
+            "columns": {
+                "state": {"kind": "categorical", "categories": ["CA", "NY", "TX"]},
+                "grade": {"kind": "categorical", "categories": ["A", "B", "C"], "from_data": grades_from_data},
+                "notes": {"kind": "pii"},
+            },
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        }
+    )
 
 
 def test_common_tokens_in_free_text_do_not_block() -> None:
     """A free-text pii column holding a state code or a grade (common tokens, also real categories)
     singles nobody out: the gate passes and says how many such tokens it ignored."""
     n = 300
-    rows = pl.DataFrame({
-        "state": (["CA", "NY", "TX"] * n)[:n],
-        "grade": (["A", "B", "C"] * n)[:n],
-        # the free text is often just a state code or a grade; the rest is unique per row
-        "notes": [("CA" if i % 3 == 0 else "a" if i % 3 == 1 else f"seen at desk {i}") for i in range(n)],
-    })
+    rows = pl.DataFrame(
+        {
+            "state": (["CA", "NY", "TX"] * n)[:n],
+            "grade": (["A", "B", "C"] * n)[:n],
+            # the free text is often just a state code or a grade; the rest is unique per row
+            "notes": [("CA" if i % 3 == 0 else "a" if i % 3 == 1 else f"seen at desk {i}") for i in range(n)],
+        }
+    )
     scan = PiiScan(_free_text_contract())
     scan.update(rows)
     result = scan.result(rows.select("state", "grade"))
@@ -117,11 +127,13 @@ def test_common_tokens_in_free_text_do_not_block() -> None:
 def test_a_rare_value_equal_to_a_rarely_used_category_still_blocks() -> None:
     """One row's note equal to a category that (almost) no row of its own column holds is identifying."""
     n = 300
-    rows = pl.DataFrame({
-        "state": ["CA"] * n,
-        "grade": ["A"] * (n - 1) + ["C"],
-        "notes": [f"seen at desk {i}" for i in range(n - 1)] + ["C"],
-    })
+    rows = pl.DataFrame(
+        {
+            "state": ["CA"] * n,
+            "grade": ["A"] * (n - 1) + ["C"],
+            "notes": [f"seen at desk {i}" for i in range(n - 1)] + ["C"],
+        }
+    )
     scan = PiiScan(_free_text_contract(grades_from_data=True))
     scan.update(rows)
     result = scan.result(rows.select("state", "grade"))

@@ -14,7 +14,6 @@ from scipy.stats import binomtest
 
 from synthgate.validation.contract import Contract, load_contract, parse_contract
 from synthgate.validation.encoding import encode_for_distance
-from synthgate.validation.stats import paired_difference_ci
 from synthgate.validation.privacy import (
     _near_weights,
     dcr_share,
@@ -25,6 +24,7 @@ from synthgate.validation.privacy import (
     nndr,
 )
 from synthgate.validation.results import decide_release
+from synthgate.validation.stats import paired_difference_ci
 
 ROOT = Path(__file__).resolve().parents[3]
 ADULT = ROOT / "flows" / "demo" / "adult.parquet"
@@ -38,8 +38,7 @@ def adult_split(seed: int = 0) -> tuple[Contract, pl.DataFrame, pl.DataFrame]:
     df = pl.read_parquet(ADULT).select(contract.modelled_columns)
     text = [c for c, t in df.schema.items() if t == pl.Utf8]
     df = df.with_columns(
-        pl.when(pl.col(c).is_in(contract.missing_values)).then(None).otherwise(pl.col(c)).alias(c)
-        for c in text
+        pl.when(pl.col(c).is_in(contract.missing_values)).then(None).otherwise(pl.col(c)).alias(c) for c in text
     )
     perm = np.random.default_rng(seed).permutation(df.height)
     n_train = df.height * 2 // 3
@@ -47,9 +46,7 @@ def adult_split(seed: int = 0) -> tuple[Contract, pl.DataFrame, pl.DataFrame]:
 
 
 def _contract(columns: dict[str, dict[str, object]], **extra: object) -> Contract:
-    return parse_contract(
-        {"table": "t", "columns": columns, "privacy": {"epsilon": 1.0, "delta": 1e-6}, **extra}
-    )
+    return parse_contract({"table": "t", "columns": columns, "privacy": {"epsilon": 1.0, "delta": 1e-6}, **extra})
 
 
 @pytest.fixture
@@ -121,9 +118,7 @@ def test_null_is_its_own_category_and_a_null_number_is_at_least_one_away(mixed: 
 
 
 def test_datetimes_are_epoch_seconds_scaled_by_the_contract_range() -> None:
-    contract = _contract(
-        {"t": {"kind": "datetime", "min": "2020-01-01T00:00:00", "max": "2020-01-11T00:00:00"}}
-    )
+    contract = _contract({"t": {"kind": "datetime", "min": "2020-01-01T00:00:00", "max": "2020-01-11T00:00:00"}})
     df = pl.DataFrame({"t": [dt.datetime(2020, 1, 6), dt.datetime(2020, 1, 1, 12)]})
     np.testing.assert_allclose(encode_for_distance(df, contract)[:, 0], [0.5, 0.05], atol=1e-6)
 
@@ -134,9 +129,7 @@ def test_out_of_domain_category_is_encoded_without_error(mixed: Contract) -> Non
 
 
 def test_encoding_rejects_unmodelled_columns_without_quoting_values(mixed: Contract) -> None:
-    df = _mixed_frame([(1, "red", True, 0.0)]).with_columns(
-        pl.lit("alice@example.org").alias("email")
-    )
+    df = _mixed_frame([(1, "red", True, 0.0)]).with_columns(pl.lit("alice@example.org").alias("email"))
     with pytest.raises(ValueError, match="exactly the contract's modelled columns") as err:
         encode_for_distance(df, mixed)
     assert "alice" not in str(err.value)
@@ -253,7 +246,12 @@ def test_dcr_share_rejects_bad_options(one_number: Contract) -> None:
         dcr_share(_x([1]), _x([1]), _x([1]), one_number, seed=0, max_synthetic_rows=0)
     with pytest.raises(ValueError, match="balance"):
         dcr_share(
-            _x([1]), _x([1]), _x([1]), one_number, seed=0, balance="half"  # type: ignore[arg-type]
+            _x([1]),
+            _x([1]),
+            _x([1]),
+            one_number,
+            seed=0,
+            balance="half",  # type: ignore[arg-type]
         )
 
 
@@ -389,9 +387,7 @@ def test_nndr_subsamples_the_larger_reference(percent: Contract) -> None:
 
 
 def test_worst_subset_by_hand() -> None:
-    contract = _contract(
-        {"x": {"kind": "integer", "min": 0, "max": 10}, "y": {"kind": "integer", "min": 0, "max": 10}}
-    )
+    contract = _contract({"x": {"kind": "integer", "min": 0, "max": 10}, "y": {"kind": "integer", "min": 0, "max": 10}})
 
     def xy(rows: list[tuple[int, int]]) -> pl.DataFrame:
         return pl.DataFrame(rows, schema={"x": pl.Int64, "y": pl.Int64}, orient="row")
@@ -412,9 +408,7 @@ def test_worst_subset_by_hand() -> None:
     assert r.value == 1.0
     assert r.ci == pytest.approx((ci.low, ci.high))
     x_subset = next(sub for sub in r.details["subsets"] if sub["columns"] == ["x"])
-    assert x_subset["ci"] == pytest.approx(
-        list(binomtest(1, 1).proportion_ci(confidence_level=0.95, method="wilson"))
-    )
+    assert x_subset["ci"] == pytest.approx(list(binomtest(1, 1).proportion_ci(confidence_level=0.95, method="wilson")))
     assert r.gated_value == r.ci[0]
     assert r.threshold == contract.gates.max_dcr_share
     assert r.passed
@@ -476,9 +470,7 @@ def test_correlated_subsets_follow_the_synthetic_table() -> None:
         return pl.DataFrame(cols)
 
     real, holdout, synthetic = draw(200, "cd"), draw(200, "cd"), draw(200, "ab")
-    r = dcr_share_subsets(
-        synthetic, real, holdout, contract, seed=0, n_random=0, n_correlated=1, subset_size=2
-    )
+    r = dcr_share_subsets(synthetic, real, holdout, contract, seed=0, n_random=0, n_correlated=1, subset_size=2)
     [subset] = r.details["subsets"]
     assert (subset["kind"], subset["columns"]) == ("correlated", ["a", "b"])
     assert subset["mean_association"] == pytest.approx(1.0)  # b equals a: V = 1 on decile bins
@@ -533,8 +525,7 @@ def test_correlated_subsets_on_a_wide_table_measure_a_capped_number_of_pairs() -
     train, holdout = draw(120, rng.normal(0, 1, 120)), draw(120, rng.normal(0, 1, 120))
     synthetic = draw(120)
     synthetic = synthetic.with_columns(train.select(f"x{i}" for i in range(block)))  # copied block
-    r = dcr_share_subsets(synthetic, train, holdout, contract, seed=0, n_random=1, n_correlated=3,
-                          subset_size=block)
+    r = dcr_share_subsets(synthetic, train, holdout, contract, seed=0, n_random=1, n_correlated=3, subset_size=block)
     scope = r.details["association_scope"]
     assert scope["capped"] and scope["candidate_columns"] == 256 and scope["columns"] == p
     assert scope["pairs_total"] == p * (p - 1) // 2
@@ -548,8 +539,9 @@ def test_correlated_subsets_on_a_wide_table_measure_a_capped_number_of_pairs() -
     assert r.details["worst_kind"] == "correlated" and r.details["worst_columns"] == correlated[0]["columns"]
     assert r.value > 0.9 and not r.passed
     # the same call again: the candidates are a seeded draw
-    again = dcr_share_subsets(synthetic, train, holdout, contract, seed=0, n_random=1, n_correlated=3,
-                              subset_size=block)
+    again = dcr_share_subsets(
+        synthetic, train, holdout, contract, seed=0, n_random=1, n_correlated=3, subset_size=block
+    )
     assert again.details["subsets"] == r.details["subsets"]
 
 
@@ -612,7 +604,12 @@ def test_distance_checks_match_the_single_checks(balance: str) -> None:
     dcr, copies, ratio, worst = distance_checks(
         syn, tr, ho, contract, max_synthetic_rows=500, subset_max_synthetic_rows=300, **kw
     )
-    assert [r.name for r in (dcr, copies, ratio, worst)] == ["dcr_share", "near_copy_share", "nndr", "dcr_share_worst_subset"]
+    assert [r.name for r in (dcr, copies, ratio, worst)] == [
+        "dcr_share",
+        "near_copy_share",
+        "nndr",
+        "dcr_share_worst_subset",
+    ]
     assert dcr == dcr_share(syn, tr, ho, contract, max_synthetic_rows=500, **kw)
     assert copies == near_copy_share(syn, tr, ho, contract, max_synthetic_rows=500, **kw)
     assert ratio == nndr(syn, tr, ho, contract, seed=5, max_synthetic_rows=500)
@@ -657,9 +654,7 @@ def test_oracle_copy_of_train_is_blocked() -> None:
 
 def test_oracle_copy_of_train_is_diluted_but_blocked_with_subsampling() -> None:
     contract, train, holdout = adult_split()
-    dcr = dcr_share(
-        train, train, holdout, contract, seed=0, max_synthetic_rows=4000, balance="subsample"
-    )
+    dcr = dcr_share(train, train, holdout, contract, seed=0, max_synthetic_rows=4000, balance="subsample")
     assert 0.7 < dcr.value < 0.8  # half the copies fall outside the holdout-sized subsample
     assert not dcr.passed
 
@@ -671,13 +666,9 @@ def test_oracle_fresh_real_sample_passes() -> None:
     rng = np.random.default_rng(1)
     train_same_size = train[np.sort(rng.choice(train.height, size=half, replace=False))]
     for reference in (train_same_size, train):  # equal sizes, and 4x larger train
-        dcr = dcr_share(
-            plays_synthetic, reference, plays_holdout, contract, seed=0, max_synthetic_rows=4000
-        )
+        dcr = dcr_share(plays_synthetic, reference, plays_holdout, contract, seed=0, max_synthetic_rows=4000)
         assert dcr.passed, dcr
         assert abs(dcr.value - 0.5) < 0.03
-    identical = identical_match_share(
-        plays_synthetic, train_same_size, plays_holdout, contract=contract, seed=0
-    )
+    identical = identical_match_share(plays_synthetic, train_same_size, plays_holdout, contract=contract, seed=0)
     assert identical.passed
     assert decide_release([dcr, identical]).released

@@ -72,8 +72,17 @@ def test_dp_distributions_read_the_noisy_statistics_not_the_rows() -> None:
 
 def _results() -> list[MetricResult]:
     return [
-        MetricResult("dcr_share", 0.61234, 0.55, False, direction="max", ci=(0.58765, 0.63321),
-                     gated_value=0.63321, kind="privacy", description="closer to train than holdout"),
+        MetricResult(
+            "dcr_share",
+            0.61234,
+            0.55,
+            False,
+            direction="max",
+            ci=(0.58765, 0.63321),
+            gated_value=0.63321,
+            kind="privacy",
+            description="closer to train than holdout",
+        ),
         MetricResult("column_shapes", 0.91234, 0.8, True, kind="fidelity", description="shapes"),
         MetricResult("nndr", 0.77777, None, True, kind="privacy"),
     ]
@@ -85,10 +94,24 @@ def test_public_gates_and_reasons_hold_no_measured_value() -> None:
     assert "0.6332" in decision.reasons[0]  # the owner's decision says by how much
     gates = public_gates(results)
     assert gates == [
-        {"name": "dcr_share", "kind": "privacy", "direction": "max", "threshold": 0.55, "passed": False,
-         "outcome": "fail", "description": "closer to train than holdout"},
-        {"name": "column_shapes", "kind": "fidelity", "direction": "min", "threshold": 0.8, "passed": True,
-         "outcome": "pass", "description": "shapes"},
+        {
+            "name": "dcr_share",
+            "kind": "privacy",
+            "direction": "max",
+            "threshold": 0.55,
+            "passed": False,
+            "outcome": "fail",
+            "description": "closer to train than holdout",
+        },
+        {
+            "name": "column_shapes",
+            "kind": "fidelity",
+            "direction": "min",
+            "threshold": 0.8,
+            "passed": True,
+            "outcome": "pass",
+            "description": "shapes",
+        },
     ]
     assert public_reasons(decision, results) == ["dcr_share: failed (must be <= 0.55)"]
     assert public_reasons(GateDecision(False, ["x"]), [results[2]]) == [
@@ -101,11 +124,22 @@ def test_public_page_shows_outcomes_and_dp_figures_only() -> None:
     synthetic = small_frame(300, seed=9).select(contract.modelled_columns)
     results = _results()
     report = {
-        "report_version": 1, "kind": "public", "run_id": "run-7", "table": "people", "released": False,
+        "report_version": 1,
+        "kind": "public",
+        "run_id": "run-7",
+        "table": "people",
+        "released": False,
         "decision": {"released": False, "reasons": public_reasons(decide_release(results), results)},
-        "failed_gates": ["dcr_share"], "gates": public_gates(results),
-        "privacy": {"adjacency": "add/remove one row of the source table", "epsilon_spent": 1.5,
-                    "epsilon_budget": 2.0, "delta": 1e-6, "accountant": "rdp", "ledger": []},
+        "failed_gates": ["dcr_share"],
+        "gates": public_gates(results),
+        "privacy": {
+            "adjacency": "add/remove one row of the source table",
+            "epsilon_spent": 1.5,
+            "epsilon_budget": 2.0,
+            "delta": 1e-6,
+            "accountant": "rdp",
+            "ledger": [],
+        },
         "rows": {"train_dp_estimate": 1003, "synthetic": 300},
         "distributions": dp_distributions(contract, state, synthetic),
         "outside_guarantee": ["The gate outcomes ..."],
@@ -122,8 +156,12 @@ def test_public_page_shows_outcomes_and_dp_figures_only() -> None:
 def test_owner_report_is_written_owner_only(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
-        folder, hashes = write_owner_report({"run_id": "r1", "rows": {"train": 401}}, tmp_path / "owner", "r1",
-                                            release_folder=tmp_path / "releases" / "r1")
+        folder, hashes = write_owner_report(
+            {"run_id": "r1", "rows": {"train": 401}},
+            tmp_path / "owner",
+            "r1",
+            release_folder=tmp_path / "releases" / "r1",
+        )
     finally:
         os.umask(old)
     assert folder == (tmp_path / "owner" / "r1").absolute()
@@ -161,7 +199,10 @@ def test_dp_distributions_of_a_published_table_with_a_derived_column() -> None:
 
     from .test_gates import COLUMNS
 
-    columns = {**COLUMNS, "age_next": {"kind": "integer", "min": 18, "max": 91, "derived": {"from": "age", "as": "offset", "offset": 1}}}
+    columns = {
+        **COLUMNS,
+        "age_next": {"kind": "integer", "min": 18, "max": 91, "derived": {"from": "age", "as": "offset", "offset": 1}},
+    }
     contract = parse_contract(
         {"table": "people", "target": "income", "columns": columns, "privacy": {"epsilon": 2.0, "delta": 1e-6}}
     )
@@ -178,19 +219,25 @@ def test_dp_distributions_of_a_published_table_with_a_derived_column() -> None:
 def test_dp_shares_of_a_zero_inflated_column_split_its_zeros_like_the_owner_plot() -> None:
     """The codec's point mass at 0 is the public plot's "0" bar: with an exact codec, the DP shares
     equal the rows' own (integer and continuous columns starting at 0)."""
-    contract = parse_contract({
-        "table": "t",
-        "columns": {"gain": {"kind": "integer", "min": 0, "max": 99_999},
-                    "amount": {"kind": "continuous", "min": 0, "max": 50}},
-        "privacy": {"epsilon": 1.0, "delta": 1e-6},
-    })
+    contract = parse_contract(
+        {
+            "table": "t",
+            "columns": {
+                "gain": {"kind": "integer", "min": 0, "max": 99_999},
+                "amount": {"kind": "continuous", "min": 0, "max": 50},
+            },
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        }
+    )
     rng = np.random.default_rng(4)
     n = 3000
     zero = rng.random(n) < 0.85
-    frame = pl.DataFrame({
-        "gain": np.where(zero, 0, rng.integers(1, 99_999, n)).astype(np.int64),
-        "amount": np.where(rng.random(n) < 0.6, 0.0, np.round(rng.uniform(0.01, 50, n), 2)),
-    })
+    frame = pl.DataFrame(
+        {
+            "gain": np.where(zero, 0, rng.integers(1, 99_999, n)).astype(np.int64),
+            "amount": np.where(rng.random(n) < 0.6, 0.0, np.round(rng.uniform(0.01, 50, n), 2)),
+        }
+    )
     codec = Codec(contract)
     codec.fit_non_dp(frame, ledger=PrivacyLedger(1e-6))
     dists = dp_distributions(contract, codec.state(), frame)

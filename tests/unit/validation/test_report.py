@@ -41,8 +41,17 @@ LEDGER = {
     ],
 }
 SECTIONS = (
-    "gates", "distributions", "associations", "ml-efficacy", "attacks", "reidentification",
-    "distances", "ledger", "outside", "run", "details",
+    "gates",
+    "distributions",
+    "associations",
+    "ml-efficacy",
+    "attacks",
+    "reidentification",
+    "distances",
+    "ledger",
+    "outside",
+    "run",
+    "details",
 )
 # Sections whose content comes from metrics: "not run" when the metric is missing.
 METRIC_SECTIONS = ("distributions", "associations", "ml-efficacy", "attacks", "reidentification", "distances")
@@ -52,9 +61,7 @@ SENTINEL_AGE = 87.4321
 COUNTRIES = [f"Country-{i:02d}" for i in range(40)]
 
 
-def _report(
-    results: list[MetricResult], decision: GateDecision, **overrides: Any
-) -> dict[str, Any]:
+def _report(results: list[MetricResult], decision: GateDecision, **overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "run_id": "run-42",
         "table": "people",
@@ -77,7 +84,7 @@ def _report(
 def _section(page: str, anchor: str) -> str:
     """The HTML of one <section id=anchor>."""
     start = page.index(f'<section id="{anchor}">')
-    return page[start: page.index("</section>", start)]
+    return page[start : page.index("</section>", start)]
 
 
 # --- a producer stand-in: aggregates computed from raw rows, as the metric modules do ----------
@@ -127,60 +134,194 @@ def _full_results(*, blocked: bool) -> list[MetricResult]:
     job_s = list(rng.choice(["clerk", "<b>boss</b>", "nurse"], 300))
     per_column = {
         "age": {"metric": "KS complement", "score": 0.91, "plot": _numeric_plot(age_r, age_s, 17, 90, 20)},
-        "country": {"metric": "TV complement", "score": 0.95,
-                    "plot": _categorical_plot(country_r, country_s, COUNTRIES)},
+        "country": {
+            "metric": "TV complement",
+            "score": 0.95,
+            "plot": _categorical_plot(country_r, country_s, COUNTRIES),
+        },
         "job": {"metric": "TV complement", "score": 0.97, "plot": _categorical_plot(job_r, job_s, sorted(set(job_r)))},
     }
     cols = ["age", "country", "job", "income"]
     real_assoc = [[1.0, 0.2, -0.1, 0.4], [0.2, 1.0, 0.05, 0.1], [-0.1, 0.05, 1.0, -0.3], [0.4, 0.1, -0.3, 1.0]]
     syn_assoc = [[1.0, 0.1, -0.2, 0.3], [0.1, 1.0, 0.0, 0.2], [-0.2, 0.0, 1.0, -0.25], [0.3, 0.2, -0.25, 1.0]]
     attacks = [
-        {"name": "distance", "auc": 0.51, "ci": [0.49, 0.53], "tpr_at_1pct_fpr": 0.012,
-         "n_members": 300, "n_nonmembers": 300, "tpr_gated": 0.02},
-        {"name": "density ratio", "auc": 0.58 if blocked else 0.52, "ci": [0.55, 0.61] if blocked else [0.5, 0.54],
-         "tpr_at_1pct_fpr": 0.03, "n_members": 300, "n_nonmembers": 300, "tpr_gated": 0.04},
+        {
+            "name": "distance",
+            "auc": 0.51,
+            "ci": [0.49, 0.53],
+            "tpr_at_1pct_fpr": 0.012,
+            "n_members": 300,
+            "n_nonmembers": 300,
+            "tpr_gated": 0.02,
+        },
+        {
+            "name": "density ratio",
+            "auc": 0.58 if blocked else 0.52,
+            "ci": [0.55, 0.61] if blocked else [0.5, 0.54],
+            "tpr_at_1pct_fpr": 0.03,
+            "n_members": 300,
+            "n_nonmembers": 300,
+            "tpr_gated": 0.04,
+        },
     ]
     worst = max(a["auc"] for a in attacks)
     dcr_hi = 0.7123 if blocked else 0.53
     return [
-        MetricResult("identical_match_share", 0.0, 0.01, True, direction="max", kind="privacy",
-                     description="Share of synthetic rows copied from training rows.",
-                     details={"train_share": 0.0, "holdout_share": 0.0}),
-        MetricResult("dcr_share", dcr_hi - 0.02, 0.55, not blocked, direction="max", ci=(dcr_hi - 0.04, dcr_hi),
-                     gated_value=dcr_hi, kind="privacy", description="Share closer to train than holdout.",
-                     details={"closer_to_train": 250, "closer_to_holdout": 150, "ci_method": "Wilson 95%"}),
-        MetricResult("nndr", 0.83, None, True, kind="privacy", description="Nearest-neighbour distance ratio.",
-                     details={"median_train": 0.83, "median_holdout": 0.85}),
-        MetricResult("mia_auc", worst, 0.56, worst <= 0.56, direction="max", kind="privacy",
-                     description="AUC of the strongest membership attack.", details={"attacks": attacks}),
-        MetricResult("mia_tpr_at_1pct_fpr", 0.04, 0.1, True, direction="max", kind="privacy",
-                     description="TPR at 1% FPR of the strongest attack.",  # reads the same attacks
-                     details={"attacks": attacks, "attack_details": {"distance": {"neighbours": 1}}}),
-        MetricResult("linkability_risk", 0.0, 0.1, True, direction="max", kind="privacy",
-                     description="Linkability risk.",  # the producer's long key names
-                     details={"main_success_rate": 0.031, "main_success_rate_ci": [0.02, 0.042],
-                              "control_success_rate": 0.03, "control_success_rate_ci": [0.019, 0.041]}),
-        MetricResult("singling_out_risk", 0.01, 0.1, True, direction="max", ci=(0.0, 0.03), gated_value=0.03,
-                     kind="privacy", description="Singling-out risk.",
-                     details={"main_rate": 0.052, "control_rate": 0.043, "main_ci": [0.04, 0.064],
-                              "control_ci": [0.033, 0.055], "n_attacks": 500}),
-        MetricResult("inference_risk[income]", 0.02, 0.1, True, direction="max", kind="privacy",
-                     description="Attribute-inference risk on income.",
-                     details={"main_rate": 0.71, "control_rate": 0.7}),  # no intervals: rendered anyway
-        MetricResult("column_shapes", 0.9433, 0.95 if blocked else 0.8, not blocked, kind="fidelity",
-                     description="Mean similarity of the columns' distributions.",
-                     details={"per_column": per_column, "real_rows": 600, "synthetic_rows": 600}),
-        MetricResult("pair_trends", 0.9, 0.75, True, kind="fidelity", description="Pairs preserved.",
-                     details={"association": {"columns": cols, "real": real_assoc, "synthetic": syn_assoc,
-                                              "measure": "Pearson / Cramér's V"},
-                              "lowest_pairs": [{"columns": ["age", "income"], "score": 0.81}]}),
-        MetricResult("ml_efficacy", 0.8, 0.85, True, gated_value=0.9, kind="fidelity", description="TSTR / TRTR.",
-                     details={"target": "income", "tstr": {"accuracy": 0.8, "f1": 0.7, "auc": 0.8},
-                              "trtr": {"accuracy": 0.85, "f1": 0.75, "auc": 0.88}, "ratio": 0.9}),
-        MetricResult("privacy_budget", 1.5, 2.0, True, direction="max", kind="budget",
-                     description="Epsilon spent within the budget.", details={"epsilon_spent": 1.5}),
-        MetricResult("contract_is_public", 0.0, 0.0, True, direction="max", kind="contract",
-                     description="No data-derived contract entry.", details={"data_derived_columns": []}),
+        MetricResult(
+            "identical_match_share",
+            0.0,
+            0.01,
+            True,
+            direction="max",
+            kind="privacy",
+            description="Share of synthetic rows copied from training rows.",
+            details={"train_share": 0.0, "holdout_share": 0.0},
+        ),
+        MetricResult(
+            "dcr_share",
+            dcr_hi - 0.02,
+            0.55,
+            not blocked,
+            direction="max",
+            ci=(dcr_hi - 0.04, dcr_hi),
+            gated_value=dcr_hi,
+            kind="privacy",
+            description="Share closer to train than holdout.",
+            details={"closer_to_train": 250, "closer_to_holdout": 150, "ci_method": "Wilson 95%"},
+        ),
+        MetricResult(
+            "nndr",
+            0.83,
+            None,
+            True,
+            kind="privacy",
+            description="Nearest-neighbour distance ratio.",
+            details={"median_train": 0.83, "median_holdout": 0.85},
+        ),
+        MetricResult(
+            "mia_auc",
+            worst,
+            0.56,
+            worst <= 0.56,
+            direction="max",
+            kind="privacy",
+            description="AUC of the strongest membership attack.",
+            details={"attacks": attacks},
+        ),
+        MetricResult(
+            "mia_tpr_at_1pct_fpr",
+            0.04,
+            0.1,
+            True,
+            direction="max",
+            kind="privacy",
+            description="TPR at 1% FPR of the strongest attack.",  # reads the same attacks
+            details={"attacks": attacks, "attack_details": {"distance": {"neighbours": 1}}},
+        ),
+        MetricResult(
+            "linkability_risk",
+            0.0,
+            0.1,
+            True,
+            direction="max",
+            kind="privacy",
+            description="Linkability risk.",  # the producer's long key names
+            details={
+                "main_success_rate": 0.031,
+                "main_success_rate_ci": [0.02, 0.042],
+                "control_success_rate": 0.03,
+                "control_success_rate_ci": [0.019, 0.041],
+            },
+        ),
+        MetricResult(
+            "singling_out_risk",
+            0.01,
+            0.1,
+            True,
+            direction="max",
+            ci=(0.0, 0.03),
+            gated_value=0.03,
+            kind="privacy",
+            description="Singling-out risk.",
+            details={
+                "main_rate": 0.052,
+                "control_rate": 0.043,
+                "main_ci": [0.04, 0.064],
+                "control_ci": [0.033, 0.055],
+                "n_attacks": 500,
+            },
+        ),
+        MetricResult(
+            "inference_risk[income]",
+            0.02,
+            0.1,
+            True,
+            direction="max",
+            kind="privacy",
+            description="Attribute-inference risk on income.",
+            details={"main_rate": 0.71, "control_rate": 0.7},
+        ),  # no intervals: rendered anyway
+        MetricResult(
+            "column_shapes",
+            0.9433,
+            0.95 if blocked else 0.8,
+            not blocked,
+            kind="fidelity",
+            description="Mean similarity of the columns' distributions.",
+            details={"per_column": per_column, "real_rows": 600, "synthetic_rows": 600},
+        ),
+        MetricResult(
+            "pair_trends",
+            0.9,
+            0.75,
+            True,
+            kind="fidelity",
+            description="Pairs preserved.",
+            details={
+                "association": {
+                    "columns": cols,
+                    "real": real_assoc,
+                    "synthetic": syn_assoc,
+                    "measure": "Pearson / Cramér's V",
+                },
+                "lowest_pairs": [{"columns": ["age", "income"], "score": 0.81}],
+            },
+        ),
+        MetricResult(
+            "ml_efficacy",
+            0.8,
+            0.85,
+            True,
+            gated_value=0.9,
+            kind="fidelity",
+            description="TSTR / TRTR.",
+            details={
+                "target": "income",
+                "tstr": {"accuracy": 0.8, "f1": 0.7, "auc": 0.8},
+                "trtr": {"accuracy": 0.85, "f1": 0.75, "auc": 0.88},
+                "ratio": 0.9,
+            },
+        ),
+        MetricResult(
+            "privacy_budget",
+            1.5,
+            2.0,
+            True,
+            direction="max",
+            kind="budget",
+            description="Epsilon spent within the budget.",
+            details={"epsilon_spent": 1.5},
+        ),
+        MetricResult(
+            "contract_is_public",
+            0.0,
+            0.0,
+            True,
+            direction="max",
+            kind="contract",
+            description="No data-derived contract entry.",
+            details={"data_derived_columns": []},
+        ),
     ]
 
 
@@ -207,8 +348,18 @@ def test_report_of_a_blocked_release(blocked_page: tuple[dict[str, Any], str]) -
     assert report["failed_gates"] == ["dcr_share", "mia_auc", "column_shapes"]
     gate = next(g for g in report["gates"] if g["name"] == "dcr_share")
     assert set(gate) == {
-        "name", "value", "threshold", "passed", "ci", "gated_value", "direction", "kind",
-        "margin", "description", "outcome", "min_rows_to_pass",
+        "name",
+        "value",
+        "threshold",
+        "passed",
+        "ci",
+        "gated_value",
+        "direction",
+        "kind",
+        "margin",
+        "description",
+        "outcome",
+        "min_rows_to_pass",
     }
     assert gate["outcome"] == "fail" and gate["min_rows_to_pass"] is None
     assert gate["margin"] == pytest.approx(0.55 - 0.7123) and len(gate["ci"]) == 2
@@ -317,7 +468,7 @@ def test_every_section_renders(released_page: tuple[dict[str, Any], str]) -> Non
     assert "Pearson / Cramér&#39;s V" in assoc and "synthetic − real" in assoc and "age × income" in assoc
 
     attacks = _section(page, "attacks")
-    assert "density ratio" in attacks and "[0.5, 0.54]" in attacks and "<td class=\"num\">300</td>" in attacks
+    assert "density ratio" in attacks and "[0.5, 0.54]" in attacks and '<td class="num">300</td>' in attacks
     assert attacks.count("<th>attack</th>") == 1  # two gates read one set of attacks: one table
     assert "mia_tpr_at_1pct_fpr" in attacks and "distance.neighbours" in attacks
     reid = _section(page, "reidentification")
@@ -364,8 +515,9 @@ def test_sections_say_not_run_when_their_data_is_absent() -> None:
 
 def test_a_malformed_figure_is_reported_not_fatal() -> None:
     bad = {"type": "numeric", "labels": ["0–10", "10–20"], "real": [0.5], "synthetic": [0.5, 0.5]}
-    shapes = MetricResult("column_shapes", 0.9, 0.8, True,
-                          details={"per_column": {"x": {"metric": "KS", "score": 0.9, "plot": bad}}})
+    shapes = MetricResult(
+        "column_shapes", 0.9, 0.8, True, details={"per_column": {"x": {"metric": "KS", "score": 0.9, "plot": bad}}}
+    )
     page = render_html(_report([shapes], decide_release([shapes])))
     assert "figure not drawn" in page and "[&#39;real&#39;] must be a list of 2 shares" in page
 
@@ -411,8 +563,20 @@ def test_blocked_without_gates_shows_the_reason() -> None:
 
 
 def test_write_report_is_atomic_and_round_trips(tmp_path: Path) -> None:
-    shapes = MetricResult("column_shapes", 0.9, 0.8, True, details={"per_column": {"x": {"score": 0.9, "plot": {
-        "type": "categorical", "labels": ["a", "b"], "real": [0.5, 0.5], "synthetic": [0.4, 0.6]}}}})
+    shapes = MetricResult(
+        "column_shapes",
+        0.9,
+        0.8,
+        True,
+        details={
+            "per_column": {
+                "x": {
+                    "score": 0.9,
+                    "plot": {"type": "categorical", "labels": ["a", "b"], "real": [0.5, 0.5], "synthetic": [0.4, 0.6]},
+                }
+            }
+        },
+    )
     report = _report([shapes], decide_release([shapes]))
     page = render_html(report)
     folder = tmp_path / "release" / "run-42"
@@ -423,9 +587,7 @@ def test_write_report_is_atomic_and_round_trips(tmp_path: Path) -> None:
     assert (folder / "report.html").read_text(encoding="utf-8") == page
 
 
-def test_the_page_adds_nothing_beyond_the_report(
-    tmp_path: Path, blocked_page: tuple[dict[str, Any], str]
-) -> None:
+def test_the_page_adds_nothing_beyond_the_report(tmp_path: Path, blocked_page: tuple[dict[str, Any], str]) -> None:
     """A private extreme used by the producer's histogram reaches neither file."""
     report, _ = blocked_page
     write_report(report, tmp_path)
@@ -514,11 +676,20 @@ def test_fidelity_figures_stand_beside_their_holdout_reference() -> None:
     """Three-way marginals: the similarity "of a possible" holdout ceiling, in the gates table and
     its own section; ML efficacy: the TSTR AUC of a possible TRTR AUC."""
     results = _full_results(blocked=False) + [
-        MetricResult("three_way_marginals", 0.93, 0.9, True, gated_value=0.93 / 0.98, kind="fidelity",
-                     description="Triples against the holdout ceiling.",
-                     details={"ceiling": 0.98, "ratio": 0.93 / 0.98,
-                              "lowest_triples": [{"columns": ["age", "job", "country"], "similarity": 0.81,
-                                                  "ceiling": 0.9}]}),
+        MetricResult(
+            "three_way_marginals",
+            0.93,
+            0.9,
+            True,
+            gated_value=0.93 / 0.98,
+            kind="fidelity",
+            description="Triples against the holdout ceiling.",
+            details={
+                "ceiling": 0.98,
+                "ratio": 0.93 / 0.98,
+                "lowest_triples": [{"columns": ["age", "job", "country"], "similarity": 0.81, "ceiling": 0.9}],
+            },
+        ),
     ]
     page = render_html(_report(results, decide_release(results)))
     gates = _section(page, "gates")
