@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from prefect.exceptions import FailedRun
 from prefect.types.names import LOWERCASE_LETTERS_NUMBERS_AND_DASHES_ONLY_REGEX
 
 from synthgate.errors import ReleaseBlocked
@@ -95,3 +98,42 @@ def test_the_outcome_tag_of_a_run_that_raised_uses_the_registrys_words() -> None
     assert run_outcome(KeyboardInterrupt()) == "stopped"
     assert run_outcome(WithheldError("ValueError", "polars", "load_table")) == "failed"
     assert run_outcome(RuntimeError("bug")) == "failed"
+
+
+@pytest.mark.parametrize("data", ["kept", "lost"])
+def test_a_blocked_state_is_a_blocked_release_even_when_prefect_drops_its_data(
+    monkeypatch: pytest.MonkeyPatch, data: str
+) -> None:
+    """The API may answer the final state with its own copy, without the in-process data (a REJECT after
+    a retried write; CI saw it with SQLite 'database is locked'): `prefect`'s result() then raises
+    FailedRun. run_release turns a state named "Blocked" into ReleaseBlocked (the CLI's exit 3), with
+    the report when the state still holds it."""
+    from prefect.states import Failed
+
+    import synthgate.flows.release as release
+
+    report = {"released": False, "run_id": "r1"}
+    message = "release r1 of table 'adult' was BLOCKED; nothing published."
+    state = Failed(name="Blocked", message=message, data=ReleaseBlocked(message, report) if data == "kept" else None)
+
+    class FakeFlow:
+        def with_options(self, **_: Any) -> "FakeFlow":
+            return self
+
+        def __call__(self, config: Any, return_state: bool) -> Any:
+            return state
+
+    monkeypatch.setattr(release, "release_flow", FakeFlow())
+    monkeypatch.setattr(release, "make_task_runner", lambda *a, **k: None)
+    config = SimpleNamespace(task_runner="threads", workers=None, dask_address=None)
+    if data == "kept":
+        assert release.run_release(config) is report  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ReleaseBlocked, match="was BLOCKED") as caught:
+            release.run_release(config)  # type: ignore[arg-type]
+        assert caught.value.report is None
+    # any other failure still raises as the flow did
+    monkeypatch.setattr(release, "release_flow", FakeFlow())
+    state = Failed(name="Failed", message="boom")
+    with pytest.raises(FailedRun):
+        release.run_release(config)  # type: ignore[arg-type]
