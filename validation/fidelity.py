@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from itertools import combinations, pairwise
 from typing import Any
 
@@ -1011,6 +1012,48 @@ def _ml_result(value: float, ratio: float, threshold: float, details: dict[str, 
     )
 
 
+def _regression_target(target: str) -> Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]]:
+    """A frame's numeric target and its non-null mask."""
+
+    def target_of(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        y = numeric_values(frame[target])
+        return y, ~np.isnan(y)
+
+    return target_of
+
+
+def _class_target(contract: Contract, target: str) -> Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]]:
+    """A frame's class codes and its non-null mask (code -1 is null)."""
+
+    def target_of(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        y = _labels(frame, contract, target)
+        return y, y >= 0
+
+    return target_of
+
+
+def _train_on_both(
+    tr: pl.DataFrame,
+    sy: pl.DataFrame,
+    contract: Contract,
+    features: list[str],
+    target_of: Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]],
+    fit_score: Callable[[pd.DataFrame, np.ndarray], tuple[dict[str, float], bool]],
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Train on the synthetic rows (TSTR) and on the real training rows (TRTR), rows with a null
+    target left out, and score each on the same holdout (``fit_score`` holds it): the scores per
+    side and the details both kinds of task report (``_tstr_trtr``)."""
+    results: dict[str, dict[str, float]] = {}
+    fitted: dict[str, bool] = {}
+    rows: dict[str, int] = {}
+    for label, frame in (("tstr", sy), ("trtr", tr)):
+        y, keep = target_of(frame)
+        x = _features(frame.filter(pl.Series(keep)), contract, features)
+        results[label], fitted[label] = fit_score(x, y[keep])
+        rows[label] = int(keep.sum())
+    return results, _tstr_trtr(results, fitted, rows)
+
+
 def _ml_regression(
     tr: pl.DataFrame,
     sy: pl.DataFrame,
@@ -1040,22 +1083,14 @@ def _ml_regression(
             "undefined. Use a larger holdout, or a target that varies.",
         )
     x_test = _features(ho.filter(pl.Series(keep_test)), contract, features)
-    results: dict[str, dict[str, float]] = {}
-    fitted: dict[str, bool] = {}
-    rows: dict[str, int] = {}
-    for label, frame in (("tstr", sy), ("trtr", tr)):
-        y = numeric_values(frame[target])
-        keep = ~np.isnan(y)
-        x = _features(frame.filter(pl.Series(keep)), contract, features)
+
+    def fit_score(x: pd.DataFrame, y: np.ndarray) -> tuple[dict[str, float], bool]:
         # Without rows to learn from, predict the middle of the contract range (public).
-        pred, fitted[label] = _fit_predict_regression(x, y[keep], x_test, (lo + hi) / 2, seed)
-        results[label] = {
-            "r2": float(r2_score(y_test, pred)),
-            "mae": float(mean_absolute_error(y_test, pred)),
-        }
-        rows[label] = int(keep.sum())
+        pred, fitted = _fit_predict_regression(x, y, x_test, (lo + hi) / 2, seed)
+        return {"r2": float(r2_score(y_test, pred)), "mae": float(mean_absolute_error(y_test, pred))}, fitted
+
+    results, extra = _train_on_both(tr, sy, contract, features, _regression_target(target), fit_score)
     tstr, trtr = results["tstr"]["r2"], results["trtr"]["r2"]
-    extra = _tstr_trtr(results, fitted, rows)
     if trtr <= 0.0:
         return _ml_failure(
             threshold,
@@ -1141,21 +1176,15 @@ def ml_efficacy(
         )
     x_test = _features(ho.filter(pl.Series(keep_test)), contract, features)
 
-    results: dict[str, dict[str, float]] = {}
-    fitted: dict[str, bool] = {}
-    rows: dict[str, int] = {}
-    for label, frame in (("tstr", sy), ("trtr", tr)):
-        y = _labels(frame, contract, target)
-        keep = y >= 0
-        x = _features(frame.filter(pl.Series(keep)), contract, features)
-        proba, fitted[label] = _fit_predict(x, y[keep], x_test, n_classes, seed)
-        results[label] = _scores(y_test, proba)
-        rows[label] = int(keep.sum())
+    def fit_score(x: pd.DataFrame, y: np.ndarray) -> tuple[dict[str, float], bool]:
+        proba, fitted = _fit_predict(x, y, x_test, n_classes, seed)
+        return _scores(y_test, proba), fitted
 
+    results, extra = _train_on_both(tr, sy, contract, features, _class_target(contract, target), fit_score)
     tstr_auc, trtr_auc = results["tstr"]["auc"], results["trtr"]["auc"]
     ratio = tstr_auc / trtr_auc if trtr_auc > 0 else 0.0
     positive = (str(col.categories[-1]) if isinstance(col, CategoricalColumn) else "True") if n_classes == 2 else None
-    details = {**common, **_tstr_trtr(results, fitted, rows), "ratio": ratio, "positive_class": positive}
+    details = {**common, **extra, "ratio": ratio, "positive_class": positive}
     return _ml_result(tstr_auc, ratio, threshold, details)
 
 
