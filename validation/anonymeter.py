@@ -333,6 +333,8 @@ def _result(
                 f"table's upper end is about {floor:.3f} here and clears {max_risk} only about {chance:.0%} of the "
                 f"time; {enough} (rows_for_95pct_power)"
             )
+    if need is not None:  # what min_rows_to_pass counts (the decision's reason and the report name it)
+        base["min_rows_unit"] = "rows per side" if rows is not None else "control attacks"
     return upper_bound_gate(
         name,
         _clip01(est.risk),

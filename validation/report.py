@@ -118,6 +118,7 @@ def _gate_row(r: MetricResult) -> dict[str, Any]:
         "passed": r.passed,
         "outcome": r.outcome,
         "min_rows_to_pass": r.details.get("min_rows_to_pass"),
+        "min_rows_unit": r.details.get("min_rows_unit", "rows per side") if "min_rows_to_pass" in r.details else None,
         "ci": list(r.ci) if r.ci is not None else None,
         "gated_value": r.gated_value,
         "direction": r.direction,
@@ -579,7 +580,12 @@ def what_to_try_next(failed: list[Mapping[str, Any]]) -> list[str]:
     other = [g for g in failed if g.get("kind") in ("budget", "contract")]
     tips: list[str] = []
     if inconclusive:
-        need = [int(g["min_rows_to_pass"]) for g in inconclusive if _is_number(g.get("min_rows_to_pass"))]
+        # rows per side (a figure in control attacks is not a row count: it is left out here)
+        need = [
+            int(g["min_rows_to_pass"])
+            for g in inconclusive
+            if _is_number(g.get("min_rows_to_pass")) and g.get("min_rows_unit", "rows per side") == "rows per side"
+        ]
         names = ", ".join(str(g.get("name")) for g in inconclusive)
         tips.append(
             f"More rows: {names} could not tell a leak-free table from a leaking one at these row counts"

@@ -163,7 +163,7 @@ def decide_release(results: list[MetricResult], *, block_inconclusive: bool = Tr
                 reason += (
                     f"; inconclusive: too few rows to tell a no-leak table (which would score about "
                     f"{r.power_floor:.4g} here) from one past the gate"
-                    + (f"; it needs about {need} rows per side" if need else "")
+                    + (f"; it needs about {need} {r.details.get('min_rows_unit', 'rows per side')}" if need else "")
                 )
             reasons.append(reason)
     return GateDecision(not reasons, reasons)

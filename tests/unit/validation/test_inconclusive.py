@@ -37,6 +37,17 @@ def test_outcomes_and_decision() -> None:
     assert not decide_release([ok, fail, inconclusive], block_inconclusive=False).released  # a real fail still blocks
 
 
+def test_the_reason_names_what_min_rows_to_pass_counts() -> None:
+    """An attack whose targets the rows do not cap gives min_rows_to_pass in control attacks: the
+    decision's reason says so instead of "rows per side"."""
+    attacks = upper_bound_gate(
+        "inference_risk[x]", 0.0, (0.0, 0.3), 0.1, description="", power_floor=0.2, min_rows=900,
+        details={"min_rows_unit": "control attacks"},
+    )  # fmt: skip
+    (reason,) = decide_release([attacks]).reasons
+    assert "about 900 control attacks" in reason and "rows per side" not in reason
+
+
 def test_an_interval_holding_both_no_leak_and_the_gate_is_inconclusive() -> None:
     def gate(lo: float, hi: float) -> MetricResult:
         return upper_bound_gate(
@@ -99,7 +110,7 @@ def test_fresh_real_rows_on_a_predictable_secret_are_inconclusive_not_failed(
     r = inference_risk(train, control, fresh, adult_contract, secret="income", seed=3, n_attacks=2000, max_risk=0.10)
     assert not r.passed
     assert r.outcome == "inconclusive", (r.gated_value, r.power_floor)
-    assert r.details["min_rows_to_pass"] > 2000
+    assert r.details["min_rows_to_pass"] > 2000 and r.details["min_rows_unit"] == "rows per side"
 
 
 def test_worst_of_several_estimates_is_inconclusive_unless_a_simultaneous_interval_excludes_no_leak() -> None:

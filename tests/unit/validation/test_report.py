@@ -360,8 +360,9 @@ def test_report_of_a_blocked_release(blocked_page: tuple[dict[str, Any], str]) -
         "description",
         "outcome",
         "min_rows_to_pass",
+        "min_rows_unit",
     }
-    assert gate["outcome"] == "fail" and gate["min_rows_to_pass"] is None
+    assert gate["outcome"] == "fail" and gate["min_rows_to_pass"] is None and gate["min_rows_unit"] is None
     assert gate["margin"] == pytest.approx(0.55 - 0.7123) and len(gate["ci"]) == 2
     assert len(report["gates"]) == 12 and len(report["metrics"]) == 13  # nndr has no gate
     assert report["privacy"]["epsilon_spent"] == 1.5
