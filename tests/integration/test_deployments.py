@@ -83,6 +83,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         log.close()
 
 
+def _api(method: str, url: str, *, json: object = None, attempts: int = 5) -> httpx.Response:
+    """One call to the test server, retried on timeouts: on a loaded 2-core CI machine the server's
+    SQLite database can be locked for longer than one request waits (CI saw a 10 s ReadTimeout)."""
+    for attempt in range(attempts):
+        try:
+            response = httpx.request(method, url, json=json, timeout=30)
+            response.raise_for_status()
+            return response
+        except (httpx.TimeoutException, httpx.HTTPStatusError) as error:
+            if attempt == attempts - 1 or (
+                isinstance(error, httpx.HTTPStatusError) and error.response.status_code < 500
+            ):
+                raise
+            time.sleep(2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def _run(args: list[str], env: dict[str, str], *, cwd: Path = REPO) -> str:
     done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -93,7 +110,7 @@ def test_prefect_yaml_registers_its_deployments(server: dict[str, str]) -> None:
     _run([str(BIN / "prefect"), "work-pool", "create", "synthgate", "--type", "process"], server)
     _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], server)
     api = server["PREFECT_API_URL"]
-    found = httpx.get(f"{api}/deployments/name/synthgate-scheduled-release/adult-nightly", timeout=10).json()
+    found = _api("GET", f"{api}/deployments/name/synthgate-scheduled-release/adult-nightly").json()
     assert found["parameters"] == {"run_config": "deploy/adult.run.yaml"}
     assert [s["schedule"]["cron"] for s in found["schedules"]] == ["0 2 * * *"]
 
@@ -134,7 +151,7 @@ def test_a_scheduled_release_runs_on_a_process_worker(
     )
     assert "registered" in out
     api = server["PREFECT_API_URL"]
-    deployment = httpx.get(f"{api}/deployments/name/synthgate-scheduled-release/scheduled-test", timeout=10).json()
+    deployment = _api("GET", f"{api}/deployments/name/synthgate-scheduled-release/scheduled-test").json()
 
     # Interval runs are anchored at registration, so the first falls due within 10 s.
     worker_log = tmp_path / "worker.log"
@@ -149,8 +166,8 @@ def test_a_scheduled_release_runs_on_a_process_worker(
     try:
         deadline = time.monotonic() + 300
         while True:
-            runs = httpx.post(
-                f"{api}/flow_runs/filter", timeout=10, json={"deployments": {"id": {"any_": [deployment["id"]]}}}
+            runs = _api(
+                "POST", f"{api}/flow_runs/filter", json={"deployments": {"id": {"any_": [deployment["id"]]}}}
             ).json()
             final = [r for r in runs if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")]
             if final:
@@ -161,9 +178,13 @@ def test_a_scheduled_release_runs_on_a_process_worker(
             )
             time.sleep(2)
     finally:
-        # No more runs after the first: pause the schedule, then stop the worker (and its run).
-        httpx.patch(f"{api}/deployments/{deployment['id']}", json={"paused": True}, timeout=10)
-        _stop(worker)
+        # No more runs after the first: pause the schedule, then stop the worker (and its run). Stopping
+        # the worker is what ends the test's runs; a pause the busy server does not answer must not hide
+        # the test's own outcome, so it is attempted and then the worker is stopped regardless.
+        try:
+            _api("PATCH", f"{api}/deployments/{deployment['id']}", json={"paused": True})
+        finally:
+            _stop(worker)
     run = final[0]
     assert run["auto_scheduled"], "the run must come from the scheduler, not a manual trigger"
     # The whole pipeline ran to its gate: released (COMPLETED) or blocked (FAILED, saying so).
