@@ -27,23 +27,12 @@ def _prefect_defaults() -> None:
     """The CLI's defaults for a local run (analytics off, quiet logs); a user's PREFECT_* settings win.
 
     Called before Prefect is first imported (its settings are read then). great-expectations' "ephemeral
-    docs site" line (one per validated table) says nothing a user can act on: it is filtered out.
+    docs site" line is not emitted at all: validation builds its contexts without a docs site
+    (validation/expectations.py).
     """
-    import logging
-
     from synthgate.flows.cli import prefect_defaults as defaults
 
     defaults()
-    ge = logging.getLogger("great_expectations.data_context.types.base")
-    if not any(isinstance(f, _NoEphemeralDocs) for f in ge.filters):
-        ge.addFilter(_NoEphemeralDocs())
-
-
-class _NoEphemeralDocs:
-    """Drops great-expectations' "Created temporary directory ... for ephemeral docs site" record."""
-
-    def filter(self, record: Any) -> bool:
-        return "ephemeral docs site" not in record.getMessage()
 
 
 def _to_polars(data: Any, *, what: str) -> pl.DataFrame:

@@ -20,7 +20,6 @@ numeric column therefore fails the range expectation instead of passing as "miss
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -81,9 +80,6 @@ IDENTIFIER_CHECK = "expect_categorical_column_not_identifier_like"
 # least IDENTIFIER_MIN_SINGLETONS rows do: a real category is shared by many rows, an ID by one.
 IDENTIFIER_SINGLETON_SHARE = 0.5
 IDENTIFIER_MIN_SINGLETONS = 20
-
-# GE announces each ephemeral context's docs folder at INFO: once per streamed batch is noise.
-logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
 
 _EXIST = "expect_column_to_exist"
 _NOT_NULL = "expect_column_values_to_not_be_null"
@@ -382,9 +378,19 @@ def _to_pandas(frame: pl.DataFrame) -> Any:
 def _run_suite(pdf: Any, suite: ExpectationSuite) -> list[Any]:
     """Validate ``pdf`` in a fresh ephemeral context, quietly. Returns GE's result list."""
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
-    context = gx.get_context(mode="ephemeral")
+    # No data-docs site: synthgate writes its own reports. GE's default ephemeral context makes a
+    # temporary docs site and announces it ("Created temporary directory ... for ephemeral docs
+    # site") on a logger whose level GE itself pins to INFO at import, so Prefect's console showed
+    # it once per validated batch. Without the site there is nothing to announce; GE's own loggers
+    # keep their levels, so its warnings and errors still show.
+    config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False))
+    context = gx.get_context(project_config=config, mode="ephemeral")
     # GE draws tqdm "Calculating Metrics" bars unless the context's progress_bars config says
     # otherwise (Validator._determine_progress_bars reads `globally` / `metric_calculations`).
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)

@@ -172,20 +172,6 @@ def test_evaluate_takes_polars_pandas_and_arrow(prefect_harness: None, tmp_path:
     assert "FAIL" in page and "measured (private)" in page
 
 
-def test_great_expectations_ephemeral_docs_line_is_silenced() -> None:
-    import logging
-
-    from synthgate.api import _prefect_defaults
-
-    _prefect_defaults()
-    ge = logging.getLogger("great_expectations.data_context.types.base")
-    noise = logging.LogRecord(
-        ge.name, logging.INFO, __file__, 1, "Created temporary directory '/tmp/x' for ephemeral docs site", None, None
-    )
-    other = logging.LogRecord(ge.name, logging.WARNING, __file__, 1, "something else", None, None)
-    assert not ge.filter(noise) and ge.filter(other)
-
-
 def test_registry_commands_json_and_registry_lookup(
     prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ from synthgate.validation.expectations import (
 )
 
 DEMO_DIR = Path(__file__).resolve().parents[3] / "flows" / "demo"
+
+GE_DOCS_LOGGER = "great_expectations.data_context.types.base"
 
 SECRET_TEXT = "SECRET-VALUE-123"
 SECRET_NUMBER = -987654
@@ -154,6 +158,37 @@ def test_demo_table_validates(demo: tuple[Contract, pl.DataFrame], capfd: pytest
     assert report.failures == []
     out, err = capfd.readouterr()
     assert out == "" and err == ""  # quiet: no tqdm "Calculating Metrics" bars
+
+
+def test_validation_prints_no_ephemeral_docs_site_line(
+    contract: Contract, frame: pl.DataFrame, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """GE's "Created temporary directory ... for ephemeral docs site" line is not emitted at all.
+
+    The console handler is set up as Prefect's is (on the root logger, level 0, writing to stderr,
+    root at WARNING): GE pins that logger to INFO, so before the fix the line reached stderr once
+    per validated batch. GE's loggers keep their levels, so its warnings and errors still show.
+    """
+    root = logging.getLogger()
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.NOTSET)
+    root.addHandler(console)
+    caplog.set_level(logging.DEBUG, logger="great_expectations")  # any GE record at all is kept
+    try:
+        report = validate_frame(frame, contract)
+        again = validate_frame(frame, contract)  # a second batch: a fresh context each time
+    finally:
+        root.removeHandler(console)
+    assert report.success and again.success
+    out, err = capfd.readouterr()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for text in (out, err, logged):
+        assert "ephemeral docs site" not in text and "Created temporary directory" not in text
+    ge_levels = [logging.getLogger(n).getEffectiveLevel() for n in ("great_expectations", GE_DOCS_LOGGER)]
+    assert max(ge_levels) <= logging.INFO  # nothing silenced by raising a GE logger's level
+    with caplog.at_level(logging.WARNING, logger=GE_DOCS_LOGGER):
+        logging.getLogger(GE_DOCS_LOGGER).warning("a real GE warning")
+    assert "a real GE warning" in caplog.text
 
 
 def test_valid_frame_passes(contract: Contract, frame: pl.DataFrame) -> None:
