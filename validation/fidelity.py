@@ -91,6 +91,9 @@ N_BINS = 10
 PLOT_BINS = 20
 # A plot bin with fewer real rows than this (but at least one) is shown as empty.
 MIN_PLOT_CELL = 10
+# A non-negative numeric column whose contract range reaches this many decades above its log
+# view's first edge (max(min, 1)) also gets a log view in the report (``log_view``).
+LOG_VIEW_DECADES = 3
 # HistGradientBoosting's native categorical support takes at most 255 categories (max_bins).
 _MAX_NATIVE_CATEGORIES = 255
 
@@ -203,9 +206,12 @@ def plot_edges(contract: Contract, name: str) -> np.ndarray:
     return np.linspace(lo, hi, PLOT_BINS + 1)
 
 
-def plot_bin(values: np.ndarray, edges: np.ndarray, *, integer: bool) -> np.ndarray:
-    """The plot bin of each value (``plot_edges``); values outside the range go to the end bins."""
+def plot_bin(values: np.ndarray, edges: np.ndarray, *, integer: bool, log: bool = False) -> np.ndarray:
+    """The plot bin of each value (``plot_edges``, or ``log_edges`` with ``log``: bins of unequal
+    width, each ``[edges[k], edges[k + 1])``); values outside the range go to the end bins."""
     bins = len(edges) - 1
+    if log:
+        return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1).astype(np.int64)
     lo, hi = float(edges[0]), float(edges[-1])
     # integer bins: exact integer arithmetic on the width; otherwise the share of [lo, hi]
     pos = (values - lo) / float(edges[1] - edges[0]) if integer else (values - lo) / (hi - lo) * bins
@@ -236,17 +242,101 @@ def plot_labels(contract: Contract, name: str) -> list[str]:
     return (["0"] if zero_split(contract, name) else []) + edge_labels(contract, name, plot_edges(contract, name))
 
 
-def column_plot(real: pl.Series, synthetic: pl.Series, contract: Contract, name: str) -> dict[str, Any]:
+def _bounds(contract: Contract, name: str) -> tuple[float, float] | None:
+    """An integer or continuous column's contract bounds as floats; None for any other kind."""
+    col = contract.columns[name]
+    if not isinstance(col, (IntegerColumn, ContinuousColumn)):
+        return None
+    return float(col.min), float(col.max)
+
+
+def _log_start(contract: Contract, name: str) -> float:
+    """The first edge of a column's log view: its lower bound, or 1 when that is below 1."""
+    bounds = _bounds(contract, name)
+    return max(bounds[0], 1.0) if bounds is not None else 1.0
+
+
+def log_view(contract: Contract, name: str) -> bool:
+    """Whether a numeric column's report also draws it on log-width bins (``log_edges``).
+
+    A money or count column is often right-skewed: most values are small, a few are many times
+    larger (Adult's capital-gain runs to 99,999; fnlwgt to 2 million), so on 20 equal-width bins
+    over the contract range nearly every row sits in the first bar. The log view's bars each span
+    the same ratio of values instead, so every magnitude gets bars of its own. Decided from the
+    contract alone (public, like ``zero_split``): an integer or continuous column with a lower
+    bound >= 0 whose upper bound is at least ``LOG_VIEW_DECADES`` decades above max(lower bound, 1).
+    A share in [0, 1], an age in [17, 90] or hours in [1, 99] get none.
+    """
+    bounds = _bounds(contract, name)
+    if bounds is None or bounds[0] < 0:
+        return False
+    return bounds[1] >= _log_start(contract, name) * 10.0**LOG_VIEW_DECADES
+
+
+def log_edges(contract: Contract, name: str) -> np.ndarray:
+    """Edges of a column's log-view bins (``log_view``): ``PLOT_BINS`` bins whose edges grow by one
+    ratio from max(lower bound, 1) to the upper bound. An integer column's edges are whole numbers
+    (repeats dropped, so its first bins may hold one value each) and its last edge is max + 1, so
+    bin ``k`` holds the integers ``[edges[k], edges[k + 1])``. Values below the first edge (a
+    continuous column's values in (0, 1)) count in the first bin; zeros, when split out
+    (``zero_split``), have their own bar. From the contract alone (public).
+    """
+    bounds = _bounds(contract, name)
+    if bounds is None:
+        raise ValueError(f"column {name!r} is not an integer or continuous column: it has no log view.")
+    start, stop = _log_start(contract, name), bounds[1]
+    if isinstance(contract.columns[name], IntegerColumn):
+        edges = np.unique(np.round(np.geomspace(start, stop + 1.0, PLOT_BINS + 1)))
+        edges[-1] = stop + 1.0
+        return edges
+    return np.geomspace(start, stop, PLOT_BINS + 1)
+
+
+def _compact(value: float) -> str:
+    """A bin edge in at most three significant digits: 0.5, 18, 562, 5.62k, 100k, 2M."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def log_labels(contract: Contract, name: str) -> list[str]:
+    """Labels of a column's log-view bars: ``"0"`` first when its zeros are split out, then the bins
+    (``"1"``, ``"3–5"``, ``"5.62k–10k"``; ``"<1.41"`` for a first bin that also holds the values below 1)."""
+    col = contract.columns[name]
+    edges = log_edges(contract, name)
+    if isinstance(col, IntegerColumn):
+        first = [int(e) for e in edges[:-1]]
+        last = [int(e) - 1 for e in edges[1:]]
+        labels = [_compact(a) if a == b else f"{_compact(a)}–{_compact(b)}" for a, b in zip(first, last, strict=True)]
+    else:
+        labels = [f"{_compact(a)}–{_compact(b)}" for a, b in pairwise(edges.tolist())]
+        bounds = _bounds(contract, name)
+        if bounds is not None and bounds[0] < edges[0]:
+            labels[0] = f"<{_compact(edges[1])}"
+    return (["0"] if zero_split(contract, name) else []) + labels
+
+
+def column_plot(
+    real: pl.Series, synthetic: pl.Series, contract: Contract, name: str, *, log: bool = False
+) -> dict[str, Any]:
     """Histogram of one column for the report, over the contract's bins or categories.
 
     Shares are over non-null rows. Small-cell suppression: a bin (or the null cell) holding
     1 to ``MIN_PLOT_CELL - 1`` real rows shows a real share of 0 and is counted in
     ``suppressed``; the other real shares are then over the rows of the shown bins, so the
     hidden rows cannot be read back as ``1 - sum(shares)``. Synthetic shares are kept.
+    With ``log`` (a numeric column with a ``log_view`` only), over the log-view bins
+    (``log_edges``), marked ``"scale": "log"``.
     """
+    if log and not log_view(contract, name):
+        raise ValueError(
+            f"column {name!r} has no log view: it needs an integer or continuous kind, a lower bound >= 0 and "
+            f"an upper bound at least {LOG_VIEW_DECADES} decades above max(lower bound, 1) (see log_view)."
+        )
     if _is_numeric(contract, name):
-        edges = plot_edges(contract, name)
-        labels = plot_labels(contract, name)
+        edges = log_edges(contract, name) if log else plot_edges(contract, name)
+        labels = log_labels(contract, name) if log else plot_labels(contract, name)
         integer = isinstance(contract.columns[name], IntegerColumn)
         split = zero_split(contract, name)
 
@@ -256,7 +346,7 @@ def column_plot(real: pl.Series, synthetic: pl.Series, contract: Contract, name:
             values = x[~null]
             zero = values == 0 if split else np.zeros(values.shape, dtype=bool)
             # Values outside the contract range (refused by schema validation) go to end bins.
-            b = np.bincount(plot_bin(values[~zero], edges, integer=integer), minlength=len(edges) - 1)
+            b = np.bincount(plot_bin(values[~zero], edges, integer=integer, log=log), minlength=len(edges) - 1)
             return (np.concatenate([[int(zero.sum())], b]) if split else b), int(null.sum())
 
         plot_type = "numeric"
@@ -289,7 +379,7 @@ def column_plot(real: pl.Series, synthetic: pl.Series, contract: Contract, name:
     null_small = 0 < real_null < MIN_PLOT_CELL
     shown_total = int(shown.sum())
     syn_total = int(syn_counts.sum())
-    return {
+    plot = {
         "type": plot_type,
         "labels": [str(x) for x in labels],
         "real": [float(c) / shown_total if shown_total else 0.0 for c in shown],
@@ -298,6 +388,9 @@ def column_plot(real: pl.Series, synthetic: pl.Series, contract: Contract, name:
         "null_synthetic": syn_null / len(synthetic),
         "suppressed": int(small.sum()) + int(null_small),
     }
+    if log:
+        plot["scale"] = "log"
+    return plot
 
 
 def column_shapes(real: pl.DataFrame, synthetic: pl.DataFrame, contract: Contract) -> MetricResult:
@@ -315,7 +408,8 @@ def column_shapes(real: pl.DataFrame, synthetic: pl.DataFrame, contract: Contrac
     KS/TV complement when neither side has nulls. The two null rates are shown beside the
     score in the column's plot.
 
-    ``details["per_column"][col]`` holds ``metric``, ``score`` and ``plot``: a histogram for
+    ``details["per_column"][col]`` holds ``metric``, ``score``, ``plot`` and, for a column with a
+    ``log_view``, ``plot_log`` (the same rows over log-width bins). ``plot`` is a histogram for
     the report, ``{"type": "numeric"|"categorical", "labels", "real", "synthetic",
     "null_real", "null_synthetic", "suppressed"}``. Numeric columns: 20 equal-width bins over
     the contract's [min, max]; categorical: the contract's categories in order (plus
@@ -348,6 +442,8 @@ def column_shapes(real: pl.DataFrame, synthetic: pl.DataFrame, contract: Contrac
             "score": score,
             "plot": column_plot(r[name], s[name], contract, name),
         }
+        if log_view(contract, name):
+            per_column[name]["plot_log"] = column_plot(r[name], s[name], contract, name, log=True)
     value = float(np.mean([v["score"] for v in per_column.values()]))
     threshold = contract.gates.min_column_shapes
     return MetricResult(

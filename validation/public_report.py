@@ -148,10 +148,12 @@ def _codec(contract: Contract, state: Mapping[str, Any]) -> Any:
     return codec
 
 
-def _numeric_dp_shares(spec: Any, mass: np.ndarray, edges: np.ndarray, *, zero_split: bool = False) -> np.ndarray:
+def _numeric_dp_shares(
+    spec: Any, mass: np.ndarray, edges: np.ndarray, *, zero_split: bool = False, log: bool = False
+) -> np.ndarray:
     """The codec's bin masses moved onto the plot's bars (``fidelity.plot_edges``: equal-width over
-    [lo, hi], or whole numbers of values for an integer column; with ``zero_split``, a first bar for
-    the codec's point mass at 0).
+    [lo, hi], or whole numbers of values for an integer column; with ``log``, the log view's
+    ``fidelity.log_edges``; with ``zero_split``, a first bar for the codec's point mass at 0).
 
     A one-value bin of an integer column is a point at its centre (binned as the plot bins a
     value); any wider bin spreads its mass uniformly over its part of the plotted range.
@@ -162,7 +164,7 @@ def _numeric_dp_shares(spec: Any, mass: np.ndarray, edges: np.ndarray, *, zero_s
         at_zero = np.array(
             [(a + b) / 2.0 == 0.0 and b - a <= 1.0 for a, b in zip(spec.edges_lo, spec.edges_hi, strict=True)]
         )
-        rest = _numeric_dp_shares(spec, np.where(at_zero, 0.0, mass), edges)
+        rest = _numeric_dp_shares(spec, np.where(at_zero, 0.0, mass), edges, log=log)
         return np.concatenate([[float(mass[at_zero].sum())], rest])
     bins = len(edges) - 1
     out = np.zeros(bins)
@@ -175,13 +177,13 @@ def _numeric_dp_shares(spec: Any, mass: np.ndarray, edges: np.ndarray, *, zero_s
         if m <= 0:
             continue
         if integer and b - a <= 1.0:
-            out[int(plot_bin(np.array([(a + b) / 2.0]), edges, integer=True)[0])] += m
+            out[int(plot_bin(np.array([(a + b) / 2.0]), edges, integer=True, log=log)[0])] += m
             continue
         # an integer bin [e, e + w) holds the values whose unit cells [v - ½, v + ½] tile [e - ½, e + w - ½)
         cells = edges - 0.5 if integer else edges
         a, b = max(a, float(cells[0])), min(b, float(cells[-1]))
         if b <= a:
-            out[int(plot_bin(np.array([a]), cells, integer=integer)[0])] += m
+            out[int(plot_bin(np.array([a]), cells, integer=integer, log=log)[0])] += m
             continue
         overlap = np.clip(np.minimum(cells[1:], b) - np.maximum(cells[:-1], a), 0.0, None)
         out += m * overlap / (b - a)
@@ -198,21 +200,20 @@ def dp_distributions(
     variation between the two (nulls as one more cell): post-processing of DP and public data.
     Without a synthetic table (a blocked run publishes none) the synthetic shares are omitted.
     """
-    from synthgate.validation.encoding import canonical_frame as _prepare
-    from synthgate.validation.fidelity import column_plot as _plot
-    from synthgate.validation.fidelity import plot_edges, plot_labels, zero_split
+    from synthgate.validation.encoding import canonical_frame
+    from synthgate.validation.fidelity import column_plot, plot_edges, plot_labels, zero_split
 
     codec = _codec(contract, codec_state)
     if synthetic is not None:
         # the published table also holds the derived columns (regenerated from their sources); the
         # distributions are those of the modelled columns
-        synthetic = _prepare(synthetic.select(contract.modelled_columns), contract, role="synthetic")
+        synthetic = canonical_frame(synthetic.select(contract.modelled_columns), contract, role="synthetic")
     out: dict[str, dict[str, Any]] = {}
     numeric = {s.name: s for s in codec.numeric}
     discrete = {s.name: s for s in codec.discrete}
     for name in codec.columns:
         if synthetic is not None:
-            syn_plot = _plot(synthetic[name], synthetic[name], contract, name)
+            syn_plot = column_plot(synthetic[name], synthetic[name], contract, name)
         else:
             syn_plot = None
         if name in numeric:
@@ -255,8 +256,47 @@ def dp_distributions(
                 "null_synthetic": null_syn,
                 "score": float(1.0 - 0.5 * np.abs(p - q).sum()),
             }
+        if name in numeric:
+            log = _log_view(contract, numeric[name], codec.bin_mass[name], synthetic, null_real)
+            if log is not None:
+                entry["log"] = log
         out[name] = entry
     return out
+
+
+def _log_view(
+    contract: Contract, spec: Any, bin_mass: Any, synthetic: pl.DataFrame | None, null_real: float
+) -> dict[str, Any] | None:
+    """A column's log view (``fidelity.log_view``, decided from the contract alone): the same DP masses
+    and published synthetic rows over the log-width bins. ``resolution`` is the width of the DP
+    histogram's widest bin (its layout comes from the contract): bars narrower than it show the mass
+    of a histogram bin spread evenly over the values it covers, not a finer measurement."""
+    from synthgate.validation.fidelity import column_plot, log_edges, log_labels, log_view, zero_split
+
+    name = spec.name
+    if not log_view(contract, name):
+        return None
+    real = _numeric_dp_shares(
+        spec,
+        np.asarray(bin_mass, dtype=float),
+        log_edges(contract, name),
+        zero_split=zero_split(contract, name),
+        log=True,
+    )
+    total = float(real.sum())
+    widths = np.asarray(spec.edges_hi, dtype=float) - np.asarray(spec.edges_lo, dtype=float)
+    view: dict[str, Any] = {
+        "type": "numeric",
+        "scale": "log",
+        "labels": log_labels(contract, name),
+        "real": [float(x) for x in (real / total if total > 0 else real)],
+        "null_real": null_real,
+        "resolution": float(widths.max()) if widths.size else None,
+    }
+    if synthetic is not None:
+        syn = column_plot(synthetic[name], synthetic[name], contract, name, log=True)
+        view |= {"synthetic": syn["synthetic"], "null_synthetic": syn["null_synthetic"]}
+    return view
 
 
 # --- the public report ---------------------------------------------------------------------------

@@ -327,7 +327,7 @@ _KIND_TITLE = {
 }
 _ANONYMETER_PREFIXES = ("singling_out_risk", "linkability_risk", "inference_risk[")
 # Details drawn as figures: left out of the key-value tables.
-_FIGURE_KEYS = ("plot", "association", "attacks")
+_FIGURE_KEYS = ("plot", "plot_log", "association", "attacks")
 _MAX_DETAIL_CHARS = 400
 
 
@@ -686,6 +686,30 @@ def _distribution_notes(plot: Mapping[str, Any], real: str) -> list[dict[str, An
     return notes
 
 
+def _log_card(col: str, plot: Any, real: str, salt: str) -> dict[str, Any] | None:
+    """The log view of a column (``fidelity.log_view``) as a second figure of its card, or None."""
+    if not isinstance(plot, Mapping):
+        return None
+    notes = [
+        {
+            "text": "log view: each bar spans the same ratio of values (bins from the contract's range), so "
+            "small and large amounts both show; zeros, when the range starts at 0, have their own bar",
+            "warn": False,
+        }
+    ]
+    resolution = plot.get("resolution")
+    if _is_number(resolution) and resolution > 1:
+        notes.append(
+            {
+                "text": f"the DP histogram's bins are {_num(resolution)} wide: bars narrower than that show "
+                "its mass spread evenly over them, not a finer measurement",
+                "warn": True,
+            }
+        )
+    notes += [n for n in _distribution_notes(plot, real) if n["warn"]]
+    return {"figure": _figure(distribution_svg, col, plot, title=f"{col} — log view", salt=salt), "notes": notes}
+
+
 def _distributions_view(report: Mapping[str, Any], figures: bool) -> dict[str, Any]:
     shapes = _metric(report, "column_shapes")
     if shapes is None:
@@ -715,6 +739,7 @@ def _distributions_view(report: Mapping[str, Any], figures: bool) -> dict[str, A
             {
                 "figure": _figure(distribution_svg, col, plot, title=heading, salt=f"dist-{k}"),
                 "notes": _distribution_notes(plot, "real"),
+                "log": _log_card(col, v.get("plot_log"), "real", f"dist-log-{k}"),
             }
         )
     return {
@@ -1088,12 +1113,19 @@ def _public_distributions_view(report: Mapping[str, Any], figures: bool) -> dict
     if figures:
         for k, (col, v) in enumerate(items[:MAX_DISTRIBUTION_FIGURES]):
             heading = f"{col} — similarity {_num(v.get('score'))}"
+            log = v.get("log")
             cards.append(
                 {
                     "figure": _figure(
                         distribution_svg, col, {**v, "suppressed": 0}, title=heading, salt=f"pub-dist-{k}"
                     ),
                     "notes": _distribution_notes({**v, "suppressed": 0}, "DP estimate"),
+                    "log": _log_card(
+                        col,
+                        {**log, "suppressed": 0} if isinstance(log, Mapping) else None,
+                        "DP estimate",
+                        f"pub-log-{k}",
+                    ),
                 }
             )
     return {

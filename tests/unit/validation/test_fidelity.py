@@ -13,9 +13,13 @@ from synthgate.validation.contract import Contract, parse_contract
 from synthgate.validation.fidelity import (
     DEFAULT_MAX_DETECTION_AUC,
     DEFAULT_MIN_THREE_WAY_RATIO,
+    column_plot,
     column_shapes,
     detection,
     fidelity_suite,
+    log_edges,
+    log_labels,
+    log_view,
     ml_efficacy,
     pair_trends,
     plot_bin,
@@ -633,3 +637,81 @@ def test_zero_inflated_columns_show_their_zeros_as_a_bar_of_their_own() -> None:
     assert delta["labels"][0] == "0" and delta["real"][0] == pytest.approx(0.5)
     assert delta["labels"][1] == "-10" and delta["real"][1] == pytest.approx(0.25)
     assert "0" not in per_column["age"]["plot"]["labels"]
+
+
+# --- the log view of right-skewed amounts ------------------------------------------------------
+
+_SKEWED = {
+    "gain": {"kind": "integer", "min": 0, "max": 99_999},
+    "weight": {"kind": "integer", "min": 0, "max": 2_000_000},
+    "income": {"kind": "continuous", "min": 0, "max": 1_000_000},
+    "price": {"kind": "continuous", "min": 5, "max": 4_999},
+    "age": {"kind": "integer", "min": 17, "max": 90},
+    "hours": {"kind": "integer", "min": 1, "max": 99},
+    "share": {"kind": "continuous", "min": 0, "max": 1},
+    "balance": {"kind": "continuous", "min": -1_000, "max": 1_000_000},
+    "joined": {"kind": "datetime", "min": "2000-01-01", "max": "2030-01-01"},
+    "job": {"kind": "categorical", "categories": ["a", "b"]},
+}
+
+
+def test_log_view_is_decided_from_the_contract_alone() -> None:
+    """Non-negative amounts spanning >= 3 decades above max(min, 1) get a log view; ages, hours,
+    shares, signed or datetime columns and categories do not. The function sees no row at all."""
+    contract = _contract(_SKEWED)
+    got = {c: log_view(contract, c) for c in _SKEWED}
+    assert got == {
+        "gain": True,
+        "weight": True,
+        "income": True,
+        "price": False,  # 5 to 4,999: just under three decades above 5
+        "age": False,
+        "hours": False,
+        "share": False,
+        "balance": False,
+        "joined": False,
+        "job": False,
+    }
+    assert log_view(_contract({"price": {"kind": "continuous", "min": 5, "max": 5_000}}), "price")
+    edges = log_edges(contract, "gain")
+    assert edges[0] == 1 and edges[-1] == 100_000 and np.all(np.diff(edges) >= 1)
+    assert np.array_equal(edges, np.round(edges)) and len(edges) == 21  # whole-number edges, 20 bins
+    labels = log_labels(contract, "gain")
+    assert labels[:4] == ["0", "1", "2", "3–5"] and labels[-1] == "56.2k–100k" and len(labels) == 21
+    income = log_edges(contract, "income")
+    np.testing.assert_allclose(np.diff(np.log10(income)), 0.3)  # 6 decades in 20 equal ratios
+    assert log_labels(contract, "income")[:2] == ["0", "<2"]  # values in (0, 1) count in the first bin
+    with pytest.raises(ValueError, match="'age' has no log view"):
+        column_plot(pl.Series("age", [20, 30]), pl.Series("age", [20, 30]), contract, "age", log=True)
+
+
+def test_log_view_spreads_a_right_skewed_amount_that_the_linear_bins_pile_into_one_bar() -> None:
+    """A zero-inflated, log-normal amount (median 1,000, top-coded at 99,999): on 20 linear bins over
+    [1, 99,999] almost every non-zero row is in the first bar; the log view spreads them over many bars,
+    with the same shares on both sides for the same rows and each value in the bin its label names."""
+    contract = _contract({"gain": _SKEWED["gain"], "age": _SKEWED["age"]})
+    rng = np.random.default_rng(11)
+    n = 4000
+    amount = np.minimum(np.round(np.exp(rng.normal(np.log(1000), 1.0, n))), 99_999).astype(np.int64)
+    gain = np.where(rng.random(n) < 0.7, 0, np.maximum(amount, 1))
+    real = pl.DataFrame({"gain": gain, "age": rng.integers(17, 91, n)})
+    per_column = column_shapes(real, real, contract).details["per_column"]
+    assert "plot_log" not in per_column["age"]
+    linear, log = per_column["gain"]["plot"], per_column["gain"]["plot_log"]
+    assert log["scale"] == "log" and "scale" not in linear and log["labels"] == log_labels(contract, "gain")
+    # the rows' own shares are the synthetic side here (the real side hides bins of < 10 rows)
+    lin, lg = linear["synthetic"], log["synthetic"]
+    assert lin[0] == lg[0] == pytest.approx(float(np.mean(gain == 0)))  # the "0" bar
+    nonzero = 1 - lin[0]
+    assert lin[1] / nonzero > 0.9  # linear: the first bar holds > 90% of the amounts
+    assert max(lg[1:]) / nonzero < 0.35  # log: no bar holds more than a third of them
+    assert sum(x >= 0.02 for x in lg[1:]) >= 5 and sum(lg) == pytest.approx(1.0)
+    shown = [k for k, r in enumerate(log["real"]) if r > 0]
+    assert log["suppressed"] > 0 and sum(log["real"]) == pytest.approx(1.0)  # small bins hidden there too
+    np.testing.assert_allclose(
+        [log["real"][k] for k in shown], [lg[k] / sum(lg[j] for j in shown) for k in shown], rtol=1e-12
+    )
+    edges = log_edges(contract, "gain")
+    bins = plot_bin(np.array([1.0, 999.0, 1000.0, 99_999.0]), edges, integer=True, log=True)
+    names = [log["labels"][1 + b] for b in bins]
+    assert names == ["1", "562–999", "1k–1.78k", "56.2k–100k"]

@@ -249,3 +249,98 @@ def test_dp_shares_of_a_zero_inflated_column_split_its_zeros_like_the_owner_plot
         assert d["real"][0] == pytest.approx(exact["real"][0], abs=1e-12), name  # the spike, exactly
         # the other values: codec bins straddle the plot bins, mass spread uniformly within a bin
         np.testing.assert_allclose(d["real"][1:], exact["real"][1:], atol=0.02, err_msg=name)
+
+
+def _skewed() -> tuple[object, pl.DataFrame]:
+    contract = parse_contract(
+        {
+            "table": "t",
+            "columns": {
+                "gain": {"kind": "integer", "min": 0, "max": 99_999},
+                "age": {"kind": "integer", "min": 17, "max": 90},
+            },
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        }
+    )
+    rng = np.random.default_rng(5)
+    n = 4000
+    amount = np.minimum(np.round(np.exp(rng.normal(np.log(8000), 0.8, n))), 99_999).astype(np.int64)
+    frame = pl.DataFrame(
+        {"gain": np.where(rng.random(n) < 0.7, 0, np.maximum(amount, 1)), "age": rng.integers(17, 91, n)}
+    )
+    return contract, frame
+
+
+def test_dp_log_view_matches_the_owner_log_plot_when_the_codec_is_exact() -> None:
+    """The public log view: the codec's histogram moved onto the log-width bins, the published rows
+    counted on them. With an exact codec it equals the owner's log plot, exactly at the "0" bar and
+    within the spreading of a codec bin elsewhere; a column without a log view gets none."""
+    contract, frame = _skewed()
+    codec = Codec(contract)
+    codec.fit_non_dp(frame, ledger=PrivacyLedger(1e-6))
+    dists = dp_distributions(contract, codec.state(), frame)
+    assert "log" not in dists["age"]
+    log = dists["gain"]["log"]
+    real = canonical_frame(frame, contract, role="real")
+    exact = column_plot(real["gain"], real["gain"], contract, "gain", log=True)
+    assert log["labels"] == exact["labels"] and log["scale"] == "log"
+    assert log["synthetic"] == exact["synthetic"] and log["null_synthetic"] == exact["null_synthetic"]
+    truth = exact["synthetic"]  # the rows' own shares (the owner's real side hides bins of < 10 rows)
+    assert log["real"][0] == pytest.approx(truth[0], abs=1e-12) and sum(log["real"]) == pytest.approx(1)
+    # the codec's bins are ~794 wide (126 between its unit bins at 0 and 99,999): bars wider than that
+    # match closely, narrower ones show a codec bin's mass spread over them (the page says so)
+    (spec,) = [s for s in codec.numeric if s.name == "gain"]
+    assert log["resolution"] == pytest.approx(float(np.max(spec.edges_hi - spec.edges_lo)))
+    assert log["resolution"] == pytest.approx(99_998 / 126, rel=1e-6)
+    wide = [k for k, label in enumerate(log["labels"]) if label.endswith("k") and "–" in label and k >= 14]
+    assert len(wide) >= 5
+    np.testing.assert_allclose([log["real"][k] for k in wide], [truth[k] for k in wide], atol=0.01)
+
+
+def test_dp_log_view_reads_the_noisy_statistics_not_the_rows() -> None:
+    """Hand-made "DP" statistics (all mass at the top-code 99,999): the log view's real shares follow
+    them, whatever the rows said."""
+    contract, frame = _skewed()
+    codec = Codec(contract)
+    codec.fit_non_dp(frame, ledger=PrivacyLedger(1e-6))
+    state = json.loads(json.dumps(codec.state()))
+    mass = np.zeros(len(state["bin_mass"]["gain"]))
+    mass[-1] = 1.0
+    state["bin_mass"]["gain"] = mass.tolist()
+    log = dp_distributions(contract, state, None)["gain"]["log"]
+    assert log["real"][-1] == 1.0 and sum(log["real"]) == 1.0 and "synthetic" not in log
+
+
+def test_both_pages_draw_the_log_view_with_its_caveat() -> None:
+    from synthgate.validation.fidelity import column_shapes
+
+    contract, frame = _skewed()
+    codec = Codec(contract)
+    codec.fit_non_dp(frame, ledger=PrivacyLedger(1e-6))
+    public = {
+        "report_version": 1,
+        "kind": "public",
+        "run_id": "r",
+        "table": "t",
+        "released": True,
+        "decision": {"released": True, "reasons": []},
+        "gates": [],
+        "privacy": {"epsilon_spent": 1.0, "epsilon_budget": 1.0, "delta": 1e-6, "ledger": []},
+        "rows": {"synthetic": frame.height},
+        "distributions": dp_distributions(contract, codec.state(), frame),
+    }
+    page = render_html(public)
+    assert page.count("<svg") == 3 and page.count("gain — log view") == 1
+    assert "the DP histogram&#39;s bins are 793.6 wide" in page
+    shapes = column_shapes(frame, frame, contract)
+    owner = {
+        "run_id": "r",
+        "table": "t",
+        "released": True,
+        "decision": {"released": True, "reasons": []},
+        "gates": [],
+        "metrics": [shapes.to_dict()],
+    }
+    page = render_html(owner)
+    assert page.count("gain — log view") == 1 and "each bar spans the same ratio of values" in page
+    assert "DP histogram" not in page  # the owner's log plot counts the rows themselves
