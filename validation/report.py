@@ -441,14 +441,18 @@ def _pct(value: Any) -> str:
     return f"{value:.1%}" if _is_number(value) else "—"
 
 
+_CEILING_METRICS = ("column_shapes", "pair_trends", "three_way_marginals")
+
+
 def _possible(metric: Mapping[str, Any] | None) -> Any:
     """The holdout reference of a fidelity figure, where the check measured one: what real rows
-    the model never saw score on the same measure (three-way marginals: the holdout's similarity,
-    its ``ceiling``; ML efficacy: the TRTR AUC, a model trained on real rows). None otherwise."""
+    the model never saw score on the same measure (column shapes, pair trends and three-way
+    marginals: the holdout's similarity to train, their ``ceiling``; ML efficacy: the TRTR AUC, a
+    model trained on real rows). None otherwise (an older report, or a check run without holdout)."""
     d = _details(metric)
     if metric is None:
         return None
-    if metric.get("name") == "three_way_marginals" and _is_number(d.get("ceiling")):
+    if metric.get("name") in _CEILING_METRICS and _is_number(d.get("ceiling")):
         return d["ceiling"]
     if metric.get("name") == "ml_efficacy":
         trtr = d.get("trtr")
@@ -464,10 +468,14 @@ def _raw_figure(report: Mapping[str, Any], gate: Mapping[str, Any]) -> str | Non
     interval's upper end), with its holdout reference where there is one ("0.93 of a possible
     0.98")."""
     raw, gated = gate.get("value"), _gated(gate)
-    if not _is_number(raw) or (_is_number(gated) and float(raw) == float(gated)):
+    if not _is_number(raw):
         return None
     possible = _possible(_metric(report, str(gate.get("name"))))
-    return _num(raw) + (f" of a possible {_num(possible)}" if possible is not None else "")
+    reference = f" of a possible {_num(possible)}" if possible is not None else ""
+    if _is_number(gated) and float(raw) == float(gated):
+        # the gated figure is the raw one (column shapes, pair trends): shown again only beside its reference
+        return _num(raw) + reference if reference else None
+    return _num(raw) + reference
 
 
 def _figure(draw: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -742,14 +750,20 @@ def _distributions_view(report: Mapping[str, Any], figures: bool) -> dict[str, A
                 "log": _log_card(col, v.get("plot_log"), "real", f"dist-log-{k}"),
             }
         )
+    possible = _possible(shapes)
     return {
         "missing": None,
         "mean": shapes.get("value"),
+        "possible": possible,
+        "reference_rows": _details(shapes).get("ceiling_rows"),
         "no_plots": no_plots,
         "cards": cards,
         "with_plot": len(has_plot),
+        "headers": ["column", "metric", "score"] + (["holdout reference"] if possible is not None else []) + ["plot"],
         "rows": [
-            [c, v.get("metric", ""), _num(v.get("score")), "yes" if isinstance(v.get("plot"), Mapping) else "—"]
+            [c, v.get("metric", ""), _num(v.get("score"))]
+            + ([_num(v.get("ceiling"))] if possible is not None else [])
+            + ["yes" if isinstance(v.get("plot"), Mapping) else "—"]
             for c, v in items
         ],
     }
@@ -764,6 +778,8 @@ def _associations_view(report: Mapping[str, Any], figures: bool) -> dict[str, An
     view: dict[str, Any] = {
         "missing": None,
         "score": trends.get("value"),
+        "possible": _possible(trends),
+        "reference_rows": d.get("ceiling_rows"),
         "no_figure": None,
         "figure": None,
         "measure": None,
@@ -779,9 +795,12 @@ def _associations_view(report: Mapping[str, Any], figures: bool) -> dict[str, An
         view["measure"] = assoc.get("measure", "association")
         view["figure"] = _figure(association_svg, assoc, salt="assoc")
     lowest = d.get("lowest_pairs")
+    with_reference = view["possible"] is not None
+    view["lowest_headers"] = ["columns", "score"] + (["holdout reference"] if with_reference else [])
     view["lowest"] = (
         [
             [" × ".join(str(c) for c in p.get("columns", [])), _num(p.get("score"))]
+            + ([_num(p.get("ceiling"))] if with_reference else [])
             for p in lowest
             if isinstance(p, Mapping)
         ]

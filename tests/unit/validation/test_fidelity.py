@@ -715,3 +715,72 @@ def test_log_view_spreads_a_right_skewed_amount_that_the_linear_bins_pile_into_o
     bins = plot_bin(np.array([1.0, 999.0, 1000.0, 99_999.0]), edges, integer=True, log=True)
     names = [log["labels"][1 + b] for b in bins]
     assert names == ["1", "562–999", "1k–1.78k", "56.2k–100k"]
+
+
+# --- holdout references of column shapes and pair trends ---------------------------------------
+
+
+def test_column_shapes_and_pair_trends_stand_beside_their_holdout_reference(
+    adult: pl.DataFrame, adult_contract: Contract
+) -> None:
+    """The reference is the same measure between train and the holdout (as the 3-way ceiling): with
+    a holdout smaller than the synthetic table, all of it; the gated figure is unchanged. Independent
+    marginals keep the columns' shapes (about the holdout's own score) but not the pairs (well below)."""
+    train, holdout, _ = _adult_split(adult, 6_000)  # 4,000 train, 1,000 holdout
+    marginals = _independent_marginals(train, 2_000, seed=5)
+    shapes = column_shapes(train, marginals, adult_contract, holdout=holdout, seed=3)
+    plain = column_shapes(train, marginals, adult_contract)
+    assert shapes.value == plain.value and shapes.passed == plain.passed and "ceiling" not in plain.details
+    fresh = column_shapes(train, holdout, adult_contract)
+    assert shapes.details["ceiling"] == fresh.value and shapes.details["ceiling_rows"] == holdout.height
+    for name, col in shapes.details["per_column"].items():
+        assert col["ceiling"] == fresh.details["per_column"][name]["score"], name
+    pairs = pair_trends(train, marginals, adult_contract, holdout=holdout, seed=3)
+    assert pairs.value == pair_trends(train, marginals, adult_contract).value
+    assert pairs.details["ceiling"] == pair_trends(train, holdout, adult_contract).value
+    assert all("ceiling" in p for p in pairs.details["lowest_pairs"])
+    # measured (this split): shapes 0.982 of a possible 0.978 (2,000 synthetic rows against 1,000
+    # holdout rows: a little less noise), pair trends 0.909 of a possible 0.950
+    assert abs(shapes.value - shapes.details["ceiling"]) < 0.01
+    assert pairs.details["ceiling"] - pairs.value > 0.03
+
+
+def test_a_holdout_reference_is_size_matched_to_the_synthetic_table(
+    adult: pl.DataFrame, adult_contract: Contract
+) -> None:
+    """A synthetic table smaller than the holdout: the holdout is subsampled (seeded) to its size, as
+    three_way_marginals does, so the reference carries the same sampling noise as the figure."""
+    from synthgate.validation.encoding import canonical_frame, subsample_rows
+
+    train, holdout, fresh = _adult_split(adult, 6_000)
+    small = fresh[:300]
+    shapes = column_shapes(train, small, adult_contract, holdout=holdout, seed=8)
+    assert shapes.details["ceiling_rows"] == 300
+    again = column_shapes(train, small, adult_contract, holdout=holdout, seed=8)
+    assert again.details["ceiling"] == shapes.details["ceiling"]  # seeded
+    used = subsample_rows(
+        canonical_frame(holdout, adult_contract, role="holdout"), 300, np.random.default_rng(np.random.SeedSequence(8))
+    )
+    assert shapes.details["ceiling"] == column_shapes(train, used, adult_contract).value
+    pairs = pair_trends(train, small, adult_contract, holdout=holdout, seed=8)
+    assert pairs.details["ceiling_rows"] == 300
+    assert pairs.details["ceiling"] == pair_trends(train, used, adult_contract).value
+
+
+def test_fidelity_suite_adds_the_references_and_keeps_the_other_checks_seeds(
+    adult: pl.DataFrame, adult_contract: Contract
+) -> None:
+    """The references' subsample seed is a fourth child of the master seed: the 3-way, detection and
+    ML-efficacy seeds (the first three children) are what they were before it was added."""
+    from synthgate.validation.encoding import int_seed
+
+    no_target = adult_contract.model_copy(update={"target": None})
+    train, holdout, _ = _adult_split(adult, 3_000)
+    synthetic = _independent_marginals(train, 800, seed=2)
+    by = {r.name: r for r in fidelity_suite(train, holdout, synthetic, no_target, seed=4)}
+    assert {"ceiling", "ceiling_rows"} <= set(by["column_shapes"].details)
+    assert {"ceiling", "ceiling_rows"} <= set(by["pair_trends"].details)
+    three_seq = np.random.SeedSequence(4).spawn(3)[0]
+    alone = three_way_marginals(train, holdout, synthetic, no_target, seed=int_seed(three_seq))
+    assert by["three_way_marginals"].value == alone.value
+    assert by["three_way_marginals"].details["ceiling"] == alone.details["ceiling"]

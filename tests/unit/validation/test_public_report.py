@@ -153,6 +153,25 @@ def test_public_page_shows_outcomes_and_dp_figures_only() -> None:
     assert "must be" in page and "≤ 0.55" in page
 
 
+def test_holdout_references_stay_out_of_the_public_gates() -> None:
+    """The holdout references (column shapes, pair trends, 3-way ceiling, TRTR) are figures of private
+    rows: like the measured values beside them, the public gates and reasons hold none of them."""
+    results = [
+        MetricResult(
+            "column_shapes",
+            0.91234,
+            0.8,
+            True,
+            kind="fidelity",
+            details={"ceiling": 0.97123, "ceiling_rows": 345, "per_column": {"a": {"score": 0.9, "ceiling": 0.96543}}},
+        ),
+        MetricResult("pair_trends", 0.88765, 0.75, True, kind="fidelity", details={"ceiling": 0.95432}),
+    ]
+    text = json.dumps([public_gates(results), public_reasons(decide_release(results), results)])
+    for private in ("ceiling", "0.9712", "0.9654", "0.9543", "345", "possible"):
+        assert private not in text, private
+
+
 def test_owner_report_is_written_owner_only(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:

@@ -708,6 +708,38 @@ def test_fidelity_figures_stand_beside_their_holdout_reference() -> None:
     assert 'id="three-way"' not in page and '<a href="#three-way">' not in page
 
 
+def test_column_shapes_and_pair_trends_stand_beside_their_holdout_reference() -> None:
+    """Column shapes and pair trends with a holdout reference (``details["ceiling"]``): "of a possible"
+    in the gates table and in their sections, the per-column and per-pair references in the tables.
+    Their public counterparts hold no measured value, so no reference either (test_public_report)."""
+    results = _full_results(blocked=False)
+    for r in results:
+        if r.name == "column_shapes":
+            r.details["ceiling"], r.details["ceiling_rows"] = 0.9711, 200
+            for k, col in enumerate(r.details["per_column"].values()):
+                col["ceiling"] = 0.96 + k / 1000
+        if r.name == "pair_trends":
+            r.details["ceiling"], r.details["ceiling_rows"] = 0.9522, 200
+            r.details["lowest_pairs"][0]["ceiling"] = 0.9377
+    page = render_html(_report(results, decide_release(results)))
+    gates = _section(page, "gates")
+    for name, text in (("column_shapes", "0.9433 of a possible 0.9711"), ("pair_trends", "0.9 of a possible 0.9522")):
+        row = re.search(rf"<tr[^>]*><td><strong>{name}</strong>.*?</tr>", gates, re.S)
+        assert row is not None and text in row.group(0), name
+    dist = _section(page, "distributions")
+    assert "<strong>0.9433</strong> of a possible <strong>0.9711</strong>" in dist and "(200 rows" in dist
+    assert '<th class="num">holdout reference</th>' in dist and "0.96" in dist
+    assoc = _section(page, "associations")
+    assert "<strong>0.9</strong> of a possible <strong>0.9522</strong>" in assoc
+    assert "holdout reference" in assoc and "0.9377" in assoc
+    # an older report (no reference): neither the words nor the extra columns
+    page = render_html(_report(_full_results(blocked=False), decide_release(_full_results(blocked=False))))
+    for anchor in ("distributions", "associations"):
+        assert "of a possible" not in _section(page, anchor) and "holdout reference" not in _section(page, anchor)
+    row = re.search(r"<tr[^>]*><td><strong>column_shapes</strong>.*?</tr>", _section(page, "gates"), re.S)
+    assert row is not None and "of a possible" not in row.group(0)
+
+
 def test_outside_the_guarantee_and_notes_read_as_prose(released_page: tuple[dict[str, Any], str]) -> None:
     report, page = released_page
     outside = _section(page, "outside")
