@@ -37,19 +37,6 @@ sys.path.insert(0, str(ROOT))
 WIDTH, HEIGHT, LOGS_HEIGHT = 1400, 1000, 2400
 # what each shot waits for: the UI is a single-page app that fetches the run from the API
 VIRTUAL_TIME_MS = 15_000
-LENIENT = {
-    "max_dcr_share": 1.0,
-    "identical_match_tolerance": 1.0,
-    "max_mia_auc": 1.0,
-    "max_mia_tpr_at_1pct_fpr": 1.0,
-    "max_anonymeter_risk": 1.0,
-    "min_column_shapes": 0.0,
-    "min_pair_trends": 0.0,
-    "min_three_way_ratio": 0.0,
-    "max_detection_auc": 1.0,
-    "min_tstr_ratio": 0.0,
-}
-BLOCKING = {**LENIENT, "min_column_shapes": 1.0}
 # Prefect's v2 UI (served under /v2): it keeps a ?tab= query (the v1 UI drops it while the run loads)
 TABS = {"run": "?tab=Details", "logs": "?tab=Logs", "artifacts": "?tab=Artifacts"}
 
@@ -92,11 +79,11 @@ def _configs(work: Path) -> dict[str, Path]:
     import polars as pl
     import yaml
 
-    from synthgate.flows.demo import demo_contract, demo_parquet
+    from synthgate.flows.demo import BLOCKING_GATES, LENIENT_GATES, demo_contract, demo_parquet
 
     pl.read_parquet(demo_parquet()).sample(n=1500, seed=3).write_parquet(work / "adult.parquet")
     out = {}
-    for outcome, gates in (("released", LENIENT), ("blocked", BLOCKING)):
+    for outcome, gates in (("released", LENIENT_GATES), ("blocked", BLOCKING_GATES)):
         contract = yaml.safe_load(demo_contract().read_text(encoding="utf-8"))
         contract["gates"] = {**(contract.get("gates") or {}), **gates}
         contract["evaluation"] = {

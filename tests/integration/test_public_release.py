@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from synthgate.errors import RegistryError
 from synthgate.flows.cli import app
-from synthgate.flows.demo import demo_contract, demo_parquet
+from synthgate.flows.demo import BLOCKING_GATES, LENIENT_GATES, demo_contract, demo_parquet
 from synthgate.governance.registry import Registry
 from synthgate.validation.public_report import build_public_report, write_public_report
 
@@ -33,20 +33,6 @@ runner = CliRunner()
 SOURCE_ROWS = 613  # distinctive: the exact counts derived from it must not be published
 N_SYNTHETIC = 577  # a public number from the run config
 EVALUATION_ROWS = 300
-
-LENIENT = {  # every gate passes, so the run releases and the public report draws distributions
-    "max_dcr_share": 1.0,
-    "identical_match_tolerance": 1.0,
-    "max_mia_auc": 1.0,
-    "max_mia_tpr_at_1pct_fpr": 1.0,
-    "max_anonymeter_risk": 1.0,
-    "min_column_shapes": 0.0,
-    "min_pair_trends": 0.0,
-    "min_three_way_ratio": 0.0,
-    "max_detection_auc": 1.0,
-    "min_tstr_ratio": 0.0,
-}
-BLOCKING = {**LENIENT, "min_column_shapes": 1.0}  # one failed gate: no model matches every column exactly
 
 
 def _release(tmp: Path, gates: dict[str, float]) -> dict[str, Any]:
@@ -83,7 +69,7 @@ def run(
     request: pytest.FixtureRequest, prefect_harness: None, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp(request.param)
-    out = _release(tmp, LENIENT if request.param == "released" else BLOCKING)
+    out = _release(tmp, LENIENT_GATES if request.param == "released" else BLOCKING_GATES)
     assert out["cli"].exit_code == (0 if request.param == "released" else 3), out["cli"].output
     assert out["record"].status == request.param
     return out

@@ -12,21 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from synthgate.flows.demo import demo_contract, demo_parquet
-
-LENIENT = {  # every gate passes: the run releases (the gates' logic is tested elsewhere)
-    "max_dcr_share": 1.0,
-    "identical_match_tolerance": 1.0,
-    "max_mia_auc": 1.0,
-    "max_mia_tpr_at_1pct_fpr": 1.0,
-    "max_anonymeter_risk": 1.0,
-    "min_column_shapes": 0.0,
-    "min_pair_trends": 0.0,
-    "min_three_way_ratio": 0.0,
-    "max_detection_auc": 1.0,
-    "min_tstr_ratio": 0.0,
-}
-BLOCKING = {**LENIENT, "min_column_shapes": 1.0}  # no model matches every column exactly: blocked
+from synthgate.flows.demo import BLOCKING_GATES, LENIENT_GATES, demo_contract, demo_parquet
 
 
 def _contract(tmp: Path, gates: dict[str, float]) -> Path:
@@ -70,7 +56,7 @@ def test_release_from_dict_and_yaml_and_sample(prefect_harness: None, tmp_path: 
     import synthgate
     from synthgate.errors import RegistryError
 
-    cfg = _config(tmp_path, LENIENT)
+    cfg = _config(tmp_path, LENIENT_GATES)
     result = synthgate.release(cfg)
     assert result.released and result.failed_gates == []
     assert result.report_path.is_file() and result.report_path.parent == result.folder
@@ -119,7 +105,7 @@ def test_release_from_dict_and_yaml_and_sample(prefect_harness: None, tmp_path: 
     blocked_dir = tmp_path / "blocked"
     blocked_dir.mkdir()
     run_yaml = blocked_dir / "run.yaml"
-    run_yaml.write_text(yaml.safe_dump(_config(blocked_dir, BLOCKING)))
+    run_yaml.write_text(yaml.safe_dump(_config(blocked_dir, BLOCKING_GATES)))
     blocked = synthgate.release(run_yaml)
     assert not blocked.released and blocked.failed_gates == ["column_shapes"]
     assert blocked.report_path.is_file() and not (blocked.folder / "model.pt").exists()
@@ -183,7 +169,7 @@ def test_registry_commands_json_and_registry_lookup(
     import synthgate
     from synthgate.flows.cli import app
 
-    cfg = _config(tmp_path, BLOCKING)
+    cfg = _config(tmp_path, BLOCKING_GATES)
     run_yaml = tmp_path / "run.yaml"
     run_yaml.write_text(yaml.safe_dump(cfg))
     blocked = synthgate.release(run_yaml)
