@@ -1,12 +1,15 @@
-"""Render a release report to HTML and take full-page PNG screenshots of it with headless chromium.
+"""Render a run's reports to HTML and take PNG screenshots of them with headless chromium.
 
-    python scripts/screenshot_report.py                       # run the demo flow, then shoot
-    python scripts/screenshot_report.py --report out/demo/releases/RUN/report.json
+    python scripts/screenshot_report.py                       # run the demo flow, then shoot its reports
+    python scripts/screenshot_report.py --demo-epochs 1       # a shorter demo (another outcome, maybe)
+    python scripts/screenshot_report.py --report out/demo/owner/RUN/report.json [--report ...]
 
-The demo runs into a temporary folder (a few minutes on a laptop CPU); ``--report``
-re-renders an existing ``report.json`` with the current renderer instead. Output, in
-``--out`` (default ``docs/screenshots``): ``report-top.png`` (the first screen: decision,
-key figures, gates) and ``report-full.png`` (the whole page), plus ``report.html`` when
+The demo runs into a temporary folder (a few minutes on a laptop CPU) and both of its reports are
+shot: the owner's evaluation report (``owner/RUN/report.json``) and the public report of the
+release folder (``releases/RUN`` or ``blocked/RUN``). ``--report`` re-renders existing
+``report.json`` files with the current renderer instead. Output, in ``--out`` (default
+``docs/screenshots``), per report: ``{owner,public}-{released,blocked}-top.png`` (the first screen:
+decision, key figures, gates) and ``...-full.png`` (the whole page), plus the ``.html`` when
 ``--keep-html`` is given. Chromium runs offline, headless, with a throw-away profile.
 
 Exit codes: 0 done · 1 the demo or chromium failed · 2 chromium is not installed.
@@ -62,9 +65,9 @@ def find_chromium(explicit: str | None) -> str:
     sys.exit(2)
 
 
-def run_demo(folder: Path) -> Path:
-    """Run `synthgate demo` into ``folder`` and return the owner's report.json it wrote (the full page;
-    the public one sits in releases/RUN or blocked/RUN)."""
+def run_demo(folder: Path, epochs: float | None = None) -> list[Path]:
+    """Run `synthgate demo` into ``folder`` and return the report.json files it wrote: the owner's
+    (owner/RUN) and the public one (releases/RUN or blocked/RUN)."""
     env = {
         **os.environ,
         "PREFECT_HOME": str(folder / "prefect-home"),
@@ -73,17 +76,28 @@ def run_demo(folder: Path) -> Path:
         "PREFECT_LOGGING_LEVEL": "WARNING",
     }
     cmd = [sys.executable, "-m", "synthgate.flows.cli", "demo", "--out", str(folder / "demo"), "--quiet"]
+    if epochs is not None:
+        cmd += ["--epochs", str(epochs)]
     print(f"running the demo flow into {folder / 'demo'} (a few minutes on a laptop CPU) ...", flush=True)
     started = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
     # 0 released, 3 blocked by a gate: both write a report.
     if done.returncode not in (0, 3):
         sys.exit(f"error: the demo flow exited with {done.returncode}; see its output above.")
-    reports = sorted((folder / "demo").glob("owner/*/report.json"), key=lambda p: p.stat().st_mtime)
+    reports = []
+    for pattern in ("owner/*/report.json", "releases/*/report.json", "blocked/*/report.json"):
+        found = sorted((folder / "demo").glob(pattern), key=lambda p: p.stat().st_mtime)
+        reports += found[-1:]
     if not reports:
         sys.exit(f"error: the demo finished but wrote no report.json under {folder / 'demo'}.")
-    print(f"demo done in {time.perf_counter() - started:.0f} s: {reports[-1]}", flush=True)
-    return reports[-1]
+    print(f"demo done in {time.perf_counter() - started:.0f} s: {', '.join(map(str, reports))}", flush=True)
+    return reports
+
+
+def shot_name(report: dict[str, object]) -> str:
+    """``owner-released``, ``public-blocked``, ...: whose report, and the run's outcome."""
+    kind = "public" if report.get("kind") == "public" else "owner"
+    return f"{kind}-{'released' if report.get('released') else 'blocked'}"
 
 
 def shoot(chromium: str, page: Path, png: Path, height: int, profile: Path) -> None:
@@ -110,7 +124,7 @@ def content_height(png: Path) -> int:
     return 0 if bbox is None else bbox[3]
 
 
-def full_page(chromium: str, page: Path, out: Path, work: Path) -> tuple[int, int]:
+def full_page(chromium: str, page: Path, out: Path, work: Path, name: str) -> tuple[int, int]:
     """Screenshot the whole page: grow the window until a tall blank band ends the shot.
 
     The page has no script to ask for its height, so the window is made taller than the
@@ -121,7 +135,7 @@ def full_page(chromium: str, page: Path, out: Path, work: Path) -> tuple[int, in
 
     height = 8000
     while True:
-        raw = work / f"raw-{height}.png"
+        raw = work / f"raw-{name}-{height}.png"
         shoot(chromium, page, raw, height, work / "profile")
         used = content_height(raw)
         if used < height - END_BAND or height >= MAX_HEIGHT:
@@ -129,21 +143,26 @@ def full_page(chromium: str, page: Path, out: Path, work: Path) -> tuple[int, in
         height = min(MAX_HEIGHT, height * 2)
     with Image.open(raw) as im:
         rgb = im.convert("RGB")
-        for name, bottom in (("report-full.png", used + 32), ("report-top.png", TOP_HEIGHT)):
+        for suffix, bottom in (("full", used + 32), ("top", TOP_HEIGHT)):
             shot = rgb.crop((0, 0, WIDTH, min(height, bottom)))
             # 256 colours are plenty for a page of text and flat figures: a third of the bytes.
             shot.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-                out / name, optimize=True
+                out / f"{name}-{suffix}.png", optimize=True
             )
     return used, height
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--report", type=Path, help="an existing report.json (default: run the demo flow)")
+    parser.add_argument(
+        "--report", type=Path, action="append", help="an existing report.json; repeatable (default: run the demo flow)"
+    )
+    parser.add_argument(
+        "--demo-epochs", type=float, help="passes over the data for the demo run (default: the model's)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="folder for the PNGs")
     parser.add_argument("--chromium", help="chromium binary (default: $CHROMIUM or chromium on PATH)")
-    parser.add_argument("--keep-html", action="store_true", help="also copy report.html into --out")
+    parser.add_argument("--keep-html", action="store_true", help="also copy each report's HTML into --out")
     args = parser.parse_args(argv)
 
     chromium = find_chromium(args.chromium)  # fail before a two-minute demo run
@@ -151,25 +170,29 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="synthgate-shots-") as tmp:
         work = Path(tmp)
-        source = args.report if args.report else run_demo(work)
-        if not source.is_file():
-            sys.exit(f"error: --report {source} is not a file. Pass the report.json of a run.")
-        report = json.loads(source.read_text(encoding="utf-8"))
-        started, cpu = time.perf_counter(), time.process_time()
-        page_html = render_html(report)
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        page = work / "report.html"
-        page.write_text(page_html, encoding="utf-8")
-        size = len(page_html.encode("utf-8"))
-        print(
-            f"rendered {source} -> report.html: {size / 1024:.0f} KiB in {seconds:.2f} s "
-            f"({cpu:.2f} s CPU, {page_html.count('<svg')} figures)"
-        )
+        sources = args.report if args.report else run_demo(work, args.demo_epochs)
         args.out.mkdir(parents=True, exist_ok=True)
-        used, _ = full_page(chromium, page, args.out, work)
-        if args.keep_html:
-            shutil.copyfile(page, args.out / "report.html")
-    print(f"wrote {args.out / 'report-top.png'} and {args.out / 'report-full.png'} ({WIDTH} x {used} px page)")
+        for source in sources:
+            if not source.is_file():
+                sys.exit(f"error: --report {source} is not a file. Pass the report.json of a run.")
+            report = json.loads(source.read_text(encoding="utf-8"))
+            name = shot_name(report)
+            started, cpu = time.perf_counter(), time.process_time()
+            page_html = render_html(report)
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            page = work / f"{name}.html"
+            page.write_text(page_html, encoding="utf-8")
+            size = len(page_html.encode("utf-8"))
+            print(
+                f"rendered {source} -> {page.name}: {size / 1024:.0f} KiB in {seconds:.2f} s "
+                f"({cpu:.2f} s CPU, {page_html.count('<svg')} figures)"
+            )
+            used, _ = full_page(chromium, page, args.out, work, name)
+            if args.keep_html:
+                shutil.copyfile(page, args.out / page.name)
+            print(
+                f"wrote {args.out / f'{name}-top.png'} and {args.out / f'{name}-full.png'} ({WIDTH} x {used} px page)"
+            )
     return 0
 
 
