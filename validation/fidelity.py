@@ -278,8 +278,9 @@ def log_edges(contract: Contract, name: str) -> np.ndarray:
     ratio from max(lower bound, 1) to the upper bound. An integer column's edges are whole numbers
     (repeats dropped, so its first bins may hold one value each) and its last edge is max + 1, so
     bin ``k`` holds the integers ``[edges[k], edges[k + 1])``. Values below the first edge (a
-    continuous column's values in (0, 1)) count in the first bin; zeros, when split out
-    (``zero_split``), have their own bar. From the contract alone (public).
+    continuous column's values in (0, 1)) count in the first bin. Zeros are left out of the log
+    view (a log axis has no 0; the column's plot shows them as its ``"0"`` bar), so a zero-inflated
+    amount's spike does not flatten its other values there either. From the contract alone (public).
     """
     bounds = _bounds(contract, name)
     if bounds is None:
@@ -301,8 +302,8 @@ def _compact(value: float) -> str:
 
 
 def log_labels(contract: Contract, name: str) -> list[str]:
-    """Labels of a column's log-view bars: ``"0"`` first when its zeros are split out, then the bins
-    (``"1"``, ``"3–5"``, ``"5.62k–10k"``; ``"<1.41"`` for a first bin that also holds the values below 1)."""
+    """Labels of a column's log-view bars (``"1"``, ``"3–5"``, ``"5.62k–10k"``; ``"<1.41"`` for a first
+    bin that also holds the values below 1). No ``"0"``: zeros are left out of the log view."""
     col = contract.columns[name]
     edges = log_edges(contract, name)
     if isinstance(col, IntegerColumn):
@@ -314,7 +315,7 @@ def log_labels(contract: Contract, name: str) -> list[str]:
         bounds = _bounds(contract, name)
         if bounds is not None and bounds[0] < edges[0]:
             labels[0] = f"<{_compact(edges[1])}"
-    return (["0"] if zero_split(contract, name) else []) + labels
+    return labels
 
 
 def column_plot(
@@ -327,7 +328,8 @@ def column_plot(
     ``suppressed``; the other real shares are then over the rows of the shown bins, so the
     hidden rows cannot be read back as ``1 - sum(shares)``. Synthetic shares are kept.
     With ``log`` (a numeric column with a ``log_view`` only), over the log-view bins
-    (``log_edges``), marked ``"scale": "log"``.
+    (``log_edges``), marked ``"scale": "log"``; its zeros are left out (shares over the non-null,
+    non-zero rows).
     """
     if log and not log_view(contract, name):
         raise ValueError(
@@ -347,7 +349,8 @@ def column_plot(
             zero = values == 0 if split else np.zeros(values.shape, dtype=bool)
             # Values outside the contract range (refused by schema validation) go to end bins.
             b = np.bincount(plot_bin(values[~zero], edges, integer=integer, log=log), minlength=len(edges) - 1)
-            return (np.concatenate([[int(zero.sum())], b]) if split else b), int(null.sum())
+            # the log view leaves the zeros out; the linear plot gives them the first bar
+            return (np.concatenate([[int(zero.sum())], b]) if split and not log else b), int(null.sum())
 
         plot_type = "numeric"
     else:
@@ -432,7 +435,7 @@ def column_shapes(
     score in the column's plot.
 
     ``details["per_column"][col]`` holds ``metric``, ``score``, ``plot`` and, for a column with a
-    ``log_view``, ``plot_log`` (the same rows over log-width bins). ``plot`` is a histogram for
+    ``log_view``, ``plot_log`` (the same rows' non-zero values over log-width bins). ``plot`` is a histogram for
     the report, ``{"type": "numeric"|"categorical", "labels", "real", "synthetic",
     "null_real", "null_synthetic", "suppressed"}``. Numeric columns: 20 equal-width bins over
     the contract's [min, max]; categorical: the contract's categories in order (plus

@@ -268,7 +268,7 @@ def _log_view(
     contract: Contract, spec: Any, bin_mass: Any, synthetic: pl.DataFrame | None, null_real: float
 ) -> dict[str, Any] | None:
     """A column's log view (``fidelity.log_view``, decided from the contract alone): the same DP masses
-    and published synthetic rows over the log-width bins. ``resolution`` is the width of the DP
+    and published synthetic rows over the log-width bins, zeros left out. ``resolution`` is the width of the DP
     histogram's widest bin (its layout comes from the contract): bars narrower than it show the mass
     of a histogram bin spread evenly over the values it covers, not a finer measurement."""
     from synthgate.validation.fidelity import column_plot, log_edges, log_labels, log_view, zero_split
@@ -276,13 +276,12 @@ def _log_view(
     name = spec.name
     if not log_view(contract, name):
         return None
+    split = zero_split(contract, name)
     real = _numeric_dp_shares(
-        spec,
-        np.asarray(bin_mass, dtype=float),
-        log_edges(contract, name),
-        zero_split=zero_split(contract, name),
-        log=True,
+        spec, np.asarray(bin_mass, dtype=float), log_edges(contract, name), zero_split=split, log=True
     )
+    if split:
+        real = real[1:]  # the log view leaves the zeros (the codec's point mass at 0) out, as the owner's does
     total = float(real.sum())
     widths = np.asarray(spec.edges_hi, dtype=float) - np.asarray(spec.edges_lo, dtype=float)
     view: dict[str, Any] = {

@@ -700,8 +700,8 @@ def _log_card(col: str, plot: Any, real: str, salt: str) -> dict[str, Any] | Non
         return None
     notes = [
         {
-            "text": "log view: each bar spans the same ratio of values (bins from the contract's range), so "
-            "small and large amounts both show; zeros, when the range starts at 0, have their own bar",
+            "text": "log view of the non-zero values: each bar spans the same ratio of values (bins from the "
+            "contract's range), so small and large amounts both show; the zeros are in the plot above",
             "warn": False,
         }
     ]

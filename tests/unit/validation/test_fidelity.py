@@ -676,19 +676,19 @@ def test_log_view_is_decided_from_the_contract_alone() -> None:
     edges = log_edges(contract, "gain")
     assert edges[0] == 1 and edges[-1] == 100_000 and np.all(np.diff(edges) >= 1)
     assert np.array_equal(edges, np.round(edges)) and len(edges) == 21  # whole-number edges, 20 bins
-    labels = log_labels(contract, "gain")
-    assert labels[:4] == ["0", "1", "2", "3–5"] and labels[-1] == "56.2k–100k" and len(labels) == 21
+    labels = log_labels(contract, "gain")  # no "0": zeros are left out of the log view
+    assert labels[:4] == ["1", "2", "3–5", "6–9"] and labels[-1] == "56.2k–100k" and len(labels) == 20
     income = log_edges(contract, "income")
     np.testing.assert_allclose(np.diff(np.log10(income)), 0.3)  # 6 decades in 20 equal ratios
-    assert log_labels(contract, "income")[:2] == ["0", "<2"]  # values in (0, 1) count in the first bin
+    assert log_labels(contract, "income")[:2] == ["<2", "2–3.98"]  # values in (0, 1) count in the first bin
     with pytest.raises(ValueError, match="'age' has no log view"):
         column_plot(pl.Series("age", [20, 30]), pl.Series("age", [20, 30]), contract, "age", log=True)
 
 
 def test_log_view_spreads_a_right_skewed_amount_that_the_linear_bins_pile_into_one_bar() -> None:
     """A zero-inflated, log-normal amount (median 1,000, top-coded at 99,999): on 20 linear bins over
-    [1, 99,999] almost every non-zero row is in the first bar; the log view spreads them over many bars,
-    with the same shares on both sides for the same rows and each value in the bin its label names."""
+    [1, 99,999] almost every non-zero row is in the first bar; the log view leaves the zeros out and
+    spreads the other values over many bars, each value in the bin its label names."""
     contract = _contract({"gain": _SKEWED["gain"], "age": _SKEWED["age"]})
     rng = np.random.default_rng(11)
     n = 4000
@@ -701,11 +701,16 @@ def test_log_view_spreads_a_right_skewed_amount_that_the_linear_bins_pile_into_o
     assert log["scale"] == "log" and "scale" not in linear and log["labels"] == log_labels(contract, "gain")
     # the rows' own shares are the synthetic side here (the real side hides bins of < 10 rows)
     lin, lg = linear["synthetic"], log["synthetic"]
-    assert lin[0] == lg[0] == pytest.approx(float(np.mean(gain == 0)))  # the "0" bar
+    assert lin[0] == pytest.approx(float(np.mean(gain == 0)))  # the linear plot's "0" bar
     nonzero = 1 - lin[0]
     assert lin[1] / nonzero > 0.9  # linear: the first bar holds > 90% of the amounts
-    assert max(lg[1:]) / nonzero < 0.35  # log: no bar holds more than a third of them
-    assert sum(x >= 0.02 for x in lg[1:]) >= 5 and sum(lg) == pytest.approx(1.0)
+    assert sum(lg) == pytest.approx(1.0) and "0" not in log["labels"]  # log: shares of the non-zero values
+    assert max(lg) < 0.35  # no bar holds more than a third of them
+    assert sum(x >= 0.02 for x in lg) >= 5
+    counts = np.bincount(
+        plot_bin(gain[gain > 0].astype(float), log_edges(contract, "gain"), integer=True, log=True), minlength=20
+    )
+    np.testing.assert_allclose(lg, counts / counts.sum(), rtol=1e-12)
     shown = [k for k, r in enumerate(log["real"]) if r > 0]
     assert log["suppressed"] > 0 and sum(log["real"]) == pytest.approx(1.0)  # small bins hidden there too
     np.testing.assert_allclose(
@@ -713,7 +718,7 @@ def test_log_view_spreads_a_right_skewed_amount_that_the_linear_bins_pile_into_o
     )
     edges = log_edges(contract, "gain")
     bins = plot_bin(np.array([1.0, 999.0, 1000.0, 99_999.0]), edges, integer=True, log=True)
-    names = [log["labels"][1 + b] for b in bins]
+    names = [log["labels"][b] for b in bins]
     assert names == ["1", "562–999", "1k–1.78k", "56.2k–100k"]
 
 

@@ -727,7 +727,7 @@ def test_column_shapes_and_pair_trends_stand_beside_their_holdout_reference() ->
         row = re.search(rf"<tr[^>]*><td><strong>{name}</strong>.*?</tr>", gates, re.S)
         assert row is not None and text in row.group(0), name
     dist = _section(page, "distributions")
-    assert "<strong>0.9433</strong> of a possible <strong>0.9711</strong>" in dist and "(200 rows" in dist
+    assert "<strong>0.9433</strong> of a possible <strong>0.9711</strong>" in dist and "(200 holdout rows)" in dist
     assert '<th class="num">holdout reference</th>' in dist and "0.96" in dist
     assoc = _section(page, "associations")
     assert "<strong>0.9</strong> of a possible <strong>0.9522</strong>" in assoc
