@@ -709,7 +709,7 @@ def _log_card(col: str, plot: Any, real: str, salt: str) -> dict[str, Any] | Non
     if _is_number(resolution) and resolution > 1:
         notes.append(
             {
-                "text": f"the DP histogram's bins are {_num(resolution)} wide: bars narrower than that show "
+                "text": f"the DP histogram's bins are {resolution:,.0f} wide: bars narrower than that show "
                 "its mass spread evenly over them, not a finer measurement",
                 "warn": True,
             }

@@ -350,7 +350,7 @@ def test_both_pages_draw_the_log_view_with_its_caveat() -> None:
     }
     page = render_html(public)
     assert page.count("<svg") == 3 and page.count("gain — log view") == 1
-    assert "the DP histogram&#39;s bins are 793.6 wide" in page
+    assert "the DP histogram&#39;s bins are 794 wide" in page
     shapes = column_shapes(frame, frame, contract)
     owner = {
         "run_id": "r",
