@@ -1,13 +1,15 @@
 """Render a run's reports to HTML and take PNG screenshots of them with headless chromium.
 
     python scripts/screenshot_report.py                       # run the demo flow, then shoot its reports
-    python scripts/screenshot_report.py --demo-epochs 1       # a shorter demo (another outcome, maybe)
+    python scripts/screenshot_report.py --small-run 4000      # a real run on 4,000 demo rows, 1 epoch: blocked
     python scripts/screenshot_report.py --report out/demo/owner/RUN/report.json [--report ...]
 
 The demo runs into a temporary folder (a few minutes on a laptop CPU) and both of its reports are
 shot: the owner's evaluation report (``owner/RUN/report.json``) and the public report of the
 release folder (``releases/RUN`` or ``blocked/RUN``). ``--report`` re-renders existing
-``report.json`` files with the current renderer instead. Output, in ``--out`` (default
+``report.json`` files with the current renderer instead; ``--small-run ROWS`` shoots the reports of a
+real ``synthgate run`` of the demo contract on ROWS demo rows for ``--small-epochs`` (default 1)
+instead of the demo, which is what a blocked release looks like. Output, in ``--out`` (default
 ``docs/screenshots``), per report: ``{owner,public}-{released,blocked}-top.png`` (the first screen:
 decision, key figures, gates) and ``...-full.png`` (the whole page), plus the ``.html`` when
 ``--keep-html`` is given. Chromium runs offline, headless, with a throw-away profile.
@@ -65,16 +67,58 @@ def find_chromium(explicit: str | None) -> str:
     sys.exit(2)
 
 
-def run_demo(folder: Path, epochs: float | None = None) -> list[Path]:
-    """Run `synthgate demo` into ``folder`` and return the report.json files it wrote: the owner's
-    (owner/RUN) and the public one (releases/RUN or blocked/RUN)."""
-    env = {
+def _env(folder: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "PREFECT_HOME": str(folder / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
         "PREFECT_LOGGING_LEVEL": "WARNING",
     }
+
+
+def _reports(out: Path) -> list[Path]:
+    """The newest owner's and public report.json under a run's output folder ``out``."""
+    reports = []
+    for pattern in ("owner/*/report.json", "releases/*/report.json", "blocked/*/report.json"):
+        found = sorted(out.glob(pattern), key=lambda p: p.stat().st_mtime)
+        reports += found[-1:]
+    if not reports:
+        sys.exit(f"error: the run finished but wrote no report.json under {out}.")
+    return reports
+
+
+def run_small(folder: Path, rows: int, epochs: float) -> list[Path]:
+    """A real `synthgate run` of the demo contract, unchanged (its gates and checks), on ``rows`` rows
+    of the demo table (a seeded sample) trained for ``epochs``: a few thousand rows and one epoch is
+    what a first try on a small table looks like, and is usually blocked (fidelity gates, or privacy
+    checks inconclusive at that size), which is the report this shows. Returns its report.json files."""
+    import polars as pl
+    import yaml
+
+    from synthgate.flows.demo import demo_contract, demo_parquet
+
+    work = folder / "small"
+    work.mkdir()
+    pl.read_parquet(demo_parquet()).sample(n=rows, seed=3).write_parquet(work / "adult.parquet")
+    shutil.copyfile(demo_contract(), work / "adult.contract.yaml")
+    config = {"contract": "adult.contract.yaml", "source": {"path": "adult.parquet"}, "out": "out", "epochs": epochs}
+    (work / "run.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    cmd = [sys.executable, "-m", "synthgate.flows.cli", "run", "--config", "run.yaml", "--quiet"]
+    print(f"running synthgate run on {rows} demo rows, {epochs:g} epoch(s) ...", flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=work, env=_env(folder), check=False)
+    if done.returncode not in (0, 3):
+        sys.exit(f"error: the run exited with {done.returncode}; see its output above.")
+    reports = _reports(work / "out")
+    print(f"run done in {time.perf_counter() - started:.0f} s (exit {done.returncode}): {reports}", flush=True)
+    return reports
+
+
+def run_demo(folder: Path, epochs: float | None = None) -> list[Path]:
+    """Run `synthgate demo` into ``folder`` and return the report.json files it wrote: the owner's
+    (owner/RUN) and the public one (releases/RUN or blocked/RUN)."""
+    env = _env(folder)
     cmd = [sys.executable, "-m", "synthgate.flows.cli", "demo", "--out", str(folder / "demo"), "--quiet"]
     if epochs is not None:
         cmd += ["--epochs", str(epochs)]
@@ -84,12 +128,7 @@ def run_demo(folder: Path, epochs: float | None = None) -> list[Path]:
     # 0 released, 3 blocked by a gate: both write a report.
     if done.returncode not in (0, 3):
         sys.exit(f"error: the demo flow exited with {done.returncode}; see its output above.")
-    reports = []
-    for pattern in ("owner/*/report.json", "releases/*/report.json", "blocked/*/report.json"):
-        found = sorted((folder / "demo").glob(pattern), key=lambda p: p.stat().st_mtime)
-        reports += found[-1:]
-    if not reports:
-        sys.exit(f"error: the demo finished but wrote no report.json under {folder / 'demo'}.")
+    reports = _reports(folder / "demo")
     print(f"demo done in {time.perf_counter() - started:.0f} s: {', '.join(map(str, reports))}", flush=True)
     return reports
 
@@ -160,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--demo-epochs", type=float, help="passes over the data for the demo run (default: the model's)"
     )
+    parser.add_argument(
+        "--small-run",
+        type=int,
+        metavar="ROWS",
+        help="instead of the demo: a real `synthgate run` of the demo contract on ROWS demo rows (usually blocked)",
+    )
+    parser.add_argument("--small-epochs", type=float, default=1.0, help="passes over the data for --small-run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="folder for the PNGs")
     parser.add_argument("--chromium", help="chromium binary (default: $CHROMIUM or chromium on PATH)")
     parser.add_argument("--keep-html", action="store_true", help="also copy each report's HTML into --out")
@@ -170,7 +216,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="synthgate-shots-") as tmp:
         work = Path(tmp)
-        sources = args.report if args.report else run_demo(work, args.demo_epochs)
+        if args.report:
+            sources = args.report
+        elif args.small_run:
+            sources = run_small(work, args.small_run, args.small_epochs)
+        else:
+            sources = run_demo(work, args.demo_epochs)
         args.out.mkdir(parents=True, exist_ok=True)
         for source in sources:
             if not source.is_file():
