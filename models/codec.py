@@ -359,9 +359,7 @@ class Codec:
                 null_count, counts = counts[-1], counts[:-1]
                 total = max(counts.clip(min=0).sum() + max(null_count, 0.0), 1.0)
                 self.null_rate[spec.name] = float(np.clip(null_count / total, 0.0, 1.0))
-            self.bin_mass[spec.name] = (
-                _segment_mass(counts, sigma, spec) if sigma > 0 else _normalise(counts, threshold)
-            )
+            self.bin_mass[spec.name] = _merged_mass(counts, sigma, spec) if sigma > 0 else _normalise(counts, threshold)
         if self.numeric_encoding == "modes":
             self._fit_modes()
 
@@ -823,19 +821,19 @@ def _segment_mass(
         start = np.zeros(m + 1, dtype=np.int64)
         price = penalty * sigma * sigma
         for j in range(1, m + 1):
-            i = np.arange(j)
-            cost = best[i] - (syw[j] - syw[i]) ** 2 / (sww[j] - sww[i]) + price
+            starts = np.arange(j)
+            cost = best[starts] - (syw[j] - syw[starts]) ** 2 / (sww[j] - sww[starts]) + price
             k = int(np.argmin(cost))
             best[j], start[j] = cost[k], k
         j = m
         while j > 0:
-            i = int(start[j])
-            seg = bins[i:j]
+            first = int(start[j])
+            seg = bins[first:j]
             total = float(counts[seg].sum())
             if total > tau * sigma * math.sqrt(len(seg)):
                 sw = width[seg]
                 mass[seg] = total * (sw / sw.sum() if sw.sum() > 0 else np.full(len(seg), 1.0 / len(seg)))
-            j = i
+            j = first
 
     for i, c in enumerate(counts):
         if i in points:
