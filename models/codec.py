@@ -316,6 +316,85 @@ class Codec:
         self._set_statistics(noisy, sigma)
         self._set_precision(levels, sigma / PRECISION_WEIGHT)
 
+    def noise_bound_columns(self, sigma: float) -> list[str]:
+        """Numeric columns whose fine histogram the noise swamps: an even share of the DP row estimate per
+        non-point bin, n̂ / bins, would not pass the single-bin threshold τσ (``_merged_mass``'s τ), so
+        every bin is left to merged runs. Public: n̂ (DP), the contract's bins and the noise std ``sigma``."""
+        n_hat = float(self.n_estimate or 0.0)
+        out = []
+        for spec in self.numeric:
+            bins = len(spec.edges_lo) - len(spec.point_bins)
+            tau = float(norm.ppf(1.0 - FAMILY_ALPHA / max(len(spec.edges_lo), 1)))
+            if bins > 0 and n_hat / bins < tau * sigma:
+                out.append(spec.name)
+        return out
+
+    def coarse_groups(self, column: str, groups: int) -> np.ndarray:
+        """Group index of each fine bin: ``groups`` runs of consecutive non-point bins of equal count, each
+        point-mass bin a group of its own (public: the contract's bins)."""
+        spec = next(s for s in self.numeric if s.name == column)
+        k = len(spec.edges_lo)
+        points = np.zeros(k, dtype=bool)
+        points[spec.point_bins] = True
+        inner = np.flatnonzero(~points)
+        out = np.empty(k, dtype=np.int64)
+        g = max(1, min(groups, len(inner)))
+        out[inner] = np.arange(len(inner)) * g // max(len(inner), 1)
+        out[points] = g + np.arange(int(points.sum()))
+        return out
+
+    def refine_dp(
+        self,
+        df: pl.DataFrame,
+        columns: list[str],
+        groups: dict[str, int],
+        *,
+        ledger: PrivacyLedger,
+        noise_multiplier: float,
+        rng: np.random.Generator,
+    ) -> None:
+        """Measure ``columns``' non-null values again on coarse groups of their bins (``coarse_groups``),
+        in one charged Gaussian mechanism (L2 sensitivity √len(columns): a row adds one count per
+        column), and replace their fine bin masses with the groups' masses, spread inside each group
+        as the codec's fine estimate spreads it there (by width where that has no mass). A group keeps
+        its noisy count when it passes τσ (τ = Φ⁻¹(1 − FAMILY_ALPHA / groups)); the null rates are the
+        codec's. Post-processing beyond the new counts: the codec's released masses only. For columns ``noise_bound_columns`` names, whose fine bins
+        the noise swamps (BENCHMARKS.md, "Round 2 session 5")."""
+        if not columns:
+            return
+        sigma = noise_multiplier * math.sqrt(len(columns))
+        ledger.charge(
+            "codec-coarse-histograms",
+            noise_multiplier=noise_multiplier,
+            sample_rate=1.0,
+            steps=1,
+            description=(
+                f"Gaussian mechanism on coarse histograms of {len(columns)} numeric columns whose fine bins "
+                f"the codec's noise swamps ({', '.join(f'{c}: {groups[c]} groups' for c in columns)}; "
+                f"L2 sensitivity {math.sqrt(len(columns)):.3f}, noise std {sigma:.1f} rows)"
+            ),
+        )
+        for name in columns:
+            spec = next(s for s in self.numeric if s.name == name)
+            group = self.coarse_groups(name, groups[name])
+            values, null = self._numeric_values(df, spec)
+            fine = np.bincount(self._bin_index(spec, values[~null]), minlength=len(spec.edges_lo))
+            exact = np.bincount(group, weights=fine.astype(np.float64), minlength=int(group.max()) + 1)
+            noisy = exact + rng.normal(0.0, sigma, size=exact.shape)
+            tau = float(norm.ppf(1.0 - FAMILY_ALPHA / max(len(noisy), 1)))
+            kept = np.where(noisy > tau * sigma, noisy, 0.0)
+            if kept.sum() <= 0:  # all noise: keep the codec's estimate
+                continue
+            width = spec.edges_hi - spec.edges_lo
+            before = np.asarray(self.bin_mass[name], dtype=np.float64)
+            mass = np.zeros(len(spec.edges_lo))
+            for g in np.flatnonzero(kept):
+                bins = np.flatnonzero(group == g)
+                # inside a group: the codec's fine shape where it put mass there, else spread by width
+                w = before[bins] if before[bins].sum() > 0 else width[bins]
+                mass[bins] = kept[g] * (w / w.sum() if w.sum() > 0 else np.full(len(bins), 1.0 / len(bins)))
+            self.bin_mass[name] = mass / mass.sum()
+
     def fit_non_dp(self, df: pl.DataFrame, *, ledger: PrivacyLedger) -> None:
         """Learn the same statistics from EXACT histograms: no noise, no DP (ε = ∞).
 
