@@ -363,6 +363,9 @@ class Codec:
         if not columns:
             return
         sigma = noise_multiplier * math.sqrt(len(columns))
+        named = ", ".join(f"{c}: {groups[c]} groups" for c in columns[:10])
+        if len(columns) > 10:
+            named += f" and {len(columns) - 10} more"
         ledger.charge(
             "codec-coarse-histograms",
             noise_multiplier=noise_multiplier,
@@ -370,7 +373,7 @@ class Codec:
             steps=1,
             description=(
                 f"Gaussian mechanism on coarse histograms of {len(columns)} numeric columns whose fine bins "
-                f"the codec's noise swamps ({', '.join(f'{c}: {groups[c]} groups' for c in columns)}; "
+                f"the codec's noise swamps ({named}; "
                 f"L2 sensitivity {math.sqrt(len(columns)):.3f}, noise std {sigma:.1f} rows)"
             ),
         )
