@@ -358,8 +358,9 @@ class Codec:
         column), and replace their fine bin masses with the groups' masses, spread inside each group
         as the codec's fine estimate spreads it there (by width where that has no mass). A group keeps
         its noisy count when it passes τσ (τ = Φ⁻¹(1 − FAMILY_ALPHA / groups)); the null rates are the
-        codec's. Post-processing beyond the new counts: the codec's released masses only. For columns ``noise_bound_columns`` names, whose fine bins
-        the noise swamps (BENCHMARKS.md, "Round 2 session 5")."""
+        codec's. Beyond the new counts, post-processing of the codec's released masses only. Meant for
+        the columns ``noise_bound_columns`` names (ctgan's ``numeric_refine``; BENCHMARKS.md, "Round 2
+        session 5")."""
         if not columns:
             return
         sigma = noise_multiplier * math.sqrt(len(columns))
@@ -880,6 +881,10 @@ def _segment_mass(
     ``tau``·σ. On simulated columns (1,300 rows, σ = 40, 83-128 bins; five shapes) the error in 10
     equal-width bins fell from 0.36 (greedy runs) to 0.29-0.33 in total variation; at 30,000 rows it
     is unchanged (0.009). Post-processing of the released counts and the public widths only.
+
+    NOT the codec's estimator: a pre-registered comparison on colon did not adopt it (ε = 3 TSTR fell
+    0.009; BENCHMARKS.md, "Round 2 session 5"); ``benchmarks/spread_diag.py --sparse segments`` uses it.
+    The coarse re-measurement (``refine_dp``) was adopted instead.
     """
     counts = np.asarray(counts, dtype=np.float64)
     if tau is None:
