@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import norm
 
 from synthgate.models.calibrate import POOL_FACTOR, Calibrator
-from synthgate.models.codec import FAMILY_ALPHA, Codec, _merged_mass
+from synthgate.models.codec import FAMILY_ALPHA, Codec, _merged_mass, _segment_mass
 from synthgate.models.ledger import PrivacyLedger
 from synthgate.models.marginals import Measured, discretise, measure_marginals
 from synthgate.validation.contract import Contract, parse_contract
@@ -165,6 +165,33 @@ def test_bins_of_pure_noise_rarely_keep_mass(contract: Contract) -> None:
     # stays small: at most 2α here (400 columns: standard error 0.011)
     assert share[0] <= 2 * FAMILY_ALPHA, share
     assert share[1] > 0.5, share
+
+
+def _spec_of(contract: Contract):  # type: ignore[no-untyped-def]
+    return next(s for s in Codec(contract).numeric if s.name == "x")
+
+
+def test_segments_keep_dense_bins_as_measured_and_empty_columns_empty(contract: Contract) -> None:
+    spec = _spec_of(contract)
+    k = len(spec.edges_lo)
+    points = np.zeros(k, dtype=bool)
+    points[spec.point_bins] = True
+    rng = np.random.default_rng(4)
+    # dense: every bin far above the noise, so every bin's own count survives (within 3σ of it)
+    counts = np.where(points, 0.0, rng.integers(500, 5000, k).astype(float))
+    noisy = counts + rng.normal(0.0, 1.0, k)
+    mass = _segment_mass(noisy, 1.0, spec)
+    np.testing.assert_allclose(mass * noisy[~points].sum(), np.where(points, 0.0, noisy), atol=3.0 * 1.0 * 8)
+    # one dense bin in a column of empty ones: the tails keep noise as mass in few draws (as _merged_mass)
+    one = np.zeros(k)
+    one[k // 2] = 10_000.0
+    leaked = np.mean([(_segment_mass(one + rng.normal(0, 10.0, k), 10.0, spec) > 0).sum() > 1 for _ in range(300)])
+    assert leaked <= 2 * FAMILY_ALPHA, leaked
+    # zero-width point bins are their own cells; pure noise falls back to the public uniform
+    np.testing.assert_allclose(_segment_mass(np.full(k, -3.0), 10.0, spec), 1.0 / k)
+    spike = np.zeros(k)
+    spike[spec.point_bins[0]] = 500.0
+    assert _segment_mass(spike, 10.0, spec)[spec.point_bins[0]] == pytest.approx(1.0)
 
 
 def test_the_dp_codec_keeps_a_small_spread_column_off_the_uniform_fallback(contract: Contract) -> None:

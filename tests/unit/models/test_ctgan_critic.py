@@ -45,8 +45,14 @@ def test_a_default_fit_on_1200_rows_at_eps_1_skips_the_noise_bound_critic(
     summary = model.training_summary
     assert summary["critic"] == "off" and summary["critic_snr"] < sch.MIN_CRITIC_SNR
     assert summary["noise_multiplier"] is None and model.accountant is None
-    # no critic entry; the codec and the marginals spend the whole ε (plan_noise's bisection: tight)
-    assert [e.mechanism for e in ledger.entries] == ["codec-histograms", "marginal-selection", "marginal-measurements"]
+    # no critic entry; the codec (with its refinement) and the marginals spend the whole ε (plan_noise's bisection: tight)
+    # (1,200 rows: the numeric columns' fine bins are noise-bound, so the codec refines them: numeric_refine)
+    assert [e.mechanism for e in ledger.entries] == [
+        "codec-histograms",
+        "codec-coarse-histograms",
+        "marginal-selection",
+        "marginal-measurements",
+    ]
     assert EPS - 1e-3 < ledger.epsilon <= EPS + 1e-9
     # the generator still trained for the schedule's steps, and samples obey the contract's columns
     assert summary["steps"] >= sch.MIN_STEPS

@@ -23,6 +23,9 @@ The data-entry points are the four places that charge the ledger. Each is neutra
   ``accumulate`` just before the noise.
 - ``models.synthesizers.tablegan.release_feature_moments`` (``gaussian-feature-moments``): called
   with an empty feature batch, so it releases noise only.
+- ``models.codec.Codec.refine_dp`` (``codec-coarse-histograms``: ctgan's coarse re-measurement of the
+  numeric columns whose fine bins the codec's noise swamps): called with the PUBLIC table, as
+  ``fit_dp``. Charging, noise and post-processing run unchanged.
 - ``models.marginals.measure_marginals`` (``marginal-selection`` and ``marginal-measurements``:
   ctgan's exponential-mechanism choice of pairs and their Gaussian count tables): called with the
   codec's encoding of the PUBLIC table instead of the private rows. Charging, selection draws, noise
@@ -103,6 +106,7 @@ BATCH = 20  # expected Poisson batch: rate ~0.1 over the DP row-count estimate
 EPOCHS = 0.5  # so ~5 DP steps per network
 EPSILON = 1.0
 CODEC = "codec-histograms"
+REFINE = "codec-coarse-histograms"
 MOMENTS = "gaussian-feature-moments"
 MARGINALS = "marginals"  # one interception charges both entries below
 MARGINAL_ENTRIES = ("marginal-selection", "marginal-measurements")
@@ -326,6 +330,7 @@ def neutralised(taint: Taint) -> Iterator[Taint]:
     """Patch every data-entry point (see the module docstring); restored on exit."""
     mp = pytest.MonkeyPatch()
     fit_dp = Codec.fit_dp
+    refine_dp = Codec.refine_dp
     trainer_init = PrivateTrainer.__init__
     release = tablegan_module.release_feature_moments
     measure = ctgan_module.measure_marginals
@@ -335,6 +340,12 @@ def neutralised(taint: Taint) -> Iterator[Taint]:
         if not taint.reads_table(CODEC):
             df = public_table(self.contract, N_ROWS).select(self.columns)
         fit_dp(self, df, **kwargs)
+
+    @functools.wraps(refine_dp)
+    def refine_dp_on_public_rows(self: Codec, df: pl.DataFrame, *args: Any, **kwargs: Any) -> None:
+        if not taint.reads_table(REFINE):
+            df = public_table(self.contract, N_ROWS).select(self.columns)
+        refine_dp(self, df, *args, **kwargs)
 
     @functools.wraps(trainer_init)
     def init_with_noise_only_steps(self: PrivateTrainer, module: torch.nn.Module, **kwargs: Any) -> None:
@@ -381,6 +392,7 @@ def neutralised(taint: Taint) -> Iterator[Taint]:
         return measure(x, codec, **kwargs)
 
     mp.setattr(Codec, "fit_dp", fit_dp_on_public_rows)
+    mp.setattr(Codec, "refine_dp", refine_dp_on_public_rows)
     mp.setattr(ctgan_module, "measure_marginals", measure_public_rows)
     mp.setattr(PrivateTrainer, "__init__", init_with_noise_only_steps)
     mp.setattr(tablegan_module, "release_feature_moments", release_noise_only)
@@ -713,12 +725,14 @@ def check_mechanisms(f: Fit) -> None:
     """Every ledger entry is a mechanism this test neutralises, and each one was intercepted."""
     for e in f.ledger.entries:
         key = MARGINALS if e.mechanism in MARGINAL_ENTRIES else e.mechanism
-        assert key in (CODEC, MOMENTS, MARGINALS) or e.mechanism.startswith("dp-sgd-"), (
+        assert key in (CODEC, REFINE, MOMENTS, MARGINALS) or e.mechanism.startswith("dp-sgd-"), (
             f"{f.model.name} charges an unknown mechanism {e.mechanism!r}: it reads private rows, so the "
             "taint test must learn to neutralise it"
         )
         assert f.calls.get(key, 0) > 0, f"{e.mechanism!r} was charged but never intercepted"
-        if key not in (CODEC, MARGINALS):  # one interception per accounted step
+        if key == REFINE:  # one interception, one Gaussian step
+            assert f.calls[key] == e.steps == 1, (e.mechanism, f.calls[key], e.steps)
+        elif key not in (CODEC, MARGINALS):  # one interception per accounted step
             assert f.calls[key] == e.steps > 1, (e.mechanism, f.calls[key], e.steps)
     assert f.calls.get(CODEC) == 1
     if f.model.name == "ctgan" and getattr(f.model.config, "marginals", "off") != "off":
@@ -797,7 +811,7 @@ CONTROLS: list[tuple[Case, str]] = [
     (c, m)
     for c in CASES
     if not c.options
-    for m in [CODEC, *DP_SGD[c.name], *([MARGINALS] if c.name == "ctgan" else [])]
+    for m in [CODEC, *DP_SGD[c.name], *([MARGINALS, REFINE] if c.name == "ctgan" else [])]
 ] + [(next(c for c in CASES if c.name == "tablegan"), MOMENTS)]
 
 
@@ -812,7 +826,7 @@ def test_positive_control_one_live_mechanism_shows_the_swap(
     assert real.calls.get(mechanism, 0) > 0, f"{mechanism} never ran in {case.id}"
     diff = differences(real, sentinel)
     assert "sample" in diff, f"{case.id}: with {mechanism} live, real and sentinel fits sample the same rows"
-    if mechanism == CODEC:
+    if mechanism in (CODEC, REFINE):  # both set the codec's statistics
         assert "codec" in diff
     else:
         assert "codec" not in diff, diff
@@ -843,7 +857,9 @@ def test_every_draw_in_a_private_step_comes_from_a_private_stream(
     assert not d.unopened, f"{case.id}: private steps without a Poisson sample before them: {d.unopened}"
     # full-data mechanisms (the codec's histograms, ctgan's pair marginals) have no Poisson steps; their
     # noise comes from the private numpy stream (gens.numpy, and a stream split off it for the marginals)
-    accounted = {e.mechanism: e.steps for e in f.ledger.entries if e.mechanism not in (CODEC, *MARGINAL_ENTRIES)}
+    accounted = {
+        e.mechanism: e.steps for e in f.ledger.entries if e.mechanism not in (CODEC, REFINE, *MARGINAL_ENTRIES)
+    }
     assert {m: sum(s.mechanism == m for s in d.steps) for m in accounted} == accounted
     assert not d.stray(), f"{case.id}: {d.stray()[:5]}"
     for s in d.steps:
