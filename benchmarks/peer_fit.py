@@ -390,7 +390,9 @@ PACKAGES = ("ctgan", "smartnoise-synth", "mbi", "opacus", "torch", "numpy", "pan
 
 
 def _categorical(spec: dict[str, Any]) -> list[str]:
-    return [c["name"] for c in spec["columns"] if c["kind"] == "categorical"]
+    """The columns a peer must treat as discrete: categories and booleans (both sent as text; the
+    ctgan package took a boolean for a continuous column and failed on its mean)."""
+    return [c["name"] for c in spec["columns"] if c["kind"] in ("categorical", "boolean")]
 
 
 def _versions() -> dict[str, str]:

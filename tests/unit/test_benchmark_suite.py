@@ -114,6 +114,15 @@ def test_null_indicators_as_sdv_adds_them_and_restores_the_nulls() -> None:
     assert restored["weight"].isna().tolist() == model["weight"].isna().tolist()
 
 
+def test_the_ctgan_package_is_told_that_booleans_are_discrete() -> None:
+    # booleans reach the peers as "True"/"False" text: sent as continuous, the ctgan package took
+    # their mean (a concatenated string) and every fit on survival::colon failed
+    spec = {"columns": COLUMNS}
+    assert peer_fit._categorical(spec) == ["flag", "colour"]
+    model = peer_fit.to_model_frame(_frame(), COLUMNS)
+    assert set(model["flag"]) <= {"True", "False", peer_fit.NULL}
+
+
 def test_dp_independent_marginals_stay_in_the_public_domain() -> None:
     train = peer_fit.to_model_frame(_frame(), COLUMNS)
     cols = [{**c, "nullable": c["name"] != "age"} for c in COLUMNS]
