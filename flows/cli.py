@@ -267,7 +267,7 @@ def _print_gates(console: Any, report: dict[str, Any]) -> None:
         mark = (
             "[green]pass[/]"
             if g["passed"]
-            else "[red]inconclusive[/]"
+            else "[yellow]inconclusive[/]"
             if g.get("outcome") == "inconclusive"
             else "[red]FAIL[/]"
         )
@@ -276,12 +276,24 @@ def _print_gates(console: Any, report: dict[str, Any]) -> None:
         console.print(f"  {mark} {name} must be {op} {g['threshold']:.4g}", highlight=False)
 
 
+def _print_row_limited(console: Any, report: dict[str, Any]) -> None:
+    """A passed run's inconclusive gates: which risks rest on the DP guarantee alone."""
+    unsure = [safe(g["name"]) for g in report["gates"] if not g["passed"] and g.get("outcome") == "inconclusive"]
+    if unsure:
+        console.print(
+            f"[yellow]limited by rows[/]: {', '.join(unsure)} could not bound the risk at these row counts and "
+            "found no evidence of a leak; for these the release rests on the DP guarantee (see the report)",
+            highlight=False,
+        )
+
+
 def _print_failed(console: Any, report: dict[str, Any]) -> None:
     failed = [g for g in report["gates"] if not g["passed"]]
     for g in failed:
         op = "<=" if g.get("direction") == "max" else ">="
         why = (
-            "inconclusive: too few rows to tell a no-leak table from a leak (gates.block_inconclusive)"
+            "inconclusive: too few rows to bound this risk, and no evidence of a leak (it blocks only "
+            "with gates.block_inconclusive: true)"
             if g.get("outcome") == "inconclusive"
             else "failed"
         )
@@ -329,6 +341,7 @@ def _execute(config: "RunConfig") -> None:  # type: ignore[name-defined]  # noqa
     _print_gates(console, public)
     _print_spend(console, config)
     if public["released"]:
+        _print_row_limited(console, public)
         console.print(
             f"[bold green]RELEASED[/] table {safe(repr(public['output']['table']))} in {safe(public['output']['db'])}; "
             f"public report: {safe(report['folder'])}/report.html; owner's evaluation report (private): "
@@ -733,7 +746,9 @@ def evaluate(
     report = _run_guarded(evaluate_flow, config)
     _print_gates(console, report)
     if report["released"]:
-        console.print(f"[bold green]PASSED[/] every gate. Report: {out}/report.html")
+        _print_row_limited(console, report)
+        passed = "every gate" if not report["failed_gates"] else "no gate found evidence of a leak"
+        console.print(f"[bold green]PASSED[/]: {passed}. Report: {out}/report.html")
         return
     console.print(f"[bold red]FAILED[/] {len(report['failed_gates'])} gate(s). Report: {out}/report.html")
     _print_failed(console, report)

@@ -33,7 +33,7 @@ from synthgate.tasks.validate import validate_table
 from synthgate.validation.contract import load_contract
 from synthgate.validation.pii import PiiScan
 from synthgate.validation.report import build_report
-from synthgate.validation.results import decide_release
+from synthgate.validation.results import decide_release, family_evidence
 
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 
@@ -117,6 +117,7 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
         lap=lap,
         pii_report="the report",
     )  # the shadows' bar nests below the checks' bar
+    results = family_evidence(results)  # the outcomes the decision uses, for the report
     decision = decide_release(results, block_inconclusive=contract.gates.block_inconclusive)
     report = build_report(
         run_id=run_id,

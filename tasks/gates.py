@@ -6,7 +6,7 @@ from prefect import task
 
 from synthgate.validation.contract import Contract
 from synthgate.validation.gates import governance_checks
-from synthgate.validation.results import GateDecision, MetricResult
+from synthgate.validation.results import GateDecision, MetricResult, family_evidence
 from synthgate.validation.results import decide_release as _decide
 
 
@@ -14,9 +14,10 @@ from synthgate.validation.results import decide_release as _decide
 def gate_decision(
     results: list[MetricResult], contract: Contract, *, epsilon_spent: float
 ) -> tuple[GateDecision, list[MetricResult]]:
-    """All gates, budget and contract included; released only if every one passes.
+    """All gates, budget and contract included; released only if none blocks.
 
     The flow's decision task: ``validation.results.decide_release`` over the checks' results plus the
-    governance checks (budget, contract)."""
-    everything = [*results, *governance_checks(contract, epsilon_spent=epsilon_spent)]
+    governance checks (budget, contract). The results come back with their privacy gates' family
+    size set (``family_evidence``), so the report shows the outcomes the decision used."""
+    everything = family_evidence([*results, *governance_checks(contract, epsilon_spent=epsilon_spent)])
     return _decide(everything, block_inconclusive=contract.gates.block_inconclusive), everything

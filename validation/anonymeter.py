@@ -345,6 +345,7 @@ def _result(
         power_floor=floor,
         min_rows=need,
         ideal=0.0,
+        ci_level=confidence,
     )
 
 

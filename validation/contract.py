@@ -434,9 +434,12 @@ class Gates(_Strict):
 
     # --- privacy -----------------------------------------------------------------------------
     block_inconclusive: bool = Field(
-        True,
-        description="An inconclusive privacy check (too few rows for even a no-leak table to pass "
-        "it) blocks the release. false: it is reported, and the release rests on the DP guarantee.",
+        False,
+        description="true: an inconclusive privacy check (its bound not met at these rows, but no "
+        "evidence of a leak either) blocks the release. false (default): a privacy gate blocks on "
+        "evidence of a leak, judged family-wise over the release's privacy gates (at most a 5% chance "
+        "that a table leaking nothing is blocked); an inconclusive one is reported as limited by "
+        "rows, and for that risk the release rests on the DP guarantee.",
     )
     max_dcr_share: float = Field(
         0.55,

@@ -751,6 +751,7 @@ def membership_inference(
         power_floor=floor,
         min_rows=need,
         ideal=0.5,
+        estimates=len(attacks),  # the worst of these attacks' intervals
         details={"attacks": table, "attack_details": attack_details, "worst_attack": worst.name},
     )
     gated = [a for a in attacks if a.tpr_gated]

@@ -523,11 +523,14 @@ def _evidence_gate(
     *,
     description: str,
     details: dict[str, Any],
+    estimates: int = 1,
+    ci_level: float = 0.95,
 ) -> MetricResult:
     """A share that blocks on evidence: fails when the *lower* end of its interval is past
-    ``threshold`` (the share is past it at the interval's confidence). Such a block is always a
-    ``fail`` in ``MetricResult.outcome``'s terms: its interval lies above the threshold, so it
-    excludes the no-leak value 0.5 too."""
+    ``threshold`` (the share is past it at the interval's confidence). In ``MetricResult.outcome``'s
+    terms such a block is a ``fail`` while the lower end of the release's family-wise interval is
+    still past the threshold, else ``inconclusive``. ``estimates``: ``ci`` is simultaneous over this
+    many shares (the worst of K subsets) at ``ci_level``."""
     return MetricResult(
         name=name,
         value=value,
@@ -540,6 +543,9 @@ def _evidence_gate(
         description=description,
         details={**details, "gated_on": "lower end of the interval (blocks on evidence)"},
         ideal=0.5,
+        estimates=estimates,
+        ci_level=ci_level,
+        evidence=True,
     )
 
 
@@ -561,6 +567,7 @@ def _dcr_result(
         share.value,
         share.ci,
         threshold,
+        ci_level=confidence,
         description=DCR_DESCRIPTION,
         details={
             "share": share.value,
@@ -694,6 +701,7 @@ def _near_copy_result(
         power_floor=floor,
         min_rows=need,
         ideal=0.5,
+        ci_level=confidence,
         description=NEAR_COPY_DESCRIPTION,
         details={
             "near_train_share": (both + train_only) / n,
@@ -1107,6 +1115,8 @@ def _subset_result(
         w.value,
         joint[worst],
         threshold,
+        estimates=len(shares),
+        ci_level=simultaneous,
         description=SUBSET_DESCRIPTION,
         details={
             "worst_columns": rows_out[worst]["columns"],

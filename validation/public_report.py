@@ -36,7 +36,7 @@ from synthgate.validation.contract import Contract, load_contract
 from synthgate.validation.report import check_ledger as _check_ledger
 from synthgate.validation.report import jsonable as _jsonable
 from synthgate.validation.report import render_html, write_report, write_text_atomically
-from synthgate.validation.results import GateDecision, MetricResult
+from synthgate.validation.results import GateDecision, MetricResult, family_evidence
 
 __all__ = [
     "ADJACENCY",
@@ -113,6 +113,7 @@ def decision_record(
     """What ``decision.json`` in the release folder holds: the public part of the run's outcome.
 
     JSON rules as the reports' (numpy scalars to Python, NaN to null)."""
+    results = family_evidence(results)  # the outcomes decide_release judged (idempotent)
     # an inconclusive gate may be let through (gates.block_inconclusive: false); a failed one never
     failed = [r for r in results if r.is_gate and r.outcome == "fail"]
     if decision.released and failed:

@@ -39,7 +39,7 @@ from synthgate.validation.plots import (
     distribution_svg,
     rates_svg,
 )
-from synthgate.validation.results import GateDecision, MetricResult
+from synthgate.validation.results import GateDecision, MetricResult, family_evidence
 
 __all__ = ["build_report", "check_ledger", "jsonable", "render_html", "write_report"]
 
@@ -213,7 +213,9 @@ def build_report(
         ValueError: when the decision says released although a gate failed, or when the
             ledger or row counts lack a field.
     """
-    failed = [r for r in results if r.is_gate and not r.passed]
+    results = family_evidence(results)  # the outcomes decide_release judged (idempotent)
+    # an inconclusive gate may be let through (gates.block_inconclusive: false); a failed one never
+    failed = [r for r in results if r.is_gate and r.outcome == "fail"]
     if decision.released and failed:
         raise ValueError(
             f"the decision says released but gates failed: {[r.name for r in failed]}. "
@@ -559,15 +561,22 @@ def _decision_view(report: Mapping[str, Any]) -> dict[str, Any]:
         "output_db": None,
         "others": _others(report, failed),
         "advice": what_to_try_next(failed),
+        # a release may go out with inconclusive privacy gates (gates.block_inconclusive: false)
+        "row_limited": [str(g.get("name")) for g in failed if g.get("outcome") == "inconclusive"] if released else [],
     }
     if isinstance(output, Mapping) and output.get("table") and not evaluation:
         view.update(output_table=output.get("table"), output_db=output.get("db"))
     if released:
         view["verdict"] = "PASSED" if evaluation else "RELEASED"
+        passed = (
+            "No gate found evidence of a leak and every other gate passed"
+            if view["row_limited"]
+            else "Every gate passed"
+        )
         view["lead"] = (
-            "Every gate passed. This was an evaluation of tables made elsewhere: nothing is published."
+            f"{passed}. This was an evaluation of tables made elsewhere: nothing is published."
             if evaluation
-            else "Every gate passed: the synthetic table was published."
+            else f"{passed}: the synthetic table was published."
         )
     else:
         view["verdict"] = "FAILED" if evaluation else "BLOCKED"

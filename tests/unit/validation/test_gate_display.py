@@ -78,7 +78,7 @@ def _results() -> list[MetricResult]:
 @pytest.fixture(scope="module")
 def surfaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     results = _results()
-    decision = decide_release(results)
+    decision = decide_release(results, block_inconclusive=True)  # the strict contract: a blocked page
     owner = _report(results, decision)
     folder: Path = tmp_path_factory.mktemp("blocked")
     (folder / "contract.yaml").write_text(small_contract().to_yaml())
@@ -150,7 +150,7 @@ def test_blocked_owner_page_says_what_to_try_next(surfaces: dict[str, Any]) -> N
     html = surfaces["owner_html"]
     assert "What to try next" in html
     tips = html.split("What to try next", 1)[1].split("</ul>", 1)[0]
-    assert "1 failed gate (1 inconclusive: too few rows to tell; blocks by default)" in html
+    assert "1 failed gate (1 inconclusive: too few rows to tell, no evidence of a leak; they block only with" in html
     assert "1 failed gate (1 inconclusive" in surfaces["public_html"]
     assert "More rows" in tips and "4,312" in tips and "mia_auc" in tips
     assert "epochs" not in tips  # no fidelity gate failed: no advice about utility
@@ -187,3 +187,32 @@ def test_public_surfaces_carry_no_measured_figure(surfaces: dict[str, Any]) -> N
     for figure in ("0.8469", "0.9283", "0.9123", "0.6217", "0.5371", "0.5913", "0.4829", "4312", "4,312"):
         for text in texts:
             assert figure not in text
+
+
+def test_a_release_with_a_row_limited_gate_says_which_risk_rests_on_dp(tmp_path: Path) -> None:
+    """The default contract lets an inconclusive privacy gate through: every surface says it was
+    released *and* which check was limited by rows, never "every gate passed"."""
+    results = _results()
+    decision = decide_release(results)  # default: gates.block_inconclusive false
+    assert decision.released and [r.split(":")[0] for r in decision.row_limited] == ["mia_auc"]
+    owner_html = render_html(_report(results, decision))
+    (tmp_path / "contract.yaml").write_text(small_contract().to_yaml())
+    record = decision_record(
+        run_id="run-43",
+        table="people",
+        decision=decision,
+        results=results,
+        dp_randomness=None,
+        versions={},
+        output=None,
+        model="dpctgan",
+        training_summary=None,
+    )
+    assert record["released"] and [g["outcome"] for g in record["gates"] if g["name"] == "mia_auc"] == ["inconclusive"]
+    # the public page of that record (built from the same gates: a released folder would need a model)
+    (tmp_path / "decision.json").write_text(json.dumps({**record, "released": False}))
+    public_html = render_html({**build_public_report(tmp_path), "released": True})
+    for html in (owner_html, public_html):
+        head = "".join(html.split('<div class="decision released">', 1)[1].split("</div>", 2)[:2])
+        assert "Every gate passed" not in head and "No gate found evidence of a leak" in head
+        assert "Limited by rows:</strong> mia_auc" in head and "differential-privacy guarantee" in head

@@ -1,7 +1,10 @@
 """The inconclusive outcome: a privacy gate that fails only because the rows are too few to pass
-anything says so, with the rows it would need, and blocks unless the contract opts out."""
+anything says so, with the rows it would need, and blocks only where the contract says so; a
+"fail" needs evidence of a leak, judged family-wise over a release's privacy gates."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -11,7 +14,13 @@ from synthgate.validation.anonymeter import _power_floor, attack_risk, inference
 from synthgate.validation.contract import Contract
 from synthgate.validation.mia import _auc_power_floor, roc_summary
 from synthgate.validation.privacy import _dcr_power_floor
-from synthgate.validation.results import MetricResult, decide_release, min_rows_to_pass, upper_bound_gate
+from synthgate.validation.results import (
+    MetricResult,
+    decide_release,
+    family_evidence,
+    min_rows_to_pass,
+    upper_bound_gate,
+)
 
 
 def _gate(passed_value: float, floor: float | None, threshold: float = 0.1) -> MetricResult:
@@ -31,10 +40,15 @@ def test_outcomes_and_decision() -> None:
     ok, fail, inconclusive = _gate(0.05, 0.02), _gate(0.15, 0.05), _gate(0.15, 0.12)
     assert (ok.outcome, fail.outcome, inconclusive.outcome) == ("pass", "fail", "inconclusive")
     assert inconclusive.to_dict()["outcome"] == "inconclusive"
-    blocked = decide_release([ok, inconclusive])
-    assert not blocked.released and "inconclusive" in blocked.reasons[0] and "4000 rows per side" in blocked.reasons[0]
-    assert decide_release([ok, inconclusive], block_inconclusive=False).released
-    assert not decide_release([ok, fail, inconclusive], block_inconclusive=False).released  # a real fail still blocks
+    # default: an inconclusive gate does not block; the decision lists it as limited by rows
+    let_through = decide_release([ok, inconclusive])
+    assert let_through.released and not let_through.reasons
+    assert len(let_through.row_limited) == 1 and "4000 rows per side" in let_through.row_limited[0]
+    assert let_through.to_dict()["row_limited"] == let_through.row_limited
+    strict = decide_release([ok, inconclusive], block_inconclusive=True)
+    assert not strict.released and "inconclusive" in strict.reasons[0] and "4000 rows per side" in strict.reasons[0]
+    assert not decide_release([ok, fail, inconclusive]).released  # a real fail always blocks
+    assert [r.split(":")[0] for r in decide_release([ok, fail, inconclusive]).reasons] == ["risk"]
 
 
 def test_the_reason_names_what_min_rows_to_pass_counts() -> None:
@@ -44,19 +58,71 @@ def test_the_reason_names_what_min_rows_to_pass_counts() -> None:
         "inference_risk[x]", 0.0, (0.0, 0.3), 0.1, description="", power_floor=0.2, min_rows=900,
         details={"min_rows_unit": "control attacks"},
     )  # fmt: skip
-    (reason,) = decide_release([attacks]).reasons
+    (reason,) = decide_release([attacks], block_inconclusive=True).reasons
     assert "about 900 control attacks" in reason and "rows per side" not in reason
 
 
 def test_an_interval_holding_both_no_leak_and_the_gate_is_inconclusive() -> None:
-    def gate(lo: float, hi: float) -> MetricResult:
+    def gate(lo: float, hi: float, floor: float = 0.05) -> MetricResult:
         return upper_bound_gate(
-            "r", (lo + hi) / 2, (lo, hi), 0.1, description="", details={}, power_floor=0.05, ideal=0.0
+            "r", (lo + hi) / 2, (lo, hi), 0.1, description="", details={}, power_floor=floor, ideal=0.0
         )
 
     assert gate(0.0, 0.14).outcome == "inconclusive"  # consistent with no leak and with a leak past 0.1
     assert gate(0.02, 0.14).outcome == "fail"  # the interval excludes no leak: evidence of a leak
     assert gate(0.0, 0.08).outcome == "pass"
+    # evidence of a leak blocks however few the rows: a floor past the gate does not excuse it
+    assert gate(0.05, 0.40, floor=0.3).outcome == "fail"
+    assert gate(0.0, 0.40, floor=0.3).outcome == "inconclusive"
+
+
+def _risk(lo: float, hi: float, value: float) -> MetricResult:
+    return upper_bound_gate("r", value, (lo, hi), 0.1, description="", details={}, ideal=0.0)
+
+
+def test_evidence_is_judged_family_wise_over_the_privacy_gates() -> None:
+    """With K privacy gates a "fail" needs the interval at 1 − 0.05/K to exclude no leak: each arm
+    scaled by z(1 − 0.025/K) / z(0.975) (K = 8: 2.734 / 1.960)."""
+    weak = _risk(0.02, 0.16, 0.09)  # excludes 0 at 95%, not at the family's level
+    strong = _risk(0.06, 0.20, 0.13)
+    filler = [_risk(0.0, 0.05, 0.01) for _ in range(6)]
+    assert weak.outcome == strong.outcome == "fail"  # alone: a family of one
+    family = family_evidence([weak, strong, *filler])
+    assert [r.family for r in family] == [8] * 8
+    assert family_evidence(family) == family  # idempotent: it sets the size, it does not compound it
+    w, s = family[0], family[1]
+    scale = 2.7344 / 1.9600
+    assert w.evidence_ci == pytest.approx(
+        (max(0.0, 0.09 - 0.07 * scale), 0.09 + 0.07 * scale), abs=1e-3
+    )  # clipped at 0
+    assert (w.outcome, s.outcome) == ("inconclusive", "fail")
+    assert w.to_dict()["evidence_ci"] == pytest.approx(list(w.evidence_ci))
+    decision = decide_release([weak, strong, *filler])  # decide_release applies the family itself
+    assert not decision.released and [r.split(":")[0] for r in decision.reasons] == ["r"]
+    assert len(decision.reasons) == 1 and len(decision.row_limited) == 1
+    # fidelity gates and figures without an interval are not in the family
+    quality = MetricResult(name="q", value=0.9, threshold=0.8, passed=True)
+    assert family_evidence([weak, quality])[0].family == 1
+
+
+def test_the_worst_of_several_is_widened_from_its_own_level() -> None:
+    """An evidence gate on the worst of 6 subsets: its interval is already simultaneous (1 − 0.05/6);
+    in a family of 8 it goes to 1 − 0.05/48. A worst-of-3 AUC with 95% intervals goes to 1 − 0.05/24."""
+    subset = MetricResult(
+        name="dcr_share_worst_subset", value=0.60, threshold=0.55, passed=False, direction="max",
+        ci=(0.57, 0.63), gated_value=0.57, kind="privacy", ideal=0.5, estimates=6,
+        ci_level=1 - 0.05 / 6, evidence=True, family=8,
+    )  # fmt: skip
+    from scipy.stats import norm
+
+    scale = norm.ppf(1 - 0.025 / 48) / norm.ppf(1 - 0.025 / 6)
+    assert subset.evidence_ci == pytest.approx((0.60 - 0.03 * scale, 0.60 + 0.03 * scale))
+    assert subset.outcome == "fail"  # 0.60 − 0.03 × 1.24 = 0.563 is still past 0.55
+    assert replace(subset, ci=(0.555, 0.645), gated_value=0.555).outcome == "inconclusive"
+    auc = upper_bound_gate("mia_auc", 0.59, (0.54, 0.64), 0.55, description="", details={}, ideal=0.5, estimates=3)
+    assert auc.evidence_ci == pytest.approx(
+        (0.59 - 0.05 * norm.ppf(1 - 0.025 / 3) / 1.96, 0.59 + 0.05 * norm.ppf(1 - 0.025 / 3) / 1.96), abs=1e-3
+    )
 
 
 def test_min_rows_to_pass_finds_the_smallest_size() -> None:
