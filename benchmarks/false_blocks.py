@@ -227,20 +227,7 @@ def fit_dp_on(
         return
     train_path = folder / "train.parquet"
     train.write_parquet(train_path)
-    spec = {
-        "train": str(train_path),
-        "columns": suite.peer_columns(contract, train),
-        "rows": train.height,
-        "speed_rows": min(train.height, 10_000),
-        "delta": contract.privacy.delta,
-        "peer": job["method"],
-        "epsilon": job["epsilon"],
-        "seed": job["seed"],
-        "epochs": suite.PEER_EPOCHS.get(job["method"]),
-    }
-    spec_path = folder / "spec.json"
-    spec_path.write_text(json.dumps(spec), encoding="utf-8")
-    cmd = [str(peer_python), str(suite.PEER_FIT), "--spec", str(spec_path), "--out", str(folder)]
+    cmd = suite.peer_command(job, contract, train, train_path, folder / "spec.json", folder, peer_python)
     status, error, _ = suite.run_process(cmd, suite.TIME_LIMIT_S * 4)
     if status != "ok":
         raise RuntimeError(

@@ -398,6 +398,14 @@ def _command(job: dict[str, Any], folder: Path, out: Path, peer_python: Path) ->
     train_path = folder / f"{job['dataset']}-train.parquet"
     if not train_path.exists():
         train.write_parquet(train_path)
+    return peer_command(job, contract, train, train_path, folder / f"spec-{time.monotonic_ns()}.json", out, peer_python)
+
+
+def peer_command(
+    job: dict[str, Any], contract: Any, train: Any, train_path: Path, spec_path: Path, out: Path, peer_python: Path
+) -> list[str]:
+    """The peer_fit command line for ``job`` on ``train`` (already written to ``train_path``); writes
+    its spec to ``spec_path``."""
     spec = {
         "train": str(train_path),
         "columns": peer_columns(contract, train),
@@ -409,7 +417,6 @@ def _command(job: dict[str, Any], folder: Path, out: Path, peer_python: Path) ->
         "seed": job["seed"],
         "epochs": PEER_EPOCHS.get(job["method"]),
     }
-    spec_path = folder / f"spec-{time.monotonic_ns()}.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     return [str(peer_python), str(PEER_FIT), "--spec", str(spec_path), "--out", str(out)]
 

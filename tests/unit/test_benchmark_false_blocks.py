@@ -60,3 +60,30 @@ def test_one_row_per_unit_as_the_release_flow_with_unit_declared(two_rows_per_pe
     assert cuts["fresh"].equals(first)  # seeded: the same cut for the same seed
     fb.one_repetition(contract, frame, seed=1001, max_rows=10_000, group=group, per_unit="one")
     assert not cuts["fresh"].equals(first)
+
+
+def test_release_table_counts_blocks_by_fail_and_by_any_miss() -> None:
+    """A release is blocked by default when any gate *fails*; with block_inconclusive also when one is
+    inconclusive. Three repetitions: all pass; one inconclusive; one fail and one inconclusive."""
+
+    def rep(**outcomes: str) -> dict:
+        return {
+            "rows": {"train": 10, "holdout": 5, "fresh": 5},
+            "gates": {g: {"outcome": o} for g, o in outcomes.items()},
+        }
+
+    done = {
+        "datasets": {
+            "t": {
+                "reps": [
+                    rep(a="pass", b="pass"),
+                    rep(a="inconclusive", b="pass"),
+                    rep(a="inconclusive", b="fail"),
+                ]
+            }
+        }
+    }
+    (row,) = fb.release_table(done).splitlines()[2:]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "t" and cells[1] == "10/5/5" and cells[2] == "3"
+    assert cells[3].startswith("1/3 ") and cells[4] == "b" and cells[5].startswith("2/3 ")
