@@ -169,7 +169,7 @@ def _scores(values: Any, role: str) -> np.ndarray:
     return x
 
 
-def _auc_power_floor(
+def auc_power_floor(
     n_members: int, n_nonmembers: int, max_auc: float, confidence: float = 0.95
 ) -> tuple[float, int | None]:
     """The upper bound of an attack with no signal (AUC 0.5) at these set sizes, by Hanley and
@@ -741,7 +741,7 @@ def membership_inference(
     table = [a.to_dict() for a in attacks]
     attack_details = {a.name: dict(a.details) for a in attacks}
     worst = max(attacks, key=lambda a: (a.ci[1], a.auc))
-    floor, need = _auc_power_floor(worst.n_members, worst.n_nonmembers, max_auc)
+    floor, need = auc_power_floor(worst.n_members, worst.n_nonmembers, max_auc)
     auc_result = upper_bound_gate(
         "mia_auc",
         worst.auc,

@@ -12,7 +12,7 @@ import pytest
 
 from synthgate.validation.anonymeter import _power_floor, attack_risk, inference_risk
 from synthgate.validation.contract import Contract
-from synthgate.validation.mia import _auc_power_floor, roc_summary
+from synthgate.validation.mia import auc_power_floor, roc_summary
 from synthgate.validation.privacy import _dcr_power_floor
 from synthgate.validation.results import (
     MetricResult,
@@ -158,11 +158,11 @@ def test_auc_floor_matches_the_delong_bound_of_signal_free_scores() -> None:
     0.01 of the Hanley–McNeil floor at AUC 0.5 (the floor is an estimate; tolerance stated)."""
     rng = np.random.default_rng(0)
     highs = [roc_summary(rng.normal(size=150), rng.normal(size=150))[1][1] for _ in range(200)]
-    floor, need = _auc_power_floor(150, 150, 0.6)
+    floor, need = auc_power_floor(150, 150, 0.6)
     assert abs(float(np.mean(highs)) - floor) < 0.01, (float(np.mean(highs)), floor)
     assert need is None  # 150 per side is enough for the 0.60 gate
-    small_floor, small_need = _auc_power_floor(20, 20, 0.6)
-    assert small_floor > 0.6 and small_need is not None and _auc_power_floor(small_need, small_need, 0.6)[0] <= 0.6
+    small_floor, small_need = auc_power_floor(20, 20, 0.6)
+    assert small_floor > 0.6 and small_need is not None and auc_power_floor(small_need, small_need, 0.6)[0] <= 0.6
 
 
 def test_fresh_real_rows_on_a_predictable_secret_are_inconclusive_not_failed(
