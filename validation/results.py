@@ -25,9 +25,15 @@ class MetricResult:
 
     ``power_floor`` (risks with an interval): the gated figure an ideal outcome would get at the
     same numbers of rows (the risk at its no-leak value ``ideal``, only the interval's width left).
-    A failed gate is ``"inconclusive"`` (it still blocks by default) when the rows are too few to
-    tell: the floor itself is past the threshold, or the interval holds both the no-leak value and
-    the threshold; ``details["min_rows_to_pass"]`` says how many rows would do.
+
+    A failed privacy gate is ``"fail"`` only on *evidence of a leak*: its evidence interval
+    (``evidence_ci``: Bonferroni over the ``family`` of privacy gates of one release, so that a
+    no-leak table is failed by any of them with about ``FAMILY_ALPHA`` chance at most) excludes the
+    no-leak value ``ideal`` (for a gate that blocks on its lower end, ``evidence``: that end is still
+    past the threshold). Otherwise it is ``"inconclusive"``: limited by the rows, not by risk; it
+    blocks only where the contract says so (``gates.block_inconclusive``), and
+    ``details["min_rows_to_pass"]`` says how many rows would let it pass. A gate without an interval
+    (no ``ideal``) is inconclusive when its no-leak floor is past the threshold, else a fail.
     """
 
     name: str
