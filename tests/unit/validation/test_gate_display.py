@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from synthgate.flows.cli import _print_gates
+from synthgate.flows.cli import _print_gates, _print_row_limited
 from synthgate.tasks.publish import gate_artifact_rows
 from synthgate.validation.public_report import build_public_report, decision_record
 from synthgate.validation.report import render_html
@@ -216,3 +216,12 @@ def test_a_release_with_a_row_limited_gate_says_which_risk_rests_on_dp(tmp_path:
         head = "".join(html.split('<div class="decision released">', 1)[1].split("</div>", 2)[:2])
         assert "Every gate passed" not in head and "No gate found evidence of a leak" in head
         assert "Limited by rows:</strong> mia_auc" in head and "differential-privacy guarantee" in head
+    # the CLI's line for a released run names the same gate, and no figure
+    buffer = io.StringIO()
+    _print_row_limited(Console(file=buffer, width=300, color_system=None), {"gates": record["gates"]})
+    line = buffer.getvalue()
+    assert line.startswith("limited by rows: mia_auc could not bound") and "DP guarantee" in line
+    assert not re.search(r"\d\.\d", line)  # no measured value
+    quiet = io.StringIO()
+    _print_row_limited(Console(file=quiet), {"gates": [g for g in record["gates"] if g["name"] != "mia_auc"]})
+    assert quiet.getvalue() == ""
