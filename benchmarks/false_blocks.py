@@ -356,6 +356,17 @@ def run(
     return done
 
 
+def _scored(done: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(table, "train/holdout/fresh" rows, repetitions) of every entry with at least one repetition."""
+    out = []
+    for name, entry in done.get("datasets", {}).items():
+        reps = entry["reps"]
+        if reps:
+            r0 = reps[0]["rows"]
+            out.append((name, f"{r0['train']}/{r0['holdout']}/{r0.get('fresh', r0.get('synthetic'))}", reps))
+    return out
+
+
 def table(done: dict[str, Any]) -> str:
     """Per table and gate: hard fails (evidence of a leak that is not there: these block), inconclusive
     (failed, limited by rows: blocks only with gates.block_inconclusive: true), and both, with Wilson 95%."""
@@ -364,12 +375,7 @@ def table(done: dict[str, Any]) -> str:
         "fail or inconclusive [95%] |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, entry in done.get("datasets", {}).items():
-        reps = entry["reps"]
-        if not reps:
-            continue
-        r0 = reps[0]["rows"]
-        size = f"{r0['train']}/{r0['holdout']}/{r0.get('fresh', r0.get('synthetic'))}"
+    for name, size, reps in _scored(done):
         for gate in reps[0]["gates"]:
             outcomes = [r["gates"][gate]["outcome"] for r in reps if gate in r["gates"]]
             n = len(outcomes)
@@ -393,12 +399,7 @@ def release_table(done: dict[str, Any]) -> str:
         "blocked, block_inconclusive [95%] |",
         "|---|---|---|---|---|---|",
     ]
-    for name, entry in done.get("datasets", {}).items():
-        reps = entry["reps"]
-        if not reps:
-            continue
-        r0 = reps[0]["rows"]
-        size = f"{r0['train']}/{r0['holdout']}/{r0.get('fresh', r0.get('synthetic'))}"
+    for name, size, reps in _scored(done):
         n = len(reps)
         failed = [[g for g, v in r["gates"].items() if v["outcome"] == "fail"] for r in reps]
         strict = sum(any(v["outcome"] != "pass" for v in r["gates"].values()) for r in reps)

@@ -75,15 +75,9 @@ def _results() -> list[MetricResult]:
     ]
 
 
-@pytest.fixture(scope="module")
-def surfaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    results = _results()
-    decision = decide_release(results, block_inconclusive=True)  # the strict contract: a blocked page
-    owner = _report(results, decision)
-    folder: Path = tmp_path_factory.mktemp("blocked")
-    (folder / "contract.yaml").write_text(small_contract().to_yaml())
-    record = decision_record(
-        run_id="run-42",
+def _record(results: list[MetricResult], decision: Any, run_id: str) -> dict[str, Any]:
+    return decision_record(
+        run_id=run_id,
         table="people",
         decision=decision,
         results=results,
@@ -93,6 +87,16 @@ def surfaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         model="dpctgan",
         training_summary=None,
     )
+
+
+@pytest.fixture(scope="module")
+def surfaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    results = _results()
+    decision = decide_release(results, block_inconclusive=True)  # the strict contract: a blocked page
+    owner = _report(results, decision)
+    folder: Path = tmp_path_factory.mktemp("blocked")
+    (folder / "contract.yaml").write_text(small_contract().to_yaml())
+    record = _record(results, decision, "run-42")
     (folder / "decision.json").write_text(json.dumps(record))
     public = build_public_report(folder)
     buffer = io.StringIO()
@@ -197,17 +201,7 @@ def test_a_release_with_a_row_limited_gate_says_which_risk_rests_on_dp(tmp_path:
     assert decision.released and [r.split(":")[0] for r in decision.row_limited] == ["mia_auc"]
     owner_html = render_html(_report(results, decision))
     (tmp_path / "contract.yaml").write_text(small_contract().to_yaml())
-    record = decision_record(
-        run_id="run-43",
-        table="people",
-        decision=decision,
-        results=results,
-        dp_randomness=None,
-        versions={},
-        output=None,
-        model="dpctgan",
-        training_summary=None,
-    )
+    record = _record(results, decision, "run-43")
     assert record["released"] and [g["outcome"] for g in record["gates"] if g["name"] == "mia_auc"] == ["inconclusive"]
     # the public page of that record (built from the same gates: a released folder would need a model)
     (tmp_path / "decision.json").write_text(json.dumps({**record, "released": False}))
