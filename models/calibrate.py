@@ -37,9 +37,16 @@ proportional to weight (Madow 1949): every pool row is kept at most once, so the
 no duplicate. Cells a target puts at zero (a noisy count projected away) are not emptied: a row's
 factor is floored at ``FLOOR`` per sweep, the generator's belief tempering the measurement's.
 
-Tried and left out: pooling each variable's 1-way marginal from the codec and every pair table that
-holds it (inverse-variance weights) and raking the pair tables to agree: the projected tables' margins
-are biased on rare categories, and Adult's categories got worse (ε = 1, one fit: 0.9825 → 0.9818).
+A categorical column's 1-way target is the inverse-variance pool of the codec's histogram and the raw
+margins of every pair table that holds it (``Measured.one_way``, models/marginals.py ``pool_one_way``),
+where the measurement made one; else the codec's frequencies.
+
+Tried and left out: pooling from the *projected* pair tables and raking the pair tables to agree: the
+projected tables' margins are biased on rare categories, and Adult's categories got worse (ε = 1, one
+fit: 0.9825 → 0.9818). Fitting each projected table to the pooled 1-way targets (IPF) before raking
+(round 2 session 7, ε = 1, 2 fits each, same fits and sampling seeds): Adult's native-country shape
+0.966 → 0.974, but column shapes level on Adult and MplsStops (0.9881 → 0.9881, 0.9870 → 0.9868), TSTR
+−0.0005 and −0.0014 there and +0.009 on colon: no consistent gain.
 Trusting a noisy pair table less (raking exponent TOLERANCE / its expected noise
 error). On the two small tables it was tried on at ε = 1 (colon, 930 rows; a 1,500-row sample of
 Adult; 2–3 fits each) it moved pair trends by +0.012 and −0.025: no consistent gain.
@@ -83,7 +90,8 @@ class Calibrator:
         self._by_cells: set[str] = set()  # numeric columns raked to their histogram's cells
         for v in variables(codec):
             if v.kind != "tanh":
-                self._one_way.append((v, one_way(codec, v)))
+                pooled = measured.one_way.get(v.column) if measured is not None and v.role == "value" else None
+                self._one_way.append((v, pooled if pooled is not None else one_way(codec, v)))
                 continue
             r = float(codec.null_rate.get(v.column, 0.0)) if v.null_start is not None else 0.0
             if numeric_cells and codec.numeric_encoding == "quantile":

@@ -239,6 +239,11 @@ class Codec:
         self.bin_mass: dict[str, np.ndarray] = {}
         self.null_rate: dict[str, float] = {}
         self.frequencies: dict[str, np.ndarray] = {}
+        # the categorical columns' raw noisy counts and their noise std, as released by ``fit_dp``
+        # (DP outputs), for pooling with later releases (models/marginals.py ``pool_one_way``); not
+        # saved: a loaded codec has none
+        self.released_counts: dict[str, np.ndarray] = {}
+        self.released_sigma = 0.0
         self.n_estimate: float | None = None
         # per continuous/datetime column: DP shares of the rows on each PRECISION_STEPS grid
         self.precision: dict[str, np.ndarray] = {}
@@ -315,6 +320,8 @@ class Codec:
         levels = {k: _noisy_levels(v, sigma, rng) for k, v in self.precision_histograms(df).items()}
         self._set_statistics(noisy, sigma)
         self._set_precision(levels, sigma / PRECISION_WEIGHT)
+        self.released_counts = {spec.name: noisy[spec.name] for spec in self.discrete}
+        self.released_sigma = sigma
 
     def noise_bound_columns(self, sigma: float) -> list[str]:
         """Numeric columns whose fine histogram the noise swamps: an even share of the DP row estimate per

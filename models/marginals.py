@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -141,6 +141,9 @@ class Measured:
     tables: list[np.ndarray]  # each (width_a, width_b), non-negative, summing to 1
     sigma: float = 0.0  # the Gaussian noise std of each count table (0: exact); public
     n_hat: float = 0.0  # the DP row estimate the tables were normalised by
+    # categorical columns' 1-way frequencies pooled from the codec's histogram and these tables' raw
+    # margins (``pool_one_way``); a column absent here keeps the codec's frequencies
+    one_way: dict[str, np.ndarray] = field(default_factory=dict)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -148,6 +151,7 @@ class Measured:
             "tables": [t.tolist() for t in self.tables],
             "sigma": self.sigma,
             "n_hat": self.n_hat,
+            "one_way": {k: v.tolist() for k, v in self.one_way.items()},
         }
 
     @classmethod
@@ -158,6 +162,7 @@ class Measured:
             [np.asarray(t, dtype=np.float64) for t in state["tables"]],
             float(state.get("sigma", 0.0)),
             float(state.get("n_hat", 0.0)),
+            {k: np.asarray(v, dtype=np.float64) for k, v in state.get("one_way", {}).items()},
         )
 
     def labels(self) -> list[str]:
@@ -344,13 +349,54 @@ def measure_marginals(
         )
     else:
         ledger.record_non_dp(f"{MEASUREMENT}-non-dp", steps=len(pairs), description="exact pair count tables: NOT DP")
-    tables = []
+    tables, raw = [], []
     for a, b in pairs:
         c = counts(a, b)
         if dp:
             c = c + rng.normal(0.0, sigma, size=c.shape)
+        raw.append(c)
         tables.append(project_to_simplex(c, max(n_hat, 1.0)) / max(n_hat, 1.0))
-    return Measured(vs, pairs, tables, sigma, n_hat)
+    pooled = pool_one_way(codec, vs, pairs, raw, sigma) if dp else {}
+    return Measured(vs, pairs, tables, sigma, n_hat, pooled)
+
+
+def pool_one_way(
+    codec: Codec, variables_: list[Variable], pairs: list[tuple[int, int]], raw: list[np.ndarray], sigma: float
+) -> dict[str, np.ndarray]:
+    """Each categorical column's 1-way counts estimated from every DP release that holds them.
+
+    The codec's histogram of a column (noise std σ₀ per count) and the margin of each raw (unprojected)
+    noisy pair table that holds the column (the sum of ``w`` cells of std σ: variance σ²·w, ``w`` the
+    other variable's width) are unbiased estimates of the same counts, with independent noise; their
+    inverse-variance mean has variance 1 / (1/σ₀² + Σ 1/(σ²·w)). On Adult at ε = 1 (σ₀ = 41.5,
+    σ = 57.2, 14 tables per column) that is σ ≈ 27–29 and cuts the expected TV error of the
+    frequencies by about a third (native-country 0.021 → 0.015; benchmarks/pool_one_way.py).
+
+    The raw margins must be used, not the projected tables' (projecting a noisy table to the simplex
+    clips its rare cells and biases their margins upward: session 3 tried those and Adult's
+    categories got worse). The result is clipped at zero and normalised, as the codec's own
+    frequencies are. Post-processing of DP outputs only (the codec's released counts and the tables'
+    Gaussian outputs): no row is read and nothing is charged."""
+    counts, s0 = codec.released_counts, codec.released_sigma
+    if not counts or not (s0 > 0) or not (sigma > 0):
+        return {}
+    out: dict[str, np.ndarray] = {}
+    for j, v in enumerate(variables_):
+        y0 = counts.get(v.column)
+        if v.kind != "softmax" or v.role != "value" or y0 is None or y0.shape != (v.width,):
+            continue
+        total, precision = y0 / s0**2, 1.0 / s0**2
+        for (a, b), table in zip(pairs, raw, strict=True):
+            if j not in (a, b):
+                continue
+            margin, other = (table.sum(1), variables_[b].width) if a == j else (table.sum(0), variables_[a].width)
+            total = total + margin / (sigma**2 * other)
+            precision += 1.0 / (sigma**2 * other)
+        if precision > 1.0 / s0**2:
+            est = np.clip(total / precision, 0.0, None)
+            if est.sum() > 0:
+                out[v.column] = est / est.sum()
+    return out
 
 
 # ---------------------------------------------------------------------------- the generator's loss
@@ -415,6 +461,7 @@ __all__ = [
     "one_way",
     "plan_extra",
     "plan_noise",
+    "pool_one_way",
     "project_to_simplex",
     "soft_membership",
     "variables",

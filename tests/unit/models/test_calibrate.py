@@ -243,6 +243,25 @@ def test_the_released_one_way_marginals_come_last_and_hold_against_a_conflicting
     assert tv(Calibrator(codec, conflicting, numeric_cells=False, one_way_last=False)) > 0.03
 
 
+def test_a_pooled_one_way_estimate_replaces_the_codecs_as_the_raking_target(
+    fitted: tuple[Codec, Calibrator, np.ndarray, np.ndarray],
+) -> None:
+    """A categorical column with pooled frequencies (``Measured.one_way``) is raked to them, not to the
+    codec's; the other columns keep the codec's. (No pair table here: the exact ones would disagree
+    with the made-up target.)"""
+    codec, cal, _, pool = fitted
+    m = cal.measured
+    pooled = {"a": np.array([0.5, 0.3, 0.2])}
+    with_pool = Calibrator(codec, Measured(m.variables, [], [], m.sigma, m.n_hat, pooled))
+    targets = {v.column: t for v, t in with_pool._one_way if v.kind != "tanh"}
+    assert np.allclose(targets["a"], pooled["a"])
+    assert all(np.allclose(t, codec.frequencies[k]) for k, t in targets.items() if k != "a" and k in codec.frequencies)
+    block = next(b for b in codec.blocks if b.column == "a")
+    cells = pool[:, block.start : block.start + block.width].argmax(1)
+    w = with_pool.weights(pool)
+    assert 0.5 * np.abs(np.bincount(cells, weights=w, minlength=3) / w.sum() - pooled["a"]).sum() < 0.01
+
+
 def test_a_numeric_column_is_raked_to_its_histogram_cells_keeping_the_shape_within_a_cell(contract: Contract) -> None:
     """The pool's numeric values are far from the released histogram (uniform against a skewed
     one): the raking weights match the histogram's cells, and the drawn rows (pool rows, no value

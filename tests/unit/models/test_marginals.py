@@ -14,11 +14,13 @@ from synthgate.models.ledger import PrivacyLedger
 from synthgate.models.marginals import (
     MEASUREMENT,
     SELECTION,
+    Measured,
     PairLoss,
     candidate_pairs,
     discretise,
     measure_marginals,
     plan_extra,
+    pool_one_way,
     project_to_simplex,
     soft_membership,
     variables,
@@ -238,3 +240,64 @@ def test_the_number_of_extra_pairs_follows_the_noise(contract: Contract, table: 
     assert len(measured.pairs) == len(with_target) + 6
     assert [e.mechanism for e in ledger.entries] == [MEASUREMENT]
     assert ledger.epsilon == pytest.approx(50.0, rel=1e-3)
+
+
+def test_pooled_one_way_frequencies_are_unbiased_and_have_the_pooled_variance(
+    contract: Contract, table: pl.DataFrame
+) -> None:
+    """pool_one_way: each categorical column's counts from the codec's histogram and every raw pair
+    table holding it, inverse-variance weighted. Over 200 seeded repetitions of both releases the pooled
+    frequencies centre on the exact ones and their variance is the formula's, 1 / (1/σ₀² + Σ 1/(σ²·w)),
+    below the codec's σ₀² alone."""
+    exact_codec = Codec(contract)
+    exact_codec.fit_non_dp(table, ledger=PrivacyLedger(1e-6))
+    x = exact_codec.encode(table, rng=np.random.default_rng(1))
+    truth = {k: np.asarray(v, dtype=np.float64) for k, v in exact_codec.frequencies.items()}
+    pooled: dict[str, list[np.ndarray]] = {}
+    codec_only: dict[str, list[np.ndarray]] = {}
+    for rep in range(200):
+        codec = Codec(contract)
+        ledger = PrivacyLedger(1e-6)
+        codec.fit_dp(table, ledger=ledger, noise_multiplier=20.0, rng=np.random.default_rng(rep))
+        m = measure_marginals(
+            x, codec, ledger=ledger, target_epsilon=ledger.epsilon + 0.5, rng=np.random.default_rng(10_000 + rep)
+        )
+        assert set(m.one_way) == {"a", "b", "c", "y"}  # every categorical or boolean column; not x
+        for k, f in m.one_way.items():
+            assert (f >= 0).all() and f.sum() == pytest.approx(1.0)
+            pooled.setdefault(k, []).append(f)
+            codec_only.setdefault(k, []).append(codec.released_counts[k] / table.height)
+    s0, s = codec.released_sigma, m.sigma  # the same σ₀ and σ in every repetition (public plan)
+    widths = {v.column: v.width for v in m.variables}
+    for k, draws in pooled.items():
+        j = next(i for i, v in enumerate(m.variables) if v.column == k)
+        others = [m.variables[b if a == j else a].width for a, b in m.pairs if j in (a, b)]
+        assert len(others) >= 1
+        expected = 1.0 / (1.0 / s0**2 + sum(1.0 / (s**2 * w) for w in others)) / table.height**2
+        d = np.array(draws)
+        # unbiased: every frequency is at least 0.1 here, so clipping at 0 never acts (mean within 4 se)
+        assert np.abs(d.mean(0) - truth[k]).max() < 4 * np.sqrt(expected / len(d)), (k, d.mean(0), truth[k])
+        # variance: of each cell, normalisation aside (it removes one degree of freedom of the sum)
+        var = d.var(0, ddof=1).mean() * widths[k] / max(widths[k] - 1, 1)
+        assert 0.75 < var / expected < 1.3, (k, var, expected)
+        assert var < 0.9 * np.array(codec_only[k]).var(0, ddof=1).mean() * widths[k] / max(widths[k] - 1, 1)
+
+
+def test_pooling_needs_released_counts_and_noise(contract: Contract, table: pl.DataFrame) -> None:
+    """Exact (non-DP) measurements and a loaded codec (its raw counts are not saved) pool nothing; the
+    pooled frequencies survive the model's state."""
+    codec, x = _codec(contract, table)
+    exact = measure_marginals(x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(0))
+    assert exact.one_way == {}
+    dp_codec = Codec(contract)
+    ledger = PrivacyLedger(1e-6)
+    dp_codec.fit_dp(table, ledger=ledger, noise_multiplier=20.0, rng=np.random.default_rng(0))
+    m = measure_marginals(x, dp_codec, ledger=ledger, target_epsilon=ledger.epsilon + 0.5, rng=np.random.default_rng(1))
+    back = Measured.from_state(m.variables, m.state())
+    assert set(back.one_way) == set(m.one_way) and all(np.allclose(back.one_way[k], m.one_way[k]) for k in m.one_way)
+    loaded = Codec(contract)
+    loaded.load_state(dp_codec.state())
+    assert (
+        loaded.released_counts == {}
+        and pool_one_way(loaded, m.variables, m.pairs, [t * 1.0 for t in m.tables], m.sigma) == {}
+    )
