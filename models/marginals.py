@@ -22,7 +22,10 @@ Selection and measurement (one data-entry point, ``measure_marginals``):
   range, hence ε₀²/8-zCDP (Cesar & Rogers 2021), which the ledger accounts as a Gaussian mechanism of
   noise multiplier 2/ε₀ (the same Rényi curve, ``PrivacyLedger.charge_exponential``);
 - every chosen pair's count table gets Gaussian noise of std σ (L2 sensitivity 1 per table, one
-  ledger step per table), then is projected onto the simplex scaled to n̂ (post-processing).
+  ledger step per table), then is projected onto the simplex scaled to n̂ (post-processing). A
+  table of two other columns whose noisy counts are no further from independence than noise alone
+  would put them (``shrink_to_independence``) is replaced by the independence table of its own noisy
+  margins first (post-processing: the generator and the raking then fit no noise dependence).
 The share of ρ is AIM's: 10% selection, 90% measurement, calibrated so that the ledger after this
 step has spent ``target_epsilon``.
 
@@ -48,6 +51,13 @@ NUMERIC_BINS = 8
 MAX_CELLS = 4096  # larger pair tables are not candidates (their noise would swamp them)
 SELECTION_SHARE = 0.1  # of the marginals' zCDP budget, as AIM
 EXTRA_TOLERANCE = 0.05  # expected TV error of a measured table that still earns a pair its place
+# A table of two non-target variables is kept as measured when its noisy counts' L1 distance from the
+# independence table of their own margins is above SHRINK_FACTOR times that distance's expected value
+# under noise alone; else it is replaced by that independence table. Chosen on the public suite
+# (BENCHMARKS.md, "Noise-level pair tables shrunk to independence"): on survival::colon at ε = 3 all 91
+# pairs are measured at σ = 17.2 rows on 1,300 rows, most of them independent columns, and fitting
+# their noise cost train-on-synthetic AUC 0.914 against 0.939 shrunk (8 fits each).
+SHRINK_FACTOR = 1.5
 SELECTION = "marginal-selection"
 MEASUREMENT = "marginal-measurements"
 
@@ -144,6 +154,7 @@ class Measured:
     # categorical columns' 1-way frequencies pooled from the codec's histogram and these tables' raw
     # margins (``pool_one_way``); a column absent here keeps the codec's frequencies
     one_way: dict[str, np.ndarray] = field(default_factory=dict)
+    shrunk: int = 0  # tables replaced by their margins' independence table (``shrink_to_independence``)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -152,6 +163,7 @@ class Measured:
             "sigma": self.sigma,
             "n_hat": self.n_hat,
             "one_way": {k: v.tolist() for k, v in self.one_way.items()},
+            "shrunk": self.shrunk,
         }
 
     @classmethod
@@ -163,6 +175,7 @@ class Measured:
             float(state.get("sigma", 0.0)),
             float(state.get("n_hat", 0.0)),
             {k: np.asarray(v, dtype=np.float64) for k, v in state.get("one_way", {}).items()},
+            int(state.get("shrunk", 0)),
         )
 
     def labels(self) -> list[str]:
@@ -349,15 +362,48 @@ def measure_marginals(
         )
     else:
         ledger.record_non_dp(f"{MEASUREMENT}-non-dp", steps=len(pairs), description="exact pair count tables: NOT DP")
-    tables, raw = [], []
+    tables, raw, shrunk = [], [], 0
+    targeted = set(with_target)
     for a, b in pairs:
         c = counts(a, b)
         if dp:
             c = c + rng.normal(0.0, sigma, size=c.shape)
         raw.append(c)
+        if dp and (a, b) not in targeted:
+            independent = shrink_to_independence(c, sigma)
+            if independent is not None:
+                c, shrunk = independent, shrunk + 1
         tables.append(project_to_simplex(c, max(n_hat, 1.0)) / max(n_hat, 1.0))
     pooled = pool_one_way(codec, vs, pairs, raw, sigma) if dp else {}
-    return Measured(vs, pairs, tables, sigma, n_hat, pooled)
+    return Measured(vs, pairs, tables, sigma, n_hat, pooled, shrunk)
+
+
+def independence_deviation(c: np.ndarray) -> float:
+    """L1 distance of a (noisy) count table from the independence table of its own margins."""
+    total = c.sum()
+    if total <= 0:
+        return 0.0
+    return float(np.abs(c - np.outer(c.sum(1), c.sum(0)) / total).sum())
+
+
+def noise_deviation(shape: tuple[int, int], sigma: float) -> float:
+    """The expected ``independence_deviation`` of a table of i.i.d. N(0, σ²) noise on independent counts:
+    each cell's residual after removing its row and column effects has variance σ²(1 − 1/a)(1 − 1/b), so
+    the L1 sum over a·b cells is √(2/π)·σ·√((a − 1)(b − 1)·a·b) (the linear, large-count approximation)."""
+    a, b = shape
+    return math.sqrt(2.0 / math.pi) * sigma * math.sqrt((a - 1) * (b - 1) * a * b)
+
+
+def shrink_to_independence(c: np.ndarray, sigma: float, factor: float = SHRINK_FACTOR) -> np.ndarray | None:
+    """The independence table of noisy counts ``c``'s own margins when ``c`` is no further from it than
+    ``factor`` × ``noise_deviation`` (its dependence is not told apart from the noise); else None.
+    Post-processing of a released table."""
+    if sigma <= 0 or min(c.shape) < 2:
+        return None
+    if independence_deviation(c) > factor * noise_deviation(c.shape, sigma):
+        return None
+    total = c.sum()
+    return np.outer(c.sum(1), c.sum(0)) / total if total > 0 else None
 
 
 def pool_one_way(
@@ -462,6 +508,7 @@ __all__ = [
     "plan_extra",
     "plan_noise",
     "pool_one_way",
+    "shrink_to_independence",
     "project_to_simplex",
     "soft_membership",
     "variables",
