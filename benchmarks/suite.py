@@ -845,7 +845,9 @@ def plot(runs: list[dict[str, Any]], folder: Path = PLOTS) -> list[Path]:
                 x = np.array([x_of[e] for e in eps])
                 mean = np.array([np.mean(cells[e]) for e in eps])
                 # clipped at 0: the mean of equal values can round a hair past them
-                err = np.maximum(np.array([mean - [min(cells[e]) for e in eps], [max(cells[e]) for e in eps] - mean]), 0.0)
+                err = np.maximum(
+                    np.array([mean - [min(cells[e]) for e in eps], [max(cells[e]) for e in eps] - mean]), 0.0
+                )
                 ax.errorbar(x, mean, yerr=err, fmt="o-", capsize=3, label=METHODS[method][0])
             trtr = next((r["trtr"] for r in mine if r.get("trtr") is not None), None)
             if field == "tstr" and trtr is not None:
