@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import norm
 
 from synthgate.models.calibrate import POOL_FACTOR, Calibrator
-from synthgate.models.codec import FAMILY_ALPHA, Codec, _merged_mass, _segment_mass
+from synthgate.models.codec import FAMILY_ALPHA, SUPPORT_ALPHA, Codec, _merged_mass, _segment_mass
 from synthgate.models.ledger import PrivacyLedger
 from synthgate.models.marginals import Measured, discretise, measure_marginals
 from synthgate.validation.contract import Contract, parse_contract
@@ -149,22 +149,63 @@ def test_sparse_bins_are_merged_not_zeroed(contract: Contract) -> None:
 
 
 def test_bins_of_pure_noise_rarely_keep_mass(contract: Contract) -> None:
-    """Empty bins plus DP noise: the family-wise threshold keeps any mass in about FAMILY_ALPHA of
-    columns (a fixed τ = 2 kept some in nearly every one: the spurious tails of cps1988 wage)."""
+    """Empty bins plus DP noise: the family-wise threshold keeps any mass in few columns (a fixed τ = 2
+    kept some in nearly every one: the spurious tails of cps1988 wage), and the stricter level outside
+    the support (here the one dense bin) in fewer still than one level everywhere."""
     codec = Codec(contract)
     spec = next(s for s in codec.numeric if s.name == "x")
     k, sigma, reps = len(spec.edges_lo), 10.0, 400
     counts = np.zeros(k)
     counts[k // 2] = 10_000.0  # one dense bin, the rest empty
     rng = np.random.default_rng(11)
-    leaked = [
-        _merged_mass(counts + rng.normal(0, sigma, k), sigma, spec, tau=t) for t in (None, 2.0) for _ in range(reps)
-    ]
-    share = [np.mean([(m > 0).sum() > 1 for m in leaked[i * reps : (i + 1) * reps]]) for i in range(2)]
-    # runs are tested as they grow (a random walk against τσ√L), so the rate sits above α but
-    # stays small: at most 2α here (400 columns: standard error 0.011)
-    assert share[0] <= 2 * FAMILY_ALPHA, share
-    assert share[1] > 0.5, share
+    one_level = float(norm.ppf(1 - FAMILY_ALPHA / k))
+    rules = {
+        "default": {},
+        "one level": {"tau": one_level, "tau_outside": one_level},
+        "fixed 2": {"tau": 2.0, "tau_outside": 2.0},
+    }
+    share = {}
+    for name, kwargs in rules.items():
+        leaked = [
+            (_merged_mass(counts + rng.normal(0, sigma, k), sigma, spec, **kwargs) > 0).sum() > 1 for _ in range(reps)
+        ]
+        share[name] = float(np.mean(leaked))
+    # runs are tested as they grow (a random walk against τσ√L), so one level leaks at about α or more;
+    # the support's level (SUPPORT_ALPHA = α/10) cuts it several-fold (400 columns each)
+    assert share["default"] <= SUPPORT_ALPHA * 2, share
+    assert share["one level"] >= 3 * share["default"] and share["one level"] <= 2 * FAMILY_ALPHA, share
+    assert share["fixed 2"] > 0.5, share
+
+
+def test_the_support_holds_empty_tails_to_the_stricter_level_and_keeps_runs_inside_it(contract: Contract) -> None:
+    """Bins outside the support (first to last bin passing the strict level) need the strict level, alone
+    and in runs; inside it the family-wise level applies, and no run crosses the support's edge."""
+    spec = next(s for s in Codec(contract).numeric if s.name == "x")
+    k, sigma = len(spec.edges_lo), 10.0
+    tau = float(norm.ppf(1 - FAMILY_ALPHA / k))
+    strict = float(norm.ppf(1 - SUPPORT_ALPHA / k))
+    assert strict > tau
+    between = (tau + strict) / 2 * sigma  # passes the family-wise level, not the strict one
+    counts = np.zeros(k)
+    dense = [k // 2 - 5, k // 2 + 5]
+    counts[dense] = 1000.0  # the support: k/2 - 5 .. k/2 + 5
+    counts[k // 2] = between  # inside: kept on its own
+    counts[k - 10] = between  # outside: dropped
+    mass = _merged_mass(counts, sigma, spec)
+    assert mass[k // 2] > 0 and mass[k - 10] == 0
+    # one level everywhere (the rule before) kept the outside bin too
+    assert _merged_mass(counts, sigma, spec, tau=tau, tau_outside=tau)[k - 10] > 0
+    # a run of sparse bins right outside the support's edge is built at the strict level and never
+    # merged with sparse bins inside
+    counts[k // 2] = 0.0
+    counts[dense[1] + 1 : dense[1] + 5] = between / 2  # 4 bins: sum 2·between passes τσ√4 = 2τσ, not 2·strict·σ
+    counts[k - 10] = 0.0
+    mass = _merged_mass(counts, sigma, spec)
+    assert np.all(mass[dense[1] + 1 : dense[1] + 5] == 0)
+    assert np.all(_merged_mass(counts, sigma, spec, tau=tau, tau_outside=tau)[dense[1] + 1 : dense[1] + 5] > 0)
+    # no bin passes the strict level: the whole column is the support, as before
+    spread = np.full(k, 12.0)
+    np.testing.assert_allclose(_merged_mass(spread, sigma, spec), _merged_mass(spread, sigma, spec, tau_outside=tau))
 
 
 def _spec_of(contract: Contract):  # type: ignore[no-untyped-def]
