@@ -850,19 +850,22 @@ def _merged_mass(
     short by a dense bin, a point mass, the end or the support's edge keeps its sum only if that
     passes the same ``tau``·σ·√(length). Zero-width (point-mass) bins stay their own cell.
 
-    The support. ``FAMILY_ALPHA`` still left a spurious bin in about 5% of columns: on cps1988
-    ``wage`` at ε = 1 (σ = 28 rows), 3.7% of noise draws put more than 100 rows above 3,730 (real:
-    18), one bin of ~τσ rows at a value the table never holds; 3 of 36 suite fits had such a tail
-    and a TSTR R² of −0.35 to 0.18 (others 0.26-0.28). Contracts written from documentation declare
+    The support. ``FAMILY_ALPHA`` still left a spurious bin in a few percent of columns: on cps1988
+    ``wage`` at ε = 1 (σ = 28 rows), 4.0% of noise draws put more than 2 × the real rows + 20 above
+    the real 99.9th percentile (``benchmarks/sparse_bins.py``): one bin of ~τσ rows at a value the
+    table never holds. 3 of 36 suite fits had such a tail and a TSTR R² of −0.35 to 0.18 (the others
+    0.26-0.28). Contracts written from documentation declare
     bounds far wider than the data, so most of a column's bins are often empty. So the bins outside
     the *support* (from the first to the last bin, point bins included, whose noisy count passes
     ``tau_outside``·σ, ``tau_outside`` defaulting to ``Φ⁻¹(1 − SUPPORT_ALPHA / bins)``, 3.96 at 128
     bins) are held to ``tau_outside``, alone and in runs, and no run crosses the support's edge.
     Inside it, ``tau`` as before. A column with no such bin (a spread-out column of few rows) has the
-    whole range as its support. On cps1988 ``wage`` the share of draws with a spurious tail falls
-    from 5.8% to 0.9% (ε = 1) and from 6.0% to 1.0% (ε = 10); the price is real sparse mass outside
-    the support kept less often (Adult ``capital-gain`` KS at the bins 0.0150 → 0.0161 at ε = 1);
-    paired suite fits moved column shapes and pair trends by at most ±0.002 (``benchmarks/sparse_bins.py``;
+    whole range as its support. On cps1988 ``wage`` that share falls from 4.0% to 0.5% (ε = 1) and
+    from 4.0% to 1.0% (ε = 10), and over the 23 numeric columns of the five large suite tables at ε = 1,
+    3 and 10 from 3.8% on average (at most 15%) to 1.2% (at most 4.5%); the price is real sparse mass
+    outside the support kept less often (KS at the bins 0.0109 → 0.0115 on average, −0.002 to +0.007;
+    Adult ``capital-gain`` 0.0149 → 0.0163 at ε = 1). Paired suite fits moved column shapes
+    and pair trends by at most ±0.002 (``benchmarks/sparse_bins.py``;
     BENCHMARKS.md, "Round 2 session 8"). Post-processing of the released counts and the public
     widths only.
     """
@@ -942,9 +945,10 @@ def _segment_mass(
     +0.0057 / +0.0025 / +0.0035 and pair trends +0.0040 / +0.0045 / +0.0054 at ε = 1 / 3 / 10, TSTR
     −0.0002 / +0.0010 / −0.0001 (BENCHMARKS.md, "Round 2 session 8"). On the dense columns of the large suite tables it was
     not adopted: it merges neighbouring dense bins of similar counts, which smooths equal-width
-    continuous bins (diamonds ``price``: KS at the bins 0.022 → 0.010) but flattens spiky integer
-    columns (Adult ``hours-per-week`` 0.020 → 0.023), and paired suite fits on Adult lost 0.001 of
-    column shapes and pair trends.
+    continuous bins (diamonds ``price``: KS at the bins 0.021 → 0.010) but flattens spiky integer
+    columns (Adult ``hours-per-week`` 0.020 → 0.022); in paired suite fits (3 per cell) it moved
+    column shapes by −0.0008 to +0.0027 (Adult down at ε = 1 and 3, nassCDS up) and pair trends by
+    −0.0010 to +0.0012: no consistent gain.
     """
     counts = np.asarray(counts, dtype=np.float64)
     if tau is None:
