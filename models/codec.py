@@ -854,8 +854,8 @@ def _merged_mass(
     ``wage`` at ε = 1 (σ = 28 rows), 4.0% of noise draws put more than 2 × the real rows + 20 above
     the real 99.9th percentile (``benchmarks/sparse_bins.py``): one bin of ~τσ rows at a value the
     table never holds. 3 of 36 suite fits had such a tail and a TSTR R² of −0.35 to 0.18 (the others
-    0.26-0.28). Contracts written from documentation declare
-    bounds far wider than the data, so most of a column's bins are often empty. So the bins outside
+    0.26-0.28). Contracts written from documentation declare bounds far wider than the data, so most
+    of a column's bins are often empty. So the bins outside
     the *support* (from the first to the last bin, point bins included, whose noisy count passes
     ``tau_outside``·σ, ``tau_outside`` defaulting to ``Φ⁻¹(1 − SUPPORT_ALPHA / bins)``, 3.96 at 128
     bins) are held to ``tau_outside``, alone and in runs, and no run crosses the support's edge.
@@ -943,7 +943,8 @@ def _segment_mass(
     not adopt it (ε = 3 TSTR −0.009). With ``refine_dp`` spreading each coarse group's mass as this
     estimate spreads it, 12 paired fits per ε on colon (same DP noise in both arms) gave column shapes
     +0.0057 / +0.0025 / +0.0035 and pair trends +0.0040 / +0.0045 / +0.0054 at ε = 1 / 3 / 10, TSTR
-    −0.0002 / +0.0010 / −0.0001 (BENCHMARKS.md, "Round 2 session 8"). On the dense columns of the large suite tables it was
+    −0.0002 / +0.0010 / −0.0001; unpaired, every colon ε = 1 fit of sessions 7-8 pooled (48 against
+    36), TSTR −0.006 ± 0.004 with shapes +0.003 (BENCHMARKS.md, "Round 2 session 8"). On the dense columns of the large suite tables it was
     not adopted: it merges neighbouring dense bins of similar counts, which smooths equal-width
     continuous bins (diamonds ``price``: KS at the bins 0.021 → 0.010) but flattens spiky integer
     columns (Adult ``hours-per-week`` 0.020 → 0.022); in paired suite fits (3 per cell) it moved
