@@ -83,7 +83,7 @@ def test_noise_bound_columns_get_optimal_segments_and_the_others_greedy_runs(
 
 @pytest.mark.statistical
 def test_optimal_segments_beat_greedy_runs_on_a_noise_bound_column(contract: Contract) -> None:
-    """1,000 rows over 100 unit bins at σ = 40 rows per bin (no bin passes τσ ≈ 134 alone): the greedy
+    """1,000 rows over 100 unit bins at σ = 40 rows per bin (no bin passes τσ ≈ 132 alone): the greedy
     runs' ends follow the noise; optimal segments put the mass closer to the truth in tenths of the range
     (mean over 40 noise draws of the same released counts, both estimators)."""
     df = _frame(1000, 0)
