@@ -104,7 +104,7 @@ class Calibrator:
 
     @property
     def targets(self) -> int:
-        return len(self._one_way) + (len(self.measured.pairs) if self.measured is not None else 0)
+        return len(self._one_way) + (len(self.measured.cliques()) if self.measured is not None else 0)
 
     def _one_way_cells(self, x: np.ndarray, v: Variable, t: np.ndarray) -> np.ndarray:
         if v.kind != "tanh":
@@ -118,11 +118,12 @@ class Calibrator:
         """(cell index of each pool row, target shares) per released marginal, in raking order."""
         one = [(self._one_way_cells(x, v, t), t) for v, t in self._one_way]
         pairs = []
-        if self.measured is not None and self.measured.pairs:
+        cliques = self.measured.cliques() if self.measured is not None else []
+        if cliques:  # the pair tables, then the 3-way ones
             codes = discretise(x, self.variables)
-            for (a, b), table in zip(self.measured.pairs, self.measured.tables, strict=True):
-                wb = self.variables[b].width
-                pairs.append((codes[:, a] * wb + codes[:, b], table.ravel()))
+            for idx, table in cliques:
+                flat = np.ravel_multi_index(tuple(codes[:, i] for i in idx), table.shape)
+                pairs.append((flat, table.ravel()))
         if not self.one_way_last:
             return one + pairs
         # the numeric histograms before the discrete 1-way targets: raked last, the coarse cells of a

@@ -16,8 +16,9 @@ What differs from the public CTGAN code, and why (see DESIGN.md, "known leaks"):
   never touches a real row, so its updates are post-processing of the DP critic.
 The generator is steered by three post-processing signals besides the critic: the
 conditional vector's cross-entropy (as in CTGAN), a marginal loss towards the DP
-histograms, and (``marginals="auto"``, the default) a loss towards DP-measured 2-way marginals
-(models/marginals.py), so DP-SGD's noisy critic is left with the dependencies no measured pair holds.
+histograms, and (``marginals="auto"``, the default) a loss towards DP-measured 2-way marginals, and
+3-way ones with the target where the noise allows (models/marginals.py), so DP-SGD's noisy critic is
+left with the dependencies no measured marginal holds.
 When the planned critic would be noise (``critic="auto"``: small tables at small ε, see
 ``CTGANConfig``), no critic trains; the marginals spend its ε and the generator fits them alone.
 The training schedule (steps, batch, σ, learning rate) comes from public quantities only
@@ -109,9 +110,10 @@ class CTGANConfig(SynthConfig):
 
     ``marginals="auto"`` (default): after the codec, ``marginal_share`` of the remaining ε measures
     2-way marginals of the discretised table (every pair with the contract's target, plus as many
-    others as the noise allows, chosen by the exponential mechanism when not all of them;
-    ``models/marginals.py``), and the generator's loss gains
-    ``pair_weight`` × Σ KL(measured pair ‖ the batch's soft joint): post-processing of charged
+    others as the noise allows, chosen by the exponential mechanism when not all of them; then
+    ``extra_triples`` 3-way marginals (target, a, b), by default as many as ``marginals.plan_triples``
+    allows: none at small n̂·ε; ``models/marginals.py``), and the generator's loss gains
+    ``pair_weight`` × Σ KL(measured marginal ‖ the batch's soft joint): post-processing of charged
     measurements, beside the critic's signal. ``"off"``: the critic gets that share back.
 
     ``critic="auto"`` (default): before the marginals are measured, the critic's DP-SGD run is planned
@@ -243,6 +245,15 @@ class CTGANConfig(SynthConfig):
         description=(
             "Pairs measured beyond the target's; None: marginals.plan_extra (every candidate while the noise "
             "allows, never fewer than one per variable less one)."
+        ),
+    )
+    extra_triples: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "3-way marginals (target, a, b) measured after the pairs; None: marginals.plan_triples (as many as keep "
+            "a median candidate's expected noise error within the pairs' tolerance: large tables or large ε only, "
+            "every candidate without DP); 0: none."
         ),
     )
 
@@ -542,7 +553,7 @@ class DPCTGAN(Synthesizer):
         self._targets = self._marginal_targets()
         measured = self.measured
         self._pair_loss = (
-            PairLoss(measured, dev) if measured is not None and measured.pairs and cfg.pair_weight else None
+            PairLoss(measured, dev) if measured is not None and measured.cliques() and cfg.pair_weight else None
         )
         self._bg = max(2, run.expected_batch)
         run.keep(generator=self.generator, opt_g=self._opt_g)
@@ -627,6 +638,7 @@ class DPCTGAN(Synthesizer):
             "schedule": self._training_plan.source,
             "critic_lr": self._critic_lr,
             "measured_pairs": self.measured.labels() if self.measured is not None else [],
+            "measured_triples": len(self.measured.triples) if self.measured is not None else 0,
         }
 
     def _fit_codec_statistics(
@@ -686,7 +698,13 @@ class DPCTGAN(Synthesizer):
             # without a critic the marginals spend all that is left
             target = spent + self.config.marginal_share * (epsilon - spent) if self._critic_on else epsilon
         return measure_marginals(
-            encoded, self.codec, ledger=ledger, target_epsilon=target, rng=rng, extra=self.config.extra_pairs
+            encoded,
+            self.codec,
+            ledger=ledger,
+            target_epsilon=target,
+            rng=rng,
+            extra=self.config.extra_pairs,
+            triples=self.config.extra_triples,
         )
 
     def _plan_critic(self, *, ledger: PrivacyLedger, dp: bool, epsilon: float) -> bool:

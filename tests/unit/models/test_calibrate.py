@@ -62,10 +62,40 @@ def fitted(contract: Contract) -> tuple[Codec, Calibrator, np.ndarray, np.ndarra
     codec.fit_non_dp(real, ledger=PrivacyLedger(1e-6))
     x_real = codec.encode(real, rng=np.random.default_rng(1))
     measured = measure_marginals(
-        x_real, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(2)
+        x_real, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(2), triples=0
     )
     pool = codec.encode(_frame(rng, POOL_FACTOR * N, dependent=False), rng=np.random.default_rng(3))
     return codec, Calibrator(codec, measured), x_real, pool
+
+
+def test_raking_also_brings_the_pool_to_a_released_3_way_table(contract: Contract) -> None:
+    """With the 3-way table (y, a, x) measured too, the raked draw comes close to it: the independent
+    pool is far from it, the drawn rows are within the sampling error of 3,000 rows of a 54-cell table."""
+    rng = np.random.default_rng(0)
+    real = _frame(rng, N, dependent=True)
+    codec = Codec(contract)
+    codec.fit_non_dp(real, ledger=PrivacyLedger(1e-6))
+    x_real = codec.encode(real, rng=np.random.default_rng(1))
+    measured = measure_marginals(
+        x_real, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(2)
+    )
+    assert len(measured.triples) == 1
+    cal = Calibrator(codec, measured)
+    assert cal.targets == 3 + len(measured.pairs) + 1
+    pool = codec.encode(_frame(rng, POOL_FACTOR * N, dependent=False), rng=np.random.default_rng(3))
+    (idx, table) = measured.cliques()[-1]
+
+    def tv(x: np.ndarray) -> float:
+        codes = discretise(x, cal.variables)
+        flat = np.ravel_multi_index(tuple(codes[:, i] for i in idx), table.shape)
+        return 0.5 * float(np.abs(np.bincount(flat, minlength=table.size) / len(x) - table.ravel()).sum())
+
+    chosen = cal.select(pool, N, np.random.default_rng(4))
+    pairs_only = Calibrator(codec, Measured(measured.variables, measured.pairs, measured.tables))
+    without = pairs_only.select(pool, N, np.random.default_rng(4))
+    assert tv(pool) > 0.25
+    # measured: 0.337 → 0.038, against 0.061 raked to the pairs alone
+    assert tv(chosen) < 0.05 and tv(chosen) < 0.75 * tv(without), (tv(pool), tv(chosen), tv(without))
 
 
 def test_raking_brings_the_pool_to_the_released_marginals(
@@ -85,10 +115,10 @@ def test_raking_brings_the_pool_to_the_released_marginals(
     assert before > 0.05
     assert after < before / 2
     codes = discretise(chosen, cal.variables)
-    for (i, j), t in zip(cal.measured.pairs, cal.measured.tables, strict=True):
-        wj = cal.variables[j].width
-        joint = np.bincount(codes[:, i] * wj + codes[:, j], minlength=t.size) / len(chosen)
-        assert 0.5 * np.abs(joint - t.ravel()).sum() < 0.05
+    for idx, t in cal.measured.cliques():
+        flat = np.ravel_multi_index(tuple(codes[:, i] for i in idx), t.shape)
+        joint = np.bincount(flat, minlength=t.size) / len(chosen)
+        assert 0.5 * np.abs(joint - t.ravel()).sum() < 0.05, idx
 
 
 def test_the_draw_keeps_each_pool_row_at_most_once_and_is_reproducible(

@@ -17,11 +17,14 @@ from synthgate.models.marginals import (
     Measured,
     PairLoss,
     candidate_pairs,
+    candidate_triples,
+    conditional_independence,
     discretise,
     independence_deviation,
     measure_marginals,
     noise_deviation,
     plan_extra,
+    plan_triples,
     pool_one_way,
     project_to_simplex,
     shrink_to_independence,
@@ -124,7 +127,9 @@ def test_exact_measurements_are_the_empirical_pair_tables(contract: Contract, ta
     codec, x = _codec(contract, table)
     ledger = PrivacyLedger(1e-6)
     # a spanning tree's worth of extra pairs (4 of 6 candidates), so that the exact scores choose
-    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=None, rng=np.random.default_rng(0), extra=4)
+    measured = measure_marginals(
+        x, codec, ledger=ledger, target_epsilon=None, rng=np.random.default_rng(0), extra=4, triples=0
+    )
     assert [e.mechanism for e in ledger.entries] == [f"{SELECTION}-non-dp", f"{MEASUREMENT}-non-dp"]
     assert not ledger.differentially_private
     codes = discretise(x, measured.variables)
@@ -146,13 +151,15 @@ def test_dp_measurements_spend_the_target_noise_the_tables_and_choose_well(
     before = ledger.epsilon
     # extra=4: a spanning tree's worth of the 6 candidates, so that the exponential mechanism chooses
     measured = measure_marginals(
-        x, codec, ledger=ledger, target_epsilon=before + 1.0, rng=np.random.default_rng(3), extra=4
+        x, codec, ledger=ledger, target_epsilon=before + 1.0, rng=np.random.default_rng(3), extra=4, triples=0
     )
     assert [e.mechanism for e in ledger.entries] == ["codec-histograms", SELECTION, MEASUREMENT]
     assert before + 0.99 <= ledger.epsilon <= before + 1.0 + 1e-6
     sel, meas = ledger.entries[1:]
     assert meas.steps == len(measured.pairs) == 4 + sel.steps
-    exact = measure_marginals(x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(0))
+    exact = measure_marginals(
+        x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(0), triples=0
+    )
     exact_tables = dict(zip(exact.pairs, exact.tables, strict=True))
     errors = [
         np.abs(t - exact_tables[p]).sum()
@@ -167,7 +174,13 @@ def test_dp_measurements_spend_the_target_noise_the_tables_and_choose_well(
     hits = 0
     for seed in range(10):
         m = measure_marginals(
-            x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=1.0, rng=np.random.default_rng(seed), extra=4
+            x,
+            codec,
+            ledger=PrivacyLedger(1e-6),
+            target_epsilon=1.0,
+            rng=np.random.default_rng(seed),
+            extra=4,
+            triples=0,
         )
         hits += any({m.variables[i].label for i in p} == {"a", "b"} for p in m.pairs[4:])
     assert hits >= 8, hits
@@ -215,7 +228,7 @@ def test_the_injected_noise_has_the_charged_scale(contract: Contract, table: pl.
 
     rec = Recording()
     ledger = PrivacyLedger(1e-6)
-    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=0.5, rng=rec, extra=4)  # type: ignore[arg-type]
+    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=0.5, rng=rec, extra=4, triples=0)  # type: ignore[arg-type]
     selection, measurement = ledger.entries
     assert rec.choices == selection.steps
     assert len(rec.normal_calls) == measurement.steps == len(measured.pairs)
@@ -239,7 +252,7 @@ def test_the_number_of_extra_pairs_follows_the_noise(contract: Contract, table: 
     middle = [plan_extra(vs, with_target, others, n_hat=n, **kw) for n in (500.0, 2000.0, 8000.0, 32000.0)]
     assert middle == sorted(middle)  # more rows, never fewer pairs
     ledger = PrivacyLedger(1e-6)
-    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=50.0, rng=np.random.default_rng(0))
+    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=50.0, rng=np.random.default_rng(0), triples=0)
     assert len(measured.pairs) == len(with_target) + 6
     assert [e.mechanism for e in ledger.entries] == [MEASUREMENT]
     assert ledger.epsilon == pytest.approx(50.0, rel=1e-3)
@@ -341,3 +354,148 @@ def test_noise_level_tables_are_shrunk_and_dependent_ones_kept(contract: Contrac
     assert np.linalg.matrix_rank(m.tables[a_b], tol=1e-9) > 1  # the copy is kept
     assert 0 <= m.shrunk <= len(m.pairs) - len(with_target)
     assert Measured.from_state(m.variables, m.state()).shrunk == m.shrunk
+
+
+# ------------------------------------------------------------------------------- 3-way marginals
+def test_triple_candidates_and_how_many_are_planned(contract: Contract, table: pl.DataFrame) -> None:
+    """(target, a, b) over pairs of two other columns; how many from public quantities only: every
+    candidate without DP or when the noise is small at n̂, none when one table's noise is too large,
+    never fewer as n̂ grows."""
+    codec, x = _codec(contract, table)
+    vs = variables(codec)
+    cands = candidate_triples(vs, "y")
+    assert len(cands) == 6  # a, b, c, x: every pair of two of them
+    for t, a, b in cands:
+        assert vs[t].column == "y" and "y" not in (vs[a].column, vs[b].column) and vs[a].column != vs[b].column
+    assert candidate_triples(vs, None) == []
+    with_target, others = candidate_pairs(vs, "y")
+    kw = {"pair_measurements": len(with_target) + len(others), "pair_rounds": 0}
+    dp = {"ledger": PrivacyLedger(1e-6), "target_epsilon": 1.0, **kw}
+    assert plan_triples(vs, cands, ledger=PrivacyLedger(1e-6), target_epsilon=None, n_hat=10.0, **kw) == 6
+    assert plan_triples(vs, cands, n_hat=1e7, **dp) == 6
+    assert plan_triples(vs, cands, n_hat=50.0, **dp) == 0
+    middle = [plan_triples(vs, cands, n_hat=n, **dp) for n in (2000.0, 8000.0, 32000.0, 128000.0)]
+    assert middle == sorted(middle) and middle[0] < 6, middle
+
+
+def test_exact_triples_are_the_empirical_tables_and_the_copy_scores_highest(
+    contract: Contract, table: pl.DataFrame
+) -> None:
+    codec, x = _codec(contract, table)
+    ledger = PrivacyLedger(1e-6)
+    measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=None, rng=np.random.default_rng(0), triples=1)
+    # every pair without DP (no pair selection), then one triple chosen by exact scores
+    assert [e.mechanism for e in ledger.entries] == [
+        f"{MEASUREMENT}-non-dp",
+        f"{SELECTION}-non-dp",
+        f"{MEASUREMENT}-non-dp",
+    ]
+    (t, a, b), tab = measured.triples[0], measured.triple_tables[0]
+    # a and its copy b are far from independent given y; every other triple is near what its pairs say
+    assert {measured.variables[i].label for i in (t, a, b)} == {"y", "a", "b"}
+    codes = discretise(x, measured.variables)
+    flat = np.ravel_multi_index((codes[:, t], codes[:, a], codes[:, b]), tab.shape)
+    np.testing.assert_allclose(tab.ravel(), np.bincount(flat, minlength=tab.size) / len(x), atol=1e-12)
+    assert measured.labels()[-1] == "y × a × b"
+    again = Measured.from_state(measured.variables, measured.state())
+    assert again.triples == measured.triples
+    np.testing.assert_array_equal(again.triple_tables[0], tab)
+
+
+def test_conditional_independence_is_what_the_pairs_imply() -> None:
+    rng = np.random.default_rng(0)
+    p_t = np.array([0.3, 0.7])
+    a_t = rng.dirichlet(np.ones(3), size=2)  # P(a | t)
+    b_t = rng.dirichlet(np.ones(4), size=2)  # P(b | t)
+    joint = p_t[:, None, None] * a_t[:, :, None] * b_t[:, None, :]
+    q = conditional_independence(joint.sum(2), joint.sum(1))
+    np.testing.assert_allclose(q, joint, atol=1e-12)
+    assert q.sum() == pytest.approx(1.0)
+
+
+def test_dp_triples_are_charged_noised_at_the_charged_scale_and_found(contract: Contract, table: pl.DataFrame) -> None:
+    """Triples are chosen by charged exponential-mechanism rounds, each table gets Gaussian noise of
+    the measurement entry's std, and the whole step spends the ε asked for."""
+    codec, x = _codec(contract, table)
+
+    class Recording:
+        def __init__(self) -> None:
+            self.rng, self.normal_calls, self.choices = np.random.default_rng(5), [], 0
+
+        def normal(self, loc: float, scale: float, size: tuple[int, ...]) -> np.ndarray:
+            draw = self.rng.normal(loc, scale, size=size)
+            self.normal_calls.append((scale, draw))
+            return draw
+
+        def choice(self, *args: object, **kwargs: object) -> int:
+            self.choices += 1
+            return self.rng.choice(*args, **kwargs)  # type: ignore[arg-type]
+
+    rec = Recording()
+    ledger = PrivacyLedger(1e-6)
+    ledger.charge("codec-histograms", noise_multiplier=10.0)
+    before = ledger.epsilon
+    measured = measure_marginals(
+        x,
+        codec,
+        ledger=ledger,
+        target_epsilon=before + 1.0,
+        rng=rec,  # type: ignore[arg-type]
+        extra=4,
+        triples=2,
+    )
+    mechanisms = [e.mechanism for e in ledger.entries]
+    assert mechanisms == ["codec-histograms", SELECTION, MEASUREMENT, SELECTION, MEASUREMENT]
+    assert before + 0.99 <= ledger.epsilon <= before + 1.0 + 1e-6
+    pair_sel, pair_meas, tri_sel, tri_meas = ledger.entries[1:]
+    assert tri_sel.steps == len(measured.triples) == tri_meas.steps == 2
+    assert tri_sel.noise_multiplier == pytest.approx(pair_sel.noise_multiplier)  # one ε₀ per round
+    assert rec.choices == pair_sel.steps + tri_sel.steps
+    assert len(rec.normal_calls) == pair_meas.steps + tri_meas.steps
+    assert {scale for scale, _ in rec.normal_calls} == {pair_meas.noise_multiplier} == {tri_meas.noise_multiplier}
+    for tab in measured.triple_tables:
+        assert tab.ndim == 3 and (tab >= 0).all() and tab.sum() == pytest.approx(1.0)
+    # (y, a, b) is far from what its pairs say (b copies a, so a and b are no independent given y);
+    # the other triples are within the noise of it
+    hits = 0
+    for seed in range(10):
+        m = measure_marginals(
+            x,
+            codec,
+            ledger=PrivacyLedger(1e-6),
+            target_epsilon=1.0,
+            rng=np.random.default_rng(seed),
+            extra=4,
+            triples=1,
+        )
+        hits += {m.variables[i].label for i in m.triples[0]} == {"y", "a", "b"}
+    assert hits >= 8, hits
+
+
+def test_the_loss_covers_the_triples(contract: Contract, table: pl.DataFrame) -> None:
+    codec, x = _codec(contract, table)
+    measured = measure_marginals(
+        x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(0)
+    )
+    assert len(measured.triples) == 6
+    loss = PairLoss(measured, torch.device("cpu"))
+    assert len(loss.cliques) == len(measured.pairs) + 6
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    data_logits = torch.where(xt > 0.5, 30.0, -30.0)
+    for v in measured.variables:
+        if v.kind == "tanh":
+            data_logits[:, v.start] = torch.atanh(xt[:, v.start].clamp(-0.999, 0.999))
+    pairs_only = PairLoss(Measured(measured.variables, measured.pairs, measured.tables), torch.device("cpu"))
+    noise = torch.randn(500, codec.dim, generator=torch.Generator().manual_seed(0))
+    # the batched products equal each marginal's KL term computed on its own
+    member = {i: soft_membership(noise, v) for i, v in enumerate(measured.variables)}
+    naive = 0.0
+    for idx, tab in measured.cliques():
+        letters = "ijk"[: len(idx)]
+        q = torch.einsum(",".join(f"n{c}" for c in letters) + "->" + letters, *[member[i] for i in idx]) / len(noise)
+        t = torch.as_tensor(tab, dtype=torch.float32)
+        naive += float((t * (torch.log(t.clamp_min(1e-8)) - torch.log(q.clamp_min(1e-8)))).sum())
+    assert float(loss(noise)) == pytest.approx(naive, rel=1e-4)
+    # at the data every term is near 0; on noise the triples add their own KL terms
+    assert float(loss(data_logits)) < 0.05
+    assert float(loss(noise)) > float(pairs_only(noise)) + 0.1
