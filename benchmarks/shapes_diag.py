@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 CACHE = Path(os.environ.get("SHAPES_CACHE", "/tmp/shapes"))
-PEER_PY = Path("/work/wt/quality-bench/.peers/bin/python")
+PEER_PY = Path(os.environ.get("PEER_PYTHON", Path(__file__).parent.parent / ".peers" / "bin" / "python"))
 
 
 # sampling variants: Calibrator options (None: no raking)

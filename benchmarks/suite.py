@@ -378,6 +378,9 @@ def fit_synthgate(job: dict[str, Any], out: Path) -> None:
         "config": config.model_dump(mode="json"),
         # what the fit decided from public quantities (ctgan's critic="auto": trained or not)
         "critic": model.training_summary.get("critic"),
+        "pairs": len(model.training_summary.get("measured_pairs") or [])
+        - model.training_summary.get("measured_triples", 0),
+        "triples": model.training_summary.get("measured_triples"),
         "mechanisms": [e.mechanism for e in ledger.entries],
     }
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -509,6 +512,8 @@ def run_job(job: dict[str, Any], folder: Path, peer_python: Path, limit_s: float
                 "batch_size": cfg.get("batch_size"),
                 "marginals": cfg.get("marginals", "n/a"),
                 "critic": fitted.get("critic", "n/a"),
+                "pairs": fitted.get("pairs"),
+                "triples": fitted.get("triples"),
                 "mechanisms": fitted.get("mechanisms"),
                 "options": job.get("options") or {},
             }

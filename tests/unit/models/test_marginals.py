@@ -371,11 +371,31 @@ def test_triple_candidates_and_how_many_are_planned(contract: Contract, table: p
     with_target, others = candidate_pairs(vs, "y")
     kw = {"pair_measurements": len(with_target) + len(others), "pair_rounds": 0}
     dp = {"ledger": PrivacyLedger(1e-6), "target_epsilon": 1.0, **kw}
-    assert plan_triples(vs, cands, ledger=PrivacyLedger(1e-6), target_epsilon=None, n_hat=10.0, **kw) == 6
-    assert plan_triples(vs, cands, n_hat=1e7, **dp) == 6
-    assert plan_triples(vs, cands, n_hat=50.0, **dp) == 0
-    middle = [plan_triples(vs, cands, n_hat=n, **dp) for n in (2000.0, 8000.0, 32000.0, 128000.0)]
+
+    def count(n_hat: float, ledger: PrivacyLedger | None = None, target_epsilon: float | None = 1.0) -> int:
+        _, k = plan_triples(
+            vs, cands, ledger=ledger or PrivacyLedger(1e-6), target_epsilon=target_epsilon, n_hat=n_hat, **kw
+        )
+        return k
+
+    assert count(10.0, target_epsilon=None) == 6
+    assert count(1e7) == 6
+    assert count(50.0) == 0
+    middle = [count(n) for n in (2000.0, 8000.0, 32000.0, 128000.0)]
     assert middle == sorted(middle) and middle[0] < 6, middle
+    # each candidate on its own: where the median (27 cells: y × a × c has 12, y × a × x 54) passes, the
+    # widest may not; the eligible ones are exactly those whose own expected error is within tolerance
+    sizes = {c: math.prod(vs[i].width for i in c) for c in cands}
+    grid = np.geomspace(500.0, 1e6, 40)
+    for n in grid:
+        eligible, k = plan_triples(vs, cands, n_hat=n, **dp)
+        assert k <= len(eligible) and set(eligible) <= set(cands)
+        if eligible:
+            assert max(sizes[c] for c in eligible) <= max(sizes.values())
+            dropped = [c for c in cands if c not in eligible]
+            assert all(sizes[d] > max(sizes[c] for c in eligible) for d in dropped), (n, eligible)
+    partial = [len(plan_triples(vs, cands, n_hat=n, **dp)[0]) for n in grid]
+    assert any(0 < e < 6 for e in partial) and partial == sorted(partial), partial  # some n̂ drop only the widest
 
 
 def test_exact_triples_are_the_empirical_tables_and_the_copy_scores_highest(
@@ -495,6 +515,11 @@ def test_the_loss_covers_the_triples(contract: Contract, table: pl.DataFrame) ->
         q = torch.einsum(",".join(f"n{c}" for c in letters) + "->" + letters, *[member[i] for i in idx]) / len(noise)
         t = torch.as_tensor(tab, dtype=torch.float32)
         naive += float((t * (torch.log(t.clamp_min(1e-8)) - torch.log(q.clamp_min(1e-8)))).sum())
+        if len(idx) == 3:  # a triple counts only its conditional part: less the KL of its (t, a) margin
+            t2, q2 = t.sum(2), q.sum(2)
+            margin_kl = float((t2 * (torch.log(t2.clamp_min(1e-8)) - torch.log(q2.clamp_min(1e-8)))).sum())
+            assert margin_kl >= 0
+            naive -= margin_kl
     assert float(loss(noise)) == pytest.approx(naive, rel=1e-4)
     # at the data every term is near 0; on noise the triples add their own KL terms
     assert float(loss(data_logits)) < 0.05
