@@ -27,9 +27,9 @@ Selection and measurement (one data-entry point, ``measure_marginals``):
   table of two other columns whose noisy counts are no further from independence than noise alone
   would put them (``shrink_to_independence``) is replaced by the independence table of its own noisy
   margins first (post-processing: the generator and the raking then fit no noise dependence).
-- then 3-way marginals (target, a, b) (``plan_triples``: as many as keep a median candidate's expected
-  noise error within ``TRIPLE_TOLERANCE``, so only large tables or large ε get any; every candidate
-  without DP). When fewer than every candidate, they are chosen by rounds of the exponential mechanism
+- then 3-way marginals (target, a, b) (``plan_triples``: as many as keep the expected noise error of a
+  median candidate's table for the rarest target class within the pairs' tolerance, dropping the ones
+  whose own error is above it, so only large tables at large ε get any; every candidate without DP). When fewer than every candidate, they are chosen by rounds of the exponential mechanism
   on their L1 distance from what the released pairs (t, a) and (t, b) already imply,
   P(t)·P(a | t)·P(b | t) (a fixed DP reference, so the score's sensitivity stays 1), minus the same
   noise penalty; each gets Gaussian noise of the pairs' σ and is projected as they are. They are what
@@ -59,11 +59,10 @@ NUMERIC_BINS = 8
 MAX_CELLS = 4096  # larger pair tables are not candidates (their noise would swamp them)
 SELECTION_SHARE = 0.1  # of the marginals' zCDP budget, as AIM
 EXTRA_TOLERANCE = 0.05  # expected TV error of a measured table that still earns a pair its place
-# The same for a 3-way table with the target (``plan_triples``): stricter, since a triple's noise lands on
-# the target's relations, which train-on-synthetic scores read. Chosen on the public suite (BENCHMARKS.md,
-# "Round 2 session 9"): on Adult all 91 triples at ε = 3 (expected error 0.043) cost TSTR 0.002 and pair
-# trends 0.003 against none, at ε = 10 (0.015) they gained TSTR 0.004.
-TRIPLE_TOLERANCE = 0.02
+# A 3-way table (target, a, b) is judged by the error of its rarest target class's conditional table
+# (a, b | class), whose rows are the class's share of n̂: classes rarer than this share of the rows are
+# left out of that minimum (an empty category, or a null bin nobody uses, would bar every triple).
+MIN_TARGET_SHARE = 0.01
 # A table of two non-target variables is kept as measured when its noisy counts' L1 distance from the
 # independence table of their own margins is above SHRINK_FACTOR times that distance's expected value
 # under noise alone; else it is replaced by that independence table. Chosen on the public suite
@@ -328,37 +327,42 @@ def plan_triples(
     n_hat: float,
     pair_measurements: int,
     pair_rounds: int,
-    tolerance: float = TRIPLE_TOLERANCE,
+    target_share: float,
+    tolerance: float = EXTRA_TOLERANCE,
 ) -> tuple[list[tuple[int, int, int]], int]:
     """Which 3-way marginals with the target may be measured, and how many, from public quantities only.
 
+    A triple (t, a, b) is worth what its conditional tables (a, b | t = c) are, and the rarest target
+    class ``c`` has the fewest rows behind its table: ``target_share`` (the smallest DP frequency of a
+    target class, classes under ``MIN_TARGET_SHARE`` left out) times n̂. Its expected total-variation
+    error from the Gaussian noise is √(2/π)·σ·cells_ab / (2·n̂·target_share), cells_ab = the triple's
+    cells over the target's width; ``tolerance`` is the pairs' (``EXTRA_TOLERANCE``).
+
     Returns (eligible candidates, k). First the count: the largest ``k`` at which a median-sized
-    candidate's expected total-variation error from the Gaussian noise, √(2/π)·σ·cells / (2 n̂), is at
-    most ``tolerance`` (σ being what ``plan_noise`` gives the pairs' measurements plus ``k`` triples, and
-    their selection rounds plus ``k``); every candidate when that fits, none when even one does not.
-    Then each candidate on its own: one whose expected error at that σ is above ``tolerance`` is
+    candidate's error is within tolerance (σ being what ``plan_noise`` gives the pairs' measurements
+    plus ``k`` triples, and their selection rounds plus ``k``); every candidate when that fits, none when
+    even one does not. Then each candidate on its own: one whose error at that σ is above tolerance is
     dropped (a wide column's triples: MplsStops' 87 neighbourhoods make 1,566-cell tables that the
     median, 81 cells, hides), and ``k`` is at most what is left; the exponential mechanism chooses only
-    when ``k`` is fewer than the eligible ones. A triple holds the target's width times a pair's cells,
-    so it earns its place only where the noise per row is small: large tables, or large ε. A non-DP fit
-    measures every candidate exactly.
+    when ``k`` is fewer than the eligible ones. So only large tables at large ε get any, fewer where the
+    target is unbalanced (nassCDS, 4.6% deaths: none at ε ≤ 10). A non-DP fit measures every
+    candidate exactly.
     """
     if not candidates:
         return [], 0
     if target_epsilon is None:
         return list(candidates), len(candidates)
-    sizes = [math.prod(variables_[i].width for i in c) for c in candidates]
+    width_t = variables_[candidates[0][0]].width
+    sizes = [math.prod(variables_[i].width for i in c) / width_t for c in candidates]
     cells = float(np.median(sizes))
+    rows = max(n_hat, 1.0) * max(target_share, MIN_TARGET_SHARE)
 
-    def sigma_for(k: int) -> float:
+    def error(k: int, size: float = cells) -> float:
         rounds = pair_rounds + (0 if k == len(candidates) else k)
         sigma, _ = plan_noise(
             ledger=ledger, target_epsilon=target_epsilon, measurements=pair_measurements + k, rounds=rounds
         )
-        return sigma
-
-    def error(k: int, size: float = cells) -> float:
-        return math.sqrt(2.0 / math.pi) * sigma_for(k) * size / (2.0 * max(n_hat, 1.0))
+        return math.sqrt(2.0 / math.pi) * sigma * size / (2.0 * rows)
 
     if error(len(candidates)) <= tolerance:
         k = len(candidates)
@@ -376,6 +380,15 @@ def plan_triples(
     per_cell = error(k, 1.0)
     eligible = [c for c, size in zip(candidates, sizes, strict=True) if per_cell * size <= tolerance]
     return eligible, min(k, len(eligible))
+
+
+def target_share(codec: Codec, v: Variable) -> float:
+    """The smallest DP frequency of the target variable's classes that hold at least
+    ``MIN_TARGET_SHARE`` of the rows (the codec's released statistics; a numeric target's bins are
+    DP quantiles, so about 1 / bins each). Public."""
+    f = one_way(codec, v)
+    kept = f[f >= MIN_TARGET_SHARE]
+    return float(kept.min()) if kept.size else MIN_TARGET_SHARE
 
 
 def conditional_independence(pair_ta: np.ndarray, pair_tb: np.ndarray) -> np.ndarray:
@@ -427,6 +440,7 @@ def measure_marginals(
             n_hat=n_hat,
             pair_measurements=len(with_target) + k,
             pair_rounds=rounds,
+            target_share=target_share(codec, vs[triple_candidates[0][0]]) if triple_candidates else 1.0,
         )
     else:
         k3 = min(len(triple_candidates), triples)
@@ -744,6 +758,7 @@ __all__ = [
     "plan_extra",
     "plan_noise",
     "plan_triples",
+    "target_share",
     "pool_one_way",
     "shrink_to_independence",
     "project_to_simplex",

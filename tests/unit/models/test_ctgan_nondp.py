@@ -133,16 +133,19 @@ def test_non_dp_fit_is_recorded_honestly_obeys_the_contract_and_reproduces(
     model, ledger = _fit(adult_contract, df, TINY, epsilon=math.inf, seed=5)
 
     assert ledger.epsilon == math.inf and not ledger.differentially_private
-    # without noise every candidate pair is measured (marginals.plan_extra), so nothing is selected
+    # without noise every candidate pair, then every 3-way candidate with the target, is measured
+    # (marginals.plan_extra, plan_triples), so nothing is selected
     assert [e.mechanism for e in ledger.entries] == [
         "codec-histograms-non-dp",
+        "marginal-measurements-non-dp",
         "marginal-measurements-non-dp",
         "dp-sgd-critic-non-dp",
     ]
     summary = model.training_summary
     assert summary["differential_privacy"] is False
     assert summary["noise_multiplier"] == 0.0 and summary["max_grad_norm"] is None
-    assert len(summary["measured_pairs"]) == ledger.entries[1].steps > 0
+    assert len(summary["measured_pairs"]) == ledger.entries[1].steps + ledger.entries[2].steps > 0
+    assert summary["measured_triples"] == ledger.entries[2].steps > 0
     assert ledger.entries[2].steps == summary["steps"] == math.ceil(TINY.epochs / summary["sample_rate"])
     assert summary["sample_rate"] == pytest.approx(TINY.batch_size / df.height)  # exact n, no noise
     assert model.accountant is None

@@ -25,6 +25,7 @@ from synthgate.models.marginals import (
     noise_deviation,
     plan_extra,
     plan_triples,
+    target_share,
     pool_one_way,
     project_to_simplex,
     shrink_to_independence,
@@ -369,7 +370,7 @@ def test_triple_candidates_and_how_many_are_planned(contract: Contract, table: p
         assert vs[t].column == "y" and "y" not in (vs[a].column, vs[b].column) and vs[a].column != vs[b].column
     assert candidate_triples(vs, None) == []
     with_target, others = candidate_pairs(vs, "y")
-    kw = {"pair_measurements": len(with_target) + len(others), "pair_rounds": 0}
+    kw = {"pair_measurements": len(with_target) + len(others), "pair_rounds": 0, "target_share": 0.5}
     dp = {"ledger": PrivacyLedger(1e-6), "target_epsilon": 1.0, **kw}
 
     def count(n_hat: float, ledger: PrivacyLedger | None = None, target_epsilon: float | None = 1.0) -> int:
@@ -383,8 +384,8 @@ def test_triple_candidates_and_how_many_are_planned(contract: Contract, table: p
     assert count(50.0) == 0
     middle = [count(n) for n in (2000.0, 8000.0, 32000.0, 128000.0)]
     assert middle == sorted(middle) and middle[0] < 6, middle
-    # each candidate on its own: where the median (27 cells: y × a × c has 12, y × a × x 54) passes, the
-    # widest may not; the eligible ones are exactly those whose own expected error is within tolerance
+    # each candidate on its own: where the median (13.5 cells of (a, b) per class: a × c has 6, a × x 27)
+    # passes, the widest may not; the eligible ones are exactly those whose own error is within tolerance
     sizes = {c: math.prod(vs[i].width for i in c) for c in cands}
     grid = np.geomspace(500.0, 1e6, 40)
     for n in grid:
@@ -396,6 +397,12 @@ def test_triple_candidates_and_how_many_are_planned(contract: Contract, table: p
             assert all(sizes[d] > max(sizes[c] for c in eligible) for d in dropped), (n, eligible)
     partial = [len(plan_triples(vs, cands, n_hat=n, **dp)[0]) for n in grid]
     assert any(0 < e < 6 for e in partial) and partial == sorted(partial), partial  # some n̂ drop only the widest
+    # a rarer target class has fewer rows behind its conditional tables: never more triples
+    rare = [plan_triples(vs, cands, n_hat=n, **{**dp, "target_share": 0.05})[1] for n in grid]
+    common = [plan_triples(vs, cands, n_hat=n, **dp)[1] for n in grid]
+    assert all(r <= c for r, c in zip(rare, common, strict=True)) and rare != common, (rare, common)
+    # the share comes from the codec's DP frequencies of the target: y is about 50 / 50 here
+    assert 0.4 < target_share(codec, vs[cands[0][0]]) < 0.6
 
 
 def test_exact_triples_are_the_empirical_tables_and_the_copy_scores_highest(
