@@ -146,7 +146,7 @@ def test_non_dp_fit_is_recorded_honestly_obeys_the_contract_and_reproduces(
     assert summary["noise_multiplier"] == 0.0 and summary["max_grad_norm"] is None
     assert len(summary["measured_pairs"]) == ledger.entries[1].steps + ledger.entries[2].steps > 0
     assert summary["measured_triples"] == ledger.entries[2].steps > 0
-    assert ledger.entries[2].steps == summary["steps"] == math.ceil(TINY.epochs / summary["sample_rate"])
+    assert ledger.entries[3].steps == summary["steps"] == math.ceil(TINY.epochs / summary["sample_rate"])
     assert summary["sample_rate"] == pytest.approx(TINY.batch_size / df.height)  # exact n, no noise
     assert model.accountant is None
 

@@ -25,11 +25,11 @@ from synthgate.models.marginals import (
     noise_deviation,
     plan_extra,
     plan_triples,
-    target_share,
     pool_one_way,
     project_to_simplex,
     shrink_to_independence,
     soft_membership,
+    target_share,
     variables,
 )
 from synthgate.validation.contract import Contract, parse_contract
