@@ -27,7 +27,7 @@ The data-entry points are the four places that charge the ledger. Each is neutra
   numeric columns whose fine bins the codec's noise swamps): called with the PUBLIC table, as
   ``fit_dp``. Charging, noise and post-processing run unchanged.
 - ``models.marginals.measure_marginals`` (``marginal-selection`` and ``marginal-measurements``:
-  ctgan's exponential-mechanism choice of pairs and their Gaussian count tables): called with the
+  ctgan's exponential-mechanism choice of pairs and 3-way tables, and their Gaussian count tables): called with the
   codec's encoding of the PUBLIC table instead of the private rows. Charging, selection draws, noise
   and the projection run unchanged.
 
