@@ -292,10 +292,16 @@ def plan_extra(
 
     if error(len(others)) <= tolerance:
         return len(others)
-    lo, hi = floor, len(others)  # error(lo) is accepted whatever it is; error(hi) > tolerance
+    # error(floor) is accepted whatever it is; error(len(others)) > tolerance
+    return _largest_within(floor, len(others), lambda k: error(k) <= tolerance)
+
+
+def _largest_within(lo: int, hi: int, ok: Any) -> int:
+    """The largest k in [lo, hi) with ``ok(k)``, by bisection, given ``ok`` holds up to some k and then
+    fails, and fails at ``hi`` (``lo`` is returned whether it holds or not)."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if error(mid) <= tolerance:
+        if ok(mid):
             lo = mid
         else:
             hi = mid
@@ -368,15 +374,8 @@ def plan_triples(
         k = len(candidates)
     elif error(1) > tolerance:
         return [], 0
-    else:
-        lo, hi = 1, len(candidates)  # error(lo) <= tolerance < error(hi)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if error(mid) <= tolerance:
-                lo = mid
-            else:
-                hi = mid
-        k = lo
+    else:  # error(1) <= tolerance < error(len(candidates))
+        k = _largest_within(1, len(candidates), lambda k: error(k) <= tolerance)
     per_cell = error(k, 1.0)
     eligible = [c for c, size in zip(candidates, sizes, strict=True) if per_cell * size <= tolerance]
     return eligible, min(k, len(eligible))
@@ -501,16 +500,7 @@ def measure_marginals(
         )
         chosen = choose(others, k, scores, "pairs")
     pairs = with_target + chosen
-    if dp:
-        ledger.charge(
-            MEASUREMENT,
-            noise_multiplier=sigma,
-            sample_rate=1.0,
-            steps=len(pairs),
-            description=f"Gaussian mechanism on {len(pairs)} pair count tables (L2 sensitivity 1 each, noise std {sigma:.1f} rows)",
-        )
-    else:
-        ledger.record_non_dp(f"{MEASUREMENT}-non-dp", steps=len(pairs), description="exact pair count tables: NOT DP")
+    _charge_tables(ledger, len(pairs), "pair", sigma if dp else None)
     tables, raw, shrunk = [], [], 0
     targeted = set(with_target)
     for a, b in pairs:
@@ -528,6 +518,21 @@ def measure_marginals(
     if k3:
         _measure_triples(measured, triple_candidates, k3, rounds3, counts, choose, dp=dp, ledger=ledger, rng=rng)
     return measured
+
+
+def _charge_tables(ledger: PrivacyLedger, tables: int, what: str, sigma: float | None) -> None:
+    """Charge ``tables`` Gaussian count tables of noise std ``sigma`` (L2 sensitivity 1 each, one
+    ledger step per table), or record them as exact (``sigma`` None: the non-DP baseline)."""
+    if sigma is None:
+        ledger.record_non_dp(f"{MEASUREMENT}-non-dp", steps=tables, description=f"exact {what} count tables: NOT DP")
+        return
+    ledger.charge(
+        MEASUREMENT,
+        noise_multiplier=sigma,
+        sample_rate=1.0,
+        steps=tables,
+        description=f"Gaussian mechanism on {tables} {what} count tables (L2 sensitivity 1 each, noise std {sigma:.1f} rows)",
+    )
 
 
 def _measure_triples(
@@ -566,19 +571,7 @@ def _measure_triples(
             ]
         )
         chosen = choose(candidates, k3, scores, "3-way marginals with the target")
-    if dp:
-        ledger.charge(
-            MEASUREMENT,
-            noise_multiplier=sigma,
-            sample_rate=1.0,
-            steps=len(chosen),
-            description=(
-                f"Gaussian mechanism on {len(chosen)} 3-way count tables with the target "
-                f"(L2 sensitivity 1 each, noise std {sigma:.1f} rows)"
-            ),
-        )
-    else:
-        ledger.record_non_dp(f"{MEASUREMENT}-non-dp", steps=len(chosen), description="exact 3-way count tables: NOT DP")
+    _charge_tables(ledger, len(chosen), "3-way (with the target)", sigma if dp else None)
     for triple in chosen:
         c = counts(*triple)
         if dp:

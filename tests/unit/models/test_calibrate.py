@@ -56,33 +56,32 @@ def _frame(rng: np.random.Generator, n: int, dependent: bool) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def fitted(contract: Contract) -> tuple[Codec, Calibrator, np.ndarray, np.ndarray]:
     """Exact marginals of a dependent table, and a pool drawn from a different, independent one."""
+    codec, measured, x_real, pool = _exact(contract, triples=0)
+    return codec, Calibrator(codec, measured), x_real, pool
+
+
+def _exact(contract: Contract, triples: int | None) -> tuple[Codec, Measured, np.ndarray, np.ndarray]:
+    """A dependent table's codec, its exact marginals (``triples`` 3-way ones; None: every candidate),
+    its encoded rows, and an encoded pool drawn from an independent table."""
     rng = np.random.default_rng(0)
     real = _frame(rng, N, dependent=True)
     codec = Codec(contract)
     codec.fit_non_dp(real, ledger=PrivacyLedger(1e-6))
     x_real = codec.encode(real, rng=np.random.default_rng(1))
     measured = measure_marginals(
-        x_real, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(2), triples=0
+        x_real, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(2), triples=triples
     )
     pool = codec.encode(_frame(rng, POOL_FACTOR * N, dependent=False), rng=np.random.default_rng(3))
-    return codec, Calibrator(codec, measured), x_real, pool
+    return codec, measured, x_real, pool
 
 
 def test_raking_also_brings_the_pool_to_a_released_3_way_table(contract: Contract) -> None:
     """With the 3-way table (y, a, x) measured too, the raked draw comes close to it: the independent
     pool is far from it, the drawn rows are within the sampling error of 3,000 rows of a 54-cell table."""
-    rng = np.random.default_rng(0)
-    real = _frame(rng, N, dependent=True)
-    codec = Codec(contract)
-    codec.fit_non_dp(real, ledger=PrivacyLedger(1e-6))
-    x_real = codec.encode(real, rng=np.random.default_rng(1))
-    measured = measure_marginals(
-        x_real, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(2)
-    )
+    codec, measured, _, pool = _exact(contract, triples=None)
     assert len(measured.triples) == 1
     cal = Calibrator(codec, measured)
     assert cal.targets == 3 + len(measured.pairs) + 1
-    pool = codec.encode(_frame(rng, POOL_FACTOR * N, dependent=False), rng=np.random.default_rng(3))
     (idx, table) = measured.cliques()[-1]
 
     def tv(x: np.ndarray) -> float:

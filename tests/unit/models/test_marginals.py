@@ -81,6 +81,48 @@ def _codec(contract: Contract, table: pl.DataFrame) -> tuple[Codec, np.ndarray]:
     return codec, codec.encode(table, rng=np.random.default_rng(1))
 
 
+class _Recording:
+    """A private-stream stand-in that records every Gaussian draw (its scale) and every choice."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng, self.normal_calls, self.choices = np.random.default_rng(seed), [], 0
+
+    def normal(self, loc: float, scale: float, size: tuple[int, ...]) -> np.ndarray:
+        draw = self.rng.normal(loc, scale, size=size)
+        self.normal_calls.append((scale, draw))
+        return draw
+
+    def choice(self, *args: object, **kwargs: object) -> int:
+        self.choices += 1
+        return self.rng.choice(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def _data_logits(x: np.ndarray, measured: Measured) -> torch.Tensor:
+    """Generator logits that reproduce the encoded rows ``x``: large one-hot logits, arctanh of a numeric slot."""
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    logits = torch.where(xt > 0.5, 30.0, -30.0)
+    for v in measured.variables:
+        if v.kind == "tanh":
+            logits[:, v.start] = torch.atanh(xt[:, v.start].clamp(-0.999, 0.999))
+    return logits
+
+
+def _ten_dp_measurements(codec: Codec, x: np.ndarray, triples: int) -> list[Measured]:
+    """Ten DP measurements at ε = 1 (4 extra pairs chosen, ``triples`` 3-way ones), private seeds 0-9."""
+    return [
+        measure_marginals(
+            x,
+            codec,
+            ledger=PrivacyLedger(1e-6),
+            target_epsilon=1.0,
+            rng=np.random.default_rng(seed),
+            extra=4,
+            triples=triples,
+        )
+        for seed in range(10)
+    ]
+
+
 def test_simplex_projection() -> None:
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -172,18 +214,10 @@ def test_dp_measurements_spend_the_target_noise_the_tables_and_choose_well(
     for t in measured.tables:
         assert (t >= 0).all() and t.sum() == pytest.approx(1.0)
     # the exponential mechanism finds the copy (a, b) in most draws: score 5,300 rows vs ~0 for others
-    hits = 0
-    for seed in range(10):
-        m = measure_marginals(
-            x,
-            codec,
-            ledger=PrivacyLedger(1e-6),
-            target_epsilon=1.0,
-            rng=np.random.default_rng(seed),
-            extra=4,
-            triples=0,
-        )
-        hits += any({m.variables[i].label for i in p} == {"a", "b"} for p in m.pairs[4:])
+    hits = sum(
+        any({m.variables[i].label for i in p} == {"a", "b"} for p in m.pairs[4:])
+        for m in _ten_dp_measurements(codec, x, triples=0)
+    )
     assert hits >= 8, hits
 
 
@@ -193,12 +227,7 @@ def test_the_pair_loss_is_smallest_at_the_measured_tables(contract: Contract, ta
         x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(0)
     )
     loss = PairLoss(measured, torch.device("cpu"))
-    xt = torch.as_tensor(x, dtype=torch.float32)
-    # logits that reproduce the rows: large one-hot logits, arctanh of the numeric slot
-    data_logits = torch.where(xt > 0.5, 30.0, -30.0)
-    for v in measured.variables:
-        if v.kind == "tanh":
-            data_logits[:, v.start] = torch.atanh(xt[:, v.start].clamp(-0.999, 0.999))
+    data_logits = _data_logits(x, measured)
     at_data = float(loss(data_logits))
     shuffled = data_logits.clone()
     shuffled[:, :3] = shuffled[torch.randperm(len(x), generator=torch.Generator().manual_seed(0)), :3]  # breaks a-b
@@ -214,20 +243,7 @@ def test_the_injected_noise_has_the_charged_scale(contract: Contract, table: pl.
     sensitivity 1 per table), and the exponential mechanism draws once per charged round."""
     codec, x = _codec(contract, table)
 
-    class Recording:
-        def __init__(self) -> None:
-            self.rng, self.normal_calls, self.choices = np.random.default_rng(11), [], 0
-
-        def normal(self, loc: float, scale: float, size: tuple[int, ...]) -> np.ndarray:
-            draw = self.rng.normal(loc, scale, size=size)
-            self.normal_calls.append((scale, draw))
-            return draw
-
-        def choice(self, *args: object, **kwargs: object) -> int:
-            self.choices += 1
-            return self.rng.choice(*args, **kwargs)  # type: ignore[arg-type]
-
-    rec = Recording()
+    rec = _Recording(11)
     ledger = PrivacyLedger(1e-6)
     measured = measure_marginals(x, codec, ledger=ledger, target_epsilon=0.5, rng=rec, extra=4, triples=0)  # type: ignore[arg-type]
     selection, measurement = ledger.entries
@@ -445,20 +461,7 @@ def test_dp_triples_are_charged_noised_at_the_charged_scale_and_found(contract: 
     the measurement entry's std, and the whole step spends the ε asked for."""
     codec, x = _codec(contract, table)
 
-    class Recording:
-        def __init__(self) -> None:
-            self.rng, self.normal_calls, self.choices = np.random.default_rng(5), [], 0
-
-        def normal(self, loc: float, scale: float, size: tuple[int, ...]) -> np.ndarray:
-            draw = self.rng.normal(loc, scale, size=size)
-            self.normal_calls.append((scale, draw))
-            return draw
-
-        def choice(self, *args: object, **kwargs: object) -> int:
-            self.choices += 1
-            return self.rng.choice(*args, **kwargs)  # type: ignore[arg-type]
-
-    rec = Recording()
+    rec = _Recording(5)
     ledger = PrivacyLedger(1e-6)
     ledger.charge("codec-histograms", noise_multiplier=10.0)
     before = ledger.epsilon
@@ -482,20 +485,12 @@ def test_dp_triples_are_charged_noised_at_the_charged_scale_and_found(contract: 
     assert {scale for scale, _ in rec.normal_calls} == {pair_meas.noise_multiplier} == {tri_meas.noise_multiplier}
     for tab in measured.triple_tables:
         assert tab.ndim == 3 and (tab >= 0).all() and tab.sum() == pytest.approx(1.0)
-    # (y, a, b) is far from what its pairs say (b copies a, so a and b are no independent given y);
+    # (y, a, b) is far from what its pairs say (b copies a, so a and b are not independent given y);
     # the other triples are within the noise of it
-    hits = 0
-    for seed in range(10):
-        m = measure_marginals(
-            x,
-            codec,
-            ledger=PrivacyLedger(1e-6),
-            target_epsilon=1.0,
-            rng=np.random.default_rng(seed),
-            extra=4,
-            triples=1,
-        )
-        hits += {m.variables[i].label for i in m.triples[0]} == {"y", "a", "b"}
+    hits = sum(
+        {m.variables[i].label for i in m.triples[0]} == {"y", "a", "b"}
+        for m in _ten_dp_measurements(codec, x, triples=1)
+    )
     assert hits >= 8, hits
 
 
@@ -507,11 +502,7 @@ def test_the_loss_covers_the_triples(contract: Contract, table: pl.DataFrame) ->
     assert len(measured.triples) == 6
     loss = PairLoss(measured, torch.device("cpu"))
     assert len(loss.cliques) == len(measured.pairs) + 6
-    xt = torch.as_tensor(x, dtype=torch.float32)
-    data_logits = torch.where(xt > 0.5, 30.0, -30.0)
-    for v in measured.variables:
-        if v.kind == "tanh":
-            data_logits[:, v.start] = torch.atanh(xt[:, v.start].clamp(-0.999, 0.999))
+    data_logits = _data_logits(x, measured)
     pairs_only = PairLoss(Measured(measured.variables, measured.pairs, measured.tables), torch.device("cpu"))
     noise = torch.randn(500, codec.dim, generator=torch.Generator().manual_seed(0))
     # the batched products equal each marginal's KL term computed on its own
