@@ -348,11 +348,11 @@ def plan_triples(
     candidate's error is within tolerance (σ being what ``plan_noise`` gives the pairs' measurements
     plus ``k`` triples, and their selection rounds plus ``k``); every candidate when that fits, none when
     even one does not. Then each candidate on its own: one whose error at that σ is above tolerance is
-    dropped (a wide column's triples: MplsStops' 87 neighbourhoods make 1,566-cell tables that the
-    median, 81 cells, hides), and ``k`` is at most what is left; the exponential mechanism chooses only
-    when ``k`` is fewer than the eligible ones. So only large tables at large ε get any, fewer where the
-    target is unbalanced (nassCDS, 4.6% deaths: none at ε ≤ 3, 0–18 of 78 at ε = 10). A non-DP fit measures every
-    candidate exactly.
+    dropped (a wide column's triples: MplsStops' 87 neighbourhoods make (a, b) tables of up to 522
+    cells that the median, 27, hides), and ``k`` is at most what is left; the exponential mechanism
+    chooses only when ``k`` is fewer than the eligible ones. So only large tables at large ε get any,
+    fewer where the target is unbalanced (nassCDS, 4.6% deaths: none at ε ≤ 3, 0–18 of 78 at ε = 10).
+    A non-DP fit measures every candidate exactly.
     """
     if not candidates:
         return [], 0
