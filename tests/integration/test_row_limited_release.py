@@ -14,12 +14,15 @@ from typer.testing import CliRunner
 from synthgate.flows.cli import app
 from synthgate.flows.demo import LENIENT_GATES, demo_contract, demo_parquet
 
+# Few enough rows that some privacy gate cannot be settled whatever the sample: at 900 every gate
+# settled in one run once the marginal loss was batched (round 2 session 9, float order only).
+ROWS = 600
 FIDELITY = ("min_column_shapes", "min_pair_trends", "min_three_way_ratio", "max_detection_auc", "min_tstr_ratio")
 
 
 def test_a_small_table_is_released_with_its_row_limited_gates_named(prefect_harness: None, tmp_path: Path) -> None:
     source = tmp_path / "small.parquet"
-    pl.read_parquet(demo_parquet()).sample(n=900, seed=5).write_parquet(source)
+    pl.read_parquet(demo_parquet()).sample(n=ROWS, seed=5).write_parquet(source)
     contract = yaml.safe_load(demo_contract().read_text(encoding="utf-8"))
     # fidelity gates out of the way (a 1-epoch model); every privacy gate at its default threshold
     contract["gates"] = {k: LENIENT_GATES[k] for k in FIDELITY}
@@ -45,7 +48,7 @@ def test_a_small_table_is_released_with_its_row_limited_gates_named(prefect_harn
     privacy = [g for g in decision["gates"] if g["kind"] == "privacy"]
     unsure = [g["name"] for g in privacy if g["outcome"] == "inconclusive"]
     failed = [g["name"] for g in decision["gates"] if g["outcome"] == "fail"]
-    assert unsure, "at 900 rows some privacy gate should be limited by rows"
+    assert unsure, (f"at {ROWS} rows some privacy gate should be limited by rows", privacy)
     # inconclusive gates never block by default: the run is released unless a gate failed
     assert (result.exit_code == 0) == (not failed), (failed, result.output)
     if result.exit_code == 0:
