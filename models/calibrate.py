@@ -11,7 +11,8 @@ Both targets are already released, so matching them more closely costs no privac
   from the codec's charged histograms;
 - every numeric column's DP histogram, cell by cell (``Codec.mass_cells``: a bin released on its own,
   or a run of sparse bins released as one sum), under the default quantile encoding;
-- every pair table measured by models/marginals.py (noisy, projected to the simplex).
+- every pair table, and every 3-way table with the target, measured by models/marginals.py (noisy,
+  projected to the simplex; the 3-way ones after the pairs in each sweep).
 
 A numeric column is raked to the cells its histogram was released in, never finer: which cell a
 pool row's value falls in is set by the generator, and inside a cell the generator's own shape is

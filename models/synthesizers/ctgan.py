@@ -252,8 +252,8 @@ class CTGANConfig(SynthConfig):
         ge=0,
         description=(
             "3-way marginals (target, a, b) measured after the pairs; None: marginals.plan_triples (as many as keep "
-            "a median candidate's expected noise error within the pairs' tolerance: large tables or large ε only, "
-            "every candidate without DP); 0: none."
+            "the expected noise error of a median candidate's table for the rarest target class within the pairs' "
+            "tolerance, wide ones dropped: large tables at large ε only, every candidate without DP); 0: none."
         ),
     )
 
