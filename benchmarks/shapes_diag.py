@@ -27,11 +27,12 @@ PEER_PY = Path(os.environ.get("PEER_PYTHON", Path(__file__).parent.parent / ".pe
 # sampling variants: Calibrator options (None: no raking)
 VARIANTS = {
     "off": None,
-    "base": {"numeric_cells": False, "one_way_last": False},  # the raking before this branch
-    "lastone": {"numeric_cells": False, "one_way_last": True},
-    "cellsfirst": {"numeric_cells": True, "one_way_last": False},
-    "lastbins": {"numeric_cells": True, "one_way_last": True},  # pairs, numeric cells, discrete 1-ways
-    "pool8": {"numeric_cells": True, "one_way_last": True},  # the same from a pool of 8x the rows
+    "base": {"numeric_cells": False, "one_way_last": False, "settle_sweeps": 0},  # the raking before 2026-12
+    "lastone": {"numeric_cells": False, "one_way_last": True, "settle_sweeps": 0},
+    "cellsfirst": {"numeric_cells": True, "one_way_last": False, "settle_sweeps": 0},
+    "lastbins": {"numeric_cells": True, "one_way_last": True, "settle_sweeps": 0},  # pairs, numeric cells, discrete
+    "pool8": {"numeric_cells": True, "one_way_last": True, "settle_sweeps": 0},  # the same from a pool of 8x the rows
+    "settle": {"numeric_cells": True, "one_way_last": True},  # then the 1-way targets alone (the default)
 }
 
 

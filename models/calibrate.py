@@ -30,6 +30,24 @@ fit and sampling seed, old → new raking): column shapes Adult ε = 1 0.983 →
 → 0.986, nassCDS 0.977 → 0.988 (``weight`` 0.78 → 0.90), colon (6 fits) 0.945 → 0.954, with pair
 trends up 0.002–0.01 and TSTR unchanged or up (benchmarks/results/shapes-diag-shapes.txt).
 
+Settling. Ending each sweep on the 1-way targets does not make the sample meet them: each 1-way
+rake undoes part of the one before (education after education-num, marital-status after
+relationship), and the next sweep's pair tables pull again. On an Adult ε = 1 fit the weighted pool
+sat 0.008–0.013 TV from workclass', education's and marital-status' targets, which were themselves
+0.002–0.005 from the real frequencies. So ``SETTLE_SWEEPS`` more sweeps over the 1-way targets
+alone follow: they move the weights no more than the conflict among the 1-way targets needs.
+Measured on the same fits and sampling seeds (benchmarks/shapes_diag.py, 12 sweeps then 0 → 12
+settling ones; 2 fits each, colon 4 fits × 5 sampling seeds, nassCDS 2 × 3; round 2 session 10):
+
+    column shapes  Adult ε = 1 0.9880 → 0.9907, ε = 3 0.9923 → 0.9935; MplsStops ε = 1 0.9866 → 0.9901,
+                   ε = 3 0.9887 → 0.9908; cps1988 +0.0006; diamonds +0.0009; nassCDS +0.0005 ± 0.0002;
+                   colon +0.0008 ± 0.0008
+    pair trends    +0.0002 to +0.0022 on those (diamonds −0.0005, colon −0.0009 on one sampling seed)
+    TSTR           within ±0.002 (MplsStops ε = 3 −0.0019, nassCDS +0.0013)
+
+Settling only the categorical targets (leaving the numeric cells as the sweeps left them) did less on
+MplsStops (ε = 1 0.9890, ε = 3 0.9901) and was not kept.
+
 How. For each output chunk of ``m`` rows the model generates ``POOL_FACTOR`` × m rows, weights
 them by capped raking (each sweep multiplies a row's weight by target / current share of its cell,
 for every target in turn; weights are capped at ``POOL_FACTOR`` × their mean so that no row's
@@ -65,6 +83,7 @@ from synthgate.models.marginals import Measured, Variable, discretise, one_way, 
 
 POOL_FACTOR = 4
 SWEEPS = 12
+SETTLE_SWEEPS = 12  # then sweeps over the 1-way targets alone (see Order)
 FLOOR = 0.2  # the least a sweep multiplies a row's weight by
 
 
@@ -77,16 +96,24 @@ class Calibrator:
     """The released marginals of one model, and the raking that draws an output from a pool."""
 
     def __init__(
-        self, codec: Codec, measured: Measured | None, *, numeric_cells: bool = True, one_way_last: bool = True
+        self,
+        codec: Codec,
+        measured: Measured | None,
+        *,
+        numeric_cells: bool = True,
+        one_way_last: bool = True,
+        settle_sweeps: int = SETTLE_SWEEPS,
     ) -> None:
         """``numeric_cells``: rake each numeric column to its DP histogram's cells (quantile encoding;
         else its null rate only). ``one_way_last``: the 1-way targets come after the pair tables in
-        each sweep (see Order above). Both False is the raking before 2026-12, kept for comparisons
-        (benchmarks/shapes_diag.py)."""
+        each sweep (see Order above). ``settle_sweeps``: sweeps over the 1-way targets alone after the
+        others (with ``one_way_last``). Both False and 0 is the raking before 2026-12, kept for
+        comparisons (benchmarks/shapes_diag.py)."""
         self.codec = codec
         self.measured = measured
         self.variables = measured.variables if measured is not None else []
         self.one_way_last = one_way_last
+        self.settle_sweeps = settle_sweeps
         self._one_way: list[tuple[Variable, np.ndarray]] = []
         self._by_cells: set[str] = set()  # numeric columns raked to their histogram's cells
         for v in variables(codec):
@@ -137,8 +164,10 @@ class Calibrator:
         """Raking weights of the pool rows ``x`` (mean 1, each at most ``cap``)."""
         targets = self._cells(x)
         w = np.ones(x.shape[0])
-        for _ in range(sweeps):
-            for c, t in targets:
+        n_one = len(self._one_way)
+        settle = targets[-n_one:] if self.one_way_last and n_one else []  # the 1-way targets, last in order
+        for sweep in range(sweeps + (self.settle_sweeps if settle else 0)):
+            for c, t in targets if sweep < sweeps else settle:
                 share = np.bincount(c, weights=w, minlength=t.size) / w.sum()
                 factor = np.where(share > 0, t / np.where(share > 0, share, 1.0), 1.0)
                 w *= np.maximum(factor, FLOOR)[c]
@@ -177,4 +206,4 @@ class Calibrator:
         return float(np.mean(tv))
 
 
-__all__ = ["FLOOR", "POOL_FACTOR", "SWEEPS", "Calibrator"]
+__all__ = ["FLOOR", "POOL_FACTOR", "SETTLE_SWEEPS", "SWEEPS", "Calibrator"]

@@ -77,24 +77,29 @@ def _exact(contract: Contract, triples: int | None) -> tuple[Codec, Measured, np
 
 def test_raking_also_brings_the_pool_to_a_released_3_way_table(contract: Contract) -> None:
     """With the 3-way table (y, a, x) measured too, the raked draw comes close to it: the independent
-    pool is far from it, the drawn rows are within the sampling error of 3,000 rows of a 54-cell table."""
+    pool is far from it, the drawn rows are within the sampling error of 3,000 rows of a 54-cell table
+    (about 0.04 TV)."""
     codec, measured, _, pool = _exact(contract, triples=None)
     assert len(measured.triples) == 1
     cal = Calibrator(codec, measured)
     assert cal.targets == 3 + len(measured.pairs) + 1
     (idx, table) = measured.cliques()[-1]
 
-    def tv(x: np.ndarray) -> float:
+    def tv(x: np.ndarray, w: np.ndarray | None = None) -> float:
         codes = discretise(x, cal.variables)
         flat = np.ravel_multi_index(tuple(codes[:, i] for i in idx), table.shape)
-        return 0.5 * float(np.abs(np.bincount(flat, minlength=table.size) / len(x) - table.ravel()).sum())
+        shares = np.bincount(flat, weights=w, minlength=table.size)
+        return 0.5 * float(np.abs(shares / shares.sum() - table.ravel()).sum())
 
-    chosen = cal.select(pool, N, np.random.default_rng(4))
     pairs_only = Calibrator(codec, Measured(measured.variables, measured.pairs, measured.tables))
-    without = pairs_only.select(pool, N, np.random.default_rng(4))
     assert tv(pool) > 0.25
-    # measured: 0.337 → 0.038, against 0.061 raked to the pairs alone
-    assert tv(chosen) < 0.05 and tv(chosen) < 0.75 * tv(without), (tv(pool), tv(chosen), tv(without))
+    # the weighted pool, free of the draw's sampling error: measured 0.337 → 0.023, against 0.039 raked
+    # to the pairs alone
+    assert tv(pool, cal.weights(pool)) < 0.75 * tv(pool, pairs_only.weights(pool))
+    # the drawn rows, over three draws: measured 0.046 on average, against 0.060 with the pairs alone
+    chosen = [tv(cal.select(pool, N, np.random.default_rng(s))) for s in (4, 5, 6)]
+    without = [tv(pairs_only.select(pool, N, np.random.default_rng(s))) for s in (4, 5, 6)]
+    assert np.mean(chosen) < 0.05 and np.mean(chosen) < np.mean(without), (tv(pool), chosen, without)
 
 
 def test_raking_brings_the_pool_to_the_released_marginals(
@@ -311,6 +316,37 @@ def test_the_released_one_way_marginals_come_last_and_hold_against_a_conflicting
 
     assert tv(Calibrator(codec, conflicting)) < 0.01
     assert tv(Calibrator(codec, conflicting, numeric_cells=False, one_way_last=False)) > 0.03
+
+
+def test_settling_sweeps_bring_every_one_way_target_home_against_conflicting_pair_tables(
+    fitted: tuple[Codec, Calibrator, np.ndarray, np.ndarray],
+) -> None:
+    """Pair tables that overstate both 'a' = 'r' (× 3) and 'y' = 'yes' (× 2): the ordinary sweeps end on
+    the 1-way targets, but raking y undoes part of a's fit (measured: a 0.057 TV from its target after 12
+    sweeps). The settling sweeps over the 1-way targets alone bring each within 0.002."""
+    codec, cal, _, pool = fitted
+    m = cal.measured
+    a, y = (next(i for i, v in enumerate(m.variables) if v.column == c) for c in ("a", "y"))
+    tables = []
+    for (i, j), t in zip(m.pairs, m.tables, strict=True):
+        t = t.copy()
+        for k, factor in ((a, 3.0), (y, 2.0)):
+            if i == k:
+                t[-1, :] *= factor
+            if j == k:
+                t[:, -1] *= factor
+        tables.append(t / t.sum())
+    conflicting = Measured(m.variables, m.pairs, tables, m.sigma, m.n_hat)
+
+    def one_way_tv(c: Calibrator) -> np.ndarray:
+        w = c.weights(pool)
+        one = c._cells(pool)[-len(c._one_way) :]
+        return np.array([0.5 * np.abs(np.bincount(k, weights=w, minlength=t.size) / w.sum() - t).sum() for k, t in one])
+
+    unsettled = one_way_tv(Calibrator(codec, conflicting, settle_sweeps=0))
+    settled = one_way_tv(Calibrator(codec, conflicting))
+    assert unsettled.max() > 0.03, unsettled
+    assert settled.max() < 0.002, settled
 
 
 def test_a_pooled_one_way_estimate_replaces_the_codecs_as_the_raking_target(
