@@ -757,16 +757,20 @@ class DPCTGAN(Synthesizer):
 
     def _extra_state(self) -> dict[str, Any]:
         # the released pair marginals (DP outputs) that sampling calibrates to
-        return {"marginals": self.measured.state() if self.measured is not None else None}
+        # and whether the DP-SGD critic trained (public: set from public quantities before any row is read)
+        return {"marginals": self.measured.state() if self.measured is not None else None, "critic": self._critic_on}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         saved = state.get("marginals")
         self.measured = Measured.from_state(variables(self.codec), saved) if saved is not None else None
+        self._critic_on = bool(state.get("critic", True))
 
     def _calibrator(self) -> Calibrator | None:
         if self.config.calibration == "off":
             return None
-        return Calibrator(self.codec, self.measured)
+        # without the critic the generator learnt the released marginals alone: what they leave
+        # independent given the target is drawn so (calibrate.independent_groups)
+        return Calibrator(self.codec, self.measured, factorise=not self._critic_on)
 
     def _networks(self) -> dict[str, nn.Module]:
         if self.generator is None:

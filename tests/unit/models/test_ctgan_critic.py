@@ -8,6 +8,7 @@ mechanisms that ran account for the whole ε, and the rule reads public quantiti
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -34,7 +35,7 @@ def _fit(contract: Contract, df: pl.DataFrame, **options: object) -> tuple[DPCTG
 
 @pytest.mark.statistical
 def test_a_default_fit_on_1200_rows_at_eps_1_skips_the_noise_bound_critic(
-    adult_contract: Contract, adult_modelled: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+    adult_contract: Contract, adult_modelled: pl.DataFrame, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # training reads no real row: the only reads are the codec's and the marginals', both charged
     def no_read(self: Run) -> None:
@@ -58,6 +59,11 @@ def test_a_default_fit_on_1200_rows_at_eps_1_skips_the_noise_bound_critic(
     assert summary["steps"] >= sch.MIN_STEPS
     out = model.sample(300, seed=1)
     assert out.columns == adult_contract.modelled_columns and out.height == 300
+    # a saved model keeps its critic-less fit, so its sampling factorises as the fitted one's does
+    model.save(tmp_path / "model.pt")
+    loaded = DPCTGAN.load(tmp_path / "model.pt", adult_contract, device="cpu")
+    assert loaded._critic_on is False and loaded.measured.independent == model.measured.independent
+    assert loaded.sample(300, seed=1).equals(out)
 
 
 def test_the_option_overrides_the_rule_and_no_dp_keeps_the_critic(

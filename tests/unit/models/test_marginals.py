@@ -370,7 +370,23 @@ def test_noise_level_tables_are_shrunk_and_dependent_ones_kept(contract: Contrac
     a_b = next(i for i, p in enumerate(m.pairs) if {m.variables[j].label for j in p} == {"a", "b"})
     assert np.linalg.matrix_rank(m.tables[a_b], tol=1e-9) > 1  # the copy is kept
     assert 0 <= m.shrunk <= len(m.pairs) - len(with_target)
-    assert Measured.from_state(m.variables, m.state()).shrunk == m.shrunk
+    restored = Measured.from_state(m.variables, m.state())
+    assert restored.shrunk == m.shrunk and restored.independent == m.independent
+    assert not set(m.independent) & set(with_target)
+
+
+def test_a_table_whose_noise_swamps_its_rows_is_the_independence_table_of_the_dp_margins() -> None:
+    """σ·√cells ≥ n̂: the noisy table (here a strong dependence, but counts of 100 under noise of std 60
+    over 16 cells) becomes n̂·f_a⊗f_b from the given DP frequencies, whatever its counts; below that the
+    deviation test decides, and keeps the dependence."""
+    rng = np.random.default_rng(5)
+    f_a, f_b = np.array([0.4, 0.6]), np.full(8, 1 / 8)
+    dependent = 100.0 * np.eye(2, 8)  # 200 rows, all on two cells
+    noisy = dependent + rng.normal(0.0, 60.0, dependent.shape)
+    out = shrink_to_independence(noisy, 60.0, n_hat=200.0, margins=(f_a, f_b))  # 60·4 = 240 ≥ 200
+    assert out is not None and np.allclose(out, 200.0 * np.outer(f_a, f_b))
+    quiet = dependent + rng.normal(0.0, 5.0, dependent.shape)  # 5·4 = 20 < 200
+    assert shrink_to_independence(quiet, 5.0, n_hat=200.0, margins=(f_a, f_b)) is None
 
 
 # ------------------------------------------------------------------------------- 3-way marginals
