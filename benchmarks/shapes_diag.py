@@ -5,6 +5,8 @@ on the same fits (issue 20). Suite tables only (public), so per-column figures m
     python -m benchmarks.shapes_diag marg DATASET EPS SEED      # independent marginals (the peer env)
     python -m benchmarks.shapes_diag score VARIANTS [DATASETS]  # per-column KS/TV, means over cached fits
     python -m benchmarks.shapes_diag summary VARIANTS [DATASETS]  # shapes, pair trends, TSTR per variant
+    python -m benchmarks.shapes_diag repeat VARIANTS DATASET EPS K  # column shapes over K sampling seeds a fit,
+                                                                    # paired against the first variant
 
 VARIANTS: comma-separated keys of ``VARIANTS`` (the Calibrator's options; "off" samples without raking).
 A fit's DP noise comes from private entropy, so two fits under one seed differ: sampling variants are
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 CACHE = Path(os.environ.get("SHAPES_CACHE", "/tmp/shapes"))
 PEER_PY = Path(os.environ.get("PEER_PYTHON", Path(__file__).parent.parent / ".peers" / "bin" / "python"))
@@ -33,6 +36,7 @@ VARIANTS = {
     "lastbins": {"numeric_cells": True, "one_way_last": True, "settle_sweeps": 0},  # pairs, numeric cells, discrete
     "pool8": {"numeric_cells": True, "one_way_last": True, "settle_sweeps": 0},  # the same from a pool of 8x the rows
     "settle": {"numeric_cells": True, "one_way_last": True},  # then the 1-way targets alone (the default)
+    "nofactor": {"factorise": False},  # the default, never factorised (it is when the critic did not train)
 }
 
 
@@ -119,13 +123,16 @@ def sample(ds: str, path: Path, seed: int, variant: str):
     contract, train, _, _ = load(ds)
     cls = get_synthesizer(contract.model)
     model = cls.load(path, contract, device="cpu")
-    import functools
 
     import synthgate.models.synthesizers.ctgan as ctgan
     from synthgate.models.calibrate import Calibrator
 
     options = VARIANTS[variant]
-    ctgan.Calibrator = functools.partial(Calibrator, **(options or {}))
+
+    def calibrator(codec: Any, measured: Any, **given: Any) -> Calibrator:
+        return Calibrator(codec, measured, **{**given, **(options or {})})  # the variant's options win
+
+    ctgan.Calibrator = calibrator
     import synthgate.models.synthesizers.base as base
 
     base.POOL_FACTOR = 8 if variant == "pool8" else 4
@@ -159,12 +166,31 @@ def score(variants: list[str], datasets: list[str] | None) -> None:
         )
 
 
+def repeat(variants: list[str], ds: str, eps: str, k: int) -> None:
+    """Column shapes of each cached fit of (ds, eps) under ``k`` sampling seeds (100, 101, ...) per variant,
+    and each variant's mean paired difference from the first (the draw's sampling error averages out)."""
+    import numpy as np
+
+    res: dict[str, list[float]] = {v: [] for v in variants}
+    for path in sorted(CACHE.glob(f"sg-{ds}-{eps}-*.pt")):
+        for s in range(100, 100 + k):
+            for v in variants:
+                res[v].append(float(np.mean(list(per_column(ds, sample(ds, path, s, v)).values()))))
+    base = np.array(res[variants[0]])
+    for v in variants:
+        d = np.array(res[v]) - base
+        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
+        print(f"{ds} eps={eps} {v:10s} shapes={np.mean(res[v]):.4f} diff={d.mean():+.4f} ± {se:.4f} (n={len(d)})")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "fit":
         fit(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
     elif cmd == "marg":
         marg(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
+    elif cmd == "repeat":
+        repeat(sys.argv[2].split(","), sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif cmd == "summary":
         summary(sys.argv[2].split(","), sys.argv[3].split(",") if len(sys.argv) > 3 else None)
     else:

@@ -36,8 +36,9 @@ relationship), and the next sweep's pair tables pull again. On an Adult ε = 1 f
 sat 0.008–0.013 TV from workclass', education's and marital-status' targets, which were themselves
 0.002–0.005 from the real frequencies. So ``SETTLE_SWEEPS`` more sweeps over the 1-way targets
 alone follow: they move the weights no more than the conflict among the 1-way targets needs.
-Measured on the same fits and sampling seeds (benchmarks/shapes_diag.py, 12 sweeps then 0 → 12
-settling ones; 2 fits each, colon 4 fits × 5 sampling seeds, nassCDS 2 × 3; round 2 session 10):
+Measured on the same fits and sampling seeds (``python -m benchmarks.shapes_diag summary lastbins,settle``:
+12 sweeps then 0 → 12 settling ones, 2 fits each; ``repeat`` for colon, 4 fits × 5 sampling seeds,
+and nassCDS, 2 × 3; round 2 session 10):
 
     column shapes  Adult ε = 1 0.9880 → 0.9907, ε = 3 0.9923 → 0.9935; MplsStops ε = 1 0.9866 → 0.9901,
                    ε = 3 0.9887 → 0.9908; cps1988 +0.0006; diamonds +0.0009; nassCDS +0.0005 ± 0.0002;
@@ -75,7 +76,8 @@ released marginals and nothing else; whatever else ties its columns together com
 not from the data. So after the draw, the groups of columns that no released table ties
 (``independent_groups``) are shuffled independently among the rows of each target class: every released
 marginal is kept as drawn, and the rest is what the largest-entropy table under them would say
-(independence given the target). Measured on the same fits and sampling seeds (round 2 session 10):
+(independence given the target). Measured on the same fits and sampling seeds (round 2 session 10,
+``python -m benchmarks.shapes_diag summary nofactor,settle``):
 colon ε = 1 (12 fits, 4–10 groups each) pair trends +0.0024 (up in every fit), TSTR −0.0001; colon
 ε = 3 (8 fits, 6 of them one group, nothing to do) pairs −0.0002, TSTR −0.0009; pd_speech ε = 1
 (1 fit, every table swamped by its noise, see ``marginals.shrink_to_independence``) pair trends
