@@ -35,7 +35,8 @@ VARIANTS = {
     "cellsfirst": {"numeric_cells": True, "one_way_last": False, "settle_sweeps": 0},
     "lastbins": {"numeric_cells": True, "one_way_last": True, "settle_sweeps": 0},  # pairs, numeric cells, discrete
     "pool8": {"numeric_cells": True, "one_way_last": True, "settle_sweeps": 0},  # the same from a pool of 8x the rows
-    "settle": {"numeric_cells": True, "one_way_last": True},  # then the 1-way targets alone (the default)
+    "settle": {"numeric_cells": True, "one_way_last": True},  # then the categorical 1-way targets alone (default)
+    "settleall": {"settle_numeric": True},  # settling the numeric cells too (tried, not kept)
     "nofactor": {"factorise": False},  # the default, never factorised (it is when the critic did not train)
 }
 

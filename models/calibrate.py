@@ -34,20 +34,26 @@ Settling. Ending each sweep on the 1-way targets does not make the sample meet t
 rake undoes part of the one before (education after education-num, marital-status after
 relationship), and the next sweep's pair tables pull again. On an Adult ε = 1 fit the weighted pool
 sat 0.008–0.013 TV from workclass', education's and marital-status' targets, which were themselves
-0.002–0.005 from the real frequencies. So ``SETTLE_SWEEPS`` more sweeps over the 1-way targets
-alone follow: they move the weights no more than the conflict among the 1-way targets needs.
-Measured on the same fits and sampling seeds (``python -m benchmarks.shapes_diag summary lastbins,settle``:
-12 sweeps then 0 → 12 settling ones, 2 fits each; ``repeat`` for colon, 4 fits × 5 sampling seeds,
-and nassCDS, 2 × 3; round 2 session 10):
+0.002–0.005 from the real frequencies. So ``SETTLE_SWEEPS`` more sweeps over the categorical 1-way
+targets alone follow: they move the weights no more than the conflict among those targets needs.
+Measured on the same fits and sampling seeds (round 2 session 10; ``python -m benchmarks.shapes_diag
+summary lastbins,settle,settleall``, 2 fits each, diamonds ε = 3 4; ``repeat`` for colon, 4 fits × 5
+sampling seeds, and nassCDS, 2 × 3), no settling → categorical targets (the default) → every 1-way
+target, numeric cells included:
 
-    column shapes  Adult ε = 1 0.9880 → 0.9907, ε = 3 0.9923 → 0.9935; MplsStops ε = 1 0.9866 → 0.9901,
-                   ε = 3 0.9887 → 0.9908; cps1988 +0.0006; diamonds +0.0009; nassCDS +0.0005 ± 0.0002;
-                   colon +0.0008 ± 0.0008
-    pair trends    +0.0002 to +0.0022 on those (diamonds −0.0005, colon −0.0009 on one sampling seed)
-    TSTR           within ±0.002 (MplsStops ε = 3 −0.0019, nassCDS +0.0013)
+    column shapes  Adult ε = 1 0.9880 → 0.9909 → 0.9907, ε = 3 0.9923 → 0.9934 → 0.9935;
+                   MplsStops ε = 1 0.9866 → 0.9890 → 0.9901, ε = 3 0.9887 → 0.9901 → 0.9908;
+                   diamonds ε = 3 0.9720 → 0.9723 → 0.9730; nassCDS +0.0008 / +0.0005 (± 0.0002);
+                   colon +0.0011 / +0.0008 (± 0.0008)
+    pair trends    Adult ε = 1 0.9675 → 0.9693 → 0.9694; MplsStops ε = 1 0.9612 → 0.9630 → 0.9634,
+                   ε = 3 0.9742 → 0.9752 → 0.9760; diamonds ε = 3 0.9783 → 0.9786 → 0.9793
+    TSTR           Adult ε = 3 0.8931 → 0.8939 → 0.8928; MplsStops ε = 1 0.8798 → 0.8819 → 0.8792,
+                   ε = 3 0.8963 → 0.8927 → 0.8944; diamonds ε = 3 (R²) 0.8920 → 0.8921 → 0.8876
 
-Settling only the categorical targets (leaving the numeric cells as the sweeps left them) did less on
-MplsStops (ε = 1 0.9890, ε = 3 0.9901) and was not kept.
+Settling the numeric cells as well cost diamonds ε = 3 0.0044 R² (4 paired fits, 3 of them lower; in
+the suite, 6 fits, 0.878 against sessions 7–9's 0.889–0.891): its numerics are near functions of one
+another (carat, x, y, z, price), and forcing each one's fine DP cells, whose noise disagrees, picks
+rows against the joint the generator learnt. It gained MplsStops 0.001 of column shapes. Not kept.
 
 How. For each output chunk of ``m`` rows the model generates ``POOL_FACTOR`` × m rows, weights
 them by capped raking (each sweep multiplies a row's weight by target / current share of its cell,
@@ -118,12 +124,13 @@ class Calibrator:
         numeric_cells: bool = True,
         one_way_last: bool = True,
         settle_sweeps: int = SETTLE_SWEEPS,
+        settle_numeric: bool = False,
         factorise: bool = False,
     ) -> None:
         """``numeric_cells``: rake each numeric column to its DP histogram's cells (quantile encoding;
         else its null rate only). ``one_way_last``: the 1-way targets come after the pair tables in
-        each sweep (see Order above). ``settle_sweeps``: sweeps over the 1-way targets alone after the
-        others (with ``one_way_last``). Both False and 0 is the raking before 2026-12, kept for
+        each sweep (see Order above). ``settle_sweeps``: sweeps over the categorical 1-way targets alone
+        after the others (with ``one_way_last``; ``settle_numeric``: the numeric cells too). Both False and 0 is the raking before 2026-12, kept for
         comparisons (benchmarks/shapes_diag.py). ``factorise``: the drawn rows' column groups that no
         released marginal ties together are made independent given the target (``independent_groups``;
         for a generator that learnt from the released marginals alone, i.e. without the DP-SGD critic)."""
@@ -132,6 +139,7 @@ class Calibrator:
         self.variables = measured.variables if measured is not None else []
         self.one_way_last = one_way_last
         self.settle_sweeps = settle_sweeps
+        self.settle_numeric = settle_numeric
         self._strata, self._groups = independent_groups(codec, measured) if factorise else (None, [])
         self._one_way: list[tuple[Variable, np.ndarray]] = []
         self._by_cells: set[str] = set()  # numeric columns raked to their histogram's cells
@@ -183,7 +191,7 @@ class Calibrator:
         """Raking weights of the pool rows ``x`` (mean 1, each at most ``cap``)."""
         targets = self._cells(x)
         w = np.ones(x.shape[0])
-        n_one = len(self._one_way)
+        n_one = len(self._one_way) if self.settle_numeric else sum(v.kind != "tanh" for v, _ in self._one_way)
         settle = targets[-n_one:] if self.one_way_last and n_one else []  # the 1-way targets, last in order
         for sweep in range(sweeps + (self.settle_sweeps if settle else 0)):
             for c, t in targets if sweep < sweeps else settle:
