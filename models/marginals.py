@@ -635,7 +635,7 @@ def shrink_to_independence(
     counts that the noise swamps; the table's own total is noise, often near zero or negative, and
     dividing by it made most such tables look dependent: pd_speech, 176 rows, σ = 225 on 16-cell
     tables, kept 541 of 751). Kept, the target's noise tables tied every feature to the class at random
-    (synthetic features' mean |correlation| 0.26 against the real 0.15). Post-processing of released
+    (synthetic features' mean |correlation| 0.26 even when factorised, real 0.15). Post-processing of released
     statistics."""
     if sigma <= 0 or min(c.shape) < 2:
         return None
