@@ -36,24 +36,6 @@ from synthgate.models import codec
 from synthgate.models.synthesizers import base
 
 PINNED: dict[str, int] = {"public": 0, "private": 0}
-SUBSAMPLE_SEED = 20_261_206  # a public seed: which rows of a large table make a small one
-
-
-def _with_subsamples() -> None:
-    """Let ``suite.load`` (and so ``suite.evaluate``) read "NAME@ROWS": the first ROWS rows of a fixed
-    public permutation of NAME's training rows, tested on NAME's test rows (a small table to check a
-    rule on, beside the one it was diagnosed on)."""
-    plain = suite.load
-
-    def load(name: str) -> Any:
-        if "@" not in name:
-            return plain(name)
-        table, rows = name.split("@")
-        contract, train, test, facts = plain(table)
-        small = train.sample(n=int(rows), seed=SUBSAMPLE_SEED, shuffle=True)
-        return contract, small, test, {**facts, "subsample": int(rows)}
-
-    suite.load = load  # type: ignore[assignment]
 
 
 def _pinned_generators(seed: int, device: torch.device) -> base.Generators:
@@ -138,7 +120,6 @@ def main() -> None:
     if args.sparse == "segments":  # the candidate of round 2 session 5, not the default (BENCHMARKS.md)
         codec._merged_mass = codec._segment_mass  # type: ignore[assignment]
     base.make_generators = _pinned_generators  # type: ignore[assignment]
-    _with_subsamples()
     other = "private" if args.vary == "public" else "public"
     PINNED[other] = args.fixed
     rows = []

