@@ -59,7 +59,7 @@ def audit_flow(config: AuditConfig) -> dict[str, Any]:
                 )
     result = {
         "run_id": run_id,
-        **audit_result(config, contract, train_rows=train.height, runs=runs, versions=package_versions()),
+        **audit_result(config, contract, runs=runs, versions=package_versions()),
     }
     if config.output is not None:
         write_audit(result, config.output)

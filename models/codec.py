@@ -249,6 +249,7 @@ class Codec:
         self.released_counts: dict[str, np.ndarray] = {}
         self.released_sigma = 0.0
         self.n_estimate: float | None = None
+        self.n_estimate_sd: float | None = None  # its noise's standard deviation (public: σ and the bins)
         # per continuous/datetime column: DP shares of the rows on each PRECISION_STEPS grid
         self.precision: dict[str, np.ndarray] = {}
 
@@ -446,6 +447,8 @@ class Codec:
         noisy = counts_by_column
         # Unclipped noisy totals are unbiased for n; average over columns.
         self.n_estimate = float(max(1.0, np.mean([v.sum() for v in noisy.values()])))
+        # the mean of K column totals, each a sum of its bins' independent N(0, σ²) noise
+        self.n_estimate_sd = float(sigma * math.sqrt(sum(v.size for v in noisy.values())) / max(len(noisy), 1))
         threshold = 2.0 * sigma  # drop bins indistinguishable from noise (post-processing)
         # where no bin can pass on its own (``noise_bound_columns``, from n̂ and public bins) the greedy
         # runs' ends are a random walk of the noise; there the bins are cut by optimal segments
@@ -735,6 +738,7 @@ class Codec:
             "null_rate": dict(self.null_rate),
             "frequencies": {k: v.tolist() for k, v in self.frequencies.items()},
             "n_estimate": self.n_estimate,
+            "n_estimate_sd": self.n_estimate_sd,
             "precision": {k: v.tolist() for k, v in self.precision.items()},
         }
         if self.numeric_encoding == "modes":
@@ -770,6 +774,7 @@ class Codec:
         self.null_rate = dict(state["null_rate"])
         self.frequencies = {k: np.asarray(v) for k, v in state["frequencies"].items()}
         self.n_estimate = state["n_estimate"]
+        self.n_estimate_sd = state.get("n_estimate_sd")  # None: saved before it was kept
         if self.numeric_encoding == "modes":
             if "modes" in state:
                 self.modes = {k: ModeMixture.from_json(v) for k, v in state["modes"].items()}

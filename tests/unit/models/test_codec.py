@@ -125,7 +125,7 @@ def test_default_codec_stays_quantile(adult_contract: Contract, adult_small: pl.
     assert {b.role for b in default.blocks} <= {"value", "null"}
     assert default.blocks == explicit.blocks and default.dim == explicit.dim
     state = default.state()
-    assert set(state) == {"bin_mass", "null_rate", "frequencies", "n_estimate", "precision"}
+    assert set(state) == {"bin_mass", "null_rate", "frequencies", "n_estimate", "n_estimate_sd", "precision"}
     old = {k: v for k, v in state.items() if k != "precision"}  # saved before precision profiles
     restored = Codec(adult_contract)
     restored.load_state(old)
@@ -133,6 +133,27 @@ def test_default_codec_stays_quantile(adult_contract: Contract, adult_small: pl.
     a = default.encode(df, rng=np.random.default_rng(4))
     b = explicit.encode(df, rng=np.random.default_rng(4))
     np.testing.assert_array_equal(a, b)
+
+
+def test_the_dp_row_estimate_states_its_own_noise(adult_contract: Contract, adult_small: pl.DataFrame) -> None:
+    # n̂ averages the columns' noisy totals: over 200 noise draws its spread matches the stated sd
+    # (the sample sd of 200 normals is within 15% of the true one with probability > 0.999)
+    df = adult_small.select(adult_contract.modelled_columns)
+    estimates, sds = [], set()
+    for seed in range(200):
+        codec = Codec(adult_contract)
+        codec.fit_dp(df, ledger=PrivacyLedger(1e-6), noise_multiplier=8.0, rng=np.random.default_rng(seed))
+        estimates.append(codec.n_estimate)
+        sds.add(codec.n_estimate_sd)
+    (sd,) = sds  # public: the same for every draw
+    assert sd > 0 and abs(np.std(estimates, ddof=1) / sd - 1.0) < 0.15
+    assert abs(np.mean(estimates) - df.height) < 4 * sd / math.sqrt(200)  # unbiased
+    restored = Codec(adult_contract)
+    restored.load_state(codec.state())
+    assert restored.n_estimate_sd == sd
+    old = {k: v for k, v in codec.state().items() if k != "n_estimate_sd"}  # saved before it was kept
+    restored.load_state(old)
+    assert restored.n_estimate_sd is None
 
 
 def test_modes_layout_comes_from_the_contract_and_max_modes(adult_contract: Contract) -> None:

@@ -33,10 +33,10 @@ def test_the_results_json_holds_every_run_and_fails_when_one_bound_is_above_its_
     contract = load_contract(demo_contract())
     runs = [{"below_claim": True}, {"below_claim": False}]
     result = audit_result(
-        _config(epsilons=[1.0, 2.0]), contract, train_rows=400, runs=runs, versions={"python": "3.11"}
+        _config(epsilons=[1.0, 2.0]), contract, runs=runs, versions={"python": "3.11"}
     )
     assert result["kind"] == "privacy-audit" and result["runs"] == runs and not result["all_below_claim"]
     assert result["privacy_note"] == PRIVACY_NOTE and result["config"]["epsilons"] == [1.0, 2.0]
-    assert audit_result(_config(), contract, train_rows=400, runs=runs[:1], versions={})["all_below_claim"]
+    assert audit_result(_config(), contract, runs=runs[:1], versions={})["all_below_claim"]
     write_audit(result, tmp_path / "sub" / "audit.json")
     assert json.loads((tmp_path / "sub" / "audit.json").read_text())["runs"] == runs
