@@ -2,6 +2,7 @@
 
     python -m benchmarks.suite                      # = make bench-suite: every table, method, ε, seed
     python -m benchmarks.suite --datasets colon,diamonds --methods synthgate,mst --epsilons 1,3 --seeds 0
+    python -m benchmarks.suite --datasets adult@5000 --methods synthgate,mst --epsilons 1,3   # 5,000 of Adult's training rows
     python -m benchmarks.suite --table              # one markdown table per dataset and a summary
     python -m benchmarks.suite --plot               # benchmarks/results/suite-<dataset>.png
     python -m benchmarks.suite --methods synthgate --synthgate-option critic=off --results other.json
