@@ -32,9 +32,7 @@ def test_the_audited_paths_follow_the_clipping_option_and_refuse_a_ghost_path_th
 def test_the_results_json_holds_every_run_and_fails_when_one_bound_is_above_its_claim(tmp_path: Path) -> None:
     contract = load_contract(demo_contract())
     runs = [{"below_claim": True}, {"below_claim": False}]
-    result = audit_result(
-        _config(epsilons=[1.0, 2.0]), contract, runs=runs, versions={"python": "3.11"}
-    )
+    result = audit_result(_config(epsilons=[1.0, 2.0]), contract, runs=runs, versions={"python": "3.11"})
     assert result["kind"] == "privacy-audit" and result["runs"] == runs and not result["all_below_claim"]
     assert result["privacy_note"] == PRIVACY_NOTE and result["config"]["epsilons"] == [1.0, 2.0]
     assert audit_result(_config(), contract, runs=runs[:1], versions={})["all_below_claim"]
