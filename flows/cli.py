@@ -230,8 +230,10 @@ def _plan_lines(contract: Any) -> list[str]:
     )
 
     eps, delta = contract.privacy.epsilon, contract.privacy.delta
-    share = get_synthesizer(contract.model).codec_share
-    sigma = contract.model_options.get("codec_noise_multiplier") or codec_noise_for(eps, delta, share)
+    family = get_synthesizer(contract.model)
+    sigma = contract.model_options.get("codec_noise_multiplier") or codec_noise_for(
+        eps, delta, family.codec_share, family.codec_noise_floor
+    )
     codec_eps = PrivacyLedger(delta).epsilon_with([(float(sigma), 1.0, 1)])
     lines = [
         f"ε split at privacy.epsilon = {eps:g}, δ = {delta:g} (RDP composition, so the parts do not add up exactly):",

@@ -116,15 +116,17 @@ CODEC_NOISE = 8.0
 CODEC_SHARE = 0.2
 
 
-def codec_noise_for(epsilon: float, delta: float, share: float = CODEC_SHARE) -> float:
-    """The codec's default σ/Δ: 8, or the noise at which its one Gaussian release costs share·ε
-    (a family's ``codec_share``; CODEC_SHARE by default).
+def codec_noise_for(epsilon: float, delta: float, share: float = CODEC_SHARE, floor: float = CODEC_NOISE) -> float:
+    """The codec's default σ/Δ: the noise at which its one Gaussian release costs share·ε (a family's
+    ``codec_share``; CODEC_SHARE by default), never below ``floor`` (a family's ``codec_noise_floor``).
 
-    At δ = 1e-6, 8 costs ε ≈ 0.55: a fifth of ε = 2.7, but more than half of ε = 1, and all of
-    ε = 0.5, which left the critic little or nothing. Depends on ε and δ only (public).
+    At δ = 1e-6, σ/Δ = 8 costs ε ≈ 0.55: a fifth of ε = 2.7, but more than half of ε = 1, and all of
+    ε = 0.5, which left the critic little or nothing. With the floor at 8, a family's codec spends
+    share·ε up to ε ≈ 0.55 / share and no more at any larger ε; ctgan sets no floor (see
+    ``DPCTGAN.codec_noise_floor``). Depends on ε and δ only (public).
     """
     noise = calibrate_noise(target_epsilon=share * epsilon, ledger=PrivacyLedger(delta), sample_rate=1.0, steps=1)
-    return max(CODEC_NOISE, noise)
+    return max(floor, noise)
 
 
 NOISE_SEED_ENV = "SYNTHGATE_NOISE_SEED"
@@ -769,6 +771,8 @@ class Synthesizer(ABC):
     measures: ClassVar[bool] = False
     #: the share of ε the codec's histograms cost by default (below ε ≈ 2.7 / share, where σ/Δ = 8 costs less)
     codec_share: ClassVar[float] = CODEC_SHARE
+    #: the least σ/Δ of the codec's release by default (``codec_noise_for``): a cap on what it spends
+    codec_noise_floor: ClassVar[float] = CODEC_NOISE
 
     def _check_train(self, train: pl.DataFrame) -> None:
         """Refuse a training table this family cannot read (before anything is charged)."""
@@ -947,7 +951,9 @@ class Synthesizer(ABC):
         self, train: pl.DataFrame, *, ledger: PrivacyLedger, dp: bool, rng: np.random.Generator, epsilon: float
     ) -> None:
         if dp:
-            noise = self.config.codec_noise_multiplier or codec_noise_for(epsilon, ledger.delta, self.codec_share)
+            noise = self.config.codec_noise_multiplier or codec_noise_for(
+                epsilon, ledger.delta, self.codec_share, self.codec_noise_floor
+            )
             self.codec.fit_dp(train, ledger=ledger, noise_multiplier=noise, rng=rng)
         else:
             self.codec.fit_non_dp(train, ledger=ledger)

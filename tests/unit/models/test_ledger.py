@@ -67,3 +67,17 @@ def test_codec_noise_keeps_the_codec_within_a_fifth_of_small_budgets() -> None:
         assert ledger.epsilon == pytest.approx(CODEC_SHARE * eps, rel=0.01)
     # large budgets keep the default noise (its ε ≈ 0.545 is under a fifth of them)
     assert codec_noise_for(3.0, 1e-6) == codec_noise_for(10.0, 1e-6) == CODEC_NOISE
+
+
+def test_ctgans_codec_takes_its_share_at_every_budget() -> None:
+    """ctgan sets no floor on the codec's noise: its one release costs 0.4·ε at small and large ε alike."""
+    from synthgate.models.synthesizers.base import CODEC_NOISE, codec_noise_for
+    from synthgate.models.synthesizers.ctgan import DPCTGAN
+
+    assert DPCTGAN.codec_share == 0.4 and DPCTGAN.codec_noise_floor == 0.0
+    for eps in (0.5, 1.0, 3.0, 10.0):
+        noise = codec_noise_for(eps, 1e-6, DPCTGAN.codec_share, DPCTGAN.codec_noise_floor)
+        ledger = PrivacyLedger(1e-6)
+        ledger.charge("codec-histograms", noise_multiplier=noise, sample_rate=1.0, steps=1, description="")
+        assert ledger.epsilon == pytest.approx(0.4 * eps, rel=0.01), eps
+    assert codec_noise_for(3.0, 1e-6, 0.4, 0.0) < CODEC_NOISE == codec_noise_for(3.0, 1e-6, 0.4)
