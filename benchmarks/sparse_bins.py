@@ -79,10 +79,11 @@ def column_runs(name: str, epsilons: list[float], draws: int) -> list[dict[str, 
     codec = codec_module.Codec(contract)
     exact_all = codec.histograms(train)
     codec.n_estimate = float(train.height)  # the exact n stands in for n̂ (noise_bound_columns only)
-    share = get_synthesizer(contract.model).codec_share
+    family = get_synthesizer(contract.model)
     out = []
     for eps in epsilons:
-        sigma = codec_noise_for(eps, contract.privacy.delta, share) * codec.sensitivity
+        noise = codec_noise_for(eps, contract.privacy.delta, family.codec_share, family.codec_noise_floor)
+        sigma = noise * codec.sensitivity
         bound = set(codec.noise_bound_columns(sigma))
         for spec in codec.numeric:
             exact = exact_all[spec.name][:-1] if spec.nullable else exact_all[spec.name]
