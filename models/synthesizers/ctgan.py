@@ -73,6 +73,9 @@ __all__ = ["CTGANConfig", "Critic", "DPCTGAN", "Generator", "TrainingProgress"]
 # the codec it spends, and how its coarse groups are sized (an even share of n̂ per group at least this
 # many noise stds, within [MIN, MAX] groups).
 REFINE_SHARE = 0.25
+# The numeric zoom (``numeric_zoom="auto"``, ``DPCTGAN.zoom_noise``): at most this share of the ε left after the
+# codec; less when the codec's own noise std is reached first.
+ZOOM_SHARE = 0.25
 REFINE_ROWS_PER_NOISE = 4.0
 MIN_REFINE_GROUPS = 4
 MAX_REFINE_GROUPS = 16
@@ -237,6 +240,16 @@ class CTGANConfig(SynthConfig):
             "of the DP row count per bin under the single-bin threshold; Codec.noise_bound_columns) are measured "
             "again on 4-16 coarse groups of their bins with REFINE_SHARE of the ε left after the codec, which "
             "then sets their DP CDF (Codec.refine_dp). No such column (large tables): nothing is spent. off: never."
+        ),
+    )
+    numeric_zoom: Literal["auto", "off"] = Field(
+        "auto",
+        description=(
+            "auto: numeric columns whose released histogram puts half its mass in one or two of the contract's "
+            "bins (bounds far wider than the rows; Codec.zoom_plan) get those bins cut finer, linear and, at "
+            "zero, geometric sub-bins, and their rows measured there (Codec.zoom) at the codec's noise std or "
+            "ZOOM_SHARE of the ε left after the codec, whichever costs less. No such column: nothing is "
+            "spent. off: never."
         ),
     )
     extra_pairs: int | None = Field(
@@ -639,6 +652,7 @@ class DPCTGAN(Synthesizer):
             **off,
             "critic": "on" if self._critic_on else "off",
             "critic_snr": self._critic_snr,
+            "zoomed": list(self.codec.zoomed),
             "numeric_encoding": self.config.numeric_encoding,
             "critic_conditioning": self._conditioned,
             "schedule": self._training_plan.source,
@@ -654,6 +668,14 @@ class DPCTGAN(Synthesizer):
         columns whose fine bins its noise swamps, chosen and sized from public quantities only: the codec's
         noise std, its DP row count n̂, the contract's bins and ε (``refine_plan``)."""
         super()._fit_codec_statistics(train, ledger=ledger, dp=dp, rng=rng, epsilon=epsilon)
+        if self.config.numeric_zoom == "auto" and self.codec.numeric_encoding == "quantile":
+            zoom = self.codec.zoom_plan()
+            if zoom and dp:
+                noise = self.zoom_noise(len(zoom), ledger=ledger, epsilon=epsilon)
+                if noise is not None:
+                    self.codec.zoom(train, zoom, ledger=ledger, noise_multiplier=noise, rng=rng)
+            elif zoom:
+                self.codec.zoom(train, zoom, ledger=ledger, noise_multiplier=None, rng=rng)
         if not dp or self.config.numeric_refine == "off" or self.codec.numeric_encoding != "quantile":
             return
         plan = self.refine_plan(ledger=ledger, epsilon=epsilon)
@@ -661,6 +683,22 @@ class DPCTGAN(Synthesizer):
             return
         columns, groups, noise = plan
         self.codec.refine_dp(train, columns, groups, ledger=ledger, noise_multiplier=noise, rng=rng)
+
+    def zoom_noise(self, columns: int, *, ledger: PrivacyLedger, epsilon: float) -> float | None:
+        """The zoom's noise multiplier for ``columns`` zoomed columns (None: no ε left): the one that gives
+        its sub-bins the codec's noise std (σ_codec / √columns), or the one that spends ``ZOOM_SHARE`` of
+        the ε left after the codec, whichever is larger (spends less). Public: ε, δ, the ledger, the
+        contract's width and how many columns ``Codec.zoom_plan`` named."""
+        spent = ledger.epsilon
+        if spent >= epsilon:
+            return None
+        codec_noise = self.config.codec_noise_multiplier or codec_noise_for(
+            epsilon, ledger.delta, self.codec_share, self.codec_noise_floor
+        )
+        cap = calibrate_noise(
+            target_epsilon=spent + ZOOM_SHARE * (epsilon - spent), ledger=ledger, sample_rate=1.0, steps=1
+        )
+        return max(codec_noise * self.codec.sensitivity / math.sqrt(columns), cap)
 
     def refine_plan(self, *, ledger: PrivacyLedger, epsilon: float) -> tuple[list[str], dict[str, int], float] | None:
         """(columns, coarse groups per column, noise multiplier) of the numeric refinement, or None.
@@ -672,7 +710,12 @@ class DPCTGAN(Synthesizer):
         codec_noise = self.config.codec_noise_multiplier or codec_noise_for(
             epsilon, ledger.delta, self.codec_share, self.codec_noise_floor
         )
-        columns = self.codec.noise_bound_columns(codec_noise * self.codec.sensitivity)
+        # a zoomed column (``zoom``) was measured again already, on bins finer than the contract's
+        columns = [
+            c
+            for c in self.codec.noise_bound_columns(codec_noise * self.codec.sensitivity)
+            if c not in self.codec.zoomed
+        ]
         if not columns:
             return None
         spent = ledger.epsilon

@@ -26,6 +26,12 @@ The data-entry points are the four places that charge the ledger. Each is neutra
 - ``models.codec.Codec.refine_dp`` (``codec-coarse-histograms``: ctgan's coarse re-measurement of the
   numeric columns whose fine bins the codec's noise swamps): called with the PUBLIC table, as
   ``fit_dp``. Charging, noise and post-processing run unchanged.
+- ``models.codec.Codec.zoom`` (``codec-zoom-histograms``: ctgan's finer measurement inside the bins that
+  hold most of a column): called with the PUBLIC table, as ``fit_dp``. No default fit of the test's
+  contract zooms (its public rows spread over the bounds), so the case ``ctgan-zoom`` fixes a plan (which
+  bins: public, as the plan is read off released masses) to run it. It has no positive control: 300 rows
+  over a bin's sub-bins are all noise at the codec's σ, so a live zoom changes nothing either;
+  tests/unit/models/test_codec_zoom.py shows that it reads the rows.
 - ``models.marginals.measure_marginals`` (``marginal-selection`` and ``marginal-measurements``:
   ctgan's exponential-mechanism choice of pairs and 3-way tables, and their Gaussian count tables): called with the
   codec's encoding of the PUBLIC table instead of the private rows. Charging, selection draws, noise
@@ -107,6 +113,7 @@ EPOCHS = 0.5  # so ~5 DP steps per network
 EPSILON = 1.0
 CODEC = "codec-histograms"
 REFINE = "codec-coarse-histograms"
+ZOOM = "codec-zoom-histograms"
 MOMENTS = "gaussian-feature-moments"
 MARGINALS = "marginals"  # one interception charges both entries below
 MARGINAL_ENTRIES = ("marginal-selection", "marginal-measurements")
@@ -165,7 +172,10 @@ CASES: list[Case] = [Case(name) for name in MODEL_NAMES] + [
     Case("ctgan", (("critic_conditioning", True), ("log_frequency", True)), "ctgan-conditioned"),
     Case("ctgan", (("numeric_encoding", "modes"),), "ctgan-modes"),
     Case("ctgan", (("extra_triples", 2),), "ctgan-triples"),
+    Case("ctgan", (), "ctgan-zoom"),
 ]
+# the bins ``ctgan-zoom`` cuts finer (``Codec.zoom_plan`` replaced by this fixed, public plan)
+ZOOM_PLAN = {"income": [5, 6], "weight": [3]}
 
 # What each case's DP-SGD trainers are charged as (the positive controls make each one live).
 DP_SGD: dict[str, list[str]] = {
@@ -333,6 +343,7 @@ def neutralised(taint: Taint) -> Iterator[Taint]:
     mp = pytest.MonkeyPatch()
     fit_dp = Codec.fit_dp
     refine_dp = Codec.refine_dp
+    zoom = Codec.zoom
     trainer_init = PrivateTrainer.__init__
     release = tablegan_module.release_feature_moments
     measure = ctgan_module.measure_marginals
@@ -348,6 +359,12 @@ def neutralised(taint: Taint) -> Iterator[Taint]:
         if not taint.reads_table(REFINE):
             df = public_table(self.contract, N_ROWS).select(self.columns)
         refine_dp(self, df, *args, **kwargs)
+
+    @functools.wraps(zoom)
+    def zoom_on_public_rows(self: Codec, df: pl.DataFrame, *args: Any, **kwargs: Any) -> None:
+        if not taint.reads_table(ZOOM):
+            df = public_table(self.contract, N_ROWS).select(self.columns)
+        zoom(self, df, *args, **kwargs)
 
     @functools.wraps(trainer_init)
     def init_with_noise_only_steps(self: PrivateTrainer, module: torch.nn.Module, **kwargs: Any) -> None:
@@ -395,6 +412,7 @@ def neutralised(taint: Taint) -> Iterator[Taint]:
 
     mp.setattr(Codec, "fit_dp", fit_dp_on_public_rows)
     mp.setattr(Codec, "refine_dp", refine_dp_on_public_rows)
+    mp.setattr(Codec, "zoom", zoom_on_public_rows)
     mp.setattr(ctgan_module, "measure_marginals", measure_public_rows)
     mp.setattr(PrivateTrainer, "__init__", init_with_noise_only_steps)
     mp.setattr(tablegan_module, "release_feature_moments", release_noise_only)
@@ -648,14 +666,20 @@ def fit_now(
     ledger = PrivacyLedger(contract.privacy.delta)
     seen: list[TrainingProgress] = []
     pinned = batches_from_first_rows(N_ROWS) if same_batches else nullcontext()
-    with neutralised(Taint(live)) as taint, traced(Draws()) as draws, pinned:
-        model = cls(contract, config, device="cpu").fit(
-            tables[table].select(contract.modelled_columns),
-            ledger=ledger,
-            epsilon=EPSILON,
-            seed=SEED,
-            progress=seen.append,
-        )
+    plan = pytest.MonkeyPatch()
+    if case.id == "ctgan-zoom":
+        plan.setattr(Codec, "zoom_plan", lambda self: ZOOM_PLAN)
+    try:
+        with neutralised(Taint(live)) as taint, traced(Draws()) as draws, pinned:
+            model = cls(contract, config, device="cpu").fit(
+                tables[table].select(contract.modelled_columns),
+                ledger=ledger,
+                epsilon=EPSILON,
+                seed=SEED,
+                progress=seen.append,
+            )
+    finally:
+        plan.undo()
     return Fit(model, ledger, dict(taint.calls), seen, draws)
 
 
@@ -727,16 +751,17 @@ def check_mechanisms(f: Fit) -> None:
     """Every ledger entry is a mechanism this test neutralises, and each one was intercepted."""
     for e in f.ledger.entries:
         key = MARGINALS if e.mechanism in MARGINAL_ENTRIES else e.mechanism
-        assert key in (CODEC, REFINE, MOMENTS, MARGINALS) or e.mechanism.startswith("dp-sgd-"), (
+        assert key in (CODEC, REFINE, ZOOM, MOMENTS, MARGINALS) or e.mechanism.startswith("dp-sgd-"), (
             f"{f.model.name} charges an unknown mechanism {e.mechanism!r}: it reads private rows, so the "
             "taint test must learn to neutralise it"
         )
         assert f.calls.get(key, 0) > 0, f"{e.mechanism!r} was charged but never intercepted"
-        if key == REFINE:  # one interception, one Gaussian step
+        if key in (REFINE, ZOOM):  # one interception, one Gaussian step
             assert f.calls[key] == e.steps == 1, (e.mechanism, f.calls[key], e.steps)
         elif key not in (CODEC, MARGINALS):  # one interception per accounted step
             assert f.calls[key] == e.steps > 1, (e.mechanism, f.calls[key], e.steps)
     assert f.calls.get(CODEC) == 1
+    assert (f.calls.get(ZOOM) == 1) == (f.model.name == "ctgan" and ZOOM in [e.mechanism for e in f.ledger.entries])
     if f.model.name == "ctgan" and getattr(f.model.config, "marginals", "off") != "off":
         # one interception, both its entries charged (ctgan measures pair marginals by default)
         assert f.calls.get(MARGINALS) == 1
@@ -766,6 +791,12 @@ def test_swapping_the_table_for_sentinels_changes_nothing_the_fit_releases(
         f"{case.id}: with every DP mechanism neutralised, the real and the sentinel table still give "
         f"different {diff}: private rows reach them by a route that is not a DP mechanism"
     )
+
+
+def test_the_zoom_case_zooms(contract: Contract, tables: dict[str, pl.DataFrame]) -> None:
+    f = fit(next(c for c in CASES if c.id == "ctgan-zoom"), contract, tables, "real")
+    assert [e.mechanism for e in f.ledger.entries].count(ZOOM) == 1 and f.calls.get(ZOOM) == 1
+    assert f.model.codec.zoomed == list(ZOOM_PLAN)
 
 
 # Fixed leak (found by this test): tvae reported the exact mean loss and KL of the last Poisson
@@ -862,7 +893,7 @@ def test_every_draw_in_a_private_step_comes_from_a_private_stream(
     # full-data mechanisms (the codec's histograms, ctgan's pair marginals) have no Poisson steps; their
     # noise comes from the private numpy stream (gens.numpy, and a stream split off it for the marginals)
     accounted = {
-        e.mechanism: e.steps for e in f.ledger.entries if e.mechanism not in (CODEC, REFINE, *MARGINAL_ENTRIES)
+        e.mechanism: e.steps for e in f.ledger.entries if e.mechanism not in (CODEC, REFINE, ZOOM, *MARGINAL_ENTRIES)
     }
     assert {m: sum(s.mechanism == m for s in d.steps) for m in accounted} == accounted
     assert not d.stray(), f"{case.id}: {d.stray()[:5]}"
