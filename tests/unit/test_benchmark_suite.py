@@ -356,3 +356,28 @@ def test_a_subsampled_table_is_named_checked_drawn_by_a_public_seed_and_listed_a
     assert small.equals(plain("colon@200")[1])  # the public seed: the same rows every time
     with pytest.raises(ValueError, match="1000 training rows, fewer than the 5000"):
         plain("colon@5000")
+
+
+def test_loose_bounds_widens_numeric_bounds_only() -> None:
+    from benchmarks.loose_bounds import loosen
+    from synthgate.validation.contract import parse_contract
+
+    contract = parse_contract(
+        {
+            "table": "t",
+            "columns": {
+                "a": {"kind": "integer", "min": -8, "max": 64},
+                "b": {"kind": "continuous", "min": 0.0, "max": 25000.0},
+                "t": {"kind": "datetime", "min": "2017-01-01T00:00:00", "max": "2018-01-01T00:00:00"},
+                "c": {"kind": "categorical", "categories": ["x", "y"]},
+            },
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        },
+        source="t",
+    )
+    wide = loosen(contract, 1e9)
+    assert (wide.columns["a"].min, wide.columns["a"].max) == (-1_000_000_000, 1_000_000_000)
+    assert isinstance(wide.columns["a"].max, int)
+    assert (wide.columns["b"].min, wide.columns["b"].max) == (0.0, 1e9)
+    assert wide.columns["t"] == contract.columns["t"] and wide.columns["c"] == contract.columns["c"]
+    assert contract.columns["b"].max == 25000.0  # the original is unchanged
