@@ -76,6 +76,9 @@ REFINE_SHARE = 0.25
 # The numeric zoom (``numeric_zoom="auto"``, ``DPCTGAN.zoom_noise``): at most this share of the ε left after the
 # codec; less when the codec's own noise std is reached first.
 ZOOM_SHARE = 0.25
+# a column is zoomed only if its zoomed bins hold this many of the zoom's noise stds in DP rows (about the
+# single-sub-bin threshold Φ⁻¹(1 − FAMILY_ALPHA / sub-bins) at a few hundred sub-bins)
+ZOOM_MIN_ROWS_PER_NOISE = 4.0
 REFINE_ROWS_PER_NOISE = 4.0
 MIN_REFINE_GROUPS = 4
 MAX_REFINE_GROUPS = 16
@@ -671,8 +674,8 @@ class DPCTGAN(Synthesizer):
         if self.config.numeric_zoom == "auto" and self.codec.numeric_encoding == "quantile":
             zoom = self.codec.zoom_plan()
             if zoom and dp:
-                noise = self.zoom_noise(len(zoom), ledger=ledger, epsilon=epsilon)
-                if noise is not None:
+                zoom, noise = self.zoom_noise_plan(zoom, ledger=ledger, epsilon=epsilon)
+                if zoom and noise is not None:
                     self.codec.zoom(train, zoom, ledger=ledger, noise_multiplier=noise, rng=rng)
             elif zoom:
                 self.codec.zoom(train, zoom, ledger=ledger, noise_multiplier=None, rng=rng)
@@ -683,6 +686,31 @@ class DPCTGAN(Synthesizer):
             return
         columns, groups, noise = plan
         self.codec.refine_dp(train, columns, groups, ledger=ledger, noise_multiplier=noise, rng=rng)
+
+    def zoom_noise_plan(
+        self, plan: dict[str, list[int]], *, ledger: PrivacyLedger, epsilon: float
+    ) -> tuple[dict[str, list[int]], float | None]:
+        """``plan`` less the columns whose zoomed bins hold too few rows to show above the zoom's noise
+        (DP rows, n̂ times their released mass, under ``ZOOM_MIN_ROWS_PER_NOISE`` noise stds: even all in one
+        sub-bin they would be read as noise), and the noise multiplier for what is left (``zoom_noise``;
+        fewer columns, less noise, so it is planned again until nothing more drops). Public: n̂ and the
+        released masses (DP), ε, δ and the ledger. A table of a few hundred rows and hundreds of wide
+        columns (modeldata::pd_speech) so spends nothing on a zoom that could find nothing."""
+        n_hat = float(self.codec.n_estimate or 0.0)
+        while plan:
+            noise = self.zoom_noise(len(plan), ledger=ledger, epsilon=epsilon)
+            if noise is None:
+                return {}, None
+            sigma = noise * math.sqrt(len(plan))
+            kept = {
+                c: bins
+                for c, bins in plan.items()
+                if n_hat * float(np.sum(self.codec.bin_mass[c][bins])) >= ZOOM_MIN_ROWS_PER_NOISE * sigma
+            }
+            if kept == plan:
+                return plan, noise
+            plan = kept
+        return {}, None
 
     def zoom_noise(self, columns: int, *, ledger: PrivacyLedger, epsilon: float) -> float | None:
         """The zoom's noise multiplier for ``columns`` zoomed columns (None: no ε left): the one that gives

@@ -286,3 +286,24 @@ def test_the_zoom_never_spends_more_than_its_share(contract: Contract) -> None:
     ledger.charge("codec-zoom-histograms", noise_multiplier=noise, sample_rate=1.0, steps=1, description="z")
     assert ledger.epsilon == pytest.approx(spent + ZOOM_SHARE * (1.0 - spent), rel=1e-3)
     assert model.zoom_noise(1, ledger=ledger, epsilon=ledger.epsilon) is None  # nothing left
+
+
+def test_columns_with_too_few_rows_for_the_zoom_noise_are_left_out(contract: Contract) -> None:
+    """A zoomed bin whose DP rows are under ZOOM_MIN_ROWS_PER_NOISE noise stds could only be read as
+    noise: such columns are dropped (and the noise planned again for the rest); with none left,
+    nothing is charged."""
+    from synthgate.models.synthesizers.ctgan import ZOOM_MIN_ROWS_PER_NOISE
+
+    model = DPCTGAN(contract, CTGANConfig(), device="cpu")
+    ledger = PrivacyLedger(1e-6)
+    model.codec.fit_dp(_frame(3000, 7), ledger=ledger, noise_multiplier=8.0, rng=np.random.default_rng(0))
+    plan = model.codec.zoom_plan()
+    kept, noise = model.zoom_noise_plan(plan, ledger=ledger, epsilon=1.0)
+    assert kept == plan and noise is not None  # 3,000 rows: every column shows
+    rows = {c: model.codec.n_estimate * float(np.sum(model.codec.bin_mass[c][b])) for c, b in plan.items()}
+    assert all(r >= ZOOM_MIN_ROWS_PER_NOISE * noise * math.sqrt(len(plan)) for r in rows.values())
+    model.codec.n_estimate = 30.0  # a DP row count of 30: no zoomed bin can show above the noise
+    assert model.zoom_noise_plan(plan, ledger=ledger, epsilon=1.0) == ({}, None)
+    before = len(ledger.entries)
+    model._fit_codec_statistics(_frame(30, 7), ledger=ledger, dp=True, rng=np.random.default_rng(1), epsilon=3.0)
+    assert "codec-zoom-histograms" not in [e.mechanism for e in ledger.entries[before:]]
