@@ -1165,7 +1165,12 @@ def _segment_mass(
         price = penalty * sigma * sigma
         for j in range(1, m + 1):
             starts = np.arange(j)
-            cost = best[starts] - (syw[j] - syw[starts]) ** 2 / (sww[j] - sww[starts]) + price
+            # a segment's least-squares fit explains (Σyw)²/Σw² of its counts; a segment of bins next to no
+            # width at all (an integer's unit bin at a spike among bins 10⁷ wide) explains nothing (and its
+            # Σw², a difference of cumulative sums, is rounding error there)
+            ww = sww[j] - sww[starts]
+            fit = np.where(ww > 1e-9, (syw[j] - syw[starts]) ** 2 / np.where(ww > 1e-9, ww, 1.0), 0.0)
+            cost = best[starts] - fit + price
             k = int(np.argmin(cost))
             best[j], start[j] = cost[k], k
         j = m

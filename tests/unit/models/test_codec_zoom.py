@@ -307,3 +307,31 @@ def test_columns_with_too_few_rows_for_the_zoom_noise_are_left_out(contract: Con
     before = len(ledger.entries)
     model._fit_codec_statistics(_frame(30, 7), ledger=ledger, dp=True, rng=np.random.default_rng(1), epsilon=3.0)
     assert "codec-zoom-histograms" not in [e.mechanism for e in ledger.entries[before:]]
+
+
+def test_optimal_segments_survive_unit_bins_among_bins_ten_million_wide() -> None:
+    """An integer column bounded by ±10⁹ has 128 bins of ~15.6 million and, around its spike at 0, bins of
+    half a value. The segments' least squares divided by those bins' Σw², a difference of cumulative sums
+    that is rounding error next to the others, and gave infinite costs: a noise-bound column's mass
+    landed far from its rows (AER::CPS1988 ``experience`` under a loosened contract) and the zoom never
+    saw it."""
+    c = parse_contract(
+        {
+            "table": "t",
+            "columns": {"x": {"kind": "integer", "min": -1_000_000_000, "max": 1_000_000_000}},
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        },
+        source="t",
+    )
+    spec = _spec(Codec(c), "x")
+    counts = np.zeros(len(spec.edges_lo))
+    dense = int(np.flatnonzero(spec.edges_lo == 0.5)[0])
+    assert (
+        spec.edges_hi[dense] - spec.edges_lo[dense] > 1e7 and spec.edges_hi[dense - 1] - spec.edges_lo[dense - 1] == 0.5
+    )
+    counts[dense] = 4800.0  # values 1-64, all in the bin above the spike
+    counts += np.random.default_rng(0).normal(0.0, 30.0, counts.shape)
+    with np.errstate(divide="raise", invalid="raise"):
+        mass = codec_module._segment_mass(counts, 30.0, spec)
+    assert np.all(np.isfinite(mass)) and mass.sum() == pytest.approx(1.0)
+    assert mass[dense] > 0.9, mass[dense]
