@@ -74,14 +74,19 @@ ZOOM_MAX_BINS = 2
 ZOOM_PART = 0.2  # of those bins, the ones with at least this share of the mass off the point masses
 ZOOM_LINEAR = 64
 ZOOM_DECADES = 16
-# Geometric sub-bins per decade: the zoomed bin's DP row count over ZOOM_ROWS_PER_DECADE noise stds, within
-# [MIN, MAX] (``zoom_per_decade``). Finer bins resolve more but leave more of a column to noise. On four
-# simulated columns (lognormal, normal around 0, a spike at 0 then integers 1-59, integer ages; bounds
-# 10⁶-10¹⁴ times wider than the rows; σ = 8.7 rows; 5 draws) the sum of KS distances with optimal
-# segments was least at 8 per decade at 1,000 and 3,000 rows (0.26, 0.10) and at 32 at 30,000 (0.036).
-ZOOM_ROWS_PER_DECADE = 40.0
-ZOOM_MIN_PER_DECADE = 8
+# Geometric sub-bins per decade (``zoom_per_decade``): ZOOM_PER_SQRT_SNR·√(rows / σ), the zoomed bin's DP
+# rows over the zoom's noise std, within [MIN, MAX]. Finer bins resolve more but leave more of a column to
+# noise. On four simulated columns (lognormal, normal around 0, a spike at 0 then integers 1-59, integer
+# ages; bounds 10⁶-10¹⁴ times wider than the rows; σ = 8.7 rows; 5 draws) the sum of KS distances with
+# optimal segments was least at a fixed 8 per decade at 1,000 rows (rows/σ = 115) and 3,000 (345) and at
+# 32 at 30,000 (3,450): 0.262, 0.102, 0.036; this rule gives 0.247, 0.105, 0.035. At rows/σ under ~10
+# (modeldata::pd_speech: 252 rows, σ ≈ 36 at ε = 10) only a sub-bin per decade or two can pass the noise.
+ZOOM_PER_SQRT_SNR = 0.75
+ZOOM_MIN_PER_DECADE = 1
 ZOOM_MAX_PER_DECADE = 32
+# ``_segment_mass`` floors each bin's width relative to its stretch's mean at this (no suite contract has a
+# bin this much narrower than its neighbours; a contract bounded by ±1e9 does, around its spikes)
+MIN_SEGMENT_WIDTH = 1e-4
 #: Learned mixture modes lighter than this are dropped (CTGAN's threshold).
 MIN_MODE_WEIGHT = 0.005
 NumericEncoding = Literal["quantile", "modes"]
@@ -150,10 +155,12 @@ def _with_edges(spec: _NumericSpec, e_lo: np.ndarray, e_hi: np.ndarray) -> _Nume
 
 
 def zoom_per_decade(rows: float, sigma: float) -> int:
-    """Geometric sub-bins per decade for a zoomed bin of ``rows`` (DP) rows at noise std ``sigma``."""
+    """Geometric sub-bins per decade for a zoomed bin of ``rows`` (DP) rows at noise std ``sigma``:
+    ``ZOOM_PER_SQRT_SNR``·√(rows / σ) within [``ZOOM_MIN_PER_DECADE``, ``ZOOM_MAX_PER_DECADE``]."""
     if sigma <= 0:
         return ZOOM_MAX_PER_DECADE
-    return int(np.clip(round(rows / (ZOOM_ROWS_PER_DECADE * sigma)), ZOOM_MIN_PER_DECADE, ZOOM_MAX_PER_DECADE))
+    k = round(ZOOM_PER_SQRT_SNR * math.sqrt(max(rows, 0.0) / sigma))
+    return int(np.clip(k, ZOOM_MIN_PER_DECADE, ZOOM_MAX_PER_DECADE))
 
 
 def zoom_edges(spec: _NumericSpec, b: int, per_decade: int = ZOOM_MAX_PER_DECADE) -> tuple[np.ndarray, np.ndarray]:
@@ -1156,7 +1163,9 @@ def _segment_mass(
         """Optimal segments of consecutive non-point bins ``bins`` (O(len²) vectorised)."""
         y = counts[bins]
         w = np.where(width[bins] > 0, width[bins], 1.0)
-        w = w / w.mean()
+        # relative widths floored at MIN_SEGMENT_WIDTH: a segment's Σw² is a difference of cumulative sums,
+        # which is rounding error for a unit bin among bins ten million wide (an integer bounded by ±1e9)
+        w = np.maximum(w / w.mean(), MIN_SEGMENT_WIDTH)
         syw = np.concatenate([[0.0], np.cumsum(y * w)])
         sww = np.concatenate([[0.0], np.cumsum(w * w)])
         m = len(bins)
@@ -1165,12 +1174,7 @@ def _segment_mass(
         price = penalty * sigma * sigma
         for j in range(1, m + 1):
             starts = np.arange(j)
-            # a segment's least-squares fit explains (Σyw)²/Σw² of its counts; a segment of bins next to no
-            # width at all (an integer's unit bin at a spike among bins 10⁷ wide) explains nothing (and its
-            # Σw², a difference of cumulative sums, is rounding error there)
-            ww = sww[j] - sww[starts]
-            fit = np.where(ww > 1e-9, (syw[j] - syw[starts]) ** 2 / np.where(ww > 1e-9, ww, 1.0), 0.0)
-            cost = best[starts] - fit + price
+            cost = best[starts] - (syw[j] - syw[starts]) ** 2 / (sww[j] - sww[starts]) + price
             k = int(np.argmin(cost))
             best[j], start[j] = cost[k], k
         j = m

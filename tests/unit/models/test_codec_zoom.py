@@ -104,8 +104,9 @@ def test_a_bin_away_from_zero_and_a_datetime_bin_get_equal_cuts_only() -> None:
 
 
 def test_finer_geometric_sub_bins_the_more_rows_per_noise_std() -> None:
-    assert zoom_per_decade(1000, 8.7) == 8 and zoom_per_decade(3000, 8.7) == 9 and zoom_per_decade(30000, 8.7) == 32
-    assert zoom_per_decade(50, 30.0) == 8 and zoom_per_decade(10, 0.0) == 32  # exact counts: the finest
+    assert zoom_per_decade(1000, 8.7) == 8 and zoom_per_decade(3000, 8.7) == 14 and zoom_per_decade(30000, 8.7) == 32
+    assert zoom_per_decade(168, 36.0) == 2 and zoom_per_decade(50, 36.0) == 1  # a few noise stds: decades only
+    assert zoom_per_decade(10, 0.0) == 32  # exact counts: the finest
 
 
 def test_an_integer_bin_is_cut_at_half_integers(contract: Contract) -> None:
