@@ -336,3 +336,21 @@ def test_optimal_segments_survive_unit_bins_among_bins_ten_million_wide() -> Non
         mass = codec_module._segment_mass(counts, 30.0, spec)
     assert np.all(np.isfinite(mass)) and mass.sum() == pytest.approx(1.0)
     assert mass[dense] > 0.9, mass[dense]
+
+
+def test_the_public_report_draws_a_zoomed_column_from_its_saved_bins(contract: Contract) -> None:
+    from synthgate.validation.public_report import dp_distributions
+
+    df = _frame(3000, 8)
+    codec = Codec(contract)
+    ledger = PrivacyLedger(1e-6)
+    codec.fit_dp(df, ledger=ledger, noise_multiplier=4.0, rng=np.random.default_rng(0))
+    codec.zoom(df, codec.zoom_plan(), ledger=ledger, noise_multiplier=5.0, rng=np.random.default_rng(1))
+    shown = dp_distributions(contract, codec.state(), None)
+    for name in ("amount", "count", "delta"):
+        assert sum(shown[name]["real"]) == pytest.approx(1.0), name
+    # amount's rows (median ~150) all lie in the first bar over (0, 1e9] (bar 0 is the point mass at 0) ...
+    assert shown["amount"]["real"][1] == pytest.approx(1.0)
+    # ... and its log view now shows where: the sub-bins put 90% of it in 22-501, as the rows are
+    log = dict(zip(shown["amount"]["log"]["labels"], shown["amount"]["log"]["real"], strict=True))
+    assert sum(log[k] for k in ("22.4–63.1", "63.1–178", "178–501")) > 0.8, log
