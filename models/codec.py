@@ -64,11 +64,12 @@ FAMILY_ALPHA = 0.05
 # The stricter level outside a numeric column's support (``_merged_mass``): the bins from the first to
 # the last whose noisy count passes Φ⁻¹(1 − SUPPORT_ALPHA / bins)·σ.
 SUPPORT_ALPHA = FAMILY_ALPHA / 10
-# The numeric zoom (``Codec.zoom_plan``, ``Codec.zoom``): a column is zoomed when at most ZOOM_MAX_BINS of its
-# non-point bins hold ZOOM_COVER of its DP mass off its point masses (the contract's bounds are far wider than its rows). A
-# zoomed bin is cut into ZOOM_LINEAR equal sub-bins and, when it lies at zero (its end nearer zero is
-# within its width of zero), also at geometric steps (``zoom_per_decade`` per decade) over ZOOM_DECADES
-# decades towards that end, so that values of any scale inside it get sub-bins.
+# The numeric zoom (``Codec.zoom_plan``, ``Codec.zoom``): a column is zoomed when at most ZOOM_MAX_BINS of
+# its non-point bins, each with ZOOM_PART, hold ZOOM_COVER of its DP mass off its point masses (the
+# contract's bounds are far wider than its rows). A zoomed bin is cut into ZOOM_LINEAR equal sub-bins and,
+# when it lies at zero (its end nearer zero is within its width of zero), also at geometric steps
+# (``zoom_per_decade`` per decade) over ZOOM_DECADES decades towards that end, so that values of any
+# scale inside it get sub-bins.
 ZOOM_COVER = 0.5
 ZOOM_MAX_BINS = 2
 ZOOM_PART = 0.2  # of those bins, the ones with at least this share of the mass off the point masses
@@ -479,9 +480,10 @@ class Codec:
 
     def zoom_plan(self) -> dict[str, list[int]]:
         """The bins ``zoom`` would cut finer, per numeric column: its largest (at most ``ZOOM_MAX_BINS``)
-        non-point bins with at least ``ZOOM_PART`` each that together hold ``ZOOM_COVER`` of its released mass
-        outside its point masses (zero-width bins, an integer's unit bins at its spikes), when so few do; bins that cannot be
-        cut (an integer bin of one value) are left out. Read off ``bin_mass`` (DP outputs): post-processing.
+        non-point bins with at least ``ZOOM_PART`` each that together hold ``ZOOM_COVER`` of its released
+        mass outside its point masses (zero-width bins, an integer's unit bins at its spikes), when so few
+        do; bins that cannot be cut (an integer bin of one value) are left out. Read off ``bin_mass`` (DP
+        outputs): post-processing.
 
         Why: a contract written from documentation often bounds a column far beyond its rows (a survey
         weight up to 60,000 whose rows mostly lie under 800; a feature bounded by ±10¹² because nobody
@@ -522,9 +524,9 @@ class Codec:
         most one zoomed bin per column, so adds one count per column), or exactly with ``noise_multiplier``
         None (non-DP, recorded as such). A zoomed bin keeps its released mass, spread over its sub-bins
         (``zoom_edges``, ``zoom_per_decade`` from its DP row count and σ) as ``_segment_mass`` spreads the
-        noisy sub-counts, each segment evenly over its sub-bins; where they are all noise it stays one bin. The null
-        rates and other bins are the codec's. The new bins replace the contract's for encoding, decoding and
-        everything after (they are saved with the state)."""
+        noisy sub-counts, each segment evenly over its sub-bins; where they are all noise it stays one bin.
+        The null rates and other bins are the codec's. The new bins replace the contract's for encoding,
+        decoding and everything after (they are saved with the state)."""
         if not plan:
             return
         k = len(plan)

@@ -73,15 +73,16 @@ __all__ = ["CTGANConfig", "Critic", "DPCTGAN", "Generator", "TrainingProgress"]
 # the codec it spends, and how its coarse groups are sized (an even share of n̂ per group at least this
 # many noise stds, within [MIN, MAX] groups).
 REFINE_SHARE = 0.25
+REFINE_ROWS_PER_NOISE = 4.0
+MIN_REFINE_GROUPS = 4
+MAX_REFINE_GROUPS = 16
+
 # The numeric zoom (``numeric_zoom="auto"``, ``DPCTGAN.zoom_noise``): at most this share of the ε left after the
 # codec; less when the codec's own noise std is reached first.
 ZOOM_SHARE = 0.25
 # a column is zoomed only if its zoomed bins hold this many of the zoom's noise stds in DP rows (about the
 # single-sub-bin threshold Φ⁻¹(1 − FAMILY_ALPHA / sub-bins) at a few hundred sub-bins)
 ZOOM_MIN_ROWS_PER_NOISE = 4.0
-REFINE_ROWS_PER_NOISE = 4.0
-MIN_REFINE_GROUPS = 4
-MAX_REFINE_GROUPS = 16
 
 # Opacus' per-sample hooks on a critic whose input needs no gradient trigger this torch warning
 # on every step; it is benign. A process-wide filter (not catch_warnings, which is not
