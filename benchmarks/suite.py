@@ -94,6 +94,10 @@ TABLES = {
         Table("colon", "survival", "colon", group="id"),
         Table("mplsstops", "carData", "MplsStops"),
         Table("pd_speech", "modeldata", "pd_speech"),
+        # held out (session 13): added after the defaults were settled, never tuned on
+        Table("flchain", "survival", "flchain"),
+        Table("arrests", "carData", "Arrests"),
+        Table("rwm5yr", "COUNT", "rwm5yr", group="id"),
     )
 }
 
