@@ -98,6 +98,7 @@ TABLES = {
         Table("flchain", "survival", "flchain"),
         Table("arrests", "carData", "Arrests"),
         Table("rwm5yr", "COUNT", "rwm5yr", group="id"),
+        Table("caravan", "ISLR", "Caravan"),
     )
 }
 
