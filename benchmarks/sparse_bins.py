@@ -50,8 +50,14 @@ def _before(counts: np.ndarray, sigma: float, spec: Any) -> np.ndarray:
     return codec_module._merged_mass(counts, sigma, spec, tau=tau, tau_outside=tau)
 
 
+def _clip(counts: np.ndarray, sigma: float, spec: Any) -> np.ndarray:
+    """The categorical columns' estimate: every bin keeps its noisy count clipped at zero."""
+    return codec_module._normalise(counts, 0.0)
+
+
 ESTIMATORS: dict[str, Estimator] = {
     "before": _before,
+    "clip": _clip,
     "runs": codec_module._merged_mass,
     "segments": codec_module._segment_mass,
 }

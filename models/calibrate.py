@@ -126,6 +126,7 @@ class Calibrator:
         settle_sweeps: int = SETTLE_SWEEPS,
         settle_numeric: bool = False,
         factorise: bool = False,
+        measured_ties: bool = False,
     ) -> None:
         """``numeric_cells``: rake each numeric column to its DP histogram's cells (quantile encoding;
         else its null rate only). ``one_way_last``: the 1-way targets come after the pair tables in
@@ -140,7 +141,9 @@ class Calibrator:
         self.one_way_last = one_way_last
         self.settle_sweeps = settle_sweeps
         self.settle_numeric = settle_numeric
-        self._strata, self._groups = independent_groups(codec, measured) if factorise else (None, [])
+        self._strata, self._groups = (
+            independent_groups(codec, measured, measured_ties=measured_ties) if factorise else (None, [])
+        )
         self._one_way: list[tuple[Variable, np.ndarray]] = []
         self._by_cells: set[str] = set()  # numeric columns raked to their histogram's cells
         for v in variables(codec):
@@ -245,11 +248,23 @@ class Calibrator:
         return float(np.mean(tv))
 
 
-def independent_groups(codec: Codec, measured: Measured | None) -> tuple[Variable | None, list[np.ndarray]]:
+def independent_groups(
+    codec: Codec, measured: Measured | None, *, measured_ties: bool = False
+) -> tuple[Variable | None, list[np.ndarray]]:
     """(the target's variable or None, each group's encoded slots): the modelled columns other than the
     target, grouped by the released marginals that tie them together (union of every measured pair and
     3-way table's non-target columns; a pair table released as independent, ``Measured.independent``,
-    ties nothing). Fewer than two groups: no groups.
+    ties nothing, unless ``measured_ties``: then every measured table ties its columns). Fewer than two
+    groups: no groups.
+
+    ``measured_ties`` is the rule for a generator that also learnt from the DP-SGD critic: a table
+    released as independent may hide a dependence the critic saw, but a pair no table measured has no
+    released evidence at all, and on a wide table the critic's noisy signal did not hold the latent's
+    dependence there to the data's. ISLR::Caravan (86 columns, 170 of 3,655 pairs measured, critic on at
+    ε = 3 and 10): the unmeasured pairs' mean |Δρ| was 0.075 against independence's 0.057; drawn
+    factorised, the same fits' pair trends rose by about 0.011 (BENCHMARKS.md, "Round 2 session 13").
+    A table with every pair measured (every suite table but caravan, and flchain at ε = 3) has one group:
+    nothing changes.
 
     The largest entropy a table can have under the released marginals makes such groups independent
     given the target. A generator trained on those marginals alone is not held to that: its one latent
@@ -270,7 +285,8 @@ def independent_groups(codec: Codec, measured: Measured | None) -> tuple[Variabl
             c = parent[c]
         return c
 
-    released_independent = set(measured.independent)
+    # ``measured_ties``: every measured table ties its columns, the ones released as independent too
+    released_independent = set() if measured_ties else set(measured.independent)
     for k, (idx, _) in enumerate(measured.cliques()):
         if k < len(measured.pairs) and k in released_independent:
             continue

@@ -383,6 +383,37 @@ def test_groups_come_from_the_marginals_that_tie_columns_and_not_from_independen
     tied = Measured(vs, [(a, y), (x, y)], flat[:2], triples=[(y, a, x)], triple_tables=[cube])
     assert independent_groups(codec, tied) == (None, [])
     assert independent_groups(codec, None) == (None, [])
+    # measured_ties (the rule with the critic): a table released as independent still ties its columns,
+    # a pair never measured does not
+    shrunk = Measured(vs, [(a, y), (x, y), (a, x)], flat, independent=[2])
+    assert independent_groups(codec, shrunk, measured_ties=True) == (None, [])
+    assert len(independent_groups(codec, Measured(vs, [(a, y), (x, y)], flat[:2]), measured_ties=True)[1]) == 2
+
+
+def test_ctgan_factorises_what_no_table_ties_and_with_its_critic_what_no_table_measured(contract: Contract) -> None:
+    """Without the critic a table released as independent ties nothing; with it, only an unmeasured pair
+    leaves its columns to be drawn independent given the target (models/synthesizers/ctgan.py)."""
+    from synthgate.models.synthesizers.ctgan import DPCTGAN, CTGANConfig
+
+    codec = Codec(contract)
+    codec.fit_non_dp(_tied(np.random.default_rng(0), 500), ledger=PrivacyLedger(1e-6))
+    vs = variables(codec)
+    a, x, y = (next(i for i, v in enumerate(vs) if v.column == c) for c in ("a", "x", "y"))
+    flat = [np.full((vs[i].width, vs[j].width), 1.0 / (vs[i].width * vs[j].width)) for i, j in ((a, y), (x, y), (a, x))]
+    model = DPCTGAN(contract, CTGANConfig(generator_dims=(8,), critic_dims=(8,), z_dim=4), device="cpu")
+    model.codec = codec
+    groups = {}
+    for name, measured in {
+        "shrunk": Measured(vs, [(a, y), (x, y), (a, x)], flat, independent=[2]),
+        "unmeasured": Measured(vs, [(a, y), (x, y)], flat[:2]),
+    }.items():
+        model.measured = measured
+        for critic in (False, True):
+            model._critic_on = critic
+            calibrator = model._calibrator()
+            assert calibrator is not None
+            groups[name, critic] = len(calibrator._groups)
+    assert groups == {("shrunk", False): 2, ("shrunk", True): 0, ("unmeasured", False): 2, ("unmeasured", True): 2}
 
 
 def test_factorised_draws_keep_each_group_with_the_target_and_drop_what_no_marginal_released(
