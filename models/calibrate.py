@@ -134,7 +134,9 @@ class Calibrator:
         after the others (with ``one_way_last``; ``settle_numeric``: the numeric cells too). Both False
         and 0 is the raking before 2026-12, kept for comparisons (benchmarks/shapes_diag.py). ``factorise``: the drawn rows' column groups that no
         released marginal ties together are made independent given the target (``independent_groups``;
-        for a generator that learnt from the released marginals alone, i.e. without the DP-SGD critic)."""
+        for a generator that learnt from the released marginals alone, i.e. without the DP-SGD critic).
+        ``measured_ties``: with ``factorise``, every measured table ties its columns, the ones released as
+        independent too (the rule for a generator that also learnt from the critic)."""
         self.codec = codec
         self.measured = measured
         self.variables = measured.variables if measured is not None else []
@@ -263,8 +265,9 @@ def independent_groups(
     dependence there to the data's. ISLR::Caravan (86 columns, 170 of 3,655 pairs measured, critic on at
     ε = 3 and 10): the unmeasured pairs' mean |Δρ| was 0.075 against independence's 0.057; drawn
     factorised, the same fits' pair trends rose by about 0.011 (BENCHMARKS.md, "Round 2 session 13").
-    A table with every pair measured (every suite table but caravan, and flchain at ε = 3) has one group:
-    nothing changes.
+    A table whose measured tables join every column (every pair measured, as on every suite table
+    wherever its critic trains but Caravan; or enough of them, as flchain's 24 of 45 at ε = 3) has one
+    group: nothing changes.
 
     The largest entropy a table can have under the released marginals makes such groups independent
     given the target. A generator trained on those marginals alone is not held to that: its one latent
