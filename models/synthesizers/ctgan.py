@@ -186,7 +186,10 @@ class CTGANConfig(SynthConfig):
     """
 
     z_dim: int = Field(64, ge=1)
-    generator_dims: tuple[int, ...] = (256, 256)
+    # (128, 128), not CTGAN's (256, 256): the generator's layers are most of a fit's FLOPs; on five suite
+    # tables at ε 1 and 3 the narrower one cost about a quarter less CPU at the same quality
+    # (BENCHMARKS.md, "Round 2 session 14")
+    generator_dims: tuple[int, ...] = (128, 128)
     critic_dims: tuple[int, ...] = (128, 128)
     generator_lr: float = Field(1e-3, gt=0)
     critic_lr: float = Field(1e-3, gt=0)
@@ -607,13 +610,7 @@ class DPCTGAN(Synthesizer):
                 loss_d = pair_losses(trainer.module(pair))
             trainer.step(loss_d, b)
         else:
-            with torch.no_grad():
-                fake = self._fake_partners(
-                    b,
-                    bg,
-                    lambda m: self._activate(self._generate(m, per_sample)[0], per_sample),
-                    keep=gen,
-                )
+            fake = self._partners(b, per_sample)
             loss_d = pair_losses(trainer.module(torch.stack([real, fake], dim=1))) if fake is not None else None
             trainer.step(loss_d, b)
 
@@ -632,6 +629,28 @@ class DPCTGAN(Synthesizer):
                 loss_g = loss_g + cfg.pair_weight * self._pair_loss(logits)
             self._update(self._opt_g, loss_g, list(gen.parameters()))
         return loss_g, score
+
+    def _partners(self, b: int, g: torch.Generator) -> torch.Tensor | None:
+        """``b`` fake partners for a critic step (None for ``b = 0``), drawn as a release draws rows:
+        the generator in eval mode, so BatchNorm uses its running statistics (made by generator steps
+        on fakes only) and each partner is a function of its own draws alone, whatever ``b`` is.
+
+        ``b`` is private (the realised Poisson batch), so ``g`` must be the private per-sample stream
+        (``gens.per_sample``), which the generator's own steps never use, and nothing here may change
+        the generator: eval mode updates no running statistic. Exactly ``b`` rows through the
+        inference path (BatchNorm folded, no autograd graph), where train-mode chunks of the expected
+        batch made 1.5·B rows a step on average (``Synthesizer._fake_partners``).
+        """
+        if b == 0:
+            return None
+        gen = self.generator
+        assert gen is not None
+        gen.eval()
+        try:
+            with torch.no_grad():
+                return self._activate(self._generate(b, g)[0], g)
+        finally:
+            gen.train()
 
     def _generator_step(self, run: Run) -> torch.Tensor:
         """One generator update from the released statistics alone (no critic): the condition's

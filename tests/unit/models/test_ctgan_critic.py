@@ -105,6 +105,39 @@ def test_explicit_epochs_keep_the_critic(
     assert ledger.entries[-1].steps == math.ceil(0.5 / model.training_summary["sample_rate"])
 
 
+def test_critic_partners_are_release_draws_that_leave_the_generator_as_it_was(
+    adult_contract: Contract, adult_modelled: pl.DataFrame
+) -> None:
+    """``DPCTGAN._partners``: exactly b rows in eval mode, from the stream it is given. The realised
+    Poisson batch b is private, so nothing the generator keeps (weights, BatchNorm running statistics,
+    train/eval mode) may change with it, and partner i may depend on no other partner (eval-mode
+    BatchNorm: a row's output is the same whatever rows are generated beside it)."""
+    import torch
+
+    model, _ = _fit(adult_contract, adult_modelled, epochs=0.5, batch_size=100)
+    gen = model.generator
+    assert gen is not None and any(isinstance(m, torch.nn.BatchNorm1d) for m in gen.modules())
+    gen.train()
+    before = {k: v.clone() for k, v in gen.state_dict().items()}
+    g = torch.Generator().manual_seed(11)
+    assert model._partners(0, g) is None
+    for b in (1, 7, 301):
+        fake = model._partners(b, g)
+        assert fake is not None and fake.shape == (b, model.codec.dim) and not fake.requires_grad
+        assert torch.isfinite(fake).all()
+        assert gen.training  # back in train mode for the generator's own step
+        after = gen.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before), f"b = {b} changed the generator's state"
+    # eval mode: row i's output does not depend on the rows generated with it (train-mode BatchNorm would)
+    x = torch.randn(301, model.config.z_dim + model.cond_dim, generator=torch.Generator().manual_seed(5))
+    gen.eval()
+    with torch.no_grad():
+        assert torch.allclose(gen(x[:3]), gen(x)[:3], atol=1e-5)
+    gen.train()
+    with torch.no_grad():
+        assert not torch.allclose(gen(x[:3]), gen(x)[:3], atol=1e-3)  # the control: train mode mixes rows
+
+
 def test_the_rule_is_public_and_the_options_are_checked() -> None:
     # the decision's inputs: the ledger (public entries), ε, and the codec's DP row count and width
     import inspect
