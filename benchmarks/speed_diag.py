@@ -20,6 +20,11 @@ Arms are joined with ``+``. ``before`` and the arms without ``eval`` / ``g128`` 
 partners and generator, so one script measures both sides on the code it runs on. Each fit runs in
 its own process (``OMP_NUM_THREADS=1``); ``fit_cpu`` is the fit's process CPU time, ``cpu`` fit and
 sample. Fits are not repeatable run to run, so compare means over seeds and tables, not single pairs.
+
+The committed rows (``driver: "throwaway, main c500106"``) came from a one-off driver that applied the
+same patches to session 13's code (partners and generator as ``before`` unless ``eval`` / ``g128``),
+written before this script; three or four fits ran at a time on the 2-core machine, so their CPU
+ratios are rough (the suite rerun of section "Round 2 session 14" measures the adopted default).
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ def fit_one(arm: str, dataset: str, epsilon: float, seed: int) -> dict[str, Any]
         "steps": plan.steps,
         "expected_batch": round(plan.expected_batch, 1),
         "critic": model._critic_on,
-        "generator_dims": list(model.config.generator_dims),
+        "generator_dims": list(model.generator_dims()),
         "epsilon_spent": ledger.epsilon,
         **{m: scores.get(m) for m in METRICS},
     }

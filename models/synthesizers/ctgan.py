@@ -84,6 +84,11 @@ ZOOM_SHARE = 0.25
 # single-sub-bin threshold Φ⁻¹(1 − FAMILY_ALPHA / sub-bins) at a few hundred sub-bins)
 ZOOM_MIN_ROWS_PER_NOISE = 4.0
 
+# The generator's widths by whether the DP-SGD critic trains (``CTGANConfig.generator_dims`` = None):
+# narrower with a critic, where it sets a fit's CPU; CTGAN's own (256, 256) without one
+# (BENCHMARKS.md, "Round 2 session 14")
+GENERATOR_DIMS: dict[bool, tuple[int, ...]] = {True: (128, 128), False: (256, 256)}
+
 # Opacus' per-sample hooks on a critic whose input needs no gradient trigger this torch warning
 # on every step; it is benign. A process-wide filter (not catch_warnings, which is not
 # thread-safe: shadow models train in parallel threads).
@@ -179,6 +184,14 @@ class CTGANConfig(SynthConfig):
     ``calibration="rake"`` (default): ``sample`` draws its rows from a 4x generated pool, weighted to
     the released DP marginals (``models/calibrate.py``; post-processing).
 
+    ``generator_dims``: the generator's residual layer widths. None (default): (128, 128) when the
+    DP-SGD critic trains, (256, 256) when it does not (``critic: auto`` on small tables, or ``off``).
+    With a critic, the generator's layers are most of a fit's FLOPs (each step generates the critic's
+    partners and back-propagates a batch through the critic into the generator); the narrower one cost
+    about a quarter less CPU on five suite tables at the same quality. Without one, a fit is cheap
+    already and the generator must fit the measured tables alone: there the narrower one lost TSTR
+    on both suite tables where that happens (BENCHMARKS.md, "Round 2 session 14").
+
     ``clipping``: how DP-SGD clips the critic's per-sample gradients. "ghost" (default) computes
     each sample's gradient norm without materialising the gradient (Opacus' ghost clipping; see
     ``models.dp.PrivateTrainer``); "per-sample" materialises them. Same mechanism, same ε; ghost
@@ -186,10 +199,8 @@ class CTGANConfig(SynthConfig):
     """
 
     z_dim: int = Field(64, ge=1)
-    # (128, 128), not CTGAN's (256, 256): the generator's layers are most of a fit's FLOPs; on five suite
-    # tables at ε 1 and 3 the narrower one cost about a quarter less CPU at the same quality
-    # (BENCHMARKS.md, "Round 2 session 14")
-    generator_dims: tuple[int, ...] = (128, 128)
+    # None: chosen with the critic (DPCTGAN.generator_dims, GENERATOR_DIMS); a tuple: always that
+    generator_dims: tuple[int, ...] | None = None
     critic_dims: tuple[int, ...] = (128, 128)
     generator_lr: float = Field(1e-3, gt=0)
     critic_lr: float = Field(1e-3, gt=0)
@@ -560,7 +571,7 @@ class DPCTGAN(Synthesizer):
         self._critic_lr = (
             cfg.critic_lr if "critic_lr" in cfg.model_fields_set or plan.source == "options" else plan.learning_rate
         )
-        self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim).to(dev)
+        self.generator = Generator(cfg.z_dim + self.cond_dim, self.generator_dims(), self.codec.dim).to(dev)
         init_uniform_(self.generator, run.gens.init)
         self._opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.generator_lr, betas=cfg.betas)
         # no critic: no network reads a real row, nothing to charge, nothing to audit
@@ -674,6 +685,7 @@ class DPCTGAN(Synthesizer):
         return {
             **off,
             "critic": "on" if self._critic_on else "off",
+            "generator_dims": list(self.generator_dims()),
             "critic_snr": self._critic_snr,
             "zoomed": list(self.codec.zoomed),
             "numeric_encoding": self.config.numeric_encoding,
@@ -864,6 +876,13 @@ class DPCTGAN(Synthesizer):
         self.measured = Measured.from_state(variables(self.codec), saved) if saved is not None else None
         self._critic_on = bool(state.get("critic", True))
 
+    def generator_dims(self) -> tuple[int, ...]:
+        """The generator's layer widths: the config's, or by default ``GENERATOR_DIMS[critic on?]``
+        (decided from public quantities before any row is read; a loaded model keeps its decision)."""
+        if self.config.generator_dims is not None:
+            return tuple(self.config.generator_dims)
+        return GENERATOR_DIMS[self._critic_on]
+
     def _calibrator(self) -> Calibrator | None:
         if self.config.calibration == "off":
             return None
@@ -881,5 +900,5 @@ class DPCTGAN(Synthesizer):
 
     def _build(self) -> None:
         cfg = self.config
-        self.generator = Generator(cfg.z_dim + self.cond_dim, cfg.generator_dims, self.codec.dim)
+        self.generator = Generator(cfg.z_dim + self.cond_dim, self.generator_dims(), self.codec.dim)
         self._set_logit_bias()

@@ -46,6 +46,8 @@ def test_a_default_fit_on_1200_rows_at_eps_1_skips_the_noise_bound_critic(
     summary = model.training_summary
     assert summary["critic"] == "off" and summary["critic_snr"] < sch.MIN_CRITIC_SNR
     assert summary["noise_multiplier"] is None and model.accountant is None
+    # TINY's explicit widths win over the default rule (tested below)
+    assert summary["generator_dims"] == list(TINY["generator_dims"])
     # no critic entry; the codec (with its refinement) and the marginals spend the whole ε (plan_noise's bisection: tight)
     # (1,200 rows: the numeric columns' fine bins are noise-bound, so the codec refines them: numeric_refine)
     assert [e.mechanism for e in ledger.entries] == [
@@ -103,6 +105,25 @@ def test_explicit_epochs_keep_the_critic(
     assert model.training_summary["critic"] == "on"
     assert [e.mechanism for e in ledger.entries][-1] == "dp-sgd-critic"
     assert ledger.entries[-1].steps == math.ceil(0.5 / model.training_summary["sample_rate"])
+
+
+def test_the_generator_is_narrower_when_the_critic_trains_unless_the_config_says(adult_contract: Contract) -> None:
+    """``generator_dims=None`` (the default): (128, 128) with the DP-SGD critic, (256, 256) without it
+    (BENCHMARKS.md, "Round 2 session 14"); explicit widths always win. The decision is the critic's,
+    which a saved model keeps (``_extra_state``), so a loaded model rebuilds the same network."""
+    from synthgate.models.synthesizers.ctgan import GENERATOR_DIMS
+
+    assert CTGANConfig().generator_dims is None
+    assert GENERATOR_DIMS == {True: (128, 128), False: (256, 256)}
+    model = DPCTGAN(adult_contract, CTGANConfig(critic_dims=(32,), z_dim=8), device="cpu")
+    for critic_on in (True, False):
+        model._critic_on = critic_on
+        assert model.generator_dims() == GENERATOR_DIMS[critic_on]
+        assert {**model._extra_state(), "marginals": None}["critic"] is critic_on
+    explicit = DPCTGAN(adult_contract, CTGANConfig(generator_dims=(48, 24)), device="cpu")
+    for critic_on in (True, False):
+        explicit._critic_on = critic_on
+        assert explicit.generator_dims() == (48, 24)
 
 
 def test_critic_partners_are_release_draws_that_leave_the_generator_as_it_was(
