@@ -85,7 +85,7 @@ ZOOM_SHARE = 0.25
 ZOOM_MIN_ROWS_PER_NOISE = 4.0
 
 # The generator's widths by whether the DP-SGD critic trains (``CTGANConfig.generator_dims`` = None):
-# narrower with a critic, where it sets a fit's CPU; CTGAN's own (256, 256) without one
+# narrower with a critic, where its layers set a fit's CPU; CTGAN's own (256, 256) without one, a cheap fit
 # (BENCHMARKS.md, "Round 2 session 14")
 GENERATOR_DIMS: dict[bool, tuple[int, ...]] = {True: (128, 128), False: (256, 256)}
 
@@ -189,8 +189,9 @@ class CTGANConfig(SynthConfig):
     With a critic, the generator's layers are most of a fit's FLOPs (each step generates the critic's
     partners and back-propagates a batch through the critic into the generator); the narrower one cost
     about a quarter less CPU on five suite tables at the same quality. Without one, a fit is cheap
-    already and the generator must fit the measured tables alone: there the narrower one lost TSTR
-    on both suite tables where that happens (BENCHMARKS.md, "Round 2 session 14").
+    already (no DP-SGD loop), so the change is kept to the regime it was measured and made for; there
+    the narrower generator's effect was mixed (TSTR −0.061 to +0.052 over the five suite cells without
+    a critic, mean −0.006; BENCHMARKS.md, "Round 2 session 14").
 
     ``clipping``: how DP-SGD clips the critic's per-sample gradients. "ghost" (default) computes
     each sample's gradient norm without materialising the gradient (Opacus' ghost clipping; see
