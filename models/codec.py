@@ -53,7 +53,7 @@ MAX_BINS = 128
 # Recording grids a value may sit on (``precision_level``), coarsest first: a continuous column's
 # decimals, a datetime's day / hour / minute / second (epoch seconds). The level after the last is
 # "finer than every grid". Integers need none: they decode to integers.
-PRECISION_STEPS = {"continuous": (1.0, 0.1, 0.01, 0.001), "datetime": (86400.0, 3600.0, 60.0, 1.0)}
+PRECISION_STEPS = {"continuous": (1.0, 0.5, 0.1, 0.01, 0.001), "datetime": (86400.0, 3600.0, 60.0, 1.0)}
 # Each row's one-hot precision level enters the codec's Gaussian mechanism scaled by this weight, so
 # the profiles add w² per column to the squared L2 sensitivity (1/16: +0.6% of σ per column at 10
 # columns) and carry noise σ / w rows: small beside the level counts, which are counts of all rows.
@@ -774,6 +774,16 @@ class Codec:
         u = np.clip((x[:, b.start].astype(np.float64) + 1.0) / 2.0, 0.0, 1.0)
         return np.clip(self._inverse_cdf(spec, u), spec.lo, spec.hi)
 
+    def _decoded_bin_edges(self, spec: _NumericSpec, x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per decoded row, the interval ``_on_grid`` keeps its value in: its bin's edges
+        ("quantile": the bin ``_inverse_cdf`` drew it from, so rounding moves no mass across the
+        released bins), or the column's bounds ("modes": no bins)."""
+        if self.numeric_encoding != "quantile":
+            return np.full(n, spec.lo), np.full(n, spec.hi)
+        b = self._block[(spec.name, "value")]
+        idx = self._inverse_bin(spec, np.clip((x[:, b.start].astype(np.float64) + 1.0) / 2.0, 0.0, 1.0))
+        return np.maximum(spec.edges_lo[idx], spec.lo), np.minimum(spec.edges_hi[idx], spec.hi)
+
     def value_quantiles(self, column: str, m: int = 1024) -> np.ndarray:
         """``m`` sorted quantiles of a numeric column's encoded tanh value implied by the DP
         statistics alone (post-processing): a target for a generator's marginal loss.
@@ -887,7 +897,8 @@ class Codec:
         for spec in self.numeric:
             v = self._decode_value(spec, x)
             if rng is not None and spec.name in self.precision:
-                v = _on_grid(v, self.precision[spec.name], PRECISION_STEPS[spec.kind], spec.lo, spec.hi, rng)
+                lo, hi = self._decoded_bin_edges(spec, x, len(v))
+                v = _on_grid(v, self.precision[spec.name], PRECISION_STEPS[spec.kind], lo, hi, rng)
             null = np.zeros(len(v), dtype=bool)
             if spec.nullable:
                 nb = self._block[(spec.name, "null")]
@@ -934,6 +945,19 @@ class Codec:
         self.bin_mass = {k: np.asarray(v) for k, v in state["bin_mass"].items()}
         # saved before precision profiles existed: values decode as before, off any grid
         self.precision = {k: np.asarray(v) for k, v in state.get("precision", {}).items()}
+        for spec in self._gridded:
+            p = self.precision.get(spec.name)
+            if p is None:
+                continue
+            if spec.kind == "continuous" and len(p) == len(PRECISION_STEPS["continuous"]):
+                # saved before the half-unit grid (round 2, session 15): levels 1, 0.1, 0.01, 0.001, none
+                p = self.precision[spec.name] = np.insert(p, 1, 0.0)
+            if len(p) != len(PRECISION_STEPS[spec.kind]) + 1:
+                raise ValueError(
+                    f"the saved precision profile of {spec.name!r} has {len(p)} levels; this version's "
+                    f"{spec.kind} grids {PRECISION_STEPS[spec.kind]} need {len(PRECISION_STEPS[spec.kind]) + 1}. "
+                    "Refit the model with this version."
+                )
         self.zoomed = []
         for i, spec in enumerate(self.numeric):
             if spec.name in state.get("bins", {}):  # zoomed: the bins it was released with
@@ -999,21 +1023,44 @@ def precision_level(values: np.ndarray, steps: tuple[float, ...]) -> np.ndarray:
 
 
 def _on_grid(
-    values: np.ndarray, shares: np.ndarray, steps: tuple[float, ...], lo: float, hi: float, rng: np.random.Generator
+    values: np.ndarray,
+    shares: np.ndarray,
+    steps: tuple[float, ...],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    rng: np.random.Generator,
 ) -> np.ndarray:
-    """Round each value to a grid drawn from ``shares`` (the last level: leave it), within [lo, hi].
+    """Round each value to a recording grid drawn from ``shares`` (the last level: leave it), keeping
+    it in its interval [lo_i, hi_i] (its decoded bin: ``Codec._decoded_bin_edges``).
 
-    A rounded value that falls outside the bounds moves one step inwards when that is still inside,
-    else it keeps its unrounded value."""
-    level = rng.choice(len(shares), size=len(values), p=shares)
+    A row draws its grid among the levels with a point inside its interval only (``shares``
+    renormalised over them; the last level is always possible), and is rounded to the nearest such
+    point. A value decoded in the bin (10.43, 10.66) of a column of whole and half years is never
+    moved to 10 or 11 (out of the bin the DP histogram put it in) but to 10.5 when the profile has
+    half-unit rows: the grid follows the value, not only the column's shares. Post-processing of the
+    DP profile and bins; one public uniform per row."""
+    n, levels = len(values), len(shares)
+    if levels != len(steps) + 1:
+        raise ValueError(f"a precision profile over {len(steps)} grids has {len(steps) + 1} levels; got {levels}.")
+    possible = np.ones((n, levels), dtype=bool)
+    first = np.empty((n, len(steps)))
+    last = np.empty((n, len(steps)))
+    for k, step in enumerate(steps):
+        first[:, k] = np.ceil(lo / step - 1e-9) * step
+        last[:, k] = np.floor(hi / step + 1e-9) * step
+        possible[:, k] = first[:, k] <= last[:, k]
+    weight = np.where(possible, np.asarray(shares, dtype=np.float64)[None, :], 0.0)
+    total = weight.sum(axis=1)
+    # a row whose possible levels all have zero share keeps its value (the last level's meaning)
+    cum = np.cumsum(weight, axis=1)
+    level = (cum < (rng.random(n) * total)[:, None]).sum(axis=1)
+    level = np.where(total > 0, np.minimum(level, levels - 1), levels - 1)
     out = values.copy()
     for k, step in enumerate(steps):
         rows = level == k
-        if not rows.any():
-            continue
-        r = np.rint(values[rows] / step) * step
-        r = np.where(r < lo, r + step, np.where(r > hi, r - step, r))
-        out[rows] = np.where((r >= lo) & (r <= hi), r, values[rows])
+        if rows.any():
+            r = np.rint(values[rows] / step) * step
+            out[rows] = np.clip(r, first[rows, k], last[rows, k])
     return out
 
 

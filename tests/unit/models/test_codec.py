@@ -17,6 +17,7 @@ from synthgate.models.codec import (
     PRECISION_WEIGHT,
     Codec,
     _noisy_levels,
+    _on_grid,
     fit_histogram_mixture,
     precision_level,
 )
@@ -427,16 +428,17 @@ def test_a_state_saved_before_spike_bins_still_loads_and_decodes() -> None:
 
 def test_precision_level_finds_the_coarsest_grid() -> None:
     steps = PRECISION_STEPS["continuous"]
-    values = np.array([55.0, 55.4, 55.43, 55.431, 55.4312, -3.0, 0.3])
-    assert precision_level(values, steps).tolist() == [0, 1, 2, 3, 4, 0, 1]
+    values = np.array([55.0, 55.5, 55.4, 55.43, 55.431, 55.4312, -3.0, -0.5, 0.3])
+    assert precision_level(values, steps).tolist() == [0, 1, 2, 3, 4, 5, 0, 1, 2]
     day = 86400.0
     stamps = np.array([19000 * day, 19000 * day + 3600, 19000 * day + 60, 19000 * day + 1, 19000 * day + 0.5])
     assert precision_level(stamps, PRECISION_STEPS["datetime"]).tolist() == [0, 1, 2, 3, 4]
 
 
 def test_a_mostly_whole_column_decodes_mostly_whole() -> None:
-    """98% of the rows whole numbers, 2% on the 0.1 grid: the DP profile carries the shares, the
-    sample follows them (public sampling stream), and without a stream values are left as decoded."""
+    """98% of the rows whole numbers, 2% on the 0.1 grid (a ninth of them halves): the DP profile
+    carries the shares, the sample follows them (public sampling stream), and without a stream values
+    are left as decoded."""
     contract = parse_contract(
         {
             "table": "t",
@@ -452,14 +454,14 @@ def test_a_mostly_whole_column_decodes_mostly_whole() -> None:
     ledger = PrivacyLedger(1e-6)
     codec.fit_dp(pl.DataFrame({"x": x}), ledger=ledger, noise_multiplier=8.0, rng=np.random.default_rng(4))
     shares = codec.precision["x"]
-    assert shares[0] == pytest.approx(0.98, abs=0.01) and shares[1] == pytest.approx(0.02, abs=0.01)
+    assert shares[0] == pytest.approx(0.98, abs=0.01) and shares[1] + shares[2] == pytest.approx(0.02, abs=0.01)
     assert codec.sensitivity == pytest.approx(math.sqrt(1 + PRECISION_WEIGHT**2))
     enc = codec.encode(pl.DataFrame({"x": x}), rng=np.random.default_rng(5))
     out = codec.decode(enc, rng=np.random.default_rng(6))["x"].to_numpy()
     # rows drawn onto the 0.1 grid can land on a whole number too: at least 98% whole, every
     # other value on the 0.1 grid
     assert 0.975 <= np.mean(out == np.rint(out)) < 1.0
-    assert (precision_level(out, PRECISION_STEPS["continuous"]) <= 1).all()
+    assert (precision_level(out, PRECISION_STEPS["continuous"]) <= 2).all()
     assert out.min() >= 40.0 and out.max() <= 80.0
     plain = codec.decode(enc)["x"].to_numpy()
     assert np.mean(plain == np.rint(plain)) < 0.5  # the quantile decode jitters within bins
@@ -473,3 +475,78 @@ def test_the_precision_counts_get_the_mechanism_noise() -> None:
     # the weighted counts get std σ; in rows that is σ / w, centred on the exact counts
     np.testing.assert_allclose(draws.mean(axis=0), exact, atol=4 * sigma / PRECISION_WEIGHT / math.sqrt(4000))
     np.testing.assert_allclose(draws.std(axis=0), sigma / PRECISION_WEIGHT, rtol=0.05)
+
+
+def test_the_grid_keeps_a_value_in_its_bin() -> None:
+    """A row is rounded only to a grid with a point inside its decoded bin, drawn from the profile's
+    shares renormalised over those grids: the released bin masses stay where the DP histogram put them."""
+    steps = PRECISION_STEPS["continuous"]  # 1, 0.5, 0.1, 0.01, 0.001, then "none"
+    shares = np.array([0.5, 0.5, 0.0, 0.0, 0.0, 0.0])  # whole and half units only (years of schooling)
+    rng = np.random.default_rng(0)
+    n = 4000
+    # a bin (10.43, 10.66) holds no whole number: every row goes to 10.5, none to 10 or 11
+    lo, hi = np.full(n, 10.43), np.full(n, 10.66)
+    out = _on_grid(rng.uniform(10.43, 10.66, n), shares, steps, lo, hi, rng)
+    assert (out == 10.5).all()
+    # a bin (8.6, 9.4): both grids have only 9 inside
+    out = _on_grid(rng.uniform(8.6, 9.4, n), shares, steps, np.full(n, 8.6), np.full(n, 9.4), rng)
+    assert (out == 9.0).all()
+    # a bin (9.6, 11.4): half the rows whole (10 or 11), half on the half grid (10, 10.5, 11), all inside
+    v = rng.uniform(9.6, 11.4, n)
+    out = _on_grid(v, shares, steps, np.full(n, 9.6), np.full(n, 11.4), rng)
+    assert set(np.unique(out)) <= {10.0, 10.5, 11.0}
+    # the half-grid rows (half) nearest 10.5: those decoded in (10.25, 10.75), 0.5 of the bin's 1.8
+    assert np.mean(out == 10.5) == pytest.approx(0.5 * 0.5 / 1.8, abs=0.02)
+    # a bin (10.51, 10.59) holds no point of a grid with a share: the value is left as decoded
+    v = rng.uniform(10.51, 10.59, n)
+    np.testing.assert_array_equal(_on_grid(v, shares, steps, np.full(n, 10.51), np.full(n, 10.59), rng), v)
+    with pytest.raises(ValueError, match="levels"):
+        _on_grid(v, shares[:-1], steps, np.full(n, 10.51), np.full(n, 10.59), rng)
+
+
+def test_a_spiked_continuous_column_decodes_onto_its_spikes() -> None:
+    """Years of schooling declared continuous in [0, 30]: 19 values, whole and half years. Decoded
+    through the DP bins and the DP profile, the values are grid points inside their bins, so the
+    KS distance to the real column is that of the DP histogram, not of a uniform spread in each bin."""
+    from scipy.stats import ks_2samp
+
+    contract = parse_contract(
+        {
+            "table": "t",
+            "columns": {"educ": {"kind": "continuous", "min": 0.0, "max": 30.0}},
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        }
+    )
+    rng = np.random.default_rng(11)
+    values = np.array([7.0, 9.0, 10.0, 10.5, 11.0, 11.5, 12.0, 13.5, 15.0, 18.0])
+    p = np.array([0.01, 0.2, 0.05, 0.35, 0.1, 0.11, 0.04, 0.02, 0.05, 0.07])
+    x = rng.choice(values, size=15_000, p=p)
+    codec = Codec(contract)
+    codec.fit_dp(pl.DataFrame({"educ": x}), ledger=PrivacyLedger(1e-6), noise_multiplier=4.0, rng=rng)
+    enc = codec.encode(pl.DataFrame({"educ": x}), rng=np.random.default_rng(12))
+    out = codec.decode(enc, rng=np.random.default_rng(13))["educ"].to_numpy()
+    # every value on the whole or half grid, and the column's KS distance small (0.17 on rwm5yr's
+    # educ at ε = 10 before the rule, with the level drawn apart from the value)
+    assert (precision_level(out, PRECISION_STEPS["continuous"]) <= 1).all()
+    assert ks_2samp(x, out).statistic < 0.03
+
+
+def test_a_profile_saved_before_the_half_grid_loads_with_no_half_rows() -> None:
+    contract = parse_contract(
+        {
+            "table": "t",
+            "columns": {"x": {"kind": "continuous", "min": 0.0, "max": 10.0}},
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        }
+    )
+    codec = Codec(contract)
+    x = np.random.default_rng(1).integers(0, 10, 5000).astype(np.float64)
+    codec.fit_dp(pl.DataFrame({"x": x}), ledger=PrivacyLedger(1e-6), noise_multiplier=4.0, rng=np.random.default_rng(2))
+    state = codec.state()
+    state["precision"] = {"x": [0.9, 0.1, 0.0, 0.0, 0.0]}  # levels 1, 0.1, 0.01, 0.001, none
+    restored = Codec(contract)
+    restored.load_state(state)
+    np.testing.assert_array_equal(restored.precision["x"], [0.9, 0.0, 0.1, 0.0, 0.0, 0.0])
+    state["precision"] = {"x": [0.9, 0.1]}
+    with pytest.raises(ValueError, match="Refit the model"):
+        Codec(contract).load_state(state)
