@@ -3,6 +3,10 @@
     python -m benchmarks.speed_diag --arms before,eval,eval+g128,eval+e8,eval+b25+e8 \\
         --datasets cps1988,nasscds,diamonds,adult,mplsstops --epsilons 1,3 --seeds 0,1,2
     python -m benchmarks.speed_diag --table       # benchmarks/results/speed_diag.jsonl against "before"
+    # session 15: the generator's batch halved, against session 14's default (eval+g128)
+    python -m benchmarks.speed_diag --arms eval+g128,eval+g128+gb50 --datasets ... \
+        --results benchmarks/results/speed_diag_session15.jsonl
+    python -m benchmarks.speed_diag --table --base eval+g128 --results benchmarks/results/speed_diag_session15.jsonl
 
 Issue 20 asks for a fit at most 1/3 of MST's time. A default fit is FLOP-bound (cProfile of MplsStops at
 ε = 3, 611 steps: backward passes 28 of 60 CPU-s, Linear forwards 9.5, the critic step's fake partners
@@ -15,6 +19,7 @@ default of session 13 (``before``) and fits, samples and scores with the suite's
 - ``g128``: a (128, 128) generator instead of (256, 256);
 - ``e8``: 8 passes over n̂ instead of ``schedule.EPOCHS`` = 16 (half the steps, less noise per step);
 - ``b25``: Poisson batch 2.5·√n̂ instead of 5·√n̂ (with ``e8``: the same steps at half the batch).
+- ``gb50``: the generator's steps at half the expected batch (session 15; the critic's steps unchanged).
 
 Arms are joined with ``+``. ``before`` and the arms without ``eval`` / ``g128`` restore session 13's
 partners and generator, so one script measures both sides on the code it runs on. Each fit runs in
@@ -43,7 +48,7 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results" / "speed_diag.jsonl"
 METRICS = ("column_shapes", "pair_trends", "tstr")
-PARTS = ("before", "eval", "g128", "e8", "b25")
+PARTS = ("before", "eval", "g128", "e8", "b25", "gb50")
 
 
 def _patch(arm: str) -> dict[str, Any]:
@@ -62,6 +67,15 @@ def _patch(arm: str) -> dict[str, Any]:
         schedule.EPOCHS = 8.0
     if "b25" in parts:
         schedule.BATCH_PER_SQRT_N = 2.5
+    if "gb50" in parts:
+        # the generator's own steps at half the expected Poisson batch (the critic's step unchanged)
+        build = DPCTGAN._build_training
+
+        def half_batch(self: DPCTGAN, run: Any) -> None:
+            build(self, run)
+            self._bg = max(2, round(self._bg / 2))
+
+        DPCTGAN._build_training = half_batch  # type: ignore[method-assign]
     if "eval" not in parts:
         # session 13's partners: train-mode chunks of the expected batch, BatchNorm statistics restored
         def chunked(self: DPCTGAN, b: int, g: torch.Generator) -> torch.Tensor | None:
@@ -158,6 +172,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="Print the table of --results and exit.")
+    ap.add_argument("--base", default="before", help="The arm --table compares the others with.")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one fit in this process (JSON job)
     args = ap.parse_args()
     if args.one:
@@ -173,7 +188,7 @@ def main() -> None:
         else []
     )
     if args.table:
-        print(table(rows))
+        print(table(rows, args.base))
         return
     args.results.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
