@@ -64,7 +64,9 @@ def _before(codec: Any) -> None:
     half = steps_now.index(0.5)
     spec_of = {s.name: s for s in codec.numeric}
 
-    def old(values: np.ndarray, shares: np.ndarray, steps: tuple[float, ...], lo: Any, hi: Any, rng: Any) -> np.ndarray:
+    def old(
+        values: np.ndarray, shares: np.ndarray, steps: tuple[float, ...], lo: Any, hi: Any, rng: Any, bounds: Any = None
+    ) -> np.ndarray:
         name = old.column  # type: ignore[attr-defined]
         spec = spec_of[name]
         if steps == steps_now:  # fold the half-unit share into the 0.1 grid, as the old ladder measured it

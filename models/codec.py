@@ -898,7 +898,8 @@ class Codec:
             v = self._decode_value(spec, x)
             if rng is not None and spec.name in self.precision:
                 lo, hi = self._decoded_bin_edges(spec, x, len(v))
-                v = _on_grid(v, self.precision[spec.name], PRECISION_STEPS[spec.kind], lo, hi, rng)
+                grids = PRECISION_STEPS[spec.kind]
+                v = _on_grid(v, self.precision[spec.name], grids, lo, hi, rng, bounds=(spec.lo, spec.hi))
             null = np.zeros(len(v), dtype=bool)
             if spec.nullable:
                 nb = self._block[(spec.name, "null")]
@@ -1022,6 +1023,21 @@ def precision_level(values: np.ndarray, steps: tuple[float, ...]) -> np.ndarray:
     return out
 
 
+def _grid_weights(share: np.ndarray, steps: tuple[float, ...], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(rows, levels): how many of each level's rows an interval [lo_i, hi_i] should hold, up to a
+    factor (``_on_grid``): ``share[k]`` × the own points of ``steps[k]`` in it × the length each
+    stands for; the last level ``share[-1]`` × the interval's width."""
+    weight = np.empty((len(lo), len(share)))
+    coarser = np.zeros(len(lo))  # multiples of the coarser step in each interval (none above the first)
+    for k, step in enumerate(steps):
+        multiples = np.maximum(np.floor(hi / step + 1e-9) - np.ceil(lo / step - 1e-9) + 1.0, 0.0)
+        per_point = 1.0 / (1.0 / step - (1.0 / steps[k - 1] if k else 0.0))
+        weight[:, k] = share[k] * (multiples - coarser) * per_point
+        coarser = multiples
+    weight[:, -1] = share[-1] * np.maximum(hi - lo, 0.0)
+    return weight
+
+
 def _on_grid(
     values: np.ndarray,
     shares: np.ndarray,
@@ -1029,39 +1045,63 @@ def _on_grid(
     lo: np.ndarray,
     hi: np.ndarray,
     rng: np.random.Generator,
+    bounds: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """Round each value to a recording grid drawn from ``shares`` (the last level: leave it), keeping
-    it in its interval [lo_i, hi_i] (its decoded bin: ``Codec._decoded_bin_edges``).
+    """Put each value on a recording grid drawn from the DP profile ``shares`` given its interval
+    [lo_i, hi_i] (its decoded bin: ``Codec._decoded_bin_edges``), at the nearest point of that grid
+    inside the interval; the last level ("on no grid") leaves the value as decoded.
 
-    A row draws its grid among the levels with a point inside its interval only (``shares``
-    renormalised over them; the last level is always possible), and is rounded to the nearest such
-    point. A value decoded in the bin (10.43, 10.66) of a column of whole and half years is never
-    moved to 10 or 11 (out of the bin the DP histogram put it in) but to 10.5 when the profile has
-    half-unit rows: the grid follows the value, not only the column's shares. Post-processing of the
-    DP profile and bins; one public uniform per row."""
+    Level k's rows are the values whose coarsest grid is ``steps[k]``: they sit on its *own* points,
+    the multiples of ``steps[k]`` that are not multiples of the coarser step (each step of a ladder
+    divides the one before it). If each level's rows are spread along the column like the rest, the
+    rows of level k that fall in an interval are proportional to ``shares[k]`` × (its own points in
+    the interval) × (the length each own point stands for, 1 / (1/steps[k] − 1/steps[k−1])), and
+    the unrounded level's to ``shares[-1]`` × the interval's width (``_grid_weights``). A row draws
+    its level from these weights: in a bin much wider than the steps they are ``shares`` (the
+    profile's own proportions), and in a narrow bin the grids it holds points of take it. A value
+    decoded in the bin (10.43, 10.66) of a column of whole and half years goes to 10.5, never to 10
+    or 11 (out of the bin the DP histogram put it in). A bin that holds no point of any grid with a
+    share (a bin between two grid points, given mass by the noise) is widened to ``bounds`` (the
+    column's): its rows go to the nearest point of a grid drawn from ``shares``, as every row did
+    before session 15. Post-processing of the DP profile and bins; one public uniform per row."""
     n, levels = len(values), len(shares)
     if levels != len(steps) + 1:
         raise ValueError(f"a precision profile over {len(steps)} grids has {len(steps) + 1} levels; got {levels}.")
-    possible = np.ones((n, levels), dtype=bool)
-    first = np.empty((n, len(steps)))
-    last = np.empty((n, len(steps)))
-    for k, step in enumerate(steps):
-        first[:, k] = np.ceil(lo / step - 1e-9) * step
-        last[:, k] = np.floor(hi / step + 1e-9) * step
-        possible[:, k] = first[:, k] <= last[:, k]
-    weight = np.where(possible, np.asarray(shares, dtype=np.float64)[None, :], 0.0)
+    share = np.asarray(shares, dtype=np.float64)
+    lo, hi = np.asarray(lo, dtype=np.float64).copy(), np.asarray(hi, dtype=np.float64).copy()
+    weight = _grid_weights(share, steps, lo, hi)
+    empty = ~(weight.sum(axis=1) > 0)
+    if bounds is not None and empty.any():
+        lo[empty], hi[empty] = bounds
+        weight[empty] = _grid_weights(share, steps, lo[empty], hi[empty])
     total = weight.sum(axis=1)
-    # a row whose possible levels all have zero share keeps its value (the last level's meaning)
     cum = np.cumsum(weight, axis=1)
-    level = (cum < (rng.random(n) * total)[:, None]).sum(axis=1)
-    level = np.where(total > 0, np.minimum(level, levels - 1), levels - 1)
+    level = np.minimum((cum < (rng.random(n) * total)[:, None]).sum(axis=1), levels - 1)
+    level = np.where(total > 0, level, levels - 1)  # no grid with a share has a point here: leave it
     out = values.copy()
+    offsets = np.arange(-2, 4)
     for k, step in enumerate(steps):
-        rows = level == k
-        if rows.any():
-            r = np.rint(values[rows] / step) * step
-            out[rows] = np.clip(r, first[rows, k], last[rows, k])
+        rows = np.flatnonzero(level == k)
+        if not len(rows):
+            continue
+        v = values[rows]
+        # the own points nearest v: within two steps of it whenever the interval holds one
+        cand = (np.floor(v / step)[:, None] + offsets[None, :]) * step
+        ok = (cand >= lo[rows, None] - 1e-9 * step) & (cand <= hi[rows, None] + 1e-9 * step)
+        if k:
+            q = cand / steps[k - 1]
+            ok &= np.abs(q - np.rint(q)) > 1e-6
+        dist = np.where(ok, np.abs(cand - v[:, None]), np.inf)
+        best = dist.argmin(axis=1)
+        # the grid point as its decimal reads (12 × 0.1 is 1.2000000000000002, not the 1.2 of the table)
+        point = np.round(cand[np.arange(len(rows)), best], _decimals(step))
+        out[rows] = np.where(np.isfinite(dist.min(axis=1)), point, v)
     return out
+
+
+def _decimals(step: float) -> int:
+    """The fewest decimals that write ``step`` exactly (0.5 → 1, 0.01 → 2, 60 → 0; at most 12)."""
+    return next((d for d in range(13) if round(step, d) == step), 12)
 
 
 def _merged_mass(

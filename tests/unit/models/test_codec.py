@@ -477,31 +477,52 @@ def test_the_precision_counts_get_the_mechanism_noise() -> None:
     np.testing.assert_allclose(draws.std(axis=0), sigma / PRECISION_WEIGHT, rtol=0.05)
 
 
-def test_the_grid_keeps_a_value_in_its_bin() -> None:
-    """A row is rounded only to a grid with a point inside its decoded bin, drawn from the profile's
-    shares renormalised over those grids: the released bin masses stay where the DP histogram put them."""
+def test_the_grid_follows_the_value() -> None:
+    """A row's grid is drawn from the profile weighted by the grid's own points inside its decoded bin
+    (``_on_grid``): the released bin masses stay where the DP histogram put them."""
     steps = PRECISION_STEPS["continuous"]  # 1, 0.5, 0.1, 0.01, 0.001, then "none"
     shares = np.array([0.5, 0.5, 0.0, 0.0, 0.0, 0.0])  # whole and half units only (years of schooling)
     rng = np.random.default_rng(0)
-    n = 4000
-    # a bin (10.43, 10.66) holds no whole number: every row goes to 10.5, none to 10 or 11
-    lo, hi = np.full(n, 10.43), np.full(n, 10.66)
-    out = _on_grid(rng.uniform(10.43, 10.66, n), shares, steps, lo, hi, rng)
-    assert (out == 10.5).all()
-    # a bin (8.6, 9.4): both grids have only 9 inside
-    out = _on_grid(rng.uniform(8.6, 9.4, n), shares, steps, np.full(n, 8.6), np.full(n, 9.4), rng)
-    assert (out == 9.0).all()
-    # a bin (9.6, 11.4): half the rows whole (10 or 11), half on the half grid (10, 10.5, 11), all inside
-    v = rng.uniform(9.6, 11.4, n)
-    out = _on_grid(v, shares, steps, np.full(n, 9.6), np.full(n, 11.4), rng)
-    assert set(np.unique(out)) <= {10.0, 10.5, 11.0}
-    # the half-grid rows (half) nearest 10.5: those decoded in (10.25, 10.75), 0.5 of the bin's 1.8
-    assert np.mean(out == 10.5) == pytest.approx(0.5 * 0.5 / 1.8, abs=0.02)
-    # a bin (10.51, 10.59) holds no point of a grid with a share: the value is left as decoded
-    v = rng.uniform(10.51, 10.59, n)
-    np.testing.assert_array_equal(_on_grid(v, shares, steps, np.full(n, 10.51), np.full(n, 10.59), rng), v)
+    n = 6000
+
+    def grid(lo: float, hi: float, bounds: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        v = rng.uniform(lo, hi, n)
+        return v, _on_grid(v, shares, steps, np.full(n, lo), np.full(n, hi), rng, bounds=bounds)
+
+    # (10.43, 10.66) holds no whole number: every row goes to 10.5, none to 10 or 11
+    assert (grid(10.43, 10.66)[1] == 10.5).all()
+    # (8.6, 9.4): 9 is the only point of either grid (a whole number is no half grid's own point)
+    assert (grid(8.6, 9.4)[1] == 9.0).all()
+    # (9.6, 11.4): the whole grid's own points 10 and 11 (length 1 each) against the half grid's 10.5
+    # (length 1 / (2 - 1)): weights 0.5·2·1 and 0.5·1·1, so a third of the rows go to 10.5
+    _, out = grid(9.6, 11.4)
+    assert set(np.unique(out)) == {10.0, 10.5, 11.0}
+    assert np.mean(out == 10.5) == pytest.approx(1 / 3, abs=0.02)
+    # a bin much wider than the steps: the profile's own shares (half of the rows on odd halves)
+    v, out = grid(0.0, 30.0)
+    assert np.mean(out != np.rint(out)) == pytest.approx(0.5, abs=0.02)
+    assert np.abs(out - v).max() <= 0.5 + 1e-9
+    # (10.51, 10.59) holds no point of a grid with a share: left as decoded, or, given the column's
+    # bounds, widened to them and rounded to the nearest point of a grid drawn from the shares
+    v, out = grid(10.51, 10.59)
+    np.testing.assert_array_equal(out, v)
+    _, out = grid(10.51, 10.59, bounds=(0.0, 30.0))
+    assert set(np.unique(out)) == {10.5, 11.0}
     with pytest.raises(ValueError, match="levels"):
         _on_grid(v, shares[:-1], steps, np.full(n, 10.51), np.full(n, 10.59), rng)
+
+
+def test_grid_points_read_as_their_decimals() -> None:
+    """12 × 0.1 is 1.2000000000000002 in floats: a KS test against a real 1.2 counts it above the spike.
+    The grid points come out as the decimals the table holds."""
+    steps = PRECISION_STEPS["continuous"]
+    rng = np.random.default_rng(1)
+    v = rng.uniform(0.0, 3.0, 5000)
+    tenth = np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    out = _on_grid(v, tenth, steps, np.full(len(v), 0.0), np.full(len(v), 3.0), rng)
+    decimal = np.array([float(f"{x:.1f}") for x in out])
+    np.testing.assert_array_equal(out, decimal)
+    assert (out == 1.2).sum() > 0
 
 
 def test_a_spiked_continuous_column_decodes_onto_its_spikes() -> None:
