@@ -775,14 +775,25 @@ class Codec:
         return np.clip(self._inverse_cdf(spec, u), spec.lo, spec.hi)
 
     def _decoded_bin_edges(self, spec: _NumericSpec, x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per decoded row, the interval ``_on_grid`` keeps its value in: its bin's edges
-        ("quantile": the bin ``_inverse_cdf`` drew it from, so rounding moves no mass across the
-        released bins), or the column's bounds ("modes": no bins)."""
+        """Per decoded row, the interval ``_on_grid`` keeps its value in: the extent of the released
+        cell (``mass_cells``: a bin, or a run of sparse bins released as one noisy sum) that
+        ``_inverse_cdf`` drew it from, so rounding moves no mass across what was measured ("quantile");
+        the column's bounds ("modes": no bins). Inside a run, how the mass falls between its bins is
+        an assumption (spread by width), so the run's whole extent is the value's interval."""
         if self.numeric_encoding != "quantile":
             return np.full(n, spec.lo), np.full(n, spec.hi)
         b = self._block[(spec.name, "value")]
         idx = self._inverse_bin(spec, np.clip((x[:, b.start].astype(np.float64) + 1.0) / 2.0, 0.0, 1.0))
-        return np.maximum(spec.edges_lo[idx], spec.lo), np.minimum(spec.edges_hi[idx], spec.hi)
+        cell, masses = self.mass_cells(spec.name)
+        inside = cell >= 0
+        cell_lo = np.full(len(masses), np.inf)
+        cell_hi = np.full(len(masses), -np.inf)
+        np.minimum.at(cell_lo, cell[inside], spec.edges_lo[inside])
+        np.maximum.at(cell_hi, cell[inside], spec.edges_hi[inside])
+        # a drawn bin always has mass (``_inverse_bin``), so it is in a cell
+        lo = np.where(cell[idx] >= 0, cell_lo[np.maximum(cell[idx], 0)], spec.edges_lo[idx])
+        hi = np.where(cell[idx] >= 0, cell_hi[np.maximum(cell[idx], 0)], spec.edges_hi[idx])
+        return np.maximum(lo, spec.lo), np.minimum(hi, spec.hi)
 
     def value_quantiles(self, column: str, m: int = 1024) -> np.ndarray:
         """``m`` sorted quantiles of a numeric column's encoded tanh value implied by the DP
