@@ -571,3 +571,39 @@ def test_a_profile_saved_before_the_half_grid_loads_with_no_half_rows() -> None:
     state["precision"] = {"x": [0.9, 0.1]}
     with pytest.raises(ValueError, match="Refit the model"):
         Codec(contract).load_state(state)
+
+
+def test_a_value_s_grid_interval_is_its_released_cell() -> None:
+    """Inside a merged run of sparse bins (one noisy sum spread by width) where a value falls is an
+    assumption, so its grid interval is the run's extent, not its own bin: a run of bins narrower than
+    the grid still sends its rows to the grid's points."""
+    contract = parse_contract(
+        {
+            "table": "t",
+            "columns": {"x": {"kind": "continuous", "min": 0.0, "max": 1000.0}},
+            "privacy": {"epsilon": 1.0, "delta": 1e-6},
+        }
+    )
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.integers(400, 600, 20_000), rng.integers(600, 1000, 3000)]).astype(np.float64)
+    codec = Codec(contract)
+    codec.fit_dp(pl.DataFrame({"x": x}), ledger=PrivacyLedger(1e-6), noise_multiplier=20.0, rng=rng)
+    spec = codec.numeric[0]
+    cell, _ = codec.mass_cells("x")
+    runs = [c for c in np.unique(cell[cell >= 0]) if (cell == c).sum() > 1]
+    assert runs, "the sparse tail should be released as at least one merged run"
+    enc = codec.encode(pl.DataFrame({"x": x}), rng=np.random.default_rng(6))
+    lo, hi = codec._decoded_bin_edges(spec, enc, len(x))
+    bins = codec._inverse_bin(spec, np.clip((enc[:, 0].astype(np.float64) + 1.0) / 2.0, 0.0, 1.0))
+    in_runs = 0
+    for c in runs:
+        rows = cell[bins] == c
+        members = np.flatnonzero(cell == c)
+        in_runs += int(rows.sum())
+        if rows.any():
+            assert (lo[rows] == max(spec.edges_lo[members].min(), 0.0)).all()
+            assert (hi[rows] == min(spec.edges_hi[members].max(), 1000.0)).all()
+    assert in_runs > 100  # the check above ran on rows of merged runs
+    single = np.array([(cell == cell[b]).sum() == 1 for b in bins])
+    np.testing.assert_array_equal(lo[single], spec.edges_lo[bins[single]])
+    np.testing.assert_array_equal(hi[single], spec.edges_hi[bins[single]])
