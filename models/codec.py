@@ -51,8 +51,10 @@ from synthgate.validation.contract import (
 
 MAX_BINS = 128
 # Recording grids a value may sit on (``precision_level``), coarsest first: a continuous column's
-# decimals, a datetime's day / hour / minute / second (epoch seconds). The level after the last is
-# "finer than every grid". Integers need none: they decode to integers.
+# whole, half and decimal units, a datetime's day / hour / minute / second (epoch seconds). The level
+# after the last is "finer than every grid". Integers need none: they decode to integers. Each step
+# divides the one before it (``_on_grid`` counts a grid's own points as its multiples less the
+# coarser step's). The half unit (session 15): half years of schooling, half points of a score.
 PRECISION_STEPS = {"continuous": (1.0, 0.5, 0.1, 0.01, 0.001), "datetime": (86400.0, 3600.0, 60.0, 1.0)}
 # Each row's one-hot precision level enters the codec's Gaussian mechanism scaled by this weight, so
 # the profiles add w² per column to the squared L2 sensitivity (1/16: +0.6% of σ per column at 10
