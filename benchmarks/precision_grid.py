@@ -3,6 +3,8 @@
     python -m benchmarks.precision_grid --datasets rwm5yr,flchain,diamonds,cps1988,mplsstops,nasscds \\
         --epsilons 1,3,10 --seeds 0,1,2
     python -m benchmarks.precision_grid --table      # benchmarks/results/precision_grid.jsonl
+    python -m benchmarks.precision_grid --datasets diamonds --epsilons 3 --detection \
+        --results benchmarks/results/precision_grid_detection.jsonl
 
 ``Codec.decode`` puts each continuous or datetime value on a recording grid drawn from the column's DP
 precision profile (``models/codec.py``, ``_on_grid``). Before this session the grid was drawn apart
@@ -85,12 +87,17 @@ def _before(codec: Any) -> None:
     codec_module._on_grid = old
 
 
-def fit_one(dataset: str, epsilon: float, seed: int) -> list[dict[str, Any]]:
+def fit_one(dataset: str, epsilon: float, seed: int, detection: bool = False) -> list[dict[str, Any]]:
+    """One fit, sampled ``after`` then ``before``; ``detection``: also the release gate's detection AUC
+    of each sample against the test rows (``validation.fidelity.detection``, the suite's holdout)."""
+    import polars as pl
+
     from benchmarks.suite import evaluate, load, synthgate_config
     from synthgate.models.ledger import PrivacyLedger
     from synthgate.models.synthesizers import get_synthesizer
+    from synthgate.validation.fidelity import detection as detect
 
-    contract, train, _, _ = load(dataset)
+    contract, train, test, _ = load(dataset)
     cls = get_synthesizer(contract.model)
     model = cls(contract, synthgate_config(contract, {}), device="cpu").fit(
         train, ledger=PrivacyLedger(contract.privacy.delta), epsilon=epsilon, seed=seed
@@ -104,9 +111,11 @@ def fit_one(dataset: str, epsilon: float, seed: int) -> list[dict[str, Any]]:
             path = Path(tmp) / "synthetic.parquet"
             synthetic.write_parquet(path)
             scores = evaluate(dataset, path)
-        rows.append(
-            {"arm": arm, "dataset": dataset, "epsilon": epsilon, "seed": seed, **{m: scores.get(m) for m in METRICS}}
-        )
+        row = {"arm": arm, "dataset": dataset, "epsilon": epsilon, "seed": seed, **{m: scores.get(m) for m in METRICS}}
+        if detection:
+            synthetic = synthetic.select(train.columns).cast({c: train.schema[c] for c in train.columns})
+            row["detection_auc"] = round(detect(test, pl.DataFrame(synthetic), contract, seed=0).value, 4)
+        rows.append(row)
     return rows
 
 
@@ -138,12 +147,28 @@ def table(rows: list[dict[str, Any]]) -> str:
                 else "—"
             )
         lines.append(f"| {ds} | {eps:g} | {len(pairs)} | " + " | ".join(parts) + " |")
-    lines.append(
+    det = [
+        (v["before"]["detection_auc"], v["after"]["detection_auc"])
+        for v in cells.values()
+        if {"before", "after"} <= set(v) and "detection_auc" in v["before"]
+    ]
+    if det:
+        lines.append("")
+        lines.append(
+            "detection AUC before → after (dataset ε seed): "
+            + ", ".join(
+                f"{k[0]} {k[1]:g} {k[2]}: {v['before']['detection_auc']:.3f} → {v['after']['detection_auc']:.3f}"
+                for k, v in sorted(cells.items())
+                if {"before", "after"} <= set(v) and "detection_auc" in v["before"]
+            )
+        )
+    lines.insert(
+        len(lines) - (2 if det else 0),
         "| **all** | | "
         + str(len(overall[METRICS[0]]))
         + " | "
         + " | ".join(f"**{statistics.mean(overall[m]):+.4f}**" if overall[m] else "—" for m in METRICS)
-        + " |"
+        + " |",
     )
     return "\n".join(lines)
 
@@ -155,11 +180,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="Print the table of --results and exit.")
+    ap.add_argument("--detection", action="store_true", help="Also score each sample's detection AUC.")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one job in this process (JSON)
     args = ap.parse_args()
     if args.one:
         job = json.loads(args.one)
-        out = fit_one(job["dataset"], float(job["epsilon"]), int(job["seed"]))
+        out = fit_one(job["dataset"], float(job["epsilon"]), int(job["seed"]), bool(job.get("detection")))
         with args.results.open("a", encoding="utf-8") as fh:
             for row in out:
                 fh.write(json.dumps(row) + "\n")
@@ -174,7 +200,7 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         for dataset in args.datasets.split(","):
             for eps in (float(e) for e in args.epsilons.split(",")):
-                job = json.dumps({"dataset": dataset, "epsilon": eps, "seed": seed})
+                job = json.dumps({"dataset": dataset, "epsilon": eps, "seed": seed, "detection": args.detection})
                 cmd = [sys.executable, "-m", "benchmarks.precision_grid", "--one", job, "--results", str(args.results)]
                 if subprocess.run(cmd, env=env, check=False).returncode != 0:
                     print(f"failed: {job}", file=sys.stderr, flush=True)
