@@ -894,9 +894,11 @@ class Codec:
         """Matrix (n, dim) -> rows that obey the contract (domains, bounds, nullability).
 
         With ``rng`` (the public sampling stream), each continuous or datetime value is put on a
-        recording grid drawn from its column's DP precision profile (``self.precision``): a column
-        whose rows are 98% whole numbers comes out 98% whole numbers, as a detector would
-        otherwise notice. Without it, or without a profile, values are left as decoded."""
+        recording grid drawn from its column's DP precision profile (``self.precision``), weighted
+        by the grid's points inside the value's released cell (``_on_grid``): a column whose rows
+        are 98% whole numbers comes out 98% whole numbers, as a detector would otherwise notice,
+        and a column of whole and half years on its whole and half years. Without it, or without
+        a profile, values are left as decoded."""
         cols: dict[str, pl.Series] = {}
         for spec in self.discrete:
             b = self._block[(spec.name, "value")]
