@@ -129,3 +129,42 @@ def sizes_main(
             file=sys.stderr,
             flush=True,
         )
+
+
+# --- paired-fit diagnostics that run one fit per process (speed_diag, precision_grid) -----------------
+
+
+def cell_arguments(ap: argparse.ArgumentParser, *, datasets: str, epsilons: str, seeds: str, results: Path) -> None:
+    """The options such a diagnostic takes: which (table, ε, seed) cells, where its rows go, ``--table``,
+    and the internal ``--one`` (one JSON job in this process)."""
+    ap.add_argument("--datasets", default=datasets)
+    ap.add_argument("--epsilons", default=epsilons)
+    ap.add_argument("--seeds", default=seeds)
+    ap.add_argument("--results", type=Path, default=results)
+    ap.add_argument("--table", action="store_true", help="Print the table of --results and exit.")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines results file (none if it does not exist)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+
+
+def run_one_per_process(module: str, jobs: list[dict[str, Any]], results: Path) -> None:
+    """Each job in its own process (``python -m module --one JOB --results results``), one thread each:
+    a fit's CPU time is its process's, and one fit's state cannot leak into the next."""
+    results.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for job in jobs:
+        cmd = [sys.executable, "-m", module, "--one", json.dumps(job), "--results", str(results)]
+        done = subprocess.run(cmd, env=env, check=False)
+        if done.returncode != 0:
+            print(f"failed: {job} (exit {done.returncode})", file=sys.stderr, flush=True)

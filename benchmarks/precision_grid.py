@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -174,36 +171,34 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
+    from benchmarks.common import append_rows, cell_arguments, read_rows, run_one_per_process
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--datasets", default="rwm5yr,flchain,diamonds,cps1988,mplsstops,nasscds")
-    ap.add_argument("--epsilons", default="1,3,10")
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--results", type=Path, default=RESULTS)
-    ap.add_argument("--table", action="store_true", help="Print the table of --results and exit.")
+    cell_arguments(
+        ap,
+        datasets="rwm5yr,flchain,diamonds,cps1988,mplsstops,nasscds",
+        epsilons="1,3,10",
+        seeds="0,1,2",
+        results=RESULTS,
+    )
     ap.add_argument("--detection", action="store_true", help="Also score each sample's detection AUC.")
-    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one job in this process (JSON)
     args = ap.parse_args()
     if args.one:
         job = json.loads(args.one)
         out = fit_one(job["dataset"], float(job["epsilon"]), int(job["seed"]), bool(job.get("detection")))
-        with args.results.open("a", encoding="utf-8") as fh:
-            for row in out:
-                fh.write(json.dumps(row) + "\n")
+        append_rows(args.results, out)
         print(json.dumps(out), flush=True)
         return
     if args.table:
-        lines = args.results.read_text(encoding="utf-8").splitlines() if args.results.exists() else []
-        print(table([json.loads(line) for line in lines if line.strip()]))
+        print(table(read_rows(args.results)))
         return
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for seed in (int(s) for s in args.seeds.split(",")):
-        for dataset in args.datasets.split(","):
-            for eps in (float(e) for e in args.epsilons.split(",")):
-                job = json.dumps({"dataset": dataset, "epsilon": eps, "seed": seed, "detection": args.detection})
-                cmd = [sys.executable, "-m", "benchmarks.precision_grid", "--one", job, "--results", str(args.results)]
-                if subprocess.run(cmd, env=env, check=False).returncode != 0:
-                    print(f"failed: {job}", file=sys.stderr, flush=True)
+    jobs = [
+        {"dataset": dataset, "epsilon": eps, "seed": seed, "detection": args.detection}
+        for seed in (int(s) for s in args.seeds.split(","))
+        for dataset in args.datasets.split(",")
+        for eps in (float(e) for e in args.epsilons.split(","))
+    ]
+    run_one_per_process("benchmarks.precision_grid", jobs, args.results)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -165,42 +162,32 @@ def table(rows: list[dict[str, Any]], base: str = "before") -> str:
 
 
 def main() -> None:
+    from benchmarks.common import append_rows, cell_arguments, read_rows, run_one_per_process
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arms", default="before,eval+g128")
-    ap.add_argument("--datasets", default="cps1988,nasscds,diamonds,adult,mplsstops")
-    ap.add_argument("--epsilons", default="1,3")
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--results", type=Path, default=RESULTS)
-    ap.add_argument("--table", action="store_true", help="Print the table of --results and exit.")
+    cell_arguments(
+        ap, datasets="cps1988,nasscds,diamonds,adult,mplsstops", epsilons="1,3", seeds="0,1,2", results=RESULTS
+    )
     ap.add_argument("--base", default="before", help="The arm --table compares the others with.")
-    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one fit in this process (JSON job)
     args = ap.parse_args()
     if args.one:
         job = json.loads(args.one)
         row = fit_one(job["arm"], job["dataset"], float(job["epsilon"]), int(job["seed"]))
-        with args.results.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(row) + "\n")
+        append_rows(args.results, [row])
         print(json.dumps(row), flush=True)
         return
-    rows = (
-        [json.loads(line) for line in args.results.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if args.results.exists()
-        else []
-    )
     if args.table:
-        print(table(rows, args.base))
+        print(table(read_rows(args.results), args.base))
         return
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for seed in (int(s) for s in args.seeds.split(",")):
-        for dataset in args.datasets.split(","):
-            for eps in (float(e) for e in args.epsilons.split(",")):
-                for arm in args.arms.split(","):
-                    job = {"arm": arm, "dataset": dataset, "epsilon": eps, "seed": seed}
-                    cmd = [sys.executable, "-m", "benchmarks.speed_diag", "--one", json.dumps(job)]
-                    done = subprocess.run([*cmd, "--results", str(args.results)], env=env, check=False)
-                    if done.returncode != 0:
-                        print(f"failed: {job} (exit {done.returncode})", file=sys.stderr, flush=True)
+    jobs = [
+        {"arm": arm, "dataset": dataset, "epsilon": eps, "seed": seed}
+        for seed in (int(s) for s in args.seeds.split(","))
+        for dataset in args.datasets.split(",")
+        for eps in (float(e) for e in args.epsilons.split(","))
+        for arm in args.arms.split(",")
+    ]
+    run_one_per_process("benchmarks.speed_diag", jobs, args.results)
 
 
 if __name__ == "__main__":
