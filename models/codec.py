@@ -1063,7 +1063,7 @@ def _on_grid(
     bounds: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Put each value on a recording grid drawn from the DP profile ``shares`` given its interval
-    [lo_i, hi_i] (its decoded bin: ``Codec._decoded_bin_edges``), at the nearest point of that grid
+    [lo_i, hi_i] (its released cell: ``Codec._decoded_bin_edges``), at the nearest point of that grid
     inside the interval; the last level ("on no grid") leaves the value as decoded.
 
     Level k's rows are the values whose coarsest grid is ``steps[k]``: they sit on its *own* points,
@@ -1072,10 +1072,10 @@ def _on_grid(
     rows of level k that fall in an interval are proportional to ``shares[k]`` × (its own points in
     the interval) × (the length each own point stands for, 1 / (1/steps[k] − 1/steps[k−1])), and
     the unrounded level's to ``shares[-1]`` × the interval's width (``_grid_weights``). A row draws
-    its level from these weights: in a bin much wider than the steps they are ``shares`` (the
-    profile's own proportions), and in a narrow bin the grids it holds points of take it. A value
+    its level from these weights: in a cell much wider than the steps they are ``shares`` (the
+    profile's own proportions), and in a narrow cell the grids it holds points of take it. A value
     decoded in the bin (10.43, 10.66) of a column of whole and half years goes to 10.5, never to 10
-    or 11 (out of the bin the DP histogram put it in). A bin that holds no point of any grid with a
+    or 11 (out of the bin the DP histogram put it in). A cell that holds no point of any grid with a
     share (a bin between two grid points, given mass by the noise) is widened to ``bounds`` (the
     column's): its rows go to the nearest point of a grid drawn from ``shares``, as every row did
     before session 15. Post-processing of the DP profile and bins; one public uniform per row."""
@@ -1104,8 +1104,8 @@ def _on_grid(
         cand = (np.floor(v / step)[:, None] + offsets[None, :]) * step
         ok = (cand >= lo[rows, None] - 1e-9 * step) & (cand <= hi[rows, None] + 1e-9 * step)
         if k:
-            q = cand / steps[k - 1]
-            ok &= np.abs(q - np.rint(q)) > 1e-6
+            q = cand / steps[k - 1]  # not a coarser grid's point (``precision_level``'s tolerance)
+            ok &= np.abs(q - np.rint(q)) > 1e-6 + 1e-12 * np.abs(q)
         dist = np.where(ok, np.abs(cand - v[:, None]), np.inf)
         best = dist.argmin(axis=1)
         # the grid point as its decimal reads (12 × 0.1 is 1.2000000000000002, not the 1.2 of the table)
