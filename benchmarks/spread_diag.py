@@ -54,6 +54,25 @@ def _pinned_generators(seed: int, device: torch.device) -> base.Generators:
     )
 
 
+def _clip_one_way() -> None:
+    """Patch in the categorical 1-way estimators before round 2 session 16: counts clipped at zero and
+    normalised, n̂ the plain mean of every column's total."""
+    from synthgate.models import marginals
+
+    def clip(counts: np.ndarray, n_hat: float) -> np.ndarray:
+        c = np.clip(np.asarray(counts, dtype=np.float64), 0.0, None)
+        return c / c.sum() if c.sum() > 0 else np.full(len(c), 1.0 / len(c))
+
+    def plain_mean(noisy: dict[str, np.ndarray], sigma: float) -> tuple[float, float]:
+        sizes = sum(v.size for v in noisy.values())
+        mean = float(np.mean([v.sum() for v in noisy.values()]))
+        return max(1.0, mean), float(sigma * np.sqrt(sizes) / max(len(noisy), 1))
+
+    codec.one_way_estimate = clip  # type: ignore[assignment]
+    marginals.one_way_estimate = clip  # type: ignore[assignment]
+    codec.row_estimate = plain_mean  # type: ignore[assignment]
+
+
 def released_fit(model: Any, n: int = 20_000) -> dict[str, float]:
     """How far the generator's raw rows are from the released marginals (DP outputs only)."""
     from synthgate.models.calibrate import Calibrator
@@ -114,11 +133,21 @@ def main() -> None:
         help="the codec's estimator of sparse numeric bins: greedy (the default, models.codec._merged_mass) or "
         "segments (models.codec._segment_mass, a candidate not adopted; BENCHMARKS.md, round 2 session 5)",
     )
+    ap.add_argument(
+        "--one-way",
+        choices=["project", "clip"],
+        default="project",
+        help="categorical 1-way frequencies: projected onto n̂'s simplex with the inverse-variance n̂ (the default "
+        "since round 2 session 16, models.codec.one_way_estimate / row_estimate) or clipped at zero with the "
+        "plain mean of the column totals (before)",
+    )
     ap.add_argument("--keep", type=Path, default=None, help="keep each fit's synthetic table in this folder")
     args = ap.parse_args()
     options = suite.parse_options(args.option)
     if args.sparse == "segments":  # the candidate of round 2 session 5, not the default (BENCHMARKS.md)
         codec._merged_mass = codec._segment_mass  # type: ignore[assignment]
+    if args.one_way == "clip":  # the estimators before round 2 session 16 (BENCHMARKS.md)
+        _clip_one_way()
     base.make_generators = _pinned_generators  # type: ignore[assignment]
     other = "private" if args.vary == "public" else "public"
     PINNED[other] = args.fixed
@@ -132,6 +161,7 @@ def main() -> None:
             r.update({"dataset": args.dataset, "epsilon": args.epsilon, "vary": args.vary, "k": k})
             r[other] = args.fixed
             r["options"] = options
+            r["one_way"] = args.one_way
             rows.append(r)
             brief = {key: v for key, v in r.items() if key != "pair_set"}
             print(json.dumps(brief), flush=True)

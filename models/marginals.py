@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthgate.models.codec import Codec
+from synthgate.models.codec import Codec, one_way_estimate, project_to_simplex
 from synthgate.models.ledger import PrivacyLedger
 
 NUMERIC_BINS = 8
@@ -145,17 +145,6 @@ def one_way(codec: Codec, v: Variable) -> np.ndarray:
     else:
         f = np.asarray(codec.modes[v.column].weight, dtype=np.float64)
     return f / f.sum() if f.sum() > 0 else np.full(v.width, 1.0 / v.width)
-
-
-def project_to_simplex(y: np.ndarray, total: float = 1.0) -> np.ndarray:
-    """Euclidean projection of ``y`` onto {x ≥ 0, Σx = total} (sort-based; Held et al. 1974)."""
-    flat = np.asarray(y, dtype=np.float64).ravel()
-    u = np.sort(flat)[::-1]
-    css = np.cumsum(u) - total
-    k = np.arange(1, len(u) + 1)
-    rho = np.nonzero(u - css / k > 0)[0][-1]
-    theta = css[rho] / (rho + 1)
-    return np.maximum(flat - theta, 0.0).reshape(np.shape(y))
 
 
 @dataclass
@@ -664,12 +653,13 @@ def pool_one_way(
 
     The raw margins must be used, not the projected tables' (projecting a noisy table to the simplex
     clips its rare cells and biases their margins upward: session 3 tried those and Adult's
-    categories got worse). The result is clipped at zero and normalised, as the codec's own
-    frequencies are. Post-processing of DP outputs only (the codec's released counts and the tables'
+    categories got worse). The result goes onto n̂'s simplex and is normalised, as the codec's own
+    frequencies do (``codec.one_way_estimate``). Post-processing of DP outputs only (the codec's released counts and the tables'
     Gaussian outputs): no row is read and nothing is charged."""
     counts, s0 = codec.released_counts, codec.released_sigma
     if not counts or not (s0 > 0) or not (sigma > 0):
         return {}
+    n_hat = float(codec.n_estimate or 1.0)
     out: dict[str, np.ndarray] = {}
     for j, v in enumerate(variables_):
         y0 = counts.get(v.column)
@@ -683,9 +673,7 @@ def pool_one_way(
             total = total + margin / (sigma**2 * other)
             precision += 1.0 / (sigma**2 * other)
         if precision > 1.0 / s0**2:
-            est = np.clip(total / precision, 0.0, None)
-            if est.sum() > 0:
-                out[v.column] = est / est.sum()
+            out[v.column] = one_way_estimate(total / precision, n_hat)
     return out
 
 

@@ -131,14 +131,16 @@ class CTGANConfig(SynthConfig):
     ``critic="auto"`` (default): before the marginals are measured, the critic's DP-SGD run is planned
     as if they took their share (models/schedule.py: T steps, expected batch B, σ), and its whole-run
     signal-to-noise bound ``schedule.critic_snr`` = √T·B / (σ·√P) (P the critic's parameters) is
-    compared with ``schedule.MIN_CRITIC_SNR`` = 4. Below it no critic trains: the marginals spend all
+    compared with ``schedule.MIN_CRITIC_SNR`` = 10 (4 before round 2 session 16; models/schedule.py says
+    why). Below it no critic trains: the marginals spend all
     the ε left after the codec, no ``dp-sgd-critic`` entry is charged, and the generator trains for
     the schedule's steps on the condition, 1-way and pair losses alone (post-processing of released
     statistics; it reads no row). Inputs: ε, δ, the codec's DP row count n̂, the encoded width and
     the critic's architecture, all public; explicit ``epochs`` / ``batch_size`` or ε = ∞ keep the critic.
-    On the suite (δ of each contract) the bound is 0.8 / 2.5 / 6.9 on survival::colon (~1,300 rows)
-    at ε = 1 / 3 / 10, and ≥ 5.8 on every table of 18,000+ rows from ε = 0.5 (11–23 at ε = 1), so
-    only colon at ε ≤ 3 loses its critic. Measured there (column shapes / pair trends / TSTR AUC,
+    On the suite (δ of each contract) the bound is 0.7 / 1.8 / 5.2 on survival::colon (~1,300 rows)
+    at ε = 1 / 3 / 10, 2.0–8.8 on the 3,600–5,500-row held-out tables at ε = 1 and 3, and 11–23 at
+    ε = 1 on every table of 18,000+ rows. At the threshold of 4 (below), only colon at ε ≤ 3 lost
+    its critic. Measured there (column shapes / pair trends / TSTR AUC,
     process CPU s; the DP noise is unseeded, so a fit's figures vary run to run beyond its seed):
       6 fits each, one harness (benchmarks.suite.evaluate, seeds 0-5), critic on -> off:
         ε = 1: 0.952 / 0.911 / 0.900, 8.2 s  ->  0.948 / 0.913 / 0.927, 4.1 s
