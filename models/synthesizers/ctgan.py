@@ -131,7 +131,7 @@ class CTGANConfig(SynthConfig):
     ``critic="auto"`` (default): before the marginals are measured, the critic's DP-SGD run is planned
     as if they took their share (models/schedule.py: T steps, expected batch B, σ), and its whole-run
     signal-to-noise bound ``schedule.critic_snr`` = √T·B / (σ·√P) (P the critic's parameters) is
-    compared with ``schedule.MIN_CRITIC_SNR`` = 10 (4 before round 2 session 16; models/schedule.py says
+    compared with ``schedule.MIN_CRITIC_SNR`` = 9 (4 before round 2 session 16; models/schedule.py says
     why). Below it no critic trains: the marginals spend all
     the ε left after the codec, no ``dp-sgd-critic`` entry is charged, and the generator trains for
     the schedule's steps on the condition, 1-way and pair losses alone (post-processing of released
