@@ -593,7 +593,9 @@ class DPCTGAN(Synthesizer):
         self._targets = self._marginal_targets()
         measured = self.measured
         self._pair_loss = (
-            PairLoss(measured, dev) if measured is not None and measured.cliques() and cfg.pair_weight else None
+            PairLoss(measured, dev, target=self.contract.target)
+            if measured is not None and measured.cliques() and cfg.pair_weight
+            else None
         )
         self._bg = max(2, run.expected_batch)
         run.keep(generator=self.generator, opt_g=self._opt_g)

@@ -30,6 +30,7 @@ from synthgate.models.marginals import (
     shrink_to_independence,
     soft_membership,
     target_share,
+    target_weight,
     variables,
 )
 from synthgate.validation.contract import Contract, parse_contract
@@ -236,6 +237,32 @@ def test_the_pair_loss_is_smallest_at_the_measured_tables(contract: Contract, ta
     value = loss(noise)
     value.backward()
     assert math.isfinite(value.item()) and noise.grad is not None and noise.grad.abs().sum() > 0
+
+
+def test_the_targets_pairs_weigh_as_much_as_the_others(contract: Contract, table: pl.DataFrame) -> None:
+    """With the contract's target, each of its pairs weighs (other pairs) / (its pairs), at least 1, so the
+    target's pairs weigh as much as all the others together; the loss is that weighted sum of KL terms."""
+    codec, x = _codec(contract, table)
+    measured = measure_marginals(
+        x, codec, ledger=PrivacyLedger(1e-6), target_epsilon=None, rng=np.random.default_rng(0), triples=0
+    )
+    on_target = [any(measured.variables[i].column == "y" for i in p) for p in measured.pairs]
+    k = sum(on_target)
+    assert 0 < k < len(measured.pairs)
+    w = target_weight(measured, "y")
+    assert w == max(1.0, (len(measured.pairs) - k) / k)
+    assert target_weight(measured, None) == 1.0 and target_weight(measured, "not-a-column") == 1.0
+    noise = torch.randn(500, codec.dim, generator=torch.Generator().manual_seed(1))
+    member = {i: soft_membership(noise, v) for i, v in enumerate(measured.variables)}
+    terms = []
+    for (a, b), tab in zip(measured.pairs, measured.tables, strict=True):
+        q = (member[a].t() @ member[b] / len(noise)).clamp_min(1e-8)
+        t = torch.as_tensor(tab, dtype=torch.float32)
+        terms.append(float((t * (torch.log(t.clamp_min(1e-8)) - torch.log(q))).sum()))
+    plain = sum(terms)
+    weighted = sum(x * (w if on else 1.0) for x, on in zip(terms, on_target, strict=True))
+    assert float(PairLoss(measured, torch.device("cpu"))(noise)) == pytest.approx(plain, rel=1e-4)
+    assert float(PairLoss(measured, torch.device("cpu"), target="y")(noise)) == pytest.approx(weighted, rel=1e-4)
 
 
 def test_the_injected_noise_has_the_charged_scale(contract: Contract, table: pl.DataFrame) -> None:
