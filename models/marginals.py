@@ -746,7 +746,8 @@ class PairLoss:
         for idx, table in measured.cliques():
             lead = tuple(idx[:-1])
             groups.setdefault(lead, []).append((idx[-1], table.reshape(-1, table.shape[-1])))
-        # (lead, other blocks, concatenated tables, their logs, margins' weight on each lead cell, Σ p log p)
+        # (lead, other blocks, concatenated tables times their weights, the tables' logs, margins' weight on each
+        # lead cell, Σ p log p)
         self.groups: list[tuple[tuple[int, ...], list[int], torch.Tensor, torch.Tensor, torch.Tensor, float]] = []
         for lead, members in groups.items():
             # each table's column weight: the target's pairs weigh target_weight (triples, and every pair
@@ -764,13 +765,13 @@ class PairLoss:
             margins = np.stack([m.sum(1) for _, m in members], axis=1)  # each triple's own (t, a) margin
             weight = margins.sum(1) if len(lead) > 1 else np.zeros(len(t))
             entropy = float((margins * np.log(np.clip(margins, 1e-8, None))).sum()) if len(lead) > 1 else 0.0
-            target = torch.as_tensor(t, dtype=torch.float32, device=device)
+            weighted = torch.as_tensor(t, dtype=torch.float32, device=device)
             unweighted = np.concatenate([m for _, m in members], axis=1)
             self.groups.append(
                 (
                     lead,
                     [b for b, _ in members],
-                    target,
+                    weighted,
                     torch.log(torch.as_tensor(unweighted, dtype=torch.float32, device=device).clamp_min(1e-8)),
                     torch.as_tensor(weight, dtype=torch.float32, device=device),
                     entropy,
