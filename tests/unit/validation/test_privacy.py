@@ -175,6 +175,41 @@ def test_identical_match_share_works_without_a_contract() -> None:
     assert (r.value, r.details["holdout_share"], r.passed) == (1.0, 0.0, False)
 
 
+def test_identical_matches_by_chance_on_a_low_entropy_table_are_inconclusive() -> None:
+    """Fresh rows of a table of few distinct rows: which rare rows land in the train or the holdout half
+    moves the two shares apart by chance. A split where the plain gate fails is ``inconclusive`` (the
+    permutation spread covers the excess), not a ``fail``."""
+    from synthgate.validation.privacy import _exact_match_excess_null
+
+    rng = np.random.default_rng(5)
+
+    # 3 binary columns and a 0-9 count with a skewed law: ~40 distinct rows, many rare ones
+    def draw(n: int) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "a": rng.integers(0, 2, n),
+                "b": rng.integers(0, 2, n),
+                "c": (rng.random(n) < 0.1).astype(np.int64),
+                "k": np.minimum(rng.geometric(0.35, n) - 1, 9),
+            }
+        )
+
+    outcomes = []
+    for _ in range(40):
+        train, holdout, fresh = draw(600), draw(600), draw(600)
+        r = identical_match_share(fresh, train, holdout, tolerance=0.01, seed=int(rng.integers(1 << 30)))
+        lo, hi = r.details["no_leak_excess_95"]
+        assert lo < 0 < hi and r.ideal == r.details["holdout_share"]
+        outcomes.append(r.outcome)
+    assert "pass" in outcomes and "fail" not in outcomes
+    assert "inconclusive" in outcomes  # the plain gate would have blocked these
+    # (on ~40 distinct rows a copy of the training rows matches the holdout as often: no evidence either;
+    # a copy of Adult's stays a fail, test_oracle_copy_of_train_is_blocked)
+    # the null's halvings are draws of the same statistic: its spread is centred on 0
+    null = _exact_match_excess_null(fresh, train, holdout, np.random.default_rng(0), 400)
+    assert abs(null.mean()) < 0.25 * null.std()
+
+
 # --- dcr_share -------------------------------------------------------------------------------
 
 
@@ -645,6 +680,7 @@ def test_oracle_copy_of_train_is_blocked() -> None:
     assert dcr.value > 0.9
     assert not dcr.passed
     assert not identical.passed
+    assert identical.outcome == "fail"  # far past the no-leak spread of the excess
     assert identical.value > 0.4  # about half of train lies in the holdout-sized subsample
     decision = decide_release([dcr, identical])
     assert not decision.released
