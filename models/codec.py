@@ -1338,8 +1338,8 @@ def row_estimate(noisy: dict[str, np.ndarray], sigma: float) -> tuple[float, flo
 def one_way_estimate(counts: np.ndarray, n_hat: float) -> np.ndarray:
     """A categorical column's frequencies from its noisy counts: the projection onto {x ≥ 0, Σx = n̂}, normalised.
 
-    Post-processing of released counts (``counts``, Gaussian noise) and the DP row estimate ``n̂`` (which
-    averages every column's noisy total, so it is far more precise than this column's own). Clipping at
+    Post-processing of released counts (``counts``, Gaussian noise) and the DP row estimate ``n̂`` (every
+    column's noisy total weighed by 1 / its bins, ``row_estimate``: more precise than this column's own). Clipping at
     zero instead leaves each empty category E[max(0, N(0, σ²))] ≈ 0.40σ rows, so a domain declared wider
     than the data (nine regions declared, one held) loses 0.40σ per empty category to values the table
     never holds; the projection subtracts one θ from every count before clipping, so that the kept counts
